@@ -1,0 +1,37 @@
+# remediator: the two commands a user needs are `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+PORT ?= 8080
+
+.PHONY: run test lint system-deps bench demo clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,lint]'
+	touch $@
+
+## run: start the service on :$(PORT) with the shipped rules, the memory store and dry-run on
+run: $(VENV)/.installed
+	@token=$${REMEDIATOR_WEBHOOK_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}; \
+	echo "webhook token: $$token"; \
+	echo "try: curl -H \"Authorization: Bearer $$token\" -H 'Content-Type: application/json' --data @examples/alertmanager/clickhouse-readonly-firing.json http://127.0.0.1:$(PORT)/webhooks/alertmanager"; \
+	REMEDIATOR_WEBHOOK_TOKEN=$$token REMEDIATOR_LOG_FORMAT=$${REMEDIATOR_LOG_FORMAT:-console} \
+	exec $(PY) -m remediator serve --rules rules.yaml --port $(PORT) --dry-run
+
+## system-deps: the servers the tests start (redis, clickhouse, zookeeper, alertmanager, promtool)
+system-deps:
+	bash scripts/system-deps.sh
+
+## test: install what the tests need, then run the whole suite
+test: $(VENV)/.installed system-deps
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check remediator handlers tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""``http.request``: call a URL, for runbooks that live elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import Field, field_validator
+
+from remediator import Context, HandlerParams, Result, TemporaryError, handler, url_escape
+
+_MAX_BODY_SHOWN = 500
+
+
+class HttpRequestParams(HandlerParams):
+    url: str
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    expect_status: list[int] = Field(default_factory=list)
+    timeout: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if any(ch in key + item for ch in "\r\n"):
+                raise ValueError(f"header {key!r} contains a line break")
+        return value
+
+    def expected(self, status: int) -> bool:
+        return status in self.expect_status if self.expect_status else 200 <= status < 300
+
+
+def _describe(params: HttpRequestParams) -> list[str]:
+    body = " with a JSON body" if params.json_body is not None else ""
+    expect = ", ".join(map(str, params.expect_status)) or "2xx"
+    return [f"{params.method} {params.url}{body}; expect {expect}"]
+
+
+@handler(
+    "http.request",
+    params=HttpRequestParams,
+    escapes={"url": url_escape},
+    describe=_describe,
+)
+async def http_request(params: HttpRequestParams, ctx: Context) -> Result:
+    """Call a URL and check the answer's status code."""
+    plan = _describe(params)
+    if ctx.dry_run:
+        return Result.dry_run(plan)
+    ctx.step("act", plan[0])
+    timeout = aiohttp.ClientTimeout(total=min(params.timeout, max(ctx.remaining(), 0.1)))
+    try:
+        async with ctx.resources.http.request(
+            params.method, params.url, headers=params.headers, json=params.json_body,
+            timeout=timeout,
+        ) as response:
+            text = await response.text(errors="replace")
+            status = response.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise TemporaryError(f"{params.method} {params.url} failed: {exc or type(exc).__name__}") from exc
+    shown = text[:_MAX_BODY_SHOWN] + ("... (truncated)" if len(text) > _MAX_BODY_SHOWN else "")
+    ctx.step("verify", f"HTTP {status}", status=status)
+    if not params.expected(status):
+        return Result.failed(f"{params.method} {params.url} answered HTTP {status}: {shown}",
+                             retryable=status >= 500, status=status)
+    return Result.succeeded(f"{params.method} {params.url} answered HTTP {status}",
+                            status=status, body=shown)

@@ -1,0 +1,114 @@
+"""Builds the aiohttp app and owns every resource: opened at start, closed at stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from remediator import server
+from remediator.context import Resources
+from remediator.intake import Intake
+from remediator.metrics import Metrics
+from remediator.notify import LogNotifier, Notifier
+from remediator.pipeline import Pipeline
+from remediator.registry import Registry, default_registry
+from remediator.reloading import RulesHolder
+from remediator.service import SERVICE, Service
+from remediator.settings import Settings
+from remediator.store import MemoryStore, Store
+
+log = structlog.get_logger("remediator.app")
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
+
+
+async def make_store(settings: Settings) -> Store:
+    if settings.redis_url is None:
+        log.warning("store.memory", message="REMEDIATOR_REDIS_URL is unset: using the in-memory "
+                    "store; one replica only, nothing survives a restart")
+        return MemoryStore(firing_ttl=settings.firing_ttl,
+                           audit_max_events=settings.audit_max_events,
+                           max_deliveries=settings.max_deliveries)
+    from remediator.redis_store import RedisStore
+
+    return await RedisStore.create(settings)
+
+
+def make_notifier(settings: Settings, session: aiohttp.ClientSession, store: Store,
+                  metrics: Metrics) -> Notifier:
+    if settings.slack_bot_token or settings.slack_webhook_url:
+        from remediator.slack import SlackNotifier
+
+        return SlackNotifier(settings=settings, session=session, store=store, metrics=metrics)
+    return LogNotifier()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: Registry = default_registry,
+    store: Store | None = None,
+    notifier: Notifier | None = None,
+) -> web.Application:
+    """The service as an aiohttp app. Pass ``store``/``notifier`` to borrow your own."""
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024)
+    server.add_routes(app)
+    app.cleanup_ctx.append(_lifecycle(settings, registry, store, notifier))
+    return app
+
+
+def _lifecycle(settings: Settings, registry: Registry, given_store: Store | None,
+               given_notifier: Notifier | None):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        metrics = Metrics()
+        rules = RulesHolder(settings.rules, registry, metrics)
+        rules.load()
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        store = given_store or await make_store(settings)
+        resources = Resources(settings, session)
+        notifier = given_notifier or make_notifier(settings, session, store, metrics)
+        replica = replica_name()
+        intake = Intake(store, rules.current, metrics)
+        pipeline = Pipeline(store=store, rules=rules.current, notifier=notifier, metrics=metrics,
+                            resources=resources, settings=settings, replica=replica)
+        svc = Service(settings=settings, metrics=metrics, rules=rules, store=store,
+                      notifier=notifier, resources=resources, intake=intake, pipeline=pipeline,
+                      replica=replica)
+        app[SERVICE] = svc
+        await notifier.start()
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(pipeline.run_worker(f"{replica}-w{i}", stop), name=f"worker-{i}")
+            for i in range(settings.workers)
+        ]
+        tasks.append(asyncio.create_task(pipeline.run_maintenance(stop), name="maintenance"))
+        log.info("service.started", replica=replica, store=store.kind, workers=settings.workers,
+                 dry_run=settings.dry_run, rules_loaded=rules.loaded)
+        try:
+            yield
+        finally:
+            stop.set()
+            _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await notifier.close()
+            await resources.aclose()
+            if given_store is None:
+                await store.close()
+            await session.close()
+            log.info("service.stopped", replica=replica)
+
+    return lifecycle
+

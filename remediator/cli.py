@@ -1,0 +1,171 @@
+"""``remediator serve | check | simulate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from remediator import logs
+from remediator.errors import RulesError, TemplateError
+from remediator.models import Alert, WebhookPayload
+from remediator.registry import default_registry, load_plugins
+from remediator.rules import RuleSet, load_rules, render
+from remediator.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook receiver and the workers")
+    serve.add_argument("--rules", type=Path)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--dry-run", action="store_true", default=None)
+    serve.add_argument("--insecure-no-auth", action="store_true", default=None,
+                       help="accept webhooks without credentials (local testing only)")
+
+    check = sub.add_parser("check", help="validate a rules file")
+    check.add_argument("path", nargs="?", type=Path)
+
+    simulate = sub.add_parser("simulate", help="show what a payload would trigger; no effects")
+    simulate.add_argument("payload", type=Path, help="Alertmanager webhook JSON (or one alert)")
+    simulate.add_argument("--rules", type=Path)
+    simulate.add_argument("--json", action="store_true", help="machine-readable output")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"invalid environment: {exc}", file=sys.stderr)
+        return 2
+    load_plugins(settings.handler_modules)
+    if args.command == "serve":
+        return _serve(args, settings)
+    if args.command == "check":
+        return _check(args.path or settings.rules)
+    return _simulate(args.payload, args.rules or settings.rules, args.json)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in ("rules", "host", "port", "dry_run", "insecure_no_auth") and v is not None}
+    settings = settings.model_copy(update=overrides)
+    logs.configure(settings.log_format, settings.log_level)
+    if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
+        print("refusing to start: set REMEDIATOR_WEBHOOK_TOKEN (or WEBHOOK_USERNAME and "
+              "WEBHOOK_PASSWORD), or pass --insecure-no-auth", file=sys.stderr)
+        return 2
+    try:
+        load_rules(settings.rules, default_registry)
+    except RulesError as exc:
+        _print_rule_errors(exc)
+        return 1
+    from aiohttp import web
+
+    from remediator.app import create_app
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                print=None, shutdown_timeout=settings.shutdown_grace)
+    return 0
+
+
+def _check(path: Path) -> int:
+    try:
+        rules = load_rules(path, default_registry)
+    except RulesError as exc:
+        _print_rule_errors(exc)
+        return 1
+    enabled = sum(1 for r in rules.rules if r.enabled)
+    print(f"{path}: OK, {len(rules)} rules ({enabled} enabled), hash {rules.hash}")
+    return 0
+
+
+def _print_rule_errors(exc: RulesError) -> None:
+    for problem in exc.problems:
+        print(f"{exc.source}: {problem}", file=sys.stderr)
+
+
+def _simulate(payload_path: Path, rules_path: Path, as_json: bool) -> int:
+    try:
+        rules = load_rules(rules_path, default_registry)
+    except RulesError as exc:
+        _print_rule_errors(exc)
+        return 1
+    try:
+        alerts = read_alerts(json.loads(payload_path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        print(f"{payload_path}: {exc}", file=sys.stderr)
+        return 1
+    report = simulate(rules, alerts)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_simulation(report))
+    return 0
+
+
+def read_alerts(data: Any) -> list[Alert]:
+    """A webhook payload, a single alert, or a list of alerts."""
+    if isinstance(data, dict) and "alerts" in data:
+        return WebhookPayload.model_validate(data).alerts
+    if isinstance(data, list):
+        return [Alert.model_validate(item) for item in data]
+    return [Alert.model_validate(data)]
+
+
+def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
+    """Per alert: matching rules, rendered target and params, and the plan. Pure."""
+    report = []
+    for alert in alerts:
+        entry: dict[str, Any] = {"alert": alert.name, "status": alert.status,
+                                 "fingerprint": alert.fingerprint, "matches": []}
+        for rule in rules.match(alert):
+            match: dict[str, Any] = {"rule": rule.name, "handler": rule.handler.name,
+                                     "dry_run": rule.dry_run}
+            if alert.status == "resolved" and rule.on_resolved == "ignore":
+                match["action"] = "none: resolved alerts are only recorded (on_resolved: ignore)"
+            try:
+                plan = render(rule, alert)
+            except TemplateError as exc:
+                match["error"] = str(exc)
+            else:
+                match["target"] = plan.target
+                match["params"] = plan.params.model_dump(mode="json")
+                match["plan"] = rule.handler.plan(plan.params)
+                if rule.inhibited_by:
+                    match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
+            entry["matches"].append(match)
+        report.append(entry)
+    return report
+
+
+def format_simulation(report: list[dict[str, Any]]) -> str:
+    lines = []
+    for entry in report:
+        lines.append(f"alert {entry['alert']} ({entry['status']}, {entry['fingerprint']})")
+        if not entry["matches"]:
+            lines.append("  no rule matches")
+        for match in entry["matches"]:
+            lines.append(f"  rule {match['rule']} -> {match['handler']}")
+            if "error" in match:
+                lines.append(f"    ERROR: {match['error']}")
+                continue
+            if "action" in match:
+                lines.append(f"    {match['action']}")
+            lines.append(f"    target: {match['target']}")
+            lines.append(f"    params: {json.dumps(match['params'])}")
+            if match.get("inhibited_by"):
+                lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}")
+            for step in match["plan"]:
+                lines.append(f"    plan: {step}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Every Redis key the service uses, built here and nowhere else.
+
+Keys that one script or transaction touches together share a hash tag
+(the part in braces) so the store also works on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "remediator"
+
+    # queue: stream, its consumer group, deferred jobs and dead letters share {q}
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:{{q}}:jobs"
+
+    @property
+    def group(self) -> str:
+        return f"{self.prefix}-workers"
+
+    @property
+    def deferred(self) -> str:
+        return f"{self.prefix}:{{q}}:deferred"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}:{{q}}:dead"
+
+    def lease(self, target: str) -> str:
+        return f"{self.prefix}:lease:{{{target}}}"
+
+    def slots(self, group: str) -> str:
+        return f"{self.prefix}:slots:{{{group}}}"
+
+    def cooldown(self, rule: str, target: str) -> str:
+        return f"{self.prefix}:cooldown:{{{rule}|{target}}}"
+
+    def attempts(self, rule: str, target: str) -> str:
+        return f"{self.prefix}:attempts:{{{rule}|{target}}}"
+
+    def circuit(self, rule: str, target: str) -> str:
+        return f"{self.prefix}:circuit:{{{rule}|{target}}}"
+
+    def episode(self, rule: str, episode: str) -> str:
+        return f"{self.prefix}:episode:{rule}:{episode}"
+
+    @property
+    def firing_index(self) -> str:
+        return f"{self.prefix}:{{firing}}:index"
+
+    @property
+    def firing_alerts(self) -> str:
+        return f"{self.prefix}:{{firing}}:alerts"
+
+    @property
+    def pause(self) -> str:
+        return f"{self.prefix}:pause"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:{{audit}}:stream"
+
+    def event(self, event_id: str) -> str:
+        return f"{self.prefix}:event:{event_id}"
+
+    def thread(self, rule: str, target: str) -> str:
+        return f"{self.prefix}:thread:{{{rule}|{target}}}"

@@ -1,0 +1,87 @@
+"""Alertmanager's matcher syntax (``name="value"``, ``!=``, ``=~``, ``!~``); pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from remediator.errors import MatcherError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPS = ("=~", "!~", "!=", "=")
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher. Regexes are fully anchored, as in Alertmanager."""
+
+    name: str
+    op: str
+    value: str
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        actual = labels.get(self.name, "")  # a missing label matches as ""
+        if self.op == "=":
+            return actual == self.value
+        if self.op == "!=":
+            return actual != self.value
+        assert self._regex is not None
+        found = self._regex.fullmatch(actual) is not None
+        return found if self.op == "=~" else not found
+
+    def __str__(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'{self.name}{self.op}"{escaped}"'
+
+
+def parse_matcher(text: str) -> Matcher:
+    """Parse ``alertname="X"``, ``severity=~"critical|page"``, ``env!=prod``."""
+    source = text.strip()
+    if source.startswith("{") and source.endswith("}"):
+        source = source[1:-1].strip()
+    name_match = _NAME.match(source)
+    if not name_match:
+        raise MatcherError(f"matcher {text!r}: expected a label name first")
+    rest = source[name_match.end() :].lstrip()
+    op = next((o for o in _OPS if rest.startswith(o)), None)
+    if op is None:
+        raise MatcherError(f"matcher {text!r}: expected one of = != =~ !~ after the label name")
+    value = _parse_value(text, rest[len(op) :].strip())
+    regex = None
+    if op in ("=~", "!~"):
+        try:
+            regex = re.compile(f"(?:{value})")
+        except re.error as exc:
+            raise MatcherError(f"matcher {text!r}: invalid regex: {exc}") from exc
+    return Matcher(name_match.group(), op, value, regex)
+
+
+def _parse_value(text: str, raw: str) -> str:
+    if not raw.startswith('"'):
+        if any(ch in raw for ch in '"{},=~!') or raw != raw.strip():
+            raise MatcherError(f"matcher {text!r}: unquoted value has forbidden characters")
+        return raw
+    out, i = [], 1
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\":
+            if i + 1 >= len(raw) or raw[i + 1] not in _ESCAPES:
+                raise MatcherError(f"matcher {text!r}: invalid escape in quoted value")
+            out.append(_ESCAPES[raw[i + 1]])
+            i += 2
+            continue
+        if ch == '"':
+            if raw[i + 1 :].strip():
+                raise MatcherError(f"matcher {text!r}: unexpected text after closing quote")
+            return "".join(out)
+        out.append(ch)
+        i += 1
+    raise MatcherError(f"matcher {text!r}: missing closing quote")
+
+
+def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
+    """True when every matcher matches (an empty list matches everything)."""
+    return all(m.matches(labels) for m in matchers)

@@ -1,0 +1,199 @@
+"""Data that flows through the service: Alertmanager payloads, jobs, results."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Tolerant(BaseModel):
+    """Input from Alertmanager: unknown fields are ignored, not errors."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def _str_map(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+    return value
+
+
+class Alert(_Tolerant):
+    """One alert of an Alertmanager v4 webhook payload."""
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime = Field(alias="startsAt")
+    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str = ""
+
+    _labels = field_validator("labels", "annotations", mode="before")(_str_map)
+
+    def model_post_init(self, _context: Any) -> None:
+        if not self.fingerprint:
+            self.fingerprint = label_fingerprint(self.labels)
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def episode(self) -> str:
+        """Identifies one firing episode: the same alert with the same start."""
+        return f"{self.fingerprint}@{self.starts_at.isoformat()}"
+
+
+class WebhookPayload(_Tolerant):
+    """Alertmanager's webhook body, version 4 (``notification_reason`` etc. ignored)."""
+
+    version: str
+    group_key: str = Field(default="", alias="groupKey")
+    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: str = Field(default="", alias="externalURL")
+    alerts: list[Alert]
+
+    @field_validator("version")
+    @classmethod
+    def _v4(cls, value: str) -> str:
+        if value != "4":
+            raise ValueError(f"unsupported webhook version {value!r}: expected '4'")
+        return value
+
+
+def label_fingerprint(labels: dict[str, str]) -> str:
+    """A stable id for a label set when Alertmanager did not send one."""
+    digest = hashlib.sha256()
+    for key in sorted(labels):
+        digest.update(key.encode() + b"\xff" + labels[key].encode() + b"\xff")
+    return digest.hexdigest()[:16]
+
+
+def new_event_id() -> str:
+    """Time-ordered, unique id: 12 hex digits of milliseconds + 10 random hex."""
+    return f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    NOOP = "noop"
+    DRY_RUN = "dry_run"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class SkipReason(StrEnum):
+    PAUSED = "paused"
+    RESOLVED = "resolved"
+    INHIBITED = "inhibited"
+    DUPLICATE = "duplicate"
+    COOLDOWN = "cooldown"
+    CIRCUIT_OPEN = "circuit_open"
+    LOCKED = "locked"
+    CONCURRENCY = "concurrency"
+
+
+class Job(BaseModel):
+    """One (alert, rule) pair to process; serialised into the queue."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: str
+    rule: str
+    alert: Alert
+    received_at: float
+    external_url: str = ""
+    receiver: str = ""
+    manual: bool = False
+    note: str = ""
+    dry_run: bool | None = None
+    ignore_cooldown: bool = False
+    ignore_circuit: bool = False
+    deliveries: int = 0
+    deferrals: int = 0
+    first_deferred_at: float | None = None
+
+    def dumps(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> Job:
+        return cls.model_validate_json(data)
+
+
+class Step(BaseModel):
+    """One entry of an event's timeline."""
+
+    at: float
+    name: str
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Result(BaseModel):
+    """What a handler returns (and what the executor makes of an exception)."""
+
+    outcome: Outcome
+    message: str = ""
+    plan: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    retryable: bool = False
+
+    @classmethod
+    def succeeded(cls, message: str, **details: Any) -> Result:
+        return cls(outcome=Outcome.SUCCEEDED, message=message, details=details)
+
+    @classmethod
+    def noop(cls, message: str, **details: Any) -> Result:
+        return cls(outcome=Outcome.NOOP, message=message, details=details)
+
+    @classmethod
+    def dry_run(cls, plan: list[str], message: str = "", **details: Any) -> Result:
+        text = message or f"dry run: {len(plan)} planned action(s), nothing done"
+        return cls(outcome=Outcome.DRY_RUN, message=text, plan=plan, details=details)
+
+    @classmethod
+    def failed(cls, message: str, *, retryable: bool = False, **details: Any) -> Result:
+        return cls(outcome=Outcome.FAILED, message=message, details=details, retryable=retryable)
+
+
+class AuditEvent(BaseModel):
+    """The record of one job: the alert, every gate and step, the outcome."""
+
+    event_id: str
+    rule: str
+    target: str = ""
+    handler: str = ""
+    alertname: str = ""
+    fingerprint: str = ""
+    alert_status: str = "firing"
+    manual: bool = False
+    note: str = ""
+    dry_run: bool = False
+    received_at: float
+    finished_at: float
+    outcome: Outcome
+    reason: str = ""
+    message: str = ""
+    plan: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    timeline: list[Step] = Field(default_factory=list)
+    alert: Alert | None = None
+    replica: str = ""
+
+    @property
+    def outcome_label(self) -> str:
+        """``succeeded`` or ``skipped:cooldown``: the form used in the audit and API."""
+        return f"{self.outcome.value}:{self.reason}" if self.reason else self.outcome.value
