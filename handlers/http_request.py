@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -68,7 +67,7 @@ async def http_request(params: HttpRequestParams, ctx: Context) -> Result:
         ) as response:
             text = await response.text(errors="replace")
             status = response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         raise TemporaryError(f"{params.method} {params.url} failed: {exc or type(exc).__name__}") from exc
     shown = text[:_MAX_BODY_SHOWN] + ("... (truncated)" if len(text) > _MAX_BODY_SHOWN else "")
     ctx.step("verify", f"HTTP {status}", status=status)

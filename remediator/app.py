@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import structlog
@@ -38,17 +38,21 @@ async def make_store(settings: Settings) -> Store:
         return MemoryStore(firing_ttl=settings.firing_ttl,
                            audit_max_events=settings.audit_max_events,
                            max_deliveries=settings.max_deliveries)
-    from remediator.redis_store import RedisStore
+    from remediator.redis_store import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
-    return await RedisStore.create(settings)
+    store: Store = await RedisStore.create(settings)
+    return store
 
 
 def make_notifier(settings: Settings, session: aiohttp.ClientSession, store: Store,
                   metrics: Metrics) -> Notifier:
     if settings.slack_bot_token or settings.slack_webhook_url:
-        from remediator.slack import SlackNotifier
+        from remediator.slack import SlackNotifier  # type: ignore[import-not-found,unused-ignore]
 
-        return SlackNotifier(settings=settings, session=session, store=store, metrics=metrics)
+        notifier: Notifier = SlackNotifier(
+            settings=settings, session=session, store=store, metrics=metrics
+        )
+        return notifier
     return LogNotifier()
 
 
@@ -66,8 +70,10 @@ def create_app(
     return app
 
 
-def _lifecycle(settings: Settings, registry: Registry, given_store: Store | None,
-               given_notifier: Notifier | None):  # type: ignore[no-untyped-def]
+def _lifecycle(
+    settings: Settings, registry: Registry, given_store: Store | None,
+    given_notifier: Notifier | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         metrics = Metrics()
         rules = RulesHolder(settings.rules, registry, metrics)

@@ -38,7 +38,7 @@ def format_duration(seconds: float) -> str:
     """The shortest readable form of ``seconds`` (``1h30m``, ``45s``, ``250ms``)."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
-    rest, parts = int(round(seconds)), []
+    rest, parts = round(seconds), []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if rest >= size:
             parts.append(f"{rest // size}{unit}")

@@ -265,7 +265,7 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
         if _has_template(value):
             continue  # checked when rendered for an alert
         try:
-            TypeAdapter(fields[name].annotation).validate_python(value)
+            TypeAdapter(fields[name].annotation or Any).validate_python(value)
         except ValidationError as exc:
             raise RulesError("", [f"param {name!r} for {handler.name}: {_short(exc)}"]) from exc
 
@@ -290,7 +290,8 @@ def _short(exc: ValidationError) -> str:
 
 def _explain(exc: ValidationError, document: dict[str, Any], lines: list[int]) -> list[str]:
     out = []
-    rules = document.get("rules") if isinstance(document.get("rules"), list) else []
+    found = document.get("rules")
+    rules: list[Any] = found if isinstance(found, list) else []
     for err in exc.errors():
         loc = list(err["loc"])
         where = ".".join(str(p) for p in loc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hmac
 import json
 from typing import Any
@@ -144,10 +145,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
-    try:
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
         svc.metrics.queue_depth.set(await asyncio.wait_for(svc.store.queue_depth(), 1.0))
-    except (StoreUnavailable, TimeoutError):
-        pass
     body = generate_latest(svc.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
