@@ -92,10 +92,12 @@ def _lifecycle(
         app[SERVICE] = svc
         await notifier.start()
         stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(pipeline.run_worker(f"{replica}-w{i}", stop), name=f"worker-{i}")
+        workers = {
+            f"{replica}-w{i}": asyncio.create_task(
+                pipeline.run_worker(f"{replica}-w{i}", stop), name=f"worker-{i}")
             for i in range(settings.workers)
-        ]
+        }
+        tasks = list(workers.values())
         tasks.append(asyncio.create_task(pipeline.run_maintenance(stop), name="maintenance"))
         log.info("service.started", replica=replica, store=store.kind, workers=settings.workers,
                  dry_run=settings.dry_run, rules_loaded=rules.loaded)
@@ -103,6 +105,9 @@ def _lifecycle(
             yield
         finally:
             stop.set()
+            for consumer, task in workers.items():
+                if consumer not in pipeline.busy:
+                    task.cancel()  # idle: waiting for a job; busy ones finish theirs
             _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
             for task in pending:
                 task.cancel()

@@ -61,7 +61,7 @@ def parse_matcher(text: str) -> Matcher:
 
 def _parse_value(text: str, raw: str) -> str:
     if not raw.startswith('"'):
-        if any(ch in raw for ch in '"{},=~!') or raw != raw.strip():
+        if any(ch in raw for ch in '"{},=~!') or any(ch.isspace() for ch in raw):
             raise MatcherError(f"matcher {text!r}: unquoted value has forbidden characters")
         return raw
     out, i = [], 1

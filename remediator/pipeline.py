@@ -70,6 +70,7 @@ class Pipeline:
         self.resources = resources
         self.settings = settings
         self.replica = replica
+        self.busy: set[str] = set()  # consumers in the middle of a job
 
     # ---- the worker loop -------------------------------------------------
     async def run_worker(self, consumer: str, stop: asyncio.Event) -> None:
@@ -91,8 +92,12 @@ class Pipeline:
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            for delivery in deliveries:
-                await self.process(delivery, consumer)
+            self.busy.add(consumer)
+            try:
+                for delivery in deliveries:
+                    await self.process(delivery, consumer)
+            finally:
+                self.busy.discard(consumer)
 
     async def run_maintenance(self, stop: asyncio.Event) -> None:
         """Move due deferred jobs back into the queue; refresh the depth gauge."""

@@ -196,7 +196,9 @@ def parse_rules(data: bytes, source: str, registry: Registry) -> RuleSet:
         seen.add(spec.name)
         try:
             rules.append(_build(spec, parsed, registry))
-        except (RulesError, MatcherError, TemplateError) as exc:
+        except RulesError as exc:
+            problems.extend(f"{where}: {problem}" for problem in exc.problems)
+        except (MatcherError, TemplateError) as exc:
             problems.append(f"{where}: {exc}")
     if problems:
         raise RulesError(source, problems)
@@ -244,15 +246,11 @@ def _pick(value: Any, default: Any) -> Any:
 
 def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
     """Validate params that hold no template now; templated ones at render time."""
-    fields = handler.params.model_fields
+    fields = {info.alias or name: info for name, info in handler.params.model_fields.items()}
     unknown = sorted(set(params) - set(fields))
     if unknown:
         raise RulesError("", [f"unknown params for {handler.name}: {', '.join(unknown)}"])
-    missing = [
-        name
-        for name, info in fields.items()
-        if info.is_required() and name not in params
-    ]
+    missing = [name for name, info in fields.items() if info.is_required() and name not in params]
     if missing:
         raise RulesError("", [f"missing params for {handler.name}: {', '.join(missing)}"])
     if not _has_template(params):

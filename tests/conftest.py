@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from remediator.app import create_app
+from remediator.registry import Registry
+from remediator.service import SERVICE, Service
+from remediator.settings import Settings
+from remediator.store import MemoryStore
+from tests.support.handlers import RUNS, make_registry
+
+TOKEN = "test-token"
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail any test that leaves an asyncio task running."""
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before
+              if not t.done() and t is not asyncio.current_task()]
+    if leaked:
+        await asyncio.sleep(0.2)
+        leaked = [t for t in leaked if not t.done()]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"leaked asyncio tasks: {[t.get_name() for t in leaked]}"
+
+
+@pytest.fixture(autouse=True)
+def clear_runs() -> None:
+    RUNS.clear()
+
+
+class Harness:
+    """A running app on a real port with a test client."""
+
+    def __init__(self, client: TestClient[Any, Any], app: web.Application) -> None:
+        self.client = client
+        self.app = app
+
+    @property
+    def svc(self) -> Service:
+        return self.app[SERVICE]
+
+    async def post(self, payload: Any, token: str = TOKEN, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        return await self.client.post("/webhooks/alertmanager", json=payload, headers=headers, **kw)
+
+    async def wait_events(self, count: int, timeout: float = 10.0) -> list[Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            events, _ = await self.svc.store.list_events(1000)
+            if len(events) >= count:
+                return events
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"expected {count} events, have {len(events)}: "
+                                     f"{[e.outcome_label for e in events]}")
+            await asyncio.sleep(0.02)
+
+    async def event(self, event_id: str, timeout: float = 10.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = await self.svc.store.get_event(event_id)
+            if found is not None:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"event {event_id} never recorded")
+            await asyncio.sleep(0.02)
+
+
+MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
+    clients: list[TestClient[Any, Any]] = []
+
+    async def make(rules: str, store: MemoryStore | None = None, registry: Registry | None = None,
+                   **overrides: Any) -> Harness:
+        path = tmp_path / "rules.yaml"
+        path.write_text(rules)
+        options: dict[str, Any] = {"rules": path, "webhook_token": TOKEN, "workers": 2,
+                                   "defer_interval": 0.05, "shutdown_grace": 5}
+        options.update(overrides)
+        app = create_app(Settings(**options), registry=registry or make_registry(), store=store)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return Harness(client, app)
+
+    yield make
+    for client in clients:
+        await client.close()

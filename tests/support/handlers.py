@@ -1,0 +1,46 @@
+"""Test-only handler plugins, registered in a private Registry (never shipped)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Literal
+
+from remediator import Context, HandlerParams, PermanentError, Result
+from remediator.registry import Registry, handler
+
+RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
+
+
+class ProbeParams(HandlerParams):
+    bucket: str = "default"
+    outcome: Literal["succeeded", "failed", "noop", "raise", "permanent"] = "succeeded"
+    sleep: float = 0.0
+    name: str = ""
+
+
+def make_registry() -> Registry:
+    registry = Registry()
+
+    @handler("test.probe", params=ProbeParams, registry=registry,
+             describe=lambda p: [f"probe {p.bucket} -> {p.outcome}"])
+    async def probe(params: ProbeParams, ctx: Context) -> Result:
+        """Records each run; answers with the outcome its params ask for."""
+        RUNS[params.bucket].append({"target": ctx.target, "event_id": ctx.event_id,
+                                    "dry_run": ctx.dry_run, "name": params.name})
+        ctx.step("act", f"probe {params.bucket}")
+        if params.sleep:
+            await asyncio.sleep(params.sleep)
+        if ctx.dry_run:
+            return Result.dry_run([f"probe {params.bucket}"])
+        if params.outcome == "raise":
+            raise RuntimeError("boom")
+        if params.outcome == "permanent":
+            raise PermanentError("target is gone", details={"code": 404})
+        if params.outcome == "failed":
+            return Result.failed("it did not recover")
+        if params.outcome == "noop":
+            return Result.noop("healthy already")
+        return Result.succeeded("fixed and verified")
+
+    return registry

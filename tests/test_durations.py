@@ -1,0 +1,23 @@
+import pytest
+
+from remediator.durations import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("30s", 30), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("250ms", 0.25), ("2d", 172800),
+    (45, 45), (1.5, 1.5), ("1w", 604800),
+])
+def test_parse(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "15", "m", "1x", "1h 30m", "-1s", True, None, [1]])
+def test_reject(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def test_format() -> None:
+    assert format_duration(5400) == "1h30m"
+    assert format_duration(0.25) == "250ms"
+    assert format_duration(59) == "59s"
