@@ -297,6 +297,7 @@ class Pipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         elapsed = time.monotonic() - started
+        run.step("handler.finished", result.outcome.value, seconds=round(elapsed, 3))
         self.metrics.handler_duration.labels(rule.handler.name).observe(elapsed)
         result.details.setdefault("duration_seconds", round(elapsed, 3))
         if dry_run and result.outcome is Outcome.SUCCEEDED:

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     insecure_no_auth: bool = False
     admin_token: SecretStr | None = None
     dry_run: bool = False
-    workers: int = Field(default=4, ge=1, le=256)
+    workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     handler_modules: list[str] = ["handlers"]
 
