@@ -35,3 +35,11 @@ lint: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## bench: intake vs baseline, alert storm, overhead and memory (needs redis-server and wrk)
+bench: $(VENV)/.installed system-deps
+	$(PY) bench/run.py
+
+## demo: the torghut incident, replayed end to end
+demo: $(VENV)/.installed system-deps
+	$(PY) -m demo
