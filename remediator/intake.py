@@ -63,22 +63,12 @@ class Intake:
 def _job(
     rule: str, alert: Alert, payload: WebhookPayload, now: float, manual: ManualOptions | None
 ) -> Job:
-    job = Job(
-        event_id=new_event_id(),
-        rule=rule,
-        alert=alert,
-        received_at=now,
-        external_url=payload.external_url,
-        receiver=payload.receiver,
-    )
+    fields: dict[str, object] = {
+        "event_id": new_event_id(), "rule": rule, "alert": alert, "received_at": now,
+        "external_url": payload.external_url, "receiver": payload.receiver,
+    }
     if manual is not None:
-        job = job.model_copy(
-            update={
-                "manual": True,
-                "note": manual.note,
-                "dry_run": manual.dry_run,
-                "ignore_cooldown": manual.ignore_cooldown,
-                "ignore_circuit": manual.ignore_circuit,
-            }
-        )
-    return job
+        fields.update(manual=True, note=manual.note, dry_run=manual.dry_run,
+                      ignore_cooldown=manual.ignore_cooldown, ignore_circuit=manual.ignore_circuit)
+    # Built from validated parts: skip re-validation on the hot path.
+    return Job.model_construct(**fields)  # type: ignore[arg-type]

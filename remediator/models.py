@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import time
 from datetime import datetime
@@ -18,12 +19,6 @@ class _Tolerant(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-def _str_map(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
-    return value
-
-
 class Alert(_Tolerant):
     """One alert of an Alertmanager v4 webhook payload."""
 
@@ -34,8 +29,6 @@ class Alert(_Tolerant):
     ends_at: datetime | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
-
-    _labels = field_validator("labels", "annotations", mode="before")(_str_map)
 
     def model_post_init(self, _context: Any) -> None:
         if not self.fingerprint:
@@ -81,9 +74,13 @@ def label_fingerprint(labels: dict[str, str]) -> str:
     return digest.hexdigest()[:16]
 
 
+_ID_PREFIX = os.urandom(3).hex()  # tells replicas (and restarts) apart
+_ID_COUNTER = itertools.count()
+
+
 def new_event_id() -> str:
-    """Time-ordered, unique id: 12 hex digits of milliseconds + 10 random hex."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(5).hex()}"
+    """Time-ordered, unique id: 12 hex digits of milliseconds, 6 per process, 4 of a counter."""
+    return f"{int(time.time() * 1000):012x}{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF:04x}"
 
 
 class Outcome(StrEnum):

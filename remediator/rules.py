@@ -122,12 +122,28 @@ class RuleSet:
         self.source = source
         self.hash = digest
         self._by_name = {rule.name: rule for rule in rules}
+        # Most rules pin alertname="X": index them so an alert is tried only
+        # against the rules that can match it (order of the file is kept).
+        self._by_alertname: dict[str, list[Rule]] = {}
+        self._any_alertname: list[Rule] = []
+        for rule in rules:
+            pinned = next((m.value for m in rule.matchers if m.name == "alertname" and m.op == "="),
+                          None)
+            if pinned is None:
+                self._any_alertname.append(rule)
+            else:
+                self._by_alertname.setdefault(pinned, []).append(rule)
+        self._order = {rule.name: i for i, rule in enumerate(rules)}
 
     def get(self, name: str) -> Rule | None:
         return self._by_name.get(name)
 
     def match(self, alert: Alert) -> list[Rule]:
-        return [rule for rule in self.rules if rule.matches(alert.labels)]
+        labels = alert.labels
+        candidates = self._by_alertname.get(labels.get("alertname", ""), [])
+        if self._any_alertname:
+            candidates = sorted([*candidates, *self._any_alertname], key=lambda r: self._order[r.name])
+        return [rule for rule in candidates if rule.matches(labels)]
 
     def __len__(self) -> int:
         return len(self.rules)
