@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 import aiohttp
 from kubernetes_asyncio import client, config
@@ -126,8 +126,8 @@ class ApiRequest:
         path = f"{api}/namespaces/{self.namespace}/{self.plural}"
         if self.name:
             path += f"/{self.name}"
-        if self.label_selector:
-            path += "?labelSelector=" + quote(self.label_selector, safe="=,()!")
+        if self.label_selector:  # encoded exactly as the client sends it
+            path += "?" + urlencode({"labelSelector": self.label_selector})
         return path
 
     @property
@@ -178,7 +178,7 @@ async def send(
     except TimeoutError as exc:
         raise TemporaryError(
             f"{_METHODS[request.verb]} {request.path}: no answer from the Kubernetes API "
-            f"within {timeout:g}s", details={"request": str(request)},
+            f"within {timeout:.3g}s", details={"request": str(request)},
         ) from exc
     except aiohttp.ClientError as exc:
         raise TemporaryError(

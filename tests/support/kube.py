@@ -75,6 +75,7 @@ class Call:
     content_type: str
     body: Any
     query: dict[str, str]
+    raw: str = ""  # the method and path with the query string, as sent
     status: int = 0
     at: float = field(default_factory=time.monotonic)
 
@@ -325,7 +326,8 @@ class Cluster(kmock.KubernetesEmulator):
         return Call(method=str(request.method.value).upper(),
                     verb=_verb(str(request.method.value).upper(), request.name, params),
                     group=str(res.group), plural=str(res.plural), namespace=request.namespace,
-                    name=request.name, content_type=content_type, body=body, query=params)
+                    name=request.name, content_type=content_type, body=body, query=params,
+                    raw=f"{str(request.method.value).upper()} {request.url.raw_path_qs}")
 
     def _forbidden(self, call: Call, res: kmock.resource) -> ApiAnswer:
         subject = f'{_resource_name(res)} "{call.name}"' if call.name else _resource_name(res)
