@@ -122,7 +122,8 @@ FORGET_BODY: dict[str, Any] = {"metadata": {"annotations": {ANNOTATION: None}}}
 
 def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[str]:
     dep = _deployment(params)
-    pods = _pods(params, seen.selector if seen else "<the Deployment's selector>")
+    pods = str(_pods(params, seen.selector)) if seen else \
+        f"{_pods(params, '')}?labelSelector=<the Deployment's selector>"
     if seen is None:
         count: Any = "<recorded>"
         record = (f"{dep.with_body(record_body('<resourceVersion read>', '<spec.replicas>'))} "
@@ -135,7 +136,7 @@ def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[
         record = f"resume: {ANNOTATION}={seen.recorded} is already recorded"
     every = seconds(params.poll_interval)
     return [
-        str(dep), str(pods), record, str(dep.with_body(scale_body(0))),
+        str(dep), pods, record, str(dep.with_body(scale_body(0))),
         f"poll {pods} every {every} until no pod is left, for up to {timeout}",
         str(dep.with_body(scale_body(count))),
         f"poll {dep} every {every} until status.readyReplicas == status.replicas == {count} "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kubernetes_asyncio import client
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from handlers.kube import (
     MAX_CONFLICTS,
@@ -55,11 +55,20 @@ _ERROR_SHOWN = 500
 
 
 class RestartWhen(HandlerParams):
-    """Act when the job state OR the lifecycle state is one of these."""
+    """Act when the job state OR the lifecycle state is one of these (never a transient one)."""
 
     job: list[JobState] = Field(default_factory=lambda: list[JobState](["FAILED"]))
     lifecycle: list[LifecycleState] = Field(
         default_factory=lambda: list[LifecycleState](["FAILED"]))
+
+    @field_validator("job", "lifecycle")
+    @classmethod
+    def _not_transient(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        transient = TRANSIENT_JOB if info.field_name == "job" else TRANSIENT_LIFECYCLE
+        if bad := sorted(set(value) & transient):
+            raise ValueError(f"{', '.join(bad)}: transient, left to the operator; never a "
+                             "restart condition")
+        return value
 
 
 class FlinkRestartParams(HandlerParams):

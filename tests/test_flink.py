@@ -119,9 +119,13 @@ async def test_restart_when_is_configurable(cluster: Cluster, resources: Resourc
     assert "not a restart condition" in result.message
     assert nonce(cluster) == 2
 
+    model = default_registry.get("flink.restart").params  # type: ignore[union-attr]
     with pytest.raises(ValidationError, match="RUNING"):
-        default_registry.get("flink.restart").params.model_validate(  # type: ignore[union-attr]
-            {**PARAMS, "restart_when": {"job": ["RUNING"]}})
+        model.model_validate({**PARAMS, "restart_when": {"job": ["RUNING"]}})
+    with pytest.raises(ValidationError, match="RESTARTING: transient"):
+        model.model_validate({**PARAMS, "restart_when": {"job": ["FAILED", "RESTARTING"]}})
+    with pytest.raises(ValidationError, match="UPGRADING: transient"):
+        model.model_validate({**PARAMS, "restart_when": {"lifecycle": ["UPGRADING"]}})
 
 
 async def test_conflict_during_the_patch_rereads_and_bumps_once(
@@ -196,7 +200,8 @@ async def test_never_recovers_fails_at_the_timeout_with_its_last_status(
     assert result.details["error"] == error
     assert nonce(cluster) == 4  # restarted once, then reported; no restart loop
     observed = [s.message for s in ctx.timeline if s.name == "observe"]
-    assert "job RESTARTING, lifecycle DEPLOYED" in observed
+    assert observed[-1] == f"job FAILED, lifecycle FAILED; error: {error}"
+    assert len(observed) >= 3  # before, while polling, and each change seen (not every poll)
 
 
 async def test_verify_timeout_defaults_to_the_rules(cluster: Cluster, resources: Resources) -> None:

@@ -126,7 +126,7 @@ async def test_an_unreachable_api_is_temporary(
 
 async def test_every_call_has_a_timeout(cluster: Cluster, resources: Resources) -> None:
     async def slow_api(call: Call) -> None:
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(3.0)
 
     cluster.hooks.append(slow_api)
     spec = default_registry.get("flink.restart")
@@ -134,7 +134,7 @@ async def test_every_call_has_a_timeout(cluster: Cluster, resources: Resources) 
     ctx = make_context(resources, deadline=0.8)  # the handler's deadline bounds each call
     started = time.monotonic()
     result = await execute(spec, spec.params.model_validate(PARAMS), ctx, timeout=10)
-    assert time.monotonic() - started < 1.8
+    assert time.monotonic() - started < 2.5  # not the 3s the server takes
     assert result.outcome is Outcome.FAILED and result.retryable
     assert "no answer from the Kubernetes API within" in result.message
 
