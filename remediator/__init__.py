@@ -5,6 +5,7 @@ handler needs is exported here, and handlers import nothing else from the core.
 """
 
 from remediator.context import Context, Resources
+from remediator.durations import Duration
 from remediator.errors import HandlerError, PermanentError, TemporaryError
 from remediator.models import Alert, Outcome, Result
 from remediator.registry import HandlerParams, handler
@@ -13,6 +14,7 @@ from remediator.templates import url_escape
 __all__ = [
     "Alert",
     "Context",
+    "Duration",
     "HandlerError",
     "HandlerParams",
     "Outcome",

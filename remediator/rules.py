@@ -7,10 +7,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from remediator.durations import Duration
 from remediator.errors import MatcherError, RulesError, TemplateError
@@ -279,9 +280,16 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
         if _has_template(value):
             continue  # checked when rendered for an alert
         try:
-            TypeAdapter(fields[name].annotation or Any).validate_python(value)
+            TypeAdapter(_field_type(fields[name])).validate_python(value)
         except ValidationError as exc:
             raise RulesError("", [f"param {name!r} for {handler.name}: {_short(exc)}"]) from exc
+
+
+def _field_type(info: FieldInfo) -> Any:
+    """The field's type with its validators (``Annotated`` metadata), not just the bare type."""
+    if not info.metadata:
+        return info.annotation
+    return Annotated[(info.annotation, *info.metadata)]
 
 
 def _has_template(value: Any) -> bool:

@@ -1,0 +1,279 @@
+"""``kubernetes.bounce``: scale a Deployment to 0 and back, never running two copies.
+
+For workloads whose upstream allows one connection, where a rolling restart
+would briefly run two pods. The replica count is recorded in an annotation on
+the Deployment before anything else, so a run that crashed mid-bounce is
+resumed by the next one instead of recording 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes_asyncio import client
+from pydantic import Field
+
+from handlers.kube import (
+    MAX_CONFLICTS,
+    MERGE_PATCH,
+    ApiRequest,
+    Conflict,
+    Label,
+    Observations,
+    Subdomain,
+    api_client,
+    poll,
+    seconds,
+    selector_string,
+    send,
+)
+from remediator import (
+    Context,
+    Duration,
+    HandlerParams,
+    PermanentError,
+    Result,
+    TemporaryError,
+    handler,
+)
+
+ANNOTATION = "remediator.io/bounce-replicas"
+MAX_REPLICAS = 10_000
+_SHOWN_PODS = 5
+
+
+class BounceParams(HandlerParams):
+    namespace: Label
+    deployment: Subdomain
+    verify_timeout: Duration | None = Field(default=None, gt=0)
+    poll_interval: Duration = Field(default=2.0, gt=0, le=60)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one read of the Deployment showed."""
+
+    resource_version: str
+    generation: int
+    replicas: int
+    recorded: int | None  # the annotation of an interrupted bounce
+    selector: str
+    ready: int
+    current: int  # status.replicas
+    observed_generation: int
+
+    @classmethod
+    def of(cls, dep: Any, where: str) -> Seen:
+        meta, spec, status = dep.metadata, dep.spec, dep.status
+        selector = spec.selector
+        return cls(
+            resource_version=str(meta.resource_version or ""),
+            generation=int(meta.generation or 0),
+            replicas=1 if spec.replicas is None else int(spec.replicas),
+            recorded=_recorded((meta.annotations or {}).get(ANNOTATION), where),
+            selector=selector_string(selector.match_labels, selector.match_expressions)
+            if selector else "",
+            ready=int(getattr(status, "ready_replicas", None) or 0),
+            current=int(getattr(status, "replicas", None) or 0),
+            observed_generation=int(getattr(status, "observed_generation", None) or 0),
+        )
+
+    def ready_at(self, count: int) -> bool:
+        return (self.observed_generation >= self.generation and self.ready == count
+                and self.current == count)
+
+    def summary(self) -> str:
+        return (f"spec.replicas {self.replicas}, status.replicas {self.current}, "
+                f"readyReplicas {self.ready}, observedGeneration {self.observed_generation}/"
+                f"{self.generation}")
+
+
+def _recorded(value: str | None, where: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) > MAX_REPLICAS:
+        raise PermanentError(f"{where}: annotation {ANNOTATION}={value!r} is not a replica count; "
+                             "fix or remove it")
+    return int(value)
+
+
+def _deployment(params: BounceParams) -> ApiRequest:
+    return ApiRequest(verb="get", group="apps", version="v1", plural="deployments",
+                      kind="Deployment", namespace=params.namespace, name=params.deployment)
+
+
+def _pods(params: BounceParams, selector: str) -> ApiRequest:
+    return ApiRequest(verb="list", group="", version="v1", plural="pods", kind="Pod",
+                      namespace=params.namespace, label_selector=selector)
+
+
+def record_body(resource_version: Any, replicas: Any) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": resource_version,
+                         "annotations": {ANNOTATION: str(replicas)}}}
+
+
+def scale_body(replicas: Any) -> dict[str, Any]:
+    return {"spec": {"replicas": replicas}}
+
+
+FORGET_BODY: dict[str, Any] = {"metadata": {"annotations": {ANNOTATION: None}}}
+
+
+def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[str]:
+    dep = _deployment(params)
+    pods = str(_pods(params, seen.selector)) if seen else \
+        f"{_pods(params, '')}?labelSelector=<the Deployment's selector>"
+    if seen is None:
+        count: Any = "<recorded>"
+        record = (f"{dep.with_body(record_body('<resourceVersion read>', '<spec.replicas>'))} "
+                  "(skipped when the annotation is already there: resume with its count)")
+    elif seen.recorded is None:
+        count = seen.replicas
+        record = str(dep.with_body(record_body(seen.resource_version, seen.replicas)))
+    else:
+        count = seen.recorded
+        record = f"resume: {ANNOTATION}={seen.recorded} is already recorded"
+    every = seconds(params.poll_interval)
+    return [
+        str(dep), pods, record, str(dep.with_body(scale_body(0))),
+        f"poll {pods} every {every} until no pod is left, for up to {timeout}",
+        str(dep.with_body(scale_body(count))),
+        f"poll {dep} every {every} until status.readyReplicas == status.replicas == {count} "
+        f"and observedGeneration is current, for up to {timeout}",
+        str(dep.with_body(FORGET_BODY)),
+    ]
+
+
+def _describe(params: BounceParams) -> list[str]:
+    if params.verify_timeout is None:
+        return _plan(params, "the rule's verify_timeout")
+    return _plan(params, seconds(params.verify_timeout))
+
+
+class _Deployment:
+    """Reads, patches and lists the pods of one Deployment through the app's client."""
+
+    def __init__(self, api: client.ApiClient, params: BounceParams, ctx: Context) -> None:
+        self.apps, self.core = client.AppsV1Api(api), client.CoreV1Api(api)
+        self.params, self.ctx = params, ctx
+        self.request = _deployment(params)
+        self.where = self.request.target
+
+    async def read(self, *, record: bool = True) -> Seen:
+        p = self.params
+        dep = await send(
+            self.ctx, self.request,
+            lambda timeout: self.apps.read_namespaced_deployment(
+                p.deployment, p.namespace, _request_timeout=timeout),
+            record=record)
+        return Seen.of(dep, self.where)
+
+    async def patch(self, body: dict[str, Any]) -> None:
+        p = self.params
+        await send(self.ctx, self.request.with_body(body),
+                   lambda timeout: self.apps.patch_namespaced_deployment(
+                       p.deployment, p.namespace, body,
+                       # the .pyi stubs omit this keyword although the runtime accepts it
+                       _content_type=MERGE_PATCH, _request_timeout=timeout))  # type: ignore[call-arg]
+
+    async def pods(self, selector: str, *, record: bool = True) -> list[str]:
+        """Names of the pods matching ``selector`` (terminating ones included)."""
+        p = self.params
+        found = await send(self.ctx, _pods(p, selector),
+                           lambda timeout: self.core.list_namespaced_pod(
+                               p.namespace, label_selector=selector, _request_timeout=timeout),
+                           record=record)
+        return [pod.metadata.name for pod in found.items or []]
+
+
+def _shown(names: list[str]) -> str:
+    more = f" and {len(names) - _SHOWN_PODS} more" if len(names) > _SHOWN_PODS else ""
+    return ", ".join(names[:_SHOWN_PODS]) + more
+
+
+@handler("kubernetes.bounce", params=BounceParams, describe=_describe)
+async def bounce(params: BounceParams, ctx: Context) -> Result:
+    """Scale a Deployment to 0, wait until its pods are gone, scale it back, wait until ready."""
+    dep = _Deployment(await api_client(ctx), params, ctx)
+    timeout = params.verify_timeout or ctx.verify_timeout
+    seen = await dep.read()
+    if not seen.selector:
+        raise PermanentError(f"{dep.where} has an empty selector; refusing to bounce")
+    pods = await dep.pods(seen.selector)
+    ctx.step("observe", f"{seen.summary()}; {len(pods)} pod(s): {_shown(pods)}", pods=pods)
+    if seen.recorded is None and seen.replicas == 0:
+        return Result.noop(f"{dep.where} is scaled to 0 and no bounce is in progress: "
+                           "nothing to bounce", replicas=0)
+    if ctx.dry_run:
+        count = seen.replicas if seen.recorded is None else seen.recorded
+        return Result.dry_run(_plan(params, seconds(timeout), seen),
+                              f"dry run: would bounce {dep.where} to 0 and back to {count}; "
+                              "nothing done", replicas=count)
+    count = await _record(dep, seen)
+    return await _bounce(dep, seen.selector, count, within=timeout)
+
+
+async def _record(dep: _Deployment, seen: Seen) -> int:
+    """The count to restore: the annotation of an interrupted bounce, else record spec.replicas."""
+    for _ in range(MAX_CONFLICTS):
+        if seen.recorded is not None:
+            dep.ctx.step("resume", f"{ANNOTATION}={seen.recorded} found on {dep.where}: resuming "
+                         f"an interrupted bounce with {seen.recorded} replica(s)")
+            return seen.recorded
+        if seen.replicas == 0:
+            raise TemporaryError(f"{dep.where} was scaled to 0 by someone else while we read it; "
+                                 "not bounced")
+        try:
+            await dep.patch(record_body(seen.resource_version, seen.replicas))
+            return seen.replicas
+        except Conflict as exc:
+            dep.ctx.step("conflict", f"{exc}; re-reading")
+            seen = await dep.read()
+    raise TemporaryError(f"{dep.where} changed under us {MAX_CONFLICTS} times in a row "
+                         "(409 Conflict on every guarded patch); not bounced")
+
+
+async def _bounce(dep: _Deployment, selector: str, count: int, within: float) -> Result:
+    ctx, every = dep.ctx, dep.params.poll_interval
+    await dep.patch(scale_body(0))
+    gone, left = await _wait_gone(dep, selector, within)
+    if not gone:
+        return Result.failed(
+            f"{len(left)} pod(s) of {dep.where} still exist {seconds(within)} after scaling to 0: "
+            f"{_shown(left)}; left at 0 replicas with {ANNOTATION}={count}, so the next run "
+            "resumes", retryable=True, pods=left, replicas=count)
+    await dep.patch(scale_body(count))
+    ctx.step("verify", f"poll {dep.request} every {seconds(every)} until readyReplicas == "
+             f"{count}, for up to {seconds(within)}")
+    observed = Observations(ctx)
+
+    async def probe() -> tuple[bool, Seen]:
+        seen = await dep.read(record=False)
+        observed.see(seen.summary())
+        return seen.ready_at(count), seen
+
+    ready, seen = await poll(ctx, probe, every=every, within=within)
+    if not ready:
+        return Result.failed(
+            f"{dep.where} was scaled back to {count} but is not ready after {seconds(within)}: "
+            f"{seen.summary()}; {ANNOTATION} is left so the next run resumes",
+            retryable=True, replicas=count, ready=seen.ready)
+    await dep.patch(FORGET_BODY)
+    return Result.succeeded(f"{dep.where} bounced: scaled to 0, all pods gone, back to {count} "
+                            f"ready replica(s)", replicas=count)
+
+
+async def _wait_gone(dep: _Deployment, selector: str, within: float) -> tuple[bool, list[str]]:
+    ctx, every = dep.ctx, dep.params.poll_interval
+    ctx.step("wait", f"poll {_pods(dep.params, selector)} every {seconds(every)} until no pod is "
+             f"left, for up to {seconds(within)}")
+    observed = Observations(ctx)
+
+    async def probe() -> tuple[bool, list[str]]:
+        names = await dep.pods(selector, record=False)
+        observed.see(f"{len(names)} pod(s) left: {_shown(names)}" if names else "no pod left",
+                     pods=names)
+        return not names, names
+
+    return await poll(ctx, probe, every=every, within=within)

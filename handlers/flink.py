@@ -1,0 +1,247 @@
+"""``flink.restart``: restart a FAILED Flink job by bumping its FlinkDeployment's restartNonce.
+
+Precheck reads the ``FlinkDeployment`` (Flink Kubernetes Operator); only a
+restart condition (job or lifecycle FAILED by default) leads to a write, a
+transient state is left to the operator. The write is a JSON merge patch of
+``spec.restartNonce`` guarded by the resourceVersion read, so a concurrent
+change answers 409 and is re-read and decided again, never overwritten.
+Verify polls until the job is RUNNING and the lifecycle STABLE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kubernetes_asyncio import client
+from pydantic import Field, ValidationInfo, field_validator
+
+from handlers.kube import (
+    MAX_CONFLICTS,
+    MERGE_PATCH,
+    ApiRequest,
+    Conflict,
+    Label,
+    Observations,
+    api_client,
+    poll,
+    seconds,
+    send,
+)
+from remediator import (
+    Context,
+    Duration,
+    HandlerParams,
+    PermanentError,
+    Result,
+    TemporaryError,
+    handler,
+)
+
+GROUP, VERSION, PLURAL, KIND = "flink.apache.org", "v1beta1", "flinkdeployments", "FlinkDeployment"
+
+JobState = Literal[
+    "INITIALIZING", "CREATED", "RUNNING", "FAILING", "FAILED", "CANCELLING", "CANCELED",
+    "FINISHED", "RESTARTING", "SUSPENDED", "RECONCILING",
+]
+LifecycleState = Literal[
+    "CREATED", "SUSPENDED", "UPGRADING", "DEPLOYED", "STABLE", "ROLLING_BACK", "ROLLED_BACK",
+    "FAILED", "DELETING", "DELETED",
+]
+TRANSIENT_JOB = frozenset({"RESTARTING", "FAILING", "RECONCILING", "INITIALIZING", "CREATED",
+                           "CANCELLING"})
+TRANSIENT_LIFECYCLE = frozenset({"CREATED", "UPGRADING", "DEPLOYED", "ROLLING_BACK", "DELETING"})
+_ERROR_SHOWN = 500
+
+
+class RestartWhen(HandlerParams):
+    """Act when the job state OR the lifecycle state is one of these (never a transient one)."""
+
+    job: list[JobState] = Field(default_factory=lambda: list[JobState](["FAILED"]))
+    lifecycle: list[LifecycleState] = Field(
+        default_factory=lambda: list[LifecycleState](["FAILED"]))
+
+    @field_validator("job", "lifecycle")
+    @classmethod
+    def _not_transient(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        transient = TRANSIENT_JOB if info.field_name == "job" else TRANSIENT_LIFECYCLE
+        if bad := sorted(set(value) & transient):
+            raise ValueError(f"{', '.join(bad)}: transient, left to the operator; never a "
+                             "restart condition")
+        return value
+
+
+class FlinkRestartParams(HandlerParams):
+    namespace: Label
+    name: Label
+    restart_when: RestartWhen = Field(default_factory=RestartWhen)
+    verify_timeout: Duration | None = Field(default=None, gt=0)
+    poll_interval: Duration = Field(default=2.0, gt=0, le=60)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What one read of the FlinkDeployment showed."""
+
+    resource_version: str
+    nonce: int
+    job: str
+    lifecycle: str
+    error: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any], where: str) -> Seen:
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        nonce = spec.get("restartNonce") or 0
+        if not isinstance(nonce, int) or isinstance(nonce, bool):
+            raise PermanentError(f"{where}: spec.restartNonce is {nonce!r}, not an integer")
+        error = status.get("error") or ""
+        return cls(
+            resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
+            nonce=nonce,
+            job=str((status.get("jobStatus") or {}).get("state") or ""),
+            lifecycle=str(status.get("lifecycleState") or ""),
+            error=error if isinstance(error, str) else str(error),
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self.job == "RUNNING" and self.lifecycle == "STABLE"
+
+    def summary(self) -> str:
+        text = f"job {self.job or 'unknown'}, lifecycle {self.lifecycle or 'unknown'}"
+        if self.error:
+            text += f"; error: {self.error[:_ERROR_SHOWN]}"
+        return text
+
+    def details(self) -> dict[str, Any]:
+        return {"job_state": self.job, "lifecycle_state": self.lifecycle,
+                "restart_nonce": self.nonce, "error": self.error[:_ERROR_SHOWN]}
+
+
+def leave_alone(seen: Seen, when: RestartWhen) -> str | None:
+    """Why not to restart (``None``: restart). A job Flink is already recovering is left alone."""
+    if seen.job in TRANSIENT_JOB:
+        return f"job state {seen.job} is transient (the operator or Flink is on it): left alone"
+    if seen.job in when.job or seen.lifecycle in when.lifecycle:
+        return None
+    if seen.lifecycle in TRANSIENT_LIFECYCLE:
+        return f"lifecycle {seen.lifecycle} is transient (the operator is on it): left alone"
+    if seen.healthy:
+        return "healthy: job RUNNING, lifecycle STABLE"
+    if not seen.job and not seen.lifecycle:
+        return "no status reported by the operator yet: left alone"
+    return f"{seen.summary()}: not a restart condition"
+
+
+def _get(params: FlinkRestartParams) -> ApiRequest:
+    return ApiRequest(verb="get", group=GROUP, version=VERSION, plural=PLURAL, kind=KIND,
+                      namespace=params.namespace, name=params.name)
+
+
+def bump_request(params: FlinkRestartParams, resource_version: Any, nonce: Any) -> ApiRequest:
+    body = {"metadata": {"resourceVersion": resource_version}, "spec": {"restartNonce": nonce}}
+    return _get(params).with_body(body)
+
+
+def _plan(params: FlinkRestartParams, timeout: str, seen: Seen | None = None) -> list[str]:
+    when = " or ".join([*(f"status.jobStatus.state == {s}" for s in params.restart_when.job),
+                        *(f"status.lifecycleState == {s}" for s in params.restart_when.lifecycle)])
+    patch = (bump_request(params, seen.resource_version, seen.nonce + 1) if seen
+             else bump_request(params, "<resourceVersion read>", "<restartNonce read + 1>"))
+    condition = "" if seen else f"only if {when} (transient states are left alone): "
+    return [
+        str(_get(params)),
+        f"{condition}{patch}; on 409 Conflict re-read and decide again "
+        f"(at most {MAX_CONFLICTS} attempts)",
+        f"poll {_get(params)} every {seconds(params.poll_interval)} until "
+        f"status.jobStatus.state == RUNNING and status.lifecycleState == STABLE, "
+        f"for up to {timeout}",
+    ]
+
+
+def _describe(params: FlinkRestartParams) -> list[str]:
+    if params.verify_timeout is None:
+        return _plan(params, "the rule's verify_timeout")
+    return _plan(params, seconds(params.verify_timeout))
+
+
+class _FlinkDeployment:
+    """Reads and patches one FlinkDeployment through the app's client."""
+
+    def __init__(self, api: client.CustomObjectsApi, params: FlinkRestartParams,
+                 ctx: Context) -> None:
+        self.api, self.params, self.ctx = api, params, ctx
+        self.get_request = _get(params)
+        self.where = self.get_request.target
+
+    async def read(self, *, record: bool = True) -> Seen:
+        p = self.params
+        obj = await send(
+            self.ctx, self.get_request,
+            lambda timeout: self.api.get_namespaced_custom_object(
+                GROUP, VERSION, p.namespace, PLURAL, p.name, _request_timeout=timeout),
+            record=record)
+        seen = Seen.of(obj, self.where)
+        if record:
+            self.ctx.step("observe", seen.summary(), **seen.details())
+        return seen
+
+    async def bump(self, seen: Seen) -> int:
+        p, nonce = self.params, seen.nonce + 1
+        request = bump_request(p, seen.resource_version, nonce)
+        await send(self.ctx, request, lambda timeout: self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, p.namespace, PLURAL, p.name, request.body,
+            # without it, the client sends a dict as JSON Patch; the .pyi stubs omit this
+            # keyword although the runtime accepts it
+            _content_type=MERGE_PATCH, _request_timeout=timeout))  # type: ignore[call-arg]
+        return nonce
+
+
+@handler("flink.restart", params=FlinkRestartParams, describe=_describe)
+async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
+    """Restart a FAILED Flink job (bump spec.restartNonce), then wait for RUNNING and STABLE."""
+    target = _FlinkDeployment(client.CustomObjectsApi(await api_client(ctx)), params, ctx)
+    timeout = params.verify_timeout or ctx.verify_timeout
+    seen = await target.read()
+    for _ in range(MAX_CONFLICTS):
+        reason = leave_alone(seen, params.restart_when)
+        if reason is not None:
+            return Result.noop(f"{target.where}: {reason}", **seen.details())
+        if ctx.dry_run:
+            return Result.dry_run(
+                _plan(params, seconds(timeout), seen),
+                f"dry run: {target.where} has {seen.summary()}; would bump restartNonce "
+                f"{seen.nonce} -> {seen.nonce + 1}; nothing done", **seen.details())
+        try:
+            nonce = await target.bump(seen)
+        except Conflict as exc:
+            ctx.step("conflict", f"{exc}; re-reading")
+            seen = await target.read()
+            continue
+        return await _verify(target, nonce, within=timeout)
+    raise TemporaryError(f"{target.where} changed under us {MAX_CONFLICTS} times in a row "
+                         "(409 Conflict on every guarded patch); not restarted")
+
+
+async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result:
+    ctx, params = target.ctx, target.params
+    ctx.step("verify", f"poll {target.get_request} every {seconds(params.poll_interval)} until "
+             f"job RUNNING and lifecycle STABLE, for up to {seconds(within)}")
+    observed = Observations(ctx)
+
+    async def probe() -> tuple[bool, Seen]:
+        seen = await target.read(record=False)
+        observed.see(seen.summary(), **seen.details())
+        return seen.healthy, seen
+
+    recovered, seen = await poll(ctx, probe, every=params.poll_interval, within=within)
+    if recovered:
+        return Result.succeeded(
+            f"{target.where} restarted (restartNonce {nonce}) and recovered: "
+            "job RUNNING, lifecycle STABLE", **seen.details())
+    return Result.failed(
+        f"{target.where} did not recover within {seconds(within)} of the restart "
+        f"(restartNonce {nonce}): last status {seen.summary()}",
+        retryable=True, **seen.details())

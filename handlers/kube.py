@@ -1,0 +1,282 @@
+"""Kubernetes plumbing shared by the Kubernetes handlers.
+
+The app owns the API client (``ctx.resources``, closed at shutdown); handlers
+describe each request as an :class:`ApiRequest` (so the plan, the timeline and
+the error messages show the exact call), send it with a timeout, and get API
+errors back as clear :class:`PermanentError`/:class:`TemporaryError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlencode
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
+from pydantic import AfterValidator
+
+from remediator import Context, PermanentError, TemporaryError
+
+T = TypeVar("T")
+
+RESOURCE_KEY = "kubernetes"
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = 10.0  # seconds per API call, further bounded by the handler's deadline
+MAX_CONFLICTS = 3  # guarded writes: re-read and retry this many times on 409
+ROLE_FILE = "deploy/base/role.yaml"
+
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def dns1123_label(value: str) -> str:
+    """A namespace or an object name that must be a DNS-1123 label."""
+    if len(value) > 63 or not _LABEL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes name (DNS-1123 label: at most 63 lowercase "
+            "letters, digits or '-', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def dns1123_subdomain(value: str) -> str:
+    """An object name that must be a DNS-1123 subdomain (e.g. a Deployment's)."""
+    if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes name (DNS-1123 subdomain: at most 253 "
+            "lowercase letters, digits, '-' or '.', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+Label = Annotated[str, AfterValidator(dns1123_label)]
+Subdomain = Annotated[str, AfterValidator(dns1123_subdomain)]
+
+
+# ---- the app-owned client ---------------------------------------------------------------
+
+async def api_client(ctx: Context) -> client.ApiClient:
+    """The app's ApiClient: made on first use (in-cluster, else kubeconfig), closed at shutdown."""
+    return await ctx.resources.get(RESOURCE_KEY, _connect, _disconnect)
+
+
+async def _connect() -> client.ApiClient:
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except ConfigException:
+        path = _kubeconfig_path()
+        try:
+            await config.load_kube_config(
+                config_file=path, client_configuration=configuration, persist_config=False
+            )
+        except (ConfigException, OSError, ValueError) as exc:
+            raise PermanentError(
+                "no Kubernetes API configuration: not running in a cluster, and the kubeconfig "
+                f"{path!r} (KUBECONFIG) is missing or unusable: {exc}"
+            ) from exc
+    return client.ApiClient(configuration=configuration)
+
+
+def _kubeconfig_path() -> str:
+    return os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+
+
+async def _disconnect(api: client.ApiClient) -> None:
+    await api.close()
+
+
+# ---- requests -----------------------------------------------------------------------------
+
+Verb = Literal["get", "list", "patch"]
+_METHODS = {"get": "GET", "list": "GET", "patch": "PATCH"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiRequest:
+    """One API request, exactly as sent: for plans, the timeline and error messages."""
+
+    verb: Verb
+    group: str  # "" for the core API
+    version: str
+    plural: str
+    kind: str
+    namespace: str
+    name: str = ""
+    body: dict[str, Any] | None = None
+    label_selector: str = ""
+
+    @property
+    def resource(self) -> str:
+        """``flinkdeployments.flink.apache.org``, ``deployments.apps``, ``pods``."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def path(self) -> str:
+        api = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        path = f"{api}/namespaces/{self.namespace}/{self.plural}"
+        if self.name:
+            path += f"/{self.name}"
+        if self.label_selector:  # encoded exactly as the client sends it
+            path += "?" + urlencode({"labelSelector": self.label_selector})
+        return path
+
+    @property
+    def target(self) -> str:
+        """``FlinkDeployment torghut/torghut-ta`` or ``pods in torghut``."""
+        if self.name:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.plural} in namespace {self.namespace}"
+
+    def with_body(self, body: dict[str, Any]) -> ApiRequest:
+        return ApiRequest(verb="patch", group=self.group, version=self.version,
+                          plural=self.plural, kind=self.kind, namespace=self.namespace,
+                          name=self.name, body=body)
+
+    def __str__(self) -> str:
+        text = f"{_METHODS[self.verb]} {self.path}"
+        if self.body is not None:
+            text += f" ({MERGE_PATCH}) {json.dumps(self.body, separators=(',', ':'))}"
+        return text
+
+
+class Conflict(TemporaryError):
+    """HTTP 409 on a write guarded by resourceVersion: the object changed since it was read."""
+
+
+def request_timeout(ctx: Context) -> float:
+    return max(0.5, min(REQUEST_TIMEOUT, ctx.remaining()))
+
+
+async def send(
+    ctx: Context,
+    request: ApiRequest,
+    call: Callable[[float], Awaitable[T]],
+    *,
+    record: bool = True,
+) -> T:
+    """Run ``call(timeout)`` (the client call for ``request``); map failures to handler errors.
+
+    ``record`` adds the request to the timeline (polls record their first request only).
+    """
+    timeout = request_timeout(ctx)
+    if record:
+        ctx.step(f"kube.{request.verb}", str(request))
+    try:
+        return await call(timeout)
+    except ApiException as exc:
+        raise api_error(request, exc) from exc
+    except TimeoutError as exc:
+        raise TemporaryError(
+            f"{_METHODS[request.verb]} {request.path}: no answer from the Kubernetes API "
+            f"within {timeout:.3g}s", details={"request": str(request)},
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise TemporaryError(
+            f"{_METHODS[request.verb]} {request.path}: cannot reach the Kubernetes API: {exc}",
+            details={"request": str(request)},
+        ) from exc
+
+
+def api_error(request: ApiRequest, exc: ApiException) -> Exception:
+    """A clear, actionable error for an API answer that is not 2xx."""
+    status = int(exc.status or 0)
+    said = _status_message(exc)
+    details: dict[str, object] = {"status": status, "request": str(request)}
+    if status == 404:
+        return PermanentError(f"{request.target} not found", details=details)
+    if status == 403:
+        return PermanentError(
+            f"forbidden: the service account may not {request.verb} {request.resource} in "
+            f"namespace {request.namespace} (grant verb {request.verb!r} on {request.resource} "
+            f"in the Role, see {ROLE_FILE}); the API server said: {said}",
+            details={**details, "missing_permission": {
+                "verb": request.verb, "resource": request.resource,
+                "namespace": request.namespace}},
+        )
+    if status == 401:
+        return PermanentError(
+            f"unauthorized: the Kubernetes API rejected the credentials: {said}", details=details
+        )
+    if status == 409:
+        return Conflict(f"{request.target} changed since it was read: {said}", details=details)
+    text = f"{_METHODS[request.verb]} {request.path} answered HTTP {status}: {said}"
+    if status == 429 or status >= 500 or status == 0:
+        return TemporaryError(text, details=details)
+    return PermanentError(text, details=details)
+
+
+def _status_message(exc: ApiException) -> str:
+    """The ``message`` of the API's Status object, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:500]
+    return str(exc.reason or "no reason given")
+
+
+# ---- polling ------------------------------------------------------------------------------
+
+class Observations:
+    """Records an observation in the timeline only when it differs from the previous one."""
+
+    def __init__(self, ctx: Context, name: str = "observe") -> None:
+        self._ctx = ctx
+        self._name = name
+        self._last: str | None = None
+
+    def see(self, message: str, **data: Any) -> None:
+        if message != self._last:
+            self._ctx.step(self._name, message, **data)
+            self._last = message
+
+
+async def poll(
+    ctx: Context,
+    probe: Callable[[], Awaitable[tuple[bool, T]]],
+    *,
+    every: float,
+    within: float,
+) -> tuple[bool, T]:
+    """Call ``probe`` until it reports done or ``within`` seconds pass; return the last answer."""
+    deadline = time.monotonic() + within
+    while True:
+        done, seen = await probe()
+        left = min(deadline - time.monotonic(), ctx.remaining())
+        if done or left <= 0:
+            return done, seen
+        await asyncio.sleep(min(every, left))
+
+
+def selector_string(match_labels: dict[str, str] | None, expressions: list[Any] | None) -> str:
+    """A label selector string for a ``LabelSelector`` (matchLabels + matchExpressions)."""
+    parts = [f"{key}={value}" for key, value in sorted((match_labels or {}).items())]
+    for expr in expressions or []:
+        values = ",".join(expr.values or [])
+        operator = expr.operator
+        if operator == "In":
+            parts.append(f"{expr.key} in ({values})")
+        elif operator == "NotIn":
+            parts.append(f"{expr.key} notin ({values})")
+        elif operator == "Exists":
+            parts.append(expr.key)
+        elif operator == "DoesNotExist":
+            parts.append(f"!{expr.key}")
+        else:
+            raise PermanentError(f"unsupported label selector operator {operator!r}")
+    return ",".join(parts)
+
+
+def seconds(value: float) -> str:
+    return f"{value:g}s"

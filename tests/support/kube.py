@@ -1,0 +1,646 @@
+"""A Kubernetes API for tests: kmock's emulator over real HTTP, with the API server
+semantics the handlers rely on, plus small simulated controllers.
+
+kmock's ``KubernetesEmulator`` stores objects and serves them; this subclass adds
+what a real API server does and kmock does not:
+
+- every write bumps ``metadata.resourceVersion`` (and ``generation`` on spec changes);
+  a patch carrying a stale ``metadata.resourceVersion`` answers 409 Conflict;
+- PATCH honours the content type: JSON merge patch (RFC 7386), JSON Patch, and
+  strategic merge only for built-in kinds (415 for custom resources, like the real
+  server); anything else is 415;
+- GET/LIST answer in the real Status format; LIST filters by ``labelSelector``;
+- RBAC: with a :class:`Policy` (a Role), a request it does not grant answers 403
+  with the real message ("cannot patch resource ... in the namespace ...");
+- every request is recorded as a :class:`Call` (verb, resource, body, answer) and
+  ``hooks`` run before a request is served (to change state "concurrently").
+
+The tests (and the end-to-end demo) play the controllers' part with
+:class:`DeploymentController` and :class:`FlinkOperator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import inspect
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+import pytest
+import structlog
+import yaml
+
+import handlers  # noqa: F401 - registers the built-in handlers
+from remediator import Alert, Context, Resources, Result
+from remediator.execution import execute
+from remediator.registry import default_registry
+from remediator.settings import Settings
+
+FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
+DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
+PODS = kmock.resource("", "v1", "pods")
+KINDS = {FLINK: "FlinkDeployment", DEPLOYMENTS: "Deployment", PODS: "Pod"}
+BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"})
+ROLE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "base" / "role.yaml"
+SERVICE_ACCOUNT = "system:serviceaccount:torghut:remediator"
+
+_METHOD_VERBS = {"PATCH": "patch", "PUT": "update", "POST": "create"}
+
+
+# ---- records and policy -------------------------------------------------------------------
+
+@dataclass
+class Call:
+    """One request the emulator served, with its answer."""
+
+    method: str
+    verb: str
+    group: str
+    plural: str
+    namespace: str | None
+    name: str | None
+    content_type: str
+    body: Any
+    query: dict[str, str]
+    raw: str = ""  # the method and path with the query string, as sent
+    status: int = 0
+    at: float = field(default_factory=time.monotonic)
+
+    @property
+    def permission(self) -> tuple[str, str, str]:
+        """(verb, apiGroup, resource): what RBAC must grant for this call."""
+        return self.verb, self.group, self.plural
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.name}" if self.name else f"{self.namespace}"
+        return f"{self.verb} {self.plural} {where} -> {self.status}"
+
+
+def _verb(method: str, name: str | None, query: dict[str, str]) -> str:
+    if method == "GET":
+        if query.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if name else "list"
+    if method == "DELETE":
+        return "delete" if name else "deletecollection"
+    return _METHOD_VERBS.get(method, method.lower())
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The rules of one namespaced Role: what the service account may do, where."""
+
+    namespace: str
+    rules: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...]
+
+    @classmethod
+    def from_role(cls, role: dict[str, Any]) -> Policy:
+        rules = tuple(
+            (frozenset(rule.get("apiGroups") or []), frozenset(rule.get("resources") or []),
+             frozenset(rule.get("verbs") or []))
+            for rule in role.get("rules") or []
+        )
+        return cls(namespace=role["metadata"]["namespace"], rules=rules)
+
+    @classmethod
+    def shipped(cls) -> Policy:
+        """The Role in ``deploy/base/role.yaml``."""
+        return cls.from_role(role_documents()["Role"])
+
+    def without(self, verb: str, group: str, plural: str) -> Policy:
+        """The same Role minus one permission (to provoke a 403)."""
+        rules = []
+        for groups, resources, verbs in self.rules:
+            if group in groups and plural in resources and verb in verbs:
+                rules.append((groups, resources, verbs - {verb}))
+            else:
+                rules.append((groups, resources, verbs))
+        return Policy(self.namespace, tuple(rules))
+
+    def grants(self) -> set[tuple[str, str, str]]:
+        return {(verb, group, plural) for groups, resources, verbs in self.rules
+                for group in groups for plural in resources for verb in verbs}
+
+    def allows(self, verb: str, group: str, plural: str, namespace: str | None) -> bool:
+        if namespace != self.namespace:
+            return False
+        return any(group in groups and plural in resources and verb in verbs
+                   for groups, resources, verbs in self.rules)
+
+
+def role_documents(path: Path = ROLE_FILE) -> dict[str, dict[str, Any]]:
+    """The YAML documents of the role file by kind (one Role, one RoleBinding expected)."""
+    docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    by_kind = {doc["kind"]: doc for doc in docs}
+    if len(by_kind) != len(docs):
+        raise ValueError(f"{path}: more than one document of a kind")
+    return by_kind
+
+
+# ---- label selectors and merge patches ----------------------------------------------------
+
+_SET_EXPR = re.compile(r"^\s*([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+_EQ_EXPR = re.compile(r"^\s*([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)\s*$")
+_EXISTS_EXPR = re.compile(r"^\s*(!?)([\w./-]+)\s*$")
+
+
+def _split_selector(selector: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in selector:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current] if current.strip() else parts
+
+
+def selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    """Kubernetes label selector semantics (equality- and set-based); ValueError if invalid."""
+    for part in _split_selector(selector):
+        if m := _SET_EXPR.match(part):
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if (labels.get(key) in values) != (op == "in"):
+                return False
+        elif m := _EQ_EXPR.match(part):
+            key, op, value = m.groups()
+            if (labels.get(key) == value) != (op != "!="):
+                return False
+        elif m := _EXISTS_EXPR.match(part):
+            negated, key = m.groups()
+            if (key in labels) == bool(negated):
+                return False
+        else:
+            raise ValueError(f"unable to parse requirement: {part!r}")
+    return True
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# ---- the emulator -------------------------------------------------------------------------
+
+class ApiAnswer(Exception):
+    """A non-2xx answer in the Kubernetes Status format."""
+
+    def __init__(self, code: int, reason: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+    def response(self) -> aiohttp.web.Response:
+        return aiohttp.web.json_response({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": self.message, "reason": self.reason, "details": self.details,
+            "code": self.code,
+        }, status=self.code)
+
+
+def _resource_name(res: kmock.resource) -> str:
+    return f"{res.plural}.{res.group}" if res.group else str(res.plural)
+
+
+@attrs.define(kw_only=True)
+class Cluster(kmock.KubernetesEmulator):
+    """kmock's emulator with real API semantics for get/list/patch, RBAC and a call log."""
+
+    policy: Policy | None = None
+    calls: list[Call] = attrs.field(factory=list)
+    hooks: list[Callable[[Call], Any]] = attrs.field(factory=list)  # may be async
+    _versions: Any = attrs.field(factory=lambda: itertools.count(1000))
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for res, kind in KINDS.items():
+            self.resources[res] = kmock.ResourceInfo(kind=kind, namespaced=True,
+                                                     verbs={"get", "list", "patch"})
+
+    # -- test-side API (synchronous: atomic with respect to the event loop) --
+
+    def put(self, res: kmock.resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create (or replace) an object, stamped like the API server does."""
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        meta.update(namespace=namespace, uid=meta.get("uid") or str(uuid.uuid4()),
+                    resourceVersion=str(next(self._versions)), generation=1)
+        meta.setdefault("creationTimestamp", "2024-01-01T00:00:00Z")
+        self.objects[res, namespace, meta["name"]] = obj
+        return obj
+
+    def get(self, res: kmock.resource, namespace: str, name: str) -> dict[str, Any] | None:
+        key = (res, namespace, name)
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return copy.deepcopy(self.objects[key].raw)
+
+    def modify(self, res: kmock.resource, namespace: str, name: str,
+               patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch an object as a controller would (bumps resourceVersion)."""
+        old = self.get(res, namespace, name)
+        if old is None:
+            raise KeyError(f"{_resource_name(res)} {namespace}/{name} does not exist")
+        new = self._stamp(old, merge_patch(old, patch))
+        self.objects[res, namespace, name].history.append(new)
+        return new
+
+    def remove(self, res: kmock.resource, namespace: str, name: str) -> None:
+        self.objects[res, namespace, name].delete()
+
+    def items(self, res: kmock.resource, namespace: str,
+              selector: str = "") -> list[dict[str, Any]]:
+        found = []
+        for (resource, ns, _), obj in self.objects.items():
+            if resource == res and ns == namespace and not obj.deleted:
+                labels = (obj.raw.get("metadata") or {}).get("labels") or {}
+                if not selector or selector_matches(selector, labels):
+                    found.append(copy.deepcopy(obj.raw))
+        return found
+
+    def calls_to(self, res: kmock.resource, verb: str | None = None) -> list[Call]:
+        return [c for c in self.calls if (c.group, c.plural) == (res.group, res.plural)
+                and (verb is None or c.verb == verb)]
+
+    # -- serving --
+
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is None:
+            return await super()._handle(request)
+        call = self._record(request)
+        try:
+            for hook in list(self.hooks):
+                if inspect.isawaitable(effect := hook(call)):
+                    await effect
+            response = await self._serve(request, call)
+        except ApiAnswer as answer:
+            response = answer.response()
+        call.status = response.status
+        self.calls.append(call)
+        return response
+
+    async def _serve(self, request: kmock.Request, call: Call) -> aiohttp.web.StreamResponse:
+        res = request.resource
+        assert res is not None
+        if self.policy is not None and not self.policy.allows(
+                call.verb, call.group, call.plural, call.namespace):
+            raise self._forbidden(call, res)
+        if request.subresource:
+            raise ApiAnswer(404, "NotFound", f"subresource {request.subresource!r} is not "
+                            "emulated (patch the object itself)")
+        if call.verb == "get":
+            return aiohttp.web.json_response(self._fetch(res, call))
+        if call.verb == "list":
+            return aiohttp.web.json_response(self._list(res, call))
+        if call.verb == "patch":
+            return aiohttp.web.json_response(await self._patch(res, call))
+        return await super()._handle(request)
+
+    def _record(self, request: kmock.Request) -> Call:
+        res = request.resource
+        assert res is not None
+        params = dict(request.params)
+        content_type = str(request.headers.get("Content-Type", "")).split(";")[0].strip()
+        body = json.loads(request.text) if request.text else None
+        return Call(method=str(request.method.value).upper(),
+                    verb=_verb(str(request.method.value).upper(), request.name, params),
+                    group=str(res.group), plural=str(res.plural), namespace=request.namespace,
+                    name=request.name, content_type=content_type, body=body, query=params,
+                    raw=f"{str(request.method.value).upper()} {request.url.raw_path_qs}")
+
+    def _forbidden(self, call: Call, res: kmock.resource) -> ApiAnswer:
+        subject = f'{_resource_name(res)} "{call.name}"' if call.name else _resource_name(res)
+        return ApiAnswer(
+            403, "Forbidden",
+            f'{subject} is forbidden: User "{SERVICE_ACCOUNT}" cannot {call.verb} resource '
+            f'"{call.plural}" in API group "{call.group}" in the namespace "{call.namespace}"',
+            name=call.name or "", group=call.group, kind=call.plural)
+
+    def _not_found(self, res: kmock.resource, name: str | None) -> ApiAnswer:
+        return ApiAnswer(404, "NotFound", f'{_resource_name(res)} "{name}" not found',
+                         name=name or "", group=res.group, kind=res.plural)
+
+    def _fetch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
+        obj = self.get(res, call.namespace or "", call.name or "")
+        if obj is None:
+            raise self._not_found(res, call.name)
+        return obj
+
+    def _list(self, res: kmock.resource, call: Call) -> dict[str, Any]:
+        try:
+            items = self.items(res, call.namespace or "", call.query.get("labelSelector", ""))
+        except ValueError as exc:
+            raise ApiAnswer(400, "BadRequest", f"unable to parse requirement: {exc}") from exc
+        kind = KINDS.get(res, "Object")
+        api_version = f"{res.group}/{res.version}" if res.group else str(res.version)
+        return {"kind": f"{kind}List", "apiVersion": api_version, "items": items,
+                "metadata": {"resourceVersion": str(next(self._versions))}}
+
+    async def _patch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
+        old = self._fetch(res, call)
+        new = self._apply(res, call, old)
+        wanted = ((call.body or {}).get("metadata") or {}).get("resourceVersion") \
+            if isinstance(call.body, dict) else None
+        if wanted is not None and str(wanted) != old["metadata"]["resourceVersion"]:
+            raise ApiAnswer(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on {_resource_name(res)} "{call.name}": the '
+                "object has been modified; please apply your changes to the latest version "
+                "and try again", name=call.name or "", group=res.group, kind=res.plural)
+        new = self._stamp(old, new)
+        self.objects[res, call.namespace, call.name].history.append(new)
+        await self._buses[res].put({"type": "MODIFIED", "object": new})
+        return new
+
+    def _apply(self, res: kmock.resource, call: Call, old: dict[str, Any]) -> dict[str, Any]:
+        kind = call.content_type
+        custom = res.group not in BUILTIN_GROUPS
+        if kind == "application/json-patch+json" and isinstance(call.body, list):
+            try:
+                return dict(jsonpatch.apply_patch(old, call.body))
+            except jsonpatch.JsonPatchException as exc:
+                raise ApiAnswer(422, "Invalid", f"the JSON patch failed: {exc}") from exc
+        if kind == "application/json-patch+json":
+            raise ApiAnswer(400, "BadRequest", "a JSON Patch must be a list of operations; got "
+                            f"{type(call.body).__name__} (was a merge patch meant?)")
+        if kind == "application/merge-patch+json" or (
+                kind == "application/strategic-merge-patch+json" and not custom):
+            if not isinstance(call.body, dict):
+                raise ApiAnswer(400, "BadRequest", "a merge patch must be a JSON object")
+            return dict(merge_patch(old, call.body))
+        accepted = "application/json-patch+json, application/merge-patch+json, " \
+            "application/apply-patch+yaml"
+        if not custom:
+            accepted += ", application/strategic-merge-patch+json"
+        raise ApiAnswer(415, "UnsupportedMediaType", "the body of the request was in an unknown "
+                        f"format - accepted media types include: {accepted}")
+
+    def _stamp(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+        """Keep identity fields; bump resourceVersion, and generation when spec changed."""
+        meta = new.setdefault("metadata", {})
+        for key in ("name", "namespace", "uid", "creationTimestamp"):
+            if key in old.get("metadata", {}):
+                meta[key] = old["metadata"][key]
+        generation = int(old.get("metadata", {}).get("generation") or 1)
+        meta["generation"] = generation + (1 if new.get("spec") != old.get("spec") else 0)
+        meta["resourceVersion"] = str(next(self._versions))
+        return new
+
+
+# ---- running it ---------------------------------------------------------------------------
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+        "users": [{"name": "remediator", "user": {"token": "emulator-token"}}],
+        "contexts": [{"name": "emulator",
+                      "context": {"cluster": "emulator", "user": "remediator"}}],
+    }), encoding="utf-8")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def kube_env(directory: Path, monkeypatch: pytest.MonkeyPatch, *,
+                   policy: Policy | None = None) -> AsyncIterator[Cluster]:
+    """A running :class:`Cluster` that the handlers reach through ``KUBECONFIG``.
+
+    The Role shipped in ``deploy/base/role.yaml`` is enforced unless ``policy`` says
+    otherwise, so every handler test also checks the RBAC.
+    """
+    async with running_cluster(directory, policy=policy or Policy.shipped()) as (cluster, path):
+        monkeypatch.setenv("KUBECONFIG", str(path))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # never in-cluster here
+        yield cluster
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(directory: Path, *, policy: Policy | None = None
+                          ) -> AsyncIterator[tuple[Cluster, Path]]:
+    """A :class:`Cluster` on a free port and a kubeconfig file pointing at it."""
+    async with Cluster(policy=policy) as cluster, kmock.Server(cluster) as server:
+        kubeconfig = write_kubeconfig(directory / "kubeconfig", str(server.url).rstrip("/"))
+        yield cluster, kubeconfig
+
+
+def make_context(resources: Resources, *, rule: str = "test", target: str = "test/target",
+                 dry_run: bool = False, verify_timeout: float = 30.0,
+                 deadline: float = 120.0) -> Context:
+    alert = Alert.model_validate({"status": "firing", "labels": {"alertname": "Test"},
+                                  "startsAt": "2024-01-01T00:00:00Z"})
+    return Context(event_id="test-event", rule=rule, target=target, alert=alert,
+                   dry_run=dry_run, deadline=time.monotonic() + deadline,
+                   verify_timeout=verify_timeout,
+                   log=structlog.get_logger("test").bind(rule=rule, target=target),
+                   resources=resources)
+
+
+async def run_handler(name: str, params: dict[str, Any], resources: Resources, *,
+                      limit: float = 60.0, **context: Any) -> tuple[Result, Context]:
+    """Validate ``params`` and run handler ``name`` through the real executor."""
+    spec = default_registry.get(name)
+    assert spec is not None, f"handler {name!r} is not registered"
+    ctx = make_context(resources, deadline=limit, **context)
+    result = await execute(spec, spec.params.model_validate(params), ctx, timeout=limit)
+    return result, ctx
+
+
+@contextlib.asynccontextmanager
+async def app_resources() -> AsyncIterator[Resources]:
+    """The app's resource owner, closed at the end like at shutdown."""
+    resources = Resources(Settings())
+    try:
+        yield resources
+    finally:
+        await resources.aclose()
+
+
+# ---- objects and simulated controllers ----------------------------------------------------
+
+def flink_deployment(name: str, *, job: str, lifecycle: str, nonce: int | None = None,
+                     error: str = "") -> dict[str, Any]:
+    spec: dict[str, Any] = {"image": "flink:1.18", "flinkVersion": "v1_18",
+                            "job": {"jarURI": "local:///opt/ta.jar", "parallelism": 1,
+                                    "upgradeMode": "last-state"}}
+    if nonce is not None:
+        spec["restartNonce"] = nonce
+    status: dict[str, Any] = {"jobStatus": {"state": job, "jobName": name},
+                              "lifecycleState": lifecycle}
+    if error:
+        status["error"] = error
+    return {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
+            "metadata": {"name": name}, "spec": spec, "status": status}
+
+
+def deployment(name: str, *, replicas: int, labels: dict[str, str],
+               annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                 "strategy": {"type": "RollingUpdate"},
+                 "template": {"metadata": {"labels": dict(labels)},
+                              "spec": {"containers": [{"name": name, "image": f"{name}:1"}]}}},
+        "status": {},
+    }
+
+
+@dataclass
+class DeploymentController:
+    """Plays the Deployment controller and kubelet for one Deployment.
+
+    Creates pods up to ``spec.replicas`` (ready after ``ready_after`` ticks), deletes
+    excess pods gracefully (they stay listed, terminating, for ``terminate_after``
+    ticks, like a real grace period) and writes ``status`` when it changes. It counts
+    the most pods that ever existed at once (``max_pods``), terminating ones included.
+    """
+
+    cluster: Cluster
+    namespace: str
+    name: str
+    tick: float = 0.02
+    ready_after: int = 3
+    terminate_after: int = 5
+    max_pods: int = 0
+    created: list[str] = field(default_factory=list)
+    _ages: dict[str, int] = field(default_factory=dict)
+
+    def step(self) -> None:
+        dep = self.cluster.get(DEPLOYMENTS, self.namespace, self.name)
+        if dep is None:
+            return
+        labels = dep["spec"]["selector"]["matchLabels"]
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        pods = self.cluster.items(PODS, self.namespace, selector)
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        for pod in pods:
+            self._age(pod)
+        desired = int(dep["spec"].get("replicas", 1))
+        for pod in live[desired:]:
+            self.cluster.modify(PODS, self.namespace, pod["metadata"]["name"], {
+                "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
+                "status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+            self._ages[pod["metadata"]["name"]] = 0
+        for _ in range(desired - len(live)):
+            self._create(dep["spec"]["template"]["metadata"]["labels"])
+        self.max_pods = max(self.max_pods, len(self.cluster.items(PODS, self.namespace, selector)))
+        self._write_status(dep, selector, desired)
+
+    def _age(self, pod: dict[str, Any]) -> None:
+        name = pod["metadata"]["name"]
+        age = self._ages.get(name, 0) + 1
+        self._ages[name] = age
+        if pod["metadata"].get("deletionTimestamp"):
+            if age >= self.terminate_after:
+                self.cluster.remove(PODS, self.namespace, name)
+        elif age == self.ready_after:
+            self.cluster.modify(PODS, self.namespace, name, {"status": {
+                "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+
+    def _create(self, labels: dict[str, str]) -> None:
+        name = f"{self.name}-{uuid.uuid4().hex[:5]}"
+        self.cluster.put(PODS, self.namespace, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": dict(labels)},
+            "spec": {"containers": [{"name": self.name, "image": f"{self.name}:1"}]},
+            "status": {"phase": "Pending"}})
+        self._ages[name] = 0
+        self.created.append(name)
+
+    def _write_status(self, dep: dict[str, Any], selector: str, desired: int) -> None:
+        pods = self.cluster.items(PODS, self.namespace, selector)
+        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        ready = [p for p in live if (p.get("status") or {}).get("phase") == "Running"]
+        status = {"replicas": len(live), "readyReplicas": len(ready),
+                  "availableReplicas": len(ready), "updatedReplicas": len(live),
+                  "observedGeneration": dep["metadata"]["generation"]}
+        if {k: (dep.get("status") or {}).get(k) for k in status} != status:
+            self.cluster.modify(DEPLOYMENTS, self.namespace, self.name, {"status": status})
+
+    async def run(self) -> None:
+        while True:
+            self.step()
+            await asyncio.sleep(self.tick)
+
+
+@dataclass
+class FlinkOperator:
+    """Plays the Flink Kubernetes Operator for one FlinkDeployment.
+
+    When ``spec.restartNonce`` changes, it walks the status through ``after_restart``
+    (one (job, lifecycle[, error]) per tick), the way the operator redeploys a job.
+    """
+
+    cluster: Cluster
+    namespace: str
+    name: str
+    after_restart: list[tuple[str, ...]] = field(default_factory=lambda: [
+        ("RECONCILING", "UPGRADING"), ("RECONCILING", "DEPLOYED"), ("CREATED", "DEPLOYED"),
+        ("RUNNING", "DEPLOYED"), ("RUNNING", "STABLE")])
+    tick: float = 0.05
+    restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self._seen = self._nonce()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            nonce = self._nonce()
+            if nonce != self._seen:
+                self._seen = nonce
+                self.restarts += 1
+                await self._walk()
+
+    def _nonce(self) -> Any:
+        obj = self.cluster.get(FLINK, self.namespace, self.name) or {}
+        return (obj.get("spec") or {}).get("restartNonce")
+
+    async def _walk(self) -> None:
+        for job, lifecycle, *error in self.after_restart:
+            status: dict[str, Any] = {"jobStatus": {"state": job}, "lifecycleState": lifecycle,
+                                      "error": error[0] if error else None}
+            self.cluster.modify(FLINK, self.namespace, self.name, {"status": status})
+            await asyncio.sleep(self.tick)
+
+
+@contextlib.asynccontextmanager
+async def background(*runners: Callable[[], Any]) -> AsyncIterator[None]:
+    """Run simulated controllers while the block runs; stop them (no leaked tasks) after."""
+    tasks = [asyncio.create_task(run(), name=f"sim:{getattr(run, '__qualname__', run)}")
+             for run in runners]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def permissions(calls: Iterable[Call]) -> set[tuple[str, str, str]]:
+    return {call.permission for call in calls}
