@@ -15,7 +15,9 @@ resolved) find the parent in memory (same event, same process) or in the store
 the time a new firing may run again: a new firing after the cooldown starts a
 new thread, while failed attempts and the resolution that follow soon after
 land in the same one. A ``resolved`` with no thread (we never acted, or the
-thread expired) is not posted.
+thread expired) is not posted. If two replicas race to post the first parent of
+one incident (only possible while Slack is slower than a whole run), both are
+posted; the store keeps one and every later reply goes there.
 """
 
 from __future__ import annotations

@@ -79,6 +79,11 @@ def mention(escalate: str) -> str:
     return value
 
 
+def code(value: str) -> str:
+    """Inline code; rule names and targets are validated, escaped anyway."""
+    return "`" + escape(value).replace("`", "'") + "`"
+
+
 def _section(text: str) -> dict[str, Any]:
     if len(text) > MAX_SECTION:  # a last guard; callers budget their pieces
         text = text[: text.rfind("\n", 0, MAX_SECTION - 1)] + "\n…"
@@ -136,9 +141,9 @@ def _incident_fields(notice: Notice) -> dict[str, Any]:
     fields = [
         f"*Alert*\n{short(alert_name(notice), 300)}",
         f"*Severity*\n{short(labels.get('severity', 'unknown'), 100)}",
-        f"*Rule*\n`{notice.rule}`",
-        f"*Target*\n`{notice.target or '(not rendered)'}`",
-        f"*Handler*\n`{notice.handler or '?'}`",
+        f"*Rule*\n{code(notice.rule)}",
+        f"*Target*\n{code(notice.target or '(not rendered)')}",
+        f"*Handler*\n{code(notice.handler or '?')}",
         f"*Since*\n{_when(notice) or 'unknown'}",
     ]
     return {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
@@ -180,7 +185,7 @@ def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
     if notice.dry_run:
         blocks.append(_section("🧪 *DRY RUN*: the handler only renders its plan; "
                                "nothing is changed on the target."))
-    notes = [_labels(notice), f"Event `{notice.event_id}`" if notice.event_id else "",
+    notes = [_labels(notice), f"Event {code(notice.event_id)}" if notice.event_id else "",
              "Manual replay" if notice.manual else ""]
     return blocks + _context(*notes)
 
@@ -196,7 +201,7 @@ def _error_section(notice: Notice, title: str) -> dict[str, Any]:
     note = ""
     if cut:
         note = (f"\n_Truncated: {len(notice.message):,} characters in all; the full text is in "
-                f"audit event `{notice.event_id}`._")
+                f"audit event {code(notice.event_id)}._")
     return _section(f"*{title}*\n```{text}```{note}")
 
 
@@ -223,19 +228,19 @@ def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
     if notice.outcome == "failed":
         blocks.append(_error_section(notice, "Error"))
     return blocks + _context(_attempts(notice),
-                             f"Event `{notice.event_id}`" if notice.event_id else "")
+                             f"Event {code(notice.event_id)}" if notice.event_id else "")
 
 
 def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
     who = mention(notice.escalate)
     window = format_duration(notice.attempt_window) if notice.attempt_window else "the window"
     tried = "\n".join(_steps(notice)) or "• (the handler recorded no steps)"
-    event = notice.event_id
+    event = escape(notice.event_id)
     return [
-        _section(f"🚨 {who + ' ' if who else ''}*Escalation*: `{notice.rule}` failed "
-                 f"{notice.failures} times within {window} on `{notice.target}`. The circuit is "
-                 f"open: no automatic attempt on this target for {window}."),
-        _section(f"*What was tried* (last attempt, handler `{notice.handler}`)\n{tried}"),
+        _section(f"🚨 {who + ' ' if who else ''}*Escalation*: {code(notice.rule)} failed "
+                 f"{notice.failures} times within {window} on {code(notice.target)}. The circuit "
+                 f"is open: no automatic attempt on this target for {window}."),
+        _section(f"*What was tried* (last attempt, handler {code(notice.handler)})\n{tried}"),
         _error_section(notice, "Last error"),
         _section(
             "*What now*: fix it by hand, or once the cause is gone run it again:\n"
@@ -248,8 +253,8 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
 def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:
     dry = " (🧪 *DRY RUN*: nothing will be changed)" if notice.dry_run else ""
     manual = " (manual replay)" if notice.manual else ""
-    return [_section(f"🔁 *Another attempt started*{dry}{manual}: handler `{notice.handler}`, "
-                     f"event `{notice.event_id}`")]
+    return [_section(f"🔁 *Another attempt started*{dry}{manual}: handler "
+                     f"{code(notice.handler)}, event {code(notice.event_id)}")]
 
 
 def resolved_blocks(notice: Notice) -> list[dict[str, Any]]:
