@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from remediator.models import Alert
+from remediator.models import Alert, Step
 
 NoticeKind = Literal["started", "outcome", "escalated", "resolved", "rules_reload"]
 
@@ -33,6 +33,9 @@ class Notice:
     escalate: str = ""
     cooldown: float = 0.0
     failures: int = 0
+    max_attempts: int = 0
+    attempt_window: float = 0.0
+    timeline: list[Step] = field(default_factory=list)  # what the handler did (outcomes)
 
 
 class Notifier(Protocol):

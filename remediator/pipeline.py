@@ -332,18 +332,23 @@ class Pipeline:
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
             await self._retry(lambda: self.store.mark_episode(
                 rule.name, job.alert.episode, self.settings.episode_ttl))
+        opened = 0
         if result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
             count = await self._retry(lambda: self.store.record_failure(
                 rule.name, plan.target, rule.attempt_window, rule.max_attempts))
             result.details["failures_in_window"] = count.failures
             if count.opened:
+                opened = count.failures
                 self.metrics.circuit_open.labels(rule.name).set(1)
                 run.step("circuit.opened", f"{count.failures} failures in "
                          f"{format_duration(rule.attempt_window)}")
                 run.log.error("remediation.escalated", failures=count.failures)
+        try:
+            await self._finish(run, result)
+        finally:
+            if opened:  # after the outcome, so the thread reads: failed, then escalated
                 self.notifier.send(self._notice(run, "escalated", result=result,
-                                                failures=count.failures))
-        await self._finish(run, result)
+                                                failures=opened))
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         """Post-action writes must land: retry through a short store outage."""
@@ -408,7 +413,9 @@ class Pipeline:
             duration=result.details.get("duration_seconds") if result else None,
             plan=result.plan if result else [], details=result.details if result else {},
             escalate=rule.escalate if rule else "", cooldown=rule.cooldown if rule else 0.0,
-            failures=failures,
+            failures=failures, max_attempts=rule.max_attempts if rule else 0,
+            attempt_window=rule.attempt_window if rule else 0.0,
+            timeline=list(run.timeline) if result else [],
         )
 
 

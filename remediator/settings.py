@@ -78,6 +78,13 @@ class Settings(BaseSettings):
                 data[name] = Path(path).read_text(encoding="utf-8").strip()
         return data
 
+    @model_validator(mode="after")
+    def _slack_channel_with_token(self) -> Settings:
+        if self.slack_bot_token is not None and not self.slack_channel:
+            raise ValueError("REMEDIATOR_SLACK_BOT_TOKEN is set but REMEDIATOR_SLACK_CHANNEL is "
+                             "not: name the channel (or its id) to post incident threads in")
+        return self
+
     def webhook_auth_configured(self) -> bool:
         return self.webhook_token is not None or (
             self.webhook_username is not None and self.webhook_password is not None

@@ -27,8 +27,8 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     await asyncio.sleep(0)
     leaked = [t for t in asyncio.all_tasks() - before
               if not t.done() and t is not asyncio.current_task()]
-    if leaked:
-        await asyncio.sleep(0.2)
+    if leaked:  # give tasks that their owner is cancelling or closing a moment to finish
+        await asyncio.wait(leaked, timeout=1.0)
         leaked = [t for t in leaked if not t.done()]
     for task in leaked:
         task.cancel()
