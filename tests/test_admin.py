@@ -240,7 +240,9 @@ async def test_replay_uses_the_current_rules(h: Harness) -> None:
 
 async def test_replay_rejects_bad_bodies(h: Harness) -> None:
     [original] = await h.fire(alert())
-    for body in ({"dry_run": "yes"}, {"dry_run": 1}, {"unknown": True}, {"note": "x" * 501}, []):
+    bodies: list[Any] = [{"dry_run": "yes"}, {"dry_run": 1}, {"unknown": True},
+                         {"note": "x" * 501}, []]
+    for body in bodies:
         data = await h.admin("POST", f"/api/v1/replay/{original}", body, status=400)
         assert data["error"] == "invalid request body", body
     assert h.calls.acted() == [original]

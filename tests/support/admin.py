@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
 from aiohttp import web
 
-from remediator import Context, HandlerParams, Result, handler
+from remediator import Context, HandlerParams, Result, handler, logs
 from remediator.app import create_app
 from remediator.models import AuditEvent
+from remediator.notify import Notice
 from remediator.registry import Registry
 from remediator.settings import Settings
 from remediator.store import Store
@@ -125,14 +127,14 @@ def webhook_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
 
-async def wait_event(store: Store, event_id: str, timeout: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + timeout
+async def wait_event(store: Store, event_id: str, within: float = 20.0) -> AuditEvent:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         event = await store.get_event(event_id)
         if event is not None:
             return event
         await asyncio.sleep(0.02)
-    raise TimeoutError(f"event {event_id} was not recorded within {timeout}s")
+    raise TimeoutError(f"event {event_id} was not recorded within {within}s")
 
 
 @dataclass
@@ -159,16 +161,20 @@ def serve_in_thread(settings: Settings, calls: Calls) -> Iterator[ServedApp]:
         finally:
             loop.close()
 
+    saved = structlog.get_config()
+    # The server logs to stderr here, so a test capturing the CLI's stdout sees only the CLI.
+    logs.configure("console", settings.log_level)
     thread = threading.Thread(target=main, name="remediator-test-server", daemon=True)
     thread.start()
-    ready.wait(30)
-    if failure:
-        raise failure[0]
     try:
+        ready.wait(30)
+        if failure:
+            raise failure[0]
         yield ServedApp(f"http://127.0.0.1:{port}", calls, settings.rules)
     finally:
         stop.set()
         thread.join(30)
+        structlog.configure(**saved)
 
 
 async def _serve(settings: Settings, calls: Calls, port: int, ready: threading.Event,
@@ -179,7 +185,25 @@ async def _serve(settings: Settings, calls: Calls, port: int, ready: threading.E
     try:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(stop.wait)
     finally:
         await runner.cleanup()
+
+
+class RecordingNotifier:
+    """A Notifier that keeps what it was sent (Slack is another helper's concern)."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+
+    async def start(self) -> None:
+        return None
+
+    def send(self, notice: Notice) -> None:
+        self.notices.append(notice)
+
+    async def close(self) -> None:
+        return None
+
+    def of_kind(self, kind: str) -> list[Notice]:
+        return [n for n in self.notices if n.kind == kind]
