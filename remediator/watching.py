@@ -91,26 +91,27 @@ class RulesWatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every ``interval`` seconds (0: only on SIGHUP) until ``stop`` is set."""
-        stopping = asyncio.ensure_future(stop.wait())
+        while not stop.is_set():
+            await self._sleep(stop)
+            if stop.is_set():
+                return
+            self._wake.clear()
+            forced, self._forced = self._forced, False
+            try:
+                self.check(forced=forced)
+            except Exception:  # the watcher must outlive any surprise
+                log.exception("rules.watch_failed")
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until the next poll, a reload request, or ``stop``."""
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
         try:
-            while not stop.is_set():
-                waker = asyncio.ensure_future(self._wake.wait())
-                timeout = self.interval if self.interval > 0 else None
-                await asyncio.wait({stopping, waker}, timeout=timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                waker.cancel()
-                if stop.is_set():
-                    break
-                self._wake.clear()
-                forced, self._forced = self._forced, False
-                try:
-                    self.check(forced=forced)
-                except Exception:  # the watcher must outlive any surprise
-                    log.exception("rules.watch_failed")
+            await asyncio.wait(waiters, timeout=self.interval if self.interval > 0 else None,
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stopping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stopping
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     def check(self, *, forced: bool = False) -> ReloadResult | None:
         """One poll: reload if the file's target, stat or content changed (or if forced)."""

@@ -137,6 +137,21 @@ def test_sighup_style_forced_reload_of_unchanged_rules_is_quiet(tmp_path: Path) 
     assert rig.notifier.notices == []
 
 
+async def test_with_polling_off_only_a_reload_request_reloads(tmp_path: Path) -> None:
+    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig.watcher.interval = 0  # REMEDIATOR_RULES_POLL_INTERVAL=0s: SIGHUP only
+    stop = asyncio.Event()
+    task = asyncio.create_task(rig.watcher.run(stop))
+    edit(rig.holder.path, RULES + EXTRA_RULE)
+    await asyncio.sleep(0.3)
+    assert rig.names == ["fix-it"]
+    rig.watcher.request_reload()
+    await eventually(lambda: _true(len(rig.names) == 2))
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [n.details["trigger"] for n in rig.notifier.notices] == ["sighup"]
+
+
 def configmap(root: Path, stamp: str, text: str) -> None:
     """Lay out a rules file the way the kubelet does for a ConfigMap volume, or update it:
     write a new timestamped dir, point a temporary symlink at it, rename it over ``..data``."""
