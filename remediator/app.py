@@ -12,7 +12,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator import server
+from remediator import admin, server
 from remediator.context import Resources
 from remediator.intake import Intake
 from remediator.metrics import Metrics
@@ -23,6 +23,7 @@ from remediator.reloading import RulesHolder
 from remediator.service import SERVICE, Service
 from remediator.settings import Settings
 from remediator.store import MemoryStore, Store
+from remediator.watching import RulesWatcher
 
 log = structlog.get_logger("remediator.app")
 
@@ -66,6 +67,7 @@ def create_app(
     """The service as an aiohttp app. Pass ``store``/``notifier`` to borrow your own."""
     app = web.Application(client_max_size=settings.max_body_bytes + 1024)
     server.add_routes(app)
+    admin.add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, registry, store, notifier))
     return app
 
@@ -99,11 +101,16 @@ def _lifecycle(
         }
         tasks = list(workers.values())
         tasks.append(asyncio.create_task(pipeline.run_maintenance(stop), name="maintenance"))
+        watcher = RulesWatcher(rules, notifier, interval=settings.rules_poll_interval)
+        tasks.append(asyncio.create_task(watcher.run(stop), name="rules-watcher"))
+        loop = asyncio.get_running_loop()
+        watcher.install_sighup(loop)
         log.info("service.started", replica=replica, store=store.kind, workers=settings.workers,
                  dry_run=settings.dry_run, rules_loaded=rules.loaded)
         try:
             yield
         finally:
+            watcher.remove_sighup(loop)
             stop.set()
             for consumer, task in workers.items():
                 if consumer not in pipeline.busy:

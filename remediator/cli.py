@@ -1,4 +1,4 @@
-"""``remediator serve | check | simulate``."""
+"""remediator: serve, check, simulate; events, event, replay, pause, resume, rules (admin)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from remediator import logs
+from remediator import ctl, logs
 from remediator.errors import RulesError, TemplateError
 from remediator.models import Alert, WebhookPayload
 from remediator.registry import default_registry, load_plugins
@@ -34,11 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path", nargs="?", type=Path)
 
     simulate = sub.add_parser("simulate", help="show what a payload would trigger; no effects")
-    simulate.add_argument("payload", type=Path, help="Alertmanager webhook JSON (or one alert)")
+    simulate.add_argument("payload", type=Path, nargs="?",
+                          help="Alertmanager webhook JSON (or one alert)")
     simulate.add_argument("--rules", type=Path)
     simulate.add_argument("--json", action="store_true", help="machine-readable output")
+    simulate.add_argument("--from-events", type=int, metavar="N",
+                          help="the alerts of the last N events stored by a running service")
+    simulate.add_argument("--events-file", type=Path, help="events from `remediator events --json`")
+    simulate.add_argument("--url", help="service URL for --from-events (REMEDIATOR_URL)")
+    ctl.add_commands(sub)
 
     args = parser.parse_args(argv)
+    if args.command in ctl.COMMANDS:
+        return ctl.run(args)
+    if args.command == "simulate" and _sources(args) != 1:
+        parser.error("simulate needs exactly one of PAYLOAD, --from-events N, --events-file F")
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -49,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args, settings)
     if args.command == "check":
         return _check(args.path or settings.rules)
-    return _simulate(args.payload, args.rules or settings.rules, args.json)
+    return _simulate(args, args.rules or settings.rules, args.json)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -91,16 +101,23 @@ def _print_rule_errors(exc: RulesError) -> None:
         print(f"{exc.source}: {problem}", file=sys.stderr)
 
 
-def _simulate(payload_path: Path, rules_path: Path, as_json: bool) -> int:
+def _sources(args: argparse.Namespace) -> int:
+    return sum(x is not None for x in (args.payload, args.from_events, args.events_file))
+
+
+def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
     try:
         rules = load_rules(rules_path, default_registry)
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
     try:
-        alerts = read_alerts(json.loads(payload_path.read_text(encoding="utf-8")))
+        alerts = _simulation_alerts(args)
+    except ctl.CtlError as exc:
+        print(f"remediator simulate: {exc.message}", file=sys.stderr)
+        return exc.code
     except (OSError, ValueError) as exc:
-        print(f"{payload_path}: {exc}", file=sys.stderr)
+        print(f"{args.payload or args.events_file}: {exc}", file=sys.stderr)
         return 1
     report = simulate(rules, alerts)
     if as_json:
@@ -108,6 +125,16 @@ def _simulate(payload_path: Path, rules_path: Path, as_json: bool) -> int:
     else:
         print(format_simulation(report))
     return 0
+
+
+def _simulation_alerts(args: argparse.Namespace) -> list[Alert]:
+    if args.from_events is not None:
+        if args.from_events < 1:
+            raise ctl.CtlError("--from-events needs a positive count", 2)
+        return ctl.fetch_event_alerts(args.url, args.from_events)
+    if args.events_file is not None:
+        return ctl.alerts_from_events(json.loads(args.events_file.read_text(encoding="utf-8")))
+    return read_alerts(json.loads(args.payload.read_text(encoding="utf-8")))
 
 
 def read_alerts(data: Any) -> list[Alert]:

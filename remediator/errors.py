@@ -13,7 +13,7 @@ class RulesError(RemediatorError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+        super().__init__((f"{source}: " if source else "") + "; ".join(problems))
 
 
 class MatcherError(RemediatorError):

@@ -1,0 +1,209 @@
+"""Fixtures for the admin API, CLI and reload tests: a private registry with a
+controllable handler, rules files, payloads, and the app served from a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+from aiohttp import web
+
+from remediator import Context, HandlerParams, Result, handler, logs
+from remediator.app import create_app
+from remediator.models import AuditEvent
+from remediator.notify import Notice
+from remediator.registry import Registry
+from remediator.settings import Settings
+from remediator.store import Store
+from tests.support.procs import free_port
+
+ADMIN_TOKEN = "admin-secret-token"
+WEBHOOK_TOKEN = "webhook-secret-token"
+
+RULES = """\
+defaults:
+  cooldown: 15m
+  max_attempts: 3
+rules:
+  - name: fix-it
+    matchers: ['alertname="TestBroken"']
+    handler: test.fix
+    target: 'svc/{{ labels.service }}'
+    params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
+"""
+
+EXTRA_RULE = """\
+  - name: fix-other
+    matchers: ['alertname="OtherBroken"']
+    handler: test.fix
+    target: 'other/{{ labels.service }}'
+"""
+
+
+class FixParams(HandlerParams):
+    outcome: Literal["succeeded", "failed", "noop"] = "succeeded"
+
+
+@dataclass
+class Calls:
+    """What the test handler was asked to do, in order."""
+
+    runs: list[tuple[str, str, bool]] = field(default_factory=list)  # event, target, dry_run
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    hold: asyncio.Event | None = None  # set by a test: the handler waits for it
+    started: asyncio.Event | None = None  # set by the handler when it starts
+
+    def acted(self) -> list[str]:
+        with self.lock:
+            return [event for event, _, dry in self.runs if not dry]
+
+
+def make_registry(calls: Calls) -> Registry:
+    registry = Registry()
+
+    @handler("test.fix", params=FixParams, registry=registry,
+             describe=lambda p: [f"fix the target ({p.outcome})"])
+    async def fix(params: FixParams, ctx: Context) -> Result:
+        """Pretend to repair; the outcome comes from the rule (or the alert's labels)."""
+        with calls.lock:
+            calls.runs.append((ctx.event_id, ctx.target, ctx.dry_run))
+        if calls.started is not None:
+            calls.started.set()
+        if calls.hold is not None:
+            await calls.hold.wait()
+        if ctx.dry_run:
+            return Result.dry_run([f"fix {ctx.target}"])
+        ctx.step("act", f"fixing {ctx.target}")
+        if params.outcome == "failed":
+            return Result.failed(f"could not fix {ctx.target}")
+        if params.outcome == "noop":
+            return Result.noop(f"{ctx.target} is healthy")
+        return Result.succeeded(f"fixed {ctx.target}")
+
+    return registry
+
+
+def write_rules(path: Path, text: str = RULES) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def make_settings(rules: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "rules": rules, "admin_token": ADMIN_TOKEN, "webhook_token": WEBHOOK_TOKEN,
+        "workers": 2, "rules_poll_interval": 0.1, "shutdown_grace": 5.0,
+        "handler_modules": [], "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def alert(name: str = "TestBroken", status: str = "firing", **labels: str) -> dict[str, Any]:
+    labels = {"alertname": name, "service": "api", **labels}
+    return {"status": status, "labels": labels, "annotations": {"summary": f"{name} broke"},
+            "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
+            "generatorURL": "http://prometheus.local/graph"}
+
+
+def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
+    alerts = alerts or (alert(),)
+    return {"version": "4", "status": alerts[0]["status"], "receiver": "remediator",
+            "groupKey": "{}:{}", "alerts": list(alerts), "externalURL": "http://am.local"}
+
+
+def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def webhook_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+
+
+async def wait_event(store: Store, event_id: str, within: float = 20.0) -> AuditEvent:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        event = await store.get_event(event_id)
+        if event is not None:
+            return event
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"event {event_id} was not recorded within {within}s")
+
+
+@dataclass
+class ServedApp:
+    url: str
+    calls: Calls
+    rules: Path
+
+
+@contextmanager
+def serve_in_thread(settings: Settings, calls: Calls) -> Iterator[ServedApp]:
+    """Run the real app on a free port in a thread with its own loop (for sync callers
+    such as the CLI, which runs ``asyncio.run`` itself, and schemathesis)."""
+    port, ready, stop = free_port(), threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def main() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_serve(settings, calls, port, ready, stop))
+        except BaseException as exc:  # reported to the test below
+            failure.append(exc)
+            ready.set()
+        finally:
+            loop.close()
+
+    saved = structlog.get_config()
+    # The server logs to stderr here, so a test capturing the CLI's stdout sees only the CLI.
+    logs.configure("console", settings.log_level)
+    thread = threading.Thread(target=main, name="remediator-test-server", daemon=True)
+    thread.start()
+    try:
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+        yield ServedApp(f"http://127.0.0.1:{port}", calls, settings.rules)
+    finally:
+        stop.set()
+        thread.join(30)
+        structlog.configure(**saved)
+
+
+async def _serve(settings: Settings, calls: Calls, port: int, ready: threading.Event,
+                 stop: threading.Event) -> None:
+    app = create_app(settings, registry=make_registry(calls))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+    finally:
+        await runner.cleanup()
+
+
+class RecordingNotifier:
+    """A Notifier that keeps what it was sent (Slack is another helper's concern)."""
+
+    def __init__(self) -> None:
+        self.notices: list[Notice] = []
+
+    async def start(self) -> None:
+        return None
+
+    def send(self, notice: Notice) -> None:
+        self.notices.append(notice)
+
+    async def close(self) -> None:
+        return None
+
+    def of_kind(self, kind: str) -> list[Notice]:
+        return [n for n in self.notices if n.kind == kind]
