@@ -143,10 +143,10 @@ def _wait_ready(am: Alertmanager, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if am.proc.poll() is not None:
             raise RuntimeError(f"alertmanager exited {am.proc.returncode}:\n{am.log()}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(am.url + "/-/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
+        with contextlib.suppress(OSError), \
+                urllib.request.urlopen(am.url + "/-/ready", timeout=2) as response:
+            if response.status == 200:
+                return
         time.sleep(0.1)
     raise TimeoutError(f"alertmanager on {am.port} not ready:\n{am.log()}")
 
@@ -177,8 +177,22 @@ def run_alertmanagers(
             wait_cluster(started)
         yield started
     finally:
-        for am in started:
-            stop_process(am.proc)
+        stop_all([am.proc for am in started])
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], grace: float = 3.0) -> None:
+    """SIGTERM all at once, SIGKILL what is left after ``grace`` (a clustered Alertmanager
+    waits up to 10s for its leave message to gossip; the tests do not need it)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def wait_cluster(members: list[Alertmanager], timeout: float = 30.0) -> None:
