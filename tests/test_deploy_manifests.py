@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,14 @@ from remediator.rules import RulesFile, load_rules
 from remediator.settings import Settings
 from remediator.templates import compile_value
 from tests.support.kustomize import Resource, Unsupported, identity, json_patch, render
-from tests.support.procs import ROOT
+from tests.support.procs import (
+    PYTHON,
+    ROOT,
+    free_port,
+    python_env,
+    stop_process,
+    wait_port,
+)
 
 BASE = ROOT / "deploy" / "base"
 OVERLAY = ROOT / "deploy" / "overlays" / "torghut"
@@ -322,3 +330,61 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
     (tmp_path.parent / "outside.yaml").write_text("kind: X\n", encoding="utf-8")
     with pytest.raises(Unsupported, match="outside"):
         render(tmp_path)
+
+
+# ---- the container's filesystem ----------------------------------------------------------------
+_READ_ONLY = """
+set -eu
+mount --make-rprivate /
+for m in $(awk '{print $2}' /proc/self/mounts | sort -u); do
+  mount -o remount,bind,ro "$m" 2>/dev/null || true
+done
+if touch "$PROBE" 2>/dev/null; then
+  rm -f "$PROBE"; echo "the root filesystem is writable"; exit 97
+fi
+mount --bind "$EMPTYDIR" "$EMPTYDIR"
+mount -o remount,bind,rw "$EMPTYDIR"
+exec "$@"
+"""
+
+
+def test_service_runs_on_a_read_only_root_filesystem(
+    tmp_path: Path, container: dict[str, Any]
+) -> None:
+    """As in the pod: every mount read-only (a private mount namespace) except one writable
+    directory standing for the /tmp emptyDir. The service starts, gets ready and answers."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) to make a read-only mount namespace")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    empty_dir = tmp_path / "tmp"
+    empty_dir.mkdir()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    port = free_port()
+    env = python_env(PROBE=str(ROOT / ".read-only-probe"), EMPTYDIR=str(empty_dir),
+                     TMPDIR=str(empty_dir), HOME="/nonexistent", PYTHONDONTWRITEBYTECODE="1",
+                     REMEDIATOR_RULES=str(rules), REMEDIATOR_PORT=str(port),
+                     REMEDIATOR_HOST="127.0.0.1", REMEDIATOR_WEBHOOK_TOKEN="t")
+    env.pop("REMEDIATOR_REDIS_URL", None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _READ_ONLY, "sh",
+             PYTHON, "-m", "remediator", "serve"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd="/",
+        )
+    try:
+        try:
+            wait_port(port, timeout=60)
+        except TimeoutError:
+            code = proc.poll()
+            if code is not None and code != 97 and "Operation not permitted" in log.read_text():
+                pytest.skip("this kernel/sandbox refuses mount namespaces")
+            raise AssertionError(
+                f"serve did not start (exit {code}):\n{log.read_text()}") from None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        stop_process(proc)
+    assert "Read-only file system" not in log.read_text()
+    assert '"service.started"' in log.read_text()
