@@ -100,7 +100,17 @@ def token() -> str:
 
 @pytest.fixture
 def store_env() -> dict[str, str]:
-    """Settings that choose the store: {} is the in-memory store (a single replica)."""
+    """Settings that choose the store: {} is the in-memory store (a single replica).
+
+    With the Redis store merged, this fixture becomes (and two replicas run):
+        binary = require_binary("redis-server")
+        port = free_port()
+        proc = subprocess.Popen([binary, "--port", str(port), "--save", "",
+                                 "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        wait_port(port)
+        yield {"REMEDIATOR_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+        stop_process(proc)
+    """
     return {}
 
 
