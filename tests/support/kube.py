@@ -141,12 +141,18 @@ class Policy:
                    for groups, resources, verbs in self.rules)
 
 
-def role_documents(path: Path = ROLE_FILE) -> dict[str, dict[str, Any]]:
-    """The YAML documents of the role file by kind (one Role, one RoleBinding expected)."""
-    docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+OVERLAY = ROLE_FILE.parents[1] / "overlays" / "torghut"
+
+
+def role_documents(overlay: Path = OVERLAY) -> dict[str, dict[str, Any]]:
+    """The Role and RoleBinding as ``kubectl apply -k deploy/overlays/torghut`` installs them
+    (``deploy/base/role.yaml`` and ``rolebinding.yaml``, namespaced by the overlay)."""
+    from tests.support.kustomize import render
+
+    docs = [doc for doc in render(overlay) if doc["kind"] in ("Role", "RoleBinding")]
     by_kind = {doc["kind"]: doc for doc in docs}
     if len(by_kind) != len(docs):
-        raise ValueError(f"{path}: more than one document of a kind")
+        raise ValueError(f"{overlay}: more than one Role or RoleBinding")
     return by_kind
 
 
