@@ -125,6 +125,12 @@ class Pipeline:
 
     async def _process(self, run: _Run) -> None:
         job, delivery = run.job, run.delivery
+        if delivery.deliveries > 1 and await self.store.get_event(job.event_id) is not None:
+            # The outcome was recorded but the ack was lost (crash or outage in between):
+            # finish the ack, never record a second outcome for the same event.
+            await self.store.ack(delivery.id)
+            run.log.info("remediation.already_recorded", deliveries=delivery.deliveries)
+            return
         if delivery.deliveries > self.settings.max_deliveries:
             await self.store.dead_letter(delivery, f"delivered {delivery.deliveries} times")
             self.metrics.dead_letters.inc()

@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 
 import structlog
 from redis.commands.core import AsyncScript
@@ -93,7 +93,7 @@ class RedisStore:
         self._batcher = AcceptBatcher(self._write_intake)
 
     @classmethod
-    async def create(cls, settings: Settings) -> RedisStore:
+    async def create(cls, settings: Settings) -> Self:
         """Build the client and check it once; Redis being down is logged, not fatal."""
         assert settings.redis_url is not None
         # Per replica: a blocking XREADGROUP per worker, a heartbeat per running

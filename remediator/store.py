@@ -208,7 +208,7 @@ class MemoryStore:
                     await asyncio.wait_for(self._cond.wait_for(lambda: bool(self._ready)), block)
                 except TimeoutError:
                     return []
-            out = []
+            out: list[Delivery] = []
             while self._ready and len(out) < count:
                 entry = self._ready.popleft()
                 self._pending[entry] = (consumer, time.monotonic(), 1)
@@ -225,7 +225,7 @@ class MemoryStore:
             self._pending[delivery_id] = (consumer, time.monotonic(), item[2])
 
     async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]:
-        now, out = time.monotonic(), []
+        now, out = time.monotonic(), list[Delivery]()
         for entry, (_, at, n) in list(self._pending.items()):
             if len(out) >= count:
                 break

@@ -77,7 +77,8 @@ def alert(name: str = "Down", starts: int = 0, **labels: str) -> Alert:
 
 
 def job(event_id: str, rule: str = "r1", **labels: str) -> Job:
-    return Job(event_id=event_id, rule=rule, alert=alert(**labels), received_at=time.time())
+    return Job(event_id=event_id, rule=rule, alert=alert("Down", 0, **labels),
+               received_at=time.time())
 
 
 def event(event_id: str, rule: str = "r1", outcome: Outcome = Outcome.SUCCEEDED,

@@ -186,3 +186,37 @@ class RedisClusterNodes:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class RedisSentinel(RedisServer):
+    """A sentinel (``redis-server --sentinel``) watching ``master`` as ``name``."""
+
+    def __init__(self, directory: Path, master: RedisServer, name: str = "mymaster") -> None:
+        super().__init__(directory)
+        self.master = master
+        self.name = name
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.name}/0"
+
+    def args(self) -> list[str]:
+        conf = self.directory / "sentinel.conf"  # sentinel rewrites it: one per directory
+        conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"logfile {self.directory / 'redis.log'}\n"
+            f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} 1\n",
+            encoding="utf-8",
+        )
+        return [self.binary, str(conf), "--sentinel"]
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.client() as client:
+                address = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)
+            if address:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sentinel does not know master {self.name!r}")
+            time.sleep(0.05)
