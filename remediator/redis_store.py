@@ -144,16 +144,17 @@ class RedisStore:
     @_guarded
     async def _write_intake(self, batch: list[Intake]) -> None:
         """One pipelined round trip for every accept() waiting in this moment."""
-        k = self.keys
+        k, latest = self.keys, _latest_firing(batch)
+        firing = {fp: item for fp, item in latest.items() if item is not None}
+        resolved = [fp for fp, item in latest.items() if item is None]
         async with self._r.pipeline(transaction=False) as pipe:
+            if firing:
+                pipe.zadd(k.firing_index, {fp: exp for fp, (exp, _) in firing.items()})
+                pipe.hset(k.firing_alerts, mapping={fp: data for fp, (_, data) in firing.items()})
+            if resolved:
+                pipe.zrem(k.firing_index, *resolved)
+                pipe.hdel(k.firing_alerts, *resolved)
             for item in batch:
-                if item.firing:
-                    pipe.zadd(k.firing_index, {fp: exp for fp, (exp, _) in item.firing.items()})
-                    pipe.hset(k.firing_alerts,
-                              mapping={fp: data for fp, (_, data) in item.firing.items()})
-                if item.resolved:
-                    pipe.zrem(k.firing_index, *item.resolved)
-                    pipe.hdel(k.firing_alerts, *item.resolved)
                 for data in item.jobs:
                     pipe.xadd(k.stream, {"job": data})
             await pipe.execute()
@@ -414,6 +415,15 @@ class RedisStore:
     async def get_thread(self, rule: str, target: str) -> str | None:
         value = await self._r.get(self.keys.thread(rule, target))
         return None if value is None else _str(value)
+
+
+def _latest_firing(batch: list[Intake]) -> dict[str, tuple[int, str] | None]:
+    """Per fingerprint, the last word of the batch: firing (expiry, data) or resolved (None)."""
+    latest: dict[str, tuple[int, str] | None] = {}
+    for item in batch:
+        latest.update(item.firing)
+        latest.update(dict.fromkeys(item.resolved))
+    return latest
 
 
 def _wanted(fields: dict[bytes, bytes], rule: str | None, outcome: str | None) -> bool:
