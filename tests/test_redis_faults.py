@@ -308,19 +308,19 @@ async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
 async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
 ) -> None:
-    cluster.write_rule(sleep=1.5, lease="30s")
-    replica = cluster.start(workers=1)
+    cluster.write_rule(sleep=1.5, lease="10s")
+    replica = cluster.start(workers=3)
     await wait_ready(session, replica)
     status, body = await post_alerts(session, replica, *(firing_alert(service=f"s{i}")
-                                                        for i in range(3)))
+                                                        for i in range(5)))
     assert status == 202
     event_ids = body["event_ids"]
-    assert len(event_ids) == 3
+    assert len(event_ids) == 5
 
     async def started() -> list[dict[str, Any]]:
         return cluster.runs_of("start")
 
-    await eventually(started, 30, "the first handler to start")
+    await eventually(started, 30, "the first handlers to start")
     cluster.redis.kill()
 
     status, body = await post_alerts(session, replica, firing_alert(service="late"))
@@ -329,13 +329,13 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
         assert response.status == 503
         assert "store unavailable" in " ".join((await response.json())["problems"])
 
-    async def first_ended() -> list[dict[str, Any]]:
-        return cluster.runs_of("end")
+    async def running_ended() -> bool:
+        return len(cluster.runs_of("end")) == len(cluster.runs_of("start"))
 
-    await eventually(first_ended, 30, "the handler already running to end")
+    await eventually(running_ended, 30, "the handlers already running to end")
     acted = len(cluster.runs_of("start"))
-    await asyncio.sleep(3.0)
-    assert len(cluster.runs_of("start")) == acted == 1  # no new action without Redis
+    await asyncio.sleep(4.0)  # longer than reclaim_idle: idle workers still take nothing
+    assert len(cluster.runs_of("start")) == acted < 5
 
     cluster.redis.start()  # the same data directory: the accepted jobs are still there
     await wait_ready(session, replica)
@@ -343,7 +343,13 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     assert {e.outcome for e in events.values()} == {Outcome.SUCCEEDED}
     ended = Counter(r["event_id"] for r in cluster.runs_of("end"))
     assert ended == dict.fromkeys(event_ids, 1)
-    assert await observer.queue_depth() == 0
+
+    async def drained() -> bool:
+        return await observer.queue_depth() == 0
+
+    await eventually(drained, 60, "the queue to drain")
+    samples = await metric_samples(session, replica, "remediator_jobs_total")
+    assert {(labels["outcome"], value) for labels, value in samples} == {("succeeded", 5.0)}
 
 
 @pytest.mark.timeout(120)

@@ -218,9 +218,9 @@ async def test_concurrency_slots(store: Store) -> None:
     assert await store.acquire_slot("g", 2, "c", 30.0)
     await store.release_slot("g", "b")
     await store.release_slot("g", "unknown")
-    assert await store.acquire_slot("g", 2, "d", 0.4)
+    assert await store.acquire_slot("g", 2, "d", 1.0)
     assert not await store.acquire_slot("g", 2, "e", 30.0)
-    await asyncio.sleep(0.7)  # d expired
+    await asyncio.sleep(1.3)  # d expired
     assert await store.acquire_slot("g", 2, "e", 30.0)
 
 
@@ -229,11 +229,11 @@ async def test_cooldown_expires(store: Store) -> None:
     assert await store.cooldown_remaining("r1", "svc/a") == 0.0
     await store.set_cooldown("r1", "svc/a", 0.0)
     assert await store.cooldown_remaining("r1", "svc/a") == 0.0
-    await store.set_cooldown("r1", "svc/a", 0.5)
-    assert 0 < await store.cooldown_remaining("r1", "svc/a") <= 0.5
+    await store.set_cooldown("r1", "svc/a", 1.0)
+    assert 0 < await store.cooldown_remaining("r1", "svc/a") <= 1.0
     assert await store.cooldown_remaining("r2", "svc/a") == 0.0
     assert await store.cooldown_remaining("r1", "svc/b") == 0.0
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.3)
     assert await store.cooldown_remaining("r1", "svc/a") == 0.0
 
 
@@ -263,11 +263,11 @@ async def test_reset_failures(store: Store) -> None:
 async def test_episodes(store: Store) -> None:
     episode = alert().episode
     assert not await store.episode_done("r1", episode)
-    await store.mark_episode("r1", episode, 0.5)
+    await store.mark_episode("r1", episode, 1.0)
     assert await store.episode_done("r1", episode)
     assert not await store.episode_done("r2", episode)
     assert not await store.episode_done("r1", alert(starts=5).episode)
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.3)
     assert not await store.episode_done("r1", episode)
 
 
@@ -295,11 +295,11 @@ async def test_firing_index(store: Store) -> None:
 
 
 async def test_firing_entries_expire(make_store: StoreFactory) -> None:
-    store = await make_store(firing_ttl=0.5)
+    store = await make_store(firing_ttl=1.0)
     a = alert("A")
     await store.accept([], [a], [])
     assert await store.is_firing(a.fingerprint, a.starts_at.isoformat())
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(1.3)
     assert not await store.is_firing(a.fingerprint, a.starts_at.isoformat())
     assert await store.firing_labels() == []
 
@@ -315,9 +315,9 @@ async def test_pause(store: Store) -> None:
     assert abs(pause.until - until) < 0.01
     assert await store.clear_pause()
     assert await store.get_pause() is None
-    await store.set_pause(Pause(reason="short", until=time.time() + 0.4))
+    await store.set_pause(Pause(reason="short", until=time.time() + 1.0))
     assert await store.get_pause() is not None
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(1.3)
     assert await store.get_pause() is None
     assert not await store.clear_pause()  # an expired pause is no pause
 
