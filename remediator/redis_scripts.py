@@ -139,6 +139,19 @@ end
 return redis.call('HVALS', KEYS[2])
 """
 
+# KEYS: firing index zset, firing alerts hash; ARGV: fingerprint, now ms.
+# Drops up to 100 expired entries on the way (alerts whose resolution never came).
+IS_FIRING = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 100)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expired))
+  redis.call('HDEL', KEYS[2], unpack(expired))
+end
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expires or tonumber(expires) <= tonumber(ARGV[2]) then return false end
+return redis.call('HGET', KEYS[2], ARGV[1])
+"""
+
 # KEYS: audit stream, event hash; ARGV: event json, rule, outcome, outcome label,
 # max events, retention ms. Re-recording an event replaces its earlier entry.
 RECORD_EVENT = """

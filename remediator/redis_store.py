@@ -87,9 +87,14 @@ class RedisStore:
         self._audit_retention = audit_retention
         self._max_block = max(0.1, conn.socket_timeout - 1.0)
         self._cursor = "0-0"
+        # A consumer of the group silent this long with nothing pending is gone; look hourly.
+        self.consumer_gone_after = 3600.0
+        self.consumer_cleanup_every = 3600.0
+        self._last_cleanup = time.monotonic()
         self._scripts = {name: self._r.register_script(getattr(lua, name)) for name in (
             "ACK", "RECLAIM", "DEFER", "PROMOTE", "DEAD_LETTER", "DEPTH", "EXTEND", "RELEASE",
-            "ACQUIRE_SLOT", "RECORD_FAILURE", "FIRING", "RECORD_EVENT", "CLAIM_THREAD")}
+            "ACQUIRE_SLOT", "RECORD_FAILURE", "FIRING", "IS_FIRING", "RECORD_EVENT",
+            "CLAIM_THREAD")}
         self._batcher = AcceptBatcher(self._write_intake)
 
     @classmethod
@@ -223,12 +228,23 @@ class RedisStore:
             await self._ensure_group()
             return []
         self._cursor = _str(cursor)
+        if time.monotonic() - self._last_cleanup >= self.consumer_cleanup_every:
+            self._last_cleanup = time.monotonic()
+            await self._forget_gone_consumers()
         out = []
         for entry_id, fields, deliveries in entries:
             delivery = await self._delivery(_str(entry_id), fields, deliveries)
             if delivery is not None:
                 out.append(delivery)
         return out
+
+    async def _forget_gone_consumers(self) -> None:
+        """Each replica start adds consumers to the group; drop the ones long gone."""
+        consumers: Any = await self._r.xinfo_consumers(self.keys.stream, self.keys.group)
+        for item in consumers:
+            if int(item["pending"]) == 0 and int(item["idle"]) > self.consumer_gone_after * 1000:
+                await self._r.xgroup_delconsumer(self.keys.stream, self.keys.group,
+                                                 item["name"])
 
     @_guarded
     async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
@@ -342,13 +358,9 @@ class RedisStore:
 
     @_guarded
     async def is_firing(self, fingerprint: str, starts_at: str) -> bool:
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.zscore(self.keys.firing_index, fingerprint)
-            pipe.hget(self.keys.firing_alerts, fingerprint)
-            expires, data = await pipe.execute()
-        if expires is None or data is None or float(expires) <= time.time() * 1000:
-            return False
-        return bool(json.loads(data)["startsAt"] == starts_at)
+        keys = [self.keys.firing_index, self.keys.firing_alerts]
+        data = await self._run("IS_FIRING", keys, [fingerprint, int(time.time() * 1000)])
+        return data is not None and bool(json.loads(data)["startsAt"] == starts_at)
 
     # ---- pause -------------------------------------------------------------------
     @_guarded

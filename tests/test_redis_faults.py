@@ -428,3 +428,25 @@ async def test_circuit_opens_after_max_attempts_and_closes_after_the_window(
     fourth = await run("d")
     assert fourth.outcome_label == "failed"  # it ran again
     assert len(cluster.runs_of("start")) == 3
+
+
+async def test_consumers_long_gone_are_dropped_from_the_group(
+    redis_server: RedisServer, observer: RedisStore,
+) -> None:
+    def consumers() -> set[bytes]:
+        with redis_server.client() as client:
+            return {c["name"] for c in client.xinfo_consumers(observer.keys.stream,
+                                                              observer.keys.group)}
+
+    await observer.accept([job("e1"), job("e2")], [], [])
+    [delivery] = await observer.dequeue("crashed-with-a-job", 1, 1.0)
+    [finished] = await observer.dequeue("stopped-cleanly", 1, 1.0)
+    await observer.ack(finished.id)
+    assert consumers() == {b"crashed-with-a-job", b"stopped-cleanly"}
+    observer.consumer_gone_after = 0.5
+    observer.consumer_cleanup_every = 0.0
+    await asyncio.sleep(1.0)
+    [again] = await observer.reclaim("alive", 0.5, 1)  # takes the crashed one's job
+    assert again.id == delivery.id
+    assert consumers() == {b"alive"}  # silent, nothing pending: both dropped
+    await observer.ack(again.id)
