@@ -153,16 +153,32 @@ return redis.call('HGET', KEYS[2], ARGV[1])
 """
 
 # KEYS: audit stream, event hash; ARGV: event json, rule, outcome, outcome label,
-# max events, retention ms. Re-recording an event replaces its earlier entry.
-RECORD_EVENT = """
+# max events, retention ms, event id, event key prefix (same {audit} tag).
+# Re-recording an event replaces its earlier entry; the events trimmed off the
+# stream (by count or age) lose their lookup key too, as in the memory store.
+RECORD_EVENT = (
+    _NOW_MS
+    + """
 local prev = redis.call('HGET', KEYS[2], 's')
 if prev then redis.call('XDEL', KEYS[1], prev) end
-local sid = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '*',
-                       'r', ARGV[2], 'o', ARGV[3], 'l', ARGV[4], 'e', ARGV[1])
+local sid = redis.call('XADD', KEYS[1], '*', 'i', ARGV[7], 'r', ARGV[2], 'o', ARGV[3],
+                       'l', ARGV[4], 'e', ARGV[1])
 redis.call('HSET', KEYS[2], 'e', ARGV[1], 's', sid)
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local over = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[5])
+if over > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)) do
+    local fields = entry[2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'i' then redis.call('DEL', ARGV[8] .. fields[j + 1]) end
+    end
+    redis.call('XDEL', KEYS[1], entry[1])
+  end
+end
+redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[6]))
 return sid
 """
+)
 
 # KEYS: thread key; ARGV: ts, ttl ms. The first writer wins; everyone gets the winner.
 CLAIM_THREAD = """

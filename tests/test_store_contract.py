@@ -368,6 +368,9 @@ async def test_audit_rerecording_replaces_and_the_stream_is_capped(store: Store)
     page, cursor = await store.list_events(100)
     assert [e.event_id for e in page] == [f"x{i:02d}" for i in range(14, 4, -1)]  # max 10
     assert cursor is None
+    assert await store.get_event("x04") is None  # trimmed off: gone for lookups too
+    assert await store.get_event("e1") is None
+    assert await store.get_event("x05") is not None
 
 
 async def test_audit_keeps_the_whole_event(store: Store) -> None:
