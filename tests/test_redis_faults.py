@@ -189,10 +189,12 @@ class Cluster:
         self.rules = tmp_path / "rules.yaml"
         self.replicas: list[ServeProcess] = []
 
-    def write_rule(self, *, sleep: float = 0.0, fail: bool = False, **knobs: Any) -> None:
+    def write_rule(self, *, sleep: float = 0.0, fail: bool = False, crash: bool = False,
+                   **knobs: Any) -> None:
         rule = {"name": "record", "matchers": ['alertname="TestDown"'], "handler": "test.record",
                 "target": "svc/{{ labels.service }}",
-                "params": {"path": str(self.runs), "sleep": sleep, "fail": fail}, **knobs}
+                "params": {"path": str(self.runs), "sleep": sleep, "fail": fail, "crash": crash},
+                **knobs}
         self.rules.write_text(yaml.safe_dump({"rules": [rule]}), encoding="utf-8")
 
     def start(self, workers: int = 4, **env: str) -> ServeProcess:
@@ -302,6 +304,29 @@ async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
     assert [e.event_id for e in all_events] == [event_id]  # its outcome is recorded once
     assert await observer.queue_depth() == 0
     assert await observer.dead_letters(10) == []
+
+
+@pytest.mark.timeout(200)
+async def test_job_that_keeps_killing_its_worker_is_dead_lettered(
+    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(crash=True, lease="2s")
+    first = cluster.start(workers=1, REMEDIATOR_MAX_DELIVERIES="1")
+    await wait_ready(session, first)
+    _, body = await post_alerts(session, first, firing_alert(service="api"))
+    [event_id] = body["event_ids"]
+    assert first.proc is not None
+    first.proc.wait(30)  # the handler killed its replica
+    second = cluster.start(workers=1, REMEDIATOR_MAX_DELIVERIES="1")
+    events = await wait_events(observer, [event_id], within=60)
+    assert events[event_id].outcome is Outcome.FAILED
+    assert "dead-lettered after 2 deliveries" in events[event_id].message
+    [letter] = await observer.dead_letters(10)
+    assert (letter["event_id"], letter["deliveries"]) == (event_id, 2)
+    assert len(cluster.runs_of("start")) == 1  # not run again
+    samples = await metric_samples(session, second, "remediator_dead_letters_total")
+    assert [value for _, value in samples] == [1.0]
+    assert await observer.queue_depth() == 0
 
 
 @pytest.mark.timeout(200)

@@ -3,7 +3,8 @@
 
 ``test.record`` appends one JSON line per start and per end of a run to ``path``
 (one ``write`` per line on an O_APPEND file, so lines from several processes never
-interleave), can sleep in between (to be killed, or to outlive its lease) and can fail.
+interleave), can sleep in between (to be killed, or to outlive its lease), can fail,
+and can kill its own process (``crash: true``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ class RecordParams(HandlerParams):
     path: str
     sleep: float = Field(default=0.0, ge=0)
     fail: bool = False
+    crash: bool = False  # SIGKILL the whole process mid-run, like an OOM kill
 
 
 def _append(path: str, **record: Any) -> None:
@@ -41,6 +44,8 @@ async def record(params: RecordParams, ctx: Context) -> Result:
     if ctx.dry_run:
         return Result.dry_run([f"record a run in {params.path}"])
     _append(params.path, phase="start", event_id=ctx.event_id, target=ctx.target)
+    if params.crash:
+        os.kill(os.getpid(), signal.SIGKILL)
     ctx.step("act", f"recording, then sleeping {params.sleep:g}s")
     await asyncio.sleep(params.sleep)
     if params.fail:
