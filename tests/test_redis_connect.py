@@ -12,7 +12,7 @@ from remediator.models import Alert, Job
 from remediator.redis_connect import _parse, connect
 from remediator.redis_store import RedisStore
 from remediator.settings import Settings
-from tests.support.redis_server import RedisSentinel, RedisServer
+from tests.support.redis_server import RedisClusterNodes, RedisSentinel, RedisServer
 
 
 @pytest.mark.parametrize(("url", "mode"), [
@@ -94,3 +94,20 @@ async def test_store_through_sentinel(sentinel: RedisSentinel) -> None:
             assert client.exists("s:{q}:jobs")
     finally:
         await store.close()
+
+
+async def test_store_through_a_cluster_flag_url(tmp_path: Path) -> None:
+    with RedisClusterNodes.running(tmp_path) as cluster:
+        url = f"redis://127.0.0.1:{cluster.nodes[1].port}?cluster=true"  # one seed node
+        store = await RedisStore.create(Settings(redis_url=url, redis_prefix="c"))
+        try:
+            token = await store.acquire_lease("svc/a", 5.0)
+            assert token is not None and await store.release_lease("svc/a", token)
+            await store.accept([Job(event_id="e1", rule="r", alert=Alert.model_validate(
+                {"status": "firing", "labels": {"alertname": "X"},
+                 "startsAt": "2024-05-01T12:00:00Z"}), received_at=time.time())], [], [])
+            [delivery] = await store.dequeue("c1", 1, 1.0)
+            await store.ack(delivery.id)
+            assert await store.queue_depth() == 0
+        finally:
+            await store.close()
