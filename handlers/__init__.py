@@ -1,5 +1,5 @@
 """Built-in handlers: one explicit import per handler; each registers itself."""
 
-from handlers import http_request
+from handlers import clickhouse, http_request
 
-__all__ = ["http_request"]
+__all__ = ["clickhouse", "http_request"]
