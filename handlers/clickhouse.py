@@ -106,8 +106,9 @@ async def restore_replica(params: RestoreReplicaParams, ctx: Context) -> Result:
     if ctx.dry_run:
         return Result.dry_run(await repair.plan(views), nodes=_seen(views))
     for view in views:
-        for table in view.readonly():
-            await repair.act(view.node, table, view.replicas[table].replica_path)
+        if view.readonly():
+            await repair.act(view.node, {t: view.replicas[t].replica_path
+                                         for t in view.readonly()})
     return await repair.verify(targets)
 
 
@@ -181,19 +182,25 @@ class Repair:
             return [restart, restore + " (only if still read-only after the restart)"]
         return [restore + " (replica metadata missing in Keeper: restart skipped)"]
 
-    async def act(self, node: str, table: str, replica_path: str) -> None:
-        """Repair one read-only (node, table), or hold it while Keeper is unreachable."""
-        db = self.params.database
+    async def act(self, node: str, paths: dict[str, str]) -> None:
+        """Repair a node's read-only tables (table -> replica_path), or hold them while
+        the node cannot reach Keeper."""
         keeper = await self._keeper(node)
-        if keeper:
-            self.held[(node, table)] = replica_path
-            self.keeper_errors[node] = keeper
-            self.ctx.step("hold", f"{node}: {table}: no statement while the node cannot reach "
-                          "Keeper (a restart cannot help; 18.16 detaches the table)",
-                          node=node, table=table)
-            return
-        self.held.pop((node, table), None)
-        self.done.add((node, table))
+        for table, path in paths.items():
+            if keeper:
+                self.held[(node, table)] = path
+                self.keeper_errors[node] = keeper
+                self.ctx.step("hold", f"{node}: {table}: no statement while the node cannot "
+                              "reach Keeper (a restart cannot help; 18.16 detaches the table)",
+                              node=node, table=table)
+            else:
+                self.held.pop((node, table), None)
+                self.done.add((node, table))
+                await self._repair(node, table, path)
+
+    async def _repair(self, node: str, table: str, replica_path: str) -> None:
+        """RESTART; still read-only -> RESTORE. Metadata gone -> straight to RESTORE."""
+        db = self.params.database
         if await self._metadata(node, replica_path):
             await self._statement(node, restart_sql(db, table))
             view = await self.nodes[node].view(db, [table])
@@ -272,17 +279,18 @@ class Repair:
                                               deadline - time.monotonic())))
 
     async def _act_held(self, views: list[NodeView]) -> None:
-        """Held (node, table) pairs still read-only get their statements once Keeper answers."""
-        by_node = {view.node: view for view in views}
-        for (node, table), path in list(self.held.items()):
-            if not by_node[node].reachable:
+        """Held tables still read-only get their statements once their node reaches Keeper."""
+        for view in views:
+            held = {t: p for (n, t), p in self.held.items() if n == view.node}
+            if not held or not view.reachable:
                 continue
-            replica = by_node[node].replicas.get(table)
-            if replica is None or not replica.is_readonly:
-                self.held.pop((node, table))
-                continue
-            if not await self._keeper(node, record=False):
-                await self.act(node, table, path)
+            for table in list(held):
+                replica = view.replicas.get(table)
+                if replica is None or not replica.is_readonly:
+                    del self.held[(view.node, table)]
+                    del held[table]
+            if held and not await self._keeper(view.node, record=False):
+                await self.act(view.node, held)
 
     def _succeeded(self, views: list[NodeView], tables: list[str]) -> Result:
         acted = sorted({f"{node}:{table}" for node, table in self.done})
