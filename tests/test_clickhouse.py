@@ -126,7 +126,7 @@ async def test_healthy_replicas_are_a_noop(cluster: ClickHouseCluster,
     }
     assert [step.data["node"] for step in _steps(ctx, "precheck")] == cluster.addresses
     # Only reads: the handler's queries in the server's own log.
-    sent = cluster.queries_from(CLIENT)
+    sent = cluster.wait_queries_from(CLIENT)
     assert all(sent[node.name] for node in cluster.nodes)
     assert not [q for queries in sent.values() for q in queries if not q.startswith("SELECT")]
 
@@ -189,7 +189,7 @@ async def test_lost_keeper_metadata_restore_refused_by_old_server(
     assert planned.plan == [
         f"{a}: {restore} (replica metadata missing in Keeper: restart skipped)"
         for a in cluster.addresses]
-    assert not [q for qs in cluster.queries_from(CLIENT).values() for q in qs
+    assert not [q for qs in cluster.wait_queries_from(CLIENT).values() for q in qs
                 if not q.startswith("SELECT")]
 
     ctx = _context(resources)
@@ -246,22 +246,39 @@ async def test_dry_run_with_keeper_down_and_a_node_down(cluster: ClickHouseClust
         f"{down.address}: unreachable",
     ]
     assert result.plan[0].endswith("then SYSTEM RESTART REPLICA `torghut`.`ta_microbars`")
-    sent = cluster.queries_from(CLIENT)[cluster.nodes[0].name]
+    sent = cluster.wait_queries_from(CLIENT)[cluster.nodes[0].name]
     assert sent
     assert not [q for q in sent if not q.startswith("SELECT")]
 
 
+# The rule proposed for the shipped rules.yaml (README: clickhouse.restore_replica).
 RULES = b"""
 rules:
   - name: clickhouse-replica-readonly
-    matchers: ['alertname="ClickHouseReplicaReadonly"']
+    matchers: ['alertname="ClickHouseReplicaReadonly"', 'severity=~"critical|page"']
     handler: clickhouse.restore_replica
-    target: 'clickhouse/{{ labels.database }}'
+    target: 'clickhouse/{{ labels.database | default("torghut") }}'
     params:
-      nodes: [127.0.0.1:9000]
-      database: '{{ labels.database }}'
-      table: '{{ labels.table }}'
+      nodes: [chi-torghut-0:9000, chi-torghut-1:9000]
+      database: '{{ labels.database | default("torghut") }}'
+      table: '{{ labels.table | default("") }}'
 """
+
+
+def test_rule_renders_for_one_table_or_the_whole_database() -> None:
+    rule = parse_rules(RULES, "rules.yaml", default_registry).rules[0]
+    one = render(rule, _alert(table="ta_signals"))
+    assert one.target == "clickhouse/torghut"
+    assert one.params.model_dump() == {
+        "nodes": ["chi-torghut-0:9000", "chi-torghut-1:9000"], "database": "torghut",
+        "table": "ta_signals", "verify_timeout": None, "secure": False,
+        "connect_timeout": 5.0, "query_timeout": 30.0, "poll_interval": 2.0}
+    bare = Alert.model_validate({"status": "firing", "startsAt": "2026-01-01T00:00:00Z",
+                                 "labels": {"alertname": "ClickHouseReplicaReadonly",
+                                            "severity": "critical"}})
+    every = render(rule, bare)
+    assert (every.target, every.params.database, every.params.table) == (
+        "clickhouse/torghut", "torghut", None)
 
 
 async def test_hostile_label_is_rejected_and_nothing_runs(cluster: ClickHouseCluster,
@@ -288,7 +305,7 @@ async def test_hostile_label_is_rejected_and_nothing_runs(cluster: ClickHouseClu
     assert all(node.query(f"EXISTS TABLE {DB}.y").strip() == "1" for node in cluster.nodes)
     # The log does record this client: a legitimate run shows up in it.
     await _run(_context(resources), {"nodes": cluster.addresses, "database": DB})
-    assert all(cluster.queries_from(CLIENT).values())
+    assert all(cluster.wait_queries_from(CLIENT).values())
 
 
 @pytest.mark.parametrize("bad", [

@@ -259,8 +259,13 @@ class ClickHouseCluster:
             if node.running:
                 node.query("SYSTEM FLUSH LOGS")
 
-    def queries_from(self, client_name: str) -> dict[str, list[str]]:
-        """Per node, every query a client of that name sent (from ``system.query_log``)."""
+    def queries_from(self, client_name: str, *, settle: float = 1.0) -> dict[str, list[str]]:
+        """Per node, every query a client of that name sent (from ``system.query_log``).
+
+        18.16's SYSTEM FLUSH LOGS writes only what its log thread has already taken
+        from its queue, so wait ``settle`` seconds first (flush_interval is 0.5 s).
+        """
+        time.sleep(settle)
         self.flush_logs()
         return {
             node.name: [query.replace("\\n", "\n").replace("\\'", "'") for (query,) in node.rows(
@@ -268,6 +273,14 @@ class ClickHouseCluster:
                 f"AND client_name = '{client_name}' ORDER BY event_time, query_start_time")]
             for node in self.nodes if node.running
         }
+
+    def wait_queries_from(self, client_name: str, timeout: float = 30.0) -> dict[str, list[str]]:
+        """Like ``queries_from``, but until every running node logged at least one query."""
+        deadline = time.monotonic() + timeout
+        while True:
+            sent = self.queries_from(client_name, settle=0.5)
+            if all(sent.values()) or time.monotonic() > deadline:
+                return sent
 
     def stop(self) -> None:
         for node in self.nodes:
