@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from remediator.models import Alert, AuditEvent, Job
+from remediator.models import Alert, AuditEvent, Job, NewJob
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Store(Protocol):
 
     # intake: index the alerts, then store the jobs, before the webhook answers 202
     async def accept(
-        self, jobs: Sequence[Job], firing: Sequence[Alert], resolved: Sequence[Alert]
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None: ...
 
     # queue
@@ -181,7 +181,7 @@ class MemoryStore:
         return None
 
     async def accept(
-        self, jobs: Sequence[Job], firing: Sequence[Alert], resolved: Sequence[Alert]
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None:
         expires = time.time() + self._firing_ttl
         for alert in firing:
@@ -193,7 +193,7 @@ class MemoryStore:
         if jobs:
             async with self._cond:
                 for job in jobs:
-                    self._push(job)
+                    self._push(job if isinstance(job, Job) else job.to_job())
                 self._cond.notify(len(jobs))
 
     def _push(self, job: Job) -> None:
