@@ -321,6 +321,14 @@ class Pipeline:
         result.details.setdefault("duration_seconds", round(elapsed, 3))
         if dry_run and result.outcome is Outcome.SUCCEEDED:
             result = Result.failed("handler acted although dry-run was on (handler bug)")
+        elif dry_run and result.outcome is Outcome.FAILED:
+            # The precheck could not read the target (e.g. `make run` far from the cluster):
+            # a dry run still shows what it would do, from the params alone.
+            result = Result.dry_run(
+                rule.handler.plan(plan.params),
+                f"dry run; the precheck failed, so this plan is from the params alone: "
+                f"{result.message}",
+                precheck_error=result.message, **result.details)
         return result
 
     async def _heartbeat(

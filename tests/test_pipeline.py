@@ -31,6 +31,12 @@ rules:
     target: 'dry/{{ labels.service }}'
     params: {bucket: dry}
     dry_run: true
+  - name: dry-far
+    matchers: ['alertname="DryFar"']
+    handler: test.probe
+    target: 'far/x'
+    params: {bucket: far, unreachable: true}
+    dry_run: true
   - name: deferred
     matchers: ['alertname="Downstream"']
     handler: test.probe
@@ -98,6 +104,15 @@ async def test_noop_and_dry_run(harness: MakeHarness) -> None:
     event = await h.event(await post_one(h, payload(alert("Dry", service="a"))))
     assert event.outcome_label == "dry_run" and event.plan == ["probe dry"] and event.dry_run
     assert RUNS["dry"][0]["dry_run"] is True
+
+
+async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    event = await h.event(await post_one(h, payload(alert("DryFar"))))
+    assert event.outcome_label == "dry_run" and event.plan == ["probe far -> succeeded"]
+    assert event.details["precheck_error"] == "far: connection refused"
+    assert "the precheck failed" in event.message
+    assert await h.svc.store.circuit_remaining("dry-far", "far/x") == 0
 
 
 async def test_global_dry_run_wins(harness: MakeHarness) -> None:

@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from typing import Literal
 
-from remediator import Context, HandlerParams, PermanentError, Result
+from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError
 from remediator.registry import Registry, handler
 
 RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
@@ -17,6 +17,7 @@ class ProbeParams(HandlerParams):
     outcome: Literal["succeeded", "failed", "noop", "raise", "permanent"] = "succeeded"
     sleep: float = 0.0
     name: str = ""
+    unreachable: bool = False  # the precheck cannot reach the target
 
 
 def make_registry() -> Registry:
@@ -28,6 +29,8 @@ def make_registry() -> Registry:
         """Records each run; answers with the outcome its params ask for."""
         RUNS[params.bucket].append({"target": ctx.target, "event_id": ctx.event_id,
                                     "dry_run": ctx.dry_run, "name": params.name})
+        if params.unreachable:
+            raise TemporaryError(f"{params.bucket}: connection refused")
         ctx.step("act", f"probe {params.bucket}")
         if params.sleep:
             await asyncio.sleep(params.sleep)
