@@ -1,0 +1,269 @@
+"""What happened, gathered from the systems themselves once the incident is over: the audit
+(admin API), ClickHouse's query_log, the Kubernetes API's call log, the simulated
+controllers, Prometheus's alerts and the Slack channel. ``render`` prints it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from demo.observe import patches
+from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, WS_RULE
+from demo.world import DATABASE, TABLES, Bump
+from handlers.clickhouse_nodes import CLIENT_NAME
+from tests.support.clickhouse import ClickHouseCluster, ClickHouseHTTPError
+from tests.support.slack_server import render_message
+
+if TYPE_CHECKING:
+    from demo.environment import Environment
+    from demo.scenario import Kill
+
+CLICKHOUSE_CLIENT = f"ClickHouse {CLIENT_NAME}"  # asynch prefixes the client name
+ACTING = ("succeeded", "noop", "failed")
+_SHOWN_STEPS = ("deferred", "hold", "sql", "verify", "verify.waiting", "observe", "resume",
+                "kube.patch")
+
+
+@dataclass(frozen=True)
+class AlertLine:
+    name: str
+    brief: str
+    fired: float  # seconds after the break
+    resolved: float | None
+
+
+@dataclass(frozen=True)
+class SlackThread:
+    title: str
+    ts: str
+    replies: list[tuple[str, str]]  # (kind, first line), in order
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.replies]
+
+
+@dataclass
+class Report:
+    recovered: bool
+    time_to_recovery: float | None
+    alerts: list[AlertLine]
+    events: list[dict[str, Any]]  # audit events with their timelines, oldest first
+    accepted: list[str]  # event ids the replicas answered 202 for
+    clickhouse_statements: list[tuple[str, str]]  # (node, SYSTEM statement) from query_log
+    nonce_patches: list[float]  # seconds after the break
+    bumps: list[Bump]
+    bumps_while_readonly: list[Bump]
+    readonly_windows: list[tuple[float, float | None]]
+    scale_patches: list[tuple[float, int]]
+    max_ws_pods: int
+    flink_failures: int
+    kill: Kill | None
+    replicas: dict[str, str]  # remediator's replica id -> demo name
+    slack: list[SlackThread]
+    slack_text: str
+    replication: str
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        recorded = {e["event_id"] for e in self.events}
+        return sorted(set(self.accepted) - recorded)
+
+    def acting(self, rule: str) -> list[dict[str, Any]]:
+        """The audit events of ``rule`` in which its handler ran (not skipped)."""
+        return [e for e in self.events if e["rule"] == rule and e["outcome"] in ACTING]
+
+    def replica_of(self, event: dict[str, Any]) -> str:
+        return self.replicas.get(event.get("replica", ""), event.get("replica", "?"))
+
+    def thread(self, title_part: str) -> SlackThread | None:
+        return next((t for t in self.slack if title_part in t.title), None)
+
+
+async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | None) -> Report:
+    rel = env.timeline.rel
+    summaries = (await env.admin_get("/api/v1/events?limit=500"))["events"]
+    events = [await env.admin_get(f"/api/v1/events/{s['event_id']}") for s in summaries]
+    events.sort(key=lambda e: (e["finished_at"], e["event_id"]))
+    statements = await asyncio.to_thread(_system_statements, env.clickhouse)
+    replication = await asyncio.to_thread(_replication, env.clickhouse)
+    bumps = env.flink.bumps
+    return Report(
+        recovered=recovered_at is not None,
+        time_to_recovery=None if recovered_at is None else rel(recovered_at),
+        alerts=[AlertLine(a.name, a.brief(), rel(a.fired_at),
+                          None if a.resolved_at is None else rel(a.resolved_at))
+                for a in env.source.history],
+        events=events, accepted=env.proxy.accepted_event_ids(),
+        clickhouse_statements=statements,
+        nonce_patches=[rel(c.at) for c in patches(
+            env.kube, "flinkdeployments", lambda b: "restartNonce" in (b.get("spec") or {}))],
+        bumps=bumps,
+        bumps_while_readonly=[b for b in bumps if env.storage.readonly_at(b.at)
+                              or not b.storage_writable],
+        readonly_windows=[(rel(s), None if e is None else rel(e))
+                          for s, e in env.storage.windows if s is not None],
+        scale_patches=[(rel(c.at), int(c.body["spec"]["replicas"])) for c in patches(
+            env.kube, "deployments", lambda b: "replicas" in (b.get("spec") or {}))],
+        max_ws_pods=env.ws.max_pods, flink_failures=env.flink.failures, kill=kill,
+        replicas={e["replica"]: _demo_name(env, e["replica"]) for e in events},
+        slack=_threads(env), slack_text=env.slack.render_threads(),
+        replication=replication, changes=list(env.overlay.changes),
+    )
+
+
+def _demo_name(env: Environment, replica_id: str) -> str:
+    for replica in env.replicas:
+        if f"-{replica.pid}-" in replica_id:
+            return replica.name
+    return replica_id
+
+
+def _system_statements(cluster: ClickHouseCluster) -> list[tuple[str, str]]:
+    """Every SYSTEM statement remediator sent, per node, from the servers' query_log."""
+    by_node = cluster.queries_from(CLICKHOUSE_CLIENT)
+    return [(node, sql) for node, queries in by_node.items() for sql in queries
+            if sql.lstrip().upper().startswith("SYSTEM")]
+
+
+def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
+    """Insert one row per table on the first node; wait for it on the others."""
+    first, others = cluster.nodes[0], cluster.nodes[1:]
+    marker = time.time_ns() % 10**12
+    try:
+        for table in TABLES:
+            first.query(f"INSERT INTO {DATABASE}.{table} (day, id, value) "
+                        f"VALUES (today(), {marker}, 'after the incident')")
+    except ClickHouseHTTPError as exc:
+        return f"insert refused: {exc}"
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        counts = [int(node.query(f"SELECT count() FROM {DATABASE}.{table} "
+                                 f"WHERE id = {marker}").strip() or 0)
+                  for node in others for table in TABLES]
+        if all(counts):
+            return (f"ok: a row inserted into each of {', '.join(TABLES)} on {first.name} "
+                    f"replicated to {', '.join(n.name for n in others)}")
+        time.sleep(0.5)
+    return f"the rows inserted on {first.name} did not replicate within {within:g}s"
+
+
+def _threads(env: Environment) -> list[SlackThread]:
+    threads = []
+    for parent in env.slack.top_level():
+        replies = [(_kind(m.text), render_message(m)[0]) for m in env.slack.replies(parent)]
+        threads.append(SlackThread(title=parent.text.split(" · ")[0], ts=parent.ts,
+                                   replies=replies))
+    return threads
+
+
+def _kind(text: str) -> str:
+    for prefix, kind in (("🔧", "started"), ("✅", "succeeded"), ("💤", "noop"),
+                         ("❌", "failed"), ("🧪", "dry_run"), ("🚨", "escalated"),
+                         ("🟢", "resolved")):
+        if text.startswith(prefix):
+            return kind
+    return "other"
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+def render(report: Report) -> str:
+    lines: list[str] = []
+    add = lines.append
+    ttr = report.time_to_recovery
+    add("\n=== Summary ===")
+    add(f"Recovered: {'yes' if report.recovered else 'NO'}"
+        + (f", {ttr:.1f}s after Keeper was lost, with no human in the loop" if ttr else ""))
+    add("\nAlerts (fired -> resolved, seconds after the break):")
+    for alert in report.alerts:
+        end = f"{alert.resolved:6.1f}s" if alert.resolved is not None else "  (still firing)"
+        took = f"  time to recovery {alert.resolved - alert.fired:5.1f}s" \
+            if alert.resolved is not None else ""
+        add(f"  {alert.fired:6.1f}s -> {end}  {alert.brief}{took}")
+    add("\nRepairs, in the order they ran (from the audit, GET /api/v1/events):")
+    for rule in _rules_in_order(report):
+        for event in report.acting(rule):
+            lines.extend(_repair(report, event))
+    lines.extend(_checks(report))
+    add("\nClickHouse 18.16 vs a modern ClickHouse:")
+    add("  These servers are Debian's clickhouse-server 18.16. While Keeper is gone no statement "
+        "can help,\n  so the handler holds (18.16 would detach a table asked to restart without "
+        "Keeper); once Keeper\n  answers it runs SYSTEM RESTART REPLICA on each replica still "
+        "read-only (18.16 also reconnects\n  by itself within ~10s). If Keeper came back EMPTY "
+        "(metadata lost, as on 2026-01-01), a modern\n  ClickHouse (21.7+) needs SYSTEM RESTORE "
+        "REPLICA, which the handler runs next; 18.16 has no such\n  statement and refuses it "
+        "(the handler then reports the server's error verbatim and fails).")
+    add("\nSlack (#torghut-alerts), as people read it:")
+    add(report.slack_text)
+    return "\n".join(lines)
+
+
+def _rules_in_order(report: Report) -> list[str]:
+    order: list[str] = []
+    for event in sorted((e for e in report.events if e["outcome"] in ACTING),
+                        key=lambda e: _started(e)):
+        if event["rule"] not in order:
+            order.append(event["rule"])
+    return order
+
+
+def _started(event: dict[str, Any]) -> float:
+    for step in event.get("timeline") or []:
+        if step["name"] == "handler.started":
+            return float(step["at"])
+    return float(event["finished_at"])
+
+
+def _repair(report: Report, event: dict[str, Any]) -> list[str]:
+    took = event["finished_at"] - _started(event)
+    head = (f"  * {event['rule']} on {event['target']} by {report.replica_of(event)}: "
+            f"{event['outcome'].upper()} in {took:.1f}s (event {event['event_id']})")
+    out = [head]
+    if report.kill is not None and event["event_id"] == report.kill.event_id:
+        out.append(f"      re-delivered: {report.kill.replica} started it and was SIGKILLed; "
+                   f"{report.replica_of(event)} ran it after the lease expired")
+    holds = 0
+    for step in event.get("timeline") or []:
+        name, message = step["name"], step.get("message", "")
+        if name not in _SHOWN_STEPS or (name == "sql" and "SYSTEM" not in message):
+            continue
+        if name == "hold":
+            holds += 1
+            if holds > 1:
+                continue
+            message += " (each read-only table on each node)"
+        out.append(f"      {name}: {_short(message)}")
+    out.append(f"      => {_short(event['message'], 300)}")
+    return out
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _checks(report: Report) -> list[str]:
+    out = ["\nChecks:"]
+    statements = report.clickhouse_statements
+    out.append(f"  ClickHouse SYSTEM statements from remediator (query_log): {len(statements)}"
+               + "".join(f"\n      {node}: {sql}" for node, sql in statements))
+    out.append(f"  Flink restartNonce bumps: {len(report.nonce_patches)}; while ClickHouse was "
+               f"read-only: {len(report.bumps_while_readonly)}")
+    windows = ", ".join(f"{s:.1f}s-" + (f"{e:.1f}s" if e is not None else "...")
+                        for s, e in report.readonly_windows)
+    out.append(f"  ClickHouse read-only (observed): {windows or 'never'}; nonce bumped at "
+               + (", ".join(f"{t:.1f}s" for t in report.nonce_patches) or "never"))
+    scaled = ", ".join(f"{n} at {t:.1f}s" for t, n in report.scale_patches)
+    out.append(f"  torghut-ws scaled to: {scaled or 'never'}; most pods at once: "
+               f"{report.max_ws_pods}")
+    out.append(f"  Jobs accepted by the replicas: {len(report.accepted)}; with an audit event: "
+               f"{len(report.accepted) - len(report.missing)}"
+               + (f"; MISSING {report.missing}" if report.missing else " (nothing lost)"))
+    if report.kill is not None:
+        out.append(f"  Killed: {report.kill.replica} (pid {report.kill.pid}) while it ran "
+                   f"{report.kill.rule} (event {report.kill.event_id})")
+    out.append(f"  Storage after the incident: {report.replication}")
+    return out
