@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from demo.timeline import Timeline
@@ -24,6 +25,15 @@ class Record:
     replica: str
     at: float  # monotonic, when the demo read it
     data: dict[str, Any]
+
+    @property
+    def logged_at(self) -> float:
+        """When the replica logged it, on the monotonic clock (``at`` if unknown)."""
+        try:
+            stamp = datetime.fromisoformat(str(self.data["timestamp"])).timestamp()
+        except (KeyError, ValueError):
+            return self.at
+        return min(self.at, stamp - (time.time() - time.monotonic()))
 
     @property
     def event(self) -> str:
@@ -76,6 +86,7 @@ class Observer:
     records: list[Record] = field(default_factory=list)
     _calls: int = 0
     _holds: set[str] = field(default_factory=set)
+    notes: dict[str, str] = field(default_factory=dict)  # event id -> shown when it starts
 
     async def run(self) -> None:
         while True:
@@ -91,7 +102,7 @@ class Observer:
         calls, self._calls = self.kube.calls[self._calls:], len(self.kube.calls)
         for call in calls:
             if call.verb == "patch":
-                self.timeline.note("kubernetes", describe_call(call), at=call.at)
+                self.timeline.note("kubernetes", describe_call(call))
 
     def find(self, event: str, **fields: Any) -> list[Record]:
         return [r for r in self.records if r.event == event
@@ -112,8 +123,9 @@ class Observer:
         event = record.event
         rule, target = data.get("rule", ""), data.get("target", "")
         if event == "remediation.started":
+            note = self.notes.get(record.event_id, "")
             self.timeline.note(who, f"started {rule} on {target} ({data.get('handler')}; event "
-                               f"{record.event_id}, delivery {data.get('delivery')})")
+                               f"{record.event_id}){note}")
         elif event == "remediation.deferred":
             self.timeline.note(who, f"{rule}: deferred ({data.get('reason')}): "
                                f"{data.get('message')}")

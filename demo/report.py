@@ -38,10 +38,10 @@ class AlertLine:
 class SlackThread:
     title: str
     ts: str
-    replies: list[tuple[str, str]]  # (kind, first line), in order
+    replies: list[tuple[str, str, str]]  # (ts, kind, first line), in order
 
     def kinds(self) -> list[str]:
-        return [kind for kind, _ in self.replies]
+        return [kind for _, kind, _ in self.replies]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Report:
     alerts: list[AlertLine]
     events: list[dict[str, Any]]  # audit events with their timelines, oldest first
     accepted: list[str]  # event ids the replicas answered 202 for
-    clickhouse_statements: list[tuple[str, str]]  # (node, SYSTEM statement) from query_log
+    clickhouse_statements: list[tuple[str, str]]  # (node address, SYSTEM ...) from query_log
     nonce_patches: list[float]  # seconds after the break
     bumps: list[Bump]
     bumps_while_readonly: list[Bump]
@@ -124,7 +124,8 @@ def _demo_name(env: Environment, replica_id: str) -> str:
 def _system_statements(cluster: ClickHouseCluster) -> list[tuple[str, str]]:
     """Every SYSTEM statement remediator sent, per node, from the servers' query_log."""
     by_node = cluster.queries_from(CLICKHOUSE_CLIENT)
-    return [(node, sql) for node, queries in by_node.items() for sql in queries
+    address = {node.name: node.address for node in cluster.nodes}
+    return [(address[node], sql) for node, queries in by_node.items() for sql in queries
             if sql.lstrip().upper().startswith("SYSTEM")]
 
 
@@ -153,7 +154,8 @@ def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
 def _threads(env: Environment) -> list[SlackThread]:
     threads = []
     for parent in env.slack.top_level():
-        replies = [(_kind(m.text), render_message(m)[0]) for m in env.slack.replies(parent)]
+        replies = [(m.ts, _kind(m.text), render_message(m)[0])
+                   for m in env.slack.replies(parent)]
         threads.append(SlackThread(title=parent.text.split(" · ")[0], ts=parent.ts,
                                    replies=replies))
     return threads

@@ -48,8 +48,9 @@ class Kill:
     pid: int
     event_id: str
     rule: str
-    started_at: float
-    killed_at: float
+    started_at: float  # monotonic
+    killed_at: float  # monotonic
+    killed_epoch: float  # time.time(), to compare with audit timestamps
 
 
 async def run(workdir: Path, options: Options | None = None) -> Report:
@@ -111,10 +112,13 @@ def _kill(env: Environment, started: Record) -> Kill:
     replica.process.proc.wait(10)
     now = time.monotonic()
     env.timeline.note("incident", f"SIGKILL {replica.name} (pid {replica.pid}) "
-                      f"{now - started.at:.1f}s after it started the ClickHouse repair (event "
-                      f"{started.event_id}): its job must not be lost")
+                      f"{now - started.logged_at:.1f}s after it started the ClickHouse repair "
+                      f"(event {started.event_id}): its job must not be lost")
+    env.observer.notes[started.event_id] = (
+        f": re-delivered, {replica.name} was killed while running it")
     return Kill(replica=replica.name, pid=replica.pid, event_id=started.event_id,
-                rule=started.data.get("rule", ""), started_at=started.at, killed_at=now)
+                rule=started.data.get("rule", ""), started_at=started.logged_at, killed_at=now,
+                killed_epoch=time.time())
 
 
 async def _keeper_back(env: Environment, options: Options, first: Record,
@@ -132,7 +136,8 @@ async def _keeper_back(env: Environment, options: Options, first: Record,
                               "within 60s")
         else:
             taken_over = again[0]
-    await asyncio.sleep(max(0.0, taken_over.at + options.keeper_back_after - time.monotonic()))
+    await asyncio.sleep(max(0.0, taken_over.logged_at + options.keeper_back_after
+                            - time.monotonic()))
     await asyncio.to_thread(env.clickhouse.zookeeper.start)
     env.timeline.note("incident", "ZooKeeper is back (same data: the replicas' metadata is "
                       "still there)")

@@ -136,7 +136,8 @@ class FlinkJob:
     storage: StorageMonitor
     timeline: Timeline
     step_seconds: float = 0.7  # four status steps: RUNNING/STABLE ~3 s after the restart
-    fail_after: float = 1.0  # seconds of read-only storage before the sink fails the job
+    # The JDBC sink retries (3 times, with backoff) before it fails the job: a few seconds.
+    fail_after: float = 5.0
     tick: float = 0.2
     bumps: list[Bump] = field(default_factory=list)
     failures: int = 0
