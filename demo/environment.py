@@ -108,7 +108,7 @@ async def all_of(*starts: Awaitable[Any]) -> list[Any]:
 
 @contextlib.asynccontextmanager
 async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Environment]:
-    workdir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     webhook_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(

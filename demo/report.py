@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from demo.observe import patches
-from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, WS_RULE
 from demo.world import DATABASE, TABLES, Bump
 from handlers.clickhouse_nodes import CLIENT_NAME
 from tests.support.clickhouse import ClickHouseCluster, ClickHouseHTTPError
