@@ -75,7 +75,8 @@ class Report:
         return [e for e in self.events if e["rule"] == rule and e["outcome"] in ACTING]
 
     def replica_of(self, event: dict[str, Any]) -> str:
-        return self.replicas.get(event.get("replica", ""), event.get("replica", "?"))
+        replica = str(event.get("replica", "?"))
+        return self.replicas.get(replica, replica)
 
     def thread(self, title_part: str) -> SlackThread | None:
         return next((t for t in self.slack if title_part in t.title), None)
