@@ -65,7 +65,8 @@ class Keys:
         return f"{self.prefix}:{{audit}}:stream"
 
     def event(self, event_id: str) -> str:
-        return f"{self.prefix}:event:{event_id}"
+        # shares {audit} with the stream: recording an event updates both atomically
+        return f"{self.prefix}:{{audit}}:event:{event_id}"
 
     def thread(self, rule: str, target: str) -> str:
         return f"{self.prefix}:thread:{{{rule}|{target}}}"

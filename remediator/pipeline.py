@@ -130,6 +130,14 @@ class Pipeline:
 
     async def _process(self, run: _Run) -> None:
         job, delivery = run.job, run.delivery
+        again = delivery.deliveries > 1 or job.deferrals > 0
+        if again and await self.store.get_event(job.event_id) is not None:
+            # The outcome was recorded but the ack was lost (crash or outage in between),
+            # or the job was re-delivered while its first worker was still finishing it:
+            # finish the ack, never record a second outcome for the same event.
+            await self.store.ack(delivery.id)
+            run.log.info("remediation.already_recorded", deliveries=delivery.deliveries)
+            return
         if delivery.deliveries > self.settings.max_deliveries:
             await self.store.dead_letter(delivery, f"delivered {delivery.deliveries} times")
             self.metrics.dead_letters.inc()
@@ -142,6 +150,8 @@ class Pipeline:
             await self._finish(run, Result.failed(f"rule {job.rule!r} is no longer loaded"))
             return
         run.rule = rule
+        if delivery.deliveries > 1:
+            await self._wait_for_stale_lease(run, rule)
         if job.alert.status == "resolved":
             self._notify_resolved(run, rule)
             if rule.on_resolved == "ignore":
@@ -163,6 +173,15 @@ class Pipeline:
             await self._skip(run, *skip)
             return
         await self._locked_run(run, rule, run.plan)
+
+    async def _wait_for_stale_lease(self, run: _Run, rule: Rule) -> None:
+        """A re-delivered job first waits out the target's lease: its first worker may be
+        alive and finishing (e.g. after a Redis outage), so no gate may record an outcome yet."""
+        with contextlib.suppress(TemplateError):  # the normal path reports the template error
+            left = await self.store.lease_remaining(render(rule, run.job.alert).target)
+            if left > 0:
+                await self._defer(run, rule, "locked", "waiting for the lease of an earlier "
+                                  "delivery", time.time(), left + 0.5)
 
     async def _gates_before_lease(self, run: _Run, rule: Rule) -> tuple[SkipReason, str] | None:
         job = run.job

@@ -346,7 +346,8 @@ class MemoryStore:
         self._pause = pause
 
     async def clear_pause(self) -> bool:
-        was, self._pause = self._pause is not None, None
+        was = await self.get_pause() is not None  # an expired pause is no pause
+        self._pause = None
         return was
 
     async def get_pause(self) -> Pause | None:

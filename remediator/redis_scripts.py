@@ -1,0 +1,189 @@
+"""Lua scripts of the Redis store: each one is atomic and touches keys of one hash slot.
+
+Times that must agree across replicas come from the server (``TIME``), not
+from the replicas' clocks. Every script is registered once per client
+(``register_script``: EVALSHA, loaded again on NOSCRIPT).
+"""
+
+from __future__ import annotations
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: stream; ARGV: group, entry id. Acked entries are deleted: the stream
+# holds only unfinished jobs, so it never needs a trim that could drop one.
+ACK = """
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
+# KEYS: stream; ARGV: group, consumer, min idle ms, cursor, count.
+# XAUTOCLAIM scans at most 10 x COUNT pending entries per call, so we go on
+# from the cursor a few times; each claimed entry comes with its delivery count.
+RECLAIM = """
+local cursor, want, out = ARGV[4], tonumber(ARGV[5]), {}
+for _ = 1, 10 do
+  local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor,
+                       'COUNT', want - #out)
+  cursor = r[1]
+  for _, entry in ipairs(r[2]) do
+    if entry and entry[2] then
+      local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
+      local n = 1
+      if p[1] then n = p[1][4] end
+      table.insert(out, {entry[1], entry[2], n})
+    end
+  end
+  if #out >= want or cursor == '0-0' then break end
+end
+return {cursor, out}
+"""
+
+# KEYS: stream, deferred zset; ARGV: group, entry id, delay ms, member (17-char token + job)
+DEFER = (
+    _NOW_MS
+    + """
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+# KEYS: deferred zset, stream; ARGV: max jobs to move
+PROMOTE = (
+    _NOW_MS
+    + """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'job', string.sub(member, 18))
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+"""
+)
+
+# KEYS: stream, dead-letter stream; ARGV: group, entry id, record json, max length
+DEAD_LETTER = """
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'data', ARGV[3])
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
+"""
+
+# KEYS: stream, deferred zset
+DEPTH = """
+return redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+"""
+
+# KEYS: lease; ARGV: token, ttl ms
+EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS: lease; ARGV: token
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS: slots zset; ARGV: token, limit, ttl ms. Members are scored by their expiry.
+ACQUIRE_SLOT = (
+    _NOW_MS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1])
+   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])))
+return 1
+"""
+)
+
+# KEYS: attempts zset, circuit key; ARGV: window ms, max attempts, unique member.
+# Returns {failures in the window, 1 if this failure opened the circuit}.
+RECORD_FAILURE = (
+    _NOW_MS
+    + """
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= tonumber(ARGV[2]) and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], '1', 'PX', window)
+  return {n, 1}
+end
+return {n, 0}
+"""
+)
+
+# KEYS: firing index zset, firing alerts hash; ARGV: now ms. Drops expired, returns the rest.
+FIRING = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for i = 1, #expired, 500 do
+  redis.call('HDEL', KEYS[2], unpack(expired, i, math.min(i + 499, #expired)))
+end
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+end
+return redis.call('HVALS', KEYS[2])
+"""
+
+# KEYS: firing index zset, firing alerts hash; ARGV: fingerprint, now ms.
+# Drops up to 100 expired entries on the way (alerts whose resolution never came).
+IS_FIRING = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 100)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expired))
+  redis.call('HDEL', KEYS[2], unpack(expired))
+end
+local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expires or tonumber(expires) <= tonumber(ARGV[2]) then return false end
+return redis.call('HGET', KEYS[2], ARGV[1])
+"""
+
+# KEYS: audit stream, event hash; ARGV: event json, rule, outcome, outcome label,
+# max events, retention ms, event id, event key prefix (same {audit} tag).
+# Re-recording an event replaces its earlier entry; the events trimmed off the
+# stream (by count or age) lose their lookup key too, as in the memory store.
+RECORD_EVENT = (
+    _NOW_MS
+    + """
+local prev = redis.call('HGET', KEYS[2], 's')
+if prev then redis.call('XDEL', KEYS[1], prev) end
+local sid = redis.call('XADD', KEYS[1], '*', 'i', ARGV[7], 'r', ARGV[2], 'o', ARGV[3],
+                       'l', ARGV[4], 'e', ARGV[1])
+redis.call('HSET', KEYS[2], 'e', ARGV[1], 's', sid)
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local over = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[5])
+if over > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)) do
+    local fields = entry[2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'i' then redis.call('DEL', ARGV[8] .. fields[j + 1]) end
+    end
+    redis.call('XDEL', KEYS[1], entry[1])
+  end
+end
+redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[6]))
+return sid
+"""
+)
+
+# KEYS: thread key; ARGV: ts, ttl ms. The first writer wins; everyone gets the winner.
+CLAIM_THREAD = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""

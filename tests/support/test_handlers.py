@@ -1,0 +1,62 @@
+"""Handlers for service-level tests, loaded by ``remediator serve`` processes with
+``REMEDIATOR_HANDLER_MODULES='["handlers","tests.support.test_handlers"]'``.
+
+``test.record`` appends one JSON line per start and per end of a run to ``path``
+(one ``write`` per line on an O_APPEND file, so lines from several processes never
+interleave), can sleep in between (to be killed, or to outlive its lease), can fail,
+and can kill its own process (``crash: true``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from remediator import Context, HandlerParams, Result, TemporaryError, handler
+
+
+class RecordParams(HandlerParams):
+    path: str
+    sleep: float = Field(default=0.0, ge=0)
+    fail: bool = False
+    crash: bool = False  # SIGKILL the whole process mid-run, like an OOM kill
+
+
+def _append(path: str, **record: Any) -> None:
+    line = (json.dumps({**record, "pid": os.getpid(), "at": time.time()}) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+@handler("test.record", params=RecordParams)
+async def record(params: RecordParams, ctx: Context) -> Result:
+    """Record the run in a file; sleep; succeed or fail as told."""
+    if ctx.dry_run:
+        return Result.dry_run([f"record a run in {params.path}"])
+    _append(params.path, phase="start", event_id=ctx.event_id, target=ctx.target)
+    if params.crash:
+        os.kill(os.getpid(), signal.SIGKILL)
+    ctx.step("act", f"recording, then sleeping {params.sleep:g}s")
+    await asyncio.sleep(params.sleep)
+    if params.fail:
+        _append(params.path, phase="failed", event_id=ctx.event_id, target=ctx.target)
+        raise TemporaryError("failing on purpose (test.record fail: true)")
+    _append(params.path, phase="end", event_id=ctx.event_id, target=ctx.target)
+    return Result.succeeded("recorded")
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """The records ``test.record`` wrote to ``path`` (none if it never ran)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
