@@ -87,7 +87,9 @@ async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | 
     summaries = (await env.admin_get("/api/v1/events?limit=500"))["events"]
     events = [await env.admin_get(f"/api/v1/events/{s['event_id']}") for s in summaries]
     events.sort(key=lambda e: (e["finished_at"], e["event_id"]))
-    statements = await asyncio.to_thread(_system_statements, env.clickhouse)
+    audited = sum(1 for e in events for s in (e.get("details") or {}).get("statements") or []
+                  if str(s.get("sql", "")).startswith("SYSTEM"))
+    statements = await asyncio.to_thread(_system_statements, env.clickhouse, audited)
     replication = await asyncio.to_thread(_replication, env.clickhouse)
     bumps = env.flink.bumps
     return Report(
@@ -121,12 +123,18 @@ def _demo_name(env: Environment, replica_id: str) -> str:
     return replica_id
 
 
-def _system_statements(cluster: ClickHouseCluster) -> list[tuple[str, str]]:
-    """Every SYSTEM statement remediator sent, per node, from the servers' query_log."""
-    by_node = cluster.queries_from(CLICKHOUSE_CLIENT)
+def _system_statements(cluster: ClickHouseCluster, audited: int,
+                       within: float = 20.0) -> list[tuple[str, str]]:
+    """Every SYSTEM statement remediator sent, per node, from the servers' query_log (read
+    again until it holds at least the ``audited`` ones: 18.16 writes its log lazily)."""
     address = {node.name: node.address for node in cluster.nodes}
-    return [(address[node], sql) for node, queries in by_node.items() for sql in queries
-            if sql.lstrip().upper().startswith("SYSTEM")]
+    deadline = time.monotonic() + within
+    while True:
+        by_node = cluster.queries_from(CLICKHOUSE_CLIENT)
+        found = [(address[node], sql) for node, queries in by_node.items() for sql in queries
+                 if sql.lstrip().upper().startswith("SYSTEM")]
+        if len(found) >= audited or time.monotonic() > deadline:
+            return found
 
 
 def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
