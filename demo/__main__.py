@@ -11,8 +11,8 @@ from pathlib import Path
 
 from _pytest.outcomes import OutcomeException
 
-from demo.report import render
 from demo.scenario import Options, run_sync
+from demo.summary import render, verdicts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render(report))
     print(f"\nThe demo took {time.monotonic() - started:.0f}s"
           + (f"; the servers' files and logs are in {workdir}" if args.workdir else "") + ".")
-    return 0 if report.recovered and not report.missing else 1
+    return 0 if all(ok for ok, _ in verdicts(report)) else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """What happened, gathered from the systems themselves once the incident is over: the audit
 (admin API), ClickHouse's query_log, the Kubernetes API's call log, the simulated
-controllers, Prometheus's alerts and the Slack channel. ``render`` prints it."""
+controllers, Prometheus's alerts and the Slack channel (``summary`` prints it)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
 CLICKHOUSE_CLIENT = f"ClickHouse {CLIENT_NAME}"  # asynch prefixes the client name
 ACTING = ("succeeded", "noop", "failed")
-_SHOWN_STEPS = ("deferred", "hold", "sql", "verify", "verify.waiting", "observe", "resume",
-                "kube.patch")
 
 
 @dataclass(frozen=True)
@@ -63,6 +61,7 @@ class Report:
     slack: list[SlackThread]
     slack_text: str
     replication: str
+    t0_epoch: float  # the break, on the wall clock (audit timestamps are wall-clock)
     changes: list[str] = field(default_factory=list)
 
     @property
@@ -78,12 +77,18 @@ class Report:
         replica = str(event.get("replica", "?"))
         return self.replicas.get(replica, replica)
 
+    def rel_epoch(self, epoch: float) -> float:
+        """Seconds after the break of a wall-clock time (as the audit records them)."""
+        return epoch - self.t0_epoch
+
     def thread(self, title_part: str) -> SlackThread | None:
         return next((t for t in self.slack if title_part in t.title), None)
 
 
 async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | None) -> Report:
     rel = env.timeline.rel
+    assert env.timeline.t0 is not None
+    t0_epoch = time.time() - (time.monotonic() - env.timeline.t0)
     summaries = (await env.admin_get("/api/v1/events?limit=500"))["events"]
     events = [await env.admin_get(f"/api/v1/events/{s['event_id']}") for s in summaries]
     events.sort(key=lambda e: (e["finished_at"], e["event_id"]))
@@ -112,7 +117,7 @@ async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | 
         max_ws_pods=env.ws.max_pods, flink_failures=env.flink.failures, kill=kill,
         replicas={e["replica"]: _demo_name(env, e["replica"]) for e in events},
         slack=_threads(env), slack_text=env.slack.render_threads(),
-        replication=replication, changes=list(env.overlay.changes),
+        replication=replication, t0_epoch=t0_epoch, changes=list(env.overlay.changes),
     )
 
 
@@ -178,102 +183,9 @@ def _kind(text: str) -> str:
     return "other"
 
 
-# ---- rendering ------------------------------------------------------------------------------
-
-def render(report: Report) -> str:
-    lines: list[str] = []
-    add = lines.append
-    ttr = report.time_to_recovery
-    add("\n=== Summary ===")
-    add(f"Recovered: {'yes' if report.recovered else 'NO'}"
-        + (f", {ttr:.1f}s after Keeper was lost, with no human in the loop" if ttr else ""))
-    add("\nAlerts (fired -> resolved, seconds after the break):")
-    for alert in report.alerts:
-        end = f"{alert.resolved:6.1f}s" if alert.resolved is not None else "  (still firing)"
-        took = f"  time to recovery {alert.resolved - alert.fired:5.1f}s" \
-            if alert.resolved is not None else ""
-        add(f"  {alert.fired:6.1f}s -> {end}  {alert.brief}{took}")
-    add("\nRepairs, in the order they ran (from the audit, GET /api/v1/events):")
-    for rule in _rules_in_order(report):
-        for event in report.acting(rule):
-            lines.extend(_repair(report, event))
-    lines.extend(_checks(report))
-    add("\nClickHouse 18.16 vs a modern ClickHouse:")
-    add("  These servers are Debian's clickhouse-server 18.16. While Keeper is gone no statement "
-        "can help,\n  so the handler holds (18.16 would detach a table asked to restart without "
-        "Keeper); once Keeper\n  answers it runs SYSTEM RESTART REPLICA on each replica still "
-        "read-only (18.16 also reconnects\n  by itself within ~10s). If Keeper came back EMPTY "
-        "(metadata lost, as on 2026-01-01), a modern\n  ClickHouse (21.7+) needs SYSTEM RESTORE "
-        "REPLICA, which the handler runs next; 18.16 has no such\n  statement and refuses it "
-        "(the handler then reports the server's error verbatim and fails).")
-    add("\nSlack (#torghut-alerts), as people read it:")
-    add(report.slack_text)
-    return "\n".join(lines)
-
-
-def _rules_in_order(report: Report) -> list[str]:
-    order: list[str] = []
-    for event in sorted((e for e in report.events if e["outcome"] in ACTING),
-                        key=lambda e: _started(e)):
-        if event["rule"] not in order:
-            order.append(event["rule"])
-    return order
-
-
-def _started(event: dict[str, Any]) -> float:
+def handler_started(event: dict[str, Any]) -> float:
+    """When the handler of an audit event started (wall clock; its end if it never did)."""
     for step in event.get("timeline") or []:
         if step["name"] == "handler.started":
             return float(step["at"])
     return float(event["finished_at"])
-
-
-def _repair(report: Report, event: dict[str, Any]) -> list[str]:
-    took = event["finished_at"] - _started(event)
-    head = (f"  * {event['rule']} on {event['target']} by {report.replica_of(event)}: "
-            f"{event['outcome'].upper()} in {took:.1f}s (event {event['event_id']})")
-    out = [head]
-    if report.kill is not None and event["event_id"] == report.kill.event_id:
-        out.append(f"      re-delivered: {report.kill.replica} started it and was SIGKILLed; "
-                   f"{report.replica_of(event)} ran it after the lease expired")
-    holds = 0
-    for step in event.get("timeline") or []:
-        name, message = step["name"], step.get("message", "")
-        if name not in _SHOWN_STEPS or (name == "sql" and "SYSTEM" not in message):
-            continue
-        if name == "hold":
-            holds += 1
-            if holds > 1:
-                continue
-            message += " (each read-only table on each node)"
-        out.append(f"      {name}: {_short(message)}")
-    out.append(f"      => {_short(event['message'], 300)}")
-    return out
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _checks(report: Report) -> list[str]:
-    out = ["\nChecks:"]
-    statements = report.clickhouse_statements
-    out.append(f"  ClickHouse SYSTEM statements from remediator (query_log): {len(statements)}"
-               + "".join(f"\n      {node}: {sql}" for node, sql in statements))
-    out.append(f"  Flink restartNonce bumps: {len(report.nonce_patches)}; while ClickHouse was "
-               f"read-only: {len(report.bumps_while_readonly)}")
-    windows = ", ".join(f"{s:.1f}s-" + (f"{e:.1f}s" if e is not None else "...")
-                        for s, e in report.readonly_windows)
-    out.append(f"  ClickHouse read-only (observed): {windows or 'never'}; nonce bumped at "
-               + (", ".join(f"{t:.1f}s" for t in report.nonce_patches) or "never"))
-    scaled = ", ".join(f"{n} at {t:.1f}s" for t, n in report.scale_patches)
-    out.append(f"  torghut-ws scaled to: {scaled or 'never'}; most pods at once: "
-               f"{report.max_ws_pods}")
-    out.append(f"  Jobs accepted by the replicas: {len(report.accepted)}; with an audit event: "
-               f"{len(report.accepted) - len(report.missing)}"
-               + (f"; MISSING {report.missing}" if report.missing else " (nothing lost)"))
-    if report.kill is not None:
-        out.append(f"  Killed: {report.kill.replica} (pid {report.kill.pid}) while it ran "
-                   f"{report.kill.rule} (event {report.kill.event_id})")
-    out.append(f"  Storage after the incident: {report.replication}")
-    return out

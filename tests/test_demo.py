@@ -11,13 +11,13 @@ the assertions are about what happened, not how fast (a loaded 2-core machine is
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import pytest
 
 from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, WS_RULE
-from demo.report import Report, SlackThread, render
+from demo.report import Report, SlackThread, handler_started
 from demo.scenario import Options, run_sync
+from demo.summary import render
 
 # The scenario runs once (in the module fixture) and takes about a minute; on a loaded
 # machine several: the first test's timeout covers it.
@@ -34,10 +34,6 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     result = run_sync(workdir, Options(recovery_within=RECOVERY_BOUND, out=sys.stdout))
     print(render(result))
     return result
-
-
-def _handler_started(event: dict[str, Any]) -> float:
-    return next(float(s["at"]) for s in event["timeline"] if s["name"] == "handler.started")
 
 
 def test_every_alert_resolves_within_the_bound(report: Report) -> None:
@@ -81,7 +77,7 @@ def test_flink_waited_for_clickhouse(report: Report) -> None:
     deferred = [s for s in flink["timeline"] if s["name"] == "deferred"]
     assert deferred, "the Flink job ran without waiting for the ClickHouse alert to resolve"
     (clickhouse,) = report.acting(CLICKHOUSE_RULE)
-    assert _handler_started(flink) > _handler_started(clickhouse)
+    assert handler_started(flink) > handler_started(clickhouse)
     assert report.flink_failures >= 1  # the job did fail on its sink while storage was read-only
 
 
@@ -97,7 +93,7 @@ def test_nothing_lost_when_a_replica_was_killed(report: Report) -> None:
     assert len(rerun) == 1, "the killed replica's job must be recorded exactly once"
     assert rerun[0]["outcome"] in ("succeeded", "noop")
     assert report.replica_of(rerun[0]) != kill.replica
-    assert _handler_started(rerun[0]) > kill.killed_epoch  # it ran again, after the kill
+    assert handler_started(rerun[0]) > kill.killed_epoch  # it ran again, after the kill
 
 
 def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
