@@ -78,6 +78,11 @@ def _intro(env: Environment) -> None:
         say(f"  - {change}")
     say("Prometheus (played by the demo) evaluates the three shipped alerts every 2s with "
         "`for: 0s` (shipped: 2m/5m).\n")
+    say("What happens: ZooKeeper is stopped (every replica goes read-only; the Flink job's "
+        "JDBC sink\nfails a few seconds later). The replica that starts the first repair is "
+        "SIGKILLed at once;\nthe torghut-ws pod hangs on its upstream connection. ZooKeeper "
+        "comes back a few seconds\nafter the other replica has taken the ClickHouse repair "
+        "over. Nobody touches anything else.\n")
     say("Timeline (seconds from the moment Keeper is lost):")
 
 
@@ -139,8 +144,8 @@ async def _keeper_back(env: Environment, options: Options, first: Record,
     await asyncio.sleep(max(0.0, taken_over.logged_at + options.keeper_back_after
                             - time.monotonic()))
     await asyncio.to_thread(env.clickhouse.zookeeper.start)
-    env.timeline.note("incident", "ZooKeeper is back (same data: the replicas' metadata is "
-                      "still there)")
+    env.timeline.note("incident", f"ZooKeeper is back, with its data ({options.keeper_back_after:g}s "
+                      "after the surviving replica took the repair over)")
 
 
 async def _wait_recovered(env: Environment, options: Options) -> float | None:

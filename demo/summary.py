@@ -33,16 +33,24 @@ def render(report: Report) -> str:
         else:
             lines.append(f"  {alert.fired:6.1f}s -> {alert.resolved:6.1f}s  {alert.brief}  "
                          f"(time to recovery {alert.resolved - alert.fired:.1f}s)")
-    lines += ["", "Repairs, in the order their handlers ran (from the audit, "
+    lines += ["", "Repairs, in the order they started (from the audit, "
               "GET /api/v1/events/{id}):"]
     for event in sorted((e for e in report.events if e["outcome"] in ACTING),
-                        key=handler_started):
+                        key=lambda e: _first_started(report, e)):
         lines += _repair(report, event)
     lines += ["", "Checks:"]
     lines += [f"  {'✔' if ok else '✘'} {text}" for ok, text in verdicts(report)]
     lines += ["", OLD_CLICKHOUSE, "", "Slack (#torghut-alerts), as people read it:",
               report.slack_text]
     return "\n".join(lines)
+
+
+def _first_started(report: Report, event: dict[str, Any]) -> float:
+    """When the job first started: on the killed replica, for the re-delivered one."""
+    kill = report.kill
+    if kill is not None and event["event_id"] == kill.event_id:
+        return kill.killed_epoch - (kill.killed_at - kill.started_at)
+    return handler_started(event)
 
 
 def _repair(report: Report, event: dict[str, Any]) -> list[str]:
@@ -53,8 +61,8 @@ def _repair(report: Report, event: dict[str, Any]) -> list[str]:
     kill = report.kill
     if kill is not None and event["event_id"] == kill.event_id:
         out.append(f"      re-delivered: {kill.replica} started it at "
-                   f"+{report.rel_epoch(kill.killed_epoch):.1f}s and was SIGKILLed; "
-                   f"{report.replica_of(event)} ran it once the lease had expired")
+                   f"+{report.rel_epoch(_first_started(report, event)):.1f}s and was "
+                   f"SIGKILLed; {report.replica_of(event)} ran it once the lease had expired")
     holds = 0
     for step in event.get("timeline") or []:
         name, message = step["name"], step.get("message", "")
