@@ -103,8 +103,10 @@ def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
                ("ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady")}
     assert len(report.slack) == 3, report.slack_text
     clickhouse, flink = threads["ClickHouseReplicaReadonly"], threads["FlinkDeploymentFailed"]
-    assert clickhouse.ts < flink.ts  # storage first; Flink only once it was back
-    assert _reply_ts(report, clickhouse, "succeeded") < _reply_ts(report, flink, "succeeded")
+    # storage first; Flink only once it was back. (Not "ClickHouse succeeded before Flink
+    # started": the alert resolves when the replicas are writable, while the handler's
+    # verification also waits for every replica to be active again, which can take longer.)
+    assert clickhouse.ts < flink.ts
     for name, thread in threads.items():
         kinds = thread.kinds()
         assert "failed" not in kinds and "escalated" not in kinds, (name, kinds)
@@ -121,10 +123,3 @@ def _thread(report: Report, alertname: str) -> SlackThread:
     thread = report.thread(f"Remediating {alertname}")
     assert thread is not None, f"no Slack thread for {alertname}:\n{report.slack_text}"
     return thread
-
-
-def _reply_ts(report: Report, thread: SlackThread, kind: str) -> str:
-    found = [ts for ts, k, _ in thread.replies if k == kind]
-    assert found, (kind, thread)
-    return found[0]
-
