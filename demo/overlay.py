@@ -35,11 +35,11 @@ class Overlay:
     changes: list[str] = field(default_factory=list)
 
     def set(self, where: dict[str, Any], key: str, value: Any, label: str,
-            inherited: Any = None) -> None:
+            inherited: Any = None, *, unit: str = "") -> None:
         old = where.get(key, inherited)
         where[key] = value
         shown = "(default)" if old is None else _show(old)
-        self.changes.append(f"{label}: {key} {shown} -> {_show(value)}")
+        self.changes.append(f"{label}: {key} {shown} -> {_show(value)}{unit}")
 
     def write(self, path: Path) -> Path:
         header = "# rules.yaml as shipped, with the demo's changes:\n" + "".join(
@@ -67,7 +67,7 @@ def rules_overlay(clickhouse_nodes: list[str]) -> Overlay:
         if name == CLICKHOUSE_RULE:
             overlay.set(params, "nodes", clickhouse_nodes, name)
         overlay.set(rule, "verify_timeout", VERIFY[name], name, defaults.get("verify_timeout"))
-        overlay.set(params, "poll_interval", POLL_INTERVAL, name, "2s")
+        overlay.set(params, "poll_interval", POLL_INTERVAL, name, "2s", unit="s")
     missing = set(VERIFY) - {r["name"] for r in overlay.document["rules"]}
     if missing:
         raise KeyError(f"{SHIPPED_RULES} lacks the rule(s) {sorted(missing)} the demo replays")
