@@ -31,6 +31,7 @@ from tests.support.alertmanager import (
     run_alertmanagers,
 )
 from tests.support.procs import free_port
+from tests.support.redis_server import RedisServer
 from tests.support.service import RemediatorProcess, run_remediator
 
 pytestmark = pytest.mark.slow
@@ -99,19 +100,10 @@ def token() -> str:
 
 
 @pytest.fixture
-def store_env() -> dict[str, str]:
-    """Settings that choose the store: {} is the in-memory store (a single replica).
-
-    With the Redis store merged, this fixture becomes (and two replicas run):
-        binary = require_binary("redis-server")
-        port = free_port()
-        proc = subprocess.Popen([binary, "--port", str(port), "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        wait_port(port)
-        yield {"REMEDIATOR_REDIS_URL": f"redis://127.0.0.1:{port}/0"}
-        stop_process(proc)
-    """
-    return {}
+def store_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The production store: a real Redis shared by two replicas (one per Alertmanager)."""
+    with RedisServer.running(tmp_path / "redis") as redis:
+        yield {"REMEDIATOR_REDIS_URL": redis.url}
 
 
 @pytest.fixture
