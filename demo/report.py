@@ -5,6 +5,7 @@ controllers, Prometheus's alerts and the Slack channel (``summary`` prints it)."
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from demo.observe import patches
 from demo.world import DATABASE, TABLES, Bump
 from handlers.clickhouse_nodes import CLIENT_NAME
 from tests.support.clickhouse import ClickHouseCluster, ClickHouseHTTPError
-from tests.support.slack_server import render_message
+from tests.support.slack_server import SlackServer, render_message
 
 if TYPE_CHECKING:
     from demo.environment import Environment
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 CLICKHOUSE_CLIENT = f"ClickHouse {CLIENT_NAME}"  # asynch prefixes the client name
 ACTING = ("succeeded", "noop", "failed")
+_EVENT = re.compile(r"Event `([A-Za-z0-9_-]+)`")
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,19 @@ class AlertLine:
 class SlackThread:
     title: str
     ts: str
+    event_id: str  # the event that opened it (shown in the first message)
     replies: list[tuple[str, str, str]]  # (ts, kind, first line), in order
 
     def kinds(self) -> list[str]:
         return [kind for _, kind, _ in self.replies]
+
+
+def orphans(threads: list[SlackThread], killed_event: str | None) -> list[SlackThread]:
+    """Threads a killed replica opened but never recorded: it posted the first message and
+    died before storing the thread's ts, so the re-run of the same job opened another one.
+    Such a thread has no reply, and another thread carries the same event."""
+    return [t for t in threads if killed_event and t.event_id == killed_event and not t.replies
+            and any(o is not t and o.event_id == killed_event for o in threads)]
 
 
 @dataclass
@@ -81,8 +92,16 @@ class Report:
         """Seconds after the break of a wall-clock time (as the audit records them)."""
         return epoch - self.t0_epoch
 
+    def orphans(self) -> list[SlackThread]:
+        return orphans(self.slack, self.kill.event_id if self.kill else None)
+
+    def threads(self) -> list[SlackThread]:
+        """The Slack threads, without the orphan a killed replica may have left."""
+        left = self.orphans()
+        return [t for t in self.slack if t not in left]
+
     def thread(self, title_part: str) -> SlackThread | None:
-        return next((t for t in self.slack if title_part in t.title), None)
+        return next((t for t in self.threads() if title_part in t.title), None)
 
 
 async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | None) -> Report:
@@ -116,7 +135,7 @@ async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | 
             env.kube, "deployments", lambda b: "replicas" in (b.get("spec") or {}))],
         max_ws_pods=env.ws.max_pods, flink_failures=env.flink.failures, kill=kill,
         replicas={e["replica"]: _demo_name(env, e["replica"]) for e in events},
-        slack=_threads(env), slack_text=env.slack.render_threads(),
+        slack=slack_threads(env.slack), slack_text=env.slack.render_threads(),
         replication=replication, t0_epoch=t0_epoch, changes=list(env.overlay.changes),
     )
 
@@ -164,13 +183,13 @@ def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
     return f"the rows inserted on {first.name} did not replicate within {within:g}s"
 
 
-def _threads(env: Environment) -> list[SlackThread]:
+def slack_threads(slack: SlackServer) -> list[SlackThread]:
     threads = []
-    for parent in env.slack.top_level():
-        replies = [(m.ts, _kind(m.text), render_message(m)[0])
-                   for m in env.slack.replies(parent)]
+    for parent in slack.top_level():
+        replies = [(m.ts, _kind(m.text), render_message(m)[0]) for m in slack.replies(parent)]
+        event = _EVENT.search("\n".join(render_message(parent)))
         threads.append(SlackThread(title=parent.text.split(" · ")[0], ts=parent.ts,
-                                   replies=replies))
+                                   event_id=event[1] if event else "", replies=replies))
     return threads
 
 

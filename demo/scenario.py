@@ -27,7 +27,7 @@ from typing import TextIO
 from demo.environment import Environment, environment
 from demo.observe import Record
 from demo.overlay import CLICKHOUSE_RULE
-from demo.report import Report, collect
+from demo.report import Report, collect, orphans, slack_threads
 from demo.timeline import Timeline
 from tests.support.kube import background
 
@@ -61,7 +61,7 @@ async def run(workdir: Path, options: Options | None = None) -> Report:
         async with background(env.observer.run, lambda: env.source.run(env.session)):
             kill = await _incident(env, options)
             recovered_at = await _wait_recovered(env, options)
-            await _wait_settled(env, options)
+            await _wait_settled(env, options, kill)
         return await collect(env, kill=kill, recovered_at=recovered_at)
 
 
@@ -166,7 +166,7 @@ async def _wait_recovered(env: Environment, options: Options) -> float | None:
     return None
 
 
-async def _wait_settled(env: Environment, options: Options) -> None:
+async def _wait_settled(env: Environment, options: Options, kill: Kill | None) -> None:
     """Until every job a replica accepted has its audit event and Slack has had its say."""
     deadline = time.monotonic() + options.settle_within
     missing: list[str] = []
@@ -174,7 +174,7 @@ async def _wait_settled(env: Environment, options: Options) -> None:
         accepted = set(env.proxy.accepted_event_ids())
         recorded = {e["event_id"] for e in await _events(env)}
         missing = sorted(accepted - recorded)
-        if not missing and await _resolved_in_slack(env):
+        if not missing and _resolved_in_slack(env, kill):
             return
         await asyncio.sleep(1.0)
     env.timeline.note("incident", f"{len(missing)} accepted job(s) still without an audit "
@@ -186,12 +186,11 @@ async def _events(env: Environment) -> list[dict[str, str]]:
     return list(page["events"])
 
 
-async def _resolved_in_slack(env: Environment) -> bool:
-    """Each thread remediator started has its "Resolved" reply (posted asynchronously)."""
-    threads = env.slack.top_level()
-    return bool(threads) and all(
-        any("Resolved" in m.text or "Resolved" in str(m.blocks) for m in env.slack.replies(t))
-        for t in threads)
+def _resolved_in_slack(env: Environment, kill: Kill | None) -> bool:
+    """Each thread remediator opened has its "Resolved" reply (posted asynchronously)."""
+    threads = slack_threads(env.slack)
+    left = orphans(threads, kill.event_id if kill else None)
+    return bool(threads) and all("resolved" in t.kinds() for t in threads if t not in left)
 
 
 def run_sync(workdir: Path, options: Options) -> Report:

@@ -149,9 +149,14 @@ def _nothing_lost(report: Report) -> tuple[bool, str]:
 
 
 def _slack(report: Report) -> tuple[bool, str]:
-    bad = [t.title for t in report.slack if {"failed", "escalated"} & set(t.kinds())]
-    unresolved = [t.title for t in report.slack if "resolved" not in t.kinds()]
-    ok = len(report.slack) == 3 and not bad and not unresolved
-    return ok, (f"Slack: {len(report.slack)} thread(s), one per repair, each ending resolved"
-                + (f"; with failures: {bad}" if bad else "")
-                + (f"; not resolved: {unresolved}" if unresolved else ""))
+    threads = report.threads()
+    bad = [t.title for t in threads if {"failed", "escalated"} & set(t.kinds())]
+    unresolved = [t.title for t in threads if "resolved" not in t.kinds()]
+    ok = len(threads) == 3 and not bad and not unresolved and len(report.orphans()) <= 1
+    text = (f"Slack: {len(threads)} thread(s), one per repair, each resolved"
+            + (f"; with failures: {bad}" if bad else "")
+            + (f"; not resolved: {unresolved}" if unresolved else ""))
+    if report.orphans() and report.kill is not None:
+        text += (f"; plus the first message {report.kill.replica} posted just before it was "
+                 "killed: it died before recording the thread, so the re-run opened a new one")
+    return ok, text

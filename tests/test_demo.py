@@ -10,7 +10,9 @@ the assertions are about what happened, not how fast (a loaded 2-core machine is
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -26,6 +28,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 RECOVERY_BOUND = 150.0  # seconds from the break until every alert has resolved
 
 
+def explained(test: Callable[[Report], None]) -> Callable[[Report], None]:
+    """On failure, add the demo's summary (the audit per repair, the checks, Slack): the live
+    timeline is printed only with the first test, which ran the scenario."""
+
+    @functools.wraps(test)
+    def run_test(report: Report) -> None:
+        try:
+            test(report)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{render(report)}") from None
+
+    return run_test
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     """One run of the scenario (its own event loop), shared by the tests of this module.
@@ -36,6 +52,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     return result
 
 
+@explained
 def test_every_alert_resolves_within_the_bound(report: Report) -> None:
     assert report.recovered, "not every alert resolved"
     assert report.time_to_recovery is not None and report.time_to_recovery < RECOVERY_BOUND
@@ -48,6 +65,7 @@ def test_every_alert_resolves_within_the_bound(report: Report) -> None:
     assert report.replication.startswith("ok"), report.replication
 
 
+@explained
 def test_each_repair_acted_exactly_once(report: Report) -> None:
     assert not [e for e in report.events if e["outcome"] == "failed"], "a job failed"
     for rule in (CLICKHOUSE_RULE, FLINK_RULE, WS_RULE):
@@ -67,6 +85,7 @@ def test_each_repair_acted_exactly_once(report: Report) -> None:
     assert [replicas for _, replicas in report.scale_patches] == [0, 1]
 
 
+@explained
 def test_flink_waited_for_clickhouse(report: Report) -> None:
     assert not report.bumps_while_readonly
     (bumped,) = report.nonce_patches
@@ -83,10 +102,12 @@ def test_flink_waited_for_clickhouse(report: Report) -> None:
     assert report.flink_failures >= 1  # the job did fail on its sink while storage was read-only
 
 
+@explained
 def test_torghut_ws_never_had_two_pods(report: Report) -> None:
     assert report.max_ws_pods == 1
 
 
+@explained
 def test_nothing_lost_when_a_replica_was_killed(report: Report) -> None:
     kill = report.kill
     assert kill is not None and kill.rule == CLICKHOUSE_RULE
@@ -98,10 +119,14 @@ def test_nothing_lost_when_a_replica_was_killed(report: Report) -> None:
     assert handler_started(rerun[0]) > kill.killed_epoch  # it ran again, after the kill
 
 
+@explained
 def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
     threads = {name: _thread(report, name) for name in
                ("ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady")}
-    assert len(report.slack) == 3, report.slack_text
+    # A replica killed between posting a thread's first message and recording the thread
+    # leaves that message alone (the re-run opens a new thread): allowed once, for that job.
+    assert len(report.threads()) == 3, report.slack_text
+    assert len(report.orphans()) <= 1
     clickhouse, flink = threads["ClickHouseReplicaReadonly"], threads["FlinkDeploymentFailed"]
     # storage first; Flink only once it was back. (Not "ClickHouse succeeded before Flink
     # started": the alert resolves when the replicas are writable, while the handler's
