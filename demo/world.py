@@ -216,7 +216,6 @@ class WsPods(DeploymentController):
     ready_after: int = 8  # ticks
     terminate_after: int = 8
     stuck: set[str] = field(default_factory=set)
-    scale_history: list[tuple[float, int]] = field(default_factory=list)
     _shown: tuple[int, ...] = ()
 
     def install(self) -> None:
@@ -242,8 +241,6 @@ class WsPods(DeploymentController):
         if dep is None:
             return
         desired = int(dep["spec"].get("replicas", 1))
-        if not self.scale_history or self.scale_history[-1][1] != desired:
-            self.scale_history.append((time.monotonic(), desired))
         for pod in self._pods():
             self._age(pod)
         live = [p for p in self._pods() if not _terminating(p)]
