@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from remediator.metrics import Metrics
-from remediator.models import Alert, Job, WebhookPayload, new_event_id
+from remediator.models import Alert, NewJob, WebhookPayload, new_event_id
 from remediator.rules import RuleSet
 from remediator.store import Store
 
@@ -31,44 +32,51 @@ class Intake:
         self._store = store
         self._rules = rules
         self._metrics = metrics
+        self._received = {s: metrics.alerts_received.labels(s) for s in ("firing", "resolved")}
 
     def plan_jobs(
-        self, payload: WebhookPayload, manual: ManualOptions | None = None
-    ) -> tuple[list[Job], int]:
-        """Match every alert against the current rules (pure; no I/O)."""
-        rules, now, jobs, unmatched = self._rules(), time.time(), [], 0
-        for alert in payload.alerts:
+        self, payload: WebhookPayload, manual: ManualOptions | None = None,
+        raw_alerts: list[dict[str, Any]] | None = None,
+    ) -> tuple[list[NewJob], int]:
+        """Match every alert against the current rules (pure; no I/O).
+
+        ``raw_alerts`` are the alerts as received (same order), stored as they came.
+        """
+        rules, now, jobs, unmatched = self._rules(), time.time(), list[NewJob](), 0
+        for index, alert in enumerate(payload.alerts):
             matched = rules.match(alert)
             if not matched:
                 unmatched += 1
+            raw = raw_alerts[index] if raw_alerts is not None else None
             for rule in matched:
-                jobs.append(_job(rule.name, alert, payload, now, manual))
+                jobs.append(_job(rule.name, alert, raw, payload, now, manual))
         return jobs, unmatched
 
     async def accept(
-        self, payload: WebhookPayload, manual: ManualOptions | None = None
+        self, payload: WebhookPayload, manual: ManualOptions | None = None,
+        raw_alerts: list[dict[str, Any]] | None = None,
     ) -> Accepted:
         """Index the alerts and store the jobs; raises StoreUnavailable if it cannot."""
-        jobs, unmatched = self.plan_jobs(payload, manual)
+        jobs, unmatched = self.plan_jobs(payload, manual, raw_alerts)
         firing = [a for a in payload.alerts if a.status == "firing"]
         resolved = [a for a in payload.alerts if a.status == "resolved"]
         await self._store.accept(jobs, firing if manual is None else [], resolved if manual is None else [])
         for alert in payload.alerts:
-            self._metrics.alerts_received.labels(alert.status).inc()
+            self._received[alert.status].inc()
         if unmatched:
             self._metrics.alerts_unmatched.inc(unmatched)
         return Accepted([job.event_id for job in jobs], unmatched)
 
 
 def _job(
-    rule: str, alert: Alert, payload: WebhookPayload, now: float, manual: ManualOptions | None
-) -> Job:
-    fields: dict[str, object] = {
-        "event_id": new_event_id(), "rule": rule, "alert": alert, "received_at": now,
-        "external_url": payload.external_url, "receiver": payload.receiver,
-    }
-    if manual is not None:
-        fields.update(manual=True, note=manual.note, dry_run=manual.dry_run,
-                      ignore_cooldown=manual.ignore_cooldown, ignore_circuit=manual.ignore_circuit)
-    # Built from validated parts: skip re-validation on the hot path.
-    return Job.model_construct(**fields)  # type: ignore[arg-type]
+    rule: str, alert: Alert, raw: dict[str, Any] | None, payload: WebhookPayload, now: float,
+    manual: ManualOptions | None,
+) -> NewJob:
+    if manual is None:
+        return NewJob(event_id=new_event_id(), rule=rule, alert=alert, raw_alert=raw,
+                      received_at=now, external_url=payload.external_url,
+                      receiver=payload.receiver)
+    return NewJob(event_id=new_event_id(), rule=rule, alert=alert, raw_alert=raw,
+                  received_at=now, external_url=payload.external_url, receiver=payload.receiver,
+                  manual=True, note=manual.note, dry_run=manual.dry_run,
+                  ignore_cooldown=manual.ignore_cooldown, ignore_circuit=manual.ignore_circuit)

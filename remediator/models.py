@@ -6,10 +6,12 @@ import hashlib
 import itertools
 import os
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -128,6 +130,45 @@ class Job(BaseModel):
     @classmethod
     def loads(cls, data: bytes | str) -> Job:
         return cls.model_validate_json(data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJob:
+    """A job as the webhook makes it: from already validated parts, serialised straight
+    to JSON (no second validation on the hot path). Workers read it back as a ``Job``."""
+
+    event_id: str
+    rule: str
+    alert: Alert
+    raw_alert: dict[str, Any] | None  # the alert exactly as received (None: dump the model)
+    received_at: float
+    external_url: str = ""
+    receiver: str = ""
+    manual: bool = False
+    note: str = ""
+    dry_run: bool | None = None
+    ignore_cooldown: bool = False
+    ignore_circuit: bool = False
+
+    def dumps(self) -> bytes:
+        alert = self.raw_alert
+        if alert is None:
+            alert = self.alert.model_dump(mode="json", by_alias=True)
+        return orjson.dumps({
+            "event_id": self.event_id, "rule": self.rule, "alert": alert,
+            "received_at": self.received_at, "external_url": self.external_url,
+            "receiver": self.receiver, "manual": self.manual, "note": self.note,
+            "dry_run": self.dry_run, "ignore_cooldown": self.ignore_cooldown,
+            "ignore_circuit": self.ignore_circuit,
+        })
+
+    def to_job(self) -> Job:
+        return Job.model_construct(
+            event_id=self.event_id, rule=self.rule, alert=self.alert,
+            received_at=self.received_at, external_url=self.external_url,
+            receiver=self.receiver, manual=self.manual, note=self.note, dry_run=self.dry_run,
+            ignore_cooldown=self.ignore_cooldown, ignore_circuit=self.ignore_circuit,
+        )
 
 
 class Step(BaseModel):

@@ -15,14 +15,16 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 import structlog
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from remediator import redis_scripts as lua
 from remediator.errors import StoreUnavailable
 from remediator.keys import Keys
-from remediator.models import Alert, Job
+from remediator.models import Alert, Job, NewJob
 from remediator.redis_connect import Client, Connection
 from remediator.redis_intake import AcceptBatcher, Intake
 from remediator.store import Delivery
@@ -34,7 +36,7 @@ log = structlog.get_logger("remediator.redis_store")
 FAILURES = (RedisError, RedisClusterException, OSError)  # OSError covers socket timeouts
 _DEAD_LETTERS_KEPT = 1000
 _PROMOTE_BATCH = 100
-_SCRIPTS = ("ACK", "RECLAIM", "DEFER", "PROMOTE", "DEAD_LETTER", "DEPTH", "EXTEND", "RELEASE",
+_SCRIPTS = ("ENQUEUE", "ACK", "RECLAIM", "DEFER", "PROMOTE", "DEAD_LETTER", "DEPTH", "EXTEND", "RELEASE",
             "ACQUIRE_SLOT", "RECORD_FAILURE", "FIRING", "IS_FIRING", "RECORD_EVENT",
             "CLAIM_THREAD")
 
@@ -111,13 +113,14 @@ class RedisQueue:
 
     # ---- intake ------------------------------------------------------------
     async def accept(
-        self, jobs: Sequence[Job], firing: Sequence[Alert], resolved: Sequence[Alert]
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None:
         expires = int((time.time() + self._firing_ttl) * 1000)
         item = Intake(
             jobs=[job.dumps() for job in jobs],
-            firing={a.fingerprint: (expires, json.dumps(
-                {"startsAt": a.starts_at.isoformat(), "labels": a.labels})) for a in firing},
+            firing={a.fingerprint: (expires, orjson.dumps(
+                {"startsAt": a.starts_at.isoformat(), "labels": a.labels}).decode())
+                for a in firing},
             resolved=[a.fingerprint for a in resolved],
         )
         if item.jobs or item.firing or item.resolved:
@@ -126,6 +129,13 @@ class RedisQueue:
     @guarded
     async def _write_intake(self, batch: list[Intake]) -> None:
         """One pipelined round trip for every accept() waiting in this moment."""
+        try:
+            await self._pipeline_intake(batch)
+        except NoScriptError:  # a restarted Redis forgot the script: load it, write again
+            await self._r.script_load(lua.ENQUEUE)
+            await self._pipeline_intake(batch)
+
+    async def _pipeline_intake(self, batch: list[Intake]) -> None:
         k, latest = self.keys, _latest_firing(batch)
         firing = {fp: item for fp, item in latest.items() if item is not None}
         resolved = [fp for fp, item in latest.items() if item is None]
@@ -136,10 +146,16 @@ class RedisQueue:
             if resolved:
                 pipe.zrem(k.firing_index, *resolved)
                 pipe.hdel(k.firing_alerts, *resolved)
-            for item in batch:
-                for data in item.jobs:
-                    pipe.xadd(k.stream, {"job": data})
+            jobs = [data for item in batch for data in item.jobs]
+            clustered = isinstance(self._r, RedisCluster)  # its pipelines refuse EVALSHA
+            if jobs and not clustered:
+                # EVALSHA straight into the pipeline: redis-py's script-in-pipeline support
+                # costs an extra SCRIPT EXISTS round trip per batch. On NOSCRIPT the jobs
+                # were not added, and the firing-index writes are idempotent: write again.
+                pipe.evalsha(self._scripts["ENQUEUE"].sha, 1, k.stream, *jobs)
             await pipe.execute()
+        if jobs and clustered:
+            await self._scripts["ENQUEUE"](keys=[k.stream], args=jobs)
 
     # ---- queue -------------------------------------------------------------
     async def _ensure_group(self) -> None:

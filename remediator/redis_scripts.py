@@ -12,6 +12,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# KEYS: stream; ARGV: one job (JSON) each. The webhook's batch of jobs in one
+# command: one round trip and one reply, however many jobs the batch holds.
+ENQUEUE = """
+for i = 1, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'job', ARGV[i])
+end
+return #ARGV
+"""
+
 # KEYS: stream; ARGV: group, entry id. Acked entries are deleted: the stream
 # holds only unfinished jobs, so it never needs a trim that could drop one.
 ACK = """

@@ -9,6 +9,7 @@ import hmac
 import json
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -53,8 +54,10 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
         raise _http(415, f"expected Content-Type application/json, got {ctype or 'none'!r}")
-    if request.content_length is not None and request.content_length > limit:
-        raise _http(413, f"body of {request.content_length} bytes exceeds the limit of {limit}")
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise _http(413, f"body of {request.content_length} bytes exceeds the limit of {limit}")
+        return await request.read()  # the app's client_max_size is above the limit
     body = bytearray()
     async for chunk in request.content.iter_chunked(65536):
         body += chunk
@@ -102,16 +105,18 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
         body = await read_body(request, svc.settings.max_body_bytes)
     except web.HTTPException as exc:
         return web.Response(status=exc.status, text=exc.text, content_type="application/json")
-    try:  # pydantic parses the JSON itself: one pass, in Rust
-        payload = WebhookPayload.model_validate_json(body)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return error(400, "body is not valid JSON", str(exc))
+    try:
+        payload = WebhookPayload.model_validate(data)
     except ValidationError as exc:
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            return error(400, "body is not valid JSON", exc.errors()[0]["msg"])
         return error(400, "not an Alertmanager v4 webhook payload", validation_detail(exc))
     if not svc.rules.loaded:
         return error(503, "no rules loaded", None, **{"Retry-After": "5"})
     try:
-        accepted = await svc.intake.accept(payload)
+        accepted = await svc.intake.accept(payload, raw_alerts=data["alerts"])
     except StoreUnavailable as exc:
         log.error("webhook.store_unavailable", error=str(exc), alerts=len(payload.alerts))
         return error(503, "cannot store the alerts durably; retry", str(exc), **{"Retry-After": "5"})

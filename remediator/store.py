@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from remediator.models import Alert, AuditEvent, Job
+from remediator.models import Alert, AuditEvent, Job, NewJob
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Store(Protocol):
 
     # intake: index the alerts, then store the jobs, before the webhook answers 202
     async def accept(
-        self, jobs: Sequence[Job], firing: Sequence[Alert], resolved: Sequence[Alert]
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None: ...
 
     # queue
@@ -116,6 +116,7 @@ class _Expiring:
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[Any, float]] = {}
+        self._sweep_at = 4096  # sweep when the dict grows past this; then double it
 
     def get(self, key: str) -> Any:
         item = self._data.get(key)
@@ -128,8 +129,9 @@ class _Expiring:
 
     def set(self, key: str, value: Any, ttl: float) -> None:
         self._data[key] = (value, time.monotonic() + ttl)
-        if len(self._data) > 4096:
+        if len(self._data) > self._sweep_at:
             self.sweep()
+            self._sweep_at = max(4096, 2 * len(self._data))
 
     def remaining(self, key: str) -> float:
         if self.get(key) is None:
@@ -169,6 +171,7 @@ class MemoryStore:
         self._slots: dict[str, dict[str, float]] = {}
         self._attempts: dict[str, list[float]] = {}
         self._firing: dict[str, tuple[str, dict[str, str], float]] = {}
+        self._firing_sweep_at = 4096
         self._pause: Pause | None = None
         self._events: OrderedDict[str, AuditEvent] = OrderedDict()
         self._event_seq: dict[str, int] = {}
@@ -181,9 +184,13 @@ class MemoryStore:
         return None
 
     async def accept(
-        self, jobs: Sequence[Job], firing: Sequence[Alert], resolved: Sequence[Alert]
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None:
-        expires = time.time() + self._firing_ttl
+        now = time.time()
+        expires = now + self._firing_ttl
+        if len(self._firing) > self._firing_sweep_at:  # drop alerts that stopped being sent
+            self._firing = {fp: item for fp, item in self._firing.items() if item[2] > now}
+            self._firing_sweep_at = max(4096, 2 * len(self._firing))
         for alert in firing:
             self._firing[alert.fingerprint] = (
                 alert.starts_at.isoformat(), dict(alert.labels), expires,
@@ -193,7 +200,7 @@ class MemoryStore:
         if jobs:
             async with self._cond:
                 for job in jobs:
-                    self._push(job)
+                    self._push(job if isinstance(job, Job) else job.to_job())
                 self._cond.notify(len(jobs))
 
     def _push(self, job: Job) -> None:

@@ -475,3 +475,12 @@ async def test_consumers_long_gone_are_dropped_from_the_group(
     assert again.id == delivery.id
     assert consumers() == {b"alive"}  # silent, nothing pending: both dropped
     await observer.ack(again.id)
+
+
+async def test_intake_survives_a_redis_that_forgot_its_scripts(observer: RedisStore) -> None:
+    """A Redis restarted without persistence has no scripts: intake loads them again."""
+    await observer.accept([job("before-flush")], [], [])
+    await observer._r.script_flush()  # what a restart does to the script cache
+    await observer.accept([job("after-flush")], [], [])
+    got = await observer.dequeue("c1", 10, 1.0)
+    assert [d.job.event_id for d in got] == ["before-flush", "after-flush"]
