@@ -33,7 +33,7 @@ deploy-sync:
 	bash scripts/sync-deploy.sh
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check remediator handlers tests
+	$(VENV)/bin/ruff check remediator handlers tests demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
