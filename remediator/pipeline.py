@@ -275,7 +275,7 @@ class Pipeline:
             if skip is not None:
                 await self._skip(run, *skip)
                 return
-            result = await self._run_handler(run, rule, plan, token)
+            result = await self._run_handler(run, rule, plan, token, slot)
             await self._after_handler(run, rule, plan, result)
         finally:
             with contextlib.suppress(StoreUnavailable):
@@ -292,7 +292,9 @@ class Pipeline:
                 return SkipReason.DUPLICATE, "already remediated for this firing episode"
         return await self._gates_on_target(run, rule, target)
 
-    async def _run_handler(self, run: _Run, rule: Rule, plan: Plan, token: str) -> Result:
+    async def _run_handler(
+        self, run: _Run, rule: Rule, plan: Plan, token: str, slot: str | None = None
+    ) -> Result:
         job = run.job
         dry_run = self.settings.dry_run or rule.dry_run or bool(job.dry_run)
         ctx = Context(
@@ -306,7 +308,7 @@ class Pipeline:
         run.step("handler.started", rule.handler.name, dry_run=dry_run)
         run.log.info("remediation.started", handler=rule.handler.name, dry_run=dry_run)
         lost = asyncio.Event()
-        beat = asyncio.create_task(self._heartbeat(run, plan.target, token, rule.lease, lost))
+        beat = asyncio.create_task(self._heartbeat(run, rule, plan.target, token, slot, lost))
         started = time.monotonic()
         try:
             result = await execute(rule.handler, plan.params, ctx, timeout=rule.timeout,
@@ -332,9 +334,12 @@ class Pipeline:
         return result
 
     async def _heartbeat(
-        self, run: _Run, target: str, token: str, ttl: float, lost: asyncio.Event
+        self, run: _Run, rule: Rule, target: str, token: str, slot: str | None,
+        lost: asyncio.Event,
     ) -> None:
-        """Extend the lease and keep the job from looking idle while the handler runs."""
+        """Extend the lease (and the concurrency slot) and keep the job from looking idle
+        while the handler runs."""
+        ttl = rule.lease
         interval = max(0.05, min(ttl / 3, self.settings.heartbeat))
         last_ok = time.monotonic()
         while True:
@@ -343,6 +348,9 @@ class Pipeline:
                 if not await self.store.extend_lease(target, token, ttl):
                     lost.set()
                     return
+                if slot is not None and rule.concurrency_group:
+                    await self.store.acquire_slot(  # the same token refreshes its expiry
+                        rule.concurrency_group, rule.concurrency_limit, slot, ttl)
                 await self.store.touch(run.consumer, run.delivery.id)
                 last_ok = time.monotonic()
             except StoreUnavailable:

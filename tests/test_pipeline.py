@@ -57,6 +57,13 @@ rules:
     target: 'grp/{{ labels.service }}'
     params: {bucket: grouped}
     concurrency_group: storage
+  - name: grouped-slow
+    matchers: ['alertname="GroupedSlow"']
+    handler: test.probe
+    target: 'grp/{{ labels.service }}'
+    params: {bucket: grouped-slow, sleep: '{{ labels.sleep | default(0) }}'}
+    concurrency_group: storage
+    lease: 300ms
   - name: slow
     matchers: ['alertname="Slow"']
     handler: test.probe
@@ -235,6 +242,15 @@ async def test_concurrency_budget(harness: MakeHarness) -> None:
     assert await outcome(h, payload(alert("Grouped", service="a"))) == "skipped:concurrency"
     await h.svc.store.release_slot("storage", "someone-else")
     assert await outcome(h, payload(alert("Grouped", service="b"))) == "succeeded"
+
+
+async def test_a_long_handler_keeps_its_concurrency_slot(harness: MakeHarness) -> None:
+    """The slot is extended with the lease: a run longer than the lease still holds it."""
+    h = await harness(RULES, heartbeat=0.05)
+    first = await post_one(h, payload(alert("GroupedSlow", service="a", sleep="1.2")))
+    await asyncio.sleep(0.8)  # well past the 300ms lease, the handler still runs
+    assert await outcome(h, payload(alert("GroupedSlow", service="b"))) == "skipped:concurrency"
+    assert (await h.event(first)).outcome_label == "succeeded"
 
 
 async def test_lease_lost_stops_the_handler(harness: MakeHarness) -> None:
