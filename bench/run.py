@@ -111,7 +111,8 @@ rules:
     matchers: ['alertname="BenchStorm"']
     handler: http.request
     target: 'storm/{{{{ labels.target }}}}'
-    params: {{url: 'http://127.0.0.1:{port}/run/{{{{ labels.target }}}}'}}
+    params: {{url: 'http://127.0.0.1:{port}/run/{{{{ labels.target }}}}',
+              headers: {{X-Fingerprint: '{{{{ alert.fingerprint }}}}'}}}}
 """
 
 
@@ -120,6 +121,7 @@ class CountingTarget:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.log: list[tuple[float, str, str]] = []
         self.first_at: dict[str, float] = {}
         self.port = free_port()
         self.runner: web.AppRunner | None = None
@@ -135,6 +137,7 @@ class CountingTarget:
         target = request.match_info["target"]
         self.calls[target] += 1
         self.first_at.setdefault(target, time.time())
+        self.log.append((time.time(), target, request.headers.get("X-Fingerprint", "")))
         return web.Response(text="ok")
 
     async def close(self) -> None:
@@ -257,6 +260,7 @@ class Bench:
             "drain_seconds_after_send": round(drained_at - sent_at, 2),
             "total_seconds": round(drained_at - started, 2), "final_queue_depth": depth,
             "outcomes": outcomes, "jobs_recorded": sum(outcomes.values()),
+            "repeated_calls": [c for c in self.target.log if self.target.calls[c[1]] > 1],
         }
 
     async def wait_drained(self, http: aiohttp.ClientSession, ports: list[int]) -> int:
