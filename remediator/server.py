@@ -123,11 +123,9 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
     # Debug only: every job logs its own outcome with its event id.
     log.debug("webhook.accepted", alerts=len(payload.alerts), jobs=len(accepted.event_ids),
               unmatched=accepted.unmatched, group_key=payload.group_key)
-    return web.json_response(
-        {"accepted": len(accepted.event_ids), "event_ids": accepted.event_ids,
-         "unmatched_alerts": accepted.unmatched},
-        status=202,
-    )
+    body = orjson.dumps({"accepted": len(accepted.event_ids), "event_ids": accepted.event_ids,
+                         "unmatched_alerts": accepted.unmatched})
+    return web.Response(body=body, status=202, content_type="application/json")
 
 
 async def healthz(_: web.Request) -> web.Response:
