@@ -78,9 +78,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     from aiohttp import web
 
-    from remediator.app import create_app
+    from remediator.app import create_app, tune_gc
 
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+    app = create_app(settings)
+    app.on_startup.append(tune_gc)  # after the app's own start-up: everything is loaded
+    web.run_app(app, host=settings.host, port=settings.port,
                 print=None, shutdown_timeout=settings.shutdown_grace)
     return 0
 
