@@ -153,7 +153,7 @@ class Pipeline:
         if delivery.deliveries > 1:
             await self._wait_for_stale_lease(run, rule)
         if job.alert.status == "resolved":
-            self._notify_resolved(run, rule)
+            await self._notify_resolved(run, rule)
             if rule.on_resolved == "ignore":
                 await self._skip(run, SkipReason.RESOLVED, "alert resolved; on_resolved: ignore")
                 return
@@ -429,7 +429,16 @@ class Pipeline:
         if result.outcome is not Outcome.SKIPPED:
             self.notifier.send(self._notice(run, "outcome", result=result))
 
-    def _notify_resolved(self, run: _Run, rule: Rule) -> None:
+    async def _notify_resolved(self, run: _Run, rule: Rule) -> None:
+        """Announce a resolution once, although an Alertmanager HA pair sends it twice.
+
+        A marker that is never released, taken like a lease (atomic, first wins across
+        replicas), says this resolution of this firing episode has been announced.
+        """
+        marker = f"resolved/{rule.name}/{run.job.alert.episode}"
+        if await self.store.acquire_lease(marker, self.settings.firing_ttl) is None:
+            run.step("resolved.duplicate", "this resolution was already announced")
+            return
         self.notifier.send(self._notice(run, "resolved"))
 
     def _notice(self, run: _Run, kind: Any, *, result: Result | None = None,

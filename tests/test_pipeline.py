@@ -199,6 +199,24 @@ async def test_resolved_before_it_ran(harness: MakeHarness) -> None:
     assert RUNS == {}
 
 
+async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
+    """An Alertmanager HA pair sends `resolved` twice: one announcement, both recorded."""
+    sent: list[Notice] = []
+
+    class Recorder:
+        async def start(self) -> None: ...
+        def send(self, notice: Notice) -> None:
+            sent.append(notice)
+        async def close(self) -> None: ...
+
+    h = await harness(RULES)
+    h.svc.pipeline.notifier = Recorder()
+    resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
+    assert await outcome(h, resolved) == "skipped:resolved"
+    assert await outcome(h, resolved) == "skipped:resolved"
+    assert [n.kind for n in sent] == ["resolved"]
+
+
 async def test_on_resolved_run(harness: MakeHarness) -> None:
     h = await harness(RULES)
     body = payload(dict(alert("Flappy"), status="resolved"))
