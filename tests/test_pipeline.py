@@ -79,6 +79,20 @@ rules:
 """
 
 
+class Recorder:
+    """A notifier that keeps what it is sent (the Notifier protocol, no delivery)."""
+
+    def __init__(self, sent: list[Notice]) -> None:
+        self.sent = sent
+
+    async def start(self) -> None: ...
+
+    def send(self, notice: Notice) -> None:
+        self.sent.append(notice)
+
+    async def close(self) -> None: ...
+
+
 async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
     response = await h.post(body)
     assert response.status == 202, await response.text()
@@ -130,15 +144,8 @@ async def test_global_dry_run_wins(harness: MakeHarness) -> None:
 
 async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> None:
     sent: list[Notice] = []
-
-    class Recorder:
-        async def start(self) -> None: ...
-        def send(self, notice: Notice) -> None:
-            sent.append(notice)
-        async def close(self) -> None: ...
-
     h = await harness(RULES)
-    h.svc.pipeline.notifier = Recorder()
+    h.svc.pipeline.notifier = Recorder(sent)
     first = await h.event(await post_one(h, payload(alert("Probe", service="f", outcome="failed"))))
     assert first.outcome_label == "failed" and first.details["failures_in_window"] == 1
     second = await h.event(await post_one(
@@ -202,15 +209,8 @@ async def test_resolved_before_it_ran(harness: MakeHarness) -> None:
 async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
     """An Alertmanager HA pair sends `resolved` twice: one announcement, both recorded."""
     sent: list[Notice] = []
-
-    class Recorder:
-        async def start(self) -> None: ...
-        def send(self, notice: Notice) -> None:
-            sent.append(notice)
-        async def close(self) -> None: ...
-
     h = await harness(RULES)
-    h.svc.pipeline.notifier = Recorder()
+    h.svc.pipeline.notifier = Recorder(sent)
     resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
     assert await outcome(h, resolved) == "skipped:resolved"
     assert await outcome(h, resolved) == "skipped:resolved"
