@@ -196,6 +196,7 @@ class RuleInfo(BaseModel):
     matchers: list[str]
     inhibited_by: list[str]
     concurrency_group: str | None
+    concurrency_limit: int
     escalate: str
     cooldown: float
     lease: float
@@ -203,6 +204,7 @@ class RuleInfo(BaseModel):
     attempt_window: float
     verify_timeout: float
     timeout: float
+    inhibit_wait: float
     dry_run: bool
     on_resolved: str
 
