@@ -88,8 +88,8 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: object) -> object:
-        """``REMEDIATOR_X_FILE=/path`` sets secret ``x`` from the file's content, unless
-        ``REMEDIATOR_X`` holds more than whitespace."""
+        """``REMEDIATOR_<NAME>_FILE=/path`` sets secret ``<name>`` from the file's content,
+        unless the variable of the secret itself holds more than whitespace."""
         if not isinstance(data, dict):
             return data
         environ = {key.upper(): value for key, value in os.environ.items()}
@@ -120,10 +120,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _basic_auth_complete(self) -> Settings:
         if (self.webhook_username is None) != (self.webhook_password is None):
-            given, missing = (("USERNAME", "PASSWORD") if self.webhook_password is None
-                              else ("PASSWORD", "USERNAME"))
-            raise ValueError(f"REMEDIATOR_WEBHOOK_{given} is set but REMEDIATOR_WEBHOOK_{missing} "
-                             "is not: basic auth needs both")
+            names = ["REMEDIATOR_WEBHOOK_USERNAME", "REMEDIATOR_WEBHOOK_PASSWORD"]
+            given, missing = names if self.webhook_password is None else names[::-1]
+            raise ValueError(f"{given} is set but {missing} is not: basic auth needs both")
         return self
 
     def webhook_auth_configured(self) -> bool:
@@ -161,8 +160,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
             hint = ("it looks like a Kubernetes service link of a Service named remediator: "
                     "set enableServiceLinks: false in the pod spec")
         else:
-            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-            hint = (f"did you mean {close[0]}?" if close
+            suffixes = sorted(k.removeprefix(PREFIX) for k in known)  # the prefix matches all
+            close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.6)
+            hint = (f"did you mean {PREFIX}{close[0]}?" if close
                     else "see the Configuration section of the README for the known variables")
         problems.append(f"{name} is not a remediator variable: {hint}")
     return problems
