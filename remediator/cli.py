@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
 from remediator import ctl, logs
 from remediator.errors import RulesError, TemplateError
 from remediator.models import Alert, WebhookPayload

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import pydantic_settings
-from pydantic import (Field, SecretStr, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from remediator.durations import Duration
@@ -210,8 +209,8 @@ def load_settings() -> Settings:
     except pydantic_settings.SettingsError as exc:  # a list (HANDLER_MODULES) that is not JSON
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"{PREFIX}{field.group(1).upper()}" if field else "a variable"
-        raise SettingsError(problems + [f"{name}: not valid JSON (write a JSON list, "
-                                        'e.g. ["handlers"])']) from None
+        problem = f'{name}: not valid JSON (write a JSON list, e.g. ["handlers"])'
+        raise SettingsError([*problems, problem]) from None
     problems += _short_secrets(settings, environ)
     if problems:
         raise SettingsError(problems)
