@@ -3,6 +3,7 @@ variables stop the start, and no error ever prints a secret's value."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ LONG = "a-long-enough-credential-0123456789"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No REMEDIATOR_* variable of the environment the tests run in."""
-    for name in [n for n in __import__("os").environ if n.upper().startswith("REMEDIATOR_")]:
+    for name in [n for n in os.environ if n.upper().startswith("REMEDIATOR_")]:
         monkeypatch.delenv(name)
     yield
 
@@ -240,5 +241,7 @@ def test_every_variable_the_repository_sets_is_known() -> None:
                                        path.read_text(encoding="utf-8", errors="replace")):
                     found.setdefault(name, path)
     assert "REMEDIATOR_WEBHOOK_TOKEN" in found
+    for example in ("REMEDIATOR_DRYRUN", "REMEDIATOR_SERVICE_HOST"):  # the README's examples
+        assert found.pop(example).name == "README.md"                # of unknown variables
     unknown = {name: str(path) for name, path in found.items() if name not in known_variables()}
     assert unknown == {}
