@@ -28,8 +28,8 @@ import aiohttp
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
-TOKEN = "bench-token"
-ADMIN = "bench-admin"
+TOKEN = "bench-webhook-token"
+ADMIN = "bench-admin-token-0123"
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 

@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from remediator import ctl, logs
 from remediator.errors import RulesError, TemplateError
 from remediator.models import Alert, WebhookPayload
 from remediator.registry import default_registry, load_plugins
 from remediator.rules import RuleSet, load_rules, render
-from remediator.settings import Settings
+from remediator.settings import Settings, SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate" and _sources(args) != 1:
         parser.error("simulate needs exactly one of PAYLOAD, --from-events N, --events-file F")
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"invalid environment: {exc}", file=sys.stderr)
+        settings = load_settings()
+    except SettingsError as exc:
+        print("remediator: invalid environment:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
         return 2
     load_plugins(settings.handler_modules)
     if args.command == "serve":
@@ -68,8 +68,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
-        print("refusing to start: set REMEDIATOR_WEBHOOK_TOKEN (or WEBHOOK_USERNAME and "
-              "WEBHOOK_PASSWORD), or pass --insecure-no-auth", file=sys.stderr)
+        print("refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "
+              "REMEDIATOR_WEBHOOK_USERNAME and REMEDIATOR_WEBHOOK_PASSWORD; each secret also as "
+              "*_FILE, and an empty value counts as unset), or pass --insecure-no-auth to accept "
+              "webhooks without credentials (local testing only)", file=sys.stderr)
         return 2
     try:
         load_rules(settings.rules, default_registry)

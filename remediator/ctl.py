@@ -41,12 +41,12 @@ class CtlError(Exception):
 def admin_token() -> str | None:
     token = os.environ.get("REMEDIATOR_ADMIN_TOKEN")
     path = os.environ.get("REMEDIATOR_ADMIN_TOKEN_FILE")
-    if not token and path:
+    if (not token or not token.strip()) and path:  # blank counts as unset, as in the service
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise CtlError(f"cannot read REMEDIATOR_ADMIN_TOKEN_FILE {path}: {exc}", 2) from exc
-    return token or None
+    return token if token and token.strip() else None
 
 
 def service_url(given: str | None) -> str:

@@ -1,29 +1,49 @@
-"""Configuration from the environment (prefix ``REMEDIATOR_``); CLI flags win."""
+"""Configuration from the environment (prefix ``REMEDIATOR_``); CLI flags win.
+
+``load_settings()`` is the strict entry point of the commands: it refuses unknown
+``REMEDIATOR_*`` variables and short credentials, and its errors name variables, never values.
+"""
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr, model_validator
+import pydantic_settings
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from remediator.durations import Duration
 
-_SECRETS = (
-    "webhook_token",
-    "webhook_password",
-    "admin_token",
-    "slack_bot_token",
-    "slack_webhook_url",
-    "clickhouse_password",
-)
+PREFIX = "REMEDIATOR_"
+MIN_SECRET_LENGTH = 16
+# The credentials remediator itself checks: they must be long enough not to be guessed.
+# Slack, ClickHouse and Redis secrets are issued by those systems, which set their own rules.
+VERIFIED_SECRETS = ("webhook_token", "webhook_password", "admin_token")
+# Read by the admin CLI (remediator/ctl.py) and the test suite (tests/test_openapi.py),
+# not by Settings: known, so that setting them next to the service's variables is no error.
+OTHER_VARIABLES = ("REMEDIATOR_URL", "REMEDIATOR_FUZZ_EXAMPLES")
+# Variables the kubelet injects for a Service named "remediator" (Docker links do the same).
+_SERVICE_LINK = re.compile(r"REMEDIATOR_(SERVICE_HOST|SERVICE_PORT\w*|PORT_\d+_\w+)")
+
+
+class SettingsError(Exception):
+    """The environment is not a valid configuration; ``problems`` name variables, not values."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class Settings(BaseSettings):
     """Every knob of the service. Secrets may also be read from ``*_FILE``."""
 
-    model_config = SettingsConfigDict(env_prefix="REMEDIATOR_", extra="ignore")
+    # Empty variables count as unset (the default applies); see _blank_is_unset for blanks.
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_ignore_empty=True)
 
     rules: Path = Path("rules.yaml")
     host: str = "0.0.0.0"
@@ -67,16 +87,27 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: object) -> object:
-        """``REMEDIATOR_X_FILE=/path`` sets secret ``x`` from the file's content."""
-        import os
-
+        """``REMEDIATOR_<NAME>_FILE=/path`` sets secret ``<name>`` from the file's content,
+        unless the variable of the secret itself holds more than whitespace."""
         if not isinstance(data, dict):
             return data
-        for name in _SECRETS:
-            path = os.environ.get(f"REMEDIATOR_{name.upper()}_FILE")
-            if path and not data.get(name):
-                data[name] = Path(path).read_text(encoding="utf-8").strip()
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        for name in secret_fields():
+            variable = f"{PREFIX}{name.upper()}_FILE"
+            path = environ.get(variable)
+            if path and _blank(data.get(name)):
+                try:
+                    data[name] = Path(path).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    raise ValueError(f"{variable}: cannot read {path}: {exc.strerror}") from None
         return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """An empty or whitespace-only value of an optional variable counts as unset."""
+        optional = info.field_name is not None and cls.model_fields[info.field_name].default is None
+        return None if optional and _blank(value) else value
 
     @model_validator(mode="after")
     def _slack_channel_with_token(self) -> Settings:
@@ -85,7 +116,102 @@ class Settings(BaseSettings):
                              "not: name the channel (or its id) to post incident threads in")
         return self
 
+    @model_validator(mode="after")
+    def _basic_auth_complete(self) -> Settings:
+        if (self.webhook_username is None) != (self.webhook_password is None):
+            names = ["REMEDIATOR_WEBHOOK_USERNAME", "REMEDIATOR_WEBHOOK_PASSWORD"]
+            given, missing = names if self.webhook_password is None else names[::-1]
+            raise ValueError(f"{given} is set but {missing} is not: basic auth needs both")
+        return self
+
     def webhook_auth_configured(self) -> bool:
         return self.webhook_token is not None or (
             self.webhook_username is not None and self.webhook_password is not None
         )
+
+
+def _blank(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def secret_fields() -> list[str]:
+    """The fields typed ``SecretStr``: never printed, and each may come from ``*_FILE``."""
+    return [name for name, field in Settings.model_fields.items()
+            if field.annotation is SecretStr or SecretStr in get_args(field.annotation)]
+
+
+def known_variables() -> set[str]:
+    """Every ``REMEDIATOR_*`` variable something in remediator reads."""
+    names = {f"{PREFIX}{name.upper()}" for name in Settings.model_fields}
+    names |= {f"{PREFIX}{name.upper()}_FILE" for name in secret_fields()}
+    return names | set(OTHER_VARIABLES)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One problem per ``REMEDIATOR_*`` variable nothing reads, naming the closest known one."""
+    known, problems = known_variables(), []
+    for name in sorted(key.upper() for key in environ if key.upper().startswith(PREFIX)):
+        if name in known:
+            continue
+        if _SERVICE_LINK.fullmatch(name):
+            hint = ("it looks like a Kubernetes service link of a Service named remediator: "
+                    "set enableServiceLinks: false in the pod spec")
+        else:
+            suffixes = sorted(k.removeprefix(PREFIX) for k in known)  # the prefix matches all
+            close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.6)
+            hint = (f"did you mean {PREFIX}{close[0]}?" if close
+                    else "see the Configuration section of the README for the known variables")
+        problems.append(f"{name} is not a remediator variable: {hint}")
+    return problems
+
+
+def _validation_problems(exc: ValidationError) -> list[str]:
+    """One line per error: the variable and pydantic's message; the value only of a field
+    that is not a secret (the whole-model input, which holds every secret, never)."""
+    secrets, problems = set(secret_fields()), []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            problems.append(message)
+            continue
+        field = str(error["loc"][0])
+        line = f"{PREFIX}{field.upper()}: {message}"
+        if field not in secrets and isinstance(error.get("input"), str | int | float):
+            line += f" (got {str(error['input'])[:100]!r})"
+        problems.append(line)
+    return problems
+
+
+def _short_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    problems = []
+    for name in VERIFIED_SECRETS:
+        value: Any = getattr(settings, name)
+        if value is None or len(value.get_secret_value().strip()) >= MIN_SECRET_LENGTH:
+            continue
+        variable = f"{PREFIX}{name.upper()}"
+        if _blank(environ.get(variable)):
+            variable += "_FILE"  # the value came from the file
+        problems.append(f"{variable}: a credential must be at least {MIN_SECRET_LENGTH} "
+                        "characters long (e.g. `openssl rand -base64 32`)")
+    return problems
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, checked strictly; ``SettingsError`` lists every problem."""
+    environ = {key.upper(): value for key, value in os.environ.items()}
+    problems = unknown_variables(environ)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise SettingsError(problems + _validation_problems(exc)) from None
+    except pydantic_settings.SettingsError as exc:  # a list (HANDLER_MODULES) that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"{PREFIX}{field.group(1).upper()}" if field else "a variable"
+        problem = f'{name}: not valid JSON (write a JSON list, e.g. ["handlers"])'
+        raise SettingsError([*problems, problem]) from None
+    problems += _short_secrets(settings, environ)
+    if problems:
+        raise SettingsError(problems)
+    return settings

@@ -367,7 +367,8 @@ def test_service_runs_on_a_read_only_root_filesystem(
     env = python_env(PROBE=str(ROOT / ".read-only-probe"), EMPTYDIR=str(empty_dir),
                      TMPDIR=str(empty_dir), HOME="/nonexistent", PYTHONDONTWRITEBYTECODE="1",
                      REMEDIATOR_RULES=str(rules), REMEDIATOR_PORT=str(port),
-                     REMEDIATOR_HOST="127.0.0.1", REMEDIATOR_WEBHOOK_TOKEN="t")
+                     REMEDIATOR_HOST="127.0.0.1",
+                     REMEDIATOR_WEBHOOK_TOKEN="a-token-of-16-chars-or-more")
     env.pop("REMEDIATOR_REDIS_URL", None)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

@@ -144,7 +144,7 @@ def test_healthcheck_command_works_against_the_service(
     port = free_port()
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules: []\n", encoding="utf-8")
-    env = python_env(REMEDIATOR_PORT=str(port), REMEDIATOR_WEBHOOK_TOKEN="t",
+    env = python_env(REMEDIATOR_PORT=str(port), REMEDIATOR_WEBHOOK_TOKEN="a-token-of-16-chars-or-more",
                      REMEDIATOR_RULES=str(rules), REMEDIATOR_HOST="127.0.0.1")
     env.pop("REMEDIATOR_REDIS_URL", None)
     proc = subprocess.Popen([PYTHON, "-m", "remediator", "serve"], env=env, cwd=tmp_path,
