@@ -89,3 +89,8 @@ class Settings(BaseSettings):
         return self.webhook_token is not None or (
             self.webhook_username is not None and self.webhook_password is not None
         )
+
+    # HTTP limits against slow or greedy clients (serving.py).
+    header_timeout: Duration = Field(default=10.0, gt=0)  # connection or first byte -> headers
+    body_timeout: Duration = Field(default=30.0, gt=0)  # headers -> whole body read
+    max_connections: int = Field(default=1000, ge=1)
