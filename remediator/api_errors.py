@@ -1,8 +1,7 @@
 """The one way to answer an HTTP error: ``{"error", "detail"}`` JSON with the right status.
 
 Routes raise ``ApiError``; the ``errors`` middleware turns it, aiohttp's own HTTP
-exceptions (unknown route, wrong method, body too large) and a body aiohttp cannot
-decode into JSON 4xx answers, and anything unexpected into a JSON 500 logged once.
+exceptions (unknown route, wrong method, body too large) into JSON 4xx answers, and anything unexpected into a JSON 500 logged once.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 import orjson
 import structlog
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 log = structlog.get_logger("remediator.http")
@@ -24,13 +22,17 @@ class ApiError(Exception):
     """A request refused with ``status``: becomes ``{"error": error, "detail": detail}``."""
 
     def __init__(self, status: int, error: str, detail: Any = None, *,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, close: bool = False) -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
         self.headers = dict(headers or {})
+        self.close = close  # the request stream is unusable: close the connection after
 
     def response(self) -> web.Response:
-        return json_error(self.status, self.error, self.detail, self.headers)
+        response = json_error(self.status, self.error, self.detail, self.headers)
+        if self.close:
+            response.force_close()
+        return response
 
 
 def json_error(status: int, error: str, detail: Any = None,
@@ -59,8 +61,6 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise  # a redirect is an answer, not an error
         return from_aiohttp(request, exc)
-    except HttpProcessingError as exc:  # e.g. a gzip body that is not gzip
-        return json_error(400, "malformed request body", exc.message)
     except ConnectionError:
         raise  # the client went away: nobody to answer
     except Exception:
