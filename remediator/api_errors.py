@@ -1,7 +1,8 @@
 """The one way to answer an HTTP error: ``{"error", "detail"}`` JSON with the right status.
 
-Routes raise ``ApiError``; the ``errors`` middleware turns it, aiohttp's own HTTP
-exceptions (unknown route, wrong method, body too large) into JSON 4xx answers, and anything unexpected into a JSON 500 logged once.
+Routes raise ``ApiError``; the ``errors`` middleware turns it and aiohttp's own HTTP
+exceptions (unknown route, wrong method, body too large) into JSON 4xx answers, and
+anything unexpected into a JSON 500 logged once.
 """
 
 from __future__ import annotations

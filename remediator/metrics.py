@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 
 # No ``*_created`` series: nobody graphs them and they double the counters' series.
 # (prometheus_client offers this per process only; this process exposes only ours.)
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
