@@ -27,7 +27,7 @@ class ApiError(Exception):
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
         self.headers = dict(headers or {})
-        self.close = close  # the request stream is unusable: close the connection after
+        self.close = close  # the rest of the request cannot or will not be read
 
     def response(self) -> web.Response:
         response = json_error(self.status, self.error, self.detail, self.headers)
@@ -57,6 +57,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
+        if exc.close:
+            return await _answer_and_close(request, exc.response())
         return exc.response()
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -67,6 +69,15 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("http.internal_error", method=request.method, path=request.path)
         return json_error(500, "internal error", "the error is logged on the service")
+
+
+async def _answer_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send the answer now, then close at once: no waiting for the rest of a body that
+    cannot be decoded or that comes too slowly (aiohttp would linger up to 10 s)."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 def from_aiohttp(request: web.Request, exc: web.HTTPException) -> web.Response:

@@ -50,9 +50,8 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
                                    + (" once decompressed" if _encoded(request) else ""))
     except TimeoutError:
         raise ApiError(408, "request body not received in time",
-                       f"the whole body must arrive within {timeout:g}s") from None
+                       f"the whole body must arrive within {timeout:g}s", close=True) from None
     except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
-        request.content.feed_eof()  # nothing more can be read: answer, then close
         cause = exc.__cause__
         reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
         raise ApiError(400, "body cannot be read", reason.strip(), close=True) from None
