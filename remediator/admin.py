@@ -8,7 +8,6 @@ outage is 503, and nothing a client sends can cause a 5xx.
 from __future__ import annotations
 
 import functools
-import hmac
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from remediator import openapi
+from remediator.api_errors import ApiError
+from remediator.auth import authorized
 from remediator.errors import StoreUnavailable
 from remediator.intake import ManualOptions
 from remediator.models import WebhookPayload
@@ -39,7 +40,7 @@ from remediator.schemas import (
     RulesInfo,
     valid_event_id,
 )
-from remediator.server import error, read_json_body, validation_detail
+from remediator.server import read_json_body, validation_detail
 from remediator.service import SERVICE, Service
 from remediator.store import Pause
 
@@ -48,44 +49,24 @@ M = TypeVar("M", bound=BaseModel)
 Route = Callable[[web.Request, Service], Awaitable[web.Response]]
 
 
-class Problem(Exception):
-    """A request the admin API refuses; becomes ``{"error", "detail"}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.detail = status, message, detail
-
-
-def bearer_matches(request: web.Request, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    given = value.strip().encode("utf-8", "surrogateescape")
-    return hmac.compare_digest(given, token.encode())
-
-
 def admin(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Guard ``route``: 404 when disabled, 401 without the token; map refusals to JSON."""
+    """Guard ``route``: 404 when disabled, 401 without the token, 503 when the store is down."""
 
     @functools.wraps(route)
     async def guarded(request: web.Request) -> web.Response:
         svc = request.app[SERVICE]
         if svc.settings.admin_token is None:
-            return error(404, "not found", "the admin API is disabled on this service")
-        if not bearer_matches(request, svc.settings.admin_token.get_secret_value()):
-            return error(401, "missing or wrong admin token", None,
-                         **{"WWW-Authenticate": 'Bearer realm="remediator-admin"'})
+            raise ApiError(404, "not found", "the admin API is disabled on this service")
+        if not authorized(request.headers.get("Authorization", ""), token=svc.settings.admin_token):
+            raise ApiError(401, "missing or wrong admin token",
+                           "expected Authorization: Bearer <REMEDIATOR_ADMIN_TOKEN>",
+                           headers={"WWW-Authenticate": 'Bearer realm="remediator-admin"'})
         try:
             return await route(request, svc)
-        except Problem as exc:
-            return error(exc.status, exc.message, exc.detail)
-        except web.HTTPException as exc:  # read_json_body's 400/413/415
-            return web.Response(status=exc.status, text=exc.text, content_type="application/json")
         except StoreUnavailable as exc:
             log.error("admin.store_unavailable", path=request.path, error=str(exc))
-            return error(503, "the state store is unavailable; retry", str(exc),
-                         **{"Retry-After": "5"})
+            raise ApiError(503, "the state store is unavailable; retry", str(exc),
+                           headers={"Retry-After": "5"}) from exc
 
     return guarded
 
@@ -98,30 +79,30 @@ def parse_query(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as exc:
-        raise Problem(400, "invalid query parameters", validation_detail(exc)) from exc
+        raise ApiError(400, "invalid query parameters", validation_detail(exc)) from exc
 
 
 async def parse_body(request: web.Request, svc: Service, model: type[M], *,
                      optional: bool = False) -> M:
     if optional and (not request.body_exists or request.content_length == 0):
         return model()
-    data = await read_json_body(request, svc.settings.max_body_bytes)
+    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Problem(400, "invalid request body", validation_detail(exc)) from exc
+        raise ApiError(400, "invalid request body", validation_detail(exc)) from exc
 
 
 def event_id_of(request: web.Request) -> str:
     event_id = request.match_info["event_id"]
     if not valid_event_id(event_id):
-        raise Problem(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
+        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
     return event_id
 
 
 def require_rules(svc: Service) -> None:
     if not svc.rules.loaded:
-        raise Problem(503, "no rules loaded", svc.rules.last.as_dict() if svc.rules.last else None)
+        raise ApiError(503, "no rules loaded", svc.rules.last.as_dict() if svc.rules.last else None)
 
 
 # ---- events ------------------------------------------------------------------
@@ -132,7 +113,7 @@ async def list_events(request: web.Request, svc: Service) -> web.Response:
         events, cursor = await svc.store.list_events(
             query.limit, cursor=query.cursor, rule=query.rule, outcome=query.outcome)
     except ValueError as exc:  # a store that rejects a malformed cursor
-        raise Problem(400, "invalid cursor", str(exc)) from exc
+        raise ApiError(400, "invalid cursor", str(exc)) from exc
     return reply(EventPage(events=[EventSummary.of(e) for e in events], next_cursor=cursor))
 
 
@@ -141,7 +122,7 @@ async def get_event(request: web.Request, svc: Service) -> web.Response:
     event_id = event_id_of(request)
     event = await svc.store.get_event(event_id)
     if event is None:
-        raise Problem(404, "no such event", event_id)
+        raise ApiError(404, "no such event", event_id)
     return reply(EventDetail.of(event))
 
 
@@ -153,9 +134,9 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
     require_rules(svc)
     event = await svc.store.get_event(event_id)
     if event is None:
-        raise Problem(404, "no such event", event_id)
+        raise ApiError(404, "no such event", event_id)
     if event.alert is None:
-        raise Problem(409, "the event has no stored alert to replay", event_id)
+        raise ApiError(409, "the event has no stored alert to replay", event_id)
     payload = WebhookPayload.model_validate(
         {"version": "4", "status": event.alert.status, "alerts": [event.alert]})
     note = f"replay of {event_id}" + (f": {body.note}" if body.note else "")
@@ -164,7 +145,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
                             ignore_circuit=body.ignore_circuit)
     accepted = await svc.intake.accept(payload, options)
     if not accepted.event_ids:
-        raise Problem(409, "no loaded rule matches the stored alert; nothing replayed",
+        raise ApiError(409, "no loaded rule matches the stored alert; nothing replayed",
                       {"alertname": event.alertname, "rules_hash": svc.rules.current().hash})
     log.info("admin.replay", replay_of=event_id, event_ids=accepted.event_ids, note=body.note,
              dry_run=body.dry_run, ignore_cooldown=body.ignore_cooldown,
@@ -176,7 +157,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
 @admin
 async def replay_payload(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, ReplayQuery)
-    data = await read_json_body(request, svc.settings.max_body_bytes)
+    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
     payload = manual_payload(data)
     require_rules(svc)
     options = ManualOptions(note=query.note or "manual replay", dry_run=query.dry_run or None,
@@ -192,13 +173,13 @@ async def replay_payload(request: web.Request, svc: Service) -> web.Response:
 def manual_payload(data: Any) -> WebhookPayload:
     """An Alertmanager v4 payload, or one alert (``status``/``startsAt`` may be left out)."""
     if not isinstance(data, dict):
-        raise Problem(400, "expected a JSON object: an Alertmanager payload or one alert")
+        raise ApiError(400, "expected a JSON object: an Alertmanager payload or one alert")
     try:
         if "alerts" in data:
             return WebhookPayload.model_validate(data)
         alert = ManualAlert.model_validate(data).to_alert()
     except ValidationError as exc:
-        raise Problem(400, "not an Alertmanager v4 payload nor an alert",
+        raise ApiError(400, "not an Alertmanager v4 payload nor an alert",
                       validation_detail(exc)) from exc
     return WebhookPayload.model_validate(
         {"version": "4", "status": alert.status, "alerts": [alert]})

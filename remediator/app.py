@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator import admin, server
+from remediator import admin, api_errors, server
 from remediator.context import Resources
 from remediator.intake import Intake
 from remediator.metrics import Metrics
@@ -80,7 +80,8 @@ def create_app(
     notifier: Notifier | None = None,
 ) -> web.Application:
     """The service as an aiohttp app. Pass ``store``/``notifier`` to borrow your own."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1024)
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024,
+                          middlewares=[api_errors.errors])
     server.add_routes(app)
     admin.add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, registry, store, notifier))

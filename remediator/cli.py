@@ -78,14 +78,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
-    from aiohttp import web
-
+    from remediator import serving
     from remediator.app import create_app, tune_gc
 
     app = create_app(settings)
     app.on_startup.append(tune_gc)  # after the app's own start-up: everything is loaded
-    web.run_app(app, host=settings.host, port=settings.port,
-                print=None, shutdown_timeout=settings.shutdown_grace)
+    serving.run(app, settings)
     return 0
 
 

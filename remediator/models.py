@@ -5,14 +5,30 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: object) -> object:
+    """Only an RFC 3339 string (or a datetime from our own code): pydantic's lax mode would
+    read ``0`` or ``"1714564800"`` as epoch seconds, which no Alertmanager sends."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("expected an RFC 3339 date-time string with an offset, "
+                     "e.g. 2024-05-01T12:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+"""A date-time field of the webhook payload: RFC 3339 strings only."""
 
 
 class _Tolerant(BaseModel):
@@ -27,8 +43,8 @@ class Alert(_Tolerant):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: Timestamp = Field(alias="startsAt")
+    ends_at: Timestamp | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from remediator.durations import parse_duration
-from remediator.models import Alert, AuditEvent, Outcome, SkipReason, Step
+from remediator.models import Alert, AuditEvent, Outcome, SkipReason, Step, Timestamp
 
 MAX_PAUSE = 30 * 86400.0
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -101,8 +101,8 @@ class ManualAlert(BaseModel):
     status: Literal["firing", "resolved"] = "firing"
     labels: dict[str, str] = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime | None = Field(default=None, alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: Timestamp | None = Field(default=None, alias="startsAt")
+    ends_at: Timestamp | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
 

@@ -3,84 +3,72 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hmac
 import json
 from typing import Any
 
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from remediator.api_errors import ApiError
+from remediator.auth import authorized
 from remediator.errors import StoreUnavailable
 from remediator.models import WebhookPayload
+from remediator.schemas import iso
 from remediator.service import SERVICE, Service
 from remediator.settings import Settings
 
 log = structlog.get_logger("remediator.server")
 
 
-def error(status: int, message: str, detail: Any = None, **headers: str) -> web.Response:
-    body = {"error": message, "detail": detail}
-    return web.json_response(body, status=status, headers=headers or None)
-
-
 def check_webhook_auth(request: web.Request, settings: Settings) -> bool:
-    """Bearer token or basic auth, compared in constant time."""
+    """Bearer token or basic auth (``remediator.auth``); open only with --insecure-no-auth."""
     if settings.insecure_no_auth and not settings.webhook_auth_configured():
         return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and settings.webhook_token is not None:
-        return hmac.compare_digest(value.strip().encode(),
-                                   settings.webhook_token.get_secret_value().encode())
-    if scheme.lower() == "basic" and settings.webhook_password is not None:
-        try:
-            user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        ok_user = hmac.compare_digest(user.encode(), (settings.webhook_username or "").encode())
-        ok_pass = hmac.compare_digest(password.encode(),
-                                      settings.webhook_password.get_secret_value().encode())
-        return ok_user and ok_pass
-    return False
+    return authorized(request.headers.get("Authorization", ""), token=settings.webhook_token,
+                      username=settings.webhook_username, password=settings.webhook_password)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw JSON body, or raise an HTTP error response (413, 415)."""
+async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
+    """The raw JSON body within ``timeout`` seconds, or raise ``ApiError`` (408, 413, 415, 400)."""
     ctype = request.content_type
     if ctype != "application/json" and not ctype.endswith("+json"):
-        raise _http(415, f"expected Content-Type application/json, got {ctype or 'none'!r}")
-    if request.content_length is not None:
-        if request.content_length > limit:
-            raise _http(413, f"body of {request.content_length} bytes exceeds the limit of {limit}")
-        return await request.read()  # the app's client_max_size is above the limit
+        raise ApiError(415, f"expected Content-Type application/json, got {ctype or 'none'!r}")
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"body of {request.content_length} bytes exceeds the limit of {limit}")
     body = bytearray()
-    async for chunk in request.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > limit:
-            raise _http(413, f"body exceeds the limit of {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.content.iter_chunked(65536):
+                body += chunk
+                if len(body) > limit:
+                    raise ApiError(413, f"body exceeds the limit of {limit} bytes"
+                                   + (" once decompressed" if _encoded(request) else ""))
+    except TimeoutError:
+        raise ApiError(408, "request body not received in time",
+                       f"the whole body must arrive within {timeout:g}s", close=True) from None
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+        cause = exc.__cause__
+        reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        raise ApiError(400, "body cannot be read", reason.strip(), close=True) from None
     return bytes(body)
 
 
-async def read_json_body(request: web.Request, limit: int) -> Any:
-    """The body as parsed JSON, or raise an HTTP error response (413, 415, 400)."""
-    body = await read_body(request, limit)
+def _encoded(request: web.Request) -> bool:
+    return request.headers.get("Content-Encoding", "identity").lower() != "identity"
+
+
+async def read_json_body(request: web.Request, limit: int, timeout: float) -> Any:
+    """The body as parsed JSON, or raise ``ApiError`` (408, 413, 415, 400)."""
+    body = await read_body(request, limit, timeout)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _http(400, "body is not valid JSON", str(exc)) from exc
-
-
-def _http(status: int, message: str, detail: Any = None) -> web.HTTPException:
-    exc = web.HTTPException(
-        text=json.dumps({"error": message, "detail": detail}), content_type="application/json"
-    )
-    exc.set_status(status)
-    return exc
+        raise ApiError(400, "body is not valid JSON", str(exc)) from exc
 
 
 def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
@@ -91,35 +79,47 @@ def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
 
 
 async def webhook(request: web.Request) -> web.Response:
-    svc = request.app[SERVICE]
-    response = await _webhook(request, svc)
-    svc.metrics.webhook_requests.labels(str(response.status)).inc()
+    """Every answer, refusals included, is counted in remediator_webhook_requests_total."""
+    counter = request.app[SERVICE].metrics.webhook_requests
+    try:
+        response = await _webhook(request, request.app[SERVICE])
+    except ApiError as exc:
+        counter.labels(str(exc.status)).inc()
+        raise
+    except ConnectionError:
+        raise  # the client went away before an answer
+    except Exception:
+        counter.labels("500").inc()  # the errors middleware logs it and answers 500
+        raise
+    counter.labels(str(response.status)).inc()
     return response
 
 
 async def _webhook(request: web.Request, svc: Service) -> web.Response:
-    if not check_webhook_auth(request, svc.settings):
-        return error(401, "missing or wrong credentials", None,
-                     **{"WWW-Authenticate": 'Bearer realm="remediator"'})
-    try:
-        body = await read_body(request, svc.settings.max_body_bytes)
-    except web.HTTPException as exc:
-        return web.Response(status=exc.status, text=exc.text, content_type="application/json")
+    settings = svc.settings
+    if not check_webhook_auth(request, settings):
+        scheme = "Bearer" if settings.webhook_token is not None else "Basic"
+        raise ApiError(401, "missing or wrong credentials",
+                       f"expected an Authorization: {scheme} header with the webhook credentials",
+                       headers={"WWW-Authenticate": f'{scheme} realm="remediator"'})
+    body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return error(400, "body is not valid JSON", str(exc))
+        raise ApiError(400, "body is not valid JSON", str(exc)) from exc
     try:
         payload = WebhookPayload.model_validate(data)
     except ValidationError as exc:
-        return error(400, "not an Alertmanager v4 webhook payload", validation_detail(exc))
+        raise ApiError(400, "not an Alertmanager v4 webhook payload",
+                       validation_detail(exc)) from exc
     if not svc.rules.loaded:
-        return error(503, "no rules loaded", None, **{"Retry-After": "5"})
+        raise ApiError(503, "no rules loaded", None, headers={"Retry-After": "5"})
     try:
         accepted = await svc.intake.accept(payload, raw_alerts=data["alerts"])
     except StoreUnavailable as exc:
         log.error("webhook.store_unavailable", error=str(exc), alerts=len(payload.alerts))
-        return error(503, "cannot store the alerts durably; retry", str(exc), **{"Retry-After": "5"})
+        raise ApiError(503, "cannot store the alerts durably; retry", str(exc),
+                       headers={"Retry-After": "5"}) from exc
     # Debug only: every job logs its own outcome with its event id.
     log.debug("webhook.accepted", alerts=len(payload.alerts), jobs=len(accepted.event_ids),
               unmatched=accepted.unmatched, group_key=payload.group_key)
@@ -135,8 +135,9 @@ async def healthz(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     problems = []
-    rules: dict[str, Any] = {"loaded": svc.rules.loaded,
-                             "last_reload": svc.rules.last.as_dict() if svc.rules.last else None}
+    last = svc.rules.last
+    rules: dict[str, Any] = {"loaded": svc.rules.loaded,  # times as ISO 8601 UTC
+                             "last_reload": last.as_dict() | {"at": iso(last.at)} if last else None}
     if svc.rules.loaded:
         rules["hash"] = svc.rules.current().hash
         rules["count"] = len(svc.rules.current())

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     rules_poll_interval: Duration = 2.0
     shutdown_grace: Duration = 30.0
 
+    # HTTP limits against slow or greedy clients (serving.py).
+    header_timeout: Duration = Field(default=10.0, gt=0)  # connection or first byte -> headers
+    body_timeout: Duration = Field(default=30.0, gt=0)  # headers -> whole body read
+    max_connections: int = Field(default=1000, ge=1)
+
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: object) -> object:
