@@ -250,8 +250,12 @@ def _set_labels(resources: list[Resource], entry: dict[str, Any]) -> None:
     for resource in resources:
         resource["metadata"]["labels"] = {**(resource["metadata"].get("labels") or {}), **pairs}
         if entry.get("includeTemplates") and resource["kind"] in _WORKLOADS:
-            template = resource["spec"]["template"].setdefault("metadata", {})
-            template["labels"] = {**(template.get("labels") or {}), **pairs}
+            templates = [resource["spec"]["template"]]
+            if resource["kind"] == "StatefulSet":
+                templates += resource["spec"].get("volumeClaimTemplates", [])
+            for template in templates:
+                metadata = template.setdefault("metadata", {})
+                metadata["labels"] = {**(metadata.get("labels") or {}), **pairs}
 
 
 def _selected(resource: Resource, select: dict[str, Any]) -> bool:
