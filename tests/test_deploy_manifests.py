@@ -15,8 +15,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 import redis
+import yaml
 from aiohttp import web
 
 from remediator import server
