@@ -311,10 +311,11 @@ def _replace(resources: list[Resource], replacement: dict[str, Any]) -> None:
     options = source.pop("options", {})
     if set(options) - {"delimiter", "index"}:
         raise Unsupported(f"replacement source options {options}")
-    (origin, *others) = [r for r in resources if _selected(r, source)] or [None]
-    if origin is None or others:
-        raise ValueError(f"replacement source {source} must match exactly one resource")
-    value: Any = origin
+    origins = [r for r in resources if _selected(r, source)]
+    if len(origins) != 1:
+        raise ValueError(f"replacement source {source} must match exactly one resource, "
+                         f"not {len(origins)}")
+    value: Any = origins[0]
     for token in path:
         value = _step(value, token, create=False)
     if "delimiter" in options:
