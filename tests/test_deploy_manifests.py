@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def settings_of(overlay_dir: Path = OVERLAY) -> dict[str, Any]:
 
 
 def copy_overlay(directory: Path, *, redis_component: bool = False,
-                 settings: dict[str, Any] | None = None) -> Path:
+                 settings: dict[str, Any] | None = None, tag: str | None = None) -> Path:
     """The torghut overlay in ``directory``, as a user copies it: optionally with the Redis
     component switched on (the commented line uncommented) and other settings."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,8 @@ def copy_overlay(directory: Path, *, redis_component: bool = False,
     for key in ("resources", "components"):
         spec[key] = [os.path.relpath((OVERLAY / entry).resolve(), directory)
                      if entry.startswith("../") else entry for entry in spec[key]]
+    if tag is not None:
+        spec["images"][0]["newTag"] = tag
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     shutil.copy(OVERLAY / "deployment-env.yaml", directory)
     document = yaml.safe_load((OVERLAY / "settings.yaml").read_text(encoding="utf-8"))
@@ -489,6 +492,26 @@ def test_every_object_carries_the_recommended_labels(
             image = named(resources, "StatefulSet", "remediator-redis")["spec"]["template"][
                 "spec"]["containers"][0]["image"]
             assert image.startswith(f"redis:{labels['app.kubernetes.io/version']}-"), name
+
+
+def test_version_label_is_the_image_tag_even_when_it_looks_like_a_number(
+    tmp_path: Path
+) -> None:
+    directory = copy_overlay(tmp_path / "tag", tag="1.0")
+    out = subprocess.run([require_binary("kubectl"), "kustomize", str(directory)],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    for resources in (render(directory), [r for r in yaml.safe_load_all(out) if r]):
+        assert remediator_container(resources)["image"].endswith(":1.0")
+        versions = {labels.get("app.kubernetes.io/version") for _, labels in
+                    _labelled(resources)}
+        assert versions == {"1.0"}, "a label must be a string"
+
+
+def test_base_version_label_is_the_packages_version(base: list[Resource]) -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    prometheus = render(PROMETHEUS)
+    assert {labels["app.kubernetes.io/version"] for _, labels in
+            _labelled(base + prometheus)} == {project["version"]}
 
 
 def test_selectors_hold_only_labels_that_never_change(with_redis: list[Resource]) -> None:
