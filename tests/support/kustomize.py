@@ -1,18 +1,23 @@
 """A small kustomize renderer for the features deploy/ uses, so the manifests can be tested
 on machines without kustomize or kubectl (Debian packages neither).
 
-Supported, with kustomize's semantics: ``resources`` (files and directories), ``namespace``
-(including RoleBinding subjects that name a ServiceAccount of the build),
-``configMapGenerator`` (``files``, ``literals``, ``options.disableNameSuffixHash: true``,
-``options.labels``/``annotations``), ``images``, ``replicas`` and ``patches`` holding JSON
-patches (RFC 6902) with a ``target``. Anything else raises ``Unsupported``: a test then
-fails loudly instead of rendering something kustomize would not. When kubectl is installed
-a test compares this renderer's output with ``kubectl kustomize``.
+Supported, with kustomize's semantics: ``resources`` (files and directories), ``components``
+(directories holding a ``kind: Component``), ``namespace`` (including RoleBinding subjects
+that name a ServiceAccount of the build), ``configMapGenerator`` (``files``, ``literals``,
+``options.disableNameSuffixHash: true``, ``options.labels``/``annotations``), ``labels``
+(``pairs``, ``includeTemplates``; never selectors), ``images``, ``replicas``, ``patches``
+holding JSON patches (RFC 6902) with a ``target``, ``replacements`` (inline, ``select`` by
+kind/name/group/version/namespace/labelSelector, ``delimiter``/``index`` on the source,
+``create`` on targets) and dropping ``config.kubernetes.io/local-config`` objects. Anything
+else raises ``Unsupported``: a test then fails loudly instead of rendering something
+kustomize would not. When kubectl is installed a test compares this renderer's output with
+``kubectl kustomize``.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +26,15 @@ import yaml
 Resource = dict[str, Any]
 
 _FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_KEYS = {"apiVersion", "kind", "resources", "namespace", "configMapGenerator", "images",
-         "replicas", "patches"}
+_KEYS = {"apiVersion", "kind", "resources", "components", "namespace", "configMapGenerator",
+         "labels", "images", "replicas", "patches", "replacements"}
+_LOCAL_CONFIG = "config.kubernetes.io/local-config"
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
                    "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass",
                    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
                    "APIService", "Node"}
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+_FIELD_TOKEN = re.compile(r"\[[^\]]*\]|[^.\[]+")
 
 
 class Unsupported(Exception):
@@ -36,26 +43,51 @@ class Unsupported(Exception):
 
 def render(directory: Path) -> list[Resource]:
     """Build the kustomization in ``directory`` like ``kustomize build`` would."""
+    spec = _load_spec(directory)
+    if spec.get("kind") == "Component":
+        raise Unsupported(f"{directory} is a Component: only a kustomization's `components` "
+                          "can use it")
+    return _build(directory, spec, [])
+
+
+def _load_spec(directory: Path) -> dict[str, Any]:
     kfile = next((directory / n for n in _FILENAMES if (directory / n).is_file()), None)
     if kfile is None:
         raise FileNotFoundError(f"no kustomization file in {directory}")
-    spec = yaml.safe_load(kfile.read_text(encoding="utf-8")) or {}
+    spec: dict[str, Any] = yaml.safe_load(kfile.read_text(encoding="utf-8")) or {}
     unknown = sorted(set(spec) - _KEYS)
     if unknown:
         raise Unsupported(f"{kfile}: keys not supported by the test renderer: {unknown}")
-    resources: list[Resource] = []
+    return spec
+
+
+def _build(directory: Path, spec: dict[str, Any], resources: list[Resource]) -> list[Resource]:
+    """kustomize's order: resources, components, generators, then the transformers."""
+    resources = list(resources)
     for entry in spec.get("resources", []):
         resources.extend(_load_resource(directory, entry))
+    for entry in spec.get("components", []):
+        component = (directory / entry).resolve()
+        component_spec = _load_spec(component)
+        if component_spec.get("kind") != "Component":
+            raise ValueError(f"{component} is listed in components but is not a Component")
+        resources = _build(component, component_spec, resources)
     for generator in spec.get("configMapGenerator", []):
         resources.append(_config_map(directory, generator))
     for patch in spec.get("patches", []):
         _apply_patch(directory, patch, resources)
     if "namespace" in spec:
         _set_namespace(resources, spec["namespace"])
+    for labels in spec.get("labels", []):
+        _set_labels(resources, labels)
     for image in spec.get("images", []):
         _set_image(resources, image)
     for replica in spec.get("replicas", []):
         _set_replicas(resources, replica)
+    for replacement in spec.get("replacements", []):
+        _replace(resources, replacement)
+    resources = [r for r in resources
+                 if r["metadata"].get("annotations", {}).get(_LOCAL_CONFIG) != "true"]
     _check_unique(resources)
     return resources
 
@@ -128,14 +160,20 @@ def _apply_patch(directory: Path, patch: dict[str, Any], resources: list[Resourc
 
 
 def json_patch(document: Any, operation: dict[str, Any]) -> None:
-    """Apply one RFC 6902 ``add``/``replace``/``remove`` operation in place."""
+    """Apply one RFC 6902 ``add``/``replace``/``remove``/``test`` operation in place."""
     op, tokens = operation["op"], _pointer(operation["path"])
-    if op not in ("add", "replace", "remove"):
+    if op not in ("add", "replace", "remove", "test"):
         raise Unsupported(f"JSON patch op {op!r} is not supported by the test renderer")
     parent = document
     for token in tokens[:-1]:
         parent = parent[int(token)] if isinstance(parent, list) else parent[token]
     last = tokens[-1]
+    if op == "test":
+        actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+        if actual != operation["value"]:
+            raise ValueError(f"JSON patch test {operation['path']}: {actual!r} is not "
+                             f"{operation['value']!r}")
+        return
     value = copy.deepcopy(operation.get("value"))
     if isinstance(parent, list):
         index = len(parent) if last == "-" else int(last)
@@ -202,6 +240,112 @@ def _set_replicas(resources: list[Resource], replica: dict[str, Any]) -> None:
     for resource in resources:
         if resource["kind"] in _WORKLOADS and resource["metadata"]["name"] == replica["name"]:
             resource["spec"]["replicas"] = int(replica["count"])
+
+
+def _set_labels(resources: list[Resource], entry: dict[str, Any]) -> None:
+    if set(entry) - {"pairs", "includeSelectors", "includeTemplates"} or \
+            entry.get("includeSelectors"):
+        raise Unsupported(f"labels {entry}: only pairs and includeTemplates are supported")
+    pairs = {str(k): str(v) for k, v in entry["pairs"].items()}
+    for resource in resources:
+        resource["metadata"]["labels"] = {**(resource["metadata"].get("labels") or {}), **pairs}
+        if entry.get("includeTemplates") and resource["kind"] in _WORKLOADS:
+            templates = [resource["spec"]["template"]]
+            if resource["kind"] == "StatefulSet":
+                templates += resource["spec"].get("volumeClaimTemplates", [])
+            for template in templates:
+                metadata = template.setdefault("metadata", {})
+                metadata["labels"] = {**(metadata.get("labels") or {}), **pairs}
+
+
+def _selected(resource: Resource, select: dict[str, Any]) -> bool:
+    known = {"kind", "name", "group", "version", "namespace", "labelSelector"}
+    if set(select) - known:
+        raise Unsupported(f"selector keys not supported: {sorted(set(select) - known)}")
+    group, _, version = resource["apiVersion"].rpartition("/")
+    meta = resource["metadata"]
+    have = {"kind": resource["kind"], "name": meta["name"], "group": group,
+            "version": version, "namespace": meta.get("namespace", "")}
+    if any(have[key] != value for key, value in select.items() if key != "labelSelector"):
+        return False
+    labels = meta.get("labels") or {}
+    for term in filter(None, select.get("labelSelector", "").split(",")):
+        key, sep, value = term.partition("=")
+        if not sep or key.endswith("!"):
+            raise Unsupported(f"labelSelector {term!r}: only key=value terms are supported")
+        if labels.get(key.strip()) != value.strip():
+            return False
+    return True
+
+
+def _field_path(path: str) -> list[str]:
+    tokens = _FIELD_TOKEN.findall(path)
+    if ".".join(tokens) != path:
+        raise Unsupported(f"fieldPath {path!r} is not supported by the test renderer")
+    return tokens
+
+
+def _step(node: Any, token: str, create: bool) -> Any:
+    """One fieldPath step: a map key, ``[dotted.key]``, a list index or ``[field=value]``."""
+    if isinstance(node, list):
+        if token.isdigit():
+            return node[int(token)]
+        field, sep, value = token.strip("[]").partition("=")
+        found = [item for item in node if sep and item.get(field) == value]
+        if len(found) != 1:
+            raise ValueError(f"fieldPath step {token}: {len(found)} list items match")
+        return found[0]
+    key = token[1:-1] if token.startswith("[") else token
+    if key not in node:
+        if not create:
+            raise ValueError(f"fieldPath step {token}: no such field")
+        node[key] = {}
+    return node[key]
+
+
+def _replace(resources: list[Resource], replacement: dict[str, Any]) -> None:
+    if set(replacement) != {"source", "targets"}:
+        raise Unsupported(f"replacement {replacement}: only inline source and targets")
+    source = dict(replacement["source"])
+    path = _field_path(source.pop("fieldPath", "metadata.name"))
+    options = source.pop("options", {})
+    if set(options) - {"delimiter", "index"}:
+        raise Unsupported(f"replacement source options {options}")
+    origins = [r for r in resources if _selected(r, source)]
+    if len(origins) != 1:
+        raise ValueError(f"replacement source {source} must match exactly one resource, "
+                         f"not {len(origins)}")
+    value: Any = origins[0]
+    for token in path:
+        value = _step(value, token, create=False)
+    if "delimiter" in options:
+        parts = str(value).split(options["delimiter"])
+        index = int(options.get("index", 0))
+        if not 0 <= index < len(parts):
+            raise ValueError(f"options.index {index} is out of bounds for value {value}")
+        value = parts[index]
+    for target in replacement["targets"]:
+        if set(target) - {"select", "fieldPaths", "options"} or \
+                set(target.get("options", {})) - {"create"}:
+            raise Unsupported(f"replacement target {target}: only select, fieldPaths and "
+                              "options.create are supported")
+        create = bool(target.get("options", {}).get("create"))
+        chosen = [r for r in resources if _selected(r, target["select"])]
+        if not chosen:
+            raise ValueError(f"replacement target {target['select']} matches no resource")
+        for resource in chosen:
+            for field_path in target["fieldPaths"]:
+                *parents, last = _field_path(field_path)
+                node: Any = resource
+                for token in parents:
+                    node = _step(node, token, create)
+                if isinstance(node, list):
+                    node[int(last)] = copy.deepcopy(value)
+                else:
+                    key = last[1:-1] if last.startswith("[") else last
+                    if key not in node and not create:
+                        raise ValueError(f"fieldPath {field_path}: no such field")
+                    node[key] = copy.deepcopy(value)
 
 
 def _check_unique(resources: list[Resource]) -> None:
