@@ -237,7 +237,7 @@ def test_every_variable_the_repository_sets_is_known() -> None:
         root = ROOT / place
         for path in [root] if root.is_file() else sorted(root.rglob("*")):
             if path.is_file() and path.name != Path(__file__).name and "__pycache__" not in path.parts:
-                for name in re.findall(r"REMEDIATOR_[A-Z0-9_]*[A-Z0-9]",
+                for name in re.findall(r"(?<![A-Za-z0-9_])REMEDIATOR_[A-Z0-9_]*[A-Z0-9]",
                                        path.read_text(encoding="utf-8", errors="replace")):
                     found.setdefault(name, path)
     assert "REMEDIATOR_WEBHOOK_TOKEN" in found
