@@ -209,14 +209,15 @@ class Pipeline:
         if not job.ignore_cooldown:
             left = await self.store.cooldown_remaining(rule.name, target)
             if left > 0:
-                return SkipReason.COOLDOWN, f"in cooldown for {format_duration(left)} more"
+                return SkipReason.COOLDOWN, (f"in cooldown for {format_duration(left)} more "
+                                             "(replay with --ignore-cooldown to override)")
         if not job.ignore_circuit:
             left = await self.store.circuit_remaining(rule.name, target)
             if left > 0:
                 self.metrics.circuit_open.labels(rule.name).set(1)
                 return SkipReason.CIRCUIT_OPEN, (
                     f"circuit open after {rule.max_attempts} failures; closes in "
-                    f"{format_duration(left)} (replay with ignore_circuit to override)"
+                    f"{format_duration(left)} (replay with --ignore-circuit to override)"
                 )
         return None
 
