@@ -18,6 +18,7 @@ import pytest
 from remediator import cli, ctl, slack_messages
 from tests.support.admin import (
     ADMIN_TOKEN,
+    RULES,
     Calls,
     RecordingNotifier,
     ServedApp,
@@ -297,3 +298,28 @@ def test_replay_wait_exit_codes(outcomes: list[str], finished_all: bool, code: i
     finished = [{"event_id": f"e{i}", "outcome": o} for i, o in enumerate(outcomes)]
     ids = [e["event_id"] for e in finished] + ([] if finished_all else ["still-running"])
     assert ctl.replay_exit_code(ids, finished) == code
+
+
+RULES_WITH_DRY_RULE = RULES + """\
+  - name: fix-dry
+    matchers: ['alertname="DryBroken"']
+    handler: test.fix
+    target: 'dry/{{ labels.service }}'
+    dry_run: true
+"""
+
+
+def test_rules_show_the_dry_run_in_effect(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
+    with serve_in_thread(make_settings(rules, dry_run=True), Calls()) as app:
+        code, out, _ = run(capsys, "rules", "--url", app.url)
+        assert code == 0 and "dry-run   ON for every rule" in out
+        rows = {line.split()[0]: line.split()[:5] for line in out.splitlines()[-2:]}
+        assert rows["fix-it"][3:5] == ["yes", "(service)"]
+        assert rows["fix-dry"][3:5] == ["yes", "(rule+service)"]
+        info = json.loads(run(capsys, "rules", "--url", app.url, "--json")[1])
+    assert info["dry_run"] is True
+    assert [(r["dry_run"], r["dry_run_source"]) for r in info["rules"]] == [
+        (True, ["service"]), (True, ["rule", "service"])]
+

@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import structlog
+
 from remediator.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
 from remediator.notify import Notice
@@ -134,6 +136,17 @@ async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: Make
     assert event.details["precheck_error"] == "far: connection refused"
     assert "the precheck failed" in event.message
     assert await h.svc.store.circuit_remaining("dry-far", "far/x") == 0
+
+
+async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(
+        harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    with structlog.testing.capture_logs() as logs:
+        event = await h.event(await post_one(h, payload(alert("DryFar"))))
+    assert event.outcome_label == "dry_run"
+    [handler_error] = [e for e in logs if e["event"] == "remediation.handler_error"]
+    assert handler_error["log_level"] == "warning" and handler_error["dry_run"] is True
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
 
 
 async def test_global_dry_run_wins(harness: MakeHarness) -> None:
