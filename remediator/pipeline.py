@@ -250,14 +250,14 @@ class Pipeline:
 
     # ---- the lease and the handler ------------------------------------------
     async def _locked_run(self, run: _Run, rule: Rule, plan: Plan) -> None:
-        token = await self.store.acquire_lease(plan.target, rule.lease)
+        token = await self.store.acquire_lease(plan.target, rule.lease, run.job.event_id)
         if token is None:
             self.metrics.lease_contention.labels(rule.name).inc()
             if run.delivery.deliveries > 1:
                 # Re-delivered after a crash: the dead worker's lease must expire first.
                 wait = await self.store.lease_remaining(plan.target) + 0.5
                 await self._defer(run, rule, "locked", "waiting for a stale lease", time.time(), wait)
-            await self._skip(run, SkipReason.LOCKED, f"another worker holds the lease on {plan.target}")
+            await self._lost_lease_race(run, plan.target)
             return
         run.step("lease.acquired", plan.target, ttl=rule.lease)
         slot = None
@@ -283,6 +283,17 @@ class Pipeline:
                 if slot is not None and rule.concurrency_group:
                     await self.store.release_slot(rule.concurrency_group, slot)
                 await self.store.release_lease(plan.target, token)
+
+    async def _lost_lease_race(self, run: _Run, target: str) -> None:
+        """Another job holds the target: this alert is merged into that run."""
+        holder = await self.store.lease_holder(target)
+        if holder:
+            run.step("lease.held", f"by event {holder}", holder=holder)
+            message = (f"merged into event {holder} running on target {target} "
+                       f"(see: remediator event {holder})")
+        else:  # released or expired in between, or taken by an older replica
+            message = f"merged into the run that holds the lease on target {target}"
+        await self._skip(run, SkipReason.LOCKED, message)
 
     async def _gates_under_lease(
         self, run: _Run, rule: Rule, target: str

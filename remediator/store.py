@@ -67,10 +67,12 @@ class Store(Protocol):
     async def queue_depth(self) -> int: ...
 
     # leases and concurrency budgets
-    async def acquire_lease(self, target: str, ttl: float) -> str | None: ...
+    # ``holder`` (an event id) is kept with the lease: a loser can say whom it lost to
+    async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None: ...
     async def extend_lease(self, target: str, token: str, ttl: float) -> bool: ...
     async def release_lease(self, target: str, token: str) -> bool: ...
     async def lease_remaining(self, target: str) -> float: ...
+    async def lease_holder(self, target: str) -> str | None: ...
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool: ...
     async def release_slot(self, group: str, token: str) -> None: ...
 
@@ -109,6 +111,19 @@ class Store(Protocol):
 
 def episode_key(alert: Alert) -> str:
     return alert.episode
+
+
+def lease_token(holder: str) -> str:
+    """A fresh lease value: a random token, then who holds it (``<hex>:<holder>``)."""
+    return f"{secrets.token_hex(16)}:{holder}"
+
+
+def holder_of(token: object) -> str | None:
+    """The holder kept in a lease value (``None``: no lease; ``""``: none was named)."""
+    if token is None:
+        return None
+    value = token.decode() if isinstance(token, bytes) else str(token)
+    return value.partition(":")[2]
 
 
 class _Expiring:
@@ -271,11 +286,11 @@ class MemoryStore:
     async def queue_depth(self) -> int:
         return len(self._entries) + len(self._deferred)
 
-    async def acquire_lease(self, target: str, ttl: float) -> str | None:
+    async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None:
         key = f"lease:{target}"
         if self._kv.get(key) is not None:
             return None
-        token = secrets.token_hex(16)
+        token = lease_token(holder)
         self._kv.set(key, token, ttl)
         return token
 
@@ -295,6 +310,9 @@ class MemoryStore:
 
     async def lease_remaining(self, target: str) -> float:
         return self._kv.remaining(f"lease:{target}")
+
+    async def lease_holder(self, target: str) -> str | None:
+        return holder_of(self._kv.get(f"lease:{target}"))
 
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool:
         now = time.monotonic()

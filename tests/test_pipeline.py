@@ -138,6 +138,20 @@ async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: Make
     assert await h.svc.store.circuit_remaining("dry-far", "far/x") == 0
 
 
+async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    first = await post_one(h, payload(alert("Probe", service="m", sleep="1")))
+    while not RUNS["m"]:
+        await asyncio.sleep(0.01)
+    second = await post_one(h, payload(alert("Probe", service="m", replica="b")))
+    loser = await h.event(second)
+    assert loser.outcome_label == "skipped:locked"
+    assert loser.message == (f"merged into event {first} running on target svc/m "
+                             f"(see: remediator event {first})")
+    assert any(s.name == "lease.held" and s.data["holder"] == first for s in loser.timeline)
+    assert (await h.event(first)).outcome_label == "succeeded"
+
+
 async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(
         harness: MakeHarness) -> None:
     h = await harness(RULES)

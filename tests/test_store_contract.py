@@ -199,6 +199,20 @@ async def test_lease_is_exclusive_and_only_its_token_extends_or_releases(store: 
     assert await store.acquire_lease("svc/a", 5.0) is not None
 
 
+async def test_the_lease_holder_is_readable(store: Store) -> None:
+    assert await store.lease_holder("svc/a") is None
+    token = await store.acquire_lease("svc/a", 5.0, "01a22229705fe85e94cba8")
+    assert token is not None
+    assert await store.acquire_lease("svc/a", 5.0, "another-event") is None
+    assert await store.lease_holder("svc/a") == "01a22229705fe85e94cba8"
+    assert await store.extend_lease("svc/a", token, 10.0)
+    assert await store.lease_holder("svc/a") == "01a22229705fe85e94cba8"
+    assert await store.release_lease("svc/a", token)
+    assert await store.lease_holder("svc/a") is None
+    assert await store.acquire_lease("svc/a", 5.0) is not None
+    assert await store.lease_holder("svc/a") == ""  # held, by no one named
+
+
 async def test_lease_expires_by_itself(store: Store) -> None:
     token = await store.acquire_lease("svc/a", 0.4)
     assert token is not None
