@@ -131,6 +131,11 @@ def _lifecycle(
                 if consumer not in pipeline.busy:
                     task.cancel()  # idle: waiting for a job; busy ones finish theirs
             _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
+            if pipeline.busy:  # each interrupted job logs remediation.interrupted itself
+                log.warning("service.shutdown_grace_exceeded", grace=settings.shutdown_grace,
+                            interrupted=len(pipeline.busy),
+                            message="cancelling running handlers; their jobs stay queued "
+                                    "and are delivered again")
             for task in pending:
                 task.cancel()
             for task in pending:

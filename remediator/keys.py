@@ -33,6 +33,9 @@ class Keys:
     def lease(self, target: str) -> str:
         return f"{self.prefix}:lease:{{{target}}}"
 
+    def interrupted(self, event_id: str) -> str:
+        return f"{self.prefix}:interrupted:{event_id}"
+
     def slots(self, group: str) -> str:
         return f"{self.prefix}:slots:{{{group}}}"
 

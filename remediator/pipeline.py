@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ class _Run:
     timeline: list[Step] = field(default_factory=list)
     plan: Plan | None = None
     rule: Rule | None = None
+    carried: list[Step] = field(default_factory=list)  # of a delivery cut by a shutdown
 
     @property
     def job(self) -> Job:
@@ -122,7 +124,12 @@ class Pipeline:
         try:
             await self._process(run)
         except _Deferred:
+            if run.carried:  # the run that finally happens still tells the whole story
+                await self._stash(run, run.carried)
             return
+        except asyncio.CancelledError:
+            await self._interrupted(run)
+            raise
         except StoreUnavailable as exc:
             # Not acked: the job stays pending and is re-delivered once the store is back.
             self.metrics.store_errors.labels("process").inc()
@@ -138,6 +145,8 @@ class Pipeline:
             await self.store.ack(delivery.id)
             run.log.info("remediation.already_recorded", deliveries=delivery.deliveries)
             return
+        if again:
+            await self._carry_over(run)
         if delivery.deliveries > self.settings.max_deliveries:
             await self.store.dead_letter(delivery, f"delivered {delivery.deliveries} times")
             self.metrics.dead_letters.inc()
@@ -173,6 +182,33 @@ class Pipeline:
             await self._skip(run, *skip)
             return
         await self._locked_run(run, rule, run.plan)
+
+    # ---- shutdown --------------------------------------------------------------
+    async def _interrupted(self, run: _Run) -> None:
+        """A shutdown cancelled this job (its grace ran out). The job stays un-acked, so it
+        is delivered again (to another replica, or to this one after its restart); the
+        steps so far are kept for that run's audit timeline, and logged now."""
+        stage = run.timeline[-1].name if run.timeline else ""
+        run.step("interrupted", f"interrupted by the shutdown of replica {self.replica} "
+                 f"(SHUTDOWN_GRACE {format_duration(self.settings.shutdown_grace)} ran out); "
+                 "the job stays queued and runs again", replica=self.replica, stage=stage)
+        run.log.warning("remediation.interrupted", replica=self.replica, stage=stage,
+                        message="interrupted by shutdown; the job will be delivered again")
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            await asyncio.wait_for(self._stash(run, run.timeline), 2.0)  # carried included
+
+    async def _stash(self, run: _Run, steps: list[Step]) -> None:
+        data = json.dumps([step.model_dump(mode="json") for step in steps])
+        await self.store.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
+
+    async def _carry_over(self, run: _Run) -> None:
+        """A delivery after a shutdown's interruption starts with the earlier steps."""
+        data = await self.store.take_timeline(run.job.event_id)
+        if data:
+            run.carried = [Step.model_validate(step) for step in json.loads(data)]
+            run.timeline[:0] = run.carried
+            run.log.info("remediation.resumed_after_interruption",
+                         deliveries=run.delivery.deliveries)
 
     async def _wait_for_stale_lease(self, run: _Run, rule: Rule) -> None:
         """A re-delivered job first waits out the target's lease: its first worker may be

@@ -75,6 +75,15 @@ class RedisStore(RedisQueue):
     async def lease_holder(self, target: str) -> str | None:
         return holder_of(await self._r.get(self.keys.lease(target)))
 
+    @guarded
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None:
+        await self._r.set(self.keys.interrupted(event_id), steps, px=ms(ttl))
+
+    @guarded
+    async def take_timeline(self, event_id: str) -> str | None:
+        value = await self._r.getdel(self.keys.interrupted(event_id))
+        return None if value is None else text(value)
+
     async def _pttl(self, key: str) -> float:
         left = int(await self._r.pttl(key))
         return left / 1000 if left > 0 else 0.0

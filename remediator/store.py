@@ -76,6 +76,10 @@ class Store(Protocol):
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool: ...
     async def release_slot(self, group: str, token: str) -> None: ...
 
+    # the timeline of a run cut short by a shutdown, for the run that re-delivers the job
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None: ...
+    async def take_timeline(self, event_id: str) -> str | None: ...
+
     # cooldowns, attempts, circuits, episodes
     async def set_cooldown(self, rule: str, target: str, ttl: float) -> None: ...
     async def cooldown_remaining(self, rule: str, target: str) -> float: ...
@@ -313,6 +317,13 @@ class MemoryStore:
 
     async def lease_holder(self, target: str) -> str | None:
         return holder_of(self._kv.get(f"lease:{target}"))
+
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None:
+        self._kv.set(f"interrupted:{event_id}", steps, ttl)
+
+    async def take_timeline(self, event_id: str) -> str | None:
+        value = self._kv.pop(f"interrupted:{event_id}")
+        return None if value is None else str(value)
 
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool:
         now = time.monotonic()

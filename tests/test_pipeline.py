@@ -337,3 +337,31 @@ async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> No
     text = await (await h.client.get("/metrics")).text()
     assert "remediator_dead_letters_total 1.0" in text
     assert RUNS == {}
+
+
+async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(
+        harness: MakeHarness) -> None:
+    store = MemoryStore()
+    first = await harness(RULES, store=store, shutdown_grace=0.2)
+    event_id = await post_one(first, payload(alert("Probe", service="sd", sleep="1")))
+    while not RUNS["sd"]:
+        await asyncio.sleep(0.01)
+    with structlog.testing.capture_logs() as logs:
+        await first.client.close()  # stops the app: the handler outlives SHUTDOWN_GRACE
+    [interrupted] = [e for e in logs if e["event"] == "remediation.interrupted"]
+    assert interrupted["log_level"] == "warning" and interrupted["event_id"] == event_id
+    assert interrupted["fingerprint"] and interrupted["stage"] == "act"
+    assert await store.get_event(event_id) is None  # no outcome: the job is not lost
+    assert await store.queue_depth() == 1
+
+    second = await harness(RULES, store=store, reclaim_idle=0.1)
+    event = await second.event(event_id, timeout=15)
+    assert event.outcome_label == "succeeded" and len(RUNS["sd"]) == 2
+    names = [step.name for step in event.timeline]
+    assert names[:names.index("outcome")] == [
+        "received", "lease.acquired", "handler.started", "act", "interrupted",
+        "received", "lease.acquired", "handler.started", "act", "handler.finished"]
+    [step] = [s for s in event.timeline if s.name == "interrupted"]
+    assert step.message.startswith("interrupted by the shutdown of replica ")
+    assert "SHUTDOWN_GRACE 200ms ran out" in step.message and step.data["stage"] == "act"
+    assert await store.take_timeline(event_id) is None  # used up

@@ -213,6 +213,16 @@ async def test_the_lease_holder_is_readable(store: Store) -> None:
     assert await store.lease_holder("svc/a") == ""  # held, by no one named
 
 
+async def test_an_interrupted_timeline_is_taken_once(store: Store) -> None:
+    assert await store.take_timeline("ev-1") is None
+    await store.stash_timeline("ev-1", '[{"name": "interrupted"}]', 5.0)
+    await store.stash_timeline("ev-2", "[]", 0.2)
+    assert await store.take_timeline("ev-1") == '[{"name": "interrupted"}]'
+    assert await store.take_timeline("ev-1") is None
+    await asyncio.sleep(0.4)
+    assert await store.take_timeline("ev-2") is None  # expired
+
+
 async def test_lease_expires_by_itself(store: Store) -> None:
     token = await store.acquire_lease("svc/a", 0.4)
     assert token is not None
