@@ -39,7 +39,9 @@ async def make_store(settings: Settings) -> Store:
                     "store; one replica only, nothing survives a restart")
         return MemoryStore(firing_ttl=settings.firing_ttl,
                            audit_max_events=settings.audit_max_events,
-                           max_deliveries=settings.max_deliveries)
+                           max_deliveries=settings.max_deliveries,
+                           max_firing=settings.memory_max_firing,
+                           max_episodes=settings.memory_max_episodes)
     from remediator.redis_store import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
     store: Store = await RedisStore.create(settings)
@@ -97,6 +99,8 @@ def _lifecycle(
         rules.load()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         store = given_store or await make_store(settings)
+        if isinstance(store, MemoryStore):
+            store.on_evict = lambda kind: metrics.store_evictions.labels(kind).inc()
         resources = Resources(settings, session)
         notifier = given_notifier or make_notifier(settings, session, store, metrics)
         replica = replica_name()

@@ -51,6 +51,9 @@ class Keys:
     def episode(self, rule: str, episode: str) -> str:
         return f"{self.prefix}:episode:{rule}:{episode}"
 
+    def resolution(self, rule: str, episode: str) -> str:
+        return f"{self.prefix}:resolved:{rule}:{episode}"
+
     @property
     def firing_index(self) -> str:
         return f"{self.prefix}:{{firing}}:index"

@@ -480,11 +480,11 @@ class Pipeline:
     async def _notify_resolved(self, run: _Run, rule: Rule) -> None:
         """Announce a resolution once, although an Alertmanager HA pair sends it twice.
 
-        A marker that is never released, taken like a lease (atomic, first wins across
-        replicas), says this resolution of this firing episode has been announced.
+        A marker claimed once (atomic, first wins across replicas) says this resolution
+        of this firing episode has been announced.
         """
-        marker = f"resolved/{rule.name}/{run.job.alert.episode}"
-        if await self.store.acquire_lease(marker, self.settings.firing_ttl) is None:
+        if not await self.store.claim_resolution(rule.name, run.job.alert.episode,
+                                                 self.settings.firing_ttl):
             run.step("resolved.duplicate", "this resolution was already announced")
             return
         self.notifier.send(self._notice(run, "resolved"))

@@ -132,6 +132,11 @@ class RedisStore(RedisQueue):
     async def mark_episode(self, rule: str, episode: str, ttl: float) -> None:
         await self._r.set(self.keys.episode(rule, episode), "1", px=ms(ttl))
 
+    @guarded
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool:
+        key = self.keys.resolution(rule, episode)
+        return bool(await self._r.set(key, "1", nx=True, px=ms(ttl)))
+
     # ---- firing-alert index ----------------------------------------------------
     @guarded
     async def firing_labels(self) -> list[dict[str, str]]:

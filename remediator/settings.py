@@ -89,3 +89,8 @@ class Settings(BaseSettings):
         return self.webhook_token is not None or (
             self.webhook_username is not None and self.webhook_password is not None
         )
+
+    # Memory store only: per-alert entries kept at most (oldest evicted, counted in
+    # remediator_store_evictions_total{kind}); Redis keeps them until their TTL.
+    memory_max_firing: int = Field(default=100_000, ge=100)
+    memory_max_episodes: int = Field(default=100_000, ge=100)

@@ -12,8 +12,8 @@ import heapq
 import itertools
 import secrets
 import time
-from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -90,6 +90,8 @@ class Store(Protocol):
     async def circuit_remaining(self, rule: str, target: str) -> float: ...
     async def episode_done(self, rule: str, episode: str) -> bool: ...
     async def mark_episode(self, rule: str, episode: str, ttl: float) -> None: ...
+    # True for the first caller only: this resolution of this episode is announced once
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool: ...
 
     # firing-alert index (inhibition and the "resolved already?" gate)
     async def firing_labels(self) -> list[dict[str, str]]: ...
@@ -131,11 +133,20 @@ def holder_of(token: object) -> str | None:
 
 
 class _Expiring:
-    """A dict whose entries vanish at their deadline (monotonic clock)."""
+    """A dict whose entries vanish at their deadline (monotonic clock).
 
-    def __init__(self) -> None:
+    With a ``cap``, the oldest entry (the first set, or set again, longest ago) goes
+    when one more would exceed it; ``evicted`` is called for each live one dropped.
+    """
+
+    def __init__(self, cap: int | None = None,
+                 evicted: Callable[[], None] | None = None) -> None:
         self._data: dict[str, tuple[Any, float]] = {}
         self._sweep_at = 4096  # sweep when the dict grows past this; then double it
+        self._cap, self._evicted = cap, evicted
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def get(self, key: str) -> Any:
         item = self._data.get(key)
@@ -147,10 +158,17 @@ class _Expiring:
         return item[0]
 
     def set(self, key: str, value: Any, ttl: float) -> None:
+        if self._cap is not None:
+            self._data.pop(key, None)  # set again: now the newest
         self._data[key] = (value, time.monotonic() + ttl)
         if len(self._data) > self._sweep_at:
             self.sweep()
             self._sweep_at = max(4096, 2 * len(self._data))
+        while self._cap is not None and len(self._data) > self._cap:
+            oldest = next(iter(self._data))
+            _, deadline = self._data.pop(oldest)
+            if deadline > time.monotonic() and self._evicted is not None:
+                self._evicted()
 
     def remaining(self, key: str) -> float:
         if self.get(key) is None:
@@ -174,8 +192,13 @@ class MemoryStore:
 
     def __init__(
         self, *, firing_ttl: float = 6 * 3600.0, audit_max_events: int = 10_000,
-        max_deliveries: int = 5,
+        max_deliveries: int = 5, max_firing: int = 100_000, max_episodes: int = 100_000,
     ) -> None:
+        # Per-alert state is capped by count, the oldest evicted first, so an alert storm
+        # cannot take the process's memory: the TTLs alone let 150k alerts hold 400+ MiB.
+        self.evictions: Counter[str] = Counter()
+        self.on_evict: Callable[[str], None] | None = None  # e.g. a metric; set by the app
+        self._max_firing = max_firing
         self._firing_ttl = firing_ttl
         self._audit_max = audit_max_events
         self._seq = itertools.count(1)
@@ -186,7 +209,9 @@ class MemoryStore:
         self._deferred_jobs: dict[str, Job] = {}
         self._dead: deque[dict[str, Any]] = deque(maxlen=1000)
         self._cond = asyncio.Condition()
-        self._kv = _Expiring()
+        self._kv = _Expiring()  # leases, cooldowns, circuits, threads: per target, not capped
+        self._episodes = _Expiring(max_episodes, lambda: self._evict("episode"))
+        self._resolutions = _Expiring(max_episodes, lambda: self._evict("resolution"))
         self._slots: dict[str, dict[str, float]] = {}
         self._attempts: dict[str, list[float]] = {}
         self._firing: dict[str, tuple[str, dict[str, str], float]] = {}
@@ -211,9 +236,13 @@ class MemoryStore:
             self._firing = {fp: item for fp, item in self._firing.items() if item[2] > now}
             self._firing_sweep_at = max(4096, 2 * len(self._firing))
         for alert in firing:
+            self._firing.pop(alert.fingerprint, None)  # sent again: now the newest
             self._firing[alert.fingerprint] = (
                 alert.starts_at.isoformat(), dict(alert.labels), expires,
             )
+        while len(self._firing) > self._max_firing:  # the oldest sent goes first
+            del self._firing[next(iter(self._firing))]
+            self._evict("firing")
         for alert in resolved:
             self._firing.pop(alert.fingerprint, None)
         if jobs:
@@ -363,10 +392,27 @@ class MemoryStore:
         return self._kv.remaining(f"circuit:{rule}|{target}")
 
     async def episode_done(self, rule: str, episode: str) -> bool:
-        return self._kv.get(f"episode:{rule}:{episode}") is not None
+        return self._episodes.get(f"{rule}:{episode}") is not None
 
     async def mark_episode(self, rule: str, episode: str, ttl: float) -> None:
-        self._kv.set(f"episode:{rule}:{episode}", "1", ttl)
+        self._episodes.set(f"{rule}:{episode}", "1", ttl)
+
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool:
+        key = f"{rule}:{episode}"
+        if self._resolutions.get(key) is not None:
+            return False
+        self._resolutions.set(key, "1", ttl)
+        return True
+
+    def _evict(self, kind: str) -> None:
+        self.evictions[kind] += 1
+        if self.on_evict is not None:
+            self.on_evict(kind)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per capped map (for tests and the memory bench)."""
+        return {"firing": len(self._firing), "episode": len(self._episodes),
+                "resolution": len(self._resolutions)}
 
     async def firing_labels(self) -> list[dict[str, str]]:
         now = time.time()

@@ -365,3 +365,14 @@ async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(
     assert step.message.startswith("interrupted by the shutdown of replica ")
     assert "SHUTDOWN_GRACE 200ms ran out" in step.message and step.data["stage"] == "act"
     assert await store.take_timeline(event_id) is None  # used up
+
+
+async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarness) -> None:
+    h = await harness(RULES, memory_max_firing=100, memory_max_episodes=100, workers=0)
+    alerts = [alert("Unmatched", service=f"cap-{i}") for i in range(130)]
+    response = await h.post(payload(*alerts))
+    assert response.status == 202
+    store = h.svc.store
+    assert isinstance(store, MemoryStore) and store.sizes()["firing"] == 100
+    assert h.svc.metrics.registry.get_sample_value(
+        "remediator_store_evictions_total", {"kind": "firing"}) == 30

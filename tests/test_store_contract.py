@@ -295,6 +295,42 @@ async def test_episodes(store: Store) -> None:
     assert not await store.episode_done("r1", episode)
 
 
+async def test_a_resolution_is_claimed_once(store: Store) -> None:
+    episode = alert().episode
+    assert await store.claim_resolution("r1", episode, 0.5)
+    assert not await store.claim_resolution("r1", episode, 0.5)
+    assert await store.claim_resolution("r2", episode, 0.5)  # per rule
+    assert await store.claim_resolution("r1", alert(starts=5).episode, 0.5)
+    await asyncio.sleep(0.8)
+    assert await store.claim_resolution("r1", episode, 0.5)  # the marker expired
+
+
+async def test_the_memory_store_caps_its_per_alert_state() -> None:
+    """Only the memory store: Redis keeps these until their TTL (Redis owns its memory)."""
+    store = MemoryStore(max_firing=100, max_episodes=100)
+    evicted: list[str] = []
+    store.on_evict = evicted.append
+    alerts = [alert(service=f"s{i}") for i in range(150)]
+    await store.accept([], alerts, [])
+    for a in alerts:
+        await store.mark_episode("r1", a.episode, 60.0)
+        assert await store.claim_resolution("r1", a.episode, 60.0)
+    assert store.sizes() == {"firing": 100, "episode": 100, "resolution": 100}
+    assert store.evictions == {"firing": 50, "episode": 50, "resolution": 50}
+    assert sorted(evicted) == ["episode"] * 50 + ["firing"] * 50 + ["resolution"] * 50
+    # the oldest went first
+    assert not await store.is_firing(alerts[49].fingerprint, alerts[49].starts_at.isoformat())
+    assert await store.is_firing(alerts[50].fingerprint, alerts[50].starts_at.isoformat())
+    assert not await store.episode_done("r1", alerts[49].episode)
+    assert await store.episode_done("r1", alerts[50].episode)
+    # an alert sent again is the newest: the next one over the cap evicts another
+    await store.accept([], [alerts[50]], [])
+    await store.accept([], [alert(service="new")], [])
+    assert await store.is_firing(alerts[50].fingerprint, alerts[50].starts_at.isoformat())
+    assert not await store.is_firing(alerts[51].fingerprint, alerts[51].starts_at.isoformat())
+    assert store.sizes()["firing"] == 100 and store.evictions["firing"] == 51
+
+
 # ---- firing index, pause ---------------------------------------------------------------
 def _sorted(labels: list[dict[str, str]]) -> list[list[tuple[str, str]]]:
     return sorted(sorted(item.items()) for item in labels)
