@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from remediator.models import Alert, Job  # noqa: E402
-from remediator.store import MemoryStore  # noqa: E402
+from remediator.models import Alert, Job
+from remediator.store import MemoryStore
 
 
 def alert(i: int) -> Alert:

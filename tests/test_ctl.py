@@ -267,7 +267,7 @@ def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
         [escalation] = notifier.of_kind("escalated")
         text = json.dumps(slack_messages.reply(escalation).blocks)
         [command] = re.findall(r"`(remediator replay [^`]+)`", text)
-        argv = shlex.split(command)[1:] + ["--url", app.url]
+        argv = [*shlex.split(command)[1:], "--url", app.url]
         assert argv[1] == last and "--ignore-circuit" in argv
 
         # As the old message said it: the open circuit skips it, and the exit code says so.

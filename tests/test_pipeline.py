@@ -103,6 +103,16 @@ async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
     return str(ids[0])
 
 
+async def started(buckets: list[str], within: float = 10.0) -> None:
+    """Until the probe handler has run for each bucket."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(RUNS[b] for b in buckets):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the handler never started for {buckets}")
+
+
 async def outcome(h, body) -> str:  # type: ignore[no-untyped-def]
     return str((await h.event(await post_one(h, body))).outcome_label)
 
@@ -141,8 +151,7 @@ async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: Make
 async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHarness) -> None:
     h = await harness(RULES)
     first = await post_one(h, payload(alert("Probe", service="m", sleep="1")))
-    while not RUNS["m"]:
-        await asyncio.sleep(0.01)
+    await started(["m"])
     second = await post_one(h, payload(alert("Probe", service="m", replica="b")))
     loser = await h.event(second)
     assert loser.outcome_label == "skipped:locked"
@@ -344,8 +353,7 @@ async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(
     store = MemoryStore()
     first = await harness(RULES, store=store, shutdown_grace=0.2)
     event_id = await post_one(first, payload(alert("Probe", service="sd", sleep="1")))
-    while not RUNS["sd"]:
-        await asyncio.sleep(0.01)
+    await started(["sd"])
     with structlog.testing.capture_logs() as logs:
         await first.client.close()  # stops the app: the handler outlives SHUTDOWN_GRACE
     [interrupted] = [e for e in logs if e["event"] == "remediation.interrupted"]
