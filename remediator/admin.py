@@ -199,13 +199,14 @@ def rules_info(svc: Service) -> RulesInfo:
         loaded=rules is not None, path=str(holder.path),
         resolved_path=os.path.realpath(holder.path),
         hash=rules.hash if rules else None, count=len(rules) if rules else 0,
-        poll_interval=svc.settings.rules_poll_interval,
-        rules=[rule_info(rule) for rule in rules.rules] if rules else [],
+        poll_interval=svc.settings.rules_poll_interval, dry_run=svc.settings.dry_run,
+        rules=[rule_info(rule, svc.settings.dry_run) for rule in rules.rules] if rules else [],
         last_reload=ReloadInfo.model_validate(last.as_dict()) if last else None,
     )
 
 
-def rule_info(rule: Rule) -> RuleInfo:
+def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
+    source = [name for name, on in (("rule", rule.dry_run), ("service", service_dry_run)) if on]
     return RuleInfo(
         name=rule.name, description=rule.description, enabled=rule.enabled,
         handler=rule.handler.name, matchers=[str(m) for m in rule.matchers],
@@ -214,7 +215,8 @@ def rule_info(rule: Rule) -> RuleInfo:
         escalate=rule.escalate, inhibit_wait=rule.inhibit_wait,
         cooldown=rule.cooldown, lease=rule.lease, max_attempts=rule.max_attempts,
         attempt_window=rule.attempt_window, verify_timeout=rule.verify_timeout,
-        timeout=rule.timeout, dry_run=rule.dry_run, on_resolved=rule.on_resolved,
+        timeout=rule.timeout, dry_run=bool(source), dry_run_source=source,
+        on_resolved=rule.on_resolved,
     )
 
 

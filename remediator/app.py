@@ -39,7 +39,9 @@ async def make_store(settings: Settings) -> Store:
                     "store; one replica only, nothing survives a restart")
         return MemoryStore(firing_ttl=settings.firing_ttl,
                            audit_max_events=settings.audit_max_events,
-                           max_deliveries=settings.max_deliveries)
+                           max_deliveries=settings.max_deliveries,
+                           max_firing=settings.memory_max_firing,
+                           max_episodes=settings.memory_max_episodes)
     from remediator.redis_store import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
     store: Store = await RedisStore.create(settings)
@@ -98,6 +100,8 @@ def _lifecycle(
         rules.load()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         store = given_store or await make_store(settings)
+        if isinstance(store, MemoryStore):
+            store.on_evict = lambda kind: metrics.store_evictions.labels(kind).inc()
         resources = Resources(settings, session)
         notifier = given_notifier or make_notifier(settings, session, store, metrics)
         replica = replica_name()
@@ -132,6 +136,11 @@ def _lifecycle(
                 if consumer not in pipeline.busy:
                     task.cancel()  # idle: waiting for a job; busy ones finish theirs
             _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
+            if pipeline.busy:  # each interrupted job logs remediation.interrupted itself
+                log.warning("service.shutdown_grace_exceeded", grace=settings.shutdown_grace,
+                            interrupted=len(pipeline.busy),
+                            message="cancelling running handlers; their jobs stay queued "
+                                    "and are delivered again")
             for task in pending:
                 task.cancel()
             for task in pending:

@@ -3,7 +3,9 @@
 Talks to a running service (``--url``, else ``REMEDIATOR_URL``, else
 http://127.0.0.1:8080) with the token in ``REMEDIATOR_ADMIN_TOKEN`` (or
 ``REMEDIATOR_ADMIN_TOKEN_FILE``). Tables for people, ``--json`` for scripts.
-Exit codes: 0 done, 1 the service refused or failed, 2 bad usage, 3 cannot connect.
+Exit codes: 0 done, 1 the service refused or failed, 2 bad usage, 3 cannot connect;
+``replay --wait`` also answers for the run: 0 succeeded, noop or dry run, 1 failed,
+4 skipped (cooldown, circuit, pause, lease...), 5 no outcome within the wait.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from remediator.models import Alert
 DEFAULT_URL = "http://127.0.0.1:8080"
 COMMANDS = ("events", "event", "replay", "pause", "resume", "rules")
 PAGE = 500
+
+
+EXIT_FAILED, EXIT_SKIPPED, EXIT_STILL_RUNNING = 1, 4, 5
 
 
 class CtlError(Exception):
@@ -194,7 +199,9 @@ def add_commands(sub: Any) -> None:
     replay.add_argument("--ignore-circuit", action="store_true")
     replay.add_argument("--note", default="", help="why (kept in the audit)")
     replay.add_argument("--wait", type=float, metavar="SECONDS", default=None,
-                        help="wait up to SECONDS for the outcome and print it")
+                        help="wait up to SECONDS for the outcome and print it; the exit "
+                             "code then says how it went: 0 succeeded/noop/dry run, "
+                             "1 failed, 4 skipped, 5 still running")
     pause = sub.add_parser("pause", parents=[common],
                            help="pause all remediation (no options: show the pause state)")
     pause.add_argument("--reason")
@@ -245,7 +252,17 @@ async def _replay(client: AdminClient, args: argparse.Namespace) -> int:
         finished = await client.wait_events(accepted["event_ids"], args.wait)
     _emit(args, accepted | ({"events": finished} if args.wait else {}),
           reports.replay_text(accepted, finished, waited=bool(args.wait)))
-    return 1 if args.wait and len(finished) < len(accepted["event_ids"]) else 0
+    return replay_exit_code(accepted["event_ids"], finished) if args.wait else 0
+
+
+def replay_exit_code(event_ids: list[str], finished: list[dict[str, Any]]) -> int:
+    """The worst of the runs: failed, then still running, then skipped; else 0."""
+    outcomes = {str(event.get("outcome", "")).split(":")[0] for event in finished}
+    if "failed" in outcomes:
+        return EXIT_FAILED
+    if len(finished) < len(event_ids):
+        return EXIT_STILL_RUNNING
+    return EXIT_SKIPPED if "skipped" in outcomes else 0
 
 
 async def _pause(client: AdminClient, args: argparse.Namespace) -> int:

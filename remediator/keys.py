@@ -33,6 +33,9 @@ class Keys:
     def lease(self, target: str) -> str:
         return f"{self.prefix}:lease:{{{target}}}"
 
+    def interrupted(self, event_id: str) -> str:
+        return f"{self.prefix}:interrupted:{event_id}"
+
     def slots(self, group: str) -> str:
         return f"{self.prefix}:slots:{{{group}}}"
 
@@ -47,6 +50,9 @@ class Keys:
 
     def episode(self, rule: str, episode: str) -> str:
         return f"{self.prefix}:episode:{rule}:{episode}"
+
+    def resolution(self, rule: str, episode: str) -> str:
+        return f"{self.prefix}:resolved:{rule}:{episode}"
 
     @property
     def firing_index(self) -> str:

@@ -62,6 +62,11 @@ class Metrics:
             "remediator_store_errors_total", "Store operations that failed.", ["operation"],
             registry=r,
         )
+        self.store_evictions = Counter(
+            "remediator_store_evictions_total",
+            "Entries the memory store dropped at its count cap, oldest first "
+            "(firing index, episode and resolution markers).", ["kind"], registry=r,
+        )
         self.deferred = Counter(
             "remediator_jobs_deferred_total", "Jobs put back to wait (inhibition, busy lease).",
             ["rule", "reason"], registry=r,

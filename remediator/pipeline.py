@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ class _Run:
     timeline: list[Step] = field(default_factory=list)
     plan: Plan | None = None
     rule: Rule | None = None
+    carried: list[Step] = field(default_factory=list)  # of a delivery cut by a shutdown
 
     @property
     def job(self) -> Job:
@@ -122,7 +124,12 @@ class Pipeline:
         try:
             await self._process(run)
         except _Deferred:
+            if run.carried:  # the run that finally happens still tells the whole story
+                await self._stash(run, run.carried)
             return
+        except asyncio.CancelledError:
+            await self._interrupted(run)
+            raise
         except StoreUnavailable as exc:
             # Not acked: the job stays pending and is re-delivered once the store is back.
             self.metrics.store_errors.labels("process").inc()
@@ -138,6 +145,8 @@ class Pipeline:
             await self.store.ack(delivery.id)
             run.log.info("remediation.already_recorded", deliveries=delivery.deliveries)
             return
+        if again:
+            await self._carry_over(run)
         if delivery.deliveries > self.settings.max_deliveries:
             await self.store.dead_letter(delivery, f"delivered {delivery.deliveries} times")
             self.metrics.dead_letters.inc()
@@ -174,6 +183,33 @@ class Pipeline:
             return
         await self._locked_run(run, rule, run.plan)
 
+    # ---- shutdown --------------------------------------------------------------
+    async def _interrupted(self, run: _Run) -> None:
+        """A shutdown cancelled this job (its grace ran out). The job stays un-acked, so it
+        is delivered again (to another replica, or to this one after its restart); the
+        steps so far are kept for that run's audit timeline, and logged now."""
+        stage = run.timeline[-1].name if run.timeline else ""
+        run.step("interrupted", f"interrupted by the shutdown of replica {self.replica} "
+                 f"(SHUTDOWN_GRACE {format_duration(self.settings.shutdown_grace)} ran out); "
+                 "the job stays queued and runs again", replica=self.replica, stage=stage)
+        run.log.warning("remediation.interrupted", replica=self.replica, stage=stage,
+                        message="interrupted by shutdown; the job will be delivered again")
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            await asyncio.wait_for(self._stash(run, run.timeline), 2.0)  # carried included
+
+    async def _stash(self, run: _Run, steps: list[Step]) -> None:
+        data = json.dumps([step.model_dump(mode="json") for step in steps])
+        await self.store.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
+
+    async def _carry_over(self, run: _Run) -> None:
+        """A delivery after a shutdown's interruption starts with the earlier steps."""
+        data = await self.store.take_timeline(run.job.event_id)
+        if data:
+            run.carried = [Step.model_validate(step) for step in json.loads(data)]
+            run.timeline[:0] = run.carried
+            run.log.info("remediation.resumed_after_interruption",
+                         deliveries=run.delivery.deliveries)
+
     async def _wait_for_stale_lease(self, run: _Run, rule: Rule) -> None:
         """A re-delivered job first waits out the target's lease: its first worker may be
         alive and finishing (e.g. after a Redis outage), so no gate may record an outcome yet."""
@@ -209,14 +245,15 @@ class Pipeline:
         if not job.ignore_cooldown:
             left = await self.store.cooldown_remaining(rule.name, target)
             if left > 0:
-                return SkipReason.COOLDOWN, f"in cooldown for {format_duration(left)} more"
+                return SkipReason.COOLDOWN, (f"in cooldown for {format_duration(left)} more "
+                                             "(replay with --ignore-cooldown to override)")
         if not job.ignore_circuit:
             left = await self.store.circuit_remaining(rule.name, target)
             if left > 0:
                 self.metrics.circuit_open.labels(rule.name).set(1)
                 return SkipReason.CIRCUIT_OPEN, (
                     f"circuit open after {rule.max_attempts} failures; closes in "
-                    f"{format_duration(left)} (replay with ignore_circuit to override)"
+                    f"{format_duration(left)} (replay with --ignore-circuit to override)"
                 )
         return None
 
@@ -249,14 +286,14 @@ class Pipeline:
 
     # ---- the lease and the handler ------------------------------------------
     async def _locked_run(self, run: _Run, rule: Rule, plan: Plan) -> None:
-        token = await self.store.acquire_lease(plan.target, rule.lease)
+        token = await self.store.acquire_lease(plan.target, rule.lease, run.job.event_id)
         if token is None:
             self.metrics.lease_contention.labels(rule.name).inc()
             if run.delivery.deliveries > 1:
                 # Re-delivered after a crash: the dead worker's lease must expire first.
                 wait = await self.store.lease_remaining(plan.target) + 0.5
                 await self._defer(run, rule, "locked", "waiting for a stale lease", time.time(), wait)
-            await self._skip(run, SkipReason.LOCKED, f"another worker holds the lease on {plan.target}")
+            await self._lost_lease_race(run, plan.target)
             return
         run.step("lease.acquired", plan.target, ttl=rule.lease)
         slot = None
@@ -282,6 +319,17 @@ class Pipeline:
                 if slot is not None and rule.concurrency_group:
                     await self.store.release_slot(rule.concurrency_group, slot)
                 await self.store.release_lease(plan.target, token)
+
+    async def _lost_lease_race(self, run: _Run, target: str) -> None:
+        """Another job holds the target: this alert is merged into that run."""
+        holder = await self.store.lease_holder(target)
+        if holder:
+            run.step("lease.held", f"by event {holder}", holder=holder)
+            message = (f"merged into event {holder} running on target {target} "
+                       f"(see: remediator event {holder})")
+        else:  # released or expired in between, or taken by an older replica
+            message = f"merged into the run that holds the lease on target {target}"
+        await self._skip(run, SkipReason.LOCKED, message)
 
     async def _gates_under_lease(
         self, run: _Run, rule: Rule, target: str
@@ -432,11 +480,11 @@ class Pipeline:
     async def _notify_resolved(self, run: _Run, rule: Rule) -> None:
         """Announce a resolution once, although an Alertmanager HA pair sends it twice.
 
-        A marker that is never released, taken like a lease (atomic, first wins across
-        replicas), says this resolution of this firing episode has been announced.
+        A marker claimed once (atomic, first wins across replicas) says this resolution
+        of this firing episode has been announced.
         """
-        marker = f"resolved/{rule.name}/{run.job.alert.episode}"
-        if await self.store.acquire_lease(marker, self.settings.firing_ttl) is None:
+        if not await self.store.claim_resolution(rule.name, run.job.alert.episode,
+                                                 self.settings.firing_ttl):
             run.step("resolved.duplicate", "this resolution was already announced")
             return
         self.notifier.send(self._notice(run, "resolved"))

@@ -22,7 +22,7 @@ from remediator.models import AuditEvent
 from remediator.redis_connect import connect
 from remediator.redis_queue import RedisQueue, guarded, log, ms, text
 from remediator.settings import Settings
-from remediator.store import FailureCount, Pause
+from remediator.store import FailureCount, Pause, holder_of, lease_token
 
 _STREAM_ID = re.compile(r"^[0-9]+-[0-9]+$")
 
@@ -54,8 +54,8 @@ class RedisStore(RedisQueue):
 
     # ---- leases and concurrency budgets --------------------------------------
     @guarded
-    async def acquire_lease(self, target: str, ttl: float) -> str | None:
-        token = secrets.token_hex(16)
+    async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None:
+        token = lease_token(holder)
         ok = await self._r.set(self.keys.lease(target), token, nx=True, px=ms(ttl))
         return token if ok else None
 
@@ -70,6 +70,19 @@ class RedisStore(RedisQueue):
     @guarded
     async def lease_remaining(self, target: str) -> float:
         return await self._pttl(self.keys.lease(target))
+
+    @guarded
+    async def lease_holder(self, target: str) -> str | None:
+        return holder_of(await self._r.get(self.keys.lease(target)))
+
+    @guarded
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None:
+        await self._r.set(self.keys.interrupted(event_id), steps, px=ms(ttl))
+
+    @guarded
+    async def take_timeline(self, event_id: str) -> str | None:
+        value = await self._r.getdel(self.keys.interrupted(event_id))
+        return None if value is None else text(value)
 
     async def _pttl(self, key: str) -> float:
         left = int(await self._r.pttl(key))
@@ -118,6 +131,11 @@ class RedisStore(RedisQueue):
     @guarded
     async def mark_episode(self, rule: str, episode: str, ttl: float) -> None:
         await self._r.set(self.keys.episode(rule, episode), "1", px=ms(ttl))
+
+    @guarded
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool:
+        key = self.keys.resolution(rule, episode)
+        return bool(await self._r.set(key, "1", nx=True, px=ms(ttl)))
 
     # ---- firing-alert index ----------------------------------------------------
     @guarded

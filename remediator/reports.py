@@ -106,19 +106,28 @@ def pause_text(state: dict[str, Any]) -> str:
     return f"paused{by} until {state.get('until_iso')} ({left} left): {state.get('reason')}"
 
 
+def dry_run_text(rule: dict[str, Any]) -> str:
+    """``yes (service)``: dry-run is on, and why (the rule, the service's global flag)."""
+    if not rule["dry_run"]:
+        return "no"
+    return "yes (" + "+".join(rule.get("dry_run_source") or ["rule"]) + ")"
+
+
 def rules_text(info: dict[str, Any]) -> str:
     where = info["path"] + (f" -> {info['resolved_path']}"
                             if info["resolved_path"] != info["path"] else "")
     head = [f"rules     {info['count']} loaded from {where}" if info["loaded"]
             else f"rules     NONE loaded ({where})",
             f"hash      {info.get('hash') or '-'}"]
+    if info.get("dry_run"):
+        head.append("dry-run   ON for every rule (the service runs with --dry-run)")
     last = info.get("last_reload")
     if last:
         state = "ok" if last["ok"] else "FAILED (running on the last good rules)"
         head.append(f"reload    {state} at {clock(last['at'])}: {last['message']}")
         head += [f"          {problem}" for problem in last.get("errors", [])]
     rows = [[r["name"], r["handler"], "yes" if r["enabled"] else "no",
-             "yes" if r["dry_run"] else "no", format_duration(r["cooldown"]),
+             dry_run_text(r), format_duration(r["cooldown"]),
              ", ".join(r["matchers"])] for r in info.get("rules", [])]
     if not rows:
         return "\n".join(head)

@@ -205,7 +205,8 @@ class RuleInfo(BaseModel):
     verify_timeout: float
     timeout: float
     inhibit_wait: float
-    dry_run: bool
+    dry_run: bool  # in effect: the rule's own ``dry_run`` or the service's global one
+    dry_run_source: list[Literal["rule", "service"]] = []  # why it is on; empty when off
     on_resolved: str
 
 
@@ -224,6 +225,7 @@ class RulesInfo(BaseModel):
     hash: str | None = None
     count: int = 0
     poll_interval: float
+    dry_run: bool = False  # the service runs with REMEDIATOR_DRY_RUN / --dry-run
     rules: list[RuleInfo]
     last_reload: ReloadInfo | None = None
 

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     body_timeout: Duration = Field(default=30.0, gt=0)  # headers -> whole body read
     max_connections: int = Field(default=1000, ge=1)
 
+    # Memory store only: per-alert entries kept at most (oldest evicted, counted in
+    # remediator_store_evictions_total{kind}); Redis keeps them until their TTL.
+    memory_max_firing: int = Field(default=100_000, ge=100)
+    memory_max_episodes: int = Field(default=100_000, ge=100)
+
     @model_validator(mode="before")
     @classmethod
     def _read_secret_files(cls, data: object) -> object:

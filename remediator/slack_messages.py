@@ -243,11 +243,19 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
         _section(f"*What was tried* (last attempt, handler {code(notice.handler)})\n{tried}"),
         _error_section(notice, "Last error"),
         _section(
-            "*What now*: fix it by hand, or once the cause is gone run it again:\n"
-            f"• replay: `remediator replay {event}` or `POST /api/v1/replay/{event}`\n"
+            "*What now*: fix it by hand, or once the cause is gone run it again (the open "
+            "circuit blocks a plain replay, so the command overrides it):\n"
+            f"• replay: `{replay_command(notice.event_id)}` or "
+            f"`POST /api/v1/replay/{event}` with `{{\"ignore_circuit\": true}}`\n"
             "• pause all remediation: `remediator pause --reason R --for 30m` or "
             '`POST /api/v1/pause` with `{"reason": "R", "for": "30m"}`'),
     ]
+
+
+def replay_command(event_id: str) -> str:
+    """The shell command that re-runs an escalated event: the open circuit would skip a
+    plain replay, and ``--wait`` makes the exit code tell whether it worked."""
+    return f"remediator replay {escape(event_id)} --ignore-circuit --wait 300"
 
 
 def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ import heapq
 import itertools
 import secrets
 import time
-from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -67,12 +67,18 @@ class Store(Protocol):
     async def queue_depth(self) -> int: ...
 
     # leases and concurrency budgets
-    async def acquire_lease(self, target: str, ttl: float) -> str | None: ...
+    # ``holder`` (an event id) is kept with the lease: a loser can say whom it lost to
+    async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None: ...
     async def extend_lease(self, target: str, token: str, ttl: float) -> bool: ...
     async def release_lease(self, target: str, token: str) -> bool: ...
     async def lease_remaining(self, target: str) -> float: ...
+    async def lease_holder(self, target: str) -> str | None: ...
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool: ...
     async def release_slot(self, group: str, token: str) -> None: ...
+
+    # the timeline of a run cut short by a shutdown, for the run that re-delivers the job
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None: ...
+    async def take_timeline(self, event_id: str) -> str | None: ...
 
     # cooldowns, attempts, circuits, episodes
     async def set_cooldown(self, rule: str, target: str, ttl: float) -> None: ...
@@ -84,6 +90,8 @@ class Store(Protocol):
     async def circuit_remaining(self, rule: str, target: str) -> float: ...
     async def episode_done(self, rule: str, episode: str) -> bool: ...
     async def mark_episode(self, rule: str, episode: str, ttl: float) -> None: ...
+    # True for the first caller only: this resolution of this episode is announced once
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool: ...
 
     # firing-alert index (inhibition and the "resolved already?" gate)
     async def firing_labels(self) -> list[dict[str, str]]: ...
@@ -111,12 +119,34 @@ def episode_key(alert: Alert) -> str:
     return alert.episode
 
 
-class _Expiring:
-    """A dict whose entries vanish at their deadline (monotonic clock)."""
+def lease_token(holder: str) -> str:
+    """A fresh lease value: a random token, then who holds it (``<hex>:<holder>``)."""
+    return f"{secrets.token_hex(16)}:{holder}"
 
-    def __init__(self) -> None:
+
+def holder_of(token: object) -> str | None:
+    """The holder kept in a lease value (``None``: no lease; ``""``: none was named)."""
+    if token is None:
+        return None
+    value = token.decode() if isinstance(token, bytes) else str(token)
+    return value.partition(":")[2]
+
+
+class _Expiring:
+    """A dict whose entries vanish at their deadline (monotonic clock).
+
+    With a ``cap``, the oldest entry (the first set, or set again, longest ago) goes
+    when one more would exceed it; ``evicted`` is called for each live one dropped.
+    """
+
+    def __init__(self, cap: int | None = None,
+                 evicted: Callable[[], None] | None = None) -> None:
         self._data: dict[str, tuple[Any, float]] = {}
         self._sweep_at = 4096  # sweep when the dict grows past this; then double it
+        self._cap, self._evicted = cap, evicted
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def get(self, key: str) -> Any:
         item = self._data.get(key)
@@ -128,10 +158,17 @@ class _Expiring:
         return item[0]
 
     def set(self, key: str, value: Any, ttl: float) -> None:
+        if self._cap is not None:
+            self._data.pop(key, None)  # set again: now the newest
         self._data[key] = (value, time.monotonic() + ttl)
         if len(self._data) > self._sweep_at:
             self.sweep()
             self._sweep_at = max(4096, 2 * len(self._data))
+        while self._cap is not None and len(self._data) > self._cap:
+            oldest = next(iter(self._data))
+            _, deadline = self._data.pop(oldest)
+            if deadline > time.monotonic() and self._evicted is not None:
+                self._evicted()
 
     def remaining(self, key: str) -> float:
         if self.get(key) is None:
@@ -155,8 +192,13 @@ class MemoryStore:
 
     def __init__(
         self, *, firing_ttl: float = 6 * 3600.0, audit_max_events: int = 10_000,
-        max_deliveries: int = 5,
+        max_deliveries: int = 5, max_firing: int = 100_000, max_episodes: int = 100_000,
     ) -> None:
+        # Per-alert state is capped by count, the oldest evicted first, so an alert storm
+        # cannot take the process's memory: the TTLs alone let 150k alerts hold 400+ MiB.
+        self.evictions: Counter[str] = Counter()
+        self.on_evict: Callable[[str], None] | None = None  # e.g. a metric; set by the app
+        self._max_firing = max_firing
         self._firing_ttl = firing_ttl
         self._audit_max = audit_max_events
         self._seq = itertools.count(1)
@@ -167,7 +209,9 @@ class MemoryStore:
         self._deferred_jobs: dict[str, Job] = {}
         self._dead: deque[dict[str, Any]] = deque(maxlen=1000)
         self._cond = asyncio.Condition()
-        self._kv = _Expiring()
+        self._kv = _Expiring()  # leases, cooldowns, circuits, threads: per target, not capped
+        self._episodes = _Expiring(max_episodes, lambda: self._evict("episode"))
+        self._resolutions = _Expiring(max_episodes, lambda: self._evict("resolution"))
         self._slots: dict[str, dict[str, float]] = {}
         self._attempts: dict[str, list[float]] = {}
         self._firing: dict[str, tuple[str, dict[str, str], float]] = {}
@@ -192,9 +236,13 @@ class MemoryStore:
             self._firing = {fp: item for fp, item in self._firing.items() if item[2] > now}
             self._firing_sweep_at = max(4096, 2 * len(self._firing))
         for alert in firing:
+            self._firing.pop(alert.fingerprint, None)  # sent again: now the newest
             self._firing[alert.fingerprint] = (
                 alert.starts_at.isoformat(), dict(alert.labels), expires,
             )
+        while len(self._firing) > self._max_firing:  # the oldest sent goes first
+            del self._firing[next(iter(self._firing))]
+            self._evict("firing")
         for alert in resolved:
             self._firing.pop(alert.fingerprint, None)
         if jobs:
@@ -271,11 +319,11 @@ class MemoryStore:
     async def queue_depth(self) -> int:
         return len(self._entries) + len(self._deferred)
 
-    async def acquire_lease(self, target: str, ttl: float) -> str | None:
+    async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None:
         key = f"lease:{target}"
         if self._kv.get(key) is not None:
             return None
-        token = secrets.token_hex(16)
+        token = lease_token(holder)
         self._kv.set(key, token, ttl)
         return token
 
@@ -295,6 +343,16 @@ class MemoryStore:
 
     async def lease_remaining(self, target: str) -> float:
         return self._kv.remaining(f"lease:{target}")
+
+    async def lease_holder(self, target: str) -> str | None:
+        return holder_of(self._kv.get(f"lease:{target}"))
+
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None:
+        self._kv.set(f"interrupted:{event_id}", steps, ttl)
+
+    async def take_timeline(self, event_id: str) -> str | None:
+        value = self._kv.pop(f"interrupted:{event_id}")
+        return None if value is None else str(value)
 
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool:
         now = time.monotonic()
@@ -334,10 +392,27 @@ class MemoryStore:
         return self._kv.remaining(f"circuit:{rule}|{target}")
 
     async def episode_done(self, rule: str, episode: str) -> bool:
-        return self._kv.get(f"episode:{rule}:{episode}") is not None
+        return self._episodes.get(f"{rule}:{episode}") is not None
 
     async def mark_episode(self, rule: str, episode: str, ttl: float) -> None:
-        self._kv.set(f"episode:{rule}:{episode}", "1", ttl)
+        self._episodes.set(f"{rule}:{episode}", "1", ttl)
+
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool:
+        key = f"{rule}:{episode}"
+        if self._resolutions.get(key) is not None:
+            return False
+        self._resolutions.set(key, "1", ttl)
+        return True
+
+    def _evict(self, kind: str) -> None:
+        self.evictions[kind] += 1
+        if self.on_evict is not None:
+            self.on_evict(kind)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per capped map (for tests and the memory bench)."""
+        return {"firing": len(self._firing), "episode": len(self._episodes),
+                "resolution": len(self._resolutions)}
 
     async def firing_labels(self) -> list[dict[str, str]]:
         now = time.time()

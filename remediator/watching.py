@@ -137,7 +137,10 @@ class RulesWatcher:
         return result
 
     def _notice(self, result: ReloadResult, trigger: str, old_hash: str) -> Notice:
-        if result.ok:
+        if result.ok and result.hash == old_hash:  # only after a failed reload (see reload)
+            message = (f"rules file valid again ({trigger}): the failed reload is over; "
+                       f"the rules in effect did not change (hash {result.hash})")
+        elif result.ok:
             message = f"rules reloaded ({trigger}): {result.message}, hash {result.hash}"
         else:
             message = (f"rules reload FAILED ({trigger}); still running on the last good rules "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import time
 import urllib.error
@@ -13,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from remediator import cli
+from remediator import cli, ctl, slack_messages
 from tests.support.admin import (
     ADMIN_TOKEN,
+    RULES,
     Calls,
+    RecordingNotifier,
     ServedApp,
     admin_headers,
     alert,
@@ -113,7 +117,7 @@ def test_what_happened_to_an_alert_and_run_it_again(served: ServedApp,
 
     code, out, _ = run(capsys, "replay", first, "--url", served.url, "--note", "again",
                        "--wait", "20")
-    assert code == 0 and f"replayed {first} as 1 new event(s)" in out
+    assert code == 4 and f"replayed {first} as 1 new event(s)" in out  # 4: skipped
     assert "skipped:cooldown: in cooldown" in out
     code, out, _ = run(capsys, "replay", first, "--url", served.url, "--ignore-cooldown",
                        "--wait", "20", "--json")
@@ -229,3 +233,93 @@ def test_the_installed_command_line(served: ServedApp) -> None:
                            f"http://127.0.0.1:{free_port()}"],
                           env=env, capture_output=True, timeout=60, check=False)
     assert done.returncode == 3 and b"cannot reach" in done.stderr
+
+
+ESCALATING_RULES = """\
+defaults: {cooldown: 15m, max_attempts: 2, attempt_window: 1h}
+rules:
+  - name: fix-it
+    matchers: ['alertname="TestBroken"']
+    handler: test.fix
+    target: 'svc/{{ labels.service }}'
+    params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
+    escalate: '@here'
+"""
+
+
+def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, info = http("GET", f"{served.url}/api/v1/rules", headers=admin_headers())
+        if status == 200 and info["hash"] != old_hash:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("the rules were not reloaded")
+
+
+def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write_rules(tmp_path / "rules.yaml", ESCALATING_RULES)
+    notifier = RecordingNotifier()
+    with serve_in_thread(make_settings(rules), Calls(), notifier) as app:
+        fire(app, service="cli-esc", outcome="failed")
+        last = fire(app, service="cli-esc", outcome="failed")
+        [escalation] = notifier.of_kind("escalated")
+        text = json.dumps(slack_messages.reply(escalation).blocks)
+        [command] = re.findall(r"`(remediator replay [^`]+)`", text)
+        argv = [*shlex.split(command)[1:], "--url", app.url]
+        assert argv[1] == last and "--ignore-circuit" in argv
+
+        # As the old message said it: the open circuit skips it, and the exit code says so.
+        code, out, _ = run(capsys, "replay", last, "--url", app.url, "--wait", "20")
+        assert code == 4 and "skipped:circuit_open" in out
+        assert "(replay with --ignore-circuit to override)" in out  # the skip says how
+        # The cause is still there: the command runs the handler, which fails: exit 1.
+        runs = len(app.calls.acted())
+        code, out, _ = run(capsys, *argv)
+        assert code == 1 and " failed: could not fix svc/cli-esc" in out
+        assert len(app.calls.acted()) == runs + 1
+        # The cause is gone (here: the rule no longer fails): the same command repairs it.
+        old_hash = http("GET", f"{app.url}/api/v1/rules", headers=admin_headers())[1]["hash"]
+        write_rules(rules, ESCALATING_RULES.replace(
+            "'{{ labels.outcome | default(\"succeeded\") }}'", "succeeded"))
+        wait_reloaded(app, old_hash)
+        code, out, _ = run(capsys, *argv)
+        assert code == 0 and " succeeded: fixed svc/cli-esc" in out
+        assert len(app.calls.acted()) == runs + 2
+
+
+@pytest.mark.parametrize(("outcomes", "finished_all", "code"), [
+    (["succeeded"], True, 0), (["noop", "dry_run"], True, 0), (["skipped:cooldown"], True, 4),
+    (["skipped:paused", "failed"], True, 1), (["succeeded"], False, 5),
+    (["failed"], False, 1),
+])
+def test_replay_wait_exit_codes(outcomes: list[str], finished_all: bool, code: int) -> None:
+    finished = [{"event_id": f"e{i}", "outcome": o} for i, o in enumerate(outcomes)]
+    ids = [e["event_id"] for e in finished] + ([] if finished_all else ["still-running"])
+    assert ctl.replay_exit_code(ids, finished) == code
+
+
+RULES_WITH_DRY_RULE = RULES + """\
+  - name: fix-dry
+    matchers: ['alertname="DryBroken"']
+    handler: test.fix
+    target: 'dry/{{ labels.service }}'
+    dry_run: true
+"""
+
+
+def test_rules_show_the_dry_run_in_effect(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
+    with serve_in_thread(make_settings(rules, dry_run=True), Calls()) as app:
+        code, out, _ = run(capsys, "rules", "--url", app.url)
+        assert code == 0 and "dry-run   ON for every rule" in out
+        rows = {line.split()[0]: line.split()[:5] for line in out.splitlines()[-2:]}
+        assert rows["fix-it"][3:5] == ["yes", "(service)"]
+        assert rows["fix-dry"][3:5] == ["yes", "(rule+service)"]
+        info = json.loads(run(capsys, "rules", "--url", app.url, "--json")[1])
+    assert info["dry_run"] is True
+    assert [(r["dry_run"], r["dry_run_source"]) for r in info["rules"]] == [
+        (True, ["service"]), (True, ["rule", "service"])]
+

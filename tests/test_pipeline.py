@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import structlog
+
 from remediator.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
 from remediator.notify import Notice
@@ -101,6 +103,16 @@ async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
     return str(ids[0])
 
 
+async def started(buckets: list[str], within: float = 10.0) -> None:
+    """Until the probe handler has run for each bucket."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if all(RUNS[b] for b in buckets):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the handler never started for {buckets}")
+
+
 async def outcome(h, body) -> str:  # type: ignore[no-untyped-def]
     return str((await h.event(await post_one(h, body))).outcome_label)
 
@@ -134,6 +146,30 @@ async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: Make
     assert event.details["precheck_error"] == "far: connection refused"
     assert "the precheck failed" in event.message
     assert await h.svc.store.circuit_remaining("dry-far", "far/x") == 0
+
+
+async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    first = await post_one(h, payload(alert("Probe", service="m", sleep="1")))
+    await started(["m"])
+    second = await post_one(h, payload(alert("Probe", service="m", replica="b")))
+    loser = await h.event(second)
+    assert loser.outcome_label == "skipped:locked"
+    assert loser.message == (f"merged into event {first} running on target svc/m "
+                             f"(see: remediator event {first})")
+    assert any(s.name == "lease.held" and s.data["holder"] == first for s in loser.timeline)
+    assert (await h.event(first)).outcome_label == "succeeded"
+
+
+async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(
+        harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    with structlog.testing.capture_logs() as logs:
+        event = await h.event(await post_one(h, payload(alert("DryFar"))))
+    assert event.outcome_label == "dry_run"
+    [handler_error] = [e for e in logs if e["event"] == "remediation.handler_error"]
+    assert handler_error["log_level"] == "warning" and handler_error["dry_run"] is True
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
 
 
 async def test_global_dry_run_wins(harness: MakeHarness) -> None:
@@ -310,3 +346,41 @@ async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> No
     text = await (await h.client.get("/metrics")).text()
     assert "remediator_dead_letters_total 1.0" in text
     assert RUNS == {}
+
+
+async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(
+        harness: MakeHarness) -> None:
+    store = MemoryStore()
+    first = await harness(RULES, store=store, shutdown_grace=0.2)
+    event_id = await post_one(first, payload(alert("Probe", service="sd", sleep="1")))
+    await started(["sd"])
+    with structlog.testing.capture_logs() as logs:
+        await first.client.close()  # stops the app: the handler outlives SHUTDOWN_GRACE
+    [interrupted] = [e for e in logs if e["event"] == "remediation.interrupted"]
+    assert interrupted["log_level"] == "warning" and interrupted["event_id"] == event_id
+    assert interrupted["fingerprint"] and interrupted["stage"] == "act"
+    assert await store.get_event(event_id) is None  # no outcome: the job is not lost
+    assert await store.queue_depth() == 1
+
+    second = await harness(RULES, store=store, reclaim_idle=0.1)
+    event = await second.event(event_id, timeout=15)
+    assert event.outcome_label == "succeeded" and len(RUNS["sd"]) == 2
+    names = [step.name for step in event.timeline]
+    assert names[:names.index("outcome")] == [
+        "received", "lease.acquired", "handler.started", "act", "interrupted",
+        "received", "lease.acquired", "handler.started", "act", "handler.finished"]
+    [step] = [s for s in event.timeline if s.name == "interrupted"]
+    assert step.message.startswith("interrupted by the shutdown of replica ")
+    assert "SHUTDOWN_GRACE 200ms ran out" in step.message and step.data["stage"] == "act"
+    assert await store.take_timeline(event_id) is None  # used up
+
+
+async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarness) -> None:
+    h = await harness(RULES, memory_max_firing=100, memory_max_episodes=100, workers=0)
+    alerts = [alert("Unmatched", service=f"cap-{i}") for i in range(130)]
+    response = await h.post(payload(*alerts))
+    assert response.status == 202
+    store = h.svc.store
+    assert isinstance(store, MemoryStore) and store.sizes()["firing"] == 100
+    assert h.svc.metrics.registry.get_sample_value(
+        "remediator_store_evictions_total", {"kind": "firing"}) == 30

@@ -236,7 +236,8 @@ async def test_failures_escalate_in_the_thread_and_the_channel(
     assert "@oncall" in escalation and "<!subteam^S0ONCALL|oncall>" in replies[3].text
     for expected in ("Escalation", "failed 2 times within 1h", "widget/w-1",
                      "act: restarted widget/w-1", "connection reset by peer",
-                     f"remediator replay {second}", f"POST /api/v1/replay/{second}",
+                     f"remediator replay {second} --ignore-circuit --wait 300",
+                     f"POST /api/v1/replay/{second}` with `{{\"ignore_circuit\": true}}",
                      "remediator pause --reason R --for 30m", "POST /api/v1/pause"):
         assert expected in escalation, expected
 

@@ -199,6 +199,30 @@ async def test_lease_is_exclusive_and_only_its_token_extends_or_releases(store: 
     assert await store.acquire_lease("svc/a", 5.0) is not None
 
 
+async def test_the_lease_holder_is_readable(store: Store) -> None:
+    assert await store.lease_holder("svc/a") is None
+    token = await store.acquire_lease("svc/a", 5.0, "01a22229705fe85e94cba8")
+    assert token is not None
+    assert await store.acquire_lease("svc/a", 5.0, "another-event") is None
+    assert await store.lease_holder("svc/a") == "01a22229705fe85e94cba8"
+    assert await store.extend_lease("svc/a", token, 10.0)
+    assert await store.lease_holder("svc/a") == "01a22229705fe85e94cba8"
+    assert await store.release_lease("svc/a", token)
+    assert await store.lease_holder("svc/a") is None
+    assert await store.acquire_lease("svc/a", 5.0) is not None
+    assert await store.lease_holder("svc/a") == ""  # held, by no one named
+
+
+async def test_an_interrupted_timeline_is_taken_once(store: Store) -> None:
+    assert await store.take_timeline("ev-1") is None
+    await store.stash_timeline("ev-1", '[{"name": "interrupted"}]', 5.0)
+    await store.stash_timeline("ev-2", "[]", 0.2)
+    assert await store.take_timeline("ev-1") == '[{"name": "interrupted"}]'
+    assert await store.take_timeline("ev-1") is None
+    await asyncio.sleep(0.4)
+    assert await store.take_timeline("ev-2") is None  # expired
+
+
 async def test_lease_expires_by_itself(store: Store) -> None:
     token = await store.acquire_lease("svc/a", 0.4)
     assert token is not None
@@ -269,6 +293,42 @@ async def test_episodes(store: Store) -> None:
     assert not await store.episode_done("r1", alert(starts=5).episode)
     await asyncio.sleep(1.3)
     assert not await store.episode_done("r1", episode)
+
+
+async def test_a_resolution_is_claimed_once(store: Store) -> None:
+    episode = alert().episode
+    assert await store.claim_resolution("r1", episode, 0.5)
+    assert not await store.claim_resolution("r1", episode, 0.5)
+    assert await store.claim_resolution("r2", episode, 0.5)  # per rule
+    assert await store.claim_resolution("r1", alert(starts=5).episode, 0.5)
+    await asyncio.sleep(0.8)
+    assert await store.claim_resolution("r1", episode, 0.5)  # the marker expired
+
+
+async def test_the_memory_store_caps_its_per_alert_state() -> None:
+    """Only the memory store: Redis keeps these until their TTL (Redis owns its memory)."""
+    store = MemoryStore(max_firing=100, max_episodes=100)
+    evicted: list[str] = []
+    store.on_evict = evicted.append
+    alerts = [alert(service=f"s{i}") for i in range(150)]
+    await store.accept([], alerts, [])
+    for a in alerts:
+        await store.mark_episode("r1", a.episode, 60.0)
+        assert await store.claim_resolution("r1", a.episode, 60.0)
+    assert store.sizes() == {"firing": 100, "episode": 100, "resolution": 100}
+    assert store.evictions == {"firing": 50, "episode": 50, "resolution": 50}
+    assert sorted(evicted) == ["episode"] * 50 + ["firing"] * 50 + ["resolution"] * 50
+    # the oldest went first
+    assert not await store.is_firing(alerts[49].fingerprint, alerts[49].starts_at.isoformat())
+    assert await store.is_firing(alerts[50].fingerprint, alerts[50].starts_at.isoformat())
+    assert not await store.episode_done("r1", alerts[49].episode)
+    assert await store.episode_done("r1", alerts[50].episode)
+    # an alert sent again is the newest: the next one over the cap evicts another
+    await store.accept([], [alerts[50]], [])
+    await store.accept([], [alert(service="new")], [])
+    assert await store.is_firing(alerts[50].fingerprint, alerts[50].starts_at.isoformat())
+    assert not await store.is_firing(alerts[51].fingerprint, alerts[51].starts_at.isoformat())
+    assert store.sizes()["firing"] == 100 and store.evictions["firing"] == 51
 
 
 # ---- firing index, pause ---------------------------------------------------------------

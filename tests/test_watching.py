@@ -113,6 +113,24 @@ def test_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, text: str,
     assert [n.outcome for n in rig.notifier.of_kind("rules_reload")] == ["error", "ok"]
 
 
+def test_unchanged_rules_are_never_announced_as_a_reload(tmp_path: Path) -> None:
+    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    edit(rig.holder.path, RULES)  # rewritten with the same content
+    assert rig.watcher.check() is None
+    assert rig.watcher.check(forced=True) is not None  # SIGHUP: reloaded, nothing to say
+    assert rig.notifier.notices == []
+    edit(rig.holder.path, BROKEN_YAML)
+    edit(rig.holder.path, RULES + "  - name: [unclosed\n")  # still broken
+    rig.watcher.check()
+    rig.watcher.check(forced=True)
+    edit(rig.holder.path, RULES)  # fixed back: the failure notice gets its all-clear
+    rig.watcher.check()
+    messages = [n.message for n in rig.notifier.of_kind("rules_reload")]
+    assert len(messages) == 3 and "FAILED" in messages[0] and "FAILED" in messages[1]
+    assert "unchanged" not in messages[2] and "reloaded" not in messages[2]
+    assert messages[2].startswith("rules file valid again (change): the failed reload is over")
+
+
 def test_a_missing_file_keeps_the_rules(tmp_path: Path) -> None:
     rig = Rig(write_rules(tmp_path / "rules.yaml"))
     rig.holder.path.unlink()

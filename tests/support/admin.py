@@ -19,7 +19,7 @@ from aiohttp import web
 from remediator import Context, HandlerParams, Result, handler, logs
 from remediator.app import create_app
 from remediator.models import AuditEvent
-from remediator.notify import Notice
+from remediator.notify import Notice, Notifier
 from remediator.registry import Registry
 from remediator.settings import Settings
 from remediator.store import Store
@@ -145,7 +145,8 @@ class ServedApp:
 
 
 @contextmanager
-def serve_in_thread(settings: Settings, calls: Calls) -> Iterator[ServedApp]:
+def serve_in_thread(settings: Settings, calls: Calls, notifier: Notifier | None = None,
+                    ) -> Iterator[ServedApp]:
     """Run the real app on a free port in a thread with its own loop (for sync callers
     such as the CLI, which runs ``asyncio.run`` itself, and schemathesis)."""
     port, ready, stop = free_port(), threading.Event(), threading.Event()
@@ -154,7 +155,7 @@ def serve_in_thread(settings: Settings, calls: Calls) -> Iterator[ServedApp]:
     def main() -> None:
         loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(_serve(settings, calls, port, ready, stop))
+            loop.run_until_complete(_serve(settings, calls, port, ready, stop, notifier))
         except BaseException as exc:  # reported to the test below
             failure.append(exc)
             ready.set()
@@ -178,8 +179,8 @@ def serve_in_thread(settings: Settings, calls: Calls) -> Iterator[ServedApp]:
 
 
 async def _serve(settings: Settings, calls: Calls, port: int, ready: threading.Event,
-                 stop: threading.Event) -> None:
-    app = create_app(settings, registry=make_registry(calls))
+                 stop: threading.Event, notifier: Notifier | None = None) -> None:
+    app = create_app(settings, registry=make_registry(calls), notifier=notifier)
     runner = web.AppRunner(app)
     await runner.setup()
     try:
