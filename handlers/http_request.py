@@ -8,7 +8,15 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import Field, field_validator
 
-from remediator import Context, HandlerParams, Result, TemporaryError, handler, url_escape
+from remediator import (
+    Context,
+    HandlerParams,
+    Result,
+    RuleDuration,
+    TemporaryError,
+    handler,
+    url_escape,
+)
 
 _MAX_BODY_SHOWN = 500
 
@@ -19,7 +27,7 @@ class HttpRequestParams(HandlerParams):
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     expect_status: list[int] = Field(default_factory=list)
-    timeout: float = Field(default=10.0, gt=0, le=600)
+    timeout: RuleDuration = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     check = sub.add_parser("check", help="validate a rules file")
     check.add_argument("path", nargs="?", type=Path)
+    check.add_argument("--strict", action="store_true",
+                       help="treat warnings (questionable settings) as errors")
 
     simulate = sub.add_parser("simulate", help="show what a payload would trigger; no effects")
     simulate.add_argument("payload", type=Path, nargs="?",
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "check":
-        return _check(args.path or settings.rules)
+        return _check(args.path or settings.rules, strict=args.strict)
     return _simulate(args, args.rules or settings.rules, args.json)
 
 
@@ -87,14 +89,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check(path: Path) -> int:
+def _check(path: Path, *, strict: bool = False) -> int:
     try:
         rules = load_rules(path, default_registry)
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
+    kind = "error" if strict else "warning"
+    for warning in rules.warnings:
+        print(f"{path}: {kind}: {warning}", file=sys.stderr)
+    if strict and rules.warnings:
+        print(f"{path}: {len(rules.warnings)} warning(s), failed because of --strict",
+              file=sys.stderr)
+        return 1
     enabled = sum(1 for r in rules.rules if r.enabled)
-    print(f"{path}: OK, {len(rules)} rules ({enabled} enabled), hash {rules.hash}")
+    warned = f", {len(rules.warnings)} warning(s)" if rules.warnings else ""
+    print(f"{path}: OK, {len(rules)} rules ({enabled} enabled), hash {rules.hash}{warned}")
     return 0
 
 
