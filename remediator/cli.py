@@ -136,6 +136,11 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_simulation(report))
+    failed = [m for entry in report for m in entry["matches"] if "error" in m]
+    if failed:
+        print(f"remediator simulate: {len(failed)} match(es) cannot render or validate "
+              f"(first: rule {failed[0]['rule']}: {failed[0]['error']})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -179,6 +184,7 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                 match["plan"] = rule.handler.plan(plan.params)
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
+                    match["inhibit_equal"] = list(rule.inhibit_equal)
             entry["matches"].append(match)
         report.append(entry)
     return report
@@ -200,7 +206,9 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
             lines.append(f"    target: {match['target']}")
             lines.append(f"    params: {json.dumps(match['params'])}")
             if match.get("inhibited_by"):
-                lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}")
+                equal = match.get("inhibit_equal")
+                same = f" with the same {', '.join(equal)}" if equal else ""
+                lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
     return "\n".join(lines)
