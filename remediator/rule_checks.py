@@ -79,6 +79,9 @@ def escalate_problem(escalate: str) -> str | None:
     bad = [w for w in words if not _MENTION.fullmatch(w)]
     if not bad:
         return None
+    if bad[0] in _BROADCAST:
+        return (f"escalate: {bad[0]!r} works only alone: next to other mentions write "
+                f"<!{bad[0][1:]}>")
     return (f"escalate: {bad[0]!r} is not a Slack mention and notifies nobody: use @here, "
             "@channel or @everyone (alone), or one or more of <!here>, <!subteam^ID> "
             "(a user group), <@U...> (a user)")
