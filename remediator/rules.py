@@ -193,7 +193,16 @@ def template_context(alert: Alert) -> dict[str, Any]:
 def render(rule: Rule, alert: Alert) -> Plan:
     """Render target and params for ``alert``; raises TemplateError with the reason."""
     context = template_context(alert)
-    target = str(render_value(rule.target_template, context)).strip()
+    target = _checked_target(str(render_value(rule.target_template, context)).strip())
+    raw = render_value(rule.params_template, context)
+    try:
+        params = rule.handler.params.model_validate(raw)
+    except ValidationError as exc:
+        raise TemplateError(f"params for {rule.handler.name}: {_short(exc)}") from exc
+    return Plan(rule=rule, target=target, params=params)
+
+
+def _checked_target(target: str) -> str:
     if not _TARGET.match(target):
         raise TemplateError(
             f"rendered target {target!r} is not a valid target "
@@ -202,12 +211,7 @@ def render(rule: Rule, alert: Alert) -> Plan:
     if dots := [part for part in target.split("/") if part in (".", "..")]:
         raise TemplateError(f"rendered target {target!r} has a {dots[0]!r} segment: a target "
                             "names one thing and may not contain '.' or '..' between slashes")
-    raw = render_value(rule.params_template, context)
-    try:
-        params = rule.handler.params.model_validate(raw)
-    except ValidationError as exc:
-        raise TemplateError(f"params for {rule.handler.name}: {_short(exc)}") from exc
-    return Plan(rule=rule, target=target, params=params)
+    return target
 
 
 def load_rules(path: Path, registry: Registry) -> RuleSet:
@@ -334,6 +338,11 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         raise _Problem(("handler",), f"unknown handler {spec.handler!r} (known: {known})")
     d = parsed.defaults
     target_template = _compiled(("target",), spec.target)
+    if isinstance(target_template, str):  # no template: check it now, not per alert
+        try:
+            _checked_target(target_template.strip())
+        except TemplateError as exc:
+            raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
     params_template = {
         key: _compiled(("params", key), value, handler.escapes.get(key))
         for key, value in spec.params.items()

@@ -280,6 +280,9 @@ def test_a_target_may_not_walk_paths() -> None:
         with pytest.raises(TemplateError, match=f"has a '{service}' segment"):
             render(rules.rules[0], Alert.model_validate(alert("Probe", service=service)))
     assert render(rules.rules[0], Alert.model_validate(alert("Probe", service="a..b"))).target
+    (found,) = problems(rule(target="a/../b"))
+    assert found == ("rule 'a' (line 2): target 'a/../b' has a '..' segment: a target names one "
+                     "thing and may not contain '.' or '..' between slashes (line 5)")
 
 
 # ---- inhibit_equal -------------------------------------------------------------------------
