@@ -25,7 +25,7 @@ WS_RULE = "torghut-ws-not-ready"
 LEASE = "8s"  # a SIGKILLed replica's lease must run out within the demo
 TIMEOUT = "2m"
 VERIFY = {CLICKHOUSE_RULE: "90s", FLINK_RULE: "60s", WS_RULE: "60s"}
-POLL_INTERVAL = 0.5  # seconds (clickhouse.restore_replica takes a number)
+POLL_INTERVAL = "500ms"
 GROUP_WAIT, GROUP_INTERVAL = "1s", "2s"
 
 
@@ -67,7 +67,7 @@ def rules_overlay(clickhouse_nodes: list[str]) -> Overlay:
         if name == CLICKHOUSE_RULE:
             overlay.set(params, "nodes", clickhouse_nodes, name)
         overlay.set(rule, "verify_timeout", VERIFY[name], name, defaults.get("verify_timeout"))
-        overlay.set(params, "poll_interval", POLL_INTERVAL, name, "2s", unit="s")
+        overlay.set(params, "poll_interval", POLL_INTERVAL, name, "2s")
     missing = set(VERIFY) - {r["name"] for r in overlay.document["rules"]}
     if missing:
         raise KeyError(f"{SHIPPED_RULES} lacks the rule(s) {sorted(missing)} the demo replays")

@@ -30,10 +30,10 @@ from handlers.kube import (
 )
 from remediator import (
     Context,
-    Duration,
     HandlerParams,
     PermanentError,
     Result,
+    RuleDuration,
     TemporaryError,
     handler,
 )
@@ -46,8 +46,8 @@ _SHOWN_PODS = 5
 class BounceParams(HandlerParams):
     namespace: Label
     deployment: Subdomain
-    verify_timeout: Duration | None = Field(default=None, gt=0)
-    poll_interval: Duration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
+    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,15 @@ from handlers.clickhouse_nodes import (
     restart_sql,
     restore_sql,
 )
-from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError, handler
+from remediator import (
+    Context,
+    HandlerParams,
+    PermanentError,
+    Result,
+    RuleDuration,
+    TemporaryError,
+    handler,
+)
 
 _NODE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
 
@@ -39,11 +47,11 @@ class RestoreReplicaParams(HandlerParams):
     nodes: list[str] = Field(min_length=1, max_length=64)
     database: str
     table: str | None = None
-    verify_timeout: float | None = Field(default=None, gt=0, le=3600)
+    verify_timeout: RuleDuration | None = Field(default=None, gt=0, le=3600)
     secure: bool = False
-    connect_timeout: float = Field(default=5.0, gt=0, le=60)
-    query_timeout: float = Field(default=30.0, gt=0, le=600)
-    poll_interval: float = Field(default=2.0, gt=0, le=60)
+    connect_timeout: RuleDuration = Field(default=5.0, gt=0, le=60)
+    query_timeout: RuleDuration = Field(default=30.0, gt=0, le=600)
+    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
 
     @field_validator("nodes")
     @classmethod

@@ -30,10 +30,10 @@ from handlers.kube import (
 )
 from remediator import (
     Context,
-    Duration,
     HandlerParams,
     PermanentError,
     Result,
+    RuleDuration,
     TemporaryError,
     handler,
 )
@@ -75,8 +75,8 @@ class FlinkRestartParams(HandlerParams):
     namespace: Label
     name: Label
     restart_when: RestartWhen = Field(default_factory=RestartWhen)
-    verify_timeout: Duration | None = Field(default=None, gt=0)
-    poll_interval: Duration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
+    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from pydantic import Field, field_validator
+from yarl import URL
 
-from remediator import Context, HandlerParams, Result, TemporaryError, handler, url_escape
+from remediator import (
+    Context,
+    HandlerParams,
+    Result,
+    RuleDuration,
+    TemporaryError,
+    handler,
+    url_escape,
+)
 
 _MAX_BODY_SHOWN = 500
+# What may stand in a URL as sent (RFC 3986); anything else must be percent-encoded.
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a header name (RFC 9110)
 
 
 class HttpRequestParams(HandlerParams):
@@ -19,22 +33,38 @@ class HttpRequestParams(HandlerParams):
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     expect_status: list[int] = Field(default_factory=list)
-    timeout: float = Field(default=10.0, gt=0, le=600)
+    timeout: RuleDuration = Field(default=10.0, gt=0, le=600)
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        pos = 0
+        while pos < len(value):  # sent exactly as written: it must be a valid URL already
+            match = _URL_CHARS.match(value, pos)
+            if match is None:
+                raise ValueError(f"{value[pos]!r} at position {pos} of {value!r} must be "
+                                 "percent-encoded")
+            pos = match.end()
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
+        for segment in parts.path.split("/"):
+            if unquote(segment) in (".", ".."):
+                raise ValueError(
+                    f"the path of {value!r} has a {segment!r} segment, which would make the "
+                    "request go to another path: a label value may not be '.' or '..' there")
         return value
 
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
-            if any(ch in key + item for ch in "\r\n"):
-                raise ValueError(f"header {key!r} contains a line break")
+            if not _TOKEN.match(key):
+                raise ValueError(f"header name {key!r} is not a valid name (letters, digits "
+                                 "and !#$%&'*+.^_`|~- only)")
+            if bad := next((ch for ch in item if unicodedata.category(ch) == "Cc"), None):
+                raise ValueError(f"header {key!r}: the value has the control character "
+                                 f"{bad!r}; control characters are not allowed in headers")
         return value
 
     def expected(self, status: int) -> bool:
@@ -62,7 +92,9 @@ async def http_request(params: HttpRequestParams, ctx: Context) -> Result:
     timeout = aiohttp.ClientTimeout(total=min(params.timeout, max(ctx.remaining(), 0.1)))
     try:
         async with ctx.resources.http.request(
-            params.method, params.url, headers=params.headers, json=params.json_body,
+            # encoded=True: the path goes out as rendered, not re-quoted or normalised
+            params.method, URL(params.url, encoded=True), headers=params.headers,
+            json=params.json_body,
             timeout=timeout,
         ) as response:
             text = await response.text(errors="replace")

@@ -5,7 +5,7 @@ handler needs is exported here, and handlers import nothing else from the core.
 """
 
 from remediator.context import Context, Resources
-from remediator.durations import Duration
+from remediator.durations import Duration, RuleDuration
 from remediator.errors import HandlerError, PermanentError, TemporaryError
 from remediator.models import Alert, Outcome, Result
 from remediator.registry import HandlerParams, handler
@@ -21,6 +21,7 @@ __all__ = [
     "PermanentError",
     "Resources",
     "Result",
+    "RuleDuration",
     "TemporaryError",
     "handler",
     "url_escape",

@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     check = sub.add_parser("check", help="validate a rules file")
     check.add_argument("path", nargs="?", type=Path)
+    check.add_argument("--strict", action="store_true",
+                       help="treat warnings (questionable settings) as errors")
 
     simulate = sub.add_parser("simulate", help="show what a payload would trigger; no effects")
     simulate.add_argument("payload", type=Path, nargs="?",
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "check":
-        return _check(args.path or settings.rules)
+        return _check(args.path or settings.rules, strict=args.strict)
     return _simulate(args, args.rules or settings.rules, args.json)
 
 
@@ -87,14 +89,22 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check(path: Path) -> int:
+def _check(path: Path, *, strict: bool = False) -> int:
     try:
         rules = load_rules(path, default_registry)
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
+    kind = "error" if strict else "warning"
+    for warning in rules.warnings:
+        print(f"{path}: {kind}: {warning}", file=sys.stderr)
+    if strict and rules.warnings:
+        print(f"{path}: {len(rules.warnings)} warning(s), failed because of --strict",
+              file=sys.stderr)
+        return 1
     enabled = sum(1 for r in rules.rules if r.enabled)
-    print(f"{path}: OK, {len(rules)} rules ({enabled} enabled), hash {rules.hash}")
+    warned = f", {len(rules.warnings)} warning(s)" if rules.warnings else ""
+    print(f"{path}: OK, {len(rules)} rules ({enabled} enabled), hash {rules.hash}{warned}")
     return 0
 
 
@@ -126,6 +136,11 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(format_simulation(report))
+    failed = [m for entry in report for m in entry["matches"] if "error" in m]
+    if failed:
+        print(f"remediator simulate: {len(failed)} match(es) cannot render or validate "
+              f"(first: rule {failed[0]['rule']}: {failed[0]['error']})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -169,6 +184,7 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                 match["plan"] = rule.handler.plan(plan.params)
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
+                    match["inhibit_equal"] = list(rule.inhibit_equal)
             entry["matches"].append(match)
         report.append(entry)
     return report
@@ -190,7 +206,9 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
             lines.append(f"    target: {match['target']}")
             lines.append(f"    params: {json.dumps(match['params'])}")
             if match.get("inhibited_by"):
-                lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}")
+                equal = match.get("inhibit_equal")
+                same = f" with the same {', '.join(equal)}" if equal else ""
+                lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
     return "\n".join(lines)

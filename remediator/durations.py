@@ -9,6 +9,7 @@ from pydantic import BeforeValidator
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 
 
 def parse_duration(value: object) -> float:
@@ -34,6 +35,16 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+def parse_rule_duration(value: object) -> float:
+    """Return seconds for a duration written in ``rules.yaml``: the unit is required."""
+    if isinstance(value, bool) or value is None or not isinstance(value, int | float | str):
+        raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '15m', '1h30m'")
+    text = value.strip() if isinstance(value, str) else repr(value)
+    if _NUMBER.fullmatch(text):
+        raise ValueError(f"{text} has no unit: write {text}s or {text}m")
+    return parse_duration(text)
+
+
 def format_duration(seconds: float) -> str:
     """The shortest readable form of ``seconds`` (``1h30m``, ``45s``, ``250ms``)."""
     if seconds < 1:
@@ -47,4 +58,11 @@ def format_duration(seconds: float) -> str:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""A pydantic field type: accepts ``'15m'`` or seconds, stores seconds."""
+"""A pydantic field type: accepts ``'15m'`` or a number of seconds, stores seconds.
+
+For settings and values built in code; ``rules.yaml`` and handler params use
+``RuleDuration``."""
+
+RuleDuration = Annotated[float, BeforeValidator(parse_rule_duration)]
+"""A pydantic field type for what operators write (``rules.yaml``, handler params):
+``'90s'``, ``'15m'``, ``'1h30m'``; a bare number is an error (seconds? minutes?)."""

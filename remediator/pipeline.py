@@ -17,7 +17,6 @@ from remediator.context import Context, Resources
 from remediator.durations import format_duration
 from remediator.errors import StoreUnavailable, TemplateError
 from remediator.execution import execute
-from remediator.matchers import matches_all
 from remediator.metrics import Metrics
 from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason, Step
 from remediator.notify import Notice, Notifier
@@ -259,9 +258,7 @@ class Pipeline:
 
     async def _inhibitor(self, run: _Run, rule: Rule) -> str | None:
         for labels in await self.store.firing_labels():
-            if labels == run.job.alert.labels:
-                continue
-            if matches_all(rule.inhibited_by, labels):
+            if rule.inhibits(labels, run.job.alert.labels):
                 return labels.get("alertname", "?") + _brief(labels)
         return None
 

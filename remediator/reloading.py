@@ -69,4 +69,6 @@ class RulesHolder:
         self.metrics.rules_loaded.set(len(rules))
         if changed:
             log.info("rules.loaded", path=str(self.path), hash=rules.hash, rules=len(rules))
+            if rules.warnings:  # questionable settings: `remediator check --strict` fails on them
+                log.warning("rules.warnings", path=str(self.path), warnings=list(rules.warnings))
         return self.last

@@ -38,7 +38,7 @@ from tests.support.kube import (
 NS, NAME = "torghut", "torghut-ws"
 LABELS = {"app.kubernetes.io/name": "torghut-ws"}
 SELECTOR = "app.kubernetes.io/name=torghut-ws"
-PARAMS: dict[str, Any] = {"namespace": NS, "deployment": NAME, "poll_interval": 0.05}
+PARAMS: dict[str, Any] = {"namespace": NS, "deployment": NAME, "poll_interval": "50ms"}
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ async def test_pods_that_never_go_keep_it_at_zero_with_the_annotation(
     controller = settle(cluster, 1, terminate_after=10**9)  # stuck terminating (a finalizer)
     stuck = controller.created[0]
     async with background(controller.run):
-        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": 0.5},
+        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": "500ms"},
                                       resources)
     assert result.outcome is Outcome.FAILED and result.retryable
     assert f"1 pod(s) of Deployment {NS}/{NAME} still exist 0.5s after scaling to 0" in (
@@ -197,7 +197,7 @@ async def test_not_ready_after_scale_up_fails_with_the_last_status(
     controller = settle(cluster, 1)
     controller.ready_after = 10**9  # the new pod never becomes ready
     async with background(controller.run):
-        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": 0.5},
+        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": "500ms"},
                                       resources)
     assert result.outcome is Outcome.FAILED and result.retryable
     assert "was scaled back to 1 but is not ready after 0.5s" in result.message

@@ -137,7 +137,7 @@ async def test_keeper_down_holds_then_recovers_when_it_returns(
     await asyncio.to_thread(cluster.wait_readonly, DB, True)
     ctx = _context(resources, verify_timeout=90.0, timeout=110.0)
     task = asyncio.create_task(_run(ctx, {"nodes": cluster.addresses, "database": DB,
-                                          "poll_interval": 0.5}))
+                                          "poll_interval": "500ms"}))
     for _ in range(600):  # until the handler verifies (it polls every 0.5 s)
         if _steps(ctx, "verify") or task.done():
             break
@@ -181,7 +181,7 @@ async def test_lost_keeper_metadata_restore_refused_by_old_server(
     await asyncio.to_thread(cluster.wait_keeper)
     await asyncio.to_thread(cluster.wait_readonly, DB, True)
     params = {"nodes": cluster.addresses, "database": DB, "table": "ta_signals",
-              "verify_timeout": 2, "poll_interval": 0.5}
+              "verify_timeout": "2s", "poll_interval": "500ms"}
 
     planned = await _run(_context(resources, dry_run=True), params)
     restore = "SYSTEM RESTORE REPLICA `torghut`.`ta_signals`"
@@ -220,7 +220,7 @@ async def test_a_node_that_is_down_is_reported(cluster: ClickHouseCluster,
     await asyncio.to_thread(down.stop)
     ctx = _context(resources)
     result = await _run(ctx, {"nodes": cluster.addresses, "database": DB,
-                              "connect_timeout": 2})
+                              "connect_timeout": "2s"})
 
     assert result.outcome is Outcome.FAILED
     assert result.retryable
@@ -236,7 +236,7 @@ async def test_dry_run_with_keeper_down_and_a_node_down(cluster: ClickHouseClust
     down = cluster.nodes[1]
     await asyncio.to_thread(down.stop)
     result = await _run(_context(resources, dry_run=True),
-                        {"nodes": cluster.addresses, "database": DB, "connect_timeout": 2})
+                        {"nodes": cluster.addresses, "database": DB, "connect_timeout": "2s"})
 
     assert result.outcome is Outcome.DRY_RUN, result.message
     up = cluster.addresses[0]
@@ -311,7 +311,7 @@ async def test_hostile_label_is_rejected_and_nothing_runs(cluster: ClickHouseClu
 @pytest.mark.parametrize("bad", [
     {"nodes": ["chi-0"]}, {"nodes": ["chi-0:99999"]}, {"nodes": ["a b:9000"]},
     {"nodes": []}, {"nodes": ["a:9000", "a:9000"]}, {"database": "torghut`"},
-    {"table": "ta-signals"}, {"table": "1st"}, {"verify_timeout": 0},
+    {"table": "ta-signals"}, {"table": "1st"}, {"verify_timeout": "0s"},
 ])
 def test_params_are_validated(bad: dict[str, Any]) -> None:
     params = {"nodes": ["chi-torghut-0:9000", "[::1]:9440"], "database": DB, **bad}

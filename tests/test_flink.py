@@ -33,7 +33,7 @@ from tests.support.kube import (
 )
 
 NS, NAME = "torghut", "torghut-ta"
-PARAMS: dict[str, Any] = {"namespace": NS, "name": NAME, "poll_interval": 0.05}
+PARAMS: dict[str, Any] = {"namespace": NS, "name": NAME, "poll_interval": "50ms"}
 
 
 @pytest.fixture

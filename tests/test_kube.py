@@ -31,7 +31,7 @@ from tests.support.kube import (
 from tests.support.procs import free_port
 
 NS, NAME = "torghut", "torghut-ta"
-PARAMS = {"namespace": NS, "name": NAME, "poll_interval": 0.05}
+PARAMS = {"namespace": NS, "name": NAME, "poll_interval": "50ms"}
 
 
 @pytest.fixture

@@ -281,6 +281,28 @@ async def test_inhibited_gives_up_after_inhibit_wait(harness: MakeHarness) -> No
     assert event.outcome_label == "skipped:inhibited" and "Storage" in event.message
 
 
+SCOPED = """\
+  - name: scoped
+    matchers: ['alertname="Scoped"']
+    handler: test.probe
+    target: 'scoped/{{ labels.namespace }}'
+    params: {bucket: scoped}
+    inhibited_by: ['alertname="Storage"']
+    inhibit_equal: [namespace]
+    inhibit_wait: 0s
+"""
+
+
+async def test_inhibit_equal_blocks_only_with_equal_labels(harness: MakeHarness) -> None:
+    h = await harness(RULES + SCOPED)
+    await h.post(payload(alert("Storage", namespace="a")))
+    other = await h.event(await post_one(h, payload(alert("Scoped", namespace="b"))))
+    assert other.outcome_label == "succeeded", other.message
+    same = await h.event(await post_one(h, payload(alert("Scoped", namespace="a"))))
+    assert same.outcome_label == "skipped:inhibited"
+    assert "inhibited by firing alert Storage{namespace=a}" in same.message
+
+
 async def test_locked(harness: MakeHarness) -> None:
     h = await harness(RULES)
     token = await h.svc.store.acquire_lease("svc/l", 60)

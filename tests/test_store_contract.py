@@ -17,8 +17,10 @@ import pytest
 
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.redis_store import RedisStore
+from remediator.rules import parse_rules
 from remediator.settings import Settings
 from remediator.store import MemoryStore, Pause, Store
+from tests.support.handlers import make_registry
 from tests.support.redis_server import RedisClusterNodes, RedisServer
 
 StoreFactory = Callable[..., Awaitable[Store]]
@@ -352,6 +354,34 @@ async def test_firing_index(store: Store) -> None:
     assert await store.is_firing(again.fingerprint, again.starts_at.isoformat())
     assert not await store.is_firing(a.fingerprint, a.starts_at.isoformat())
     assert await store.queue_depth() == 1
+
+
+INHIBITED = b"""
+rules:
+  - name: flink
+    matchers: ['alertname="FlinkFailed"']
+    handler: test.probe
+    target: t
+    inhibited_by: ['alertname="Readonly"']
+    inhibit_equal: [namespace]
+"""
+
+
+async def test_firing_index_answers_inhibit_equal(store: Store) -> None:
+    """The index keeps every label of a firing alert: inhibit_equal compares them."""
+    (rule,) = parse_rules(INHIBITED, "rules.yaml", make_registry()).rules
+    in_a, unscoped = alert("Readonly", namespace="a", database="x"), alert("Readonly", db="y")
+    await store.accept([], [in_a, unscoped, alert("Other", namespace="b")], [])
+
+    async def blockers(**labels: str) -> list[dict[str, str]]:
+        target = alert("FlinkFailed", **labels).labels
+        return [b for b in await store.firing_labels() if rule.inhibits(b, target)]
+
+    assert await blockers(namespace="a") == [in_a.labels]
+    assert await blockers(namespace="b") == []
+    assert await blockers() == [unscoped.labels]  # missing on both counts as equal
+    await store.accept([], [], [in_a.model_copy(update={"status": "resolved"})])
+    assert await blockers(namespace="a") == []
 
 
 async def test_firing_entries_expire(make_store: StoreFactory) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.app import create_app
@@ -362,3 +363,15 @@ def test_sighup_reloads_a_running_service(tmp_path: Path) -> None:
     assert proc.returncode == 0, err.decode()[-2000:]
     log = err.decode()
     assert '"trigger": "sighup"' in log and '"event": "rules.reload_failed"' in log
+
+
+def test_a_reload_logs_the_warnings(tmp_path: Path) -> None:
+    path = write_rules(tmp_path / "rules.yaml", RULES)
+    rig = Rig(path)
+    with structlog.testing.capture_logs() as logs:
+        edit(path, "concurrency_limits: {unused: 1}\n" + RULES)
+        assert rig.holder.load().ok
+    (warned,) = [e for e in logs if e["event"] == "rules.warnings"]
+    assert warned["log_level"] == "warning" and warned["path"] == str(path)
+    assert warned["warnings"] == [
+        "concurrency_limits.unused: no rule has concurrency_group: unused (line 1)"]
