@@ -39,8 +39,8 @@ from tests.support.kube import (
 HANDLERS = Path(handlers.flink.__file__).parent
 KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py"]
 NS = "torghut"
-FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": 0.05}
-BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": 0.05}
+FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
+BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
 LABELS = {"app": "torghut-ws"}
 
 
