@@ -4,12 +4,12 @@ This module is the whole public surface for handler plugins: everything a
 handler needs is exported here, and handlers import nothing else from the core.
 """
 
-from remediator.context import Context, Resources
 from remediator.durations import Duration, RuleDuration
 from remediator.errors import HandlerError, PermanentError, TemporaryError
+from remediator.handling.context import Context, Resources
+from remediator.handling.escapes import url_escape
+from remediator.handling.registry import HandlerParams, handler
 from remediator.models import Alert, Outcome, Result
-from remediator.registry import HandlerParams, handler
-from remediator.templates import url_escape
 
 __all__ = [
     "Alert",

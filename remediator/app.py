@@ -13,18 +13,20 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator import admin, api_errors, server
-from remediator.context import Resources
-from remediator.intake import Intake
+from remediator.api import admin
+from remediator.api import errors as api_errors
+from remediator.api import webhook as server
+from remediator.api.intake import Intake
+from remediator.api.service import SERVICE, Service
+from remediator.handling.context import Resources
+from remediator.handling.registry import Registry, default_registry
 from remediator.metrics import Metrics
-from remediator.notify import LogNotifier, Notifier
-from remediator.pipeline import Pipeline
-from remediator.registry import Registry, default_registry
-from remediator.reloading import RulesHolder
-from remediator.service import SERVICE, Service
+from remediator.notify.notice import LogNotifier, Notifier
+from remediator.rules.holder import RulesHolder
+from remediator.rules.watcher import RulesWatcher
 from remediator.settings import Settings
-from remediator.store import MemoryStore, Store
-from remediator.watching import RulesWatcher
+from remediator.store.memory import MemoryStore, Store
+from remediator.worker.pipeline import Pipeline
 
 log = structlog.get_logger("remediator.app")
 
@@ -42,7 +44,7 @@ async def make_store(settings: Settings) -> Store:
                            max_deliveries=settings.max_deliveries,
                            max_firing=settings.memory_max_firing,
                            max_episodes=settings.memory_max_episodes)
-    from remediator.redis_store import RedisStore  # type: ignore[import-not-found,unused-ignore]
+    from remediator.store.redis.store import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
     store: Store = await RedisStore.create(settings)
     return store
@@ -51,7 +53,7 @@ async def make_store(settings: Settings) -> Store:
 def make_notifier(settings: Settings, session: aiohttp.ClientSession, store: Store,
                   metrics: Metrics) -> Notifier:
     if settings.slack_bot_token or settings.slack_webhook_url:
-        from remediator.slack import SlackNotifier  # type: ignore[import-not-found,unused-ignore]
+        from remediator.notify.slack.client import SlackNotifier  # type: ignore[import-not-found,unused-ignore]
 
         notifier: Notifier = SlackNotifier(
             settings=settings, session=session, store=store, metrics=metrics

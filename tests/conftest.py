@@ -9,11 +9,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
-from remediator.registry import Registry
-from remediator.service import SERVICE, Service
+from remediator.handling.registry import Registry
 from remediator.settings import Settings
-from remediator.store import MemoryStore
+from remediator.store.memory import MemoryStore
 from tests.support.handlers import RUNS, make_registry
 
 TOKEN = "test-token"

@@ -18,11 +18,11 @@ from aiohttp import web
 
 from remediator import Context, HandlerParams, Result, handler, logs
 from remediator.app import create_app
+from remediator.handling.registry import Registry
 from remediator.models import AuditEvent
-from remediator.notify import Notice, Notifier
-from remediator.registry import Registry
+from remediator.notify.notice import Notice, Notifier
 from remediator.settings import Settings
-from remediator.store import Store
+from remediator.store.memory import Store
 from tests.support.procs import free_port
 
 ADMIN_TOKEN = "admin-secret-token"

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Literal
 
 from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError
-from remediator.registry import Registry, handler
+from remediator.handling.registry import Registry, handler
 
 RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
 
@@ -47,3 +47,14 @@ def make_registry() -> Registry:
         return Result.succeeded("fixed and verified")
 
     return registry
+
+
+# One rule on test.probe, shared by the HTTP tests.
+PROBE_RULES = """
+rules:
+  - name: probe
+    matchers: ['alertname="Probe"']
+    handler: test.probe
+    target: 'svc/{{ labels.service }}'
+    params: {bucket: web}
+"""

@@ -45,8 +45,8 @@ import yaml
 
 import handlers  # noqa: F401 - registers the built-in handlers
 from remediator import Alert, Context, Resources, Result
-from remediator.execution import execute
-from remediator.registry import default_registry
+from remediator.handling.execution import execute
+from remediator.handling.registry import default_registry
 from remediator.settings import Settings
 
 FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
