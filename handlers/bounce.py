@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio import client
-from pydantic import Field
 
 from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
 from remediator import (
@@ -20,9 +19,10 @@ from remediator import (
     HandlerParams,
     Observations,
     PermanentError,
+    PollInterval,
     Result,
-    RuleDuration,
     TemporaryError,
+    VerifyTimeout,
     handler,
     planned_within,
     poll,
@@ -39,8 +39,8 @@ _SHOWN_PODS = 5
 class BounceParams(HandlerParams):
     namespace: Label
     deployment: Subdomain
-    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: VerifyTimeout = None
+    poll_interval: PollInterval = 2.0
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from remediator import (
     HandlerParams,
     Observations,
     PermanentError,
+    PollInterval,
     Result,
     RuleDuration,
     TemporaryError,
@@ -44,7 +45,7 @@ class RestoreReplicaParams(HandlerParams):
     secure: bool = False
     connect_timeout: RuleDuration = Field(default=5.0, gt=0, le=60)
     query_timeout: RuleDuration = Field(default=30.0, gt=0, le=600)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    poll_interval: PollInterval = 2.0
 
     @field_validator("nodes")
     @classmethod

@@ -23,8 +23,9 @@ from remediator import (
     HandlerParams,
     Observations,
     PermanentError,
+    PollInterval,
     Result,
-    RuleDuration,
+    VerifyTimeout,
     handler,
     planned_within,
     poll,
@@ -70,8 +71,8 @@ class FlinkRestartParams(HandlerParams):
     namespace: Label
     name: Label
     restart_when: RestartWhen = Field(default_factory=RestartWhen)
-    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: VerifyTimeout = None
+    poll_interval: PollInterval = 2.0
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
+from pydantic import Field
+
+from remediator.durations import RuleDuration
 from remediator.errors import TemporaryError
 from remediator.handling.context import Context
 
@@ -21,6 +24,11 @@ S = TypeVar("S")
 
 MAX_CONFLICTS = 3  # guarded writes: re-read and try again this many times on a conflict
 _RULES_VERIFY = "the rule's verify_timeout"
+
+VerifyTimeout = Annotated[RuleDuration | None, Field(gt=0)]
+"""A params field that overrides the rule's ``verify_timeout`` (``= None``: the rule's)."""
+PollInterval = Annotated[RuleDuration, Field(gt=0, le=60)]
+"""A params field: how long to sleep between two reads while verifying (e.g. ``= 2.0``)."""
 
 
 class Conflict(TemporaryError):
