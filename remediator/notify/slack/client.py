@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,12 +36,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
 from remediator.notify.slack.blocks import Message
 from remediator.notify.slack.retry import retry_after, retry_handlers
+from remediator.notify.slack.threads import Threads
 from remediator.settings import Settings
 from remediator.store.memory import Store
 
@@ -79,9 +79,10 @@ class SlackNotifier:
         max_retry_after: float = 30.0,
         min_thread_ttl: float = 60.0,
     ) -> None:
-        self._store, self._metrics = store, metrics
+        self._metrics = metrics
         self._queue_size, self._close_timeout = queue_size, close_timeout
-        self._message_timeout, self._min_thread_ttl = message_timeout, min_thread_ttl
+        self._message_timeout = message_timeout
+        self._threads = Threads(store, min_thread_ttl)
         self._secrets = _secrets(settings)
         handlers = retry_handlers(retries, max_retry_after)
         self._web: AsyncWebClient | None = None
@@ -106,7 +107,6 @@ class SlackNotifier:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._dropping = 0
-        self._threads: OrderedDict[str, str] = OrderedDict()  # event id -> parent ts
         self._not_before = 0.0  # monotonic time before which Slack asked us not to post
 
     # ---- the Notifier protocol ------------------------------------------------------
@@ -179,50 +179,19 @@ class SlackNotifier:
         if notice.kind == "rules_reload":
             await self._post(messages.parent(notice), None)
             return "sent"
-        thread = await self._find_thread(notice)
+        thread = await self._threads.find(notice)
         if notice.kind == "resolved" and thread is None:
             return "skipped"  # nothing of ours to close: we never acted on this incident
         if self._web is None:
             await self._post(messages.flat(notice), None)
-            thread = thread or await self._claim(notice, f"webhook:{notice.event_id}")
+            thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
         elif thread is None:
-            thread = await self._claim(notice, await self._post(messages.parent(notice), None))
+            thread = await self._threads.claim(notice,
+                                               await self._post(messages.parent(notice), None))
         else:
             await self._post(messages.reply(notice), thread)
-        self._remember(notice.event_id, thread)
+        self._threads.remember(notice.event_id, thread)
         return "sent"
-
-    # ---- threads ----------------------------------------------------------------------
-    async def _find_thread(self, notice: Notice) -> str | None:
-        if notice.event_id in self._threads:
-            return self._threads[notice.event_id]
-        if not notice.target:
-            return None
-        try:
-            return await self._store.get_thread(notice.rule, notice.target)
-        except StoreUnavailable as exc:  # post without the thread rather than not at all
-            log.warning("slack.thread_lookup_failed", rule=notice.rule, target=notice.target,
-                        error=str(exc))
-            return None
-
-    async def _claim(self, notice: Notice, ts: str) -> str:
-        """Make ``ts`` the incident's thread, unless another replica was first."""
-        if not notice.target:
-            return ts
-        ttl = max(notice.cooldown, self._min_thread_ttl)
-        try:
-            return await self._store.claim_thread(notice.rule, notice.target, ts, ttl)
-        except StoreUnavailable as exc:
-            log.warning("slack.thread_claim_failed", rule=notice.rule, target=notice.target,
-                        error=str(exc))
-            return ts
-
-    def _remember(self, event_id: str, thread: str) -> None:
-        if event_id:
-            self._threads[event_id] = thread
-            self._threads.move_to_end(event_id)
-            while len(self._threads) > 1024:
-                self._threads.popitem(last=False)
 
     # ---- transport --------------------------------------------------------------------
     async def _post(self, message: Message, thread_ts: str | None) -> str:
