@@ -12,30 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio import client
-from pydantic import Field
 
-from handlers.kube import (
-    MAX_CONFLICTS,
-    MERGE_PATCH,
-    ApiRequest,
-    Conflict,
-    Label,
-    Observations,
-    Subdomain,
-    api_client,
-    poll,
-    seconds,
-    selector_string,
-    send,
-)
+from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
 from remediator import (
     Context,
     HandlerParams,
+    Observations,
     PermanentError,
+    PollInterval,
     Result,
-    RuleDuration,
     TemporaryError,
+    VerifyTimeout,
     handler,
+    planned_within,
+    poll,
+    rereading_conflicts,
+    seconds,
+    verify_within,
 )
 
 ANNOTATION = "remediator.io/bounce-replicas"
@@ -46,8 +39,8 @@ _SHOWN_PODS = 5
 class BounceParams(HandlerParams):
     namespace: Label
     deployment: Subdomain
-    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: VerifyTimeout = None
+    poll_interval: PollInterval = 2.0
 
 
 @dataclass(frozen=True)
@@ -146,9 +139,7 @@ def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[
 
 
 def _describe(params: BounceParams) -> list[str]:
-    if params.verify_timeout is None:
-        return _plan(params, "the rule's verify_timeout")
-    return _plan(params, seconds(params.verify_timeout))
+    return _plan(params, planned_within(params))
 
 
 class _Deployment:
@@ -170,12 +161,9 @@ class _Deployment:
         return Seen.of(dep, self.where)
 
     async def patch(self, body: dict[str, Any]) -> None:
-        p = self.params
-        await send(self.ctx, self.request.with_body(body),
-                   lambda timeout: self.apps.patch_namespaced_deployment(
-                       p.deployment, p.namespace, body,
-                       # the .pyi stubs omit this keyword although the runtime accepts it
-                       _content_type=MERGE_PATCH, _request_timeout=timeout))  # type: ignore[call-arg]
+        await send_patch(self.ctx, self.request.with_body(body),
+                         self.apps.patch_namespaced_deployment,
+                         self.params.deployment, self.params.namespace)
 
     async def pods(self, selector: str, *, record: bool = True) -> list[str]:
         """Names of the pods matching ``selector`` (terminating ones included)."""
@@ -196,7 +184,7 @@ def _shown(names: list[str]) -> str:
 async def bounce(params: BounceParams, ctx: Context) -> Result:
     """Scale a Deployment to 0, wait until its pods are gone, scale it back, wait until ready."""
     dep = _Deployment(await api_client(ctx), params, ctx)
-    timeout = params.verify_timeout or ctx.verify_timeout
+    timeout = verify_within(params, ctx)
     seen = await dep.read()
     if not seen.selector:
         raise PermanentError(f"{dep.where} has an empty selector; refusing to bounce")
@@ -216,7 +204,8 @@ async def bounce(params: BounceParams, ctx: Context) -> Result:
 
 async def _record(dep: _Deployment, seen: Seen) -> int:
     """The count to restore: the annotation of an interrupted bounce, else record spec.replicas."""
-    for _ in range(MAX_CONFLICTS):
+
+    async def attempt(seen: Seen) -> int:
         if seen.recorded is not None:
             dep.ctx.step("resume", f"{ANNOTATION}={seen.recorded} found on {dep.where}: resuming "
                          f"an interrupted bounce with {seen.recorded} replica(s)")
@@ -224,14 +213,11 @@ async def _record(dep: _Deployment, seen: Seen) -> int:
         if seen.replicas == 0:
             raise TemporaryError(f"{dep.where} was scaled to 0 by someone else while we read it; "
                                  "not bounced")
-        try:
-            await dep.patch(record_body(seen.resource_version, seen.replicas))
-            return seen.replicas
-        except Conflict as exc:
-            dep.ctx.step("conflict", f"{exc}; re-reading")
-            seen = await dep.read()
-    raise TemporaryError(f"{dep.where} changed under us {MAX_CONFLICTS} times in a row "
-                         "(409 Conflict on every guarded patch); not bounced")
+        await dep.patch(record_body(seen.resource_version, seen.replicas))
+        return seen.replicas
+
+    return await rereading_conflicts(dep.ctx, seen, attempt, dep.read, where=dep.where,
+                                     undone="not bounced")
 
 
 async def _bounce(dep: _Deployment, selector: str, count: int, within: float) -> Result:

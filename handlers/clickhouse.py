@@ -12,32 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from handlers.clickhouse_nodes import (
-    IDENTIFIER,
-    KEEPER_PROBE_SQL,
-    METADATA_PROBE_SQL,
-    Node,
-    NodeView,
-    Refused,
-    Timeouts,
-    Unreachable,
-    quote,
-    restart_sql,
-    restore_sql,
-)
+from handlers.clickhouse_nodes import IDENTIFIER, Node, NodeView, Timeouts, quote, restart_sql, restore_sql
+from handlers.clickhouse_statements import Statements
 from remediator import (
     Context,
     HandlerParams,
+    Observations,
     PermanentError,
+    PollInterval,
     Result,
     RuleDuration,
     TemporaryError,
     handler,
+    planned_within,
+    poll,
+    seconds,
+    verify_within,
 )
 
 _NODE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
@@ -51,7 +45,7 @@ class RestoreReplicaParams(HandlerParams):
     secure: bool = False
     connect_timeout: RuleDuration = Field(default=5.0, gt=0, le=60)
     query_timeout: RuleDuration = Field(default=30.0, gt=0, le=600)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    poll_interval: PollInterval = 2.0
 
     @field_validator("nodes")
     @classmethod
@@ -90,7 +84,7 @@ def describe(params: RestoreReplicaParams) -> list[str]:
     """The plan without I/O (for ``remediator simulate``)."""
     target = f"{quote(params.database)}.{quote(params.table)}" if params.table else (
         f"`{params.database}`.<each read-only table>")
-    verify = f"{params.verify_timeout:g}s" if params.verify_timeout else "the rule's verify_timeout"
+    verify = planned_within(params)
     return [
         f"read system.replicas for {_scope(params)} on {', '.join(params.nodes)}",
         f"per read-only node and table, once the node reaches Keeper: "
@@ -129,7 +123,7 @@ class Repair:
         timeouts = Timeouts(connect=params.connect_timeout, query=params.query_timeout)
         self.nodes = {a: Node(a, secure=params.secure, timeouts=timeouts, ctx=ctx)
                       for a in params.nodes}
-        self.statements: list[dict[str, Any]] = []
+        self.sql = Statements(self.nodes, ctx)
         self.held: dict[tuple[str, str], str] = {}  # (node, table) -> replica_path
         self.done: set[tuple[str, str]] = set()
         self.keeper_errors: dict[str, str] = {}  # node -> its answer to the Keeper probe
@@ -179,11 +173,11 @@ class Repair:
 
     async def _plan_one(self, view: NodeView, table: str) -> list[str]:
         node, db = view.node, self.params.database
-        keeper = await self._keeper(node, record=False)
+        keeper = await self.sql.keeper(node, record=False)
         if keeper:
             return [f"{node}: no statement while Keeper is unreachable from it ({keeper}); "
                     f"then SYSTEM RESTART REPLICA {quote(db)}.{quote(table)}"]
-        present = await self._metadata(node, view.replicas[table].replica_path, record=False)
+        present = await self.sql.metadata(node, view.replicas[table].replica_path, record=False)
         restart = f"{node}: {restart_sql(db, table)}"
         restore = f"{node}: {restore_sql(db, table)}"
         if present:
@@ -193,7 +187,7 @@ class Repair:
     async def act(self, node: str, paths: dict[str, str]) -> None:
         """Repair a node's read-only tables (table -> replica_path), or hold them while
         the node cannot reach Keeper."""
-        keeper = await self._keeper(node)
+        keeper = await self.sql.keeper(node)
         for table, path in paths.items():
             if keeper:
                 self.held[(node, table)] = path
@@ -209,8 +203,8 @@ class Repair:
     async def _repair(self, node: str, table: str, replica_path: str) -> None:
         """RESTART; still read-only -> RESTORE. Metadata gone -> straight to RESTORE."""
         db = self.params.database
-        if await self._metadata(node, replica_path):
-            await self._statement(node, restart_sql(db, table))
+        if await self.sql.metadata(node, replica_path):
+            await self.sql.run(node, restart_sql(db, table))
             view = await self.nodes[node].view(db, [table])
             replica = view.replicas.get(table)
             self.ctx.step("reread", view.describe([table]), node=node, table=table,
@@ -221,70 +215,27 @@ class Repair:
             self.ctx.step("skip", f"{node}: {restart_sql(db, table)} skipped: the replica's "
                           "metadata is missing in Keeper, a restart cannot make it writable",
                           node=node, table=table)
-        await self._statement(node, restore_sql(db, table))
-
-    async def _keeper(self, node: str, *, record: bool = True) -> str:
-        """'' when the node reaches Keeper, else the node's (verbatim) answer."""
-        answer = await self._statement(node, KEEPER_PROBE_SQL, record=record)
-        return "" if answer is None else answer
-
-    async def _metadata(self, node: str, path: str, *, record: bool = True) -> bool:
-        """Whether the replica's metadata exists in Keeper (asked through the node)."""
-        rows: list[dict[str, Any]] = []
-        answer = await self._statement(node, METADATA_PROBE_SQL, {"path": path}, record=record,
-                                       rows=rows)
-        return answer is None and bool(rows) and int(next(iter(rows[0].values()))) > 0
-
-    async def _statement(self, node: str, sql: str, args: dict[str, Any] | None = None, *,
-                         record: bool = True, rows: list[dict[str, Any]] | None = None,
-                         ) -> str | None:
-        """Run one statement; record it and the answer. Returns None or the error text."""
-        shown = sql if args is None else f"{sql} -- {args}"
-        entry: dict[str, Any] = {"node": node, "sql": shown}
-        error: str | None
-        if record:
-            self.ctx.step("sql", f"{node}: {shown}", node=node, sql=shown)
-        try:
-            result = await self.nodes[node].query(sql, args)
-        except Refused as exc:
-            entry.update(ok=False, code=exc.code, message=exc.message)
-            error = str(exc)
-        except Unreachable as exc:
-            entry.update(ok=False, unreachable=True, message=str(exc))
-            error = f"unreachable: {exc}"
-        else:
-            entry.update(ok=True, answer=_answer(result))
-            if rows is not None:
-                rows.extend(result)
-            error = None
-        if record:
-            self.statements.append(entry)
-            data = {("server_message" if k == "message" else k): v
-                    for k, v in entry.items() if k != "sql"}
-            self.ctx.step("answer", f"{node}: " + (error or entry["answer"]), **data)
-        return error
+        await self.sql.run(node, restore_sql(db, table))
 
     async def verify(self, tables: list[str]) -> Result:
         """Poll until every node reports the tables healthy, or fail at verify_timeout."""
-        timeout = self.params.verify_timeout or self.ctx.verify_timeout
-        deadline = time.monotonic() + min(timeout, max(self.ctx.remaining() - 1.0, 0.0))
-        self.ctx.step("verify", f"waiting up to {timeout:g}s for {', '.join(tables)} to be "
+        timeout = verify_within(self.params, self.ctx)
+        self.ctx.step("verify", f"waiting up to {seconds(timeout)} for {', '.join(tables)} to be "
                       "writable with every replica active on every node")
-        last = ""
-        while True:
+        waiting = Observations(self.ctx, "verify.waiting")
+
+        async def probe() -> tuple[bool, list[NodeView]]:
             views = await self.read(tables)
             bad = [v for v in views if not _ok(v, tables)]
-            if not bad:
-                return self._succeeded(views, tables)
-            state = "; ".join(v.describe(tables) for v in bad)
-            if state != last:
-                self.ctx.step("verify.waiting", state, nodes=_seen(views))
-                last = state
-            if time.monotonic() >= deadline:
-                return self._failed(views, tables, timeout)
-            await self._act_held(views)
-            await asyncio.sleep(max(0.0, min(self.params.poll_interval,
-                                              deadline - time.monotonic())))
+            if bad:
+                waiting.see("; ".join(v.describe(tables) for v in bad), nodes=_seen(views))
+            return not bad, views
+
+        healthy, views = await poll(self.ctx, probe, every=self.params.poll_interval,
+                                    within=timeout, spare=1.0, between=self._act_held)
+        if healthy:
+            return self._succeeded(views, tables)
+        return self._failed(views, tables, timeout)
 
     async def _act_held(self, views: list[NodeView]) -> None:
         """Held tables still read-only get their statements once their node reaches Keeper."""
@@ -297,24 +248,24 @@ class Repair:
                 if replica is None or not replica.is_readonly:
                     del self.held[(view.node, table)]
                     del held[table]
-            if held and not await self._keeper(view.node, record=False):
+            if held and not await self.sql.keeper(view.node, record=False):
                 await self.act(view.node, held)
 
     def _succeeded(self, views: list[NodeView], tables: list[str]) -> Result:
         acted = sorted({f"{node}:{table}" for node, table in self.done})
         how = (f"statements run for {', '.join(acted)}" if acted else
                "no statement was needed once Keeper answered again")
-        refusals = self._refusals()
+        refusals = self.sql.refusals()
         note = f" (server refusals: {refusals})" if refusals else ""
         return Result.succeeded(
             f"{', '.join(tables)} writable with every replica active on "
             f"{', '.join(self.nodes)}; {how}{note}",
-            nodes=_seen(views), statements=self.statements)
+            nodes=_seen(views), statements=self.sql.recorded)
 
     def _failed(self, views: list[NodeView], tables: list[str], timeout: float) -> Result:
         state = "; ".join(view.describe(tables) for view in views)
-        refusals = self._refusals()
-        message = f"not recovered after {timeout:g}s: {state}"
+        refusals = self.sql.refusals()
+        message = f"not recovered after {seconds(timeout)}: {state}"
         held = sorted({node for node, _ in self.held})
         if held:
             message += ". No statement was run on " + "; ".join(
@@ -323,13 +274,7 @@ class Repair:
         if refusals:
             message += f". Server refusals: {refusals}"
         return Result.failed(message, retryable=True, nodes=_seen(views),
-                             statements=self.statements,
-                             refusals=[s for s in self.statements if "code" in s])
-
-    def _refusals(self) -> str:
-        return "; ".join(f"{s['node']}: {s['sql']} -> Code: {s['code']}. {s['message']}"
-                         for s in self.statements
-                         if "code" in s and s["sql"].startswith("SYSTEM "))
+                             statements=self.sql.recorded, refusals=self.sql.refused())
 
 
 def _ok(view: NodeView, tables: list[str]) -> bool:
@@ -340,8 +285,3 @@ def _ok(view: NodeView, tables: list[str]) -> bool:
 def _seen(views: list[NodeView]) -> dict[str, Any]:
     return {view.node: view.as_dict() for view in views}
 
-
-def _answer(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "Ok."
-    return "; ".join(", ".join(f"{k}={v}" for k, v in row.items()) for row in rows[:5])

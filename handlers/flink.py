@@ -16,26 +16,22 @@ from typing import Any, Literal
 from kubernetes_asyncio import client
 from pydantic import Field, ValidationInfo, field_validator
 
-from handlers.kube import (
-    MAX_CONFLICTS,
-    MERGE_PATCH,
-    ApiRequest,
-    Conflict,
-    Label,
-    Observations,
-    api_client,
-    poll,
-    seconds,
-    send,
-)
+from handlers.kube import ApiRequest, Label, api_client, send, send_patch
 from remediator import (
+    MAX_CONFLICTS,
     Context,
     HandlerParams,
+    Observations,
     PermanentError,
+    PollInterval,
     Result,
-    RuleDuration,
-    TemporaryError,
+    VerifyTimeout,
     handler,
+    planned_within,
+    poll,
+    rereading_conflicts,
+    seconds,
+    verify_within,
 )
 
 GROUP, VERSION, PLURAL, KIND = "flink.apache.org", "v1beta1", "flinkdeployments", "FlinkDeployment"
@@ -75,8 +71,8 @@ class FlinkRestartParams(HandlerParams):
     namespace: Label
     name: Label
     restart_when: RestartWhen = Field(default_factory=RestartWhen)
-    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: VerifyTimeout = None
+    poll_interval: PollInterval = 2.0
 
 
 @dataclass(frozen=True)
@@ -162,9 +158,7 @@ def _plan(params: FlinkRestartParams, timeout: str, seen: Seen | None = None) ->
 
 
 def _describe(params: FlinkRestartParams) -> list[str]:
-    if params.verify_timeout is None:
-        return _plan(params, "the rule's verify_timeout")
-    return _plan(params, seconds(params.verify_timeout))
+    return _plan(params, planned_within(params))
 
 
 class _FlinkDeployment:
@@ -191,11 +185,8 @@ class _FlinkDeployment:
     async def bump(self, seen: Seen) -> int:
         p, nonce = self.params, seen.nonce + 1
         request = bump_request(p, seen.resource_version, nonce)
-        await send(self.ctx, request, lambda timeout: self.api.patch_namespaced_custom_object(
-            GROUP, VERSION, p.namespace, PLURAL, p.name, request.body,
-            # without it, the client sends a dict as JSON Patch; the .pyi stubs omit this
-            # keyword although the runtime accepts it
-            _content_type=MERGE_PATCH, _request_timeout=timeout))  # type: ignore[call-arg]
+        await send_patch(self.ctx, request, self.api.patch_namespaced_custom_object,
+                         GROUP, VERSION, p.namespace, PLURAL, p.name)
         return nonce
 
 
@@ -203,9 +194,10 @@ class _FlinkDeployment:
 async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
     """Restart a FAILED Flink job (bump spec.restartNonce), then wait for RUNNING and STABLE."""
     target = _FlinkDeployment(client.CustomObjectsApi(await api_client(ctx)), params, ctx)
-    timeout = params.verify_timeout or ctx.verify_timeout
-    seen = await target.read()
-    for _ in range(MAX_CONFLICTS):
+    timeout = verify_within(params, ctx)
+
+    async def attempt(seen: Seen) -> Result | int:
+        """A Result when there is nothing to write, else the restartNonce written."""
         reason = leave_alone(seen, params.restart_when)
         if reason is not None:
             return Result.noop(f"{target.where}: {reason}", **seen.details())
@@ -214,15 +206,13 @@ async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
                 _plan(params, seconds(timeout), seen),
                 f"dry run: {target.where} has {seen.summary()}; would bump restartNonce "
                 f"{seen.nonce} -> {seen.nonce + 1}; nothing done", **seen.details())
-        try:
-            nonce = await target.bump(seen)
-        except Conflict as exc:
-            ctx.step("conflict", f"{exc}; re-reading")
-            seen = await target.read()
-            continue
-        return await _verify(target, nonce, within=timeout)
-    raise TemporaryError(f"{target.where} changed under us {MAX_CONFLICTS} times in a row "
-                         "(409 Conflict on every guarded patch); not restarted")
+        return await target.bump(seen)
+
+    done = await rereading_conflicts(ctx, await target.read(), attempt, target.read,
+                                     where=target.where, undone="not restarted")
+    if isinstance(done, Result):
+        return done
+    return await _verify(target, done, within=timeout)
 
 
 async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from remediator.errors import StoreUnavailable
-from remediator.models import Alert, Job
+from remediator.models import Alert, Job, NewJob
 from remediator.store.memory import MemoryStore
 from tests.conftest import TOKEN, MakeHarness
 from tests.support.handlers import PROBE_RULES as RULES
@@ -14,7 +14,7 @@ from tests.support.payloads import alert, example, payload
 class DownStore(MemoryStore):
     """A store whose writes fail, as Redis does when it is unreachable."""
 
-    async def accept(self, jobs: Sequence[Job], firing: Sequence[Alert],
+    async def accept(self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert],
                      resolved: Sequence[Alert]) -> None:
         raise StoreUnavailable("connection refused")
 

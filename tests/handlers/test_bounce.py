@@ -138,7 +138,7 @@ async def test_crash_after_scale_to_zero_is_resumed_from_the_annotation(
     controller = settle(cluster, 1, terminate_after=10)
     scaled_to_zero = asyncio.Event()
     cluster.hooks.append(lambda call: call.body == {"spec": {"replicas": 0}}
-                         and scaled_to_zero.set())
+                         and scaled_to_zero.set())  # type: ignore[func-returns-value]
     async with background(controller.run):
         first = asyncio.create_task(run_handler("kubernetes.bounce", PARAMS, resources))
         await asyncio.wait_for(scaled_to_zero.wait(), 30)

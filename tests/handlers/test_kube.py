@@ -184,6 +184,7 @@ async def test_a_stale_resource_version_conflicts(cluster: Cluster, resources: R
         await api.patch_namespaced_custom_object(
             "flink.apache.org", "v1beta1", NS, "flinkdeployments", NAME,
             {"metadata": {"resourceVersion": stale}, "spec": {"restartNonce": 1}},
-            _content_type="application/merge-patch+json", _request_timeout=5)
+            # the .pyi stubs omit _content_type although the runtime accepts it
+            _content_type="application/merge-patch+json", _request_timeout=5)  # type: ignore[call-arg]
     assert caught.value.status == 409
-    assert "the object has been modified" in caught.value.body
+    assert "the object has been modified" in caught.value.body  # type: ignore[operator]

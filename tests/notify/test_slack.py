@@ -24,8 +24,8 @@ from remediator.handling.registry import Registry
 from remediator.metrics import Metrics
 from remediator.models import Alert, AuditEvent
 from remediator.notify.notice import LogNotifier, Notice, Notifier
+from remediator.notify.slack.blocks import clip, link, mention
 from remediator.notify.slack.client import SlackNotifier
-from remediator.notify.slack.messages import clip, link, mention
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
 from tests.support.procs import free_port

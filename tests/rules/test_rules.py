@@ -6,7 +6,7 @@ import handlers  # noqa: F401  (registers the built-in handlers)
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.registry import default_registry
 from remediator.models import Alert
-from remediator.rules.ruleset import load_rules, parse_rules, render
+from remediator.rules.ruleset import RuleSet, load_rules, parse_rules, render
 from tests.support.handlers import make_registry
 from tests.support.payloads import alert
 
@@ -35,7 +35,7 @@ rules:
 """
 
 
-def parse(text: str) -> object:
+def parse(text: str) -> RuleSet:
     return parse_rules(text.encode(), "rules.yaml", make_registry())
 
 

@@ -1,7 +1,8 @@
 import pytest
 
 from remediator.errors import TemplateError
-from remediator.rules.templates import compile_value, render_value, url_escape
+from remediator.handling.escapes import url_escape
+from remediator.rules.templates import compile_value, render_value
 
 CTX = {"labels": {"db": "torghut", "table": "ta_signals", "odd": "a/b c&d"}, "annotations": {}}
 

@@ -373,7 +373,7 @@ async def test_firing_index_answers_inhibit_equal(store: Store) -> None:
     in_a, unscoped = alert("Readonly", namespace="a", database="x"), alert("Readonly", db="y")
     await store.accept([], [in_a, unscoped, alert("Other", namespace="b")], [])
 
-    async def blockers(**labels: str) -> list[dict[str, str]]:
+    async def blockers(**labels: Any) -> list[dict[str, str]]:
         target = alert("FlinkFailed", **labels).labels
         return [b for b in await store.firing_labels() if rule.inhibits(b, target)]
 

@@ -246,7 +246,9 @@ class Cluster(kmock.KubernetesEmulator):
 
     # -- test-side API (synchronous: atomic with respect to the event loop) --
 
-    def put(self, res: kmock.resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    # put/get below are the test-side API, not kmock's HTTP client methods of the same name
+    def put(  # type: ignore[override]
+            self, res: kmock.resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Create (or replace) an object, stamped like the API server does."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
@@ -256,7 +258,8 @@ class Cluster(kmock.KubernetesEmulator):
         self.objects[res, namespace, meta["name"]] = obj
         return obj
 
-    def get(self, res: kmock.resource, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(  # type: ignore[override]
+            self, res: kmock.resource, namespace: str, name: str) -> dict[str, Any] | None:
         key = (res, namespace, name)
         if key not in self.objects or self.objects[key].deleted:
             return None
@@ -375,7 +378,8 @@ class Cluster(kmock.KubernetesEmulator):
                 "object has been modified; please apply your changes to the latest version "
                 "and try again", name=call.name or "", group=res.group, kind=res.plural)
         new = self._stamp(old, new)
-        self.objects[res, call.namespace, call.name].history.append(new)
+        # _fetch found the object, so the call names a namespace and a name
+        self.objects[res, call.namespace, call.name].history.append(new)  # type: ignore[index]
         await self._buses[res].put({"type": "MODIFIED", "object": new})
         return new
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -28,11 +27,10 @@ LONG = "a-long-enough-credential-0123456789"
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No REMEDIATOR_* variable of the environment the tests run in."""
     for name in [n for n in os.environ if n.upper().startswith("REMEDIATOR_")]:
         monkeypatch.delenv(name)
-    yield
 
 
 def remediator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +48,7 @@ def test_a_blank_secret_is_unset(name: str, monkeypatch: pytest.MonkeyPatch,
     for blank in ("", "  ", "\n"):
         monkeypatch.setenv(variable, blank)
         assert getattr(Settings(), name) is None
-        assert getattr(Settings(**{name: blank}), name) is None
+        assert getattr(Settings(**{name: blank}), name) is None  # type: ignore[arg-type]
     monkeypatch.delenv(variable)
     newline = tmp_path / "secret"
     newline.write_text("\n", encoding="utf-8")

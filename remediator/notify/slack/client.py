@@ -4,7 +4,7 @@
 order, so a reply always waits for its parent's ``ts``. Transport retries are
 slack_sdk's retry handlers (429 + Retry-After, 5xx and connection errors, all
 bounded); a message that still fails is counted and logged once, and the
-sender moves on. Nothing here ever blocks or fails a remediation, and no lease
+sender moves on (``retry.py``). Nothing here ever blocks or fails a remediation, and no lease
 is held while Slack is slow: the pipeline only calls ``send``.
 
 Threads. The parent is posted when a remediation starts and claimed in the
@@ -26,112 +26,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import structlog
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
+from remediator.notify.slack.blocks import Message
+from remediator.notify.slack.retry import retry_after, retry_handlers
+from remediator.notify.slack.threads import Threads
 from remediator.settings import Settings
 from remediator.store.memory import Store
 
 log = structlog.get_logger("remediator.notify.slack.client")
-
-# Errors Slack answers with HTTP 200 and ``ok: false`` that its docs call transient.
-_TRANSIENT_ERRORS = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-
-
-def _header(headers: Mapping[str, Any], name: str) -> str | None:
-    """A header's value; slack_sdk's retry responses store every value as a list."""
-    for key, value in headers.items():
-        if key.lower() == name:
-            return str(value[0] if isinstance(value, list) and value else value)
-    return None
-
-
-def retry_after(headers: Mapping[str, Any]) -> float | None:
-    """Seconds from a ``Retry-After`` header, or None when absent or not a number."""
-    raw = _header(headers, "retry-after")
-    try:
-        return None if raw is None else max(0.0, float(raw))
-    except ValueError:
-        return None
-
-
-class _RateLimitRetry(AsyncRateLimitErrorRetryHandler):
-    """The SDK's 429 handler sleeps ``Retry-After`` (+ <1 s jitter) and retries; kept as is.
-
-    One bound added: an advertised wait above ``max_wait`` is not slept inside
-    the call (one message would hold the queue for minutes); the call then fails
-    with 429 and the sender waits the rest out before its next message.
-    The SDK's sleep uses ``int(value)``, so a non-integer value is not retried.
-    """
-
-    def __init__(self, max_retry_count: int, max_wait: float) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self.max_wait = max_wait
-
-    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: HttpResponse | None = None,
-                               error: Exception | None = None) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        raw = _header(response.headers, "retry-after") or "1"  # the SDK waits 1 s when absent
-        return raw.strip().isdigit() and int(raw) <= self.max_wait
-
-
-class _ServerErrorRetry(AsyncServerErrorRetryHandler):
-    """The SDK's handler retries only 500 and 503; proxies in front of Slack answer 502/504."""
-
-    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: HttpResponse | None = None,
-                               error: Exception | None = None) -> bool:
-        return response is not None and 500 <= response.status_code < 600
-
-
-class _TransientErrorRetry(AsyncServerErrorRetryHandler):
-    """``ok: false`` errors Slack documents as transient (HTTP 200), retried like a 5xx."""
-
-    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: HttpResponse | None = None,
-                               error: Exception | None = None) -> bool:
-        body = response.body if response is not None else None
-        return isinstance(body, dict) and body.get("error") in _TRANSIENT_ERRORS
-
-
-def retry_handlers(retries: int, max_wait: float) -> list[AsyncRetryHandler]:
-    """Bounded: the SDK shares one attempt counter across handlers, so at most ``retries``."""
-    backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)  # 0.5, 1, 2 s (+ <1 s jitter)
-    connection_errors: list[type[Exception]] = [
-        aiohttp.ServerConnectionError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-        TimeoutError,  # the SDK's default list misses a timed-out request
-    ]
-    return [
-        AsyncConnectionErrorRetryHandler(max_retry_count=retries, interval_calculator=backoff,
-                                         error_types=connection_errors),
-        _RateLimitRetry(retries, max_wait),
-        _ServerErrorRetry(max_retry_count=retries, interval_calculator=backoff),
-        _TransientErrorRetry(max_retry_count=retries, interval_calculator=backoff),
-    ]
-
 
 def _sdk_logger() -> logging.Logger:
     """slack_sdk logs request URLs (the webhook's is a secret) whenever its logger's own
@@ -165,9 +79,10 @@ class SlackNotifier:
         max_retry_after: float = 30.0,
         min_thread_ttl: float = 60.0,
     ) -> None:
-        self._store, self._metrics = store, metrics
+        self._metrics = metrics
         self._queue_size, self._close_timeout = queue_size, close_timeout
-        self._message_timeout, self._min_thread_ttl = message_timeout, min_thread_ttl
+        self._message_timeout = message_timeout
+        self._threads = Threads(store, min_thread_ttl)
         self._secrets = _secrets(settings)
         handlers = retry_handlers(retries, max_retry_after)
         self._web: AsyncWebClient | None = None
@@ -192,7 +107,6 @@ class SlackNotifier:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._dropping = 0
-        self._threads: OrderedDict[str, str] = OrderedDict()  # event id -> parent ts
         self._not_before = 0.0  # monotonic time before which Slack asked us not to post
 
     # ---- the Notifier protocol ------------------------------------------------------
@@ -265,53 +179,22 @@ class SlackNotifier:
         if notice.kind == "rules_reload":
             await self._post(messages.parent(notice), None)
             return "sent"
-        thread = await self._find_thread(notice)
+        thread = await self._threads.find(notice)
         if notice.kind == "resolved" and thread is None:
             return "skipped"  # nothing of ours to close: we never acted on this incident
         if self._web is None:
             await self._post(messages.flat(notice), None)
-            thread = thread or await self._claim(notice, f"webhook:{notice.event_id}")
+            thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
         elif thread is None:
-            thread = await self._claim(notice, await self._post(messages.parent(notice), None))
+            thread = await self._threads.claim(notice,
+                                               await self._post(messages.parent(notice), None))
         else:
             await self._post(messages.reply(notice), thread)
-        self._remember(notice.event_id, thread)
+        self._threads.remember(notice.event_id, thread)
         return "sent"
 
-    # ---- threads ----------------------------------------------------------------------
-    async def _find_thread(self, notice: Notice) -> str | None:
-        if notice.event_id in self._threads:
-            return self._threads[notice.event_id]
-        if not notice.target:
-            return None
-        try:
-            return await self._store.get_thread(notice.rule, notice.target)
-        except StoreUnavailable as exc:  # post without the thread rather than not at all
-            log.warning("slack.thread_lookup_failed", rule=notice.rule, target=notice.target,
-                        error=str(exc))
-            return None
-
-    async def _claim(self, notice: Notice, ts: str) -> str:
-        """Make ``ts`` the incident's thread, unless another replica was first."""
-        if not notice.target:
-            return ts
-        ttl = max(notice.cooldown, self._min_thread_ttl)
-        try:
-            return await self._store.claim_thread(notice.rule, notice.target, ts, ttl)
-        except StoreUnavailable as exc:
-            log.warning("slack.thread_claim_failed", rule=notice.rule, target=notice.target,
-                        error=str(exc))
-            return ts
-
-    def _remember(self, event_id: str, thread: str) -> None:
-        if event_id:
-            self._threads[event_id] = thread
-            self._threads.move_to_end(event_id)
-            while len(self._threads) > 1024:
-                self._threads.popitem(last=False)
-
     # ---- transport --------------------------------------------------------------------
-    async def _post(self, message: messages.Message, thread_ts: str | None) -> str:
+    async def _post(self, message: Message, thread_ts: str | None) -> str:
         """Post one message; returns its ``ts`` (webhooks have none: returns "")."""
         if self._web is not None:
             try:

@@ -1,24 +1,31 @@
 """Slack messages for notices: Block Kit plus a plain-text fallback, inside Slack's limits.
 
 Pure functions, no I/O. Labels and annotations are untrusted: every piece of
-alert data is escaped (``&``, ``<``, ``>``) so it can neither mention anyone
-nor forge a link, and long values are cut with a note saying so.
+alert data is escaped (``blocks.py``) so it can neither mention anyone nor forge
+a link, and long values are cut with a note saying so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from remediator.durations import format_duration
 from remediator.notify.notice import Notice
+from remediator.notify.slack.blocks import (
+    MAX_BLOCKS,
+    Message,
+    clip,
+    code,
+    context,
+    escape,
+    fallback,
+    header,
+    link,
+    mention,
+    section,
+    short,
+)
 
-MAX_BLOCKS = 50  # per message
-MAX_SECTION = 3000  # characters of a section's text
-MAX_HEADER = 150  # characters of a header block
-MAX_FALLBACK = 3000  # our own bound for the plain-text ``text`` (Slack cuts at 40,000)
-MAX_LINK = 1000  # a longer URL is not linked (it would crowd out the rest)
 MAX_ERROR = 2400  # of the last error shown, leaving room for the note in one section
 _HIDDEN_STEPS = {"received", "lease.acquired", "handler.started", "outcome", "deferred",
                  "circuit.opened"}
@@ -29,81 +36,6 @@ _TITLES = {
     "failed": ("❌", "Remediation failed"),
 }
 
-
-@dataclass(frozen=True)
-class Message:
-    text: str  # plain-text fallback (notifications, screen readers, old clients)
-    blocks: list[dict[str, Any]] = field(default_factory=list)
-    broadcast: bool = False  # a thread reply that is also shown in the channel
-
-
-# ---- escaping and limits -------------------------------------------------------
-def escape(text: str) -> str:
-    """Slack's three control characters in text; everything else is shown as is."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(raw: str, limit: int) -> tuple[str, bool]:
-    """``raw`` escaped and cut to ``limit`` characters (never inside an entity)."""
-    text = escape(raw)
-    if len(text) <= limit:
-        return text, False
-    cut = text[:limit]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut, True
-
-
-def short(raw: str, limit: int) -> str:
-    text, cut = clip(raw, limit)
-    return text + "…" if cut else text
-
-
-def link(url: str, label: str) -> str:
-    """``<url|label>`` for an http(s) URL, else the label alone (never a forged link)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return label
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > MAX_LINK:
-        return label
-    return f"<{escape(url).replace('|', '%7C')}|{label}>"
-
-
-def mention(escalate: str) -> str:
-    """The rule's ``escalate`` (operator config, trusted); ``@here`` becomes ``<!here>``."""
-    value = escalate.strip()
-    if value in ("@here", "@channel", "@everyone"):
-        return f"<!{value[1:]}>"
-    return value
-
-
-def code(value: str) -> str:
-    """Inline code; rule names and targets are validated, escaped anyway."""
-    return "`" + escape(value).replace("`", "'") + "`"
-
-
-def _section(text: str) -> dict[str, Any]:
-    if len(text) > MAX_SECTION:  # a last guard; callers budget their pieces
-        text = text[: text.rfind("\n", 0, MAX_SECTION - 1)] + "\n…"
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _context(*texts: str) -> list[dict[str, Any]]:
-    """A context block as a list of zero or one (Slack rejects an empty one)."""
-    elements = [{"type": "mrkdwn", "text": t} for t in texts if t][:10]
-    return [{"type": "context", "elements": elements}] if elements else []
-
-
-def _header(text: str) -> dict[str, Any]:
-    plain = text if len(text) <= MAX_HEADER else text[: MAX_HEADER - 1] + "…"
-    return {"type": "header", "text": {"type": "plain_text", "text": plain, "emoji": True}}
-
-
-def _fallback(*parts: str) -> str:
-    text = " · ".join(p for p in parts if p)
-    return text if len(text) <= MAX_FALLBACK else text[: MAX_FALLBACK - 1] + "…"
 
 
 # ---- what the notice is about ----------------------------------------------------
@@ -175,19 +107,19 @@ def _labels(notice: Notice) -> str:
 
 def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
     """What fired and what we are doing about it: the thread's parent (and flat messages)."""
-    blocks: list[dict[str, Any]] = [_header(headline(notice)), _incident_fields(notice)]
+    blocks: list[dict[str, Any]] = [header(headline(notice)), _incident_fields(notice)]
     summary = _summary(notice)
     if summary:
-        blocks.append(_section(f"*Summary*: {summary}"))
+        blocks.append(section(f"*Summary*: {summary}"))
     links = _links(notice)
     if links:
-        blocks.append(_section(links))
+        blocks.append(section(links))
     if notice.dry_run:
-        blocks.append(_section("🧪 *DRY RUN*: the handler only renders its plan; "
+        blocks.append(section("🧪 *DRY RUN*: the handler only renders its plan; "
                                "nothing is changed on the target."))
     notes = [_labels(notice), f"Event {code(notice.event_id)}" if notice.event_id else "",
              "Manual replay" if notice.manual else ""]
-    return blocks + _context(*notes)
+    return blocks + context(*notes)
 
 
 # ---- one block list per kind -------------------------------------------------------
@@ -202,7 +134,7 @@ def _error_section(notice: Notice, title: str) -> dict[str, Any]:
     if cut:
         note = (f"\n_Truncated: {len(notice.message):,} characters in all; the full text is in "
                 f"audit event {code(notice.event_id)}._")
-    return _section(f"*{title}*\n```{text}```{note}")
+    return section(f"*{title}*\n```{text}```{note}")
 
 
 def _attempts(notice: Notice) -> str:
@@ -216,18 +148,18 @@ def _attempts(notice: Notice) -> str:
 def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
     emoji, title = _TITLES.get(notice.outcome, ("📝", notice.outcome))
     took = f" in {format_duration(notice.duration)}" if notice.duration is not None else ""
-    blocks = [_section(f"{emoji} *{title}*{took}")]
+    blocks = [section(f"{emoji} *{title}*{took}")]
     if notice.outcome != "failed" and notice.message:
-        blocks.append(_section(short(notice.message, 2000)))
+        blocks.append(section(short(notice.message, 2000)))
     steps = _steps(notice)
     if steps:
-        blocks.append(_section("*Steps and verification*\n" + "\n".join(steps)))
+        blocks.append(section("*Steps and verification*\n" + "\n".join(steps)))
     if notice.plan:
         plan = "\n".join(f"• {short(p, 400)}" for p in notice.plan[:10])
-        blocks.append(_section("*Plan* (nothing was done)\n" + plan))
+        blocks.append(section("*Plan* (nothing was done)\n" + plan))
     if notice.outcome == "failed":
         blocks.append(_error_section(notice, "Error"))
-    return blocks + _context(_attempts(notice),
+    return blocks + context(_attempts(notice),
                              f"Event {code(notice.event_id)}" if notice.event_id else "")
 
 
@@ -237,12 +169,12 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
     tried = "\n".join(_steps(notice)) or "• (the handler recorded no steps)"
     event = escape(notice.event_id)
     return [
-        _section(f"🚨 {who + ' ' if who else ''}*Escalation*: {code(notice.rule)} failed "
+        section(f"🚨 {who + ' ' if who else ''}*Escalation*: {code(notice.rule)} failed "
                  f"{notice.failures} times within {window} on {code(notice.target)}. The circuit "
                  f"is open: no automatic attempt on this target for {window}."),
-        _section(f"*What was tried* (last attempt, handler {code(notice.handler)})\n{tried}"),
+        section(f"*What was tried* (last attempt, handler {code(notice.handler)})\n{tried}"),
         _error_section(notice, "Last error"),
-        _section(
+        section(
             "*What now*: fix it by hand, or once the cause is gone run it again (the open "
             "circuit blocks a plain replay, so the command overrides it):\n"
             f"• replay: `{replay_command(notice.event_id)}` or "
@@ -261,7 +193,7 @@ def replay_command(event_id: str) -> str:
 def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:
     dry = " (🧪 *DRY RUN*: nothing will be changed)" if notice.dry_run else ""
     manual = " (manual replay)" if notice.manual else ""
-    return [_section(f"🔁 *Another attempt started*{dry}{manual}: handler "
+    return [section(f"🔁 *Another attempt started*{dry}{manual}: handler "
                      f"{code(notice.handler)}, event {code(notice.event_id)}")]
 
 
@@ -271,16 +203,16 @@ def resolved_blocks(notice: Notice) -> list[dict[str, Any]]:
     if alert is not None and alert.ends_at is not None and alert.ends_at.year > 1:
         at = alert.ends_at
         ended = f" at <!date^{int(at.timestamp())}^{{time_secs}}|{at.isoformat()}>"
-    return [_section(f"🟢 *Resolved*: Alertmanager reports {short(alert_name(notice), 300)} "
+    return [section(f"🟢 *Resolved*: Alertmanager reports {short(alert_name(notice), 300)} "
                      f"resolved{ended}.")]
 
 
 def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
     errors = notice.details.get("errors") or []
     lines = "\n".join(f"• {short(str(e), 400)}" for e in list(errors)[:10])
-    blocks = [_header(headline(notice))]
+    blocks = [header(headline(notice))]
     if lines:
-        blocks.append(_section("*Problems*\n" + lines))
+        blocks.append(section("*Problems*\n" + lines))
     return blocks
 
 
@@ -301,7 +233,7 @@ def _text(notice: Notice) -> str:
     elif notice.kind == "escalated":
         extra = f"{mention(notice.escalate)} failed {notice.failures} times; last error: " + short(
             notice.message, 500)
-    return _fallback(escape(headline(notice)), f"rule {notice.rule}", extra)
+    return fallback(escape(headline(notice)), f"rule {notice.rule}", extra)
 
 
 def _bounded(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
