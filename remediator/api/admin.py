@@ -11,7 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -208,15 +208,16 @@ def rules_info(svc: Service) -> RulesInfo:
 
 def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
     """The rule as the API shows it: every policy field, with the dry-run in effect."""
-    policy = rule.policy
-    source = [name for name, on in (("rule", policy.dry_run), ("service", service_dry_run)) if on]
+    flags: dict[Literal["rule", "service"], bool] = {"rule": rule.policy.dry_run,
+                                                     "service": service_dry_run}
+    source = [name for name, on in flags.items() if on]
+    shown = {**rule.policy.model_dump(), "dry_run": bool(source), "dry_run_source": source}
     # Not validated again: the policy is, and rules.yaml's durations (units required)
     # would refuse the seconds it holds.
     return RuleInfo.model_construct(
-        **policy.model_dump(), name=rule.name, description=rule.description,
-        enabled=rule.enabled, handler=rule.handler.name, matchers=[str(m) for m in rule.matchers],
-        inhibited_by=[str(m) for m in rule.inhibited_by],
-        concurrency_limit=rule.concurrency_limit, dry_run=bool(source), dry_run_source=source,
+        **shown, name=rule.name, description=rule.description, enabled=rule.enabled,
+        handler=rule.handler.name, matchers=[str(m) for m in rule.matchers],
+        inhibited_by=[str(m) for m in rule.inhibited_by], concurrency_limit=rule.concurrency_limit,
     )
 
 

@@ -76,4 +76,4 @@ def parse_rules(data: bytes, source: str, registry: Registry) -> RuleSet:
     parsed, doc = read_rules_file(data, source)
     rules, warnings = build_rules(parsed, doc, source, registry)
     return RuleSet(rules, source, hashlib.sha256(data).hexdigest()[:16], warnings,
-                   parsed.defaults)
+                   parsed.defaults.policy())

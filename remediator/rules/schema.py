@@ -134,7 +134,12 @@ else:
 
 
 class Defaults(Policy):
-    """The file's ``defaults:``: a Policy, under the name its errors show."""
+    """The file's ``defaults:``: a Policy under the name its errors show (``defaults: Input
+    should be a valid dictionary or instance of Defaults``)."""
+
+    def policy(self) -> Policy:
+        """The same values as a plain Policy."""
+        return Policy.model_construct(self.model_fields_set, **self.model_dump())
 
 
 class RulesFile(_Strict):
