@@ -77,7 +77,7 @@ def test_a_rule_value_wins_over_defaults_and_null_keeps_them() -> None:
 def test_a_rule_reads_only_policy_fields_through() -> None:
     (rule,) = parse({"rules": [RULE]}).rules
     with pytest.raises(AttributeError, match="cooldwn"):
-        getattr(rule, "cooldwn")
+        _ = rule.cooldwn
 
 
 def shown(rules: RuleSet) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def test_every_policy_field_is_in_remediator_rules() -> None:
     row = rule_set.splitlines()[-1]
     columns = {"cooldown": "7m", "dry_run": "yes (rule)"}  # the fields with their own column
     for name in Policy.model_fields:
-        assert (columns[name] if name in columns else f"{name} ") in row, (name, row)
+        assert columns.get(name, f"{name} ") in row, (name, row)
 
 
 def test_every_policy_field_is_documented() -> None:
