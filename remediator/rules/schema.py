@@ -124,6 +124,9 @@ class _RuleFields(_Strict):
         return Policy.model_construct(**values)  # each value is validated already
 
 
+# RuleSpec: the rule's own fields, then every Policy field again, optional. mypy sees only
+# the former (a class made at run time has no static type); code reads the policy fields
+# through ``spec.policy(defaults)``.
 if TYPE_CHECKING:
     RuleSpec = _RuleFields
 else:
