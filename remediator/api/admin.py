@@ -11,7 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 from aiohttp import web
@@ -201,22 +201,23 @@ def rules_info(svc: Service) -> RulesInfo:
         hash=rules.hash if rules else None, count=len(rules) if rules else 0,
         poll_interval=svc.settings.rules_poll_interval, dry_run=svc.settings.dry_run,
         rules=[rule_info(rule, svc.settings.dry_run) for rule in rules.rules] if rules else [],
+        defaults=rules.defaults if rules else None,
         last_reload=ReloadInfo.model_validate(last.as_dict()) if last else None,
     )
 
 
 def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
-    source = [name for name, on in (("rule", rule.dry_run), ("service", service_dry_run)) if on]
-    return RuleInfo(
-        name=rule.name, description=rule.description, enabled=rule.enabled,
+    """The rule as the API shows it: every policy field, with the dry-run in effect."""
+    flags: dict[Literal["rule", "service"], bool] = {"rule": rule.policy.dry_run,
+                                                     "service": service_dry_run}
+    source = [name for name, on in flags.items() if on]
+    shown = {**rule.policy.model_dump(), "dry_run": bool(source), "dry_run_source": source}
+    # Not validated again: the policy is, and rules.yaml's durations (units required)
+    # would refuse the seconds it holds.
+    return RuleInfo.model_construct(
+        **shown, name=rule.name, description=rule.description, enabled=rule.enabled,
         handler=rule.handler.name, matchers=[str(m) for m in rule.matchers],
-        inhibited_by=[str(m) for m in rule.inhibited_by],
-        concurrency_group=rule.concurrency_group, concurrency_limit=rule.concurrency_limit,
-        escalate=rule.escalate, inhibit_wait=rule.inhibit_wait,
-        cooldown=rule.cooldown, lease=rule.lease, max_attempts=rule.max_attempts,
-        attempt_window=rule.attempt_window, verify_timeout=rule.verify_timeout,
-        timeout=rule.timeout, dry_run=bool(source), dry_run_source=source,
-        on_resolved=rule.on_resolved,
+        inhibited_by=[str(m) for m in rule.inhibited_by], concurrency_limit=rule.concurrency_limit,
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import (
 
 from remediator.durations import parse_duration
 from remediator.models import Alert, AuditEvent, Outcome, SkipReason, Step, Timestamp
+from remediator.rules.schema import Policy
 
 MAX_PAUSE = 30 * 86400.0
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -188,26 +189,22 @@ class PauseState(BaseModel):
                    remaining_seconds=round(max(0.0, until - time.time()), 3))
 
 
-class RuleInfo(BaseModel):
+class RuleInfo(Policy):
+    """One loaded rule: what it matches and runs, and its whole policy (every Policy field).
+
+    Built from a validated rule (``admin.rule_info``), never parsed from input.
+    """
+
     name: str
     description: str
     enabled: bool
     handler: str
     matchers: list[str]
     inhibited_by: list[str]
-    concurrency_group: str | None
     concurrency_limit: int
-    escalate: str
-    cooldown: float
-    lease: float
-    max_attempts: int
-    attempt_window: float
-    verify_timeout: float
-    timeout: float
-    inhibit_wait: float
-    dry_run: bool  # in effect: the rule's own ``dry_run`` or the service's global one
+    dry_run: bool = False
+    """In effect: the rule's own ``dry_run`` or the service's global one."""
     dry_run_source: list[Literal["rule", "service"]] = []  # why it is on; empty when off
-    on_resolved: str
 
 
 class ReloadInfo(BaseModel):
@@ -226,6 +223,7 @@ class RulesInfo(BaseModel):
     count: int = 0
     poll_interval: float
     dry_run: bool = False  # the service runs with REMEDIATOR_DRY_RUN / --dry-run
+    defaults: Policy | None = None  # the file's ``defaults:``; None when no rules are loaded
     rules: list[RuleInfo]
     last_reload: ReloadInfo | None = None
 

@@ -172,8 +172,8 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                                  "fingerprint": alert.fingerprint, "matches": []}
         for rule in rules.match(alert):
             match: dict[str, Any] = {"rule": rule.name, "handler": rule.handler.name,
-                                     "dry_run": rule.dry_run}
-            if alert.status == "resolved" and rule.on_resolved == "ignore":
+                                     "dry_run": rule.policy.dry_run}
+            if alert.status == "resolved" and rule.policy.on_resolved == "ignore":
                 match["action"] = "none: resolved alerts are only recorded (on_resolved: ignore)"
             try:
                 plan = render(rule, alert)
@@ -185,7 +185,7 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                 match["plan"] = rule.handler.plan(plan.params)
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
-                    match["inhibit_equal"] = list(rule.inhibit_equal)
+                    match["inhibit_equal"] = list(rule.policy.inhibit_equal)
             entry["matches"].append(match)
         report.append(entry)
     return report

@@ -126,10 +126,48 @@ def rules_text(info: dict[str, Any]) -> str:
         state = "ok" if last["ok"] else "FAILED (running on the last good rules)"
         head.append(f"reload    {state} at {clock(last['at'])}: {last['message']}")
         head += [f"          {problem}" for problem in last.get("errors", [])]
+    defaults: dict[str, Any] = info.get("defaults") or {}
+    if defaults:
+        head += _wrapped("defaults  ", [f"{k} {policy_value(v)}" for k, v in defaults.items()])
     rows = [[r["name"], r["handler"], "yes" if r["enabled"] else "no",
              dry_run_text(r), format_duration(r["cooldown"]),
-             ", ".join(r["matchers"])] for r in info.get("rules", [])]
+             ", ".join(r["matchers"]), _overrides(r, defaults)] for r in info.get("rules", [])]
     if not rows:
         return "\n".join(head)
-    body = table(["NAME", "HANDLER", "ENABLED", "DRY-RUN", "COOLDOWN", "MATCHERS"], rows)
+    body = table(["NAME", "HANDLER", "ENABLED", "DRY-RUN", "COOLDOWN", "MATCHERS", "OVERRIDES"],
+                 rows)
     return "\n".join(head) + "\n\n" + body
+
+
+_OWN_COLUMN = ("cooldown", "dry_run")  # policy fields the rules table shows in a column
+
+
+def _overrides(rule: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """The rule's policy values that differ from ``defaults`` (``lease 5m, timeout 2m``)."""
+    changed = [f"{k} {policy_value(rule[k])}" for k, v in defaults.items()
+               if k not in _OWN_COLUMN and k in rule and rule[k] != v]
+    return ", ".join(changed) or "-"
+
+
+def policy_value(value: Any) -> str:
+    """A policy value as rules.yaml writes it: durations with units, yes/no, lists."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):  # every float in the policy is a duration in seconds
+        return format_duration(value) if value else "0s"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return "-" if value is None or value == "" else str(value)
+
+
+def _wrapped(label: str, items: list[str], width: int = 100) -> list[str]:
+    """``label`` then ``items`` joined by commas, on lines of at most ``width``."""
+    lines: list[str] = []
+    current: list[str] = []
+    for item in items:
+        if current and len(label) + len(", ".join([*current, item])) > width:
+            lines.append(", ".join(current) + ",")
+            current = []
+        current.append(item)
+    lines.append(", ".join(current))
+    return [(label if i == 0 else " " * len(label)) + text for i, text in enumerate(lines)]
