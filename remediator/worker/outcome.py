@@ -16,7 +16,8 @@ from remediator.notify.notice import Notice, Notifier
 from remediator.rules.ruleset import render
 from remediator.settings import Settings
 from remediator.store.memory import Store
-from remediator.worker.run import Run, Skip
+from remediator.worker.retry import retry_after
+from remediator.worker.run import Defer, Run, Skip
 
 T = TypeVar("T")
 
@@ -48,8 +49,9 @@ class Outcomes:
     async def skip(self, run: Run, skip: Skip) -> None:
         await self.finish(run, Result(outcome=Outcome.SKIPPED, message=skip.message), skip.reason)
 
-    async def after_handler(self, run: Run, result: Result) -> None:
-        """Cooldown, episode and circuit state from the handler's result; then the outcome."""
+    async def after_handler(self, run: Run, result: Result) -> Defer | None:
+        """Cooldown, episode and circuit state from the handler's result; then the outcome,
+        or the Defer of a retry (``retry.py``: the outcome waits for the last attempt)."""
         job, rule, target = run.job, run.known_rule, run.target
         if result.outcome is Outcome.SUCCEEDED:
             await self.write(lambda: self.store.set_cooldown(rule.name, target, rule.cooldown))
@@ -58,22 +60,32 @@ class Outcomes:
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
             await self.write(lambda: self.store.mark_episode(
                 rule.name, job.alert.episode, self.settings.episode_ttl))
-        opened = 0
-        if result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
+        opened, failures = 0, 0
+        if job.attempts:  # a retried job was counted toward the circuit at its first failure
+            result.details["attempts"] = job.attempts + 1
+        elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
             count = await self.write(lambda: self.store.record_failure(
                 rule.name, target, rule.attempt_window, rule.max_attempts))
-            result.details["failures_in_window"] = count.failures
+            result.details["failures_in_window"] = failures = count.failures
             if count.opened:
                 opened = count.failures
                 self.metrics.circuit_open.labels(rule.name).set(1)
                 run.step("circuit.opened", f"{count.failures} failures in "
                          f"{format_duration(rule.attempt_window)}")
                 run.log.error("remediation.escalated", failures=count.failures)
+        retry = None if opened else retry_after(run, result, failures,
+                                                self.settings.defer_interval)
+        if retry is not None:
+            run.step("retry", retry.message, attempt=job.attempts + 1, delay=retry.delay)
+            run.log.warning("remediation.retrying", attempt=job.attempts + 1, delay=retry.delay,
+                            message=result.message)
+            return retry
         try:
             await self.finish(run, result)
         finally:
             if opened:  # after the outcome, so the thread reads: failed, then escalated
                 self.notifier.send(self.notice(run, "escalated", result=result, failures=opened))
+        return None
 
     async def finish(self, run: Run, result: Result, reason: SkipReason | None = None,
                      *, ack: bool = True) -> None:

@@ -163,13 +163,15 @@ class Pipeline:
         run.log = run.log.bind(target=run.plan.target)
         if await self._stopped(run, self.on_target):
             return
+        retry = None
         try:
             if await self._stopped(run, self.under_lease):
                 return
-            result = await self.act(run)
-            await self.outcomes.after_handler(run, result)
+            retry = await self.outcomes.after_handler(run, await self.act(run))
         finally:
             await release(self.store, run)
+        if retry is not None:  # queued once the lease is free, so it cannot meet its own
+            await self._defer(run, retry)
 
     async def _prepared(self, run: Run) -> bool:
         """Finish what an earlier delivery recorded, dead-letter a job delivered too often,
@@ -209,7 +211,12 @@ class Pipeline:
 
     async def _defer(self, run: Run, defer: Defer) -> None:
         """Put the job back to wait; it has no outcome yet."""
-        job = run.job.model_copy(
+        # The run that finally happens still tells the whole story: the steps carried
+        # from earlier deliveries, and those of a failed attempt that is retried.
+        steps = run.timeline if defer.job is not None else run.carried
+        if steps:
+            await self._stash(run, steps)
+        job = (defer.job or run.job).model_copy(
             update={"deferrals": run.job.deferrals + 1, "first_deferred_at": defer.first}
         )
         wait = self.settings.defer_interval if defer.delay is None else defer.delay
@@ -217,8 +224,6 @@ class Pipeline:
         self.metrics.deferred.labels(run.known_rule.name, defer.reason).inc()
         if job.deferrals == 1:
             run.log.info("remediation.deferred", reason=defer.reason, message=defer.message)
-        if run.carried:  # the run that finally happens still tells the whole story
-            await self._stash(run, run.carried)
 
     # ---- shutdown --------------------------------------------------------------
     async def _interrupted(self, run: Run) -> None:
@@ -239,10 +244,11 @@ class Pipeline:
         await self.store.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
 
     async def _carry_over(self, run: Run) -> None:
-        """A delivery after a shutdown's interruption starts with the earlier steps."""
+        """A delivery after a shutdown's interruption (or a retry) starts with the earlier steps."""
         data = await self.store.take_timeline(run.job.event_id)
         if data:
             run.carried = [Step.model_validate(step) for step in json.loads(data)]
             run.timeline[:0] = run.carried
-            run.log.info("remediation.resumed_after_interruption",
-                         deliveries=run.delivery.deliveries)
+            if run.carried[-1].name != "retry":  # a retry was logged as it was queued
+                run.log.info("remediation.resumed_after_interruption",
+                             deliveries=run.delivery.deliveries)

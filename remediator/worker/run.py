@@ -67,13 +67,15 @@ class Defer:
     """Not yet: put the job back to wait ``delay`` seconds (None: DEFER_INTERVAL).
 
     ``reason`` labels the ``deferred`` metric; ``first`` is when the waiting began
-    (kept across deferrals, so a gate can give up after a while).
+    (kept across deferrals, so a gate can give up after a while). ``job``: the job to
+    queue instead (a retry counts its attempt there).
     """
 
     reason: str
     message: str
     first: float
     delay: float | None = None
+    job: Job | None = None
 
 
 Stop = Skip | Defer
