@@ -139,6 +139,8 @@ class Job(BaseModel):
     deliveries: int = 0
     deferrals: int = 0
     first_deferred_at: float | None = None
+    attempts: int = 0  # handler runs of this job that ended in a temporary failure
+    retries_left: int = 0  # set at its first temporary failure (see worker/retry.py)
 
     def dumps(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
@@ -197,7 +199,12 @@ class Step(BaseModel):
 
 
 class Result(BaseModel):
-    """What a handler returns (and what the executor makes of an exception)."""
+    """What a handler returns (and what the executor makes of an exception).
+
+    ``retryable`` marks a temporary failure (a TemporaryError, a timeout, a 5xx): the
+    worker tries the job again inside its firing episode while the attempt budget allows
+    (``remediator/worker/retry.py``). A permanent failure is final at once.
+    """
 
     outcome: Outcome
     message: str = ""
