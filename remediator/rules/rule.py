@@ -23,7 +23,7 @@ _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@=-]{0,252}$")
 class Rule:
     """A validated rule: its policy (defaults applied), matchers and templates compiled.
 
-    Every ``Policy`` field also reads from the rule itself (``rule.cooldown`` is
+    Every ``Policy`` field also reads from the rule itself (``rule.policy.cooldown`` is
     ``rule.policy.cooldown``), for code written before the policy was one model;
     new code reads ``rule.policy``.
     """
@@ -40,7 +40,7 @@ class Rule:
     policy: Policy
 
     def __getattr__(self, name: str) -> Any:
-        """A policy field read from the rule: ``rule.lease`` is ``rule.policy.lease``."""
+        """A policy field read from the rule: ``rule.policy.lease`` is ``rule.policy.lease``."""
         if name in Policy.model_fields:
             return getattr(object.__getattribute__(self, "policy"), name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

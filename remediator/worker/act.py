@@ -32,11 +32,11 @@ class Act:
         job, rule, plan = run.job, run.known_rule, run.plan
         if plan is None:
             raise RuntimeError("no plan: the handler runs after the templates rendered")
-        dry_run = self.settings.dry_run or rule.dry_run or bool(job.dry_run)
+        dry_run = self.settings.dry_run or rule.policy.dry_run or bool(job.dry_run)
         ctx = Context(
             event_id=job.event_id, rule=rule.name, target=plan.target, alert=job.alert,
-            dry_run=dry_run, deadline=time.monotonic() + rule.timeout,
-            verify_timeout=rule.verify_timeout, log=run.log, resources=self.resources,
+            dry_run=dry_run, deadline=time.monotonic() + rule.policy.timeout,
+            verify_timeout=rule.policy.verify_timeout, log=run.log, resources=self.resources,
             timeline=run.timeline,
         )
         self.metrics.overhead.observe(max(0.0, time.time() - job.received_at))
@@ -47,7 +47,7 @@ class Act:
         beat = asyncio.create_task(heartbeat(self.store, self.settings, run, lost))
         started = time.monotonic()
         try:
-            result = await execute(rule.handler, plan.params, ctx, timeout=rule.timeout,
+            result = await execute(rule.handler, plan.params, ctx, timeout=rule.policy.timeout,
                                    lease_lost=lost)
         finally:
             beat.cancel()

@@ -46,7 +46,7 @@ class ResolvedIgnored:
     """A resolved alert runs nothing unless the rule says ``on_resolved: run``."""
 
     async def check(self, run: Run) -> Stop | None:
-        if run.job.alert.status == "resolved" and run.known_rule.on_resolved == "ignore":
+        if run.job.alert.status == "resolved" and run.known_rule.policy.on_resolved == "ignore":
             return Skip(SkipReason.RESOLVED, "alert resolved; on_resolved: ignore")
         return None
 
@@ -94,7 +94,7 @@ class Inhibited:
         if blocker is None:
             return None
         first = run.job.first_deferred_at or time.time()
-        if time.time() - first >= rule.inhibit_wait:  # waited long enough
+        if time.time() - first >= rule.policy.inhibit_wait:  # waited long enough
             return Skip(SkipReason.INHIBITED, f"inhibited by firing alert {blocker}")
         return Defer("inhibited", f"waiting: inhibited by {blocker}", first)
 
@@ -150,7 +150,7 @@ class Circuit:
             return None
         self.metrics.circuit_open.labels(rule.name).set(1)
         return Skip(SkipReason.CIRCUIT_OPEN, (
-            f"circuit open after {rule.max_attempts} failures; closes in "
+            f"circuit open after {rule.policy.max_attempts} failures; closes in "
             f"{format_duration(left)} (replay with --ignore-circuit to override)"))
 
 
@@ -163,13 +163,13 @@ class ConcurrencySlot:
 
     async def check(self, run: Run) -> Stop | None:
         rule = run.known_rule
-        if not rule.concurrency_group:
+        if not rule.policy.concurrency_group:
             return None
         slot = secrets.token_hex(8)
-        if not await self.store.acquire_slot(rule.concurrency_group, rule.concurrency_limit,
-                                             slot, rule.lease):
+        if not await self.store.acquire_slot(rule.policy.concurrency_group, rule.concurrency_limit,
+                                             slot, rule.policy.lease):
             return Skip(SkipReason.CONCURRENCY,
-                        f"concurrency group {rule.concurrency_group!r} is at its limit "
+                        f"concurrency group {rule.policy.concurrency_group!r} is at its limit "
                         f"({rule.concurrency_limit})")
         run.slot = slot
         return None

@@ -27,9 +27,9 @@ class Lease:
 
     async def check(self, run: Run) -> Stop | None:
         rule, target = run.known_rule, run.target
-        run.token = await self.store.acquire_lease(target, rule.lease, run.job.event_id)
+        run.token = await self.store.acquire_lease(target, rule.policy.lease, run.job.event_id)
         if run.token is not None:
-            run.step("lease.acquired", target, ttl=rule.lease)
+            run.step("lease.acquired", target, ttl=rule.policy.lease)
             return None
         self.metrics.lease_contention.labels(rule.name).inc()
         if run.delivery.deliveries > 1:
@@ -49,8 +49,8 @@ async def release(store: Store, run: Run) -> None:
     """Give back the concurrency slot and the lease the run holds (a store outage: they expire)."""
     rule = run.known_rule
     with contextlib.suppress(StoreUnavailable):
-        if run.slot is not None and rule.concurrency_group:
-            await store.release_slot(rule.concurrency_group, run.slot)
+        if run.slot is not None and rule.policy.concurrency_group:
+            await store.release_slot(rule.policy.concurrency_group, run.slot)
         if run.token is not None:
             await store.release_lease(run.target, run.token)
     run.slot = run.token = None
@@ -62,7 +62,7 @@ async def heartbeat(store: Store, settings: Settings, run: Run, lost: asyncio.Ev
     rule, target, token = run.known_rule, run.target, run.token
     if token is None:
         raise RuntimeError("heartbeat without a lease")
-    ttl = rule.lease
+    ttl = rule.policy.lease
     interval = max(0.05, min(ttl / 3, settings.heartbeat))
     last_ok = time.monotonic()
     while True:
@@ -71,9 +71,9 @@ async def heartbeat(store: Store, settings: Settings, run: Run, lost: asyncio.Ev
             if not await store.extend_lease(target, token, ttl):
                 lost.set()
                 return
-            if run.slot is not None and rule.concurrency_group:
+            if run.slot is not None and rule.policy.concurrency_group:
                 await store.acquire_slot(  # the same token refreshes its expiry
-                    rule.concurrency_group, rule.concurrency_limit, run.slot, ttl)
+                    rule.policy.concurrency_group, rule.concurrency_limit, run.slot, ttl)
             await store.touch(run.consumer, run.delivery.id)
             last_ok = time.monotonic()
         except StoreUnavailable:

@@ -54,7 +54,7 @@ class Outcomes:
         or the Defer of a retry (``retry.py``: the outcome waits for the last attempt)."""
         job, rule, target = run.job, run.known_rule, run.target
         if result.outcome is Outcome.SUCCEEDED:
-            await self.write(lambda: self.store.set_cooldown(rule.name, target, rule.cooldown))
+            await self.write(lambda: self.store.set_cooldown(rule.name, target, rule.policy.cooldown))
             await self.write(lambda: self.store.reset_failures(rule.name, target))
             self.metrics.circuit_open.labels(rule.name).set(0)
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
@@ -65,13 +65,13 @@ class Outcomes:
             result.details["attempts"] = job.attempts + 1
         elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
             count = await self.write(lambda: self.store.record_failure(
-                rule.name, target, rule.attempt_window, rule.max_attempts))
+                rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts))
             result.details["failures_in_window"] = failures = count.failures
             if count.opened:
                 opened = count.failures
                 self.metrics.circuit_open.labels(rule.name).set(1)
                 run.step("circuit.opened", f"{count.failures} failures in "
-                         f"{format_duration(rule.attempt_window)}")
+                         f"{format_duration(rule.policy.attempt_window)}")
                 run.log.error("remediation.escalated", failures=count.failures)
         retry = None if opened else retry_after(run, result, failures,
                                                 self.settings.defer_interval)
@@ -142,8 +142,8 @@ class Outcomes:
             outcome=result.outcome.value if result else "", message=result.message if result else "",
             duration=result.details.get("duration_seconds") if result else None,
             plan=result.plan if result else [], details=result.details if result else {},
-            escalate=rule.escalate if rule else "", cooldown=rule.cooldown if rule else 0.0,
-            failures=failures, max_attempts=rule.max_attempts if rule else 0,
-            attempt_window=rule.attempt_window if rule else 0.0,
+            escalate=rule.policy.escalate if rule else "", cooldown=rule.policy.cooldown if rule else 0.0,
+            failures=failures, max_attempts=rule.policy.max_attempts if rule else 0,
+            attempt_window=rule.policy.attempt_window if rule else 0.0,
             timeline=list(run.timeline) if result else [],
         )

@@ -30,7 +30,7 @@ def retry_after(run: Run, result: Result, failures: int, base: float) -> Defer |
     if (result.outcome is not Outcome.FAILED or not result.retryable or not run.automatic
             or result.details.get("lease_lost")):
         return None
-    left = run.known_rule.max_attempts - failures - 1 if job.attempts == 0 else job.retries_left
+    left = run.known_rule.policy.max_attempts - failures - 1 if job.attempts == 0 else job.retries_left
     if left <= 0:
         return None
     attempt = job.attempts + 1

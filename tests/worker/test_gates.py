@@ -67,7 +67,7 @@ def rule(name: str = "probe") -> Rule:
 
 def make_run(labels: dict[str, str] | None = None, *, status: str = "firing",
              deliveries: int = 1, rule_name: str = "probe", **job: object) -> Run:
-    raw = alert(**{"alertname": "Probe", "service": "a", **(labels or {})}, status=status)
+    raw = alert(status=status, **{"alertname": "Probe", "service": "a", **(labels or {})})  # type: ignore[arg-type]
     firing = Alert.model_validate(raw)
     the_rule = rule(rule_name)
     run = Run(delivery=Delivery("1-1", Job(event_id="e1", rule=the_rule.name, alert=firing,
