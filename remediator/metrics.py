@@ -68,7 +68,8 @@ class Metrics:
             "(firing index, episode and resolution markers).", ["kind"], registry=r,
         )
         self.deferred = Counter(
-            "remediator_jobs_deferred_total", "Jobs put back to wait (inhibition, busy lease).",
+            "remediator_jobs_deferred_total",
+            "Jobs put back to wait (inhibition, busy lease or slot, retry of a temporary failure).",
             ["rule", "reason"], registry=r,
         )
         self.overhead = Histogram(
