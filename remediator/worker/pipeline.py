@@ -22,7 +22,7 @@ from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason, Step
 from remediator.notify.notice import Notice, Notifier
 from remediator.rules.ruleset import Plan, Rule, RuleSet, render
 from remediator.settings import Settings
-from remediator.store.memory import Delivery, Store
+from remediator.store.base import Delivery, Store
 
 T = TypeVar("T")
 log = structlog.get_logger("remediator.worker.pipeline")

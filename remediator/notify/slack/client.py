@@ -51,7 +51,7 @@ from remediator.metrics import Metrics
 from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 
 log = structlog.get_logger("remediator.notify.slack.client")
 

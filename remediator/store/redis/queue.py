@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError, R
 
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, Job, NewJob
-from remediator.store.memory import Delivery
+from remediator.store.base import Delivery
 from remediator.store.redis import scripts as lua
 from remediator.store.redis.batching import AcceptBatcher, Intake
 from remediator.store.redis.connection import Client, Connection

@@ -19,7 +19,7 @@ from typing import Any, Self
 from remediator.errors import StoreUnavailable
 from remediator.models import AuditEvent
 from remediator.settings import Settings
-from remediator.store.memory import FailureCount, Pause, holder_of, lease_token
+from remediator.store.base import FailureCount, Pause, holder_of, lease_token
 from remediator.store.redis.connection import connect
 from remediator.store.redis.keys import Keys
 from remediator.store.redis.queue import RedisQueue, guarded, log, ms, text
