@@ -25,7 +25,8 @@ from remediator.notify.notice import LogNotifier, Notifier
 from remediator.rules.holder import RulesHolder
 from remediator.rules.watcher import RulesWatcher
 from remediator.settings import Settings
-from remediator.store.memory import MemoryStore, Store
+from remediator.store.base import Store
+from remediator.store.memory import MemoryStore
 from remediator.worker.pipeline import Pipeline
 
 log = structlog.get_logger("remediator.app")

@@ -42,7 +42,7 @@ from remediator.api.webhook import read_json_body, validation_detail
 from remediator.errors import StoreUnavailable
 from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
-from remediator.store.memory import Pause
+from remediator.store.base import Pause
 
 log = structlog.get_logger("remediator.api.admin")
 M = TypeVar("M", bound=BaseModel)

@@ -10,7 +10,7 @@ from typing import Any
 from remediator.metrics import Metrics
 from remediator.models import Alert, NewJob, WebhookPayload, new_event_id
 from remediator.rules.ruleset import RuleSet
-from remediator.store.memory import Store
+from remediator.store.base import Store
 
 
 @dataclass(frozen=True)

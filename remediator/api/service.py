@@ -12,7 +12,7 @@ from remediator.metrics import Metrics
 from remediator.notify.notice import Notifier
 from remediator.rules.holder import RulesHolder
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 from remediator.worker.pipeline import Pipeline
 
 

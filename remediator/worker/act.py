@@ -11,7 +11,7 @@ from remediator.handling.execution import execute
 from remediator.metrics import Metrics
 from remediator.models import Outcome, Result
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 from remediator.worker.lease import heartbeat
 from remediator.worker.outcome import Outcomes
 from remediator.worker.run import Run

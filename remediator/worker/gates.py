@@ -15,7 +15,7 @@ from remediator.errors import TemplateError
 from remediator.metrics import Metrics
 from remediator.models import SkipReason
 from remediator.rules.ruleset import render
-from remediator.store.memory import Store
+from remediator.store.base import Store
 from remediator.worker.run import Defer, Gate, Run, Skip, Stop
 
 __all__ = [

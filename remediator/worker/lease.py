@@ -10,7 +10,7 @@ from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.models import SkipReason
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 from remediator.worker.run import Defer, Run, Skip, Stop
 
 

@@ -15,7 +15,7 @@ from remediator.models import AuditEvent, Outcome, Result, SkipReason
 from remediator.notify.notice import Notice, Notifier
 from remediator.rules.ruleset import render
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 from remediator.worker.retry import retry_after
 from remediator.worker.run import Defer, Run, Skip
 

@@ -22,7 +22,7 @@ from remediator.models import Result, Step
 from remediator.notify.notice import Notifier
 from remediator.rules.ruleset import RuleSet, render
 from remediator.settings import Settings
-from remediator.store.memory import Delivery, Store
+from remediator.store.base import Delivery, Store
 from remediator.worker.act import Act
 from remediator.worker.gates import (
     Circuit,

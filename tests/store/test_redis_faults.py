@@ -21,7 +21,7 @@ import yaml
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.settings import Settings
-from remediator.store.memory import Delivery, Pause
+from remediator.store.base import Delivery, Pause
 from remediator.store.redis.batching import Intake
 from remediator.store.redis.store import RedisStore
 from tests.support.redis_server import RedisServer

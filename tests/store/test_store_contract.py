@@ -18,7 +18,8 @@ import pytest
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.rules.ruleset import parse_rules
 from remediator.settings import Settings
-from remediator.store.memory import MemoryStore, Pause, Store
+from remediator.store.base import Pause, Store
+from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
 from tests.support.handlers import make_registry
 from tests.support.redis_server import RedisClusterNodes, RedisServer

@@ -22,7 +22,7 @@ from remediator.handling.registry import Registry
 from remediator.models import AuditEvent
 from remediator.notify.notice import Notice, Notifier
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 from tests.support.procs import free_port
 
 ADMIN_TOKEN = "admin-secret-token"

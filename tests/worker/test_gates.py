@@ -13,7 +13,8 @@ import structlog
 from remediator.metrics import Metrics
 from remediator.models import Alert, Job, SkipReason
 from remediator.rules.ruleset import Rule, parse_rules, render
-from remediator.store.memory import Delivery, MemoryStore, Pause
+from remediator.store.base import Delivery, Pause
+from remediator.store.memory import MemoryStore
 from remediator.worker.gates import (
     Circuit,
     ConcurrencySlot,

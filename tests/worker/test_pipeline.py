@@ -8,7 +8,8 @@ import structlog
 from remediator.api.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
 from remediator.notify.notice import Notice
-from remediator.store.memory import Delivery, MemoryStore, Pause
+from remediator.store.base import Delivery, Pause
+from remediator.store.memory import MemoryStore
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload

@@ -43,7 +43,7 @@ from remediator.notify.slack.blocks import Message
 from remediator.notify.slack.retry import retry_after, retry_handlers
 from remediator.notify.slack.threads import Threads
 from remediator.settings import Settings
-from remediator.store.memory import Store
+from remediator.store.base import Store
 
 log = structlog.get_logger("remediator.notify.slack.client")
 

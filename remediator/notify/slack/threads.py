@@ -15,7 +15,7 @@ import structlog
 
 from remediator.errors import StoreUnavailable
 from remediator.notify.notice import Notice
-from remediator.store.memory import Store
+from remediator.store.base import Store
 
 log = structlog.get_logger("remediator.notify.slack.threads")
 

@@ -1,69 +1,24 @@
-"""The Redis queue: a stream + consumer group of jobs, and the intake that fills it.
+"""The Redis queue: a stream + consumer group of jobs, deferred jobs and dead letters.
 
-``RedisQueue`` is the base of ``redis_store.RedisStore``: the connection, the
-scripts, the webhook intake (coalesced, pipelined) and the job queue. Acked
-entries are deleted, so the stream only ever holds unfinished jobs; it needs no
+Acked entries are deleted, so the stream only ever holds unfinished jobs; it needs no
 length trim that could drop one. Any Redis failure surfaces as ``StoreUnavailable``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-import orjson
-import structlog
-from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from remediator.errors import StoreUnavailable
-from remediator.models import Alert, Job, NewJob
-from remediator.store.memory import Delivery
-from remediator.store.redis import scripts as lua
-from remediator.store.redis.batching import AcceptBatcher, Intake
-from remediator.store.redis.connection import Client, Connection
-from remediator.store.redis.keys import Keys
+from remediator.models import Job
+from remediator.store.base import Delivery
+from remediator.store.redis.common import Backend, guarded, log, ms, text
 
-P = ParamSpec("P")
-T = TypeVar("T")
-log = structlog.get_logger("remediator.store.redis.store")
-
-FAILURES = (RedisError, RedisClusterException, OSError)  # OSError covers socket timeouts
 _DEAD_LETTERS_KEPT = 1000
 _PROMOTE_BATCH = 100
-_SCRIPTS = ("ENQUEUE", "ACK", "RECLAIM", "DEFER", "PROMOTE", "DEAD_LETTER", "DEPTH", "EXTEND", "RELEASE",
-            "ACQUIRE_SLOT", "RECORD_FAILURE", "FIRING", "IS_FIRING", "RECORD_EVENT",
-            "CLAIM_THREAD")
-
-
-def unavailable(exc: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"redis: {type(exc).__name__}: {exc}")
-
-
-def guarded(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Turn every Redis failure of ``fn`` into ``StoreUnavailable``."""
-
-    @functools.wraps(fn)
-    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await fn(*args, **kwargs)
-        except FAILURES as exc:
-            raise unavailable(exc) from exc
-
-    return call
-
-
-def ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
-
-
-def text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _nogroup(exc: ResponseError) -> bool:
@@ -71,93 +26,22 @@ def _nogroup(exc: ResponseError) -> bool:
 
 
 class RedisQueue:
-    """Connection, scripts, intake and the job queue (see ``RedisStore`` for the rest)."""
+    """Jobs in a stream read by one consumer group; a silent consumer's jobs are reclaimed.
 
-    kind = "redis"
+    ``max_block`` caps a blocking read below the socket timeout.
+    """
 
-    def __init__(
-        self, conn: Connection, keys: Keys, *, firing_ttl: float = 6 * 3600.0,
-        audit_max_events: int = 10_000, audit_retention: float = 7 * 86400.0,
-        max_deliveries: int = 5,
-    ) -> None:
-        self._conn = conn
-        self._r: Client = conn.client
-        self.keys = keys
-        self.max_deliveries = max_deliveries
-        self._firing_ttl = firing_ttl
-        self._audit_max = audit_max_events
-        self._audit_retention = audit_retention
-        self._max_block = max(0.1, conn.socket_timeout - 1.0)
+    def __init__(self, backend: Backend, max_block: float) -> None:
+        self._b = backend
+        self._r = backend.r
+        self.keys = backend.keys
+        self._max_block = max_block
         self._cursor = "0-0"
         # A consumer of the group silent this long with nothing pending is gone; look hourly.
         self.consumer_gone_after = 3600.0
         self.consumer_cleanup_every = 3600.0
         self._last_cleanup = time.monotonic()
-        self._scripts = {name: self._r.register_script(getattr(lua, name)) for name in _SCRIPTS}
-        self._batcher = AcceptBatcher(self._write_intake)
 
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        script: AsyncScript = self._scripts[name]
-        return await script(keys=keys, args=args)
-
-    @guarded
-    async def ping(self) -> None:
-        await self._r.ping()
-
-    async def close(self) -> None:
-        await self._batcher.close()
-        try:
-            await self._conn.close()
-        except FAILURES as exc:
-            log.warning("store.close_failed", error=repr(exc))
-
-    # ---- intake ------------------------------------------------------------
-    async def accept(
-        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
-    ) -> None:
-        expires = int((time.time() + self._firing_ttl) * 1000)
-        item = Intake(
-            jobs=[job.dumps() for job in jobs],
-            firing={a.fingerprint: (expires, orjson.dumps(
-                {"startsAt": a.starts_at.isoformat(), "labels": a.labels}).decode())
-                for a in firing},
-            resolved=[a.fingerprint for a in resolved],
-        )
-        if item.jobs or item.firing or item.resolved:
-            await self._batcher.submit(item)
-
-    @guarded
-    async def _write_intake(self, batch: list[Intake]) -> None:
-        """One pipelined round trip for every accept() waiting in this moment."""
-        try:
-            await self._pipeline_intake(batch)
-        except NoScriptError:  # a restarted Redis forgot the script: load it, write again
-            await self._r.script_load(lua.ENQUEUE)
-            await self._pipeline_intake(batch)
-
-    async def _pipeline_intake(self, batch: list[Intake]) -> None:
-        k, latest = self.keys, _latest_firing(batch)
-        firing = {fp: item for fp, item in latest.items() if item is not None}
-        resolved = [fp for fp, item in latest.items() if item is None]
-        async with self._r.pipeline(transaction=False) as pipe:
-            if firing:
-                pipe.zadd(k.firing_index, {fp: exp for fp, (exp, _) in firing.items()})
-                pipe.hset(k.firing_alerts, mapping={fp: data for fp, (_, data) in firing.items()})
-            if resolved:
-                pipe.zrem(k.firing_index, *resolved)
-                pipe.hdel(k.firing_alerts, *resolved)
-            jobs = [data for item in batch for data in item.jobs]
-            clustered = isinstance(self._r, RedisCluster)  # its pipelines refuse EVALSHA
-            if jobs and not clustered:
-                # EVALSHA straight into the pipeline: redis-py's script-in-pipeline support
-                # costs an extra SCRIPT EXISTS round trip per batch. On NOSCRIPT the jobs
-                # were not added, and the firing-index writes are idempotent: write again.
-                pipe.evalsha(self._scripts["ENQUEUE"].sha, 1, k.stream, *jobs)
-            await pipe.execute()
-        if jobs and clustered:
-            await self._scripts["ENQUEUE"](keys=[k.stream], args=jobs)
-
-    # ---- queue -------------------------------------------------------------
     async def _ensure_group(self) -> None:
         try:
             await self._r.xgroup_create(self.keys.stream, self.keys.group, id="0", mkstream=True)
@@ -199,7 +83,7 @@ class RedisQueue:
 
     @guarded
     async def ack(self, delivery_id: str) -> None:
-        await self._run("ACK", [self.keys.stream], [self.keys.group, delivery_id])
+        await self._b.run("ACK", [self.keys.stream], [self.keys.group, delivery_id])
 
     @guarded
     async def touch(self, consumer: str, delivery_id: str) -> None:
@@ -214,7 +98,7 @@ class RedisQueue:
     async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]:
         args = [self.keys.group, consumer, int(min_idle * 1000), self._cursor, count]
         try:
-            cursor, entries = await self._run("RECLAIM", [self.keys.stream], args)
+            cursor, entries = await self._b.run("RECLAIM", [self.keys.stream], args)
         except ResponseError as exc:
             if not _nogroup(exc):
                 raise
@@ -243,14 +127,14 @@ class RedisQueue:
     async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
         member = secrets.token_hex(8).encode() + b":" + job.dumps()
         args = [self.keys.group, delivery_id, max(0, int(delay * 1000)), member]
-        await self._run("DEFER", [self.keys.stream, self.keys.deferred], args)
+        await self._b.run("DEFER", [self.keys.stream, self.keys.deferred], args)
 
     @guarded
     async def promote_due(self) -> int:
         moved = 0
         while True:
-            n = int(await self._run("PROMOTE", [self.keys.deferred, self.keys.stream],
-                                    [_PROMOTE_BATCH]))
+            n = int(await self._b.run("PROMOTE", [self.keys.deferred, self.keys.stream],
+                                      [_PROMOTE_BATCH]))
             moved += n
             if n < _PROMOTE_BATCH:
                 return moved
@@ -264,7 +148,7 @@ class RedisQueue:
 
     async def _dead_letter(self, entry_id: str, record: dict[str, Any]) -> None:
         args = [self.keys.group, entry_id, json.dumps(record), _DEAD_LETTERS_KEPT]
-        await self._run("DEAD_LETTER", [self.keys.stream, self.keys.dead_letters], args)
+        await self._b.run("DEAD_LETTER", [self.keys.stream, self.keys.dead_letters], args)
 
     @guarded
     async def dead_letters(self, limit: int) -> list[dict[str, Any]]:
@@ -273,12 +157,4 @@ class RedisQueue:
 
     @guarded
     async def queue_depth(self) -> int:
-        return int(await self._run("DEPTH", [self.keys.stream, self.keys.deferred], []))
-
-def _latest_firing(batch: list[Intake]) -> dict[str, tuple[int, str] | None]:
-    """Per fingerprint, the last word of the batch: firing (expiry, data) or resolved (None)."""
-    latest: dict[str, tuple[int, str] | None] = {}
-    for item in batch:
-        latest.update(item.firing)
-        latest.update(dict.fromkeys(item.resolved))
-    return latest
+        return int(await self._b.run("DEPTH", [self.keys.stream, self.keys.deferred], []))
