@@ -82,8 +82,11 @@ def _scope(params: RestoreReplicaParams) -> str:
 
 def describe(params: RestoreReplicaParams) -> list[str]:
     """The plan without I/O (for ``remediator simulate``)."""
-    target = f"{quote(params.database)}.{quote(params.table)}" if params.table else (
-        f"`{params.database}`.<each read-only table>")
+    target = (
+        f"{quote(params.database)}.{quote(params.table)}"
+        if params.table
+        else (f"`{params.database}`.<each read-only table>")
+    )
     verify = planned_within(params)
     return [
         f"read system.replicas for {_scope(params)} on {', '.join(params.nodes)}",
@@ -91,8 +94,7 @@ def describe(params: RestoreReplicaParams) -> list[str]:
         f"SYSTEM RESTART REPLICA {target} (skipped when the replica's Keeper metadata is gone)",
         f"still read-only: SYSTEM RESTORE REPLICA {target} "
         "(ClickHouse >= 21.7; a refusal is reported verbatim)",
-        f"verify within {verify}: is_readonly = 0 and active_replicas = total_replicas "
-        "on every node",
+        f"verify within {verify}: is_readonly = 0 and active_replicas = total_replicas on every node",
     ]
 
 
@@ -109,8 +111,7 @@ async def restore_replica(params: RestoreReplicaParams, ctx: Context) -> Result:
         return Result.dry_run(await repair.plan(views), nodes=_seen(views))
     for view in views:
         if view.readonly():
-            await repair.act(view.node, {t: view.replicas[t].replica_path
-                                         for t in view.readonly()})
+            await repair.act(view.node, {t: view.replicas[t].replica_path for t in view.readonly()})
     return await repair.verify(targets)
 
 
@@ -121,8 +122,7 @@ class Repair:
         self.params = params
         self.ctx = ctx
         timeouts = Timeouts(connect=params.connect_timeout, query=params.query_timeout)
-        self.nodes = {a: Node(a, secure=params.secure, timeouts=timeouts, ctx=ctx)
-                      for a in params.nodes}
+        self.nodes = {a: Node(a, secure=params.secure, timeouts=timeouts, ctx=ctx) for a in params.nodes}
         self.sql = Statements(self.nodes, ctx)
         self.held: dict[tuple[str, str], str] = {}  # (node, table) -> replica_path
         self.done: set[tuple[str, str]] = set()
@@ -130,8 +130,9 @@ class Repair:
 
     async def read(self, tables: list[str] | None = None) -> list[NodeView]:
         tables = tables or ([self.params.table] if self.params.table else None)
-        return list(await asyncio.gather(
-            *(node.view(self.params.database, tables) for node in self.nodes.values())))
+        return list(
+            await asyncio.gather(*(node.view(self.params.database, tables) for node in self.nodes.values()))
+        )
 
     async def precheck(self) -> list[NodeView]:
         views = await self.read()
@@ -144,26 +145,30 @@ class Repair:
         seen = _seen(views)
         down = [view.describe() for view in views if not view.reachable]
         if down:
-            raise TemporaryError("could not check every node: " + "; ".join(down),
-                                 details={"nodes": seen})
+            raise TemporaryError("could not check every node: " + "; ".join(down), details={"nodes": seen})
         table = self.params.table
         missing = [v.node for v in views if table and table not in v.replicas]
         if missing or not any(view.replicas for view in views):
-            what = f"{quote(self.params.database)}.{quote(table)}" if table else (
-                f"any replicated table in {quote(self.params.database)}")
+            what = (
+                f"{quote(self.params.database)}.{quote(table)}"
+                if table
+                else (f"any replicated table in {quote(self.params.database)}")
+            )
             where = ", ".join(missing or self.nodes)
-            raise PermanentError(f"{what} not found in system.replicas on {where}",
-                                 details={"nodes": seen})
-        return Result.noop("no read-only replica on any node: "
-                           + "; ".join(view.describe() for view in views), nodes=seen)
+            raise PermanentError(f"{what} not found in system.replicas on {where}", details={"nodes": seen})
+        return Result.noop(
+            "no read-only replica on any node: " + "; ".join(view.describe() for view in views), nodes=seen
+        )
 
     async def plan(self, views: list[NodeView]) -> list[str]:
         """Dry run: the statements per node, from reads only (Keeper probes included)."""
         lines = []
         for view in views:
             if not view.reachable:
-                lines.append(f"{view.node}: unreachable ({view.error}); a real run reports it "
-                             "and cannot verify until it answers")
+                lines.append(
+                    f"{view.node}: unreachable ({view.error}); a real run reports it "
+                    "and cannot verify until it answers"
+                )
                 continue
             if not view.readonly():
                 lines.append(f"{view.node}: nothing read-only")
@@ -175,8 +180,10 @@ class Repair:
         node, db = view.node, self.params.database
         keeper = await self.sql.keeper(node, record=False)
         if keeper:
-            return [f"{node}: no statement while Keeper is unreachable from it ({keeper}); "
-                    f"then SYSTEM RESTART REPLICA {quote(db)}.{quote(table)}"]
+            return [
+                f"{node}: no statement while Keeper is unreachable from it ({keeper}); "
+                f"then SYSTEM RESTART REPLICA {quote(db)}.{quote(table)}"
+            ]
         present = await self.sql.metadata(node, view.replicas[table].replica_path, record=False)
         restart = f"{node}: {restart_sql(db, table)}"
         restore = f"{node}: {restore_sql(db, table)}"
@@ -192,9 +199,13 @@ class Repair:
             if keeper:
                 self.held[(node, table)] = path
                 self.keeper_errors[node] = keeper
-                self.ctx.step("hold", f"{node}: {table}: no statement while the node cannot "
-                              "reach Keeper (a restart cannot help; 18.16 detaches the table)",
-                              node=node, table=table)
+                self.ctx.step(
+                    "hold",
+                    f"{node}: {table}: no statement while the node cannot "
+                    "reach Keeper (a restart cannot help; 18.16 detaches the table)",
+                    node=node,
+                    table=table,
+                )
             else:
                 self.held.pop((node, table), None)
                 self.done.add((node, table))
@@ -207,21 +218,27 @@ class Repair:
             await self.sql.run(node, restart_sql(db, table))
             view = await self.nodes[node].view(db, [table])
             replica = view.replicas.get(table)
-            self.ctx.step("reread", view.describe([table]), node=node, table=table,
-                          **view.as_dict())
+            self.ctx.step("reread", view.describe([table]), node=node, table=table, **view.as_dict())
             if replica is None or not replica.is_readonly:
                 return  # writable again, or gone (reported by verify): no RESTORE
         else:
-            self.ctx.step("skip", f"{node}: {restart_sql(db, table)} skipped: the replica's "
-                          "metadata is missing in Keeper, a restart cannot make it writable",
-                          node=node, table=table)
+            self.ctx.step(
+                "skip",
+                f"{node}: {restart_sql(db, table)} skipped: the replica's "
+                "metadata is missing in Keeper, a restart cannot make it writable",
+                node=node,
+                table=table,
+            )
         await self.sql.run(node, restore_sql(db, table))
 
     async def verify(self, tables: list[str]) -> Result:
         """Poll until every node reports the tables healthy, or fail at verify_timeout."""
         timeout = verify_within(self.params, self.ctx)
-        self.ctx.step("verify", f"waiting up to {seconds(timeout)} for {', '.join(tables)} to be "
-                      "writable with every replica active on every node")
+        self.ctx.step(
+            "verify",
+            f"waiting up to {seconds(timeout)} for {', '.join(tables)} to be "
+            "writable with every replica active on every node",
+        )
         waiting = Observations(self.ctx, "verify.waiting")
 
         async def probe() -> tuple[bool, list[NodeView]]:
@@ -231,8 +248,14 @@ class Repair:
                 waiting.see("; ".join(v.describe(tables) for v in bad), nodes=_seen(views))
             return not bad, views
 
-        healthy, views = await poll(self.ctx, probe, every=self.params.poll_interval,
-                                    within=timeout, spare=1.0, between=self._act_held)
+        healthy, views = await poll(
+            self.ctx,
+            probe,
+            every=self.params.poll_interval,
+            within=timeout,
+            spare=1.0,
+            between=self._act_held,
+        )
         if healthy:
             return self._succeeded(views, tables)
         return self._failed(views, tables, timeout)
@@ -253,14 +276,18 @@ class Repair:
 
     def _succeeded(self, views: list[NodeView], tables: list[str]) -> Result:
         acted = sorted({f"{node}:{table}" for node, table in self.done})
-        how = (f"statements run for {', '.join(acted)}" if acted else
-               "no statement was needed once Keeper answered again")
+        how = (
+            f"statements run for {', '.join(acted)}"
+            if acted
+            else "no statement was needed once Keeper answered again"
+        )
         refusals = self.sql.refusals()
         note = f" (server refusals: {refusals})" if refusals else ""
         return Result.succeeded(
-            f"{', '.join(tables)} writable with every replica active on "
-            f"{', '.join(self.nodes)}; {how}{note}",
-            nodes=_seen(views), statements=self.sql.recorded)
+            f"{', '.join(tables)} writable with every replica active on {', '.join(self.nodes)}; {how}{note}",
+            nodes=_seen(views),
+            statements=self.sql.recorded,
+        )
 
     def _failed(self, views: list[NodeView], tables: list[str], timeout: float) -> Result:
         state = "; ".join(view.describe(tables) for view in views)
@@ -269,19 +296,22 @@ class Repair:
         held = sorted({node for node, _ in self.held})
         if held:
             message += ". No statement was run on " + "; ".join(
-                f"{node}, which cannot reach Keeper: {self.keeper_errors.get(node, '')}"
-                for node in held)
+                f"{node}, which cannot reach Keeper: {self.keeper_errors.get(node, '')}" for node in held
+            )
         if refusals:
             message += f". Server refusals: {refusals}"
-        return Result.failed(message, retryable=True, nodes=_seen(views),
-                             statements=self.sql.recorded, refusals=self.sql.refused())
+        return Result.failed(
+            message,
+            retryable=True,
+            nodes=_seen(views),
+            statements=self.sql.recorded,
+            refusals=self.sql.refused(),
+        )
 
 
 def _ok(view: NodeView, tables: list[str]) -> bool:
-    return view.reachable and all(
-        t in view.replicas and view.replicas[t].healthy for t in tables)
+    return view.reachable and all(t in view.replicas and view.replicas[t].healthy for t in tables)
 
 
 def _seen(views: list[NodeView]) -> dict[str, Any]:
     return {view.node: view.as_dict() for view in views}
-

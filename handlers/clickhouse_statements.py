@@ -28,13 +28,18 @@ class Statements:
     async def metadata(self, node: str, path: str, *, record: bool = True) -> bool:
         """Whether the replica's metadata exists in Keeper (asked through the node)."""
         rows: list[dict[str, Any]] = []
-        answer = await self.run(node, METADATA_PROBE_SQL, {"path": path}, record=record,
-                                rows=rows)
+        answer = await self.run(node, METADATA_PROBE_SQL, {"path": path}, record=record, rows=rows)
         return answer is None and bool(rows) and int(next(iter(rows[0].values()))) > 0
 
-    async def run(self, node: str, sql: str, args: dict[str, Any] | None = None, *,
-                  record: bool = True, rows: list[dict[str, Any]] | None = None,
-                  ) -> str | None:
+    async def run(
+        self,
+        node: str,
+        sql: str,
+        args: dict[str, Any] | None = None,
+        *,
+        record: bool = True,
+        rows: list[dict[str, Any]] | None = None,
+    ) -> str | None:
         """Run one statement; record it and the answer. Returns None or the error text."""
         shown = sql if args is None else f"{sql} -- {args}"
         entry: dict[str, Any] = {"node": node, "sql": shown}
@@ -56,8 +61,7 @@ class Statements:
             error = None
         if record:
             self.recorded.append(entry)
-            data = {("server_message" if k == "message" else k): v
-                    for k, v in entry.items() if k != "sql"}
+            data = {("server_message" if k == "message" else k): v for k, v in entry.items() if k != "sql"}
             self.ctx.step("answer", f"{node}: " + (error or entry["answer"]), **data)
         return error
 
@@ -67,8 +71,11 @@ class Statements:
 
     def refusals(self) -> str:
         """The refused SYSTEM statements, one line each, as the server put it."""
-        return "; ".join(f"{s['node']}: {s['sql']} -> Code: {s['code']}. {s['message']}"
-                         for s in self.refused() if s["sql"].startswith("SYSTEM "))
+        return "; ".join(
+            f"{s['node']}: {s['sql']} -> Code: {s['code']}. {s['message']}"
+            for s in self.refused()
+            if s["sql"].startswith("SYSTEM ")
+        )
 
 
 def _answer(rows: list[dict[str, Any]]) -> str:

@@ -61,6 +61,7 @@ Subdomain = Annotated[str, AfterValidator(dns1123_subdomain)]
 
 # ---- the app-owned client ---------------------------------------------------------------
 
+
 async def api_client(ctx: Context) -> client.ApiClient:
     """The app's ApiClient: made on first use (in-cluster, else kubeconfig), closed at shutdown."""
     return await ctx.resources.get(RESOURCE_KEY, _connect, _disconnect)
@@ -135,9 +136,16 @@ class ApiRequest:
         return f"{self.plural} in namespace {self.namespace}"
 
     def with_body(self, body: dict[str, Any]) -> ApiRequest:
-        return ApiRequest(verb="patch", group=self.group, version=self.version,
-                          plural=self.plural, kind=self.kind, namespace=self.namespace,
-                          name=self.name, body=body)
+        return ApiRequest(
+            verb="patch",
+            group=self.group,
+            version=self.version,
+            plural=self.plural,
+            kind=self.kind,
+            namespace=self.namespace,
+            name=self.name,
+            body=body,
+        )
 
     def __str__(self) -> str:
         text = f"{_METHODS[self.verb]} {self.path}"
@@ -171,7 +179,8 @@ async def send(
     except TimeoutError as exc:
         raise TemporaryError(
             f"{_METHODS[request.verb]} {request.path}: no answer from the Kubernetes API "
-            f"within {timeout:.3g}s", details={"request": str(request)},
+            f"within {timeout:.3g}s",
+            details={"request": str(request)},
         ) from exc
     except aiohttp.ClientError as exc:
         raise TemporaryError(
@@ -180,17 +189,16 @@ async def send(
         ) from exc
 
 
-async def send_patch(
-    ctx: Context, request: ApiRequest, method: Callable[..., Awaitable[T]], *args: Any
-) -> T:
+async def send_patch(ctx: Context, request: ApiRequest, method: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Send ``request.body`` as a JSON merge patch: ``method(*args, body)`` through :func:`send`.
 
     Without ``_content_type`` the client sends a dict as JSON Patch (the .pyi stubs omit
     the keyword although the runtime accepts it, hence ``Callable[..., ...]``).
     """
     body = request.body
-    return await send(ctx, request, lambda timeout: method(
-        *args, body, _content_type=MERGE_PATCH, _request_timeout=timeout))
+    return await send(
+        ctx, request, lambda timeout: method(*args, body, _content_type=MERGE_PATCH, _request_timeout=timeout)
+    )
 
 
 def api_error(request: ApiRequest, exc: ApiException) -> Exception:
@@ -205,9 +213,14 @@ def api_error(request: ApiRequest, exc: ApiException) -> Exception:
             f"forbidden: the service account may not {request.verb} {request.resource} in "
             f"namespace {request.namespace} (grant verb {request.verb!r} on {request.resource} "
             f"in the Role, see {ROLE_FILE}); the API server said: {said}",
-            details={**details, "missing_permission": {
-                "verb": request.verb, "resource": request.resource,
-                "namespace": request.namespace}},
+            details={
+                **details,
+                "missing_permission": {
+                    "verb": request.verb,
+                    "resource": request.resource,
+                    "namespace": request.namespace,
+                },
+            },
         )
     if status == 401:
         return PermanentError(
@@ -233,6 +246,7 @@ def _status_message(exc: ApiException) -> str:
 
 
 # ---- selectors ----------------------------------------------------------------------------
+
 
 def selector_string(match_labels: dict[str, str] | None, expressions: list[Any] | None) -> str:
     """A label selector string for a ``LabelSelector`` (matchLabels + matchExpressions)."""

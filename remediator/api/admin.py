@@ -58,15 +58,19 @@ def admin(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
         if svc.settings.admin_token is None:
             raise ApiError(404, "not found", "the admin API is disabled on this service")
         if not authorized(request.headers.get("Authorization", ""), token=svc.settings.admin_token):
-            raise ApiError(401, "missing or wrong admin token",
-                           "expected Authorization: Bearer <REMEDIATOR_ADMIN_TOKEN>",
-                           headers={"WWW-Authenticate": 'Bearer realm="remediator-admin"'})
+            raise ApiError(
+                401,
+                "missing or wrong admin token",
+                "expected Authorization: Bearer <REMEDIATOR_ADMIN_TOKEN>",
+                headers={"WWW-Authenticate": 'Bearer realm="remediator-admin"'},
+            )
         try:
             return await route(request, svc)
         except StoreUnavailable as exc:
             log.error("admin.store_unavailable", path=request.path, error=str(exc))
-            raise ApiError(503, "the state store is unavailable; retry", str(exc),
-                           headers={"Retry-After": "5"}) from exc
+            raise ApiError(
+                503, "the state store is unavailable; retry", str(exc), headers={"Retry-After": "5"}
+            ) from exc
 
     return guarded
 
@@ -82,8 +86,7 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         raise ApiError(400, "invalid query parameters", validation_detail(exc)) from exc
 
 
-async def parse_body(request: web.Request, svc: Service, model: type[M], *,
-                     optional: bool = False) -> M:
+async def parse_body(request: web.Request, svc: Service, model: type[M], *, optional: bool = False) -> M:
     if optional and (not request.body_exists or request.content_length == 0):
         return model()
     data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
@@ -111,7 +114,8 @@ async def list_events(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, EventsQuery)
     try:
         events, cursor = await svc.store.list_events(
-            query.limit, cursor=query.cursor, rule=query.rule, outcome=query.outcome)
+            query.limit, cursor=query.cursor, rule=query.rule, outcome=query.outcome
+        )
     except ValueError as exc:  # a store that rejects a malformed cursor
         raise ApiError(400, "invalid cursor", str(exc)) from exc
     return reply(EventPage(events=[EventSummary.of(e) for e in events], next_cursor=cursor))
@@ -138,20 +142,35 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
     if event.alert is None:
         raise ApiError(409, "the event has no stored alert to replay", event_id)
     payload = WebhookPayload.model_validate(
-        {"version": "4", "status": event.alert.status, "alerts": [event.alert]})
+        {"version": "4", "status": event.alert.status, "alerts": [event.alert]}
+    )
     note = f"replay of {event_id}" + (f": {body.note}" if body.note else "")
-    options = ManualOptions(note=note, dry_run=body.dry_run or None,
-                            ignore_cooldown=body.ignore_cooldown,
-                            ignore_circuit=body.ignore_circuit)
+    options = ManualOptions(
+        note=note,
+        dry_run=body.dry_run or None,
+        ignore_cooldown=body.ignore_cooldown,
+        ignore_circuit=body.ignore_circuit,
+    )
     accepted = await svc.intake.accept(payload, options)
     if not accepted.event_ids:
-        raise ApiError(409, "no loaded rule matches the stored alert; nothing replayed",
-                      {"alertname": event.alertname, "rules_hash": svc.rules.current().hash})
-    log.info("admin.replay", replay_of=event_id, event_ids=accepted.event_ids, note=body.note,
-             dry_run=body.dry_run, ignore_cooldown=body.ignore_cooldown,
-             ignore_circuit=body.ignore_circuit)
-    return reply(Accepted(accepted=len(accepted.event_ids), event_ids=accepted.event_ids,
-                          replay_of=event_id), status=202)
+        raise ApiError(
+            409,
+            "no loaded rule matches the stored alert; nothing replayed",
+            {"alertname": event.alertname, "rules_hash": svc.rules.current().hash},
+        )
+    log.info(
+        "admin.replay",
+        replay_of=event_id,
+        event_ids=accepted.event_ids,
+        note=body.note,
+        dry_run=body.dry_run,
+        ignore_cooldown=body.ignore_cooldown,
+        ignore_circuit=body.ignore_circuit,
+    )
+    return reply(
+        Accepted(accepted=len(accepted.event_ids), event_ids=accepted.event_ids, replay_of=event_id),
+        status=202,
+    )
 
 
 @admin
@@ -160,14 +179,28 @@ async def replay_payload(request: web.Request, svc: Service) -> web.Response:
     data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
     payload = manual_payload(data)
     require_rules(svc)
-    options = ManualOptions(note=query.note or "manual replay", dry_run=query.dry_run or None,
-                            ignore_cooldown=query.ignore_cooldown,
-                            ignore_circuit=query.ignore_circuit)
+    options = ManualOptions(
+        note=query.note or "manual replay",
+        dry_run=query.dry_run or None,
+        ignore_cooldown=query.ignore_cooldown,
+        ignore_circuit=query.ignore_circuit,
+    )
     accepted = await svc.intake.accept(payload, options)
-    log.info("admin.replay_payload", alerts=len(payload.alerts), event_ids=accepted.event_ids,
-             note=query.note, dry_run=query.dry_run)
-    return reply(Accepted(accepted=len(accepted.event_ids), event_ids=accepted.event_ids,
-                          unmatched_alerts=accepted.unmatched), status=202)
+    log.info(
+        "admin.replay_payload",
+        alerts=len(payload.alerts),
+        event_ids=accepted.event_ids,
+        note=query.note,
+        dry_run=query.dry_run,
+    )
+    return reply(
+        Accepted(
+            accepted=len(accepted.event_ids),
+            event_ids=accepted.event_ids,
+            unmatched_alerts=accepted.unmatched,
+        ),
+        status=202,
+    )
 
 
 def manual_payload(data: Any) -> WebhookPayload:
@@ -179,10 +212,8 @@ def manual_payload(data: Any) -> WebhookPayload:
             return WebhookPayload.model_validate(data)
         alert = ManualAlert.model_validate(data).to_alert()
     except ValidationError as exc:
-        raise ApiError(400, "not an Alertmanager v4 payload nor an alert",
-                      validation_detail(exc)) from exc
-    return WebhookPayload.model_validate(
-        {"version": "4", "status": alert.status, "alerts": [alert]})
+        raise ApiError(400, "not an Alertmanager v4 payload nor an alert", validation_detail(exc)) from exc
+    return WebhookPayload.model_validate({"version": "4", "status": alert.status, "alerts": [alert]})
 
 
 # ---- rules -------------------------------------------------------------------
@@ -196,10 +227,13 @@ def rules_info(svc: Service) -> RulesInfo:
     rules = holder.current() if holder.loaded else None
     last = holder.last
     return RulesInfo(
-        loaded=rules is not None, path=str(holder.path),
+        loaded=rules is not None,
+        path=str(holder.path),
         resolved_path=os.path.realpath(holder.path),
-        hash=rules.hash if rules else None, count=len(rules) if rules else 0,
-        poll_interval=svc.settings.rules_poll_interval, dry_run=svc.settings.dry_run,
+        hash=rules.hash if rules else None,
+        count=len(rules) if rules else 0,
+        poll_interval=svc.settings.rules_poll_interval,
+        dry_run=svc.settings.dry_run,
         rules=[rule_info(rule, svc.settings.dry_run) for rule in rules.rules] if rules else [],
         defaults=rules.defaults if rules else None,
         last_reload=ReloadInfo.model_validate(last.as_dict()) if last else None,
@@ -208,16 +242,20 @@ def rules_info(svc: Service) -> RulesInfo:
 
 def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
     """The rule as the API shows it: every policy field, with the dry-run in effect."""
-    flags: dict[Literal["rule", "service"], bool] = {"rule": rule.policy.dry_run,
-                                                     "service": service_dry_run}
+    flags: dict[Literal["rule", "service"], bool] = {"rule": rule.policy.dry_run, "service": service_dry_run}
     source = [name for name, on in flags.items() if on]
     shown = {**rule.policy.model_dump(), "dry_run": bool(source), "dry_run_source": source}
     # Not validated again: the policy is, and rules.yaml's durations (units required)
     # would refuse the seconds it holds.
     return RuleInfo.model_construct(
-        **shown, name=rule.name, description=rule.description, enabled=rule.enabled,
-        handler=rule.handler.name, matchers=[str(m) for m in rule.matchers],
-        inhibited_by=[str(m) for m in rule.inhibited_by], concurrency_limit=rule.concurrency_limit,
+        **shown,
+        name=rule.name,
+        description=rule.description,
+        enabled=rule.enabled,
+        handler=rule.handler.name,
+        matchers=[str(m) for m in rule.matchers],
+        inhibited_by=[str(m) for m in rule.inhibited_by],
+        concurrency_limit=rule.concurrency_limit,
     )
 
 

@@ -15,8 +15,13 @@ import hmac
 from pydantic import SecretStr
 
 
-def authorized(header: str, *, token: SecretStr | None = None, username: str | None = None,
-               password: SecretStr | None = None) -> bool:
+def authorized(
+    header: str,
+    *,
+    token: SecretStr | None = None,
+    username: str | None = None,
+    password: SecretStr | None = None,
+) -> bool:
     """Whether ``header`` carries ``Bearer <token>`` or ``Basic <username:password>``."""
     scheme, _, value = header.strip().partition(" ")
     presented = value.strip().encode("utf-8", "surrogateescape")

@@ -22,8 +22,15 @@ log = structlog.get_logger("remediator.http")
 class ApiError(Exception):
     """A request refused with ``status``: becomes ``{"error": error, "detail": detail}``."""
 
-    def __init__(self, status: int, error: str, detail: Any = None, *,
-                 headers: Mapping[str, str] | None = None, close: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        close: bool = False,
+    ) -> None:
         super().__init__(error)
         self.status, self.error, self.detail = status, error, detail
         self.headers = dict(headers or {})
@@ -36,19 +43,21 @@ class ApiError(Exception):
         return response
 
 
-def json_error(status: int, error: str, detail: Any = None,
-               headers: Mapping[str, str] | None = None) -> web.Response:
+def json_error(
+    status: int, error: str, detail: Any = None, headers: Mapping[str, str] | None = None
+) -> web.Response:
     body = orjson.dumps({"error": error, "detail": detail}, default=str)
-    return web.Response(body=body, status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 def error_bytes(status: int, error: str, detail: Any = None) -> bytes:
     """A whole HTTP/1.1 answer that closes the connection, for the protocol level."""
     body = orjson.dumps({"error": error, "detail": detail}, default=str)
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
     return head.encode("ascii") + body
 
 

@@ -35,7 +35,9 @@ class Intake:
         self._received = {s: metrics.alerts_received.labels(s) for s in ("firing", "resolved")}
 
     def plan_jobs(
-        self, payload: WebhookPayload, manual: ManualOptions | None = None,
+        self,
+        payload: WebhookPayload,
+        manual: ManualOptions | None = None,
         raw_alerts: list[dict[str, Any]] | None = None,
     ) -> tuple[list[NewJob], int]:
         """Match every alert against the current rules (pure; no I/O).
@@ -53,7 +55,9 @@ class Intake:
         return jobs, unmatched
 
     async def accept(
-        self, payload: WebhookPayload, manual: ManualOptions | None = None,
+        self,
+        payload: WebhookPayload,
+        manual: ManualOptions | None = None,
         raw_alerts: list[dict[str, Any]] | None = None,
     ) -> Accepted:
         """Index the alerts and store the jobs; raises StoreUnavailable if it cannot."""
@@ -69,14 +73,34 @@ class Intake:
 
 
 def _job(
-    rule: str, alert: Alert, raw: dict[str, Any] | None, payload: WebhookPayload, now: float,
+    rule: str,
+    alert: Alert,
+    raw: dict[str, Any] | None,
+    payload: WebhookPayload,
+    now: float,
     manual: ManualOptions | None,
 ) -> NewJob:
     if manual is None:
-        return NewJob(event_id=new_event_id(), rule=rule, alert=alert, raw_alert=raw,
-                      received_at=now, external_url=payload.external_url,
-                      receiver=payload.receiver)
-    return NewJob(event_id=new_event_id(), rule=rule, alert=alert, raw_alert=raw,
-                  received_at=now, external_url=payload.external_url, receiver=payload.receiver,
-                  manual=True, note=manual.note, dry_run=manual.dry_run,
-                  ignore_cooldown=manual.ignore_cooldown, ignore_circuit=manual.ignore_circuit)
+        return NewJob(
+            event_id=new_event_id(),
+            rule=rule,
+            alert=alert,
+            raw_alert=raw,
+            received_at=now,
+            external_url=payload.external_url,
+            receiver=payload.receiver,
+        )
+    return NewJob(
+        event_id=new_event_id(),
+        rule=rule,
+        alert=alert,
+        raw_alert=raw,
+        received_at=now,
+        external_url=payload.external_url,
+        receiver=payload.receiver,
+        manual=True,
+        note=manual.note,
+        dry_run=manual.dry_run,
+        ignore_cooldown=manual.ignore_cooldown,
+        ignore_circuit=manual.ignore_circuit,
+    )

@@ -29,13 +29,15 @@ PauseFor = Annotated[
     float,
     BeforeValidator(parse_duration),
     Field(gt=0, le=MAX_PAUSE),
-    WithJsonSchema({
-        "anyOf": [
-            {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PAUSE},
-            {"type": "string", "pattern": r"^([1-9][0-9]?(s|m|h)){1,3}$"},
-        ],
-        "description": "seconds, or a duration like '30m', '2h', '1h30m' (at most 30 days)",
-    }),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PAUSE},
+                {"type": "string", "pattern": r"^([1-9][0-9]?(s|m|h)){1,3}$"},
+            ],
+            "description": "seconds, or a duration like '30m', '2h', '1h30m' (at most 30 days)",
+        }
+    ),
 ]
 
 
@@ -158,8 +160,7 @@ class EventDetail(EventSummary):
 
     @classmethod
     def of(cls, event: AuditEvent) -> EventDetail:
-        data = _common(event) | {"plan": event.plan, "details": event.details,
-                                 "timeline": event.timeline}
+        data = _common(event) | {"plan": event.plan, "details": event.details, "timeline": event.timeline}
         return cls.model_validate(data)
 
 
@@ -185,8 +186,14 @@ class PauseState(BaseModel):
 
     @classmethod
     def active(cls, reason: str, until: float, by: str = "") -> PauseState:
-        return cls(paused=True, reason=reason, by=by, until=until, until_iso=iso(until),
-                   remaining_seconds=round(max(0.0, until - time.time()), 3))
+        return cls(
+            paused=True,
+            reason=reason,
+            by=by,
+            until=until,
+            until_iso=iso(until),
+            remaining_seconds=round(max(0.0, until - time.time()), 3),
+        )
 
 
 class RuleInfo(Policy):

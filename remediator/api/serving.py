@@ -54,15 +54,23 @@ async def _run(app: web.Application, settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def serving(app: web.Application, settings: Settings) -> AsyncIterator[web.AppRunner]:
     """Start ``app`` (its start-up included) and listen; stop and clean up on exit."""
-    runner = _Runner(app, max_connections=settings.max_connections,
-                     keepalive_timeout=settings.header_timeout,
-                     shutdown_timeout=settings.shutdown_grace)
+    runner = _Runner(
+        app,
+        max_connections=settings.max_connections,
+        keepalive_timeout=settings.header_timeout,
+        shutdown_timeout=settings.shutdown_grace,
+    )
     try:
         await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
-        log.info("http.listening", host=settings.host, port=settings.port,
-                 header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-                 max_connections=settings.max_connections)
+        log.info(
+            "http.listening",
+            host=settings.host,
+            port=settings.port,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+        )
         yield runner
     finally:
         await runner.cleanup()
@@ -96,9 +104,12 @@ class _Connections:
     def _saturated(self) -> None:
         if not self.saturated:  # once per episode: an attack must not flood the log
             self.saturated = True
-            log.warning("http.connections_at_limit", limit=self.limit,
-                        message="closing idle or slow connections to admit new ones; "
-                                "refusing with 503 while every connection has a request")
+            log.warning(
+                "http.connections_at_limit",
+                limit=self.limit,
+                message="closing idle or slow connections to admit new ones; "
+                "refusing with 503 while every connection has a request",
+            )
 
 
 class _Protocol(web_protocol.RequestHandler):
@@ -117,18 +128,26 @@ class _Protocol(web_protocol.RequestHandler):
         super().connection_made(transport)
         if not self.limiter.admit(self, self._loop.time()):
             assert self.transport is not None
-            self.transport.write(error_bytes(
-                503, "too many connections",
-                f"all {self.limiter.limit} connections are handling requests; retry"))
+            self.transport.write(
+                error_bytes(
+                    503,
+                    "too many connections",
+                    f"all {self.limiter.limit} connections are handling requests; retry",
+                )
+            )
             self.force_close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.limiter.release(self)
         super().connection_lost(exc)
 
-    def handle_error(self, request: web_request.BaseRequest, status: int = 500,
-                     exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self,
+        request: web_request.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
         """What aiohttp answers itself (a request it cannot parse), as JSON."""
         if request.writer.output_size > 0:
             raise ConnectionError("the answer has started: no room for an error")
@@ -146,8 +165,12 @@ class _Server(web_server.Server):
     """aiohttp's server, making our protocol; built from the one the app runner made."""
 
     def __init__(self, plain: web_server.Server, limiter: _Connections) -> None:
-        super().__init__(plain.request_handler, request_factory=plain.request_factory,
-                         handler_cancellation=plain.handler_cancellation, **plain._kwargs)
+        super().__init__(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            **plain._kwargs,
+        )
         self.limiter = limiter
 
     def __call__(self) -> web_protocol.RequestHandler:

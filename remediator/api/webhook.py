@@ -29,8 +29,12 @@ def check_webhook_auth(request: web.Request, settings: Settings) -> bool:
     """Bearer token or basic auth (``remediator.api.auth``); open only with --insecure-no-auth."""
     if settings.insecure_no_auth and not settings.webhook_auth_configured():
         return True
-    return authorized(request.headers.get("Authorization", ""), token=settings.webhook_token,
-                      username=settings.webhook_username, password=settings.webhook_password)
+    return authorized(
+        request.headers.get("Authorization", ""),
+        token=settings.webhook_token,
+        username=settings.webhook_username,
+        password=settings.webhook_password,
+    )
 
 
 async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
@@ -46,11 +50,18 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
             async for chunk in request.content.iter_chunked(65536):
                 body += chunk
                 if len(body) > limit:
-                    raise ApiError(413, f"body exceeds the limit of {limit} bytes"
-                                   + (" once decompressed" if _encoded(request) else ""))
+                    raise ApiError(
+                        413,
+                        f"body exceeds the limit of {limit} bytes"
+                        + (" once decompressed" if _encoded(request) else ""),
+                    )
     except TimeoutError:
-        raise ApiError(408, "request body not received in time",
-                       f"the whole body must arrive within {timeout:g}s", close=True) from None
+        raise ApiError(
+            408,
+            "request body not received in time",
+            f"the whole body must arrive within {timeout:g}s",
+            close=True,
+        ) from None
     except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
         cause = exc.__cause__
         reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
@@ -99,9 +110,12 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
     settings = svc.settings
     if not check_webhook_auth(request, settings):
         scheme = "Bearer" if settings.webhook_token is not None else "Basic"
-        raise ApiError(401, "missing or wrong credentials",
-                       f"expected an Authorization: {scheme} header with the webhook credentials",
-                       headers={"WWW-Authenticate": f'{scheme} realm="remediator"'})
+        raise ApiError(
+            401,
+            "missing or wrong credentials",
+            f"expected an Authorization: {scheme} header with the webhook credentials",
+            headers={"WWW-Authenticate": f'{scheme} realm="remediator"'},
+        )
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     try:
         data = orjson.loads(body)
@@ -110,21 +124,31 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
     try:
         payload = WebhookPayload.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, "not an Alertmanager v4 webhook payload",
-                       validation_detail(exc)) from exc
+        raise ApiError(400, "not an Alertmanager v4 webhook payload", validation_detail(exc)) from exc
     if not svc.rules.loaded:
         raise ApiError(503, "no rules loaded", None, headers={"Retry-After": "5"})
     try:
         accepted = await svc.intake.accept(payload, raw_alerts=data["alerts"])
     except StoreUnavailable as exc:
         log.error("webhook.store_unavailable", error=str(exc), alerts=len(payload.alerts))
-        raise ApiError(503, "cannot store the alerts durably; retry", str(exc),
-                       headers={"Retry-After": "5"}) from exc
+        raise ApiError(
+            503, "cannot store the alerts durably; retry", str(exc), headers={"Retry-After": "5"}
+        ) from exc
     # Debug only: every job logs its own outcome with its event id.
-    log.debug("webhook.accepted", alerts=len(payload.alerts), jobs=len(accepted.event_ids),
-              unmatched=accepted.unmatched, group_key=payload.group_key)
-    body = orjson.dumps({"accepted": len(accepted.event_ids), "event_ids": accepted.event_ids,
-                         "unmatched_alerts": accepted.unmatched})
+    log.debug(
+        "webhook.accepted",
+        alerts=len(payload.alerts),
+        jobs=len(accepted.event_ids),
+        unmatched=accepted.unmatched,
+        group_key=payload.group_key,
+    )
+    body = orjson.dumps(
+        {
+            "accepted": len(accepted.event_ids),
+            "event_ids": accepted.event_ids,
+            "unmatched_alerts": accepted.unmatched,
+        }
+    )
     return web.Response(body=body, status=202, content_type="application/json")
 
 
@@ -136,8 +160,10 @@ async def readyz(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     problems = []
     last = svc.rules.last
-    rules: dict[str, Any] = {"loaded": svc.rules.loaded,  # times as ISO 8601 UTC
-                             "last_reload": last.as_dict() | {"at": iso(last.at)} if last else None}
+    rules: dict[str, Any] = {
+        "loaded": svc.rules.loaded,  # times as ISO 8601 UTC
+        "last_reload": last.as_dict() | {"at": iso(last.at)} if last else None,
+    }
     if svc.rules.loaded:
         rules["hash"] = svc.rules.current().hash
         rules["count"] = len(svc.rules.current())
@@ -151,8 +177,13 @@ async def readyz(request: web.Request) -> web.Response:
     except (StoreUnavailable, TimeoutError) as exc:
         store = {"kind": svc.store.kind, "ok": False, "error": str(exc) or "timeout"}
         problems.append(f"store unavailable: {store['error']}")
-    body = {"status": "ready" if not problems else "not ready", "problems": problems,
-            "rules": rules, "store": store, "replica": svc.replica}
+    body = {
+        "status": "ready" if not problems else "not ready",
+        "problems": problems,
+        "rules": rules,
+        "store": store,
+        "replica": svc.replica,
+    }
     return web.json_response(body, status=200 if not problems else 503)
 
 

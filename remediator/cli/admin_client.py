@@ -74,13 +74,15 @@ class AdminClient:
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                   body: Any = None) -> Any:
+    async def call(
+        self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None
+    ) -> Any:
         assert self._session is not None, "use `async with AdminClient(...)`"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            async with self._session.request(method, self.url + path, params=params,
-                                             json=body, headers=headers) as response:
+            async with self._session.request(
+                method, self.url + path, params=params, json=body, headers=headers
+            ) as response:
                 text, status = await response.text(errors="replace"), response.status
         except aiohttp.InvalidURL as exc:
             raise CtlError(f"invalid service URL {self.url!r}", 2) from exc
@@ -102,19 +104,21 @@ class AdminClient:
                 return "unauthorized (401): set REMEDIATOR_ADMIN_TOKEN to the service's admin token"
             return "unauthorized (401): the service rejected REMEDIATOR_ADMIN_TOKEN"
         if status == 404 and "disabled" in str(data.get("detail")):
-            return (f"the admin API is disabled on {self.url} (404): "
-                    "start the service with REMEDIATOR_ADMIN_TOKEN set")
+            return (
+                f"the admin API is disabled on {self.url} (404): "
+                "start the service with REMEDIATOR_ADMIN_TOKEN set"
+            )
         return f"HTTP {status}: {data['error']}" + reports.detail_text(data.get("detail"))
 
-    async def events(self, limit: int, rule: str | None = None,
-                     outcome: str | None = None) -> list[dict[str, Any]]:
+    async def events(
+        self, limit: int, rule: str | None = None, outcome: str | None = None
+    ) -> list[dict[str, Any]]:
         """Newest first, following the cursor until ``limit`` events are read."""
         out: list[dict[str, Any]] = []
         cursor: str | None = None
         while len(out) < limit:
             params = {"limit": str(min(PAGE, limit - len(out)))}
-            params |= {k: v for k, v in (("rule", rule), ("outcome", outcome),
-                                         ("cursor", cursor)) if v}
+            params |= {k: v for k, v in (("rule", rule), ("outcome", outcome), ("cursor", cursor)) if v}
             page = await self.call("GET", "/api/v1/events", params=params)
             out += page["events"]
             cursor = page.get("next_cursor")
@@ -126,8 +130,7 @@ class AdminClient:
         return dict(await self.call("GET", f"/api/v1/events/{_segment(event_id)}"))
 
     async def replay(self, event_id: str, options: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self.call("POST", f"/api/v1/replay/{_segment(event_id)}",
-                                    body=options))
+        return dict(await self.call("POST", f"/api/v1/replay/{_segment(event_id)}", body=options))
 
     async def wait_events(self, event_ids: list[str], within: float) -> list[dict[str, Any]]:
         """Poll until every event is recorded (a job in flight answers 404) or time is up."""
@@ -191,19 +194,26 @@ def add_commands(sub: Any) -> None:
     events.add_argument("--limit", type=int, default=20)
     event = sub.add_parser("event", parents=[common], help="one event and its timeline")
     event.add_argument("event_id")
-    replay = sub.add_parser("replay", parents=[common],
-                            help="re-run a stored event's alert through the current rules")
+    replay = sub.add_parser(
+        "replay", parents=[common], help="re-run a stored event's alert through the current rules"
+    )
     replay.add_argument("event_id")
     replay.add_argument("--dry-run", action="store_true", help="only render the plan")
     replay.add_argument("--ignore-cooldown", action="store_true")
     replay.add_argument("--ignore-circuit", action="store_true")
     replay.add_argument("--note", default="", help="why (kept in the audit)")
-    replay.add_argument("--wait", type=float, metavar="SECONDS", default=None,
-                        help="wait up to SECONDS for the outcome and print it; the exit "
-                             "code then says how it went: 0 succeeded/noop/dry run, "
-                             "1 failed, 4 skipped, 5 still running")
-    pause = sub.add_parser("pause", parents=[common],
-                           help="pause all remediation (no options: show the pause state)")
+    replay.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="wait up to SECONDS for the outcome and print it; the exit "
+        "code then says how it went: 0 succeeded/noop/dry run, "
+        "1 failed, 4 skipped, 5 still running",
+    )
+    pause = sub.add_parser(
+        "pause", parents=[common], help="pause all remediation (no options: show the pause state)"
+    )
     pause.add_argument("--reason")
     pause.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 30m, 2h")
     sub.add_parser("resume", parents=[common], help="resume remediation")
@@ -244,14 +254,21 @@ async def _event(client: AdminClient, args: argparse.Namespace) -> int:
 
 
 async def _replay(client: AdminClient, args: argparse.Namespace) -> int:
-    options = {"dry_run": args.dry_run, "ignore_cooldown": args.ignore_cooldown,
-               "ignore_circuit": args.ignore_circuit, "note": args.note}
+    options = {
+        "dry_run": args.dry_run,
+        "ignore_cooldown": args.ignore_cooldown,
+        "ignore_circuit": args.ignore_circuit,
+        "note": args.note,
+    }
     accepted = await client.replay(args.event_id, options)
     finished: list[dict[str, Any]] = []
     if args.wait:
         finished = await client.wait_events(accepted["event_ids"], args.wait)
-    _emit(args, accepted | ({"events": finished} if args.wait else {}),
-          reports.replay_text(accepted, finished, waited=bool(args.wait)))
+    _emit(
+        args,
+        accepted | ({"events": finished} if args.wait else {}),
+        reports.replay_text(accepted, finished, waited=bool(args.wait)),
+    )
     return replay_exit_code(accepted["event_ids"], finished) if args.wait else 0
 
 
@@ -279,8 +296,11 @@ async def _pause(client: AdminClient, args: argparse.Namespace) -> int:
 
 async def _resume(client: AdminClient, args: argparse.Namespace) -> int:
     state = await client.call("DELETE", "/api/v1/pause")
-    _emit(args, state, "resumed: remediation runs again" if state.get("was_paused")
-          else "was not paused; nothing to do")
+    _emit(
+        args,
+        state,
+        "resumed: remediation runs again" if state.get("was_paused") else "was not paused; nothing to do",
+    )
     return 0
 
 
@@ -299,6 +319,10 @@ def _who() -> str:
 
 
 _COMMANDS: dict[str, Callable[[AdminClient, argparse.Namespace], Awaitable[int]]] = {
-    "events": _events, "event": _event, "replay": _replay, "pause": _pause,
-    "resume": _resume, "rules": _rules,
+    "events": _events,
+    "event": _event,
+    "replay": _replay,
+    "pause": _pause,
+    "resume": _resume,
+    "rules": _rules,
 }

@@ -26,21 +26,29 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--dry-run", action="store_true", default=None)
-    serve.add_argument("--insecure-no-auth", action="store_true", default=None,
-                       help="accept webhooks without credentials (local testing only)")
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="accept webhooks without credentials (local testing only)",
+    )
 
     check = sub.add_parser("check", help="validate a rules file")
     check.add_argument("path", nargs="?", type=Path)
-    check.add_argument("--strict", action="store_true",
-                       help="treat warnings (questionable settings) as errors")
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings (questionable settings) as errors"
+    )
 
     simulate = sub.add_parser("simulate", help="show what a payload would trigger; no effects")
-    simulate.add_argument("payload", type=Path, nargs="?",
-                          help="Alertmanager webhook JSON (or one alert)")
+    simulate.add_argument("payload", type=Path, nargs="?", help="Alertmanager webhook JSON (or one alert)")
     simulate.add_argument("--rules", type=Path)
     simulate.add_argument("--json", action="store_true", help="machine-readable output")
-    simulate.add_argument("--from-events", type=int, metavar="N",
-                          help="the alerts of the last N events stored by a running service")
+    simulate.add_argument(
+        "--from-events",
+        type=int,
+        metavar="N",
+        help="the alerts of the last N events stored by a running service",
+    )
     simulate.add_argument("--events-file", type=Path, help="events from `remediator events --json`")
     simulate.add_argument("--url", help="service URL for --from-events (REMEDIATOR_URL)")
     ctl.add_commands(sub)
@@ -66,15 +74,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in ("rules", "host", "port", "dry_run", "insecure_no_auth") and v is not None}
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("rules", "host", "port", "dry_run", "insecure_no_auth") and v is not None
+    }
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
-        print("refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "
-              "REMEDIATOR_WEBHOOK_USERNAME and REMEDIATOR_WEBHOOK_PASSWORD; each secret also as "
-              "*_FILE, and an empty value counts as unset), or pass --insecure-no-auth to accept "
-              "webhooks without credentials (local testing only)", file=sys.stderr)
+        print(
+            "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "
+            "REMEDIATOR_WEBHOOK_USERNAME and REMEDIATOR_WEBHOOK_PASSWORD; each secret also as "
+            "*_FILE, and an empty value counts as unset), or pass --insecure-no-auth to accept "
+            "webhooks without credentials (local testing only)",
+            file=sys.stderr,
+        )
         return 2
     try:
         load_rules(settings.rules, default_registry)
@@ -100,8 +114,7 @@ def _check(path: Path, *, strict: bool = False) -> int:
     for warning in rules.warnings:
         print(f"{path}: {kind}: {warning}", file=sys.stderr)
     if strict and rules.warnings:
-        print(f"{path}: {len(rules.warnings)} warning(s), failed because of --strict",
-              file=sys.stderr)
+        print(f"{path}: {len(rules.warnings)} warning(s), failed because of --strict", file=sys.stderr)
         return 1
     enabled = sum(1 for r in rules.rules if r.enabled)
     warned = f", {len(rules.warnings)} warning(s)" if rules.warnings else ""
@@ -139,8 +152,11 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
         print(format_simulation(report))
     failed = [m for entry in report for m in entry["matches"] if "error" in m]
     if failed:
-        print(f"remediator simulate: {len(failed)} match(es) cannot render or validate "
-              f"(first: rule {failed[0]['rule']}: {failed[0]['error']})", file=sys.stderr)
+        print(
+            f"remediator simulate: {len(failed)} match(es) cannot render or validate "
+            f"(first: rule {failed[0]['rule']}: {failed[0]['error']})",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -168,11 +184,18 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
     """Per alert: matching rules, rendered target and params, and the plan. Pure."""
     report = []
     for alert in alerts:
-        entry: dict[str, Any] = {"alert": alert.name, "status": alert.status,
-                                 "fingerprint": alert.fingerprint, "matches": []}
+        entry: dict[str, Any] = {
+            "alert": alert.name,
+            "status": alert.status,
+            "fingerprint": alert.fingerprint,
+            "matches": [],
+        }
         for rule in rules.match(alert):
-            match: dict[str, Any] = {"rule": rule.name, "handler": rule.handler.name,
-                                     "dry_run": rule.policy.dry_run}
+            match: dict[str, Any] = {
+                "rule": rule.name,
+                "handler": rule.handler.name,
+                "dry_run": rule.policy.dry_run,
+            }
             if alert.status == "resolved" and rule.policy.on_resolved == "ignore":
                 match["action"] = "none: resolved alerts are only recorded (on_resolved: ignore)"
             try:

@@ -44,8 +44,15 @@ def events_table(events: list[dict[str, Any]]) -> str:
     if not events:
         return "no events"
     rows = [
-        [clock(e.get("finished_at")), e["event_id"], e["rule"], e.get("target") or "-",
-         e["outcome"], "manual" if e.get("manual") else "", clip(e.get("message", ""), 70)]
+        [
+            clock(e.get("finished_at")),
+            e["event_id"],
+            e["rule"],
+            e.get("target") or "-",
+            e["outcome"],
+            "manual" if e.get("manual") else "",
+            clip(e.get("message", ""), 70),
+        ]
         for e in events
     ]
     return table(["FINISHED", "EVENT", "RULE", "TARGET", "OUTCOME", "", "MESSAGE"], rows)
@@ -57,8 +64,7 @@ def event_text(event: dict[str, Any]) -> str:
     took = (event.get("finished_at") or 0) - (event.get("received_at") or 0)
     lines = [
         f"event     {event['event_id']}",
-        f"rule      {event['rule']}" + (f" (handler {event['handler']})" if event.get("handler")
-                                        else ""),
+        f"rule      {event['rule']}" + (f" (handler {event['handler']})" if event.get("handler") else ""),
         f"target    {event.get('target') or '-'}",
         f"alert     {event.get('alertname') or '-'} {event.get('alert_status', '')} "
         f"fingerprint {event.get('fingerprint') or '-'}",
@@ -76,23 +82,24 @@ def event_text(event: dict[str, Any]) -> str:
         lines.append(f"details   {json.dumps(event['details'], sort_keys=True)}")
     lines.append("timeline:")
     start = event.get("received_at") or 0
-    rows = [[f"+{max(0.0, s['at'] - start):.3f}s", s["name"], clip(s.get("message", ""), 100)]
-            for s in event.get("timeline", [])]
+    rows = [
+        [f"+{max(0.0, s['at'] - start):.3f}s", s["name"], clip(s.get("message", ""), 100)]
+        for s in event.get("timeline", [])
+    ]
     lines += ["  " + line for line in table(["AT", "STEP", "MESSAGE"], rows).splitlines()]
     return "\n".join(lines)
 
 
-def replay_text(accepted: dict[str, Any], finished: list[dict[str, Any]], *,
-                waited: bool) -> str:
+def replay_text(accepted: dict[str, Any], finished: list[dict[str, Any]], *, waited: bool) -> str:
     ids = accepted["event_ids"]
-    lines = [f"replayed {accepted.get('replay_of')} as {len(ids)} new event(s): "
-             + ", ".join(ids)]
+    lines = [f"replayed {accepted.get('replay_of')} as {len(ids)} new event(s): " + ", ".join(ids)]
     for event in finished:
-        lines.append(f"  {event['event_id']}  {event['rule']}  {event['outcome']}: "
-                     f"{clip(event.get('message', ''), 100)}")
+        lines.append(
+            f"  {event['event_id']}  {event['rule']}  {event['outcome']}: "
+            f"{clip(event.get('message', ''), 100)}"
+        )
     if waited and len(finished) < len(ids):
-        lines.append("  still running: " + ", ".join(sorted(set(ids) - {
-            e["event_id"] for e in finished})))
+        lines.append("  still running: " + ", ".join(sorted(set(ids) - {e["event_id"] for e in finished})))
     elif not waited:
         lines.append(f"see: remediator event {ids[0]}" if ids else "")
     return "\n".join(line for line in lines if line)
@@ -114,11 +121,13 @@ def dry_run_text(rule: dict[str, Any]) -> str:
 
 
 def rules_text(info: dict[str, Any]) -> str:
-    where = info["path"] + (f" -> {info['resolved_path']}"
-                            if info["resolved_path"] != info["path"] else "")
-    head = [f"rules     {info['count']} loaded from {where}" if info["loaded"]
-            else f"rules     NONE loaded ({where})",
-            f"hash      {info.get('hash') or '-'}"]
+    where = info["path"] + (f" -> {info['resolved_path']}" if info["resolved_path"] != info["path"] else "")
+    head = [
+        f"rules     {info['count']} loaded from {where}"
+        if info["loaded"]
+        else f"rules     NONE loaded ({where})",
+        f"hash      {info.get('hash') or '-'}",
+    ]
     if info.get("dry_run"):
         head.append("dry-run   ON for every rule (the service runs with --dry-run)")
     last = info.get("last_reload")
@@ -129,13 +138,21 @@ def rules_text(info: dict[str, Any]) -> str:
     defaults: dict[str, Any] = info.get("defaults") or {}
     if defaults:
         head += _wrapped("defaults  ", [f"{k} {policy_value(v)}" for k, v in defaults.items()])
-    rows = [[r["name"], r["handler"], "yes" if r["enabled"] else "no",
-             dry_run_text(r), format_duration(r["cooldown"]),
-             ", ".join(r["matchers"]), _overrides(r, defaults)] for r in info.get("rules", [])]
+    rows = [
+        [
+            r["name"],
+            r["handler"],
+            "yes" if r["enabled"] else "no",
+            dry_run_text(r),
+            format_duration(r["cooldown"]),
+            ", ".join(r["matchers"]),
+            _overrides(r, defaults),
+        ]
+        for r in info.get("rules", [])
+    ]
     if not rows:
         return "\n".join(head)
-    body = table(["NAME", "HANDLER", "ENABLED", "DRY-RUN", "COOLDOWN", "MATCHERS", "OVERRIDES"],
-                 rows)
+    body = table(["NAME", "HANDLER", "ENABLED", "DRY-RUN", "COOLDOWN", "MATCHERS", "OVERRIDES"], rows)
     return "\n".join(head) + "\n\n" + body
 
 
@@ -144,8 +161,11 @@ _OWN_COLUMN = ("cooldown", "dry_run")  # policy fields the rules table shows in 
 
 def _overrides(rule: dict[str, Any], defaults: dict[str, Any]) -> str:
     """The rule's policy values that differ from ``defaults`` (``lease 5m, timeout 2m``)."""
-    changed = [f"{k} {policy_value(rule[k])}" for k, v in defaults.items()
-               if k not in _OWN_COLUMN and k in rule and rule[k] != v]
+    changed = [
+        f"{k} {policy_value(rule[k])}"
+        for k, v in defaults.items()
+        if k not in _OWN_COLUMN and k in rule and rule[k] != v
+    ]
     return ", ".join(changed) or "-"
 
 

@@ -56,8 +56,7 @@ async def _call(spec: HandlerSpec, params: HandlerParams, ctx: Context) -> Resul
         # In a dry run a failed precheck (e.g. the target is out of reach) is expected:
         # the pipeline turns it into the plan from the params alone. Not an error.
         report = ctx.log.warning if ctx.dry_run else ctx.log.error
-        report("remediation.handler_error", error=str(exc), retryable=exc.retryable,
-               dry_run=ctx.dry_run)
+        report("remediation.handler_error", error=str(exc), retryable=exc.retryable, dry_run=ctx.dry_run)
         return Result.failed(str(exc), retryable=exc.retryable, **exc.details)
     except Exception as exc:
         ctx.log.exception("remediation.handler_crashed")

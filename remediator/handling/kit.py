@@ -116,5 +116,7 @@ async def rereading_conflicts(
         except Conflict as exc:
             ctx.step("conflict", f"{exc}; re-reading")
             seen = await reread()
-    raise TemporaryError(f"{where} changed under us {MAX_CONFLICTS} times in a row "
-                         f"(409 Conflict on every guarded patch); {undone}")
+    raise TemporaryError(
+        f"{where} changed under us {MAX_CONFLICTS} times in a row "
+        f"(409 Conflict on every guarded patch); {undone}"
+    )

@@ -25,8 +25,13 @@ class ReloadResult:
     errors: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
-        return {"ok": self.ok, "at": self.at, "hash": self.hash, "message": self.message,
-                "errors": list(self.errors)}
+        return {
+            "ok": self.ok,
+            "at": self.at,
+            "hash": self.hash,
+            "message": self.message,
+            "errors": list(self.errors),
+        }
 
 
 class RulesHolder:
@@ -54,17 +59,21 @@ class RulesHolder:
             rules = load_rules(self.path, self.registry)
         except RulesError as exc:
             kept = self._rules.hash if self._rules else ""
-            self.last = ReloadResult(False, time.time(), kept,
-                                     "rules invalid; kept the last good rules" if kept
-                                     else "rules invalid; none loaded", tuple(exc.problems))
+            self.last = ReloadResult(
+                False,
+                time.time(),
+                kept,
+                "rules invalid; kept the last good rules" if kept else "rules invalid; none loaded",
+                tuple(exc.problems),
+            )
             self.metrics.rules_reload.labels("error").inc()
-            log.error("rules.reload_failed", path=str(self.path), errors=exc.problems,
-                      kept_hash=kept)
+            log.error("rules.reload_failed", path=str(self.path), errors=exc.problems, kept_hash=kept)
             return self.last
         changed = self._rules is None or self._rules.hash != rules.hash
         self._rules = rules
-        self.last = ReloadResult(True, time.time(), rules.hash,
-                                 f"loaded {len(rules)} rules" if changed else "unchanged")
+        self.last = ReloadResult(
+            True, time.time(), rules.hash, f"loaded {len(rules)} rules" if changed else "unchanged"
+        )
         self.metrics.rules_reload.labels("ok").inc()
         self.metrics.rules_loaded.set(len(rules))
         if changed:

@@ -33,8 +33,9 @@ def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
         raise RulesError(source, _explain(exc, doc)) from exc
 
 
-def build_rules(parsed: RulesFile, doc: Document, source: str,
-                registry: Registry) -> tuple[list[Rule], tuple[str, ...]]:
+def build_rules(
+    parsed: RulesFile, doc: Document, source: str, registry: Registry
+) -> tuple[list[Rule], tuple[str, ...]]:
     """The compiled rules and the warnings; raises RulesError listing every error.
 
     Questionable settings do not fail: they come back as warnings.
@@ -62,9 +63,12 @@ def build_rules(parsed: RulesFile, doc: Document, source: str,
     used = {rule.policy.concurrency_group for rule in rules}
     for group in parsed.concurrency_limits:
         if group not in used:
-            report.add(Finding(group, f"concurrency_limits.{group}: no rule has "
-                               f"concurrency_group: {group}", warning=True),
-                       ("concurrency_limits", group))
+            report.add(
+                Finding(
+                    group, f"concurrency_limits.{group}: no rule has concurrency_group: {group}", warning=True
+                ),
+                ("concurrency_limits", group),
+            )
     if report.errors:
         raise RulesError(source, report.errors)
     return rules, tuple(report.warnings)
@@ -87,14 +91,21 @@ class _Report:
         self.errors: list[str] = []
         self.warnings: list[str] = []
 
-    def add(self, finding: Finding, path: tuple[str | int, ...], *,
-            rule: tuple[int, str] | None = None, prefix: str = "") -> None:
+    def add(
+        self,
+        finding: Finding,
+        path: tuple[str | int, ...],
+        *,
+        rule: tuple[int, str] | None = None,
+        prefix: str = "",
+    ) -> None:
         text = _placed(self.doc, prefix + finding.message, path, rule)
         (self.warnings if finding.warning else self.errors).append(text)
 
 
-def _placed(doc: Document, message: str, path: tuple[str | int, ...],
-            rule: tuple[int, str] | None = None) -> str:
+def _placed(
+    doc: Document, message: str, path: tuple[str | int, ...], rule: tuple[int, str] | None = None
+) -> str:
     """``rule 'x' (line 9): message (line 12)``: where the rule starts, where the key is."""
     line = doc.line(path)
     if rule is None:
@@ -143,8 +154,7 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         except TemplateError as exc:
             raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
     params_template = {
-        key: _compiled(("params", key), value, handler.escapes.get(key))
-        for key, value in spec.params.items()
+        key: _compiled(("params", key), value, handler.escapes.get(key)) for key, value in spec.params.items()
     }
     _check_params(handler, spec.params)
     policy = spec.policy(parsed.defaults)
@@ -184,8 +194,7 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
     fields = _fields(handler)
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise _Problem(("params", unknown[0]),
-                       f"unknown params for {handler.name}: {', '.join(unknown)}")
+        raise _Problem(("params", unknown[0]), f"unknown params for {handler.name}: {', '.join(unknown)}")
     missing = [name for name, info in fields.items() if info.is_required() and name not in params]
     if missing:
         raise _Problem(("params",), f"missing params for {handler.name}: {', '.join(missing)}")
@@ -194,8 +203,7 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
             handler.params.model_validate(params)
         except ValidationError as exc:
             first = exc.errors()[0]["loc"]
-            raise _Problem(("params", *first),
-                           f"params for {handler.name}: {describe_errors(exc)}") from exc
+            raise _Problem(("params", *first), f"params for {handler.name}: {describe_errors(exc)}") from exc
         return
     for name, value in params.items():
         if _has_template(value):
@@ -203,8 +211,9 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
         try:
             TypeAdapter(field_type(fields[name])).validate_python(value)
         except ValidationError as exc:
-            raise _Problem(("params", name),
-                           f"param {name!r} for {handler.name}: {describe_errors(exc)}") from exc
+            raise _Problem(
+                ("params", name), f"param {name!r} for {handler.name}: {describe_errors(exc)}"
+            ) from exc
 
 
 def _fields(handler: HandlerSpec) -> dict[str, FieldInfo]:

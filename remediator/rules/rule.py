@@ -54,10 +54,12 @@ class Rule:
         As Alertmanager's inhibit rules: ``inhibited_by`` matches the blocker, and every
         ``inhibit_equal`` label has the same value on both (missing on both counts as equal).
         """
-        return (bool(self.inhibited_by) and blocker != labels
-                and matches_all(self.inhibited_by, blocker)
-                and all(blocker.get(n, "") == labels.get(n, "")
-                        for n in self.policy.inhibit_equal))
+        return (
+            bool(self.inhibited_by)
+            and blocker != labels
+            and matches_all(self.inhibited_by, blocker)
+            and all(blocker.get(n, "") == labels.get(n, "") for n in self.policy.inhibit_equal)
+        )
 
 
 @dataclass(frozen=True)
@@ -98,12 +100,13 @@ def checked_target(target: str) -> str:
     """``target`` if it names one thing; raises TemplateError saying why not."""
     if not _TARGET.match(target):
         raise TemplateError(
-            f"rendered target {target!r} is not a valid target "
-            "(letters, digits and _ . : / @ = - only)"
+            f"rendered target {target!r} is not a valid target (letters, digits and _ . : / @ = - only)"
         )
     if dots := [part for part in target.split("/") if part in (".", "..")]:
-        raise TemplateError(f"rendered target {target!r} has a {dots[0]!r} segment: a target "
-                            "names one thing and may not contain '.' or '..' between slashes")
+        raise TemplateError(
+            f"rendered target {target!r} has a {dots[0]!r} segment: a target "
+            "names one thing and may not contain '.' or '..' between slashes"
+        )
     return target
 
 

@@ -17,15 +17,31 @@ from remediator.rules.loading import build_rules, read_rules_file
 from remediator.rules.rule import Plan, Rule, render, template_context
 from remediator.rules.schema import Policy, RulesFile, RuleSpec
 
-__all__ = ["Plan", "Policy", "Rule", "RuleSet", "RuleSpec", "RulesFile", "load_rules",
-           "parse_rules", "render", "template_context"]
+__all__ = [
+    "Plan",
+    "Policy",
+    "Rule",
+    "RuleSet",
+    "RuleSpec",
+    "RulesFile",
+    "load_rules",
+    "parse_rules",
+    "render",
+    "template_context",
+]
 
 
 class RuleSet:
     """An immutable, validated set of rules; swapped whole on reload."""
 
-    def __init__(self, rules: list[Rule], source: str, digest: str,
-                 warnings: tuple[str, ...] = (), defaults: Policy | None = None) -> None:
+    def __init__(
+        self,
+        rules: list[Rule],
+        source: str,
+        digest: str,
+        warnings: tuple[str, ...] = (),
+        defaults: Policy | None = None,
+    ) -> None:
         self.rules = rules
         self.source = source
         self.hash = digest
@@ -37,8 +53,7 @@ class RuleSet:
         self._by_alertname: dict[str, list[Rule]] = {}
         self._any_alertname: list[Rule] = []
         for rule in rules:
-            pinned = next((m.value for m in rule.matchers if m.name == "alertname" and m.op == "="),
-                          None)
+            pinned = next((m.value for m in rule.matchers if m.name == "alertname" and m.op == "="), None)
             if pinned is None:
                 self._any_alertname.append(rule)
             else:
@@ -75,5 +90,4 @@ def parse_rules(data: bytes, source: str, registry: Registry) -> RuleSet:
     """
     parsed, doc = read_rules_file(data, source)
     rules, warnings = build_rules(parsed, doc, source, registry)
-    return RuleSet(rules, source, hashlib.sha256(data).hexdigest()[:16], warnings,
-                   parsed.defaults.policy())
+    return RuleSet(rules, source, hashlib.sha256(data).hexdigest()[:16], warnings, parsed.defaults.policy())

@@ -92,8 +92,10 @@ def field_type(info: FieldInfo) -> Any:
 
 def _overrides(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s fields for ``create_model``, each optional: unset (None) unless written."""
-    return {name: (field_type(info) | None, Field(default=None, description=info.description))
-            for name, info in model.model_fields.items()}
+    return {
+        name: (field_type(info) | None, Field(default=None, description=info.description))
+        for name, info in model.model_fields.items()
+    }
 
 
 class _RuleFields(_Strict):
@@ -130,10 +132,13 @@ class _RuleFields(_Strict):
 if TYPE_CHECKING:
     RuleSpec = _RuleFields
 else:
-    RuleSpec = create_model("RuleSpec", __base__=_RuleFields, __module__=__name__,
-                            __doc__="One rule as written in the file; unset knobs come "
-                                    "from ``defaults``.",
-                            **_overrides(Policy))
+    RuleSpec = create_model(
+        "RuleSpec",
+        __base__=_RuleFields,
+        __module__=__name__,
+        __doc__="One rule as written in the file; unset knobs come from ``defaults``.",
+        **_overrides(Policy),
+    )
 
 
 class Defaults(Policy):

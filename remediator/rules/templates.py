@@ -14,6 +14,7 @@ from remediator.handling.escapes import Finalizer, url_escape
 _ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _ENV.filters["urlquote"] = url_escape
 
+
 def _env_with(finalize: Finalizer | None) -> jinja2.Environment:
     if finalize is None:
         return _ENV

@@ -106,8 +106,11 @@ class RulesWatcher:
         """Until the next poll, a reload request, or ``stop``."""
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self._wake.wait())]
         try:
-            await asyncio.wait(waiters, timeout=self.interval if self.interval > 0 else None,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters,
+                timeout=self.interval if self.interval > 0 else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -128,9 +131,16 @@ class RulesWatcher:
         old_hash = self.holder.current().hash if self.holder.loaded else ""
         was_ok = self.holder.last is None or self.holder.last.ok
         result = self.holder.load()
-        log.info("rules.reload", trigger=trigger, ok=result.ok, message=result.message,
-                 path=str(self.holder.path), resolved=self._seen.resolved,
-                 previous_resolved=previous.resolved, hash=result.hash)
+        log.info(
+            "rules.reload",
+            trigger=trigger,
+            ok=result.ok,
+            message=result.message,
+            path=str(self.holder.path),
+            resolved=self._seen.resolved,
+            previous_resolved=previous.resolved,
+            hash=result.hash,
+        )
         if result.ok and result.hash == old_hash and was_ok:
             return result  # same rules as before: nothing worth telling people
         self.notifier.send(self._notice(result, trigger, old_hash))
@@ -138,18 +148,30 @@ class RulesWatcher:
 
     def _notice(self, result: ReloadResult, trigger: str, old_hash: str) -> Notice:
         if result.ok and result.hash == old_hash:  # only after a failed reload (see reload)
-            message = (f"rules file valid again ({trigger}): the failed reload is over; "
-                       f"the rules in effect did not change (hash {result.hash})")
+            message = (
+                f"rules file valid again ({trigger}): the failed reload is over; "
+                f"the rules in effect did not change (hash {result.hash})"
+            )
         elif result.ok:
             message = f"rules reloaded ({trigger}): {result.message}, hash {result.hash}"
         else:
-            message = (f"rules reload FAILED ({trigger}); still running on the last good rules "
-                       f"(hash {result.hash or 'none'}): " + "; ".join(result.errors[:5]))
+            message = (
+                f"rules reload FAILED ({trigger}); still running on the last good rules "
+                f"(hash {result.hash or 'none'}): " + "; ".join(result.errors[:5])
+            )
         return Notice(
-            kind="rules_reload", outcome="ok" if result.ok else "error", message=message,
-            details={"path": str(self.holder.path), "resolved_path": self._seen.resolved,
-                     "hash": result.hash, "previous_hash": old_hash, "trigger": trigger,
-                     "errors": list(result.errors), "rules": self._count()},
+            kind="rules_reload",
+            outcome="ok" if result.ok else "error",
+            message=message,
+            details={
+                "path": str(self.holder.path),
+                "resolved_path": self._seen.resolved,
+                "hash": result.hash,
+                "previous_hash": old_hash,
+                "trigger": trigger,
+                "errors": list(result.errors),
+                "rules": self._count(),
+            },
         )
 
     def _count(self) -> int:

@@ -111,7 +111,10 @@ class Audit(Protocol):
     async def record_event(self, event: AuditEvent) -> None: ...
     async def get_event(self, event_id: str) -> AuditEvent | None: ...
     async def list_events(
-        self, limit: int, cursor: str | None = None, rule: str | None = None,
+        self,
+        limit: int,
+        cursor: str | None = None,
+        rule: str | None = None,
         outcome: str | None = None,
     ) -> tuple[list[AuditEvent], str | None]: ...
     # kept for the run that re-delivers the job

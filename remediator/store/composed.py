@@ -17,8 +17,7 @@ from remediator.store.base import Audit, Delivery, FailureCount, Gates, Locks, P
 class ComposedStore:
     """Every ``Store`` method but intake, ping and close, handed to its part."""
 
-    def __init__(self, *, queue: Queue, locks: Locks, gates: Gates, audit: Audit,
-                 threads: Threads) -> None:
+    def __init__(self, *, queue: Queue, locks: Locks, gates: Gates, audit: Audit, threads: Threads) -> None:
         self._queue = queue
         self._locks = locks
         self._gates = gates
@@ -107,7 +106,11 @@ class ComposedStore:
         return await self._gates.cooldown_remaining(rule, target)
 
     async def record_failure(
-        self, rule: str, target: str, window: float, max_attempts: int,
+        self,
+        rule: str,
+        target: str,
+        window: float,
+        max_attempts: int,
     ) -> FailureCount:
         return await self._gates.record_failure(rule, target, window, max_attempts)
 
@@ -125,7 +128,11 @@ class ComposedStore:
         return await self._audit.get_event(event_id)
 
     async def list_events(
-        self, limit: int, cursor: str | None = None, rule: str | None = None, outcome: str | None = None,
+        self,
+        limit: int,
+        cursor: str | None = None,
+        rule: str | None = None,
+        outcome: str | None = None,
     ) -> tuple[list[AuditEvent], str | None]:
         return await self._audit.list_events(limit, cursor, rule, outcome)
 

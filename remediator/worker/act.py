@@ -20,8 +20,9 @@ from remediator.worker.run import Run
 class Act:
     """Runs the rule's handler for a run that passed every gate and holds the lease."""
 
-    def __init__(self, *, store: Store, metrics: Metrics, resources: Resources,
-                 settings: Settings, outcomes: Outcomes) -> None:
+    def __init__(
+        self, *, store: Store, metrics: Metrics, resources: Resources, settings: Settings, outcomes: Outcomes
+    ) -> None:
         self.store = store
         self.metrics = metrics
         self.resources = resources
@@ -34,9 +35,15 @@ class Act:
             raise RuntimeError("no plan: the handler runs after the templates rendered")
         dry_run = self.settings.dry_run or rule.policy.dry_run or bool(job.dry_run)
         ctx = Context(
-            event_id=job.event_id, rule=rule.name, target=plan.target, alert=job.alert,
-            dry_run=dry_run, deadline=time.monotonic() + rule.policy.timeout,
-            verify_timeout=rule.policy.verify_timeout, log=run.log, resources=self.resources,
+            event_id=job.event_id,
+            rule=rule.name,
+            target=plan.target,
+            alert=job.alert,
+            dry_run=dry_run,
+            deadline=time.monotonic() + rule.policy.timeout,
+            verify_timeout=rule.policy.verify_timeout,
+            log=run.log,
+            resources=self.resources,
             timeline=run.timeline,
         )
         self.metrics.overhead.observe(max(0.0, time.time() - job.received_at))
@@ -47,8 +54,9 @@ class Act:
         beat = asyncio.create_task(heartbeat(self.store, self.settings, run, lost))
         started = time.monotonic()
         try:
-            result = await execute(rule.handler, plan.params, ctx, timeout=rule.policy.timeout,
-                                   lease_lost=lost)
+            result = await execute(
+                rule.handler, plan.params, ctx, timeout=rule.policy.timeout, lease_lost=lost
+            )
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -64,7 +72,8 @@ class Act:
             # a dry run still shows what it would do, from the params alone.
             return Result.dry_run(
                 rule.handler.plan(plan.params),
-                f"dry run; the precheck failed, so this plan is from the params alone: "
-                f"{result.message}",
-                precheck_error=result.message, **result.details)
+                f"dry run; the precheck failed, so this plan is from the params alone: {result.message}",
+                precheck_error=result.message,
+                **result.details,
+            )
         return result

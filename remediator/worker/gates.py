@@ -19,8 +19,18 @@ from remediator.store.base import Store
 from remediator.worker.run import Defer, Gate, Run, Skip, Stop
 
 __all__ = [
-    "Circuit", "ConcurrencySlot", "Cooldown", "Defer", "EpisodeDone", "Gate", "Inhibited",
-    "Paused", "ResolvedIgnored", "Skip", "StaleLease", "StillFiring",
+    "Circuit",
+    "ConcurrencySlot",
+    "Cooldown",
+    "Defer",
+    "EpisodeDone",
+    "Gate",
+    "Inhibited",
+    "Paused",
+    "ResolvedIgnored",
+    "Skip",
+    "StaleLease",
+    "StillFiring",
 ]
 
 
@@ -37,8 +47,9 @@ class StaleLease:
         with contextlib.suppress(TemplateError):  # the normal path reports the template error
             left = await self.store.lease_remaining(render(run.known_rule, run.job.alert).target)
             if left > 0:
-                return Defer("locked", "waiting for the lease of an earlier delivery",
-                             time.time(), left + 0.5)
+                return Defer(
+                    "locked", "waiting for the lease of an earlier delivery", time.time(), left + 0.5
+                )
         return None
 
 
@@ -73,8 +84,7 @@ class StillFiring:
 
     async def check(self, run: Run) -> Stop | None:
         alert = run.job.alert
-        if run.automatic and not await self.store.is_firing(alert.fingerprint,
-                                                            alert.starts_at.isoformat()):
+        if run.automatic and not await self.store.is_firing(alert.fingerprint, alert.starts_at.isoformat()):
             return Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
         return None
 
@@ -112,8 +122,7 @@ class EpisodeDone:
         self.store = store
 
     async def check(self, run: Run) -> Stop | None:
-        if run.automatic and await self.store.episode_done(run.known_rule.name,
-                                                           run.job.alert.episode):
+        if run.automatic and await self.store.episode_done(run.known_rule.name, run.job.alert.episode):
             return Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
         return None
 
@@ -129,8 +138,10 @@ class Cooldown:
             return None
         left = await self.store.cooldown_remaining(run.known_rule.name, run.target)
         if left > 0:
-            return Skip(SkipReason.COOLDOWN, f"in cooldown for {format_duration(left)} more "
-                                             "(replay with --ignore-cooldown to override)")
+            return Skip(
+                SkipReason.COOLDOWN,
+                f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)",
+            )
         return None
 
 
@@ -149,9 +160,13 @@ class Circuit:
         if left <= 0:
             return None
         self.metrics.circuit_open.labels(rule.name).set(1)
-        return Skip(SkipReason.CIRCUIT_OPEN, (
-            f"circuit open after {rule.policy.max_attempts} failures; closes in "
-            f"{format_duration(left)} (replay with --ignore-circuit to override)"))
+        return Skip(
+            SkipReason.CIRCUIT_OPEN,
+            (
+                f"circuit open after {rule.policy.max_attempts} failures; closes in "
+                f"{format_duration(left)} (replay with --ignore-circuit to override)"
+            ),
+        )
 
 
 class ConcurrencySlot:
@@ -166,11 +181,14 @@ class ConcurrencySlot:
         if not rule.policy.concurrency_group:
             return None
         slot = secrets.token_hex(8)
-        if not await self.store.acquire_slot(rule.policy.concurrency_group, rule.concurrency_limit,
-                                             slot, rule.policy.lease):
-            return Skip(SkipReason.CONCURRENCY,
-                        f"concurrency group {rule.policy.concurrency_group!r} is at its limit "
-                        f"({rule.concurrency_limit})")
+        if not await self.store.acquire_slot(
+            rule.policy.concurrency_group, rule.concurrency_limit, slot, rule.policy.lease
+        ):
+            return Skip(
+                SkipReason.CONCURRENCY,
+                f"concurrency group {rule.policy.concurrency_group!r} is at its limit "
+                f"({rule.concurrency_limit})",
+            )
         run.slot = slot
         return None
 

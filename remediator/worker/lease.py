@@ -39,8 +39,10 @@ class Lease:
         holder = await self.store.lease_holder(target)
         if holder:
             run.step("lease.held", f"by event {holder}", holder=holder)
-            return Skip(SkipReason.LOCKED, f"merged into event {holder} running on target "
-                                           f"{target} (see: remediator event {holder})")
+            return Skip(
+                SkipReason.LOCKED,
+                f"merged into event {holder} running on target {target} (see: remediator event {holder})",
+            )
         # released or expired in between, or taken by an older replica
         return Skip(SkipReason.LOCKED, f"merged into the run that holds the lease on target {target}")
 
@@ -73,7 +75,8 @@ async def heartbeat(store: Store, settings: Settings, run: Run, lost: asyncio.Ev
                 return
             if run.slot is not None and rule.policy.concurrency_group:
                 await store.acquire_slot(  # the same token refreshes its expiry
-                    rule.policy.concurrency_group, rule.concurrency_limit, run.slot, ttl)
+                    rule.policy.concurrency_group, rule.concurrency_limit, run.slot, ttl
+                )
             await store.touch(run.consumer, run.delivery.id)
             last_ok = time.monotonic()
         except StoreUnavailable:

@@ -25,8 +25,9 @@ T = TypeVar("T")
 class Outcomes:
     """Records how each job ended and tells people about it."""
 
-    def __init__(self, *, store: Store, notifier: Notifier, metrics: Metrics,
-                 settings: Settings, replica: str) -> None:
+    def __init__(
+        self, *, store: Store, notifier: Notifier, metrics: Metrics, settings: Settings, replica: str
+    ) -> None:
         self.store = store
         self.notifier = notifier
         self.metrics = metrics
@@ -58,27 +59,33 @@ class Outcomes:
             await self.write(lambda: self.store.reset_failures(rule.name, target))
             self.metrics.circuit_open.labels(rule.name).set(0)
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
-            await self.write(lambda: self.store.mark_episode(
-                rule.name, job.alert.episode, self.settings.episode_ttl))
+            await self.write(
+                lambda: self.store.mark_episode(rule.name, job.alert.episode, self.settings.episode_ttl)
+            )
         opened, failures = 0, 0
         if job.attempts:  # a retried job was counted toward the circuit at its first failure
             result.details["attempts"] = job.attempts + 1
         elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
-            count = await self.write(lambda: self.store.record_failure(
-                rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts))
+            count = await self.write(
+                lambda: self.store.record_failure(
+                    rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts
+                )
+            )
             result.details["failures_in_window"] = failures = count.failures
             if count.opened:
                 opened = count.failures
                 self.metrics.circuit_open.labels(rule.name).set(1)
-                run.step("circuit.opened", f"{count.failures} failures in "
-                         f"{format_duration(rule.policy.attempt_window)}")
+                run.step(
+                    "circuit.opened",
+                    f"{count.failures} failures in {format_duration(rule.policy.attempt_window)}",
+                )
                 run.log.error("remediation.escalated", failures=count.failures)
-        retry = None if opened else retry_after(run, result, failures,
-                                                self.settings.defer_interval)
+        retry = None if opened else retry_after(run, result, failures, self.settings.defer_interval)
         if retry is not None:
             run.step("retry", retry.message, attempt=job.attempts + 1, delay=retry.delay)
-            run.log.warning("remediation.retrying", attempt=job.attempts + 1, delay=retry.delay,
-                            message=result.message)
+            run.log.warning(
+                "remediation.retrying", attempt=job.attempts + 1, delay=retry.delay, message=result.message
+            )
             return retry
         try:
             await self.finish(run, result)
@@ -87,31 +94,49 @@ class Outcomes:
                 self.notifier.send(self.notice(run, "escalated", result=result, failures=opened))
         return None
 
-    async def finish(self, run: Run, result: Result, reason: SkipReason | None = None,
-                     *, ack: bool = True) -> None:
+    async def finish(
+        self, run: Run, result: Result, reason: SkipReason | None = None, *, ack: bool = True
+    ) -> None:
         """Record the audit event, ack the delivery, count, log and notify."""
         job, rule = run.job, run.rule
         if job.deferrals:
             run.step("deferred", f"waited {job.deferrals} time(s) before this run")
-        run.step("outcome", result.message, outcome=result.outcome.value,
-                 reason=reason.value if reason else "")
+        run.step(
+            "outcome", result.message, outcome=result.outcome.value, reason=reason.value if reason else ""
+        )
         event = AuditEvent(
-            event_id=job.event_id, rule=job.rule, target=run.target,
-            handler=rule.handler.name if rule else "", alertname=job.alert.name,
-            fingerprint=job.alert.fingerprint, alert_status=job.alert.status,
-            manual=job.manual, note=job.note,
-            dry_run=result.outcome is Outcome.DRY_RUN, received_at=job.received_at,
-            finished_at=time.time(), outcome=result.outcome,
-            reason=reason.value if reason else "", message=result.message, plan=result.plan,
-            details=result.details, timeline=run.timeline, alert=job.alert, replica=self.replica,
+            event_id=job.event_id,
+            rule=job.rule,
+            target=run.target,
+            handler=rule.handler.name if rule else "",
+            alertname=job.alert.name,
+            fingerprint=job.alert.fingerprint,
+            alert_status=job.alert.status,
+            manual=job.manual,
+            note=job.note,
+            dry_run=result.outcome is Outcome.DRY_RUN,
+            received_at=job.received_at,
+            finished_at=time.time(),
+            outcome=result.outcome,
+            reason=reason.value if reason else "",
+            message=result.message,
+            plan=result.plan,
+            details=result.details,
+            timeline=run.timeline,
+            alert=job.alert,
+            replica=self.replica,
         )
         await self.write(lambda: self.store.record_event(event))
         if ack:
             await self.write(lambda: self.store.ack(run.delivery.id))
         self.metrics.jobs.labels(job.rule, result.outcome.value, event.reason).inc()
         level = "info" if result.outcome is not Outcome.FAILED else "error"
-        getattr(run.log, level)(f"remediation.{result.outcome.value}", reason=event.reason,
-                                message=result.message, plan=result.plan or None)
+        getattr(run.log, level)(
+            f"remediation.{result.outcome.value}",
+            reason=event.reason,
+            message=result.message,
+            plan=result.plan or None,
+        )
         if result.outcome is not Outcome.SKIPPED:
             self.notifier.send(self.notice(run, "outcome", result=result))
 
@@ -121,29 +146,40 @@ class Outcomes:
         A marker claimed once (atomic, first wins across replicas) says this resolution
         of this firing episode has been announced.
         """
-        if not await self.store.claim_resolution(run.known_rule.name, run.job.alert.episode,
-                                                 self.settings.firing_ttl):
+        if not await self.store.claim_resolution(
+            run.known_rule.name, run.job.alert.episode, self.settings.firing_ttl
+        ):
             run.step("resolved.duplicate", "this resolution was already announced")
             return
         self.notifier.send(self.notice(run, "resolved"))
 
-    def notice(self, run: Run, kind: Any, *, result: Result | None = None,
-               dry_run: bool = False, failures: int = 0) -> Notice:
+    def notice(
+        self, run: Run, kind: Any, *, result: Result | None = None, dry_run: bool = False, failures: int = 0
+    ) -> Notice:
         job, rule = run.job, run.rule
         target = run.target
         if not target and rule is not None:
             with contextlib.suppress(TemplateError):
                 target = render(rule, job.alert).target
         return Notice(
-            kind=kind, rule=job.rule, target=target, event_id=job.event_id,
-            handler=rule.handler.name if rule else "", alert=job.alert,
-            external_url=job.external_url, manual=job.manual,
+            kind=kind,
+            rule=job.rule,
+            target=target,
+            event_id=job.event_id,
+            handler=rule.handler.name if rule else "",
+            alert=job.alert,
+            external_url=job.external_url,
+            manual=job.manual,
             dry_run=dry_run or (result is not None and result.outcome is Outcome.DRY_RUN),
-            outcome=result.outcome.value if result else "", message=result.message if result else "",
+            outcome=result.outcome.value if result else "",
+            message=result.message if result else "",
             duration=result.details.get("duration_seconds") if result else None,
-            plan=result.plan if result else [], details=result.details if result else {},
-            escalate=rule.policy.escalate if rule else "", cooldown=rule.policy.cooldown if rule else 0.0,
-            failures=failures, max_attempts=rule.policy.max_attempts if rule else 0,
+            plan=result.plan if result else [],
+            details=result.details if result else {},
+            escalate=rule.policy.escalate if rule else "",
+            cooldown=rule.policy.cooldown if rule else 0.0,
+            failures=failures,
+            max_attempts=rule.policy.max_attempts if rule else 0,
             attempt_window=rule.policy.attempt_window if rule else 0.0,
             timeline=list(run.timeline) if result else [],
         )

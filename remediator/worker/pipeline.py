@@ -60,23 +60,31 @@ class Pipeline:
         self.settings = settings
         self.replica = replica
         self.busy: set[str] = set()  # consumers in the middle of a job
-        self.outcomes = Outcomes(store=store, notifier=notifier, metrics=metrics,
-                                 settings=settings, replica=replica)
-        self.act = Act(store=store, metrics=metrics, resources=resources, settings=settings,
-                       outcomes=self.outcomes)
+        self.outcomes = Outcomes(
+            store=store, notifier=notifier, metrics=metrics, settings=settings, replica=replica
+        )
+        self.act = Act(
+            store=store, metrics=metrics, resources=resources, settings=settings, outcomes=self.outcomes
+        )
         # The gates, in the order a job meets them.
         # A re-delivered job waits out its first worker's lease before anything is recorded.
         self.redelivered: list[Gate] = [StaleLease(store)]
         # Then (after a resolution is announced) those that need no target.
         self.before_target: list[Gate] = [
-            ResolvedIgnored(), Paused(store), StillFiring(store), Inhibited(store),
+            ResolvedIgnored(),
+            Paused(store),
+            StillFiring(store),
+            Inhibited(store),
             EpisodeDone(store),
         ]
         # Those on the rendered target: checked before the lease, to skip cheaply...
         self.on_target: list[Gate] = [Cooldown(store), Circuit(store, metrics)]
         # ...and again under it: a worker that just finished set them before releasing.
         self.under_lease: list[Gate] = [
-            Lease(store, metrics), EpisodeDone(store), *self.on_target, ConcurrencySlot(store),
+            Lease(store, metrics),
+            EpisodeDone(store),
+            *self.on_target,
+            ConcurrencySlot(store),
         ]
 
     @property
@@ -129,8 +137,11 @@ class Pipeline:
     async def process(self, delivery: Delivery, consumer: str) -> None:
         job = delivery.job
         bound = log.bind(
-            event_id=job.event_id, fingerprint=job.alert.fingerprint, rule=job.rule,
-            alertname=job.alert.name, delivery=delivery.deliveries,
+            event_id=job.event_id,
+            fingerprint=job.alert.fingerprint,
+            rule=job.rule,
+            alertname=job.alert.name,
+            delivery=delivery.deliveries,
         )
         run = Run(delivery=delivery, consumer=consumer, log=bound)
         run.step("received", f"{job.alert.status} alert {job.alert.name}", manual=job.manual)
@@ -231,11 +242,20 @@ class Pipeline:
         is delivered again (to another replica, or to this one after its restart); the
         steps so far are kept for that run's audit timeline, and logged now."""
         stage = run.timeline[-1].name if run.timeline else ""
-        run.step("interrupted", f"interrupted by the shutdown of replica {self.replica} "
-                 f"(SHUTDOWN_GRACE {format_duration(self.settings.shutdown_grace)} ran out); "
-                 "the job stays queued and runs again", replica=self.replica, stage=stage)
-        run.log.warning("remediation.interrupted", replica=self.replica, stage=stage,
-                        message="interrupted by shutdown; the job will be delivered again")
+        run.step(
+            "interrupted",
+            f"interrupted by the shutdown of replica {self.replica} "
+            f"(SHUTDOWN_GRACE {format_duration(self.settings.shutdown_grace)} ran out); "
+            "the job stays queued and runs again",
+            replica=self.replica,
+            stage=stage,
+        )
+        run.log.warning(
+            "remediation.interrupted",
+            replica=self.replica,
+            stage=stage,
+            message="interrupted by shutdown; the job will be delivered again",
+        )
         with contextlib.suppress(StoreUnavailable, TimeoutError):
             await asyncio.wait_for(self._stash(run, run.timeline), 2.0)  # carried included
 
@@ -250,5 +270,4 @@ class Pipeline:
             run.carried = [Step.model_validate(step) for step in json.loads(data)]
             run.timeline[:0] = run.carried
             if run.carried[-1].name != "retry":  # a retry was logged as it was queued
-                run.log.info("remediation.resumed_after_interruption",
-                             deliveries=run.delivery.deliveries)
+                run.log.info("remediation.resumed_after_interruption", deliveries=run.delivery.deliveries)

@@ -27,8 +27,12 @@ def retry_after(run: Run, result: Result, failures: int, base: float) -> Defer |
     failure (only read then); ``base`` the first wait.
     """
     job = run.job
-    if (result.outcome is not Outcome.FAILED or not result.retryable or not run.automatic
-            or result.details.get("lease_lost")):
+    if (
+        result.outcome is not Outcome.FAILED
+        or not result.retryable
+        or not run.automatic
+        or result.details.get("lease_lost")
+    ):
         return None
     left = run.known_rule.policy.max_attempts - failures - 1 if job.attempts == 0 else job.retries_left
     if left <= 0:
@@ -36,5 +40,10 @@ def retry_after(run: Run, result: Result, failures: int, base: float) -> Defer |
     attempt = job.attempts + 1
     delay = min(base * 2 ** (attempt - 1), MAX_BACKOFF)
     again = job.model_copy(update={"attempts": attempt, "retries_left": left - 1})
-    return Defer("retry", f"temporary failure; retry {attempt} in {format_duration(delay)}: "
-                 f"{result.message}", job.first_deferred_at or time.time(), delay, job=again)
+    return Defer(
+        "retry",
+        f"temporary failure; retry {attempt} in {format_duration(delay)}: {result.message}",
+        job.first_deferred_at or time.time(),
+        delay,
+        job=again,
+    )

@@ -48,18 +48,19 @@ class Harness:
     calls: Calls
     rules: Path
 
-    async def admin(self, method: str, path: str, body: Any = None, *,
-                    status: int | None = None, **kwargs: Any) -> Any:
-        response = await self.client.request(method, path, json=body, headers=admin_headers(),
-                                             **kwargs)
+    async def admin(
+        self, method: str, path: str, body: Any = None, *, status: int | None = None, **kwargs: Any
+    ) -> Any:
+        response = await self.client.request(method, path, json=body, headers=admin_headers(), **kwargs)
         data = await response.json()
         if status is not None:
             assert response.status == status, data
         return data
 
     async def fire(self, *alerts: dict[str, Any]) -> list[str]:
-        response = await self.client.post("/webhooks/alertmanager", json=payload(*alerts),
-                                          headers=webhook_headers())
+        response = await self.client.post(
+            "/webhooks/alertmanager", json=payload(*alerts), headers=webhook_headers()
+        )
         assert response.status == 202, await response.text()
         ids: list[str] = (await response.json())["event_ids"]
         for event_id in ids:
@@ -93,8 +94,12 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
 # ---- auth ----------------------------------------------------------------------------
 async def test_admin_routes_need_the_token(h: Harness) -> None:
     for method, path, body in ADMIN_ROUTES:
-        for headers in ({}, admin_headers("wrong-token"),
-                        {"Authorization": f"Basic {ADMIN_TOKEN}"}, {"Authorization": ADMIN_TOKEN}):
+        for headers in (
+            {},
+            admin_headers("wrong-token"),
+            {"Authorization": f"Basic {ADMIN_TOKEN}"},
+            {"Authorization": ADMIN_TOKEN},
+        ):
             response = await h.client.request(method, path, json=body, headers=headers)
             assert response.status == 401, (method, path, headers)
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -112,12 +117,10 @@ async def test_admin_routes_are_404_when_disabled(tmp_path: Path) -> None:
     async for harness in _harness(tmp_path, admin_token=None):
         for method, path, body in ADMIN_ROUTES:
             for headers in ({}, admin_headers()):
-                response = await harness.client.request(method, path, json=body,
-                                                        headers=headers)
+                response = await harness.client.request(method, path, json=body, headers=headers)
                 assert response.status == 404, (method, path)
                 data = await response.json()
-                assert data == {"error": "not found",
-                                "detail": "the admin API is disabled on this service"}
+                assert data == {"error": "not found", "detail": "the admin API is disabled on this service"}
         assert harness.calls.runs == []
         document = await (await harness.client.get("/api/v1/openapi.json")).json()
         assert not any(p.startswith("/api/v1/events") for p in document["paths"])
@@ -139,8 +142,9 @@ async def test_events_newest_first_filtered_and_paginated(h: Harness) -> None:
 
     one = await h.admin("GET", "/api/v1/events", params={"limit": "1"}, status=200)
     assert [e["event_id"] for e in one["events"]] == third
-    rest = await h.admin("GET", "/api/v1/events",
-                         params={"limit": "1", "cursor": one["next_cursor"]}, status=200)
+    rest = await h.admin(
+        "GET", "/api/v1/events", params={"limit": "1", "cursor": one["next_cursor"]}, status=200
+    )
     assert [e["event_id"] for e in rest["events"]] == second
 
     failed = await h.admin("GET", "/api/v1/events", params={"outcome": "failed"}, status=200)
@@ -150,8 +154,14 @@ async def test_events_newest_first_filtered_and_paginated(h: Harness) -> None:
 
 
 async def test_events_rejects_bad_queries(h: Harness) -> None:
-    for params in ({"limit": "0"}, {"limit": "501"}, {"limit": "x"}, {"outcome": "exploded"},
-                   {"cursor": "a b"}, {"rule": ""}):
+    for params in (
+        {"limit": "0"},
+        {"limit": "501"},
+        {"limit": "x"},
+        {"outcome": "exploded"},
+        {"cursor": "a b"},
+        {"rule": ""},
+    ):
         data = await h.admin("GET", "/api/v1/events", params=params, status=400)
         assert data["error"] == "invalid query parameters" and data["detail"], params
 
@@ -185,8 +195,9 @@ async def test_replay_is_blocked_by_cooldown_unless_ignored(h: Harness) -> None:
 
 async def test_replay_while_paused_does_nothing_until_resumed(h: Harness) -> None:
     [original] = await h.fire(alert())
-    state = await h.admin("POST", "/api/v1/pause",
-                          {"reason": "db maintenance", "for": "30m", "by": "alice"}, status=200)
+    state = await h.admin(
+        "POST", "/api/v1/pause", {"reason": "db maintenance", "for": "30m", "by": "alice"}, status=200
+    )
     assert state["paused"] is True and state["reason"] == "db maintenance"
     assert 1790 < state["remaining_seconds"] <= 1800 and state["by"] == "alice"
     assert (await h.admin("GET", "/api/v1/pause", status=200))["paused"] is True
@@ -240,8 +251,7 @@ async def test_replay_uses_the_current_rules(h: Harness) -> None:
 
 async def test_replay_rejects_bad_bodies(h: Harness) -> None:
     [original] = await h.fire(alert())
-    bodies: list[Any] = [{"dry_run": "yes"}, {"dry_run": 1}, {"unknown": True},
-                         {"note": "x" * 501}, []]
+    bodies: list[Any] = [{"dry_run": "yes"}, {"dry_run": 1}, {"unknown": True}, {"note": "x" * 501}, []]
     for body in bodies:
         data = await h.admin("POST", f"/api/v1/replay/{original}", body, status=400)
         assert data["error"] == "invalid request body", body
@@ -257,47 +267,60 @@ async def test_replay_without_a_body_uses_defaults(h: Harness) -> None:
 
 
 async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
-    accepted = await h.admin("POST", "/api/v1/replay", payload(alert(service="x")),
-                             params={"note": "by hand", "dry_run": "true"}, status=202)
+    accepted = await h.admin(
+        "POST",
+        "/api/v1/replay",
+        payload(alert(service="x")),
+        params={"note": "by hand", "dry_run": "true"},
+        status=202,
+    )
     [event_id] = accepted["event_ids"]
     event = await wait_event(h.svc.store, event_id)
     assert (event.manual, event.note, event.outcome.value) == (True, "by hand", "dry_run")
     single = {"labels": {"alertname": "TestBroken", "service": "y"}}
     accepted = await h.admin("POST", "/api/v1/replay", single, status=202)
     event = await wait_event(h.svc.store, accepted["event_ids"][0])
-    assert (event.target, event.outcome.value, event.note) == ("svc/y", "succeeded",
-                                                                "manual replay")
+    assert (event.target, event.outcome.value, event.note) == ("svc/y", "succeeded", "manual replay")
     # manual alerts are not indexed as firing, so they never inhibit anything
     assert await h.svc.store.firing_labels() == []
-    unmatched = await h.admin("POST", "/api/v1/replay", {"labels": {"alertname": "Nope"}},
-                              status=202)
+    unmatched = await h.admin("POST", "/api/v1/replay", {"labels": {"alertname": "Nope"}}, status=202)
     assert unmatched == {**unmatched, "accepted": 0, "unmatched_alerts": 1}
 
 
-@pytest.mark.parametrize(("body", "status", "error"), [
-    ([alert()], 400, "expected a JSON object: an Alertmanager payload or one alert"),
-    ({"labels": {}}, 400, "not an Alertmanager v4 payload nor an alert"),
-    ({"version": "3", "status": "firing", "alerts": []}, 400,
-     "not an Alertmanager v4 payload nor an alert"),
-])
-async def test_replay_payload_rejects_bad_input(h: Harness, body: Any, status: int,
-                                                error: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        ([alert()], 400, "expected a JSON object: an Alertmanager payload or one alert"),
+        ({"labels": {}}, 400, "not an Alertmanager v4 payload nor an alert"),
+        (
+            {"version": "3", "status": "firing", "alerts": []},
+            400,
+            "not an Alertmanager v4 payload nor an alert",
+        ),
+    ],
+)
+async def test_replay_payload_rejects_bad_input(h: Harness, body: Any, status: int, error: str) -> None:
     data = await h.admin("POST", "/api/v1/replay", body, status=status)
     assert data["error"] == error
 
 
 async def test_bodies_must_be_json_and_small(h: Harness) -> None:
     for path in ("/api/v1/replay", "/api/v1/pause"):
-        response = await h.client.post(path, data="reason=x", headers={
-            **admin_headers(), "Content-Type": "application/x-www-form-urlencoded"})
+        response = await h.client.post(
+            path,
+            data="reason=x",
+            headers={**admin_headers(), "Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert response.status == 415
         assert (await response.json())["error"].startswith("expected Content-Type")
         big = b'{"reason": "' + b"x" * (2 * 1024 * 1024) + b'"}'
-        response = await h.client.post(path, data=io.BytesIO(big), headers={
-            **admin_headers(), "Content-Type": "application/json"})
+        response = await h.client.post(
+            path, data=io.BytesIO(big), headers={**admin_headers(), "Content-Type": "application/json"}
+        )
         assert response.status == 413
-        response = await h.client.post(path, data=b"{not json", headers={
-            **admin_headers(), "Content-Type": "application/json"})
+        response = await h.client.post(
+            path, data=b"{not json", headers={**admin_headers(), "Content-Type": "application/json"}
+        )
         assert response.status == 400
         assert (await response.json())["error"] == "body is not valid JSON"
 
@@ -315,11 +338,19 @@ async def test_rules_summary(h: Harness) -> None:
 
 
 async def test_pause_rejects_bad_bodies(h: Harness) -> None:
-    for body in ({"for": "30m"}, {"reason": "x"}, {"reason": " ", "for": "30m"},
-                 {"reason": "x", "for": "0s"}, {"reason": "x", "for": "soon"},
-                 {"reason": "x", "for": -5}, {"reason": "x", "for": "31d"},
-                 {"reason": "x", "for": True}, {"reason": "x", "for": "30m", "extra": 1},
-                 {"reason": 5, "for": "30m"}, "pause"):
+    for body in (
+        {"for": "30m"},
+        {"reason": "x"},
+        {"reason": " ", "for": "30m"},
+        {"reason": "x", "for": "0s"},
+        {"reason": "x", "for": "soon"},
+        {"reason": "x", "for": -5},
+        {"reason": "x", "for": "31d"},
+        {"reason": "x", "for": True},
+        {"reason": "x", "for": "30m", "extra": 1},
+        {"reason": 5, "for": "30m"},
+        "pause",
+    ):
         data = await h.admin("POST", "/api/v1/pause", body, status=400)
         assert data["error"] == "invalid request body" and data["detail"], body
     assert (await h.admin("GET", "/api/v1/pause", status=200))["paused"] is False
@@ -366,8 +397,9 @@ class SwitchableStore(MemoryStore):
 
 async def test_store_down_is_503(tmp_path: Path) -> None:
     store = SwitchableStore()
-    app = create_app(make_settings(write_rules(tmp_path / "rules.yaml")),
-                     registry=make_registry(Calls()), store=store)
+    app = create_app(
+        make_settings(write_rules(tmp_path / "rules.yaml")), registry=make_registry(Calls()), store=store
+    )
     async with TestClient(TestServer(app)) as client:
         store.down = True
         for method, path, body in ADMIN_ROUTES:

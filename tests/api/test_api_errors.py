@@ -31,8 +31,7 @@ ADMIN = "admin-token-for-tests-0123"
 
 
 def webhook_count(h: Harness, code: int) -> float:
-    value = h.svc.metrics.registry.get_sample_value(
-        "remediator_webhook_requests_total", {"code": str(code)})
+    value = h.svc.metrics.registry.get_sample_value("remediator_webhook_requests_total", {"code": str(code)})
     return value or 0.0
 
 
@@ -52,16 +51,22 @@ async def raw_request(h: Harness, request: bytes) -> tuple[int, dict[str, Any]]:
 
 
 def post_bytes(path: str, header: bytes, body: bytes = b"{}") -> bytes:
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
-            b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
-            + b"\r\nAuthorization: " + header + b"\r\n\r\n" + body)
+    return (
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nAuthorization: "
+        + header
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 # ---- item 4: one bytes-safe credential check --------------------------------------------
-@pytest.mark.parametrize("header", [b"Bearer \xff\xfe-not-utf8", "Bearer tökén".encode(),
-                                    b"Basic \xe9\xe9", "Bäsic x".encode()])
-async def test_non_ascii_authorization_is_401_json_and_counted(harness: MakeHarness,
-                                                                 header: bytes) -> None:
+@pytest.mark.parametrize(
+    "header", [b"Bearer \xff\xfe-not-utf8", "Bearer tökén".encode(), b"Basic \xe9\xe9", "Bäsic x".encode()]
+)
+async def test_non_ascii_authorization_is_401_json_and_counted(harness: MakeHarness, header: bytes) -> None:
     h = await harness(RULES, admin_token=ADMIN)
     status, body = await raw_request(h, post_bytes("/webhooks/alertmanager", header))
     assert (status, body["error"]) == (401, "missing or wrong credentials")
@@ -92,15 +97,18 @@ async def test_an_empty_configured_token_refuses_an_empty_bearer(tmp_path: Path)
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     settings = Settings(rules=rules, workers=0).model_copy(
-        update={"webhook_token": SecretStr(""), "admin_token": SecretStr("")})
+        update={"webhook_token": SecretStr(""), "admin_token": SecretStr("")}
+    )
     app = create_app(settings, registry=make_registry())
     async with TestClient(TestServer(app)) as client:
         for header in ("Bearer", "Bearer ", "Bearer  \t"):
-            hook = await client.post("/webhooks/alertmanager", json=payload(alert("Probe")),
-                                     headers={"Authorization": header})
+            hook = await client.post(
+                "/webhooks/alertmanager", json=payload(alert("Probe")), headers={"Authorization": header}
+            )
             assert hook.status == 401, await hook.text()
-            pause = await client.post("/api/v1/pause", json={"for": "30d", "reason": "x"},
-                                      headers={"Authorization": header})
+            pause = await client.post(
+                "/api/v1/pause", json={"for": "30d", "reason": "x"}, headers={"Authorization": header}
+            )
             assert pause.status == 401, await pause.text()
         hook = await client.post("/webhooks/alertmanager", json=payload(alert("Probe")))
         assert hook.status == 401
@@ -110,18 +118,30 @@ async def test_an_empty_configured_token_refuses_an_empty_bearer(tmp_path: Path)
 async def test_a_body_that_is_not_gzip_is_400_json(harness: MakeHarness) -> None:
     h = await harness(RULES)
     response = await h.client.post(
-        "/webhooks/alertmanager", data=b"this is not gzip",
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
-                 "Content-Encoding": "gzip"})
+        "/webhooks/alertmanager",
+        data=b"this is not gzip",
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
     assert response.status == 400
-    assert await response.json() == {"error": "body cannot be read",
-                                     "detail": "Can not decode content-encoding: gzip"}
+    assert await response.json() == {
+        "error": "body cannot be read",
+        "detail": "Can not decode content-encoding: gzip",
+    }
     assert webhook_count(h, 400) == 1
     good = gzip.compress(json.dumps(payload(alert("Probe", service="a"))).encode())
     response = await h.client.post(
-        "/webhooks/alertmanager", data=good,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
-                 "Content-Encoding": "gzip"})
+        "/webhooks/alertmanager",
+        data=good,
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
     assert response.status == 202
 
 
@@ -130,12 +150,16 @@ async def test_a_body_too_large_once_decompressed_is_413_json(harness: MakeHarne
     bomb = gzip.compress(b"[" + b" " * 200_000 + b"]")
     assert len(bomb) < 4096
     response = await h.client.post(
-        "/webhooks/alertmanager", data=bomb,
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json",
-                 "Content-Encoding": "gzip"})
+        "/webhooks/alertmanager",
+        data=bomb,
+        headers={
+            "Authorization": f"Bearer {TOKEN}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
     assert response.status == 413
-    assert (await response.json())["error"] == (
-        "body exceeds the limit of 4096 bytes once decompressed")
+    assert (await response.json())["error"] == ("body exceeds the limit of 4096 bytes once decompressed")
     assert webhook_count(h, 413) == 1
 
 
@@ -150,7 +174,8 @@ async def test_unknown_route_and_wrong_method_are_json(harness: MakeHarness) -> 
     assert response.headers["Allow"] == "POST"
     assert await response.json() == {
         "error": "method not allowed",
-        "detail": "/webhooks/alertmanager does not answer GET; allowed: POST"}
+        "detail": "/webhooks/alertmanager does not answer GET; allowed: POST",
+    }
 
 
 async def test_aiohttp_413_and_unexpected_errors_are_json() -> None:
@@ -173,18 +198,27 @@ async def test_aiohttp_413_and_unexpected_errors_are_json() -> None:
         with capture_logs() as logs:
             response = await client.get("/broken")
         assert response.status == 500
-        assert await response.json() == {"error": "internal error",
-                                         "detail": "the error is logged on the service"}
+        assert await response.json() == {
+            "error": "internal error",
+            "detail": "the error is logged on the service",
+        }
     assert [e["event"] for e in logs] == ["http.internal_error"]
     assert logs[0]["log_level"] == "error" and logs[0]["path"] == "/broken"
 
 
 # ---- item 8: date-times are RFC 3339 strings ------------------------------------------------
-@pytest.mark.parametrize(("field", "value"), [
-    ("endsAt", 0), ("startsAt", 1714564800), ("startsAt", "1714564800"),
-    ("endsAt", 1.5), ("startsAt", "2024-05-01T12:00:00"), ("startsAt", True)])
-async def test_a_number_for_a_date_time_is_400(harness: MakeHarness, field: str,
-                                               value: Any) -> None:
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("endsAt", 0),
+        ("startsAt", 1714564800),
+        ("startsAt", "1714564800"),
+        ("endsAt", 1.5),
+        ("startsAt", "2024-05-01T12:00:00"),
+        ("startsAt", True),
+    ],
+)
+async def test_a_number_for_a_date_time_is_400(harness: MakeHarness, field: str, value: Any) -> None:
     h = await harness(RULES, admin_token=ADMIN)
     item = alert("Probe", service="a") | {field: value}
     response = await h.post(payload(item))

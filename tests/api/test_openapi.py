@@ -45,11 +45,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
 SETTINGS = make_settings(Path("rules.yaml"), webhook_token=ADMIN_TOKEN)
 schema = schemathesis.openapi.from_dict(
     openapi.document(SETTINGS),
-    config=SchemathesisConfig.from_dict({
-        "headers": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
-        "generation": {"max-examples": MAX_EXAMPLES},
-        "seed": 20240501,
-    }),
+    config=SchemathesisConfig.from_dict(
+        {
+            "headers": {"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            "generation": {"max-examples": MAX_EXAMPLES},
+            "seed": 20240501,
+        }
+    ),
 )
 
 
@@ -84,17 +86,17 @@ def test_the_document_lists_exactly_the_routes(tmp_path: Path) -> None:
     documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert documented == routes
     assert document["openapi"].startswith("3.")
-    assert document["paths"]["/webhooks/alertmanager"]["post"]["security"] == [
-        {"webhookBearer": []}]
+    assert document["paths"]["/webhooks/alertmanager"]["post"]["security"] == [{"webhookBearer": []}]
     assert document["paths"]["/api/v1/events"]["get"]["security"] == [{"adminToken": []}]
 
 
 def test_the_document_follows_the_configuration(tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rules.yaml")
-    basic = make_settings(rules, webhook_token=None, webhook_username="am",
-                          webhook_password="pw", admin_token=None)
+    basic = make_settings(
+        rules, webhook_token=None, webhook_username="am", webhook_password="pw", admin_token=None
+    )
     document = openapi.document(basic)
-    assert document["paths"]["/webhooks/alertmanager"]["post"]["security"] == [
-        {"webhookBasic": []}]
-    assert not any(path.startswith("/api/v1/") and path != "/api/v1/openapi.json"
-                   for path in document["paths"])
+    assert document["paths"]["/webhooks/alertmanager"]["post"]["security"] == [{"webhookBasic": []}]
+    assert not any(
+        path.startswith("/api/v1/") and path != "/api/v1/openapi.json" for path in document["paths"]
+    )

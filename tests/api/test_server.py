@@ -14,8 +14,9 @@ from tests.support.payloads import alert, example, payload
 class DownStore(MemoryStore):
     """A store whose writes fail, as Redis does when it is unreachable."""
 
-    async def accept(self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert],
-                     resolved: Sequence[Alert]) -> None:
+    async def accept(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> None:
         raise StoreUnavailable("connection refused")
 
     async def ping(self) -> None:
@@ -36,10 +37,15 @@ async def test_accepts_and_returns_event_ids(harness: MakeHarness) -> None:
 
 async def test_wrong_or_missing_token_is_401_and_stores_nothing(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic Zm9vOmJhcg=="},
-                    {"Authorization": f"Token {TOKEN}"}):
-        response = await h.client.post("/webhooks/alertmanager", json=payload(alert("Probe", service="a")),
-                                       headers=headers)
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic Zm9vOmJhcg=="},
+        {"Authorization": f"Token {TOKEN}"},
+    ):
+        response = await h.client.post(
+            "/webhooks/alertmanager", json=payload(alert("Probe", service="a")), headers=headers
+        )
         assert response.status == 401
         assert (await response.json())["error"] == "missing or wrong credentials"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -53,19 +59,26 @@ async def test_basic_auth(harness: MakeHarness) -> None:
     good = base64.b64encode(b"am:s3cret").decode()
     bad = base64.b64encode(b"am:nope").decode()
     body = payload(alert("Probe", service="a"))
-    assert (await h.client.post("/webhooks/alertmanager", json=body,
-                                headers={"Authorization": f"Basic {good}"})).status == 202
-    assert (await h.client.post("/webhooks/alertmanager", json=body,
-                                headers={"Authorization": f"Basic {bad}"})).status == 401
-    assert (await h.client.post("/webhooks/alertmanager", json=body,
-                                headers={"Authorization": "Basic !!notbase64"})).status == 401
+    assert (
+        await h.client.post("/webhooks/alertmanager", json=body, headers={"Authorization": f"Basic {good}"})
+    ).status == 202
+    assert (
+        await h.client.post("/webhooks/alertmanager", json=body, headers={"Authorization": f"Basic {bad}"})
+    ).status == 401
+    assert (
+        await h.client.post(
+            "/webhooks/alertmanager", json=body, headers={"Authorization": "Basic !!notbase64"}
+        )
+    ).status == 401
 
 
 async def test_invalid_json_is_400_with_reason(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    response = await h.client.post("/webhooks/alertmanager", data=b"{not json",
-                                   headers={"Authorization": f"Bearer {TOKEN}",
-                                            "Content-Type": "application/json"})
+    response = await h.client.post(
+        "/webhooks/alertmanager",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     assert response.status == 400
     assert (await response.json())["error"] == "body is not valid JSON"
 
@@ -101,20 +114,24 @@ async def test_oversized_body_is_413(harness: MakeHarness) -> None:
     async def chunks() -> Any:  # no Content-Length: the limit holds while reading
         raw = json.dumps(body).encode()
         for i in range(0, len(raw), 512):
-            yield raw[i:i + 512]
+            yield raw[i : i + 512]
 
-    response = await h.client.post("/webhooks/alertmanager", data=chunks(),
-                                   headers={"Authorization": f"Bearer {TOKEN}",
-                                            "Content-Type": "application/json"})
+    response = await h.client.post(
+        "/webhooks/alertmanager",
+        data=chunks(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     assert response.status == 413
     assert await h.svc.store.queue_depth() == 0
 
 
 async def test_non_json_is_415(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    response = await h.client.post("/webhooks/alertmanager", data="a=b",
-                                   headers={"Authorization": f"Bearer {TOKEN}",
-                                            "Content-Type": "application/x-www-form-urlencoded"})
+    response = await h.client.post(
+        "/webhooks/alertmanager",
+        data="a=b",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status == 415
     assert "application/json" in (await response.json())["error"]
 

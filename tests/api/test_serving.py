@@ -50,7 +50,8 @@ class Served:
 
     def webhook_count(self, code: int) -> float:
         value = self.app[SERVICE].metrics.registry.get_sample_value(
-            "remediator_webhook_requests_total", {"code": str(code)})
+            "remediator_webhook_requests_total", {"code": str(code)}
+        )
         return value or 0.0
 
 
@@ -63,9 +64,17 @@ def parse(answer: bytes) -> tuple[int, Any]:
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
-    settings = Settings(rules=rules, host="127.0.0.1", port=free_port(), webhook_token=TOKEN,
-                        workers=1, shutdown_grace=2, header_timeout=TIMEOUT,
-                        body_timeout=TIMEOUT, max_connections=LIMIT)
+    settings = Settings(
+        rules=rules,
+        host="127.0.0.1",
+        port=free_port(),
+        webhook_token=TOKEN,
+        workers=1,
+        shutdown_grace=2,
+        header_timeout=TIMEOUT,
+        body_timeout=TIMEOUT,
+        max_connections=LIMIT,
+    )
     app = create_app(settings, registry=make_registry())
     served = Served(app, settings.port, [])
     async with serving.serving(app, settings):
@@ -93,8 +102,10 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, every: float = 0.05
 
 
 def webhook_head(length: int) -> bytes:
-    return (f"POST /webhooks/alertmanager HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}"
-            f"\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST /webhooks/alertmanager HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {TOKEN}"
+        f"\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 async def test_connections_that_never_finish_headers_are_closed(served: Served) -> None:
@@ -124,8 +135,13 @@ async def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408(served: Served) 
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
     assert elapsed < TIMEOUT + 1.0
-    assert parse(answer) == (408, {"error": "request body not received in time",
-                                   "detail": f"the whole body must arrive within {TIMEOUT:g}s"})
+    assert parse(answer) == (
+        408,
+        {
+            "error": "request body not received in time",
+            "detail": f"the whole body must arrive within {TIMEOUT:g}s",
+        },
+    )
     assert served.webhook_count(408) == 1
 
 
@@ -157,10 +173,11 @@ async def test_above_the_limit_with_every_connection_busy_is_503(served: Served)
 
 
 async def test_errors_of_the_http_parser_are_json(served: Served) -> None:
-    for request in (b"NOT AN HTTP REQUEST\r\n\r\n",
-                    b"GET /healthz HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
-                    webhook_head(2).replace(b"Host: t", b"Host: t\r\nContent-Encoding: br")
-                    + b"{}"):
+    for request in (
+        b"NOT AN HTTP REQUEST\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
+        webhook_head(2).replace(b"Host: t", b"Host: t\r\nContent-Encoding: br") + b"{}",
+    ):
         reader, writer = await served.connect()
         writer.write(request)
         status, body = parse((await closed_after(reader))[1])
@@ -171,8 +188,12 @@ async def test_errors_of_the_http_parser_are_json(served: Served) -> None:
 def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules: []\n")
-    replica = ServeProcess(tmp_path / "serve.log", REMEDIATOR_RULES=str(rules),
-                           REMEDIATOR_HEADER_TIMEOUT="2s", REMEDIATOR_MAX_CONNECTIONS="50")
+    replica = ServeProcess(
+        tmp_path / "serve.log",
+        REMEDIATOR_RULES=str(rules),
+        REMEDIATOR_HEADER_TIMEOUT="2s",
+        REMEDIATOR_MAX_CONNECTIONS="50",
+    )
     replica.start()
     try:
         with urllib.request.urlopen(f"{replica.url}/healthz", timeout=10) as response:
@@ -182,7 +203,8 @@ def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         assert replica.proc.wait(20) == 0
     finally:
         replica.stop()
-    events = [json.loads(line)["event"] for line in replica.log_tail(100_000).splitlines()
-              if line.startswith("{")]
+    events = [
+        json.loads(line)["event"] for line in replica.log_tail(100_000).splitlines() if line.startswith("{")
+    ]
     assert events.index("http.listening") < events.index("service.stopping")
     assert events[-1] == "service.stopped"

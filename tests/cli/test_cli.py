@@ -20,8 +20,14 @@ EXPECTED = {
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, "-m", "remediator", *args], cwd=ROOT, env=python_env(),
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [PYTHON, "-m", "remediator", *args],
+        cwd=ROOT,
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_check_passes_on_the_shipped_rules() -> None:
@@ -32,8 +38,9 @@ def test_check_passes_on_the_shipped_rules() -> None:
 
 def test_check_fails_naming_file_rule_and_line(tmp_path: Path) -> None:
     broken = tmp_path / "rules.yaml"
-    broken.write_text((ROOT / "rules.yaml").read_text().replace(
-        "handler: flink.restart", "handler: flink.restrat"))
+    broken.write_text(
+        (ROOT / "rules.yaml").read_text().replace("handler: flink.restart", "handler: flink.restrat")
+    )
     result = run("check", str(broken))
     assert result.returncode == 1
     assert f"{broken}: rule 'flink-ta-failed' (line" in result.stderr
@@ -86,10 +93,15 @@ def _hook_files(tmp_path: Path, *items: str) -> tuple[Path, Path]:
     return rules, alerts
 
 
-@pytest.mark.parametrize(("item", "error"), [
-    ("..", "has a '..' segment"), (".", "has a '.' segment"),
-    ("a\x0bb", "the control character '\\x0b'"), ("a\x00b", "the control character '\\x00'"),
-])
+@pytest.mark.parametrize(
+    ("item", "error"),
+    [
+        ("..", "has a '..' segment"),
+        (".", "has a '.' segment"),
+        ("a\x0bb", "the control character '\\x0b'"),
+        ("a\x00b", "the control character '\\x00'"),
+    ],
+)
 def test_simulate_fails_when_a_match_cannot_render(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], item: str, error: str
 ) -> None:
@@ -106,9 +118,7 @@ def test_simulate_fails_when_a_match_cannot_render(
     assert [("error" in e["matches"][0]) for e in report] == [False, True]
 
 
-def test_simulate_passes_when_every_match_renders(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_simulate_passes_when_every_match_renders(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rules, alerts = _hook_files(tmp_path, "a", "b")
     assert main(["simulate", str(alerts), "--rules", str(rules)]) == 0
     assert "ERROR" not in capsys.readouterr().out
@@ -121,8 +131,9 @@ def test_check_prints_warnings_and_strict_fails_on_them(
     assert main(["check", str(rules)]) == 0
     out, err = capsys.readouterr()
     assert f"{rules}: OK, 1 rules (1 enabled)" in out and "1 warning(s)" in out
-    assert (f"{rules}: warning: concurrency_limits.unused: no rule has concurrency_group: "
-            "unused (line 1)") in err
+    assert (
+        f"{rules}: warning: concurrency_limits.unused: no rule has concurrency_group: unused (line 1)"
+    ) in err
     assert main(["check", "--strict", str(rules)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and f"{rules}: error: concurrency_limits.unused" in err
@@ -136,14 +147,17 @@ def test_check_names_file_rule_and_key_line_of_a_bare_duration(
     rules.write_text(HOOK_RULES.replace("    params:", "    cooldown: 15\n    params:"))
     assert main(["check", str(rules)]) == 1
     assert capsys.readouterr().err == (
-        f"{rules}: rule 'hook' (line 3): cooldown: 15 has no unit: write 15s or 15m (line 7)\n")
+        f"{rules}: rule 'hook' (line 3): cooldown: 15 has no unit: write 15s or 15m (line 7)\n"
+    )
 
 
 def test_simulate_shows_inhibit_equal(capsys: pytest.CaptureFixture[str]) -> None:
     example = EXAMPLES / "flink-failed-firing.json"
     assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml")]) == 0
-    assert ('waits while firing: alertname="ClickHouseReplicaReadonly" with the same namespace'
-            in capsys.readouterr().out)
+    assert (
+        'waits while firing: alertname="ClickHouseReplicaReadonly" with the same namespace'
+        in capsys.readouterr().out
+    )
     assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml"), "--json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["matches"][0]["inhibit_equal"] == ["namespace"]

@@ -44,11 +44,16 @@ rules:
 """
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
-         ) -> tuple[int, Any]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -57,8 +62,9 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 
 
 def fire(served: ServedApp, **labels: str) -> str:
-    status, body = http("POST", f"{served.url}/webhooks/alertmanager",
-                        payload(alert(**labels)), webhook_headers())
+    status, body = http(
+        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(**labels)), webhook_headers()
+    )
     assert status == 202, body
     [event_id] = body["event_ids"]
     wait_recorded(served, event_id)
@@ -68,8 +74,7 @@ def fire(served: ServedApp, **labels: str) -> str:
 def wait_recorded(served: ServedApp, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, body = http("GET", f"{served.url}/api/v1/events/{event_id}",
-                            headers=admin_headers())
+        status, body = http("GET", f"{served.url}/api/v1/events/{event_id}", headers=admin_headers())
         if status == 200:
             return dict(body)
         time.sleep(0.05)
@@ -96,8 +101,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_what_happened_to_an_alert_and_run_it_again(served: ServedApp,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_what_happened_to_an_alert_and_run_it_again(
+    served: ServedApp, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = fire(served, service="cli-a")
     second = fire(served, service="cli-b", outcome="failed")
     code, out, _ = run(capsys, "events", "--url", served.url, "--limit", "5")
@@ -117,25 +123,24 @@ def test_what_happened_to_an_alert_and_run_it_again(served: ServedApp,
     assert f"event     {first}" in out and "outcome   succeeded: fixed svc/cli-a" in out
     assert "timeline:" in out and "handler.started" in out and "service=cli-a" in out
 
-    code, out, _ = run(capsys, "replay", first, "--url", served.url, "--note", "again",
-                       "--wait", "20")
+    code, out, _ = run(capsys, "replay", first, "--url", served.url, "--note", "again", "--wait", "20")
     assert code == 4 and f"replayed {first} as 1 new event(s)" in out  # 4: skipped
     assert "skipped:cooldown: in cooldown" in out
-    code, out, _ = run(capsys, "replay", first, "--url", served.url, "--ignore-cooldown",
-                       "--wait", "20", "--json")
+    code, out, _ = run(
+        capsys, "replay", first, "--url", served.url, "--ignore-cooldown", "--wait", "20", "--json"
+    )
     replayed = json.loads(out)
     assert code == 0 and replayed["replay_of"] == first
     [event] = replayed["events"]
-    assert (event["outcome"], event["manual"], event["note"]) == (
-        "succeeded", True, f"replay of {first}")
-    code, out, _ = run(capsys, "replay", first, "--url", served.url, "--dry-run",
-                       "--ignore-cooldown", "--ignore-circuit")
+    assert (event["outcome"], event["manual"], event["note"]) == ("succeeded", True, f"replay of {first}")
+    code, out, _ = run(
+        capsys, "replay", first, "--url", served.url, "--dry-run", "--ignore-cooldown", "--ignore-circuit"
+    )
     assert code == 0 and "see: remediator event " in out
 
 
 def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "pause", "--url", served.url, "--reason", "db upgrade",
-                       "--for", "30m")
+    code, out, _ = run(capsys, "pause", "--url", served.url, "--reason", "db upgrade", "--for", "30m")
     assert code == 0 and "until" in out and out.rstrip().endswith("left): db upgrade")
     assert "(30m left)" in out or "(29m59s left)" in out
     code, out, _ = run(capsys, "pause", "--url", served.url, "--json")
@@ -155,8 +160,9 @@ def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture
     assert json.loads(out)["rules"][0]["name"] == "fix-it"
 
 
-def test_clear_errors_and_exit_codes(served: ServedApp, capsys: pytest.CaptureFixture[str],
-                                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_clear_errors_and_exit_codes(
+    served: ServedApp, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     code, _, err = run(capsys, "event", "0123abcd", "--url", served.url)
     assert (code, err.strip()) == (1, "remediator event: HTTP 404: no such event: 0123abcd")
     code, _, err = run(capsys, "pause", "--url", served.url, "--reason", "x")
@@ -190,13 +196,13 @@ def test_admin_disabled_is_explained(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 1 and "the admin API is disabled on" in err
 
 
-def test_simulate_stored_events_against_local_rules(served: ServedApp, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_stored_events_against_local_rules(
+    served: ServedApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fire(served, service="cli-sim")
     local = tmp_path / "local.yaml"
     local.write_text(LOCAL_RULES, encoding="utf-8")
-    code, out, _ = run(capsys, "simulate", "--from-events", "50", "--url", served.url,
-                       "--rules", str(local))
+    code, out, _ = run(capsys, "simulate", "--from-events", "50", "--url", served.url, "--rules", str(local))
     assert code == 0
     assert "rule local-fix -> http.request" in out
     assert "target: local/cli-sim" in out and "POST http://runbooks.local/fix/cli-sim" in out
@@ -204,8 +210,7 @@ def test_simulate_stored_events_against_local_rules(served: ServedApp, tmp_path:
     code, out, _ = run(capsys, "events", "--url", served.url, "--json", "--limit", "50")
     exported = tmp_path / "events.json"
     exported.write_text(out, encoding="utf-8")
-    code, out, _ = run(capsys, "simulate", "--events-file", str(exported), "--rules", str(local),
-                       "--json")
+    code, out, _ = run(capsys, "simulate", "--events-file", str(exported), "--rules", str(local), "--json")
     report = json.loads(out)
     assert code == 0
     by_service = {e["fingerprint"]: e for e in report}
@@ -224,16 +229,30 @@ def test_simulate_stored_events_against_local_rules(served: ServedApp, tmp_path:
 def test_the_installed_command_line(served: ServedApp) -> None:
     fire(served, service="cli-proc")
     env = python_env(REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN)
-    done = subprocess.run([PYTHON, "-m", "remediator", "events", "--url", served.url, "--json"],
-                          env=env, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [PYTHON, "-m", "remediator", "events", "--url", served.url, "--json"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert any(e["target"] == "svc/cli-proc" for e in json.loads(done.stdout))
-    done = subprocess.run([PYTHON, "-m", "remediator", "replay", "nope", "--url", served.url],
-                          env=env, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [PYTHON, "-m", "remediator", "replay", "nope", "--url", served.url],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1 and b"no such event" in done.stderr
-    done = subprocess.run([PYTHON, "-m", "remediator", "events", "--url",
-                           f"http://127.0.0.1:{free_port()}"],
-                          env=env, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(
+        [PYTHON, "-m", "remediator", "events", "--url", f"http://127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 3 and b"cannot reach" in done.stderr
 
 
@@ -260,7 +279,8 @@ def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> No
 
 
 def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rules = write_rules(tmp_path / "rules.yaml", ESCALATING_RULES)
     notifier = RecordingNotifier()
     with serve_in_thread(make_settings(rules), Calls(), notifier) as app:
@@ -283,36 +303,45 @@ def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
         assert len(app.calls.acted()) == runs + 1
         # The cause is gone (here: the rule no longer fails): the same command repairs it.
         old_hash = http("GET", f"{app.url}/api/v1/rules", headers=admin_headers())[1]["hash"]
-        write_rules(rules, ESCALATING_RULES.replace(
-            "'{{ labels.outcome | default(\"succeeded\") }}'", "succeeded"))
+        write_rules(
+            rules, ESCALATING_RULES.replace("'{{ labels.outcome | default(\"succeeded\") }}'", "succeeded")
+        )
         wait_reloaded(app, old_hash)
         code, out, _ = run(capsys, *argv)
         assert code == 0 and " succeeded: fixed svc/cli-esc" in out
         assert len(app.calls.acted()) == runs + 2
 
 
-@pytest.mark.parametrize(("outcomes", "finished_all", "code"), [
-    (["succeeded"], True, 0), (["noop", "dry_run"], True, 0), (["skipped:cooldown"], True, 4),
-    (["skipped:paused", "failed"], True, 1), (["succeeded"], False, 5),
-    (["failed"], False, 1),
-])
+@pytest.mark.parametrize(
+    ("outcomes", "finished_all", "code"),
+    [
+        (["succeeded"], True, 0),
+        (["noop", "dry_run"], True, 0),
+        (["skipped:cooldown"], True, 4),
+        (["skipped:paused", "failed"], True, 1),
+        (["succeeded"], False, 5),
+        (["failed"], False, 1),
+    ],
+)
 def test_replay_wait_exit_codes(outcomes: list[str], finished_all: bool, code: int) -> None:
     finished = [{"event_id": f"e{i}", "outcome": o} for i, o in enumerate(outcomes)]
     ids = [e["event_id"] for e in finished] + ([] if finished_all else ["still-running"])
     assert ctl.replay_exit_code(ids, finished) == code
 
 
-RULES_WITH_DRY_RULE = RULES + """\
+RULES_WITH_DRY_RULE = (
+    RULES
+    + """\
   - name: fix-dry
     matchers: ['alertname="DryBroken"']
     handler: test.fix
     target: 'dry/{{ labels.service }}'
     dry_run: true
 """
+)
 
 
-def test_rules_show_the_dry_run_in_effect(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rules = write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
     with serve_in_thread(make_settings(rules, dry_run=True), Calls()) as app:
         code, out, _ = run(capsys, "rules", "--url", app.url)
@@ -323,5 +352,6 @@ def test_rules_show_the_dry_run_in_effect(tmp_path: Path,
         info = json.loads(run(capsys, "rules", "--url", app.url, "--json")[1])
     assert info["dry_run"] is True
     assert [(r["dry_run"], r["dry_run_source"]) for r in info["rules"]] == [
-        (True, ["service"]), (True, ["rule", "service"])]
-
+        (True, ["service"]),
+        (True, ["rule", "service"]),
+    ]

@@ -17,8 +17,7 @@ from tests.support.procs import ROOT
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([amtool_binary(), *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run([amtool_binary(), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def shipped() -> dict[str, Any]:
@@ -48,16 +47,27 @@ def test_amtool_rejects_a_broken_config(tmp_path: Path) -> None:
     assert "nobody" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("labels", "receivers"), [
-    (["alertname=TorghutWsNotReady", "remediate=true", "severity=critical",
-      "namespace=torghut"], "remediator,default"),
-    (["alertname=RemediatorCircuitOpen", "severity=warning", "namespace=torghut"], "default"),
-])
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        (
+            ["alertname=TorghutWsNotReady", "remediate=true", "severity=critical", "namespace=torghut"],
+            "remediator,default",
+        ),
+        (["alertname=RemediatorCircuitOpen", "severity=warning", "namespace=torghut"], "default"),
+    ],
+)
 def test_routes_send_remediated_alerts_to_the_remediator_and_people(
     labels: list[str], receivers: str
 ) -> None:
-    result = amtool("config", "routes", "test", f"--config.file={SHIPPED_CONFIG}",
-                    f"--verify.receivers={receivers}", *labels)
+    result = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={SHIPPED_CONFIG}",
+        f"--verify.receivers={receivers}",
+        *labels,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == receivers
 
@@ -90,8 +100,7 @@ def test_webhook_url_is_the_overlays_service() -> None:
 def test_the_e2e_config_derived_from_the_shipped_one_is_valid(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("t0ken\n", encoding="utf-8")
-    config = derive_config(webhook_url="http://127.0.0.1:9/webhooks/alertmanager",
-                           credentials_file=token)
+    config = derive_config(webhook_url="http://127.0.0.1:9/webhooks/alertmanager", credentials_file=token)
     path = tmp_path / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = amtool("check-config", str(path))

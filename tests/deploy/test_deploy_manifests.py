@@ -81,8 +81,13 @@ def settings_of(overlay_dir: Path = OVERLAY) -> dict[str, Any]:
     return dict(document["spec"])
 
 
-def copy_overlay(directory: Path, *, redis_component: bool = False,
-                 settings: dict[str, Any] | None = None, tag: str | None = None) -> Path:
+def copy_overlay(
+    directory: Path,
+    *,
+    redis_component: bool = False,
+    settings: dict[str, Any] | None = None,
+    tag: str | None = None,
+) -> Path:
     """The torghut overlay in ``directory``, as a user copies it: optionally with the Redis
     component switched on (the commented line uncommented) and other settings."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -93,8 +98,10 @@ def copy_overlay(directory: Path, *, redis_component: bool = False,
         text = text.replace(line, line.replace("# ", ""))
     spec = yaml.safe_load(text)
     for key in ("resources", "components"):
-        spec[key] = [os.path.relpath((OVERLAY / entry).resolve(), directory)
-                     if entry.startswith("../") else entry for entry in spec[key]]
+        spec[key] = [
+            os.path.relpath((OVERLAY / entry).resolve(), directory) if entry.startswith("../") else entry
+            for entry in spec[key]
+        ]
     if tag is not None:
         spec["images"][0]["newTag"] = tag
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
@@ -129,8 +136,9 @@ def remediator_container(resources: list[Resource]) -> dict[str, Any]:
 
 def assert_kubectl_agrees(directory: Path) -> None:
     kubectl = require_binary("kubectl")  # scripts/system-deps.sh installs it
-    out = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     theirs = {identity(r): r for r in yaml.safe_load_all(out) if r}
     ours = {identity(r): r for r in render(directory)}
     assert ours == theirs
@@ -139,9 +147,7 @@ def assert_kubectl_agrees(directory: Path) -> None:
 # ---- schemas -----------------------------------------------------------------------------
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("directory", [BASE, OVERLAY], ids=["base", "torghut"])
-def test_every_manifest_validates_against_the_kubernetes_schema(
-    directory: Path, version: str
-) -> None:
+def test_every_manifest_validates_against_the_kubernetes_schema(directory: Path, version: str) -> None:
     resources = render(directory)
     validated = set()
     for resource in resources:
@@ -149,8 +155,16 @@ def test_every_manifest_validates_against_the_kubernetes_schema(
             continue  # no schema in kubernetes-validate; checked by the tests below
         kubernetes_validate.validate(resource, version, strict=True)
         validated.add(resource["kind"])
-    assert validated >= {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding",
-                         "ConfigMap", "PodDisruptionBudget", "NetworkPolicy"}
+    assert validated >= {
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
 
 
 def test_the_schema_check_catches_a_typo(deployment: Resource) -> None:
@@ -160,8 +174,9 @@ def test_the_schema_check_catches_a_typo(deployment: Resource) -> None:
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-@pytest.mark.parametrize("directory", [BASE, OVERLAY, ROOT / "deploy" / "prometheus"],
-                         ids=["base", "torghut", "prometheus"])
+@pytest.mark.parametrize(
+    "directory", [BASE, OVERLAY, ROOT / "deploy" / "prometheus"], ids=["base", "torghut", "prometheus"]
+)
 def test_renderer_agrees_with_kubectl_kustomize(directory: Path) -> None:
     assert_kubectl_agrees(directory)
 
@@ -173,9 +188,20 @@ def test_renderer_agrees_with_kubectl_on_the_redis_component(redis_dir: Path) ->
 def test_overlay_puts_everything_in_torghut(overlay: list[Resource]) -> None:
     assert {r["metadata"].get("namespace") for r in overlay} == {"torghut"}
     kinds = sorted(r["kind"] for r in overlay)
-    assert kinds == sorted(["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Service",
-                            "Deployment", "PodDisruptionBudget", "NetworkPolicy",
-                            "PrometheusRule", "ServiceMonitor"])
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ConfigMap",
+            "Service",
+            "Deployment",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "PrometheusRule",
+            "ServiceMonitor",
+        ]
+    )
 
 
 # ---- least privilege ---------------------------------------------------------------------
@@ -202,16 +228,18 @@ def test_role_grants_exactly_what_the_handlers_call(overlay: list[Resource]) -> 
 def test_rolebinding_binds_the_role_to_the_service_account(overlay: list[Resource]) -> None:
     binding, role = by_kind(overlay, "RoleBinding"), by_kind(overlay, "Role")
     account = by_kind(overlay, "ServiceAccount")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount",
-                                    "name": account["metadata"]["name"],
-                                    "namespace": "torghut"}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "torghut"}
+    ]
 
 
 # ---- the Deployment ------------------------------------------------------------------------
-def test_deployment_runs_two_hardened_replicas(deployment: Resource,
-                                               container: dict[str, Any]) -> None:
+def test_deployment_runs_two_hardened_replicas(deployment: Resource, container: dict[str, Any]) -> None:
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -253,7 +281,7 @@ def test_rules_come_from_the_configmap_as_a_directory(
     rules_path = Path(env["REMEDIATOR_RULES"]["value"])
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    (name, mount), = [(n, m) for n, m in mounts.items() if "configMap" in volumes[n]]
+    ((name, mount),) = [(n, m) for n, m in mounts.items() if "configMap" in volumes[n]]
     assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates"
     assert Path(mount["mountPath"]) == rules_path.parent
     config_map = by_kind(overlay, "ConfigMap")
@@ -263,10 +291,8 @@ def test_rules_come_from_the_configmap_as_a_directory(
 
 
 def test_secrets_come_from_the_secret(container: dict[str, Any]) -> None:
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
-            if "valueFrom" in e}
-    assert {name: (ref["name"], ref["key"], ref.get("optional", False))
-            for name, ref in refs.items()} == {
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert {name: (ref["name"], ref["key"], ref.get("optional", False)) for name, ref in refs.items()} == {
         "REMEDIATOR_WEBHOOK_TOKEN": ("remediator", "webhook-token", False),
         "REMEDIATOR_REDIS_URL": ("remediator", "redis-url", False),
         "REMEDIATOR_ADMIN_TOKEN": ("remediator", "admin-token", True),
@@ -300,8 +326,7 @@ def test_slack_webhook_url_from_the_secret_reaches_the_settings(
     for name in [n for n in os.environ if n.startswith("REMEDIATOR_")]:
         monkeypatch.delenv(name)
     url = "https://hooks.slack.com/services/T000/B000/XXXX"
-    secret = {"webhook-token": "t", "redis-url": "redis://redis:6379/0",
-              "slack-webhook-url": url}
+    secret = {"webhook-token": "t", "redis-url": "redis://redis:6379/0", "slack-webhook-url": url}
     for name, value in kubelet_env(container, secret).items():
         monkeypatch.setenv(name, value)
     settings = Settings()
@@ -309,8 +334,9 @@ def test_slack_webhook_url_from_the_secret_reaches_the_settings(
     assert settings.slack_webhook_url.get_secret_value() == url
     # Without the key the pod still starts (optional), and no webhook is configured.
     monkeypatch.delenv("REMEDIATOR_SLACK_WEBHOOK_URL")
-    assert "REMEDIATOR_SLACK_WEBHOOK_URL" not in kubelet_env(container, {
-        "webhook-token": "t", "redis-url": "redis://redis:6379/0"})
+    assert "REMEDIATOR_SLACK_WEBHOOK_URL" not in kubelet_env(
+        container, {"webhook-token": "t", "redis-url": "redis://redis:6379/0"}
+    )
     assert Settings().slack_webhook_url is None
 
 
@@ -342,14 +368,14 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def test_service_pdb_and_policy_select_the_pods(overlay: list[Resource],
-                                                deployment: Resource) -> None:
+def test_service_pdb_and_policy_select_the_pods(overlay: list[Resource], deployment: Resource) -> None:
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert _selects(deployment["spec"]["selector"]["matchLabels"], pod_labels)
     service = by_kind(overlay, "Service")
     assert _selects(service["spec"]["selector"], pod_labels)
-    assert service["spec"]["ports"] == [{"name": "http", "port": 8080, "targetPort": "http",
-                                         "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
     pdb = by_kind(overlay, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
     assert _selects(pdb["spec"]["selector"]["matchLabels"], pod_labels)
@@ -367,11 +393,9 @@ def test_network_policy_allows_only_what_is_needed(overlay: list[Resource]) -> N
     (ingress,) = policy["ingress"]
     assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]
     (source,) = ingress["from"]
-    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name":
-                                                          "monitoring"}
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     allowed = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert allowed == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (9000, "TCP"), (443, "TCP"),
-                       (6443, "TCP")}
+    assert allowed == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (9000, "TCP"), (443, "TCP"), (6443, "TCP")}
     # An egress rule without `to` allows every destination.
     assert all(rule["to"] for rule in policy["egress"])
 
@@ -385,18 +409,19 @@ def policy_settings(resources: list[Resource]) -> dict[str, Any]:
     by_ports = {tuple(sorted(p["port"] for p in rule["ports"])): rule for rule in policy["egress"]}
     (api,) = by_ports[(443, 6443)]["to"]
     (https,) = by_ports[(443,)]["to"]
-    releases = {r["kind"]: r["metadata"]["labels"]["release"] for r in resources
-                if r["kind"] in CRD_KINDS}
+    releases = {r["kind"]: r["metadata"]["labels"]["release"] for r in resources if r["kind"] in CRD_KINDS}
     assert releases.keys() == CRD_KINDS
     (release,) = set(releases.values())
     return {
         "prometheusRelease": release,
-        "monitoringNamespace":
-            ingress_from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-        "dns": {"namespace": dns["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
-                "podLabels": dns["podSelector"]["matchLabels"]},
-        "egress": {"kubernetesApiCidr": api["ipBlock"]["cidr"],
-                   "httpsCidr": https["ipBlock"]["cidr"]},
+        "monitoringNamespace": ingress_from["namespaceSelector"]["matchLabels"][
+            "kubernetes.io/metadata.name"
+        ],
+        "dns": {
+            "namespace": dns["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "podLabels": dns["podSelector"]["matchLabels"],
+        },
+        "egress": {"kubernetesApiCidr": api["ipBlock"]["cidr"], "httpsCidr": https["ipBlock"]["cidr"]},
     }
 
 
@@ -408,8 +433,10 @@ def test_torghut_settings_land_in_the_objects(overlay: list[Resource]) -> None:
 OTHER_SETTINGS = {
     "prometheusRelease": "prom-main",
     "monitoringNamespace": "observability",
-    "dns": {"namespace": "openshift-dns",
-            "podLabels": {"dns.operator.openshift.io/daemonset-dns": "default"}},
+    "dns": {
+        "namespace": "openshift-dns",
+        "podLabels": {"dns.operator.openshift.io/daemonset-dns": "default"},
+    },
     "egress": {"kubernetesApiCidr": "10.0.0.1/32", "httpsCidr": "192.0.2.0/24"},
 }
 
@@ -421,8 +448,13 @@ def test_other_settings_reach_every_object_they_name(tmp_path: Path) -> None:
     resources = render(directory)
     assert policy_settings(resources) == OTHER_SETTINGS
     dumped = yaml.safe_dump_all(resources)
-    for default in ("kube-prometheus-stack", "0.0.0.0/0", "kube-dns",
-                    "kubernetes.io/metadata.name: monitoring", "set-egress"):
+    for default in (
+        "kube-prometheus-stack",
+        "0.0.0.0/0",
+        "kube-dns",
+        "kubernetes.io/metadata.name: monitoring",
+        "set-egress",
+    ):
         assert default not in dumped, default
     assert_kubectl_agrees(directory)
 
@@ -434,18 +466,24 @@ def test_a_setting_missing_from_the_overlay_fails_the_build(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="httpsCidr"):
         render(directory)
     kubectl = require_binary("kubectl")
-    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode != 0 and "httpsCidr" in result.stderr
 
 
 def ip_blocks(resources: list[Resource]) -> list[str]:
-    return [peer["ipBlock"]["cidr"] for r in resources if r["kind"] == "NetworkPolicy"
-            for rule in r["spec"].get("egress", []) for peer in rule["to"] if "ipBlock" in peer]
+    return [
+        peer["ipBlock"]["cidr"]
+        for r in resources
+        if r["kind"] == "NetworkPolicy"
+        for rule in r["spec"].get("egress", [])
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
 
 
-def test_no_world_egress_unless_the_overlay_says_so(base: list[Resource],
-                                                    overlay: list[Resource]) -> None:
+def test_no_world_egress_unless_the_overlay_says_so(base: list[Resource], overlay: list[Resource]) -> None:
     """The base opens nothing to the internet: its CIDRs are placeholders that the API server
     rejects, so applying it without settings fails instead of allowing 0.0.0.0/0."""
     assert "0.0.0.0/0" not in yaml.safe_dump_all(base)
@@ -468,8 +506,7 @@ def _labelled(resources: list[Resource]) -> list[tuple[str, dict[str, str]]]:
         if "template" in resource.get("spec", {}):
             found.append((name + " pods", resource["spec"]["template"]["metadata"]["labels"]))
         for claim in resource.get("spec", {}).get("volumeClaimTemplates", []):
-            found.append((f"{name} claim {claim['metadata']['name']}",
-                          claim["metadata"]["labels"]))
+            found.append((f"{name} claim {claim['metadata']['name']}", claim["metadata"]["labels"]))
     return found
 
 
@@ -494,34 +531,39 @@ def test_every_object_carries_the_recommended_labels(
             assert labels["app.kubernetes.io/version"] == tag, name
         else:
             assert labels["app.kubernetes.io/name"] == "redis", name
-            image = named(resources, "StatefulSet", "remediator-redis")["spec"]["template"][
-                "spec"]["containers"][0]["image"]
+            image = named(resources, "StatefulSet", "remediator-redis")["spec"]["template"]["spec"][
+                "containers"
+            ][0]["image"]
             assert image.startswith(f"redis:{labels['app.kubernetes.io/version']}-"), name
 
 
-def test_version_label_is_the_image_tag_even_when_it_looks_like_a_number(
-    tmp_path: Path
-) -> None:
+def test_version_label_is_the_image_tag_even_when_it_looks_like_a_number(tmp_path: Path) -> None:
     directory = copy_overlay(tmp_path / "tag", tag="1.0")
-    out = subprocess.run([require_binary("kubectl"), "kustomize", str(directory)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [require_binary("kubectl"), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     for resources in (render(directory), [r for r in yaml.safe_load_all(out) if r]):
         assert remediator_container(resources)["image"].endswith(":1.0")
-        versions = {labels.get("app.kubernetes.io/version") for _, labels in
-                    _labelled(resources)}
+        versions = {labels.get("app.kubernetes.io/version") for _, labels in _labelled(resources)}
         assert versions == {"1.0"}, "a label must be a string"
 
 
 def test_base_version_label_is_the_packages_version(base: list[Resource]) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     prometheus = render(PROMETHEUS)
-    assert {labels["app.kubernetes.io/version"] for _, labels in
-            _labelled(base + prometheus)} == {project["version"]}
+    assert {labels["app.kubernetes.io/version"] for _, labels in _labelled(base + prometheus)} == {
+        project["version"]
+    }
 
 
 def test_renderer_refuses_labels_in_selectors(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text(
-        "labels: [{pairs: {a: b}, includeSelectors: true}]\n", encoding="utf-8")
+        "labels: [{pairs: {a: b}, includeSelectors: true}]\n", encoding="utf-8"
+    )
     with pytest.raises(Unsupported, match="labels"):
         render(tmp_path)
 
@@ -529,24 +571,39 @@ def test_renderer_refuses_labels_in_selectors(tmp_path: Path) -> None:
 def test_selectors_hold_only_labels_that_never_change(with_redis: list[Resource]) -> None:
     """A Deployment's or StatefulSet's selector is immutable: it keeps the labels it had
     (name, plus part-of for Redis), never version or instance."""
-    selectors = {f"{r['kind']}/{r['metadata']['name']}": (
-        r["spec"].get("selector", {}).get("matchLabels") if r["kind"] != "Service"
-        else r["spec"]["selector"]) for r in with_redis
-        if r["kind"] in ("Deployment", "StatefulSet", "Service", "PodDisruptionBudget")}
-    selectors.update({f"NetworkPolicy/{r['metadata']['name']}": r["spec"]["podSelector"][
-        "matchLabels"] for r in with_redis if r["kind"] == "NetworkPolicy"})
+    selectors = {
+        f"{r['kind']}/{r['metadata']['name']}": (
+            r["spec"].get("selector", {}).get("matchLabels")
+            if r["kind"] != "Service"
+            else r["spec"]["selector"]
+        )
+        for r in with_redis
+        if r["kind"] in ("Deployment", "StatefulSet", "Service", "PodDisruptionBudget")
+    }
+    selectors.update(
+        {
+            f"NetworkPolicy/{r['metadata']['name']}": r["spec"]["podSelector"]["matchLabels"]
+            for r in with_redis
+            if r["kind"] == "NetworkPolicy"
+        }
+    )
     remediator = {"app.kubernetes.io/name": "remediator"}
     redis_pods = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/part-of": "remediator"}
     assert selectors == {
-        "Deployment/remediator": remediator, "Service/remediator": remediator,
-        "PodDisruptionBudget/remediator": remediator, "NetworkPolicy/remediator": remediator,
-        "StatefulSet/remediator-redis": redis_pods, "Service/remediator-redis": redis_pods,
+        "Deployment/remediator": remediator,
+        "Service/remediator": remediator,
+        "PodDisruptionBudget/remediator": remediator,
+        "NetworkPolicy/remediator": remediator,
+        "StatefulSet/remediator-redis": redis_pods,
+        "Service/remediator-redis": redis_pods,
         "NetworkPolicy/remediator-redis": redis_pods,
     }
     for resource in with_redis:
         if resource["kind"] in ("Deployment", "StatefulSet"):
-            assert _selects(resource["spec"]["selector"]["matchLabels"],
-                            resource["spec"]["template"]["metadata"]["labels"])
+            assert _selects(
+                resource["spec"]["selector"]["matchLabels"],
+                resource["spec"]["template"]["metadata"]["labels"],
+            )
 
 
 # ---- the optional Redis component ----------------------------------------------------------
@@ -587,12 +644,12 @@ def test_the_redis_component_sets_the_remediators_redis_url(with_redis: list[Res
     (port,) = service["spec"]["ports"]
     assert url["value"] == f"redis://{service['metadata']['name']}:{port['port']}/0"
     statefulset, container, _ = redis_parts(with_redis)
-    assert _selects(service["spec"]["selector"], statefulset["spec"]["template"]["metadata"][
-        "labels"])
+    assert _selects(service["spec"]["selector"], statefulset["spec"]["template"]["metadata"]["labels"])
     assert port["targetPort"] in [p["name"] for p in container["ports"]]
     # The rest of the env is the base's, in the same order.
-    assert [e["name"] for e in remediator_container(with_redis)["env"]] == \
-        [e["name"] for e in remediator_container(render(OVERLAY))["env"]]
+    assert [e["name"] for e in remediator_container(with_redis)["env"]] == [
+        e["name"] for e in remediator_container(render(OVERLAY))["env"]
+    ]
 
 
 def test_the_redis_component_persists_to_a_volume_claim(with_redis: list[Resource]) -> None:
@@ -605,8 +662,10 @@ def test_the_redis_component_persists_to_a_volume_claim(with_redis: list[Resourc
     config_volume = next(n for n, v in volumes.items() if "configMap" in v)
     assert volumes[config_volume]["configMap"]["name"] == "remediator-redis"
     (conf_name,) = data
-    assert container.get("args", container.get("command")) == \
-        ["redis-server", f"{mounts[config_volume]}/{conf_name}"]
+    assert container.get("args", container.get("command")) == [
+        "redis-server",
+        f"{mounts[config_volume]}/{conf_name}",
+    ]
     conf = redis_conf(data[conf_name])
     assert conf["appendonly"] == "yes"
     assert conf["appendfsync"] == "everysec"
@@ -632,10 +691,10 @@ def test_the_redis_pod_is_probed_non_root_and_limited(with_redis: list[Resource]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
-    assert container["resources"]["requests"]["memory"] and \
-        container["resources"]["limits"]["memory"]
-    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-bookworm", container["image"]), \
+    assert container["resources"]["requests"]["memory"] and container["resources"]["limits"]["memory"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-bookworm", container["image"]), (
         "the official Debian-based image, pinned to a release"
+    )
     ports = [p["name"] for p in container["ports"]]
     assert container["livenessProbe"]["tcpSocket"]["port"] in ports
     readiness = " ".join(container["readinessProbe"]["exec"]["command"])
@@ -645,8 +704,7 @@ def test_the_redis_pod_is_probed_non_root_and_limited(with_redis: list[Resource]
 def test_only_the_remediator_reaches_redis(with_redis: list[Resource]) -> None:
     statefulset, _, _ = redis_parts(with_redis)
     redis_pods = statefulset["spec"]["template"]["metadata"]["labels"]
-    remediator_pods = named(with_redis, "Deployment", "remediator")["spec"]["template"][
-        "metadata"]["labels"]
+    remediator_pods = named(with_redis, "Deployment", "remediator")["spec"]["template"]["metadata"]["labels"]
     policy = named(with_redis, "NetworkPolicy", "remediator-redis")["spec"]
     assert _selects(policy["podSelector"]["matchLabels"], redis_pods)
     assert sorted(policy["policyTypes"]) == ["Egress", "Ingress"] and policy["egress"] == []
@@ -657,9 +715,12 @@ def test_only_the_remediator_reaches_redis(with_redis: list[Resource]) -> None:
     assert ingress["ports"] == [{"port": 6379, "protocol": "TCP"}]
     # ... and the remediator's own policy lets it out to those pods.
     egress = named(with_redis, "NetworkPolicy", "remediator")["spec"]["egress"]
-    assert any(_selects(peer.get("podSelector", {}).get("matchLabels", {}), redis_pods)
-               and {"port": 6379, "protocol": "TCP"} in rule["ports"]
-               for rule in egress for peer in rule["to"])
+    assert any(
+        _selects(peer.get("podSelector", {}).get("matchLabels", {}), redis_pods)
+        and {"port": 6379, "protocol": "TCP"} in rule["ports"]
+        for rule in egress
+        for peer in rule["to"]
+    )
 
 
 def test_the_shipped_redis_conf_runs_on_a_real_redis_server(
@@ -676,24 +737,42 @@ def test_the_shipped_redis_conf_runs_on_a_real_redis_server(
     conf.write_text(text, encoding="utf-8")
     port = free_port()
     proc = subprocess.Popen(
-        [binary, str(conf), "--port", str(port), "--bind", "127.0.0.1",
-         "--daemonize", "no", "--logfile", str(tmp_path / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            binary,
+            str(conf),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(tmp_path / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         try:
             wait_port(port, timeout=20)
         except TimeoutError:
             log = tmp_path / "redis.log"
-            raise AssertionError(f"redis-server refused the shipped redis.conf (exit "
-                                 f"{proc.poll()}): {log.read_text() if log.exists() else ''}"
-                                 ) from None
+            raise AssertionError(
+                f"redis-server refused the shipped redis.conf (exit "
+                f"{proc.poll()}): {log.read_text() if log.exists() else ''}"
+            ) from None
         client = redis.Redis(port=port, decode_responses=True)
         try:
-            got = {key: client.config_get(key)[key]
-                   for key in ("appendonly", "appendfsync", "maxmemory-policy", "maxmemory")}
-            assert got == {"appendonly": "yes", "appendfsync": "everysec",
-                           "maxmemory-policy": "noeviction",
-                           "maxmemory": str(256 * 1024 * 1024)}
+            got = {
+                key: client.config_get(key)[key]
+                for key in ("appendonly", "appendfsync", "maxmemory-policy", "maxmemory")
+            }
+            assert got == {
+                "appendonly": "yes",
+                "appendfsync": "everysec",
+                "maxmemory-policy": "noeviction",
+                "maxmemory": str(256 * 1024 * 1024),
+            }
             client.set("remediator:probe", "1")
         finally:
             client.close()
@@ -711,8 +790,9 @@ def test_the_deploy_copy_of_rules_yaml_is_current() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    assert (BASE / "rules.yaml").read_bytes() == source.read_bytes(), \
+    assert (BASE / "rules.yaml").read_bytes() == source.read_bytes(), (
         "deploy/base/rules.yaml is stale: run `make deploy-sync`"
+    )
 
 
 def test_the_deploy_rules_are_well_formed() -> None:
@@ -720,7 +800,10 @@ def test_the_deploy_rules_are_well_formed() -> None:
     document = yaml.safe_load((BASE / "rules.yaml").read_text(encoding="utf-8"))
     parsed = RulesFile.model_validate(document)
     assert [rule.name for rule in parsed.rules] == [
-        "clickhouse-replica-readonly", "flink-ta-failed", "torghut-ws-not-ready"]
+        "clickhouse-replica-readonly",
+        "flink-ta-failed",
+        "torghut-ws-not-ready",
+    ]
     for rule in parsed.rules:
         for matcher in [*rule.matchers, *rule.inhibited_by]:
             parse_matcher(matcher)
@@ -761,11 +844,11 @@ def test_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
     with pytest.raises(Unsupported):
         render(tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
-        "configMapGenerator: [{name: x, literals: [a=b]}]\n", encoding="utf-8")
+        "configMapGenerator: [{name: x, literals: [a=b]}]\n", encoding="utf-8"
+    )
     with pytest.raises(Unsupported, match="hash"):
         render(tmp_path)
-    (tmp_path / "kustomization.yaml").write_text("resources: [../outside.yaml]\n",
-                                                 encoding="utf-8")
+    (tmp_path / "kustomization.yaml").write_text("resources: [../outside.yaml]\n", encoding="utf-8")
     (tmp_path.parent / "outside.yaml").write_text("kind: X\n", encoding="utf-8")
     with pytest.raises(Unsupported, match="outside"):
         render(tmp_path)
@@ -787,9 +870,7 @@ exec "$@"
 """
 
 
-def test_service_runs_on_a_read_only_root_filesystem(
-    tmp_path: Path, container: dict[str, Any]
-) -> None:
+def test_service_runs_on_a_read_only_root_filesystem(tmp_path: Path, container: dict[str, Any]) -> None:
     """As in the pod: every mount read-only (a private mount namespace) except one writable
     directory standing for the /tmp emptyDir. The service starts, gets ready and answers."""
     if os.geteuid() != 0 or shutil.which("unshare") is None:
@@ -800,18 +881,39 @@ def test_service_runs_on_a_read_only_root_filesystem(
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules: []\n", encoding="utf-8")
     port = free_port()
-    env = python_env(PROBE=str(ROOT / ".read-only-probe"), EMPTYDIR=str(empty_dir),
-                     TMPDIR=str(empty_dir), HOME="/nonexistent", PYTHONDONTWRITEBYTECODE="1",
-                     REMEDIATOR_RULES=str(rules), REMEDIATOR_PORT=str(port),
-                     REMEDIATOR_HOST="127.0.0.1",
-                     REMEDIATOR_WEBHOOK_TOKEN="a-token-of-16-chars-or-more")
+    env = python_env(
+        PROBE=str(ROOT / ".read-only-probe"),
+        EMPTYDIR=str(empty_dir),
+        TMPDIR=str(empty_dir),
+        HOME="/nonexistent",
+        PYTHONDONTWRITEBYTECODE="1",
+        REMEDIATOR_RULES=str(rules),
+        REMEDIATOR_PORT=str(port),
+        REMEDIATOR_HOST="127.0.0.1",
+        REMEDIATOR_WEBHOOK_TOKEN="a-token-of-16-chars-or-more",
+    )
     env.pop("REMEDIATOR_REDIS_URL", None)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c", _READ_ONLY, "sh",
-             PYTHON, "-m", "remediator", "serve"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd="/",
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                _READ_ONLY,
+                "sh",
+                PYTHON,
+                "-m",
+                "remediator",
+                "serve",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd="/",
         )
     try:
         try:
@@ -820,8 +922,7 @@ def test_service_runs_on_a_read_only_root_filesystem(
             code = proc.poll()
             if code is not None and code != 97 and "Operation not permitted" in log.read_text():
                 pytest.skip("this kernel/sandbox refuses mount namespaces")
-            raise AssertionError(
-                f"serve did not start (exit {code}):\n{log.read_text()}") from None
+            raise AssertionError(f"serve did not start (exit {code}):\n{log.read_text()}") from None
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as answer:
             assert answer.status == 200
     finally:

@@ -14,8 +14,20 @@ import pytest
 
 from tests.support.procs import PYTHON, ROOT, free_port, python_env, stop_process, wait_port
 
-BUILD_TOOLS = ("build-essential", "gcc", "g++", "make", "clang", "cargo", "rustc",
-               "python3-dev", "libc6-dev", "git", "curl", "wget")
+BUILD_TOOLS = (
+    "build-essential",
+    "gcc",
+    "g++",
+    "make",
+    "clang",
+    "cargo",
+    "rustc",
+    "python3-dev",
+    "libc6-dev",
+    "git",
+    "curl",
+    "wget",
+)
 
 
 @dataclass
@@ -80,8 +92,9 @@ def test_multi_stage_on_slim_python_311(stages: list[Stage]) -> None:
         assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", stage.base), stage.base
     final = stages[-1]
     copies = final.args("COPY")
-    assert any(c.startswith(f"--from={stages[0].name} ") for c in copies), \
+    assert any(c.startswith(f"--from={stages[0].name} ") for c in copies), (
         "the final stage copies the built virtualenv from the build stage"
+    )
 
 
 def test_build_stage_installs_the_package_without_extras(stages: list[Stage]) -> None:
@@ -89,8 +102,9 @@ def test_build_stage_installs_the_package_without_extras(stages: list[Stage]) ->
     assert installs, "the build stage runs pip install"
     for run in installs:
         targets = re.findall(r"pip install\s+((?:-\S+\s+)*)(\S+)", run)
-        assert targets and all(target == "." for _, target in targets), \
+        assert targets and all(target == "." for _, target in targets), (
             f"expected `pip install .` (runtime dependencies only), got {run!r}"
+        )
 
 
 def test_final_stage_has_no_build_tools(stages: list[Stage]) -> None:
@@ -136,27 +150,33 @@ def test_healthcheck_needs_only_python(stages: list[Stage]) -> None:
     assert not {"curl", "wget"} & set(shlex.split(" ".join(command)))
 
 
-def test_healthcheck_command_works_against_the_service(
-    stages: list[Stage], tmp_path: Path
-) -> None:
+def test_healthcheck_command_works_against_the_service(stages: list[Stage], tmp_path: Path) -> None:
     """Run the HEALTHCHECK's python one-liner against a real ``remediator serve``."""
     code = healthcheck_command(stages)[2]
     port = free_port()
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules: []\n", encoding="utf-8")
-    env = python_env(REMEDIATOR_PORT=str(port), REMEDIATOR_WEBHOOK_TOKEN="a-token-of-16-chars-or-more",
-                     REMEDIATOR_RULES=str(rules), REMEDIATOR_HOST="127.0.0.1")
+    env = python_env(
+        REMEDIATOR_PORT=str(port),
+        REMEDIATOR_WEBHOOK_TOKEN="a-token-of-16-chars-or-more",
+        REMEDIATOR_RULES=str(rules),
+        REMEDIATOR_HOST="127.0.0.1",
+    )
     env.pop("REMEDIATOR_REDIS_URL", None)
-    proc = subprocess.Popen([PYTHON, "-m", "remediator", "serve"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "remediator", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port, timeout=60)
         ok = subprocess.run([PYTHON, "-c", code], env=env, timeout=30, check=False)
         assert ok.returncode == 0
     finally:
         stop_process(proc)
-    down = subprocess.run([PYTHON, "-c", code], env=env, timeout=30, check=False,
-                          capture_output=True)
+    down = subprocess.run([PYTHON, "-c", code], env=env, timeout=30, check=False, capture_output=True)
     assert down.returncode != 0, "the check fails when nothing answers"
 
 
@@ -204,6 +224,12 @@ def test_dockerignore_keeps_the_context_to_what_is_copied(stages: list[Stage]) -
         assert not dockerignore_excludes(source, patterns), f"{source} is excluded"
         if (ROOT / source).is_dir():
             assert not dockerignore_excludes(f"{source}/__init__.py", patterns)
-    for private in (".git/config", ".venv/bin/python", "tests/test_x.py", ".env",
-                    "remediator/__pycache__/app.cpython-311.pyc", "deploy/base/rules.yaml"):
+    for private in (
+        ".git/config",
+        ".venv/bin/python",
+        "tests/test_x.py",
+        ".env",
+        "remediator/__pycache__/app.cpython-311.pyc",
+        "deploy/base/rules.yaml",
+    ):
         assert dockerignore_excludes(private, patterns), f"{private} would be in the context"

@@ -35,8 +35,7 @@ def alerting_rules() -> list[dict[str, Any]]:
 
 def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
     binary = require_binary("promtool")
-    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_promtool_checks_the_rules() -> None:
@@ -53,8 +52,7 @@ def test_promtool_unit_tests_pass() -> None:
 
 def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None:
     """The unit tests can fail: the same file with one expected label changed does."""
-    text = UNIT_TESTS.read_text(encoding="utf-8").replace("name: torghut-ta\n",
-                                                          "name: torghut-tb\n", 1)
+    text = UNIT_TESTS.read_text(encoding="utf-8").replace("name: torghut-ta\n", "name: torghut-tb\n", 1)
     text = text.replace("../alerts.rules.yml", str(RULES_FILE))
     (tmp_path / "mutated.test.yml").write_text(text, encoding="utf-8")
     result = promtool("test", "rules", "mutated.test.yml", cwd=tmp_path)
@@ -111,8 +109,12 @@ def test_remediator_down_fires_when_no_remediator_is_scraped(tmp_path: Path) -> 
 
 
 def test_every_alert_is_unit_tested() -> None:
-    tested = {case["alertname"] for test in load(UNIT_TESTS)["tests"]
-              for case in test["alert_rule_test"] if case["exp_alerts"]}
+    tested = {
+        case["alertname"]
+        for test in load(UNIT_TESTS)["tests"]
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
     assert tested == {rule["alert"] for rule in alerting_rules()}
 
 
@@ -120,8 +122,7 @@ def test_prometheusrule_holds_the_same_groups(tmp_path: Path) -> None:
     resource = load(PROMETHEUS / "prometheusrule.yaml")
     assert resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["kind"] == "PrometheusRule"
-    assert resource["spec"] == load(RULES_FILE), \
-        "prometheusrule.yaml is stale: run `make deploy-sync`"
+    assert resource["spec"] == load(RULES_FILE), "prometheusrule.yaml is stale: run `make deploy-sync`"
     extracted = tmp_path / "spec.rules.yml"
     extracted.write_text(yaml.safe_dump(resource["spec"]), encoding="utf-8")
     result = promtool("check", "rules", str(extracted))
@@ -130,8 +131,7 @@ def test_prometheusrule_holds_the_same_groups(tmp_path: Path) -> None:
 
 def test_alerts_have_severity_summary_and_a_runbook_section() -> None:
     runbooks = (PROMETHEUS / "RUNBOOKS.md").read_text(encoding="utf-8")
-    anchors = {line[3:].strip().lower() for line in runbooks.splitlines()
-               if line.startswith("## ")}
+    anchors = {line[3:].strip().lower() for line in runbooks.splitlines() if line.startswith("## ")}
     for rule in alerting_rules():
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
@@ -141,14 +141,16 @@ def test_alerts_have_severity_summary_and_a_runbook_section() -> None:
 
 
 def test_self_alerts_use_the_services_metric_names() -> None:
-    exported = {sample.name for family in Metrics().registry.collect()
-                for sample in family.samples}
+    exported = {sample.name for family in Metrics().registry.collect() for sample in family.samples}
     exported |= {family.name for family in Metrics().registry.collect()}
-    used = {name for rule in alerting_rules()
-            for name in re.findall(r"\bremediator_\w+", rule["expr"])}
-    assert used >= {"remediator_circuit_open", "remediator_rules_reload_total",
-                    "remediator_queue_depth", "remediator_dead_letters_total",
-                    "remediator_notifications_total"}
+    used = {name for rule in alerting_rules() for name in re.findall(r"\bremediator_\w+", rule["expr"])}
+    assert used >= {
+        "remediator_circuit_open",
+        "remediator_rules_reload_total",
+        "remediator_queue_depth",
+        "remediator_dead_letters_total",
+        "remediator_notifications_total",
+    }
     for name in used:
         # Counters only show `_total` samples once incremented; their family name is bare.
         assert name in exported or name.removesuffix("_total") in exported, name
@@ -157,30 +159,42 @@ def test_self_alerts_use_the_services_metric_names() -> None:
 def test_flink_alert_reads_the_metrics_kube_state_metrics_is_configured_to_export() -> None:
     config = load(PROMETHEUS / "kube-state-metrics-flink.yaml")["kube-state-metrics"]
     (resource,) = config["customResourceState"]["config"]["spec"]["resources"]
-    assert resource["groupVersionKind"] == {"group": "flink.apache.org", "version": "v1beta1",
-                                            "kind": "FlinkDeployment"}
-    assert resource["labelsFromPath"] == {"namespace": ["metadata", "namespace"],
-                                          "name": ["metadata", "name"]}
+    assert resource["groupVersionKind"] == {
+        "group": "flink.apache.org",
+        "version": "v1beta1",
+        "kind": "FlinkDeployment",
+    }
+    assert resource["labelsFromPath"] == {
+        "namespace": ["metadata", "namespace"],
+        "name": ["metadata", "name"],
+    }
     names = {}
     for metric in resource["metrics"]:
         state_set = metric["each"]["stateSet"]
         assert "FAILED" in state_set["list"] and state_set["labelName"] == "state"
         names[f"{resource['metricNamePrefix']}_{metric['name']}"] = state_set["path"]
-    assert names == {"flink_deployment_job_state": ["status", "jobStatus", "state"],
-                     "flink_deployment_lifecycle_state": ["status", "lifecycleState"]}
+    assert names == {
+        "flink_deployment_job_state": ["status", "jobStatus", "state"],
+        "flink_deployment_lifecycle_state": ["status", "lifecycleState"],
+    }
     (flink,) = [r for r in alerting_rules() if r["alert"] == "FlinkDeploymentFailed"]
     assert set(re.findall(r"\bflink_\w+", flink["expr"])) == set(names)
     rbac = config["rbac"]["extraRules"]
-    assert rbac == [{"apiGroups": ["flink.apache.org"], "resources": ["flinkdeployments"],
-                     "verbs": ["list", "watch"]}]
+    assert rbac == [
+        {"apiGroups": ["flink.apache.org"], "resources": ["flinkdeployments"], "verbs": ["list", "watch"]}
+    ]
 
 
 # ---- the label contract with rules.yaml -------------------------------------------------------
 def expected_alerts() -> list[dict[str, str]]:
     """Every label set the promtool unit tests expect a remediated alert to carry."""
-    return [case_alert["exp_labels"] for test in load(UNIT_TESTS)["tests"]
-            for case in test["alert_rule_test"] for case_alert in case["exp_alerts"]
-            if case["alertname"] in REMEDIATED]
+    return [
+        case_alert["exp_labels"]
+        for test in load(UNIT_TESTS)["tests"]
+        for case in test["alert_rule_test"]
+        for case_alert in case["exp_alerts"]
+        if case["alertname"] in REMEDIATED
+    ]
 
 
 def shipped_rules() -> list[dict[str, Any]]:
@@ -188,17 +202,20 @@ def shipped_rules() -> list[dict[str, Any]]:
 
 
 def as_alert(labels: dict[str, str]) -> Alert:
-    return Alert.model_validate({"status": "firing", "labels": labels,
-                                 "startsAt": datetime.now(UTC).isoformat()})
+    return Alert.model_validate(
+        {"status": "firing", "labels": labels, "startsAt": datetime.now(UTC).isoformat()}
+    )
 
 
 def matching(labels: dict[str, str]) -> list[dict[str, Any]]:
-    return [rule for rule in shipped_rules()
-            if matches_all([parse_matcher(m) for m in rule["matchers"]], labels)]
+    return [
+        rule for rule in shipped_rules() if matches_all([parse_matcher(m) for m in rule["matchers"]], labels)
+    ]
 
 
-@pytest.mark.parametrize("labels", expected_alerts(),
-                         ids=lambda labels: f"{labels['alertname']}-{len(labels)}")
+@pytest.mark.parametrize(
+    "labels", expected_alerts(), ids=lambda labels: f"{labels['alertname']}-{len(labels)}"
+)
 def test_each_remediated_alert_matches_one_rule_and_renders(labels: dict[str, str]) -> None:
     (rule,) = matching(labels)
     context = template_context(as_alert(labels))
@@ -224,8 +241,9 @@ def test_every_remediated_alert_is_covered() -> None:
 
 def test_flink_rule_waits_for_the_clickhouse_alert() -> None:
     (flink,) = [r for r in shipped_rules() if r["name"] == "flink-ta-failed"]
-    clickhouse = [labels for labels in expected_alerts()
-                  if labels["alertname"] == "ClickHouseReplicaReadonly"]
+    clickhouse = [
+        labels for labels in expected_alerts() if labels["alertname"] == "ClickHouseReplicaReadonly"
+    ]
     blockers = [parse_matcher(m) for m in flink["inhibited_by"]]
     assert clickhouse and all(matches_all(blockers, labels) for labels in clickhouse)
 
@@ -233,6 +251,8 @@ def test_flink_rule_waits_for_the_clickhouse_alert() -> None:
 def test_alerts_about_the_remediator_match_no_rule() -> None:
     for rule in alerting_rules():
         if rule["alert"] not in REMEDIATED:
-            labels = {"alertname": rule["alert"], **{k: v for k, v in rule["labels"].items()
-                                                     if "{{" not in v}}
+            labels = {
+                "alertname": rule["alert"],
+                **{k: v for k, v in rule["labels"].items() if "{{" not in v},
+            }
             assert matching(labels) == [], rule["alert"]

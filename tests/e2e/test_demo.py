@@ -60,8 +60,9 @@ def test_every_alert_resolves_within_the_bound(report: Report) -> None:
     assert names == ["ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady"]
     # one ClickHouse alert per server (the metric is per server)
     assert len([a for a in report.alerts if a.name == "ClickHouseReplicaReadonly"]) >= 2
-    assert all(a.resolved is not None and a.resolved - a.fired < RECOVERY_BOUND
-               for a in report.alerts), report.alerts
+    assert all(a.resolved is not None and a.resolved - a.fired < RECOVERY_BOUND for a in report.alerts), (
+        report.alerts
+    )
     assert report.replication.startswith("ok"), report.replication
 
 
@@ -76,8 +77,11 @@ def test_each_repair_acted_exactly_once(report: Report) -> None:
     statements = report.clickhouse_statements
     assert len(statements) == len(set(statements)), statements
     (clickhouse,) = report.acting(CLICKHOUSE_RULE)
-    audited = {(s["node"], s["sql"]) for s in clickhouse["details"].get("statements") or []
-               if s["sql"].startswith("SYSTEM")}
+    audited = {
+        (s["node"], s["sql"])
+        for s in clickhouse["details"].get("statements") or []
+        if s["sql"].startswith("SYSTEM")
+    }
     assert set(statements) == audited
     assert all(sql.startswith("SYSTEM RESTART REPLICA `torghut`.") for _, sql in statements)
     # Flink: one restartNonce bump; torghut-ws: one scale to 0 and one back to 1
@@ -92,8 +96,10 @@ def test_flink_waited_for_clickhouse(report: Report) -> None:
     # ClickHouse was read-only from shortly after the break until Keeper was back; a replica
     # restarted while recovering may show read-only for a moment more: also before the bump
     assert report.readonly_windows
-    assert all(end is not None and start < end < bumped
-               for start, end in report.readonly_windows), (report.readonly_windows, bumped)
+    assert all(end is not None and start < end < bumped for start, end in report.readonly_windows), (
+        report.readonly_windows,
+        bumped,
+    )
     (flink,) = report.acting(FLINK_RULE)
     deferred = [s for s in flink["timeline"] if s["name"] == "deferred"]
     assert deferred, "the Flink job ran without waiting for the ClickHouse alert to resolve"
@@ -121,8 +127,10 @@ def test_nothing_lost_when_a_replica_was_killed(report: Report) -> None:
 
 @explained
 def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
-    threads = {name: _thread(report, name) for name in
-               ("ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady")}
+    threads = {
+        name: _thread(report, name)
+        for name in ("ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady")
+    }
     # A replica killed between posting a thread's first message and recording the thread
     # leaves that message alone (the re-run opens a new thread): allowed once, for that job.
     assert len(report.threads()) == 3, report.slack_text
@@ -137,8 +145,10 @@ def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
         assert "failed" not in kinds and "escalated" not in kinds, (name, kinds)
         acted = [k for k in kinds if k in ("started", "succeeded", "noop")]
         # the killed replica's run shows as "another attempt started" before the outcome
-        assert acted in (["succeeded"], ["started", "succeeded"], ["noop"],
-                         ["started", "noop"]), (name, kinds)
+        assert acted in (["succeeded"], ["started", "succeeded"], ["noop"], ["started", "noop"]), (
+            name,
+            kinds,
+        )
         assert "resolved" in kinds, (name, kinds)
     assert "writable" in report.slack_text and "bounced" in report.slack_text
     assert "job RUNNING, lifecycle STABLE" in report.slack_text

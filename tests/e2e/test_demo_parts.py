@@ -52,8 +52,7 @@ def test_the_overlay_is_the_shipped_rules_with_the_listed_changes(tmp_path: Path
 
 def test_alert_labels_and_annotations_follow_the_shipped_rules() -> None:
     rules = load_rules()
-    assert set(rules) == {"ClickHouseReplicaReadonly", "FlinkDeploymentFailed",
-                          "TorghutWsNotReady"}
+    assert set(rules) == {"ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady"}
     clickhouse = rules["ClickHouseReplicaReadonly"]
     labels = {k: render(v, {"instance": "ch-0:9363"}, 2) for k, v in clickhouse.labels.items()}
     assert labels == {"severity": "critical", "remediate": "true", "database": "torghut"}

@@ -37,15 +37,24 @@ from tests.support.service import RemediatorProcess, run_remediator
 pytestmark = pytest.mark.slow
 
 RULE = "e2e-restart-api"
-LABELS = {"alertname": "TorghutApiStuck", "severity": "critical", "namespace": "torghut",
-          "deployment": "torghut-api", "remediate": "true"}
+LABELS = {
+    "alertname": "TorghutApiStuck",
+    "severity": "critical",
+    "namespace": "torghut",
+    "deployment": "torghut-api",
+    "remediate": "true",
+}
 # Both peers of the pair must notify, as they do in production whenever the first
 # notification's log entry has not reached the other peer when its own --cluster.peer-timeout
 # ends (slow network, partition). Gossip is slowed so that this happens on every run; the
 # peers still form one cluster (checked at start).
-HA_FLAGS = ["--cluster.gossip-interval=1m", "--cluster.pushpull-interval=1m",
-            "--cluster.probe-interval=1m", "--cluster.settle-timeout=1s",
-            "--cluster.peer-timeout=200ms"]
+HA_FLAGS = [
+    "--cluster.gossip-interval=1m",
+    "--cluster.pushpull-interval=1m",
+    "--cluster.probe-interval=1m",
+    "--cluster.settle-timeout=1s",
+    "--cluster.peer-timeout=200ms",
+]
 
 
 @dataclass
@@ -62,8 +71,13 @@ async def target() -> AsyncIterator[Target]:
     found = Target(url=f"http://127.0.0.1:{port}")
 
     async def restart(request: web.Request) -> web.Response:
-        found.calls.append({"path": request.path, "alert": request.headers.get("X-Alert"),
-                            "fingerprint": request.headers.get("X-Fingerprint")})
+        found.calls.append(
+            {
+                "path": request.path,
+                "alert": request.headers.get("X-Alert"),
+                "fingerprint": request.headers.get("X-Fingerprint"),
+            }
+        )
         return web.json_response({"restarted": True})
 
     app = web.Application()
@@ -78,7 +92,8 @@ async def target() -> AsyncIterator[Target]:
 @pytest.fixture
 def rules_file(tmp_path: Path, target: Target) -> Path:
     path = tmp_path / "rules.yaml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 defaults: {{cooldown: 10m, lease: 1m, verify_timeout: 30s, timeout: 30s}}
 rules:
   - name: {RULE}
@@ -90,7 +105,9 @@ rules:
       headers:
         X-Alert: '{{{{ labels.alertname }}}}'
         X-Fingerprint: '{{{{ alert.fingerprint }}}}'
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -107,8 +124,9 @@ def store_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def remediators(tmp_path: Path, rules_file: Path, token: str,
-                store_env: dict[str, str]) -> Iterator[list[RemediatorProcess]]:
+def remediators(
+    tmp_path: Path, rules_file: Path, token: str, store_env: dict[str, str]
+) -> Iterator[list[RemediatorProcess]]:
     replicas = 2 if "REMEDIATOR_REDIS_URL" in store_env else 1
     env = {"REMEDIATOR_WEBHOOK_TOKEN": token, "REMEDIATOR_WORKERS": "2", **store_env}
     with run_remediator(tmp_path / "r0", rules_file, env=env) as first:
@@ -150,11 +168,12 @@ def jobs(services: list[RemediatorProcess], **labels: str) -> float:
 
 
 @pytest.fixture
-def ha_pair(tmp_path: Path, token: str,
-            remediators: list[RemediatorProcess]) -> Iterator[list[Alertmanager]]:
+def ha_pair(tmp_path: Path, token: str, remediators: list[RemediatorProcess]) -> Iterator[list[Alertmanager]]:
     token_file = credentials(tmp_path, token)
-    configs = [derive_config(webhook_url=remediators[i % len(remediators)].webhook_url,
-                             credentials_file=token_file) for i in range(2)]
+    configs = [
+        derive_config(webhook_url=remediators[i % len(remediators)].webhook_url, credentials_file=token_file)
+        for i in range(2)
+    ]
     with run_alertmanagers(tmp_path, configs, cluster_flags=HA_FLAGS) as pair:
         yield pair
 
@@ -166,15 +185,15 @@ async def test_ha_pair_notifies_twice_and_the_handler_runs_once(
     await post_to_all(ha_pair, firing_alert(LABELS, starts_at=starts_at))
 
     def both_notified_and_done() -> bool:
-        sent = [am.metric("alertmanager_notifications_total", integration="webhook")
-                for am in ha_pair]
+        sent = [am.metric("alertmanager_notifications_total", integration="webhook") for am in ha_pair]
         return all(n >= 1 for n in sent) and jobs(remediators) >= 2
 
     await eventually(both_notified_and_done, "both Alertmanagers' webhooks and two jobs")
     await asyncio.sleep(1.0)  # room for a wrongful second run to show up
     # Each Alertmanager delivered once, with the bearer token from its credentials file.
-    assert [am.metric("alertmanager_notifications_failed_total", integration="webhook")
-            for am in ha_pair] == [0, 0]
+    assert [
+        am.metric("alertmanager_notifications_failed_total", integration="webhook") for am in ha_pair
+    ] == [0, 0]
     assert total(remediators, "remediator_webhook_requests_total", code="202") == 2
     assert total(remediators, "remediator_alerts_received_total", status="firing") == 2
     # ...and the target was repaired exactly once.
@@ -182,23 +201,30 @@ async def test_ha_pair_notifies_twice_and_the_handler_runs_once(
     assert target.calls[0]["path"] == "/restart/torghut/torghut-api"
     assert target.calls[0]["alert"] == "TorghutApiStuck" and target.calls[0]["fingerprint"]
     assert jobs(remediators, outcome="succeeded") == 1
-    duplicates = sum(jobs(remediators, outcome="skipped", reason=reason)
-                     for reason in ("duplicate", "cooldown", "locked"))
+    duplicates = sum(
+        jobs(remediators, outcome="skipped", reason=reason) for reason in ("duplicate", "cooldown", "locked")
+    )
     assert duplicates == 1
     assert jobs(remediators) == 2
     # The outcome is in the structured log, with the rendered target.
     succeeded = [e for s in remediators for e in s.events("remediation.succeeded")]
     assert len(succeeded) == 1
     assert succeeded[0]["rule"] == RULE and succeeded[0]["target"] == "http/torghut/torghut-api"
-    received = [e for s in remediators for e in s.events("remediation.succeeded")
-                + s.events("remediation.skipped")]
-    assert len(received) == 2 and {e["event_id"] for e in received} and all(
-        e["fingerprint"] == succeeded[0]["fingerprint"] for e in received)
+    received = [
+        e for s in remediators for e in s.events("remediation.succeeded") + s.events("remediation.skipped")
+    ]
+    assert (
+        len(received) == 2
+        and {e["event_id"] for e in received}
+        and all(e["fingerprint"] == succeeded[0]["fingerprint"] for e in received)
+    )
 
     # Resolution: Alertmanager sends `resolved`; it is recorded, and nothing runs again.
     await post_to_all(ha_pair, resolved_alert(LABELS, starts_at=starts_at))
-    await eventually(lambda: jobs(remediators, outcome="skipped", reason="resolved") >= 1,
-                     "the resolved notification to be handled")
+    await eventually(
+        lambda: jobs(remediators, outcome="skipped", reason="resolved") >= 1,
+        "the resolved notification to be handled",
+    )
     assert total(remediators, "remediator_alerts_received_total", status="resolved") >= 1
     assert [e["rule"] for s in remediators for e in s.events("notify.resolved")][:1] == [RULE]
     assert len(target.calls) == 1
@@ -210,12 +236,11 @@ async def test_a_wrong_token_is_refused(
     wrong = credentials(tmp_path, "not-the-token")
     config = derive_config(webhook_url=remediators[0].webhook_url, credentials_file=wrong)
     with run_alertmanagers(tmp_path, [config]) as (am,):
-        await asyncio.to_thread(am.post_alerts,
-                                [firing_alert(LABELS, starts_at=datetime.now(UTC))])
+        await asyncio.to_thread(am.post_alerts, [firing_alert(LABELS, starts_at=datetime.now(UTC))])
         await eventually(
-            lambda: am.metric("alertmanager_notifications_failed_total",
-                              integration="webhook") >= 1,
-            "Alertmanager to report the failed notification")
+            lambda: am.metric("alertmanager_notifications_failed_total", integration="webhook") >= 1,
+            "Alertmanager to report the failed notification",
+        )
         assert total(remediators, "remediator_webhook_requests_total", code="401") >= 1
         assert "401" in am.log()
     assert total(remediators, "remediator_webhook_requests_total", code="202") == 0

@@ -56,8 +56,14 @@ async def resources() -> AsyncIterator[Resources]:
 def settle(cluster: Cluster, replicas: int, **options: Any) -> DeploymentController:
     """A Deployment with ``replicas`` ready pods and a controller for it; another app beside."""
     cluster.put(DEPLOYMENTS, NS, deployment(NAME, replicas=replicas, labels=LABELS))
-    cluster.put(PODS, NS, {"metadata": {"name": "torghut-api-1", "labels": {"app": "api"}},
-                           "spec": {"containers": [{"name": "api"}]}})
+    cluster.put(
+        PODS,
+        NS,
+        {
+            "metadata": {"name": "torghut-api-1", "labels": {"app": "api"}},
+            "spec": {"containers": [{"name": "api"}]},
+        },
+    )
     controller = DeploymentController(cluster, NS, NAME, **options)
     for _ in range(controller.ready_after + 1):
         controller.step()
@@ -99,7 +105,8 @@ def happy_path(replicas: int, resource_version: str) -> list[str]:
 
 @pytest.mark.parametrize("replicas", [1, 3])
 async def test_bounce_scales_to_zero_waits_for_no_pod_and_back(
-        cluster: Cluster, resources: Resources, replicas: int) -> None:
+    cluster: Cluster, resources: Resources, replicas: int
+) -> None:
     controller = settle(cluster, replicas)
     old_pods = set(controller.created)
     read_rv = current(cluster)["metadata"]["resourceVersion"]
@@ -107,8 +114,7 @@ async def test_bounce_scales_to_zero_waits_for_no_pod_and_back(
 
     def snapshot(call: Call) -> None:
         if call.verb == "patch" and call.body == {"spec": {"replicas": replicas}}:
-            at_scale_up.append((current(cluster)["spec"]["replicas"],
-                                len(cluster.items(PODS, NS, SELECTOR))))
+            at_scale_up.append((current(cluster)["spec"]["replicas"], len(cluster.items(PODS, NS, SELECTOR))))
 
     cluster.hooks.append(snapshot)
     async with background(controller.run):
@@ -117,7 +123,8 @@ async def test_bounce_scales_to_zero_waits_for_no_pod_and_back(
     assert result.outcome is Outcome.SUCCEEDED, result.message
     assert actions(cluster.calls) == happy_path(replicas, read_rv)
     assert [c.content_type for c in cluster.calls if c.verb == "patch"] == [
-        "application/merge-patch+json"] * 4
+        "application/merge-patch+json"
+    ] * 4
     assert {c.query.get("labelSelector") for c in cluster.calls if c.verb == "list"} == {SELECTOR}
     assert at_scale_up == [(0, 0)]  # 0 replicas and no pod left before scaling back up
     assert controller.max_pods == replicas  # never an extra copy, not even while terminating
@@ -129,16 +136,21 @@ async def test_bounce_scales_to_zero_waits_for_no_pod_and_back(
     assert len(pods) == replicas and not pods & old_pods  # all new pods
     assert cluster.get(PODS, NS, "torghut-api-1") is not None  # another app: untouched
     assert [s.name for s in ctx.timeline][:5] == [
-        "kube.get", "kube.list", "observe", "kube.patch", "kube.patch"]
+        "kube.get",
+        "kube.list",
+        "observe",
+        "kube.patch",
+        "kube.patch",
+    ]
     assert "no pod left" in [s.message for s in ctx.timeline]
 
 
 async def test_crash_after_scale_to_zero_is_resumed_from_the_annotation(
-        cluster: Cluster, resources: Resources, tmp_path: Path) -> None:
+    cluster: Cluster, resources: Resources, tmp_path: Path
+) -> None:
     controller = settle(cluster, 1, terminate_after=10)
     scaled_to_zero = asyncio.Event()
-    cluster.hooks.append(lambda call: call.body == {"spec": {"replicas": 0}}
-                         and scaled_to_zero.set())  # type: ignore[func-returns-value]
+    cluster.hooks.append(lambda call: call.body == {"spec": {"replicas": 0}} and scaled_to_zero.set())  # type: ignore[func-returns-value]
     async with background(controller.run):
         first = asyncio.create_task(run_handler("kubernetes.bounce", PARAMS, resources))
         await asyncio.wait_for(scaled_to_zero.wait(), 30)
@@ -155,8 +167,11 @@ async def test_crash_after_scale_to_zero_is_resumed_from_the_annotation(
 
     assert result.outcome is Outcome.SUCCEEDED, result.message
     assert result.details["replicas"] == 1
-    recorded = [c for c in cluster.calls if c.verb == "patch"
-                and ANNOTATION in (c.body.get("metadata") or {}).get("annotations", {})]
+    recorded = [
+        c
+        for c in cluster.calls
+        if c.verb == "patch" and ANNOTATION in (c.body.get("metadata") or {}).get("annotations", {})
+    ]
     assert [c.body["metadata"]["annotations"][ANNOTATION] for c in recorded] == [None]
     assert "resume" in [s.name for s in ctx.timeline]
     final = current(cluster)
@@ -165,8 +180,7 @@ async def test_crash_after_scale_to_zero_is_resumed_from_the_annotation(
     assert controller.max_pods == 1
 
 
-async def test_a_deployment_scaled_to_zero_is_left_alone(
-        cluster: Cluster, resources: Resources) -> None:
+async def test_a_deployment_scaled_to_zero_is_left_alone(cluster: Cluster, resources: Resources) -> None:
     settle(cluster, 0)
     result, _ = await run_handler("kubernetes.bounce", PARAMS, resources)
     assert result.outcome is Outcome.NOOP
@@ -175,15 +189,14 @@ async def test_a_deployment_scaled_to_zero_is_left_alone(
 
 
 async def test_pods_that_never_go_keep_it_at_zero_with_the_annotation(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     controller = settle(cluster, 1, terminate_after=10**9)  # stuck terminating (a finalizer)
     stuck = controller.created[0]
     async with background(controller.run):
-        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": "500ms"},
-                                      resources)
+        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": "500ms"}, resources)
     assert result.outcome is Outcome.FAILED and result.retryable
-    assert f"1 pod(s) of Deployment {NS}/{NAME} still exist 0.5s after scaling to 0" in (
-        result.message)
+    assert f"1 pod(s) of Deployment {NS}/{NAME} still exist 0.5s after scaling to 0" in (result.message)
     assert stuck in result.message
     assert f"left at 0 replicas with {ANNOTATION}=1" in result.message
     left = current(cluster)
@@ -193,20 +206,19 @@ async def test_pods_that_never_go_keep_it_at_zero_with_the_annotation(
 
 
 async def test_not_ready_after_scale_up_fails_with_the_last_status(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     controller = settle(cluster, 1)
     controller.ready_after = 10**9  # the new pod never becomes ready
     async with background(controller.run):
-        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": "500ms"},
-                                      resources)
+        result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "verify_timeout": "500ms"}, resources)
     assert result.outcome is Outcome.FAILED and result.retryable
     assert "was scaled back to 1 but is not ready after 0.5s" in result.message
     assert "readyReplicas 0" in result.message
     assert current(cluster)["metadata"]["annotations"][ANNOTATION] == "1"
 
 
-async def test_conflict_on_the_guarded_record_rereads(
-        cluster: Cluster, resources: Resources) -> None:
+async def test_conflict_on_the_guarded_record_rereads(cluster: Cluster, resources: Resources) -> None:
     controller = settle(cluster, 1)
     touched: list[bool] = []
 
@@ -226,29 +238,28 @@ async def test_conflict_on_the_guarded_record_rereads(
 
 
 async def test_not_found(cluster: Cluster, resources: Resources) -> None:
-    result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "deployment": "nope"},
-                                  resources)
+    result, _ = await run_handler("kubernetes.bounce", {**PARAMS, "deployment": "nope"}, resources)
     assert result.outcome is Outcome.FAILED
     assert result.message == "Deployment torghut/nope not found"
 
 
 async def test_forbidden_list_fails_before_any_write(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
     policy = Policy.shipped().without("list", "", "pods")
     async with kube_env(tmp_path, monkeypatch, policy=policy) as cluster:
         before = settle(cluster, 1) and current(cluster)
         result, _ = await run_handler("kubernetes.bounce", PARAMS, resources)
     assert result.outcome is Outcome.FAILED
-    assert result.message.startswith(
-        "forbidden: the service account may not list pods in namespace torghut")
-    assert result.details["missing_permission"] == {
-        "verb": "list", "resource": "pods", "namespace": NS}
+    assert result.message.startswith("forbidden: the service account may not list pods in namespace torghut")
+    assert result.details["missing_permission"] == {"verb": "list", "resource": "pods", "namespace": NS}
     assert [c.verb for c in cluster.calls] == ["get", "list"]
     assert current(cluster) == before
 
 
 async def test_forbidden_patch_names_deployments_apps(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
     policy = Policy.shipped().without("patch", "apps", "deployments")
     async with kube_env(tmp_path, monkeypatch, policy=policy) as cluster:
         settle(cluster, 1)
@@ -267,7 +278,8 @@ async def test_an_invalid_annotation_is_reported(cluster: Cluster, resources: Re
 
 
 async def test_dry_run_reads_only_and_lists_the_exact_requests(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     settle(cluster, 2)
     before = current(cluster)
     rv = before["metadata"]["resourceVersion"]

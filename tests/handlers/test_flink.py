@@ -58,10 +58,12 @@ def step_names(timeline: Any) -> list[str]:
     return [step.name for step in timeline]
 
 
-async def test_failed_job_is_restarted_once_and_verified(
-        cluster: Cluster, resources: Resources) -> None:
-    read = cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED",
-                                                   nonce=3, error="ClickHouse is readonly"))
+async def test_failed_job_is_restarted_once_and_verified(cluster: Cluster, resources: Resources) -> None:
+    read = cluster.put(
+        FLINK,
+        NS,
+        flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3, error="ClickHouse is readonly"),
+    )
     operator = FlinkOperator(cluster, NS, NAME)
     async with background(operator.run):
         result, ctx = await run_handler("flink.restart", PARAMS, resources)
@@ -73,8 +75,10 @@ async def test_failed_job_is_restarted_once_and_verified(
     patches = cluster.calls_to(FLINK, "patch")
     assert len(patches) == 1
     assert patches[0].content_type == "application/merge-patch+json"
-    assert patches[0].body == {"metadata": {"resourceVersion": read["metadata"]["resourceVersion"]},
-                               "spec": {"restartNonce": 4}}
+    assert patches[0].body == {
+        "metadata": {"resourceVersion": read["metadata"]["resourceVersion"]},
+        "spec": {"restartNonce": 4},
+    }
     assert cluster.get(FLINK, NS, NAME)["status"]["lifecycleState"] == "STABLE"  # type: ignore[index]
     # the timeline shows the order: read, decide, write, then verify by polling
     names = step_names(ctx.timeline)
@@ -91,10 +95,8 @@ async def test_missing_nonce_counts_from_zero(cluster: Cluster, resources: Resou
     assert nonce(cluster) == 1
 
 
-@pytest.mark.parametrize("state", ["RESTARTING", "FAILING", "RECONCILING", "INITIALIZING",
-                                   "CREATED"])
-async def test_transient_state_is_left_untouched(
-        cluster: Cluster, resources: Resources, state: str) -> None:
+@pytest.mark.parametrize("state", ["RESTARTING", "FAILING", "RECONCILING", "INITIALIZING", "CREATED"])
+async def test_transient_state_is_left_untouched(cluster: Cluster, resources: Resources, state: str) -> None:
     before = cluster.put(FLINK, NS, flink_deployment(NAME, job=state, lifecycle="FAILED", nonce=7))
     result, _ = await run_handler("flink.restart", PARAMS, resources)
     assert result.outcome is Outcome.NOOP
@@ -129,9 +131,9 @@ async def test_restart_when_is_configurable(cluster: Cluster, resources: Resourc
 
 
 async def test_conflict_during_the_patch_rereads_and_bumps_once(
-        cluster: Cluster, resources: Resources) -> None:
-    read = cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED",
-                                                   nonce=3))
+    cluster: Cluster, resources: Resources
+) -> None:
+    read = cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
     written: list[str] = []
 
     def operator_writes_status_first(call: Call) -> None:
@@ -147,20 +149,25 @@ async def test_conflict_during_the_patch_rereads_and_bumps_once(
     patches = cluster.calls_to(FLINK, "patch")
     assert [p.status for p in patches] == [409, 200]
     assert patches[0].body["metadata"]["resourceVersion"] == read["metadata"]["resourceVersion"]
-    assert patches[1].body == {"metadata": {"resourceVersion": written[0]},
-                               "spec": {"restartNonce": 4}}
+    assert patches[1].body == {"metadata": {"resourceVersion": written[0]}, "spec": {"restartNonce": 4}}
     assert nonce(cluster) == 4  # bumped once, not twice
     assert "conflict" in step_names(ctx.timeline)
 
 
-async def test_conflict_with_a_concurrent_restart_is_noop(
-        cluster: Cluster, resources: Resources) -> None:
+async def test_conflict_with_a_concurrent_restart_is_noop(cluster: Cluster, resources: Resources) -> None:
     cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
 
     def someone_restarts_it(call: Call) -> None:
         if call.verb == "patch" and nonce(cluster) == 3:
-            cluster.modify(FLINK, NS, NAME, {"spec": {"restartNonce": 4}, "status": {
-                "jobStatus": {"state": "RECONCILING"}, "lifecycleState": "UPGRADING"}})
+            cluster.modify(
+                FLINK,
+                NS,
+                NAME,
+                {
+                    "spec": {"restartNonce": 4},
+                    "status": {"jobStatus": {"state": "RECONCILING"}, "lifecycleState": "UPGRADING"},
+                },
+            )
 
     cluster.hooks.append(someone_restarts_it)
     result, _ = await run_handler("flink.restart", PARAMS, resources)
@@ -172,8 +179,14 @@ async def test_conflict_with_a_concurrent_restart_is_noop(
 
 async def test_endless_conflicts_give_up(cluster: Cluster, resources: Resources) -> None:
     cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
-    cluster.hooks.append(lambda call: call.verb == "patch" and cluster.modify(
-        FLINK, NS, NAME, {"metadata": {"labels": {"touched": str(time.monotonic_ns())}}}))
+    cluster.hooks.append(
+        lambda call: (
+            call.verb == "patch"
+            and cluster.modify(
+                FLINK, NS, NAME, {"metadata": {"labels": {"touched": str(time.monotonic_ns())}}}
+            )
+        )
+    )
     result, _ = await run_handler("flink.restart", PARAMS, resources)
     assert result.outcome is Outcome.FAILED
     assert result.retryable
@@ -183,15 +196,19 @@ async def test_endless_conflicts_give_up(cluster: Cluster, resources: Resources)
 
 
 async def test_never_recovers_fails_at_the_timeout_with_its_last_status(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
     error = "java.lang.RuntimeException: replica torghut.ta_bars is readonly"
-    operator = FlinkOperator(cluster, NS, NAME, after_restart=[
-        ("RECONCILING", "UPGRADING"), ("RESTARTING", "DEPLOYED"), ("FAILED", "FAILED", error)])
+    operator = FlinkOperator(
+        cluster,
+        NS,
+        NAME,
+        after_restart=[("RECONCILING", "UPGRADING"), ("RESTARTING", "DEPLOYED"), ("FAILED", "FAILED", error)],
+    )
     started = time.monotonic()
     async with background(operator.run):
-        result, ctx = await run_handler("flink.restart", {**PARAMS, "verify_timeout": "1s"},
-                                        resources)
+        result, ctx = await run_handler("flink.restart", {**PARAMS, "verify_timeout": "1s"}, resources)
     assert time.monotonic() - started >= 1.0
     assert result.outcome is Outcome.FAILED
     assert "did not recover within 1s" in result.message
@@ -220,33 +237,38 @@ async def test_not_found(cluster: Cluster, resources: Resources) -> None:
 
 
 async def test_forbidden_patch_names_the_missing_permission(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
     policy = Policy.shipped().without("patch", "flink.apache.org", "flinkdeployments")
     async with kube_env(tmp_path, monkeypatch, policy=policy) as cluster:
         before = cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED"))
         result, _ = await run_handler("flink.restart", PARAMS, resources)
     assert result.outcome is Outcome.FAILED
     assert not result.retryable
-    assert result.message.startswith("forbidden: the service account may not patch "
-                                     "flinkdeployments.flink.apache.org in namespace torghut")
+    assert result.message.startswith(
+        "forbidden: the service account may not patch flinkdeployments.flink.apache.org in namespace torghut"
+    )
     assert 'cannot patch resource "flinkdeployments"' in result.message  # the server's words
     assert result.details["missing_permission"] == {
-        "verb": "patch", "resource": "flinkdeployments.flink.apache.org", "namespace": NS}
+        "verb": "patch",
+        "resource": "flinkdeployments.flink.apache.org",
+        "namespace": NS,
+    }
     assert cluster.get(FLINK, NS, NAME) == before
 
 
 async def test_forbidden_in_a_namespace_the_role_does_not_cover(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     result, _ = await run_handler("flink.restart", {**PARAMS, "namespace": "payments"}, resources)
     assert result.outcome is Outcome.FAILED
-    assert ("may not get flinkdeployments.flink.apache.org in namespace payments"
-            in result.message)
+    assert "may not get flinkdeployments.flink.apache.org in namespace payments" in result.message
 
 
 async def test_dry_run_reads_only_and_lists_the_exact_requests(
-        cluster: Cluster, resources: Resources) -> None:
-    before = cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED",
-                                                     nonce=3))
+    cluster: Cluster, resources: Resources
+) -> None:
+    before = cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
     rv = before["metadata"]["resourceVersion"]
     result, _ = await run_handler("flink.restart", PARAMS, resources, dry_run=True)
     assert result.outcome is Outcome.DRY_RUN
@@ -254,8 +276,9 @@ async def test_dry_run_reads_only_and_lists_the_exact_requests(
     path = f"/apis/flink.apache.org/v1beta1/namespaces/{NS}/flinkdeployments/{NAME}"
     assert result.plan[0] == f"GET {path}"
     assert result.plan[1].startswith(
-        f'PATCH {path} (application/merge-patch+json) '
-        f'{{"metadata":{{"resourceVersion":"{rv}"}},"spec":{{"restartNonce":4}}}}')
+        f"PATCH {path} (application/merge-patch+json) "
+        f'{{"metadata":{{"resourceVersion":"{rv}"}},"spec":{{"restartNonce":4}}}}'
+    )
     assert result.plan[2].startswith(f"poll GET {path} every 0.05s until")
     assert {c.verb for c in cluster.calls} == {"get"}
     assert cluster.get(FLINK, NS, NAME) == before
@@ -302,8 +325,11 @@ rules:
 
 def test_simulate_shows_a_label_that_is_not_a_kubernetes_name() -> None:
     rules = parse_rules(RULES, "rules.yaml", default_registry)
-    alert = {"status": "firing", "startsAt": "2024-01-01T00:00:00Z", "labels": {
-        "alertname": "FlinkDeploymentFailed", "namespace": "torghut", "name": "Torghut_TA"}}
+    alert = {
+        "status": "firing",
+        "startsAt": "2024-01-01T00:00:00Z",
+        "labels": {"alertname": "FlinkDeploymentFailed", "namespace": "torghut", "name": "Torghut_TA"},
+    }
     report = simulate(rules, read_alerts(alert))
     match = report[0]["matches"][0]
     assert "plan" not in match

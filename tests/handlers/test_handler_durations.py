@@ -26,8 +26,12 @@ def shipped() -> list[HandlerSpec]:
 
 
 def duration_params() -> list[tuple[HandlerSpec, str]]:
-    return [(spec, name) for spec in shipped()
-            for name in spec.params.model_fields if any(w in name for w in DURATION_WORDS)]
+    return [
+        (spec, name)
+        for spec in shipped()
+        for name in spec.params.model_fields
+        if any(w in name for w in DURATION_WORDS)
+    ]
 
 
 def test_every_handler_is_covered() -> None:
@@ -35,10 +39,10 @@ def test_every_handler_is_covered() -> None:
     assert len(duration_params()) >= 8
 
 
-@pytest.mark.parametrize(("spec", "name"), duration_params(),
-                         ids=lambda v: v.name if isinstance(v, HandlerSpec) else v)
-def test_duration_param_takes_a_duration_and_refuses_a_bare_number(spec: HandlerSpec,
-                                                                   name: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "name"), duration_params(), ids=lambda v: v.name if isinstance(v, HandlerSpec) else v
+)
+def test_duration_param_takes_a_duration_and_refuses_a_bare_number(spec: HandlerSpec, name: str) -> None:
     params = spec.params.model_validate({**REQUIRED[spec.name], name: "2s"})
     assert getattr(params, name) == 2.0
     with pytest.raises(ValueError, match="2 has no unit: write 2s or 2m"):
@@ -60,4 +64,5 @@ rules:
         parse_rules(text.replace("60s", "60").encode(), "rules.yaml", default_registry)
     assert info.value.problems == [
         "rule 'ch' (line 3): params for clickhouse.restore_replica: verify_timeout: 60 has no "
-        "unit: write 60s or 60m (line 7)"]
+        "unit: write 60s or 60m (line 7)"
+    ]

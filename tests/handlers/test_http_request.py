@@ -23,8 +23,14 @@ async def target() -> AsyncIterator[tuple[TestServer, list[dict[str, Any]]]]:
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else None
-        calls.append({"method": request.method, "path": request.raw_path,
-                      "auth": request.headers.get("X-Key"), "body": body})
+        calls.append(
+            {
+                "method": request.method,
+                "path": request.raw_path,
+                "auth": request.headers.get("X-Key"),
+                "body": body,
+            }
+        )
         status = int(request.query.get("status", "200"))
         return web.Response(status=status, text="x" * 2000 if status >= 500 else "ok")
 
@@ -94,12 +100,10 @@ rules:
 
 
 @pytest.mark.parametrize("item", ["..", ".", "%2e%2e"])
-async def test_a_dot_segment_label_calls_nothing(harness: MakeHarness, target: Any,
-                                                 item: str) -> None:
+async def test_a_dot_segment_label_calls_nothing(harness: MakeHarness, target: Any, item: str) -> None:
     server, calls = target
     base = f"http://127.0.0.1:{server.port}"
-    h = await harness(item_rules(base + "/api/items/{{ labels.item }}/restart"),
-                      registry=default_registry)
+    h = await harness(item_rules(base + "/api/items/{{ labels.item }}/restart"), registry=default_registry)
     response = await h.post(payload(alert("Hook", item=item)))
     event = await h.event((await response.json())["event_ids"][0])
     if item == "%2e%2e":  # percent-encoded again: an item literally named %2e%2e
@@ -114,8 +118,9 @@ async def test_a_dot_segment_label_calls_nothing(harness: MakeHarness, target: A
 async def test_the_path_is_sent_exactly_as_rendered(harness: MakeHarness, target: Any) -> None:
     server, calls = target
     base = f"http://127.0.0.1:{server.port}"
-    h = await harness(item_rules(base + "/api/%7Eitems/{{ labels.item }}/b%41?q=%7E"),
-                      registry=default_registry)
+    h = await harness(
+        item_rules(base + "/api/%7Eitems/{{ labels.item }}/b%41?q=%7E"), registry=default_registry
+    )
     response = await h.post(payload(alert("Hook", item="a~b")))
     event = await h.event((await response.json())["event_ids"][0])
     assert event.outcome_label == "succeeded", event.message
@@ -123,9 +128,11 @@ async def test_the_path_is_sent_exactly_as_rendered(harness: MakeHarness, target
 
 
 def test_a_literal_dot_segment_or_raw_space_fails_check() -> None:
-    for url, reason in [("http://svc/a/../b", "has a '..' segment"),
-                        ("http://svc/a b", "' ' at position 12"),
-                        ("http://svc/a%zz", "'%' at position 12")]:
+    for url, reason in [
+        ("http://svc/a/../b", "has a '..' segment"),
+        ("http://svc/a b", "' ' at position 12"),
+        ("http://svc/a%zz", "'%' at position 12"),
+    ]:
         with pytest.raises(RulesError) as info:
             parse_rules(item_rules(url).encode(), "rules.yaml", default_registry)
         assert reason in info.value.problems[0], info.value.problems
@@ -133,8 +140,9 @@ def test_a_literal_dot_segment_or_raw_space_fails_check() -> None:
 
 @pytest.mark.parametrize("value", ["a\x00b", "a\x0bb", "a\x7fb", "a\tb", "a\rb"])
 def test_control_characters_in_headers_are_refused_at_render(value: str) -> None:
-    rules = parse_rules(item_rules("http://svc/x", "{X-Item: '{{ labels.item }}'}").encode(),
-                        "rules.yaml", default_registry)
+    rules = parse_rules(
+        item_rules("http://svc/x", "{X-Item: '{{ labels.item }}'}").encode(), "rules.yaml", default_registry
+    )
     with pytest.raises(TemplateError, match="control character"):
         render(rules.rules[0], Alert.model_validate(alert("Hook", item=value)))
     plan = render(rules.rules[0], Alert.model_validate(alert("Hook", item="a b")))
@@ -143,5 +151,4 @@ def test_control_characters_in_headers_are_refused_at_render(value: str) -> None
 
 def test_header_names_must_be_tokens() -> None:
     with pytest.raises(RulesError, match="header name 'X Item' is not a valid name"):
-        parse_rules(item_rules("http://svc/x", "{'X Item': v}").encode(), "rules.yaml",
-                    default_registry)
+        parse_rules(item_rules("http://svc/x", "{'X Item': v}").encode(), "rules.yaml", default_registry)

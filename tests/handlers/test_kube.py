@@ -68,26 +68,41 @@ def test_selector_string_covers_labels_and_expressions() -> None:
     text = selector_string({"app": "ws", "release": "r1"}, expressions)
     assert text == "app=ws,release=r1,tier in (a,b),!canary,zone notin (x),owner"
     assert selector_matches(text, {"app": "ws", "release": "r1", "tier": "b", "owner": "me"})
-    assert not selector_matches(text, {"app": "ws", "release": "r1", "tier": "b", "owner": "me",
-                                       "canary": "1"})
+    assert not selector_matches(
+        text, {"app": "ws", "release": "r1", "tier": "b", "owner": "me", "canary": "1"}
+    )
     assert not selector_matches(text, {"app": "ws", "release": "r1", "tier": "c", "owner": "me"})
 
 
 def test_requests_render_exactly() -> None:
-    get = ApiRequest(verb="get", group="apps", version="v1", plural="deployments",
-                     kind="Deployment", namespace="torghut", name="ws")
+    get = ApiRequest(
+        verb="get",
+        group="apps",
+        version="v1",
+        plural="deployments",
+        kind="Deployment",
+        namespace="torghut",
+        name="ws",
+    )
     assert str(get) == "GET /apis/apps/v1/namespaces/torghut/deployments/ws"
     assert str(get.with_body({"spec": {"replicas": 0}})) == (
-        'PATCH /apis/apps/v1/namespaces/torghut/deployments/ws '
-        '(application/merge-patch+json) {"spec":{"replicas":0}}')
-    pods = ApiRequest(verb="list", group="", version="v1", plural="pods", kind="Pod",
-                      namespace="torghut", label_selector="app=ws")
+        "PATCH /apis/apps/v1/namespaces/torghut/deployments/ws "
+        '(application/merge-patch+json) {"spec":{"replicas":0}}'
+    )
+    pods = ApiRequest(
+        verb="list",
+        group="",
+        version="v1",
+        plural="pods",
+        kind="Pod",
+        namespace="torghut",
+        label_selector="app=ws",
+    )
     assert str(pods) == "GET /api/v1/namespaces/torghut/pods?labelSelector=app%3Dws"
     assert (pods.resource, get.resource) == ("pods", "deployments.apps")
 
 
-async def test_the_client_is_owned_by_the_app_and_closed_at_shutdown(
-        cluster: Cluster) -> None:
+async def test_the_client_is_owned_by_the_app_and_closed_at_shutdown(cluster: Cluster) -> None:
     resources = app_resources()
     async with resources as owner:
         ctx = make_context(owner)
@@ -103,7 +118,8 @@ async def test_the_client_is_owned_by_the_app_and_closed_at_shutdown(
 
 
 async def test_without_any_configuration_the_reason_is_clear(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     result, _ = await run_handler("flink.restart", PARAMS, resources)
@@ -113,7 +129,8 @@ async def test_without_any_configuration_the_reason_is_clear(
 
 
 async def test_an_unreachable_api_is_temporary(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
     from tests.support.kube import write_kubeconfig
 
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{free_port()}")
@@ -139,10 +156,10 @@ async def test_every_call_has_a_timeout(cluster: Cluster, resources: Resources) 
     assert "no answer from the Kubernetes API within" in result.message
 
 
-@pytest.mark.parametrize(("code", "retryable"), [(503, True), (429, True), (401, False),
-                                                 (422, False)])
+@pytest.mark.parametrize(("code", "retryable"), [(503, True), (429, True), (401, False), (422, False)])
 async def test_api_errors_become_clear_outcomes(
-        cluster: Cluster, resources: Resources, code: int, retryable: bool) -> None:
+    cluster: Cluster, resources: Resources, code: int, retryable: bool
+) -> None:
     def fail(call: Call) -> None:
         raise ApiAnswer(code, "Whatever", f"the server says {code}")
 
@@ -156,6 +173,7 @@ async def test_api_errors_become_clear_outcomes(
 
 # ---- the emulator's semantics (what the handler tests rely on) ---------------------------
 
+
 def test_merge_patch_follows_rfc_7386() -> None:
     target = {"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2]}
     patch = {"a": "z", "c": {"f": None}, "l": [3], "n": {"x": 1}}
@@ -163,14 +181,21 @@ def test_merge_patch_follows_rfc_7386() -> None:
 
 
 async def test_the_clients_default_patch_type_is_not_a_merge_patch(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     """Why the handlers force application/merge-patch+json: for a dict body the client
     sends JSON Patch to custom objects, which the API server rejects."""
     api = client.CustomObjectsApi(await api_client(make_context(resources)))
     with pytest.raises(client.ApiException) as caught:
         await api.patch_namespaced_custom_object(
-            "flink.apache.org", "v1beta1", NS, "flinkdeployments", NAME,
-            {"spec": {"restartNonce": 9}}, _request_timeout=5)
+            "flink.apache.org",
+            "v1beta1",
+            NS,
+            "flinkdeployments",
+            NAME,
+            {"spec": {"restartNonce": 9}},
+            _request_timeout=5,
+        )
     assert caught.value.status == 400
     assert cluster.calls[-1].content_type == "application/json-patch+json"
     assert cluster.get(FLINK, NS, NAME)["spec"].get("restartNonce") is None  # type: ignore[index]
@@ -182,9 +207,15 @@ async def test_a_stale_resource_version_conflicts(cluster: Cluster, resources: R
     cluster.modify(FLINK, NS, NAME, {"status": {"error": "x"}})
     with pytest.raises(client.ApiException) as caught:
         await api.patch_namespaced_custom_object(
-            "flink.apache.org", "v1beta1", NS, "flinkdeployments", NAME,
+            "flink.apache.org",
+            "v1beta1",
+            NS,
+            "flinkdeployments",
+            NAME,
             {"metadata": {"resourceVersion": stale}, "spec": {"restartNonce": 1}},
             # the .pyi stubs omit _content_type although the runtime accepts it
-            _content_type="application/merge-patch+json", _request_timeout=5)  # type: ignore[call-arg]
+            _content_type="application/merge-patch+json",
+            _request_timeout=5,
+        )  # type: ignore[call-arg]
     assert caught.value.status == 409
     assert "the object has been modified" in caught.value.body  # type: ignore[operator]

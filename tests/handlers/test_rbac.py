@@ -66,10 +66,12 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
     role, binding = docs["Role"], docs["RoleBinding"]
     assert role["apiVersion"] == binding["apiVersion"] == "rbac.authorization.k8s.io/v1"
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NS
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediator",
-                                    "namespace": NS}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediator", "namespace": NS}]
     for rule in role["rules"]:
         assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
         for values in rule.values():
@@ -84,28 +86,29 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
     }
 
 
-async def _exercise_every_path(cluster: Cluster, resources: Resources, *,
-                               dry_run: bool = False) -> None:
+async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
     """Run both handlers through a restart, a bounce and a resumed bounce."""
     cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
     cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
     controller = DeploymentController(cluster, NS, "torghut-ws")
     async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run):
         flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
-        bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources,
-                                      dry_run=dry_run)
-        cluster.modify(DEPLOYMENTS, NS, "torghut-ws", {
-            "metadata": {"annotations": {"remediator.io/bounce-replicas": "1"}},
-            "spec": {"replicas": 0}})
-        resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources,
-                                       dry_run=dry_run)
+        bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
+        cluster.modify(
+            DEPLOYMENTS,
+            NS,
+            "torghut-ws",
+            {"metadata": {"annotations": {"remediator.io/bounce-replicas": "1"}}, "spec": {"replicas": 0}},
+        )
+        resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
     expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
     for result in (flink, bounce, resumed):
         assert result.outcome is expected, result.message
 
 
 async def test_the_handlers_use_every_granted_permission_and_nothing_more(
-        cluster: Cluster, resources: Resources) -> None:
+    cluster: Cluster, resources: Resources
+) -> None:
     await _exercise_every_path(cluster, resources)
     assert [str(call) for call in cluster.calls if call.status == 403] == []
     assert {call.namespace for call in cluster.calls} == {NS}
@@ -120,9 +123,18 @@ async def test_dry_run_only_reads(cluster: Cluster, resources: Resources) -> Non
 
 _API_METHOD = re.compile(
     r"^(get|read|list|patch|replace|create|delete|deletecollection)_namespaced_(\w+?)"
-    r"(_with_http_info)?$")
-_VERBS = {"get": "get", "read": "get", "list": "list", "patch": "patch", "replace": "update",
-          "create": "create", "delete": "delete", "deletecollection": "deletecollection"}
+    r"(_with_http_info)?$"
+)
+_VERBS = {
+    "get": "get",
+    "read": "get",
+    "list": "list",
+    "patch": "patch",
+    "replace": "update",
+    "create": "create",
+    "delete": "delete",
+    "deletecollection": "deletecollection",
+}
 
 
 def _resource(kind: str) -> tuple[str, str]:

@@ -100,8 +100,7 @@ def rules_path(tmp_path: Path) -> Path:
 
 
 def settings_for(rules: Path, **slack: Any) -> Settings:
-    return Settings(rules=rules, webhook_token=HOOK_TOKEN, workers=2, shutdown_grace=5,
-                    **slack)
+    return Settings(rules=rules, webhook_token=HOOK_TOKEN, workers=2, shutdown_grace=5, **slack)
 
 
 def bot(slack: SlackServer) -> dict[str, Any]:
@@ -109,25 +108,40 @@ def bot(slack: SlackServer) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, notifier: Notifier | None = None
-                  ) -> AsyncIterator[tuple[TestClient[Any, Any], Service]]:
+async def running(
+    settings: Settings, notifier: Notifier | None = None
+) -> AsyncIterator[tuple[TestClient[Any, Any], Service]]:
     app = create_app(settings, registry=REGISTRY, notifier=notifier)
     async with TestClient(TestServer(app)) as client:
         yield client, app[SERVICE]
 
 
-def alert(name: str = "WidgetDown", status: str = "firing", mode: str = "ok",
-          instance: str = "w-1", starts: datetime | None = None, **extra: Any) -> dict[str, Any]:
+def alert(
+    name: str = "WidgetDown",
+    status: str = "firing",
+    mode: str = "ok",
+    instance: str = "w-1",
+    starts: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     starts = starts or datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     body: dict[str, Any] = {
         "status": status,
-        "labels": {"alertname": name, "instance": instance, "mode": mode,
-                   "severity": "critical", **extra.pop("labels", {})},
-        "annotations": {"summary": f"Widget {instance} stopped answering",
-                        "runbook_url": "https://runbooks.example/widget-down",
-                        **extra.pop("annotations", {})},
+        "labels": {
+            "alertname": name,
+            "instance": instance,
+            "mode": mode,
+            "severity": "critical",
+            **extra.pop("labels", {}),
+        },
+        "annotations": {
+            "summary": f"Widget {instance} stopped answering",
+            "runbook_url": "https://runbooks.example/widget-down",
+            **extra.pop("annotations", {}),
+        },
         "startsAt": starts.isoformat(),
-        "endsAt": (starts + timedelta(minutes=7)).isoformat() if status == "resolved"
+        "endsAt": (starts + timedelta(minutes=7)).isoformat()
+        if status == "resolved"
         else "0001-01-01T00:00:00Z",
         "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
     }
@@ -135,12 +149,20 @@ def alert(name: str = "WidgetDown", status: str = "firing", mode: str = "ok",
 
 
 async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[str]:
-    payload = {"version": "4", "status": alerts[0]["status"], "receiver": "remediator",
-               "groupKey": "{}:{alertname=\"WidgetDown\"}", "externalURL": AM_URL,
-               "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
-               "alerts": list(alerts)}
-    response = await client.post("/webhooks/alertmanager", json=payload,
-                                  headers={"Authorization": f"Bearer {HOOK_TOKEN}"})
+    payload = {
+        "version": "4",
+        "status": alerts[0]["status"],
+        "receiver": "remediator",
+        "groupKey": '{}:{alertname="WidgetDown"}',
+        "externalURL": AM_URL,
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "alerts": list(alerts),
+    }
+    response = await client.post(
+        "/webhooks/alertmanager", json=payload, headers={"Authorization": f"Bearer {HOOK_TOKEN}"}
+    )
     assert response.status == 202, await response.text()
     return list((await response.json())["event_ids"])
 
@@ -156,8 +178,7 @@ async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent
 
 
 def count(metrics: Metrics, result: str) -> float:
-    value = metrics.registry.get_sample_value("remediator_notifications_total",
-                                              {"result": result})
+    value = metrics.registry.get_sample_value("remediator_notifications_total", {"result": result})
     return value or 0.0
 
 
@@ -165,20 +186,27 @@ def text_of(message: SlackMessage) -> str:
     return "\n".join(render_message(message)) + "\n" + message.text
 
 
-def notice(kind: Any, event_id: str = "e1", target: str = "widget/w-1", **fields: Any
-           ) -> Notice:
-    return Notice(kind=kind, rule="widget-down", target=target, event_id=event_id,
-                  handler="test.fix", alert=Alert.model_validate(alert()),
-                  external_url=AM_URL, cooldown=600, **fields)
+def notice(kind: Any, event_id: str = "e1", target: str = "widget/w-1", **fields: Any) -> Notice:
+    return Notice(
+        kind=kind,
+        rule="widget-down",
+        target=target,
+        event_id=event_id,
+        handler="test.fix",
+        alert=Alert.model_validate(alert()),
+        external_url=AM_URL,
+        cooldown=600,
+        **fields,
+    )
 
 
 @contextlib.asynccontextmanager
-async def direct(settings: Settings, **options: Any
-                 ) -> AsyncIterator[tuple[SlackNotifier, Metrics, MemoryStore]]:
+async def direct(
+    settings: Settings, **options: Any
+) -> AsyncIterator[tuple[SlackNotifier, Metrics, MemoryStore]]:
     metrics, store = Metrics(), MemoryStore()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        notifier = SlackNotifier(settings=settings, session=session, store=store,
-                                 metrics=metrics, **options)
+        notifier = SlackNotifier(settings=settings, session=session, store=store, metrics=metrics, **options)
         await notifier.start()
         try:
             yield notifier, metrics, store
@@ -188,7 +216,8 @@ async def direct(settings: Settings, **options: Any
 
 # ---- threads, driven through the real app ------------------------------------------------
 async def test_success_reads_as_one_thread_with_outcome_and_resolution(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     async with running(settings_for(rules_path, **bot(slack))) as (client, svc):
         [event_id] = await post(client, alert())
         assert (await event(svc, event_id)).outcome.value == "succeeded"
@@ -199,24 +228,28 @@ async def test_success_reads_as_one_thread_with_outcome_and_resolution(
     [parent] = slack.top_level()
     started, resolved = slack.replies(parent)
     text = text_of(parent)
-    for expected in ("Remediating WidgetDown on widget/w-1", "widget-down", "test.fix",
-                     "critical", "Widget w-1 stopped answering",
-                     "Source (Prometheus) [http://prometheus.example:9090/graph?g0.expr",
-                     "Runbook [https://runbooks.example/widget-down]",
-                     f"Alertmanager [{AM_URL}]", event_id):
+    for expected in (
+        "Remediating WidgetDown on widget/w-1",
+        "widget-down",
+        "test.fix",
+        "critical",
+        "Widget w-1 stopped answering",
+        "Source (Prometheus) [http://prometheus.example:9090/graph?g0.expr",
+        "Runbook [https://runbooks.example/widget-down]",
+        f"Alertmanager [{AM_URL}]",
+        event_id,
+    ):
         assert expected in text, expected
     assert "DRY RUN" not in text
     outcome = text_of(started)
     assert "Remediation succeeded" in outcome and " in " in outcome  # with its duration
     assert "verify: widget/w-1 healthy after 1 check" in outcome
     assert "Resolved" in text_of(resolved) and "WidgetDown" in text_of(resolved)
-    assert all(m.channel == slack.channel_id and m.options["unfurl_links"] is False
-               for m in slack.messages)
+    assert all(m.channel == slack.channel_id and m.options["unfurl_links"] is False for m in slack.messages)
     assert count(svc.metrics, "sent") == 3
 
 
-async def test_failures_escalate_in_the_thread_and_the_channel(
-        slack: SlackServer, rules_path: Path) -> None:
+async def test_failures_escalate_in_the_thread_and_the_channel(slack: SlackServer, rules_path: Path) -> None:
     async with running(settings_for(rules_path, **bot(slack))) as (client, svc):
         [first] = await post(client, alert(mode="fail"))
         await event(svc, first)
@@ -234,16 +267,23 @@ async def test_failures_escalate_in_the_thread_and_the_channel(
     assert "Another attempt started" in again and second in again
     assert "Failure 2 of 2" in failed2
     assert "@oncall" in escalation and "<!subteam^S0ONCALL|oncall>" in replies[3].text
-    for expected in ("Escalation", "failed 2 times within 1h", "widget/w-1",
-                     "act: restarted widget/w-1", "connection reset by peer",
-                     f"remediator replay {second} --ignore-circuit --wait 300",
-                     f"POST /api/v1/replay/{second}` with `{{\"ignore_circuit\": true}}",
-                     "remediator pause --reason R --for 30m", "POST /api/v1/pause"):
+    for expected in (
+        "Escalation",
+        "failed 2 times within 1h",
+        "widget/w-1",
+        "act: restarted widget/w-1",
+        "connection reset by peer",
+        f"remediator replay {second} --ignore-circuit --wait 300",
+        f'POST /api/v1/replay/{second}` with `{{"ignore_circuit": true}}',
+        "remediator pause --reason R --for 30m",
+        "POST /api/v1/pause",
+    ):
         assert expected in escalation, expected
 
 
 async def test_dry_run_is_marked_on_the_parent_and_shows_the_plan(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     async with running(settings_for(rules_path, **bot(slack))) as (client, svc):
         [event_id] = await post(client, alert("WidgetDry"))
         assert (await event(svc, event_id)).outcome.value == "dry_run"
@@ -256,12 +296,14 @@ async def test_dry_run_is_marked_on_the_parent_and_shows_the_plan(
 
 
 async def test_a_new_firing_after_the_cooldown_starts_a_new_thread(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     settings = settings_for(rules_path, **bot(slack))
     metrics, store = Metrics(), MemoryStore()
     async with aiohttp.ClientSession() as session:
-        notifier = SlackNotifier(settings=settings, session=session, store=store,
-                                 metrics=metrics, min_thread_ttl=0.1)
+        notifier = SlackNotifier(
+            settings=settings, session=session, store=store, metrics=metrics, min_thread_ttl=0.1
+        )
         async with running(settings, notifier) as (client, svc):
             t0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
             [one] = await post(client, alert("WidgetQuick", starts=t0))
@@ -279,10 +321,12 @@ async def test_a_new_firing_after_the_cooldown_starts_a_new_thread(
 
 
 async def test_escaped_labels_and_truncated_errors_stay_inside_slack_limits(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     nasty: dict[str, Any] = {
         "labels": {"team": "<!channel> & <@U123>"},
-        "annotations": {"summary": "*click* <http://evil.example|here> & relax"}}
+        "annotations": {"summary": "*click* <http://evil.example|here> & relax"},
+    }
     async with running(settings_for(rules_path, **bot(slack))) as (client, svc):
         [event_id] = await post(client, alert(mode="long-error", **nasty))
         assert (await event(svc, event_id)).outcome.value == "failed"
@@ -298,8 +342,7 @@ async def test_escaped_labels_and_truncated_errors_stay_inside_slack_limits(
     assert len(failed.text) <= 3000 and "stack trace line" in failed.text
 
 
-async def test_webhook_mode_posts_flat_self_contained_messages(
-        slack: SlackServer, rules_path: Path) -> None:
+async def test_webhook_mode_posts_flat_self_contained_messages(slack: SlackServer, rules_path: Path) -> None:
     settings = settings_for(rules_path, slack_webhook_url=slack.webhook_url)
     async with running(settings) as (client, svc):
         [event_id] = await post(client, alert())
@@ -334,8 +377,7 @@ def test_a_bot_token_needs_a_channel() -> None:
 
 
 # ---- delivery: rate limits, errors, outages ------------------------------------------------
-async def test_a_429_is_retried_after_the_advertised_delay(
-        slack: SlackServer, rules_path: Path) -> None:
+async def test_a_429_is_retried_after_the_advertised_delay(slack: SlackServer, rules_path: Path) -> None:
     slack.fail_next(Reply(status=429, retry_after="2"))
     async with direct(settings_for(rules_path, **bot(slack))) as (notifier, metrics, _):
         notifier.send(notice("started"))
@@ -350,7 +392,8 @@ async def test_a_429_is_retried_after_the_advertised_delay(
 
 
 async def test_a_long_retry_after_holds_the_queue_instead_of_hammering(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     slack.fail_next(Reply(status=429, retry_after="3"))
     settings = settings_for(rules_path, **bot(slack))
     async with direct(settings, max_retry_after=1) as (notifier, metrics, _):
@@ -363,7 +406,8 @@ async def test_a_long_retry_after_holds_the_queue_instead_of_hammering(
 
 
 async def test_server_errors_are_retried_with_backoff_then_given_up(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     slack.fail_next(Reply(status=502), times=2)
     async with direct(settings_for(rules_path, **bot(slack)), retries=2) as (notifier, metrics, _):
         notifier.send(notice("started"))
@@ -380,7 +424,8 @@ async def test_server_errors_are_retried_with_backoff_then_given_up(
 
 
 async def test_ok_false_is_permanent_unless_slack_calls_it_transient(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     slack.fail_next(Reply(error="channel_not_found"))
     slack.fail_next(Reply(error="internal_error"))
     async with direct(settings_for(rules_path, **bot(slack))) as (notifier, metrics, _):
@@ -389,14 +434,18 @@ async def test_ok_false_is_permanent_unless_slack_calls_it_transient(
             notifier.send(notice("started", event_id="e2", target="widget/w-2"))
             await slack.wait_for_messages(1)
     assert [(r.status, r.error) for r in slack.requests] == [
-        (200, "channel_not_found"), (200, "internal_error"), (200, "")]
+        (200, "channel_not_found"),
+        (200, "internal_error"),
+        (200, ""),
+    ]
     [failure] = [e for e in logs if e["event"] == "slack.delivery_failed"]
     assert failure["error"].endswith("channel_not_found") and failure["event_id"] == "e1"
     assert count(metrics, "failed") == 1 and count(metrics, "sent") == 1
 
 
 async def test_outcomes_are_recorded_on_time_while_slack_answers_500(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     slack.default = Reply(status=500)
     async with running(settings_for(rules_path, **bot(slack))) as (client, svc):
         started = time.monotonic()
@@ -411,13 +460,20 @@ async def test_outcomes_are_recorded_on_time_while_slack_answers_500(
 
 
 async def test_outcomes_are_recorded_while_slack_hangs_and_slow_messages_time_out(
-        slack: SlackServer, rules_path: Path) -> None:
+    slack: SlackServer, rules_path: Path
+) -> None:
     slack.default = Reply(delay=5.0)
     settings = settings_for(rules_path, **bot(slack))
     metrics = Metrics()
     async with aiohttp.ClientSession() as session:
-        notifier = SlackNotifier(settings=settings, session=session, store=MemoryStore(),
-                                 metrics=metrics, message_timeout=1.0, close_timeout=0.5)
+        notifier = SlackNotifier(
+            settings=settings,
+            session=session,
+            store=MemoryStore(),
+            metrics=metrics,
+            message_timeout=1.0,
+            close_timeout=0.5,
+        )
         async with running(settings, notifier) as (client, svc):
             [event_id] = await post(client, alert())
             assert (await event(svc, event_id, within=3.0)).outcome.value == "succeeded"
@@ -431,21 +487,23 @@ async def test_outcomes_are_recorded_while_slack_hangs_and_slow_messages_time_ou
 
 async def test_outcomes_are_recorded_while_slack_is_unreachable(rules_path: Path) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}/api/"
-    settings = settings_for(rules_path, slack_bot_token=TOKEN, slack_channel="#alerts",
-                            slack_api_url=nowhere)
+    settings = settings_for(rules_path, slack_bot_token=TOKEN, slack_channel="#alerts", slack_api_url=nowhere)
     async with running(settings) as (client, svc):
         [event_id] = await post(client, alert(mode="fail"))
         assert (await event(svc, event_id, within=3.0)).outcome.value == "failed"
     assert count(svc.metrics, "failed") + count(svc.metrics, "dropped") == 2
 
 
-async def test_the_queue_is_bounded_and_drops_the_oldest(
-        slack: SlackServer, rules_path: Path) -> None:
+async def test_the_queue_is_bounded_and_drops_the_oldest(slack: SlackServer, rules_path: Path) -> None:
     metrics = Metrics()
     async with aiohttp.ClientSession() as session:
-        notifier = SlackNotifier(settings=settings_for(rules_path, **bot(slack)),
-                                 session=session, store=MemoryStore(), metrics=metrics,
-                                 queue_size=3)
+        notifier = SlackNotifier(
+            settings=settings_for(rules_path, **bot(slack)),
+            session=session,
+            store=MemoryStore(),
+            metrics=metrics,
+            queue_size=3,
+        )
         for i in range(10):  # not started yet: nothing drains the queue
             notifier.send(notice("started", event_id=f"e{i}", target=f"widget/w-{i}"))
         assert count(metrics, "dropped") == 7
@@ -453,15 +511,15 @@ async def test_the_queue_is_bounded_and_drops_the_oldest(
         await slack.wait_for_messages(3)
         await notifier.close()
         notifier.send(notice("started", event_id="late"))  # after close: counted, no raise
-    assert [m.text.count(f"widget/w-{i}") > 0 for m, i in zip(slack.messages, (7, 8, 9),
-                                                              strict=True)] == [True] * 3
+    assert [m.text.count(f"widget/w-{i}") > 0 for m, i in zip(slack.messages, (7, 8, 9), strict=True)] == [
+        True
+    ] * 3
     assert count(metrics, "dropped") == 8 and count(metrics, "sent") == 3
 
 
 async def test_close_gives_up_after_its_bound(slack: SlackServer, rules_path: Path) -> None:
     slack.default = Reply(delay=10.0)
-    async with direct(settings_for(rules_path, **bot(slack)), close_timeout=0.3) as (
-            notifier, metrics, _):
+    async with direct(settings_for(rules_path, **bot(slack)), close_timeout=0.3) as (notifier, metrics, _):
         notifier.send(notice("started"))
         notifier.send(notice("outcome", outcome="succeeded"))
         await slack.wait_for_requests(0)
@@ -470,8 +528,7 @@ async def test_close_gives_up_after_its_bound(slack: SlackServer, rules_path: Pa
     assert count(metrics, "dropped") == 2
 
 
-async def test_the_thread_is_shared_through_the_store(
-        slack: SlackServer, rules_path: Path) -> None:
+async def test_the_thread_is_shared_through_the_store(slack: SlackServer, rules_path: Path) -> None:
     """Two replicas (two notifiers, one store): the second replies in the first one's thread."""
     settings, store = settings_for(rules_path, **bot(slack)), MemoryStore()
     async with aiohttp.ClientSession() as session:
@@ -494,8 +551,12 @@ async def test_the_thread_is_shared_through_the_store(
 # ---- secrets --------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["bot", "webhook"])
 async def test_no_secret_in_logs_errors_or_the_audit(
-        slack: SlackServer, rules_path: Path, mode: str, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    slack: SlackServer,
+    rules_path: Path,
+    mode: str,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     caplog.set_level(logging.DEBUG)
     slack.fail_next(Reply(status=404, error="no_service"))
     slack.fail_next(Reply(status=500), times=4)
@@ -510,8 +571,7 @@ async def test_no_secret_in_logs_errors_or_the_audit(
             events = [e.model_dump_json() for e in (await svc.store.list_events(50))[0]]
             metrics = await (await client.get("/metrics")).text()
     assert count(svc.metrics, "failed") >= 2
-    everything = "\n".join([str(logs), caplog.text, capsys.readouterr().err, *events,
-                            metrics])
+    everything = "\n".join([str(logs), caplog.text, capsys.readouterr().err, *events, metrics])
     assert "slack.delivery_failed" in everything
     for secret in (TOKEN, WEBHOOK_PATH, WEBHOOK_PATH.rsplit("/", 1)[-1]):
         assert secret not in everything
@@ -521,7 +581,8 @@ async def test_no_secret_in_logs_errors_or_the_audit(
 # ---- message pieces --------------------------------------------------------------------------
 def test_links_only_for_http_urls_and_never_forged() -> None:
     assert link("https://runbooks.example/a?b=1&c=2", "Runbook") == (
-        "<https://runbooks.example/a?b=1&amp;c=2|Runbook>")
+        "<https://runbooks.example/a?b=1&amp;c=2|Runbook>"
+    )
     assert link("https://x.example/a|b>c", "Runbook") == "<https://x.example/a%7Cb&gt;c|Runbook>"
     assert link("javascript:alert(1)", "Runbook") == "Runbook"
     assert link("https://x.example/" + "a" * 2000, "Runbook") == "Runbook"
@@ -533,10 +594,12 @@ def test_mentions_and_clipping() -> None:
     assert clip("ab&cd", 4) == ("ab", True)  # never half an entity
 
 
-async def test_a_failed_rules_reload_is_posted_to_the_channel(
-        slack: SlackServer, rules_path: Path) -> None:
-    reload = Notice(kind="rules_reload", message="rules invalid; kept the last good rules",
-                    details={"errors": ["rules.yaml: rule 'x': unknown handler 'nope'"]})
+async def test_a_failed_rules_reload_is_posted_to_the_channel(slack: SlackServer, rules_path: Path) -> None:
+    reload = Notice(
+        kind="rules_reload",
+        message="rules invalid; kept the last good rules",
+        details={"errors": ["rules.yaml: rule 'x': unknown handler 'nope'"]},
+    )
     async with direct(settings_for(rules_path, **bot(slack))) as (notifier, _metrics, _):
         notifier.send(reload)
         [message] = await slack.wait_for_messages(1)

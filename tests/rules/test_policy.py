@@ -42,8 +42,13 @@ def example(name: str, info: FieldInfo) -> tuple[Any, Any]:
 EXAMPLES = {name: example(name, info) for name, info in Policy.model_fields.items()}
 WRITTEN = {name: written for name, (written, _) in EXAMPLES.items()}
 HELD = {name: held for name, (_, held) in EXAMPLES.items()}
-RULE = {"name": "a", "matchers": ['alertname="A"'], "handler": "test.probe", "target": "t",
-        "inhibited_by": ['alertname="B"']}
+RULE = {
+    "name": "a",
+    "matchers": ['alertname="A"'],
+    "handler": "test.probe",
+    "target": "t",
+    "inhibited_by": ['alertname="B"'],
+}
 
 
 def parse(document: dict[str, Any]) -> RuleSet:
@@ -56,8 +61,9 @@ def test_the_examples_differ_from_the_defaults() -> None:
 
 @pytest.mark.parametrize("where", ["defaults", "rule"])
 def test_every_policy_field_can_be_set_in_defaults_and_per_rule(where: str) -> None:
-    document = ({"defaults": WRITTEN, "rules": [RULE]} if where == "defaults"
-                else {"rules": [{**RULE, **WRITTEN}]})
+    document = (
+        {"defaults": WRITTEN, "rules": [RULE]} if where == "defaults" else {"rules": [{**RULE, **WRITTEN}]}
+    )
     rules = parse(document)
     (rule,) = rules.rules
     assert rule.policy == Policy.model_construct(**HELD)
@@ -66,18 +72,31 @@ def test_every_policy_field_can_be_set_in_defaults_and_per_rule(where: str) -> N
 
 
 def test_a_rule_value_wins_over_defaults_and_null_keeps_them() -> None:
-    rules = parse({"defaults": WRITTEN, "rules": [
-        {**RULE, "timeout": "1m", "cooldown": None},
-        {**RULE, "name": "b", **dict.fromkeys(WRITTEN)}]})
+    rules = parse(
+        {
+            "defaults": WRITTEN,
+            "rules": [
+                {**RULE, "timeout": "1m", "cooldown": None},
+                {**RULE, "name": "b", **dict.fromkeys(WRITTEN)},
+            ],
+        }
+    )
     first, second = rules.rules
     assert first.policy == Policy.model_construct(**{**HELD, "timeout": 60.0})
     assert second.policy == rules.defaults
 
 
 def shown(rules: RuleSet) -> dict[str, Any]:
-    info = RulesInfo(loaded=True, path="rules.yaml", resolved_path="rules.yaml",
-                     poll_interval=5.0, count=len(rules), hash=rules.hash,
-                     defaults=rules.defaults, rules=[rule_info(r) for r in rules.rules])
+    info = RulesInfo(
+        loaded=True,
+        path="rules.yaml",
+        resolved_path="rules.yaml",
+        poll_interval=5.0,
+        count=len(rules),
+        hash=rules.hash,
+        defaults=rules.defaults,
+        rules=[rule_info(r) for r in rules.rules],
+    )
     return info.model_dump(mode="json")
 
 
@@ -105,5 +124,5 @@ def test_every_policy_field_is_in_remediator_rules() -> None:
 
 def test_every_policy_field_is_documented() -> None:
     text = README.read_text(encoding="utf-8")
-    reference = text[text.index("## Rule reference"):text.index("### Handlers")]
+    reference = text[text.index("## Rule reference") : text.index("### Handlers")]
     assert all(f"`{name}`" in reference for name in Policy.model_fields)

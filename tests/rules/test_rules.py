@@ -92,36 +92,56 @@ def test_render_rejects_hostile_target() -> None:
         ("rulez: []\n", "rulez: unknown key"),
         ("defaults: {cooldown: soon}\n", "invalid duration"),
         ("defaults: {max_attempts: 0}\n", "max_attempts"),
-        ("rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n"
-         "    colour: red\n", "rule 'a' (line 2): colour: unknown key"),
+        (
+            "rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n"
+            "    colour: red\n",
+            "rule 'a' (line 2): colour: unknown key",
+        ),
         ("rules:\n  - name: a\n    handler: test.probe\n    target: t\n", "rule 'a' (line 2): matchers"),
         ("rules:\n  - name: a\n    matchers: []\n    handler: test.probe\n    target: t\n", "matchers"),
-        ("rules:\n  - name: A B\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n",
-         "lowercase"),
-        ("rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n"
-         "    on_resolved: maybe\n", "on_resolved"),
-        ("rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n"
-         "    cooldown: 5 minutes\n", "invalid duration"),
+        (
+            "rules:\n  - name: A B\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n",
+            "lowercase",
+        ),
+        (
+            "rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n"
+            "    on_resolved: maybe\n",
+            "on_resolved",
+        ),
+        (
+            "rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: test.probe\n    target: t\n"
+            "    cooldown: 5 minutes\n",
+            "invalid duration",
+        ),
     ],
 )
 def test_schema_errors_name_the_place(text: str, expected: str) -> None:
     assert any(expected in p for p in problems(text)), problems(text)
 
 
-RULE = ("rules:\n  - name: {name}\n    matchers: [{matchers}]\n    handler: {handler}\n"
-        "    target: {target}\n{extra}")
+RULE = (
+    "rules:\n  - name: {name}\n    matchers: [{matchers}]\n    handler: {handler}\n"
+    "    target: {target}\n{extra}"
+)
 
 
-def rule(name: str = "a", matchers: str = "'x=\"1\"'", handler: str = "test.probe",
-         target: str = "t", extra: str = "") -> str:
+def rule(
+    name: str = "a",
+    matchers: str = "'x=\"1\"'",
+    handler: str = "test.probe",
+    target: str = "t",
+    extra: str = "",
+) -> str:
     return RULE.format(name=name, matchers=matchers, handler=handler, target=target, extra=extra)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (rule(handler="nope.handler"),
-         "rule 'a' (line 2): unknown handler 'nope.handler' (known: test.probe)"),
+        (
+            rule(handler="nope.handler"),
+            "rule 'a' (line 2): unknown handler 'nope.handler' (known: test.probe)",
+        ),
         (rule(matchers="'x~~1'"), "rule 'a' (line 2): matcher"),
         (rule(extra="    inhibited_by: ['=broken']\n"), "rule 'a' (line 2): matcher"),
         (rule(target="'{{ labels.x '"), "rule 'a' (line 2): template"),
@@ -136,16 +156,20 @@ def test_cross_checks_name_the_rule(text: str, expected: str) -> None:
 
 
 def test_missing_required_param_is_reported() -> None:
-    text = ("rules:\n  - name: hook\n    matchers: ['x=\"1\"']\n    handler: http.request\n"
-            "    target: t\n    params: {method: GET}\n")
+    text = (
+        "rules:\n  - name: hook\n    matchers: ['x=\"1\"']\n    handler: http.request\n"
+        "    target: t\n    params: {method: GET}\n"
+    )
     with pytest.raises(RulesError) as info:
         parse_rules(text.encode(), "rules.yaml", default_registry)
     assert "missing params for http.request: url" in info.value.problems[0]
 
 
 def test_templated_params_are_checked_at_render_time() -> None:
-    text = ("rules:\n  - name: hook\n    matchers: ['x=\"1\"']\n    handler: http.request\n"
-            "    target: t\n    params: {url: '{{ labels.url }}'}\n")
+    text = (
+        "rules:\n  - name: hook\n    matchers: ['x=\"1\"']\n    handler: http.request\n"
+        "    target: t\n    params: {url: '{{ labels.url }}'}\n"
+    )
     rules = parse_rules(text.encode(), "rules.yaml", default_registry)
     with pytest.raises(TemplateError, match="absolute http"):
         render(rules.rules[0], Alert.model_validate(alert("X", url="file:///etc/passwd")))
@@ -169,20 +193,27 @@ def test_empty_file_is_an_empty_rule_set() -> None:
 # ---- durations need a unit; impossible settings are errors, questionable ones warnings -------
 def test_a_bare_number_duration_is_an_error_at_its_line() -> None:
     found = problems("defaults:\n  cooldown: 15\n" + rule(extra="    lease: 90\n"))
-    assert found == ["defaults.cooldown: 15 has no unit: write 15s or 15m (line 2)",
-                     "rule 'a' (line 4): lease: 90 has no unit: write 90s or 90m (line 8)"]
+    assert found == [
+        "defaults.cooldown: 15 has no unit: write 15s or 15m (line 2)",
+        "rule 'a' (line 4): lease: 90 has no unit: write 90s or 90m (line 8)",
+    ]
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ("    lease: 0s\n", "lease: 0s locks nothing"),
-    ("    timeout: 0s\n", "timeout: 0s stops every handler run as soon as it starts"),
-    ("    attempt_window: 0s\n", "attempt_window: 0s forgets each failure at once"),
-    ("    escalate: '@oncall-team'\n", "escalate: '@oncall-team' is not a Slack mention"),
-    ("    escalate: '<!subteam^S1> oncall'\n", "escalate: 'oncall' is not a Slack mention"),
-    ("    escalate: '<@U1> @here'\n", "escalate: '@here' works only alone: next to other "
-                                        "mentions write <!here>"),
-    ("    inhibit_equal: [name-space]\n", "inhibit_equal: 'name-space' is not a label name"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("    lease: 0s\n", "lease: 0s locks nothing"),
+        ("    timeout: 0s\n", "timeout: 0s stops every handler run as soon as it starts"),
+        ("    attempt_window: 0s\n", "attempt_window: 0s forgets each failure at once"),
+        ("    escalate: '@oncall-team'\n", "escalate: '@oncall-team' is not a Slack mention"),
+        ("    escalate: '<!subteam^S1> oncall'\n", "escalate: 'oncall' is not a Slack mention"),
+        (
+            "    escalate: '<@U1> @here'\n",
+            "escalate: '@here' works only alone: next to other mentions write <!here>",
+        ),
+        ("    inhibit_equal: [name-space]\n", "inhibit_equal: 'name-space' is not a label name"),
+    ],
+)
 def test_impossible_settings_are_errors_at_the_key(extra: str, expected: str) -> None:
     (found,) = problems(rule(extra=extra))
     assert found.startswith(f"rule 'a' (line 2): {expected}"), found
@@ -191,13 +222,13 @@ def test_impossible_settings_are_errors_at_the_key(extra: str, expected: str) ->
 
 def test_an_unusable_concurrency_limit_is_an_error() -> None:
     found = problems("concurrency_limits: {storage: 0}\n")
-    assert found == ["concurrency_limits.storage: Input should be greater than or equal to 1 "
-                     "(line 1)"]
+    assert found == ["concurrency_limits.storage: Input should be greater than or equal to 1 (line 1)"]
 
 
-@pytest.mark.parametrize("escalate", ["'@here'", "'@everyone'", "'<!channel>'",
-                                      "'<!subteam^S0123ABC|dbas>'", "'<@U024BE7LH> <@W1234>'",
-                                      "''"])
+@pytest.mark.parametrize(
+    "escalate",
+    ["'@here'", "'@everyone'", "'<!channel>'", "'<!subteam^S0123ABC|dbas>'", "'<@U024BE7LH> <@W1234>'", "''"],
+)
 def test_slack_mentions_are_accepted(escalate: str) -> None:
     rules = parse(rule(extra=f"    escalate: {escalate}\n"))
     assert rules.warnings == ()
@@ -243,8 +274,9 @@ rules:
 
 
 def test_inconsistent_defaults_warn_once() -> None:
-    rules = parse("defaults: {verify_timeout: 5m, timeout: 5m}\n" + rule() + rule(name="b")
-                  .replace("rules:\n", ""))
+    rules = parse(
+        "defaults: {verify_timeout: 5m, timeout: 5m}\n" + rule() + rule(name="b").replace("rules:\n", "")
+    )
     assert [w.split(":")[0] for w in rules.warnings] == ["defaults.verify_timeout"]
 
 
@@ -257,12 +289,15 @@ def test_yaml_syntax_errors_name_the_file() -> None:
         assert '"conf/rules.yaml"' in found and "<byte string>" not in found, found
 
 
-@pytest.mark.parametrize(("extra", "line", "expected"), [
-    ("    params: {sleep: soon}\n", 6, "params for test.probe: sleep"),
-    ("    params:\n      bucket: x\n      colour: red\n", 8, "unknown params for test.probe"),
-    ("    inhibited_by:\n      - 'a=\"1\"'\n      - '=broken'\n", 8, "matcher"),
-    ("    description: x\n    cooldown: soon\n", 7, "cooldown: invalid duration"),
-])
+@pytest.mark.parametrize(
+    ("extra", "line", "expected"),
+    [
+        ("    params: {sleep: soon}\n", 6, "params for test.probe: sleep"),
+        ("    params:\n      bucket: x\n      colour: red\n", 8, "unknown params for test.probe"),
+        ("    inhibited_by:\n      - 'a=\"1\"'\n      - '=broken'\n", 8, "matcher"),
+        ("    description: x\n    cooldown: soon\n", 7, "cooldown: invalid duration"),
+    ],
+)
 def test_errors_point_at_the_offending_key(extra: str, line: int, expected: str) -> None:
     (found,) = problems(rule(extra=extra))
     assert found.startswith(f"rule 'a' (line 2): {expected}"), found
@@ -281,21 +316,23 @@ def test_a_target_may_not_walk_paths() -> None:
             render(rules.rules[0], Alert.model_validate(alert("Probe", service=service)))
     assert render(rules.rules[0], Alert.model_validate(alert("Probe", service="a..b"))).target
     (found,) = problems(rule(target="a/../b"))
-    assert found == ("rule 'a' (line 2): target 'a/../b' has a '..' segment: a target names one "
-                     "thing and may not contain '.' or '..' between slashes (line 5)")
+    assert found == (
+        "rule 'a' (line 2): target 'a/../b' has a '..' segment: a target names one "
+        "thing and may not contain '.' or '..' between slashes (line 5)"
+    )
 
 
 # ---- inhibit_equal -------------------------------------------------------------------------
 def test_inhibit_equal_has_alertmanagers_meaning() -> None:
-    (flink,) = parse(rule(extra="    inhibited_by: ['alertname=\"Readonly\"']\n"
-                                "    inhibit_equal: [namespace, database]\n")).rules
+    (flink,) = parse(
+        rule(extra="    inhibited_by: ['alertname=\"Readonly\"']\n    inhibit_equal: [namespace, database]\n")
+    ).rules
     target = {"alertname": "X", "namespace": "a"}
     assert flink.inhibit_equal == ("namespace", "database")
     assert flink.inhibits({"alertname": "Readonly", "namespace": "a"}, target)  # both lack db
     assert not flink.inhibits({"alertname": "Readonly", "namespace": "b"}, target)
     assert not flink.inhibits({"alertname": "Readonly"}, target)
-    assert not flink.inhibits({"alertname": "Readonly", "namespace": "a", "database": "d"},
-                              target)
+    assert not flink.inhibits({"alertname": "Readonly", "namespace": "a", "database": "d"}, target)
     assert not flink.inhibits({"alertname": "Other", "namespace": "a"}, target)
     (plain,) = parse(rule(extra="    inhibited_by: ['alertname=\"Readonly\"']\n")).rules
     assert plain.inhibits({"alertname": "Readonly", "namespace": "b"}, target)

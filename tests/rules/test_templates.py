@@ -8,10 +8,20 @@ CTX = {"labels": {"db": "torghut", "table": "ta_signals", "odd": "a/b c&d"}, "an
 
 
 def test_renders_nested_values() -> None:
-    compiled = compile_value({"nodes": ["n1:9000"], "db": "{{ labels.db }}",
-                              "nested": {"t": "{{ labels.db }}.{{ labels.table }}"}, "n": 3})
+    compiled = compile_value(
+        {
+            "nodes": ["n1:9000"],
+            "db": "{{ labels.db }}",
+            "nested": {"t": "{{ labels.db }}.{{ labels.table }}"},
+            "n": 3,
+        }
+    )
     assert render_value(compiled, CTX) == {
-        "nodes": ["n1:9000"], "db": "torghut", "nested": {"t": "torghut.ta_signals"}, "n": 3}
+        "nodes": ["n1:9000"],
+        "db": "torghut",
+        "nested": {"t": "torghut.ta_signals"},
+        "n": 3,
+    }
 
 
 def test_missing_label_names_it() -> None:

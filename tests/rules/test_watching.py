@@ -45,8 +45,7 @@ UNKNOWN_HANDLER = RULES.replace("handler: test.fix", "handler: nope.fix")
 
 
 def reloads(metrics: Metrics, result: str) -> float:
-    return metrics.registry.get_sample_value("remediator_rules_reload_total",
-                                             {"result": result}) or 0.0
+    return metrics.registry.get_sample_value("remediator_rules_reload_total", {"result": result}) or 0.0
 
 
 class Rig:
@@ -88,13 +87,15 @@ def test_an_added_rule_is_picked_up(tmp_path: Path) -> None:
     assert reloads(rig.metrics, "ok") == 2 and reloads(rig.metrics, "error") == 0
 
 
-@pytest.mark.parametrize(("text", "complaint"), [
-    (BROKEN_YAML, "invalid YAML"),
-    (UNKNOWN_HANDLER, "rule 'fix-it' (line 5): unknown handler 'nope.fix'"),
-    ("rules:\n  - name: fix-it\n    handler: test.fix\n", "matchers: Field required"),
-])
-def test_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, text: str,
-                                                 complaint: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        (BROKEN_YAML, "invalid YAML"),
+        (UNKNOWN_HANDLER, "rule 'fix-it' (line 5): unknown handler 'nope.fix'"),
+        ("rules:\n  - name: fix-it\n    handler: test.fix\n", "matchers: Field required"),
+    ],
+)
+def test_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, text: str, complaint: str) -> None:
     rig = Rig(write_rules(tmp_path / "rules.yaml"))
     good = rig.holder.current()
     edit(rig.holder.path, text)
@@ -237,8 +238,7 @@ async def test_the_app_reloads_and_reports_it(tmp_path: Path) -> None:
         second = ready["rules"]["hash"]
 
         edit(rules, UNKNOWN_HANDLER)
-        ready = await eventually(lambda: _when(
-            readyz(), lambda r: r["rules"]["last_reload"]["ok"] is False))
+        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["last_reload"]["ok"] is False))
         assert ready["status"] == "ready" and ready["rules"]["hash"] == second
         assert ready["rules"]["warning"] == "last reload failed; running on the last good rules"
         assert "unknown handler 'nope.fix'" in ready["rules"]["last_reload"]["errors"][0]
@@ -252,8 +252,9 @@ async def test_the_app_reloads_and_reports_it(tmp_path: Path) -> None:
         assert [n.outcome for n in notifier.of_kind("rules_reload")] == ["ok", "error"]
 
 
-async def _when(value: Awaitable[dict[str, Any]],
-                ok: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+async def _when(
+    value: Awaitable[dict[str, Any]], ok: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
     data = await value
     return data if ok(data) else None
 
@@ -264,20 +265,20 @@ async def test_jobs_in_flight_finish_on_the_rules_they_started_with(tmp_path: Pa
     app = create_app(make_settings(rules), registry=make_registry(calls))
     async with TestClient(TestServer(app)) as client:
         svc = app[SERVICE]
-        response = await client.post("/webhooks/alertmanager", json=payload(alert()),
-                                     headers=webhook_headers())
+        response = await client.post(
+            "/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers()
+        )
         [event_id] = (await response.json())["event_ids"]
         assert calls.started is not None and calls.hold is not None
         await asyncio.wait_for(calls.started.wait(), 15)
-        edit(rules, RULES.replace("name: fix-it", "name: fix-renamed")
-             .replace("svc/", "renamed/"))
+        edit(rules, RULES.replace("name: fix-it", "name: fix-renamed").replace("svc/", "renamed/"))
         await eventually(lambda: _true(svc.rules.current().get("fix-it") is None))
         calls.hold.set()
         event = await wait_event(svc.store, event_id)
-        assert (event.rule, event.target, event.outcome.value) == ("fix-it", "svc/api",
-                                                                   "succeeded")
-        response = await client.post("/webhooks/alertmanager",
-                                     json=payload(alert(service="b")), headers=webhook_headers())
+        assert (event.rule, event.target, event.outcome.value) == ("fix-it", "svc/api", "succeeded")
+        response = await client.post(
+            "/webhooks/alertmanager", json=payload(alert(service="b")), headers=webhook_headers()
+        )
         [later] = (await response.json())["event_ids"]
         event = await wait_event(svc.store, later)
         assert (event.rule, event.target) == ("fix-renamed", "renamed/b")
@@ -308,8 +309,9 @@ def get_json(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, dict(json.loads(exc.read()))
 
 
-def wait_for(read: Callable[[], dict[str, Any]], ok: Callable[[dict[str, Any]], bool],
-             within: float = 20.0) -> dict[str, Any]:
+def wait_for(
+    read: Callable[[], dict[str, Any]], ok: Callable[[dict[str, Any]], bool], within: float = 20.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while not ok(value := read()):
         if time.monotonic() > deadline:
@@ -322,13 +324,31 @@ def test_sighup_reloads_a_running_service(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(HTTP_RULES, encoding="utf-8")
     port = free_port()
-    env = python_env(REMEDIATOR_RULES_POLL_INTERVAL="1h", REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN,
-                     REMEDIATOR_LOG_FORMAT="json", REMEDIATOR_WORKERS="1")
+    env = python_env(
+        REMEDIATOR_RULES_POLL_INTERVAL="1h",
+        REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN,
+        REMEDIATOR_LOG_FORMAT="json",
+        REMEDIATOR_WORKERS="1",
+    )
     env.pop("REMEDIATOR_REDIS_URL", None)
     proc = subprocess.Popen(
-        [PYTHON, "-m", "remediator", "serve", "--rules", str(rules), "--host", "127.0.0.1",
-         "--port", str(port), "--insecure-no-auth"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            PYTHON,
+            "-m",
+            "remediator",
+            "serve",
+            "--rules",
+            str(rules),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--insecure-no-auth",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def rules_info() -> dict[str, Any]:
@@ -373,5 +393,4 @@ def test_a_reload_logs_the_warnings(tmp_path: Path) -> None:
         assert rig.holder.load().ok
     (warned,) = [e for e in logs if e["event"] == "rules.warnings"]
     assert warned["log_level"] == "warning" and warned["path"] == str(path)
-    assert warned["warnings"] == [
-        "concurrency_limits.unused: no rule has concurrency_group: unused (line 1)"]
+    assert warned["warnings"] == ["concurrency_limits.unused: no rule has concurrency_group: unused (line 1)"]

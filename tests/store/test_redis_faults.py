@@ -73,8 +73,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float, what: s
 
 
 def job(event_id: str) -> Job:
-    alert = Alert.model_validate({"status": "firing", "labels": {"alertname": "X"},
-                                  "startsAt": "2024-05-01T12:00:00Z"})
+    alert = Alert.model_validate(
+        {"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2024-05-01T12:00:00Z"}
+    )
     return Job(event_id=event_id, rule="r", alert=alert, received_at=time.time())
 
 
@@ -98,13 +99,13 @@ async def test_created_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
 
 
 async def test_every_operation_fails_closed_when_redis_is_gone(
-    redis_server: RedisServer, observer: RedisStore,
+    redis_server: RedisServer,
+    observer: RedisStore,
 ) -> None:
     await observer.accept([job("e1")], [], [])
     [delivery] = await observer.dequeue("c1", 1, 1.0)
     redis_server.kill()
-    event = AuditEvent(event_id="e1", rule="r", received_at=0, finished_at=0,
-                       outcome=Outcome.SUCCEEDED)
+    event = AuditEvent(event_id="e1", rule="r", received_at=0, finished_at=0, outcome=Outcome.SUCCEEDED)
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "ping": observer.ping,
         "accept": lambda: observer.accept([job("e2")], [], []),
@@ -174,8 +175,9 @@ async def test_concurrent_accepts_share_one_round_trip(redis_server: RedisServer
         assert len(store.writes) <= 2  # the first caller's write, then everyone else's
         assert await store.queue_depth() == 50
         redis_server.kill()
-        results = await asyncio.gather(*(store.accept([job(f"x{i}")], [], []) for i in range(20)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(store.accept([job(f"x{i}")], [], []) for i in range(20)), return_exceptions=True
+        )
         assert all(isinstance(r, StoreUnavailable) for r in results)
         assert len({id(r) for r in results}) == 20  # each caller gets its own error
     finally:
@@ -193,21 +195,31 @@ class Cluster:
         self.rules = tmp_path / "rules.yaml"
         self.replicas: list[ServeProcess] = []
 
-    def write_rule(self, *, sleep: float = 0.0, fail: bool = False, crash: bool = False,
-                   **knobs: Any) -> None:
-        rule = {"name": "record", "matchers": ['alertname="TestDown"'], "handler": "test.record",
-                "target": "svc/{{ labels.service }}",
-                "params": {"path": str(self.runs), "sleep": sleep, "fail": fail, "crash": crash},
-                **knobs}
+    def write_rule(
+        self, *, sleep: float = 0.0, fail: bool = False, crash: bool = False, **knobs: Any
+    ) -> None:
+        rule = {
+            "name": "record",
+            "matchers": ['alertname="TestDown"'],
+            "handler": "test.record",
+            "target": "svc/{{ labels.service }}",
+            "params": {"path": str(self.runs), "sleep": sleep, "fail": fail, "crash": crash},
+            **knobs,
+        }
         self.rules.write_text(yaml.safe_dump({"rules": [rule]}), encoding="utf-8")
 
     def start(self, workers: int = 4, **env: str) -> ServeProcess:
         replica = ServeProcess(
             self.tmp_path / f"replica{len(self.replicas)}.log",
-            REMEDIATOR_REDIS_URL=self.redis.url, REMEDIATOR_REDIS_PREFIX=PREFIX,
-            REMEDIATOR_RULES=str(self.rules), REMEDIATOR_WORKERS=str(workers),
-            REMEDIATOR_RECLAIM_IDLE="2s", REMEDIATOR_HEARTBEAT="500ms",
-            REMEDIATOR_DEFER_INTERVAL="500ms", REMEDIATOR_SHUTDOWN_GRACE="5s", **env,
+            REMEDIATOR_REDIS_URL=self.redis.url,
+            REMEDIATOR_REDIS_PREFIX=PREFIX,
+            REMEDIATOR_RULES=str(self.rules),
+            REMEDIATOR_WORKERS=str(workers),
+            REMEDIATOR_RECLAIM_IDLE="2s",
+            REMEDIATOR_HEARTBEAT="500ms",
+            REMEDIATOR_DEFER_INTERVAL="500ms",
+            REMEDIATOR_SHUTDOWN_GRACE="5s",
+            **env,
         )
         self.replicas.append(replica)
         replica.start()
@@ -230,8 +242,7 @@ def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
         replicas.stop()
 
 
-async def wait_events(store: RedisStore, event_ids: list[str],
-                      within: float) -> dict[str, AuditEvent]:
+async def wait_events(store: RedisStore, event_ids: list[str], within: float) -> dict[str, AuditEvent]:
     """Every event's recorded outcome, once all are recorded."""
     wanted = set(event_ids)
 
@@ -246,7 +257,9 @@ async def wait_events(store: RedisStore, event_ids: list[str],
 
 @pytest.mark.timeout(400)
 async def test_duplicate_alerts_on_two_replicas_remediate_once(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(sleep=1.0, lease="30s")
     replicas = [cluster.start(), cluster.start()]
@@ -266,8 +279,7 @@ async def test_duplicate_alerts_on_two_replicas_remediate_once(
 
     outcomes = Counter(e.outcome_label for e in events.values())
     assert outcomes["succeeded"] == 1, outcomes
-    assert set(outcomes) <= {"succeeded", "skipped:duplicate", "skipped:locked",
-                             "skipped:cooldown"}, outcomes
+    assert set(outcomes) <= {"succeeded", "skipped:duplicate", "skipped:locked", "skipped:cooldown"}, outcomes
     assert len(cluster.runs_of("start")) == len(cluster.runs_of("end")) == 1
     assert len({e.replica for e in events.values()}) == 2  # both replicas took jobs
     totals: Counter[str] = Counter()
@@ -280,7 +292,9 @@ async def test_duplicate_alerts_on_two_replicas_remediate_once(
 
 @pytest.mark.timeout(200)
 async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(sleep=3.0, lease="4s")
     replicas = [cluster.start(workers=2), cluster.start(workers=2)]
@@ -312,7 +326,9 @@ async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
 
 @pytest.mark.timeout(200)
 async def test_job_that_keeps_killing_its_worker_is_dead_lettered(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(crash=True, lease="2s")
     first = cluster.start(workers=1, REMEDIATOR_MAX_DELIVERIES="1")
@@ -335,13 +351,14 @@ async def test_job_that_keeps_killing_its_worker_is_dead_lettered(
 
 @pytest.mark.timeout(200)
 async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(sleep=1.5, lease="10s")
     replica = cluster.start(workers=3)
     await wait_ready(session, replica)
-    status, body = await post_alerts(session, replica, *(firing_alert(service=f"s{i}")
-                                                        for i in range(5)))
+    status, body = await post_alerts(session, replica, *(firing_alert(service=f"s{i}") for i in range(5)))
     assert status == 202
     event_ids = body["event_ids"]
     assert len(event_ids) == 5
@@ -383,7 +400,9 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
 
 @pytest.mark.timeout(120)
 async def test_lease_is_extended_while_a_long_handler_runs(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(sleep=4.0, lease="1s")
     replica = cluster.start()
@@ -408,7 +427,9 @@ async def test_lease_is_extended_while_a_long_handler_runs(
 
 @pytest.mark.timeout(120)
 async def test_handler_that_loses_its_lease_stops_and_reports_it(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(sleep=20.0, lease="3s")
     replica = cluster.start()
@@ -431,22 +452,22 @@ async def test_handler_that_loses_its_lease_stops_and_reports_it(
 
 @pytest.mark.timeout(120)
 async def test_circuit_opens_after_max_attempts_and_closes_after_the_window(
-    cluster: Cluster, observer: RedisStore, session: aiohttp.ClientSession,
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster.write_rule(fail=True, max_attempts=2, attempt_window="4s")
     replica = cluster.start()
     await wait_ready(session, replica)
 
     async def run(instance: str) -> AuditEvent:
-        status, body = await post_alerts(session, replica,
-                                         firing_alert(service="api", instance=instance))
+        status, body = await post_alerts(session, replica, firing_alert(service="api", instance=instance))
         assert status == 202
         [event_id] = body["event_ids"]
         return (await wait_events(observer, [event_id], within=30))[event_id]
 
     first, second, third = [await run(i) for i in ("a", "b", "c")]
-    assert [e.outcome_label for e in (first, second, third)] == [
-        "failed", "failed", "skipped:circuit_open"]
+    assert [e.outcome_label for e in (first, second, third)] == ["failed", "failed", "skipped:circuit_open"]
     assert [s.name for s in second.timeline if s.name == "circuit.opened"] == ["circuit.opened"]
     assert len(cluster.runs_of("start")) == 2  # the open circuit kept the third from acting
 
@@ -460,12 +481,12 @@ async def test_circuit_opens_after_max_attempts_and_closes_after_the_window(
 
 
 async def test_consumers_long_gone_are_dropped_from_the_group(
-    redis_server: RedisServer, observer: RedisStore,
+    redis_server: RedisServer,
+    observer: RedisStore,
 ) -> None:
     def consumers() -> set[bytes]:
         with redis_server.client() as client:
-            return {c["name"] for c in client.xinfo_consumers(observer.keys.stream,
-                                                              observer.keys.group)}
+            return {c["name"] for c in client.xinfo_consumers(observer.keys.stream, observer.keys.group)}
 
     await observer.accept([job("e1"), job("e2")], [], [])
     [delivery] = await observer.dequeue("crashed-with-a-job", 1, 1.0)

@@ -45,8 +45,7 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
     """Builds stores of the parametrised kind on a freshly flushed server."""
     url = None
     if request.param != "memory":
-        server = request.getfixturevalue("redis_single" if request.param == "redis"
-                                         else "redis_cluster")
+        server = request.getfixturevalue("redis_single" if request.param == "redis" else "redis_cluster")
         server.flush()
         url = server.url
     made: list[Store] = []
@@ -58,8 +57,7 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
             options.pop("audit_retention", None)
             store = MemoryStore(**options)
         else:
-            store = await RedisStore.create(Settings(redis_url=url, redis_prefix="contract",
-                                                     **options))
+            store = await RedisStore.create(Settings(redis_url=url, redis_prefix="contract", **options))
         made.append(store)
         return store
 
@@ -75,20 +73,28 @@ async def store(make_store: StoreFactory) -> Store:
 
 def alert(name: str = "Down", starts: int = 0, **labels: str) -> Alert:
     started = datetime(2024, 5, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=starts)
-    return Alert.model_validate({"status": "firing", "labels": {"alertname": name, **labels},
-                                 "startsAt": started.isoformat()})
+    return Alert.model_validate(
+        {"status": "firing", "labels": {"alertname": name, **labels}, "startsAt": started.isoformat()}
+    )
 
 
 def job(event_id: str, rule: str = "r1", **labels: str) -> Job:
-    return Job(event_id=event_id, rule=rule, alert=alert("Down", 0, **labels),
-               received_at=time.time())
+    return Job(event_id=event_id, rule=rule, alert=alert("Down", 0, **labels), received_at=time.time())
 
 
-def event(event_id: str, rule: str = "r1", outcome: Outcome = Outcome.SUCCEEDED,
-          reason: str = "") -> AuditEvent:
+def event(
+    event_id: str, rule: str = "r1", outcome: Outcome = Outcome.SUCCEEDED, reason: str = ""
+) -> AuditEvent:
     now = time.time()
-    return AuditEvent(event_id=event_id, rule=rule, received_at=now, finished_at=now,
-                      outcome=outcome, reason=reason, message=f"event {event_id}")
+    return AuditEvent(
+        event_id=event_id,
+        rule=rule,
+        received_at=now,
+        finished_at=now,
+        outcome=outcome,
+        reason=reason,
+        message=f"event {event_id}",
+    )
 
 
 # ---- queue ---------------------------------------------------------------------------
@@ -177,7 +183,9 @@ async def test_dead_letters(store: Store) -> None:
     await store.dead_letter(second, "delivered 7 times")
     letters = await store.dead_letters(10)
     assert [(x["event_id"], x["rule"], x["reason"]) for x in letters] == [
-        ("e2", "r2", "delivered 7 times"), ("e1", "r1", "delivered 6 times")]
+        ("e2", "r2", "delivered 7 times"),
+        ("e1", "r1", "delivered 6 times"),
+    ]
     assert letters[0]["deliveries"] == 1 and letters[0]["id"] == second.id
     assert len(await store.dead_letters(1)) == 1
     assert await store.queue_depth() == 0
@@ -268,8 +276,7 @@ async def test_failures_open_the_circuit_once_and_it_closes_after_the_window(
     store: Store,
 ) -> None:
     counts = [await store.record_failure("r1", "svc/a", 2.0, 3) for _ in range(4)]
-    assert [(c.failures, c.opened) for c in counts] == [(1, False), (2, False), (3, True),
-                                                        (4, False)]
+    assert [(c.failures, c.opened) for c in counts] == [(1, False), (2, False), (3, True), (4, False)]
     assert 0 < await store.circuit_remaining("r1", "svc/a") <= 2.0
     assert await store.circuit_remaining("r1", "svc/b") == 0.0
     await asyncio.sleep(2.4)
@@ -450,8 +457,7 @@ async def test_audit_rerecording_replaces_and_the_stream_is_capped(store: Store)
     await store.record_event(event("e2"))
     await store.record_event(event("e1", outcome=Outcome.FAILED))  # the same event, later
     page, _ = await store.list_events(10)
-    assert [(e.event_id, e.outcome) for e in page] == [("e1", Outcome.FAILED),
-                                                       ("e2", Outcome.SUCCEEDED)]
+    assert [(e.event_id, e.outcome) for e in page] == [("e1", Outcome.FAILED), ("e2", Outcome.SUCCEEDED)]
     got = await store.get_event("e1")
     assert got is not None and got.outcome is Outcome.FAILED
     for i in range(15):
@@ -465,9 +471,17 @@ async def test_audit_rerecording_replaces_and_the_stream_is_capped(store: Store)
 
 
 async def test_audit_keeps_the_whole_event(store: Store) -> None:
-    full = event("e1").model_copy(update={
-        "alert": alert(instance="db-1"), "target": "svc/a", "plan": ["restart"],
-        "details": {"n": 1}, "timeline": [], "manual": True, "note": "replay"})
+    full = event("e1").model_copy(
+        update={
+            "alert": alert(instance="db-1"),
+            "target": "svc/a",
+            "plan": ["restart"],
+            "details": {"n": 1},
+            "timeline": [],
+            "manual": True,
+            "note": "replay",
+        }
+    )
     await store.record_event(full)
     assert await store.get_event("e1") == full
 
@@ -479,8 +493,7 @@ async def test_claim_thread_first_wins(store: Store) -> None:
     assert await store.claim_thread("r1", "svc/a", "222.2", 60.0) == "111.1"
     assert await store.get_thread("r1", "svc/a") == "111.1"
     assert await store.get_thread("r1", "svc/b") is None
-    winners = await asyncio.gather(*(store.claim_thread("r2", "svc/a", f"{i}.0", 60.0)
-                                     for i in range(10)))
+    winners = await asyncio.gather(*(store.claim_thread("r2", "svc/a", f"{i}.0", 60.0) for i in range(10)))
     assert len(set(winners)) == 1
     assert await store.claim_thread("r3", "svc/a", "1.0", 0.3) == "1.0"
     await asyncio.sleep(0.6)
@@ -495,7 +508,8 @@ async def test_ping_and_kind(store: Store) -> None:
 def test_the_contract_covers_every_store_method() -> None:
     """Adding a Store method without a contract test should fail here."""
     source = Path(__file__).read_text(encoding="utf-8")
-    methods = [name for name in dir(MemoryStore)
-               if not name.startswith("_") and callable(getattr(MemoryStore, name))]
+    methods = [
+        name for name in dir(MemoryStore) if not name.startswith("_") and callable(getattr(MemoryStore, name))
+    ]
     missing = [name for name in methods if f"store.{name}(" not in source]
     assert missing == []

@@ -23,12 +23,17 @@ class ProbeParams(HandlerParams):
 def make_registry() -> Registry:
     registry = Registry()
 
-    @handler("test.probe", params=ProbeParams, registry=registry,
-             describe=lambda p: [f"probe {p.bucket} -> {p.outcome}"])
+    @handler(
+        "test.probe",
+        params=ProbeParams,
+        registry=registry,
+        describe=lambda p: [f"probe {p.bucket} -> {p.outcome}"],
+    )
     async def probe(params: ProbeParams, ctx: Context) -> Result:
         """Records each run; answers with the outcome its params ask for."""
-        RUNS[params.bucket].append({"target": ctx.target, "event_id": ctx.event_id,
-                                    "dry_run": ctx.dry_run, "name": params.name})
+        RUNS[params.bucket].append(
+            {"target": ctx.target, "event_id": ctx.event_id, "dry_run": ctx.dry_run, "name": params.name}
+        )
         if params.unreachable:
             raise TemporaryError(f"{params.bucket}: connection refused")
         ctx.step("act", f"probe {params.bucket}")

@@ -13,9 +13,17 @@ from tests.support.payloads import alert
 
 
 def ctx() -> Context:
-    return Context(event_id="e1", rule="r", target="t", alert=Alert.model_validate(alert()),
-                   dry_run=False, deadline=time.monotonic() + 5, verify_timeout=1,
-                   log=structlog.get_logger(), resources=Resources(Settings()))
+    return Context(
+        event_id="e1",
+        rule="r",
+        target="t",
+        alert=Alert.model_validate(alert()),
+        dry_run=False,
+        deadline=time.monotonic() + 5,
+        verify_timeout=1,
+        log=structlog.get_logger(),
+        resources=Resources(Settings()),
+    )
 
 
 def spec(fn: Any) -> HandlerSpec:

@@ -25,9 +25,17 @@ from tests.support.payloads import alert
 
 
 def ctx(left: float = 5.0) -> Context:
-    return Context(event_id="e1", rule="r", target="t", alert=Alert.model_validate(alert()),
-                   dry_run=False, deadline=time.monotonic() + left, verify_timeout=7,
-                   log=structlog.get_logger(), resources=Resources(Settings()))
+    return Context(
+        event_id="e1",
+        rule="r",
+        target="t",
+        alert=Alert.model_validate(alert()),
+        dry_run=False,
+        deadline=time.monotonic() + left,
+        verify_timeout=7,
+        log=structlog.get_logger(),
+        resources=Resources(Settings()),
+    )
 
 
 class Params(HandlerParams):
@@ -46,8 +54,7 @@ def test_observations_record_only_changes() -> None:
     seen = Observations(context, "watch")
     for message in ["a", "a", "b", "a"]:
         seen.see(message, n=1)
-    assert [(s.name, s.message) for s in context.timeline] == [
-        ("watch", "a"), ("watch", "b"), ("watch", "a")]
+    assert [(s.name, s.message) for s in context.timeline] == [("watch", "a"), ("watch", "b"), ("watch", "a")]
 
 
 async def test_poll_stops_when_done_and_runs_between_otherwise() -> None:
@@ -87,14 +94,15 @@ async def test_conflicts_are_reread_then_a_temporary_error() -> None:
         reads.append(len(reads) + 1)
         return reads[-1]
 
-    assert await rereading_conflicts(context, 0, attempt, reread, where="X", undone="-") \
-        == "wrote over v2"
-    assert [s.message for s in context.timeline] == ["v0 is stale; re-reading",
-                                                      "v1 is stale; re-reading"]
+    assert await rereading_conflicts(context, 0, attempt, reread, where="X", undone="-") == "wrote over v2"
+    assert [s.message for s in context.timeline] == ["v0 is stale; re-reading", "v1 is stale; re-reading"]
 
     async def always(version: int) -> str:
         raise Conflict("stale")
 
-    with pytest.raises(TemporaryError, match=f"X changed under us {MAX_CONFLICTS} times in a "
-                       r"row \(409 Conflict on every guarded patch\); not done"):
+    with pytest.raises(
+        TemporaryError,
+        match=f"X changed under us {MAX_CONFLICTS} times in a "
+        r"row \(409 Conflict on every guarded patch\); not done",
+    ):
         await rereading_conflicts(context, 0, always, reread, where="X", undone="not done")

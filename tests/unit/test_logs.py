@@ -58,8 +58,7 @@ def test_a_library_warning_is_one_json_line(json_logs: pytest.CaptureFixture[str
     assert lines[1]["event"] == "our.event" and lines[1]["level"] == "warning"
 
 
-def test_a_library_traceback_stays_inside_the_json_line(
-        json_logs: pytest.CaptureFixture[str]) -> None:
+def test_a_library_traceback_stays_inside_the_json_line(json_logs: pytest.CaptureFixture[str]) -> None:
     logs.configure("json", "INFO")
     try:
         raise RuntimeError("boom")
@@ -82,7 +81,8 @@ def test_long_values_are_cut_with_their_length(json_logs: pytest.CaptureFixture[
 
 
 async def test_a_900kb_label_is_cut_in_every_log_line(
-        harness: MakeHarness, json_logs: pytest.CaptureFixture[str]) -> None:
+    harness: MakeHarness, json_logs: pytest.CaptureFixture[str]
+) -> None:
     logs.configure("json", "INFO")
     """Through the real app: the label reaches the params and the plan the dry run logs."""
     logs.configure("json", "INFO")
@@ -90,8 +90,10 @@ async def test_a_900kb_label_is_cut_in_every_log_line(
     huge = "b" * HUGE
     body = payload(alert("Probe", service="a", bucket=huge, annotations={"summary": huge}))
     response = await h.client.post(  # a file-like body: aiohttp warns about large bytes
-        "/webhooks/alertmanager", data=io.BytesIO(json.dumps(body).encode()),
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        "/webhooks/alertmanager",
+        data=io.BytesIO(json.dumps(body).encode()),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
     assert response.status == 202, await response.text()
     [event_id] = (await response.json())["event_ids"]
     await h.event(event_id)
@@ -99,8 +101,10 @@ async def test_a_900kb_label_is_cut_in_every_log_line(
     lines = json_logs.readouterr().err.splitlines()
     assert max(len(line) for line in lines) < 4096
     parsed = json_lines("\n".join(lines))
-    cut = {line["event"]: [int(n) for n in re.findall(r"\.\.\. \((\d+) chars\)", json.dumps(line))]
-           for line in parsed}
+    cut = {
+        line["event"]: [int(n) for n in re.findall(r"\.\.\. \((\d+) chars\)", json.dumps(line))]
+        for line in parsed
+    }
     # the dry run's plan (a list) carries the label; a stdlib line is cut by the same processor
     assert cut["remediation.dry_run"] == [HUGE + len("probe ")]
     assert [n for event, n in cut.items() if event.startswith("echo ")] == [[HUGE + 5]]

@@ -36,14 +36,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def remediator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m remediator ARGS`` with exactly these REMEDIATOR_* variables."""
     base = {k: v for k, v in python_env().items() if not k.upper().startswith("REMEDIATOR_")}
-    return subprocess.run([PYTHON, "-m", "remediator", *args], cwd=ROOT, env={**base, **env},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [PYTHON, "-m", "remediator", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # ---- item 1: a blank secret is unset, a short credential is an error ---------------------
 @pytest.mark.parametrize("name", secret_fields())
-def test_a_blank_secret_is_unset(name: str, monkeypatch: pytest.MonkeyPatch,
-                                 tmp_path: Path) -> None:
+def test_a_blank_secret_is_unset(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     variable = f"REMEDIATOR_{name.upper()}"
     for blank in ("", "  ", "\n"):
         monkeypatch.setenv(variable, blank)
@@ -56,8 +61,7 @@ def test_a_blank_secret_is_unset(name: str, monkeypatch: pytest.MonkeyPatch,
     assert getattr(Settings(), name) is None
 
 
-def test_a_blank_variable_falls_back_to_its_file(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
+def test_a_blank_variable_falls_back_to_its_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text(LONG + "\n", encoding="utf-8")
     monkeypatch.setenv("REMEDIATOR_WEBHOOK_TOKEN", " ")
@@ -68,15 +72,18 @@ def test_a_blank_variable_falls_back_to_its_file(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize("name", VERIFIED_SECRETS)
 def test_a_short_credential_is_an_error_naming_the_variable(
-        name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     short = "s" * (MIN_SECRET_LENGTH - 1)
     if name == "webhook_password":
         monkeypatch.setenv("REMEDIATOR_WEBHOOK_USERNAME", "alertmanager")
     monkeypatch.setenv(f"REMEDIATOR_{name.upper()}", short)
     with pytest.raises(SettingsError) as raised:
         load_settings()
-    assert raised.value.problems == [f"REMEDIATOR_{name.upper()}: a credential must be at least "
-                                     "16 characters long (e.g. `openssl rand -base64 32`)"]
+    assert raised.value.problems == [
+        f"REMEDIATOR_{name.upper()}: a credential must be at least "
+        "16 characters long (e.g. `openssl rand -base64 32`)"
+    ]
     monkeypatch.delenv(f"REMEDIATOR_{name.upper()}")
     path = tmp_path / "secret"
     path.write_text(short + "\n", encoding="utf-8")
@@ -95,17 +102,20 @@ def test_secrets_of_other_systems_have_no_minimum(monkeypatch: pytest.MonkeyPatc
 
 def test_basic_auth_needs_username_and_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REMEDIATOR_WEBHOOK_USERNAME", "alertmanager")
-    with pytest.raises(SettingsError, match="REMEDIATOR_WEBHOOK_USERNAME is set but "
-                                            "REMEDIATOR_WEBHOOK_PASSWORD is not"):
+    with pytest.raises(
+        SettingsError, match="REMEDIATOR_WEBHOOK_USERNAME is set but REMEDIATOR_WEBHOOK_PASSWORD is not"
+    ):
         load_settings()
 
 
 def test_serve_refuses_blank_webhook_credentials(tmp_path: Path) -> None:
     newline = tmp_path / "token"
     newline.write_text("\n", encoding="utf-8")
-    for env in ({"REMEDIATOR_WEBHOOK_TOKEN": "", "REMEDIATOR_ADMIN_TOKEN": ""},
-                {"REMEDIATOR_WEBHOOK_TOKEN": "   "},
-                {"REMEDIATOR_WEBHOOK_TOKEN_FILE": str(newline)}):
+    for env in (
+        {"REMEDIATOR_WEBHOOK_TOKEN": "", "REMEDIATOR_ADMIN_TOKEN": ""},
+        {"REMEDIATOR_WEBHOOK_TOKEN": "   "},
+        {"REMEDIATOR_WEBHOOK_TOKEN_FILE": str(newline)},
+    ):
         result = remediator("serve", "--port", "0", **env)
         assert result.returncode == 2, (env, result.stderr)
         assert "refusing to start without webhook credentials" in result.stderr
@@ -123,8 +133,9 @@ async def test_a_blank_admin_token_file_disables_the_admin_api(tmp_path: Path) -
     """A running `serve`: the empty bearer opens neither the admin API nor the webhook."""
     newline = tmp_path / "admin-token"
     newline.write_text("\n", encoding="utf-8")
-    serve = ServeProcess(tmp_path / "serve.log", REMEDIATOR_ADMIN_TOKEN_FILE=str(newline),
-                         REMEDIATOR_WEBHOOK_TOKEN=LONG)
+    serve = ServeProcess(
+        tmp_path / "serve.log", REMEDIATOR_ADMIN_TOKEN_FILE=str(newline), REMEDIATOR_WEBHOOK_TOKEN=LONG
+    )
     serve.start()
     try:
         empty = {"Authorization": "Bearer "}
@@ -155,14 +166,22 @@ def _fragments(value: str) -> list[str]:
 
 FAILURES = {  # extra variables -> what stderr must say
     "slack channel missing": ({}, "REMEDIATOR_SLACK_CHANNEL is not"),
-    "short credential": ({"REMEDIATOR_SLACK_CHANNEL": "#ops"},
-                         "a credential must be at least 16 characters long"),
-    "invalid port": ({"REMEDIATOR_SLACK_CHANNEL": "#ops", "REMEDIATOR_PORT": "eighty"},
-                     "REMEDIATOR_PORT: Input should be a valid integer"),
-    "invalid JSON": ({"REMEDIATOR_SLACK_CHANNEL": "#ops", "REMEDIATOR_HANDLER_MODULES": "handlers"},
-                     "REMEDIATOR_HANDLER_MODULES: not valid JSON"),
-    "unknown variable": ({"REMEDIATOR_SLACK_CHANNEL": "#ops", "REMEDIATOR_DRYRUN": "true"},
-                         "did you mean REMEDIATOR_DRY_RUN?"),
+    "short credential": (
+        {"REMEDIATOR_SLACK_CHANNEL": "#ops"},
+        "a credential must be at least 16 characters long",
+    ),
+    "invalid port": (
+        {"REMEDIATOR_SLACK_CHANNEL": "#ops", "REMEDIATOR_PORT": "eighty"},
+        "REMEDIATOR_PORT: Input should be a valid integer",
+    ),
+    "invalid JSON": (
+        {"REMEDIATOR_SLACK_CHANNEL": "#ops", "REMEDIATOR_HANDLER_MODULES": "handlers"},
+        "REMEDIATOR_HANDLER_MODULES: not valid JSON",
+    ),
+    "unknown variable": (
+        {"REMEDIATOR_SLACK_CHANNEL": "#ops", "REMEDIATOR_DRYRUN": "true"},
+        "did you mean REMEDIATOR_DRY_RUN?",
+    ),
 }
 
 
@@ -192,13 +211,14 @@ def test_a_failed_start_prints_no_secret(failure: str, from_files: bool, tmp_pat
 
 
 # ---- item 10: unknown REMEDIATOR_* variables ---------------------------------------------
-@pytest.mark.parametrize("command", [["serve"], ["check", "rules.yaml"],
-                                     ["simulate", "examples/alertmanager/flink-failed-firing.json"]])
+@pytest.mark.parametrize(
+    "command",
+    [["serve"], ["check", "rules.yaml"], ["simulate", "examples/alertmanager/flink-failed-firing.json"]],
+)
 def test_a_mistyped_variable_stops_every_command(command: list[str]) -> None:
     result = remediator(*command, REMEDIATOR_WEBHOOK_TOKEN=LONG, REMEDIATOR_DRYRUN="true")
     assert result.returncode == 2
-    assert ("REMEDIATOR_DRYRUN is not a remediator variable: did you mean REMEDIATOR_DRY_RUN?"
-            in result.stderr)
+    assert "REMEDIATOR_DRYRUN is not a remediator variable: did you mean REMEDIATOR_DRY_RUN?" in result.stderr
 
 
 def test_unknown_variables_are_all_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,8 +230,7 @@ def test_unknown_variables_are_all_named(monkeypatch: pytest.MonkeyPatch) -> Non
     assert raised.value.problems == [
         "REMEDIATOR_SERVICE_HOST is not a remediator variable: it looks like a Kubernetes "
         "service link of a Service named remediator: set enableServiceLinks: false in the pod spec",
-        "REMEDIATOR_WEBHOOK_TOKNE is not a remediator variable: did you mean "
-        "REMEDIATOR_WEBHOOK_TOKEN?",
+        "REMEDIATOR_WEBHOOK_TOKNE is not a remediator variable: did you mean REMEDIATOR_WEBHOOK_TOKEN?",
         "REMEDIATOR_ZZZ is not a remediator variable: see the Configuration section of the "
         "README for the known variables",
     ]
@@ -228,18 +247,31 @@ def test_every_field_its_file_and_the_clients_variables_are_known() -> None:
 
 def test_every_variable_the_repository_sets_is_known() -> None:
     """A shipped manifest, script or doc that sets an unknown variable would now stop the start."""
-    places = ["remediator", "handlers", "tests", "demo", "deploy", "bench", "examples",
-              "Dockerfile", "Makefile", "README.md", "rules.yaml"]
+    places = [
+        "remediator",
+        "handlers",
+        "tests",
+        "demo",
+        "deploy",
+        "bench",
+        "examples",
+        "Dockerfile",
+        "Makefile",
+        "README.md",
+        "rules.yaml",
+    ]
     found: dict[str, Path] = {}
     for place in places:
         root = ROOT / place
         for path in [root] if root.is_file() else sorted(root.rglob("*")):
             if path.is_file() and path.name != Path(__file__).name and "__pycache__" not in path.parts:
-                for name in re.findall(r"(?<![A-Za-z0-9_])REMEDIATOR_[A-Z0-9_]*[A-Z0-9]",
-                                       path.read_text(encoding="utf-8", errors="replace")):
+                for name in re.findall(
+                    r"(?<![A-Za-z0-9_])REMEDIATOR_[A-Z0-9_]*[A-Z0-9]",
+                    path.read_text(encoding="utf-8", errors="replace"),
+                ):
                     found.setdefault(name, path)
     assert "REMEDIATOR_WEBHOOK_TOKEN" in found
     for example in ("REMEDIATOR_DRYRUN", "REMEDIATOR_SERVICE_HOST"):  # the README's examples
-        assert found.pop(example).name == "README.md"                # of unknown variables
+        assert found.pop(example).name == "README.md"  # of unknown variables
     unknown = {name: str(path) for name, path in found.items() if name not in known_variables()}
     assert unknown == {}

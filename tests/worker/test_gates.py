@@ -66,27 +66,37 @@ def rule(name: str = "probe") -> Rule:
     return found
 
 
-def make_run(labels: dict[str, str] | None = None, *, status: str = "firing",
-             deliveries: int = 1, rule_name: str = "probe", **job: object) -> Run:
+def make_run(
+    labels: dict[str, str] | None = None,
+    *,
+    status: str = "firing",
+    deliveries: int = 1,
+    rule_name: str = "probe",
+    **job: object,
+) -> Run:
     raw = alert(status=status, **{"alertname": "Probe", "service": "a", **(labels or {})})  # type: ignore[arg-type]
     firing = Alert.model_validate(raw)
     the_rule = rule(rule_name)
-    run = Run(delivery=Delivery("1-1", Job(event_id="e1", rule=the_rule.name, alert=firing,
-                                           received_at=time.time(), **job), deliveries),
-              consumer="w", log=structlog.get_logger())
+    run = Run(
+        delivery=Delivery(
+            "1-1",
+            Job(event_id="e1", rule=the_rule.name, alert=firing, received_at=time.time(), **job),
+            deliveries,
+        ),
+        consumer="w",
+        log=structlog.get_logger(),
+    )
     run.rule = the_rule
     run.plan = render(the_rule, firing)
     return run
 
 
-async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(
-        store: MemoryStore) -> None:
+async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(store: MemoryStore) -> None:
     assert await StaleLease(store).check(make_run()) is None
     assert await StaleLease(store).check(make_run(deliveries=2)) is None
 
 
-async def test_stale_lease_defers_a_redelivered_job_while_the_target_is_held(
-        store: MemoryStore) -> None:
+async def test_stale_lease_defers_a_redelivered_job_while_the_target_is_held(store: MemoryStore) -> None:
     assert await store.acquire_lease("svc/a", 60)
     stop = await StaleLease(store).check(make_run(deliveries=2))
     assert isinstance(stop, Defer) and stop.reason == "locked"
@@ -182,11 +192,11 @@ async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> 
     metrics = Metrics()
     run = make_run()
     stop = await Lease(store, metrics).check(run)
-    assert stop == Skip(SkipReason.LOCKED, "merged into event holder1 running on target svc/a "
-                                           "(see: remediator event holder1)")
+    assert stop == Skip(
+        SkipReason.LOCKED, "merged into event holder1 running on target svc/a (see: remediator event holder1)"
+    )
     assert run.token is None and [s.name for s in run.timeline] == ["lease.held"]
-    assert metrics.registry.get_sample_value(
-        "remediator_lease_contention_total", {"rule": "probe"}) == 1
+    assert metrics.registry.get_sample_value("remediator_lease_contention_total", {"rule": "probe"}) == 1
 
 
 async def test_lease_held_defers_a_redelivered_job(store: MemoryStore) -> None:
@@ -201,8 +211,7 @@ async def test_concurrency_slot(store: MemoryStore) -> None:
     assert await ConcurrencySlot(store).check(run) is None and run.slot is not None
     other = make_run({"service": "b"})
     stop = await ConcurrencySlot(store).check(other)
-    assert stop == Skip(SkipReason.CONCURRENCY,
-                        "concurrency group 'storage' is at its limit (1)")
+    assert stop == Skip(SkipReason.CONCURRENCY, "concurrency group 'storage' is at its limit (1)")
     assert other.slot is None
     await release(store, run)
     assert await ConcurrencySlot(store).check(other) is None

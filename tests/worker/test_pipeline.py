@@ -156,14 +156,14 @@ async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHa
     second = await post_one(h, payload(alert("Probe", service="m", replica="b")))
     loser = await h.event(second)
     assert loser.outcome_label == "skipped:locked"
-    assert loser.message == (f"merged into event {first} running on target svc/m "
-                             f"(see: remediator event {first})")
+    assert loser.message == (
+        f"merged into event {first} running on target svc/m (see: remediator event {first})"
+    )
     assert any(s.name == "lease.held" and s.data["holder"] == first for s in loser.timeline)
     assert (await h.event(first)).outcome_label == "succeeded"
 
 
-async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(
-        harness: MakeHarness) -> None:
+async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(harness: MakeHarness) -> None:
     h = await harness(RULES)
     with structlog.testing.capture_logs() as logs:
         event = await h.event(await post_one(h, payload(alert("DryFar"))))
@@ -185,8 +185,9 @@ async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> N
     h.svc.pipeline.notifier = Recorder(sent)
     first = await h.event(await post_one(h, payload(alert("Probe", service="f", outcome="failed"))))
     assert first.outcome_label == "failed" and first.details["failures_in_window"] == 1
-    second = await h.event(await post_one(
-        h, payload(alert("Probe", service="f", outcome="failed", try_="2"))))
+    second = await h.event(
+        await post_one(h, payload(alert("Probe", service="f", outcome="failed", try_="2")))
+    )
     assert second.outcome_label == "failed" and "circuit.opened" in [s.name for s in second.timeline]
     escalations = [n for n in sent if n.kind == "escalated"]
     assert len(escalations) == 1 and escalations[0].escalate == "<!subteam^S123>"
@@ -336,7 +337,8 @@ async def test_lease_lost_stops_the_handler(harness: MakeHarness) -> None:
             return False
 
     rules = RULES.replace("  - name: slow\n", "  - name: slow\n    lease: 300ms\n").replace(
-        "timeout: 300ms", "timeout: 10s")
+        "timeout: 300ms", "timeout: 10s"
+    )
     h = await harness(rules, store=LosingStore(), heartbeat=0.05)
     event = await h.event(await post_one(h, payload(alert("Slow"))))
     assert event.outcome_label == "failed" and "lease lost" in event.message
@@ -360,8 +362,12 @@ async def test_manual_replay_bypasses_duplicate_not_cooldown(harness: MakeHarnes
 
 async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> None:
     h = await harness(RULES, max_deliveries=3)
-    job = Job(event_id="deadbeef0001", rule="probe", received_at=time.time(),
-              alert=WebhookPayload.model_validate(payload(alert("Probe", service="d"))).alerts[0])
+    job = Job(
+        event_id="deadbeef0001",
+        rule="probe",
+        received_at=time.time(),
+        alert=WebhookPayload.model_validate(payload(alert("Probe", service="d"))).alerts[0],
+    )
     await h.svc.pipeline.process(Delivery("1-1", job, 4), "w")
     event = await h.event("deadbeef0001")
     assert event.outcome_label == "failed" and "dead-lettered after 4 deliveries" in event.message
@@ -371,8 +377,7 @@ async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> No
     assert RUNS == {}
 
 
-async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(
-        harness: MakeHarness) -> None:
+async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(harness: MakeHarness) -> None:
     store = MemoryStore()
     first = await harness(RULES, store=store, shutdown_grace=0.2)
     event_id = await post_one(first, payload(alert("Probe", service="sd", sleep="1")))
@@ -389,9 +394,18 @@ async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(
     event = await second.event(event_id, timeout=15)
     assert event.outcome_label == "succeeded" and len(RUNS["sd"]) == 2
     names = [step.name for step in event.timeline]
-    assert names[:names.index("outcome")] == [
-        "received", "lease.acquired", "handler.started", "act", "interrupted",
-        "received", "lease.acquired", "handler.started", "act", "handler.finished"]
+    assert names[: names.index("outcome")] == [
+        "received",
+        "lease.acquired",
+        "handler.started",
+        "act",
+        "interrupted",
+        "received",
+        "lease.acquired",
+        "handler.started",
+        "act",
+        "handler.finished",
+    ]
     [step] = [s for s in event.timeline if s.name == "interrupted"]
     assert step.message.startswith("interrupted by the shutdown of replica ")
     assert "SHUTDOWN_GRACE 200ms ran out" in step.message and step.data["stage"] == "act"
@@ -405,5 +419,6 @@ async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarne
     assert response.status == 202
     store = h.svc.store
     assert isinstance(store, MemoryStore) and store.sizes()["firing"] == 100
-    assert h.svc.metrics.registry.get_sample_value(
-        "remediator_store_evictions_total", {"kind": "firing"}) == 30
+    assert (
+        h.svc.metrics.registry.get_sample_value("remediator_store_evictions_total", {"kind": "firing"}) == 30
+    )

@@ -66,8 +66,12 @@ async def test_a_temporary_failure_is_retried_and_then_succeeds(harness: MakeHar
     assert retry.message.startswith("temporary failure; retry 1 in ")
     assert retry.message.endswith(": t1: connection refused")
     assert await h.svc.store.circuit_remaining("flaky", "flaky/t1") == 0
-    assert h.svc.metrics.registry.get_sample_value(
-        "remediator_jobs_deferred_total", {"rule": "flaky", "reason": "retry"}) == 1
+    assert (
+        h.svc.metrics.registry.get_sample_value(
+            "remediator_jobs_deferred_total", {"rule": "flaky", "reason": "retry"}
+        )
+        == 1
+    )
 
 
 async def test_a_permanent_failure_is_not_retried(harness: MakeHarness) -> None:
@@ -78,8 +82,7 @@ async def test_a_permanent_failure_is_not_retried(harness: MakeHarness) -> None:
     assert CALLS["p1"] == 1 and "retry" not in [s.name for s in event.timeline]
 
 
-async def test_retries_stop_at_the_budget_and_count_once_toward_the_circuit(
-        harness: MakeHarness) -> None:
+async def test_retries_stop_at_the_budget_and_count_once_toward_the_circuit(harness: MakeHarness) -> None:
     CALLS.clear()
     h = await harness(RULES, registry=registry())
     # max_attempts 3, a clean target: one failure counted, one retry (the last attempt is kept).
@@ -88,14 +91,12 @@ async def test_retries_stop_at_the_budget_and_count_once_toward_the_circuit(
     assert first.details["attempts"] == 2 and first.message == "b: connection refused"
     assert await h.svc.store.circuit_remaining("flaky", "flaky/b") == 0  # counted once
     # The next job finds 2 failures counted with its own: no retry left in the budget.
-    second = await h.event(await post_one(
-        h, payload(alert("Flaky", name="b", temporary="9", try_="2"))))
+    second = await h.event(await post_one(h, payload(alert("Flaky", name="b", temporary="9", try_="2"))))
     assert second.outcome_label == "failed" and second.details["failures_in_window"] == 2
     assert CALLS["b"] == 3 and "retry" not in [s.name for s in second.timeline]
 
 
-async def test_with_max_attempts_2_a_temporary_failure_is_not_retried(
-        harness: MakeHarness) -> None:
+async def test_with_max_attempts_2_a_temporary_failure_is_not_retried(harness: MakeHarness) -> None:
     CALLS.clear()
     h = await harness(RULES, registry=registry())
     event = await h.event(await post_one(h, payload(alert("Tight", name="x"))))

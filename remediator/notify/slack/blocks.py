@@ -15,6 +15,8 @@ MAX_SECTION = 3000  # characters of a section's text
 MAX_HEADER = 150  # characters of a header block
 MAX_FALLBACK = 3000  # our own bound for the plain-text ``text`` (Slack cuts at 40,000)
 MAX_LINK = 1000  # a longer URL is not linked (it would crowd out the rest)
+
+
 @dataclass(frozen=True)
 class Message:
     """One Slack message: Block Kit blocks and their plain-text fallback."""

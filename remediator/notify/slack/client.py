@@ -47,6 +47,7 @@ from remediator.store.base import Store
 
 log = structlog.get_logger("remediator.notify.slack.client")
 
+
 def _sdk_logger() -> logging.Logger:
     """slack_sdk logs request URLs (the webhook's is a secret) whenever its logger's own
     level is DEBUG or unset; a logger pinned at WARNING keeps those lines from ever forming."""
@@ -91,12 +92,18 @@ class SlackNotifier:
         if settings.slack_bot_token is not None:
             self._web = AsyncWebClient(
                 token=settings.slack_bot_token.get_secret_value(),
-                base_url=settings.slack_api_url, session=session, logger=_sdk_logger(),
-                retry_handlers=handlers)
+                base_url=settings.slack_api_url,
+                session=session,
+                logger=_sdk_logger(),
+                retry_handlers=handlers,
+            )
         elif settings.slack_webhook_url is not None:
             self._hook = AsyncWebhookClient(
-                url=settings.slack_webhook_url.get_secret_value(), session=session,
-                logger=_sdk_logger(), retry_handlers=handlers)
+                url=settings.slack_webhook_url.get_secret_value(),
+                session=session,
+                logger=_sdk_logger(),
+                retry_handlers=handlers,
+            )
         else:
             raise ValueError("SlackNotifier needs a bot token or a webhook URL")
         self.mode = "bot" if self._web is not None else "webhook"
@@ -169,9 +176,14 @@ class SlackNotifier:
                 result = await self._post_notice(notice)
         except Exception as exc:
             self._metrics.notifications.labels("failed").inc()
-            log.warning("slack.delivery_failed", kind=notice.kind, rule=notice.rule,
-                        target=notice.target, event_id=notice.event_id,
-                        error=self._describe(exc))
+            log.warning(
+                "slack.delivery_failed",
+                kind=notice.kind,
+                rule=notice.rule,
+                target=notice.target,
+                event_id=notice.event_id,
+                error=self._describe(exc),
+            )
             return
         self._metrics.notifications.labels(result).inc()
 
@@ -186,8 +198,7 @@ class SlackNotifier:
             await self._post(messages.flat(notice), None)
             thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
         elif thread is None:
-            thread = await self._threads.claim(notice,
-                                               await self._post(messages.parent(notice), None))
+            thread = await self._threads.claim(notice, await self._post(messages.parent(notice), None))
         else:
             await self._post(messages.reply(notice), thread)
         self._threads.remember(notice.event_id, thread)
@@ -199,16 +210,22 @@ class SlackNotifier:
         if self._web is not None:
             try:
                 response = await self._web.chat_postMessage(
-                    channel=self._channel, text=message.text, blocks=message.blocks,
-                    thread_ts=thread_ts, reply_broadcast=message.broadcast or None,
-                    unfurl_links=False, unfurl_media=False)
+                    channel=self._channel,
+                    text=message.text,
+                    blocks=message.blocks,
+                    thread_ts=thread_ts,
+                    reply_broadcast=message.broadcast or None,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
             except SlackApiError as exc:
                 self._note_rate_limit(exc.response.status_code, exc.response.headers)
                 raise
             return str(response["ts"])
         assert self._hook is not None
-        answer = await self._hook.send(text=message.text, blocks=message.blocks,
-                                       unfurl_links=False, unfurl_media=False)
+        answer = await self._hook.send(
+            text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+        )
         if answer.status_code != 200:
             self._note_rate_limit(answer.status_code, answer.headers)
             raise _WebhookError(answer.status_code, answer.body or "", None)
@@ -229,9 +246,13 @@ class SlackNotifier:
             self._dropping += 1
             if self._dropping > 1:  # one line per overflow episode, not one per notice
                 return
-        log.warning("slack.dropped", reason=reason, notices=len(notices),
-                    kinds=sorted({n.kind for n in notices}),
-                    event_ids=[n.event_id for n in notices[:10]])
+        log.warning(
+            "slack.dropped",
+            reason=reason,
+            notices=len(notices),
+            kinds=sorted({n.kind for n in notices}),
+            event_ids=[n.event_id for n in notices[:10]],
+        )
 
     def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, SlackApiError):

@@ -27,15 +27,13 @@ from remediator.notify.slack.blocks import (
 )
 
 MAX_ERROR = 2400  # of the last error shown, leaving room for the note in one section
-_HIDDEN_STEPS = {"received", "lease.acquired", "handler.started", "outcome", "deferred",
-                 "circuit.opened"}
+_HIDDEN_STEPS = {"received", "lease.acquired", "handler.started", "outcome", "deferred", "circuit.opened"}
 _TITLES = {
     "succeeded": ("✅", "Remediation succeeded"),
     "noop": ("💤", "Nothing to do: the precheck found it healthy"),
     "dry_run": ("🧪", "Dry run: plan rendered, nothing changed"),
     "failed": ("❌", "Remediation failed"),
 }
-
 
 
 # ---- what the notice is about ----------------------------------------------------
@@ -115,25 +113,32 @@ def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
     if links:
         blocks.append(section(links))
     if notice.dry_run:
-        blocks.append(section("🧪 *DRY RUN*: the handler only renders its plan; "
-                               "nothing is changed on the target."))
-    notes = [_labels(notice), f"Event {code(notice.event_id)}" if notice.event_id else "",
-             "Manual replay" if notice.manual else ""]
+        blocks.append(
+            section("🧪 *DRY RUN*: the handler only renders its plan; nothing is changed on the target.")
+        )
+    notes = [
+        _labels(notice),
+        f"Event {code(notice.event_id)}" if notice.event_id else "",
+        "Manual replay" if notice.manual else "",
+    ]
     return blocks + context(*notes)
 
 
 # ---- one block list per kind -------------------------------------------------------
 def _steps(notice: Notice) -> list[str]:
-    return [f"• {escape(s.name)}: {short(s.message, 300)}" for s in notice.timeline
-            if s.name not in _HIDDEN_STEPS][-12:]
+    return [
+        f"• {escape(s.name)}: {short(s.message, 300)}" for s in notice.timeline if s.name not in _HIDDEN_STEPS
+    ][-12:]
 
 
 def _error_section(notice: Notice, title: str) -> dict[str, Any]:
     text, cut = clip(notice.message.replace("```", "'''") or "(no message)", MAX_ERROR)
     note = ""
     if cut:
-        note = (f"\n_Truncated: {len(notice.message):,} characters in all; the full text is in "
-                f"audit event {code(notice.event_id)}._")
+        note = (
+            f"\n_Truncated: {len(notice.message):,} characters in all; the full text is in "
+            f"audit event {code(notice.event_id)}._"
+        )
     return section(f"*{title}*\n```{text}```{note}")
 
 
@@ -159,8 +164,7 @@ def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
         blocks.append(section("*Plan* (nothing was done)\n" + plan))
     if notice.outcome == "failed":
         blocks.append(_error_section(notice, "Error"))
-    return blocks + context(_attempts(notice),
-                             f"Event {code(notice.event_id)}" if notice.event_id else "")
+    return blocks + context(_attempts(notice), f"Event {code(notice.event_id)}" if notice.event_id else "")
 
 
 def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
@@ -169,18 +173,21 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
     tried = "\n".join(_steps(notice)) or "• (the handler recorded no steps)"
     event = escape(notice.event_id)
     return [
-        section(f"🚨 {who + ' ' if who else ''}*Escalation*: {code(notice.rule)} failed "
-                 f"{notice.failures} times within {window} on {code(notice.target)}. The circuit "
-                 f"is open: no automatic attempt on this target for {window}."),
+        section(
+            f"🚨 {who + ' ' if who else ''}*Escalation*: {code(notice.rule)} failed "
+            f"{notice.failures} times within {window} on {code(notice.target)}. The circuit "
+            f"is open: no automatic attempt on this target for {window}."
+        ),
         section(f"*What was tried* (last attempt, handler {code(notice.handler)})\n{tried}"),
         _error_section(notice, "Last error"),
         section(
             "*What now*: fix it by hand, or once the cause is gone run it again (the open "
             "circuit blocks a plain replay, so the command overrides it):\n"
             f"• replay: `{replay_command(notice.event_id)}` or "
-            f"`POST /api/v1/replay/{event}` with `{{\"ignore_circuit\": true}}`\n"
+            f'`POST /api/v1/replay/{event}` with `{{"ignore_circuit": true}}`\n'
             "• pause all remediation: `remediator pause --reason R --for 30m` or "
-            '`POST /api/v1/pause` with `{"reason": "R", "for": "30m"}`'),
+            '`POST /api/v1/pause` with `{"reason": "R", "for": "30m"}`'
+        ),
     ]
 
 
@@ -193,8 +200,12 @@ def replay_command(event_id: str) -> str:
 def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:
     dry = " (🧪 *DRY RUN*: nothing will be changed)" if notice.dry_run else ""
     manual = " (manual replay)" if notice.manual else ""
-    return [section(f"🔁 *Another attempt started*{dry}{manual}: handler "
-                     f"{code(notice.handler)}, event {code(notice.event_id)}")]
+    return [
+        section(
+            f"🔁 *Another attempt started*{dry}{manual}: handler "
+            f"{code(notice.handler)}, event {code(notice.event_id)}"
+        )
+    ]
 
 
 def resolved_blocks(notice: Notice) -> list[dict[str, Any]]:
@@ -203,8 +214,7 @@ def resolved_blocks(notice: Notice) -> list[dict[str, Any]]:
     if alert is not None and alert.ends_at is not None and alert.ends_at.year > 1:
         at = alert.ends_at
         ended = f" at <!date^{int(at.timestamp())}^{{time_secs}}|{at.isoformat()}>"
-    return [section(f"🟢 *Resolved*: Alertmanager reports {short(alert_name(notice), 300)} "
-                     f"resolved{ended}.")]
+    return [section(f"🟢 *Resolved*: Alertmanager reports {short(alert_name(notice), 300)} resolved{ended}.")]
 
 
 def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
@@ -232,7 +242,8 @@ def _text(notice: Notice) -> str:
         extra = short(notice.message, 500)
     elif notice.kind == "escalated":
         extra = f"{mention(notice.escalate)} failed {notice.failures} times; last error: " + short(
-            notice.message, 500)
+            notice.message, 500
+        )
     return fallback(escape(headline(notice)), f"rule {notice.rule}", extra)
 
 
@@ -253,8 +264,7 @@ def reply(notice: Notice) -> Message:
     """A reply in the incident's thread; escalations are also shown in the channel."""
     if notice.kind == "started":
         return Message(_text(notice), started_reply_blocks(notice))
-    return Message(_text(notice), _bounded(_body(notice)),
-                   broadcast=notice.kind == "escalated")
+    return Message(_text(notice), _bounded(_body(notice)), broadcast=notice.kind == "escalated")
 
 
 def flat(notice: Notice) -> Message:

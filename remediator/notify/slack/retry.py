@@ -56,9 +56,14 @@ class _RateLimitRetry(AsyncRateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
 
-    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: HttpResponse | None = None,
-                               error: Exception | None = None) -> bool:
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         if response is None or response.status_code != 429:
             return False
         raw = _header(response.headers, "retry-after") or "1"  # the SDK waits 1 s when absent
@@ -68,18 +73,28 @@ class _RateLimitRetry(AsyncRateLimitErrorRetryHandler):
 class _ServerErrorRetry(AsyncServerErrorRetryHandler):
     """The SDK's handler retries only 500 and 503; proxies in front of Slack answer 502/504."""
 
-    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: HttpResponse | None = None,
-                               error: Exception | None = None) -> bool:
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         return response is not None and 500 <= response.status_code < 600
 
 
 class _TransientErrorRetry(AsyncServerErrorRetryHandler):
     """``ok: false`` errors Slack documents as transient (HTTP 200), retried like a 5xx."""
 
-    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
-                               response: HttpResponse | None = None,
-                               error: Exception | None = None) -> bool:
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         body = response.body if response is not None else None
         return isinstance(body, dict) and body.get("error") in _TRANSIENT_ERRORS
 
@@ -88,12 +103,15 @@ def retry_handlers(retries: int, max_wait: float) -> list[AsyncRetryHandler]:
     """Bounded: the SDK shares one attempt counter across handlers, so at most ``retries``."""
     backoff = BackoffRetryIntervalCalculator(backoff_factor=0.5)  # 0.5, 1, 2 s (+ <1 s jitter)
     connection_errors: list[type[Exception]] = [
-        aiohttp.ServerConnectionError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+        aiohttp.ServerConnectionError,
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientOSError,
         TimeoutError,  # the SDK's default list misses a timed-out request
     ]
     return [
-        AsyncConnectionErrorRetryHandler(max_retry_count=retries, interval_calculator=backoff,
-                                         error_types=connection_errors),
+        AsyncConnectionErrorRetryHandler(
+            max_retry_count=retries, interval_calculator=backoff, error_types=connection_errors
+        ),
         _RateLimitRetry(retries, max_wait),
         _ServerErrorRetry(max_retry_count=retries, interval_calculator=backoff),
         _TransientErrorRetry(max_retry_count=retries, interval_calculator=backoff),

@@ -39,8 +39,7 @@ class Threads:
         try:
             return await self._store.get_thread(notice.rule, notice.target)
         except StoreUnavailable as exc:  # post without the thread rather than not at all
-            log.warning("slack.thread_lookup_failed", rule=notice.rule, target=notice.target,
-                        error=str(exc))
+            log.warning("slack.thread_lookup_failed", rule=notice.rule, target=notice.target, error=str(exc))
             return None
 
     async def claim(self, notice: Notice, ts: str) -> str:
@@ -51,8 +50,7 @@ class Threads:
         try:
             return await self._store.claim_thread(notice.rule, notice.target, ts, ttl)
         except StoreUnavailable as exc:
-            log.warning("slack.thread_claim_failed", rule=notice.rule, target=notice.target,
-                        error=str(exc))
+            log.warning("slack.thread_claim_failed", rule=notice.rule, target=notice.target, error=str(exc))
             return ts
 
     def remember(self, event_id: str, thread: str) -> None:

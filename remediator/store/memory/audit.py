@@ -31,7 +31,10 @@ class MemoryAudit:
         return self._events.get(event_id)
 
     async def list_events(
-        self, limit: int, cursor: str | None = None, rule: str | None = None,
+        self,
+        limit: int,
+        cursor: str | None = None,
+        rule: str | None = None,
         outcome: str | None = None,
     ) -> tuple[list[AuditEvent], str | None]:
         """Newest first; the cursor is the sequence number of the last event returned."""

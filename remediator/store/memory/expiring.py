@@ -17,8 +17,7 @@ class Expiring(Generic[K, V]):
     when one more would exceed it; ``evicted`` is called for each live one dropped.
     """
 
-    def __init__(self, cap: int | None = None,
-                 evicted: Callable[[], None] | None = None) -> None:
+    def __init__(self, cap: int | None = None, evicted: Callable[[], None] | None = None) -> None:
         self._data: dict[K, tuple[V, float]] = {}
         self._sweep_at = 4096  # sweep when the dict grows past this; then double it
         self._cap, self._evicted = cap, evicted

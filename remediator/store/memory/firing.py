@@ -29,7 +29,9 @@ class FiringIndex:
         for alert in firing:
             self._alerts.pop(alert.fingerprint, None)
             self._alerts[alert.fingerprint] = (
-                alert.starts_at.isoformat(), dict(alert.labels), expires,
+                alert.starts_at.isoformat(),
+                dict(alert.labels),
+                expires,
             )
         while len(self._alerts) > self._cap:  # the oldest sent goes first
             del self._alerts[next(iter(self._alerts))]

@@ -21,13 +21,12 @@ RuleEpisode = tuple[str, str]  # (rule, episode)
 class MemoryGates:
     """What the gates ask; ``evicted(kind)`` is called for each capped entry dropped."""
 
-    def __init__(self, *, firing_ttl: float, max_firing: int, max_episodes: int,
-                 evicted: Callable[[str], None]) -> None:
+    def __init__(
+        self, *, firing_ttl: float, max_firing: int, max_episodes: int, evicted: Callable[[str], None]
+    ) -> None:
         self.firing = FiringIndex(firing_ttl, max_firing, lambda: evicted("firing"))
-        self.episodes: Expiring[RuleEpisode, bool] = Expiring(
-            max_episodes, lambda: evicted("episode"))
-        self.resolutions: Expiring[RuleEpisode, bool] = Expiring(
-            max_episodes, lambda: evicted("resolution"))
+        self.episodes: Expiring[RuleEpisode, bool] = Expiring(max_episodes, lambda: evicted("episode"))
+        self.resolutions: Expiring[RuleEpisode, bool] = Expiring(max_episodes, lambda: evicted("resolution"))
         self._pause: Pause | None = None
         self._cooldowns: Expiring[RuleTarget, bool] = Expiring()
         self._circuits: Expiring[RuleTarget, bool] = Expiring()  # open until the deadline
@@ -71,9 +70,7 @@ class MemoryGates:
     async def cooldown_remaining(self, rule: str, target: str) -> float:
         return self._cooldowns.remaining((rule, target))
 
-    async def record_failure(
-        self, rule: str, target: str, window: float, max_attempts: int
-    ) -> FailureCount:
+    async def record_failure(self, rule: str, target: str, window: float, max_attempts: int) -> FailureCount:
         key, now = (rule, target), time.time()
         recent = [t for t in self._attempts.get(key, []) if t > now - window] + [now]
         self._attempts[key] = recent

@@ -28,17 +28,28 @@ class MemoryStore(ComposedStore):
     kind = "memory"
 
     def __init__(
-        self, *, firing_ttl: float = 6 * 3600.0, audit_max_events: int = 10_000,
-        max_deliveries: int = 5, max_firing: int = 100_000, max_episodes: int = 100_000,
+        self,
+        *,
+        firing_ttl: float = 6 * 3600.0,
+        audit_max_events: int = 10_000,
+        max_deliveries: int = 5,
+        max_firing: int = 100_000,
+        max_episodes: int = 100_000,
     ) -> None:
         self.evictions: Counter[str] = Counter()
         self.on_evict: Callable[[str], None] | None = None  # set by the app
         self.max_deliveries = max_deliveries
         self._memory_queue = MemoryQueue()
-        self._memory_gates = MemoryGates(firing_ttl=firing_ttl, max_firing=max_firing,
-                                         max_episodes=max_episodes, evicted=self._evict)
-        super().__init__(queue=self._memory_queue, locks=MemoryLocks(), gates=self._memory_gates,
-                         audit=MemoryAudit(audit_max_events), threads=MemoryThreads())
+        self._memory_gates = MemoryGates(
+            firing_ttl=firing_ttl, max_firing=max_firing, max_episodes=max_episodes, evicted=self._evict
+        )
+        super().__init__(
+            queue=self._memory_queue,
+            locks=MemoryLocks(),
+            gates=self._memory_gates,
+            audit=MemoryAudit(audit_max_events),
+            threads=MemoryThreads(),
+        )
 
     async def ping(self) -> None:
         return None
@@ -55,8 +66,11 @@ class MemoryStore(ComposedStore):
 
     def sizes(self) -> dict[str, int]:
         """Entries per capped map (for tests and the memory bench)."""
-        return {"firing": len(self._memory_gates.firing), "episode": len(self._memory_gates.episodes),
-                "resolution": len(self._memory_gates.resolutions)}
+        return {
+            "firing": len(self._memory_gates.firing),
+            "episode": len(self._memory_gates.episodes),
+            "resolution": len(self._memory_gates.resolutions),
+        }
 
     def _evict(self, kind: str) -> None:
         self.evictions[kind] += 1

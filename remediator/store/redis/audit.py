@@ -25,9 +25,16 @@ class RedisAudit:
     @guarded
     async def record_event(self, event: AuditEvent) -> None:
         keys = [self.keys.audit, self.keys.event(event.event_id)]
-        args = [event.model_dump_json(by_alias=True), event.rule, event.outcome.value,
-                event.outcome_label, self._max, ms(self._retention),
-                event.event_id, self.keys.event("")]
+        args = [
+            event.model_dump_json(by_alias=True),
+            event.rule,
+            event.outcome.value,
+            event.outcome_label,
+            self._max,
+            ms(self._retention),
+            event.event_id,
+            self.keys.event(""),
+        ]
         await self._b.run("RECORD_EVENT", keys, args)
 
     @guarded
@@ -37,7 +44,10 @@ class RedisAudit:
 
     @guarded
     async def list_events(
-        self, limit: int, cursor: str | None = None, rule: str | None = None,
+        self,
+        limit: int,
+        cursor: str | None = None,
+        rule: str | None = None,
         outcome: str | None = None,
     ) -> tuple[list[AuditEvent], str | None]:
         """Newest first; the cursor is the stream id of the last event returned."""
@@ -45,8 +55,7 @@ class RedisAudit:
         out: list[AuditEvent] = []
         last, batch = "", max(limit + 1, 100)
         while True:
-            entries: Any = await self._r.xrevrange(self.keys.audit, max=start, min="-",
-                                                   count=batch)
+            entries: Any = await self._r.xrevrange(self.keys.audit, max=start, min="-", count=batch)
             for entry_id, fields in entries:
                 if not _wanted(fields, rule, outcome):
                     continue

@@ -21,9 +21,23 @@ T = TypeVar("T")
 log = structlog.get_logger("remediator.store.redis.store")
 
 FAILURES = (RedisError, RedisClusterException, OSError)  # OSError covers socket timeouts
-_SCRIPTS = ("ENQUEUE", "ACK", "RECLAIM", "DEFER", "PROMOTE", "DEAD_LETTER", "DEPTH", "EXTEND", "RELEASE",
-            "ACQUIRE_SLOT", "RECORD_FAILURE", "FIRING", "IS_FIRING", "RECORD_EVENT",
-            "CLAIM_THREAD")
+_SCRIPTS = (
+    "ENQUEUE",
+    "ACK",
+    "RECLAIM",
+    "DEFER",
+    "PROMOTE",
+    "DEAD_LETTER",
+    "DEPTH",
+    "EXTEND",
+    "RELEASE",
+    "ACQUIRE_SLOT",
+    "RECORD_FAILURE",
+    "FIRING",
+    "IS_FIRING",
+    "RECORD_EVENT",
+    "CLAIM_THREAD",
+)
 
 
 def unavailable(exc: BaseException) -> StoreUnavailable:
@@ -58,7 +72,8 @@ class Backend:
         self.r = client
         self.keys = keys
         self.scripts: dict[str, AsyncScript] = {
-            name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
+            name: client.register_script(getattr(lua, name)) for name in _SCRIPTS
+        }
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self.scripts[name](keys=keys, args=args)

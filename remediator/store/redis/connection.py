@@ -78,8 +78,10 @@ def connect(url: str, *, pool_size: int) -> Connection:
         parsed.options.pop("cluster", None)
         return _cluster(parsed, pool_size)
     if scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"unsupported Redis URL scheme {scheme!r}: expected redis, rediss, "
-                         "unix, redis+sentinel, sentinel or redis+cluster")
+        raise ValueError(
+            f"unsupported Redis URL scheme {scheme!r}: expected redis, rediss, "
+            "unix, redis+sentinel, sentinel or redis+cluster"
+        )
     return _single(_without_cluster_flag(url), pool_size)
 
 
@@ -113,11 +115,14 @@ def _sentinel(url: _Url, pool_size: int) -> Connection:
     if not url.path or not url.path[0]:
         raise ValueError("a Sentinel URL needs the master's name: redis+sentinel://host:26379/NAME")
     options = {**_defaults(pool_size), **_credentials(url), **url.options}
-    sentinel_auth = {k.removeprefix("sentinel_"): options.pop(k)
-                     for k in _SENTINEL_ONLY if k in options}
-    sentinel_kwargs = {"socket_timeout": options["socket_timeout"],
-                       "socket_connect_timeout": options["socket_connect_timeout"],
-                       "ssl": url.tls, "protocol": 2, **sentinel_auth}
+    sentinel_auth = {k.removeprefix("sentinel_"): options.pop(k) for k in _SENTINEL_ONLY if k in options}
+    sentinel_kwargs = {
+        "socket_timeout": options["socket_timeout"],
+        "socket_connect_timeout": options["socket_connect_timeout"],
+        "ssl": url.tls,
+        "protocol": 2,
+        **sentinel_auth,
+    }
     db = int(url.path[1]) if len(url.path) > 1 and url.path[1] else 0
     sentinel = Sentinel(url.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     client = sentinel.master_for(url.path[0], db=db, ssl=url.tls, **options)

@@ -75,9 +75,7 @@ class RedisGates:
         return await self._b.pttl(self.keys.cooldown(rule, target))
 
     @guarded
-    async def record_failure(
-        self, rule: str, target: str, window: float, max_attempts: int
-    ) -> FailureCount:
+    async def record_failure(self, rule: str, target: str, window: float, max_attempts: int) -> FailureCount:
         keys = [self.keys.attempts(rule, target), self.keys.circuit(rule, target)]
         args = [ms(window), max_attempts, secrets.token_hex(8)]
         failures, opened = await self._b.run("RECORD_FAILURE", keys, args)

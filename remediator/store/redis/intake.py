@@ -15,15 +15,20 @@ from remediator.store.redis.batching import Intake
 from remediator.store.redis.common import Backend
 
 
-def intake(jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert],
-           firing_ttl: float) -> Intake:
+def intake(
+    jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert], firing_ttl: float
+) -> Intake:
     """What one accept() stores; firing alerts expire from the index after ``firing_ttl``."""
     expires = int((time.time() + firing_ttl) * 1000)
     return Intake(
         jobs=[job.dumps() for job in jobs],
-        firing={a.fingerprint: (expires, orjson.dumps(
-            {"startsAt": a.starts_at.isoformat(), "labels": a.labels}).decode())
-            for a in firing},
+        firing={
+            a.fingerprint: (
+                expires,
+                orjson.dumps({"startsAt": a.starts_at.isoformat(), "labels": a.labels}).decode(),
+            )
+            for a in firing
+        },
         resolved=[a.fingerprint for a in resolved],
     )
 

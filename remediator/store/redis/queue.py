@@ -76,8 +76,14 @@ class RedisQueue:
             return Delivery(entry_id, Job.loads(fields[b"job"]), int(count))
         except (KeyError, ValueError) as exc:
             log.error("queue.unreadable_job", entry=entry_id, error=str(exc)[:300])
-            record = {"id": entry_id, "event_id": "", "rule": "", "deliveries": count,
-                      "reason": f"unreadable job: {str(exc)[:200]}", "at": time.time()}
+            record = {
+                "id": entry_id,
+                "event_id": "",
+                "rule": "",
+                "deliveries": count,
+                "reason": f"unreadable job: {str(exc)[:200]}",
+                "at": time.time(),
+            }
             await self._dead_letter(entry_id, record)
             return None
 
@@ -88,8 +94,7 @@ class RedisQueue:
     @guarded
     async def touch(self, consumer: str, delivery_id: str) -> None:
         try:
-            await self._r.xclaim(self.keys.stream, self.keys.group, consumer, 0, [delivery_id],
-                                 justid=True)
+            await self._r.xclaim(self.keys.stream, self.keys.group, consumer, 0, [delivery_id], justid=True)
         except ResponseError as exc:
             if not _nogroup(exc):  # no group: nothing is pending, nothing to touch
                 raise
@@ -120,8 +125,7 @@ class RedisQueue:
         consumers: Any = await self._r.xinfo_consumers(self.keys.stream, self.keys.group)
         for item in consumers:
             if int(item["pending"]) == 0 and int(item["idle"]) > self.consumer_gone_after * 1000:
-                await self._r.xgroup_delconsumer(self.keys.stream, self.keys.group,
-                                                 item["name"])
+                await self._r.xgroup_delconsumer(self.keys.stream, self.keys.group, item["name"])
 
     @guarded
     async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
@@ -133,17 +137,21 @@ class RedisQueue:
     async def promote_due(self) -> int:
         moved = 0
         while True:
-            n = int(await self._b.run("PROMOTE", [self.keys.deferred, self.keys.stream],
-                                      [_PROMOTE_BATCH]))
+            n = int(await self._b.run("PROMOTE", [self.keys.deferred, self.keys.stream], [_PROMOTE_BATCH]))
             moved += n
             if n < _PROMOTE_BATCH:
                 return moved
 
     @guarded
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        record = {"id": delivery.id, "event_id": delivery.job.event_id,
-                  "rule": delivery.job.rule, "deliveries": delivery.deliveries,
-                  "reason": reason, "at": time.time()}
+        record = {
+            "id": delivery.id,
+            "event_id": delivery.job.event_id,
+            "rule": delivery.job.rule,
+            "deliveries": delivery.deliveries,
+            "reason": reason,
+            "at": time.time(),
+        }
         await self._dead_letter(delivery.id, record)
 
     async def _dead_letter(self, entry_id: str, record: dict[str, Any]) -> None:

@@ -42,22 +42,35 @@ class RedisStore(ComposedStore):
         # Per replica: a blocking XREADGROUP per worker, a heartbeat per running
         # handler, intake (coalesced), maintenance and the HTTP routes.
         conn = connect(settings.redis_url.get_secret_value(), pool_size=2 * settings.workers + 32)
-        store = cls(conn, Keys(settings.redis_prefix), firing_ttl=settings.firing_ttl,
-                    audit_max_events=settings.audit_max_events,
-                    audit_retention=settings.audit_retention,
-                    max_deliveries=settings.max_deliveries)
+        store = cls(
+            conn,
+            Keys(settings.redis_prefix),
+            firing_ttl=settings.firing_ttl,
+            audit_max_events=settings.audit_max_events,
+            audit_retention=settings.audit_retention,
+            max_deliveries=settings.max_deliveries,
+        )
         try:
             await store.ping()
         except StoreUnavailable as exc:
-            log.warning("store.redis_unavailable", mode=conn.mode, error=str(exc),
-                        message="starting anyway; /readyz answers 503 until Redis is back")
+            log.warning(
+                "store.redis_unavailable",
+                mode=conn.mode,
+                error=str(exc),
+                message="starting anyway; /readyz answers 503 until Redis is back",
+            )
         else:
             log.info("store.redis_connected", mode=conn.mode, prefix=settings.redis_prefix)
         return store
 
     def __init__(
-        self, conn: Connection, keys: Keys, *, firing_ttl: float = 6 * 3600.0,
-        audit_max_events: int = 10_000, audit_retention: float = 7 * 86400.0,
+        self,
+        conn: Connection,
+        keys: Keys,
+        *,
+        firing_ttl: float = 6 * 3600.0,
+        audit_max_events: int = 10_000,
+        audit_retention: float = 7 * 86400.0,
         max_deliveries: int = 5,
     ) -> None:
         self._conn = conn
@@ -69,8 +82,10 @@ class RedisStore(ComposedStore):
         self._redis_queue = RedisQueue(self._backend, max_block=max(0.1, conn.socket_timeout - 1.0))
         self._batcher = AcceptBatcher(self._write_intake)
         super().__init__(
-            queue=self._redis_queue, locks=RedisLocks(self._backend),
-            gates=RedisGates(self._backend), threads=RedisThreads(self._backend),
+            queue=self._redis_queue,
+            locks=RedisLocks(self._backend),
+            gates=RedisGates(self._backend),
+            threads=RedisThreads(self._backend),
             audit=RedisAudit(self._backend, audit_max_events, audit_retention),
         )
 

@@ -12,8 +12,7 @@ class RedisThreads:
 
     @guarded
     async def claim_thread(self, rule: str, target: str, ts: str, ttl: float) -> str:
-        return text(await self._b.run("CLAIM_THREAD", [self.keys.thread(rule, target)],
-                                      [ts, ms(ttl)]))
+        return text(await self._b.run("CLAIM_THREAD", [self.keys.thread(rule, target)], [ts, ms(ttl)]))
 
     @guarded
     async def get_thread(self, rule: str, target: str) -> str | None:
