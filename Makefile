@@ -38,6 +38,7 @@ deploy-sync:
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check remediator handlers tests demo
+	$(VENV)/bin/ruff format --check remediator handlers tests demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
