@@ -1,5 +1,5 @@
 """The incident, replayed: break what broke on 2026-01-01, let remediator heal it, and
-collect what happened (``run`` is what ``make demo`` and ``tests/test_demo.py`` drive).
+collect what happened (``run`` is what ``make demo`` and ``tests/e2e/test_demo.py`` drive).
 
 1. ZooKeeper (the Keeper) is stopped: both ClickHouse servers turn every replica of
    ``torghut.*`` read-only. The Flink job's JDBC sink fails a few seconds later.

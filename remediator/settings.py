@@ -24,7 +24,7 @@ MIN_SECRET_LENGTH = 16
 # The credentials remediator itself checks: they must be long enough not to be guessed.
 # Slack, ClickHouse and Redis secrets are issued by those systems, which set their own rules.
 VERIFIED_SECRETS = ("webhook_token", "webhook_password", "admin_token")
-# Read by the admin CLI (remediator/ctl.py) and the test suite (tests/test_openapi.py),
+# Read by the admin CLI (remediator/cli/admin_client.py) and the test suite (tests/api/test_openapi.py),
 # not by Settings: known, so that setting them next to the service's variables is no error.
 OTHER_VARIABLES = ("REMEDIATOR_URL", "REMEDIATOR_FUZZ_EXAMPLES")
 # Variables the kubelet injects for a Service named "remediator" (Docker links do the same).

@@ -1,6 +1,6 @@
 """The demo's parts that need no server: the rules overlay, the alert labels its Prometheus
 derives from the shipped alert rules, and the torghut-ws simulation (whose "never two pods"
-is what tests/test_demo.py relies on)."""
+is what tests/e2e/test_demo.py relies on)."""
 
 from __future__ import annotations
 
