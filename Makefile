@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PORT ?= 8080
 
-.PHONY: run test lint system-deps deploy-sync bench demo clean
+.PHONY: run test test-unit lint system-deps deploy-sync bench demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,17 @@ system-deps:
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
+## test-unit: the fast tests (no servers to start: rules, worker gates, API, CLI), under a minute
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit tests/rules tests/worker tests/api tests/cli
+
 ## deploy-sync: refresh deploy/base/rules.yaml and deploy/prometheus/prometheusrule.yaml (tests fail while stale)
 deploy-sync:
 	bash scripts/sync-deploy.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check remediator handlers tests demo
+	$(VENV)/bin/ruff format --check remediator handlers tests demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from remediator.models import Alert, Job
-from remediator.store import MemoryStore
+from remediator.store.memory import MemoryStore
 
 
 def alert(i: int) -> Alert:

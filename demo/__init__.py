@@ -1,4 +1,4 @@
-"""The 2026-01-01 torghut incident, replayed end to end (``make demo``, ``tests/test_demo.py``).
+"""The 2026-01-01 torghut incident, replayed end to end (``make demo``, ``tests/e2e/test_demo.py``).
 
 ``scenario`` starts every system on free loopback ports, breaks them as the incident
 did and watches remediator heal them; ``world`` simulates the Flink operator and the

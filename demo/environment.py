@@ -45,8 +45,11 @@ from tests.support.slack_server import SlackServer
 T = TypeVar("T")
 REPLICAS = ("replica-a", "replica-b")
 SLACK_CHANNEL = "#torghut-alerts"
-QUEUE_TIMINGS = {"REMEDIATOR_RECLAIM_IDLE": "4s", "REMEDIATOR_HEARTBEAT": "1s",
-                 "REMEDIATOR_DEFER_INTERVAL": "1s"}
+QUEUE_TIMINGS = {
+    "REMEDIATOR_RECLAIM_IDLE": "4s",
+    "REMEDIATOR_HEARTBEAT": "1s",
+    "REMEDIATOR_DEFER_INTERVAL": "1s",
+}
 
 
 @dataclass
@@ -112,23 +115,26 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
     webhook_token, admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     async with AsyncExitStack() as stack:
         session = await stack.enter_async_context(
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)))
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        )
         slack = await SlackServer().start()
         stack.push_async_callback(slack.close)
-        kube, kubeconfig = await stack.enter_async_context(
-            running_cluster(workdir, policy=Policy.shipped()))
+        kube, kubeconfig = await stack.enter_async_context(running_cluster(workdir, policy=Policy.shipped()))
         proxy = ServiceProxy(backends=[], timeline=timeline)
         await proxy.start()
         stack.push_async_callback(proxy.close)
         token_file = workdir / "webhook-token"
         token_file.write_text(webhook_token, encoding="utf-8")
-        am_config, am_changes = alertmanager_config(proxy.url + "/webhooks/alertmanager",
-                                                    token_file)
+        am_config, am_changes = alertmanager_config(proxy.url + "/webhooks/alertmanager", token_file)
         timeline.say("Starting ZooKeeper, 2 ClickHouse servers, Redis and Alertmanager ...")
         started = time.monotonic()
         clickhouse, redis, alertmanagers = await all_of(
-            in_thread(stack, clickhouse_cluster(workdir / "clickhouse", nodes=2, tables=[
-                f"{DATABASE}.{table}" for table in TABLES])),
+            in_thread(
+                stack,
+                clickhouse_cluster(
+                    workdir / "clickhouse", nodes=2, tables=[f"{DATABASE}.{table}" for table in TABLES]
+                ),
+            ),
             in_thread(stack, RedisServer.running(workdir / "redis")),
             in_thread(stack, run_alertmanagers(workdir / "alertmanager", [am_config])),
         )
@@ -141,40 +147,60 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
         overlay = rules_overlay(clickhouse.addresses)
         rules = overlay.write(workdir / "rules.yaml")
         env = {
-            "REMEDIATOR_REDIS_URL": redis.url, "REMEDIATOR_WEBHOOK_TOKEN": webhook_token,
-            "REMEDIATOR_ADMIN_TOKEN": admin_token, "REMEDIATOR_DRY_RUN": "false",
-            "REMEDIATOR_SLACK_BOT_TOKEN": slack.token, "REMEDIATOR_SLACK_CHANNEL": SLACK_CHANNEL,
-            "REMEDIATOR_SLACK_API_URL": slack.api_url, "KUBECONFIG": str(kubeconfig),
+            "REMEDIATOR_REDIS_URL": redis.url,
+            "REMEDIATOR_WEBHOOK_TOKEN": webhook_token,
+            "REMEDIATOR_ADMIN_TOKEN": admin_token,
+            "REMEDIATOR_DRY_RUN": "false",
+            "REMEDIATOR_SLACK_BOT_TOKEN": slack.token,
+            "REMEDIATOR_SLACK_CHANNEL": SLACK_CHANNEL,
+            "REMEDIATOR_SLACK_API_URL": slack.api_url,
+            "KUBECONFIG": str(kubeconfig),
             **QUEUE_TIMINGS,
         }
         timeline.say("Starting two remediator replicas (python -m remediator serve) ...")
-        processes: list[RemediatorProcess] = await all_of(*(
-            in_thread(stack, run_remediator(workdir / name, rules, env=env))
-            for name in REPLICAS))
-        replicas = [ReplicaLog(name, process) for name, process in zip(REPLICAS, processes,
-                                                                          strict=True)]
+        processes: list[RemediatorProcess] = await all_of(
+            *(in_thread(stack, run_remediator(workdir / name, rules, env=env)) for name in REPLICAS)
+        )
+        replicas = [ReplicaLog(name, process) for name, process in zip(REPLICAS, processes, strict=True)]
         proxy.backends = [Backend(r.name, r.process.url) for r in replicas]
         await _healthy(storage, flink, kube)
         timeline.say(f"Everything is up and healthy after {time.monotonic() - started:.0f}s.")
-        source = AlertSource(alertmanager_url=alertmanagers[0].url,
-                             evaluate=TorghutTargets(clickhouse, kube), timeline=timeline)
+        source = AlertSource(
+            alertmanager_url=alertmanagers[0].url,
+            evaluate=TorghutTargets(clickhouse, kube),
+            timeline=timeline,
+        )
         observer = Observer(replicas, kube, timeline)
         yield Environment(
-            workdir=workdir, timeline=timeline, session=session, clickhouse=clickhouse,
-            kube=kube, slack=slack, redis=redis, alertmanager=alertmanagers[0], proxy=proxy,
-            replicas=replicas, storage=storage, flink=flink, ws=ws, source=source,
-            observer=observer, overlay=overlay, alertmanager_changes=am_changes,
-            admin_token=admin_token)
+            workdir=workdir,
+            timeline=timeline,
+            session=session,
+            clickhouse=clickhouse,
+            kube=kube,
+            slack=slack,
+            redis=redis,
+            alertmanager=alertmanagers[0],
+            proxy=proxy,
+            replicas=replicas,
+            storage=storage,
+            flink=flink,
+            ws=ws,
+            source=source,
+            observer=observer,
+            overlay=overlay,
+            alertmanager_changes=am_changes,
+            admin_token=admin_token,
+        )
 
 
-async def _healthy(storage: StorageMonitor, flink: FlinkJob, kube: Cluster,
-                   within: float = 60.0) -> None:
+async def _healthy(storage: StorageMonitor, flink: FlinkJob, kube: Cluster, within: float = 60.0) -> None:
     """Until storage is writable, the Flink job RUNNING/STABLE and torghut-ws ready."""
     checks: dict[str, Callable[[], bool]] = {
         "ClickHouse writable": lambda: storage.writable,
         "Flink RUNNING/STABLE": lambda: flink.status() == ("RUNNING", "STABLE"),
-        "torghut-ws ready": lambda: bool(((kube.get(DEPLOYMENTS, NAMESPACE, WS_NAME) or {})
-                                          .get("status") or {}).get("readyReplicas")),
+        "torghut-ws ready": lambda: bool(
+            ((kube.get(DEPLOYMENTS, NAMESPACE, WS_NAME) or {}).get("status") or {}).get("readyReplicas")
+        ),
     }
     deadline = time.monotonic() + within
     while failing := [name for name, check in checks.items() if not check()]:

@@ -99,14 +99,15 @@ class Observer:
                 record = Record(replica.name, time.monotonic(), data)
                 self.records.append(record)
                 self._show(record)
-        calls, self._calls = self.kube.calls[self._calls:], len(self.kube.calls)
+        calls, self._calls = self.kube.calls[self._calls :], len(self.kube.calls)
         for call in calls:
             if call.verb == "patch":
                 self.timeline.note("kubernetes", describe_call(call))
 
     def find(self, event: str, **fields: Any) -> list[Record]:
-        return [r for r in self.records if r.event == event
-                and all(r.data.get(k) == v for k, v in fields.items())]
+        return [
+            r for r in self.records if r.event == event and all(r.data.get(k) == v for k, v in fields.items())
+        ]
 
     async def wait_for(self, what: Callable[[], list[Record]], within: float) -> list[Record]:
         """Until ``what()`` finds something (re-read every ``interval``); [] after ``within``."""
@@ -124,19 +125,22 @@ class Observer:
         rule, target = data.get("rule", ""), data.get("target", "")
         if event == "remediation.started":
             note = self.notes.get(record.event_id, "")
-            self.timeline.note(who, f"started {rule} on {target} ({data.get('handler')}; event "
-                               f"{record.event_id}){note}")
+            self.timeline.note(
+                who, f"started {rule} on {target} ({data.get('handler')}; event {record.event_id}){note}"
+            )
         elif event == "remediation.deferred":
-            self.timeline.note(who, f"{rule}: deferred ({data.get('reason')}): "
-                               f"{data.get('message')}")
+            self.timeline.note(who, f"{rule}: deferred ({data.get('reason')}): {data.get('message')}")
         elif event.startswith("remediation.") and event.split(".", 1)[1] in OUTCOMES:
             self._show_outcome(who, event.split(".", 1)[1], data)
         elif event in ("remediation.already_recorded", "remediation.dead_lettered"):
             self.timeline.note(who, f"{rule}: {event} (event {record.event_id})")
         elif event == "handler.hold" and record.event_id not in self._holds:
             self._holds.add(record.event_id)
-            self.timeline.note(who, f"{rule}: {data.get('message')} (and the same for every "
-                               "read-only table while Keeper is unreachable)")
+            self.timeline.note(
+                who,
+                f"{rule}: {data.get('message')} (and the same for every "
+                "read-only table while Keeper is unreachable)",
+            )
         elif event == "handler.sql" and str(data.get("sql", "")).startswith("SYSTEM"):
             self.timeline.note(who, f"{rule}: {data.get('message')}")
         elif event in ("handler.verify", "handler.resume"):
@@ -161,5 +165,12 @@ def describe_call(call: Call) -> str:
 
 def patches(kube: Cluster, plural: str, test: Callable[[Any], bool]) -> list[Call]:
     """Successful patches of ``plural`` whose body passes ``test``."""
-    return [c for c in kube.calls if c.verb == "patch" and c.plural == plural
-            and 200 <= c.status < 300 and isinstance(c.body, dict) and test(c.body)]
+    return [
+        c
+        for c in kube.calls
+        if c.verb == "patch"
+        and c.plural == plural
+        and 200 <= c.status < 300
+        and isinstance(c.body, dict)
+        and test(c.body)
+    ]

@@ -34,8 +34,16 @@ class Overlay:
     document: dict[str, Any]
     changes: list[str] = field(default_factory=list)
 
-    def set(self, where: dict[str, Any], key: str, value: Any, label: str,
-            inherited: Any = None, *, unit: str = "") -> None:
+    def set(
+        self,
+        where: dict[str, Any],
+        key: str,
+        value: Any,
+        label: str,
+        inherited: Any = None,
+        *,
+        unit: str = "",
+    ) -> None:
         old = where.get(key, inherited)
         where[key] = value
         shown = "(default)" if old is None else _show(old)
@@ -43,9 +51,9 @@ class Overlay:
 
     def write(self, path: Path) -> Path:
         header = "# rules.yaml as shipped, with the demo's changes:\n" + "".join(
-            f"#   {change}\n" for change in self.changes)
-        path.write_text(header + yaml.safe_dump(self.document, sort_keys=False),
-                        encoding="utf-8")
+            f"#   {change}\n" for change in self.changes
+        )
+        path.write_text(header + yaml.safe_dump(self.document, sort_keys=False), encoding="utf-8")
         return path
 
 
@@ -78,13 +86,16 @@ def alertmanager_config(webhook_url: str, token_file: Path) -> tuple[dict[str, A
     """The shipped receiver, pointed at the demo's Service, with short group timings."""
     shipped = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
     route = next(r for r in shipped["route"]["routes"] if r["receiver"] == "remediator")
-    config = derive_config(webhook_url=webhook_url, credentials_file=token_file,
-                           group_wait=GROUP_WAIT, group_interval=GROUP_INTERVAL,
-                           repeat_interval=route["repeat_interval"])
+    config = derive_config(
+        webhook_url=webhook_url,
+        credentials_file=token_file,
+        group_wait=GROUP_WAIT,
+        group_interval=GROUP_INTERVAL,
+        repeat_interval=route["repeat_interval"],
+    )
     changes = [
-        f"receiver remediator: url -> {webhook_url} (the demo's Service in front of both "
-        "replicas)",
-        f"route remediate=\"true\": group_wait {route['group_wait']} -> {GROUP_WAIT}, "
+        f"receiver remediator: url -> {webhook_url} (the demo's Service in front of both replicas)",
+        f'route remediate="true": group_wait {route["group_wait"]} -> {GROUP_WAIT}, '
         f"group_interval {route['group_interval']} -> {GROUP_INTERVAL}",
     ]
     return config, changes

@@ -54,14 +54,21 @@ def load_rules(path: Path = RULES_FILE) -> dict[str, AlertingRule]:
     """The alerting rules of the ``torghut-remediation`` group."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     (group,) = [g for g in doc["groups"] if g["name"] == GROUP]
-    return {r["alert"]: AlertingRule(name=r["alert"], expr=r["expr"].strip(),
-                                     labels=dict(r.get("labels") or {}),
-                                     annotations=dict(r.get("annotations") or {}))
-            for r in group["rules"]}
+    return {
+        r["alert"]: AlertingRule(
+            name=r["alert"],
+            expr=r["expr"].strip(),
+            labels=dict(r.get("labels") or {}),
+            annotations=dict(r.get("annotations") or {}),
+        )
+        for r in group["rules"]
+    }
 
 
-_WITH = re.compile(r"\{\{\s*with \$labels\.(\w+)\s*\}\}\{\{\s*\.\s*\}\}"
-                   r"\{\{\s*else\s*\}\}(.*?)\{\{\s*end\s*\}\}")
+_WITH = re.compile(
+    r"\{\{\s*with \$labels\.(\w+)\s*\}\}\{\{\s*\.\s*\}\}"
+    r"\{\{\s*else\s*\}\}(.*?)\{\{\s*end\s*\}\}"
+)
 _LABEL = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
 _VALUE = re.compile(r"\{\{\s*\$value\s*\}\}")
 
@@ -106,15 +113,17 @@ class Alert:
 
     def payload(self, valid_until: datetime) -> dict[str, Any]:
         query = urllib.parse.urlencode({"g0.expr": self.labels["alertname"], "g0.tab": "1"})
-        return {"labels": self.labels, "annotations": self.annotations,
-                "startsAt": self.starts_at.isoformat(),
-                "endsAt": (self.ends_at or valid_until).isoformat(),
-                "generatorURL": f"{GENERATOR}?{query}"}
+        return {
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "startsAt": self.starts_at.isoformat(),
+            "endsAt": (self.ends_at or valid_until).isoformat(),
+            "generatorURL": f"{GENERATOR}?{query}",
+        }
 
 
 def brief(labels: dict[str, str]) -> str:
-    shown = {k: v for k, v in labels.items()
-             if k in ("pod", "database", "name", "deployment")}
+    shown = {k: v for k, v in labels.items() if k in ("pod", "database", "name", "deployment")}
     return labels.get("alertname", "?") + "{" + ", ".join(f"{k}={v}" for k, v in shown.items()) + "}"
 
 
@@ -146,8 +155,9 @@ class AlertSource:
         for key, alert in self.alerts.items():
             if key not in firing and alert.resolved_at is None:
                 alert.resolved_at, alert.ends_at = mono, now
-                self.timeline.note("prometheus", f"resolved {alert.brief()} "
-                                   f"({mono - alert.fired_at:.1f}s after it fired)")
+                self.timeline.note(
+                    "prometheus", f"resolved {alert.brief()} ({mono - alert.fired_at:.1f}s after it fired)"
+                )
         await self._send(session, now, mono)
 
     def _observe(self, sample: Sample, now: datetime, mono: float) -> tuple[tuple[str, str], ...]:
@@ -161,8 +171,7 @@ class AlertSource:
             alert = Alert(labels=labels, annotations=annotations, starts_at=now, fired_at=mono)
             self.alerts[key] = alert
             self.history.append(alert)
-            self.timeline.note("prometheus", f"FIRING {alert.brief()}: "
-                               f"{annotations.get('summary', '')}")
+            self.timeline.note("prometheus", f"FIRING {alert.brief()}: {annotations.get('summary', '')}")
         alert.annotations = annotations
         return key
 
@@ -173,8 +182,9 @@ class AlertSource:
         valid_until = now + timedelta(seconds=4 * max(self.resend_delay, self.interval))
         body = [alert.payload(valid_until) for alert in due]
         try:
-            async with session.post(f"{self.alertmanager_url}/api/v2/alerts", json=body,
-                                    timeout=aiohttp.ClientTimeout(total=10)) as response:
+            async with session.post(
+                f"{self.alertmanager_url}/api/v2/alerts", json=body, timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
                 response.raise_for_status()
         except (aiohttp.ClientError, TimeoutError) as exc:
             if not self._post_failed:
@@ -207,15 +217,17 @@ class TorghutTargets:
         for index, (node, tables) in enumerate(zip(nodes, replicas, strict=True)):
             readonly = sum((tables or {}).values())
             if readonly:  # a node that does not answer has no series at all: no alert
-                samples.append(Sample("ClickHouseReplicaReadonly", {
-                    "namespace": NAMESPACE, "pod": f"chi-torghut-{index}",
-                    "instance": node.address}, float(readonly)))
+                samples.append(
+                    Sample(
+                        "ClickHouseReplicaReadonly",
+                        {"namespace": NAMESPACE, "pod": f"chi-torghut-{index}", "instance": node.address},
+                        float(readonly),
+                    )
+                )
         flink = (self.kube.get(FLINK, NAMESPACE, FLINK_NAME) or {}).get("status") or {}
         if "FAILED" in ((flink.get("jobStatus") or {}).get("state"), flink.get("lifecycleState")):
-            samples.append(Sample("FlinkDeploymentFailed",
-                                  {"namespace": NAMESPACE, "name": FLINK_NAME}, 1.0))
+            samples.append(Sample("FlinkDeploymentFailed", {"namespace": NAMESPACE, "name": FLINK_NAME}, 1.0))
         ws = self.kube.get(DEPLOYMENTS, NAMESPACE, WS_NAME) or {}
         if not (ws.get("status") or {}).get("readyReplicas"):
-            samples.append(Sample("TorghutWsNotReady",
-                                  {"namespace": NAMESPACE, "deployment": WS_NAME}, 0.0))
+            samples.append(Sample("TorghutWsNotReady", {"namespace": NAMESPACE, "deployment": WS_NAME}, 0.0))
         return samples

@@ -48,8 +48,14 @@ def orphans(threads: list[SlackThread], killed_event: str | None) -> list[SlackT
     """Threads a killed replica opened but never recorded: it posted the first message and
     died before storing the thread's ts, so the re-run of the same job opened another one.
     Such a thread has no reply, and another thread carries the same event."""
-    return [t for t in threads if killed_event and t.event_id == killed_event and not t.replies
-            and any(o is not t and o.event_id == killed_event for o in threads)]
+    return [
+        t
+        for t in threads
+        if killed_event
+        and t.event_id == killed_event
+        and not t.replies
+        and any(o is not t and o.event_id == killed_event for o in threads)
+    ]
 
 
 @dataclass
@@ -111,32 +117,49 @@ async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | 
     summaries = (await env.admin_get("/api/v1/events?limit=500"))["events"]
     events = [await env.admin_get(f"/api/v1/events/{s['event_id']}") for s in summaries]
     events.sort(key=lambda e: (e["finished_at"], e["event_id"]))
-    audited = sum(1 for e in events for s in (e.get("details") or {}).get("statements") or []
-                  if str(s.get("sql", "")).startswith("SYSTEM"))
+    audited = sum(
+        1
+        for e in events
+        for s in (e.get("details") or {}).get("statements") or []
+        if str(s.get("sql", "")).startswith("SYSTEM")
+    )
     statements = await asyncio.to_thread(_system_statements, env.clickhouse, audited)
     replication = await asyncio.to_thread(_replication, env.clickhouse)
     bumps = env.flink.bumps
     return Report(
         recovered=recovered_at is not None,
         time_to_recovery=None if recovered_at is None else rel(recovered_at),
-        alerts=[AlertLine(a.name, a.brief(), rel(a.fired_at),
-                          None if a.resolved_at is None else rel(a.resolved_at))
-                for a in env.source.history],
-        events=events, accepted=env.proxy.accepted_event_ids(),
+        alerts=[
+            AlertLine(
+                a.name, a.brief(), rel(a.fired_at), None if a.resolved_at is None else rel(a.resolved_at)
+            )
+            for a in env.source.history
+        ],
+        events=events,
+        accepted=env.proxy.accepted_event_ids(),
         clickhouse_statements=statements,
-        nonce_patches=[rel(c.at) for c in patches(
-            env.kube, "flinkdeployments", lambda b: "restartNonce" in (b.get("spec") or {}))],
+        nonce_patches=[
+            rel(c.at)
+            for c in patches(env.kube, "flinkdeployments", lambda b: "restartNonce" in (b.get("spec") or {}))
+        ],
         bumps=bumps,
-        bumps_while_readonly=[b for b in bumps if env.storage.readonly_at(b.at)
-                              or not b.storage_writable],
-        readonly_windows=[(rel(s), None if e is None else rel(e))
-                          for s, e in env.storage.windows if s is not None],
-        scale_patches=[(rel(c.at), int(c.body["spec"]["replicas"])) for c in patches(
-            env.kube, "deployments", lambda b: "replicas" in (b.get("spec") or {}))],
-        max_ws_pods=env.ws.max_pods, flink_failures=env.flink.failures, kill=kill,
+        bumps_while_readonly=[b for b in bumps if env.storage.readonly_at(b.at) or not b.storage_writable],
+        readonly_windows=[
+            (rel(s), None if e is None else rel(e)) for s, e in env.storage.windows if s is not None
+        ],
+        scale_patches=[
+            (rel(c.at), int(c.body["spec"]["replicas"]))
+            for c in patches(env.kube, "deployments", lambda b: "replicas" in (b.get("spec") or {}))
+        ],
+        max_ws_pods=env.ws.max_pods,
+        flink_failures=env.flink.failures,
+        kill=kill,
         replicas={e["replica"]: _demo_name(env, e["replica"]) for e in events},
-        slack=slack_threads(env.slack), slack_text=env.slack.render_threads(),
-        replication=replication, t0_epoch=t0_epoch, changes=list(env.overlay.changes),
+        slack=slack_threads(env.slack),
+        slack_text=env.slack.render_threads(),
+        replication=replication,
+        t0_epoch=t0_epoch,
+        changes=list(env.overlay.changes),
     )
 
 
@@ -147,16 +170,21 @@ def _demo_name(env: Environment, replica_id: str) -> str:
     return replica_id
 
 
-def _system_statements(cluster: ClickHouseCluster, audited: int,
-                       within: float = 20.0) -> list[tuple[str, str]]:
+def _system_statements(
+    cluster: ClickHouseCluster, audited: int, within: float = 20.0
+) -> list[tuple[str, str]]:
     """Every SYSTEM statement remediator sent, per node, from the servers' query_log (read
     again until it holds at least the ``audited`` ones: 18.16 writes its log lazily)."""
     address = {node.name: node.address for node in cluster.nodes}
     deadline = time.monotonic() + within
     while True:
         by_node = cluster.queries_from(CLICKHOUSE_CLIENT)
-        found = [(address[node], sql) for node, queries in by_node.items() for sql in queries
-                 if sql.lstrip().upper().startswith("SYSTEM")]
+        found = [
+            (address[node], sql)
+            for node, queries in by_node.items()
+            for sql in queries
+            if sql.lstrip().upper().startswith("SYSTEM")
+        ]
         if len(found) >= audited or time.monotonic() > deadline:
             return found
 
@@ -167,18 +195,24 @@ def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
     marker = time.time_ns() % 10**12
     try:
         for table in TABLES:
-            first.query(f"INSERT INTO {DATABASE}.{table} (day, id, value) "
-                        f"VALUES (today(), {marker}, 'after the incident')")
+            first.query(
+                f"INSERT INTO {DATABASE}.{table} (day, id, value) "
+                f"VALUES (today(), {marker}, 'after the incident')"
+            )
     except ClickHouseHTTPError as exc:
         return f"insert refused: {exc}"
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        counts = [int(node.query(f"SELECT count() FROM {DATABASE}.{table} "
-                                 f"WHERE id = {marker}").strip() or 0)
-                  for node in others for table in TABLES]
+        counts = [
+            int(node.query(f"SELECT count() FROM {DATABASE}.{table} WHERE id = {marker}").strip() or 0)
+            for node in others
+            for table in TABLES
+        ]
         if all(counts):
-            return (f"ok: a row inserted into each of {', '.join(TABLES)} on {first.name} "
-                    f"replicated to {', '.join(n.name for n in others)}")
+            return (
+                f"ok: a row inserted into each of {', '.join(TABLES)} on {first.name} "
+                f"replicated to {', '.join(n.name for n in others)}"
+            )
         time.sleep(0.5)
     return f"the rows inserted on {first.name} did not replicate within {within:g}s"
 
@@ -188,15 +222,27 @@ def slack_threads(slack: SlackServer) -> list[SlackThread]:
     for parent in slack.top_level():
         replies = [(m.ts, _kind(m.text), render_message(m)[0]) for m in slack.replies(parent)]
         event = _EVENT.search("\n".join(render_message(parent)))
-        threads.append(SlackThread(title=parent.text.split(" · ")[0], ts=parent.ts,
-                                   event_id=event[1] if event else "", replies=replies))
+        threads.append(
+            SlackThread(
+                title=parent.text.split(" · ")[0],
+                ts=parent.ts,
+                event_id=event[1] if event else "",
+                replies=replies,
+            )
+        )
     return threads
 
 
 def _kind(text: str) -> str:
-    for prefix, kind in (("🔧", "started"), ("✅", "succeeded"), ("💤", "noop"),
-                         ("❌", "failed"), ("🧪", "dry_run"), ("🚨", "escalated"),
-                         ("🟢", "resolved")):
+    for prefix, kind in (
+        ("🔧", "started"),
+        ("✅", "succeeded"),
+        ("💤", "noop"),
+        ("❌", "failed"),
+        ("🧪", "dry_run"),
+        ("🚨", "escalated"),
+        ("🟢", "resolved"),
+    ):
         if text.startswith(prefix):
             return kind
     return "other"

@@ -1,5 +1,5 @@
 """The incident, replayed: break what broke on 2026-01-01, let remediator heal it, and
-collect what happened (``run`` is what ``make demo`` and ``tests/test_demo.py`` drive).
+collect what happened (``run`` is what ``make demo`` and ``tests/e2e/test_demo.py`` drive).
 
 1. ZooKeeper (the Keeper) is stopped: both ClickHouse servers turn every replica of
    ``torghut.*`` read-only. The Flink job's JDBC sink fails a few seconds later.
@@ -67,22 +67,27 @@ async def run(workdir: Path, options: Options | None = None) -> Report:
 
 def _intro(env: Environment) -> None:
     say = env.timeline.say
-    say("\nThe shipped rules.yaml, changed for the demo (written to "
-        f"{env.workdir / 'rules.yaml'}):")
+    say(f"\nThe shipped rules.yaml, changed for the demo (written to {env.workdir / 'rules.yaml'}):")
     for change in env.overlay.changes:
         say(f"  - {change}")
-    say("  - REMEDIATOR_RECLAIM_IDLE 60s -> 4s, HEARTBEAT 5s -> 1s, DEFER_INTERVAL 5s -> 1s "
-        "(a killed replica's job is re-delivered within seconds)")
+    say(
+        "  - REMEDIATOR_RECLAIM_IDLE 60s -> 4s, HEARTBEAT 5s -> 1s, DEFER_INTERVAL 5s -> 1s "
+        "(a killed replica's job is re-delivered within seconds)"
+    )
     say("The shipped alertmanager.yml, changed for the demo:")
     for change in env.alertmanager_changes:
         say(f"  - {change}")
-    say("Prometheus (played by the demo) evaluates the three shipped alerts every 2s with "
-        "`for: 0s` (shipped: 2m/5m).\n")
-    say("What happens: ZooKeeper is stopped (every replica goes read-only; the Flink job's "
+    say(
+        "Prometheus (played by the demo) evaluates the three shipped alerts every 2s with "
+        "`for: 0s` (shipped: 2m/5m).\n"
+    )
+    say(
+        "What happens: ZooKeeper is stopped (every replica goes read-only; the Flink job's "
         "JDBC sink\nfails a few seconds later). The replica that starts the first repair is "
         "SIGKILLed at once;\nthe torghut-ws pod hangs on its upstream connection. ZooKeeper "
         "comes back a few seconds\nafter the other replica has taken the ClickHouse repair "
-        "over. Nobody touches anything else.\n")
+        "over. Nobody touches anything else.\n"
+    )
     say("Timeline (seconds from the moment Keeper is lost):")
 
 
@@ -96,18 +101,17 @@ async def _incident(env: Environment, options: Options) -> Kill | None:
     if options.kill_replica:
         kill = _kill(env, first)
     pods = env.ws.break_upstream()
-    note("incident", f"torghut-ws: pod {', '.join(pods)} hangs on its upstream connection "
-         "(unready)")
+    note("incident", f"torghut-ws: pod {', '.join(pods)} hangs on its upstream connection (unready)")
     await _keeper_back(env, options, first, kill)
     return kill
 
 
 async def _first_clickhouse_start(env: Environment, within: float) -> Record:
     found = await env.observer.wait_for(
-        lambda: env.observer.find("remediation.started", rule=CLICKHOUSE_RULE), within)
+        lambda: env.observer.find("remediation.started", rule=CLICKHOUSE_RULE), within
+    )
     if not found:
-        raise TimeoutError(f"no replica started the ClickHouse repair within {within:g}s of "
-                           "the break")
+        raise TimeoutError(f"no replica started the ClickHouse repair within {within:g}s of the break")
     return found[0]
 
 
@@ -116,36 +120,48 @@ def _kill(env: Environment, started: Record) -> Kill:
     os.kill(replica.pid, signal.SIGKILL)
     replica.process.proc.wait(10)
     now = time.monotonic()
-    env.timeline.note("incident", f"SIGKILL {replica.name} (pid {replica.pid}) "
-                      f"{now - started.logged_at:.1f}s after it started the ClickHouse repair "
-                      f"(event {started.event_id}): its job must not be lost")
-    env.observer.notes[started.event_id] = (
-        f": re-delivered, {replica.name} was killed while running it")
-    return Kill(replica=replica.name, pid=replica.pid, event_id=started.event_id,
-                rule=started.data.get("rule", ""), started_at=started.logged_at, killed_at=now,
-                killed_epoch=time.time())
+    env.timeline.note(
+        "incident",
+        f"SIGKILL {replica.name} (pid {replica.pid}) "
+        f"{now - started.logged_at:.1f}s after it started the ClickHouse repair "
+        f"(event {started.event_id}): its job must not be lost",
+    )
+    env.observer.notes[started.event_id] = f": re-delivered, {replica.name} was killed while running it"
+    return Kill(
+        replica=replica.name,
+        pid=replica.pid,
+        event_id=started.event_id,
+        rule=started.data.get("rule", ""),
+        started_at=started.logged_at,
+        killed_at=now,
+        killed_epoch=time.time(),
+    )
 
 
-async def _keeper_back(env: Environment, options: Options, first: Record,
-                       kill: Kill | None) -> None:
+async def _keeper_back(env: Environment, options: Options, first: Record, kill: Kill | None) -> None:
     """Keeper returns ``keeper_back_after`` seconds after the repair that survives started
     (the re-delivered one when a replica was killed); at the latest after 60 s."""
     taken_over = first
     if kill is not None:
         again = await env.observer.wait_for(
-            lambda: [r for r in env.observer.find("remediation.started",
-                                                  event_id=kill.event_id)
-                     if r.replica != kill.replica], within=60.0)
+            lambda: [
+                r
+                for r in env.observer.find("remediation.started", event_id=kill.event_id)
+                if r.replica != kill.replica
+            ],
+            within=60.0,
+        )
         if not again:
-            env.timeline.note("incident", "no replica took the killed ClickHouse repair over "
-                              "within 60s")
+            env.timeline.note("incident", "no replica took the killed ClickHouse repair over within 60s")
         else:
             taken_over = again[0]
-    await asyncio.sleep(max(0.0, taken_over.logged_at + options.keeper_back_after
-                            - time.monotonic()))
+    await asyncio.sleep(max(0.0, taken_over.logged_at + options.keeper_back_after - time.monotonic()))
     await asyncio.to_thread(env.clickhouse.zookeeper.start)
-    env.timeline.note("incident", f"ZooKeeper is back, with its data ({options.keeper_back_after:g}s "
-                      "after the surviving replica took the repair over)")
+    env.timeline.note(
+        "incident",
+        f"ZooKeeper is back, with its data ({options.keeper_back_after:g}s "
+        "after the surviving replica took the repair over)",
+    )
 
 
 async def _wait_recovered(env: Environment, options: Options) -> float | None:
@@ -154,12 +170,17 @@ async def _wait_recovered(env: Environment, options: Options) -> float | None:
     deadline = env.timeline.t0 + options.recovery_within
     while time.monotonic() < deadline:
         alerts = env.source.history
-        healthy = (env.storage.writable and env.flink.status() == ("RUNNING", "STABLE")
-                   and env.ws.ready_replicas() > 0)
+        healthy = (
+            env.storage.writable
+            and env.flink.status() == ("RUNNING", "STABLE")
+            and env.ws.ready_replicas() > 0
+        )
         if alerts and healthy and all(a.resolved_at is not None for a in alerts):
             last = max(a.resolved_at for a in alerts if a.resolved_at is not None)
-            env.timeline.note("incident", f"every alert has resolved: recovered "
-                              f"{env.timeline.rel(last):.1f}s after Keeper was lost")
+            env.timeline.note(
+                "incident",
+                f"every alert has resolved: recovered {env.timeline.rel(last):.1f}s after Keeper was lost",
+            )
             return last
         await asyncio.sleep(0.5)
     env.timeline.note("incident", f"NOT recovered within {options.recovery_within:g}s")
@@ -177,8 +198,11 @@ async def _wait_settled(env: Environment, options: Options, kill: Kill | None) -
         if not missing and _resolved_in_slack(env, kill):
             return
         await asyncio.sleep(1.0)
-    env.timeline.note("incident", f"{len(missing)} accepted job(s) still without an audit "
-                      f"event after {options.settle_within:g}s: {missing}")
+    env.timeline.note(
+        "incident",
+        f"{len(missing)} accepted job(s) still without an audit "
+        f"event after {options.settle_within:g}s: {missing}",
+    )
 
 
 async def _events(env: Environment) -> list[dict[str, str]]:

@@ -79,8 +79,9 @@ class ServiceProxy:
         for offset in range(len(self.backends)):
             backend = self.backends[(first + offset) % len(self.backends)]
             try:
-                async with self._session.request(request.method, backend.url + request.path_qs,
-                                                 data=body, headers=headers) as answer:
+                async with self._session.request(
+                    request.method, backend.url + request.path_qs, data=body, headers=headers
+                ) as answer:
                     text = await answer.read()
                     status, kind = answer.status, answer.content_type
             except aiohttp.ClientConnectionError:
@@ -89,18 +90,18 @@ class ServiceProxy:
             return web.Response(status=status, body=text, content_type=kind)
         return web.json_response({"error": "no endpoint available"}, status=503)
 
-    def _record(self, backend: Backend, path: str, body: bytes, status: int,
-                text: bytes) -> None:
+    def _record(self, backend: Backend, path: str, body: bytes, status: int, text: bytes) -> None:
         if not path.startswith("/webhooks/"):
             return
-        alerts = [(a.get("status", "?"), brief(a.get("labels") or {}))
-                  for a in _json(body).get("alerts") or []]
+        alerts = [
+            (a.get("status", "?"), brief(a.get("labels") or {})) for a in _json(body).get("alerts") or []
+        ]
         event_ids = list(_json(text).get("event_ids") or [])
-        self.deliveries.append(Delivery(time.monotonic(), backend.name, status, alerts,
-                                        event_ids))
+        self.deliveries.append(Delivery(time.monotonic(), backend.name, status, alerts, event_ids))
         shown = "; ".join(f"{s} {a}" for s, a in alerts)
-        self.timeline.note("alertmanager", f"webhook -> {backend.name}: {shown} "
-                           f"-> {status}, {len(event_ids)} job(s)")
+        self.timeline.note(
+            "alertmanager", f"webhook -> {backend.name}: {shown} -> {status}, {len(event_ids)} job(s)"
+        )
 
 
 def _json(data: bytes) -> dict[str, Any]:

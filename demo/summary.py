@@ -8,8 +8,7 @@ from typing import Any
 from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, WS_RULE
 from demo.report import ACTING, Report, handler_started
 
-_SHOWN_STEPS = ("deferred", "hold", "sql", "verify", "verify.waiting", "observe", "resume",
-                "kube.patch")
+_SHOWN_STEPS = ("deferred", "hold", "sql", "verify", "verify.waiting", "observe", "resume", "kube.patch")
 OLD_CLICKHOUSE = """\
 ClickHouse 18.16 vs a modern ClickHouse:
   These servers are Debian's clickhouse-server 18.16. While Keeper is gone no statement can
@@ -23,25 +22,30 @@ ClickHouse 18.16 vs a modern ClickHouse:
 
 def render(report: Report) -> str:
     ttr = report.time_to_recovery
-    lines = ["", "=== Summary ===",
-             f"Recovered: {'yes' if report.recovered else 'NO'}"
-             + (f", {ttr:.1f}s after Keeper was lost, with no human in the loop" if ttr else ""),
-             "", "Alerts (seconds after the break):"]
+    lines = [
+        "",
+        "=== Summary ===",
+        f"Recovered: {'yes' if report.recovered else 'NO'}"
+        + (f", {ttr:.1f}s after Keeper was lost, with no human in the loop" if ttr else ""),
+        "",
+        "Alerts (seconds after the break):",
+    ]
     for alert in report.alerts:
         if alert.resolved is None:
             lines.append(f"  {alert.fired:6.1f}s -> still firing  {alert.brief}")
         else:
-            lines.append(f"  {alert.fired:6.1f}s -> {alert.resolved:6.1f}s  {alert.brief}  "
-                         f"(time to recovery {alert.resolved - alert.fired:.1f}s)")
-    lines += ["", "Repairs, in the order they started (from the audit, "
-              "GET /api/v1/events/{id}):"]
-    for event in sorted((e for e in report.events if e["outcome"] in ACTING),
-                        key=lambda e: _first_started(report, e)):
+            lines.append(
+                f"  {alert.fired:6.1f}s -> {alert.resolved:6.1f}s  {alert.brief}  "
+                f"(time to recovery {alert.resolved - alert.fired:.1f}s)"
+            )
+    lines += ["", "Repairs, in the order they started (from the audit, GET /api/v1/events/{id}):"]
+    for event in sorted(
+        (e for e in report.events if e["outcome"] in ACTING), key=lambda e: _first_started(report, e)
+    ):
         lines += _repair(report, event)
     lines += ["", "Checks:"]
     lines += [f"  {'✔' if ok else '✘'} {text}" for ok, text in verdicts(report)]
-    lines += ["", OLD_CLICKHOUSE, "", "Slack (#torghut-alerts), as people read it:",
-              report.slack_text]
+    lines += ["", OLD_CLICKHOUSE, "", "Slack (#torghut-alerts), as people read it:", report.slack_text]
     return "\n".join(lines)
 
 
@@ -55,14 +59,18 @@ def _first_started(report: Report, event: dict[str, Any]) -> float:
 
 def _repair(report: Report, event: dict[str, Any]) -> list[str]:
     started = handler_started(event)
-    out = [f"  * +{report.rel_epoch(started):.1f}s {event['rule']} on {event['target']} by "
-           f"{report.replica_of(event)}: {event['outcome'].upper()} in "
-           f"{event['finished_at'] - started:.1f}s (event {event['event_id']})"]
+    out = [
+        f"  * +{report.rel_epoch(started):.1f}s {event['rule']} on {event['target']} by "
+        f"{report.replica_of(event)}: {event['outcome'].upper()} in "
+        f"{event['finished_at'] - started:.1f}s (event {event['event_id']})"
+    ]
     kill = report.kill
     if kill is not None and event["event_id"] == kill.event_id:
-        out.append(f"      re-delivered: {kill.replica} started it at "
-                   f"+{report.rel_epoch(_first_started(report, event)):.1f}s and was "
-                   f"SIGKILLed; {report.replica_of(event)} ran it once the lease had expired")
+        out.append(
+            f"      re-delivered: {kill.replica} started it at "
+            f"+{report.rel_epoch(_first_started(report, event)):.1f}s and was "
+            f"SIGKILLed; {report.replica_of(event)} ran it once the lease had expired"
+        )
     holds = 0
     for step in event.get("timeline") or []:
         name, message = step["name"], step.get("message", "")
@@ -85,65 +93,91 @@ def _short(text: str, limit: int = 200) -> str:
 
 def verdicts(report: Report) -> list[tuple[bool, str]]:
     """The demo's success criteria, each with what was seen."""
-    return [_recovered(report), _clickhouse(report), _flink(report), _ws(report),
-            _nothing_lost(report), _slack(report),
-            (report.replication.startswith("ok"), f"storage after the incident: "
-             f"{report.replication}")]
+    return [
+        _recovered(report),
+        _clickhouse(report),
+        _flink(report),
+        _ws(report),
+        _nothing_lost(report),
+        _slack(report),
+        (report.replication.startswith("ok"), f"storage after the incident: {report.replication}"),
+    ]
 
 
 def _recovered(report: Report) -> tuple[bool, str]:
     open_alerts = [a.brief for a in report.alerts if a.resolved is None]
     ttr = f"{report.time_to_recovery:.1f}s" if report.time_to_recovery is not None else "-"
-    return (report.recovered and not open_alerts,
-            f"every alert resolved (last one {ttr} after the break)"
-            + (f"; still firing: {open_alerts}" if open_alerts else ""))
+    return (
+        report.recovered and not open_alerts,
+        f"every alert resolved (last one {ttr} after the break)"
+        + (f"; still firing: {open_alerts}" if open_alerts else ""),
+    )
 
 
 def _clickhouse(report: Report) -> tuple[bool, str]:
     acted = report.acting(CLICKHOUSE_RULE)
     sent = report.clickhouse_statements
-    audited = {(s["node"], s["sql"]) for e in acted
-               for s in (e.get("details") or {}).get("statements") or []
-               if s["sql"].startswith("SYSTEM")}
-    ok = ([e["outcome"] for e in acted] in (["succeeded"], ["noop"])
-          and len(sent) == len(set(sent)) and set(sent) == audited)
-    return ok, (f"ClickHouse repaired by one run ({', '.join(e['outcome'] for e in acted)}): "
-                f"{len(sent)} SYSTEM statement(s) in query_log, one per replica, all in its "
-                "audit event")
+    audited = {
+        (s["node"], s["sql"])
+        for e in acted
+        for s in (e.get("details") or {}).get("statements") or []
+        if s["sql"].startswith("SYSTEM")
+    }
+    ok = (
+        [e["outcome"] for e in acted] in (["succeeded"], ["noop"])
+        and len(sent) == len(set(sent))
+        and set(sent) == audited
+    )
+    return ok, (
+        f"ClickHouse repaired by one run ({', '.join(e['outcome'] for e in acted)}): "
+        f"{len(sent)} SYSTEM statement(s) in query_log, one per replica, all in its "
+        "audit event"
+    )
 
 
 def _flink(report: Report) -> tuple[bool, str]:
     acted = report.acting(FLINK_RULE)
     waited = [s for e in acted for s in e.get("timeline") or [] if s["name"] == "deferred"]
     ends = [end for _, end in report.readonly_windows]
-    ok = (len(report.nonce_patches) == 1 and not report.bumps_while_readonly and bool(waited)
-          and all(end is not None and end < report.nonce_patches[0] for end in ends))
-    window = ", ".join(f"{s:.1f}s-{e:.1f}s" if e is not None else f"{s:.1f}s-..."
-                       for s, e in report.readonly_windows)
+    ok = (
+        len(report.nonce_patches) == 1
+        and not report.bumps_while_readonly
+        and bool(waited)
+        and all(end is not None and end < report.nonce_patches[0] for end in ends)
+    )
+    window = ", ".join(
+        f"{s:.1f}s-{e:.1f}s" if e is not None else f"{s:.1f}s-..." for s, e in report.readonly_windows
+    )
     bumps = ", ".join(f"+{t:.1f}s" for t in report.nonce_patches) or "never"
     why = f"; {waited[0]['message']} (inhibited_by the ClickHouse alert)" if waited else ""
-    return ok, (f"Flink restartNonce bumped {len(report.nonce_patches)} time(s), at {bumps}; "
-                f"ClickHouse read-only {window or 'never'}{why}")
+    return ok, (
+        f"Flink restartNonce bumped {len(report.nonce_patches)} time(s), at {bumps}; "
+        f"ClickHouse read-only {window or 'never'}{why}"
+    )
 
 
 def _ws(report: Report) -> tuple[bool, str]:
     scaled = [replicas for _, replicas in report.scale_patches]
     shown = ", ".join(f"{n} at +{t:.1f}s" for t, n in report.scale_patches) or "never"
-    return (scaled == [0, 1] and report.max_ws_pods <= 1 and len(report.acting(WS_RULE)) == 1,
-            f"torghut-ws bounced once (scaled to {shown}); most pods at once: "
-            f"{report.max_ws_pods}")
+    return (
+        scaled == [0, 1] and report.max_ws_pods <= 1 and len(report.acting(WS_RULE)) == 1,
+        f"torghut-ws bounced once (scaled to {shown}); most pods at once: {report.max_ws_pods}",
+    )
 
 
 def _nothing_lost(report: Report) -> tuple[bool, str]:
-    text = (f"nothing lost: {len(report.accepted)} job(s) accepted by the replicas, "
-            f"{len(report.accepted) - len(report.missing)} with an audit event")
+    text = (
+        f"nothing lost: {len(report.accepted)} job(s) accepted by the replicas, "
+        f"{len(report.accepted) - len(report.missing)} with an audit event"
+    )
     ok = bool(report.accepted) and not report.missing
     kill = report.kill
     if kill is not None:
         rerun = [e for e in report.events if e["event_id"] == kill.event_id]
         by = ", ".join(f"{report.replica_of(e)} ({e['outcome']})" for e in rerun) or "nobody"
-        text += (f"; the job of the SIGKILLed {kill.replica} ({kill.rule}, event "
-                 f"{kill.event_id}) re-ran on {by}")
+        text += (
+            f"; the job of the SIGKILLed {kill.replica} ({kill.rule}, event {kill.event_id}) re-ran on {by}"
+        )
         ok = ok and len(rerun) == 1 and report.replica_of(rerun[0]) != kill.replica
     return ok, text + (f"; MISSING: {report.missing}" if report.missing else "")
 
@@ -153,10 +187,14 @@ def _slack(report: Report) -> tuple[bool, str]:
     bad = [t.title for t in threads if {"failed", "escalated"} & set(t.kinds())]
     unresolved = [t.title for t in threads if "resolved" not in t.kinds()]
     ok = len(threads) == 3 and not bad and not unresolved and len(report.orphans()) <= 1
-    text = (f"Slack: {len(threads)} thread(s), one per repair, each resolved"
-            + (f"; with failures: {bad}" if bad else "")
-            + (f"; not resolved: {unresolved}" if unresolved else ""))
+    text = (
+        f"Slack: {len(threads)} thread(s), one per repair, each resolved"
+        + (f"; with failures: {bad}" if bad else "")
+        + (f"; not resolved: {unresolved}" if unresolved else "")
+    )
     if report.orphans() and report.kill is not None:
-        text += (f"; plus the first message {report.kill.replica} posted just before it was "
-                 "killed: it died before recording the thread, so the re-run opened a new one")
+        text += (
+            f"; plus the first message {report.kill.replica} posted just before it was "
+            "killed: it died before recording the thread, so the re-run opened a new one"
+        )
     return ok, text

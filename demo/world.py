@@ -44,8 +44,10 @@ def read_replicas(node: ClickHouseNode, database: str = DATABASE) -> dict[str, i
     """``{table: is_readonly}`` as ``node`` reports it in ``system.replicas``; None if it
     does not answer."""
     try:
-        text = node.query("SELECT table, is_readonly FROM system.replicas "
-                          f"WHERE database = '{database}' ORDER BY table", timeout=5.0)
+        text = node.query(
+            f"SELECT table, is_readonly FROM system.replicas WHERE database = '{database}' ORDER BY table",
+            timeout=5.0,
+        )
     except (OSError, ClickHouseHTTPError):
         return None
     rows = [line.split("\t") for line in text.splitlines() if line]
@@ -76,8 +78,9 @@ class StorageMonitor:
 
     def readonly_at(self, at: float) -> bool:
         """Whether storage was read-only (as observed) at monotonic time ``at``."""
-        return any(start is not None and start <= at and (end is None or at < end)
-                   for start, end in self.windows)
+        return any(
+            start is not None and start <= at and (end is None or at < end) for start, end in self.windows
+        )
 
     async def refresh(self) -> None:
         state = await asyncio.to_thread(self._read)
@@ -93,8 +96,10 @@ class StorageMonitor:
 
     def _update(self, state: dict[str, dict[str, int] | None], now: float) -> None:
         self.state = state
-        writable = all(tables is not None and set(tables) == set(TABLES)
-                       and not any(tables.values()) for tables in state.values())
+        writable = all(
+            tables is not None and set(tables) == set(TABLES) and not any(tables.values())
+            for tables in state.values()
+        )
         if writable == self._writable:
             return
         first = self._writable is None
@@ -143,14 +148,15 @@ class FlinkJob:
     failures: int = 0
 
     def install(self) -> None:
-        self.cluster.put(FLINK, NAMESPACE, flink_deployment(FLINK_NAME, job="RUNNING",
-                                                            lifecycle="STABLE"))
+        self.cluster.put(FLINK, NAMESPACE, flink_deployment(FLINK_NAME, job="RUNNING", lifecycle="STABLE"))
 
     def status(self) -> tuple[str, str]:
         obj = self.cluster.get(FLINK, NAMESPACE, FLINK_NAME) or {}
         status = obj.get("status") or {}
-        return (str((status.get("jobStatus") or {}).get("state") or ""),
-                str(status.get("lifecycleState") or ""))
+        return (
+            str((status.get("jobStatus") or {}).get("state") or ""),
+            str(status.get("lifecycleState") or ""),
+        )
 
     def _nonce(self) -> Any:
         obj = self.cluster.get(FLINK, NAMESPACE, FLINK_NAME) or {}
@@ -163,22 +169,26 @@ class FlinkJob:
             nonce = self._nonce()
             if nonce != seen:
                 self.bumps.append(Bump(time.monotonic(), nonce, self.storage.writable))
-                self.timeline.note("flink", f"operator: restartNonce {seen} -> {nonce}: "
-                                   "redeploying the job")
+                self.timeline.note("flink", f"operator: restartNonce {seen} -> {nonce}: redeploying the job")
                 seen = nonce
                 await self._redeploy()
             elif self.status()[0] == "RUNNING" and self.storage.unwritable_for() >= self.fail_after:
                 await self._fail("")
 
     async def _redeploy(self) -> None:
-        for job, lifecycle in (("RECONCILING", "UPGRADING"), ("RECONCILING", "DEPLOYED"),
-                               ("CREATED", "DEPLOYED"), ("RUNNING", "DEPLOYED")):
+        for job, lifecycle in (
+            ("RECONCILING", "UPGRADING"),
+            ("RECONCILING", "DEPLOYED"),
+            ("CREATED", "DEPLOYED"),
+            ("RUNNING", "DEPLOYED"),
+        ):
             self._set(job, lifecycle, None)
             await asyncio.sleep(self.step_seconds)
         if self.storage.writable:
             self._set("RUNNING", "STABLE", None)
-            self.timeline.note("flink", "job RUNNING, lifecycle STABLE: the JDBC sink writes "
-                               "to ClickHouse again")
+            self.timeline.note(
+                "flink", "job RUNNING, lifecycle STABLE: the JDBC sink writes to ClickHouse again"
+            )
         else:
             await self._fail("after the restart, ")
 
@@ -194,8 +204,10 @@ class FlinkJob:
         """The server's own answer to one sink insert (None: it was accepted)."""
         node = self.storage.cluster.nodes[0]
         try:
-            node.query(f"INSERT INTO {DATABASE}.ta_signals (day, id, value) "
-                       "VALUES (today(), 1, 'sink')", timeout=10.0)
+            node.query(
+                f"INSERT INTO {DATABASE}.ta_signals (day, id, value) VALUES (today(), 1, 'sink')",
+                timeout=10.0,
+            )
         except ClickHouseHTTPError as exc:
             return str(exc).split(", e.what()")[0]
         except OSError as exc:
@@ -203,8 +215,12 @@ class FlinkJob:
         return None
 
     def _set(self, job: str, lifecycle: str, error: str | None) -> None:
-        self.cluster.modify(FLINK, NAMESPACE, FLINK_NAME, {"status": {
-            "jobStatus": {"state": job}, "lifecycleState": lifecycle, "error": error}})
+        self.cluster.modify(
+            FLINK,
+            NAMESPACE,
+            FLINK_NAME,
+            {"status": {"jobStatus": {"state": job}, "lifecycleState": lifecycle, "error": error}},
+        )
 
 
 @dataclass
@@ -219,8 +235,7 @@ class WsPods(DeploymentController):
     _shown: tuple[int, ...] = ()
 
     def install(self) -> None:
-        self.cluster.put(DEPLOYMENTS, self.namespace,
-                         deployment(self.name, replicas=1, labels=WS_LABELS))
+        self.cluster.put(DEPLOYMENTS, self.namespace, deployment(self.name, replicas=1, labels=WS_LABELS))
 
     def ready_replicas(self) -> int:
         dep = self.cluster.get(DEPLOYMENTS, self.namespace, self.name) or {}
@@ -246,9 +261,15 @@ class WsPods(DeploymentController):
         live = [p for p in self._pods() if not _terminating(p)]
         for pod in live[desired:]:
             name = pod["metadata"]["name"]
-            self.cluster.modify(PODS, self.namespace, name, {
-                "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"},
-                "status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+            self.cluster.modify(
+                PODS,
+                self.namespace,
+                name,
+                {
+                    "metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"},
+                    "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+                },
+            )
             self._ages[name] = 0
         for _ in range(desired - len(live)):
             self._create(dep["spec"]["template"]["metadata"]["labels"])
@@ -272,21 +293,38 @@ class WsPods(DeploymentController):
             started = self._ages.get(name, 0) >= self.ready_after
             ready = started and not crowded and name not in self.stuck
             if _ready(pod) != ready or (started and pod["status"].get("phase") != "Running"):
-                self.cluster.modify(PODS, self.namespace, name, {"status": {
-                    "phase": "Running" if started else "Pending",
-                    "conditions": [{"type": "Ready", "status": str(ready)}]}})
+                self.cluster.modify(
+                    PODS,
+                    self.namespace,
+                    name,
+                    {
+                        "status": {
+                            "phase": "Running" if started else "Pending",
+                            "conditions": [{"type": "Ready", "status": str(ready)}],
+                        }
+                    },
+                )
 
     def _status(self, dep: dict[str, Any]) -> None:
         pods = self._pods()
         live = [p for p in pods if not _terminating(p)]
         ready = [p for p in live if _ready(p)]
-        status = {"replicas": len(live), "readyReplicas": len(ready),
-                  "availableReplicas": len(ready), "updatedReplicas": len(live),
-                  "observedGeneration": dep["metadata"]["generation"]}
+        status = {
+            "replicas": len(live),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(ready),
+            "updatedReplicas": len(live),
+            "observedGeneration": dep["metadata"]["generation"],
+        }
         if {k: (dep.get("status") or {}).get(k) for k in status} != status:
             self.cluster.modify(DEPLOYMENTS, self.namespace, self.name, {"status": status})
-        shown = (int(dep["spec"].get("replicas", 1)), len(pods), len(live) - len(ready),
-                 len(ready), len(pods) - len(live))
+        shown = (
+            int(dep["spec"].get("replicas", 1)),
+            len(pods),
+            len(live) - len(ready),
+            len(ready),
+            len(pods) - len(live),
+        )
         if shown != self._shown and self.timeline is not None:
             self._shown = shown
             self.timeline.note("torghut-ws", self._describe(*shown))
@@ -298,8 +336,7 @@ class WsPods(DeploymentController):
             parts.append(f"{unready} unready" + (" (upstream connection stuck)" if stuck else ""))
         if ending:
             parts.append(f"{ending} terminating")
-        return (f"spec.replicas {replicas}; {pods} pod(s)"
-                + (f": {', '.join(parts)}" if parts else ""))
+        return f"spec.replicas {replicas}; {pods} pod(s)" + (f": {', '.join(parts)}" if parts else "")
 
     async def run(self) -> None:
         while True:

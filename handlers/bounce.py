@@ -12,30 +12,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio import client
-from pydantic import Field
 
-from handlers.kube import (
-    MAX_CONFLICTS,
-    MERGE_PATCH,
-    ApiRequest,
-    Conflict,
-    Label,
-    Observations,
-    Subdomain,
-    api_client,
-    poll,
-    seconds,
-    selector_string,
-    send,
-)
+from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
 from remediator import (
     Context,
     HandlerParams,
+    Observations,
     PermanentError,
+    PollInterval,
     Result,
-    RuleDuration,
     TemporaryError,
+    VerifyTimeout,
     handler,
+    planned_within,
+    poll,
+    rereading_conflicts,
+    seconds,
+    verify_within,
 )
 
 ANNOTATION = "remediator.io/bounce-replicas"
@@ -46,8 +39,8 @@ _SHOWN_PODS = 5
 class BounceParams(HandlerParams):
     namespace: Label
     deployment: Subdomain
-    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: VerifyTimeout = None
+    poll_interval: PollInterval = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,45 +65,59 @@ class Seen:
             generation=int(meta.generation or 0),
             replicas=1 if spec.replicas is None else int(spec.replicas),
             recorded=_recorded((meta.annotations or {}).get(ANNOTATION), where),
-            selector=selector_string(selector.match_labels, selector.match_expressions)
-            if selector else "",
+            selector=selector_string(selector.match_labels, selector.match_expressions) if selector else "",
             ready=int(getattr(status, "ready_replicas", None) or 0),
             current=int(getattr(status, "replicas", None) or 0),
             observed_generation=int(getattr(status, "observed_generation", None) or 0),
         )
 
     def ready_at(self, count: int) -> bool:
-        return (self.observed_generation >= self.generation and self.ready == count
-                and self.current == count)
+        return self.observed_generation >= self.generation and self.ready == count and self.current == count
 
     def summary(self) -> str:
-        return (f"spec.replicas {self.replicas}, status.replicas {self.current}, "
-                f"readyReplicas {self.ready}, observedGeneration {self.observed_generation}/"
-                f"{self.generation}")
+        return (
+            f"spec.replicas {self.replicas}, status.replicas {self.current}, "
+            f"readyReplicas {self.ready}, observedGeneration {self.observed_generation}/"
+            f"{self.generation}"
+        )
 
 
 def _recorded(value: str | None, where: str) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or int(value) > MAX_REPLICAS:
-        raise PermanentError(f"{where}: annotation {ANNOTATION}={value!r} is not a replica count; "
-                             "fix or remove it")
+        raise PermanentError(
+            f"{where}: annotation {ANNOTATION}={value!r} is not a replica count; fix or remove it"
+        )
     return int(value)
 
 
 def _deployment(params: BounceParams) -> ApiRequest:
-    return ApiRequest(verb="get", group="apps", version="v1", plural="deployments",
-                      kind="Deployment", namespace=params.namespace, name=params.deployment)
+    return ApiRequest(
+        verb="get",
+        group="apps",
+        version="v1",
+        plural="deployments",
+        kind="Deployment",
+        namespace=params.namespace,
+        name=params.deployment,
+    )
 
 
 def _pods(params: BounceParams, selector: str) -> ApiRequest:
-    return ApiRequest(verb="list", group="", version="v1", plural="pods", kind="Pod",
-                      namespace=params.namespace, label_selector=selector)
+    return ApiRequest(
+        verb="list",
+        group="",
+        version="v1",
+        plural="pods",
+        kind="Pod",
+        namespace=params.namespace,
+        label_selector=selector,
+    )
 
 
 def record_body(resource_version: Any, replicas: Any) -> dict[str, Any]:
-    return {"metadata": {"resourceVersion": resource_version,
-                         "annotations": {ANNOTATION: str(replicas)}}}
+    return {"metadata": {"resourceVersion": resource_version, "annotations": {ANNOTATION: str(replicas)}}}
 
 
 def scale_body(replicas: Any) -> dict[str, Any]:
@@ -122,12 +129,17 @@ FORGET_BODY: dict[str, Any] = {"metadata": {"annotations": {ANNOTATION: None}}}
 
 def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[str]:
     dep = _deployment(params)
-    pods = str(_pods(params, seen.selector)) if seen else \
-        f"{_pods(params, '')}?labelSelector=<the Deployment's selector>"
+    pods = (
+        str(_pods(params, seen.selector))
+        if seen
+        else f"{_pods(params, '')}?labelSelector=<the Deployment's selector>"
+    )
     if seen is None:
         count: Any = "<recorded>"
-        record = (f"{dep.with_body(record_body('<resourceVersion read>', '<spec.replicas>'))} "
-                  "(skipped when the annotation is already there: resume with its count)")
+        record = (
+            f"{dep.with_body(record_body('<resourceVersion read>', '<spec.replicas>'))} "
+            "(skipped when the annotation is already there: resume with its count)"
+        )
     elif seen.recorded is None:
         count = seen.replicas
         record = str(dep.with_body(record_body(seen.resource_version, seen.replicas)))
@@ -136,7 +148,10 @@ def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[
         record = f"resume: {ANNOTATION}={seen.recorded} is already recorded"
     every = seconds(params.poll_interval)
     return [
-        str(dep), pods, record, str(dep.with_body(scale_body(0))),
+        str(dep),
+        pods,
+        record,
+        str(dep.with_body(scale_body(0))),
         f"poll {pods} every {every} until no pod is left, for up to {timeout}",
         str(dep.with_body(scale_body(count))),
         f"poll {dep} every {every} until status.readyReplicas == status.replicas == {count} "
@@ -146,9 +161,7 @@ def _plan(params: BounceParams, timeout: str, seen: Seen | None = None) -> list[
 
 
 def _describe(params: BounceParams) -> list[str]:
-    if params.verify_timeout is None:
-        return _plan(params, "the rule's verify_timeout")
-    return _plan(params, seconds(params.verify_timeout))
+    return _plan(params, planned_within(params))
 
 
 class _Deployment:
@@ -163,27 +176,35 @@ class _Deployment:
     async def read(self, *, record: bool = True) -> Seen:
         p = self.params
         dep = await send(
-            self.ctx, self.request,
+            self.ctx,
+            self.request,
             lambda timeout: self.apps.read_namespaced_deployment(
-                p.deployment, p.namespace, _request_timeout=timeout),
-            record=record)
+                p.deployment, p.namespace, _request_timeout=timeout
+            ),
+            record=record,
+        )
         return Seen.of(dep, self.where)
 
     async def patch(self, body: dict[str, Any]) -> None:
-        p = self.params
-        await send(self.ctx, self.request.with_body(body),
-                   lambda timeout: self.apps.patch_namespaced_deployment(
-                       p.deployment, p.namespace, body,
-                       # the .pyi stubs omit this keyword although the runtime accepts it
-                       _content_type=MERGE_PATCH, _request_timeout=timeout))  # type: ignore[call-arg]
+        await send_patch(
+            self.ctx,
+            self.request.with_body(body),
+            self.apps.patch_namespaced_deployment,
+            self.params.deployment,
+            self.params.namespace,
+        )
 
     async def pods(self, selector: str, *, record: bool = True) -> list[str]:
         """Names of the pods matching ``selector`` (terminating ones included)."""
         p = self.params
-        found = await send(self.ctx, _pods(p, selector),
-                           lambda timeout: self.core.list_namespaced_pod(
-                               p.namespace, label_selector=selector, _request_timeout=timeout),
-                           record=record)
+        found = await send(
+            self.ctx,
+            _pods(p, selector),
+            lambda timeout: self.core.list_namespaced_pod(
+                p.namespace, label_selector=selector, _request_timeout=timeout
+            ),
+            record=record,
+        )
         return [pod.metadata.name for pod in found.items or []]
 
 
@@ -196,42 +217,44 @@ def _shown(names: list[str]) -> str:
 async def bounce(params: BounceParams, ctx: Context) -> Result:
     """Scale a Deployment to 0, wait until its pods are gone, scale it back, wait until ready."""
     dep = _Deployment(await api_client(ctx), params, ctx)
-    timeout = params.verify_timeout or ctx.verify_timeout
+    timeout = verify_within(params, ctx)
     seen = await dep.read()
     if not seen.selector:
         raise PermanentError(f"{dep.where} has an empty selector; refusing to bounce")
     pods = await dep.pods(seen.selector)
     ctx.step("observe", f"{seen.summary()}; {len(pods)} pod(s): {_shown(pods)}", pods=pods)
     if seen.recorded is None and seen.replicas == 0:
-        return Result.noop(f"{dep.where} is scaled to 0 and no bounce is in progress: "
-                           "nothing to bounce", replicas=0)
+        return Result.noop(
+            f"{dep.where} is scaled to 0 and no bounce is in progress: nothing to bounce", replicas=0
+        )
     if ctx.dry_run:
         count = seen.replicas if seen.recorded is None else seen.recorded
-        return Result.dry_run(_plan(params, seconds(timeout), seen),
-                              f"dry run: would bounce {dep.where} to 0 and back to {count}; "
-                              "nothing done", replicas=count)
+        return Result.dry_run(
+            _plan(params, seconds(timeout), seen),
+            f"dry run: would bounce {dep.where} to 0 and back to {count}; nothing done",
+            replicas=count,
+        )
     count = await _record(dep, seen)
     return await _bounce(dep, seen.selector, count, within=timeout)
 
 
 async def _record(dep: _Deployment, seen: Seen) -> int:
     """The count to restore: the annotation of an interrupted bounce, else record spec.replicas."""
-    for _ in range(MAX_CONFLICTS):
+
+    async def attempt(seen: Seen) -> int:
         if seen.recorded is not None:
-            dep.ctx.step("resume", f"{ANNOTATION}={seen.recorded} found on {dep.where}: resuming "
-                         f"an interrupted bounce with {seen.recorded} replica(s)")
+            dep.ctx.step(
+                "resume",
+                f"{ANNOTATION}={seen.recorded} found on {dep.where}: resuming "
+                f"an interrupted bounce with {seen.recorded} replica(s)",
+            )
             return seen.recorded
         if seen.replicas == 0:
-            raise TemporaryError(f"{dep.where} was scaled to 0 by someone else while we read it; "
-                                 "not bounced")
-        try:
-            await dep.patch(record_body(seen.resource_version, seen.replicas))
-            return seen.replicas
-        except Conflict as exc:
-            dep.ctx.step("conflict", f"{exc}; re-reading")
-            seen = await dep.read()
-    raise TemporaryError(f"{dep.where} changed under us {MAX_CONFLICTS} times in a row "
-                         "(409 Conflict on every guarded patch); not bounced")
+            raise TemporaryError(f"{dep.where} was scaled to 0 by someone else while we read it; not bounced")
+        await dep.patch(record_body(seen.resource_version, seen.replicas))
+        return seen.replicas
+
+    return await rereading_conflicts(dep.ctx, seen, attempt, dep.read, where=dep.where, undone="not bounced")
 
 
 async def _bounce(dep: _Deployment, selector: str, count: int, within: float) -> Result:
@@ -242,10 +265,17 @@ async def _bounce(dep: _Deployment, selector: str, count: int, within: float) ->
         return Result.failed(
             f"{len(left)} pod(s) of {dep.where} still exist {seconds(within)} after scaling to 0: "
             f"{_shown(left)}; left at 0 replicas with {ANNOTATION}={count}, so the next run "
-            "resumes", retryable=True, pods=left, replicas=count)
+            "resumes",
+            retryable=True,
+            pods=left,
+            replicas=count,
+        )
     await dep.patch(scale_body(count))
-    ctx.step("verify", f"poll {dep.request} every {seconds(every)} until readyReplicas == "
-             f"{count}, for up to {seconds(within)}")
+    ctx.step(
+        "verify",
+        f"poll {dep.request} every {seconds(every)} until readyReplicas == "
+        f"{count}, for up to {seconds(within)}",
+    )
     observed = Observations(ctx)
 
     async def probe() -> tuple[bool, Seen]:
@@ -258,22 +288,28 @@ async def _bounce(dep: _Deployment, selector: str, count: int, within: float) ->
         return Result.failed(
             f"{dep.where} was scaled back to {count} but is not ready after {seconds(within)}: "
             f"{seen.summary()}; {ANNOTATION} is left so the next run resumes",
-            retryable=True, replicas=count, ready=seen.ready)
+            retryable=True,
+            replicas=count,
+            ready=seen.ready,
+        )
     await dep.patch(FORGET_BODY)
-    return Result.succeeded(f"{dep.where} bounced: scaled to 0, all pods gone, back to {count} "
-                            f"ready replica(s)", replicas=count)
+    return Result.succeeded(
+        f"{dep.where} bounced: scaled to 0, all pods gone, back to {count} ready replica(s)", replicas=count
+    )
 
 
 async def _wait_gone(dep: _Deployment, selector: str, within: float) -> tuple[bool, list[str]]:
     ctx, every = dep.ctx, dep.params.poll_interval
-    ctx.step("wait", f"poll {_pods(dep.params, selector)} every {seconds(every)} until no pod is "
-             f"left, for up to {seconds(within)}")
+    ctx.step(
+        "wait",
+        f"poll {_pods(dep.params, selector)} every {seconds(every)} until no pod is "
+        f"left, for up to {seconds(within)}",
+    )
     observed = Observations(ctx)
 
     async def probe() -> tuple[bool, list[str]]:
         names = await dep.pods(selector, record=False)
-        observed.see(f"{len(names)} pod(s) left: {_shown(names)}" if names else "no pod left",
-                     pods=names)
+        observed.see(f"{len(names)} pod(s) left: {_shown(names)}" if names else "no pod left", pods=names)
         return not names, names
 
     return await poll(ctx, probe, every=every, within=within)

@@ -12,32 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from handlers.clickhouse_nodes import (
-    IDENTIFIER,
-    KEEPER_PROBE_SQL,
-    METADATA_PROBE_SQL,
-    Node,
-    NodeView,
-    Refused,
-    Timeouts,
-    Unreachable,
-    quote,
-    restart_sql,
-    restore_sql,
-)
+from handlers.clickhouse_nodes import IDENTIFIER, Node, NodeView, Timeouts, quote, restart_sql, restore_sql
+from handlers.clickhouse_statements import Statements
 from remediator import (
     Context,
     HandlerParams,
+    Observations,
     PermanentError,
+    PollInterval,
     Result,
     RuleDuration,
     TemporaryError,
     handler,
+    planned_within,
+    poll,
+    seconds,
+    verify_within,
 )
 
 _NODE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
@@ -51,7 +45,7 @@ class RestoreReplicaParams(HandlerParams):
     secure: bool = False
     connect_timeout: RuleDuration = Field(default=5.0, gt=0, le=60)
     query_timeout: RuleDuration = Field(default=30.0, gt=0, le=600)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    poll_interval: PollInterval = 2.0
 
     @field_validator("nodes")
     @classmethod
@@ -88,17 +82,19 @@ def _scope(params: RestoreReplicaParams) -> str:
 
 def describe(params: RestoreReplicaParams) -> list[str]:
     """The plan without I/O (for ``remediator simulate``)."""
-    target = f"{quote(params.database)}.{quote(params.table)}" if params.table else (
-        f"`{params.database}`.<each read-only table>")
-    verify = f"{params.verify_timeout:g}s" if params.verify_timeout else "the rule's verify_timeout"
+    target = (
+        f"{quote(params.database)}.{quote(params.table)}"
+        if params.table
+        else (f"`{params.database}`.<each read-only table>")
+    )
+    verify = planned_within(params)
     return [
         f"read system.replicas for {_scope(params)} on {', '.join(params.nodes)}",
         f"per read-only node and table, once the node reaches Keeper: "
         f"SYSTEM RESTART REPLICA {target} (skipped when the replica's Keeper metadata is gone)",
         f"still read-only: SYSTEM RESTORE REPLICA {target} "
         "(ClickHouse >= 21.7; a refusal is reported verbatim)",
-        f"verify within {verify}: is_readonly = 0 and active_replicas = total_replicas "
-        "on every node",
+        f"verify within {verify}: is_readonly = 0 and active_replicas = total_replicas on every node",
     ]
 
 
@@ -115,8 +111,7 @@ async def restore_replica(params: RestoreReplicaParams, ctx: Context) -> Result:
         return Result.dry_run(await repair.plan(views), nodes=_seen(views))
     for view in views:
         if view.readonly():
-            await repair.act(view.node, {t: view.replicas[t].replica_path
-                                         for t in view.readonly()})
+            await repair.act(view.node, {t: view.replicas[t].replica_path for t in view.readonly()})
     return await repair.verify(targets)
 
 
@@ -127,17 +122,17 @@ class Repair:
         self.params = params
         self.ctx = ctx
         timeouts = Timeouts(connect=params.connect_timeout, query=params.query_timeout)
-        self.nodes = {a: Node(a, secure=params.secure, timeouts=timeouts, ctx=ctx)
-                      for a in params.nodes}
-        self.statements: list[dict[str, Any]] = []
+        self.nodes = {a: Node(a, secure=params.secure, timeouts=timeouts, ctx=ctx) for a in params.nodes}
+        self.sql = Statements(self.nodes, ctx)
         self.held: dict[tuple[str, str], str] = {}  # (node, table) -> replica_path
         self.done: set[tuple[str, str]] = set()
         self.keeper_errors: dict[str, str] = {}  # node -> its answer to the Keeper probe
 
     async def read(self, tables: list[str] | None = None) -> list[NodeView]:
         tables = tables or ([self.params.table] if self.params.table else None)
-        return list(await asyncio.gather(
-            *(node.view(self.params.database, tables) for node in self.nodes.values())))
+        return list(
+            await asyncio.gather(*(node.view(self.params.database, tables) for node in self.nodes.values()))
+        )
 
     async def precheck(self) -> list[NodeView]:
         views = await self.read()
@@ -150,26 +145,30 @@ class Repair:
         seen = _seen(views)
         down = [view.describe() for view in views if not view.reachable]
         if down:
-            raise TemporaryError("could not check every node: " + "; ".join(down),
-                                 details={"nodes": seen})
+            raise TemporaryError("could not check every node: " + "; ".join(down), details={"nodes": seen})
         table = self.params.table
         missing = [v.node for v in views if table and table not in v.replicas]
         if missing or not any(view.replicas for view in views):
-            what = f"{quote(self.params.database)}.{quote(table)}" if table else (
-                f"any replicated table in {quote(self.params.database)}")
+            what = (
+                f"{quote(self.params.database)}.{quote(table)}"
+                if table
+                else (f"any replicated table in {quote(self.params.database)}")
+            )
             where = ", ".join(missing or self.nodes)
-            raise PermanentError(f"{what} not found in system.replicas on {where}",
-                                 details={"nodes": seen})
-        return Result.noop("no read-only replica on any node: "
-                           + "; ".join(view.describe() for view in views), nodes=seen)
+            raise PermanentError(f"{what} not found in system.replicas on {where}", details={"nodes": seen})
+        return Result.noop(
+            "no read-only replica on any node: " + "; ".join(view.describe() for view in views), nodes=seen
+        )
 
     async def plan(self, views: list[NodeView]) -> list[str]:
         """Dry run: the statements per node, from reads only (Keeper probes included)."""
         lines = []
         for view in views:
             if not view.reachable:
-                lines.append(f"{view.node}: unreachable ({view.error}); a real run reports it "
-                             "and cannot verify until it answers")
+                lines.append(
+                    f"{view.node}: unreachable ({view.error}); a real run reports it "
+                    "and cannot verify until it answers"
+                )
                 continue
             if not view.readonly():
                 lines.append(f"{view.node}: nothing read-only")
@@ -179,11 +178,13 @@ class Repair:
 
     async def _plan_one(self, view: NodeView, table: str) -> list[str]:
         node, db = view.node, self.params.database
-        keeper = await self._keeper(node, record=False)
+        keeper = await self.sql.keeper(node, record=False)
         if keeper:
-            return [f"{node}: no statement while Keeper is unreachable from it ({keeper}); "
-                    f"then SYSTEM RESTART REPLICA {quote(db)}.{quote(table)}"]
-        present = await self._metadata(node, view.replicas[table].replica_path, record=False)
+            return [
+                f"{node}: no statement while Keeper is unreachable from it ({keeper}); "
+                f"then SYSTEM RESTART REPLICA {quote(db)}.{quote(table)}"
+            ]
+        present = await self.sql.metadata(node, view.replicas[table].replica_path, record=False)
         restart = f"{node}: {restart_sql(db, table)}"
         restore = f"{node}: {restore_sql(db, table)}"
         if present:
@@ -193,14 +194,18 @@ class Repair:
     async def act(self, node: str, paths: dict[str, str]) -> None:
         """Repair a node's read-only tables (table -> replica_path), or hold them while
         the node cannot reach Keeper."""
-        keeper = await self._keeper(node)
+        keeper = await self.sql.keeper(node)
         for table, path in paths.items():
             if keeper:
                 self.held[(node, table)] = path
                 self.keeper_errors[node] = keeper
-                self.ctx.step("hold", f"{node}: {table}: no statement while the node cannot "
-                              "reach Keeper (a restart cannot help; 18.16 detaches the table)",
-                              node=node, table=table)
+                self.ctx.step(
+                    "hold",
+                    f"{node}: {table}: no statement while the node cannot "
+                    "reach Keeper (a restart cannot help; 18.16 detaches the table)",
+                    node=node,
+                    table=table,
+                )
             else:
                 self.held.pop((node, table), None)
                 self.done.add((node, table))
@@ -209,82 +214,51 @@ class Repair:
     async def _repair(self, node: str, table: str, replica_path: str) -> None:
         """RESTART; still read-only -> RESTORE. Metadata gone -> straight to RESTORE."""
         db = self.params.database
-        if await self._metadata(node, replica_path):
-            await self._statement(node, restart_sql(db, table))
+        if await self.sql.metadata(node, replica_path):
+            await self.sql.run(node, restart_sql(db, table))
             view = await self.nodes[node].view(db, [table])
             replica = view.replicas.get(table)
-            self.ctx.step("reread", view.describe([table]), node=node, table=table,
-                          **view.as_dict())
+            self.ctx.step("reread", view.describe([table]), node=node, table=table, **view.as_dict())
             if replica is None or not replica.is_readonly:
                 return  # writable again, or gone (reported by verify): no RESTORE
         else:
-            self.ctx.step("skip", f"{node}: {restart_sql(db, table)} skipped: the replica's "
-                          "metadata is missing in Keeper, a restart cannot make it writable",
-                          node=node, table=table)
-        await self._statement(node, restore_sql(db, table))
-
-    async def _keeper(self, node: str, *, record: bool = True) -> str:
-        """'' when the node reaches Keeper, else the node's (verbatim) answer."""
-        answer = await self._statement(node, KEEPER_PROBE_SQL, record=record)
-        return "" if answer is None else answer
-
-    async def _metadata(self, node: str, path: str, *, record: bool = True) -> bool:
-        """Whether the replica's metadata exists in Keeper (asked through the node)."""
-        rows: list[dict[str, Any]] = []
-        answer = await self._statement(node, METADATA_PROBE_SQL, {"path": path}, record=record,
-                                       rows=rows)
-        return answer is None and bool(rows) and int(next(iter(rows[0].values()))) > 0
-
-    async def _statement(self, node: str, sql: str, args: dict[str, Any] | None = None, *,
-                         record: bool = True, rows: list[dict[str, Any]] | None = None,
-                         ) -> str | None:
-        """Run one statement; record it and the answer. Returns None or the error text."""
-        shown = sql if args is None else f"{sql} -- {args}"
-        entry: dict[str, Any] = {"node": node, "sql": shown}
-        error: str | None
-        if record:
-            self.ctx.step("sql", f"{node}: {shown}", node=node, sql=shown)
-        try:
-            result = await self.nodes[node].query(sql, args)
-        except Refused as exc:
-            entry.update(ok=False, code=exc.code, message=exc.message)
-            error = str(exc)
-        except Unreachable as exc:
-            entry.update(ok=False, unreachable=True, message=str(exc))
-            error = f"unreachable: {exc}"
-        else:
-            entry.update(ok=True, answer=_answer(result))
-            if rows is not None:
-                rows.extend(result)
-            error = None
-        if record:
-            self.statements.append(entry)
-            data = {("server_message" if k == "message" else k): v
-                    for k, v in entry.items() if k != "sql"}
-            self.ctx.step("answer", f"{node}: " + (error or entry["answer"]), **data)
-        return error
+            self.ctx.step(
+                "skip",
+                f"{node}: {restart_sql(db, table)} skipped: the replica's "
+                "metadata is missing in Keeper, a restart cannot make it writable",
+                node=node,
+                table=table,
+            )
+        await self.sql.run(node, restore_sql(db, table))
 
     async def verify(self, tables: list[str]) -> Result:
         """Poll until every node reports the tables healthy, or fail at verify_timeout."""
-        timeout = self.params.verify_timeout or self.ctx.verify_timeout
-        deadline = time.monotonic() + min(timeout, max(self.ctx.remaining() - 1.0, 0.0))
-        self.ctx.step("verify", f"waiting up to {timeout:g}s for {', '.join(tables)} to be "
-                      "writable with every replica active on every node")
-        last = ""
-        while True:
+        timeout = verify_within(self.params, self.ctx)
+        self.ctx.step(
+            "verify",
+            f"waiting up to {seconds(timeout)} for {', '.join(tables)} to be "
+            "writable with every replica active on every node",
+        )
+        waiting = Observations(self.ctx, "verify.waiting")
+
+        async def probe() -> tuple[bool, list[NodeView]]:
             views = await self.read(tables)
             bad = [v for v in views if not _ok(v, tables)]
-            if not bad:
-                return self._succeeded(views, tables)
-            state = "; ".join(v.describe(tables) for v in bad)
-            if state != last:
-                self.ctx.step("verify.waiting", state, nodes=_seen(views))
-                last = state
-            if time.monotonic() >= deadline:
-                return self._failed(views, tables, timeout)
-            await self._act_held(views)
-            await asyncio.sleep(max(0.0, min(self.params.poll_interval,
-                                              deadline - time.monotonic())))
+            if bad:
+                waiting.see("; ".join(v.describe(tables) for v in bad), nodes=_seen(views))
+            return not bad, views
+
+        healthy, views = await poll(
+            self.ctx,
+            probe,
+            every=self.params.poll_interval,
+            within=timeout,
+            spare=1.0,
+            between=self._act_held,
+        )
+        if healthy:
+            return self._succeeded(views, tables)
+        return self._failed(views, tables, timeout)
 
     async def _act_held(self, views: list[NodeView]) -> None:
         """Held tables still read-only get their statements once their node reaches Keeper."""
@@ -297,51 +271,47 @@ class Repair:
                 if replica is None or not replica.is_readonly:
                     del self.held[(view.node, table)]
                     del held[table]
-            if held and not await self._keeper(view.node, record=False):
+            if held and not await self.sql.keeper(view.node, record=False):
                 await self.act(view.node, held)
 
     def _succeeded(self, views: list[NodeView], tables: list[str]) -> Result:
         acted = sorted({f"{node}:{table}" for node, table in self.done})
-        how = (f"statements run for {', '.join(acted)}" if acted else
-               "no statement was needed once Keeper answered again")
-        refusals = self._refusals()
+        how = (
+            f"statements run for {', '.join(acted)}"
+            if acted
+            else "no statement was needed once Keeper answered again"
+        )
+        refusals = self.sql.refusals()
         note = f" (server refusals: {refusals})" if refusals else ""
         return Result.succeeded(
-            f"{', '.join(tables)} writable with every replica active on "
-            f"{', '.join(self.nodes)}; {how}{note}",
-            nodes=_seen(views), statements=self.statements)
+            f"{', '.join(tables)} writable with every replica active on {', '.join(self.nodes)}; {how}{note}",
+            nodes=_seen(views),
+            statements=self.sql.recorded,
+        )
 
     def _failed(self, views: list[NodeView], tables: list[str], timeout: float) -> Result:
         state = "; ".join(view.describe(tables) for view in views)
-        refusals = self._refusals()
-        message = f"not recovered after {timeout:g}s: {state}"
+        refusals = self.sql.refusals()
+        message = f"not recovered after {seconds(timeout)}: {state}"
         held = sorted({node for node, _ in self.held})
         if held:
             message += ". No statement was run on " + "; ".join(
-                f"{node}, which cannot reach Keeper: {self.keeper_errors.get(node, '')}"
-                for node in held)
+                f"{node}, which cannot reach Keeper: {self.keeper_errors.get(node, '')}" for node in held
+            )
         if refusals:
             message += f". Server refusals: {refusals}"
-        return Result.failed(message, retryable=True, nodes=_seen(views),
-                             statements=self.statements,
-                             refusals=[s for s in self.statements if "code" in s])
-
-    def _refusals(self) -> str:
-        return "; ".join(f"{s['node']}: {s['sql']} -> Code: {s['code']}. {s['message']}"
-                         for s in self.statements
-                         if "code" in s and s["sql"].startswith("SYSTEM "))
+        return Result.failed(
+            message,
+            retryable=True,
+            nodes=_seen(views),
+            statements=self.sql.recorded,
+            refusals=self.sql.refused(),
+        )
 
 
 def _ok(view: NodeView, tables: list[str]) -> bool:
-    return view.reachable and all(
-        t in view.replicas and view.replicas[t].healthy for t in tables)
+    return view.reachable and all(t in view.replicas and view.replicas[t].healthy for t in tables)
 
 
 def _seen(views: list[NodeView]) -> dict[str, Any]:
     return {view.node: view.as_dict() for view in views}
-
-
-def _answer(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "Ok."
-    return "; ".join(", ".join(f"{k}={v}" for k, v in row.items()) for row in rows[:5])

@@ -75,8 +75,12 @@ class Replica:
 
     @property
     def healthy(self) -> bool:
-        return (not self.is_readonly and self.total_replicas is not None
-                and self.total_replicas > 0 and self.active_replicas == self.total_replicas)
+        return (
+            not self.is_readonly
+            and self.total_replicas is not None
+            and self.total_replicas > 0
+            and self.active_replicas == self.total_replicas
+        )
 
     def describe(self) -> str:
         state = "read-only" if self.is_readonly else "writable"
@@ -89,11 +93,13 @@ class Replica:
         return f"{self.table} {state}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"is_readonly": int(self.is_readonly),
-                "is_session_expired": int(self.is_session_expired),
-                "active_replicas": self.active_replicas, "total_replicas": self.total_replicas,
-                **({"zookeeper_exception": self.zookeeper_exception}
-                   if self.zookeeper_exception else {})}
+        return {
+            "is_readonly": int(self.is_readonly),
+            "is_session_expired": int(self.is_session_expired),
+            "active_replicas": self.active_replicas,
+            "total_replicas": self.total_replicas,
+            **({"zookeeper_exception": self.zookeeper_exception} if self.zookeeper_exception else {}),
+        }
 
 
 @dataclass
@@ -115,8 +121,7 @@ class NodeView:
     def describe(self, tables: list[str] | None = None) -> str:
         if self.error:
             return f"{self.node}: unreachable ({self.error})"
-        shown = [self.replicas[t].describe() for t in (tables or self.replicas)
-                 if t in self.replicas]
+        shown = [self.replicas[t].describe() for t in (tables or self.replicas) if t in self.replicas]
         missing = [t for t in (tables or []) if t not in self.replicas]
         parts = shown + [f"{t} not found in system.replicas" for t in missing]
         note = f" [system.replicas: {self.note}]" if self.note else ""
@@ -125,8 +130,10 @@ class NodeView:
     def as_dict(self) -> dict[str, Any]:
         if self.error:
             return {"reachable": False, "error": self.error}
-        data: dict[str, Any] = {"reachable": True,
-                                "tables": {n: r.as_dict() for n, r in self.replicas.items()}}
+        data: dict[str, Any] = {
+            "reachable": True,
+            "tables": {n: r.as_dict() for n, r in self.replicas.items()},
+        }
         if self.note:
             data["keeper_columns_error"] = self.note
         return data
@@ -198,12 +205,17 @@ class Node:
 
     async def _client(self) -> NodeClient:
         password = self.ctx.resources.settings.clickhouse_password
-        options = dict(host=self.host, port=self.port, user=self.user,
-                       password=password.get_secret_value() if password else "",
-                       secure=self.secure, client_name=CLIENT_NAME,
-                       connect_timeout=self.timeouts.connect,
-                       send_receive_timeout=self.timeouts.query,
-                       sync_request_timeout=self.timeouts.connect)
+        options = dict(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=password.get_secret_value() if password else "",
+            secure=self.secure,
+            client_name=CLIENT_NAME,
+            connect_timeout=self.timeouts.connect,
+            send_receive_timeout=self.timeouts.query,
+            sync_request_timeout=self.timeouts.connect,
+        )
 
         async def make() -> NodeClient:
             return NodeClient(options)
@@ -228,8 +240,8 @@ class Node:
         """The system.replicas columns this server has, among those we read."""
         if self._columns is None:
             rows = await self.query(
-                "SELECT name FROM system.columns WHERE database = 'system' "
-                "AND table = 'replicas'")
+                "SELECT name FROM system.columns WHERE database = 'system' AND table = 'replicas'"
+            )
             have = {row["name"] for row in rows}
             wanted = (*BASE_COLUMNS, *KEEPER_COLUMNS, *OPTIONAL_COLUMNS)
             self._columns = [name for name in wanted if name in have]
@@ -244,23 +256,23 @@ class Node:
                 rows = await self._replicas(columns, database, tables)
             except Refused as exc:  # old servers: a Keeper error fails the whole SELECT
                 view.note = str(exc)
-                rows = await self._replicas(
-                    [c for c in columns if c not in KEEPER_COLUMNS], database, tables)
+                rows = await self._replicas([c for c in columns if c not in KEEPER_COLUMNS], database, tables)
         except (Refused, Unreachable) as exc:
             view.error = str(exc)
             return view
         view.replicas = {row["table"]: _replica(row) for row in rows}
         return view
 
-    async def _replicas(self, columns: list[str], database: str,
-                        tables: list[str] | None) -> list[dict[str, Any]]:
+    async def _replicas(
+        self, columns: list[str], database: str, tables: list[str] | None
+    ) -> list[dict[str, Any]]:
         where = "database = %(database)s" + (" AND table IN %(tables)s" if tables else "")
         args: dict[str, Any] = {"database": database}
         if tables:
             args["tables"] = tuple(tables)
         return await self.query(
-            f"SELECT {', '.join(columns)} FROM system.replicas WHERE {where} ORDER BY table",
-            args)
+            f"SELECT {', '.join(columns)} FROM system.replicas WHERE {where} ORDER BY table", args
+        )
 
 
 def _replica(row: dict[str, Any]) -> Replica:

@@ -16,40 +16,52 @@ from typing import Any, Literal
 from kubernetes_asyncio import client
 from pydantic import Field, ValidationInfo, field_validator
 
-from handlers.kube import (
-    MAX_CONFLICTS,
-    MERGE_PATCH,
-    ApiRequest,
-    Conflict,
-    Label,
-    Observations,
-    api_client,
-    poll,
-    seconds,
-    send,
-)
+from handlers.kube import ApiRequest, Label, api_client, send, send_patch
 from remediator import (
+    MAX_CONFLICTS,
     Context,
     HandlerParams,
+    Observations,
     PermanentError,
+    PollInterval,
     Result,
-    RuleDuration,
-    TemporaryError,
+    VerifyTimeout,
     handler,
+    planned_within,
+    poll,
+    rereading_conflicts,
+    seconds,
+    verify_within,
 )
 
 GROUP, VERSION, PLURAL, KIND = "flink.apache.org", "v1beta1", "flinkdeployments", "FlinkDeployment"
 
 JobState = Literal[
-    "INITIALIZING", "CREATED", "RUNNING", "FAILING", "FAILED", "CANCELLING", "CANCELED",
-    "FINISHED", "RESTARTING", "SUSPENDED", "RECONCILING",
+    "INITIALIZING",
+    "CREATED",
+    "RUNNING",
+    "FAILING",
+    "FAILED",
+    "CANCELLING",
+    "CANCELED",
+    "FINISHED",
+    "RESTARTING",
+    "SUSPENDED",
+    "RECONCILING",
 ]
 LifecycleState = Literal[
-    "CREATED", "SUSPENDED", "UPGRADING", "DEPLOYED", "STABLE", "ROLLING_BACK", "ROLLED_BACK",
-    "FAILED", "DELETING", "DELETED",
+    "CREATED",
+    "SUSPENDED",
+    "UPGRADING",
+    "DEPLOYED",
+    "STABLE",
+    "ROLLING_BACK",
+    "ROLLED_BACK",
+    "FAILED",
+    "DELETING",
+    "DELETED",
 ]
-TRANSIENT_JOB = frozenset({"RESTARTING", "FAILING", "RECONCILING", "INITIALIZING", "CREATED",
-                           "CANCELLING"})
+TRANSIENT_JOB = frozenset({"RESTARTING", "FAILING", "RECONCILING", "INITIALIZING", "CREATED", "CANCELLING"})
 TRANSIENT_LIFECYCLE = frozenset({"CREATED", "UPGRADING", "DEPLOYED", "ROLLING_BACK", "DELETING"})
 _ERROR_SHOWN = 500
 
@@ -58,16 +70,14 @@ class RestartWhen(HandlerParams):
     """Act when the job state OR the lifecycle state is one of these (never a transient one)."""
 
     job: list[JobState] = Field(default_factory=lambda: list[JobState](["FAILED"]))
-    lifecycle: list[LifecycleState] = Field(
-        default_factory=lambda: list[LifecycleState](["FAILED"]))
+    lifecycle: list[LifecycleState] = Field(default_factory=lambda: list[LifecycleState](["FAILED"]))
 
     @field_validator("job", "lifecycle")
     @classmethod
     def _not_transient(cls, value: list[str], info: ValidationInfo) -> list[str]:
         transient = TRANSIENT_JOB if info.field_name == "job" else TRANSIENT_LIFECYCLE
         if bad := sorted(set(value) & transient):
-            raise ValueError(f"{', '.join(bad)}: transient, left to the operator; never a "
-                             "restart condition")
+            raise ValueError(f"{', '.join(bad)}: transient, left to the operator; never a restart condition")
         return value
 
 
@@ -75,8 +85,8 @@ class FlinkRestartParams(HandlerParams):
     namespace: Label
     name: Label
     restart_when: RestartWhen = Field(default_factory=RestartWhen)
-    verify_timeout: RuleDuration | None = Field(default=None, gt=0)
-    poll_interval: RuleDuration = Field(default=2.0, gt=0, le=60)
+    verify_timeout: VerifyTimeout = None
+    poll_interval: PollInterval = 2.0
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,12 @@ class Seen:
         return text
 
     def details(self) -> dict[str, Any]:
-        return {"job_state": self.job, "lifecycle_state": self.lifecycle,
-                "restart_nonce": self.nonce, "error": self.error[:_ERROR_SHOWN]}
+        return {
+            "job_state": self.job,
+            "lifecycle_state": self.lifecycle,
+            "restart_nonce": self.nonce,
+            "error": self.error[:_ERROR_SHOWN],
+        }
 
 
 def leave_alone(seen: Seen, when: RestartWhen) -> str | None:
@@ -136,8 +150,15 @@ def leave_alone(seen: Seen, when: RestartWhen) -> str | None:
 
 
 def _get(params: FlinkRestartParams) -> ApiRequest:
-    return ApiRequest(verb="get", group=GROUP, version=VERSION, plural=PLURAL, kind=KIND,
-                      namespace=params.namespace, name=params.name)
+    return ApiRequest(
+        verb="get",
+        group=GROUP,
+        version=VERSION,
+        plural=PLURAL,
+        kind=KIND,
+        namespace=params.namespace,
+        name=params.name,
+    )
 
 
 def bump_request(params: FlinkRestartParams, resource_version: Any, nonce: Any) -> ApiRequest:
@@ -146,15 +167,21 @@ def bump_request(params: FlinkRestartParams, resource_version: Any, nonce: Any) 
 
 
 def _plan(params: FlinkRestartParams, timeout: str, seen: Seen | None = None) -> list[str]:
-    when = " or ".join([*(f"status.jobStatus.state == {s}" for s in params.restart_when.job),
-                        *(f"status.lifecycleState == {s}" for s in params.restart_when.lifecycle)])
-    patch = (bump_request(params, seen.resource_version, seen.nonce + 1) if seen
-             else bump_request(params, "<resourceVersion read>", "<restartNonce read + 1>"))
+    when = " or ".join(
+        [
+            *(f"status.jobStatus.state == {s}" for s in params.restart_when.job),
+            *(f"status.lifecycleState == {s}" for s in params.restart_when.lifecycle),
+        ]
+    )
+    patch = (
+        bump_request(params, seen.resource_version, seen.nonce + 1)
+        if seen
+        else bump_request(params, "<resourceVersion read>", "<restartNonce read + 1>")
+    )
     condition = "" if seen else f"only if {when} (transient states are left alone): "
     return [
         str(_get(params)),
-        f"{condition}{patch}; on 409 Conflict re-read and decide again "
-        f"(at most {MAX_CONFLICTS} attempts)",
+        f"{condition}{patch}; on 409 Conflict re-read and decide again (at most {MAX_CONFLICTS} attempts)",
         f"poll {_get(params)} every {seconds(params.poll_interval)} until "
         f"status.jobStatus.state == RUNNING and status.lifecycleState == STABLE, "
         f"for up to {timeout}",
@@ -162,16 +189,13 @@ def _plan(params: FlinkRestartParams, timeout: str, seen: Seen | None = None) ->
 
 
 def _describe(params: FlinkRestartParams) -> list[str]:
-    if params.verify_timeout is None:
-        return _plan(params, "the rule's verify_timeout")
-    return _plan(params, seconds(params.verify_timeout))
+    return _plan(params, planned_within(params))
 
 
 class _FlinkDeployment:
     """Reads and patches one FlinkDeployment through the app's client."""
 
-    def __init__(self, api: client.CustomObjectsApi, params: FlinkRestartParams,
-                 ctx: Context) -> None:
+    def __init__(self, api: client.CustomObjectsApi, params: FlinkRestartParams, ctx: Context) -> None:
         self.api, self.params, self.ctx = api, params, ctx
         self.get_request = _get(params)
         self.where = self.get_request.target
@@ -179,10 +203,13 @@ class _FlinkDeployment:
     async def read(self, *, record: bool = True) -> Seen:
         p = self.params
         obj = await send(
-            self.ctx, self.get_request,
+            self.ctx,
+            self.get_request,
             lambda timeout: self.api.get_namespaced_custom_object(
-                GROUP, VERSION, p.namespace, PLURAL, p.name, _request_timeout=timeout),
-            record=record)
+                GROUP, VERSION, p.namespace, PLURAL, p.name, _request_timeout=timeout
+            ),
+            record=record,
+        )
         seen = Seen.of(obj, self.where)
         if record:
             self.ctx.step("observe", seen.summary(), **seen.details())
@@ -191,11 +218,16 @@ class _FlinkDeployment:
     async def bump(self, seen: Seen) -> int:
         p, nonce = self.params, seen.nonce + 1
         request = bump_request(p, seen.resource_version, nonce)
-        await send(self.ctx, request, lambda timeout: self.api.patch_namespaced_custom_object(
-            GROUP, VERSION, p.namespace, PLURAL, p.name, request.body,
-            # without it, the client sends a dict as JSON Patch; the .pyi stubs omit this
-            # keyword although the runtime accepts it
-            _content_type=MERGE_PATCH, _request_timeout=timeout))  # type: ignore[call-arg]
+        await send_patch(
+            self.ctx,
+            request,
+            self.api.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            p.namespace,
+            PLURAL,
+            p.name,
+        )
         return nonce
 
 
@@ -203,9 +235,10 @@ class _FlinkDeployment:
 async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
     """Restart a FAILED Flink job (bump spec.restartNonce), then wait for RUNNING and STABLE."""
     target = _FlinkDeployment(client.CustomObjectsApi(await api_client(ctx)), params, ctx)
-    timeout = params.verify_timeout or ctx.verify_timeout
-    seen = await target.read()
-    for _ in range(MAX_CONFLICTS):
+    timeout = verify_within(params, ctx)
+
+    async def attempt(seen: Seen) -> Result | int:
+        """A Result when there is nothing to write, else the restartNonce written."""
         reason = leave_alone(seen, params.restart_when)
         if reason is not None:
             return Result.noop(f"{target.where}: {reason}", **seen.details())
@@ -213,22 +246,26 @@ async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
             return Result.dry_run(
                 _plan(params, seconds(timeout), seen),
                 f"dry run: {target.where} has {seen.summary()}; would bump restartNonce "
-                f"{seen.nonce} -> {seen.nonce + 1}; nothing done", **seen.details())
-        try:
-            nonce = await target.bump(seen)
-        except Conflict as exc:
-            ctx.step("conflict", f"{exc}; re-reading")
-            seen = await target.read()
-            continue
-        return await _verify(target, nonce, within=timeout)
-    raise TemporaryError(f"{target.where} changed under us {MAX_CONFLICTS} times in a row "
-                         "(409 Conflict on every guarded patch); not restarted")
+                f"{seen.nonce} -> {seen.nonce + 1}; nothing done",
+                **seen.details(),
+            )
+        return await target.bump(seen)
+
+    done = await rereading_conflicts(
+        ctx, await target.read(), attempt, target.read, where=target.where, undone="not restarted"
+    )
+    if isinstance(done, Result):
+        return done
+    return await _verify(target, done, within=timeout)
 
 
 async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result:
     ctx, params = target.ctx, target.params
-    ctx.step("verify", f"poll {target.get_request} every {seconds(params.poll_interval)} until "
-             f"job RUNNING and lifecycle STABLE, for up to {seconds(within)}")
+    ctx.step(
+        "verify",
+        f"poll {target.get_request} every {seconds(params.poll_interval)} until "
+        f"job RUNNING and lifecycle STABLE, for up to {seconds(within)}",
+    )
     observed = Observations(ctx)
 
     async def probe() -> tuple[bool, Seen]:
@@ -239,9 +276,12 @@ async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result
     recovered, seen = await poll(ctx, probe, every=params.poll_interval, within=within)
     if recovered:
         return Result.succeeded(
-            f"{target.where} restarted (restartNonce {nonce}) and recovered: "
-            "job RUNNING, lifecycle STABLE", **seen.details())
+            f"{target.where} restarted (restartNonce {nonce}) and recovered: job RUNNING, lifecycle STABLE",
+            **seen.details(),
+        )
     return Result.failed(
         f"{target.where} did not recover within {seconds(within)} of the restart "
         f"(restartNonce {nonce}): last status {seen.summary()}",
-        retryable=True, **seen.details())
+        retryable=True,
+        **seen.details(),
+    )

@@ -42,8 +42,7 @@ class HttpRequestParams(HandlerParams):
         while pos < len(value):  # sent exactly as written: it must be a valid URL already
             match = _URL_CHARS.match(value, pos)
             if match is None:
-                raise ValueError(f"{value[pos]!r} at position {pos} of {value!r} must be "
-                                 "percent-encoded")
+                raise ValueError(f"{value[pos]!r} at position {pos} of {value!r} must be percent-encoded")
             pos = match.end()
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -52,7 +51,8 @@ class HttpRequestParams(HandlerParams):
             if unquote(segment) in (".", ".."):
                 raise ValueError(
                     f"the path of {value!r} has a {segment!r} segment, which would make the "
-                    "request go to another path: a label value may not be '.' or '..' there")
+                    "request go to another path: a label value may not be '.' or '..' there"
+                )
         return value
 
     @field_validator("headers")
@@ -60,11 +60,14 @@ class HttpRequestParams(HandlerParams):
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
             if not _TOKEN.match(key):
-                raise ValueError(f"header name {key!r} is not a valid name (letters, digits "
-                                 "and !#$%&'*+.^_`|~- only)")
+                raise ValueError(
+                    f"header name {key!r} is not a valid name (letters, digits and !#$%&'*+.^_`|~- only)"
+                )
             if bad := next((ch for ch in item if unicodedata.category(ch) == "Cc"), None):
-                raise ValueError(f"header {key!r}: the value has the control character "
-                                 f"{bad!r}; control characters are not allowed in headers")
+                raise ValueError(
+                    f"header {key!r}: the value has the control character "
+                    f"{bad!r}; control characters are not allowed in headers"
+                )
         return value
 
     def expected(self, status: int) -> bool:
@@ -93,7 +96,9 @@ async def http_request(params: HttpRequestParams, ctx: Context) -> Result:
     try:
         async with ctx.resources.http.request(
             # encoded=True: the path goes out as rendered, not re-quoted or normalised
-            params.method, URL(params.url, encoded=True), headers=params.headers,
+            params.method,
+            URL(params.url, encoded=True),
+            headers=params.headers,
             json=params.json_body,
             timeout=timeout,
         ) as response:
@@ -104,7 +109,9 @@ async def http_request(params: HttpRequestParams, ctx: Context) -> Result:
     shown = text[:_MAX_BODY_SHOWN] + ("... (truncated)" if len(text) > _MAX_BODY_SHOWN else "")
     ctx.step("verify", f"HTTP {status}", status=status)
     if not params.expected(status):
-        return Result.failed(f"{params.method} {params.url} answered HTTP {status}: {shown}",
-                             retryable=status >= 500, status=status)
-    return Result.succeeded(f"{params.method} {params.url} answered HTTP {status}",
-                            status=status, body=shown)
+        return Result.failed(
+            f"{params.method} {params.url} answered HTTP {status}: {shown}",
+            retryable=status >= 500,
+            status=status,
+        )
+    return Result.succeeded(f"{params.method} {params.url} answered HTTP {status}", status=status, body=shown)

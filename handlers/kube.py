@@ -8,11 +8,9 @@ errors back as clear :class:`PermanentError`/:class:`TemporaryError`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
@@ -24,14 +22,13 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 from pydantic import AfterValidator
 
-from remediator import Context, PermanentError, TemporaryError
+from remediator import Conflict, Context, PermanentError, TemporaryError
 
 T = TypeVar("T")
 
 RESOURCE_KEY = "kubernetes"
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 10.0  # seconds per API call, further bounded by the handler's deadline
-MAX_CONFLICTS = 3  # guarded writes: re-read and retry this many times on 409
 ROLE_FILE = "deploy/base/role.yaml"
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -63,6 +60,7 @@ Subdomain = Annotated[str, AfterValidator(dns1123_subdomain)]
 
 
 # ---- the app-owned client ---------------------------------------------------------------
+
 
 async def api_client(ctx: Context) -> client.ApiClient:
     """The app's ApiClient: made on first use (in-cluster, else kubeconfig), closed at shutdown."""
@@ -138,19 +136,22 @@ class ApiRequest:
         return f"{self.plural} in namespace {self.namespace}"
 
     def with_body(self, body: dict[str, Any]) -> ApiRequest:
-        return ApiRequest(verb="patch", group=self.group, version=self.version,
-                          plural=self.plural, kind=self.kind, namespace=self.namespace,
-                          name=self.name, body=body)
+        return ApiRequest(
+            verb="patch",
+            group=self.group,
+            version=self.version,
+            plural=self.plural,
+            kind=self.kind,
+            namespace=self.namespace,
+            name=self.name,
+            body=body,
+        )
 
     def __str__(self) -> str:
         text = f"{_METHODS[self.verb]} {self.path}"
         if self.body is not None:
             text += f" ({MERGE_PATCH}) {json.dumps(self.body, separators=(',', ':'))}"
         return text
-
-
-class Conflict(TemporaryError):
-    """HTTP 409 on a write guarded by resourceVersion: the object changed since it was read."""
 
 
 def request_timeout(ctx: Context) -> float:
@@ -178,13 +179,26 @@ async def send(
     except TimeoutError as exc:
         raise TemporaryError(
             f"{_METHODS[request.verb]} {request.path}: no answer from the Kubernetes API "
-            f"within {timeout:.3g}s", details={"request": str(request)},
+            f"within {timeout:.3g}s",
+            details={"request": str(request)},
         ) from exc
     except aiohttp.ClientError as exc:
         raise TemporaryError(
             f"{_METHODS[request.verb]} {request.path}: cannot reach the Kubernetes API: {exc}",
             details={"request": str(request)},
         ) from exc
+
+
+async def send_patch(ctx: Context, request: ApiRequest, method: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Send ``request.body`` as a JSON merge patch: ``method(*args, body)`` through :func:`send`.
+
+    Without ``_content_type`` the client sends a dict as JSON Patch (the .pyi stubs omit
+    the keyword although the runtime accepts it, hence ``Callable[..., ...]``).
+    """
+    body = request.body
+    return await send(
+        ctx, request, lambda timeout: method(*args, body, _content_type=MERGE_PATCH, _request_timeout=timeout)
+    )
 
 
 def api_error(request: ApiRequest, exc: ApiException) -> Exception:
@@ -199,9 +213,14 @@ def api_error(request: ApiRequest, exc: ApiException) -> Exception:
             f"forbidden: the service account may not {request.verb} {request.resource} in "
             f"namespace {request.namespace} (grant verb {request.verb!r} on {request.resource} "
             f"in the Role, see {ROLE_FILE}); the API server said: {said}",
-            details={**details, "missing_permission": {
-                "verb": request.verb, "resource": request.resource,
-                "namespace": request.namespace}},
+            details={
+                **details,
+                "missing_permission": {
+                    "verb": request.verb,
+                    "resource": request.resource,
+                    "namespace": request.namespace,
+                },
+            },
         )
     if status == 401:
         return PermanentError(
@@ -226,37 +245,7 @@ def _status_message(exc: ApiException) -> str:
     return str(exc.reason or "no reason given")
 
 
-# ---- polling ------------------------------------------------------------------------------
-
-class Observations:
-    """Records an observation in the timeline only when it differs from the previous one."""
-
-    def __init__(self, ctx: Context, name: str = "observe") -> None:
-        self._ctx = ctx
-        self._name = name
-        self._last: str | None = None
-
-    def see(self, message: str, **data: Any) -> None:
-        if message != self._last:
-            self._ctx.step(self._name, message, **data)
-            self._last = message
-
-
-async def poll(
-    ctx: Context,
-    probe: Callable[[], Awaitable[tuple[bool, T]]],
-    *,
-    every: float,
-    within: float,
-) -> tuple[bool, T]:
-    """Call ``probe`` until it reports done or ``within`` seconds pass; return the last answer."""
-    deadline = time.monotonic() + within
-    while True:
-        done, seen = await probe()
-        left = min(deadline - time.monotonic(), ctx.remaining())
-        if done or left <= 0:
-            return done, seen
-        await asyncio.sleep(min(every, left))
+# ---- selectors ----------------------------------------------------------------------------
 
 
 def selector_string(match_labels: dict[str, str] | None, expressions: list[Any] | None) -> str:
@@ -276,7 +265,3 @@ def selector_string(match_labels: dict[str, str] | None, expressions: list[Any] 
         else:
             raise PermanentError(f"unsupported label selector operator {operator!r}")
     return ",".join(parts)
-
-
-def seconds(value: float) -> str:
-    return f"{value:g}s"

@@ -4,25 +4,49 @@ This module is the whole public surface for handler plugins: everything a
 handler needs is exported here, and handlers import nothing else from the core.
 """
 
-from remediator.context import Context, Resources
 from remediator.durations import Duration, RuleDuration
 from remediator.errors import HandlerError, PermanentError, TemporaryError
+from remediator.handling.context import Context, Resources
+from remediator.handling.escapes import url_escape
+from remediator.handling.kit import (
+    MAX_CONFLICTS,
+    Conflict,
+    Observations,
+    PollInterval,
+    VerifyParams,
+    VerifyTimeout,
+    planned_within,
+    poll,
+    rereading_conflicts,
+    seconds,
+    verify_within,
+)
+from remediator.handling.registry import HandlerParams, handler
 from remediator.models import Alert, Outcome, Result
-from remediator.registry import HandlerParams, handler
-from remediator.templates import url_escape
 
 __all__ = [
+    "MAX_CONFLICTS",
     "Alert",
+    "Conflict",
     "Context",
     "Duration",
     "HandlerError",
     "HandlerParams",
+    "Observations",
     "Outcome",
     "PermanentError",
+    "PollInterval",
     "Resources",
     "Result",
     "RuleDuration",
     "TemporaryError",
+    "VerifyParams",
+    "VerifyTimeout",
     "handler",
+    "planned_within",
+    "poll",
+    "rereading_conflicts",
+    "seconds",
     "url_escape",
+    "verify_within",
 ]

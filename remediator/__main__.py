@@ -1,5 +1,5 @@
 import sys
 
-from remediator.cli import main
+from remediator.cli.main import main
 
 sys.exit(main())

@@ -13,18 +13,21 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator import admin, api_errors, server
-from remediator.context import Resources
-from remediator.intake import Intake
+from remediator.api import admin
+from remediator.api import errors as api_errors
+from remediator.api import webhook as server
+from remediator.api.intake import Intake
+from remediator.api.service import SERVICE, Service
+from remediator.handling.context import Resources
+from remediator.handling.registry import Registry, default_registry
 from remediator.metrics import Metrics
-from remediator.notify import LogNotifier, Notifier
-from remediator.pipeline import Pipeline
-from remediator.registry import Registry, default_registry
-from remediator.reloading import RulesHolder
-from remediator.service import SERVICE, Service
+from remediator.notify.notice import LogNotifier, Notifier
+from remediator.rules.holder import RulesHolder
+from remediator.rules.watcher import RulesWatcher
 from remediator.settings import Settings
-from remediator.store import MemoryStore, Store
-from remediator.watching import RulesWatcher
+from remediator.store.base import Store
+from remediator.store.memory import MemoryStore
+from remediator.worker.pipeline import Pipeline
 
 log = structlog.get_logger("remediator.app")
 
@@ -35,27 +38,31 @@ def replica_name() -> str:
 
 async def make_store(settings: Settings) -> Store:
     if settings.redis_url is None:
-        log.warning("store.memory", message="REMEDIATOR_REDIS_URL is unset: using the in-memory "
-                    "store; one replica only, nothing survives a restart")
-        return MemoryStore(firing_ttl=settings.firing_ttl,
-                           audit_max_events=settings.audit_max_events,
-                           max_deliveries=settings.max_deliveries,
-                           max_firing=settings.memory_max_firing,
-                           max_episodes=settings.memory_max_episodes)
-    from remediator.redis_store import RedisStore  # type: ignore[import-not-found,unused-ignore]
+        log.warning(
+            "store.memory",
+            message="REMEDIATOR_REDIS_URL is unset: using the in-memory "
+            "store; one replica only, nothing survives a restart",
+        )
+        return MemoryStore(
+            firing_ttl=settings.firing_ttl,
+            audit_max_events=settings.audit_max_events,
+            max_deliveries=settings.max_deliveries,
+            max_firing=settings.memory_max_firing,
+            max_episodes=settings.memory_max_episodes,
+        )
+    from remediator.store.redis.store import RedisStore  # type: ignore[import-not-found,unused-ignore]
 
     store: Store = await RedisStore.create(settings)
     return store
 
 
-def make_notifier(settings: Settings, session: aiohttp.ClientSession, store: Store,
-                  metrics: Metrics) -> Notifier:
+def make_notifier(
+    settings: Settings, session: aiohttp.ClientSession, store: Store, metrics: Metrics
+) -> Notifier:
     if settings.slack_bot_token or settings.slack_webhook_url:
-        from remediator.slack import SlackNotifier  # type: ignore[import-not-found,unused-ignore]
+        from remediator.notify.slack.client import SlackNotifier  # type: ignore[import-not-found,unused-ignore]
 
-        notifier: Notifier = SlackNotifier(
-            settings=settings, session=session, store=store, metrics=metrics
-        )
+        notifier: Notifier = SlackNotifier(settings=settings, session=session, store=store, metrics=metrics)
         return notifier
     return LogNotifier()
 
@@ -82,8 +89,7 @@ def create_app(
     notifier: Notifier | None = None,
 ) -> web.Application:
     """The service as an aiohttp app. Pass ``store``/``notifier`` to borrow your own."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1024,
-                          middlewares=[api_errors.errors])
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[api_errors.errors])
     server.add_routes(app)
     admin.add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, registry, store, notifier))
@@ -91,7 +97,9 @@ def create_app(
 
 
 def _lifecycle(
-    settings: Settings, registry: Registry, given_store: Store | None,
+    settings: Settings,
+    registry: Registry,
+    given_store: Store | None,
     given_notifier: Notifier | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -106,17 +114,33 @@ def _lifecycle(
         notifier = given_notifier or make_notifier(settings, session, store, metrics)
         replica = replica_name()
         intake = Intake(store, rules.current, metrics)
-        pipeline = Pipeline(store=store, rules=rules.current, notifier=notifier, metrics=metrics,
-                            resources=resources, settings=settings, replica=replica)
-        svc = Service(settings=settings, metrics=metrics, rules=rules, store=store,
-                      notifier=notifier, resources=resources, intake=intake, pipeline=pipeline,
-                      replica=replica)
+        pipeline = Pipeline(
+            store=store,
+            rules=rules.current,
+            notifier=notifier,
+            metrics=metrics,
+            resources=resources,
+            settings=settings,
+            replica=replica,
+        )
+        svc = Service(
+            settings=settings,
+            metrics=metrics,
+            rules=rules,
+            store=store,
+            notifier=notifier,
+            resources=resources,
+            intake=intake,
+            pipeline=pipeline,
+            replica=replica,
+        )
         app[SERVICE] = svc
         await notifier.start()
         stop = asyncio.Event()
         workers = {
             f"{replica}-w{i}": asyncio.create_task(
-                pipeline.run_worker(f"{replica}-w{i}", stop), name=f"worker-{i}")
+                pipeline.run_worker(f"{replica}-w{i}", stop), name=f"worker-{i}"
+            )
             for i in range(settings.workers)
         }
         tasks = list(workers.values())
@@ -125,8 +149,14 @@ def _lifecycle(
         tasks.append(asyncio.create_task(watcher.run(stop), name="rules-watcher"))
         loop = asyncio.get_running_loop()
         watcher.install_sighup(loop)
-        log.info("service.started", replica=replica, store=store.kind, workers=settings.workers,
-                 dry_run=settings.dry_run, rules_loaded=rules.loaded)
+        log.info(
+            "service.started",
+            replica=replica,
+            store=store.kind,
+            workers=settings.workers,
+            dry_run=settings.dry_run,
+            rules_loaded=rules.loaded,
+        )
         try:
             yield
         finally:
@@ -137,10 +167,12 @@ def _lifecycle(
                     task.cancel()  # idle: waiting for a job; busy ones finish theirs
             _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
             if pipeline.busy:  # each interrupted job logs remediation.interrupted itself
-                log.warning("service.shutdown_grace_exceeded", grace=settings.shutdown_grace,
-                            interrupted=len(pipeline.busy),
-                            message="cancelling running handlers; their jobs stay queued "
-                                    "and are delivered again")
+                log.warning(
+                    "service.shutdown_grace_exceeded",
+                    grace=settings.shutdown_grace,
+                    interrupted=len(pipeline.busy),
+                    message="cancelling running handlers; their jobs stay queued and are delivered again",
+                )
             for task in pending:
                 task.cancel()
             for task in pending:
@@ -154,4 +186,3 @@ def _lifecycle(
             log.info("service.stopped", replica=replica)
 
     return lifecycle
-

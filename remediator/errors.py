@@ -47,9 +47,5 @@ class TemporaryError(HandlerError):
     retryable = True
 
 
-class LeaseLost(RemediatorError):
-    """The target's lease expired or was taken while the handler ran."""
-
-
 class StoreUnavailable(RemediatorError):
     """The state store (Redis) cannot be reached; nothing may be promised."""

@@ -51,8 +51,9 @@ def _shorten_values(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
         if key.startswith("_"):  # structlog's own (ProcessorFormatter's _record)
             continue
         if key == "exception" and isinstance(value, str) and len(value) > MAX_TRACEBACK_CHARS:
-            event[key] = f"({len(value)} chars, the last {MAX_TRACEBACK_CHARS}) ..." + \
-                value[-MAX_TRACEBACK_CHARS:]
+            event[key] = (
+                f"({len(value)} chars, the last {MAX_TRACEBACK_CHARS}) ..." + value[-MAX_TRACEBACK_CHARS:]
+            )
         elif key != "exception":
             event[key] = _shorten(value)
     return event
@@ -89,10 +90,12 @@ def _route_stdlib(shared: list[Any], renderer: Any, level: int) -> None:
     """The root logger's one handler of ours renders records as structlog events."""
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)

@@ -18,61 +18,92 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.alerts_received = Counter(
-            "remediator_alerts_received_total", "Alerts received by status.", ["status"],
+            "remediator_alerts_received_total",
+            "Alerts received by status.",
+            ["status"],
             registry=r,
         )
         self.alerts_unmatched = Counter(
-            "remediator_alerts_unmatched_total", "Alerts that matched no rule.", registry=r,
+            "remediator_alerts_unmatched_total",
+            "Alerts that matched no rule.",
+            registry=r,
         )
         self.webhook_requests = Counter(
-            "remediator_webhook_requests_total", "Webhook requests by HTTP code.", ["code"],
+            "remediator_webhook_requests_total",
+            "Webhook requests by HTTP code.",
+            ["code"],
             registry=r,
         )
         self.jobs = Counter(
-            "remediator_jobs_total", "Jobs finished by rule, outcome and skip reason.",
-            ["rule", "outcome", "reason"], registry=r,
+            "remediator_jobs_total",
+            "Jobs finished by rule, outcome and skip reason.",
+            ["rule", "outcome", "reason"],
+            registry=r,
         )
         self.handler_duration = Histogram(
-            "remediator_handler_duration_seconds", "Handler run time.", ["handler"],
-            buckets=_BUCKETS, registry=r,
+            "remediator_handler_duration_seconds",
+            "Handler run time.",
+            ["handler"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge(
-            "remediator_queue_depth", "Jobs stored and not yet finished.", registry=r,
+            "remediator_queue_depth",
+            "Jobs stored and not yet finished.",
+            registry=r,
         )
         self.lease_contention = Counter(
-            "remediator_lease_contention_total", "Jobs that found the target's lease taken.",
-            ["rule"], registry=r,
+            "remediator_lease_contention_total",
+            "Jobs that found the target's lease taken.",
+            ["rule"],
+            registry=r,
         )
         self.circuit_open = Gauge(
-            "remediator_circuit_open", "1 while a rule has an open circuit on some target.",
-            ["rule"], registry=r,
+            "remediator_circuit_open",
+            "1 while a rule has an open circuit on some target.",
+            ["rule"],
+            registry=r,
         )
         self.notifications = Counter(
-            "remediator_notifications_total", "Notifications by result.", ["result"],
+            "remediator_notifications_total",
+            "Notifications by result.",
+            ["result"],
             registry=r,
         )
         self.rules_reload = Counter(
-            "remediator_rules_reload_total", "Rules reloads by result.", ["result"], registry=r,
+            "remediator_rules_reload_total",
+            "Rules reloads by result.",
+            ["result"],
+            registry=r,
         )
         self.dead_letters = Counter(
-            "remediator_dead_letters_total", "Jobs given up after too many deliveries.",
+            "remediator_dead_letters_total",
+            "Jobs given up after too many deliveries.",
             registry=r,
         )
         self.store_errors = Counter(
-            "remediator_store_errors_total", "Store operations that failed.", ["operation"],
+            "remediator_store_errors_total",
+            "Store operations that failed.",
+            ["operation"],
             registry=r,
         )
         self.store_evictions = Counter(
             "remediator_store_evictions_total",
             "Entries the memory store dropped at its count cap, oldest first "
-            "(firing index, episode and resolution markers).", ["kind"], registry=r,
+            "(firing index, episode and resolution markers).",
+            ["kind"],
+            registry=r,
         )
         self.deferred = Counter(
-            "remediator_jobs_deferred_total", "Jobs put back to wait (inhibition, busy lease).",
-            ["rule", "reason"], registry=r,
+            "remediator_jobs_deferred_total",
+            "Jobs put back to wait (inhibition, busy lease or slot, retry of a temporary failure).",
+            ["rule", "reason"],
+            registry=r,
         )
         self.overhead = Histogram(
-            "remediator_pickup_latency_seconds", "Webhook received to handler start.",
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5), registry=r,
+            "remediator_pickup_latency_seconds",
+            "Webhook received to handler start.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+            registry=r,
         )
         self.rules_loaded = Gauge("remediator_rules_loaded", "Rules in the active set.", registry=r)

@@ -23,8 +23,7 @@ def _rfc3339(value: object) -> object:
     read ``0`` or ``"1714564800"`` as epoch seconds, which no Alertmanager sends."""
     if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
         return value
-    raise ValueError("expected an RFC 3339 date-time string with an offset, "
-                     "e.g. 2024-05-01T12:00:00Z")
+    raise ValueError("expected an RFC 3339 date-time string with an offset, e.g. 2024-05-01T12:00:00Z")
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
@@ -139,6 +138,8 @@ class Job(BaseModel):
     deliveries: int = 0
     deferrals: int = 0
     first_deferred_at: float | None = None
+    attempts: int = 0  # handler runs of this job that ended in a temporary failure
+    retries_left: int = 0  # set at its first temporary failure (see worker/retry.py)
 
     def dumps(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
@@ -170,20 +171,35 @@ class NewJob:
         alert = self.raw_alert
         if alert is None:
             alert = self.alert.model_dump(mode="json", by_alias=True)
-        return orjson.dumps({
-            "event_id": self.event_id, "rule": self.rule, "alert": alert,
-            "received_at": self.received_at, "external_url": self.external_url,
-            "receiver": self.receiver, "manual": self.manual, "note": self.note,
-            "dry_run": self.dry_run, "ignore_cooldown": self.ignore_cooldown,
-            "ignore_circuit": self.ignore_circuit,
-        })
+        return orjson.dumps(
+            {
+                "event_id": self.event_id,
+                "rule": self.rule,
+                "alert": alert,
+                "received_at": self.received_at,
+                "external_url": self.external_url,
+                "receiver": self.receiver,
+                "manual": self.manual,
+                "note": self.note,
+                "dry_run": self.dry_run,
+                "ignore_cooldown": self.ignore_cooldown,
+                "ignore_circuit": self.ignore_circuit,
+            }
+        )
 
     def to_job(self) -> Job:
         return Job.model_construct(
-            event_id=self.event_id, rule=self.rule, alert=self.alert,
-            received_at=self.received_at, external_url=self.external_url,
-            receiver=self.receiver, manual=self.manual, note=self.note, dry_run=self.dry_run,
-            ignore_cooldown=self.ignore_cooldown, ignore_circuit=self.ignore_circuit,
+            event_id=self.event_id,
+            rule=self.rule,
+            alert=self.alert,
+            received_at=self.received_at,
+            external_url=self.external_url,
+            receiver=self.receiver,
+            manual=self.manual,
+            note=self.note,
+            dry_run=self.dry_run,
+            ignore_cooldown=self.ignore_cooldown,
+            ignore_circuit=self.ignore_circuit,
         )
 
 
@@ -197,7 +213,12 @@ class Step(BaseModel):
 
 
 class Result(BaseModel):
-    """What a handler returns (and what the executor makes of an exception)."""
+    """What a handler returns (and what the executor makes of an exception).
+
+    ``retryable`` marks a temporary failure (a TemporaryError, a timeout, a 5xx): the
+    worker tries the job again inside its firing episode while the attempt budget allows
+    (``remediator/worker/retry.py``). A permanent failure is final at once.
+    """
 
     outcome: Outcome
     message: str = ""

@@ -24,7 +24,7 @@ MIN_SECRET_LENGTH = 16
 # The credentials remediator itself checks: they must be long enough not to be guessed.
 # Slack, ClickHouse and Redis secrets are issued by those systems, which set their own rules.
 VERIFIED_SECRETS = ("webhook_token", "webhook_password", "admin_token")
-# Read by the admin CLI (remediator/ctl.py) and the test suite (tests/test_openapi.py),
+# Read by the admin CLI (remediator/cli/admin_client.py) and the test suite (tests/api/test_openapi.py),
 # not by Settings: known, so that setting them next to the service's variables is no error.
 OTHER_VARIABLES = ("REMEDIATOR_URL", "REMEDIATOR_FUZZ_EXAMPLES")
 # Variables the kubelet injects for a Service named "remediator" (Docker links do the same).
@@ -122,8 +122,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _slack_channel_with_token(self) -> Settings:
         if self.slack_bot_token is not None and not self.slack_channel:
-            raise ValueError("REMEDIATOR_SLACK_BOT_TOKEN is set but REMEDIATOR_SLACK_CHANNEL is "
-                             "not: name the channel (or its id) to post incident threads in")
+            raise ValueError(
+                "REMEDIATOR_SLACK_BOT_TOKEN is set but REMEDIATOR_SLACK_CHANNEL is "
+                "not: name the channel (or its id) to post incident threads in"
+            )
         return self
 
     @model_validator(mode="after")
@@ -148,8 +150,11 @@ def _blank(value: object) -> bool:
 
 def secret_fields() -> list[str]:
     """The fields typed ``SecretStr``: never printed, and each may come from ``*_FILE``."""
-    return [name for name, field in Settings.model_fields.items()
-            if field.annotation is SecretStr or SecretStr in get_args(field.annotation)]
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    ]
 
 
 def known_variables() -> set[str]:
@@ -166,13 +171,18 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         if name in known:
             continue
         if _SERVICE_LINK.fullmatch(name):
-            hint = ("it looks like a Kubernetes service link of a Service named remediator: "
-                    "set enableServiceLinks: false in the pod spec")
+            hint = (
+                "it looks like a Kubernetes service link of a Service named remediator: "
+                "set enableServiceLinks: false in the pod spec"
+            )
         else:
             suffixes = sorted(k.removeprefix(PREFIX) for k in known)  # the prefix matches all
             close = difflib.get_close_matches(name.removeprefix(PREFIX), suffixes, n=1, cutoff=0.6)
-            hint = (f"did you mean {PREFIX}{close[0]}?" if close
-                    else "see the Configuration section of the README for the known variables")
+            hint = (
+                f"did you mean {PREFIX}{close[0]}?"
+                if close
+                else "see the Configuration section of the README for the known variables"
+            )
         problems.append(f"{name} is not a remediator variable: {hint}")
     return problems
 
@@ -203,8 +213,10 @@ def _short_secrets(settings: Settings, environ: Mapping[str, str]) -> list[str]:
         variable = f"{PREFIX}{name.upper()}"
         if _blank(environ.get(variable)):
             variable += "_FILE"  # the value came from the file
-        problems.append(f"{variable}: a credential must be at least {MIN_SECRET_LENGTH} "
-                        "characters long (e.g. `openssl rand -base64 32`)")
+        problems.append(
+            f"{variable}: a credential must be at least {MIN_SECRET_LENGTH} "
+            "characters long (e.g. `openssl rand -base64 32`)"
+        )
     return problems
 
 

@@ -4,7 +4,7 @@
 #     (kustomize's configMapGenerator reads only files inside the kustomization's directory)
 #   deploy/prometheus/alerts.rules.yml -> deploy/prometheus/prometheusrule.yaml
 #     (the same groups wrapped in a PrometheusRule for the Prometheus Operator)
-# tests/test_deploy_manifests.py and tests/test_prometheus_rules.py fail while a copy is stale.
+# tests/deploy/test_deploy_manifests.py and tests/deploy/test_prometheus_rules.py fail while a copy is stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -f rules.yaml ]; then

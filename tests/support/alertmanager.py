@@ -47,8 +47,9 @@ def derive_config(
     config["route"]["group_wait"] = group_wait
     for route in config["route"]["routes"]:
         if route["receiver"] == "remediator":
-            route.update(group_wait=group_wait, group_interval=group_interval,
-                         repeat_interval=repeat_interval)
+            route.update(
+                group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval
+            )
     return config
 
 
@@ -72,7 +73,9 @@ class Alertmanager:
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """POST to /api/v2/alerts, as Prometheus does (to every Alertmanager of a pair)."""
         request = urllib.request.Request(
-            self.url + "/api/v2/alerts", data=json.dumps(alerts).encode(), method="POST",
+            self.url + "/api/v2/alerts",
+            data=json.dumps(alerts).encode(),
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -97,37 +100,56 @@ def sum_samples(text: str, name: str, labels: dict[str, str]) -> float:
     return total
 
 
-def firing_alert(labels: dict[str, str], *, starts_at: datetime,
-                 annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"labels": labels, "annotations": annotations or {},
-            "startsAt": starts_at.isoformat(), "generatorURL": "http://prometheus.test/graph"}
+def firing_alert(
+    labels: dict[str, str], *, starts_at: datetime, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "labels": labels,
+        "annotations": annotations or {},
+        "startsAt": starts_at.isoformat(),
+        "generatorURL": "http://prometheus.test/graph",
+    }
 
 
-def resolved_alert(labels: dict[str, str], *, starts_at: datetime,
-                   annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def resolved_alert(
+    labels: dict[str, str], *, starts_at: datetime, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The same alert with ``endsAt`` in the past: Alertmanager marks it resolved."""
     alert = firing_alert(labels, starts_at=starts_at, annotations=annotations)
     alert["endsAt"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     return alert
 
 
-def _start_one(binary: str, workdir: Path, config: Path, *, cluster: list[str] | None,
-               cluster_port: int | None, extra: list[str]) -> Alertmanager:
+def _start_one(
+    binary: str,
+    workdir: Path,
+    config: Path,
+    *,
+    cluster: list[str] | None,
+    cluster_port: int | None,
+    extra: list[str],
+) -> Alertmanager:
     port = free_port()
     storage = workdir / "data"
     storage.mkdir(parents=True, exist_ok=True)
-    args = [binary, f"--config.file={config}", f"--storage.path={storage}",
-            f"--web.listen-address=127.0.0.1:{port}", "--log.level=debug"]
+    args = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={storage}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=debug",
+    ]
     if cluster_port is None:
         args.append("--cluster.listen-address=")
     else:
-        args += [f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-                 f"--cluster.advertise-address=127.0.0.1:{cluster_port}"]
+        args += [
+            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+            f"--cluster.advertise-address=127.0.0.1:{cluster_port}",
+        ]
         args += [f"--cluster.peer={peer}" for peer in cluster or []]
     log_path = workdir / "alertmanager.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=workdir)
+        proc = subprocess.Popen([*args, *extra], stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     am = Alertmanager(proc=proc, port=port, cluster_port=cluster_port, log_path=log_path)
     try:
         wait_port(port, timeout=30)
@@ -143,8 +165,7 @@ def _wait_ready(am: Alertmanager, timeout: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if am.proc.poll() is not None:
             raise RuntimeError(f"alertmanager exited {am.proc.returncode}:\n{am.log()}")
-        with contextlib.suppress(OSError), \
-                urllib.request.urlopen(am.url + "/-/ready", timeout=2) as response:
+        with contextlib.suppress(OSError), urllib.request.urlopen(am.url + "/-/ready", timeout=2) as response:
             if response.status == 200:
                 return
         time.sleep(0.1)
@@ -171,8 +192,16 @@ def run_alertmanagers(
             config_path = workdir / "alertmanager.yml"
             config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
             others = [f"127.0.0.1:{p}" for p in cluster_ports if p not in (None, cluster_port)]
-            started.append(_start_one(binary, workdir, config_path, cluster=others,
-                                      cluster_port=cluster_port, extra=cluster_flags or []))
+            started.append(
+                _start_one(
+                    binary,
+                    workdir,
+                    config_path,
+                    cluster=others,
+                    cluster_port=cluster_port,
+                    extra=cluster_flags or [],
+                )
+            )
         if peers > 1:
             wait_cluster(started)
         yield started
@@ -199,10 +228,10 @@ def wait_cluster(members: list[Alertmanager], timeout: float = 30.0) -> None:
     """Until every member sees all the others as peers (gossip joined)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sizes = [len(am.get_json("/api/v2/status")["cluster"].get("peers") or [])
-                 for am in members]
+        sizes = [len(am.get_json("/api/v2/status")["cluster"].get("peers") or []) for am in members]
         if all(size == len(members) for size in sizes):
             return
         time.sleep(0.2)
-    raise TimeoutError("the Alertmanagers did not form a cluster:\n"
-                       + "\n".join(am.log()[-2000:] for am in members))
+    raise TimeoutError(
+        "the Alertmanagers did not form a cluster:\n" + "\n".join(am.log()[-2000:] for am in members)
+    )

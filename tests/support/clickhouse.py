@@ -63,10 +63,20 @@ class ZooKeeper:
         )
         log = (self.root / "zookeeper.log").open("ab")
         self.proc = subprocess.Popen(
-            [self.java, "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-             "-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", ZOOKEEPER_CLASSPATH,
-             "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                self.java,
+                "-Xmx128m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-Dzookeeper.root.logger=INFO,CONSOLE",
+                "-cp",
+                ZOOKEEPER_CLASSPATH,
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                str(config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         self._wait_serving(timeout)
@@ -76,10 +86,13 @@ class ZooKeeper:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"zookeeper exited with {self.proc.returncode}; "
-                                   f"see {self.root / 'zookeeper.log'}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                    ("127.0.0.1", self.port), timeout=1.0) as sock:
+                raise RuntimeError(
+                    f"zookeeper exited with {self.proc.returncode}; see {self.root / 'zookeeper.log'}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock,
+            ):
                 sock.sendall(b"ruok")
                 if sock.recv(16) == b"imok":
                     return
@@ -127,7 +140,10 @@ class ClickHouseNode:
         log = (self.root / "stdout.log").open("ab")
         self.proc = subprocess.Popen(
             [self.server, f"--config-file={config}"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.root,
         )
         log.close()
         self._wait_ready(timeout)
@@ -143,8 +159,7 @@ class ClickHouseNode:
 
     def query(self, sql: str, timeout: float = 30.0) -> str:
         """Run ``sql`` over HTTP; returns the TSV answer or raises ``ClickHouseHTTPError``."""
-        url = f"http://127.0.0.1:{self.http_port}/?" + urllib.parse.urlencode(
-            {"query": sql})
+        url = f"http://127.0.0.1:{self.http_port}/?" + urllib.parse.urlencode({"query": sql})
         request = urllib.request.Request(url, method="POST", data=b"")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -169,8 +184,10 @@ class ClickHouseNode:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"clickhouse {self.name} exited with {self.proc.returncode}; "
-                                   f"see {self.root / 'log' / 'server.log'}")
+                raise RuntimeError(
+                    f"clickhouse {self.name} exited with {self.proc.returncode}; "
+                    f"see {self.root / 'log' / 'server.log'}"
+                )
             with contextlib.suppress(OSError, ClickHouseHTTPError):
                 if self.query("SELECT 1", timeout=2.0).strip() == "1":
                     wait_port(self.tcp_port, timeout=max(0.1, deadline - time.monotonic()))
@@ -184,11 +201,19 @@ class ClickHouseNode:
         users = self.root / "users.xml"
         users.write_text(_USERS, encoding="utf-8")
         config = self.root / "config.xml"
-        config.write_text(_CONFIG.format(
-            root=self.root, tcp_port=self.tcp_port, http_port=self.http_port,
-            interserver_port=self.interserver_port, zookeeper_port=self.zookeeper_port,
-            session_timeout=ZK_SESSION_TIMEOUT_MS, replica=self.name, users=users,
-        ), encoding="utf-8")
+        config.write_text(
+            _CONFIG.format(
+                root=self.root,
+                tcp_port=self.tcp_port,
+                http_port=self.http_port,
+                interserver_port=self.interserver_port,
+                zookeeper_port=self.zookeeper_port,
+                session_timeout=ZK_SESSION_TIMEOUT_MS,
+                replica=self.name,
+                users=users,
+            ),
+            encoding="utf-8",
+        )
         return config
 
 
@@ -223,8 +248,10 @@ class ClickHouseCluster:
         seen: dict[str, dict[str, int]] = {}
         for node in self.nodes:
             if node.running:
-                rows = node.rows("SELECT table, is_readonly FROM system.replicas "
-                                 f"WHERE database = '{database}' ORDER BY table")
+                rows = node.rows(
+                    "SELECT table, is_readonly FROM system.replicas "
+                    f"WHERE database = '{database}' ORDER BY table"
+                )
                 seen[node.name] = {table: int(flag) for table, flag in rows}
         return seen
 
@@ -238,8 +265,7 @@ class ClickHouseCluster:
             if flags and all(bool(flag) is expected for flag in flags):
                 return
             time.sleep(0.2)
-        raise TimeoutError(f"replicas not {'read-only' if expected else 'writable'} after "
-                           f"{timeout}s: {seen}")
+        raise TimeoutError(f"replicas not {'read-only' if expected else 'writable'} after {timeout}s: {seen}")
 
     def wait_keeper(self, timeout: float = 60.0) -> None:
         """Until every running node can read from ZooKeeper again."""
@@ -268,10 +294,15 @@ class ClickHouseCluster:
         time.sleep(settle)
         self.flush_logs()
         return {
-            node.name: [query.replace("\\n", "\n").replace("\\'", "'") for (query,) in node.rows(
-                "SELECT query FROM system.query_log WHERE type IN (1, 3) "
-                f"AND client_name = '{client_name}' ORDER BY event_time, query_start_time")]
-            for node in self.nodes if node.running
+            node.name: [
+                query.replace("\\n", "\n").replace("\\'", "'")
+                for (query,) in node.rows(
+                    "SELECT query FROM system.query_log WHERE type IN (1, 3) "
+                    f"AND client_name = '{client_name}' ORDER BY event_time, query_start_time"
+                )
+            ]
+            for node in self.nodes
+            if node.running
         }
 
     def wait_queries_from(self, client_name: str, timeout: float = 30.0) -> dict[str, list[str]]:
@@ -295,11 +326,15 @@ def clickhouse_cluster(
     """Start ZooKeeper and ``nodes`` ClickHouse servers under ``tmp``; create ``tables``."""
     server, java = require_clickhouse()
     zookeeper = ZooKeeper(root=tmp / "zookeeper", java=java)
-    cluster = ClickHouseCluster(zookeeper=zookeeper, nodes=[
-        ClickHouseNode(name=f"node{i + 1}", root=tmp / f"node{i + 1}", server=server,
-                       zookeeper_port=zookeeper.port)
-        for i in range(nodes)
-    ])
+    cluster = ClickHouseCluster(
+        zookeeper=zookeeper,
+        nodes=[
+            ClickHouseNode(
+                name=f"node{i + 1}", root=tmp / f"node{i + 1}", server=server, zookeeper_port=zookeeper.port
+            )
+            for i in range(nodes)
+        ],
+    )
     try:
         zookeeper.start()
         for node in cluster.nodes:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Literal
 
 from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError
-from remediator.registry import Registry, handler
+from remediator.handling.registry import Registry, handler
 
 RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
 
@@ -23,12 +23,17 @@ class ProbeParams(HandlerParams):
 def make_registry() -> Registry:
     registry = Registry()
 
-    @handler("test.probe", params=ProbeParams, registry=registry,
-             describe=lambda p: [f"probe {p.bucket} -> {p.outcome}"])
+    @handler(
+        "test.probe",
+        params=ProbeParams,
+        registry=registry,
+        describe=lambda p: [f"probe {p.bucket} -> {p.outcome}"],
+    )
     async def probe(params: ProbeParams, ctx: Context) -> Result:
         """Records each run; answers with the outcome its params ask for."""
-        RUNS[params.bucket].append({"target": ctx.target, "event_id": ctx.event_id,
-                                    "dry_run": ctx.dry_run, "name": params.name})
+        RUNS[params.bucket].append(
+            {"target": ctx.target, "event_id": ctx.event_id, "dry_run": ctx.dry_run, "name": params.name}
+        )
         if params.unreachable:
             raise TemporaryError(f"{params.bucket}: connection refused")
         ctx.step("act", f"probe {params.bucket}")
@@ -47,3 +52,14 @@ def make_registry() -> Registry:
         return Result.succeeded("fixed and verified")
 
     return registry
+
+
+# One rule on test.probe, shared by the HTTP tests.
+PROBE_RULES = """
+rules:
+  - name: probe
+    matchers: ['alertname="Probe"']
+    handler: test.probe
+    target: 'svc/{{ labels.service }}'
+    params: {bucket: web}
+"""

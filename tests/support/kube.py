@@ -45,8 +45,8 @@ import yaml
 
 import handlers  # noqa: F401 - registers the built-in handlers
 from remediator import Alert, Context, Resources, Result
-from remediator.execution import execute
-from remediator.registry import default_registry
+from remediator.handling.execution import execute
+from remediator.handling.registry import default_registry
 from remediator.settings import Settings
 
 FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
@@ -61,6 +61,7 @@ _METHOD_VERBS = {"PATCH": "patch", "PUT": "update", "POST": "create"}
 
 
 # ---- records and policy -------------------------------------------------------------------
+
 
 @dataclass
 class Call:
@@ -109,8 +110,11 @@ class Policy:
     @classmethod
     def from_role(cls, role: dict[str, Any]) -> Policy:
         rules = tuple(
-            (frozenset(rule.get("apiGroups") or []), frozenset(rule.get("resources") or []),
-             frozenset(rule.get("verbs") or []))
+            (
+                frozenset(rule.get("apiGroups") or []),
+                frozenset(rule.get("resources") or []),
+                frozenset(rule.get("verbs") or []),
+            )
             for rule in role.get("rules") or []
         )
         return cls(namespace=role["metadata"]["namespace"], rules=rules)
@@ -131,14 +135,21 @@ class Policy:
         return Policy(self.namespace, tuple(rules))
 
     def grants(self) -> set[tuple[str, str, str]]:
-        return {(verb, group, plural) for groups, resources, verbs in self.rules
-                for group in groups for plural in resources for verb in verbs}
+        return {
+            (verb, group, plural)
+            for groups, resources, verbs in self.rules
+            for group in groups
+            for plural in resources
+            for verb in verbs
+        }
 
     def allows(self, verb: str, group: str, plural: str, namespace: str | None) -> bool:
         if namespace != self.namespace:
             return False
-        return any(group in groups and plural in resources and verb in verbs
-                   for groups, resources, verbs in self.rules)
+        return any(
+            group in groups and plural in resources and verb in verbs
+            for groups, resources, verbs in self.rules
+        )
 
 
 OVERLAY = ROLE_FILE.parents[1] / "overlays" / "torghut"
@@ -210,6 +221,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 # ---- the emulator -------------------------------------------------------------------------
 
+
 class ApiAnswer(Exception):
     """A non-2xx answer in the Kubernetes Status format."""
 
@@ -218,11 +230,19 @@ class ApiAnswer(Exception):
         self.code, self.reason, self.message, self.details = code, reason, message, details
 
     def response(self) -> aiohttp.web.Response:
-        return aiohttp.web.json_response({
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "details": self.details,
-            "code": self.code,
-        }, status=self.code)
+        return aiohttp.web.json_response(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Failure",
+                "message": self.message,
+                "reason": self.reason,
+                "details": self.details,
+                "code": self.code,
+            },
+            status=self.code,
+        )
 
 
 def _resource_name(res: kmock.resource) -> str:
@@ -241,29 +261,38 @@ class Cluster(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for res, kind in KINDS.items():
-            self.resources[res] = kmock.ResourceInfo(kind=kind, namespaced=True,
-                                                     verbs={"get", "list", "patch"})
+            self.resources[res] = kmock.ResourceInfo(
+                kind=kind, namespaced=True, verbs={"get", "list", "patch"}
+            )
 
     # -- test-side API (synchronous: atomic with respect to the event loop) --
 
-    def put(self, res: kmock.resource, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
+    # put/get below are the test-side API, not kmock's HTTP client methods of the same name
+    def put(  # type: ignore[override]
+        self, res: kmock.resource, namespace: str, obj: dict[str, Any]
+    ) -> dict[str, Any]:
         """Create (or replace) an object, stamped like the API server does."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
-        meta.update(namespace=namespace, uid=meta.get("uid") or str(uuid.uuid4()),
-                    resourceVersion=str(next(self._versions)), generation=1)
+        meta.update(
+            namespace=namespace,
+            uid=meta.get("uid") or str(uuid.uuid4()),
+            resourceVersion=str(next(self._versions)),
+            generation=1,
+        )
         meta.setdefault("creationTimestamp", "2024-01-01T00:00:00Z")
         self.objects[res, namespace, meta["name"]] = obj
         return obj
 
-    def get(self, res: kmock.resource, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(  # type: ignore[override]
+        self, res: kmock.resource, namespace: str, name: str
+    ) -> dict[str, Any] | None:
         key = (res, namespace, name)
         if key not in self.objects or self.objects[key].deleted:
             return None
         return copy.deepcopy(self.objects[key].raw)
 
-    def modify(self, res: kmock.resource, namespace: str, name: str,
-               patch: dict[str, Any]) -> dict[str, Any]:
+    def modify(self, res: kmock.resource, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch an object as a controller would (bumps resourceVersion)."""
         old = self.get(res, namespace, name)
         if old is None:
@@ -275,8 +304,7 @@ class Cluster(kmock.KubernetesEmulator):
     def remove(self, res: kmock.resource, namespace: str, name: str) -> None:
         self.objects[res, namespace, name].delete()
 
-    def items(self, res: kmock.resource, namespace: str,
-              selector: str = "") -> list[dict[str, Any]]:
+    def items(self, res: kmock.resource, namespace: str, selector: str = "") -> list[dict[str, Any]]:
         found = []
         for (resource, ns, _), obj in self.objects.items():
             if resource == res and ns == namespace and not obj.deleted:
@@ -286,8 +314,11 @@ class Cluster(kmock.KubernetesEmulator):
         return found
 
     def calls_to(self, res: kmock.resource, verb: str | None = None) -> list[Call]:
-        return [c for c in self.calls if (c.group, c.plural) == (res.group, res.plural)
-                and (verb is None or c.verb == verb)]
+        return [
+            c
+            for c in self.calls
+            if (c.group, c.plural) == (res.group, res.plural) and (verb is None or c.verb == verb)
+        ]
 
     # -- serving --
 
@@ -310,11 +341,15 @@ class Cluster(kmock.KubernetesEmulator):
         res = request.resource
         assert res is not None
         if self.policy is not None and not self.policy.allows(
-                call.verb, call.group, call.plural, call.namespace):
+            call.verb, call.group, call.plural, call.namespace
+        ):
             raise self._forbidden(call, res)
         if request.subresource:
-            raise ApiAnswer(404, "NotFound", f"subresource {request.subresource!r} is not "
-                            "emulated (patch the object itself)")
+            raise ApiAnswer(
+                404,
+                "NotFound",
+                f"subresource {request.subresource!r} is not emulated (patch the object itself)",
+            )
         if call.verb == "get":
             return aiohttp.web.json_response(self._fetch(res, call))
         if call.verb == "list":
@@ -329,23 +364,40 @@ class Cluster(kmock.KubernetesEmulator):
         params = dict(request.params)
         content_type = str(request.headers.get("Content-Type", "")).split(";")[0].strip()
         body = json.loads(request.text) if request.text else None
-        return Call(method=str(request.method.value).upper(),
-                    verb=_verb(str(request.method.value).upper(), request.name, params),
-                    group=str(res.group), plural=str(res.plural), namespace=request.namespace,
-                    name=request.name, content_type=content_type, body=body, query=params,
-                    raw=f"{str(request.method.value).upper()} {request.url.raw_path_qs}")
+        return Call(
+            method=str(request.method.value).upper(),
+            verb=_verb(str(request.method.value).upper(), request.name, params),
+            group=str(res.group),
+            plural=str(res.plural),
+            namespace=request.namespace,
+            name=request.name,
+            content_type=content_type,
+            body=body,
+            query=params,
+            raw=f"{str(request.method.value).upper()} {request.url.raw_path_qs}",
+        )
 
     def _forbidden(self, call: Call, res: kmock.resource) -> ApiAnswer:
         subject = f'{_resource_name(res)} "{call.name}"' if call.name else _resource_name(res)
         return ApiAnswer(
-            403, "Forbidden",
+            403,
+            "Forbidden",
             f'{subject} is forbidden: User "{SERVICE_ACCOUNT}" cannot {call.verb} resource '
             f'"{call.plural}" in API group "{call.group}" in the namespace "{call.namespace}"',
-            name=call.name or "", group=call.group, kind=call.plural)
+            name=call.name or "",
+            group=call.group,
+            kind=call.plural,
+        )
 
     def _not_found(self, res: kmock.resource, name: str | None) -> ApiAnswer:
-        return ApiAnswer(404, "NotFound", f'{_resource_name(res)} "{name}" not found',
-                         name=name or "", group=res.group, kind=res.plural)
+        return ApiAnswer(
+            404,
+            "NotFound",
+            f'{_resource_name(res)} "{name}" not found',
+            name=name or "",
+            group=res.group,
+            kind=res.plural,
+        )
 
     def _fetch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
         obj = self.get(res, call.namespace or "", call.name or "")
@@ -360,22 +412,35 @@ class Cluster(kmock.KubernetesEmulator):
             raise ApiAnswer(400, "BadRequest", f"unable to parse requirement: {exc}") from exc
         kind = KINDS.get(res, "Object")
         api_version = f"{res.group}/{res.version}" if res.group else str(res.version)
-        return {"kind": f"{kind}List", "apiVersion": api_version, "items": items,
-                "metadata": {"resourceVersion": str(next(self._versions))}}
+        return {
+            "kind": f"{kind}List",
+            "apiVersion": api_version,
+            "items": items,
+            "metadata": {"resourceVersion": str(next(self._versions))},
+        }
 
     async def _patch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
         old = self._fetch(res, call)
         new = self._apply(res, call, old)
-        wanted = ((call.body or {}).get("metadata") or {}).get("resourceVersion") \
-            if isinstance(call.body, dict) else None
+        wanted = (
+            ((call.body or {}).get("metadata") or {}).get("resourceVersion")
+            if isinstance(call.body, dict)
+            else None
+        )
         if wanted is not None and str(wanted) != old["metadata"]["resourceVersion"]:
             raise ApiAnswer(
-                409, "Conflict",
+                409,
+                "Conflict",
                 f'Operation cannot be fulfilled on {_resource_name(res)} "{call.name}": the '
                 "object has been modified; please apply your changes to the latest version "
-                "and try again", name=call.name or "", group=res.group, kind=res.plural)
+                "and try again",
+                name=call.name or "",
+                group=res.group,
+                kind=res.plural,
+            )
         new = self._stamp(old, new)
-        self.objects[res, call.namespace, call.name].history.append(new)
+        # _fetch found the object, so the call names a namespace and a name
+        self.objects[res, call.namespace, call.name].history.append(new)  # type: ignore[index]
         await self._buses[res].put({"type": "MODIFIED", "object": new})
         return new
 
@@ -388,19 +453,26 @@ class Cluster(kmock.KubernetesEmulator):
             except jsonpatch.JsonPatchException as exc:
                 raise ApiAnswer(422, "Invalid", f"the JSON patch failed: {exc}") from exc
         if kind == "application/json-patch+json":
-            raise ApiAnswer(400, "BadRequest", "a JSON Patch must be a list of operations; got "
-                            f"{type(call.body).__name__} (was a merge patch meant?)")
+            raise ApiAnswer(
+                400,
+                "BadRequest",
+                "a JSON Patch must be a list of operations; got "
+                f"{type(call.body).__name__} (was a merge patch meant?)",
+            )
         if kind == "application/merge-patch+json" or (
-                kind == "application/strategic-merge-patch+json" and not custom):
+            kind == "application/strategic-merge-patch+json" and not custom
+        ):
             if not isinstance(call.body, dict):
                 raise ApiAnswer(400, "BadRequest", "a merge patch must be a JSON object")
             return dict(merge_patch(old, call.body))
-        accepted = "application/json-patch+json, application/merge-patch+json, " \
-            "application/apply-patch+yaml"
+        accepted = "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
         if not custom:
             accepted += ", application/strategic-merge-patch+json"
-        raise ApiAnswer(415, "UnsupportedMediaType", "the body of the request was in an unknown "
-                        f"format - accepted media types include: {accepted}")
+        raise ApiAnswer(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: {accepted}",
+        )
 
     def _stamp(self, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         """Keep identity fields; bump resourceVersion, and generation when spec changed."""
@@ -416,20 +488,28 @@ class Cluster(kmock.KubernetesEmulator):
 
 # ---- running it ---------------------------------------------------------------------------
 
+
 def write_kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-        "users": [{"name": "remediator", "user": {"token": "emulator-token"}}],
-        "contexts": [{"name": "emulator",
-                      "context": {"cluster": "emulator", "user": "remediator"}}],
-    }), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "emulator",
+                "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+                "users": [{"name": "remediator", "user": {"token": "emulator-token"}}],
+                "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "remediator"}}],
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 @contextlib.asynccontextmanager
-async def kube_env(directory: Path, monkeypatch: pytest.MonkeyPatch, *,
-                   policy: Policy | None = None) -> AsyncIterator[Cluster]:
+async def kube_env(
+    directory: Path, monkeypatch: pytest.MonkeyPatch, *, policy: Policy | None = None
+) -> AsyncIterator[Cluster]:
     """A running :class:`Cluster` that the handlers reach through ``KUBECONFIG``.
 
     The Role shipped in ``deploy/base/role.yaml`` is enforced unless ``policy`` says
@@ -442,28 +522,43 @@ async def kube_env(directory: Path, monkeypatch: pytest.MonkeyPatch, *,
 
 
 @contextlib.asynccontextmanager
-async def running_cluster(directory: Path, *, policy: Policy | None = None
-                          ) -> AsyncIterator[tuple[Cluster, Path]]:
+async def running_cluster(
+    directory: Path, *, policy: Policy | None = None
+) -> AsyncIterator[tuple[Cluster, Path]]:
     """A :class:`Cluster` on a free port and a kubeconfig file pointing at it."""
     async with Cluster(policy=policy) as cluster, kmock.Server(cluster) as server:
         kubeconfig = write_kubeconfig(directory / "kubeconfig", str(server.url).rstrip("/"))
         yield cluster, kubeconfig
 
 
-def make_context(resources: Resources, *, rule: str = "test", target: str = "test/target",
-                 dry_run: bool = False, verify_timeout: float = 30.0,
-                 deadline: float = 120.0) -> Context:
-    alert = Alert.model_validate({"status": "firing", "labels": {"alertname": "Test"},
-                                  "startsAt": "2024-01-01T00:00:00Z"})
-    return Context(event_id="test-event", rule=rule, target=target, alert=alert,
-                   dry_run=dry_run, deadline=time.monotonic() + deadline,
-                   verify_timeout=verify_timeout,
-                   log=structlog.get_logger("test").bind(rule=rule, target=target),
-                   resources=resources)
+def make_context(
+    resources: Resources,
+    *,
+    rule: str = "test",
+    target: str = "test/target",
+    dry_run: bool = False,
+    verify_timeout: float = 30.0,
+    deadline: float = 120.0,
+) -> Context:
+    alert = Alert.model_validate(
+        {"status": "firing", "labels": {"alertname": "Test"}, "startsAt": "2024-01-01T00:00:00Z"}
+    )
+    return Context(
+        event_id="test-event",
+        rule=rule,
+        target=target,
+        alert=alert,
+        dry_run=dry_run,
+        deadline=time.monotonic() + deadline,
+        verify_timeout=verify_timeout,
+        log=structlog.get_logger("test").bind(rule=rule, target=target),
+        resources=resources,
+    )
 
 
-async def run_handler(name: str, params: dict[str, Any], resources: Resources, *,
-                      limit: float = 60.0, **context: Any) -> tuple[Result, Context]:
+async def run_handler(
+    name: str, params: dict[str, Any], resources: Resources, *, limit: float = 60.0, **context: Any
+) -> tuple[Result, Context]:
     """Validate ``params`` and run handler ``name`` through the real executor."""
     spec = default_registry.get(name)
     assert spec is not None, f"handler {name!r} is not registered"
@@ -484,32 +579,48 @@ async def app_resources() -> AsyncIterator[Resources]:
 
 # ---- objects and simulated controllers ----------------------------------------------------
 
-def flink_deployment(name: str, *, job: str, lifecycle: str, nonce: int | None = None,
-                     error: str = "") -> dict[str, Any]:
-    spec: dict[str, Any] = {"image": "flink:1.18", "flinkVersion": "v1_18",
-                            "job": {"jarURI": "local:///opt/ta.jar", "parallelism": 1,
-                                    "upgradeMode": "last-state"}}
+
+def flink_deployment(
+    name: str, *, job: str, lifecycle: str, nonce: int | None = None, error: str = ""
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "image": "flink:1.18",
+        "flinkVersion": "v1_18",
+        "job": {"jarURI": "local:///opt/ta.jar", "parallelism": 1, "upgradeMode": "last-state"},
+    }
     if nonce is not None:
         spec["restartNonce"] = nonce
-    status: dict[str, Any] = {"jobStatus": {"state": job, "jobName": name},
-                              "lifecycleState": lifecycle}
+    status: dict[str, Any] = {"jobStatus": {"state": job, "jobName": name}, "lifecycleState": lifecycle}
     if error:
         status["error"] = error
-    return {"apiVersion": "flink.apache.org/v1beta1", "kind": "FlinkDeployment",
-            "metadata": {"name": name}, "spec": spec, "status": status}
+    return {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
+        "status": status,
+    }
 
 
-def deployment(name: str, *, replicas: int, labels: dict[str, str],
-               annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def deployment(
+    name: str, *, replicas: int, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if annotations:
         meta["annotations"] = dict(annotations)
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-        "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
-                 "strategy": {"type": "RollingUpdate"},
-                 "template": {"metadata": {"labels": dict(labels)},
-                              "spec": {"containers": [{"name": name, "image": f"{name}:1"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(labels)},
+            "strategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"containers": [{"name": name, "image": f"{name}:1"}]},
+            },
+        },
         "status": {},
     }
 
@@ -546,9 +657,15 @@ class DeploymentController:
             self._age(pod)
         desired = int(dep["spec"].get("replicas", 1))
         for pod in live[desired:]:
-            self.cluster.modify(PODS, self.namespace, pod["metadata"]["name"], {
-                "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
-                "status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+            self.cluster.modify(
+                PODS,
+                self.namespace,
+                pod["metadata"]["name"],
+                {
+                    "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
+                    "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+                },
+            )
             self._ages[pod["metadata"]["name"]] = 0
         for _ in range(desired - len(live)):
             self._create(dep["spec"]["template"]["metadata"]["labels"])
@@ -563,16 +680,26 @@ class DeploymentController:
             if age >= self.terminate_after:
                 self.cluster.remove(PODS, self.namespace, name)
         elif age == self.ready_after:
-            self.cluster.modify(PODS, self.namespace, name, {"status": {
-                "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+            self.cluster.modify(
+                PODS,
+                self.namespace,
+                name,
+                {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+            )
 
     def _create(self, labels: dict[str, str]) -> None:
         name = f"{self.name}-{uuid.uuid4().hex[:5]}"
-        self.cluster.put(PODS, self.namespace, {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": dict(labels)},
-            "spec": {"containers": [{"name": self.name, "image": f"{self.name}:1"}]},
-            "status": {"phase": "Pending"}})
+        self.cluster.put(
+            PODS,
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "labels": dict(labels)},
+                "spec": {"containers": [{"name": self.name, "image": f"{self.name}:1"}]},
+                "status": {"phase": "Pending"},
+            },
+        )
         self._ages[name] = 0
         self.created.append(name)
 
@@ -580,9 +707,13 @@ class DeploymentController:
         pods = self.cluster.items(PODS, self.namespace, selector)
         live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         ready = [p for p in live if (p.get("status") or {}).get("phase") == "Running"]
-        status = {"replicas": len(live), "readyReplicas": len(ready),
-                  "availableReplicas": len(ready), "updatedReplicas": len(live),
-                  "observedGeneration": dep["metadata"]["generation"]}
+        status = {
+            "replicas": len(live),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(ready),
+            "updatedReplicas": len(live),
+            "observedGeneration": dep["metadata"]["generation"],
+        }
         if {k: (dep.get("status") or {}).get(k) for k in status} != status:
             self.cluster.modify(DEPLOYMENTS, self.namespace, self.name, {"status": status})
 
@@ -603,9 +734,15 @@ class FlinkOperator:
     cluster: Cluster
     namespace: str
     name: str
-    after_restart: list[tuple[str, ...]] = field(default_factory=lambda: [
-        ("RECONCILING", "UPGRADING"), ("RECONCILING", "DEPLOYED"), ("CREATED", "DEPLOYED"),
-        ("RUNNING", "DEPLOYED"), ("RUNNING", "STABLE")])
+    after_restart: list[tuple[str, ...]] = field(
+        default_factory=lambda: [
+            ("RECONCILING", "UPGRADING"),
+            ("RECONCILING", "DEPLOYED"),
+            ("CREATED", "DEPLOYED"),
+            ("RUNNING", "DEPLOYED"),
+            ("RUNNING", "STABLE"),
+        ]
+    )
     tick: float = 0.05
     restarts: int = 0
 
@@ -627,8 +764,11 @@ class FlinkOperator:
 
     async def _walk(self) -> None:
         for job, lifecycle, *error in self.after_restart:
-            status: dict[str, Any] = {"jobStatus": {"state": job}, "lifecycleState": lifecycle,
-                                      "error": error[0] if error else None}
+            status: dict[str, Any] = {
+                "jobStatus": {"state": job},
+                "lifecycleState": lifecycle,
+                "error": error[0] if error else None,
+            }
             self.cluster.modify(FLINK, self.namespace, self.name, {"status": status})
             await asyncio.sleep(self.tick)
 
@@ -636,8 +776,7 @@ class FlinkOperator:
 @contextlib.asynccontextmanager
 async def background(*runners: Callable[[], Any]) -> AsyncIterator[None]:
     """Run simulated controllers while the block runs; stop them (no leaked tasks) after."""
-    tasks = [asyncio.create_task(run(), name=f"sim:{getattr(run, '__qualname__', run)}")
-             for run in runners]
+    tasks = [asyncio.create_task(run(), name=f"sim:{getattr(run, '__qualname__', run)}") for run in runners]
     try:
         yield
     finally:

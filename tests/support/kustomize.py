@@ -26,13 +26,34 @@ import yaml
 Resource = dict[str, Any]
 
 _FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-_KEYS = {"apiVersion", "kind", "resources", "components", "namespace", "configMapGenerator",
-         "labels", "images", "replicas", "patches", "replacements"}
+_KEYS = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "components",
+    "namespace",
+    "configMapGenerator",
+    "labels",
+    "images",
+    "replicas",
+    "patches",
+    "replacements",
+}
 _LOCAL_CONFIG = "config.kubernetes.io/local-config"
-_CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass",
-                   "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-                   "APIService", "Node"}
+_CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "IngressClass",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "Node",
+}
 _WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 _FIELD_TOKEN = re.compile(r"\[[^\]]*\]|[^.\[]+")
 
@@ -45,8 +66,7 @@ def render(directory: Path) -> list[Resource]:
     """Build the kustomization in ``directory`` like ``kustomize build`` would."""
     spec = _load_spec(directory)
     if spec.get("kind") == "Component":
-        raise Unsupported(f"{directory} is a Component: only a kustomization's `components` "
-                          "can use it")
+        raise Unsupported(f"{directory} is a Component: only a kustomization's `components` can use it")
     return _build(directory, spec, [])
 
 
@@ -86,8 +106,7 @@ def _build(directory: Path, spec: dict[str, Any], resources: list[Resource]) -> 
         _set_replicas(resources, replica)
     for replacement in spec.get("replacements", []):
         _replace(resources, replacement)
-    resources = [r for r in resources
-                 if r["metadata"].get("annotations", {}).get(_LOCAL_CONFIG) != "true"]
+    resources = [r for r in resources if r["metadata"].get("annotations", {}).get(_LOCAL_CONFIG) != "true"]
     _check_unique(resources)
     return resources
 
@@ -101,7 +120,7 @@ def _inside(root: Path, path: Path) -> Path:
 
 
 def _load_resource(directory: Path, entry: str) -> list[Resource]:
-    path = (directory / entry)
+    path = directory / entry
     if path.is_dir():
         return render(path.resolve())
     text = _inside(directory, path).read_text(encoding="utf-8")
@@ -114,8 +133,10 @@ def _config_map(directory: Path, generator: dict[str, Any]) -> Resource:
         raise Unsupported(f"configMapGenerator {generator.get('name')}: unsupported keys")
     options = generator.get("options", {})
     if not options.get("disableNameSuffixHash"):
-        raise Unsupported("configMapGenerator without disableNameSuffixHash: the name hash "
-                          "is not implemented by the test renderer")
+        raise Unsupported(
+            "configMapGenerator without disableNameSuffixHash: the name hash "
+            "is not implemented by the test renderer"
+        )
     data: dict[str, str] = {}
     for item in generator.get("files", []):
         key, _, rel = item.partition("=") if "=" in item else (Path(item).name, "", item)
@@ -134,9 +155,13 @@ def _config_map(directory: Path, generator: dict[str, Any]) -> Resource:
 
 def _matches(resource: Resource, target: dict[str, Any]) -> bool:
     group, _, version = resource["apiVersion"].rpartition("/")
-    wanted = {"group": group, "version": version, "kind": resource["kind"],
-              "name": resource["metadata"]["name"],
-              "namespace": resource["metadata"].get("namespace", "")}
+    wanted = {
+        "group": group,
+        "version": version,
+        "kind": resource["kind"],
+        "name": resource["metadata"]["name"],
+        "namespace": resource["metadata"].get("namespace", ""),
+    }
     extra = set(target) - set(wanted)
     if extra:
         raise Unsupported(f"patch target selectors not supported: {sorted(extra)}")
@@ -146,8 +171,11 @@ def _matches(resource: Resource, target: dict[str, Any]) -> bool:
 def _apply_patch(directory: Path, patch: dict[str, Any], resources: list[Resource]) -> None:
     if set(patch) - {"path", "patch", "target"} or "target" not in patch:
         raise Unsupported(f"patch {patch}: only JSON patches with a target are supported")
-    text = (_inside(directory, directory / patch["path"]).read_text(encoding="utf-8")
-            if "path" in patch else patch["patch"])
+    text = (
+        _inside(directory, directory / patch["path"]).read_text(encoding="utf-8")
+        if "path" in patch
+        else patch["patch"]
+    )
     operations = yaml.safe_load(text)
     if not isinstance(operations, list):
         raise Unsupported("strategic-merge patches are not supported by the test renderer")
@@ -171,8 +199,7 @@ def json_patch(document: Any, operation: dict[str, Any]) -> None:
     if op == "test":
         actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
         if actual != operation["value"]:
-            raise ValueError(f"JSON patch test {operation['path']}: {actual!r} is not "
-                             f"{operation['value']!r}")
+            raise ValueError(f"JSON patch test {operation['path']}: {actual!r} is not {operation['value']!r}")
         return
     value = copy.deepcopy(operation.get("value"))
     if isinstance(parent, list):
@@ -206,8 +233,11 @@ def _set_namespace(resources: list[Resource], namespace: str) -> None:
             resource["metadata"]["namespace"] = namespace
         if resource["kind"] in ("RoleBinding", "ClusterRoleBinding"):
             for subject in resource.get("subjects", []):
-                if (subject.get("kind") == "ServiceAccount" and subject.get("name") in accounts
-                        and subject.get("namespace", "default") == "default"):
+                if (
+                    subject.get("kind") == "ServiceAccount"
+                    and subject.get("name") in accounts
+                    and subject.get("namespace", "default") == "default"
+                ):
                     subject["namespace"] = namespace
 
 
@@ -243,8 +273,7 @@ def _set_replicas(resources: list[Resource], replica: dict[str, Any]) -> None:
 
 
 def _set_labels(resources: list[Resource], entry: dict[str, Any]) -> None:
-    if set(entry) - {"pairs", "includeSelectors", "includeTemplates"} or \
-            entry.get("includeSelectors"):
+    if set(entry) - {"pairs", "includeSelectors", "includeTemplates"} or entry.get("includeSelectors"):
         raise Unsupported(f"labels {entry}: only pairs and includeTemplates are supported")
     pairs = {str(k): str(v) for k, v in entry["pairs"].items()}
     for resource in resources:
@@ -264,8 +293,13 @@ def _selected(resource: Resource, select: dict[str, Any]) -> bool:
         raise Unsupported(f"selector keys not supported: {sorted(set(select) - known)}")
     group, _, version = resource["apiVersion"].rpartition("/")
     meta = resource["metadata"]
-    have = {"kind": resource["kind"], "name": meta["name"], "group": group,
-            "version": version, "namespace": meta.get("namespace", "")}
+    have = {
+        "kind": resource["kind"],
+        "name": meta["name"],
+        "group": group,
+        "version": version,
+        "namespace": meta.get("namespace", ""),
+    }
     if any(have[key] != value for key, value in select.items() if key != "labelSelector"):
         return False
     labels = meta.get("labels") or {}
@@ -313,8 +347,7 @@ def _replace(resources: list[Resource], replacement: dict[str, Any]) -> None:
         raise Unsupported(f"replacement source options {options}")
     origins = [r for r in resources if _selected(r, source)]
     if len(origins) != 1:
-        raise ValueError(f"replacement source {source} must match exactly one resource, "
-                         f"not {len(origins)}")
+        raise ValueError(f"replacement source {source} must match exactly one resource, not {len(origins)}")
     value: Any = origins[0]
     for token in path:
         value = _step(value, token, create=False)
@@ -325,10 +358,10 @@ def _replace(resources: list[Resource], replacement: dict[str, Any]) -> None:
             raise ValueError(f"options.index {index} is out of bounds for value {value}")
         value = parts[index]
     for target in replacement["targets"]:
-        if set(target) - {"select", "fieldPaths", "options"} or \
-                set(target.get("options", {})) - {"create"}:
-            raise Unsupported(f"replacement target {target}: only select, fieldPaths and "
-                              "options.create are supported")
+        if set(target) - {"select", "fieldPaths", "options"} or set(target.get("options", {})) - {"create"}:
+            raise Unsupported(
+                f"replacement target {target}: only select, fieldPaths and options.create are supported"
+            )
         create = bool(target.get("options", {}).get("create"))
         chosen = [r for r in resources if _selected(r, target["select"])]
         if not chosen:

@@ -30,8 +30,14 @@ from tests.support.procs import free_port, require_binary, wait_port
 class RedisServer:
     """One redis-server process; its data directory outlives restarts."""
 
-    def __init__(self, directory: Path, *, port: int | None = None, persistent: bool = False,
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        persistent: bool = False,
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.binary = require_binary("redis-server", "/usr/bin/redis-server")
         self.directory = directory
         self.port = port or free_port()
@@ -54,17 +60,32 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def args(self) -> list[str]:
-        durability = (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
-                      else ["--appendonly", "no"])
-        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--save", "", "--protected-mode", "no",
-                "--daemonize", "no", "--logfile", str(self.directory / "redis.log"),
-                *durability, *self.extra]
+        durability = (
+            ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        )
+        return [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--protected-mode",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
+            *durability,
+            *self.extra,
+        ]
 
     def start(self, timeout: float = 20.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port(self.port, timeout)
         except TimeoutError:
@@ -136,9 +157,18 @@ class RedisClusterNodes:
     def __init__(self, directory: Path, size: int = 3) -> None:
         self.cli = require_binary("redis-cli", "/usr/bin/redis-cli")
         self.nodes = [
-            RedisServer(directory / f"node{i}", port=_cluster_port(), extra=(
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000"))
+            RedisServer(
+                directory / f"node{i}",
+                port=_cluster_port(),
+                extra=(
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                ),
+            )
             for i in range(size)
         ]
 
@@ -161,8 +191,12 @@ class RedisClusterNodes:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-        subprocess.run([self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0",
-                        "--cluster-yes"], check=True, capture_output=True, timeout=timeout)
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
         self.wait_ok(timeout)
 
     def wait_ok(self, timeout: float) -> None:

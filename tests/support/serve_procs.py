@@ -46,9 +46,11 @@ class ServeProcess:
     def start(self, timeout: float = 60.0) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "remediator", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port)],
-                env=python_env(**self.env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                [PYTHON, "-m", "remediator", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=python_env(**self.env),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         try:
             wait_port(self.port, timeout)
@@ -73,32 +75,43 @@ class ServeProcess:
 def webhook_payload(*alerts: dict[str, Any]) -> dict[str, Any]:
     """An Alertmanager v4 webhook body around ``alerts``."""
     return {
-        "version": "4", "groupKey": "{}:{alertname=\"TestDown\"}", "truncatedAlerts": 0,
-        "status": "firing", "receiver": "remediator", "groupLabels": {},
-        "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://alertmanager",
+        "version": "4",
+        "groupKey": '{}:{alertname="TestDown"}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "remediator",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager",
         "alerts": list(alerts),
     }
 
 
 def firing_alert(starts_at: str = "2024-05-01T12:00:00Z", **labels: str) -> dict[str, Any]:
     return {
-        "status": "firing", "labels": {"alertname": "TestDown", **labels},
-        "annotations": {"summary": "test"}, "startsAt": starts_at,
-        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph",
+        "status": "firing",
+        "labels": {"alertname": "TestDown", **labels},
+        "annotations": {"summary": "test"},
+        "startsAt": starts_at,
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus/graph",
     }
 
 
-async def post_alerts(session: aiohttp.ClientSession, replica: ServeProcess,
-                      *alerts: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+async def post_alerts(
+    session: aiohttp.ClientSession, replica: ServeProcess, *alerts: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
     """POST a webhook; the status and the JSON body."""
-    async with session.post(f"{replica.url}/webhooks/alertmanager",
-                            json=webhook_payload(*alerts),
-                            headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+    async with session.post(
+        f"{replica.url}/webhooks/alertmanager",
+        json=webhook_payload(*alerts),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as response:
         return response.status, await response.json()
 
 
-async def wait_ready(session: aiohttp.ClientSession, replica: ServeProcess,
-                     within: float = 60.0) -> None:
+async def wait_ready(session: aiohttp.ClientSession, replica: ServeProcess, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while True:
         try:
@@ -112,11 +125,15 @@ async def wait_ready(session: aiohttp.ClientSession, replica: ServeProcess,
         await asyncio.sleep(0.2)
 
 
-async def metric_samples(session: aiohttp.ClientSession, replica: ServeProcess,
-                         name: str) -> list[tuple[dict[str, str], float]]:
+async def metric_samples(
+    session: aiohttp.ClientSession, replica: ServeProcess, name: str
+) -> list[tuple[dict[str, str], float]]:
     """The samples of one metric from ``/metrics``: (labels, value) pairs."""
     async with session.get(f"{replica.url}/metrics") as response:
         text = await response.text()
-    return [(dict(sample.labels), sample.value)
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == name]
+    return [
+        (dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]

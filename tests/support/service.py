@@ -72,11 +72,20 @@ def run_remediator(
     full_env = python_env(**settings)
     if "REMEDIATOR_REDIS_URL" not in env:
         full_env.pop("REMEDIATOR_REDIS_URL", None)
-    args = [PYTHON, "-m", "remediator", "serve", "--rules", str(rules),
-            "--host", "127.0.0.1", "--port", str(port)]
+    args = [
+        PYTHON,
+        "-m",
+        "remediator",
+        "serve",
+        "--rules",
+        str(rules),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(args, env=full_env, cwd=workdir, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, env=full_env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     service = RemediatorProcess(proc=proc, port=port, log_path=log_path)
     try:
         _wait_ready(service, timeout)

@@ -116,8 +116,10 @@ class SlackServer:
         try:
             await asyncio.wait_for(enough(), within)
         except TimeoutError:
-            raise AssertionError(f"expected {count} Slack messages within {within}s, got "
-                                 f"{len(self.messages)}:\n{self.render_threads()}") from None
+            raise AssertionError(
+                f"expected {count} Slack messages within {within}s, got "
+                f"{len(self.messages)}:\n{self.render_threads()}"
+            ) from None
         return list(self.messages)
 
     async def wait_for_requests(self, count: int, within: float = 30.0) -> list[Request]:
@@ -158,15 +160,24 @@ class SlackServer:
             return _api_error(reply, error)
         message = self._message("api", body)
         await self._record(Request(arrived, request.path, 200), message)
-        return web.json_response({"ok": True, "channel": message.channel, "ts": message.ts,
-                                  "message": {"text": message.text, "ts": message.ts}})
+        return web.json_response(
+            {
+                "ok": True,
+                "channel": message.channel,
+                "ts": message.ts,
+                "message": {"text": message.text, "ts": message.ts},
+            }
+        )
 
     async def _webhook(self, request: web.Request) -> web.Response:
         arrived = time.monotonic()
         body = await _body(request)
         reply = await self._answer(request.path)
-        error = reply.error or _check_blocks(body) or ("" if body.get("text") or body.get(
-            "blocks") else "no_text")
+        error = (
+            reply.error
+            or _check_blocks(body)
+            or ("" if body.get("text") or body.get("blocks") else "no_text")
+        )
         if reply.status != 200 or error:
             status = reply.status if reply.status != 200 else 400
             await self._record(Request(arrived, request.path, status, error))
@@ -192,9 +203,13 @@ class SlackServer:
             blocks = json.loads(blocks)
         known = {"channel", "text", "blocks", "thread_ts", "reply_broadcast"}
         return Message(
-            via=via, channel=self.channel_id if via == "api" else "webhook-channel", ts=ts,
-            text=str(body.get("text") or ""), blocks=blocks,
-            thread_ts=body.get("thread_ts"), reply_broadcast=bool(body.get("reply_broadcast")),
+            via=via,
+            channel=self.channel_id if via == "api" else "webhook-channel",
+            ts=ts,
+            text=str(body.get("text") or ""),
+            blocks=blocks,
+            thread_ts=body.get("thread_ts"),
+            reply_broadcast=bool(body.get("reply_broadcast")),
             options={k: v for k, v in body.items() if k not in known},
         )
 
@@ -233,8 +248,7 @@ def _api_error(reply: Reply, error: str) -> web.Response:
     if reply.status == 200:
         return web.json_response({"ok": False, "error": error})
     if reply.status == 429:
-        return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                 headers=headers)
+        return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers=headers)
     return web.Response(status=reply.status, text="upstream trouble", headers=headers)
 
 
@@ -247,8 +261,7 @@ def _check_blocks(body: dict[str, Any]) -> str:
         text = (block.get("text") or {}).get("text", "")
         if block.get("type") == "header" and len(text) > 150:
             return "invalid_blocks"
-        if block.get("type") == "section" and (len(text) > 3000 or len(
-                block.get("fields", [])) > 10):
+        if block.get("type") == "section" and (len(text) > 3000 or len(block.get("fields", [])) > 10):
             return "invalid_blocks"
         if block.get("type") == "context" and not 1 <= len(block.get("elements", [])) <= 10:
             return "invalid_blocks"

@@ -1,0 +1,303 @@
+"""The admin API (``/api/v1``): audit events, manual replay, rules, pause; bearer-protected.
+
+With ``REMEDIATOR_ADMIN_TOKEN`` unset every admin route answers 404; a missing or
+wrong token is a 401. Every answer is JSON; client mistakes are 4xx, a store
+outage is 503, and nothing a client sends can cause a 5xx.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from remediator.api import openapi
+from remediator.api.auth import authorized
+from remediator.api.errors import ApiError
+from remediator.api.intake import ManualOptions
+from remediator.api.schemas import (
+    Accepted,
+    EventDetail,
+    EventPage,
+    EventsQuery,
+    EventSummary,
+    ManualAlert,
+    PauseRequest,
+    PauseState,
+    ReloadInfo,
+    ReplayQuery,
+    ReplayRequest,
+    RuleInfo,
+    RulesInfo,
+    valid_event_id,
+)
+from remediator.api.service import SERVICE, Service
+from remediator.api.webhook import read_json_body, validation_detail
+from remediator.errors import StoreUnavailable
+from remediator.models import WebhookPayload
+from remediator.rules.ruleset import Rule
+from remediator.store.base import Pause
+
+log = structlog.get_logger("remediator.api.admin")
+M = TypeVar("M", bound=BaseModel)
+Route = Callable[[web.Request, Service], Awaitable[web.Response]]
+
+
+def admin(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Guard ``route``: 404 when disabled, 401 without the token, 503 when the store is down."""
+
+    @functools.wraps(route)
+    async def guarded(request: web.Request) -> web.Response:
+        svc = request.app[SERVICE]
+        if svc.settings.admin_token is None:
+            raise ApiError(404, "not found", "the admin API is disabled on this service")
+        if not authorized(request.headers.get("Authorization", ""), token=svc.settings.admin_token):
+            raise ApiError(
+                401,
+                "missing or wrong admin token",
+                "expected Authorization: Bearer <REMEDIATOR_ADMIN_TOKEN>",
+                headers={"WWW-Authenticate": 'Bearer realm="remediator-admin"'},
+            )
+        try:
+            return await route(request, svc)
+        except StoreUnavailable as exc:
+            log.error("admin.store_unavailable", path=request.path, error=str(exc))
+            raise ApiError(
+                503, "the state store is unavailable; retry", str(exc), headers={"Retry-After": "5"}
+            ) from exc
+
+    return guarded
+
+
+def reply(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(model.model_dump(mode="json", by_alias=True), status=status)
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid query parameters", validation_detail(exc)) from exc
+
+
+async def parse_body(request: web.Request, svc: Service, model: type[M], *, optional: bool = False) -> M:
+    if optional and (not request.body_exists or request.content_length == 0):
+        return model()
+    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid request body", validation_detail(exc)) from exc
+
+
+def event_id_of(request: web.Request) -> str:
+    event_id = request.match_info["event_id"]
+    if not valid_event_id(event_id):
+        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
+    return event_id
+
+
+def require_rules(svc: Service) -> None:
+    if not svc.rules.loaded:
+        raise ApiError(503, "no rules loaded", svc.rules.last.as_dict() if svc.rules.last else None)
+
+
+# ---- events ------------------------------------------------------------------
+@admin
+async def list_events(request: web.Request, svc: Service) -> web.Response:
+    query = parse_query(request, EventsQuery)
+    try:
+        events, cursor = await svc.store.list_events(
+            query.limit, cursor=query.cursor, rule=query.rule, outcome=query.outcome
+        )
+    except ValueError as exc:  # a store that rejects a malformed cursor
+        raise ApiError(400, "invalid cursor", str(exc)) from exc
+    return reply(EventPage(events=[EventSummary.of(e) for e in events], next_cursor=cursor))
+
+
+@admin
+async def get_event(request: web.Request, svc: Service) -> web.Response:
+    event_id = event_id_of(request)
+    event = await svc.store.get_event(event_id)
+    if event is None:
+        raise ApiError(404, "no such event", event_id)
+    return reply(EventDetail.of(event))
+
+
+# ---- replay ------------------------------------------------------------------
+@admin
+async def replay_event(request: web.Request, svc: Service) -> web.Response:
+    event_id = event_id_of(request)
+    body = await parse_body(request, svc, ReplayRequest, optional=True)
+    require_rules(svc)
+    event = await svc.store.get_event(event_id)
+    if event is None:
+        raise ApiError(404, "no such event", event_id)
+    if event.alert is None:
+        raise ApiError(409, "the event has no stored alert to replay", event_id)
+    payload = WebhookPayload.model_validate(
+        {"version": "4", "status": event.alert.status, "alerts": [event.alert]}
+    )
+    note = f"replay of {event_id}" + (f": {body.note}" if body.note else "")
+    options = ManualOptions(
+        note=note,
+        dry_run=body.dry_run or None,
+        ignore_cooldown=body.ignore_cooldown,
+        ignore_circuit=body.ignore_circuit,
+    )
+    accepted = await svc.intake.accept(payload, options)
+    if not accepted.event_ids:
+        raise ApiError(
+            409,
+            "no loaded rule matches the stored alert; nothing replayed",
+            {"alertname": event.alertname, "rules_hash": svc.rules.current().hash},
+        )
+    log.info(
+        "admin.replay",
+        replay_of=event_id,
+        event_ids=accepted.event_ids,
+        note=body.note,
+        dry_run=body.dry_run,
+        ignore_cooldown=body.ignore_cooldown,
+        ignore_circuit=body.ignore_circuit,
+    )
+    return reply(
+        Accepted(accepted=len(accepted.event_ids), event_ids=accepted.event_ids, replay_of=event_id),
+        status=202,
+    )
+
+
+@admin
+async def replay_payload(request: web.Request, svc: Service) -> web.Response:
+    query = parse_query(request, ReplayQuery)
+    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
+    payload = manual_payload(data)
+    require_rules(svc)
+    options = ManualOptions(
+        note=query.note or "manual replay",
+        dry_run=query.dry_run or None,
+        ignore_cooldown=query.ignore_cooldown,
+        ignore_circuit=query.ignore_circuit,
+    )
+    accepted = await svc.intake.accept(payload, options)
+    log.info(
+        "admin.replay_payload",
+        alerts=len(payload.alerts),
+        event_ids=accepted.event_ids,
+        note=query.note,
+        dry_run=query.dry_run,
+    )
+    return reply(
+        Accepted(
+            accepted=len(accepted.event_ids),
+            event_ids=accepted.event_ids,
+            unmatched_alerts=accepted.unmatched,
+        ),
+        status=202,
+    )
+
+
+def manual_payload(data: Any) -> WebhookPayload:
+    """An Alertmanager v4 payload, or one alert (``status``/``startsAt`` may be left out)."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "expected a JSON object: an Alertmanager payload or one alert")
+    try:
+        if "alerts" in data:
+            return WebhookPayload.model_validate(data)
+        alert = ManualAlert.model_validate(data).to_alert()
+    except ValidationError as exc:
+        raise ApiError(400, "not an Alertmanager v4 payload nor an alert", validation_detail(exc)) from exc
+    return WebhookPayload.model_validate({"version": "4", "status": alert.status, "alerts": [alert]})
+
+
+# ---- rules -------------------------------------------------------------------
+@admin
+async def get_rules(_: web.Request, svc: Service) -> web.Response:
+    return reply(rules_info(svc))
+
+
+def rules_info(svc: Service) -> RulesInfo:
+    holder = svc.rules
+    rules = holder.current() if holder.loaded else None
+    last = holder.last
+    return RulesInfo(
+        loaded=rules is not None,
+        path=str(holder.path),
+        resolved_path=os.path.realpath(holder.path),
+        hash=rules.hash if rules else None,
+        count=len(rules) if rules else 0,
+        poll_interval=svc.settings.rules_poll_interval,
+        dry_run=svc.settings.dry_run,
+        rules=[rule_info(rule, svc.settings.dry_run) for rule in rules.rules] if rules else [],
+        defaults=rules.defaults if rules else None,
+        last_reload=ReloadInfo.model_validate(last.as_dict()) if last else None,
+    )
+
+
+def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
+    """The rule as the API shows it: every policy field, with the dry-run in effect."""
+    flags: dict[Literal["rule", "service"], bool] = {"rule": rule.policy.dry_run, "service": service_dry_run}
+    source = [name for name, on in flags.items() if on]
+    shown = {**rule.policy.model_dump(), "dry_run": bool(source), "dry_run_source": source}
+    # Not validated again: the policy is, and rules.yaml's durations (units required)
+    # would refuse the seconds it holds.
+    return RuleInfo.model_construct(
+        **shown,
+        name=rule.name,
+        description=rule.description,
+        enabled=rule.enabled,
+        handler=rule.handler.name,
+        matchers=[str(m) for m in rule.matchers],
+        inhibited_by=[str(m) for m in rule.inhibited_by],
+        concurrency_limit=rule.concurrency_limit,
+    )
+
+
+# ---- pause -------------------------------------------------------------------
+@admin
+async def get_pause(_: web.Request, svc: Service) -> web.Response:
+    pause = await svc.store.get_pause()
+    if pause is None:
+        return reply(PauseState(paused=False))
+    return reply(PauseState.active(pause.reason, pause.until, pause.by))
+
+
+@admin
+async def set_pause(request: web.Request, svc: Service) -> web.Response:
+    body = await parse_body(request, svc, PauseRequest)
+    until = time.time() + body.for_
+    await svc.store.set_pause(Pause(reason=body.reason, until=until, by=body.by))
+    log.warning("admin.paused", reason=body.reason, until=until, by=body.by)
+    return reply(PauseState.active(body.reason, until, body.by))
+
+
+@admin
+async def clear_pause(_: web.Request, svc: Service) -> web.Response:
+    was = await svc.store.clear_pause()
+    log.warning("admin.resumed", was_paused=was)
+    return reply(PauseState(paused=False, was_paused=was))
+
+
+# ---- the document --------------------------------------------------------------
+async def openapi_document(request: web.Request) -> web.Response:
+    """Public: the routes this service answers (admin routes only when enabled)."""
+    return web.json_response(openapi.document(request.app[SERVICE].settings))
+
+
+def add_routes(app: web.Application) -> None:
+    route = app.router
+    route.add_get("/api/v1/events", list_events, allow_head=False)
+    route.add_get("/api/v1/events/{event_id}", get_event, allow_head=False)
+    route.add_post("/api/v1/replay/{event_id}", replay_event)
+    route.add_post("/api/v1/replay", replay_payload)
+    route.add_get("/api/v1/rules", get_rules, allow_head=False)
+    route.add_get("/api/v1/pause", get_pause, allow_head=False)
+    route.add_post("/api/v1/pause", set_pause)
+    route.add_delete("/api/v1/pause", clear_pause)
+    route.add_get("/api/v1/openapi.json", openapi_document, allow_head=False)

@@ -1,0 +1,106 @@
+"""Webhook payload -> one job per (alert, matching rule), stored before we answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from remediator.metrics import Metrics
+from remediator.models import Alert, NewJob, WebhookPayload, new_event_id
+from remediator.rules.ruleset import RuleSet
+from remediator.store.base import Store
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_ids: list[str]
+    unmatched: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManualOptions:
+    note: str = ""
+    dry_run: bool | None = None
+    ignore_cooldown: bool = False
+    ignore_circuit: bool = False
+
+
+class Intake:
+    def __init__(self, store: Store, rules: Callable[[], RuleSet], metrics: Metrics) -> None:
+        self._store = store
+        self._rules = rules
+        self._metrics = metrics
+        self._received = {s: metrics.alerts_received.labels(s) for s in ("firing", "resolved")}
+
+    def plan_jobs(
+        self,
+        payload: WebhookPayload,
+        manual: ManualOptions | None = None,
+        raw_alerts: list[dict[str, Any]] | None = None,
+    ) -> tuple[list[NewJob], int]:
+        """Match every alert against the current rules (pure; no I/O).
+
+        ``raw_alerts`` are the alerts as received (same order), stored as they came.
+        """
+        rules, now, jobs, unmatched = self._rules(), time.time(), list[NewJob](), 0
+        for index, alert in enumerate(payload.alerts):
+            matched = rules.match(alert)
+            if not matched:
+                unmatched += 1
+            raw = raw_alerts[index] if raw_alerts is not None else None
+            for rule in matched:
+                jobs.append(_job(rule.name, alert, raw, payload, now, manual))
+        return jobs, unmatched
+
+    async def accept(
+        self,
+        payload: WebhookPayload,
+        manual: ManualOptions | None = None,
+        raw_alerts: list[dict[str, Any]] | None = None,
+    ) -> Accepted:
+        """Index the alerts and store the jobs; raises StoreUnavailable if it cannot."""
+        jobs, unmatched = self.plan_jobs(payload, manual, raw_alerts)
+        firing = [a for a in payload.alerts if a.status == "firing"]
+        resolved = [a for a in payload.alerts if a.status == "resolved"]
+        await self._store.accept(jobs, firing if manual is None else [], resolved if manual is None else [])
+        for alert in payload.alerts:
+            self._received[alert.status].inc()
+        if unmatched:
+            self._metrics.alerts_unmatched.inc(unmatched)
+        return Accepted([job.event_id for job in jobs], unmatched)
+
+
+def _job(
+    rule: str,
+    alert: Alert,
+    raw: dict[str, Any] | None,
+    payload: WebhookPayload,
+    now: float,
+    manual: ManualOptions | None,
+) -> NewJob:
+    if manual is None:
+        return NewJob(
+            event_id=new_event_id(),
+            rule=rule,
+            alert=alert,
+            raw_alert=raw,
+            received_at=now,
+            external_url=payload.external_url,
+            receiver=payload.receiver,
+        )
+    return NewJob(
+        event_id=new_event_id(),
+        rule=rule,
+        alert=alert,
+        raw_alert=raw,
+        received_at=now,
+        external_url=payload.external_url,
+        receiver=payload.receiver,
+        manual=True,
+        note=manual.note,
+        dry_run=manual.dry_run,
+        ignore_cooldown=manual.ignore_cooldown,
+        ignore_circuit=manual.ignore_circuit,
+    )

@@ -1,0 +1,325 @@
+"""The OpenAPI 3.1 document of the service, built from the pydantic models it speaks."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from remediator.api.schemas import (
+    CURSOR_PATTERN,
+    EVENT_ID_PATTERN,
+    OUTCOMES,
+    Accepted,
+    ErrorBody,
+    EventDetail,
+    EventPage,
+    Health,
+    ManualAlert,
+    PauseRequest,
+    PauseState,
+    Readiness,
+    ReplayRequest,
+    RulesInfo,
+)
+from remediator.models import WebhookPayload
+from remediator.settings import Settings
+
+_INPUTS: tuple[type[BaseModel], ...] = (WebhookPayload, ManualAlert, ReplayRequest, PauseRequest)
+_OUTPUTS: tuple[type[BaseModel], ...] = (
+    ErrorBody,
+    Accepted,
+    EventPage,
+    EventDetail,
+    PauseState,
+    RulesInfo,
+    Health,
+    Readiness,
+)
+Refs = dict[tuple[str, str], dict[str, Any]]
+_ERRORS = {
+    400: "invalid request (reason in the body)",
+    401: "missing or wrong credentials",
+    404: "not found",
+    409: "the request conflicts with the stored state",
+    413: "body too large",
+    415: "body is not JSON",
+    503: "the state store is unavailable or no rules are loaded; retry",
+}
+
+
+def document(settings: Settings) -> dict[str, Any]:
+    """The document for this configuration: admin paths only when the admin API is on."""
+    return _build(
+        settings.admin_token is not None,
+        settings.webhook_token is not None,
+        settings.webhook_password is not None,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _build(admin: bool, bearer: bool, basic: bool) -> dict[str, Any]:
+    refs, schemas = _components()
+    paths = _service_paths(refs, _webhook_security(bearer, basic))
+    if admin:
+        paths |= _admin_paths(refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "remediator",
+            "version": "1",
+            "description": "Alertmanager alerts in, safe and verified repairs out.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer", "description": "REMEDIATOR_ADMIN_TOKEN"},
+                "webhookBearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "REMEDIATOR_WEBHOOK_TOKEN",
+                },
+                "webhookBasic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "REMEDIATOR_WEBHOOK_USERNAME/PASSWORD",
+                },
+            },
+        },
+    }
+
+
+def _components() -> tuple[Refs, dict[str, Any]]:
+    inputs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "validation") for m in _INPUTS]
+    outputs: list[tuple[type[BaseModel], JsonSchemaMode]] = [(m, "serialization") for m in _OUTPUTS]
+    keyed, top = models_json_schema(inputs + outputs, ref_template="#/components/schemas/{model}")
+    refs: Refs = {(model.__name__, mode): dict(ref) for (model, mode), ref in keyed.items()}
+    schemas: dict[str, Any] = top.get("$defs", {})
+    # The model accepts any string and then insists on "4": say so in the schema.
+    payload = refs[("WebhookPayload", "validation")]["$ref"].rsplit("/", 1)[1]
+    schemas[payload]["properties"]["version"] = {"type": "string", "enum": ["4"]}
+    return refs, schemas
+
+
+def _webhook_security(bearer: bool, basic: bool) -> list[dict[str, list[str]]]:
+    security: list[dict[str, list[str]]] = []
+    if bearer:
+        security.append({"webhookBearer": []})
+    if basic:
+        security.append({"webhookBasic": []})
+    return security
+
+
+def _json(ref: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": ref}}
+
+
+def _responses(refs: Refs, ok: dict[int, tuple[str, str]], errors: tuple[int, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        str(code): {"description": text, "content": _json(refs[(model, "serialization")])}
+        for code, (model, text) in ok.items()
+    }
+    for code in errors:
+        out[str(code)] = {
+            "description": _ERRORS[code],
+            "content": _json(refs[("ErrorBody", "serialization")]),
+        }
+    return out
+
+
+def _service_paths(refs: Refs, webhook_security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    webhook_errors = (400, 401, 413, 415, 503) if webhook_security else (400, 413, 415, 503)
+    return {
+        "/webhooks/alertmanager": {
+            "post": {
+                "operationId": "webhook",
+                "tags": ["webhook"],
+                "summary": "Receive an Alertmanager v4 webhook; one job per (alert, rule)",
+                "security": webhook_security,
+                "requestBody": {"required": True, "content": _json(refs[("WebhookPayload", "validation")])},
+                "responses": _responses(refs, {202: ("Accepted", "jobs stored")}, webhook_errors),
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "tags": ["health"],
+                "security": [],
+                "summary": "200 while the process lives",
+                "responses": _responses(refs, {200: ("Health", "alive")}, ()),
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "tags": ["health"],
+                "security": [],
+                "summary": "200 when rules are loaded and the store answers, else 503 with why",
+                "responses": _responses(
+                    refs, {200: ("Readiness", "ready"), 503: ("Readiness", "not ready")}, ()
+                ),
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "tags": ["health"],
+                "security": [],
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "tags": ["admin"],
+                "security": [],
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def _admin_paths(refs: Refs) -> dict[str, Any]:
+    sec: list[dict[str, list[str]]] = [{"adminToken": []}]
+    event_id = {
+        "name": "event_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+    }
+    manual_body = {"anyOf": [refs[("WebhookPayload", "validation")], refs[("ManualAlert", "validation")]]}
+    return {
+        "/api/v1/events": {
+            "get": {
+                "operationId": "listEvents",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Audit events, newest first; follow next_cursor for older ones",
+                "parameters": _events_params(),
+                "responses": _responses(refs, {200: ("EventPage", "a page of events")}, (400, 401, 503)),
+            }
+        },
+        "/api/v1/events/{event_id}": {
+            "get": {
+                "operationId": "getEvent",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "One event with its timeline",
+                "parameters": [event_id],
+                "responses": _responses(refs, {200: ("EventDetail", "the event")}, (400, 401, 404, 503)),
+            }
+        },
+        "/api/v1/replay/{event_id}": {
+            "post": {
+                "operationId": "replayEvent",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Re-run a stored event's alert through the current rules (manual)",
+                "description": "Never bypasses the pause or the lease; the circuit only with "
+                "ignore_circuit, the cooldown only with ignore_cooldown.",
+                "parameters": [event_id],
+                "requestBody": {"required": False, "content": _json(refs[("ReplayRequest", "validation")])},
+                "responses": _responses(
+                    refs, {202: ("Accepted", "replay jobs stored")}, (400, 401, 404, 409, 413, 415, 503)
+                ),
+            }
+        },
+        "/api/v1/replay": {
+            "post": {
+                "operationId": "replayPayload",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Run an Alertmanager payload or one alert, marked manual",
+                "parameters": _replay_params(),
+                "requestBody": {"required": True, "content": {"application/json": {"schema": manual_body}}},
+                "responses": _responses(refs, {202: ("Accepted", "jobs stored")}, (400, 401, 413, 415, 503)),
+            }
+        },
+        "/api/v1/rules": {
+            "get": {
+                "operationId": "getRules",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Loaded rules, their hash and the last reload result",
+                "responses": _responses(refs, {200: ("RulesInfo", "the rules")}, (401,)),
+            }
+        },
+        "/api/v1/pause": _pause_path(refs, sec),
+    }
+
+
+def _pause_path(refs: Refs, sec: list[dict[str, list[str]]]) -> dict[str, Any]:
+    state = {200: ("PauseState", "the pause state")}
+    return {
+        "get": {
+            "operationId": "getPause",
+            "tags": ["admin"],
+            "security": sec,
+            "summary": "Whether remediation is paused, why and until when",
+            "responses": _responses(refs, state, (401, 503)),
+        },
+        "post": {
+            "operationId": "pause",
+            "tags": ["admin"],
+            "security": sec,
+            "summary": "Pause all remediation for a while",
+            "requestBody": {"required": True, "content": _json(refs[("PauseRequest", "validation")])},
+            "responses": _responses(refs, state, (400, 401, 413, 415, 503)),
+        },
+        "delete": {
+            "operationId": "resume",
+            "tags": ["admin"],
+            "security": sec,
+            "summary": "Resume remediation",
+            "responses": _responses(refs, state, (401, 503)),
+        },
+    }
+
+
+def _events_params() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        },
+        {
+            "name": "rule",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 63},
+        },
+        {"name": "outcome", "in": "query", "required": False, "schema": {"type": "string", "enum": OUTCOMES}},
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+        },
+    ]
+
+
+def _replay_params() -> list[dict[str, Any]]:
+    flag = {"type": "boolean", "default": False}
+    return [
+        {"name": "dry_run", "in": "query", "required": False, "schema": flag},
+        {"name": "ignore_cooldown", "in": "query", "required": False, "schema": flag},
+        {"name": "ignore_circuit", "in": "query", "required": False, "schema": flag},
+        {"name": "note", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 500}},
+    ]

@@ -1,0 +1,255 @@
+"""The admin API's request and response bodies (also the source of its OpenAPI schemas)."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
+
+from remediator.durations import parse_duration
+from remediator.models import Alert, AuditEvent, Outcome, SkipReason, Step, Timestamp
+from remediator.rules.schema import Policy
+
+MAX_PAUSE = 30 * 86400.0
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+CURSOR_PATTERN = r"^[A-Za-z0-9:._~+/=-]{1,200}$"
+OUTCOMES = [o.value for o in Outcome] + [f"skipped:{r.value}" for r in SkipReason]
+
+PauseFor = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(gt=0, le=MAX_PAUSE),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PAUSE},
+                {"type": "string", "pattern": r"^([1-9][0-9]?(s|m|h)){1,3}$"},
+            ],
+            "description": "seconds, or a duration like '30m', '2h', '1h30m' (at most 30 days)",
+        }
+    ),
+]
+
+
+class _Body(BaseModel):
+    """A JSON request body: unknown keys and loose types are client mistakes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+class ReplayRequest(_Body):
+    dry_run: bool = False
+    ignore_cooldown: bool = False
+    ignore_circuit: bool = False
+    note: str = Field(default="", max_length=500)
+
+
+class PauseRequest(_Body):
+    reason: str = Field(min_length=1, max_length=500)
+    for_: PauseFor = Field(alias="for")
+    by: str = Field(default="", max_length=200)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class EventsQuery(BaseModel):
+    """``GET /api/v1/events`` query parameters (strings parsed leniently, then bounded)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=50, ge=1, le=500)
+    rule: str | None = Field(default=None, min_length=1, max_length=63)
+    outcome: str | None = None
+    cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
+
+    @field_validator("outcome")
+    @classmethod
+    def _outcome(cls, value: str | None) -> str | None:
+        if value is not None and value not in OUTCOMES:
+            raise ValueError(f"unknown outcome {value!r}; one of {', '.join(OUTCOMES)}")
+        return value
+
+
+class ReplayQuery(BaseModel):
+    """Options of ``POST /api/v1/replay`` (the body is the alert payload itself)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dry_run: bool = False
+    ignore_cooldown: bool = False
+    ignore_circuit: bool = False
+    note: str = Field(default="", max_length=500)
+
+
+class ManualAlert(BaseModel):
+    """One alert posted by hand: like Alertmanager's, but ``status`` and ``startsAt`` optional."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str] = Field(min_length=1)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: Timestamp | None = Field(default=None, alias="startsAt")
+    ends_at: Timestamp | None = Field(default=None, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str = ""
+
+    def to_alert(self) -> Alert:
+        data = self.model_dump(by_alias=True, exclude_none=True)
+        data.setdefault("startsAt", datetime.now(UTC))
+        return Alert.model_validate(data)
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any = None
+
+
+class Accepted(BaseModel):
+    accepted: int
+    event_ids: list[str]
+    unmatched_alerts: int = 0
+    replay_of: str | None = None
+
+
+class EventSummary(BaseModel):
+    """One audit event without its timeline; ``outcome`` is ``skipped:<reason>`` for skips."""
+
+    event_id: str
+    rule: str
+    target: str
+    handler: str
+    alertname: str
+    fingerprint: str
+    alert_status: str
+    outcome: str
+    reason: str
+    message: str
+    manual: bool
+    note: str
+    dry_run: bool
+    received_at: float
+    finished_at: float
+    replica: str
+    alert: Alert | None = None
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> EventSummary:
+        return cls.model_validate(_common(event))
+
+
+class EventDetail(EventSummary):
+    plan: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    timeline: list[Step] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> EventDetail:
+        data = _common(event) | {"plan": event.plan, "details": event.details, "timeline": event.timeline}
+        return cls.model_validate(data)
+
+
+def _common(event: AuditEvent) -> dict[str, Any]:
+    data = {name: getattr(event, name) for name in EventSummary.model_fields}
+    data["outcome"] = event.outcome_label
+    return data
+
+
+class EventPage(BaseModel):
+    events: list[EventSummary]
+    next_cursor: str | None = None
+
+
+class PauseState(BaseModel):
+    paused: bool
+    reason: str = ""
+    by: str = ""
+    until: float | None = None
+    until_iso: str | None = None
+    remaining_seconds: float | None = None
+    was_paused: bool | None = None
+
+    @classmethod
+    def active(cls, reason: str, until: float, by: str = "") -> PauseState:
+        return cls(
+            paused=True,
+            reason=reason,
+            by=by,
+            until=until,
+            until_iso=iso(until),
+            remaining_seconds=round(max(0.0, until - time.time()), 3),
+        )
+
+
+class RuleInfo(Policy):
+    """One loaded rule: what it matches and runs, and its whole policy (every Policy field).
+
+    Built from a validated rule (``admin.rule_info``), never parsed from input.
+    """
+
+    name: str
+    description: str
+    enabled: bool
+    handler: str
+    matchers: list[str]
+    inhibited_by: list[str]
+    concurrency_limit: int
+    dry_run: bool = False
+    """In effect: the rule's own ``dry_run`` or the service's global one."""
+    dry_run_source: list[Literal["rule", "service"]] = []  # why it is on; empty when off
+
+
+class ReloadInfo(BaseModel):
+    ok: bool
+    at: float
+    hash: str
+    message: str
+    errors: list[str]
+
+
+class RulesInfo(BaseModel):
+    loaded: bool
+    path: str
+    resolved_path: str
+    hash: str | None = None
+    count: int = 0
+    poll_interval: float
+    dry_run: bool = False  # the service runs with REMEDIATOR_DRY_RUN / --dry-run
+    defaults: Policy | None = None  # the file's ``defaults:``; None when no rules are loaded
+    rules: list[RuleInfo]
+    last_reload: ReloadInfo | None = None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    problems: list[str]
+    rules: dict[str, Any]
+    store: dict[str, Any]
+    replica: str
+
+
+def iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def valid_event_id(value: str) -> bool:
+    return re.fullmatch(EVENT_ID_PATTERN, value) is not None

@@ -1,0 +1,32 @@
+"""The parts of one running service, shared by the HTTP routes (one owner: the app)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from remediator.api.intake import Intake
+from remediator.handling.context import Resources
+from remediator.metrics import Metrics
+from remediator.notify.notice import Notifier
+from remediator.rules.holder import RulesHolder
+from remediator.settings import Settings
+from remediator.store.base import Store
+from remediator.worker.pipeline import Pipeline
+
+
+@dataclass
+class Service:
+    settings: Settings
+    metrics: Metrics
+    rules: RulesHolder
+    store: Store
+    notifier: Notifier
+    resources: Resources
+    intake: Intake
+    pipeline: Pipeline
+    replica: str
+
+
+SERVICE: web.AppKey[Service] = web.AppKey("service", Service)

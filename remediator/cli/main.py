@@ -1,0 +1,242 @@
+"""remediator: serve, check, simulate; events, event, replay, pause, resume, rules (admin)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from remediator import logs
+from remediator.cli import admin_client as ctl
+from remediator.errors import RulesError, TemplateError
+from remediator.handling.registry import default_registry, load_plugins
+from remediator.models import Alert, WebhookPayload
+from remediator.rules.ruleset import RuleSet, load_rules, render
+from remediator.settings import Settings, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the webhook receiver and the workers")
+    serve.add_argument("--rules", type=Path)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--dry-run", action="store_true", default=None)
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="accept webhooks without credentials (local testing only)",
+    )
+
+    check = sub.add_parser("check", help="validate a rules file")
+    check.add_argument("path", nargs="?", type=Path)
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings (questionable settings) as errors"
+    )
+
+    simulate = sub.add_parser("simulate", help="show what a payload would trigger; no effects")
+    simulate.add_argument("payload", type=Path, nargs="?", help="Alertmanager webhook JSON (or one alert)")
+    simulate.add_argument("--rules", type=Path)
+    simulate.add_argument("--json", action="store_true", help="machine-readable output")
+    simulate.add_argument(
+        "--from-events",
+        type=int,
+        metavar="N",
+        help="the alerts of the last N events stored by a running service",
+    )
+    simulate.add_argument("--events-file", type=Path, help="events from `remediator events --json`")
+    simulate.add_argument("--url", help="service URL for --from-events (REMEDIATOR_URL)")
+    ctl.add_commands(sub)
+
+    args = parser.parse_args(argv)
+    if args.command in ctl.COMMANDS:
+        return ctl.run(args)
+    if args.command == "simulate" and _sources(args) != 1:
+        parser.error("simulate needs exactly one of PAYLOAD, --from-events N, --events-file F")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print("remediator: invalid environment:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    load_plugins(settings.handler_modules)
+    if args.command == "serve":
+        return _serve(args, settings)
+    if args.command == "check":
+        return _check(args.path or settings.rules, strict=args.strict)
+    return _simulate(args, args.rules or settings.rules, args.json)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k in ("rules", "host", "port", "dry_run", "insecure_no_auth") and v is not None
+    }
+    settings = settings.model_copy(update=overrides)
+    logs.configure(settings.log_format, settings.log_level)
+    if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
+        print(
+            "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "
+            "REMEDIATOR_WEBHOOK_USERNAME and REMEDIATOR_WEBHOOK_PASSWORD; each secret also as "
+            "*_FILE, and an empty value counts as unset), or pass --insecure-no-auth to accept "
+            "webhooks without credentials (local testing only)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        load_rules(settings.rules, default_registry)
+    except RulesError as exc:
+        _print_rule_errors(exc)
+        return 1
+    from remediator.api import serving
+    from remediator.app import create_app, tune_gc
+
+    app = create_app(settings)
+    app.on_startup.append(tune_gc)  # after the app's own start-up: everything is loaded
+    serving.run(app, settings)
+    return 0
+
+
+def _check(path: Path, *, strict: bool = False) -> int:
+    try:
+        rules = load_rules(path, default_registry)
+    except RulesError as exc:
+        _print_rule_errors(exc)
+        return 1
+    kind = "error" if strict else "warning"
+    for warning in rules.warnings:
+        print(f"{path}: {kind}: {warning}", file=sys.stderr)
+    if strict and rules.warnings:
+        print(f"{path}: {len(rules.warnings)} warning(s), failed because of --strict", file=sys.stderr)
+        return 1
+    enabled = sum(1 for r in rules.rules if r.enabled)
+    warned = f", {len(rules.warnings)} warning(s)" if rules.warnings else ""
+    print(f"{path}: OK, {len(rules)} rules ({enabled} enabled), hash {rules.hash}{warned}")
+    return 0
+
+
+def _print_rule_errors(exc: RulesError) -> None:
+    for problem in exc.problems:
+        print(f"{exc.source}: {problem}", file=sys.stderr)
+
+
+def _sources(args: argparse.Namespace) -> int:
+    return sum(x is not None for x in (args.payload, args.from_events, args.events_file))
+
+
+def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
+    try:
+        rules = load_rules(rules_path, default_registry)
+    except RulesError as exc:
+        _print_rule_errors(exc)
+        return 1
+    try:
+        alerts = _simulation_alerts(args)
+    except ctl.CtlError as exc:
+        print(f"remediator simulate: {exc.message}", file=sys.stderr)
+        return exc.code
+    except (OSError, ValueError) as exc:
+        print(f"{args.payload or args.events_file}: {exc}", file=sys.stderr)
+        return 1
+    report = simulate(rules, alerts)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(format_simulation(report))
+    failed = [m for entry in report for m in entry["matches"] if "error" in m]
+    if failed:
+        print(
+            f"remediator simulate: {len(failed)} match(es) cannot render or validate "
+            f"(first: rule {failed[0]['rule']}: {failed[0]['error']})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _simulation_alerts(args: argparse.Namespace) -> list[Alert]:
+    if args.from_events is not None:
+        if args.from_events < 1:
+            raise ctl.CtlError("--from-events needs a positive count", 2)
+        return ctl.fetch_event_alerts(args.url, args.from_events)
+    if args.events_file is not None:
+        return ctl.alerts_from_events(json.loads(args.events_file.read_text(encoding="utf-8")))
+    return read_alerts(json.loads(args.payload.read_text(encoding="utf-8")))
+
+
+def read_alerts(data: Any) -> list[Alert]:
+    """A webhook payload, a single alert, or a list of alerts."""
+    if isinstance(data, dict) and "alerts" in data:
+        return WebhookPayload.model_validate(data).alerts
+    if isinstance(data, list):
+        return [Alert.model_validate(item) for item in data]
+    return [Alert.model_validate(data)]
+
+
+def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
+    """Per alert: matching rules, rendered target and params, and the plan. Pure."""
+    report = []
+    for alert in alerts:
+        entry: dict[str, Any] = {
+            "alert": alert.name,
+            "status": alert.status,
+            "fingerprint": alert.fingerprint,
+            "matches": [],
+        }
+        for rule in rules.match(alert):
+            match: dict[str, Any] = {
+                "rule": rule.name,
+                "handler": rule.handler.name,
+                "dry_run": rule.policy.dry_run,
+            }
+            if alert.status == "resolved" and rule.policy.on_resolved == "ignore":
+                match["action"] = "none: resolved alerts are only recorded (on_resolved: ignore)"
+            try:
+                plan = render(rule, alert)
+            except TemplateError as exc:
+                match["error"] = str(exc)
+            else:
+                match["target"] = plan.target
+                match["params"] = plan.params.model_dump(mode="json")
+                match["plan"] = rule.handler.plan(plan.params)
+                if rule.inhibited_by:
+                    match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
+                    match["inhibit_equal"] = list(rule.policy.inhibit_equal)
+            entry["matches"].append(match)
+        report.append(entry)
+    return report
+
+
+def format_simulation(report: list[dict[str, Any]]) -> str:
+    lines = []
+    for entry in report:
+        lines.append(f"alert {entry['alert']} ({entry['status']}, {entry['fingerprint']})")
+        if not entry["matches"]:
+            lines.append("  no rule matches")
+        for match in entry["matches"]:
+            lines.append(f"  rule {match['rule']} -> {match['handler']}")
+            if "error" in match:
+                lines.append(f"    ERROR: {match['error']}")
+                continue
+            if "action" in match:
+                lines.append(f"    {match['action']}")
+            lines.append(f"    target: {match['target']}")
+            lines.append(f"    params: {json.dumps(match['params'])}")
+            if match.get("inhibited_by"):
+                equal = match.get("inhibit_equal")
+                same = f" with the same {', '.join(equal)}" if equal else ""
+                lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
+            for step in match["plan"]:
+                lines.append(f"    plan: {step}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Handler plugins: a decorator registers a frozen spec under its rules.yaml name."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from remediator.handling.context import Context
+from remediator.handling.escapes import Finalizer
+from remediator.models import Result
+
+P = TypeVar("P", bound="HandlerParams")
+HandlerFn = Callable[[Any, Context], Awaitable[Result]]
+
+
+class HandlerParams(BaseModel):
+    """Base of every handler's params model: unknown params are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    name: str
+    fn: HandlerFn
+    params: type[HandlerParams]
+    description: str = ""
+    escapes: dict[str, Finalizer] = field(default_factory=dict)
+    describe: Callable[[Any], list[str]] | None = None
+
+    def plan(self, params: HandlerParams) -> list[str]:
+        """What the handler would do with ``params``, without any I/O (for simulate)."""
+        if self.describe is not None:
+            return self.describe(params)
+        return [f"run {self.name} with {params.model_dump(mode='json')}"]
+
+
+class Registry:
+    """Handlers by name. A duplicate name is an error."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, HandlerSpec] = {}
+
+    def add(self, spec: HandlerSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"handler {spec.name!r} is registered twice")
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> HandlerSpec | None:
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def __iter__(self) -> Iterator[HandlerSpec]:
+        return iter(self._specs.values())
+
+
+default_registry = Registry()
+
+
+def handler(
+    name: str,
+    *,
+    params: type[P],
+    escapes: dict[str, Finalizer] | None = None,
+    describe: Callable[[P], list[str]] | None = None,
+    registry: Registry | None = None,
+) -> Callable[[Callable[[P, Context], Awaitable[Result]]], Callable[[P, Context], Awaitable[Result]]]:
+    """Register ``async def fn(params, ctx) -> Result`` as handler ``name``.
+
+    ``escapes`` maps a top-level param name to a finalizer applied to every
+    value substituted into that param's template (e.g. URL-encoding).
+    ``describe`` renders the plan for ``remediator simulate`` without I/O.
+    """
+
+    def register(
+        fn: Callable[[P, Context], Awaitable[Result]],
+    ) -> Callable[[P, Context], Awaitable[Result]]:
+        spec = HandlerSpec(
+            name=name,
+            fn=fn,
+            params=params,
+            description=(fn.__doc__ or "").strip().split("\n")[0],
+            escapes=dict(escapes or {}),
+            describe=describe,
+        )
+        (registry or default_registry).add(spec)
+        return fn
+
+    return register
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import the handler packages named in settings; each registers itself."""
+    for module in modules:
+        importlib.import_module(module)

@@ -1,0 +1,69 @@
+"""What the pipeline tells people, and the interface a notifier implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from remediator.models import Alert, Step
+
+NoticeKind = Literal["started", "outcome", "escalated", "resolved", "rules_reload"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    """One thing worth a human's attention. ``rule``/``target`` key the thread."""
+
+    kind: NoticeKind
+    rule: str = ""
+    target: str = ""
+    event_id: str = ""
+    handler: str = ""
+    alert: Alert | None = None
+    external_url: str = ""
+    dry_run: bool = False
+    manual: bool = False
+    outcome: str = ""
+    message: str = ""
+    duration: float | None = None
+    plan: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    escalate: str = ""
+    cooldown: float = 0.0
+    failures: int = 0
+    max_attempts: int = 0
+    attempt_window: float = 0.0
+    timeline: list[Step] = field(default_factory=list)  # what the handler did (outcomes)
+
+
+class Notifier(Protocol):
+    """Delivers notices. ``send`` must return at once and never raise."""
+
+    async def start(self) -> None: ...
+    def send(self, notice: Notice) -> None: ...
+    async def close(self) -> None: ...
+
+
+class LogNotifier:
+    """The default with no Slack configured: every notice goes to the log."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger("remediator.notify.notice")
+
+    async def start(self) -> None:
+        return None
+
+    def send(self, notice: Notice) -> None:
+        self._log.info(
+            f"notify.{notice.kind}",
+            rule=notice.rule,
+            target=notice.target,
+            event_id=notice.event_id,
+            outcome=notice.outcome,
+            message=notice.message,
+        )
+
+    async def close(self) -> None:
+        return None

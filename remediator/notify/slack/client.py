@@ -1,0 +1,283 @@
+"""Slack delivery: one thread per (rule, target) incident, or flat webhook messages.
+
+``send`` only appends to a bounded queue and returns; one sender task posts in
+order, so a reply always waits for its parent's ``ts``. Transport retries are
+slack_sdk's retry handlers (429 + Retry-After, 5xx and connection errors, all
+bounded); a message that still fails is counted and logged once, and the
+sender moves on (``retry.py``). Nothing here ever blocks or fails a remediation, and no lease
+is held while Slack is slow: the pipeline only calls ``send``.
+
+Threads. The parent is posted when a remediation starts and claimed in the
+store under (rule, target) for the rule's cooldown (at least ``min_thread_ttl``),
+counted from that moment. Replies (outcome, another attempt, escalation,
+resolved) find the parent in memory (same event, same process) or in the store
+(any replica). The cooldown starts only at the outcome, so the key is gone by
+the time a new firing may run again: a new firing after the cooldown starts a
+new thread, while failed attempts and the resolution that follow soon after
+land in the same one. A ``resolved`` with no thread (we never acted, or the
+thread expired) is not posted. If two replicas race to post the first parent of
+one incident (only possible while Slack is slower than a whole run), both are
+posted; the store keeps one and every later reply goes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from remediator.metrics import Metrics
+from remediator.notify.notice import Notice
+from remediator.notify.slack import messages
+from remediator.notify.slack.blocks import Message
+from remediator.notify.slack.retry import retry_after, retry_handlers
+from remediator.notify.slack.threads import Threads
+from remediator.settings import Settings
+from remediator.store.base import Store
+
+log = structlog.get_logger("remediator.notify.slack.client")
+
+
+def _sdk_logger() -> logging.Logger:
+    """slack_sdk logs request URLs (the webhook's is a secret) whenever its logger's own
+    level is DEBUG or unset; a logger pinned at WARNING keeps those lines from ever forming."""
+    logger = logging.getLogger("remediator.notify.slack.client.sdk")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
+class _WebhookError(Exception):
+    def __init__(self, status: int, body: str, wait: float | None) -> None:
+        super().__init__(f"webhook answered HTTP {status}: {body[:200]}")
+        self.status = status
+        self.retry_after = wait
+
+
+class SlackNotifier:
+    """Bot-token mode (threads via ``chat.postMessage``) or incoming-webhook mode (flat)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        store: Store,
+        metrics: Metrics,
+        queue_size: int = 1000,
+        close_timeout: float = 5.0,
+        message_timeout: float = 120.0,
+        retries: int = 3,
+        max_retry_after: float = 30.0,
+        min_thread_ttl: float = 60.0,
+    ) -> None:
+        self._metrics = metrics
+        self._queue_size, self._close_timeout = queue_size, close_timeout
+        self._message_timeout = message_timeout
+        self._threads = Threads(store, min_thread_ttl)
+        self._secrets = _secrets(settings)
+        handlers = retry_handlers(retries, max_retry_after)
+        self._web: AsyncWebClient | None = None
+        self._hook: AsyncWebhookClient | None = None
+        self._channel = settings.slack_channel or ""
+        if settings.slack_bot_token is not None:
+            self._web = AsyncWebClient(
+                token=settings.slack_bot_token.get_secret_value(),
+                base_url=settings.slack_api_url,
+                session=session,
+                logger=_sdk_logger(),
+                retry_handlers=handlers,
+            )
+        elif settings.slack_webhook_url is not None:
+            self._hook = AsyncWebhookClient(
+                url=settings.slack_webhook_url.get_secret_value(),
+                session=session,
+                logger=_sdk_logger(),
+                retry_handlers=handlers,
+            )
+        else:
+            raise ValueError("SlackNotifier needs a bot token or a webhook URL")
+        self.mode = "bot" if self._web is not None else "webhook"
+        self._pending: deque[Notice] = deque()
+        self._inflight: Notice | None = None
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._dropping = 0
+        self._not_before = 0.0  # monotonic time before which Slack asked us not to post
+
+    # ---- the Notifier protocol ------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="slack-sender")
+            log.info("slack.started", mode=self.mode, channel=self._channel or None)
+
+    def send(self, notice: Notice) -> None:
+        """Queue ``notice`` and return at once; never raises."""
+        try:
+            if self._closed:
+                self._drop([notice], "closed")
+                return
+            if len(self._pending) >= self._queue_size:
+                self._drop([self._pending.popleft()], "queue_full")
+            elif self._dropping and len(self._pending) < self._queue_size // 2:
+                log.warning("slack.queue_recovered", dropped=self._dropping)
+                self._dropping = 0
+            self._pending.append(notice)
+            self._drained.clear()
+            self._wake.set()
+        except Exception as exc:  # a notifier must never break the pipeline
+            log.error("slack.enqueue_failed", error=self._redact(repr(exc)))
+
+    async def close(self) -> None:
+        """Deliver what is queued for up to ``close_timeout`` seconds, then give up."""
+        self._closed = True
+        if self._task is None:
+            self._drop(list(self._pending), "closed")
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), self._close_timeout)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        left = list(self._pending) + ([self._inflight] if self._inflight else [])
+        self._pending.clear()
+        self._drop(left, "shutdown")
+
+    # ---- the sender -------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            wait = self._not_before - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._inflight = self._pending.popleft()
+            await self._deliver(self._inflight)
+            self._inflight = None
+
+    async def _deliver(self, notice: Notice) -> None:
+        """Post one notice; any failure is counted and logged here, once."""
+        try:
+            async with asyncio.timeout(self._message_timeout):
+                result = await self._post_notice(notice)
+        except Exception as exc:
+            self._metrics.notifications.labels("failed").inc()
+            log.warning(
+                "slack.delivery_failed",
+                kind=notice.kind,
+                rule=notice.rule,
+                target=notice.target,
+                event_id=notice.event_id,
+                error=self._describe(exc),
+            )
+            return
+        self._metrics.notifications.labels(result).inc()
+
+    async def _post_notice(self, notice: Notice) -> str:
+        if notice.kind == "rules_reload":
+            await self._post(messages.parent(notice), None)
+            return "sent"
+        thread = await self._threads.find(notice)
+        if notice.kind == "resolved" and thread is None:
+            return "skipped"  # nothing of ours to close: we never acted on this incident
+        if self._web is None:
+            await self._post(messages.flat(notice), None)
+            thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
+        elif thread is None:
+            thread = await self._threads.claim(notice, await self._post(messages.parent(notice), None))
+        else:
+            await self._post(messages.reply(notice), thread)
+        self._threads.remember(notice.event_id, thread)
+        return "sent"
+
+    # ---- transport --------------------------------------------------------------------
+    async def _post(self, message: Message, thread_ts: str | None) -> str:
+        """Post one message; returns its ``ts`` (webhooks have none: returns "")."""
+        if self._web is not None:
+            try:
+                response = await self._web.chat_postMessage(
+                    channel=self._channel,
+                    text=message.text,
+                    blocks=message.blocks,
+                    thread_ts=thread_ts,
+                    reply_broadcast=message.broadcast or None,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackApiError as exc:
+                self._note_rate_limit(exc.response.status_code, exc.response.headers)
+                raise
+            return str(response["ts"])
+        assert self._hook is not None
+        answer = await self._hook.send(
+            text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+        )
+        if answer.status_code != 200:
+            self._note_rate_limit(answer.status_code, answer.headers)
+            raise _WebhookError(answer.status_code, answer.body or "", None)
+        return ""
+
+    def _note_rate_limit(self, status: int, headers: Mapping[str, Any]) -> None:
+        """Still rate limited after the retries: hold the next message until Slack allows."""
+        if status == 429:
+            wait = retry_after(headers)
+            self._not_before = time.monotonic() + (1.0 if wait is None else wait)
+
+    # ---- accounting ---------------------------------------------------------------------
+    def _drop(self, notices: list[Notice], reason: str) -> None:
+        if not notices:
+            return
+        self._metrics.notifications.labels("dropped").inc(len(notices))
+        if reason == "queue_full":
+            self._dropping += 1
+            if self._dropping > 1:  # one line per overflow episode, not one per notice
+                return
+        log.warning(
+            "slack.dropped",
+            reason=reason,
+            notices=len(notices),
+            kinds=sorted({n.kind for n in notices}),
+            event_ids=[n.event_id for n in notices[:10]],
+        )
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, SlackApiError):
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            error = data.get("error") or "no error code"
+            return self._redact(f"Slack answered HTTP {exc.response.status_code}: {error}")
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self._message_timeout:g}s"
+        return self._redact(f"{type(exc).__name__}: {exc}")
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """The token, the webhook URL and the URL's path (which alone is the secret)."""
+    found = []
+    if settings.slack_bot_token is not None:
+        found.append(settings.slack_bot_token.get_secret_value())
+    if settings.slack_webhook_url is not None:
+        url = settings.slack_webhook_url.get_secret_value()
+        found.append(url)
+        path = url.split("://", 1)[-1].partition("/")[2]
+        if len(path) >= 8:
+            found.append(path)
+    return sorted((s for s in found if s), key=len, reverse=True)

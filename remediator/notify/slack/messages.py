@@ -1,0 +1,272 @@
+"""Slack messages for notices: Block Kit plus a plain-text fallback, inside Slack's limits.
+
+Pure functions, no I/O. Labels and annotations are untrusted: every piece of
+alert data is escaped (``blocks.py``) so it can neither mention anyone nor forge
+a link, and long values are cut with a note saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediator.durations import format_duration
+from remediator.notify.notice import Notice
+from remediator.notify.slack.blocks import (
+    MAX_BLOCKS,
+    Message,
+    clip,
+    code,
+    context,
+    escape,
+    fallback,
+    header,
+    link,
+    mention,
+    section,
+    short,
+)
+
+MAX_ERROR = 2400  # of the last error shown, leaving room for the note in one section
+_HIDDEN_STEPS = {"received", "lease.acquired", "handler.started", "outcome", "deferred", "circuit.opened"}
+_TITLES = {
+    "succeeded": ("✅", "Remediation succeeded"),
+    "noop": ("💤", "Nothing to do: the precheck found it healthy"),
+    "dry_run": ("🧪", "Dry run: plan rendered, nothing changed"),
+    "failed": ("❌", "Remediation failed"),
+}
+
+
+# ---- what the notice is about ----------------------------------------------------
+def alert_name(notice: Notice) -> str:
+    return notice.alert.name if notice.alert is not None and notice.alert.name else "alert"
+
+
+def headline(notice: Notice) -> str:
+    """One line, plain text (escape before putting it in mrkdwn)."""
+    what = f"{alert_name(notice)} on {notice.target or notice.rule}"
+    if notice.kind == "started":
+        if notice.dry_run:
+            return f"🧪 DRY RUN: would remediate {what}"
+        return f"🔧 Remediating {what}"
+    if notice.kind == "outcome":
+        emoji, title = _TITLES.get(notice.outcome, ("📝", f"Outcome {notice.outcome}"))
+        return f"{emoji} {title}: {what}"
+    if notice.kind == "escalated":
+        return f"🚨 Escalation: automatic remediation gave up on {what}"
+    if notice.kind == "resolved":
+        return f"🟢 Resolved: {what}"
+    return f"⚙️ Rules reload: {notice.message or 'see details'}"
+
+
+def _when(notice: Notice) -> str:
+    if notice.alert is None:
+        return ""
+    at = notice.alert.starts_at
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time_secs}}|{at.isoformat()}>"
+
+
+def _incident_fields(notice: Notice) -> dict[str, Any]:
+    alert = notice.alert
+    labels = alert.labels if alert is not None else {}
+    fields = [
+        f"*Alert*\n{short(alert_name(notice), 300)}",
+        f"*Severity*\n{short(labels.get('severity', 'unknown'), 100)}",
+        f"*Rule*\n{code(notice.rule)}",
+        f"*Target*\n{code(notice.target or '(not rendered)')}",
+        f"*Handler*\n{code(notice.handler or '?')}",
+        f"*Since*\n{_when(notice) or 'unknown'}",
+    ]
+    return {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}
+
+
+def _summary(notice: Notice) -> str:
+    annotations = notice.alert.annotations if notice.alert is not None else {}
+    summary = annotations.get("summary") or annotations.get("description") or ""
+    return short(summary, 1500)
+
+
+def _links(notice: Notice) -> str:
+    alert = notice.alert
+    runbook = alert.annotations.get("runbook_url", "") if alert is not None else ""
+    found = [
+        link(alert.generator_url, "Source (Prometheus)") if alert and alert.generator_url else "",
+        link(runbook, "Runbook") if runbook else "",
+        link(notice.external_url, "Alertmanager") if notice.external_url else "",
+    ]
+    return " · ".join(f for f in found if f.startswith("<"))
+
+
+def _labels(notice: Notice) -> str:
+    if notice.alert is None:
+        return ""
+    shown = [f"{k}={v}" for k, v in sorted(notice.alert.labels.items()) if k != "alertname"]
+    return "Labels: " + short(", ".join(shown), 1200) if shown else ""
+
+
+def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
+    """What fired and what we are doing about it: the thread's parent (and flat messages)."""
+    blocks: list[dict[str, Any]] = [header(headline(notice)), _incident_fields(notice)]
+    summary = _summary(notice)
+    if summary:
+        blocks.append(section(f"*Summary*: {summary}"))
+    links = _links(notice)
+    if links:
+        blocks.append(section(links))
+    if notice.dry_run:
+        blocks.append(
+            section("🧪 *DRY RUN*: the handler only renders its plan; nothing is changed on the target.")
+        )
+    notes = [
+        _labels(notice),
+        f"Event {code(notice.event_id)}" if notice.event_id else "",
+        "Manual replay" if notice.manual else "",
+    ]
+    return blocks + context(*notes)
+
+
+# ---- one block list per kind -------------------------------------------------------
+def _steps(notice: Notice) -> list[str]:
+    return [
+        f"• {escape(s.name)}: {short(s.message, 300)}" for s in notice.timeline if s.name not in _HIDDEN_STEPS
+    ][-12:]
+
+
+def _error_section(notice: Notice, title: str) -> dict[str, Any]:
+    text, cut = clip(notice.message.replace("```", "'''") or "(no message)", MAX_ERROR)
+    note = ""
+    if cut:
+        note = (
+            f"\n_Truncated: {len(notice.message):,} characters in all; the full text is in "
+            f"audit event {code(notice.event_id)}._"
+        )
+    return section(f"*{title}*\n```{text}```{note}")
+
+
+def _attempts(notice: Notice) -> str:
+    failures = int(notice.details.get("failures_in_window", 0) or 0)
+    if not failures or not notice.max_attempts:
+        return ""
+    window = format_duration(notice.attempt_window)
+    return f"Failure {failures} of {notice.max_attempts} allowed within {window}"
+
+
+def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
+    emoji, title = _TITLES.get(notice.outcome, ("📝", notice.outcome))
+    took = f" in {format_duration(notice.duration)}" if notice.duration is not None else ""
+    blocks = [section(f"{emoji} *{title}*{took}")]
+    if notice.outcome != "failed" and notice.message:
+        blocks.append(section(short(notice.message, 2000)))
+    steps = _steps(notice)
+    if steps:
+        blocks.append(section("*Steps and verification*\n" + "\n".join(steps)))
+    if notice.plan:
+        plan = "\n".join(f"• {short(p, 400)}" for p in notice.plan[:10])
+        blocks.append(section("*Plan* (nothing was done)\n" + plan))
+    if notice.outcome == "failed":
+        blocks.append(_error_section(notice, "Error"))
+    return blocks + context(_attempts(notice), f"Event {code(notice.event_id)}" if notice.event_id else "")
+
+
+def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
+    who = mention(notice.escalate)
+    window = format_duration(notice.attempt_window) if notice.attempt_window else "the window"
+    tried = "\n".join(_steps(notice)) or "• (the handler recorded no steps)"
+    event = escape(notice.event_id)
+    return [
+        section(
+            f"🚨 {who + ' ' if who else ''}*Escalation*: {code(notice.rule)} failed "
+            f"{notice.failures} times within {window} on {code(notice.target)}. The circuit "
+            f"is open: no automatic attempt on this target for {window}."
+        ),
+        section(f"*What was tried* (last attempt, handler {code(notice.handler)})\n{tried}"),
+        _error_section(notice, "Last error"),
+        section(
+            "*What now*: fix it by hand, or once the cause is gone run it again (the open "
+            "circuit blocks a plain replay, so the command overrides it):\n"
+            f"• replay: `{replay_command(notice.event_id)}` or "
+            f'`POST /api/v1/replay/{event}` with `{{"ignore_circuit": true}}`\n'
+            "• pause all remediation: `remediator pause --reason R --for 30m` or "
+            '`POST /api/v1/pause` with `{"reason": "R", "for": "30m"}`'
+        ),
+    ]
+
+
+def replay_command(event_id: str) -> str:
+    """The shell command that re-runs an escalated event: the open circuit would skip a
+    plain replay, and ``--wait`` makes the exit code tell whether it worked."""
+    return f"remediator replay {escape(event_id)} --ignore-circuit --wait 300"
+
+
+def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:
+    dry = " (🧪 *DRY RUN*: nothing will be changed)" if notice.dry_run else ""
+    manual = " (manual replay)" if notice.manual else ""
+    return [
+        section(
+            f"🔁 *Another attempt started*{dry}{manual}: handler "
+            f"{code(notice.handler)}, event {code(notice.event_id)}"
+        )
+    ]
+
+
+def resolved_blocks(notice: Notice) -> list[dict[str, Any]]:
+    alert = notice.alert
+    ended = ""
+    if alert is not None and alert.ends_at is not None and alert.ends_at.year > 1:
+        at = alert.ends_at
+        ended = f" at <!date^{int(at.timestamp())}^{{time_secs}}|{at.isoformat()}>"
+    return [section(f"🟢 *Resolved*: Alertmanager reports {short(alert_name(notice), 300)} resolved{ended}.")]
+
+
+def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
+    errors = notice.details.get("errors") or []
+    lines = "\n".join(f"• {short(str(e), 400)}" for e in list(errors)[:10])
+    blocks = [header(headline(notice))]
+    if lines:
+        blocks.append(section("*Problems*\n" + lines))
+    return blocks
+
+
+def _body(notice: Notice) -> list[dict[str, Any]]:
+    if notice.kind == "outcome":
+        return outcome_blocks(notice)
+    if notice.kind == "escalated":
+        return escalation_blocks(notice)
+    if notice.kind == "resolved":
+        return resolved_blocks(notice)
+    return []
+
+
+def _text(notice: Notice) -> str:
+    extra = ""
+    if notice.kind == "outcome" and notice.message:
+        extra = short(notice.message, 500)
+    elif notice.kind == "escalated":
+        extra = f"{mention(notice.escalate)} failed {notice.failures} times; last error: " + short(
+            notice.message, 500
+        )
+    return fallback(escape(headline(notice)), f"rule {notice.rule}", extra)
+
+
+def _bounded(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return blocks[:MAX_BLOCKS]
+
+
+# ---- the three shapes --------------------------------------------------------------
+def parent(notice: Notice) -> Message:
+    """A thread's first message: the incident, then (for a late parent) what happened."""
+    if notice.kind == "rules_reload":
+        return Message(_text(notice), _bounded(reload_blocks(notice)))
+    body = _body(notice)
+    return Message(_text(notice), _bounded(incident_blocks(notice) + body))
+
+
+def reply(notice: Notice) -> Message:
+    """A reply in the incident's thread; escalations are also shown in the channel."""
+    if notice.kind == "started":
+        return Message(_text(notice), started_reply_blocks(notice))
+    return Message(_text(notice), _bounded(_body(notice)), broadcast=notice.kind == "escalated")
+
+
+def flat(notice: Notice) -> Message:
+    """Webhook mode has no threads: every message carries the incident with it."""
+    return parent(notice)

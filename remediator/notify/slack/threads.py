@@ -1,0 +1,61 @@
+"""Which Slack thread a notice belongs to: remembered per event, shared through the store.
+
+A reply finds its parent in memory (same event, same process) or in the store
+(any replica). A new parent is claimed in the store under (rule, target) for the
+rule's cooldown (at least ``min_ttl``); if another replica claimed first, its
+thread wins. A store that is down never stops a post: it goes out without the
+thread.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import structlog
+
+from remediator.errors import StoreUnavailable
+from remediator.notify.notice import Notice
+from remediator.store.base import Store
+
+log = structlog.get_logger("remediator.notify.slack.threads")
+
+REMEMBERED = 1024  # event ids whose thread is kept in memory
+
+
+class Threads:
+    """The parent ``ts`` of each incident's thread."""
+
+    def __init__(self, store: Store, min_ttl: float) -> None:
+        self._store = store
+        self._min_ttl = min_ttl
+        self._known: OrderedDict[str, str] = OrderedDict()  # event id -> parent ts
+
+    async def find(self, notice: Notice) -> str | None:
+        """The thread of ``notice``'s incident, or None when there is none (yet)."""
+        if notice.event_id in self._known:
+            return self._known[notice.event_id]
+        if not notice.target:
+            return None
+        try:
+            return await self._store.get_thread(notice.rule, notice.target)
+        except StoreUnavailable as exc:  # post without the thread rather than not at all
+            log.warning("slack.thread_lookup_failed", rule=notice.rule, target=notice.target, error=str(exc))
+            return None
+
+    async def claim(self, notice: Notice, ts: str) -> str:
+        """Make ``ts`` the incident's thread, unless another replica was first."""
+        if not notice.target:
+            return ts
+        ttl = max(notice.cooldown, self._min_ttl)
+        try:
+            return await self._store.claim_thread(notice.rule, notice.target, ts, ttl)
+        except StoreUnavailable as exc:
+            log.warning("slack.thread_claim_failed", rule=notice.rule, target=notice.target, error=str(exc))
+            return ts
+
+    def remember(self, event_id: str, thread: str) -> None:
+        if event_id:
+            self._known[event_id] = thread
+            self._known.move_to_end(event_id)
+            while len(self._known) > REMEMBERED:
+                self._known.popitem(last=False)

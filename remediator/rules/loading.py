@@ -1,0 +1,256 @@
+"""From ``rules.yaml`` bytes to compiled rules: schema errors, cross-checks, each at its line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+
+from remediator.errors import MatcherError, RulesError, TemplateError
+from remediator.handling.registry import HandlerSpec, Registry
+from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
+from remediator.rules.documents import Document, load_document
+from remediator.rules.matchers import Matcher, parse_matcher
+from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
+from remediator.rules.schema import RulesFile, RuleSpec, field_type
+from remediator.rules.templates import compile_value
+
+
+def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
+    """Parse and validate the schema; raises RulesError listing every error with its line."""
+    try:
+        doc = load_document(data, source)
+    except yaml.YAMLError as exc:
+        raise RulesError(source, [f"invalid YAML: {exc}"]) from exc
+    document = {} if doc.data is None else doc.data
+    if not isinstance(document, dict):
+        raise RulesError(source, ["the top level must be a mapping with 'defaults' and 'rules'"])
+    try:
+        return RulesFile.model_validate(document), doc
+    except ValidationError as exc:
+        raise RulesError(source, _explain(exc, doc)) from exc
+
+
+def build_rules(
+    parsed: RulesFile, doc: Document, source: str, registry: Registry
+) -> tuple[list[Rule], tuple[str, ...]]:
+    """The compiled rules and the warnings; raises RulesError listing every error.
+
+    Questionable settings do not fail: they come back as warnings.
+    """
+    report = _Report(doc)
+    for finding in check_policy(parsed.defaults.model_dump()):
+        if finding.involves(parsed.defaults.model_fields_set):
+            report.add(finding, ("defaults", *finding.key.split(".")), prefix="defaults.")
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(parsed.rules):
+        at = (index, spec.name)
+        if spec.name in seen:
+            report.add(Finding("name", "duplicate rule name"), ("rules", index), rule=at)
+            continue
+        seen.add(spec.name)
+        try:
+            rule = _build(spec, parsed, registry)
+        except _Problem as exc:
+            report.add(Finding("", exc.message), ("rules", index, *exc.path), rule=at)
+            continue
+        rules.append(rule)
+        for finding in _rule_findings(rule, spec):
+            report.add(finding, _finding_path(finding, index, spec), rule=at)
+    used = {rule.policy.concurrency_group for rule in rules}
+    for group in parsed.concurrency_limits:
+        if group not in used:
+            report.add(
+                Finding(
+                    group, f"concurrency_limits.{group}: no rule has concurrency_group: {group}", warning=True
+                ),
+                ("concurrency_limits", group),
+            )
+    if report.errors:
+        raise RulesError(source, report.errors)
+    return rules, tuple(report.warnings)
+
+
+class _Problem(Exception):
+    """A rule error at ``path`` inside the rule (e.g. ``("params", "url")``)."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+class _Report:
+    """Errors and warnings, each placed at the line of the key it is about."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def add(
+        self,
+        finding: Finding,
+        path: tuple[str | int, ...],
+        *,
+        rule: tuple[int, str] | None = None,
+        prefix: str = "",
+    ) -> None:
+        text = _placed(self.doc, prefix + finding.message, path, rule)
+        (self.warnings if finding.warning else self.errors).append(text)
+
+
+def _placed(
+    doc: Document, message: str, path: tuple[str | int, ...], rule: tuple[int, str] | None = None
+) -> str:
+    """``rule 'x' (line 9): message (line 12)``: where the rule starts, where the key is."""
+    line = doc.line(path)
+    if rule is None:
+        return f"{message} (line {line})" if line else message
+    index, name = rule
+    start = doc.line(("rules", index))
+    text = f"rule {name!r}" + (f" (line {start})" if start else "") + f": {message}"
+    return text if line in (None, start) else f"{text} (line {line})"
+
+
+def _rule_findings(rule: Rule, spec: RuleSpec) -> list[Finding]:
+    values: dict[str, Any] = rule.policy.model_dump()
+    values.update(inhibited_by=rule.inhibited_by)
+    explicit = spec.model_fields_set
+    found = [f for f in check_policy(values) if f.involves(explicit)]
+    found += check_inhibition(values, explicit)
+    if "verify_timeout" not in _fields(rule.handler):
+        # verify_timeout is for handlers that verify, and those take it as a param too
+        return [f for f in found if f.key != "verify_timeout"]
+    verify = _static_param(rule.handler, spec.params, "verify_timeout")
+    if isinstance(verify, float):  # the handler uses its param, not the rule's value
+        found = [f for f in found if f.key != "verify_timeout"]
+        if finding := check_params_timeout(verify, rule.policy.timeout):
+            found.append(finding)
+    return found
+
+
+def _finding_path(finding: Finding, index: int, spec: RuleSpec) -> tuple[str | int, ...]:
+    """The key to point at: the rule's own if it sets one involved, else the defaults'."""
+    path = finding.key.split(".")
+    explicit = [k for k in (path[0], *finding.keys) if k in spec.model_fields_set]
+    if not explicit:
+        return ("defaults", finding.key)
+    return ("rules", index, *(path if explicit[0] == path[0] else [explicit[0]]))
+
+
+def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
+    handler = registry.get(spec.handler)
+    if handler is None:
+        known = ", ".join(registry.names()) or "none registered"
+        raise _Problem(("handler",), f"unknown handler {spec.handler!r} (known: {known})")
+    target_template = _compiled(("target",), spec.target)
+    if isinstance(target_template, str):  # no template: check it now, not per alert
+        try:
+            checked_target(target_template.strip())
+        except TemplateError as exc:
+            raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
+    params_template = {
+        key: _compiled(("params", key), value, handler.escapes.get(key)) for key, value in spec.params.items()
+    }
+    _check_params(handler, spec.params)
+    policy = spec.policy(parsed.defaults)
+    return Rule(
+        name=spec.name,
+        description=spec.description,
+        enabled=spec.enabled,
+        matchers=_matchers("matchers", spec.matchers),
+        inhibited_by=_matchers("inhibited_by", spec.inhibited_by),
+        handler=handler,
+        target_template=target_template,
+        params_template=params_template,
+        concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
+        policy=policy,
+    )
+
+
+def _compiled(path: tuple[str, ...], value: Any, finalize: Any = None) -> Any:
+    try:
+        return compile_value(value, finalize)
+    except TemplateError as exc:
+        raise _Problem(path, str(exc)) from exc
+
+
+def _matchers(key: str, texts: list[str]) -> tuple[Matcher, ...]:
+    out = []
+    for index, text in enumerate(texts):
+        try:
+            out.append(parse_matcher(text))
+        except MatcherError as exc:
+            raise _Problem((key, index), str(exc)) from exc
+    return tuple(out)
+
+
+def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
+    """Validate params that hold no template now; templated ones at render time."""
+    fields = _fields(handler)
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise _Problem(("params", unknown[0]), f"unknown params for {handler.name}: {', '.join(unknown)}")
+    missing = [name for name, info in fields.items() if info.is_required() and name not in params]
+    if missing:
+        raise _Problem(("params",), f"missing params for {handler.name}: {', '.join(missing)}")
+    if not _has_template(params):
+        try:
+            handler.params.model_validate(params)
+        except ValidationError as exc:
+            first = exc.errors()[0]["loc"]
+            raise _Problem(("params", *first), f"params for {handler.name}: {describe_errors(exc)}") from exc
+        return
+    for name, value in params.items():
+        if _has_template(value):
+            continue  # checked when rendered for an alert
+        try:
+            TypeAdapter(field_type(fields[name])).validate_python(value)
+        except ValidationError as exc:
+            raise _Problem(
+                ("params", name), f"param {name!r} for {handler.name}: {describe_errors(exc)}"
+            ) from exc
+
+
+def _fields(handler: HandlerSpec) -> dict[str, FieldInfo]:
+    return {info.alias or name: info for name, info in handler.params.model_fields.items()}
+
+
+def _static_param(handler: HandlerSpec, params: dict[str, Any], name: str) -> Any:
+    """The validated value of param ``name`` if it is written without a template, else None."""
+    info = _fields(handler).get(name)
+    if info is None or name not in params or _has_template(params[name]):
+        return None
+    return TypeAdapter(field_type(info)).validate_python(params[name])
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    return False
+
+
+def _explain(exc: ValidationError, doc: Document) -> list[str]:
+    out = []
+    found = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    rules: list[Any] = found if isinstance(found, list) else []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+            index = loc[1]
+            item = rules[index] if index < len(rules) else None
+            name = item.get("name", f"#{index + 1}") if isinstance(item, dict) else f"#{index + 1}"
+            field = ".".join(str(p) for p in loc[2:]) or "rule"
+            out.append(_placed(doc, f"{field}: {describe_error(err)}", loc, (index, str(name))))
+        else:
+            where = ".".join(str(p) for p in loc)
+            out.append(_placed(doc, f"{where}: {describe_error(err)}", loc))
+    return out

@@ -1,0 +1,126 @@
+"""One compiled rule: matching an alert, being held back by another, rendering a plan. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from remediator.errors import TemplateError
+from remediator.handling.registry import HandlerParams, HandlerSpec
+from remediator.models import Alert
+from remediator.rules.matchers import Matcher, matches_all
+from remediator.rules.schema import Policy
+from remediator.rules.templates import render_value
+
+_TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@=-]{0,252}$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule: its policy (defaults applied), matchers and templates compiled.
+
+    Every ``Policy`` field also reads from the rule itself (``rule.policy.cooldown`` is
+    ``rule.policy.cooldown``), for code written before the policy was one model;
+    new code reads ``rule.policy``.
+    """
+
+    name: str
+    description: str
+    enabled: bool
+    matchers: tuple[Matcher, ...]
+    inhibited_by: tuple[Matcher, ...]
+    handler: HandlerSpec
+    target_template: Any
+    params_template: Any
+    concurrency_limit: int  # the size of the policy's concurrency_group (1 without a group)
+    policy: Policy
+
+    def __getattr__(self, name: str) -> Any:
+        """A policy field read from the rule: ``rule.policy.lease`` is ``rule.policy.lease``."""
+        if name in Policy.model_fields:
+            return getattr(object.__getattribute__(self, "policy"), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return self.enabled and matches_all(self.matchers, labels)
+
+    def inhibits(self, blocker: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+        """Whether the firing alert ``blocker`` holds back this rule for the alert ``labels``.
+
+        As Alertmanager's inhibit rules: ``inhibited_by`` matches the blocker, and every
+        ``inhibit_equal`` label has the same value on both (missing on both counts as equal).
+        """
+        return (
+            bool(self.inhibited_by)
+            and blocker != labels
+            and matches_all(self.inhibited_by, blocker)
+            and all(blocker.get(n, "") == labels.get(n, "") for n in self.policy.inhibit_equal)
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A rule rendered for one alert: what to run, on what, with which params."""
+
+    rule: Rule
+    target: str
+    params: HandlerParams
+
+
+def template_context(alert: Alert) -> dict[str, Any]:
+    return {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "alert": {
+            "status": alert.status,
+            "fingerprint": alert.fingerprint,
+            "startsAt": alert.starts_at.isoformat(),
+            "generatorURL": alert.generator_url,
+        },
+    }
+
+
+def render(rule: Rule, alert: Alert) -> Plan:
+    """Render target and params for ``alert``; raises TemplateError with the reason."""
+    context = template_context(alert)
+    target = checked_target(str(render_value(rule.target_template, context)).strip())
+    raw = render_value(rule.params_template, context)
+    try:
+        params = rule.handler.params.model_validate(raw)
+    except ValidationError as exc:
+        raise TemplateError(f"params for {rule.handler.name}: {describe_errors(exc)}") from exc
+    return Plan(rule=rule, target=target, params=params)
+
+
+def checked_target(target: str) -> str:
+    """``target`` if it names one thing; raises TemplateError saying why not."""
+    if not _TARGET.match(target):
+        raise TemplateError(
+            f"rendered target {target!r} is not a valid target (letters, digits and _ . : / @ = - only)"
+        )
+    if dots := [part for part in target.split("/") if part in (".", "..")]:
+        raise TemplateError(
+            f"rendered target {target!r} has a {dots[0]!r} segment: a target "
+            "names one thing and may not contain '.' or '..' between slashes"
+        )
+    return target
+
+
+def describe_error(err: Any) -> str:
+    """One pydantic error's message as ``rules.yaml`` errors word it."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Every error of ``exc`` on one line: ``loc: message; ...``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {describe_error(err)}" if loc else describe_error(err))
+    return "; ".join(parts)

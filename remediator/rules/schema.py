@@ -1,0 +1,156 @@
+"""The ``rules.yaml`` schema: the rule ``Policy``, a rule as written (``RuleSpec``), the file.
+
+``Policy`` is the one definition of a rule's policy knobs: ``defaults:`` is a Policy,
+a rule may set any of its fields, ``RuleSpec`` gets them (each optional) from it, and
+the admin API shows it. A new knob is one field here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+
+from remediator.durations import RuleDuration
+
+_RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _a_list(value: Any) -> Any:
+    """Written as a YAML list (kept a tuple, so the frozen policy stays immutable)."""
+    if not isinstance(value, list | tuple):
+        raise PydanticCustomError("list_type", "Input should be a valid list")
+    return value
+
+
+def _label_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    for name in value:
+        if not _LABEL_NAME.match(name):
+            raise ValueError(f"{name!r} is not a label name")
+    return value
+
+
+LabelNames = Annotated[tuple[str, ...], BeforeValidator(_a_list), AfterValidator(_label_names)]
+
+
+class Policy(_Strict):
+    """How a rule runs once it matches; every field may be set in ``defaults:`` or per rule.
+
+    A rule's policy is ``defaults`` updated with the fields the rule sets itself.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    inhibit_equal: LabelNames = ()
+    """Labels a blocking alert must share with the handled one (Alertmanager's ``equal``)."""
+    concurrency_group: str | None = None
+    """A budget shared across rules, sized in ``concurrency_limits`` (default 1)."""
+    escalate: str = ""
+    """Slack mention posted when the circuit opens."""
+    cooldown: RuleDuration = 900.0
+    """Seconds before the same target is repaired again after a success."""
+    lease: RuleDuration = 600.0
+    """Seconds one replica holds the target while it repairs it."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Failures within ``attempt_window`` that open the circuit."""
+    attempt_window: RuleDuration = 3600.0
+    """Seconds a failure counts toward ``max_attempts``."""
+    verify_timeout: RuleDuration = 300.0
+    """Seconds a verifying handler waits for recovery."""
+    timeout: RuleDuration = 600.0
+    """Seconds before the handler is stopped."""
+    inhibit_wait: RuleDuration = 1800.0
+    """Seconds a job waits while an ``inhibited_by`` alert fires."""
+    dry_run: bool = False
+    """Plan only: the handler is not run."""
+    on_resolved: Literal["ignore", "run"] = "ignore"
+    """``run``: run the handler on a resolved alert too."""
+
+
+def field_type(info: FieldInfo) -> Any:
+    """The field's type with its validators (``Annotated`` metadata), not just the bare type."""
+    if not info.metadata:
+        return info.annotation
+    return Annotated[(info.annotation, *info.metadata)]
+
+
+def _overrides(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s fields for ``create_model``, each optional: unset (None) unless written."""
+    return {
+        name: (field_type(info) | None, Field(default=None, description=info.description))
+        for name, info in model.model_fields.items()
+    }
+
+
+class _RuleFields(_Strict):
+    """What only a rule says: its name, what it matches, what it runs on what."""
+
+    name: str
+    description: str = ""
+    enabled: bool = True
+    matchers: list[str] = Field(min_length=1)
+    handler: str
+    target: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    inhibited_by: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RULE_NAME.match(value):
+            raise ValueError("must be lowercase letters, digits, '.', '_' or '-' (max 63)")
+        return value
+
+    def policy(self, defaults: Policy) -> Policy:
+        """``defaults`` updated with the policy fields this rule sets (``null`` sets none)."""
+        values = defaults.model_dump()
+        for name in Policy.model_fields:
+            if (value := getattr(self, name)) is not None:
+                values[name] = value
+        return Policy.model_construct(**values)  # each value is validated already
+
+
+# RuleSpec: the rule's own fields, then every Policy field again, optional. mypy sees only
+# the former (a class made at run time has no static type); code reads the policy fields
+# through ``spec.policy(defaults)``.
+if TYPE_CHECKING:
+    RuleSpec = _RuleFields
+else:
+    RuleSpec = create_model(
+        "RuleSpec",
+        __base__=_RuleFields,
+        __module__=__name__,
+        __doc__="One rule as written in the file; unset knobs come from ``defaults``.",
+        **_overrides(Policy),
+    )
+
+
+class Defaults(Policy):
+    """The file's ``defaults:``: a Policy under the name its errors show (``defaults: Input
+    should be a valid dictionary or instance of Defaults``)."""
+
+    def policy(self) -> Policy:
+        """The same values as a plain Policy."""
+        return Policy.model_construct(self.model_fields_set, **self.model_dump())
+
+
+class RulesFile(_Strict):
+    defaults: Defaults = Defaults()
+    concurrency_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    rules: list[RuleSpec] = Field(default_factory=list)

@@ -1,0 +1,143 @@
+"""What the store promises: five interfaces by concern, ``Store`` made of all five, and
+the values they pass.
+
+Two stores implement ``Store``: ``memory.MemoryStore`` (the embedded default: one
+process, nothing survives a restart) and ``redis.store.RedisStore`` (production: every
+replica shares it). ``tests/store/test_store_contract.py`` runs the same contract on
+both. Every method raises ``StoreUnavailable`` when it cannot answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from remediator.models import Alert, AuditEvent, Job, NewJob
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A job handed to one worker. ``deliveries`` counts hand-outs, this one included."""
+
+    id: str
+    job: Job
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    reason: str
+    until: float  # epoch seconds
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    failures: int  # failures inside the window, this one included
+    opened: bool  # True only for the failure that opened the circuit
+
+
+def lease_token(holder: str) -> str:
+    """A fresh lease value: a random token, then who holds it (``<hex>:<holder>``)."""
+    return f"{secrets.token_hex(16)}:{holder}"
+
+
+def holder_of(token: object) -> str | None:
+    """The holder kept in a lease value (``None``: no lease; ``""``: none was named)."""
+    if token is None:
+        return None
+    value = token.decode() if isinstance(token, bytes) else str(token)
+    return value.partition(":")[2]
+
+
+class Queue(Protocol):
+    """Jobs waiting for a worker: taken, acknowledged, deferred or dead-lettered."""
+
+    async def dequeue(self, consumer: str, count: int, block: float) -> list[Delivery]: ...
+    async def ack(self, delivery_id: str) -> None: ...
+    async def touch(self, consumer: str, delivery_id: str) -> None: ...
+    # jobs whose worker went silent for ``min_idle`` seconds, handed to ``consumer``
+    async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]: ...
+    async def defer(self, delivery_id: str, job: Job, delay: float) -> None: ...
+    async def promote_due(self) -> int: ...
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
+    async def dead_letters(self, limit: int) -> list[dict[str, Any]]: ...
+    async def queue_depth(self) -> int: ...
+
+
+class Locks(Protocol):
+    """One repair per target at a time (leases), and concurrency budgets (slots)."""
+
+    # ``holder`` (an event id) is kept with the lease: a loser can say whom it lost to
+    async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None: ...
+    async def extend_lease(self, target: str, token: str, ttl: float) -> bool: ...
+    async def release_lease(self, target: str, token: str) -> bool: ...
+    async def lease_remaining(self, target: str) -> float: ...
+    async def lease_holder(self, target: str) -> str | None: ...
+    async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool: ...
+    async def release_slot(self, group: str, token: str) -> None: ...
+
+
+class Gates(Protocol):
+    """What the gates ask before a repair: pause, firing index, episodes, cooldowns, circuits."""
+
+    async def set_pause(self, pause: Pause) -> None: ...
+    async def clear_pause(self) -> bool: ...
+    async def get_pause(self) -> Pause | None: ...
+
+    # firing-alert index (inhibition and the "resolved already?" gate)
+    async def firing_labels(self) -> list[dict[str, str]]: ...
+    async def is_firing(self, fingerprint: str, starts_at: str) -> bool: ...
+
+    async def episode_done(self, rule: str, episode: str) -> bool: ...
+    async def mark_episode(self, rule: str, episode: str, ttl: float) -> None: ...
+    # True for the first caller only: this resolution of this episode is announced once
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool: ...
+
+    async def set_cooldown(self, rule: str, target: str, ttl: float) -> None: ...
+    async def cooldown_remaining(self, rule: str, target: str) -> float: ...
+    async def record_failure(
+        self, rule: str, target: str, window: float, max_attempts: int
+    ) -> FailureCount: ...
+    async def reset_failures(self, rule: str, target: str) -> None: ...
+    async def circuit_remaining(self, rule: str, target: str) -> float: ...
+
+
+class Audit(Protocol):
+    """What happened to each alert, and the timeline of a run cut short by a shutdown."""
+
+    async def record_event(self, event: AuditEvent) -> None: ...
+    async def get_event(self, event_id: str) -> AuditEvent | None: ...
+    async def list_events(
+        self,
+        limit: int,
+        cursor: str | None = None,
+        rule: str | None = None,
+        outcome: str | None = None,
+    ) -> tuple[list[AuditEvent], str | None]: ...
+    # kept for the run that re-delivers the job
+    async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None: ...
+    async def take_timeline(self, event_id: str) -> str | None: ...
+
+
+class Threads(Protocol):
+    """Slack threads per (rule, target): the first replica to set one wins."""
+
+    async def claim_thread(self, rule: str, target: str, ts: str, ttl: float) -> str: ...
+    async def get_thread(self, rule: str, target: str) -> str | None: ...
+
+
+class Store(Queue, Locks, Gates, Audit, Threads, Protocol):
+    """All shared state."""
+
+    kind: str
+
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # intake: index the alerts, then store the jobs, before the webhook answers 202
+    async def accept(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> None: ...

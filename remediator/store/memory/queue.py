@@ -1,0 +1,112 @@
+"""The memory store's job queue: ready, handed out (pending), deferred and dead jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from remediator.models import Job
+from remediator.store.base import Delivery
+
+
+class MemoryQueue:
+    """A FIFO of jobs; a taken job stays pending until acked, and can be reclaimed."""
+
+    def __init__(self) -> None:
+        self._seq = itertools.count(1)
+        self._ready: deque[str] = deque()
+        self._entries: dict[str, Job] = {}
+        self._pending: dict[str, tuple[str, float, int]] = {}  # id -> consumer, at, count
+        self._deferred: list[tuple[float, int, str]] = []  # (due, seq, token), a heap
+        self._deferred_jobs: dict[str, Job] = {}
+        self._dead: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._cond = asyncio.Condition()
+
+    async def push(self, jobs: Iterable[Job]) -> None:
+        """Queue jobs and wake the workers waiting for them."""
+        async with self._cond:
+            count = 0
+            for job in jobs:
+                self._push(job)
+                count += 1
+            self._cond.notify(count)
+
+    def _push(self, job: Job) -> None:
+        entry = f"{int(time.time() * 1000)}-{next(self._seq)}"
+        self._entries[entry] = job
+        self._ready.append(entry)
+
+    async def dequeue(self, consumer: str, count: int, block: float) -> list[Delivery]:
+        async with self._cond:
+            if not self._ready:
+                try:
+                    await asyncio.wait_for(self._cond.wait_for(lambda: bool(self._ready)), block)
+                except TimeoutError:
+                    return []
+            out: list[Delivery] = []
+            while self._ready and len(out) < count:
+                entry = self._ready.popleft()
+                self._pending[entry] = (consumer, time.monotonic(), 1)
+                out.append(Delivery(entry, self._entries[entry], 1))
+            return out
+
+    async def ack(self, delivery_id: str) -> None:
+        self._pending.pop(delivery_id, None)
+        self._entries.pop(delivery_id, None)
+
+    async def touch(self, consumer: str, delivery_id: str) -> None:
+        item = self._pending.get(delivery_id)
+        if item is not None:
+            self._pending[delivery_id] = (consumer, time.monotonic(), item[2])
+
+    async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]:
+        now, out = time.monotonic(), list[Delivery]()
+        for entry, (_, at, n) in list(self._pending.items()):
+            if len(out) >= count:
+                break
+            if now - at >= min_idle:
+                self._pending[entry] = (consumer, now, n + 1)
+                out.append(Delivery(entry, self._entries[entry], n + 1))
+        return out
+
+    async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
+        token = secrets.token_hex(8)
+        self._deferred_jobs[token] = job
+        heapq.heappush(self._deferred, (time.time() + delay, next(self._seq), token))
+        await self.ack(delivery_id)
+
+    async def promote_due(self) -> int:
+        now, moved = time.time(), 0
+        async with self._cond:
+            while self._deferred and self._deferred[0][0] <= now:
+                _, _, token = heapq.heappop(self._deferred)
+                self._push(self._deferred_jobs.pop(token))
+                moved += 1
+            if moved:
+                self._cond.notify(moved)
+        return moved
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self._dead.append(
+            {
+                "id": delivery.id,
+                "event_id": delivery.job.event_id,
+                "rule": delivery.job.rule,
+                "deliveries": delivery.deliveries,
+                "reason": reason,
+                "at": time.time(),
+            }
+        )
+        await self.ack(delivery.id)
+
+    async def dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        return list(self._dead)[-limit:][::-1]
+
+    async def queue_depth(self) -> int:
+        return len(self._entries) + len(self._deferred)

@@ -1,0 +1,78 @@
+"""The embedded store: one process, nothing survives a restart. Same contract as RedisStore.
+
+``MemoryStore`` is made of its parts, one per interface of ``store.base``: a queue,
+locks, gates, audit and threads, each keeping plain Python structures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from remediator.models import Alert, Job, NewJob
+from remediator.store.composed import ComposedStore
+from remediator.store.memory.audit import MemoryAudit
+from remediator.store.memory.gates import MemoryGates
+from remediator.store.memory.locks import MemoryLocks
+from remediator.store.memory.queue import MemoryQueue
+from remediator.store.memory.threads import MemoryThreads
+
+
+class MemoryStore(ComposedStore):
+    """One process, nothing survives a restart. Same semantics as RedisStore.
+
+    Per-alert state is capped (``max_firing``, ``max_episodes``); each entry dropped
+    is counted in ``evictions`` and reported to ``on_evict`` (e.g. a metric).
+    """
+
+    kind = "memory"
+
+    def __init__(
+        self,
+        *,
+        firing_ttl: float = 6 * 3600.0,
+        audit_max_events: int = 10_000,
+        max_deliveries: int = 5,
+        max_firing: int = 100_000,
+        max_episodes: int = 100_000,
+    ) -> None:
+        self.evictions: Counter[str] = Counter()
+        self.on_evict: Callable[[str], None] | None = None  # set by the app
+        self.max_deliveries = max_deliveries
+        self._memory_queue = MemoryQueue()
+        self._memory_gates = MemoryGates(
+            firing_ttl=firing_ttl, max_firing=max_firing, max_episodes=max_episodes, evicted=self._evict
+        )
+        super().__init__(
+            queue=self._memory_queue,
+            locks=MemoryLocks(),
+            gates=self._memory_gates,
+            audit=MemoryAudit(audit_max_events),
+            threads=MemoryThreads(),
+        )
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def accept(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> None:
+        self._memory_gates.firing.update(firing, resolved)
+        if jobs:
+            await self._memory_queue.push(job if isinstance(job, Job) else job.to_job() for job in jobs)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per capped map (for tests and the memory bench)."""
+        return {
+            "firing": len(self._memory_gates.firing),
+            "episode": len(self._memory_gates.episodes),
+            "resolution": len(self._memory_gates.resolutions),
+        }
+
+    def _evict(self, kind: str) -> None:
+        self.evictions[kind] += 1
+        if self.on_evict is not None:
+            self.on_evict(kind)

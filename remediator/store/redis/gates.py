@@ -1,0 +1,90 @@
+"""What the gates ask, on Redis: pause, firing index, episodes, cooldowns and circuits."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+from remediator.store.base import FailureCount, Pause
+from remediator.store.redis.common import Backend, guarded, ms
+
+
+class RedisGates:
+    """Gate state: one key per fact, expiring on its own (the firing index by script)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+        self._r = backend.r
+        self.keys = backend.keys
+
+    # ---- pause -------------------------------------------------------------------
+    @guarded
+    async def set_pause(self, pause: Pause) -> None:
+        data = json.dumps({"reason": pause.reason, "until": pause.until, "by": pause.by})
+        await self._r.set(self.keys.pause, data, pxat=max(1, int(pause.until * 1000)))
+
+    @guarded
+    async def clear_pause(self) -> bool:
+        return bool(await self._r.delete(self.keys.pause))
+
+    @guarded
+    async def get_pause(self) -> Pause | None:
+        data = await self._r.get(self.keys.pause)
+        if data is None:
+            return None
+        item = json.loads(data)
+        pause = Pause(reason=item["reason"], until=float(item["until"]), by=item.get("by", ""))
+        return pause if pause.until > time.time() else None
+
+    # ---- firing-alert index ----------------------------------------------------
+    @guarded
+    async def firing_labels(self) -> list[dict[str, str]]:
+        keys = [self.keys.firing_index, self.keys.firing_alerts]
+        values = await self._b.run("FIRING", keys, [int(time.time() * 1000)])
+        return [json.loads(value)["labels"] for value in values]
+
+    @guarded
+    async def is_firing(self, fingerprint: str, starts_at: str) -> bool:
+        keys = [self.keys.firing_index, self.keys.firing_alerts]
+        data = await self._b.run("IS_FIRING", keys, [fingerprint, int(time.time() * 1000)])
+        return data is not None and bool(json.loads(data)["startsAt"] == starts_at)
+
+    # ---- episodes --------------------------------------------------------------
+    @guarded
+    async def episode_done(self, rule: str, episode: str) -> bool:
+        return bool(await self._r.exists(self.keys.episode(rule, episode)))
+
+    @guarded
+    async def mark_episode(self, rule: str, episode: str, ttl: float) -> None:
+        await self._r.set(self.keys.episode(rule, episode), "1", px=ms(ttl))
+
+    @guarded
+    async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool:
+        key = self.keys.resolution(rule, episode)
+        return bool(await self._r.set(key, "1", nx=True, px=ms(ttl)))
+
+    # ---- cooldowns, attempts, circuits -------------------------------------------
+    @guarded
+    async def set_cooldown(self, rule: str, target: str, ttl: float) -> None:
+        if ttl > 0:
+            await self._r.set(self.keys.cooldown(rule, target), "1", px=ms(ttl))
+
+    @guarded
+    async def cooldown_remaining(self, rule: str, target: str) -> float:
+        return await self._b.pttl(self.keys.cooldown(rule, target))
+
+    @guarded
+    async def record_failure(self, rule: str, target: str, window: float, max_attempts: int) -> FailureCount:
+        keys = [self.keys.attempts(rule, target), self.keys.circuit(rule, target)]
+        args = [ms(window), max_attempts, secrets.token_hex(8)]
+        failures, opened = await self._b.run("RECORD_FAILURE", keys, args)
+        return FailureCount(int(failures), bool(opened))
+
+    @guarded
+    async def reset_failures(self, rule: str, target: str) -> None:
+        await self._r.delete(self.keys.attempts(rule, target))
+
+    @guarded
+    async def circuit_remaining(self, rule: str, target: str) -> float:
+        return await self._b.pttl(self.keys.circuit(rule, target))

@@ -1,0 +1,201 @@
+"""The gates a job passes before its handler may act: one small class per gate.
+
+Each gate answers ``Skip`` (record ``skipped:<reason>``), ``Defer`` (wait and come
+back) or None (go on); the pipeline runs them as ordered lists (see ``pipeline.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+
+from remediator.durations import format_duration
+from remediator.errors import TemplateError
+from remediator.metrics import Metrics
+from remediator.models import SkipReason
+from remediator.rules.ruleset import render
+from remediator.store.base import Store
+from remediator.worker.run import Defer, Gate, Run, Skip, Stop
+
+__all__ = [
+    "Circuit",
+    "ConcurrencySlot",
+    "Cooldown",
+    "Defer",
+    "EpisodeDone",
+    "Gate",
+    "Inhibited",
+    "Paused",
+    "ResolvedIgnored",
+    "Skip",
+    "StaleLease",
+    "StillFiring",
+]
+
+
+class StaleLease:
+    """A re-delivered job first waits out the target's lease: its first worker may be
+    alive and finishing (e.g. after a Redis outage), so no gate may record an outcome yet."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        if run.delivery.deliveries <= 1:
+            return None
+        with contextlib.suppress(TemplateError):  # the normal path reports the template error
+            left = await self.store.lease_remaining(render(run.known_rule, run.job.alert).target)
+            if left > 0:
+                return Defer(
+                    "locked", "waiting for the lease of an earlier delivery", time.time(), left + 0.5
+                )
+        return None
+
+
+class ResolvedIgnored:
+    """A resolved alert runs nothing unless the rule says ``on_resolved: run``."""
+
+    async def check(self, run: Run) -> Stop | None:
+        if run.job.alert.status == "resolved" and run.known_rule.policy.on_resolved == "ignore":
+            return Skip(SkipReason.RESOLVED, "alert resolved; on_resolved: ignore")
+        return None
+
+
+class Paused:
+    """``remediator pause``: nothing acts until the pause ends."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        pause = await self.store.get_pause()
+        if pause is None:
+            return None
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pause.until))
+        return Skip(SkipReason.PAUSED, f"remediation paused until {until}: {pause.reason}")
+
+
+class StillFiring:
+    """A firing alert that resolved while its job waited in the queue needs no repair."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        alert = run.job.alert
+        if run.automatic and not await self.store.is_firing(alert.fingerprint, alert.starts_at.isoformat()):
+            return Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
+        return None
+
+
+class Inhibited:
+    """A firing alert that ``inhibited_by`` names (with ``inhibit_equal`` labels equal)
+    holds the job back for up to ``inhibit_wait``; then it is skipped."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        rule = run.known_rule
+        if not rule.inhibited_by:
+            return None
+        blocker = await self._blocker(run)
+        if blocker is None:
+            return None
+        first = run.job.first_deferred_at or time.time()
+        if time.time() - first >= rule.policy.inhibit_wait:  # waited long enough
+            return Skip(SkipReason.INHIBITED, f"inhibited by firing alert {blocker}")
+        return Defer("inhibited", f"waiting: inhibited by {blocker}", first)
+
+    async def _blocker(self, run: Run) -> str | None:
+        for labels in await self.store.firing_labels():
+            if run.known_rule.inhibits(labels, run.job.alert.labels):
+                return labels.get("alertname", "?") + _brief(labels)
+        return None
+
+
+class EpisodeDone:
+    """One repair per firing episode: an HA twin or a repeat of it is a duplicate."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        if run.automatic and await self.store.episode_done(run.known_rule.name, run.job.alert.episode):
+            return Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
+        return None
+
+
+class Cooldown:
+    """After a success the target rests for the rule's ``cooldown``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        if run.job.ignore_cooldown:
+            return None
+        left = await self.store.cooldown_remaining(run.known_rule.name, run.target)
+        if left > 0:
+            return Skip(
+                SkipReason.COOLDOWN,
+                f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)",
+            )
+        return None
+
+
+class Circuit:
+    """``max_attempts`` failures within ``attempt_window`` open the circuit: no more tries."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def check(self, run: Run) -> Stop | None:
+        if run.job.ignore_circuit:
+            return None
+        rule = run.known_rule
+        left = await self.store.circuit_remaining(rule.name, run.target)
+        if left <= 0:
+            return None
+        self.metrics.circuit_open.labels(rule.name).set(1)
+        return Skip(
+            SkipReason.CIRCUIT_OPEN,
+            (
+                f"circuit open after {rule.policy.max_attempts} failures; closes in "
+                f"{format_duration(left)} (replay with --ignore-circuit to override)"
+            ),
+        )
+
+
+class ConcurrencySlot:
+    """A rule in a ``concurrency_group`` takes one of its slots (kept in ``run.slot``,
+    extended with the lease and released with it) or is skipped."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def check(self, run: Run) -> Stop | None:
+        rule = run.known_rule
+        if not rule.policy.concurrency_group:
+            return None
+        slot = secrets.token_hex(8)
+        if not await self.store.acquire_slot(
+            rule.policy.concurrency_group, rule.concurrency_limit, slot, rule.policy.lease
+        ):
+            return Skip(
+                SkipReason.CONCURRENCY,
+                f"concurrency group {rule.policy.concurrency_group!r} is at its limit "
+                f"({rule.concurrency_limit})",
+            )
+        run.slot = slot
+        return None
+
+
+def _brief(labels: dict[str, str]) -> str:
+    shown = {k: v for k, v in labels.items() if k != "alertname"}
+    if not shown:
+        return ""
+    inner = ", ".join(f"{k}={v}" for k, v in sorted(shown.items())[:4])
+    return "{" + inner + "}"

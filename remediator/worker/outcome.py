@@ -1,0 +1,185 @@
+"""The end of a job: state after the handler, the audit event, the ack, the notices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from remediator.durations import format_duration
+from remediator.errors import StoreUnavailable, TemplateError
+from remediator.metrics import Metrics
+from remediator.models import AuditEvent, Outcome, Result, SkipReason
+from remediator.notify.notice import Notice, Notifier
+from remediator.rules.ruleset import render
+from remediator.settings import Settings
+from remediator.store.base import Store
+from remediator.worker.retry import retry_after
+from remediator.worker.run import Defer, Run, Skip
+
+T = TypeVar("T")
+
+
+class Outcomes:
+    """Records how each job ended and tells people about it."""
+
+    def __init__(
+        self, *, store: Store, notifier: Notifier, metrics: Metrics, settings: Settings, replica: str
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.metrics = metrics
+        self.settings = settings
+        self.replica = replica
+
+    async def write(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Post-action writes must land: retry through a short store outage."""
+        deadline = time.monotonic() + max(30.0, self.settings.reclaim_idle)
+        delay = 0.2
+        while True:
+            try:
+                return await call()
+            except StoreUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+
+    async def skip(self, run: Run, skip: Skip) -> None:
+        await self.finish(run, Result(outcome=Outcome.SKIPPED, message=skip.message), skip.reason)
+
+    async def after_handler(self, run: Run, result: Result) -> Defer | None:
+        """Cooldown, episode and circuit state from the handler's result; then the outcome,
+        or the Defer of a retry (``retry.py``: the outcome waits for the last attempt)."""
+        job, rule, target = run.job, run.known_rule, run.target
+        if result.outcome is Outcome.SUCCEEDED:
+            await self.write(lambda: self.store.set_cooldown(rule.name, target, rule.policy.cooldown))
+            await self.write(lambda: self.store.reset_failures(rule.name, target))
+            self.metrics.circuit_open.labels(rule.name).set(0)
+        if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
+            await self.write(
+                lambda: self.store.mark_episode(rule.name, job.alert.episode, self.settings.episode_ttl)
+            )
+        opened, failures = 0, 0
+        if job.attempts:  # a retried job was counted toward the circuit at its first failure
+            result.details["attempts"] = job.attempts + 1
+        elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
+            count = await self.write(
+                lambda: self.store.record_failure(
+                    rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts
+                )
+            )
+            result.details["failures_in_window"] = failures = count.failures
+            if count.opened:
+                opened = count.failures
+                self.metrics.circuit_open.labels(rule.name).set(1)
+                run.step(
+                    "circuit.opened",
+                    f"{count.failures} failures in {format_duration(rule.policy.attempt_window)}",
+                )
+                run.log.error("remediation.escalated", failures=count.failures)
+        retry = None if opened else retry_after(run, result, failures, self.settings.defer_interval)
+        if retry is not None:
+            run.step("retry", retry.message, attempt=job.attempts + 1, delay=retry.delay)
+            run.log.warning(
+                "remediation.retrying", attempt=job.attempts + 1, delay=retry.delay, message=result.message
+            )
+            return retry
+        try:
+            await self.finish(run, result)
+        finally:
+            if opened:  # after the outcome, so the thread reads: failed, then escalated
+                self.notifier.send(self.notice(run, "escalated", result=result, failures=opened))
+        return None
+
+    async def finish(
+        self, run: Run, result: Result, reason: SkipReason | None = None, *, ack: bool = True
+    ) -> None:
+        """Record the audit event, ack the delivery, count, log and notify."""
+        job, rule = run.job, run.rule
+        if job.deferrals:
+            run.step("deferred", f"waited {job.deferrals} time(s) before this run")
+        run.step(
+            "outcome", result.message, outcome=result.outcome.value, reason=reason.value if reason else ""
+        )
+        event = AuditEvent(
+            event_id=job.event_id,
+            rule=job.rule,
+            target=run.target,
+            handler=rule.handler.name if rule else "",
+            alertname=job.alert.name,
+            fingerprint=job.alert.fingerprint,
+            alert_status=job.alert.status,
+            manual=job.manual,
+            note=job.note,
+            dry_run=result.outcome is Outcome.DRY_RUN,
+            received_at=job.received_at,
+            finished_at=time.time(),
+            outcome=result.outcome,
+            reason=reason.value if reason else "",
+            message=result.message,
+            plan=result.plan,
+            details=result.details,
+            timeline=run.timeline,
+            alert=job.alert,
+            replica=self.replica,
+        )
+        await self.write(lambda: self.store.record_event(event))
+        if ack:
+            await self.write(lambda: self.store.ack(run.delivery.id))
+        self.metrics.jobs.labels(job.rule, result.outcome.value, event.reason).inc()
+        level = "info" if result.outcome is not Outcome.FAILED else "error"
+        getattr(run.log, level)(
+            f"remediation.{result.outcome.value}",
+            reason=event.reason,
+            message=result.message,
+            plan=result.plan or None,
+        )
+        if result.outcome is not Outcome.SKIPPED:
+            self.notifier.send(self.notice(run, "outcome", result=result))
+
+    async def announce_resolution(self, run: Run) -> None:
+        """Announce a resolution once, although an Alertmanager HA pair sends it twice.
+
+        A marker claimed once (atomic, first wins across replicas) says this resolution
+        of this firing episode has been announced.
+        """
+        if not await self.store.claim_resolution(
+            run.known_rule.name, run.job.alert.episode, self.settings.firing_ttl
+        ):
+            run.step("resolved.duplicate", "this resolution was already announced")
+            return
+        self.notifier.send(self.notice(run, "resolved"))
+
+    def notice(
+        self, run: Run, kind: Any, *, result: Result | None = None, dry_run: bool = False, failures: int = 0
+    ) -> Notice:
+        job, rule = run.job, run.rule
+        target = run.target
+        if not target and rule is not None:
+            with contextlib.suppress(TemplateError):
+                target = render(rule, job.alert).target
+        return Notice(
+            kind=kind,
+            rule=job.rule,
+            target=target,
+            event_id=job.event_id,
+            handler=rule.handler.name if rule else "",
+            alert=job.alert,
+            external_url=job.external_url,
+            manual=job.manual,
+            dry_run=dry_run or (result is not None and result.outcome is Outcome.DRY_RUN),
+            outcome=result.outcome.value if result else "",
+            message=result.message if result else "",
+            duration=result.details.get("duration_seconds") if result else None,
+            plan=result.plan if result else [],
+            details=result.details if result else {},
+            escalate=rule.policy.escalate if rule else "",
+            cooldown=rule.policy.cooldown if rule else 0.0,
+            failures=failures,
+            max_attempts=rule.policy.max_attempts if rule else 0,
+            attempt_window=rule.policy.attempt_window if rule else 0.0,
+            timeline=list(run.timeline) if result else [],
+        )

@@ -1,0 +1,273 @@
+"""The worker side: take jobs, run each through its gates, the handler and the outcome.
+
+Like Alertmanager's notify pipeline, a job passes ordered lists of gates (``gates.py``);
+a gate answers Skip, Defer or nothing, so this module reads as the list it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+
+import structlog
+
+from remediator.durations import format_duration
+from remediator.errors import StoreUnavailable, TemplateError
+from remediator.handling.context import Resources
+from remediator.metrics import Metrics
+from remediator.models import Result, Step
+from remediator.notify.notice import Notifier
+from remediator.rules.ruleset import RuleSet, render
+from remediator.settings import Settings
+from remediator.store.base import Delivery, Store
+from remediator.worker.act import Act
+from remediator.worker.gates import (
+    Circuit,
+    ConcurrencySlot,
+    Cooldown,
+    EpisodeDone,
+    Inhibited,
+    Paused,
+    ResolvedIgnored,
+    StaleLease,
+    StillFiring,
+)
+from remediator.worker.lease import Lease, release
+from remediator.worker.outcome import Outcomes
+from remediator.worker.run import Defer, Gate, Run, Skip, first_stop
+
+log = structlog.get_logger("remediator.worker.pipeline")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        rules: Callable[[], RuleSet],
+        notifier: Notifier,
+        metrics: Metrics,
+        resources: Resources,
+        settings: Settings,
+        replica: str,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.metrics = metrics
+        self.settings = settings
+        self.replica = replica
+        self.busy: set[str] = set()  # consumers in the middle of a job
+        self.outcomes = Outcomes(
+            store=store, notifier=notifier, metrics=metrics, settings=settings, replica=replica
+        )
+        self.act = Act(
+            store=store, metrics=metrics, resources=resources, settings=settings, outcomes=self.outcomes
+        )
+        # The gates, in the order a job meets them.
+        # A re-delivered job waits out its first worker's lease before anything is recorded.
+        self.redelivered: list[Gate] = [StaleLease(store)]
+        # Then (after a resolution is announced) those that need no target.
+        self.before_target: list[Gate] = [
+            ResolvedIgnored(),
+            Paused(store),
+            StillFiring(store),
+            Inhibited(store),
+            EpisodeDone(store),
+        ]
+        # Those on the rendered target: checked before the lease, to skip cheaply...
+        self.on_target: list[Gate] = [Cooldown(store), Circuit(store, metrics)]
+        # ...and again under it: a worker that just finished set them before releasing.
+        self.under_lease: list[Gate] = [
+            Lease(store, metrics),
+            EpisodeDone(store),
+            *self.on_target,
+            ConcurrencySlot(store),
+        ]
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.outcomes.notifier
+
+    @notifier.setter
+    def notifier(self, notifier: Notifier) -> None:
+        self.outcomes.notifier = notifier
+
+    # ---- the worker loop -------------------------------------------------
+    async def run_worker(self, consumer: str, stop: asyncio.Event) -> None:
+        """Take jobs until ``stop`` is set; a store outage pauses, never kills, the loop."""
+        backoff, next_reclaim = 0.5, 0.0
+        while not stop.is_set():
+            try:
+                deliveries: list[Delivery] = []
+                if time.monotonic() >= next_reclaim:
+                    next_reclaim = time.monotonic() + max(1.0, self.settings.reclaim_idle / 4)
+                    deliveries = await self.store.reclaim(consumer, self.settings.reclaim_idle, 1)
+                if not deliveries:
+                    deliveries = await self.store.dequeue(consumer, 1, 1.0)
+                backoff = 0.5
+            except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("dequeue").inc()
+                log.warning("worker.store_unavailable", consumer=consumer, error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self.busy.add(consumer)
+            try:
+                for delivery in deliveries:
+                    await self.process(delivery, consumer)
+            finally:
+                self.busy.discard(consumer)
+
+    async def run_maintenance(self, stop: asyncio.Event) -> None:
+        """Move due deferred jobs back into the queue; refresh the depth gauge."""
+        while not stop.is_set():
+            try:
+                await self.store.promote_due()
+                self.metrics.queue_depth.set(await self.store.queue_depth())
+            except StoreUnavailable:
+                self.metrics.store_errors.labels("maintenance").inc()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+    # ---- one job -----------------------------------------------------------
+    async def process(self, delivery: Delivery, consumer: str) -> None:
+        job = delivery.job
+        bound = log.bind(
+            event_id=job.event_id,
+            fingerprint=job.alert.fingerprint,
+            rule=job.rule,
+            alertname=job.alert.name,
+            delivery=delivery.deliveries,
+        )
+        run = Run(delivery=delivery, consumer=consumer, log=bound)
+        run.step("received", f"{job.alert.status} alert {job.alert.name}", manual=job.manual)
+        try:
+            await self._process(run)
+        except asyncio.CancelledError:
+            await self._interrupted(run)
+            raise
+        except StoreUnavailable as exc:
+            # Not acked: the job stays pending and is re-delivered once the store is back.
+            self.metrics.store_errors.labels("process").inc()
+            bound.warning("remediation.store_unavailable", error=str(exc))
+
+    async def _process(self, run: Run) -> None:
+        if not await self._prepared(run):
+            return
+        if await self._stopped(run, self.redelivered):
+            return
+        if run.job.alert.status == "resolved":
+            await self.outcomes.announce_resolution(run)
+        if await self._stopped(run, self.before_target):
+            return
+        rule = run.known_rule
+        try:
+            run.plan = render(rule, run.job.alert)
+        except TemplateError as exc:
+            run.log.error("remediation.render_failed", error=str(exc))
+            await self.outcomes.finish(run, Result.failed(f"cannot render rule {rule.name!r}: {exc}"))
+            return
+        run.log = run.log.bind(target=run.plan.target)
+        if await self._stopped(run, self.on_target):
+            return
+        retry = None
+        try:
+            if await self._stopped(run, self.under_lease):
+                return
+            retry = await self.outcomes.after_handler(run, await self.act(run))
+        finally:
+            await release(self.store, run)
+        if retry is not None:  # queued once the lease is free, so it cannot meet its own
+            await self._defer(run, retry)
+
+    async def _prepared(self, run: Run) -> bool:
+        """Finish what an earlier delivery recorded, dead-letter a job delivered too often,
+        find the rule. False: the job is done with."""
+        job, delivery = run.job, run.delivery
+        again = delivery.deliveries > 1 or job.deferrals > 0
+        if again and await self.store.get_event(job.event_id) is not None:
+            # The outcome was recorded but the ack was lost (crash or outage in between),
+            # or the job was re-delivered while its first worker was still finishing it:
+            # finish the ack, never record a second outcome for the same event.
+            await self.store.ack(delivery.id)
+            run.log.info("remediation.already_recorded", deliveries=delivery.deliveries)
+            return False
+        if again:
+            await self._carry_over(run)
+        if delivery.deliveries > self.settings.max_deliveries:
+            await self.store.dead_letter(delivery, f"delivered {delivery.deliveries} times")
+            self.metrics.dead_letters.inc()
+            run.log.error("remediation.dead_lettered", deliveries=delivery.deliveries)
+            reason = f"dead-lettered after {delivery.deliveries} deliveries (worker crashes?)"
+            await self.outcomes.finish(run, Result.failed(reason), ack=False)
+            return False
+        run.rule = self.rules().get(job.rule)
+        if run.rule is None:
+            await self.outcomes.finish(run, Result.failed(f"rule {job.rule!r} is no longer loaded"))
+            return False
+        return True
+
+    async def _stopped(self, run: Run, gates: list[Gate]) -> bool:
+        """Run ``gates``; a Skip is recorded, a Defer puts the job back. True: stop here."""
+        stop = await first_stop(gates, run)
+        if isinstance(stop, Skip):
+            await self.outcomes.skip(run, stop)
+        elif isinstance(stop, Defer):
+            await self._defer(run, stop)
+        return stop is not None
+
+    async def _defer(self, run: Run, defer: Defer) -> None:
+        """Put the job back to wait; it has no outcome yet."""
+        # The run that finally happens still tells the whole story: the steps carried
+        # from earlier deliveries, and those of a failed attempt that is retried.
+        steps = run.timeline if defer.job is not None else run.carried
+        if steps:
+            await self._stash(run, steps)
+        job = (defer.job or run.job).model_copy(
+            update={"deferrals": run.job.deferrals + 1, "first_deferred_at": defer.first}
+        )
+        wait = self.settings.defer_interval if defer.delay is None else defer.delay
+        await self.store.defer(run.delivery.id, job, wait)
+        self.metrics.deferred.labels(run.known_rule.name, defer.reason).inc()
+        if job.deferrals == 1:
+            run.log.info("remediation.deferred", reason=defer.reason, message=defer.message)
+
+    # ---- shutdown --------------------------------------------------------------
+    async def _interrupted(self, run: Run) -> None:
+        """A shutdown cancelled this job (its grace ran out). The job stays un-acked, so it
+        is delivered again (to another replica, or to this one after its restart); the
+        steps so far are kept for that run's audit timeline, and logged now."""
+        stage = run.timeline[-1].name if run.timeline else ""
+        run.step(
+            "interrupted",
+            f"interrupted by the shutdown of replica {self.replica} "
+            f"(SHUTDOWN_GRACE {format_duration(self.settings.shutdown_grace)} ran out); "
+            "the job stays queued and runs again",
+            replica=self.replica,
+            stage=stage,
+        )
+        run.log.warning(
+            "remediation.interrupted",
+            replica=self.replica,
+            stage=stage,
+            message="interrupted by shutdown; the job will be delivered again",
+        )
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            await asyncio.wait_for(self._stash(run, run.timeline), 2.0)  # carried included
+
+    async def _stash(self, run: Run, steps: list[Step]) -> None:
+        data = json.dumps([step.model_dump(mode="json") for step in steps])
+        await self.store.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
+
+    async def _carry_over(self, run: Run) -> None:
+        """A delivery after a shutdown's interruption (or a retry) starts with the earlier steps."""
+        data = await self.store.take_timeline(run.job.event_id)
+        if data:
+            run.carried = [Step.model_validate(step) for step in json.loads(data)]
+            run.timeline[:0] = run.carried
+            if run.carried[-1].name != "retry":  # a retry was logged as it was queued
+                run.log.info("remediation.resumed_after_interruption", deliveries=run.delivery.deliveries)

@@ -1,0 +1,258 @@
+"""deploy/prometheus: promtool checks and unit tests, the PrometheusRule copy, and the label
+contract between the alerts and the shipped rules.yaml."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from remediator.metrics import Metrics
+from remediator.models import Alert
+from remediator.rules.matchers import matches_all, parse_matcher
+from remediator.rules.ruleset import template_context
+from remediator.rules.templates import compile_value, render_value
+from tests.support.procs import ROOT, require_binary
+
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+RULES_FILE = PROMETHEUS / "alerts.rules.yml"
+UNIT_TESTS = PROMETHEUS / "tests" / "alerts.test.yml"
+REMEDIATED = {"ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady"}
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def alerting_rules() -> list[dict[str, Any]]:
+    return [rule for group in load(RULES_FILE)["groups"] for rule in group["rules"]]
+
+
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
+    binary = require_binary("promtool")
+    return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_promtool_checks_the_rules() -> None:
+    result = promtool("check", "rules", str(RULES_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(alerting_rules())} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    result = promtool("test", "rules", str(UNIT_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None:
+    """The unit tests can fail: the same file with one expected label changed does."""
+    text = UNIT_TESTS.read_text(encoding="utf-8").replace("name: torghut-ta\n", "name: torghut-tb\n", 1)
+    text = text.replace("../alerts.rules.yml", str(RULES_FILE))
+    (tmp_path / "mutated.test.yml").write_text(text, encoding="utf-8")
+    result = promtool("test", "rules", "mutated.test.yml", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "FlinkDeploymentFailed" in result.stdout + result.stderr
+
+
+_REMEDIATOR_GONE = """
+rule_files: [RULES]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # Scraped for two minutes, then the Deployment is deleted: the series goes stale.
+      - series: 'up{job="remediator", namespace="torghut", pod="remediator-a"}'
+        values: '1 1 stale'
+      - series: 'up{job="kube-state-metrics", namespace="monitoring", pod="ksm"}'
+        values: '1x12'
+    alert_rule_test:
+      - {eval_time: 6m, alertname: RemediatorDown, exp_alerts: []}
+      - eval_time: 7m
+        alertname: RemediatorDown
+        exp_alerts:
+          - exp_labels: {alertname: RemediatorDown, severity: critical, job: remediator}
+            exp_annotations:
+              summary: 'Prometheus scrapes no remediator at all (no up{job="remediator"} series)'
+              description: Alerts routed to the remediator are not being acted on.
+              runbook_url: https://runbooks.example.com/remediator/RUNBOOKS.md#remediatordown
+  - interval: 1m
+    input_series:
+      # Never scraped at all (no ServiceMonitor picked up): fires after `for` as well.
+      - series: 'up{job="kube-state-metrics", namespace="monitoring", pod="ksm"}'
+        values: '1x12'
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: RemediatorDown
+        exp_alerts:
+          - exp_labels: {alertname: RemediatorDown, severity: critical, job: remediator}
+            exp_annotations:
+              summary: 'Prometheus scrapes no remediator at all (no up{job="remediator"} series)'
+              description: Alerts routed to the remediator are not being acted on.
+              runbook_url: https://runbooks.example.com/remediator/RUNBOOKS.md#remediatordown
+"""
+
+
+def test_remediator_down_fires_when_no_remediator_is_scraped(tmp_path: Path) -> None:
+    """`up == 0` needs an up series: with the Deployment gone there is none, absent() fires."""
+    test_file = tmp_path / "gone.test.yml"
+    test_file.write_text(_REMEDIATOR_GONE.replace("RULES", str(RULES_FILE)), encoding="utf-8")
+    result = promtool("test", "rules", test_file.name, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (down,) = [r for r in alerting_rules() if r["alert"] == "RemediatorDown"]
+    assert 'absent(up{job="remediator"})' in down["expr"]
+
+
+def test_every_alert_is_unit_tested() -> None:
+    tested = {
+        case["alertname"]
+        for test in load(UNIT_TESTS)["tests"]
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
+    assert tested == {rule["alert"] for rule in alerting_rules()}
+
+
+def test_prometheusrule_holds_the_same_groups(tmp_path: Path) -> None:
+    resource = load(PROMETHEUS / "prometheusrule.yaml")
+    assert resource["apiVersion"] == "monitoring.coreos.com/v1"
+    assert resource["kind"] == "PrometheusRule"
+    assert resource["spec"] == load(RULES_FILE), "prometheusrule.yaml is stale: run `make deploy-sync`"
+    extracted = tmp_path / "spec.rules.yml"
+    extracted.write_text(yaml.safe_dump(resource["spec"]), encoding="utf-8")
+    result = promtool("check", "rules", str(extracted))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_have_severity_summary_and_a_runbook_section() -> None:
+    runbooks = (PROMETHEUS / "RUNBOOKS.md").read_text(encoding="utf-8")
+    anchors = {line[3:].strip().lower() for line in runbooks.splitlines() if line.startswith("## ")}
+    for rule in alerting_rules():
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith("https://") and url.endswith("#" + rule["alert"].lower())
+        assert rule["alert"].lower() in anchors, f"RUNBOOKS.md has no section {rule['alert']}"
+
+
+def test_self_alerts_use_the_services_metric_names() -> None:
+    exported = {sample.name for family in Metrics().registry.collect() for sample in family.samples}
+    exported |= {family.name for family in Metrics().registry.collect()}
+    used = {name for rule in alerting_rules() for name in re.findall(r"\bremediator_\w+", rule["expr"])}
+    assert used >= {
+        "remediator_circuit_open",
+        "remediator_rules_reload_total",
+        "remediator_queue_depth",
+        "remediator_dead_letters_total",
+        "remediator_notifications_total",
+    }
+    for name in used:
+        # Counters only show `_total` samples once incremented; their family name is bare.
+        assert name in exported or name.removesuffix("_total") in exported, name
+
+
+def test_flink_alert_reads_the_metrics_kube_state_metrics_is_configured_to_export() -> None:
+    config = load(PROMETHEUS / "kube-state-metrics-flink.yaml")["kube-state-metrics"]
+    (resource,) = config["customResourceState"]["config"]["spec"]["resources"]
+    assert resource["groupVersionKind"] == {
+        "group": "flink.apache.org",
+        "version": "v1beta1",
+        "kind": "FlinkDeployment",
+    }
+    assert resource["labelsFromPath"] == {
+        "namespace": ["metadata", "namespace"],
+        "name": ["metadata", "name"],
+    }
+    names = {}
+    for metric in resource["metrics"]:
+        state_set = metric["each"]["stateSet"]
+        assert "FAILED" in state_set["list"] and state_set["labelName"] == "state"
+        names[f"{resource['metricNamePrefix']}_{metric['name']}"] = state_set["path"]
+    assert names == {
+        "flink_deployment_job_state": ["status", "jobStatus", "state"],
+        "flink_deployment_lifecycle_state": ["status", "lifecycleState"],
+    }
+    (flink,) = [r for r in alerting_rules() if r["alert"] == "FlinkDeploymentFailed"]
+    assert set(re.findall(r"\bflink_\w+", flink["expr"])) == set(names)
+    rbac = config["rbac"]["extraRules"]
+    assert rbac == [
+        {"apiGroups": ["flink.apache.org"], "resources": ["flinkdeployments"], "verbs": ["list", "watch"]}
+    ]
+
+
+# ---- the label contract with rules.yaml -------------------------------------------------------
+def expected_alerts() -> list[dict[str, str]]:
+    """Every label set the promtool unit tests expect a remediated alert to carry."""
+    return [
+        case_alert["exp_labels"]
+        for test in load(UNIT_TESTS)["tests"]
+        for case in test["alert_rule_test"]
+        for case_alert in case["exp_alerts"]
+        if case["alertname"] in REMEDIATED
+    ]
+
+
+def shipped_rules() -> list[dict[str, Any]]:
+    return list(load(ROOT / "deploy" / "base" / "rules.yaml")["rules"])
+
+
+def as_alert(labels: dict[str, str]) -> Alert:
+    return Alert.model_validate(
+        {"status": "firing", "labels": labels, "startsAt": datetime.now(UTC).isoformat()}
+    )
+
+
+def matching(labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        rule for rule in shipped_rules() if matches_all([parse_matcher(m) for m in rule["matchers"]], labels)
+    ]
+
+
+@pytest.mark.parametrize(
+    "labels", expected_alerts(), ids=lambda labels: f"{labels['alertname']}-{len(labels)}"
+)
+def test_each_remediated_alert_matches_one_rule_and_renders(labels: dict[str, str]) -> None:
+    (rule,) = matching(labels)
+    context = template_context(as_alert(labels))
+    target = render_value(compile_value(rule["target"]), context)
+    params = render_value(compile_value(rule["params"]), context)
+    assert target and "None" not in target
+    if labels["alertname"] == "ClickHouseReplicaReadonly":
+        assert target == f"clickhouse/{labels['database']}"
+        assert params["database"] == labels["database"]
+        assert "table" not in params  # one repair per database: every read-only table
+    if labels["alertname"] == "FlinkDeploymentFailed":
+        assert target == f"flink/{labels['namespace']}/{labels['name']}"
+    if labels["alertname"] == "TorghutWsNotReady":
+        assert params == {"namespace": labels["namespace"], "deployment": labels["deployment"]}
+
+
+def test_every_remediated_alert_is_covered() -> None:
+    assert {labels["alertname"] for labels in expected_alerts()} == REMEDIATED
+    for rule in alerting_rules():
+        routed = rule.get("labels", {}).get("remediate") == "true"
+        assert routed == (rule["alert"] in REMEDIATED), rule["alert"]
+
+
+def test_flink_rule_waits_for_the_clickhouse_alert() -> None:
+    (flink,) = [r for r in shipped_rules() if r["name"] == "flink-ta-failed"]
+    clickhouse = [
+        labels for labels in expected_alerts() if labels["alertname"] == "ClickHouseReplicaReadonly"
+    ]
+    blockers = [parse_matcher(m) for m in flink["inhibited_by"]]
+    assert clickhouse and all(matches_all(blockers, labels) for labels in clickhouse)
+
+
+def test_alerts_about_the_remediator_match_no_rule() -> None:
+    for rule in alerting_rules():
+        if rule["alert"] not in REMEDIATED:
+            labels = {
+                "alertname": rule["alert"],
+                **{k: v for k, v in rule["labels"].items() if "{{" not in v},
+            }
+            assert matching(labels) == [], rule["alert"]

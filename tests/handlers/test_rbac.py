@@ -1,0 +1,159 @@
+"""``deploy/base/role.yaml`` grants exactly what the Kubernetes handlers use, nothing more.
+
+Two independent derivations of "what the handlers use":
+- dynamic: run every path of both handlers against the emulator with the Role
+  enforced; the (verb, apiGroup, resource) of every request it recorded;
+- static: every kubernetes-asyncio API method the handlers' code calls.
+Both must equal the Role's grants. (Every handler test also enforces the Role.)
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+import handlers.flink
+from remediator import Outcome, Resources
+from tests.support.kube import (
+    DEPLOYMENTS,
+    FLINK,
+    ROLE_FILE,
+    Cluster,
+    DeploymentController,
+    FlinkOperator,
+    Policy,
+    app_resources,
+    background,
+    deployment,
+    flink_deployment,
+    kube_env,
+    permissions,
+    role_documents,
+    run_handler,
+)
+
+HANDLERS = Path(handlers.flink.__file__).parent
+KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py"]
+NS = "torghut"
+FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
+BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
+LABELS = {"app": "torghut-ws"}
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    async with kube_env(tmp_path, monkeypatch) as cluster:  # enforces the shipped Role
+        yield cluster
+
+
+@pytest.fixture
+async def resources() -> AsyncIterator[Resources]:
+    async with app_resources() as resources:
+        yield resources
+
+
+def granted() -> set[tuple[str, str, str]]:
+    return Policy.shipped().grants()
+
+
+def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> None:
+    docs = role_documents()
+    assert set(docs) == {"Role", "RoleBinding"}
+    role, binding = docs["Role"], docs["RoleBinding"]
+    assert role["apiVersion"] == binding["apiVersion"] == "rbac.authorization.k8s.io/v1"
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NS
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediator", "namespace": NS}]
+    for rule in role["rules"]:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
+        for values in rule.values():
+            assert "*" not in values and len(values) == len(set(values)), rule
+        assert not any("/" in r for r in rule["resources"]), "no subresources (no /scale)"
+    assert granted() == {
+        ("get", "flink.apache.org", "flinkdeployments"),
+        ("patch", "flink.apache.org", "flinkdeployments"),
+        ("get", "apps", "deployments"),
+        ("patch", "apps", "deployments"),
+        ("list", "", "pods"),
+    }
+
+
+async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
+    """Run both handlers through a restart, a bounce and a resumed bounce."""
+    cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
+    cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
+    controller = DeploymentController(cluster, NS, "torghut-ws")
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run):
+        flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
+        bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
+        cluster.modify(
+            DEPLOYMENTS,
+            NS,
+            "torghut-ws",
+            {"metadata": {"annotations": {"remediator.io/bounce-replicas": "1"}}, "spec": {"replicas": 0}},
+        )
+        resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
+    expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
+    for result in (flink, bounce, resumed):
+        assert result.outcome is expected, result.message
+
+
+async def test_the_handlers_use_every_granted_permission_and_nothing_more(
+    cluster: Cluster, resources: Resources
+) -> None:
+    await _exercise_every_path(cluster, resources)
+    assert [str(call) for call in cluster.calls if call.status == 403] == []
+    assert {call.namespace for call in cluster.calls} == {NS}
+    assert permissions(cluster.calls) == granted()
+
+
+async def test_dry_run_only_reads(cluster: Cluster, resources: Resources) -> None:
+    await _exercise_every_path(cluster, resources, dry_run=True)
+    assert {verb for verb, _, _ in permissions(cluster.calls)} == {"get", "list"}
+    assert all(call.status == 200 for call in cluster.calls)
+
+
+_API_METHOD = re.compile(
+    r"^(get|read|list|patch|replace|create|delete|deletecollection)_namespaced_(\w+?)"
+    r"(_with_http_info)?$"
+)
+_VERBS = {
+    "get": "get",
+    "read": "get",
+    "list": "list",
+    "patch": "patch",
+    "replace": "update",
+    "create": "create",
+    "delete": "delete",
+    "deletecollection": "deletecollection",
+}
+
+
+def _resource(kind: str) -> tuple[str, str]:
+    if kind == "custom_object":
+        return handlers.flink.GROUP, handlers.flink.PLURAL  # the only custom resource used
+    known = {"deployment": ("apps", "deployments"), "pod": ("", "pods")}
+    assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
+    return known[kind]
+
+
+def test_the_handlers_code_calls_exactly_the_granted_api_methods() -> None:
+    used: set[tuple[str, str, str]] = set()
+    for name in KUBE_HANDLERS:
+        tree = ast.parse((HANDLERS / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and (match := _API_METHOD.match(node.attr)):
+                verb, kind = match.group(1), match.group(2)
+                used.add((_VERBS[verb], *_resource(kind)))
+            if isinstance(node, ast.Attribute) and node.attr.endswith("_with_http_info"):
+                pytest.fail(f"{name}: unexpected raw API call {node.attr}")
+    assert used == granted()
+    assert ROLE_FILE.exists()

@@ -1,0 +1,511 @@
+"""Redis faults, store level and service level, against real redis-server processes.
+
+Service-level tests run ``python -m remediator serve`` replicas that load the
+``test.record`` handler (tests/support/test_handlers.py); it appends a line per
+start and per end of a run to a file, which is how we count remediations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from remediator.errors import StoreUnavailable
+from remediator.models import Alert, AuditEvent, Job, Outcome
+from remediator.settings import Settings
+from remediator.store.base import Delivery, Pause
+from remediator.store.redis.batching import Intake
+from remediator.store.redis.store import RedisStore
+from tests.support.redis_server import RedisServer
+from tests.support.serve_procs import (
+    ServeProcess,
+    firing_alert,
+    metric_samples,
+    post_alerts,
+    wait_ready,
+)
+from tests.support.test_handlers import read_runs
+
+PREFIX = "faults"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer.running(tmp_path / "redis", persistent=True) as server:
+        yield server
+
+
+async def open_store(url: str, **options: Any) -> RedisStore:
+    return await RedisStore.create(Settings(redis_url=url, redis_prefix=PREFIX, **options))
+
+
+@pytest.fixture
+async def observer(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    """The test's own view of the shared state (audit, leases, queue)."""
+    store = await open_store(redis_server.url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as client:
+        yield client
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def job(event_id: str) -> Job:
+    alert = Alert.model_validate(
+        {"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2024-05-01T12:00:00Z"}
+    )
+    return Job(event_id=event_id, rule="r", alert=alert, received_at=time.time())
+
+
+# ---- store level ------------------------------------------------------------------------
+async def test_created_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")
+    store = await open_store(server.url)  # nothing listens yet: must not raise
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        with pytest.raises(StoreUnavailable):
+            await store.accept([job("e1")], [], [])
+        server.start()
+        await store.ping()
+        await store.accept([job("e1")], [], [])
+        [delivery] = await store.dequeue("c1", 1, 1.0)
+        assert delivery.job.event_id == "e1"
+    finally:
+        await store.close()
+        server.stop()
+
+
+async def test_every_operation_fails_closed_when_redis_is_gone(
+    redis_server: RedisServer,
+    observer: RedisStore,
+) -> None:
+    await observer.accept([job("e1")], [], [])
+    [delivery] = await observer.dequeue("c1", 1, 1.0)
+    redis_server.kill()
+    event = AuditEvent(event_id="e1", rule="r", received_at=0, finished_at=0, outcome=Outcome.SUCCEEDED)
+    calls: dict[str, Callable[[], Awaitable[Any]]] = {
+        "ping": observer.ping,
+        "accept": lambda: observer.accept([job("e2")], [], []),
+        "dequeue": lambda: observer.dequeue("c1", 1, 0.5),
+        "ack": lambda: observer.ack(delivery.id),
+        "touch": lambda: observer.touch("c1", delivery.id),
+        "reclaim": lambda: observer.reclaim("c1", 0, 1),
+        "defer": lambda: observer.defer(delivery.id, delivery.job, 1),
+        "promote_due": observer.promote_due,
+        "dead_letter": lambda: observer.dead_letter(Delivery(delivery.id, delivery.job, 9), "x"),
+        "dead_letters": lambda: observer.dead_letters(5),
+        "queue_depth": observer.queue_depth,
+        "acquire_lease": lambda: observer.acquire_lease("t", 5),
+        "extend_lease": lambda: observer.extend_lease("t", "token", 5),
+        "release_lease": lambda: observer.release_lease("t", "token"),
+        "lease_remaining": lambda: observer.lease_remaining("t"),
+        "lease_holder": lambda: observer.lease_holder("t"),
+        "stash_timeline": lambda: observer.stash_timeline("e1", "[]", 5),
+        "take_timeline": lambda: observer.take_timeline("e1"),
+        "acquire_slot": lambda: observer.acquire_slot("g", 1, "a", 5),
+        "release_slot": lambda: observer.release_slot("g", "a"),
+        "set_cooldown": lambda: observer.set_cooldown("r", "t", 5),
+        "cooldown_remaining": lambda: observer.cooldown_remaining("r", "t"),
+        "record_failure": lambda: observer.record_failure("r", "t", 5, 3),
+        "reset_failures": lambda: observer.reset_failures("r", "t"),
+        "circuit_remaining": lambda: observer.circuit_remaining("r", "t"),
+        "episode_done": lambda: observer.episode_done("r", "ep"),
+        "mark_episode": lambda: observer.mark_episode("r", "ep", 5),
+        "claim_resolution": lambda: observer.claim_resolution("r", "ep", 5),
+        "firing_labels": observer.firing_labels,
+        "is_firing": lambda: observer.is_firing("fp", "x"),
+        "set_pause": lambda: observer.set_pause(Pause("x", time.time() + 60)),
+        "clear_pause": observer.clear_pause,
+        "get_pause": observer.get_pause,
+        "record_event": lambda: observer.record_event(event),
+        "get_event": lambda: observer.get_event("e1"),
+        "list_events": lambda: observer.list_events(5),
+        "claim_thread": lambda: observer.claim_thread("r", "t", "1.0", 5),
+        "get_thread": lambda: observer.get_thread("r", "t"),
+    }
+    for name, call in calls.items():
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await call()
+        assert time.monotonic() - started < 10, f"{name} took too long to fail"
+    redis_server.start()  # persistent: the job taken before the crash is still pending
+    [again] = await observer.reclaim("c2", 0, 1)
+    assert (again.id, again.deliveries) == (delivery.id, 2)
+
+
+class CountingStore(RedisStore):
+    """Counts pipelined intake round trips (our own method; Redis itself is real)."""
+
+    writes: list[int]
+
+    async def _write_intake(self, batch: list[Intake]) -> None:
+        self.writes.append(len(batch))
+        await super()._write_intake(batch)
+
+
+async def test_concurrent_accepts_share_one_round_trip(redis_server: RedisServer) -> None:
+    store = await CountingStore.create(Settings(redis_url=redis_server.url, redis_prefix=PREFIX))
+    store.writes = []
+    try:
+        await asyncio.gather(*(store.accept([job(f"e{i}")], [], []) for i in range(50)))
+        assert sum(store.writes) == 50
+        assert len(store.writes) <= 2  # the first caller's write, then everyone else's
+        assert await store.queue_depth() == 50
+        redis_server.kill()
+        results = await asyncio.gather(
+            *(store.accept([job(f"x{i}")], [], []) for i in range(20)), return_exceptions=True
+        )
+        assert all(isinstance(r, StoreUnavailable) for r in results)
+        assert len({id(r) for r in results}) == 20  # each caller gets its own error
+    finally:
+        await store.close()
+
+
+# ---- service level ------------------------------------------------------------------------
+class Cluster:
+    """Replicas of ``remediator serve`` on one Redis, with one rule using test.record."""
+
+    def __init__(self, tmp_path: Path, redis: RedisServer) -> None:
+        self.tmp_path = tmp_path
+        self.redis = redis
+        self.runs = tmp_path / "runs.jsonl"
+        self.rules = tmp_path / "rules.yaml"
+        self.replicas: list[ServeProcess] = []
+
+    def write_rule(
+        self, *, sleep: float = 0.0, fail: bool = False, crash: bool = False, **knobs: Any
+    ) -> None:
+        rule = {
+            "name": "record",
+            "matchers": ['alertname="TestDown"'],
+            "handler": "test.record",
+            "target": "svc/{{ labels.service }}",
+            "params": {"path": str(self.runs), "sleep": sleep, "fail": fail, "crash": crash},
+            **knobs,
+        }
+        self.rules.write_text(yaml.safe_dump({"rules": [rule]}), encoding="utf-8")
+
+    def start(self, workers: int = 4, **env: str) -> ServeProcess:
+        replica = ServeProcess(
+            self.tmp_path / f"replica{len(self.replicas)}.log",
+            REMEDIATOR_REDIS_URL=self.redis.url,
+            REMEDIATOR_REDIS_PREFIX=PREFIX,
+            REMEDIATOR_RULES=str(self.rules),
+            REMEDIATOR_WORKERS=str(workers),
+            REMEDIATOR_RECLAIM_IDLE="2s",
+            REMEDIATOR_HEARTBEAT="500ms",
+            REMEDIATOR_DEFER_INTERVAL="500ms",
+            REMEDIATOR_SHUTDOWN_GRACE="5s",
+            **env,
+        )
+        self.replicas.append(replica)
+        replica.start()
+        return replica
+
+    def runs_of(self, phase: str) -> list[dict[str, Any]]:
+        return [r for r in read_runs(self.runs) if r["phase"] == phase]
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            replica.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    replicas = Cluster(tmp_path, redis_server)
+    try:
+        yield replicas
+    finally:
+        replicas.stop()
+
+
+async def wait_events(store: RedisStore, event_ids: list[str], within: float) -> dict[str, AuditEvent]:
+    """Every event's recorded outcome, once all are recorded."""
+    wanted = set(event_ids)
+
+    async def recorded() -> dict[str, AuditEvent] | None:
+        events, _ = await store.list_events(len(wanted) + 100)
+        found = {e.event_id: e for e in events if e.event_id in wanted}
+        return found if len(found) == len(wanted) else None
+
+    found: dict[str, AuditEvent] = await eventually(recorded, within, "recorded outcomes")
+    return found
+
+
+@pytest.mark.timeout(400)
+async def test_duplicate_alerts_on_two_replicas_remediate_once(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(sleep=1.0, lease="30s")
+    replicas = [cluster.start(), cluster.start()]
+    for replica in replicas:
+        await wait_ready(session, replica)
+    alert = firing_alert(service="api")
+    gate = asyncio.Semaphore(50)
+
+    async def send(i: int) -> tuple[int, dict[str, Any]]:
+        async with gate:
+            return await post_alerts(session, replicas[i % 2], alert)
+
+    answers = await asyncio.gather(*(send(i) for i in range(1000)))
+    assert [status for status, _ in answers] == [202] * 1000
+    event_ids = [body["event_ids"][0] for _, body in answers]
+    events = await wait_events(observer, event_ids, within=300)
+
+    outcomes = Counter(e.outcome_label for e in events.values())
+    assert outcomes["succeeded"] == 1, outcomes
+    assert set(outcomes) <= {"succeeded", "skipped:duplicate", "skipped:locked", "skipped:cooldown"}, outcomes
+    assert len(cluster.runs_of("start")) == len(cluster.runs_of("end")) == 1
+    assert len({e.replica for e in events.values()}) == 2  # both replicas took jobs
+    totals: Counter[str] = Counter()
+    for replica in replicas:
+        for labels, value in await metric_samples(session, replica, "remediator_jobs_total"):
+            totals[labels["outcome"]] += int(value)
+    assert totals["succeeded"] == 1 and sum(totals.values()) == 1000, totals
+    assert await observer.queue_depth() == 0
+
+
+@pytest.mark.timeout(200)
+async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(sleep=3.0, lease="4s")
+    replicas = [cluster.start(workers=2), cluster.start(workers=2)]
+    for replica in replicas:
+        await wait_ready(session, replica)
+    status, body = await post_alerts(session, replicas[0], firing_alert(service="db"))
+    assert status == 202
+    [event_id] = body["event_ids"]
+
+    async def started() -> list[dict[str, Any]]:
+        return cluster.runs_of("start")
+
+    [first] = await eventually(started, 30, "the handler to start")
+    victim = next(r for r in replicas if r.pid == first["pid"])
+    survivor = next(r for r in replicas if r is not victim)
+    victim.kill()
+
+    events = await wait_events(observer, [event_id], within=120)
+    event = events[event_id]
+    assert event.outcome is Outcome.SUCCEEDED, event.message
+    assert f"-{survivor.pid}-" in event.replica
+    assert [r["pid"] for r in cluster.runs_of("start")] == [victim.pid, survivor.pid]
+    assert [r["pid"] for r in cluster.runs_of("end")] == [survivor.pid]
+    all_events, _ = await observer.list_events(100)
+    assert [e.event_id for e in all_events] == [event_id]  # its outcome is recorded once
+    assert await observer.queue_depth() == 0
+    assert await observer.dead_letters(10) == []
+
+
+@pytest.mark.timeout(200)
+async def test_job_that_keeps_killing_its_worker_is_dead_lettered(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(crash=True, lease="2s")
+    first = cluster.start(workers=1, REMEDIATOR_MAX_DELIVERIES="1")
+    await wait_ready(session, first)
+    _, body = await post_alerts(session, first, firing_alert(service="api"))
+    [event_id] = body["event_ids"]
+    assert first.proc is not None
+    first.proc.wait(30)  # the handler killed its replica
+    second = cluster.start(workers=1, REMEDIATOR_MAX_DELIVERIES="1")
+    events = await wait_events(observer, [event_id], within=60)
+    assert events[event_id].outcome is Outcome.FAILED
+    assert "dead-lettered after 2 deliveries" in events[event_id].message
+    [letter] = await observer.dead_letters(10)
+    assert (letter["event_id"], letter["deliveries"]) == (event_id, 2)
+    assert len(cluster.runs_of("start")) == 1  # not run again
+    samples = await metric_samples(session, second, "remediator_dead_letters_total")
+    assert [value for _, value in samples] == [1.0]
+    assert await observer.queue_depth() == 0
+
+
+@pytest.mark.timeout(200)
+async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(sleep=1.5, lease="10s")
+    replica = cluster.start(workers=3)
+    await wait_ready(session, replica)
+    status, body = await post_alerts(session, replica, *(firing_alert(service=f"s{i}") for i in range(5)))
+    assert status == 202
+    event_ids = body["event_ids"]
+    assert len(event_ids) == 5
+
+    async def started() -> list[dict[str, Any]]:
+        return cluster.runs_of("start")
+
+    await eventually(started, 30, "the first handlers to start")
+    cluster.redis.kill()
+
+    status, body = await post_alerts(session, replica, firing_alert(service="late"))
+    assert status == 503, body
+    async with session.get(f"{replica.url}/readyz") as response:
+        assert response.status == 503
+        assert "store unavailable" in " ".join((await response.json())["problems"])
+
+    async def running_ended() -> bool:
+        return len(cluster.runs_of("end")) == len(cluster.runs_of("start"))
+
+    await eventually(running_ended, 30, "the handlers already running to end")
+    acted = len(cluster.runs_of("start"))
+    await asyncio.sleep(4.0)  # longer than reclaim_idle: idle workers still take nothing
+    assert len(cluster.runs_of("start")) == acted < 5
+
+    cluster.redis.start()  # the same data directory: the accepted jobs are still there
+    await wait_ready(session, replica)
+    events = await wait_events(observer, event_ids, within=120)
+    assert {e.outcome for e in events.values()} == {Outcome.SUCCEEDED}
+    ended = Counter(r["event_id"] for r in cluster.runs_of("end"))
+    assert ended == dict.fromkeys(event_ids, 1)
+
+    async def drained() -> bool:
+        return await observer.queue_depth() == 0
+
+    await eventually(drained, 60, "the queue to drain")
+    samples = await metric_samples(session, replica, "remediator_jobs_total")
+    assert {(labels["outcome"], value) for labels, value in samples} == {("succeeded", 5.0)}
+
+
+@pytest.mark.timeout(120)
+async def test_lease_is_extended_while_a_long_handler_runs(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(sleep=4.0, lease="1s")
+    replica = cluster.start()
+    await wait_ready(session, replica)
+    _, body = await post_alerts(session, replica, firing_alert(service="api", instance="a"))
+    [long_id] = body["event_ids"]
+
+    async def started() -> list[dict[str, Any]]:
+        return cluster.runs_of("start")
+
+    await eventually(started, 30, "the handler to start")
+    await asyncio.sleep(2.0)  # twice the lease: only extension keeps it
+    assert await observer.lease_remaining("svc/api") > 0
+    _, body = await post_alerts(session, replica, firing_alert(service="api", instance="b"))
+    [other_id] = body["event_ids"]
+    events = await wait_events(observer, [long_id, other_id], within=60)
+    assert events[long_id].outcome is Outcome.SUCCEEDED, events[long_id].message
+    assert events[long_id].details["duration_seconds"] >= 4.0
+    assert events[other_id].outcome_label == "skipped:locked"
+    assert len(cluster.runs_of("end")) == 1
+
+
+@pytest.mark.timeout(120)
+async def test_handler_that_loses_its_lease_stops_and_reports_it(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(sleep=20.0, lease="3s")
+    replica = cluster.start()
+    await wait_ready(session, replica)
+    _, body = await post_alerts(session, replica, firing_alert(service="api"))
+    [event_id] = body["event_ids"]
+
+    async def started() -> list[dict[str, Any]]:
+        return cluster.runs_of("start")
+
+    await eventually(started, 30, "the handler to start")
+    with cluster.redis.client() as client:  # someone else now owns the target
+        client.set(observer.keys.lease("svc/api"), "another-token", px=60_000)
+    events = await wait_events(observer, [event_id], within=30)
+    assert events[event_id].outcome is Outcome.FAILED
+    assert events[event_id].details.get("lease_lost") is True
+    assert cluster.runs_of("end") == []  # the handler was stopped
+    assert await observer.circuit_remaining("record", "svc/api") == 0.0  # not a failure
+
+
+@pytest.mark.timeout(120)
+async def test_circuit_opens_after_max_attempts_and_closes_after_the_window(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    cluster.write_rule(fail=True, max_attempts=2, attempt_window="4s")
+    replica = cluster.start()
+    await wait_ready(session, replica)
+
+    async def run(instance: str) -> AuditEvent:
+        status, body = await post_alerts(session, replica, firing_alert(service="api", instance=instance))
+        assert status == 202
+        [event_id] = body["event_ids"]
+        return (await wait_events(observer, [event_id], within=30))[event_id]
+
+    first, second, third = [await run(i) for i in ("a", "b", "c")]
+    assert [e.outcome_label for e in (first, second, third)] == ["failed", "failed", "skipped:circuit_open"]
+    assert [s.name for s in second.timeline if s.name == "circuit.opened"] == ["circuit.opened"]
+    assert len(cluster.runs_of("start")) == 2  # the open circuit kept the third from acting
+
+    async def closed() -> bool:
+        return await observer.circuit_remaining("record", "svc/api") == 0.0
+
+    await eventually(closed, 10, "the circuit to close")
+    fourth = await run("d")
+    assert fourth.outcome_label == "failed"  # it ran again
+    assert len(cluster.runs_of("start")) == 3
+
+
+async def test_consumers_long_gone_are_dropped_from_the_group(
+    redis_server: RedisServer,
+    observer: RedisStore,
+) -> None:
+    def consumers() -> set[bytes]:
+        with redis_server.client() as client:
+            return {c["name"] for c in client.xinfo_consumers(observer.keys.stream, observer.keys.group)}
+
+    await observer.accept([job("e1"), job("e2")], [], [])
+    [delivery] = await observer.dequeue("crashed-with-a-job", 1, 1.0)
+    [finished] = await observer.dequeue("stopped-cleanly", 1, 1.0)
+    await observer.ack(finished.id)
+    assert consumers() == {b"crashed-with-a-job", b"stopped-cleanly"}
+    observer.consumer_gone_after = 0.5
+    observer.consumer_cleanup_every = 0.0
+    await asyncio.sleep(1.0)
+    [again] = await observer.reclaim("alive", 0.5, 1)  # takes the crashed one's job
+    assert again.id == delivery.id
+    assert consumers() == {b"alive"}  # silent, nothing pending: both dropped
+    await observer.ack(again.id)
+
+
+async def test_intake_survives_a_redis_that_forgot_its_scripts(observer: RedisStore) -> None:
+    """A Redis restarted without persistence has no scripts: intake loads them again."""
+    await observer.accept([job("before-flush")], [], [])
+    await observer._r.script_flush()  # what a restart does to the script cache
+    await observer.accept([job("after-flush")], [], [])
+    got = await observer.dequeue("c1", 10, 1.0)
+    assert [d.job.event_id for d in got] == ["before-flush", "after-flush"]

@@ -1,0 +1,515 @@
+"""One contract for every store: MemoryStore, RedisStore on one server, on a 3-master cluster.
+
+The memory store is the embedded default and the Redis store is production;
+both must behave the same, method by method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from remediator.models import Alert, AuditEvent, Job, Outcome
+from remediator.rules.ruleset import parse_rules
+from remediator.settings import Settings
+from remediator.store.base import Pause, Store
+from remediator.store.memory import MemoryStore
+from remediator.store.redis.store import RedisStore
+from tests.support.handlers import make_registry
+from tests.support.redis_server import RedisClusterNodes, RedisServer
+
+StoreFactory = Callable[..., Awaitable[Store]]
+BACKENDS = ["memory", "redis", "cluster"]
+
+
+@pytest.fixture(scope="module")
+def redis_single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with RedisServer.running(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    with RedisClusterNodes.running(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=BACKENDS)
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    """Builds stores of the parametrised kind on a freshly flushed server."""
+    url = None
+    if request.param != "memory":
+        server = request.getfixturevalue("redis_single" if request.param == "redis" else "redis_cluster")
+        server.flush()
+        url = server.url
+    made: list[Store] = []
+
+    async def make(**options: Any) -> Store:
+        options = {"audit_max_events": 10, "max_deliveries": 5, **options}
+        store: Store
+        if url is None:
+            options.pop("audit_retention", None)
+            store = MemoryStore(**options)
+        else:
+            store = await RedisStore.create(Settings(redis_url=url, redis_prefix="contract", **options))
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> Store:
+    return await make_store()
+
+
+def alert(name: str = "Down", starts: int = 0, **labels: str) -> Alert:
+    started = datetime(2024, 5, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=starts)
+    return Alert.model_validate(
+        {"status": "firing", "labels": {"alertname": name, **labels}, "startsAt": started.isoformat()}
+    )
+
+
+def job(event_id: str, rule: str = "r1", **labels: str) -> Job:
+    return Job(event_id=event_id, rule=rule, alert=alert("Down", 0, **labels), received_at=time.time())
+
+
+def event(
+    event_id: str, rule: str = "r1", outcome: Outcome = Outcome.SUCCEEDED, reason: str = ""
+) -> AuditEvent:
+    now = time.time()
+    return AuditEvent(
+        event_id=event_id,
+        rule=rule,
+        received_at=now,
+        finished_at=now,
+        outcome=outcome,
+        reason=reason,
+        message=f"event {event_id}",
+    )
+
+
+# ---- queue ---------------------------------------------------------------------------
+async def test_queue_round_trip(store: Store) -> None:
+    await store.accept([job("e1"), job("e2")], [], [])
+    assert await store.queue_depth() == 2
+    got = await store.dequeue("c1", 10, 1.0)
+    assert [d.job.event_id for d in got] == ["e1", "e2"]
+    assert [d.deliveries for d in got] == [1, 1]
+    assert got[0].job == job("e1").model_copy(update={"received_at": got[0].job.received_at})
+    assert await store.dequeue("c1", 10, 0.2) == []
+    assert await store.queue_depth() == 2  # taken but not finished
+    for delivery in got:
+        await store.ack(delivery.id)
+    assert await store.queue_depth() == 0
+    await store.ack(got[0].id)  # acking twice is harmless
+
+
+async def test_dequeue_honours_count_and_wakes_on_new_jobs(store: Store) -> None:
+    await store.accept([job("e1"), job("e2"), job("e3")], [], [])
+    assert [d.job.event_id for d in await store.dequeue("c1", 2, 1.0)] == ["e1", "e2"]
+    assert [d.job.event_id for d in await store.dequeue("c2", 2, 1.0)] == ["e3"]
+    waiting = asyncio.create_task(store.dequeue("c1", 1, 3.0))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await store.accept([job("e4")], [], [])
+    got = await asyncio.wait_for(waiting, 3.0)
+    assert [d.job.event_id for d in got] == ["e4"]
+
+
+async def test_reclaim_after_idle_counts_deliveries(store: Store) -> None:
+    await store.accept([job("e1")], [], [])
+    [first] = await store.dequeue("dead-worker", 1, 1.0)
+    assert await store.reclaim("c2", 1.0, 10) == []  # not idle long enough
+    await asyncio.sleep(1.2)
+    [second] = await store.reclaim("c2", 1.0, 10)
+    assert (second.id, second.job.event_id, second.deliveries) == (first.id, "e1", 2)
+    assert await store.reclaim("c3", 1.0, 10) == []  # reclaiming resets the idle time
+    await asyncio.sleep(1.2)
+    [third] = await store.reclaim("c3", 1.0, 10)
+    assert third.deliveries == 3
+    await store.ack(third.id)
+    await asyncio.sleep(0.3)
+    assert await store.reclaim("c4", 0.0, 10) == []
+    assert await store.queue_depth() == 0
+
+
+async def test_touch_keeps_a_running_job_from_being_reclaimed(store: Store) -> None:
+    await store.accept([job("e1")], [], [])
+    [delivery] = await store.dequeue("c1", 1, 1.0)
+    for _ in range(5):
+        await asyncio.sleep(0.5)
+        await store.touch("c1", delivery.id)
+    assert await store.reclaim("c2", 2.0, 10) == []  # 2.5s since dequeue, 0.x since touch
+    await asyncio.sleep(2.3)
+    [again] = await store.reclaim("c2", 2.0, 10)
+    assert (again.id, again.deliveries) == (delivery.id, 2)  # touching hands out nothing
+    await store.touch("c1", "0-1")  # unknown ids are ignored
+
+
+async def test_defer_and_promote(store: Store) -> None:
+    await store.accept([job("e1")], [], [])
+    [delivery] = await store.dequeue("c1", 1, 1.0)
+    later = delivery.job.model_copy(update={"deferrals": 1, "first_deferred_at": 123.0})
+    await store.defer(delivery.id, later, 0.6)
+    assert await store.queue_depth() == 1
+    assert await store.reclaim("c2", 0.0, 10) == []  # deferring acked the original
+    assert await store.promote_due() == 0
+    assert await store.dequeue("c1", 1, 0.2) == []
+    await asyncio.sleep(0.8)
+    assert await store.promote_due() == 1
+    assert await store.promote_due() == 0
+    [back] = await store.dequeue("c1", 1, 1.0)
+    assert back.id != delivery.id
+    assert (back.job.event_id, back.job.deferrals, back.deliveries) == ("e1", 1, 1)
+    assert back.job.first_deferred_at == 123.0
+    assert await store.queue_depth() == 1
+    await store.ack(back.id)
+    assert await store.queue_depth() == 0
+
+
+async def test_dead_letters(store: Store) -> None:
+    await store.accept([job("e1"), job("e2", rule="r2")], [], [])
+    first, second = await store.dequeue("c1", 2, 1.0)
+    await store.dead_letter(first, "delivered 6 times")
+    await store.dead_letter(second, "delivered 7 times")
+    letters = await store.dead_letters(10)
+    assert [(x["event_id"], x["rule"], x["reason"]) for x in letters] == [
+        ("e2", "r2", "delivered 7 times"),
+        ("e1", "r1", "delivered 6 times"),
+    ]
+    assert letters[0]["deliveries"] == 1 and letters[0]["id"] == second.id
+    assert len(await store.dead_letters(1)) == 1
+    assert await store.queue_depth() == 0
+    assert await store.reclaim("c2", 0.0, 10) == []
+
+
+# ---- leases and slots --------------------------------------------------------------
+async def test_lease_is_exclusive_and_only_its_token_extends_or_releases(store: Store) -> None:
+    token = await store.acquire_lease("svc/a", 5.0)
+    assert token
+    assert await store.acquire_lease("svc/a", 5.0) is None
+    assert await store.acquire_lease("svc/b", 5.0) is not None  # other targets are free
+    assert 0 < await store.lease_remaining("svc/a") <= 5.0
+    assert not await store.extend_lease("svc/a", "not-the-token", 30.0)
+    assert not await store.release_lease("svc/a", "not-the-token")
+    assert await store.extend_lease("svc/a", token, 30.0)
+    assert 5.0 < await store.lease_remaining("svc/a") <= 30.0
+    assert await store.release_lease("svc/a", token)
+    assert not await store.release_lease("svc/a", token)
+    assert not await store.extend_lease("svc/a", token, 30.0)
+    assert await store.lease_remaining("svc/a") == 0.0
+    assert await store.acquire_lease("svc/a", 5.0) is not None
+
+
+async def test_the_lease_holder_is_readable(store: Store) -> None:
+    assert await store.lease_holder("svc/a") is None
+    token = await store.acquire_lease("svc/a", 5.0, "01a22229705fe85e94cba8")
+    assert token is not None
+    assert await store.acquire_lease("svc/a", 5.0, "another-event") is None
+    assert await store.lease_holder("svc/a") == "01a22229705fe85e94cba8"
+    assert await store.extend_lease("svc/a", token, 10.0)
+    assert await store.lease_holder("svc/a") == "01a22229705fe85e94cba8"
+    assert await store.release_lease("svc/a", token)
+    assert await store.lease_holder("svc/a") is None
+    assert await store.acquire_lease("svc/a", 5.0) is not None
+    assert await store.lease_holder("svc/a") == ""  # held, by no one named
+
+
+async def test_an_interrupted_timeline_is_taken_once(store: Store) -> None:
+    assert await store.take_timeline("ev-1") is None
+    await store.stash_timeline("ev-1", '[{"name": "interrupted"}]', 5.0)
+    await store.stash_timeline("ev-2", "[]", 0.2)
+    assert await store.take_timeline("ev-1") == '[{"name": "interrupted"}]'
+    assert await store.take_timeline("ev-1") is None
+    await asyncio.sleep(0.4)
+    assert await store.take_timeline("ev-2") is None  # expired
+
+
+async def test_lease_expires_by_itself(store: Store) -> None:
+    token = await store.acquire_lease("svc/a", 0.4)
+    assert token is not None
+    await asyncio.sleep(0.7)
+    assert await store.lease_remaining("svc/a") == 0.0
+    assert not await store.extend_lease("svc/a", token, 5.0)
+    assert await store.acquire_lease("svc/a", 5.0) is not None
+
+
+async def test_concurrency_slots(store: Store) -> None:
+    assert await store.acquire_slot("g", 2, "a", 30.0)
+    assert await store.acquire_slot("g", 2, "b", 30.0)
+    assert not await store.acquire_slot("g", 2, "c", 30.0)
+    assert await store.acquire_slot("g", 2, "a", 30.0)  # a holder may renew
+    assert await store.acquire_slot("other", 2, "c", 30.0)
+    await store.release_slot("g", "a")
+    assert await store.acquire_slot("g", 2, "c", 30.0)
+    await store.release_slot("g", "b")
+    await store.release_slot("g", "unknown")
+    assert await store.acquire_slot("g", 2, "d", 1.0)
+    assert not await store.acquire_slot("g", 2, "e", 30.0)
+    await asyncio.sleep(1.3)  # d expired
+    assert await store.acquire_slot("g", 2, "e", 30.0)
+
+
+# ---- cooldowns, circuits, episodes ---------------------------------------------------
+async def test_cooldown_expires(store: Store) -> None:
+    assert await store.cooldown_remaining("r1", "svc/a") == 0.0
+    await store.set_cooldown("r1", "svc/a", 0.0)
+    assert await store.cooldown_remaining("r1", "svc/a") == 0.0
+    await store.set_cooldown("r1", "svc/a", 1.0)
+    assert 0 < await store.cooldown_remaining("r1", "svc/a") <= 1.0
+    assert await store.cooldown_remaining("r2", "svc/a") == 0.0
+    assert await store.cooldown_remaining("r1", "svc/b") == 0.0
+    await asyncio.sleep(1.3)
+    assert await store.cooldown_remaining("r1", "svc/a") == 0.0
+
+
+async def test_failures_open_the_circuit_once_and_it_closes_after_the_window(
+    store: Store,
+) -> None:
+    counts = [await store.record_failure("r1", "svc/a", 2.0, 3) for _ in range(4)]
+    assert [(c.failures, c.opened) for c in counts] == [(1, False), (2, False), (3, True), (4, False)]
+    assert 0 < await store.circuit_remaining("r1", "svc/a") <= 2.0
+    assert await store.circuit_remaining("r1", "svc/b") == 0.0
+    await asyncio.sleep(2.4)
+    assert await store.circuit_remaining("r1", "svc/a") == 0.0
+    counts = [await store.record_failure("r1", "svc/a", 2.0, 3) for _ in range(3)]
+    assert [(c.failures, c.opened) for c in counts] == [(1, False), (2, False), (3, True)]
+
+
+async def test_reset_failures(store: Store) -> None:
+    await store.record_failure("r1", "svc/a", 60.0, 3)
+    await store.record_failure("r1", "svc/a", 60.0, 3)
+    await store.reset_failures("r1", "svc/a")
+    count = await store.record_failure("r1", "svc/a", 60.0, 3)
+    assert (count.failures, count.opened) == (1, False)
+    assert await store.circuit_remaining("r1", "svc/a") == 0.0
+
+
+async def test_episodes(store: Store) -> None:
+    episode = alert().episode
+    assert not await store.episode_done("r1", episode)
+    await store.mark_episode("r1", episode, 1.0)
+    assert await store.episode_done("r1", episode)
+    assert not await store.episode_done("r2", episode)
+    assert not await store.episode_done("r1", alert(starts=5).episode)
+    await asyncio.sleep(1.3)
+    assert not await store.episode_done("r1", episode)
+
+
+async def test_a_resolution_is_claimed_once(store: Store) -> None:
+    episode = alert().episode
+    assert await store.claim_resolution("r1", episode, 0.5)
+    assert not await store.claim_resolution("r1", episode, 0.5)
+    assert await store.claim_resolution("r2", episode, 0.5)  # per rule
+    assert await store.claim_resolution("r1", alert(starts=5).episode, 0.5)
+    await asyncio.sleep(0.8)
+    assert await store.claim_resolution("r1", episode, 0.5)  # the marker expired
+
+
+async def test_the_memory_store_caps_its_per_alert_state() -> None:
+    """Only the memory store: Redis keeps these until their TTL (Redis owns its memory)."""
+    store = MemoryStore(max_firing=100, max_episodes=100)
+    evicted: list[str] = []
+    store.on_evict = evicted.append
+    alerts = [alert(service=f"s{i}") for i in range(150)]
+    await store.accept([], alerts, [])
+    for a in alerts:
+        await store.mark_episode("r1", a.episode, 60.0)
+        assert await store.claim_resolution("r1", a.episode, 60.0)
+    assert store.sizes() == {"firing": 100, "episode": 100, "resolution": 100}
+    assert store.evictions == {"firing": 50, "episode": 50, "resolution": 50}
+    assert sorted(evicted) == ["episode"] * 50 + ["firing"] * 50 + ["resolution"] * 50
+    # the oldest went first
+    assert not await store.is_firing(alerts[49].fingerprint, alerts[49].starts_at.isoformat())
+    assert await store.is_firing(alerts[50].fingerprint, alerts[50].starts_at.isoformat())
+    assert not await store.episode_done("r1", alerts[49].episode)
+    assert await store.episode_done("r1", alerts[50].episode)
+    # an alert sent again is the newest: the next one over the cap evicts another
+    await store.accept([], [alerts[50]], [])
+    await store.accept([], [alert(service="new")], [])
+    assert await store.is_firing(alerts[50].fingerprint, alerts[50].starts_at.isoformat())
+    assert not await store.is_firing(alerts[51].fingerprint, alerts[51].starts_at.isoformat())
+    assert store.sizes()["firing"] == 100 and store.evictions["firing"] == 51
+
+
+# ---- firing index, pause ---------------------------------------------------------------
+def _sorted(labels: list[dict[str, str]]) -> list[list[tuple[str, str]]]:
+    return sorted(sorted(item.items()) for item in labels)
+
+
+async def test_firing_index(store: Store) -> None:
+    a, b = alert("A", instance="1"), alert("B", instance="2")
+    await store.accept([], [a, b], [])
+    assert _sorted(await store.firing_labels()) == _sorted([a.labels, b.labels])
+    assert await store.is_firing(a.fingerprint, a.starts_at.isoformat())
+    assert not await store.is_firing(a.fingerprint, alert(starts=9).starts_at.isoformat())
+    assert not await store.is_firing("unknown", a.starts_at.isoformat())
+    resolved = a.model_copy(update={"status": "resolved"})
+    await store.accept([], [], [resolved])
+    assert not await store.is_firing(a.fingerprint, a.starts_at.isoformat())
+    assert _sorted(await store.firing_labels()) == _sorted([b.labels])
+    again = alert("A", starts=30, instance="1")  # a new episode of the same alert
+    await store.accept([job("e1")], [again], [])
+    assert await store.is_firing(again.fingerprint, again.starts_at.isoformat())
+    assert not await store.is_firing(a.fingerprint, a.starts_at.isoformat())
+    assert await store.queue_depth() == 1
+
+
+INHIBITED = b"""
+rules:
+  - name: flink
+    matchers: ['alertname="FlinkFailed"']
+    handler: test.probe
+    target: t
+    inhibited_by: ['alertname="Readonly"']
+    inhibit_equal: [namespace]
+"""
+
+
+async def test_firing_index_answers_inhibit_equal(store: Store) -> None:
+    """The index keeps every label of a firing alert: inhibit_equal compares them."""
+    (rule,) = parse_rules(INHIBITED, "rules.yaml", make_registry()).rules
+    in_a, unscoped = alert("Readonly", namespace="a", database="x"), alert("Readonly", db="y")
+    await store.accept([], [in_a, unscoped, alert("Other", namespace="b")], [])
+
+    async def blockers(**labels: Any) -> list[dict[str, str]]:
+        target = alert("FlinkFailed", **labels).labels
+        return [b for b in await store.firing_labels() if rule.inhibits(b, target)]
+
+    assert await blockers(namespace="a") == [in_a.labels]
+    assert await blockers(namespace="b") == []
+    assert await blockers() == [unscoped.labels]  # missing on both counts as equal
+    await store.accept([], [], [in_a.model_copy(update={"status": "resolved"})])
+    assert await blockers(namespace="a") == []
+
+
+async def test_firing_entries_expire(make_store: StoreFactory) -> None:
+    store = await make_store(firing_ttl=1.0)
+    a = alert("A")
+    await store.accept([], [a], [])
+    assert await store.is_firing(a.fingerprint, a.starts_at.isoformat())
+    await asyncio.sleep(1.3)
+    assert not await store.is_firing(a.fingerprint, a.starts_at.isoformat())
+    assert await store.firing_labels() == []
+
+
+async def test_pause(store: Store) -> None:
+    assert await store.get_pause() is None
+    assert not await store.clear_pause()
+    until = time.time() + 30
+    await store.set_pause(Pause(reason="maintenance", until=until, by="alice"))
+    pause = await store.get_pause()
+    assert pause is not None
+    assert (pause.reason, pause.by) == ("maintenance", "alice")
+    assert abs(pause.until - until) < 0.01
+    assert await store.clear_pause()
+    assert await store.get_pause() is None
+    await store.set_pause(Pause(reason="short", until=time.time() + 1.0))
+    assert await store.get_pause() is not None
+    await asyncio.sleep(1.3)
+    assert await store.get_pause() is None
+    assert not await store.clear_pause()  # an expired pause is no pause
+
+
+# ---- audit -------------------------------------------------------------------------------
+async def test_audit_get_list_filter_and_cursor(store: Store) -> None:
+    await store.record_event(event("e1", "r1", Outcome.SUCCEEDED))
+    await store.record_event(event("e2", "r2", Outcome.SKIPPED, "cooldown"))
+    await store.record_event(event("e3", "r1", Outcome.SKIPPED, "duplicate"))
+    await store.record_event(event("e4", "r1", Outcome.FAILED))
+    got = await store.get_event("e2")
+    assert got is not None and (got.rule, got.outcome_label) == ("r2", "skipped:cooldown")
+    assert await store.get_event("nope") is None
+
+    page, cursor = await store.list_events(2)
+    assert [e.event_id for e in page] == ["e4", "e3"]
+    assert cursor is not None
+    page, cursor = await store.list_events(2, cursor)
+    assert [e.event_id for e in page] == ["e2", "e1"]
+    assert cursor is None
+    page, cursor = await store.list_events(10, "not-a-cursor")
+    assert [e.event_id for e in page] == ["e4", "e3", "e2", "e1"] and cursor is None
+
+    assert [e.event_id for e in (await store.list_events(10, rule="r1"))[0]] == ["e4", "e3", "e1"]
+    skipped, _ = await store.list_events(10, outcome="skipped")
+    assert [e.event_id for e in skipped] == ["e3", "e2"]
+    exact, _ = await store.list_events(10, outcome="skipped:cooldown")
+    assert [e.event_id for e in exact] == ["e2"]
+    page, cursor = await store.list_events(1, rule="r1", outcome="skipped")
+    assert [e.event_id for e in page] == ["e3"] and cursor is None
+    page, cursor = await store.list_events(1, rule="r1")
+    assert [e.event_id for e in page] == ["e4"]
+    page, cursor = await store.list_events(1, cursor, rule="r1")
+    assert [e.event_id for e in page] == ["e3"] and cursor is not None
+
+
+async def test_audit_rerecording_replaces_and_the_stream_is_capped(store: Store) -> None:
+    await store.record_event(event("e1"))
+    await store.record_event(event("e2"))
+    await store.record_event(event("e1", outcome=Outcome.FAILED))  # the same event, later
+    page, _ = await store.list_events(10)
+    assert [(e.event_id, e.outcome) for e in page] == [("e1", Outcome.FAILED), ("e2", Outcome.SUCCEEDED)]
+    got = await store.get_event("e1")
+    assert got is not None and got.outcome is Outcome.FAILED
+    for i in range(15):
+        await store.record_event(event(f"x{i:02d}"))
+    page, cursor = await store.list_events(100)
+    assert [e.event_id for e in page] == [f"x{i:02d}" for i in range(14, 4, -1)]  # max 10
+    assert cursor is None
+    assert await store.get_event("x04") is None  # trimmed off: gone for lookups too
+    assert await store.get_event("e1") is None
+    assert await store.get_event("x05") is not None
+
+
+async def test_audit_keeps_the_whole_event(store: Store) -> None:
+    full = event("e1").model_copy(
+        update={
+            "alert": alert(instance="db-1"),
+            "target": "svc/a",
+            "plan": ["restart"],
+            "details": {"n": 1},
+            "timeline": [],
+            "manual": True,
+            "note": "replay",
+        }
+    )
+    await store.record_event(full)
+    assert await store.get_event("e1") == full
+
+
+# ---- Slack threads -----------------------------------------------------------------------
+async def test_claim_thread_first_wins(store: Store) -> None:
+    assert await store.get_thread("r1", "svc/a") is None
+    assert await store.claim_thread("r1", "svc/a", "111.1", 60.0) == "111.1"
+    assert await store.claim_thread("r1", "svc/a", "222.2", 60.0) == "111.1"
+    assert await store.get_thread("r1", "svc/a") == "111.1"
+    assert await store.get_thread("r1", "svc/b") is None
+    winners = await asyncio.gather(*(store.claim_thread("r2", "svc/a", f"{i}.0", 60.0) for i in range(10)))
+    assert len(set(winners)) == 1
+    assert await store.claim_thread("r3", "svc/a", "1.0", 0.3) == "1.0"
+    await asyncio.sleep(0.6)
+    assert await store.claim_thread("r3", "svc/a", "2.0", 60.0) == "2.0"
+
+
+async def test_ping_and_kind(store: Store) -> None:
+    await store.ping()
+    assert store.kind in ("memory", "redis")
+
+
+def test_the_contract_covers_every_store_method() -> None:
+    """Adding a Store method without a contract test should fail here."""
+    source = Path(__file__).read_text(encoding="utf-8")
+    methods = [
+        name for name in dir(MemoryStore) if not name.startswith("_") and callable(getattr(MemoryStore, name))
+    ]
+    missing = [name for name in methods if f"store.{name}(" not in source]
+    assert missing == []

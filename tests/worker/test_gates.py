@@ -1,0 +1,217 @@
+"""Each gate on its own, against the memory store: no app, no HTTP.
+
+For every gate a case that lets the job through and a case that stops it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import structlog
+
+from remediator.metrics import Metrics
+from remediator.models import Alert, Job, SkipReason
+from remediator.rules.ruleset import Rule, parse_rules, render
+from remediator.store.base import Delivery, Pause
+from remediator.store.memory import MemoryStore
+from remediator.worker.gates import (
+    Circuit,
+    ConcurrencySlot,
+    Cooldown,
+    Defer,
+    EpisodeDone,
+    Inhibited,
+    Paused,
+    ResolvedIgnored,
+    Skip,
+    StaleLease,
+    StillFiring,
+)
+from remediator.worker.lease import Lease, release
+from remediator.worker.run import Run
+from tests.support.handlers import make_registry
+from tests.support.payloads import alert
+
+RULES = b"""
+concurrency_limits: {storage: 1}
+rules:
+  - name: probe
+    matchers: ['alertname="Probe"']
+    handler: test.probe
+    target: 'svc/{{ labels.service }}'
+    params: {bucket: gates}
+    max_attempts: 2
+    inhibited_by: ['alertname="Storage"']
+    inhibit_equal: [service]
+    inhibit_wait: 1m
+    concurrency_group: storage
+  - name: flappy
+    matchers: ['alertname="Flappy"']
+    handler: test.probe
+    target: 'flap/x'
+    params: {bucket: flap}
+    on_resolved: run
+"""
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+def rule(name: str = "probe") -> Rule:
+    found = parse_rules(RULES, "gates.yaml", make_registry()).get(name)
+    assert found is not None
+    return found
+
+
+def make_run(
+    labels: dict[str, str] | None = None,
+    *,
+    status: str = "firing",
+    deliveries: int = 1,
+    rule_name: str = "probe",
+    **job: object,
+) -> Run:
+    raw = alert(status=status, **{"alertname": "Probe", "service": "a", **(labels or {})})  # type: ignore[arg-type]
+    firing = Alert.model_validate(raw)
+    the_rule = rule(rule_name)
+    run = Run(
+        delivery=Delivery(
+            "1-1",
+            Job(event_id="e1", rule=the_rule.name, alert=firing, received_at=time.time(), **job),
+            deliveries,
+        ),
+        consumer="w",
+        log=structlog.get_logger(),
+    )
+    run.rule = the_rule
+    run.plan = render(the_rule, firing)
+    return run
+
+
+async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(store: MemoryStore) -> None:
+    assert await StaleLease(store).check(make_run()) is None
+    assert await StaleLease(store).check(make_run(deliveries=2)) is None
+
+
+async def test_stale_lease_defers_a_redelivered_job_while_the_target_is_held(store: MemoryStore) -> None:
+    assert await store.acquire_lease("svc/a", 60)
+    stop = await StaleLease(store).check(make_run(deliveries=2))
+    assert isinstance(stop, Defer) and stop.reason == "locked"
+    assert stop.message == "waiting for the lease of an earlier delivery"
+    assert stop.delay is not None and 60 < stop.delay <= 60.5
+
+
+async def test_resolved_ignored() -> None:
+    assert await ResolvedIgnored().check(make_run()) is None
+    on_run = make_run({"alertname": "Flappy"}, status="resolved", rule_name="flappy")
+    assert await ResolvedIgnored().check(on_run) is None
+    stop = await ResolvedIgnored().check(make_run(status="resolved"))
+    assert stop == Skip(SkipReason.RESOLVED, "alert resolved; on_resolved: ignore")
+
+
+async def test_paused(store: MemoryStore) -> None:
+    assert await Paused(store).check(make_run()) is None
+    await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
+    stop = await Paused(store).check(make_run())
+    assert isinstance(stop, Skip) and stop.reason is SkipReason.PAUSED
+    assert stop.message.startswith("remediation paused until ")
+    assert stop.message.endswith(": maintenance")
+
+
+async def test_still_firing(store: MemoryStore) -> None:
+    run = make_run()
+    await store.accept([], [run.job.alert], [])
+    assert await StillFiring(store).check(run) is None
+    assert await StillFiring(store).check(make_run(manual=True, service="b")) is None
+    await store.accept([], [], [run.job.alert])
+    stop = await StillFiring(store).check(run)
+    assert stop == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
+
+
+async def test_inhibited_passes_without_a_blocker_with_equal_labels(store: MemoryStore) -> None:
+    other = Alert.model_validate(alert("Storage", service="b"))
+    await store.accept([], [other], [])
+    assert await Inhibited(store).check(make_run()) is None
+
+
+async def test_inhibited_defers_then_gives_up_after_inhibit_wait(store: MemoryStore) -> None:
+    await store.accept([], [Alert.model_validate(alert("Storage", service="a"))], [])
+    stop = await Inhibited(store).check(make_run())
+    assert isinstance(stop, Defer) and stop.reason == "inhibited" and stop.delay is None
+    assert stop.message == "waiting: inhibited by Storage{service=a}"
+    waited = make_run(deferrals=3, first_deferred_at=time.time() - 61)
+    stop = await Inhibited(store).check(waited)
+    assert stop == Skip(SkipReason.INHIBITED, "inhibited by firing alert Storage{service=a}")
+
+
+async def test_episode_done(store: MemoryStore) -> None:
+    run = make_run()
+    assert await EpisodeDone(store).check(run) is None
+    await store.mark_episode("probe", run.job.alert.episode, 60)
+    stop = await EpisodeDone(store).check(run)
+    assert stop == Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
+    assert await EpisodeDone(store).check(make_run(manual=True)) is None
+
+
+async def test_cooldown(store: MemoryStore) -> None:
+    assert await Cooldown(store).check(make_run()) is None
+    await store.set_cooldown("probe", "svc/a", 600)
+    stop = await Cooldown(store).check(make_run())
+    assert isinstance(stop, Skip) and stop.reason is SkipReason.COOLDOWN
+    assert stop.message.startswith("in cooldown for ")
+    assert stop.message.endswith(" more (replay with --ignore-cooldown to override)")
+    assert await Cooldown(store).check(make_run(ignore_cooldown=True)) is None
+
+
+async def test_circuit(store: MemoryStore) -> None:
+    metrics = Metrics()
+    assert await Circuit(store, metrics).check(make_run()) is None
+    for _ in range(2):
+        await store.record_failure("probe", "svc/a", 3600, 2)
+    stop = await Circuit(store, metrics).check(make_run())
+    assert isinstance(stop, Skip) and stop.reason is SkipReason.CIRCUIT_OPEN
+    assert stop.message.startswith("circuit open after 2 failures; closes in ")
+    assert metrics.registry.get_sample_value("remediator_circuit_open", {"rule": "probe"}) == 1
+    assert await Circuit(store, metrics).check(make_run(ignore_circuit=True)) is None
+
+
+async def test_lease_taken_and_released(store: MemoryStore) -> None:
+    run = make_run()
+    assert await Lease(store, Metrics()).check(run) is None
+    assert run.token is not None and await store.lease_holder("svc/a") == "e1"
+    assert [s.name for s in run.timeline] == ["lease.acquired"]
+    await release(store, run)
+    assert run.token is None and await store.lease_remaining("svc/a") == 0
+
+
+async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> None:
+    assert await store.acquire_lease("svc/a", 60, "holder1")
+    metrics = Metrics()
+    run = make_run()
+    stop = await Lease(store, metrics).check(run)
+    assert stop == Skip(
+        SkipReason.LOCKED, "merged into event holder1 running on target svc/a (see: remediator event holder1)"
+    )
+    assert run.token is None and [s.name for s in run.timeline] == ["lease.held"]
+    assert metrics.registry.get_sample_value("remediator_lease_contention_total", {"rule": "probe"}) == 1
+
+
+async def test_lease_held_defers_a_redelivered_job(store: MemoryStore) -> None:
+    assert await store.acquire_lease("svc/a", 60, "holder1")
+    stop = await Lease(store, Metrics()).check(make_run(deliveries=2))
+    assert isinstance(stop, Defer) and stop.reason == "locked"
+    assert stop.message == "waiting for a stale lease"
+
+
+async def test_concurrency_slot(store: MemoryStore) -> None:
+    run = make_run()
+    assert await ConcurrencySlot(store).check(run) is None and run.slot is not None
+    other = make_run({"service": "b"})
+    stop = await ConcurrencySlot(store).check(other)
+    assert stop == Skip(SkipReason.CONCURRENCY, "concurrency group 'storage' is at its limit (1)")
+    assert other.slot is None
+    await release(store, run)
+    assert await ConcurrencySlot(store).check(other) is None
