@@ -28,6 +28,7 @@ from tests.support.kube import (
     PODS,
     Cluster,
     DeploymentController,
+    TaskManagerPods,
     deployment,
     flink_deployment,
 )
@@ -147,8 +148,20 @@ class FlinkJob:
     bumps: list[Bump] = field(default_factory=list)
     failures: int = 0
 
+    def __post_init__(self) -> None:
+        # one status step after being created, the TaskManager pods are Ready
+        self.pods = TaskManagerPods(self.cluster, NAMESPACE, FLINK_NAME, ready_after=1)
+
     def install(self) -> None:
         self.cluster.put(FLINK, NAMESPACE, flink_deployment(FLINK_NAME, job="RUNNING", lifecycle="STABLE"))
+        self.pods.create()
+        self.pods.tick()
+        self.cluster.modify(
+            FLINK,
+            NAMESPACE,
+            FLINK_NAME,
+            {"status": {"jobManagerDeploymentStatus": "READY", "taskManager": self.pods.status()}},
+        )
 
     def status(self) -> tuple[str, str]:
         obj = self.cluster.get(FLINK, NAMESPACE, FLINK_NAME) or {}
@@ -176,12 +189,22 @@ class FlinkJob:
                 await self._fail("")
 
     async def _redeploy(self) -> None:
-        for job, lifecycle in (
-            ("RECONCILING", "UPGRADING"),
-            ("RECONCILING", "DEPLOYED"),
-            ("CREATED", "DEPLOYED"),
-            ("RUNNING", "DEPLOYED"),
+        self.pods.remove()  # the redeploy deletes the TaskManagers; new ones come once the job is scheduled
+        for job, lifecycle, jobmanager in (
+            ("RECONCILING", "UPGRADING", "DEPLOYING"),
+            ("RECONCILING", "DEPLOYED", "DEPLOYED_NOT_READY"),
+            ("CREATED", "DEPLOYED", "READY"),
+            ("RUNNING", "DEPLOYED", "READY"),
         ):
+            self.pods.tick()
+            if job == "CREATED":
+                self.pods.create()
+            self.cluster.modify(
+                FLINK,
+                NAMESPACE,
+                FLINK_NAME,
+                {"status": {"jobManagerDeploymentStatus": jobmanager, "taskManager": self.pods.status()}},
+            )
             self._set(job, lifecycle, None)
             await asyncio.sleep(self.step_seconds)
         if self.storage.writable:

@@ -44,6 +44,7 @@ def restore_sql(database: str, table: str) -> str:
     return f"SYSTEM RESTORE REPLICA {quote(database)}.{quote(table)}"
 
 
+COLUMNS_SQL = "SELECT name FROM system.columns WHERE database = 'system' AND table = 'replicas'"
 KEEPER_PROBE_SQL = "SELECT count() FROM system.zookeeper WHERE path = '/'"
 METADATA_PROBE_SQL = "SELECT count() FROM system.zookeeper WHERE path = %(path)s"
 
@@ -239,9 +240,7 @@ class Node:
     async def columns(self) -> list[str]:
         """The system.replicas columns this server has, among those we read."""
         if self._columns is None:
-            rows = await self.query(
-                "SELECT name FROM system.columns WHERE database = 'system' AND table = 'replicas'"
-            )
+            rows = await self.query(COLUMNS_SQL)
             have = {row["name"] for row in rows}
             wanted = (*BASE_COLUMNS, *KEEPER_COLUMNS, *OPTIONAL_COLUMNS)
             self._columns = [name for name in wanted if name in have]
@@ -266,13 +265,16 @@ class Node:
     async def _replicas(
         self, columns: list[str], database: str, tables: list[str] | None
     ) -> list[dict[str, Any]]:
-        where = "database = %(database)s" + (" AND table IN %(tables)s" if tables else "")
-        args: dict[str, Any] = {"database": database}
-        if tables:
-            args["tables"] = tuple(tables)
-        return await self.query(
-            f"SELECT {', '.join(columns)} FROM system.replicas WHERE {where} ORDER BY table", args
-        )
+        return await self.query(*replicas_query(columns, database, tables))
+
+
+def replicas_query(columns: list[str], database: str, tables: list[str] | None) -> tuple[str, dict[str, Any]]:
+    """The read of ``system.replicas`` (precheck and verify): the SQL and its parameters."""
+    where = "database = %(database)s" + (" AND table IN %(tables)s" if tables else "")
+    args: dict[str, Any] = {"database": database}
+    if tables:
+        args["tables"] = tuple(tables)
+    return f"SELECT {', '.join(columns)} FROM system.replicas WHERE {where} ORDER BY table", args
 
 
 def _replica(row: dict[str, Any]) -> Replica:

@@ -5,7 +5,11 @@ restart condition (job or lifecycle FAILED by default) leads to a write, a
 transient state is left to the operator. The write is a JSON merge patch of
 ``spec.restartNonce`` guarded by the resourceVersion read, so a concurrent
 change answers 409 and is re-read and decided again, never overwritten.
-Verify polls until the job is RUNNING and the lifecycle STABLE.
+Verify polls until what people check by hand is true: the job is RUNNING, the
+lifecycle STABLE, the JobManager deployment READY (``status.jobManagerDeploymentStatus``)
+and the TaskManagers up: the operator's ``status.taskManager`` (the scale
+subresource: ``replicas`` expected, ``labelSelector`` of their pods) names them, and
+that many of its pods are Ready.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ LifecycleState = Literal[
 TRANSIENT_JOB = frozenset({"RESTARTING", "FAILING", "RECONCILING", "INITIALIZING", "CREATED", "CANCELLING"})
 TRANSIENT_LIFECYCLE = frozenset({"CREATED", "UPGRADING", "DEPLOYED", "ROLLING_BACK", "DELETING"})
 _ERROR_SHOWN = 500
+VERIFY_CONDITIONS = (
+    "status.jobStatus.state == RUNNING and status.lifecycleState == STABLE "
+    "and status.jobManagerDeploymentStatus == READY "
+    "and status.taskManager.replicas (> 0) pods matching status.taskManager.labelSelector are Ready"
+)
 
 
 class RestartWhen(HandlerParams):
@@ -183,8 +192,7 @@ def _plan(params: FlinkRestartParams, timeout: str, seen: Seen | None = None) ->
         str(_get(params)),
         f"{condition}{patch}; on 409 Conflict re-read and decide again (at most {MAX_CONFLICTS} attempts)",
         f"poll {_get(params)} every {seconds(params.poll_interval)} until "
-        f"status.jobStatus.state == RUNNING and status.lifecycleState == STABLE, "
-        f"for up to {timeout}",
+        f"{VERIFY_CONDITIONS}, for up to {timeout}",
     ]
 
 
@@ -259,29 +267,150 @@ async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
     return await _verify(target, done, within=timeout)
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """What verify saw of the JobManager and the TaskManagers, besides the job."""
+
+    jobmanager: str  # status.jobManagerDeploymentStatus
+    taskmanagers: int  # status.taskManager.replicas: how many the operator expects
+    selector: str  # status.taskManager.labelSelector
+    ready: int  # pods matching the selector that are Ready (not terminating)
+
+    @property
+    def jobmanager_ready(self) -> bool:
+        return self.jobmanager == "READY"
+
+    @property
+    def taskmanagers_up(self) -> bool:
+        return self.taskmanagers > 0 and bool(self.selector) and self.ready >= self.taskmanagers
+
+    def summary(self) -> str:
+        jm = f"JobManager {self.jobmanager or 'not reported'}"
+        if not self.selector or self.taskmanagers <= 0:
+            return f"{jm}; TaskManagers not reported (status.taskManager empty)"
+        return f"{jm}; TaskManagers {self.ready}/{self.taskmanagers} ready"
+
+    def missing(self, seen: Seen) -> list[str]:
+        """The verify conditions not (yet) met, in words."""
+        out = []
+        if seen.job != "RUNNING":
+            out.append(f"job RUNNING (saw {seen.job or 'unknown'})")
+        if seen.lifecycle != "STABLE":
+            out.append(f"lifecycle STABLE (saw {seen.lifecycle or 'unknown'})")
+        if not self.jobmanager_ready:
+            out.append(f"JobManager deployment READY (saw {self.jobmanager or 'not reported'})")
+        if not self.taskmanagers_up:
+            if not self.selector or self.taskmanagers <= 0:
+                out.append("TaskManagers up (status.taskManager not reported)")
+            else:
+                out.append(f"TaskManagers up (saw {self.ready}/{self.taskmanagers} ready)")
+        return out
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "jobmanager_deployment_status": self.jobmanager,
+            "taskmanagers_expected": self.taskmanagers,
+            "taskmanagers_ready": self.ready,
+            "taskmanager_selector": self.selector,
+            "jobmanager_ready": self.jobmanager_ready,
+            "taskmanagers_up": self.taskmanagers_up,
+        }
+
+
+def _cluster_fields(obj: dict[str, Any]) -> tuple[str, int, str]:
+    """(status.jobManagerDeploymentStatus, status.taskManager.replicas, its labelSelector)."""
+    status = obj.get("status") or {}
+    tm = status.get("taskManager")
+    tm = tm if isinstance(tm, dict) else {}
+    replicas, selector = tm.get("replicas"), tm.get("labelSelector")
+    return (
+        str(status.get("jobManagerDeploymentStatus") or ""),
+        replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else 0,
+        selector if isinstance(selector, str) else "",
+    )
+
+
+def _taskmanager_pods(params: FlinkRestartParams, selector: str) -> ApiRequest:
+    return ApiRequest(
+        verb="list",
+        group="",
+        version="v1",
+        plural="pods",
+        kind="Pod",
+        namespace=params.namespace,
+        label_selector=selector,
+    )
+
+
+def _pod_ready(pod: Any) -> bool:
+    if pod.metadata is not None and pod.metadata.deletion_timestamp:
+        return False
+    conditions = (pod.status.conditions if pod.status is not None else None) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+async def _read_cluster(target: _FlinkDeployment, listed: set[str]) -> tuple[Seen, Cluster]:
+    """One read of the FlinkDeployment, then (if it names them) of its TaskManager pods."""
+    ctx, p = target.ctx, target.params
+    obj = await send(
+        ctx,
+        target.get_request,
+        lambda timeout: target.api.get_namespaced_custom_object(
+            GROUP, VERSION, p.namespace, PLURAL, p.name, _request_timeout=timeout
+        ),
+        record=False,
+    )
+    seen = Seen.of(obj, target.where)
+    jobmanager, expected, selector = _cluster_fields(obj)
+    ready = 0
+    if selector and expected > 0:
+        core = client.CoreV1Api(await api_client(ctx))
+        pods = await send(
+            ctx,
+            _taskmanager_pods(p, selector),
+            lambda timeout: core.list_namespaced_pod(
+                p.namespace, label_selector=selector, _request_timeout=timeout
+            ),
+            record=selector not in listed,
+        )
+        listed.add(selector)
+        ready = sum(1 for pod in pods.items or [] if _pod_ready(pod))
+    return seen, Cluster(jobmanager, expected, selector, ready)
+
+
 async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result:
     ctx, params = target.ctx, target.params
     ctx.step(
         "verify",
         f"poll {target.get_request} every {seconds(params.poll_interval)} until "
-        f"job RUNNING and lifecycle STABLE, for up to {seconds(within)}",
+        f"job RUNNING, lifecycle STABLE, JobManager deployment READY and TaskManagers up "
+        f"(status.taskManager.replicas pods matching its labelSelector Ready), for up to {seconds(within)}",
     )
     observed = Observations(ctx)
+    observed_cluster = Observations(ctx, "observe.cluster")
+    listed: set[str] = set()  # the TaskManager selectors whose pods were listed (recorded once each)
 
-    async def probe() -> tuple[bool, Seen]:
-        seen = await target.read(record=False)
+    async def probe() -> tuple[bool, tuple[Seen, Cluster]]:
+        seen, cluster = await _read_cluster(target, listed)
+        # the cluster first: the job's own observation stays the last step of a recovery
+        observed_cluster.see(cluster.summary(), **cluster.details())
         observed.see(seen.summary(), **seen.details())
-        return seen.healthy, seen
+        return not cluster.missing(seen), (seen, cluster)
 
-    recovered, seen = await poll(ctx, probe, every=params.poll_interval, within=within)
+    recovered, (seen, cluster) = await poll(ctx, probe, every=params.poll_interval, within=within)
+    details = {**seen.details(), **cluster.details()}
     if recovered:
         return Result.succeeded(
-            f"{target.where} restarted (restartNonce {nonce}) and recovered: job RUNNING, lifecycle STABLE",
-            **seen.details(),
+            f"{target.where} restarted (restartNonce {nonce}) and recovered: job RUNNING, lifecycle STABLE, "
+            f"JobManager READY, TaskManagers {cluster.ready}/{cluster.taskmanagers} ready",
+            **details,
         )
+    missing = cluster.missing(seen)
     return Result.failed(
         f"{target.where} did not recover within {seconds(within)} of the restart "
-        f"(restartNonce {nonce}): last status {seen.summary()}",
+        f"(restartNonce {nonce}): last status {seen.summary()}; {cluster.summary()}; "
+        f"still missing: {', '.join(missing)}",
         retryable=True,
-        **seen.details(),
+        missing=missing,
+        **details,
     )

@@ -87,6 +87,105 @@ async def test_failed_job_is_restarted_once_and_verified(cluster: Cluster, resou
     assert [c.verb for c in cluster.calls][:2] == ["get", "patch"]
 
 
+def observed(ctx: Any, name: str) -> list[str]:
+    return [step.message for step in ctx.timeline if step.name == name]
+
+
+async def test_verify_waits_for_the_jobmanager_to_be_ready(cluster: Cluster, resources: Resources) -> None:
+    """Job RUNNING and STABLE, but the JobManager deployment not READY: not recovered yet."""
+    cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
+    operator = FlinkOperator(cluster, NS, NAME, jobmanager_ready_after=12)  # the walk ends at tick 5
+    async with background(operator.run):
+        result, ctx = await run_handler("flink.restart", PARAMS, resources)
+
+    assert result.outcome is Outcome.SUCCEEDED, result.message
+    assert "JobManager READY, TaskManagers 1/1 ready" in result.message
+    assert result.details["jobmanager_deployment_status"] == "READY"
+    assert result.details["jobmanager_ready"] is True and result.details["taskmanagers_up"] is True
+    steps = [(s.name, s.message) for s in ctx.timeline]
+    stable = steps.index(("observe", "job RUNNING, lifecycle STABLE"))
+    waited = steps.index(("observe.cluster", "JobManager DEPLOYED_NOT_READY; TaskManagers 1/1 ready"))
+    ready = steps.index(("observe.cluster", "JobManager READY; TaskManagers 1/1 ready"))
+    assert waited < stable < ready == len(steps) - 1  # it kept polling after RUNNING/STABLE
+    assert "JobManager DEPLOYING; TaskManagers 0/1 ready" in observed(ctx, "observe.cluster")
+
+
+async def test_verify_waits_for_the_taskmanagers_then_succeeds(
+    cluster: Cluster, resources: Resources
+) -> None:
+    cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
+    operator = FlinkOperator(cluster, NS, NAME, taskmanagers=2, taskmanagers_ready_after=10)
+    async with background(operator.run):
+        result, ctx = await run_handler("flink.restart", PARAMS, resources)
+
+    assert result.outcome is Outcome.SUCCEEDED, result.message
+    assert "TaskManagers 2/2 ready" in result.message
+    assert result.details["taskmanagers_expected"] == 2
+    assert result.details["taskmanagers_ready"] == 2
+    assert result.details["taskmanager_selector"] == f"component=taskmanager,app={NAME}"
+    seen = observed(ctx, "observe.cluster")
+    assert "JobManager READY; TaskManagers 0/2 ready" in seen
+    assert seen[-1] == "JobManager READY; TaskManagers 2/2 ready"
+    steps = [(s.name, s.message) for s in ctx.timeline]
+    assert steps.index(("observe", "job RUNNING, lifecycle STABLE")) < len(steps) - 1
+    # the TaskManager pods are found by the operator's selector; the list is recorded once
+    lists = [s.message for s in ctx.timeline if s.name == "kube.list"]
+    assert lists == [f"GET /api/v1/namespaces/{NS}/pods?labelSelector=component%3Dtaskmanager%2Capp%3D{NAME}"]
+    assert len([c for c in cluster.calls if c.verb == "list"]) > 1
+    assert {c.query.get("labelSelector") for c in cluster.calls if c.verb == "list"} == {
+        f"component=taskmanager,app={NAME}"
+    }
+
+
+@pytest.mark.parametrize(
+    ("operator_args", "missing", "details"),
+    [
+        (
+            {"jobmanager_ready_after": None},
+            "JobManager deployment READY (saw DEPLOYED_NOT_READY)",
+            {"jobmanager_ready": False, "taskmanagers_up": True},
+        ),
+        (
+            {"taskmanagers_ready_after": None},
+            "TaskManagers up (saw 0/1 ready)",
+            {"jobmanager_ready": True, "taskmanagers_up": False, "taskmanagers_ready": 0},
+        ),
+    ],
+)
+async def test_timeout_names_the_condition_that_was_missing(
+    cluster: Cluster,
+    resources: Resources,
+    operator_args: dict[str, Any],
+    missing: str,
+    details: dict[str, Any],
+) -> None:
+    cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
+    operator = FlinkOperator(cluster, NS, NAME, **operator_args)
+    async with background(operator.run):
+        result, _ = await run_handler("flink.restart", {**PARAMS, "verify_timeout": "0.8s"}, resources)
+
+    assert result.outcome is Outcome.FAILED
+    assert result.retryable
+    assert "last status job RUNNING, lifecycle STABLE" in result.message  # the job itself looks fine
+    assert result.message.endswith(f"still missing: {missing}")
+    assert result.details["missing"] == [missing]
+    assert details.items() <= result.details.items()
+
+
+async def test_timeout_without_taskmanager_status_says_so(cluster: Cluster, resources: Resources) -> None:
+    """An operator that reports no status.taskManager: never taken as TaskManagers up."""
+    cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
+    operator = FlinkOperator(cluster, NS, NAME, taskmanagers=0)
+    async with background(operator.run):
+        result, ctx = await run_handler("flink.restart", {**PARAMS, "verify_timeout": "0.6s"}, resources)
+    assert result.outcome is Outcome.FAILED
+    assert result.message.endswith("still missing: TaskManagers up (status.taskManager not reported)")
+    assert observed(ctx, "observe.cluster")[-1] == (
+        "JobManager READY; TaskManagers not reported (status.taskManager empty)"
+    )
+    assert [c for c in cluster.calls if c.verb == "list"] == []  # no selector: nothing to list
+
+
 async def test_missing_nonce_counts_from_zero(cluster: Cluster, resources: Resources) -> None:
     cluster.put(FLINK, NS, flink_deployment(NAME, job="RUNNING", lifecycle="FAILED"))
     async with background(FlinkOperator(cluster, NS, NAME).run):

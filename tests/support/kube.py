@@ -724,11 +724,90 @@ class DeploymentController:
 
 
 @dataclass
+class TaskManagerPods:
+    """The TaskManager pods of one FlinkDeployment, as Flink (native mode) and the kubelet keep them.
+
+    They carry the labels the operator reports in ``status.taskManager.labelSelector``
+    (``component=taskmanager,app=<name>``, ReconciliationUtils.getTaskManagerInfo) and
+    turn Ready ``ready_after`` ticks after being created (``None``: never, e.g. Pending
+    for want of resources).
+    """
+
+    cluster: Cluster
+    namespace: str
+    name: str
+    count: int = 1
+    ready_after: int | None = 2
+    _ages: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def selector(self) -> str:
+        return f"component=taskmanager,app={self.name}"
+
+    def status(self) -> dict[str, Any]:
+        """``status.taskManager`` (the scale subresource): how many, and how to find them."""
+        return {"labelSelector": self.selector, "replicas": self.count}
+
+    def remove(self) -> None:
+        """The redeploy deleted them (the JobManager asks for new ones)."""
+        for pod in self.cluster.items(PODS, self.namespace, self.selector):
+            self.cluster.remove(PODS, self.namespace, pod["metadata"]["name"])
+        self._ages.clear()
+
+    def create(self) -> None:
+        """The JobManager requests its TaskManagers (once the job is scheduled): Pending pods."""
+        if self._ages:
+            return
+        for i in range(1, self.count + 1):
+            name = f"{self.name}-taskmanager-1-{i}"
+            self.cluster.put(
+                PODS,
+                self.namespace,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name, "labels": {"component": "taskmanager", "app": self.name}},
+                    "spec": {"containers": [{"name": "flink-main-container", "image": "flink:1.18"}]},
+                    "status": {"phase": "Pending"},
+                },
+            )
+            self._ages[name] = 0
+
+    def tick(self) -> None:
+        for name, age in list(self._ages.items()):
+            self._ages[name] = age + 1
+            if self.ready_after is not None and age + 1 == self.ready_after:
+                self.cluster.modify(
+                    PODS,
+                    self.namespace,
+                    name,
+                    {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+                )
+
+    def ready(self) -> int:
+        pods = self.cluster.items(PODS, self.namespace, self.selector)
+        return sum(
+            1
+            for pod in pods
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (pod.get("status") or {}).get("conditions") or []
+            )
+        )
+
+
+@dataclass
 class FlinkOperator:
     """Plays the Flink Kubernetes Operator for one FlinkDeployment.
 
     When ``spec.restartNonce`` changes, it walks the status through ``after_restart``
     (one (job, lifecycle[, error]) per tick), the way the operator redeploys a job.
+    Like the real operator it also reports ``status.jobManagerDeploymentStatus``
+    (DEPLOYING, then DEPLOYED_NOT_READY, READY from tick ``jobmanager_ready_after``
+    on; ``None``: never) and ``status.taskManager`` (set at the redeploy's
+    reconciliation); the TaskManager pods (:class:`TaskManagerPods`) are deleted at
+    the redeploy, created once the job is CREATED or RUNNING, and turn Ready
+    ``taskmanagers_ready_after`` ticks later. Both keep moving after the walk ends.
     """
 
     cluster: Cluster
@@ -745,9 +824,16 @@ class FlinkOperator:
     )
     tick: float = 0.05
     restarts: int = 0
+    jobmanager_ready_after: int | None = 2
+    taskmanagers: int = 1
+    taskmanagers_ready_after: int | None = 2
 
     def __post_init__(self) -> None:
         self._seen = self._nonce()
+        self._ticks: int | None = None  # since the last restart
+        self.pods = TaskManagerPods(
+            self.cluster, self.namespace, self.name, self.taskmanagers, self.taskmanagers_ready_after
+        )
 
     async def run(self) -> None:
         while True:
@@ -757,20 +843,53 @@ class FlinkOperator:
                 self._seen = nonce
                 self.restarts += 1
                 await self._walk()
+            elif self._ticks is not None:
+                self._settle()
 
     def _nonce(self) -> Any:
         obj = self.cluster.get(FLINK, self.namespace, self.name) or {}
         return (obj.get("spec") or {}).get("restartNonce")
 
+    def jobmanager(self) -> str:
+        """``status.jobManagerDeploymentStatus`` at this tick since the restart."""
+        ticks = self._ticks or 0
+        if ticks == 0:
+            return "DEPLOYING"
+        if self.jobmanager_ready_after is not None and ticks >= self.jobmanager_ready_after:
+            return "READY"
+        return "DEPLOYED_NOT_READY"
+
     async def _walk(self) -> None:
+        self._ticks = 0
+        self.pods.remove()
         for job, lifecycle, *error in self.after_restart:
+            self.pods.tick()  # the kubelet first: what a status write reports has happened
+            if job in ("CREATED", "RUNNING"):
+                self.pods.create()
             status: dict[str, Any] = {
                 "jobStatus": {"state": job},
                 "lifecycleState": lifecycle,
                 "error": error[0] if error else None,
+                "jobManagerDeploymentStatus": self.jobmanager(),
+                "taskManager": self.pods.status(),
             }
             self.cluster.modify(FLINK, self.namespace, self.name, {"status": status})
             await asyncio.sleep(self.tick)
+            self._ticks += 1
+
+    def _settle(self) -> None:
+        """After the walk: the kubelet and the JobManager keep going; the status follows."""
+        assert self._ticks is not None
+        self._ticks += 1
+        self.pods.tick()
+        obj = self.cluster.get(FLINK, self.namespace, self.name) or {}
+        if (obj.get("status") or {}).get("jobManagerDeploymentStatus") != self.jobmanager():
+            self.cluster.modify(
+                FLINK,
+                self.namespace,
+                self.name,
+                {"status": {"jobManagerDeploymentStatus": self.jobmanager()}},
+            )
 
 
 @contextlib.asynccontextmanager
