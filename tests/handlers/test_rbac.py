@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 import handlers.flink
+import handlers.gitops
 from remediator import Outcome, Resources
 from tests.support.kube import (
+    APPLICATIONS,
     DEPLOYMENTS,
     FLINK,
     ROLE_FILE,
@@ -27,6 +29,7 @@ from tests.support.kube import (
     FlinkOperator,
     Policy,
     app_resources,
+    application,
     background,
     deployment,
     flink_deployment,
@@ -37,11 +40,17 @@ from tests.support.kube import (
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
-KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py"]
+KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py", "gitops.py"]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
 BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
 LABELS = {"app": "torghut-ws"}
+SET_ENV_PARAMS = {
+    "namespace": NS,
+    "deployment": "jangar",
+    "env": {"CH_DATABASE": "torghut"},
+    "poll_interval": "50ms",
+}
 
 
 @pytest.fixture
@@ -82,16 +91,19 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         ("patch", "flink.apache.org", "flinkdeployments"),
         ("get", "apps", "deployments"),
         ("patch", "apps", "deployments"),
+        ("list", "apps", "replicasets"),
         ("list", "", "pods"),
     }
 
 
 async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
-    """Run both handlers through a restart, a bounce and a resumed bounce."""
+    """Run the handlers through a restart, a bounce, a resumed bounce and an env change."""
     cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
     cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
+    cluster.put(DEPLOYMENTS, NS, deployment("jangar", replicas=1, labels={"app": "jangar"}))
     controller = DeploymentController(cluster, NS, "torghut-ws")
-    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run):
+    jangar = DeploymentController(cluster, NS, "jangar")
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run, jangar.run):
         flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
         bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
         cluster.modify(
@@ -101,8 +113,9 @@ async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_ru
             {"metadata": {"annotations": {"remediator.io/bounce-replicas": "1"}}, "spec": {"replicas": 0}},
         )
         resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
+        set_env, _ = await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources, dry_run=dry_run)
     expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
-    for result in (flink, bounce, resumed):
+    for result in (flink, bounce, resumed, set_env):
         assert result.outcome is expected, result.message
 
 
@@ -137,10 +150,15 @@ _VERBS = {
 }
 
 
-def _resource(kind: str) -> tuple[str, str]:
-    if kind == "custom_object":
-        return handlers.flink.GROUP, handlers.flink.PLURAL  # the only custom resource used
-    known = {"deployment": ("apps", "deployments"), "pod": ("", "pods")}
+def _resource(kind: str, module: str) -> tuple[str, str]:
+    if kind == "custom_object":  # one custom resource per module
+        mod = handlers.gitops if module == "gitops.py" else handlers.flink
+        return mod.GROUP, mod.PLURAL
+    known = {
+        "deployment": ("apps", "deployments"),
+        "replica_set": ("apps", "replicasets"),
+        "pod": ("", "pods"),
+    }
     assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
     return known[kind]
 
@@ -152,8 +170,55 @@ def test_the_handlers_code_calls_exactly_the_granted_api_methods() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and (match := _API_METHOD.match(node.attr)):
                 verb, kind = match.group(1), match.group(2)
-                used.add((_VERBS[verb], *_resource(kind)))
+                used.add((_VERBS[verb], *_resource(kind, name)))
             if isinstance(node, ast.Attribute) and node.attr.endswith("_with_http_info"):
                 pytest.fail(f"{name}: unexpected raw API call {node.attr}")
-    assert used == granted()
+    assert used == granted() | Policy.argocd().grants()
     assert ROLE_FILE.exists()
+
+
+def test_the_argocd_role_lives_in_argocd_and_only_reads_applications() -> None:
+    from tests.support.kube import ARGOCD_DIR
+    from tests.support.kustomize import render
+
+    docs = {doc["kind"]: doc for doc in render(ARGOCD_DIR)}
+    assert set(docs) == {"Role", "RoleBinding"}
+    role, binding = docs["Role"], docs["RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "argocd"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediator", "namespace": NS}]
+    assert Policy.argocd().grants() == {("get", "argoproj.io", "applications")}
+
+
+async def test_with_argo_cd_the_handlers_use_both_roles_exactly(
+    cluster: Cluster, resources: Resources
+) -> None:
+    """Every handler on objects an Application (without self-heal) manages: the calls in each
+    namespace are exactly what that namespace's Role grants."""
+    instance = {"app.kubernetes.io/instance": "torghut"}
+    cluster.put(APPLICATIONS, "argocd", application("torghut", self_heal=False))
+    ta = flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED")
+    ta["metadata"]["labels"] = instance
+    cluster.put(FLINK, NS, ta)
+    for name in ("torghut-ws", "jangar"):
+        obj = deployment(name, replicas=1, labels={"app": name})
+        obj["metadata"]["labels"].update(instance)
+        cluster.put(DEPLOYMENTS, NS, obj)
+    controllers = [DeploymentController(cluster, NS, name).run for name in ("torghut-ws", "jangar")]
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, *controllers):
+        results = [
+            (await run_handler("flink.restart", FLINK_PARAMS, resources))[0],
+            (await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources))[0],
+            (await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources))[0],
+        ]
+    for result in results:
+        assert result.outcome is Outcome.SUCCEEDED, result.message
+    assert "Argo CD drift" in results[0].message and "Argo CD drift" in results[2].message
+    assert [str(call) for call in cluster.calls if call.status == 403] == []
+    assert permissions(c for c in cluster.calls if c.namespace == NS) == granted()
+    assert permissions(c for c in cluster.calls if c.namespace != NS) == Policy.argocd().grants()
+    assert {c.namespace for c in cluster.calls} == {NS, "argocd"}

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import inspect
 import itertools
 import json
@@ -52,9 +53,20 @@ from remediator.settings import Settings
 FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 PODS = kmock.resource("", "v1", "pods")
-KINDS = {FLINK: "FlinkDeployment", DEPLOYMENTS: "Deployment", PODS: "Pod"}
+REPLICASETS = kmock.resource("apps", "v1", "replicasets")
+APPLICATIONS = kmock.resource("argoproj.io", "v1alpha1", "applications")
+KINDS = {
+    FLINK: "FlinkDeployment",
+    DEPLOYMENTS: "Deployment",
+    PODS: "Pod",
+    REPLICASETS: "ReplicaSet",
+    APPLICATIONS: "Application",
+}
+REVISION = "deployment.kubernetes.io/revision"  # on a Deployment and its ReplicaSets
+POD_TEMPLATE_HASH = "pod-template-hash"
 BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"})
 ROLE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "base" / "role.yaml"
+ARGOCD_DIR = ROLE_FILE.parent / "argocd"  # the Role in Argo CD's namespace, applied on its own
 SERVICE_ACCOUNT = "system:serviceaccount:torghut:remediator"
 
 _METHOD_VERBS = {"PATCH": "patch", "PUT": "update", "POST": "create"}
@@ -124,6 +136,11 @@ class Policy:
         """The Role in ``deploy/base/role.yaml``."""
         return cls.from_role(role_documents()["Role"])
 
+    @classmethod
+    def argocd(cls) -> Policy:
+        """The Role in ``deploy/base/argocd``: reading Applications in Argo CD's namespace."""
+        return _argocd_role()
+
     def without(self, verb: str, group: str, plural: str) -> Policy:
         """The same Role minus one permission (to provoke a 403)."""
         rules = []
@@ -150,6 +167,28 @@ class Policy:
             group in groups and plural in resources and verb in verbs
             for groups, resources, verbs in self.rules
         )
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Several Roles (each in its namespace) bound to the same service account."""
+
+    roles: tuple[Policy, ...]
+
+    @classmethod
+    def shipped(cls) -> Policies:
+        """The overlay's Role and the Argo CD Role (``deploy/base/argocd``)."""
+        return cls((Policy.shipped(), Policy.argocd()))
+
+    def allows(self, verb: str, group: str, plural: str, namespace: str | None) -> bool:
+        return any(role.allows(verb, group, plural, namespace) for role in self.roles)
+
+
+def _argocd_role() -> Policy:
+    from tests.support.kustomize import render
+
+    [role] = [doc for doc in render(ARGOCD_DIR) if doc["kind"] == "Role"]
+    return Policy.from_role(role)
 
 
 OVERLAY = ROLE_FILE.parents[1] / "overlays" / "torghut"
@@ -253,7 +292,8 @@ def _resource_name(res: kmock.resource) -> str:
 class Cluster(kmock.KubernetesEmulator):
     """kmock's emulator with real API semantics for get/list/patch, RBAC and a call log."""
 
-    policy: Policy | None = None
+    policy: Policy | Policies | None = None
+    absent: set[kmock.resource] = attrs.field(factory=set)  # CRDs not installed: 404
     calls: list[Call] = attrs.field(factory=list)
     hooks: list[Callable[[Call], Any]] = attrs.field(factory=list)  # may be async
     _versions: Any = attrs.field(factory=lambda: itertools.count(1000))
@@ -344,6 +384,8 @@ class Cluster(kmock.KubernetesEmulator):
             call.verb, call.group, call.plural, call.namespace
         ):
             raise self._forbidden(call, res)
+        if res in self.absent:  # the API server does not know the resource at all
+            raise ApiAnswer(404, "NotFound", "the server could not find the requested resource")
         if request.subresource:
             raise ApiAnswer(
                 404,
@@ -422,11 +464,9 @@ class Cluster(kmock.KubernetesEmulator):
     async def _patch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
         old = self._fetch(res, call)
         new = self._apply(res, call, old)
-        wanted = (
-            ((call.body or {}).get("metadata") or {}).get("resourceVersion")
-            if isinstance(call.body, dict)
-            else None
-        )
+        # like the API server: a patch that sets metadata.resourceVersion (merge patch, or a
+        # JSON Patch op on /metadata/resourceVersion) is a precondition on the version
+        wanted = (new.get("metadata") or {}).get("resourceVersion")
         if wanted is not None and str(wanted) != old["metadata"]["resourceVersion"]:
             raise ApiAnswer(
                 409,
@@ -508,14 +548,14 @@ def write_kubeconfig(path: Path, server: str) -> Path:
 
 @contextlib.asynccontextmanager
 async def kube_env(
-    directory: Path, monkeypatch: pytest.MonkeyPatch, *, policy: Policy | None = None
+    directory: Path, monkeypatch: pytest.MonkeyPatch, *, policy: Policy | Policies | None = None
 ) -> AsyncIterator[Cluster]:
     """A running :class:`Cluster` that the handlers reach through ``KUBECONFIG``.
 
-    The Role shipped in ``deploy/base/role.yaml`` is enforced unless ``policy`` says
-    otherwise, so every handler test also checks the RBAC.
+    The Roles shipped in ``deploy/base/role.yaml`` and ``deploy/base/argocd`` are enforced
+    unless ``policy`` says otherwise, so every handler test also checks the RBAC.
     """
-    async with running_cluster(directory, policy=policy or Policy.shipped()) as (cluster, path):
+    async with running_cluster(directory, policy=policy or Policies.shipped()) as (cluster, path):
         monkeypatch.setenv("KUBECONFIG", str(path))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # never in-cluster here
         yield cluster
@@ -523,7 +563,7 @@ async def kube_env(
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    directory: Path, *, policy: Policy | None = None
+    directory: Path, *, policy: Policy | Policies | None = None
 ) -> AsyncIterator[tuple[Cluster, Path]]:
     """A :class:`Cluster` on a free port and a kubeconfig file pointing at it."""
     async with Cluster(policy=policy) as cluster, kmock.Server(cluster) as server:
@@ -602,8 +642,39 @@ def flink_deployment(
     }
 
 
+def application(
+    name: str,
+    *,
+    self_heal: bool | None,
+    repo: str = "https://github.com/torghut/gitops.git",
+    path: str = "apps/jangar",
+    revision: str = "main",
+    sync: str = "Synced",
+) -> dict[str, Any]:
+    """An Argo CD Application; ``self_heal=None``: no automated sync policy at all."""
+    spec: dict[str, Any] = {
+        "project": "default",
+        "source": {"repoURL": repo, "path": path, "targetRevision": revision},
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": "torghut"},
+    }
+    if self_heal is not None:
+        spec["syncPolicy"] = {"automated": {"prune": True, "selfHeal": self_heal}}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": spec,
+        "status": {"sync": {"status": sync, "revision": "0123abc"}, "health": {"status": "Healthy"}},
+    }
+
+
 def deployment(
-    name: str, *, replicas: int, labels: dict[str, str], annotations: dict[str, str] | None = None
+    name: str,
+    *,
+    replicas: int,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+    containers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if annotations:
@@ -618,7 +689,7 @@ def deployment(
             "strategy": {"type": "RollingUpdate"},
             "template": {
                 "metadata": {"labels": dict(labels)},
-                "spec": {"containers": [{"name": name, "image": f"{name}:1"}]},
+                "spec": {"containers": containers or [{"name": name, "image": f"{name}:1"}]},
             },
         },
         "status": {},
@@ -627,12 +698,17 @@ def deployment(
 
 @dataclass
 class DeploymentController:
-    """Plays the Deployment controller and kubelet for one Deployment.
+    """Plays the Deployment controller, the ReplicaSet controller and the kubelet for one
+    Deployment.
 
-    Creates pods up to ``spec.replicas`` (ready after ``ready_after`` ticks), deletes
-    excess pods gracefully (they stay listed, terminating, for ``terminate_after``
-    ticks, like a real grace period) and writes ``status`` when it changes. It counts
-    the most pods that ever existed at once (``max_pods``), terminating ones included.
+    Each pod template gets a ReplicaSet (``<name>-<pod-template-hash>``, owned by the
+    Deployment, with the ``deployment.kubernetes.io/revision`` the Deployment also
+    carries); pods are labelled with the hash and owned by their ReplicaSet. Pods follow
+    ``spec.replicas`` (ready after ``ready_after`` ticks); a changed template rolls out
+    with maxSurge 1 and maxUnavailable 0 (an old pod goes once a new one is ready).
+    Deleted pods stay listed, terminating, for ``terminate_after`` ticks, like a real
+    grace period. ``status`` is written when it changes. It counts the most pods that
+    ever existed at once (``max_pods``), terminating ones included.
     """
 
     cluster: Cluster
@@ -651,32 +727,62 @@ class DeploymentController:
             return
         labels = dep["spec"]["selector"]["matchLabels"]
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        template_hash = self._replica_set(dep)
         pods = self.cluster.items(PODS, self.namespace, selector)
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         for pod in pods:
             self._age(pod)
+        live = [p for p in self.cluster.items(PODS, self.namespace, selector) if not _terminating(p)]
+        new = [p for p in live if p["metadata"]["labels"].get(POD_TEMPLATE_HASH) == template_hash]
+        old = [p for p in live if p not in new]
         desired = int(dep["spec"].get("replicas", 1))
-        for pod in live[desired:]:
-            self.cluster.modify(
-                PODS,
+        for _ in range(min(desired - len(new), desired + 1 - len(live))):
+            self._create_pod(dep, template_hash)
+        ready_new = sum(1 for p in new if _ready(p))
+        for pod in old[: max(0, len(old) + ready_new - desired)]:
+            self._delete(pod)
+        for pod in new[desired:]:
+            self._delete(pod)
+        self.max_pods = max(self.max_pods, len(self.cluster.items(PODS, self.namespace, selector)))
+        self._write_status(dep, selector, desired, template_hash)
+
+    def _replica_set(self, dep: dict[str, Any]) -> str:
+        """The pod-template-hash of the Deployment's template; its ReplicaSet made if new."""
+        template = dep["spec"]["template"]
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        name = f"{self.name}-{digest}"
+        if self.cluster.get(REPLICASETS, self.namespace, name) is None:
+            revisions = [
+                int(rs["metadata"]["annotations"][REVISION])
+                for rs in self.cluster.items(REPLICASETS, self.namespace)
+                if _owned_by(rs, dep)
+            ]
+            revision = str(max(revisions, default=0) + 1)
+            rs_labels = {**template["metadata"]["labels"], POD_TEMPLATE_HASH: digest}
+            self.cluster.put(
+                REPLICASETS,
                 self.namespace,
-                pod["metadata"]["name"],
                 {
-                    "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
-                    "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": name,
+                        "labels": rs_labels,
+                        "annotations": {REVISION: revision},
+                        "ownerReferences": [_owner(dep)],
+                    },
+                    "spec": {"selector": {"matchLabels": rs_labels}, "template": template},
                 },
             )
-            self._ages[pod["metadata"]["name"]] = 0
-        for _ in range(desired - len(live)):
-            self._create(dep["spec"]["template"]["metadata"]["labels"])
-        self.max_pods = max(self.max_pods, len(self.cluster.items(PODS, self.namespace, selector)))
-        self._write_status(dep, selector, desired)
+            self.cluster.modify(
+                DEPLOYMENTS, self.namespace, self.name, {"metadata": {"annotations": {REVISION: revision}}}
+            )
+        return digest
 
     def _age(self, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
         age = self._ages.get(name, 0) + 1
         self._ages[name] = age
-        if pod["metadata"].get("deletionTimestamp"):
+        if _terminating(pod):
             if age >= self.terminate_after:
                 self.cluster.remove(PODS, self.namespace, name)
         elif age == self.ready_after:
@@ -687,7 +793,20 @@ class DeploymentController:
                 {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
             )
 
+    def _delete(self, pod: dict[str, Any]) -> None:
+        self.cluster.modify(
+            PODS,
+            self.namespace,
+            pod["metadata"]["name"],
+            {
+                "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
+                "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+            },
+        )
+        self._ages[pod["metadata"]["name"]] = 0
+
     def _create(self, labels: dict[str, str]) -> None:
+        """A pod with ``labels`` and no owner (for subclasses that play their own controller)."""
         name = f"{self.name}-{uuid.uuid4().hex[:5]}"
         self.cluster.put(
             PODS,
@@ -703,15 +822,48 @@ class DeploymentController:
         self._ages[name] = 0
         self.created.append(name)
 
-    def _write_status(self, dep: dict[str, Any], selector: str, desired: int) -> None:
+    def _create_pod(self, dep: dict[str, Any], template_hash: str) -> None:
+        replica_set = f"{self.name}-{template_hash}"
+        owner = self.cluster.get(REPLICASETS, self.namespace, replica_set)
+        assert owner is not None
+        name = f"{replica_set}-{uuid.uuid4().hex[:5]}"
+        template = dep["spec"]["template"]
+        self.cluster.put(
+            PODS,
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "labels": {**template["metadata"]["labels"], POD_TEMPLATE_HASH: template_hash},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "ReplicaSet",
+                            "name": replica_set,
+                            "uid": owner["metadata"]["uid"],
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": copy.deepcopy(template["spec"]),
+                "status": {"phase": "Pending"},
+            },
+        )
+        self._ages[name] = 0
+        self.created.append(name)
+
+    def _write_status(self, dep: dict[str, Any], selector: str, desired: int, template_hash: str) -> None:
         pods = self.cluster.items(PODS, self.namespace, selector)
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        ready = [p for p in live if (p.get("status") or {}).get("phase") == "Running"]
+        live = [p for p in pods if not _terminating(p)]
+        ready = [p for p in live if _ready(p)]
+        updated = [p for p in live if p["metadata"]["labels"].get(POD_TEMPLATE_HASH) == template_hash]
         status = {
             "replicas": len(live),
             "readyReplicas": len(ready),
             "availableReplicas": len(ready),
-            "updatedReplicas": len(live),
+            "updatedReplicas": len(updated),
             "observedGeneration": dep["metadata"]["generation"],
         }
         if {k: (dep.get("status") or {}).get(k) for k in status} != status:
@@ -721,6 +873,30 @@ class DeploymentController:
         while True:
             self.step()
             await asyncio.sleep(self.tick)
+
+
+def _terminating(pod: dict[str, Any]) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
+def _owner(dep: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": dep["metadata"]["name"],
+        "uid": dep["metadata"]["uid"],
+        "controller": True,
+    }
+
+
+def _owned_by(obj: dict[str, Any], dep: dict[str, Any]) -> bool:
+    return any(
+        ref.get("uid") == dep["metadata"]["uid"] for ref in obj["metadata"].get("ownerReferences") or []
+    )
 
 
 @dataclass
