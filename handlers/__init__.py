@@ -1,5 +1,5 @@
 """Built-in handlers: one explicit import per handler; each registers itself."""
 
-from handlers import bounce, clickhouse, command, flink, http_request
+from handlers import bounce, clickhouse, command, flink, http_request, job
 
-__all__ = ["bounce", "clickhouse", "command", "flink", "http_request"]
+__all__ = ["bounce", "clickhouse", "command", "flink", "http_request", "job"]

@@ -1,7 +1,7 @@
 """``deploy/base/role.yaml`` grants exactly what the Kubernetes handlers use, nothing more.
 
 Two independent derivations of "what the handlers use":
-- dynamic: run every path of both handlers against the emulator with the Role
+- dynamic: run every path of the handlers against the emulator with the Role
   enforced; the (verb, apiGroup, resource) of every request it recorded;
 - static: every kubernetes-asyncio API method the handlers' code calls.
 Both must equal the Role's grants. (Every handler test also enforces the Role.)
@@ -25,6 +25,7 @@ from tests.support.kube import (
     Cluster,
     DeploymentController,
     FlinkOperator,
+    JobController,
     Policy,
     app_resources,
     background,
@@ -37,10 +38,11 @@ from tests.support.kube import (
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
-KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py"]
+KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "job.py"]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
 BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
+JOB_PARAMS = {"namespace": NS, "image": "registry.example/fix:1", "poll_interval": "50ms"}
 LABELS = {"app": "torghut-ws"}
 
 
@@ -76,22 +78,27 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
         for values in rule.values():
             assert "*" not in values and len(values) == len(set(values)), rule
-        assert not any("/" in r for r in rule["resources"]), "no subresources (no /scale)"
+        # no subresources (no /scale, no pods/exec) but the read-only log of kubernetes.job
+        assert not any("/" in r for r in rule["resources"] if r != "pods/log"), "no subresources (no /scale)"
     assert granted() == {
         ("get", "flink.apache.org", "flinkdeployments"),
         ("patch", "flink.apache.org", "flinkdeployments"),
         ("get", "apps", "deployments"),
         ("patch", "apps", "deployments"),
         ("list", "", "pods"),
+        ("create", "batch", "jobs"),
+        ("get", "batch", "jobs"),
+        ("get", "", "pods/log"),
     }
 
 
 async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
-    """Run both handlers through a restart, a bounce and a resumed bounce."""
+    """Run the handlers through a restart, a bounce, a resumed bounce, a Job and an adopted Job."""
     cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
     cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
     controller = DeploymentController(cluster, NS, "torghut-ws")
-    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run):
+    jobs = JobController(cluster, NS)
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run, jobs.run):
         flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
         bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
         cluster.modify(
@@ -101,8 +108,11 @@ async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_ru
             {"metadata": {"annotations": {"remediator.io/bounce-replicas": "1"}}, "spec": {"replicas": 0}},
         )
         resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
+        job, _ = await run_handler("kubernetes.job", JOB_PARAMS, resources, dry_run=dry_run)
+        adopted, _ = await run_handler("kubernetes.job", JOB_PARAMS, resources, dry_run=dry_run)
     expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
-    for result in (flink, bounce, resumed):
+    assert dry_run or adopted.details["adopted"] is True
+    for result in (flink, bounce, resumed, job, adopted):
         assert result.outcome is expected, result.message
 
 
@@ -140,7 +150,12 @@ _VERBS = {
 def _resource(kind: str) -> tuple[str, str]:
     if kind == "custom_object":
         return handlers.flink.GROUP, handlers.flink.PLURAL  # the only custom resource used
-    known = {"deployment": ("apps", "deployments"), "pod": ("", "pods")}
+    known = {
+        "deployment": ("apps", "deployments"),
+        "pod": ("", "pods"),
+        "pod_log": ("", "pods/log"),
+        "job": ("batch", "jobs"),
+    }
     assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
     return known[kind]
 
