@@ -43,6 +43,7 @@ _SHOWN_IN_MESSAGE = 400  # characters of output quoted in a failure's message
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNSAFE = re.compile(r"[^A-Z0-9_]")
 _RESERVED = ("ALERT_", "REMEDIATOR_")
+_REAP_WITHIN = 1.0  # seconds to wait, after the SIGKILL, until the group is gone
 
 
 def _argument(value: str) -> str:
@@ -219,11 +220,46 @@ async def stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await process.wait()
-                    while _signal_group(pgid, 0):  # noqa: ASYNC110 - its children too; the kernel has no event for it
-                        await asyncio.sleep(0.05)
+                    await _group_gone(pgid)
         finally:  # a second cancellation does not skip the SIGKILL
             _signal_group(pgid, signal.SIGKILL)
     await process.wait()  # asyncio's child watcher reaps it even if this is cancelled
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_REAP_WITHIN):
+            await _group_gone(pgid)
+
+
+async def _group_gone(pgid: int) -> None:
+    """Until no process of the group is left, reaping those that became ours."""
+    while _signal_group(pgid, 0):
+        reap_adopted(pgid)
+        await asyncio.sleep(0.02)
+
+
+def reap_adopted(pgid: int) -> None:
+    """Reap the group's dead processes whose parent we became.
+
+    The program's children are re-parented to PID 1 when it dies. In a container
+    remediator *is* PID 1 (or a subreaper), and nothing else would reap them: each
+    would stay a zombie. Only members of this group that are our children and dead
+    are reaped, by pid, so asyncio's own child watcher is never robbed.
+    """
+    me = os.getpid()
+    with contextlib.suppress(OSError):
+        entries = os.listdir("/proc")
+        for entry in entries:
+            if entry.isdigit() and _adopted_zombie(entry, pgid, me):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(int(entry), os.WNOHANG)
+
+
+def _adopted_zombie(pid: str, pgid: int, me: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] == "Z" and int(fields[1]) == me and int(fields[2]) == pgid
 
 
 @dataclass(frozen=True)
@@ -238,15 +274,23 @@ class Finished:
 async def run_program(params: CommandParams, env: dict[str, str], within: float) -> Finished:
     margin = max((len(s.encode()) for s in params.secrets()), default=0)
     out, err = Tail(params.max_output, margin), Tail(params.max_output, margin)
-    process = await asyncio.create_subprocess_exec(
-        *params.argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=params.cwd,
-        env=env,
-        start_new_session=True,
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *params.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=params.cwd,
+            env=env,
+            start_new_session=True,
+        )
     )
+    try:
+        process = await asyncio.shield(spawning)
+    except asyncio.CancelledError:  # cancelled while it started: it may run already, stop it
+        with contextlib.suppress(OSError):
+            await stop_group(await spawning, params.grace)
+        raise
     readers = asyncio.gather(out.drain(process.stdout), err.drain(process.stderr))
     timed_out = False
     try:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from remediator.settings import Settings
 from tests.conftest import MakeHarness
 from tests.support.payloads import alert, payload
 
+ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = ["; rm -rf /", "$(touch pwned)", "`touch pwned`", "a\nb\n", "' \" * ? ~ $HOME | & > x", "-rf", ""]
 
 
@@ -402,3 +404,55 @@ async def test_a_webhook_runs_the_script_and_the_audit_shows_its_output(
     assert event.handler == "command.run" and event.target == "host/db-1"
     assert event.details["stdout"] == "cleaned /var/log on db-1 (DiskFull)\n"
     assert [step.name for step in event.timeline if step.name in ("act", "verify")] == ["act", "verify"]
+
+
+# ---- as PID 1 in a container ------------------------------------------------------------------
+
+AS_REAPER = """
+import asyncio, ctypes, json, os, sys
+from handlers.command import CommandParams, run_program
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans are ours
+
+
+def our_zombies() -> list[int]:
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(int(entry))
+    return found
+
+
+async def main() -> None:
+    codes = []
+    for argv, timeout in ((sys.argv[1], "500ms"), (sys.argv[2], "10s")):
+        params = CommandParams.model_validate({"argv": [argv], "timeout": timeout, "grace": "200ms"})
+        codes.append((await run_program(params, {"PATH": os.environ["PATH"]}, 5.0)).code)
+    await asyncio.sleep(0.2)
+    print(json.dumps({"codes": codes, "zombies": our_zombies()}))
+
+
+asyncio.run(main())
+"""
+
+
+async def test_as_the_reaper_of_orphans_no_zombie_is_left(tmp_path: Path) -> None:
+    """In a container remediator is PID 1: the program's orphaned children become its own."""
+    hanging, _ = tree(tmp_path)
+    leaving = script(tmp_path, "sleep 300 > /dev/null 2>&1 &\necho done\n", "leaves.sh")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        AS_REAPER,
+        hanging,
+        leaving,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    out, _ = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 0
+    assert json.loads(out) == {"codes": [None, 0], "zombies": []}

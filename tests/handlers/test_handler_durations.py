@@ -16,6 +16,8 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "flink.restart": {"namespace": "ns", "name": "job"},
     "kubernetes.bounce": {"namespace": "ns", "deployment": "web"},
     "http.request": {"url": "http://svc/x"},
+    "command.run": {"argv": ["/bin/true"]},
+    "kubernetes.job": {"namespace": "ns", "image": "busybox:1.36"},
 }
 DURATION_WORDS = ("timeout", "interval", "wait", "delay", "period")
 
