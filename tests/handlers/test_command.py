@@ -17,6 +17,7 @@ import structlog
 import handlers  # noqa: F401 - registers the built-in handlers
 from handlers.command import REDACTED, alert_env, sanitised
 from remediator import Alert, Context, Outcome, Resources, Result
+from remediator.cli.main import main
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.execution import execute
 from remediator.handling.registry import default_registry
@@ -456,3 +457,18 @@ async def test_as_the_reaper_of_orphans_no_zombie_is_left(tmp_path: Path) -> Non
     out, _ = await asyncio.wait_for(child.communicate(), 30)
     assert child.returncode == 0
     assert json.loads(out) == {"codes": [None, 0], "zombies": []}
+
+
+def test_remediator_check_names_the_rule_and_line_of_a_templated_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(CHECK_RULES.format(params="\n      argv: ['{{ labels.program }}', x]"))
+    assert main(["check", str(rules)]) == 1
+    assert capsys.readouterr().err == (
+        f"{rules}: rule 'script' (line 3): param 'argv' for command.run: argv[0] "
+        "'{{ labels.program }}' is a template: the program must be written in the rule "
+        "(alert values may only be later arguments) (line 8)\n"
+    )
+    rules.write_text(CHECK_RULES.format(params="\n      argv: [/usr/local/bin/fix.sh, '{{ labels.host }}']"))
+    assert main(["check", str(rules)]) == 0
