@@ -218,6 +218,8 @@ def _plan(params: JobParams, body: dict[str, Any], within: str) -> list[str]:
 def _describe(params: JobParams) -> list[str]:
     owner = Owner(rule="<rule>", event_id="<event id>", target="<target>", alert=None)
     body = manifest(params, owner, f"{PREFIX}-<rule>-<hash of the event id>")
+    labels = {MANAGED_BY: PREFIX, RULE_LABEL: "<rule>", EVENT_LABEL: "<event id>"}
+    body["metadata"]["labels"] = body["spec"]["template"]["metadata"]["labels"] = labels
     plan = _plan(params, body, planned_within(params))
     if params.alert_env:
         plan[0] += "; the container's env also has the alert as ALERT_* variables"
@@ -228,7 +230,7 @@ def _describe(params: JobParams) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Seen:
+class JobStatus:
     """One read of the Job: finished or not, and why."""
 
     done: bool
@@ -237,7 +239,7 @@ class Seen:
     summary: str
 
     @classmethod
-    def of(cls, job: Any) -> Seen:
+    def of(cls, job: Any) -> JobStatus:
         status = job.status
         active = int(getattr(status, "active", None) or 0)
         good = int(getattr(status, "succeeded", None) or 0)
@@ -341,8 +343,8 @@ async def kubernetes_job(params: JobParams, ctx: Context) -> Result:
     )
     observed = Observations(ctx)
 
-    async def probe() -> tuple[bool, Seen]:
-        seen = Seen.of(await job.read())
+    async def probe() -> tuple[bool, JobStatus]:
+        seen = JobStatus.of(await job.read())
         observed.see(seen.summary)
         return seen.done, seen
 
