@@ -96,8 +96,8 @@ async def _disconnect(api: client.ApiClient) -> None:
 
 # ---- requests -----------------------------------------------------------------------------
 
-Verb = Literal["get", "list", "patch"]
-_METHODS = {"get": "GET", "list": "GET", "patch": "PATCH"}
+Verb = Literal["get", "list", "patch", "create"]
+_METHODS = {"get": "GET", "list": "GET", "patch": "PATCH", "create": "POST"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,11 +114,14 @@ class ApiRequest:
     body: dict[str, Any] | list[dict[str, Any]] | None = None
     label_selector: str = ""
     patch_type: str = MERGE_PATCH  # JSON_PATCH when ``body`` is a list of RFC 6902 operations
+    subresource: str = ""  # e.g. "log" (pods/log)
+    query: tuple[tuple[str, str], ...] = ()  # other query parameters, e.g. (("tailLines", "50"),)
 
     @property
     def resource(self) -> str:
-        """``flinkdeployments.flink.apache.org``, ``deployments.apps``, ``pods``."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
+        """``flinkdeployments.flink.apache.org``, ``deployments.apps``, ``pods``, ``pods/log``."""
+        plural = f"{self.plural}/{self.subresource}" if self.subresource else self.plural
+        return f"{plural}.{self.group}" if self.group else plural
 
     @property
     def path(self) -> str:
@@ -126,8 +129,11 @@ class ApiRequest:
         path = f"{api}/namespaces/{self.namespace}/{self.plural}"
         if self.name:
             path += f"/{self.name}"
-        if self.label_selector:  # encoded exactly as the client sends it
-            path += "?" + urlencode({"labelSelector": self.label_selector})
+        if self.subresource:
+            path += f"/{self.subresource}"
+        query = ([("labelSelector", self.label_selector)] if self.label_selector else []) + list(self.query)
+        if query:  # encoded exactly as the client sends it
+            path += "?" + urlencode(query)
         return path
 
     @property
@@ -154,7 +160,8 @@ class ApiRequest:
     def __str__(self) -> str:
         text = f"{_METHODS[self.verb]} {self.path}"
         if self.body is not None:
-            text += f" ({self.patch_type}) {json.dumps(self.body, separators=(',', ':'))}"
+            kind = self.patch_type if self.verb == "patch" else "application/json"
+            text += f" ({kind}) {json.dumps(self.body, separators=(',', ':'))}"
         return text
 
 

@@ -31,6 +31,7 @@ class HandlerSpec:
     description: str = ""
     escapes: dict[str, Finalizer] = field(default_factory=dict)
     describe: Callable[[Any], list[str]] | None = None
+    check: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
 
     def plan(self, params: HandlerParams) -> list[str]:
         """What the handler would do with ``params``, without any I/O (for simulate)."""
@@ -69,6 +70,7 @@ def handler(
     params: type[P],
     escapes: dict[str, Finalizer] | None = None,
     describe: Callable[[P], list[str]] | None = None,
+    check: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[[P, Context], Awaitable[Result]]], Callable[[P, Context], Awaitable[Result]]]:
     """Register ``async def fn(params, ctx) -> Result`` as handler ``name``.
@@ -76,6 +78,9 @@ def handler(
     ``escapes`` maps a top-level param name to a finalizer applied to every
     value substituted into that param's template (e.g. URL-encoding).
     ``describe`` renders the plan for ``remediator simulate`` without I/O.
+    ``check`` looks at the params as written in ``rules.yaml`` (templates not rendered)
+    and returns ``(param, problem)`` for the first one it refuses, e.g. a template
+    where the rule must fix the value (the program a command runs), else None.
     """
 
     def register(
@@ -88,6 +93,7 @@ def handler(
             description=(fn.__doc__ or "").strip().split("\n")[0],
             escapes=dict(escapes or {}),
             describe=describe,
+            check=check,
         )
         (registry or default_registry).add(spec)
         return fn

@@ -198,6 +198,9 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
     missing = [name for name, info in fields.items() if info.is_required() and name not in params]
     if missing:
         raise _Problem(("params",), f"missing params for {handler.name}: {', '.join(missing)}")
+    if handler.check is not None and (problem := handler.check(params)):
+        name, message = problem
+        raise _Problem(("params", name), f"param {name!r} for {handler.name}: {message}")
     if not _has_template(params):
         try:
             handler.params.model_validate(params)

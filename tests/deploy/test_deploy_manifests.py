@@ -221,6 +221,9 @@ def test_role_grants_exactly_what_the_handlers_call(overlay: list[Resource]) -> 
         ("apps", "deployments", "patch"),
         ("apps", "replicasets", "list"),
         ("", "pods", "list"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "get"),
+        ("", "pods/log", "get"),
     }
     assert not any("resourceNames" in rule or "nonResourceURLs" in rule for rule in role["rules"])
     assert not [r for r in overlay if r["kind"] in ("ClusterRole", "ClusterRoleBinding")]

@@ -17,6 +17,8 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "kubernetes.bounce": {"namespace": "ns", "deployment": "web"},
     "kubernetes.set_env": {"namespace": "ns", "deployment": "web", "env": {"A": "b"}},
     "http.request": {"url": "http://svc/x"},
+    "command.run": {"argv": ["/bin/true"]},
+    "kubernetes.job": {"namespace": "ns", "image": "busybox:1.36"},
 }
 DURATION_WORDS = ("timeout", "interval", "wait", "delay", "period")
 

@@ -1,7 +1,7 @@
 """``deploy/base/role.yaml`` grants exactly what the Kubernetes handlers use, nothing more.
 
 Two independent derivations of "what the handlers use":
-- dynamic: run every path of both handlers against the emulator with the Role
+- dynamic: run every path of the handlers against the emulator with the Role
   enforced; the (verb, apiGroup, resource) of every request it recorded;
 - static: every kubernetes-asyncio API method the handlers' code calls.
 Both must equal the Role's grants. (Every handler test also enforces the Role.)
@@ -27,6 +27,7 @@ from tests.support.kube import (
     Cluster,
     DeploymentController,
     FlinkOperator,
+    JobController,
     Policy,
     app_resources,
     application,
@@ -40,10 +41,11 @@ from tests.support.kube import (
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
-KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py", "gitops.py"]
+KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py", "gitops.py", "job.py"]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
 BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
+JOB_PARAMS = {"namespace": NS, "image": "registry.example/fix:1", "poll_interval": "50ms"}
 LABELS = {"app": "torghut-ws"}
 SET_ENV_PARAMS = {
     "namespace": NS,
@@ -85,7 +87,8 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
         for values in rule.values():
             assert "*" not in values and len(values) == len(set(values)), rule
-        assert not any("/" in r for r in rule["resources"]), "no subresources (no /scale)"
+        # no subresources (no /scale, no pods/exec) but the read-only log of kubernetes.job
+        assert not any("/" in r for r in rule["resources"] if r != "pods/log"), "no subresources (no /scale)"
     assert granted() == {
         ("get", "flink.apache.org", "flinkdeployments"),
         ("patch", "flink.apache.org", "flinkdeployments"),
@@ -93,17 +96,22 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         ("patch", "apps", "deployments"),
         ("list", "apps", "replicasets"),
         ("list", "", "pods"),
+        ("create", "batch", "jobs"),
+        ("get", "batch", "jobs"),
+        ("get", "", "pods/log"),
     }
 
 
 async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
-    """Run the handlers through a restart, a bounce, a resumed bounce and an env change."""
+    """Run the handlers through a restart, a bounce, a resumed bounce, an env change, a Job
+    and an adopted Job."""
     cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
     cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
     cluster.put(DEPLOYMENTS, NS, deployment("jangar", replicas=1, labels={"app": "jangar"}))
     controller = DeploymentController(cluster, NS, "torghut-ws")
     jangar = DeploymentController(cluster, NS, "jangar")
-    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run, jangar.run):
+    jobs = JobController(cluster, NS)
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run, jangar.run, jobs.run):
         flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
         bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
         cluster.modify(
@@ -114,8 +122,11 @@ async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_ru
         )
         resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
         set_env, _ = await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources, dry_run=dry_run)
+        job, _ = await run_handler("kubernetes.job", JOB_PARAMS, resources, dry_run=dry_run)
+        adopted, _ = await run_handler("kubernetes.job", JOB_PARAMS, resources, dry_run=dry_run)
     expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
-    for result in (flink, bounce, resumed, set_env):
+    assert dry_run or adopted.details["adopted"] is True
+    for result in (flink, bounce, resumed, set_env, job, adopted):
         assert result.outcome is expected, result.message
 
 
@@ -158,6 +169,8 @@ def _resource(kind: str, module: str) -> tuple[str, str]:
         "deployment": ("apps", "deployments"),
         "replica_set": ("apps", "replicasets"),
         "pod": ("", "pods"),
+        "pod_log": ("", "pods/log"),
+        "job": ("batch", "jobs"),
     }
     assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
     return known[kind]

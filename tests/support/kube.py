@@ -10,13 +10,16 @@ what a real API server does and kmock does not:
   strategic merge only for built-in kinds (415 for custom resources, like the real
   server); anything else is 415;
 - GET/LIST answer in the real Status format; LIST filters by ``labelSelector``;
+- POST creates (409 AlreadyExists when the name is taken); ``pods/NAME/log`` serves
+  :attr:`Cluster.logs` as plain text, honouring ``tailLines``;
 - RBAC: with a :class:`Policy` (a Role), a request it does not grant answers 403
   with the real message ("cannot patch resource ... in the namespace ...");
 - every request is recorded as a :class:`Call` (verb, resource, body, answer) and
   ``hooks`` run before a request is served (to change state "concurrently").
 
 The tests (and the end-to-end demo) play the controllers' part with
-:class:`DeploymentController` and :class:`FlinkOperator`.
+:class:`DeploymentController`, :class:`FlinkOperator` and :class:`JobController`
+(which also writes the pods' logs, served at ``pods/NAME/log``).
 """
 
 from __future__ import annotations
@@ -55,12 +58,14 @@ DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 PODS = kmock.resource("", "v1", "pods")
 REPLICASETS = kmock.resource("apps", "v1", "replicasets")
 APPLICATIONS = kmock.resource("argoproj.io", "v1alpha1", "applications")
+JOBS = kmock.resource("batch", "v1", "jobs")
 KINDS = {
     FLINK: "FlinkDeployment",
     DEPLOYMENTS: "Deployment",
     PODS: "Pod",
     REPLICASETS: "ReplicaSet",
     APPLICATIONS: "Application",
+    JOBS: "Job",
 }
 REVISION = "deployment.kubernetes.io/revision"  # on a Deployment and its ReplicaSets
 POD_TEMPLATE_HASH = "pod-template-hash"
@@ -296,13 +301,14 @@ class Cluster(kmock.KubernetesEmulator):
     absent: set[kmock.resource] = attrs.field(factory=set)  # CRDs not installed: 404
     calls: list[Call] = attrs.field(factory=list)
     hooks: list[Callable[[Call], Any]] = attrs.field(factory=list)  # may be async
+    logs: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (namespace, pod) -> its log
     _versions: Any = attrs.field(factory=lambda: itertools.count(1000))
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         for res, kind in KINDS.items():
             self.resources[res] = kmock.ResourceInfo(
-                kind=kind, namespaced=True, verbs={"get", "list", "patch"}
+                kind=kind, namespaced=True, verbs={"get", "list", "patch", "create"}
             )
 
     # -- test-side API (synchronous: atomic with respect to the event loop) --
@@ -386,6 +392,8 @@ class Cluster(kmock.KubernetesEmulator):
             raise self._forbidden(call, res)
         if res in self.absent:  # the API server does not know the resource at all
             raise ApiAnswer(404, "NotFound", "the server could not find the requested resource")
+        if request.subresource == "log" and res == PODS and call.verb == "get":
+            return self._log(call)
         if request.subresource:
             raise ApiAnswer(
                 404,
@@ -398,6 +406,8 @@ class Cluster(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(self._list(res, call))
         if call.verb == "patch":
             return aiohttp.web.json_response(await self._patch(res, call))
+        if call.verb == "create":
+            return aiohttp.web.json_response(self._create(res, call), status=201)
         return await super()._handle(request)
 
     def _record(self, request: kmock.Request) -> Call:
@@ -406,11 +416,12 @@ class Cluster(kmock.KubernetesEmulator):
         params = dict(request.params)
         content_type = str(request.headers.get("Content-Type", "")).split(";")[0].strip()
         body = json.loads(request.text) if request.text else None
+        plural = f"{res.plural}/{request.subresource}" if request.subresource else str(res.plural)
         return Call(
             method=str(request.method.value).upper(),
             verb=_verb(str(request.method.value).upper(), request.name, params),
             group=str(res.group),
-            plural=str(res.plural),
+            plural=plural,
             namespace=request.namespace,
             name=request.name,
             content_type=content_type,
@@ -460,6 +471,32 @@ class Cluster(kmock.KubernetesEmulator):
             "items": items,
             "metadata": {"resourceVersion": str(next(self._versions))},
         }
+
+    def _create(self, res: kmock.resource, call: Call) -> dict[str, Any]:
+        body = call.body if isinstance(call.body, dict) else {}
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            raise ApiAnswer(422, "Invalid", f"{KINDS.get(res, 'Object')}: metadata.name: Required value")
+        if self.get(res, call.namespace or "", name) is not None:
+            raise ApiAnswer(
+                409,
+                "AlreadyExists",
+                f'{_resource_name(res)} "{name}" already exists',
+                name=name,
+                group=res.group,
+                kind=res.plural,
+            )
+        return self.put(res, call.namespace or "", body)
+
+    def _log(self, call: Call) -> aiohttp.web.Response:
+        """``GET .../pods/NAME/log?tailLines=N`` as the kubelet answers it: plain text."""
+        namespace, name = call.namespace or "", call.name or ""
+        if self.get(PODS, namespace, name) is None:
+            raise self._not_found(PODS, name)
+        lines = self.logs.get((namespace, name), "").splitlines(keepends=True)
+        tail = int(call.query.get("tailLines", "0") or 0)
+        text = "".join(lines[-tail:] if tail > 0 else lines)
+        return aiohttp.web.Response(text=text, content_type="text/plain")
 
     async def _patch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
         old = self._fetch(res, call)
@@ -1066,6 +1103,80 @@ class FlinkOperator:
                 self.name,
                 {"status": {"jobManagerDeploymentStatus": self.jobmanager()}},
             )
+
+
+@dataclass
+class JobController:
+    """Plays the Job controller and the kubelet for the Jobs of one namespace.
+
+    For each new Job it creates one pod (labelled ``job-name``, as the real controller
+    does) with ``log`` as its log, marks the Job active, and after ``run_ticks`` ticks
+    ends it as ``outcome`` says: ``succeed`` (Complete), ``fail`` (Failed,
+    BackoffLimitExceeded), ``deadline`` (Failed, DeadlineExceeded) or ``hang`` (never).
+    """
+
+    cluster: Cluster
+    namespace: str
+    outcome: str = "succeed"
+    log: str = "checking\nrepaired\n"
+    run_ticks: int = 3
+    tick: float = 0.02
+    pods: list[str] = field(default_factory=list)
+    _ages: dict[str, int] = field(default_factory=dict)
+
+    def step(self) -> None:
+        for job in self.cluster.items(JOBS, self.namespace):
+            name = job["metadata"]["name"]
+            if any(c.get("status") == "True" for c in (job.get("status") or {}).get("conditions") or []):
+                continue
+            if name not in self._ages:
+                self._start(job)
+                continue
+            self._ages[name] += 1
+            if self._ages[name] >= self.run_ticks and self.outcome != "hang":
+                self._finish(name)
+
+    def _start(self, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
+        pod = f"{name}-{uuid.uuid4().hex[:5]}"
+        labels = {**job["spec"]["template"]["metadata"].get("labels", {}), "job-name": name}
+        labels["batch.kubernetes.io/job-name"] = name
+        self.cluster.put(
+            PODS,
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "labels": labels},
+                "spec": copy.deepcopy(job["spec"]["template"]["spec"]),
+                "status": {"phase": "Running"},
+            },
+        )
+        self.cluster.logs[self.namespace, pod] = self.log
+        self.pods.append(pod)
+        self._ages[name] = 0
+        self.cluster.modify(JOBS, self.namespace, name, {"status": {"active": 1}})
+
+    def _finish(self, name: str) -> None:
+        ok = self.outcome == "succeed"
+        reason, message = {
+            "succeed": ("", ""),
+            "fail": ("BackoffLimitExceeded", "Job has reached the specified backoff limit"),
+            "deadline": ("DeadlineExceeded", "Job was active longer than specified deadline"),
+        }[self.outcome]
+        condition = {"type": "Complete" if ok else "Failed", "status": "True"}
+        if reason:
+            condition.update(reason=reason, message=message)
+        status = {"active": None, "succeeded": 1 if ok else None, "failed": None if ok else 1}
+        self.cluster.modify(JOBS, self.namespace, name, {"status": {**status, "conditions": [condition]}})
+        for pod in self.cluster.items(PODS, self.namespace, f"job-name={name}"):
+            phase = "Succeeded" if ok else "Failed"
+            self.cluster.modify(PODS, self.namespace, pod["metadata"]["name"], {"status": {"phase": phase}})
+
+    async def run(self) -> None:
+        while True:
+            self.step()
+            await asyncio.sleep(self.tick)
 
 
 @contextlib.asynccontextmanager
