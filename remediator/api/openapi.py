@@ -239,7 +239,7 @@ def _admin_paths(refs: Refs) -> dict[str, Any]:
                         "name": "window",
                         "in": "query",
                         "required": False,
-                        "description": "a duration from 1m to 31d, e.g. 1h, 24h, 7d",
+                        "description": "minutes, hours or days from 1m to 99d, e.g. 30m, 24h, 7d",
                         "schema": {"type": "string", "pattern": WINDOW_PATTERN, "default": "24h"},
                     }
                 ],
