@@ -13,17 +13,20 @@ import json
 import re
 import subprocess
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kubernetes_validate
 import pytest
 import yaml
 
 from remediator.metrics import Metrics
 from tests.conftest import Harness, MakeHarness
+from tests.deploy.test_deploy_manifests import KUBERNETES_VERSIONS, RECOMMENDED_LABELS, assert_kubectl_agrees
 from tests.support.kustomize import render
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer
 from tests.support.procs import ROOT, free_port, require_binary, stop_process
@@ -73,12 +76,19 @@ def panel_queries() -> list[tuple[str, str]]:
 
 # ---- static --------------------------------------------------------------------------------
 def test_the_configmap_carries_the_dashboard_for_the_grafana_sidecar() -> None:
-    [config_map] = [
-        r for r in render(ROOT / "deploy" / "base") if r["metadata"]["name"].endswith("dashboard")
-    ]
+    [config_map] = render(GRAFANA)
     assert config_map["kind"] == "ConfigMap"
-    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["name"] == "remediator-grafana-dashboard"
+    labels = config_map["metadata"]["labels"]
+    assert labels["grafana_dashboard"] == "1"  # what the kube-prometheus-stack sidecar watches
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for key in RECOMMENDED_LABELS:
+        assert key == "instance" or labels[f"app.kubernetes.io/{key}"], key  # an overlay sets instance
+    assert labels["app.kubernetes.io/version"] == project["version"]
     assert json.loads(config_map["data"]["remediator.json"]) == dashboard()
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(config_map, version, strict=True)
+    assert_kubectl_agrees(GRAFANA)
 
 
 def test_every_query_names_metrics_we_export() -> None:
