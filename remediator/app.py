@@ -59,12 +59,18 @@ async def make_store(settings: Settings) -> Store:
 def make_notifier(
     settings: Settings, session: aiohttp.ClientSession, store: Store, metrics: Metrics
 ) -> Notifier:
+    """Slack (else the log), plus PagerDuty when a routing key is set."""
+    notifier: Notifier = LogNotifier()
     if settings.slack_bot_token or settings.slack_webhook_url:
         from remediator.notify.slack.client import SlackNotifier  # type: ignore[import-not-found,unused-ignore]
 
-        notifier: Notifier = SlackNotifier(settings=settings, session=session, store=store, metrics=metrics)
+        notifier = SlackNotifier(settings=settings, session=session, store=store, metrics=metrics)
+    if settings.pagerduty_routing_key is None:
         return notifier
-    return LogNotifier()
+    from remediator.notify.fanout import FanOut
+    from remediator.notify.pagerduty import PagerDutyNotifier
+
+    return FanOut([notifier, PagerDutyNotifier(settings=settings, session=session, metrics=metrics)])
 
 
 async def tune_gc(_: web.Application | None = None) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import platform
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from remediator.about import version
 
 # No ``*_created`` series: nobody graphs them and they double the counters' series.
 # (prometheus_client offers this per process only; this process exposes only ours.)
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+# An alert's start to a verified repair: from seconds (a fast handler on a fresh alert)
+# to hours (a circuit opened, a person fixed the cause and replayed).
+REPAIR_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
 class Metrics:
@@ -107,3 +114,23 @@ class Metrics:
             registry=r,
         )
         self.rules_loaded = Gauge("remediator_rules_loaded", "Rules in the active set.", registry=r)
+        self.time_to_repair = Histogram(
+            "remediator_time_to_repair_seconds",
+            "An alert's startsAt to a verified success of an automatic run.",
+            ["rule"],
+            buckets=REPAIR_BUCKETS,
+            registry=r,
+        )
+        self.pagerduty_events = Counter(
+            "remediator_pagerduty_events_total",
+            "PagerDuty Events API v2 events by action (trigger, resolve) and result.",
+            ["action", "result"],
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "remediator_build_info",
+            "Always 1; the labels say which remediator and Python serve.",
+            ["version", "python"],
+            registry=r,
+        )
+        self.build_info.labels(version(), platform.python_version()).set(1)

@@ -267,6 +267,8 @@ class AuditEvent(BaseModel):
     timeline: list[Step] = Field(default_factory=list)
     alert: Alert | None = None
     replica: str = ""
+    # seconds from the alert's startsAt to this verified success (automatic runs only)
+    time_to_repair: float | None = None
 
     @property
     def outcome_label(self) -> str:

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
 
+    # PagerDuty Events API v2: an incident when a circuit opens (notify/pagerduty.py).
+    pagerduty_routing_key: SecretStr | None = None
+    pagerduty_api_url: str = "https://events.pagerduty.com"
+
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr | None = None
 

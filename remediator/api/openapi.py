@@ -12,6 +12,7 @@ from remediator.api.schemas import (
     CURSOR_PATTERN,
     EVENT_ID_PATTERN,
     OUTCOMES,
+    WINDOW_PATTERN,
     Accepted,
     ErrorBody,
     EventDetail,
@@ -23,6 +24,7 @@ from remediator.api.schemas import (
     Readiness,
     ReplayRequest,
     RulesInfo,
+    Stats,
 )
 from remediator.models import WebhookPayload
 from remediator.settings import Settings
@@ -35,6 +37,7 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     EventDetail,
     PauseState,
     RulesInfo,
+    Stats,
     Health,
     Readiness,
 )
@@ -222,6 +225,25 @@ def _admin_paths(refs: Refs) -> dict[str, Any]:
                 "summary": "One event with its timeline",
                 "parameters": [event_id],
                 "responses": _responses(refs, {200: ("EventDetail", "the event")}, (400, 401, 404, 503)),
+            }
+        },
+        "/api/v1/stats": {
+            "get": {
+                "operationId": "getStats",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Per rule over a window: runs by outcome, success rate, time to repair, "
+                "circuits opened (from the audit)",
+                "parameters": [
+                    {
+                        "name": "window",
+                        "in": "query",
+                        "required": False,
+                        "description": "minutes, hours or days from 1m to 99d, e.g. 30m, 24h, 7d",
+                        "schema": {"type": "string", "pattern": WINDOW_PATTERN, "default": "24h"},
+                    }
+                ],
+                "responses": _responses(refs, {200: ("Stats", "the statistics")}, (400, 401, 503)),
             }
         },
         "/api/v1/replay/{event_id}": {

@@ -24,6 +24,9 @@ MAX_PAUSE = 30 * 86400.0
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CURSOR_PATTERN = r"^[A-Za-z0-9:._~+/=-]{1,200}$"
 OUTCOMES = [o.value for o in Outcome] + [f"skipped:{r.value}" for r in SkipReason]
+# 1m to 99d: every value the pattern allows is a window the API answers (the audit bounds
+# what is read anyway: REMEDIATOR_AUDIT_MAX_EVENTS, REMEDIATOR_AUDIT_RETENTION).
+WINDOW_PATTERN = r"^([1-9][0-9]{0,3}m|[1-9][0-9]{0,2}h|[1-9][0-9]?d)$"
 
 PauseFor = Annotated[
     float,
@@ -83,6 +86,27 @@ class EventsQuery(BaseModel):
         if value is not None and value not in OUTCOMES:
             raise ValueError(f"unknown outcome {value!r}; one of {', '.join(OUTCOMES)}")
         return value
+
+
+class StatsQuery(BaseModel):
+    """``GET /api/v1/stats`` query: the window, a duration such as ``24h`` or ``7d``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    window: str = "24h"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not re.fullmatch(WINDOW_PATTERN, value):
+            raise ValueError(
+                f"invalid window {value!r}: minutes, hours or days from 1m to 99d, e.g. '30m', '24h', '7d'"
+            )
+        return value
+
+    @property
+    def seconds(self) -> float:
+        return parse_duration(self.window)
 
 
 class ReplayQuery(BaseModel):
@@ -147,6 +171,7 @@ class EventSummary(BaseModel):
     finished_at: float
     replica: str
     alert: Alert | None = None
+    time_to_repair: float | None = None
 
     @classmethod
     def of(cls, event: AuditEvent) -> EventSummary:
@@ -253,3 +278,34 @@ def iso(epoch: float) -> str:
 
 def valid_event_id(value: str) -> bool:
     return re.fullmatch(EVENT_ID_PATTERN, value) is not None
+
+
+class RepairTimes(BaseModel):
+    """Time to repair (an alert's startsAt to a verified automatic success), in seconds."""
+
+    count: int
+    median_seconds: float | None = None
+    p90_seconds: float | None = None
+
+
+class RuleStats(BaseModel):
+    rule: str
+    runs: int = Field(description="audit events of the rule in the window, skips included")
+    outcomes: dict[str, int] = Field(description="events by outcome, e.g. succeeded, skipped:cooldown")
+    success_rate: float | None = Field(
+        description="succeeded / (succeeded + failed); null when nothing was attempted"
+    )
+    time_to_repair: RepairTimes
+    circuits_opened: int
+
+
+class Stats(BaseModel):
+    """Per rule over a window, from the audit (which keeps at most
+    REMEDIATOR_AUDIT_MAX_EVENTS events for REMEDIATOR_AUDIT_RETENTION)."""
+
+    window: str
+    window_seconds: float
+    since: float
+    until: float
+    events: int
+    rules: list[RuleStats]

@@ -1,4 +1,4 @@
-"""``remediator events | event | replay | pause | resume | rules``: the admin API from a shell.
+"""``remediator events | event | stats | replay | pause | resume | rules``: the admin API from a shell.
 
 Talks to a running service (``--url``, else ``REMEDIATOR_URL``, else
 http://127.0.0.1:8080) with the token in ``REMEDIATOR_ADMIN_TOKEN`` (or
@@ -28,7 +28,7 @@ from remediator.cli import reports
 from remediator.models import Alert
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-COMMANDS = ("events", "event", "replay", "pause", "resume", "rules")
+COMMANDS = ("events", "event", "stats", "replay", "pause", "resume", "rules")
 PAGE = 500
 
 
@@ -194,6 +194,12 @@ def add_commands(sub: Any) -> None:
     events.add_argument("--limit", type=int, default=20)
     event = sub.add_parser("event", parents=[common], help="one event and its timeline")
     event.add_argument("event_id")
+    stats = sub.add_parser(
+        "stats",
+        parents=[common],
+        help="per rule over a window: runs by outcome, success rate, time to repair, circuits opened",
+    )
+    stats.add_argument("--window", default="24h", help="e.g. 1h, 24h, 7d (default 24h)")
     replay = sub.add_parser(
         "replay", parents=[common], help="re-run a stored event's alert through the current rules"
     )
@@ -250,6 +256,12 @@ async def _events(client: AdminClient, args: argparse.Namespace) -> int:
 async def _event(client: AdminClient, args: argparse.Namespace) -> int:
     event = await client.event(args.event_id)
     _emit(args, event, reports.event_text(event))
+    return 0
+
+
+async def _stats(client: AdminClient, args: argparse.Namespace) -> int:
+    stats = await client.call("GET", "/api/v1/stats", params={"window": args.window})
+    _emit(args, stats, reports.stats_text(stats))
     return 0
 
 
@@ -321,6 +333,7 @@ def _who() -> str:
 _COMMANDS: dict[str, Callable[[AdminClient, argparse.Namespace], Awaitable[int]]] = {
     "events": _events,
     "event": _event,
+    "stats": _stats,
     "replay": _replay,
     "pause": _pause,
     "resume": _resume,

@@ -1,4 +1,4 @@
-"""remediator: serve, check, simulate; events, event, replay, pause, resume, rules (admin)."""
+"""remediator: serve, check, simulate; events, event, stats, replay, pause, resume, rules (admin)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from remediator import logs
+from remediator import about, logs
 from remediator.cli import admin_client as ctl
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.registry import default_registry, load_plugins
@@ -19,6 +19,7 @@ from remediator.settings import Settings, SettingsError, load_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
+    parser.add_argument("--version", action="version", version=about.describe())
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the webhook receiver and the workers")

@@ -58,6 +58,35 @@ def events_table(events: list[dict[str, Any]]) -> str:
     return table(["FINISHED", "EVENT", "RULE", "TARGET", "OUTCOME", "", "MESSAGE"], rows)
 
 
+def stats_text(stats: dict[str, Any]) -> str:
+    """Per rule: runs, outcomes, success rate, median and p90 time to repair, circuits opened."""
+    span = f"{clock(stats['since'])} to {clock(stats['until'])}"
+    head = f"last {stats['window']}: {stats['events']} event(s), {span}"
+    if not stats["rules"]:
+        return head + "\nno events in the window"
+    rows = []
+    for rule in stats["rules"]:
+        rate = rule.get("success_rate")
+        repair = rule["time_to_repair"]
+        rows.append(
+            [
+                rule["rule"],
+                str(rule["runs"]),
+                "-" if rate is None else f"{rate:.0%}",
+                _seconds(repair.get("median_seconds")),
+                _seconds(repair.get("p90_seconds")),
+                str(rule["circuits_opened"]),
+                " ".join(f"{k}={v}" for k, v in rule["outcomes"].items()),
+            ]
+        )
+    headers = ["RULE", "RUNS", "SUCCESS", "TTR P50", "TTR P90", "CIRCUITS", "OUTCOMES"]
+    return head + "\n" + table(headers, rows)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else format_duration(value)
+
+
 def event_text(event: dict[str, Any]) -> str:
     alert = event.get("alert") or {}
     labels = ", ".join(f"{k}={v}" for k, v in sorted((alert.get("labels") or {}).items()))

@@ -38,6 +38,12 @@ class Notice:
     timeline: list[Step] = field(default_factory=list)  # what the handler did (outcomes)
 
 
+def replay_command(event_id: str) -> str:
+    """The shell command that re-runs an escalated event: the open circuit would skip a
+    plain replay, and ``--wait`` makes the exit code tell whether it worked."""
+    return f"remediator replay {event_id} --ignore-circuit --wait 300"
+
+
 class Notifier(Protocol):
     """Delivers notices. ``send`` must return at once and never raise."""
 

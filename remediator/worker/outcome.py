@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from remediator.durations import format_duration
 from remediator.errors import StoreUnavailable, TemplateError
 from remediator.metrics import Metrics
-from remediator.models import AuditEvent, Outcome, Result, SkipReason
+from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason
 from remediator.notify.notice import Notice, Notifier
 from remediator.rules.ruleset import render
 from remediator.settings import Settings
@@ -104,6 +104,8 @@ class Outcomes:
         run.step(
             "outcome", result.message, outcome=result.outcome.value, reason=reason.value if reason else ""
         )
+        finished_at = time.time()
+        repaired_in = time_to_repair(job, result, finished_at)
         event = AuditEvent(
             event_id=job.event_id,
             rule=job.rule,
@@ -116,7 +118,7 @@ class Outcomes:
             note=job.note,
             dry_run=result.outcome is Outcome.DRY_RUN,
             received_at=job.received_at,
-            finished_at=time.time(),
+            finished_at=finished_at,
             outcome=result.outcome,
             reason=reason.value if reason else "",
             message=result.message,
@@ -125,11 +127,14 @@ class Outcomes:
             timeline=run.timeline,
             alert=job.alert,
             replica=self.replica,
+            time_to_repair=repaired_in,
         )
         await self.write(lambda: self.store.record_event(event))
         if ack:
             await self.write(lambda: self.store.ack(run.delivery.id))
         self.metrics.jobs.labels(job.rule, result.outcome.value, event.reason).inc()
+        if repaired_in is not None:
+            self.metrics.time_to_repair.labels(job.rule).observe(repaired_in)
         level = "info" if result.outcome is not Outcome.FAILED else "error"
         getattr(run.log, level)(
             f"remediation.{result.outcome.value}",
@@ -183,3 +188,13 @@ class Outcomes:
             attempt_window=rule.policy.attempt_window if rule else 0.0,
             timeline=list(run.timeline) if result else [],
         )
+
+
+def time_to_repair(job: Job, result: Result, finished_at: float) -> float | None:
+    """Seconds from the alert's ``startsAt`` to this verified success, for an automatic run
+    on a firing alert; ``None`` otherwise. A success is verified: handlers return
+    ``succeeded`` only after their verification. Manual runs (replays) are left out: their
+    alert may have started days before anyone replayed it. Clock skew never makes it negative."""
+    if result.outcome is not Outcome.SUCCEEDED or job.manual or job.alert.status != "firing":
+        return None
+    return round(max(0.0, finished_at - job.alert.starts_at.timestamp()), 3)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from remediator.api import stats
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.rules.ruleset import parse_rules
 from remediator.settings import Settings
@@ -484,6 +485,27 @@ async def test_audit_keeps_the_whole_event(store: Store) -> None:
     )
     await store.record_event(full)
     assert await store.get_event("e1") == full
+
+
+async def test_stats_read_the_audit_alike(make_store: StoreFactory) -> None:
+    """``GET /api/v1/stats`` reads only ``list_events``: the same numbers from every store."""
+    store = await make_store(audit_max_events=100)
+    for i, seconds in enumerate((30.0, 60.0, 600.0)):
+        await store.record_event(event(f"ok{i}").model_copy(update={"time_to_repair": seconds}))
+    await store.record_event(event("bad", outcome=Outcome.FAILED))
+    await store.record_event(event("other", rule="r2", outcome=Outcome.SKIPPED, reason="cooldown"))
+    result = await stats.compute(store, "1h", 3600.0)
+    one, two = result.rules
+    assert (one.rule, one.runs, one.success_rate, one.outcomes) == (
+        "r1",
+        4,
+        0.75,
+        {"failed": 1, "succeeded": 3},
+    )
+    assert (one.time_to_repair.median_seconds, one.time_to_repair.p90_seconds) == (60.0, 600.0)
+    assert (two.rule, two.outcomes, two.success_rate) == ("r2", {"skipped:cooldown": 1}, None)
+    kept = await store.get_event("ok2")
+    assert kept is not None and kept.time_to_repair == 600.0
 
 
 # ---- Slack threads -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 
 from remediator.durations import format_duration
 from remediator.notify.notice import Notice
+from remediator.notify.notice import replay_command as notice_replay_command
 from remediator.notify.slack.blocks import (
     MAX_BLOCKS,
     Message,
@@ -192,9 +193,8 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
 
 
 def replay_command(event_id: str) -> str:
-    """The shell command that re-runs an escalated event: the open circuit would skip a
-    plain replay, and ``--wait`` makes the exit code tell whether it worked."""
-    return f"remediator replay {escape(event_id)} --ignore-circuit --wait 300"
+    """``notice.replay_command``, escaped for Slack."""
+    return notice_replay_command(escape(event_id))
 
 
 def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:
