@@ -16,6 +16,7 @@ from aiohttp import web
 from remediator.api import admin
 from remediator.api import errors as api_errors
 from remediator.api import webhook as server
+from remediator.api.auth import load_credentials
 from remediator.api.intake import Intake
 from remediator.api.service import SERVICE, Service
 from remediator.handling.context import Resources
@@ -109,6 +110,7 @@ def _lifecycle(
     given_notifier: Notifier | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        credentials = load_credentials(settings)  # a bad tokens file stops the start here
         metrics = Metrics()
         rules = RulesHolder(settings.rules, registry, metrics)
         rules.load()
@@ -139,6 +141,7 @@ def _lifecycle(
             intake=intake,
             pipeline=pipeline,
             replica=replica,
+            credentials=credentials,
         )
         app[SERVICE] = svc
         await notifier.start()

@@ -132,6 +132,7 @@ class Job(BaseModel):
     receiver: str = ""
     manual: bool = False
     note: str = ""
+    requested_by: str = ""  # who asked for a manual job (an admin credential's name)
     dry_run: bool | None = None
     ignore_cooldown: bool = False
     ignore_circuit: bool = False
@@ -163,6 +164,7 @@ class NewJob:
     receiver: str = ""
     manual: bool = False
     note: str = ""
+    requested_by: str = ""
     dry_run: bool | None = None
     ignore_cooldown: bool = False
     ignore_circuit: bool = False
@@ -181,6 +183,7 @@ class NewJob:
                 "receiver": self.receiver,
                 "manual": self.manual,
                 "note": self.note,
+                "requested_by": self.requested_by,
                 "dry_run": self.dry_run,
                 "ignore_cooldown": self.ignore_cooldown,
                 "ignore_circuit": self.ignore_circuit,
@@ -197,6 +200,7 @@ class NewJob:
             receiver=self.receiver,
             manual=self.manual,
             note=self.note,
+            requested_by=self.requested_by,
             dry_run=self.dry_run,
             ignore_cooldown=self.ignore_cooldown,
             ignore_circuit=self.ignore_circuit,
@@ -256,6 +260,7 @@ class AuditEvent(BaseModel):
     alert_status: str = "firing"
     manual: bool = False
     note: str = ""
+    requested_by: str = ""
     dry_run: bool = False
     received_at: float
     finished_at: float

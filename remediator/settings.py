@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     webhook_password: SecretStr | None = None
     insecure_no_auth: bool = False
     admin_token: SecretStr | None = None
+    admin_tokens_file: Path | None = None  # named admin credentials (api/credentials.py)
     dry_run: bool = False
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -7,10 +7,8 @@ outage is 503, and nothing a client sends can cause a 5xx.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import structlog
@@ -18,8 +16,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from remediator.api import openapi, stats
-from remediator.api.auth import authorized
 from remediator.api.errors import ApiError
+from remediator.api.guards import admin, identity, reader
 from remediator.api.intake import ManualOptions
 from remediator.api.schemas import (
     Accepted,
@@ -40,40 +38,12 @@ from remediator.api.schemas import (
 )
 from remediator.api.service import SERVICE, Service
 from remediator.api.webhook import read_json_body, validation_detail
-from remediator.errors import StoreUnavailable
 from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
 from remediator.store.base import Pause
 
 log = structlog.get_logger("remediator.api.admin")
 M = TypeVar("M", bound=BaseModel)
-Route = Callable[[web.Request, Service], Awaitable[web.Response]]
-
-
-def admin(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Guard ``route``: 404 when disabled, 401 without the token, 503 when the store is down."""
-
-    @functools.wraps(route)
-    async def guarded(request: web.Request) -> web.Response:
-        svc = request.app[SERVICE]
-        if svc.settings.admin_token is None:
-            raise ApiError(404, "not found", "the admin API is disabled on this service")
-        if not authorized(request.headers.get("Authorization", ""), token=svc.settings.admin_token):
-            raise ApiError(
-                401,
-                "missing or wrong admin token",
-                "expected Authorization: Bearer <REMEDIATOR_ADMIN_TOKEN>",
-                headers={"WWW-Authenticate": 'Bearer realm="remediator-admin"'},
-            )
-        try:
-            return await route(request, svc)
-        except StoreUnavailable as exc:
-            log.error("admin.store_unavailable", path=request.path, error=str(exc))
-            raise ApiError(
-                503, "the state store is unavailable; retry", str(exc), headers={"Retry-After": "5"}
-            ) from exc
-
-    return guarded
 
 
 def reply(model: BaseModel, status: int = 200) -> web.Response:
@@ -110,7 +80,7 @@ def require_rules(svc: Service) -> None:
 
 
 # ---- events ------------------------------------------------------------------
-@admin
+@reader
 async def list_events(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, EventsQuery)
     try:
@@ -122,7 +92,7 @@ async def list_events(request: web.Request, svc: Service) -> web.Response:
     return reply(EventPage(events=[EventSummary.of(e) for e in events], next_cursor=cursor))
 
 
-@admin
+@reader
 async def get_event(request: web.Request, svc: Service) -> web.Response:
     event_id = event_id_of(request)
     event = await svc.store.get_event(event_id)
@@ -131,7 +101,7 @@ async def get_event(request: web.Request, svc: Service) -> web.Response:
     return reply(EventDetail.of(event))
 
 
-@admin
+@reader
 async def get_stats(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, StatsQuery)
     return reply(await stats.compute(svc.store, query.window, query.seconds))
@@ -157,6 +127,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
         dry_run=body.dry_run or None,
         ignore_cooldown=body.ignore_cooldown,
         ignore_circuit=body.ignore_circuit,
+        requested_by=identity(request),
     )
     accepted = await svc.intake.accept(payload, options)
     if not accepted.event_ids:
@@ -167,6 +138,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
         )
     log.info(
         "admin.replay",
+        by=identity(request),
         replay_of=event_id,
         event_ids=accepted.event_ids,
         note=body.note,
@@ -191,10 +163,12 @@ async def replay_payload(request: web.Request, svc: Service) -> web.Response:
         dry_run=query.dry_run or None,
         ignore_cooldown=query.ignore_cooldown,
         ignore_circuit=query.ignore_circuit,
+        requested_by=identity(request),
     )
     accepted = await svc.intake.accept(payload, options)
     log.info(
         "admin.replay_payload",
+        by=identity(request),
         alerts=len(payload.alerts),
         event_ids=accepted.event_ids,
         note=query.note,
@@ -224,7 +198,7 @@ def manual_payload(data: Any) -> WebhookPayload:
 
 
 # ---- rules -------------------------------------------------------------------
-@admin
+@reader
 async def get_rules(_: web.Request, svc: Service) -> web.Response:
     return reply(rules_info(svc))
 
@@ -267,7 +241,7 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
 
 
 # ---- pause -------------------------------------------------------------------
-@admin
+@reader
 async def get_pause(_: web.Request, svc: Service) -> web.Response:
     pause = await svc.store.get_pause()
     if pause is None:
@@ -279,15 +253,16 @@ async def get_pause(_: web.Request, svc: Service) -> web.Response:
 async def set_pause(request: web.Request, svc: Service) -> web.Response:
     body = await parse_body(request, svc, PauseRequest)
     until = time.time() + body.for_
-    await svc.store.set_pause(Pause(reason=body.reason, until=until, by=body.by))
-    log.warning("admin.paused", reason=body.reason, until=until, by=body.by)
-    return reply(PauseState.active(body.reason, until, body.by))
+    by = identity(request)  # the body's "by" is not trusted: the token says who this is
+    await svc.store.set_pause(Pause(reason=body.reason, until=until, by=by))
+    log.warning("admin.paused", reason=body.reason, until=until, by=by)
+    return reply(PauseState.active(body.reason, until, by))
 
 
 @admin
-async def clear_pause(_: web.Request, svc: Service) -> web.Response:
+async def clear_pause(request: web.Request, svc: Service) -> web.Response:
     was = await svc.store.clear_pause()
-    log.warning("admin.resumed", was_paused=was)
+    log.warning("admin.resumed", was_paused=was, by=identity(request))
     return reply(PauseState(paused=False, was_paused=was))
 
 

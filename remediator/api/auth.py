@@ -1,6 +1,7 @@
-"""The one credential check: ``Authorization`` against configured secrets, in constant time.
+"""Who is calling: ``Authorization`` against configured secrets, in constant time.
 
-Used by the webhook (bearer or basic) and the admin API (bearer). Works on bytes, so a
+The webhook checks its bearer token or basic auth with ``authorized``; the admin API
+identifies a named credential with ``Credentials.identify``. Works on bytes, so a
 header with any characters (aiohttp keeps undecodable bytes as surrogates) is a plain
 "no", never an exception. An empty or blank secret never matches, nor does an empty
 presented credential: an empty token can never open a route.
@@ -10,9 +11,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
+import yaml
 from pydantic import SecretStr
+
+from remediator.settings import MIN_SECRET_LENGTH, Settings, SettingsError
 
 
 def authorized(
@@ -48,3 +57,130 @@ def _same(presented: bytes, configured: SecretStr | None) -> bool:
     expected = configured.get_secret_value().encode("utf-8", "surrogateescape")
     equal = hmac.compare_digest(presented, expected)
     return equal and bool(presented) and bool(expected.strip())
+
+
+# ---- named admin credentials ---------------------------------------------------
+#
+# ``REMEDIATOR_ADMIN_TOKENS_FILE`` names a YAML file of ``name: token`` entries; a value
+# may also be ``{token: ..., access: read}`` for a read-only credential. A token is either
+# the secret itself (at least 16 characters) or its SHA-256 as ``sha256:<64 hex digits>``,
+# so the file need not hold a usable secret. ``REMEDIATOR_ADMIN_TOKEN`` keeps working as
+# the credential named ``admin`` with full access.
+#
+# Only SHA-256 digests are kept in memory. A presented token is hashed and compared with
+# every digest in constant time, so neither the match nor its position leaks through timing.
+
+Access = Literal["admin", "read"]
+LEGACY_NAME = "admin"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_HASHED = re.compile(r"^sha256:([0-9a-fA-F]{64})$")
+_VARIABLE = "REMEDIATOR_ADMIN_TOKENS_FILE"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One admin credential: the name the audit shows, and its access."""
+
+    name: str
+    access: Access
+    digest: bytes  # SHA-256 of the token; the token itself is never kept
+
+    @property
+    def can_act(self) -> bool:
+        return self.access == "admin"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Every admin credential of this service; empty means the admin API is off."""
+
+    entries: tuple[Credential, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def identify(self, header: str) -> Credential | None:
+        """The credential whose token ``Authorization: Bearer <token>`` carries, if any."""
+        scheme, _, value = header.strip().partition(" ")
+        presented = value.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not presented:
+            return None
+        digest = hashlib.sha256(presented).digest()
+        found: Credential | None = None
+        for entry in self.entries:  # no early exit: every entry is compared
+            if hmac.compare_digest(digest, entry.digest) and found is None:
+                found = entry
+        return found
+
+
+def load_credentials(settings: Settings) -> Credentials:
+    """The admin credentials from the settings; ``SettingsError`` lists every problem."""
+    entries: list[Credential] = []
+    if settings.admin_token is not None:
+        token = settings.admin_token.get_secret_value().strip().encode("utf-8", "surrogateescape")
+        entries.append(Credential(LEGACY_NAME, "admin", hashlib.sha256(token).digest()))
+    if settings.admin_tokens_file is not None:
+        entries += _read_file(settings.admin_tokens_file, taken={e.name for e in entries})
+    return Credentials(tuple(entries))
+
+
+def _read_file(path: Path, taken: set[str]) -> list[Credential]:
+    where = f"{_VARIABLE} {path}"
+    try:
+        document = yaml.safe_load(path.read_bytes())
+    except OSError as exc:
+        raise SettingsError([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise SettingsError([f"{where}: not valid YAML{line}"]) from None  # no excerpt: it may hold a token
+    if not isinstance(document, dict) or not document:
+        raise SettingsError([f"{where}: expected a mapping of name: token entries"])
+    entries, problems, digests = [], [], set()
+    for name, value in document.items():
+        try:
+            entry = _entry(name, value, taken)
+        except ValueError as exc:
+            problems.append(f"{where}: entry {str(name)[:64]!r}: {exc}")
+            continue
+        if entry.digest in digests:
+            problems.append(f"{where}: entry {entry.name!r}: the same token as another entry")
+            continue
+        taken.add(entry.name)
+        digests.add(entry.digest)
+        entries.append(entry)
+    if problems:
+        raise SettingsError(problems)
+    return entries
+
+
+def _entry(name: Any, value: Any, taken: set[str]) -> Credential:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError("a name is letters, digits and . _ @ - (max 64), starting with a letter or digit")
+    if name in taken:
+        reason = "is REMEDIATOR_ADMIN_TOKEN's name" if name == LEGACY_NAME else "appears twice"
+        raise ValueError(f"the name {reason}")
+    access: Any = "admin"
+    if isinstance(value, dict):
+        unknown = sorted(str(k) for k in value if k not in ("token", "access"))
+        if unknown:
+            raise ValueError(f"unknown keys {', '.join(unknown)} (known: token, access)")
+        access = value.get("access", "admin")
+        value = value.get("token")
+    if access not in ("admin", "read"):
+        raise ValueError("access must be 'admin' or 'read'")
+    return Credential(name, access, _digest(value))
+
+
+def _digest(token: Any) -> bytes:
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError("the token is missing or not a string")
+    token = token.strip()
+    hashed = _HASHED.match(token)
+    if hashed:
+        return bytes.fromhex(hashed.group(1))
+    if token.lower().startswith("sha256:"):
+        raise ValueError("a hashed token is sha256: followed by 64 hex digits")
+    if len(token) < MIN_SECRET_LENGTH:
+        raise ValueError(f"a token must be at least {MIN_SECRET_LENGTH} characters long")
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()

@@ -25,6 +25,7 @@ class ManualOptions:
     dry_run: bool | None = None
     ignore_cooldown: bool = False
     ignore_circuit: bool = False
+    requested_by: str = ""  # the authenticated name of who asked (admin API)
 
 
 class Intake:
@@ -103,4 +104,5 @@ def _job(
         dry_run=manual.dry_run,
         ignore_cooldown=manual.ignore_cooldown,
         ignore_circuit=manual.ignore_circuit,
+        requested_by=manual.requested_by,
     )

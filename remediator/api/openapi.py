@@ -45,6 +45,7 @@ Refs = dict[tuple[str, str], dict[str, Any]]
 _ERRORS = {
     400: "invalid request (reason in the body)",
     401: "missing or wrong credentials",
+    403: "the token may only read",
     404: "not found",
     409: "the request conflicts with the stored state",
     413: "body too large",
@@ -56,7 +57,7 @@ _ERRORS = {
 def document(settings: Settings) -> dict[str, Any]:
     """The document for this configuration: admin paths only when the admin API is on."""
     return _build(
-        settings.admin_token is not None,
+        settings.admin_token is not None or settings.admin_tokens_file is not None,
         settings.webhook_token is not None,
         settings.webhook_password is not None,
     )
@@ -257,7 +258,7 @@ def _admin_paths(refs: Refs) -> dict[str, Any]:
                 "parameters": [event_id],
                 "requestBody": {"required": False, "content": _json(refs[("ReplayRequest", "validation")])},
                 "responses": _responses(
-                    refs, {202: ("Accepted", "replay jobs stored")}, (400, 401, 404, 409, 413, 415, 503)
+                    refs, {202: ("Accepted", "replay jobs stored")}, (400, 401, 403, 404, 409, 413, 415, 503)
                 ),
             }
         },
@@ -269,7 +270,9 @@ def _admin_paths(refs: Refs) -> dict[str, Any]:
                 "summary": "Run an Alertmanager payload or one alert, marked manual",
                 "parameters": _replay_params(),
                 "requestBody": {"required": True, "content": {"application/json": {"schema": manual_body}}},
-                "responses": _responses(refs, {202: ("Accepted", "jobs stored")}, (400, 401, 413, 415, 503)),
+                "responses": _responses(
+                    refs, {202: ("Accepted", "jobs stored")}, (400, 401, 403, 413, 415, 503)
+                ),
             }
         },
         "/api/v1/rules": {
@@ -301,14 +304,14 @@ def _pause_path(refs: Refs, sec: list[dict[str, list[str]]]) -> dict[str, Any]:
             "security": sec,
             "summary": "Pause all remediation for a while",
             "requestBody": {"required": True, "content": _json(refs[("PauseRequest", "validation")])},
-            "responses": _responses(refs, state, (400, 401, 413, 415, 503)),
+            "responses": _responses(refs, state, (400, 401, 403, 413, 415, 503)),
         },
         "delete": {
             "operationId": "resume",
             "tags": ["admin"],
             "security": sec,
             "summary": "Resume remediation",
-            "responses": _responses(refs, state, (401, 503)),
+            "responses": _responses(refs, state, (401, 403, 503)),
         },
     }
 

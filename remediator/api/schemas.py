@@ -60,7 +60,11 @@ class ReplayRequest(_Body):
 class PauseRequest(_Body):
     reason: str = Field(min_length=1, max_length=500)
     for_: PauseFor = Field(alias="for")
-    by: str = Field(default="", max_length=200)
+    by: str = Field(
+        default="",
+        max_length=200,
+        description="Ignored (accepted from older clients): the pause records the token's name.",
+    )
 
     @field_validator("reason")
     @classmethod
@@ -167,6 +171,7 @@ class EventSummary(BaseModel):
     manual: bool
     note: str
     dry_run: bool
+    requested_by: str = ""
     received_at: float
     finished_at: float
     replica: str

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from remediator.api.auth import Credentials
 from remediator.api.intake import Intake
 from remediator.handling.context import Resources
 from remediator.metrics import Metrics
@@ -27,6 +28,7 @@ class Service:
     intake: Intake
     pipeline: Pipeline
     replica: str
+    credentials: Credentials = field(default_factory=Credentials)
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -300,7 +298,7 @@ async def _pause(client: AdminClient, args: argparse.Namespace) -> int:
     elif args.reason is None or args.duration is None:
         raise CtlError("pausing needs both --reason and --for (e.g. --for 30m)", 2)
     else:
-        body = {"reason": args.reason, "for": args.duration, "by": _who()}
+        body = {"reason": args.reason, "for": args.duration}
         state = await client.call("POST", "/api/v1/pause", body=body)
     _emit(args, state, reports.pause_text(state))
     return 0
@@ -320,14 +318,6 @@ async def _rules(client: AdminClient, args: argparse.Namespace) -> int:
     info = await client.call("GET", "/api/v1/rules")
     _emit(args, info, reports.rules_text(info))
     return 0
-
-
-def _who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"[:200]
 
 
 _COMMANDS: dict[str, Callable[[AdminClient, argparse.Namespace], Awaitable[int]]] = {

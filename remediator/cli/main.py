@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from remediator import about, logs
+from remediator.api.auth import load_credentials
 from remediator.cli import admin_client as ctl
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.registry import default_registry, load_plugins
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("simulate needs exactly one of PAYLOAD, --from-events N, --events-file F")
     try:
         settings = load_settings()
+        if args.command == "serve":
+            load_credentials(settings)  # a broken admin tokens file stops the start, clearly
     except SettingsError as exc:
         print("remediator: invalid environment:", file=sys.stderr)
         for problem in exc.problems:

@@ -25,6 +25,7 @@ class Notice:
     external_url: str = ""
     dry_run: bool = False
     manual: bool = False
+    requested_by: str = ""  # who asked for a manual replay
     outcome: str = ""
     message: str = ""
     duration: float | None = None

@@ -120,7 +120,7 @@ def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
     notes = [
         _labels(notice),
         f"Event {code(notice.event_id)}" if notice.event_id else "",
-        "Manual replay" if notice.manual else "",
+        _manual(notice),
     ]
     return blocks + context(*notes)
 
@@ -199,7 +199,7 @@ def replay_command(event_id: str) -> str:
 
 def started_reply_blocks(notice: Notice) -> list[dict[str, Any]]:
     dry = " (🧪 *DRY RUN*: nothing will be changed)" if notice.dry_run else ""
-    manual = " (manual replay)" if notice.manual else ""
+    manual = f" ({_manual(notice).replace('Manual', 'manual', 1)})" if notice.manual else ""
     return [
         section(
             f"🔁 *Another attempt started*{dry}{manual}: handler "
@@ -270,3 +270,10 @@ def reply(notice: Notice) -> Message:
 def flat(notice: Notice) -> Message:
     """Webhook mode has no threads: every message carries the incident with it."""
     return parent(notice)
+
+
+def _manual(notice: Notice) -> str:
+    """``Manual replay by alice``: the authenticated name of who asked, when known."""
+    if not notice.manual:
+        return ""
+    return f"Manual replay by {escape(notice.requested_by)}" if notice.requested_by else "Manual replay"
