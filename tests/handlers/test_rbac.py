@@ -210,8 +210,8 @@ def test_the_argocd_role_lives_in_argocd_and_only_reads_applications() -> None:
 async def test_with_argo_cd_the_handlers_use_both_roles_exactly(
     cluster: Cluster, resources: Resources
 ) -> None:
-    """Every handler on objects an Application (without self-heal) manages: the calls in each
-    namespace are exactly what that namespace's Role grants."""
+    """Every Kubernetes handler, with an Application (without self-heal) managing the objects it
+    changes: the calls in each namespace are exactly what that namespace's Role grants."""
     instance = {"app.kubernetes.io/instance": "torghut"}
     cluster.put(APPLICATIONS, "argocd", application("torghut", self_heal=False))
     ta = flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED")
@@ -222,11 +222,13 @@ async def test_with_argo_cd_the_handlers_use_both_roles_exactly(
         obj["metadata"]["labels"].update(instance)
         cluster.put(DEPLOYMENTS, NS, obj)
     controllers = [DeploymentController(cluster, NS, name).run for name in ("torghut-ws", "jangar")]
+    controllers.append(JobController(cluster, NS).run)  # a Job is created, never managed by Argo CD
     async with background(FlinkOperator(cluster, NS, "torghut-ta").run, *controllers):
         results = [
             (await run_handler("flink.restart", FLINK_PARAMS, resources))[0],
             (await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources))[0],
             (await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources))[0],
+            (await run_handler("kubernetes.job", JOB_PARAMS, resources))[0],
         ]
     for result in results:
         assert result.outcome is Outcome.SUCCEEDED, result.message
