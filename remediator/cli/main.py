@@ -206,6 +206,9 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                 match["target"] = plan.target
                 match["params"] = plan.params.model_dump(mode="json")
                 match["plan"] = rule.handler.plan(plan.params)
+                if plan.probe is not None:
+                    match["probe"] = plan.probe.as_dict()
+                    match["probe_plan"] = plan.probe.plan(rule.policy.verify_timeout)
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
                     match["inhibit_equal"] = list(rule.policy.inhibit_equal)
@@ -235,6 +238,8 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
+            for step in match.get("probe_plan", []):
+                lines.append(f"    probe: {step}")
     return "\n".join(lines)
 
 
