@@ -161,3 +161,23 @@ def test_simulate_shows_inhibit_equal(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml"), "--json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["matches"][0]["inhibit_equal"] == ["namespace"]
+
+
+def test_simulate_shows_the_probe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules, alerts = _hook_files(tmp_path, "a&b")
+    rules.write_text(
+        HOOK_RULES
+        + "    verify_timeout: 2m\n    probe:\n"
+        + "      url: 'http://svc/api/items?item={{ labels.item }}'\n      expect_body: ok\n"
+    )
+    assert main(["simulate", str(alerts), "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "    probe: probe GET http://svc/api/items?item=a%26b; expect 2xx and a body matching 'ok' "
+        "first: if it passes, nothing to do (noop)\n"
+        "    probe: after acting, probe every 10s until it passes, within 2m"
+    ) in out
+    assert main(["simulate", str(alerts), "--rules", str(rules), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["matches"][0]["probe"]["url"] == "http://svc/api/items?item=a%26b"
+    assert entry["matches"][0]["probe"]["expect_body"] == "ok"
