@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 RESOURCE_KEY = "kubernetes"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = 10.0  # seconds per API call, further bounded by the handler's deadline
 ROLE_FILE = "deploy/base/role.yaml"
 
@@ -110,8 +111,9 @@ class ApiRequest:
     kind: str
     namespace: str
     name: str = ""
-    body: dict[str, Any] | None = None
+    body: dict[str, Any] | list[dict[str, Any]] | None = None
     label_selector: str = ""
+    patch_type: str = MERGE_PATCH  # JSON_PATCH when ``body`` is a list of RFC 6902 operations
 
     @property
     def resource(self) -> str:
@@ -135,7 +137,8 @@ class ApiRequest:
             return f"{self.kind} {self.namespace}/{self.name}"
         return f"{self.plural} in namespace {self.namespace}"
 
-    def with_body(self, body: dict[str, Any]) -> ApiRequest:
+    def with_body(self, body: dict[str, Any] | list[dict[str, Any]]) -> ApiRequest:
+        """This request as a patch: a JSON merge patch, or a JSON Patch when ``body`` is a list."""
         return ApiRequest(
             verb="patch",
             group=self.group,
@@ -145,12 +148,13 @@ class ApiRequest:
             namespace=self.namespace,
             name=self.name,
             body=body,
+            patch_type=JSON_PATCH if isinstance(body, list) else MERGE_PATCH,
         )
 
     def __str__(self) -> str:
         text = f"{_METHODS[self.verb]} {self.path}"
         if self.body is not None:
-            text += f" ({MERGE_PATCH}) {json.dumps(self.body, separators=(',', ':'))}"
+            text += f" ({self.patch_type}) {json.dumps(self.body, separators=(',', ':'))}"
         return text
 
 
@@ -190,14 +194,17 @@ async def send(
 
 
 async def send_patch(ctx: Context, request: ApiRequest, method: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Send ``request.body`` as a JSON merge patch: ``method(*args, body)`` through :func:`send`.
+    """Send ``request.body`` as its patch type: ``method(*args, body)`` through :func:`send`.
 
+    A merge patch by default; a JSON Patch when the body is a list of operations.
     Without ``_content_type`` the client sends a dict as JSON Patch (the .pyi stubs omit
     the keyword although the runtime accepts it, hence ``Callable[..., ...]``).
     """
     body = request.body
     return await send(
-        ctx, request, lambda timeout: method(*args, body, _content_type=MERGE_PATCH, _request_timeout=timeout)
+        ctx,
+        request,
+        lambda timeout: method(*args, body, _content_type=request.patch_type, _request_timeout=timeout),
     )
 
 

@@ -219,6 +219,7 @@ def test_role_grants_exactly_what_the_handlers_call(overlay: list[Resource]) -> 
         ("flink.apache.org", "flinkdeployments", "patch"),
         ("apps", "deployments", "get"),
         ("apps", "deployments", "patch"),
+        ("apps", "replicasets", "list"),
         ("", "pods", "list"),
     }
     assert not any("resourceNames" in rule or "nonResourceURLs" in rule for rule in role["rules"])

@@ -15,6 +15,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "clickhouse.restore_replica": {"nodes": ["chi-0:9000"], "database": "db"},
     "flink.restart": {"namespace": "ns", "name": "job"},
     "kubernetes.bounce": {"namespace": "ns", "deployment": "web"},
+    "kubernetes.set_env": {"namespace": "ns", "deployment": "web", "env": {"A": "b"}},
     "http.request": {"url": "http://svc/x"},
 }
 DURATION_WORDS = ("timeout", "interval", "wait", "delay", "period")

@@ -37,11 +37,17 @@ from tests.support.kube import (
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
-KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py"]
+KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py"]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
 BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
 LABELS = {"app": "torghut-ws"}
+SET_ENV_PARAMS = {
+    "namespace": NS,
+    "deployment": "jangar",
+    "env": {"CH_DATABASE": "torghut"},
+    "poll_interval": "50ms",
+}
 
 
 @pytest.fixture
@@ -82,16 +88,19 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         ("patch", "flink.apache.org", "flinkdeployments"),
         ("get", "apps", "deployments"),
         ("patch", "apps", "deployments"),
+        ("list", "apps", "replicasets"),
         ("list", "", "pods"),
     }
 
 
 async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
-    """Run both handlers through a restart, a bounce and a resumed bounce."""
+    """Run the handlers through a restart, a bounce, a resumed bounce and an env change."""
     cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
     cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
+    cluster.put(DEPLOYMENTS, NS, deployment("jangar", replicas=1, labels={"app": "jangar"}))
     controller = DeploymentController(cluster, NS, "torghut-ws")
-    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run):
+    jangar = DeploymentController(cluster, NS, "jangar")
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run, jangar.run):
         flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
         bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
         cluster.modify(
@@ -101,8 +110,9 @@ async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_ru
             {"metadata": {"annotations": {"remediator.io/bounce-replicas": "1"}}, "spec": {"replicas": 0}},
         )
         resumed, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
+        set_env, _ = await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources, dry_run=dry_run)
     expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
-    for result in (flink, bounce, resumed):
+    for result in (flink, bounce, resumed, set_env):
         assert result.outcome is expected, result.message
 
 
@@ -140,7 +150,11 @@ _VERBS = {
 def _resource(kind: str) -> tuple[str, str]:
     if kind == "custom_object":
         return handlers.flink.GROUP, handlers.flink.PLURAL  # the only custom resource used
-    known = {"deployment": ("apps", "deployments"), "pod": ("", "pods")}
+    known = {
+        "deployment": ("apps", "deployments"),
+        "replica_set": ("apps", "replicasets"),
+        "pod": ("", "pods"),
+    }
     assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
     return known[kind]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import hashlib
 import inspect
 import itertools
 import json
@@ -52,7 +53,10 @@ from remediator.settings import Settings
 FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 PODS = kmock.resource("", "v1", "pods")
-KINDS = {FLINK: "FlinkDeployment", DEPLOYMENTS: "Deployment", PODS: "Pod"}
+REPLICASETS = kmock.resource("apps", "v1", "replicasets")
+KINDS = {FLINK: "FlinkDeployment", DEPLOYMENTS: "Deployment", PODS: "Pod", REPLICASETS: "ReplicaSet"}
+REVISION = "deployment.kubernetes.io/revision"  # on a Deployment and its ReplicaSets
+POD_TEMPLATE_HASH = "pod-template-hash"
 BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"})
 ROLE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "base" / "role.yaml"
 SERVICE_ACCOUNT = "system:serviceaccount:torghut:remediator"
@@ -422,11 +426,9 @@ class Cluster(kmock.KubernetesEmulator):
     async def _patch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
         old = self._fetch(res, call)
         new = self._apply(res, call, old)
-        wanted = (
-            ((call.body or {}).get("metadata") or {}).get("resourceVersion")
-            if isinstance(call.body, dict)
-            else None
-        )
+        # like the API server: a patch that sets metadata.resourceVersion (merge patch, or a
+        # JSON Patch op on /metadata/resourceVersion) is a precondition on the version
+        wanted = (new.get("metadata") or {}).get("resourceVersion")
         if wanted is not None and str(wanted) != old["metadata"]["resourceVersion"]:
             raise ApiAnswer(
                 409,
@@ -603,7 +605,12 @@ def flink_deployment(
 
 
 def deployment(
-    name: str, *, replicas: int, labels: dict[str, str], annotations: dict[str, str] | None = None
+    name: str,
+    *,
+    replicas: int,
+    labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+    containers: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
     if annotations:
@@ -618,7 +625,7 @@ def deployment(
             "strategy": {"type": "RollingUpdate"},
             "template": {
                 "metadata": {"labels": dict(labels)},
-                "spec": {"containers": [{"name": name, "image": f"{name}:1"}]},
+                "spec": {"containers": containers or [{"name": name, "image": f"{name}:1"}]},
             },
         },
         "status": {},
@@ -627,12 +634,17 @@ def deployment(
 
 @dataclass
 class DeploymentController:
-    """Plays the Deployment controller and kubelet for one Deployment.
+    """Plays the Deployment controller, the ReplicaSet controller and the kubelet for one
+    Deployment.
 
-    Creates pods up to ``spec.replicas`` (ready after ``ready_after`` ticks), deletes
-    excess pods gracefully (they stay listed, terminating, for ``terminate_after``
-    ticks, like a real grace period) and writes ``status`` when it changes. It counts
-    the most pods that ever existed at once (``max_pods``), terminating ones included.
+    Each pod template gets a ReplicaSet (``<name>-<pod-template-hash>``, owned by the
+    Deployment, with the ``deployment.kubernetes.io/revision`` the Deployment also
+    carries); pods are labelled with the hash and owned by their ReplicaSet. Pods follow
+    ``spec.replicas`` (ready after ``ready_after`` ticks); a changed template rolls out
+    with maxSurge 1 and maxUnavailable 0 (an old pod goes once a new one is ready).
+    Deleted pods stay listed, terminating, for ``terminate_after`` ticks, like a real
+    grace period. ``status`` is written when it changes. It counts the most pods that
+    ever existed at once (``max_pods``), terminating ones included.
     """
 
     cluster: Cluster
@@ -651,32 +663,62 @@ class DeploymentController:
             return
         labels = dep["spec"]["selector"]["matchLabels"]
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        template_hash = self._replica_set(dep)
         pods = self.cluster.items(PODS, self.namespace, selector)
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         for pod in pods:
             self._age(pod)
+        live = [p for p in self.cluster.items(PODS, self.namespace, selector) if not _terminating(p)]
+        new = [p for p in live if p["metadata"]["labels"].get(POD_TEMPLATE_HASH) == template_hash]
+        old = [p for p in live if p not in new]
         desired = int(dep["spec"].get("replicas", 1))
-        for pod in live[desired:]:
-            self.cluster.modify(
-                PODS,
+        for _ in range(min(desired - len(new), desired + 1 - len(live))):
+            self._create_pod(dep, template_hash)
+        ready_new = sum(1 for p in new if _ready(p))
+        for pod in old[: max(0, len(old) + ready_new - desired)]:
+            self._delete(pod)
+        for pod in new[desired:]:
+            self._delete(pod)
+        self.max_pods = max(self.max_pods, len(self.cluster.items(PODS, self.namespace, selector)))
+        self._write_status(dep, selector, desired, template_hash)
+
+    def _replica_set(self, dep: dict[str, Any]) -> str:
+        """The pod-template-hash of the Deployment's template; its ReplicaSet made if new."""
+        template = dep["spec"]["template"]
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        name = f"{self.name}-{digest}"
+        if self.cluster.get(REPLICASETS, self.namespace, name) is None:
+            revisions = [
+                int(rs["metadata"]["annotations"][REVISION])
+                for rs in self.cluster.items(REPLICASETS, self.namespace)
+                if _owned_by(rs, dep)
+            ]
+            revision = str(max(revisions, default=0) + 1)
+            rs_labels = {**template["metadata"]["labels"], POD_TEMPLATE_HASH: digest}
+            self.cluster.put(
+                REPLICASETS,
                 self.namespace,
-                pod["metadata"]["name"],
                 {
-                    "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
-                    "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": name,
+                        "labels": rs_labels,
+                        "annotations": {REVISION: revision},
+                        "ownerReferences": [_owner(dep)],
+                    },
+                    "spec": {"selector": {"matchLabels": rs_labels}, "template": template},
                 },
             )
-            self._ages[pod["metadata"]["name"]] = 0
-        for _ in range(desired - len(live)):
-            self._create(dep["spec"]["template"]["metadata"]["labels"])
-        self.max_pods = max(self.max_pods, len(self.cluster.items(PODS, self.namespace, selector)))
-        self._write_status(dep, selector, desired)
+            self.cluster.modify(
+                DEPLOYMENTS, self.namespace, self.name, {"metadata": {"annotations": {REVISION: revision}}}
+            )
+        return digest
 
     def _age(self, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
         age = self._ages.get(name, 0) + 1
         self._ages[name] = age
-        if pod["metadata"].get("deletionTimestamp"):
+        if _terminating(pod):
             if age >= self.terminate_after:
                 self.cluster.remove(PODS, self.namespace, name)
         elif age == self.ready_after:
@@ -687,7 +729,20 @@ class DeploymentController:
                 {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
             )
 
+    def _delete(self, pod: dict[str, Any]) -> None:
+        self.cluster.modify(
+            PODS,
+            self.namespace,
+            pod["metadata"]["name"],
+            {
+                "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
+                "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+            },
+        )
+        self._ages[pod["metadata"]["name"]] = 0
+
     def _create(self, labels: dict[str, str]) -> None:
+        """A pod with ``labels`` and no owner (for subclasses that play their own controller)."""
         name = f"{self.name}-{uuid.uuid4().hex[:5]}"
         self.cluster.put(
             PODS,
@@ -703,15 +758,48 @@ class DeploymentController:
         self._ages[name] = 0
         self.created.append(name)
 
-    def _write_status(self, dep: dict[str, Any], selector: str, desired: int) -> None:
+    def _create_pod(self, dep: dict[str, Any], template_hash: str) -> None:
+        replica_set = f"{self.name}-{template_hash}"
+        owner = self.cluster.get(REPLICASETS, self.namespace, replica_set)
+        assert owner is not None
+        name = f"{replica_set}-{uuid.uuid4().hex[:5]}"
+        template = dep["spec"]["template"]
+        self.cluster.put(
+            PODS,
+            self.namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "labels": {**template["metadata"]["labels"], POD_TEMPLATE_HASH: template_hash},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "apps/v1",
+                            "kind": "ReplicaSet",
+                            "name": replica_set,
+                            "uid": owner["metadata"]["uid"],
+                            "controller": True,
+                        }
+                    ],
+                },
+                "spec": copy.deepcopy(template["spec"]),
+                "status": {"phase": "Pending"},
+            },
+        )
+        self._ages[name] = 0
+        self.created.append(name)
+
+    def _write_status(self, dep: dict[str, Any], selector: str, desired: int, template_hash: str) -> None:
         pods = self.cluster.items(PODS, self.namespace, selector)
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        ready = [p for p in live if (p.get("status") or {}).get("phase") == "Running"]
+        live = [p for p in pods if not _terminating(p)]
+        ready = [p for p in live if _ready(p)]
+        updated = [p for p in live if p["metadata"]["labels"].get(POD_TEMPLATE_HASH) == template_hash]
         status = {
             "replicas": len(live),
             "readyReplicas": len(ready),
             "availableReplicas": len(ready),
-            "updatedReplicas": len(live),
+            "updatedReplicas": len(updated),
             "observedGeneration": dep["metadata"]["generation"],
         }
         if {k: (dep.get("status") or {}).get(k) for k in status} != status:
@@ -721,6 +809,30 @@ class DeploymentController:
         while True:
             self.step()
             await asyncio.sleep(self.tick)
+
+
+def _terminating(pod: dict[str, Any]) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
+def _owner(dep: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": dep["metadata"]["name"],
+        "uid": dep["metadata"]["uid"],
+        "controller": True,
+    }
+
+
+def _owned_by(obj: dict[str, Any], dep: dict[str, Any]) -> bool:
+    return any(
+        ref.get("uid") == dep["metadata"]["uid"] for ref in obj["metadata"].get("ownerReferences") or []
+    )
 
 
 @dataclass
