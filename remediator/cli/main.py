@@ -239,7 +239,7 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
             for step in match.get("probe_plan", []):
-                lines.append(f"    probe: {step}")
+                lines.append(f"    plan: {step}")
     return "\n".join(lines)
 
 

@@ -29,9 +29,9 @@ class Probe:
         return status in self.expect_status if self.expect_status else 200 <= status < 300
 
     def describe(self) -> str:
-        """``GET https://x/y; expect 2xx and a body matching 'rows'``."""
+        """``GET https://x/y; expect 2xx and a body matching /rows/``."""
         expect = ", ".join(map(str, self.expect_status)) or "2xx"
-        body = f" and a body matching {self.expect_body.pattern!r}" if self.expect_body else ""
+        body = f" and a body matching /{self.expect_body.pattern}/" if self.expect_body else ""
         return f"{self.method} {self.url}; expect {expect}{body}"
 
     def plan(self, verify_timeout: float) -> list[str]:

@@ -52,7 +52,7 @@ async def ask(probe: Probe, http: aiohttp.ClientSession) -> Answer:
         return Answer(False, status, f"HTTP {status}: {shown}" if shown else f"HTTP {status}")
     if probe.expect_body is not None and not probe.expect_body.search(body):
         pattern = probe.expect_body.pattern
-        return Answer(False, status, f"HTTP {status}, the body does not match {pattern!r}: {shown}")
+        return Answer(False, status, f"HTTP {status}, the body does not match /{pattern}/: {shown}")
     return Answer(True, status, f"HTTP {status}")
 
 

@@ -154,9 +154,7 @@ async def test_the_body_must_match_expect_body(harness: MakeHarness, jangar: Jan
     assert event.outcome_label == "succeeded", event.message
     before, after = steps(event)
     assert before[:2] == ("before", False)
-    assert before[2] == (
-        'HTTP 200, the body does not match \'"rows": \\\\[\\\\{\': {"symbol": "NVDA", "rows": []}'
-    )
+    assert before[2] == ('HTTP 200, the body does not match /"rows": \\[\\{/: {"symbol": "NVDA", "rows": []}')
     assert after == ("after", True, "HTTP 200")
 
 
