@@ -16,7 +16,7 @@ EXPECTED = {
     "clickhouse-readonly": ("clickhouse-replica-readonly", "clickhouse/torghut"),
     "flink-failed": ("flink-ta-failed", "flink/torghut/torghut-ta"),
     "torghut-ws-not-ready": ("torghut-ws-not-ready", "deployment/torghut/torghut-ws"),
-    "jangar-unknown-table": ("jangar-ch-database", "deployment/jangar/jangar"),
+    "jangar-unknown-table": ("jangar-ch-database", "deployment/torghut/jangar"),
 }
 
 
@@ -191,9 +191,9 @@ def test_simulate_the_jangar_example_shows_the_patch_and_the_probe(
     assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml")]) == 0
     out = capsys.readouterr().out
     assert "rule jangar-ch-database -> kubernetes.set_env" in out
-    assert "    target: deployment/jangar/jangar" in out
-    assert "PATCH /apis/apps/v1/namespaces/jangar/deployments/jangar" in out
-    url = "http://jangar.jangar.svc.cluster.local/api/torghut/ta/latest?symbol=NVDA"
+    assert "    target: deployment/torghut/jangar" in out
+    assert "PATCH /apis/apps/v1/namespaces/torghut/deployments/jangar" in out
+    url = "http://jangar.torghut.svc.cluster.local/api/torghut/ta/latest?symbol=NVDA"
     assert f"    plan: probe GET {url}; expect 2xx and a body matching " in out
     assert "    plan: after acting, probe every 10s until it passes, within 3m" in out
     assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml"), "--json"]) == 0

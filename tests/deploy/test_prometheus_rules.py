@@ -237,7 +237,7 @@ def test_each_remediated_alert_matches_one_rule_and_renders(labels: dict[str, st
         assert params == {"namespace": labels["namespace"], "deployment": labels["deployment"]}
     if labels["alertname"] == "JangarTaLatestFailing":
         assert target == f"deployment/{labels['namespace']}/{labels['deployment']}"
-        assert params["namespace"] == "jangar" and params["deployment"] == "jangar"
+        assert params["namespace"] == "torghut" and params["deployment"] == "jangar"
         assert params["env"] == {"CH_DATABASE": "torghut"}
         # The remediator asks the URL blackbox-exporter asks.
         assert render_value(compile_value(rule["probe"]["url"]), context) == labels["instance"]
