@@ -8,15 +8,15 @@ resumed by the next one instead of recording 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes_asyncio import client
 
+from handlers.gitops import GitOpsParams, managing_app, refusal, replicas_in_git
 from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
 from remediator import (
     Context,
-    HandlerParams,
     Observations,
     PermanentError,
     PollInterval,
@@ -36,7 +36,7 @@ MAX_REPLICAS = 10_000
 _SHOWN_PODS = 5
 
 
-class BounceParams(HandlerParams):
+class BounceParams(GitOpsParams):
     namespace: Label
     deployment: Subdomain
     verify_timeout: VerifyTimeout = None
@@ -55,6 +55,9 @@ class Seen:
     ready: int
     current: int  # status.replicas
     observed_generation: int
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    replicas_in_git: bool | None = None  # when Argo CD manages it (see handlers/gitops.py)
 
     @classmethod
     def of(cls, dep: Any, where: str) -> Seen:
@@ -69,6 +72,9 @@ class Seen:
             ready=int(getattr(status, "ready_replicas", None) or 0),
             current=int(getattr(status, "replicas", None) or 0),
             observed_generation=int(getattr(status, "observed_generation", None) or 0),
+            annotations=dict(meta.annotations or {}),
+            labels=dict(meta.labels or {}),
+            replicas_in_git=replicas_in_git(meta.annotations, meta.managed_fields),
         )
 
     def ready_at(self, count: int) -> bool:
@@ -227,6 +233,8 @@ async def bounce(params: BounceParams, ctx: Context) -> Result:
         return Result.noop(
             f"{dep.where} is scaled to 0 and no bounce is in progress: nothing to bounce", replicas=0
         )
+    if refused := await _gitops(dep, seen):
+        return refused
     if ctx.dry_run:
         count = seen.replicas if seen.recorded is None else seen.recorded
         return Result.dry_run(
@@ -236,6 +244,33 @@ async def bounce(params: BounceParams, ctx: Context) -> Result:
         )
     count = await _record(dep, seen)
     return await _bounce(dep, seen.selector, count, within=timeout)
+
+
+async def _gitops(dep: _Deployment, seen: Seen) -> Result | None:
+    """Refuse to bounce what a self-healing Argo CD app would scale back up mid-bounce."""
+    params = dep.params
+    app = await managing_app(dep.ctx, params, dep.where, seen.annotations, seen.labels)
+    if app is None or not app.self_heal or seen.replicas_in_git is False:
+        return None
+    known = "Git sets" if seen.replicas_in_git else "it cannot be told whether Git sets (assumed it does)"
+    why = (
+        f"{known} spec.replicas, so Argo CD would scale the Deployment back up while the old "
+        "pod is still terminating: the two pods at once a bounce exists to prevent"
+    )
+    if params.gitops == "override":
+        dep.ctx.step("gitops", f"{why}; bouncing anyway (gitops: override)")
+        return None
+    return Result.failed(
+        refusal(
+            app,
+            dep.where,
+            why,
+            f"To bounce, turn off self-heal on {app.ref} for the bounce (or have it ignore "
+            "/spec/replicas with ignoreDifferences), or drop replicas from the manifest in "
+            f"{app.in_git}",
+        ),
+        **app.details(),
+    )
 
 
 async def _record(dep: _Deployment, seen: Seen) -> int:

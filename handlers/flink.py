@@ -10,12 +10,13 @@ Verify polls until the job is RUNNING and the lifecycle STABLE.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubernetes_asyncio import client
 from pydantic import Field, ValidationInfo, field_validator
 
+from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
 from handlers.kube import ApiRequest, Label, api_client, send, send_patch
 from remediator import (
     MAX_CONFLICTS,
@@ -81,7 +82,7 @@ class RestartWhen(HandlerParams):
         return value
 
 
-class FlinkRestartParams(HandlerParams):
+class FlinkRestartParams(GitOpsParams):
     namespace: Label
     name: Label
     restart_when: RestartWhen = Field(default_factory=RestartWhen)
@@ -98,6 +99,8 @@ class Seen:
     job: str
     lifecycle: str
     error: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, obj: dict[str, Any], where: str) -> Seen:
@@ -107,8 +110,11 @@ class Seen:
         if not isinstance(nonce, int) or isinstance(nonce, bool):
             raise PermanentError(f"{where}: spec.restartNonce is {nonce!r}, not an integer")
         error = status.get("error") or ""
+        meta = obj.get("metadata") or {}
         return cls(
-            resource_version=str((obj.get("metadata") or {}).get("resourceVersion") or ""),
+            resource_version=str(meta.get("resourceVersion") or ""),
+            annotations=dict(meta.get("annotations") or {}),
+            labels=dict(meta.get("labels") or {}),
             nonce=nonce,
             job=str((status.get("jobStatus") or {}).get("state") or ""),
             lifecycle=str(status.get("lifecycleState") or ""),
@@ -242,21 +248,51 @@ async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
         reason = leave_alone(seen, params.restart_when)
         if reason is not None:
             return Result.noop(f"{target.where}: {reason}", **seen.details())
+        if not found:
+            found.append(await managing_app(ctx, params, target.where, seen.annotations, seen.labels))
+        app, nonce = found[0], seen.nonce + 1
+        commit = (
+            f"set `spec.restartNonce: {nonce}` on `FlinkDeployment/{params.name}` "
+            f"(namespace {params.namespace}) in {app.in_git if app else 'Git'}"
+        )
+        if app is not None and app.self_heal and params.gitops == "respect":
+            return Result.failed(
+                refusal(
+                    app,
+                    target.where,
+                    "Argo CD would revert the bumped restartNonce to Git's, and the operator "
+                    "would restart the job again",
+                    f"Restart through Git instead: {commit}",
+                ),
+                change_to_commit=commit,
+                **app.details(),
+                **seen.details(),
+            )
         if ctx.dry_run:
             return Result.dry_run(
                 _plan(params, seconds(timeout), seen),
                 f"dry run: {target.where} has {seen.summary()}; would bump restartNonce "
-                f"{seen.nonce} -> {seen.nonce + 1}; nothing done",
+                f"{seen.nonce} -> {nonce}; nothing done" + (f"; {drift(app, commit)}" if app else ""),
                 **seen.details(),
             )
         return await target.bump(seen)
 
+    found: list[App | None] = []
     done = await rereading_conflicts(
         ctx, await target.read(), attempt, target.read, where=target.where, undone="not restarted"
     )
     if isinstance(done, Result):
         return done
-    return await _verify(target, done, within=timeout)
+    result = await _verify(target, done, within=timeout)
+    app = found[0] if found else None
+    if app is not None:
+        commit = (
+            f"set `spec.restartNonce: {done}` on `FlinkDeployment/{params.name}` "
+            f"(namespace {params.namespace}) in {app.in_git}"
+        )
+        result.message += f". {drift(app, commit)}"
+        result.details.update(change_to_commit=commit, drift=True, **app.details())
+    return result
 
 
 async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result:

@@ -19,11 +19,11 @@ from typing import Annotated, Any
 from kubernetes_asyncio import client
 from pydantic import AfterValidator, Field
 
+from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
 from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
 from remediator import (
     MAX_CONFLICTS,
     Context,
-    HandlerParams,
     Observations,
     PermanentError,
     PollInterval,
@@ -65,7 +65,7 @@ EnvName = Annotated[str, AfterValidator(env_name)]
 EnvValue = Annotated[str, AfterValidator(env_value)]
 
 
-class SetEnvParams(HandlerParams):
+class SetEnvParams(GitOpsParams):
     namespace: Label
     deployment: Subdomain
     container: Label | None = None  # default: the Deployment's only container
@@ -89,6 +89,8 @@ class Seen:
 
     resource_version: str
     uid: str
+    annotations: dict[str, str]
+    labels: dict[str, str]
     generation: int
     revision: str
     selector: str
@@ -114,6 +116,8 @@ class Seen:
         return cls(
             resource_version=str(meta.resource_version or ""),
             uid=str(meta.uid or ""),
+            annotations=dict(meta.annotations or {}),
+            labels=dict(meta.labels or {}),
             generation=int(meta.generation or 0),
             revision=str((meta.annotations or {}).get(REVISION) or ""),
             selector=selector_string(selector.match_labels, selector.match_expressions) if selector else "",
@@ -317,6 +321,8 @@ class Change:
 
     was: dict[str, str | None]
     ops: list[dict[str, Any]]
+    app: App | None = None
+    commit: str = ""
 
     def text(self, env: dict[str, str]) -> str:
         return ", ".join(
@@ -331,6 +337,13 @@ async def set_env(params: SetEnvParams, ctx: Context) -> Result:
     dep = _Deployment(await api_client(ctx), params, ctx)
     timeout = verify_within(params, ctx)
     names = list(params.env)
+    found: list[App | None] = []
+
+    async def managed(seen: Seen) -> App | None:
+        """The managing Application, looked up once (a conflict re-reads the Deployment only)."""
+        if not found:
+            found.append(await managing_app(ctx, params, dep.where, seen.annotations, seen.labels))
+        return found[0]
 
     async def attempt(seen: Seen) -> Result | Change:
         """A Result when there is nothing to write, else the change written."""
@@ -349,11 +362,29 @@ async def set_env(params: SetEnvParams, ctx: Context) -> Result:
             return Result.noop(
                 f"{where} already has {assignments(params.env)}", container=seen.container, current=was
             )
-        change = Change(was=was, ops=patch_ops(seen, params.env))
+        app = await managed(seen)
+        commit = (
+            f"set `{assignments(params.env)}` on container `{seen.container}` of "
+            f"`deployment/{params.deployment}` (namespace {params.namespace}) in "
+            f"{app.in_git if app else 'Git'}"
+        )
+        if app is not None and app.self_heal and params.gitops == "respect":
+            return Result.failed(
+                refusal(
+                    app,
+                    dep.where,
+                    "Argo CD would revert a live patch within seconds",
+                    f"Commit the change instead: {commit}",
+                ),
+                change_to_commit=commit,
+                **app.details(),
+            )
+        change = Change(was=was, ops=patch_ops(seen, params.env), app=app, commit=commit)
         if ctx.dry_run:
+            note = f"; {drift(app, commit)}" if app else ""
             return Result.dry_run(
                 _plan(params, seconds(timeout), seen),
-                f"dry run: would set {change.text(params.env)} on {where}; nothing done",
+                f"dry run: would set {change.text(params.env)} on {where}; nothing done{note}",
                 container=seen.container,
                 patch=change.ops,
             )
@@ -387,13 +418,18 @@ async def _verify(dep: _Deployment, change: Change, within: float) -> Result:
 
     done, last = await poll(ctx, probe, every=params.poll_interval, within=within)
     details: dict[str, Any] = {"patch": change.ops, "was": change.was}
+    note = ""
+    if change.app is not None:
+        note = f". {drift(change.app, change.commit)}"
+        details.update(change_to_commit=change.commit, drift=True, **change.app.details())
     if not done:
         return Result.failed(
-            f"{dep.where}: set {set_text}, but the rollout did not complete within {seconds(within)}: {last}",
+            f"{dep.where}: set {set_text}, but the rollout did not complete within {seconds(within)}: "
+            f"{last}{note}",
             retryable=True,
             **details,
         )
     return Result.succeeded(
-        f"{dep.where}: set {set_text}; rollout complete ({last}; no pod of an old ReplicaSet left)",
+        f"{dep.where}: set {set_text}; rollout complete ({last}; no pod of an old ReplicaSet left){note}",
         **details,
     )

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 import handlers.flink
+import handlers.gitops
 from remediator import Outcome, Resources
 from tests.support.kube import (
+    APPLICATIONS,
     DEPLOYMENTS,
     FLINK,
     ROLE_FILE,
@@ -27,6 +29,7 @@ from tests.support.kube import (
     FlinkOperator,
     Policy,
     app_resources,
+    application,
     background,
     deployment,
     flink_deployment,
@@ -37,7 +40,7 @@ from tests.support.kube import (
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
-KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py"]
+KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py", "gitops.py"]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
 BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}
@@ -147,9 +150,10 @@ _VERBS = {
 }
 
 
-def _resource(kind: str) -> tuple[str, str]:
-    if kind == "custom_object":
-        return handlers.flink.GROUP, handlers.flink.PLURAL  # the only custom resource used
+def _resource(kind: str, module: str) -> tuple[str, str]:
+    if kind == "custom_object":  # one custom resource per module
+        mod = handlers.gitops if module == "gitops.py" else handlers.flink
+        return mod.GROUP, mod.PLURAL
     known = {
         "deployment": ("apps", "deployments"),
         "replica_set": ("apps", "replicasets"),
@@ -166,8 +170,55 @@ def test_the_handlers_code_calls_exactly_the_granted_api_methods() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and (match := _API_METHOD.match(node.attr)):
                 verb, kind = match.group(1), match.group(2)
-                used.add((_VERBS[verb], *_resource(kind)))
+                used.add((_VERBS[verb], *_resource(kind, name)))
             if isinstance(node, ast.Attribute) and node.attr.endswith("_with_http_info"):
                 pytest.fail(f"{name}: unexpected raw API call {node.attr}")
-    assert used == granted()
+    assert used == granted() | Policy.argocd().grants()
     assert ROLE_FILE.exists()
+
+
+def test_the_argocd_role_lives_in_argocd_and_only_reads_applications() -> None:
+    from tests.support.kube import ARGOCD_DIR
+    from tests.support.kustomize import render
+
+    docs = {doc["kind"]: doc for doc in render(ARGOCD_DIR)}
+    assert set(docs) == {"Role", "RoleBinding"}
+    role, binding = docs["Role"], docs["RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "argocd"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediator", "namespace": NS}]
+    assert Policy.argocd().grants() == {("get", "argoproj.io", "applications")}
+
+
+async def test_with_argo_cd_the_handlers_use_both_roles_exactly(
+    cluster: Cluster, resources: Resources
+) -> None:
+    """Every handler on objects an Application (without self-heal) manages: the calls in each
+    namespace are exactly what that namespace's Role grants."""
+    instance = {"app.kubernetes.io/instance": "torghut"}
+    cluster.put(APPLICATIONS, "argocd", application("torghut", self_heal=False))
+    ta = flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED")
+    ta["metadata"]["labels"] = instance
+    cluster.put(FLINK, NS, ta)
+    for name in ("torghut-ws", "jangar"):
+        obj = deployment(name, replicas=1, labels={"app": name})
+        obj["metadata"]["labels"].update(instance)
+        cluster.put(DEPLOYMENTS, NS, obj)
+    controllers = [DeploymentController(cluster, NS, name).run for name in ("torghut-ws", "jangar")]
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, *controllers):
+        results = [
+            (await run_handler("flink.restart", FLINK_PARAMS, resources))[0],
+            (await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources))[0],
+            (await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources))[0],
+        ]
+    for result in results:
+        assert result.outcome is Outcome.SUCCEEDED, result.message
+    assert "Argo CD drift" in results[0].message and "Argo CD drift" in results[2].message
+    assert [str(call) for call in cluster.calls if call.status == 403] == []
+    assert permissions(c for c in cluster.calls if c.namespace == NS) == granted()
+    assert permissions(c for c in cluster.calls if c.namespace != NS) == Policy.argocd().grants()
+    assert {c.namespace for c in cluster.calls} == {NS, "argocd"}

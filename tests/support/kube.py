@@ -54,11 +54,19 @@ FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
 PODS = kmock.resource("", "v1", "pods")
 REPLICASETS = kmock.resource("apps", "v1", "replicasets")
-KINDS = {FLINK: "FlinkDeployment", DEPLOYMENTS: "Deployment", PODS: "Pod", REPLICASETS: "ReplicaSet"}
+APPLICATIONS = kmock.resource("argoproj.io", "v1alpha1", "applications")
+KINDS = {
+    FLINK: "FlinkDeployment",
+    DEPLOYMENTS: "Deployment",
+    PODS: "Pod",
+    REPLICASETS: "ReplicaSet",
+    APPLICATIONS: "Application",
+}
 REVISION = "deployment.kubernetes.io/revision"  # on a Deployment and its ReplicaSets
 POD_TEMPLATE_HASH = "pod-template-hash"
 BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"})
 ROLE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "base" / "role.yaml"
+ARGOCD_DIR = ROLE_FILE.parent / "argocd"  # the Role in Argo CD's namespace, applied on its own
 SERVICE_ACCOUNT = "system:serviceaccount:torghut:remediator"
 
 _METHOD_VERBS = {"PATCH": "patch", "PUT": "update", "POST": "create"}
@@ -128,6 +136,11 @@ class Policy:
         """The Role in ``deploy/base/role.yaml``."""
         return cls.from_role(role_documents()["Role"])
 
+    @classmethod
+    def argocd(cls) -> Policy:
+        """The Role in ``deploy/base/argocd``: reading Applications in Argo CD's namespace."""
+        return _argocd_role()
+
     def without(self, verb: str, group: str, plural: str) -> Policy:
         """The same Role minus one permission (to provoke a 403)."""
         rules = []
@@ -154,6 +167,28 @@ class Policy:
             group in groups and plural in resources and verb in verbs
             for groups, resources, verbs in self.rules
         )
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Several Roles (each in its namespace) bound to the same service account."""
+
+    roles: tuple[Policy, ...]
+
+    @classmethod
+    def shipped(cls) -> Policies:
+        """The overlay's Role and the Argo CD Role (``deploy/base/argocd``)."""
+        return cls((Policy.shipped(), Policy.argocd()))
+
+    def allows(self, verb: str, group: str, plural: str, namespace: str | None) -> bool:
+        return any(role.allows(verb, group, plural, namespace) for role in self.roles)
+
+
+def _argocd_role() -> Policy:
+    from tests.support.kustomize import render
+
+    [role] = [doc for doc in render(ARGOCD_DIR) if doc["kind"] == "Role"]
+    return Policy.from_role(role)
 
 
 OVERLAY = ROLE_FILE.parents[1] / "overlays" / "torghut"
@@ -257,7 +292,8 @@ def _resource_name(res: kmock.resource) -> str:
 class Cluster(kmock.KubernetesEmulator):
     """kmock's emulator with real API semantics for get/list/patch, RBAC and a call log."""
 
-    policy: Policy | None = None
+    policy: Policy | Policies | None = None
+    absent: set[kmock.resource] = attrs.field(factory=set)  # CRDs not installed: 404
     calls: list[Call] = attrs.field(factory=list)
     hooks: list[Callable[[Call], Any]] = attrs.field(factory=list)  # may be async
     _versions: Any = attrs.field(factory=lambda: itertools.count(1000))
@@ -348,6 +384,8 @@ class Cluster(kmock.KubernetesEmulator):
             call.verb, call.group, call.plural, call.namespace
         ):
             raise self._forbidden(call, res)
+        if res in self.absent:  # the API server does not know the resource at all
+            raise ApiAnswer(404, "NotFound", "the server could not find the requested resource")
         if request.subresource:
             raise ApiAnswer(
                 404,
@@ -510,14 +548,14 @@ def write_kubeconfig(path: Path, server: str) -> Path:
 
 @contextlib.asynccontextmanager
 async def kube_env(
-    directory: Path, monkeypatch: pytest.MonkeyPatch, *, policy: Policy | None = None
+    directory: Path, monkeypatch: pytest.MonkeyPatch, *, policy: Policy | Policies | None = None
 ) -> AsyncIterator[Cluster]:
     """A running :class:`Cluster` that the handlers reach through ``KUBECONFIG``.
 
-    The Role shipped in ``deploy/base/role.yaml`` is enforced unless ``policy`` says
-    otherwise, so every handler test also checks the RBAC.
+    The Roles shipped in ``deploy/base/role.yaml`` and ``deploy/base/argocd`` are enforced
+    unless ``policy`` says otherwise, so every handler test also checks the RBAC.
     """
-    async with running_cluster(directory, policy=policy or Policy.shipped()) as (cluster, path):
+    async with running_cluster(directory, policy=policy or Policies.shipped()) as (cluster, path):
         monkeypatch.setenv("KUBECONFIG", str(path))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # never in-cluster here
         yield cluster
@@ -525,7 +563,7 @@ async def kube_env(
 
 @contextlib.asynccontextmanager
 async def running_cluster(
-    directory: Path, *, policy: Policy | None = None
+    directory: Path, *, policy: Policy | Policies | None = None
 ) -> AsyncIterator[tuple[Cluster, Path]]:
     """A :class:`Cluster` on a free port and a kubeconfig file pointing at it."""
     async with Cluster(policy=policy) as cluster, kmock.Server(cluster) as server:
@@ -601,6 +639,32 @@ def flink_deployment(
         "metadata": {"name": name},
         "spec": spec,
         "status": status,
+    }
+
+
+def application(
+    name: str,
+    *,
+    self_heal: bool | None,
+    repo: str = "https://github.com/torghut/gitops.git",
+    path: str = "apps/jangar",
+    revision: str = "main",
+    sync: str = "Synced",
+) -> dict[str, Any]:
+    """An Argo CD Application; ``self_heal=None``: no automated sync policy at all."""
+    spec: dict[str, Any] = {
+        "project": "default",
+        "source": {"repoURL": repo, "path": path, "targetRevision": revision},
+        "destination": {"server": "https://kubernetes.default.svc", "namespace": "torghut"},
+    }
+    if self_heal is not None:
+        spec["syncPolicy"] = {"automated": {"prune": True, "selfHeal": self_heal}}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": spec,
+        "status": {"sync": {"status": sync, "revision": "0123abc"}, "health": {"status": "Healthy"}},
     }
 
 
