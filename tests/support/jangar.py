@@ -9,6 +9,7 @@ ready pods in turn, as through a Service; with no ready pod it answers 503.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +27,7 @@ NAME = "jangar"
 LABELS = {"app": "jangar"}
 PATH = "/api/torghut/ta/latest"
 ROWS = {"NVDA": [{"ts": "2026-01-01T03:59:00Z", "close": 138.31, "rsi14": 61.2, "macd": 0.84}]}
-Query = Callable[[str, str], tuple[int, str]]  # (database, symbol) -> (status, body)
+Query = Callable[[str, str], tuple[int, str]]  # (database, symbol) -> (status, body); run in a thread
 
 
 def tables(database: str, symbol: str) -> tuple[int, str]:
@@ -82,7 +83,7 @@ class Jangar:
             self.answers.append(("", 503))
             return web.Response(status=503, text="no ready endpoint for service jangar")
         database = ready[next(self._turn) % len(ready)]
-        status, body = self.query(database, request.query.get("symbol", ""))
+        status, body = await asyncio.to_thread(self.query, database, request.query.get("symbol", ""))
         self.answers.append((database, status))
         return web.Response(status=status, text=body, content_type="application/json")
 

@@ -22,6 +22,8 @@ from tests.support.jangar import LABELS, NAME, NAMESPACE, Jangar, running_jangar
 from tests.support.kube import (
     DEPLOYMENTS,
     PODS,
+    REPLICASETS,
+    REVISION,
     Cluster,
     DeploymentController,
     background,
@@ -52,14 +54,26 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         yield cluster
 
 
-def install(cluster: Cluster, database: str) -> DeploymentController:
+def jangar_deployment(database: str) -> dict[str, Any]:
     env = [{"name": "PORT", "value": "8080"}, {"name": "CH_DATABASE", "value": database}]
     containers = [{"name": NAME, "image": "jangar:1.4.2", "env": env}]
-    cluster.put(DEPLOYMENTS, NAMESPACE, deployment(NAME, replicas=2, labels=LABELS, containers=containers))
+    return deployment(NAME, replicas=2, labels=LABELS, containers=containers)
+
+
+def install(cluster: Cluster, database: str) -> DeploymentController:
+    cluster.put(DEPLOYMENTS, NAMESPACE, jangar_deployment(database))
     controller = DeploymentController(cluster, NAMESPACE, NAME)
     for _ in range(controller.ready_after + 1):
         controller.step()
     return controller
+
+
+def release(cluster: Cluster, controller: DeploymentController, database: str) -> None:
+    """A new release of the pod template, rolled out completely."""
+    template = jangar_deployment(database)["spec"]["template"]
+    cluster.modify(DEPLOYMENTS, NAMESPACE, NAME, {"spec": {"template": template}})
+    for _ in range(50):
+        controller.step()
 
 
 async def repair(
@@ -92,6 +106,26 @@ async def test_the_shipped_rule_sets_ch_database_and_the_probe_proves_data(
         assert event.message.endswith("; probe passes: HTTP 200")
         assert jangar.answers[-1] == ("torghut", 200)
         assert len(cluster.calls_to(DEPLOYMENTS, "patch")) == 1
+
+
+async def test_a_release_undone_reuses_its_replica_set_and_the_rollout_completes(
+    harness: MakeHarness, cluster: Cluster
+) -> None:
+    """torghut, then a release with default, then the rule sets torghut back: the pod template
+    is the first one again, so its ReplicaSet is reused with the next revision (as Kubernetes
+    does) and the rollout completes."""
+    controller = install(cluster, "torghut")
+    release(cluster, controller, "default")
+    async with running_jangar(cluster) as jangar:
+        assert set(jangar.ready_databases()) == {"default"}
+        event = await repair(harness, cluster, jangar, controller)
+        assert event.outcome_label == "succeeded", event.message
+        assert set(jangar.ready_databases()) == {"torghut"}
+    first = sorted(cluster.items(REPLICASETS, NAMESPACE), key=lambda rs: rs["metadata"]["name"])
+    revisions = {rs["spec"]["template"]["spec"]["containers"][0]["env"][1]["value"]: rs for rs in first}
+    assert revisions["torghut"]["metadata"]["annotations"][REVISION] == "3"
+    dep = cluster.get(DEPLOYMENTS, NAMESPACE, NAME)
+    assert dep is not None and dep["metadata"]["annotations"][REVISION] == "3"
 
 
 async def test_a_jangar_that_answers_data_already_is_left_alone(
