@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "The 2026-01-01 torghut incident, replayed: ClickHouse replicas read-only after "
         "Keeper was lost,\nthe Flink job failed on its JDBC sink, the websocket ingester "
-        "stuck. No human in the loop.\n"
+        "stuck, Jangar reading the wrong database.\nNo human in the loop.\n"
     )
     started = time.monotonic()
     try:

@@ -1,10 +1,10 @@
 """Starts every system of the incident on free loopback ports, and stops them all after.
 
 ZooKeeper + two ClickHouse 18.16 servers with the replicated torghut tables, the
-Kubernetes API emulator with the FlinkDeployment and the torghut-ws Deployment (and
-their simulated controllers), a Redis, two ``remediator serve`` replicas sharing it
-behind a Service, Alertmanager with the shipped receiver, the Slack stand-in, and
-Prometheus (the alert source).
+Kubernetes API emulator with the FlinkDeployment, the torghut-ws and jangar Deployments
+and Jangar's Argo CD Application (and their simulated controllers), a Jangar stand-in,
+a Redis, two ``remediator serve`` replicas sharing it behind a Service, Alertmanager
+with the shipped receiver, the Slack stand-in, and Prometheus (the alert source).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import aiohttp
 
 from demo.observe import Observer, ReplicaLog
 from demo.overlay import Overlay, alertmanager_config, rules_overlay
-from demo.prometheus import AlertSource, TorghutTargets
+from demo.prometheus import JANGAR_GROUP, AlertSource, JangarProbe, Targets, TorghutTargets, load_rules
 from demo.service_proxy import Backend, ServiceProxy
 from demo.timeline import Timeline
 from demo.world import (
@@ -32,12 +32,14 @@ from demo.world import (
     TABLES,
     WS_NAME,
     FlinkJob,
+    JangarApp,
     StorageMonitor,
     WsPods,
 )
 from tests.support.alertmanager import Alertmanager, run_alertmanagers
 from tests.support.clickhouse import ClickHouseCluster, clickhouse_cluster
-from tests.support.kube import DEPLOYMENTS, Cluster, Policy, background, running_cluster
+from tests.support.jangar import Jangar, running_jangar
+from tests.support.kube import DEPLOYMENTS, Cluster, Policies, background, running_cluster
 from tests.support.redis_server import RedisServer
 from tests.support.service import RemediatorProcess, run_remediator
 from tests.support.slack_server import SlackServer
@@ -67,6 +69,9 @@ class Environment:
     storage: StorageMonitor
     flink: FlinkJob
     ws: WsPods
+    jangar: JangarApp
+    jangar_site: Jangar  # the stand-in serving Jangar's TA endpoint
+    jangar_probe: JangarProbe
     source: AlertSource
     observer: Observer
     overlay: Overlay
@@ -119,7 +124,9 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
         )
         slack = await SlackServer().start()
         stack.push_async_callback(slack.close)
-        kube, kubeconfig = await stack.enter_async_context(running_cluster(workdir, policy=Policy.shipped()))
+        kube, kubeconfig = await stack.enter_async_context(
+            running_cluster(workdir, policy=Policies.shipped())
+        )
         proxy = ServiceProxy(backends=[], timeline=timeline)
         await proxy.start()
         stack.push_async_callback(proxy.close)
@@ -141,10 +148,13 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
         storage = StorageMonitor(clickhouse, timeline)
         flink = FlinkJob(kube, storage, timeline)
         ws = WsPods(cluster=kube, namespace=NAMESPACE, name=WS_NAME, timeline=timeline)
+        jangar = JangarApp(kube, clickhouse, timeline)
         flink.install()
         ws.install()
-        await stack.enter_async_context(background(storage.run, flink.run, ws.run))
-        overlay = rules_overlay(clickhouse.addresses)
+        jangar.install()
+        await stack.enter_async_context(background(storage.run, flink.run, ws.run, jangar.run))
+        site = await stack.enter_async_context(running_jangar(kube, jangar.query))
+        overlay = rules_overlay(clickhouse.addresses, site.url)
         rules = overlay.write(workdir / "rules.yaml")
         env = {
             "REMEDIATOR_REDIS_URL": redis.url,
@@ -163,12 +173,14 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
         )
         replicas = [ReplicaLog(name, process) for name, process in zip(REPLICAS, processes, strict=True)]
         proxy.backends = [Backend(r.name, r.process.url) for r in replicas]
-        await _healthy(storage, flink, kube)
+        await _healthy(storage, flink, kube, site)
         timeline.say(f"Everything is up and healthy after {time.monotonic() - started:.0f}s.")
+        probe = JangarProbe(session, site.url)
         source = AlertSource(
             alertmanager_url=alertmanagers[0].url,
-            evaluate=TorghutTargets(clickhouse, kube),
+            evaluate=Targets([TorghutTargets(clickhouse, kube), probe]),
             timeline=timeline,
+            rules={**load_rules(), **load_rules(name=JANGAR_GROUP)},
         )
         observer = Observer(replicas, kube, timeline)
         yield Environment(
@@ -185,6 +197,9 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
             storage=storage,
             flink=flink,
             ws=ws,
+            jangar=jangar,
+            jangar_site=site,
+            jangar_probe=probe,
             source=source,
             observer=observer,
             overlay=overlay,
@@ -193,14 +208,18 @@ async def environment(workdir: Path, timeline: Timeline) -> AsyncIterator[Enviro
         )
 
 
-async def _healthy(storage: StorageMonitor, flink: FlinkJob, kube: Cluster, within: float = 60.0) -> None:
-    """Until storage is writable, the Flink job RUNNING/STABLE and torghut-ws ready."""
+async def _healthy(
+    storage: StorageMonitor, flink: FlinkJob, kube: Cluster, site: Jangar, within: float = 60.0
+) -> None:
+    """Until storage is writable, the Flink job RUNNING/STABLE, torghut-ws ready and every
+    Jangar pod up on database torghut."""
     checks: dict[str, Callable[[], bool]] = {
         "ClickHouse writable": lambda: storage.writable,
         "Flink RUNNING/STABLE": lambda: flink.status() == ("RUNNING", "STABLE"),
         "torghut-ws ready": lambda: bool(
             ((kube.get(DEPLOYMENTS, NAMESPACE, WS_NAME) or {}).get("status") or {}).get("readyReplicas")
         ),
+        "jangar ready": lambda: site.ready_databases() == ["torghut", "torghut"],
     }
     deadline = time.monotonic() + within
     while failing := [name for name, check in checks.items() if not check()]:

@@ -1,7 +1,7 @@
 """The shipped configuration, pointed at the demo's servers and made fast enough for a demo.
 
 ``rules_overlay`` loads the repository's ``rules.yaml`` and changes only what must
-change (ClickHouse node addresses) or what would not fit in two minutes (lease,
+change (ClickHouse node addresses, the URL Jangar's probe asks) or what would not fit in two minutes (lease,
 timeouts, poll intervals); every change is listed so the demo can say what it
 altered. ``alertmanager_config`` does the same for ``deploy/alertmanager/alertmanager.yml``.
 """
@@ -21,10 +21,11 @@ SHIPPED_RULES = ROOT / "rules.yaml"
 CLICKHOUSE_RULE = "clickhouse-replica-readonly"
 FLINK_RULE = "flink-ta-failed"
 WS_RULE = "torghut-ws-not-ready"
+JANGAR_RULE = "jangar-ch-database"
 
 LEASE = "8s"  # a SIGKILLed replica's lease must run out within the demo
 TIMEOUT = "2m"
-VERIFY = {CLICKHOUSE_RULE: "90s", FLINK_RULE: "60s", WS_RULE: "60s"}
+VERIFY = {CLICKHOUSE_RULE: "90s", FLINK_RULE: "60s", WS_RULE: "60s", JANGAR_RULE: "60s"}
 POLL_INTERVAL = "500ms"
 GROUP_WAIT, GROUP_INTERVAL = "1s", "2s"
 
@@ -61,8 +62,8 @@ def _show(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
-def rules_overlay(clickhouse_nodes: list[str]) -> Overlay:
-    """The shipped rules with the demo's node addresses and short timings."""
+def rules_overlay(clickhouse_nodes: list[str], jangar_url: str | None = None) -> Overlay:
+    """The shipped rules with the demo's node and Jangar addresses and short timings."""
     overlay = Overlay(yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8")))
     defaults = overlay.document.setdefault("defaults", {})
     overlay.set(defaults, "lease", LEASE, "defaults")
@@ -74,6 +75,9 @@ def rules_overlay(clickhouse_nodes: list[str]) -> Overlay:
         params = rule.setdefault("params", {})
         if name == CLICKHOUSE_RULE:
             overlay.set(params, "nodes", clickhouse_nodes, name)
+        if name == JANGAR_RULE and jangar_url is not None:
+            overlay.set(rule["probe"], "url", jangar_url, f"{name}: probe")
+            overlay.set(rule["probe"], "interval", POLL_INTERVAL, f"{name}: probe", "10s")
         overlay.set(rule, "verify_timeout", VERIFY[name], name, defaults.get("verify_timeout"))
         overlay.set(params, "poll_interval", POLL_INTERVAL, name, "2s")
     missing = set(VERIFY) - {r["name"] for r in overlay.document["rules"]}

@@ -1,5 +1,5 @@
-"""Plays Prometheus: evaluates the three torghut alerts from the live systems and sends
-them to Alertmanager's ``/api/v2/alerts`` the way Prometheus's notifier does.
+"""Plays Prometheus: evaluates the three torghut alerts and Jangar's from the live systems
+and sends them to Alertmanager's ``/api/v2/alerts`` the way Prometheus's notifier does.
 
 The alert names, labels and annotations come from the shipped
 ``deploy/prometheus/alerts.rules.yml``. The expressions are evaluated directly on the
@@ -8,7 +8,10 @@ systems instead of on scraped metrics:
 - ``ClickHouseReplicaReadonly``: per node, the number of read-only replicas in
   ``system.replicas`` (what ``ClickHouseMetrics_ReadonlyReplica`` exports), > 0;
 - ``FlinkDeploymentFailed``: the FlinkDeployment's job or lifecycle state is FAILED;
-- ``TorghutWsNotReady``: the Deployment's ``status.readyReplicas`` is 0.
+- ``TorghutWsNotReady``: the Deployment's ``status.readyReplicas`` is 0;
+- ``JangarTaLatestFailing``: what blackbox-exporter's ``probe_success`` says, asked here
+  directly: a GET of Jangar's TA endpoint that is not 2xx, or whose body holds
+  ``UNKNOWN_TABLE`` (the module's ``fail_if_body_matches_regexp``), is 0.
 
 Sending follows Prometheus: a firing alert carries ``endsAt`` = now + 4 x max(resend
 delay, interval) and is re-sent every resend delay; a resolved one is sent with
@@ -39,6 +42,7 @@ from tests.support.procs import ROOT
 
 RULES_FILE = ROOT / "deploy" / "prometheus" / "alerts.rules.yml"
 GROUP = "torghut-remediation"
+JANGAR_GROUP = "jangar-remediation"
 GENERATOR = "http://prometheus.demo:9090/graph"
 
 
@@ -50,10 +54,10 @@ class AlertingRule:
     annotations: dict[str, str]
 
 
-def load_rules(path: Path = RULES_FILE) -> dict[str, AlertingRule]:
-    """The alerting rules of the ``torghut-remediation`` group."""
+def load_rules(path: Path = RULES_FILE, name: str = GROUP) -> dict[str, AlertingRule]:
+    """The alerting rules of the group ``name`` (default ``torghut-remediation``)."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    (group,) = [g for g in doc["groups"] if g["name"] == GROUP]
+    (group,) = [g for g in doc["groups"] if g["name"] == name]
     return {
         r["alert"]: AlertingRule(
             name=r["alert"],
@@ -231,3 +235,32 @@ class TorghutTargets:
         if not (ws.get("status") or {}).get("readyReplicas"):
             samples.append(Sample("TorghutWsNotReady", {"namespace": NAMESPACE, "deployment": WS_NAME}, 0.0))
         return samples
+
+
+@dataclass
+class JangarProbe:
+    """``probe_success`` of Jangar's TA endpoint, as blackbox-exporter would report it."""
+
+    session: aiohttp.ClientSession
+    url: str
+    last: str = ""  # the last answer, for the report
+
+    async def __call__(self) -> list[Sample]:
+        try:
+            async with self.session.get(self.url, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                body = await response.text()
+                ok = 200 <= response.status < 300 and "UNKNOWN_TABLE" not in body
+                self.last = f"HTTP {response.status} {body[:200]}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            ok, self.last = False, f"no answer: {exc!r}"
+        return [] if ok else [Sample("JangarTaLatestFailing", {"instance": self.url}, 0.0)]
+
+
+@dataclass
+class Targets:
+    """Every series the demo's Prometheus evaluates."""
+
+    parts: list[Evaluate]
+
+    async def __call__(self) -> list[Sample]:
+        return [sample for part in self.parts for sample in await part()]

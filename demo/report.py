@@ -80,6 +80,8 @@ class Report:
     replication: str
     t0_epoch: float  # the break, on the wall clock (audit timestamps are wall-clock)
     changes: list[str] = field(default_factory=list)
+    jangar_database: str = ""  # CH_DATABASE on deployment/jangar at the end
+    jangar_answer: str = ""  # what Jangar's TA endpoint answers at the end
 
     @property
     def missing(self) -> list[str]:
@@ -160,7 +162,18 @@ async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | 
         replication=replication,
         t0_epoch=t0_epoch,
         changes=list(env.overlay.changes),
+        jangar_database=env.jangar.database(),
+        jangar_answer=await _jangar_answer(env),
     )
+
+
+async def _jangar_answer(env: Environment) -> str:
+    """Jangar's TA endpoint, asked once more at the end."""
+    try:
+        async with env.session.get(env.jangar_site.url) as response:
+            return f"HTTP {response.status} {(await response.text())[:200]}"
+    except (OSError, TimeoutError) as exc:
+        return f"no answer: {exc!r}"
 
 
 def _demo_name(env: Environment, replica_id: str) -> str:

@@ -6,7 +6,9 @@ collect what happened (``run`` is what ``make demo`` and ``tests/e2e/test_demo.p
 2. The first repair remediator starts is the ClickHouse one. The replica running it
    is SIGKILLed right after it starts: the job must be re-delivered to the other
    replica once its lease expires.
-3. The websocket ingester's pod gets stuck on its upstream connection (unready).
+3. The websocket ingester's pod gets stuck on its upstream connection (unready), and
+   Jangar, the dashboard, is synced by Argo CD to a release that reads CH_DATABASE=default:
+   its TA endpoint answers UNKNOWN_TABLE.
 4. Keeper comes back a few seconds after the surviving replica has taken the
    ClickHouse repair over (ClickHouse 18.16 cannot be repaired while Keeper is gone).
 5. Everything is watched until every alert has resolved and every accepted job has
@@ -78,14 +80,15 @@ def _intro(env: Environment) -> None:
     for change in env.alertmanager_changes:
         say(f"  - {change}")
     say(
-        "Prometheus (played by the demo) evaluates the three shipped alerts every 2s with "
-        "`for: 0s` (shipped: 2m/5m).\n"
+        "Prometheus (played by the demo) evaluates the four shipped alerts every 2s with "
+        "`for: 0s` (shipped: 2m-5m).\n"
     )
     say(
         "What happens: ZooKeeper is stopped (every replica goes read-only; the Flink job's "
         "JDBC sink\nfails a few seconds later). The replica that starts the first repair is "
-        "SIGKILLed at once;\nthe torghut-ws pod hangs on its upstream connection. ZooKeeper "
-        "comes back a few seconds\nafter the other replica has taken the ClickHouse repair "
+        "SIGKILLed at once;\nthe torghut-ws pod hangs on its upstream connection; Argo CD rolls "
+        "Jangar out with CH_DATABASE=default\n(its Application has no self-heal). ZooKeeper "
+        "comes back a few seconds after the other replica\nhas taken the ClickHouse repair "
         "over. Nobody touches anything else.\n"
     )
     say("Timeline (seconds from the moment Keeper is lost):")
@@ -102,6 +105,12 @@ async def _incident(env: Environment, options: Options) -> Kill | None:
         kill = _kill(env, first)
     pods = env.ws.break_upstream()
     note("incident", f"torghut-ws: pod {', '.join(pods)} hangs on its upstream connection (unready)")
+    env.jangar.misconfigure()
+    note(
+        "incident",
+        "jangar: Argo CD syncs a release from Git with CH_DATABASE=default (the TA tables live in "
+        "torghut): the pods roll over to it",
+    )
     await _keeper_back(env, options, first, kill)
     return kill
 
@@ -174,6 +183,7 @@ async def _wait_recovered(env: Environment, options: Options) -> float | None:
             env.storage.writable
             and env.flink.status() == ("RUNNING", "STABLE")
             and env.ws.ready_replicas() > 0
+            and set(env.jangar_site.ready_databases()) == {"torghut"}
         )
         if alerts and healthy and all(a.resolved_at is not None for a in alerts):
             last = max(a.resolved_at for a in alerts if a.resolved_at is not None)

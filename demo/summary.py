@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, WS_RULE
+from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, JANGAR_RULE, WS_RULE
 from demo.report import ACTING, Report, handler_started
 
-_SHOWN_STEPS = ("deferred", "hold", "sql", "verify", "verify.waiting", "observe", "resume", "kube.patch")
+_SHOWN_STEPS = (
+    "deferred",
+    "hold",
+    "sql",
+    "verify",
+    "verify.waiting",
+    "observe",
+    "resume",
+    "kube.patch",
+    "gitops",
+    "probe",
+)
 OLD_CLICKHOUSE = """\
 ClickHouse 18.16 vs a modern ClickHouse:
   These servers are Debian's clickhouse-server 18.16. While Keeper is gone no statement can
@@ -39,14 +50,22 @@ def render(report: Report) -> str:
                 f"(time to recovery {alert.resolved - alert.fired:.1f}s)"
             )
     lines += ["", "Repairs, in the order they started (from the audit, GET /api/v1/events/{id}):"]
-    for event in sorted(
-        (e for e in report.events if e["outcome"] in ACTING), key=lambda e: _first_started(report, e)
-    ):
+    for event in repairs(report):
         lines += _repair(report, event)
+    order = [f"{n}. {e['rule']} ({e['outcome']})" for n, e in enumerate(repairs(report), 1)]
+    lines += ["", f"The {len(order)} repairs that ran, in order: " + "; ".join(order)]
+    lines.append(f"Jangar's /api/torghut/ta/latest?symbol=NVDA at the end: {_short(report.jangar_answer)}")
     lines += ["", "Checks:"]
     lines += [f"  {'✔' if ok else '✘'} {text}" for ok, text in verdicts(report)]
     lines += ["", OLD_CLICKHOUSE, "", "Slack (#torghut-alerts), as people read it:", report.slack_text]
     return "\n".join(lines)
+
+
+def repairs(report: Report) -> list[dict[str, Any]]:
+    """The audit events in which a handler ran, in the order they (first) started."""
+    return sorted(
+        (e for e in report.events if e["outcome"] in ACTING), key=lambda e: _first_started(report, e)
+    )
 
 
 def _first_started(report: Report, event: dict[str, Any]) -> float:
@@ -76,6 +95,11 @@ def _repair(report: Report, event: dict[str, Any]) -> list[str]:
         name, message = step["name"], step.get("message", "")
         if name not in _SHOWN_STEPS or (name == "sql" and "SYSTEM" not in message):
             continue
+        data = step.get("data") or {}
+        if name == "probe" and data.get("phase") == "after" and not data.get("passed"):
+            continue  # the tries while the rollout runs; the last one is shown
+        if name == "probe":
+            message = f"{data.get('phase')} acting: {message}"
         holds += name == "hold"
         if name == "hold" and holds > 1:
             continue
@@ -101,6 +125,7 @@ def verdicts(report: Report) -> list[tuple[bool, str]]:
         _nothing_lost(report),
         _slack(report),
         (report.replication.startswith("ok"), f"storage after the incident: {report.replication}"),
+        _jangar(report),
     ]
 
 
@@ -186,7 +211,7 @@ def _slack(report: Report) -> tuple[bool, str]:
     threads = report.threads()
     bad = [t.title for t in threads if {"failed", "escalated"} & set(t.kinds())]
     unresolved = [t.title for t in threads if "resolved" not in t.kinds()]
-    ok = len(threads) == 3 and not bad and not unresolved and len(report.orphans()) <= 1
+    ok = len(threads) == 4 and not bad and not unresolved and len(report.orphans()) <= 1
     text = (
         f"Slack: {len(threads)} thread(s), one per repair, each resolved"
         + (f"; with failures: {bad}" if bad else "")
@@ -198,3 +223,21 @@ def _slack(report: Report) -> tuple[bool, str]:
             "killed: it died before recording the thread, so the re-run opened a new one"
         )
     return ok, text
+
+
+def _jangar(report: Report) -> tuple[bool, str]:
+    acted = report.acting(JANGAR_RULE)
+    drift = "OutOfSync" in report.slack_text and "change to commit" in report.slack_text
+    ok = (
+        [e["outcome"] for e in acted] == ["succeeded"]
+        and report.jangar_database == "torghut"
+        and report.jangar_answer.startswith("HTTP 200")
+        and "UNKNOWN_TABLE" not in report.jangar_answer
+        and drift
+    )
+    return ok, (
+        f"Jangar: CH_DATABASE={report.jangar_database or '?'} "
+        f"({', '.join(e['outcome'] for e in acted) or 'no run'}); its TA endpoint returns data "
+        f"({_short(report.jangar_answer, 80)}); the Slack thread "
+        + ("names the Argo CD drift and the change to commit" if drift else "does NOT name the Argo CD drift")
+    )

@@ -10,25 +10,33 @@
   pods follow ``spec.replicas``; a pod is Ready only while it is the only pod (the
   upstream allows one connection: two pods at once are both unready) and its
   connection is not stuck. It records the most pods ever seen at once.
+- :class:`JangarApp` is the Jangar dashboard: its Deployment (rolled out by the shared
+  ``DeploymentController``), the Argo CD ``Application`` that manages it (auto-sync
+  without self-heal), and ``query``, what its TA endpoint asks ClickHouse with the
+  database its pods' ``CH_DATABASE`` names (``tests/support/jangar.py`` serves it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from demo.timeline import Timeline
 from tests.support.clickhouse import ClickHouseCluster, ClickHouseHTTPError, ClickHouseNode
+from tests.support.jangar import LABELS as JANGAR_POD_LABELS
 from tests.support.kube import (
+    APPLICATIONS,
     DEPLOYMENTS,
     FLINK,
     PODS,
     Cluster,
     DeploymentController,
     TaskManagerPods,
+    application,
     deployment,
     flink_deployment,
 )
@@ -39,6 +47,10 @@ NAMESPACE = "torghut"
 FLINK_NAME = "torghut-ta"
 WS_NAME = "torghut-ws"
 WS_LABELS = {"app": "torghut-ws"}
+JANGAR_NAME = "jangar"
+ARGOCD_NAMESPACE = "argocd"
+# app.kubernetes.io/instance: Argo CD's tracking label, naming the Application argocd/jangar
+JANGAR_LABELS = {**JANGAR_POD_LABELS, "app.kubernetes.io/instance": JANGAR_NAME}
 
 
 def read_replicas(node: ClickHouseNode, database: str = DATABASE) -> dict[str, int] | None:
@@ -366,6 +378,59 @@ class WsPods(DeploymentController):
             with contextlib.suppress(KeyError):  # a pod removed between list and modify
                 self.step()
             await asyncio.sleep(self.tick)
+
+
+@dataclass
+class JangarApp:
+    """Jangar's Deployment ``torghut/jangar`` (two pods), managed by Argo CD without self-heal."""
+
+    cluster: Cluster
+    clickhouse: ClickHouseCluster
+    timeline: Timeline
+    controller: DeploymentController = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.controller = DeploymentController(self.cluster, NAMESPACE, JANGAR_NAME, tick=0.1, ready_after=8)
+
+    def install(self) -> None:
+        self.cluster.put(APPLICATIONS, ARGOCD_NAMESPACE, application(JANGAR_NAME, self_heal=False))
+        self.cluster.put(DEPLOYMENTS, NAMESPACE, self._deployment("torghut"))
+
+    def _deployment(self, database: str) -> dict[str, Any]:
+        env = [{"name": "PORT", "value": "8080"}, {"name": "CH_DATABASE", "value": database}]
+        containers = [{"name": JANGAR_NAME, "image": "jangar:1.4.2", "env": env}]
+        return deployment(JANGAR_NAME, replicas=2, labels=JANGAR_LABELS, containers=containers)
+
+    def misconfigure(self) -> None:
+        """A release synced from Git sets CH_DATABASE=default: the pods roll over to it."""
+        dep = self.cluster.get(DEPLOYMENTS, NAMESPACE, JANGAR_NAME)
+        assert dep is not None
+        template = self._deployment("default")["spec"]["template"]
+        self.cluster.modify(DEPLOYMENTS, NAMESPACE, JANGAR_NAME, {"spec": {"template": template}})
+
+    def database(self) -> str:
+        """CH_DATABASE as the Deployment says it."""
+        dep = self.cluster.get(DEPLOYMENTS, NAMESPACE, JANGAR_NAME) or {}
+        containers = dep.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}]
+        env = {var["name"]: var.get("value") for var in containers[0].get("env") or []}
+        return str(env.get("CH_DATABASE", ""))
+
+    def query(self, database: str, symbol: str) -> tuple[int, str]:
+        """Jangar's query for the latest TA rows, on the first ClickHouse node; ClickHouse's
+        error 60 (a table that does not exist) is the UNKNOWN_TABLE Jangar answers with."""
+        node = self.clickhouse.nodes[0]
+        try:
+            count = node.query(f"SELECT count() FROM {database}.ta_signals", timeout=5.0).strip()
+        except ClickHouseHTTPError as exc:
+            text = str(exc).split(", e.what()")[0]
+            kind = "UNKNOWN_TABLE" if "Code: 60," in text else "CLICKHOUSE_ERROR"
+            return 500, json.dumps({"error": kind, "message": text})
+        except OSError as exc:
+            return 502, json.dumps({"error": "CLICKHOUSE_UNREACHABLE", "message": str(exc)})
+        return 200, json.dumps({"symbol": symbol, "database": database, "rows": int(count or 0)})
+
+    async def run(self) -> None:
+        await self.controller.run()
 
 
 def _terminating(pod: dict[str, Any]) -> bool:

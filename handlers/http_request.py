@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from pydantic import Field, field_validator
@@ -17,13 +16,12 @@ from remediator import (
     Result,
     RuleDuration,
     TemporaryError,
+    checked_url,
     handler,
     url_escape,
 )
 
 _MAX_BODY_SHOWN = 500
-# What may stand in a URL as sent (RFC 3986); anything else must be percent-encoded.
-_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a header name (RFC 9110)
 
 
@@ -38,22 +36,7 @@ class HttpRequestParams(HandlerParams):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        pos = 0
-        while pos < len(value):  # sent exactly as written: it must be a valid URL already
-            match = _URL_CHARS.match(value, pos)
-            if match is None:
-                raise ValueError(f"{value[pos]!r} at position {pos} of {value!r} must be percent-encoded")
-            pos = match.end()
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
-        for segment in parts.path.split("/"):
-            if unquote(segment) in (".", ".."):
-                raise ValueError(
-                    f"the path of {value!r} has a {segment!r} segment, which would make the "
-                    "request go to another path: a label value may not be '.' or '..' there"
-                )
-        return value
+        return checked_url(value)
 
     @field_validator("headers")
     @classmethod

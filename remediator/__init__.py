@@ -7,7 +7,7 @@ handler needs is exported here, and handlers import nothing else from the core.
 from remediator.durations import Duration, RuleDuration
 from remediator.errors import HandlerError, PermanentError, TemporaryError
 from remediator.handling.context import Context, Resources
-from remediator.handling.escapes import url_escape
+from remediator.handling.escapes import checked_url, url_escape
 from remediator.handling.kit import (
     MAX_CONFLICTS,
     Conflict,
@@ -42,6 +42,7 @@ __all__ = [
     "TemporaryError",
     "VerifyParams",
     "VerifyTimeout",
+    "checked_url",
     "handler",
     "planned_within",
     "poll",

@@ -210,6 +210,9 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                 match["target"] = plan.target
                 match["params"] = plan.params.model_dump(mode="json")
                 match["plan"] = rule.handler.plan(plan.params)
+                if plan.probe is not None:
+                    match["probe"] = plan.probe.as_dict()
+                    match["probe_plan"] = plan.probe.plan(rule.policy.verify_timeout)
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
                     match["inhibit_equal"] = list(rule.policy.inhibit_equal)
@@ -238,6 +241,8 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
                 same = f" with the same {', '.join(equal)}" if equal else ""
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
             for step in match["plan"]:
+                lines.append(f"    plan: {step}")
+            for step in match.get("probe_plan", []):
                 lines.append(f"    plan: {step}")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from remediator.handling.registry import HandlerSpec, Registry
 from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
 from remediator.rules.documents import Document, load_document
 from remediator.rules.matchers import Matcher, parse_matcher
+from remediator.rules.probes import ProbeTemplate
 from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
 from remediator.rules.templates import compile_value
@@ -169,7 +170,17 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         params_template=params_template,
         concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
         policy=policy,
+        probe=_probe(spec),
     )
+
+
+def _probe(spec: RuleSpec) -> ProbeTemplate | None:
+    if spec.probe is None:
+        return None
+    try:
+        return ProbeTemplate.compile(spec.probe)
+    except (TemplateError, ValueError) as exc:
+        raise _Problem(("probe", "url"), f"probe.url: {exc}") from exc
 
 
 def _compiled(path: tuple[str, ...], value: Any, finalize: Any = None) -> Any:

@@ -13,6 +13,7 @@ from remediator.errors import TemplateError
 from remediator.handling.registry import HandlerParams, HandlerSpec
 from remediator.models import Alert
 from remediator.rules.matchers import Matcher, matches_all
+from remediator.rules.probes import Probe, ProbeTemplate
 from remediator.rules.schema import Policy
 from remediator.rules.templates import render_value
 
@@ -38,6 +39,7 @@ class Rule:
     params_template: Any
     concurrency_limit: int  # the size of the policy's concurrency_group (1 without a group)
     policy: Policy
+    probe: ProbeTemplate | None = None
 
     def __getattr__(self, name: str) -> Any:
         """A policy field read from the rule: ``rule.policy.lease`` is ``rule.policy.lease``."""
@@ -64,11 +66,13 @@ class Rule:
 
 @dataclass(frozen=True)
 class Plan:
-    """A rule rendered for one alert: what to run, on what, with which params."""
+    """A rule rendered for one alert: what to run, on what, with which params, and the
+    probe that tells whether it is needed and whether it worked (None: no probe)."""
 
     rule: Rule
     target: str
     params: HandlerParams
+    probe: Probe | None = None
 
 
 def template_context(alert: Alert) -> dict[str, Any]:
@@ -93,7 +97,8 @@ def render(rule: Rule, alert: Alert) -> Plan:
         params = rule.handler.params.model_validate(raw)
     except ValidationError as exc:
         raise TemplateError(f"params for {rule.handler.name}: {describe_errors(exc)}") from exc
-    return Plan(rule=rule, target=target, params=params)
+    probe = rule.probe.render(context) if rule.probe is not None else None
+    return Plan(rule=rule, target=target, params=params, probe=probe)
 
 
 def checked_target(target: str) -> str:

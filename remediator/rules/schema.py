@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
@@ -47,6 +48,53 @@ def _label_names(value: tuple[str, ...]) -> tuple[str, ...]:
 
 
 LabelNames = Annotated[tuple[str, ...], BeforeValidator(_a_list), AfterValidator(_label_names)]
+
+
+def _statuses(value: tuple[int, ...]) -> tuple[int, ...]:
+    for status in value:
+        if not 100 <= status <= 599:
+            raise ValueError(f"{status} is not an HTTP status code (100-599)")
+    return value
+
+
+class ProbeSpec(_Strict):
+    """An HTTP check of what users see, written under a rule's ``probe:``.
+
+    Before the handler acts, a passing probe means the target is healthy (``noop``);
+    after it succeeds, the probe must pass within the rule's ``verify_timeout``.
+    A rule's own field, not a ``Policy`` one: a URL names one service, no default can.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    url: str
+    """Absolute http(s) URL, templated; substituted values are percent-encoded."""
+    method: Literal["GET", "HEAD"] = "GET"
+    """A probe only reads."""
+    expect_status: Annotated[tuple[int, ...], BeforeValidator(_a_list), AfterValidator(_statuses)] = ()
+    """Statuses that pass; empty: any 2xx."""
+    expect_body: str | None = None
+    """A regular expression the body must contain (``re.search``)."""
+    timeout: RuleDuration = Field(default=10.0, gt=0, le=300)
+    """Seconds one request may take."""
+    interval: RuleDuration = Field(default=10.0, gt=0)
+    """Seconds between two tries while waiting for the probe to pass after acting."""
+
+    @field_validator("expect_body")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _body_needs_get(self) -> ProbeSpec:
+        if self.expect_body is not None and self.method == "HEAD":
+            raise ValueError("expect_body needs method GET: a HEAD answer has no body")
+        return self
 
 
 class Policy(_Strict):
@@ -109,6 +157,7 @@ class _RuleFields(_Strict):
     target: str
     params: dict[str, Any] = Field(default_factory=dict)
     inhibited_by: list[str] = Field(default_factory=list)
+    probe: ProbeSpec | None = None
 
     @field_validator("name")
     @classmethod

@@ -1,4 +1,5 @@
-"""The stage that acts: the handler runs under the held lease, kept alive by a heartbeat."""
+"""The stage that acts: the rule's probe, the handler, the probe again (``probe.py``), all
+under the held lease, kept alive by a heartbeat."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import asyncio
 import contextlib
 import time
 
+import aiohttp
+
 from remediator.handling.context import Context, Resources
 from remediator.handling.execution import execute
 from remediator.metrics import Metrics
 from remediator.models import Outcome, Result
+from remediator.rules.ruleset import Plan
 from remediator.settings import Settings
 from remediator.store.base import Store
+from remediator.worker import probe
 from remediator.worker.lease import heartbeat
 from remediator.worker.outcome import Outcomes
 from remediator.worker.run import Run
@@ -34,6 +39,30 @@ class Act:
         if plan is None:
             raise RuntimeError("no plan: the handler runs after the templates rendered")
         dry_run = self.settings.dry_run or rule.policy.dry_run or bool(job.dry_run)
+        self.metrics.overhead.observe(max(0.0, time.time() - job.received_at))
+        lost = asyncio.Event()
+        beat = asyncio.create_task(heartbeat(self.store, self.settings, run, lost))
+        try:
+            if plan.probe is not None and (healthy := await probe.before(run, plan.probe, self.http)):
+                return healthy
+            result = await self._handler(run, plan, dry_run, lost)
+            if plan.probe is not None and not dry_run:
+                within = rule.policy.verify_timeout
+                result = await probe.after(run, plan.probe, self.http, result, within=within, lost=lost)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        if plan.probe is not None and result.outcome is Outcome.DRY_RUN:
+            result.plan.extend(plan.probe.plan(rule.policy.verify_timeout))
+        return result
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        return self.resources.http
+
+    async def _handler(self, run: Run, plan: Plan, dry_run: bool, lost: asyncio.Event) -> Result:
+        job, rule = run.job, run.known_rule
         ctx = Context(
             event_id=job.event_id,
             rule=rule.name,
@@ -46,21 +75,11 @@ class Act:
             resources=self.resources,
             timeline=run.timeline,
         )
-        self.metrics.overhead.observe(max(0.0, time.time() - job.received_at))
         self.outcomes.notifier.send(self.outcomes.notice(run, "started", dry_run=dry_run))
         run.step("handler.started", rule.handler.name, dry_run=dry_run)
         run.log.info("remediation.started", handler=rule.handler.name, dry_run=dry_run)
-        lost = asyncio.Event()
-        beat = asyncio.create_task(heartbeat(self.store, self.settings, run, lost))
         started = time.monotonic()
-        try:
-            result = await execute(
-                rule.handler, plan.params, ctx, timeout=rule.policy.timeout, lease_lost=lost
-            )
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+        result = await execute(rule.handler, plan.params, ctx, timeout=rule.policy.timeout, lease_lost=lost)
         elapsed = time.monotonic() - started
         run.step("handler.finished", result.outcome.value, seconds=round(elapsed, 3))
         self.metrics.handler_duration.labels(rule.handler.name).observe(elapsed)

@@ -16,6 +16,7 @@ EXPECTED = {
     "clickhouse-readonly": ("clickhouse-replica-readonly", "clickhouse/torghut"),
     "flink-failed": ("flink-ta-failed", "flink/torghut/torghut-ta"),
     "torghut-ws-not-ready": ("torghut-ws-not-ready", "deployment/torghut/torghut-ws"),
+    "jangar-unknown-table": ("jangar-ch-database", "deployment/torghut/jangar"),
 }
 
 
@@ -33,7 +34,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_passes_on_the_shipped_rules() -> None:
     result = run("check", "rules.yaml")
     assert result.returncode == 0, result.stderr
-    assert "OK, 3 rules (3 enabled)" in result.stdout
+    assert "OK, 4 rules (4 enabled)" in result.stdout
 
 
 def test_check_fails_naming_file_rule_and_line(tmp_path: Path) -> None:
@@ -161,3 +162,41 @@ def test_simulate_shows_inhibit_equal(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml"), "--json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
     assert entry["matches"][0]["inhibit_equal"] == ["namespace"]
+
+
+def test_simulate_shows_the_probe(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules, alerts = _hook_files(tmp_path, "a&b")
+    rules.write_text(
+        HOOK_RULES
+        + "    verify_timeout: 2m\n    probe:\n"
+        + "      url: 'http://svc/api/items?item={{ labels.item }}'\n      expect_body: ok\n"
+    )
+    assert main(["simulate", str(alerts), "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "    plan: probe GET http://svc/api/items?item=a%26b; expect 2xx and a body matching /ok/ "
+        "first: if it passes, nothing to do (noop)\n"
+        "    plan: after acting, probe every 10s until it passes, within 2m"
+    ) in out
+    assert main(["simulate", str(alerts), "--rules", str(rules), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert entry["matches"][0]["probe"]["url"] == "http://svc/api/items?item=a%26b"
+    assert entry["matches"][0]["probe"]["expect_body"] == "ok"
+
+
+def test_simulate_the_jangar_example_shows_the_patch_and_the_probe(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = EXAMPLES / "jangar-unknown-table-firing.json"
+    assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "rule jangar-ch-database -> kubernetes.set_env" in out
+    assert "    target: deployment/torghut/jangar" in out
+    assert "PATCH /apis/apps/v1/namespaces/torghut/deployments/jangar" in out
+    url = "http://jangar.torghut.svc.cluster.local/api/torghut/ta/latest?symbol=NVDA"
+    assert f"    plan: probe GET {url}; expect 2xx and a body matching " in out
+    assert "    plan: after acting, probe every 10s until it passes, within 3m" in out
+    assert main(["simulate", str(example), "--rules", str(ROOT / "rules.yaml"), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    (match,) = entry["matches"]
+    assert match["params"]["env"] == {"CH_DATABASE": "torghut"} and match["probe"]["url"] == url

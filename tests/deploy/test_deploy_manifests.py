@@ -807,6 +807,7 @@ def test_the_deploy_rules_are_well_formed() -> None:
         "clickhouse-replica-readonly",
         "flink-ta-failed",
         "torghut-ws-not-ready",
+        "jangar-ch-database",
     ]
     for rule in parsed.rules:
         for matcher in [*rule.matchers, *rule.inhibited_by]:
@@ -825,7 +826,7 @@ def test_the_deploy_rules_load_with_the_shipped_handlers() -> None:
             pytest.fail(message)
         pytest.skip(message)
     rules = load_rules(BASE / "rules.yaml", default_registry)
-    assert len(rules) == 3
+    assert len(rules) == 4
 
 
 # ---- the renderer itself ---------------------------------------------------------------------

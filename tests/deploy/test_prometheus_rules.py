@@ -22,7 +22,12 @@ from tests.support.procs import ROOT, require_binary
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 RULES_FILE = PROMETHEUS / "alerts.rules.yml"
 UNIT_TESTS = PROMETHEUS / "tests" / "alerts.test.yml"
-REMEDIATED = {"ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady"}
+REMEDIATED = {
+    "ClickHouseReplicaReadonly",
+    "FlinkDeploymentFailed",
+    "TorghutWsNotReady",
+    "JangarTaLatestFailing",
+}
 
 
 def load(path: Path) -> Any:
@@ -230,6 +235,12 @@ def test_each_remediated_alert_matches_one_rule_and_renders(labels: dict[str, st
         assert target == f"flink/{labels['namespace']}/{labels['name']}"
     if labels["alertname"] == "TorghutWsNotReady":
         assert params == {"namespace": labels["namespace"], "deployment": labels["deployment"]}
+    if labels["alertname"] == "JangarTaLatestFailing":
+        assert target == f"deployment/{labels['namespace']}/{labels['deployment']}"
+        assert params["namespace"] == "torghut" and params["deployment"] == "jangar"
+        assert params["env"] == {"CH_DATABASE": "torghut"}
+        # The remediator asks the URL blackbox-exporter asks.
+        assert render_value(compile_value(rule["probe"]["url"]), context) == labels["instance"]
 
 
 def test_every_remediated_alert_is_covered() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, WS_RULE
+from demo.overlay import CLICKHOUSE_RULE, FLINK_RULE, JANGAR_RULE, WS_RULE
 from demo.report import Report, SlackThread, handler_started
 from demo.scenario import Options, run_sync
 from demo.summary import render
@@ -57,7 +57,12 @@ def test_every_alert_resolves_within_the_bound(report: Report) -> None:
     assert report.recovered, "not every alert resolved"
     assert report.time_to_recovery is not None and report.time_to_recovery < RECOVERY_BOUND
     names = sorted({alert.name for alert in report.alerts})
-    assert names == ["ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady"]
+    assert names == [
+        "ClickHouseReplicaReadonly",
+        "FlinkDeploymentFailed",
+        "JangarTaLatestFailing",
+        "TorghutWsNotReady",
+    ]
     # one ClickHouse alert per server (the metric is per server)
     assert len([a for a in report.alerts if a.name == "ClickHouseReplicaReadonly"]) >= 2
     assert all(a.resolved is not None and a.resolved - a.fired < RECOVERY_BOUND for a in report.alerts), (
@@ -69,7 +74,7 @@ def test_every_alert_resolves_within_the_bound(report: Report) -> None:
 @explained
 def test_each_repair_acted_exactly_once(report: Report) -> None:
     assert not [e for e in report.events if e["outcome"] == "failed"], "a job failed"
-    for rule in (CLICKHOUSE_RULE, FLINK_RULE, WS_RULE):
+    for rule in (CLICKHOUSE_RULE, FLINK_RULE, WS_RULE, JANGAR_RULE):
         acted = report.acting(rule)
         assert [e["outcome"] for e in acted] in (["succeeded"], ["noop"]), (rule, acted)
     # ClickHouse: at most one statement per (node, statement), all from the one run that acted
@@ -129,11 +134,16 @@ def test_nothing_lost_when_a_replica_was_killed(report: Report) -> None:
 def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
     threads = {
         name: _thread(report, name)
-        for name in ("ClickHouseReplicaReadonly", "FlinkDeploymentFailed", "TorghutWsNotReady")
+        for name in (
+            "ClickHouseReplicaReadonly",
+            "FlinkDeploymentFailed",
+            "TorghutWsNotReady",
+            "JangarTaLatestFailing",
+        )
     }
     # A replica killed between posting a thread's first message and recording the thread
     # leaves that message alone (the re-run opens a new thread): allowed once, for that job.
-    assert len(report.threads()) == 3, report.slack_text
+    assert len(report.threads()) == 4, report.slack_text
     assert len(report.orphans()) <= 1
     clickhouse, flink = threads["ClickHouseReplicaReadonly"], threads["FlinkDeploymentFailed"]
     # storage first; Flink only once it was back. (Not "ClickHouse succeeded before Flink
@@ -152,6 +162,29 @@ def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
         assert "resolved" in kinds, (name, kinds)
     assert "writable" in report.slack_text and "bounced" in report.slack_text
     assert "job RUNNING, lifecycle STABLE" in report.slack_text
+
+
+@explained
+def test_jangar_reads_torghut_again_the_probe_proves_data_and_the_drift_is_named(report: Report) -> None:
+    (jangar,) = report.acting(JANGAR_RULE)
+    assert jangar["outcome"] == "succeeded", jangar["message"]
+    assert report.jangar_database == "torghut"
+    assert report.jangar_answer.startswith("HTTP 200") and '"database": "torghut"' in report.jangar_answer
+    probes = [s for s in jangar["timeline"] if s["name"] == "probe"]
+    assert probes[0]["data"]["phase"] == "before" and "UNKNOWN_TABLE" in probes[0]["message"]
+    assert probes[-1]["data"] == {"phase": "after", "passed": True, "status": 200}
+    # Argo CD manages Jangar without self-heal: patched, and the drift and the change to
+    # commit are in the result and in Slack
+    assert "Application argocd/jangar will show OutOfSync" in jangar["message"]
+    assert "change to commit: set `CH_DATABASE=torghut` on container `jangar`" in jangar["message"]
+    thread = _thread(report, "JangarTaLatestFailing")
+    assert "succeeded" in thread.kinds() and "resolved" in thread.kinds()
+    assert "OutOfSync" in report.slack_text and "change to commit" in report.slack_text
+    # the summary says which repairs ran, in order, and that the endpoint returns data
+    text = render(report)
+    assert "The 4 repairs that ran, in order: 1. " in text
+    assert f"{JANGAR_RULE} (succeeded)" in text.split("The 4 repairs that ran, in order: ")[1]
+    assert "its TA endpoint returns data" in text
 
 
 def _thread(report: Report, alertname: str) -> SlackThread:

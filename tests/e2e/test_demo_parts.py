@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import handlers  # noqa: F401 - registers the handlers the shipped rules name
-from demo.overlay import CLICKHOUSE_RULE, SHIPPED_RULES, rules_overlay
+from demo.overlay import CLICKHOUSE_RULE, JANGAR_RULE, SHIPPED_RULES, rules_overlay
 from demo.prometheus import load_rules, render
 from demo.world import NAMESPACE, WS_NAME, WsPods
 from remediator.handling.registry import default_registry
@@ -46,8 +46,18 @@ def test_the_overlay_is_the_shipped_rules_with_the_listed_changes(tmp_path: Path
     shipped = yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8"))
     changed = {"rule": {"verify_timeout"}, "params": {"nodes", "poll_interval"}}
     assert _without(overlay.document, changed) == _without(shipped, changed)
-    assert len(overlay.changes) == 2 + 1 + 3 * 2  # defaults, nodes, per rule verify + poll
+    assert len(overlay.changes) == 2 + 1 + 4 * 2  # defaults, nodes, per rule verify + poll
     assert all(" -> " in change for change in overlay.changes)
+
+
+def test_the_overlay_points_jangars_probe_at_the_stand_in(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:18080/api/torghut/ta/latest?symbol=NVDA"
+    overlay = rules_overlay(NODES, url)
+    rules = load_remediator_rules(overlay.write(tmp_path / "rules.yaml"), default_registry)
+    jangar = rules.get(JANGAR_RULE)
+    assert jangar is not None and jangar.probe is not None
+    assert (jangar.probe.spec.url, jangar.probe.spec.interval) == (url, 0.5)
+    assert len(overlay.changes) == 2 + 1 + 4 * 2 + 2  # and the probe's url and interval
 
 
 def test_alert_labels_and_annotations_follow_the_shipped_rules() -> None:

@@ -783,17 +783,32 @@ class DeploymentController:
         self._write_status(dep, selector, desired, template_hash)
 
     def _replica_set(self, dep: dict[str, Any]) -> str:
-        """The pod-template-hash of the Deployment's template; its ReplicaSet made if new."""
+        """The pod-template-hash of the Deployment's template; its ReplicaSet made if new.
+
+        A template that an older ReplicaSet already has (a rollback, or a change undone)
+        reuses that ReplicaSet, which gets the next revision, as the Deployment controller does.
+        """
         template = dep["spec"]["template"]
         digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
         name = f"{self.name}-{digest}"
-        if self.cluster.get(REPLICASETS, self.namespace, name) is None:
-            revisions = [
-                int(rs["metadata"]["annotations"][REVISION])
-                for rs in self.cluster.items(REPLICASETS, self.namespace)
-                if _owned_by(rs, dep)
-            ]
-            revision = str(max(revisions, default=0) + 1)
+        others = [
+            int(rs["metadata"]["annotations"][REVISION])
+            for rs in self.cluster.items(REPLICASETS, self.namespace)
+            if _owned_by(rs, dep) and rs["metadata"]["name"] != name
+        ]
+        existing = self.cluster.get(REPLICASETS, self.namespace, name)
+        if existing is not None and int(existing["metadata"]["annotations"][REVISION]) < max(
+            others, default=0
+        ):
+            revision = str(max(others) + 1)
+            self.cluster.modify(
+                REPLICASETS, self.namespace, name, {"metadata": {"annotations": {REVISION: revision}}}
+            )
+            self.cluster.modify(
+                DEPLOYMENTS, self.namespace, self.name, {"metadata": {"annotations": {REVISION: revision}}}
+            )
+        if existing is None:
+            revision = str(max(others, default=0) + 1)
             rs_labels = {**template["metadata"]["labels"], POD_TEMPLATE_HASH: digest}
             self.cluster.put(
                 REPLICASETS,
