@@ -237,6 +237,7 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
         matchers=[str(m) for m in rule.matchers],
         inhibited_by=[str(m) for m in rule.inhibited_by],
         concurrency_limit=rule.concurrency_limit,
+        probe=rule.probe.spec if rule.probe is not None else None,
     )
 
 

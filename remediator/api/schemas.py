@@ -18,7 +18,7 @@ from pydantic import (
 
 from remediator.durations import parse_duration
 from remediator.models import Alert, AuditEvent, Outcome, SkipReason, Step, Timestamp
-from remediator.rules.schema import Policy
+from remediator.rules.schema import Policy, ProbeSpec
 
 MAX_PAUSE = 30 * 86400.0
 EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -242,6 +242,8 @@ class RuleInfo(Policy):
     dry_run: bool = False
     """In effect: the rule's own ``dry_run`` or the service's global one."""
     dry_run_source: list[Literal["rule", "service"]] = []  # why it is on; empty when off
+    probe: ProbeSpec | None = None
+    """The rule's probe as written (its URL template unrendered); none without one."""
 
 
 class ReloadInfo(BaseModel):

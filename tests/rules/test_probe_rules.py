@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from remediator.api.admin import rule_info
 from remediator.errors import TemplateError
 from remediator.models import Alert
 from remediator.rules.ruleset import render
@@ -112,3 +113,11 @@ def test_a_bad_probe_is_an_error_naming_rule_and_key(probe: str, expected: str) 
 def test_the_probe_is_a_rule_key_not_a_default() -> None:
     (found,) = problems(f"defaults:\n  probe: {{url: 'http://svc/'}}\n{rule()}")
     assert found.startswith("defaults.probe: unknown key"), found
+
+
+def test_the_rules_api_shows_the_probe_as_written() -> None:
+    (found,) = parse(probed(f"      url: '{URL}'\n      expect_body: 'rows'\n")).rules
+    shown = rule_info(found).model_dump(mode="json")
+    assert shown["probe"]["url"] == URL and shown["probe"]["expect_body"] == "rows"
+    (plain,) = parse(rule()).rules
+    assert rule_info(plain).model_dump(mode="json")["probe"] is None
