@@ -224,9 +224,9 @@ class MaintenanceWindowSpec(_Strict):
 
     name: str
     matchers: list[str] = Field(default_factory=list)
-    weekdays: Annotated[
-        tuple[Annotated[str, BeforeValidator(_weekday)], ...], BeforeValidator(_a_list)
-    ] = _WEEKDAYS
+    weekdays: Annotated[tuple[Annotated[str, BeforeValidator(_weekday)], ...], BeforeValidator(_a_list)] = (
+        _WEEKDAYS
+    )
     start: str
     duration: RuleDuration = Field(gt=0, le=MAX_WINDOW)
     time_zone: str = "UTC"

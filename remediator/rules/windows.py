@@ -60,7 +60,9 @@ class Window:
         return f"{days} {self.start:%H:%M} {self.zone.key} for {self.duration:g}s"
 
 
-def open_window(windows: tuple[Window, ...], labels: Mapping[str, str], now: float) -> tuple[Window, float] | None:
+def open_window(
+    windows: tuple[Window, ...], labels: Mapping[str, str], now: float
+) -> tuple[Window, float] | None:
     """The first window open at ``now`` that matches ``labels``, and when it closes."""
     for window in windows:
         if window.matches(labels) and (until := window.open_until(now)) is not None:

@@ -78,7 +78,6 @@ class RedisAudit:
         value = await self._r.getdel(self.keys.interrupted(event_id))
         return None if value is None else text(value)
 
-
     # ---- the job-state index ------------------------------------------------------
     @guarded
     async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None:
