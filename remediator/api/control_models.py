@@ -32,7 +32,10 @@ class PauseCreate(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
     for_: PauseFor | None = Field(default=None, alias="for")
     until: str | None = Field(
-        default=None, pattern=RFC3339_PATTERN, description="RFC 3339 date-time with an offset"
+        default=None,
+        pattern=RFC3339_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="RFC 3339 date-time with an offset",
     )
 
     @field_validator("reason")
@@ -61,7 +64,7 @@ class PauseCreate(BaseModel):
         if self.for_ is not None:
             return now + self.for_
         assert self.until is not None
-        return datetime.fromisoformat(self.until.replace("z", "Z")).timestamp()
+        return datetime.fromisoformat(self.until.upper().replace(" ", "T")).timestamp()
 
 
 class PauseInfo(BaseModel):
