@@ -80,7 +80,7 @@ class Paused:
 
     async def check(self, run: Run) -> Stop | None:
         rule, now = run.known_rule, time.time()
-        labels = {**run.job.alert.labels, "rule": rule.name, "target": _target(run)}
+        labels = {**run.job.alert.labels, "rule": rule.name, "target": best_target(run)}
         found = await self._holding(labels, now)
         if found is None:
             return None
@@ -118,7 +118,7 @@ def _matchers(texts: tuple[str, ...]) -> tuple[Matcher, ...] | None:
         return None
 
 
-def _target(run: Run) -> str:
+def best_target(run: Run) -> str:
     """The rendered target, or "" when it does not render (the normal path reports that)."""
     if run.target:
         return run.target

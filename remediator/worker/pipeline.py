@@ -35,6 +35,7 @@ from remediator.worker.gates import (
     ResolvedIgnored,
     StaleLease,
     StillFiring,
+    best_target,
 )
 from remediator.worker.lease import Lease, release
 from remediator.worker.outcome import Outcomes
@@ -238,7 +239,7 @@ class Pipeline:
         wait = self.settings.defer_interval if defer.delay is None else defer.delay
         await self.store.defer(run.delivery.id, job, wait, defer.hold)
         await self.store.set_job_state(
-            job.event_id, "held" if defer.hold else "deferred", await self._why(run, defer), run.target
+            job.event_id, "held" if defer.hold else "deferred", await self._why(run, defer), best_target(run)
         )
         self.metrics.deferred.labels(run.known_rule.name, defer.reason).inc()
         if job.deferrals == 1:

@@ -234,7 +234,7 @@ def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
 
 def waiting_blocks(notice: Notice) -> list[dict[str, Any]]:
     waited = f" ({format_duration(notice.duration)} so far)" if notice.duration else ""
-    return [section(f"⏳ *Waiting*{waited}: {escape(short(notice.message, 1500))}")]
+    return [section(f"⏳ *Waiting*{waited}: {short(notice.message, 1500)}")]
 
 
 def _scope(notice: Notice) -> str:
@@ -248,17 +248,17 @@ def pause_blocks(notice: Notice) -> list[dict[str, Any]]:
     until = float(pause.get("until") or 0)
     fields = [
         f"*Pause*\n{code(str(pause.get('id', '')))}",
-        f"*By*\n{escape(short(str(pause.get('by') or 'unknown'), 200))}",
-        f"*Matches*\n{escape(short(_scope(notice), 600))}",
+        f"*By*\n{short(str(pause.get('by') or 'unknown'), 200)}",
+        f"*Matches*\n{short(_scope(notice), 600)}",
         f"*Until*\n<!date^{int(until)}^{{date_short_pretty}} {{time}}|{int(until)}>",
     ]
     blocks = [
         header(short(headline(notice), 140)),
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
-        section(f"*Reason*: {escape(short(str(pause.get('reason', '')), 1500))}"),
+        section(f"*Reason*: {short(str(pause.get('reason', '')), 1500)}"),
     ]
     if notice.kind == "pause_ended" and notice.message:
-        blocks += context(escape(short(notice.message, 500)))
+        blocks += context(short(notice.message, 500))
     return blocks
 
 
