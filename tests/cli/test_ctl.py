@@ -383,3 +383,47 @@ def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.Capture
         (True, ["service"]),
         (True, ["rule", "service"]),
     ]
+
+
+def test_scoped_pauses_and_the_jobs_view(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "pause",
+        "--url",
+        served.url,
+        "--match",
+        'namespace="torghut"',
+        "--for",
+        "1h",
+        "--reason",
+        "ta upgrade",
+    )
+    assert code == 0 and out.startswith("pause p-") and 'for namespace="torghut": ta upgrade' in out
+    pause_id = out.split()[1]
+    event_id = post_alert(served, service="cli-scoped", namespace="torghut")
+    held = wait_state(served, capsys, event_id, "held")
+    assert f"paused by pause {pause_id}" in held["why"]
+    code, out, _ = run(capsys, "jobs", "--url", served.url)
+    assert code == 0 and out.splitlines()[0].split() == [
+        "EVENT",
+        "STATE",
+        "SINCE",
+        "RULE",
+        "TARGET",
+        "ALERT",
+        "WHY",
+    ]
+    assert any(line.startswith(event_id) and " held " in line for line in out.splitlines())
+    code, out, _ = run(capsys, "pauses", "--url", served.url)
+    assert code == 0 and pause_id in out
+    code, _, err = run(
+        capsys, "pause", "--url", served.url, "--match", 'a="b"', "--for", "30d", "--reason", "x"
+    )
+    assert code == 1 and "HTTP 400: pause too long" in err and "REMEDIATOR_MAX_PAUSE (7d)" in err
+    code, _, err = run(capsys, "pause", "--url", served.url, "--match", 'a="b"', "--reason", "x")
+    assert code == 2 and "one of --for or --until" in err
+    code, out, _ = run(capsys, "resume", pause_id, "--url", served.url)
+    assert code == 0 and out.startswith(f"lifted pause {pause_id}")
+    assert wait_recorded(served, event_id)["outcome"] == "succeeded"
+    code, _, err = run(capsys, "resume", pause_id, "--url", served.url)
+    assert code == 1 and "HTTP 404: no such pause" in err
