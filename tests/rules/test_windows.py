@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +14,7 @@ from remediator.rules.ruleset import RuleSet, parse_rules
 from remediator.rules.windows import open_window
 from tests.support.handlers import make_registry
 
-WINDOW = {
+WINDOW: dict[str, Any] = {
     "name": "nightly",
     "matchers": ['namespace="torghut"'],
     "weekdays": ["mon", "Tuesday"],
@@ -23,12 +24,12 @@ WINDOW = {
 }
 
 
-def parse(*windows: dict[str, object]) -> RuleSet:
+def parse(*windows: dict[str, Any]) -> RuleSet:
     document = {"maintenance_windows": list(windows), "rules": []}
     return parse_rules(yaml.safe_dump(document).encode(), "rules.yaml", make_registry())
 
 
-def errors(*windows: dict[str, object]) -> list[str]:
+def errors(*windows: dict[str, Any]) -> list[str]:
     with pytest.raises(RulesError) as info:
         parse(*windows)
     return info.value.problems
