@@ -139,6 +139,7 @@ class Job(BaseModel):
     deliveries: int = 0
     deferrals: int = 0
     first_deferred_at: float | None = None
+    wait_noted: bool = False  # its Slack thread was told what it waits for (once per job)
     attempts: int = 0  # handler runs of this job that ended in a temporary failure
     retries_left: int = 0  # set at its first temporary failure (see worker/retry.py)
 

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     stream_max_len: int = Field(default=100_000, ge=100)
     rules_poll_interval: Duration = 2.0
     shutdown_grace: Duration = 30.0
+    # Operators' controls: the longest pause the API accepts (at most 30 days), and how
+    # long a job waits (inhibited, held, awaiting approval) before its thread says why.
+    max_pause: Duration = Field(default=7 * 86400.0, gt=0, le=30 * 86400.0)
+    wait_note_after: Duration = Field(default=10.0, ge=0)
 
     # HTTP limits against slow or greedy clients (serving.py).
     header_timeout: Duration = Field(default=10.0, gt=0)  # connection or first byte -> headers

@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from remediator.api import openapi, stats
+from remediator.api import openapi, pausing, stats
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.intake import ManualOptions
@@ -253,16 +253,23 @@ async def get_pause(_: web.Request, svc: Service) -> web.Response:
 @admin
 async def set_pause(request: web.Request, svc: Service) -> web.Response:
     body = await parse_body(request, svc, PauseRequest)
-    until = time.time() + body.for_
+    pausing.check_length(svc, body.for_)
+    now = time.time()
+    until = now + body.for_
     by = identity(request)  # the body's "by" is not trusted: the token says who this is
-    await svc.store.set_pause(Pause(reason=body.reason, until=until, by=by))
+    pause = Pause(reason=body.reason, until=until, by=by, created=now)
+    await svc.store.set_pause(pause)
+    pausing.announce(svc, pause, started=True)
     log.warning("admin.paused", reason=body.reason, until=until, by=by)
     return reply(PauseState.active(body.reason, until, by))
 
 
 @admin
 async def clear_pause(request: web.Request, svc: Service) -> web.Response:
+    pause = await svc.store.get_pause()
     was = await svc.store.clear_pause()
+    if was and pause is not None:
+        await pausing.lifted(svc, pause, identity(request))
     log.warning("admin.resumed", was_paused=was, by=identity(request))
     return reply(PauseState(paused=False, was_paused=was))
 

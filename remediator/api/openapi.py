@@ -8,6 +8,14 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from remediator.api.control_models import (
+    PAUSE_ID_PATTERN,
+    JobInfo,
+    JobList,
+    PauseCreate,
+    PauseInfo,
+    PauseList,
+)
 from remediator.api.schemas import (
     CURSOR_PATTERN,
     EVENT_ID_PATTERN,
@@ -28,9 +36,14 @@ from remediator.api.schemas import (
 )
 from remediator.models import WebhookPayload
 from remediator.settings import Settings
+from remediator.store.base import JOB_STATES
 
-_INPUTS: tuple[type[BaseModel], ...] = (WebhookPayload, ManualAlert, ReplayRequest, PauseRequest)
+_INPUTS: tuple[type[BaseModel], ...] = (WebhookPayload, ManualAlert, ReplayRequest, PauseRequest, PauseCreate)
 _OUTPUTS: tuple[type[BaseModel], ...] = (
+    PauseInfo,
+    PauseList,
+    JobInfo,
+    JobList,
     ErrorBody,
     Accepted,
     EventPage,
@@ -68,7 +81,7 @@ def _build(admin: bool, bearer: bool, basic: bool) -> dict[str, Any]:
     refs, schemas = _components()
     paths = _service_paths(refs, _webhook_security(bearer, basic))
     if admin:
-        paths |= _admin_paths(refs)
+        paths |= _admin_paths(refs) | _control_paths(refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -348,3 +361,80 @@ def _replay_params() -> list[dict[str, Any]]:
         {"name": "ignore_circuit", "in": "query", "required": False, "schema": flag},
         {"name": "note", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 500}},
     ]
+
+
+def _control_paths(refs: Refs) -> dict[str, Any]:
+    """Scoped pauses, maintenance windows and the jobs view (``api/controls.py``)."""
+    sec: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+    def path_id(name: str) -> dict[str, Any]:
+        schema = {"type": "string", "pattern": PAUSE_ID_PATTERN}
+        return {"name": name, "in": "path", "required": True, "schema": schema}
+
+    return {
+        "/api/v1/pauses": {
+            "get": {
+                "operationId": "listPauses",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Active pauses (the global one included) and the maintenance windows",
+                "responses": _responses(refs, {200: ("PauseList", "pauses and windows")}, (401, 503)),
+            },
+            "post": {
+                "operationId": "addPause",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Hold the jobs the matchers match (none: all) until the pause ends",
+                "description": "Exactly one of 'for' and 'until'; at most REMEDIATOR_MAX_PAUSE.",
+                "requestBody": {"required": True, "content": _json(refs[("PauseCreate", "validation")])},
+                "responses": _responses(
+                    refs, {201: ("PauseInfo", "the pause")}, (400, 401, 403, 413, 415, 503)
+                ),
+            },
+        },
+        "/api/v1/pauses/{pause_id}": {
+            "delete": {
+                "operationId": "removePause",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Lift a pause now; the jobs it held are re-gated at once",
+                "parameters": [path_id("pause_id")],
+                "responses": _responses(
+                    refs, {200: ("PauseInfo", "the pause lifted")}, (400, 401, 403, 404, 503)
+                ),
+            }
+        },
+        "/api/v1/jobs": {
+            "get": {
+                "operationId": "listJobs",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Jobs without an outcome: what each waits for and since when",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(JOB_STATES)},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    },
+                ],
+                "responses": _responses(refs, {200: ("JobList", "the jobs, oldest first")}, (400, 401, 503)),
+            }
+        },
+        "/api/v1/jobs/{event_id}": {
+            "get": {
+                "operationId": "getJob",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "One job from the moment the webhook accepted it (state done: see the event)",
+                "parameters": [path_id("event_id")],
+                "responses": _responses(refs, {200: ("JobInfo", "the job")}, (400, 401, 404, 503)),
+            }
+        },
+    }

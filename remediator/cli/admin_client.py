@@ -26,7 +26,7 @@ from remediator.cli import reports
 from remediator.models import Alert
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-COMMANDS = ("events", "event", "stats", "replay", "pause", "resume", "rules")
+COMMANDS = ("events", "event", "stats", "replay", "pause", "pauses", "resume", "jobs", "rules")
 PAGE = 500
 
 
@@ -216,11 +216,27 @@ def add_commands(sub: Any) -> None:
         "1 failed, 4 skipped, 5 still running",
     )
     pause = sub.add_parser(
-        "pause", parents=[common], help="pause all remediation (no options: show the pause state)"
+        "pause",
+        parents=[common],
+        help="pause remediation: all of it, or (--match) the jobs the matchers match; "
+        "no options: show the global pause",
     )
     pause.add_argument("--reason")
     pause.add_argument("--for", dest="duration", metavar="DURATION", help="e.g. 30m, 2h")
-    sub.add_parser("resume", parents=[common], help="resume remediation")
+    pause.add_argument("--until", metavar="TIME", help="RFC 3339, e.g. 2026-05-01T06:00:00Z (scoped pause)")
+    pause.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="MATCHER",
+        help="e.g. 'namespace=\"torghut\"' over the labels plus rule and target; repeatable",
+    )
+    sub.add_parser("pauses", parents=[common], help="active pauses and the maintenance windows")
+    resume = sub.add_parser("resume", parents=[common], help="lift the global pause, or the pause ID")
+    resume.add_argument("pause_id", nargs="?", metavar="ID")
+    jobs = sub.add_parser("jobs", parents=[common], help="jobs without an outcome: what each waits for")
+    jobs.add_argument("--state", choices=["queued", "deferred", "held", "awaiting_approval", "running"])
+    jobs.add_argument("--limit", type=int, default=100)
     sub.add_parser("rules", parents=[common], help="loaded rules and the last reload")
 
 
@@ -293,6 +309,8 @@ def replay_exit_code(event_ids: list[str], finished: list[dict[str, Any]]) -> in
 
 
 async def _pause(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.match or args.until:
+        return await _scoped_pause(client, args)
     if args.reason is None and args.duration is None:
         state = await client.call("GET", "/api/v1/pause")
     elif args.reason is None or args.duration is None:
@@ -304,7 +322,36 @@ async def _pause(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _scoped_pause(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.reason is None or (args.duration is None) == (args.until is None):
+        raise CtlError("a scoped pause needs --reason and one of --for or --until", 2)
+    body: dict[str, Any] = {"reason": args.reason, "matchers": args.match}
+    body |= {"for": args.duration} if args.duration is not None else {"until": args.until}
+    pause = await client.call("POST", "/api/v1/pauses", body=body)
+    _emit(args, pause, reports.pause_info_text(pause))
+    return 0
+
+
+async def _pauses(client: AdminClient, args: argparse.Namespace) -> int:
+    found = await client.call("GET", "/api/v1/pauses")
+    _emit(args, found, reports.pauses_text(found))
+    return 0
+
+
+async def _jobs(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CtlError("--limit must be at least 1", 2)
+    params = {"limit": str(args.limit)} | ({"state": args.state} if args.state else {})
+    found = await client.call("GET", "/api/v1/jobs", params=params)
+    _emit(args, found, reports.jobs_table(found["jobs"]))
+    return 0
+
+
 async def _resume(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.pause_id:
+        pause = await client.call("DELETE", f"/api/v1/pauses/{_segment(args.pause_id)}")
+        _emit(args, pause, f"lifted pause {pause['id']}: the jobs it held run again")
+        return 0
     state = await client.call("DELETE", "/api/v1/pause")
     _emit(
         args,
@@ -326,6 +373,8 @@ _COMMANDS: dict[str, Callable[[AdminClient, argparse.Namespace], Awaitable[int]]
     "stats": _stats,
     "replay": _replay,
     "pause": _pause,
+    "pauses": _pauses,
     "resume": _resume,
+    "jobs": _jobs,
     "rules": _rules,
 }

@@ -142,6 +142,44 @@ def pause_text(state: dict[str, Any]) -> str:
     return f"paused{by} until {state.get('until_iso')} ({left} left): {state.get('reason')}"
 
 
+def pause_info_text(pause: dict[str, Any]) -> str:
+    """``pause p-1a2b by alice until ... (1h left) for namespace="x": why``."""
+    scope = ", ".join(pause.get("matchers") or []) or "everything"
+    left = format_duration(pause.get("remaining_seconds") or 0.0)
+    return (
+        f"pause {pause['id']} by {pause.get('by') or '?'} until {pause.get('until_iso')} "
+        f"({left} left) for {scope}: {pause.get('reason')}"
+    )
+
+
+def pauses_text(found: dict[str, Any]) -> str:
+    lines = [pause_info_text(p) for p in found.get("pauses", [])] or ["no pause"]
+    for window in found.get("windows", []):
+        state = f"OPEN until {clock(window['open_until'])}" if window.get("open_until") else "closed"
+        scope = ", ".join(window.get("matchers") or []) or "everything"
+        lines.append(f"window {window['name']} ({window['schedule']}) for {scope}: {state}")
+    return "\n".join(lines)
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> str:
+    """Each job without an outcome: state, since when, rule, target, alert, why."""
+    if not jobs:
+        return "no job is waiting or running"
+    rows = [
+        [
+            job["event_id"],
+            job["state"],
+            clock(job["since"]),
+            job["rule"],
+            clip(job["target"] or "-", 30),
+            clip(f"{job['alertname']} ({job['fingerprint']})", 40),
+            clip(job["why"] or "-", 80),
+        ]
+        for job in jobs
+    ]
+    return table(["EVENT", "STATE", "SINCE", "RULE", "TARGET", "ALERT", "WHY"], rows)
+
+
 def dry_run_text(rule: dict[str, Any]) -> str:
     """``yes (service)``: dry-run is on, and why (the rule, the service's global flag)."""
     if not rule["dry_run"]:

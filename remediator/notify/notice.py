@@ -9,7 +9,11 @@ import structlog
 
 from remediator.models import Alert, Step
 
-NoticeKind = Literal["started", "outcome", "escalated", "resolved", "rules_reload"]
+NoticeKind = Literal[
+    "started", "outcome", "escalated", "resolved", "rules_reload", "waiting", "pause_started", "pause_ended"
+]
+# Notices about the service, not one incident: posted to the channel, never in a thread.
+SERVICE_NOTICES = frozenset({"rules_reload", "pause_started", "pause_ended"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +41,8 @@ class Notice:
     max_attempts: int = 0
     attempt_window: float = 0.0
     timeline: list[Step] = field(default_factory=list)  # what the handler did (outcomes)
+    # pause_started / pause_ended: the pause (id, reason, by, until, matchers, created)
+    pause: dict[str, Any] = field(default_factory=dict)
 
 
 def replay_command(event_id: str) -> str:

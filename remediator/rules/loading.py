@@ -17,6 +17,7 @@ from remediator.rules.probes import ProbeTemplate
 from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
 from remediator.rules.templates import compile_value
+from remediator.rules.windows import Window
 
 
 def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
@@ -61,6 +62,7 @@ def build_rules(
         rules.append(rule)
         for finding in _rule_findings(rule, spec):
             report.add(finding, _finding_path(finding, index, spec), rule=at)
+    _check_windows(parsed, report)
     used = {rule.policy.concurrency_group for rule in rules}
     for group in parsed.concurrency_limits:
         if group not in used:
@@ -73,6 +75,21 @@ def build_rules(
     if report.errors:
         raise RulesError(source, report.errors)
     return rules, tuple(report.warnings)
+
+
+def build_windows(parsed: RulesFile) -> tuple[Window, ...]:
+    """The compiled maintenance windows (``build_rules`` checked their matchers)."""
+    return tuple(Window.of(spec) for spec in parsed.maintenance_windows)
+
+
+def _check_windows(parsed: RulesFile, report: _Report) -> None:
+    for index, spec in enumerate(parsed.maintenance_windows):
+        for position, text in enumerate(spec.matchers):
+            try:
+                parse_matcher(text)
+            except MatcherError as exc:
+                path = ("maintenance_windows", index, "matchers", position)
+                report.add(Finding("", f"maintenance window {spec.name!r}: {exc}"), path)
 
 
 class _Problem(Exception):

@@ -13,9 +13,10 @@ from pathlib import Path
 from remediator.errors import RulesError
 from remediator.handling.registry import Registry
 from remediator.models import Alert
-from remediator.rules.loading import build_rules, read_rules_file
+from remediator.rules.loading import build_rules, build_windows, read_rules_file
 from remediator.rules.rule import Plan, Rule, render, template_context
 from remediator.rules.schema import Policy, RulesFile, RuleSpec
+from remediator.rules.windows import Window
 
 __all__ = [
     "Plan",
@@ -41,12 +42,14 @@ class RuleSet:
         digest: str,
         warnings: tuple[str, ...] = (),
         defaults: Policy | None = None,
+        windows: tuple[Window, ...] = (),
     ) -> None:
         self.rules = rules
         self.source = source
         self.hash = digest
         self.warnings = warnings  # questionable but possible settings, one line each
         self.defaults = defaults or Policy()  # the file's ``defaults:``
+        self.windows = windows  # the file's ``maintenance_windows:``
         self._by_name = {rule.name: rule for rule in rules}
         # Most rules pin alertname="X": index them so an alert is tried only
         # against the rules that can match it (order of the file is kept).
@@ -90,4 +93,5 @@ def parse_rules(data: bytes, source: str, registry: Registry) -> RuleSet:
     """
     parsed, doc = read_rules_file(data, source)
     rules, warnings = build_rules(parsed, doc, source, registry)
-    return RuleSet(rules, source, hashlib.sha256(data).hexdigest()[:16], warnings, parsed.defaults.policy())
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return RuleSet(rules, source, digest, warnings, parsed.defaults.policy(), build_windows(parsed))

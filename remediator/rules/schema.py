@@ -8,6 +8,7 @@ the admin API shows it. A new knob is one field here.
 from __future__ import annotations
 
 import re
+import zoneinfo
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -129,6 +130,9 @@ class Policy(_Strict):
     """Plan only: the handler is not run."""
     on_resolved: Literal["ignore", "run"] = "ignore"
     """``run``: run the handler on a resolved alert too."""
+    on_pause: Literal["hold", "skip"] = "hold"
+    """A job that meets a pause or maintenance window: ``hold`` waits and is re-gated when
+    it ends; ``skip`` records ``skipped:paused`` at once."""
 
 
 def field_type(info: FieldInfo) -> Any:
@@ -199,7 +203,68 @@ class Defaults(Policy):
         return Policy.model_construct(self.model_fields_set, **self.model_dump())
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+MAX_WINDOW = 7 * 86400.0
+
+
+_FULL_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _weekday(value: Any) -> Any:
+    """``mon`` or ``Monday`` (any case), kept as ``mon``."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if text in _WEEKDAYS or text in _FULL_DAYS:
+        return text[:3]
+    raise ValueError(f"{value!r} is not a weekday: use mon, tue, wed, thu, fri, sat or sun")
+
+
+class MaintenanceWindowSpec(_Strict):
+    """A recurring window (``maintenance_windows:``) that holds the jobs it matches."""
+
+    name: str
+    matchers: list[str] = Field(default_factory=list)
+    weekdays: Annotated[tuple[Annotated[str, BeforeValidator(_weekday)], ...], BeforeValidator(_a_list)] = (
+        _WEEKDAYS
+    )
+    start: str
+    duration: RuleDuration = Field(gt=0, le=MAX_WINDOW)
+    time_zone: str = "UTC"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RULE_NAME.match(value):
+            raise ValueError("must be lowercase letters, digits, '.', '_' or '-' (max 63)")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        if not _HH_MM.match(value):
+            raise ValueError(f"{value!r} is not a time of day: write HH:MM, e.g. 02:30")
+        return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Paris, UTC)") from exc
+        return value
+
+
 class RulesFile(_Strict):
     defaults: Defaults = Defaults()
     concurrency_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    maintenance_windows: list[MaintenanceWindowSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _unique(cls, value: list[MaintenanceWindowSpec]) -> list[MaintenanceWindowSpec]:
+        names = [window.name for window in value]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"duplicate window name {twice[0]!r}")
+        return value

@@ -9,10 +9,12 @@ both. Every method raises ``StoreUnavailable`` when it cannot answer.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from remediator.models import Alert, AuditEvent, Job, NewJob
 
@@ -26,11 +28,94 @@ class Delivery:
     deliveries: int
 
 
+GLOBAL_PAUSE = "global"  # the id of the matcher-less pause of ``/api/v1/pause``
+
+
 @dataclass(frozen=True)
 class Pause:
+    """Remediation paused until ``until`` for the jobs every matcher matches (none: all).
+
+    Matchers (Alertmanager syntax) see the alert's labels plus ``rule`` and ``target``.
+    """
+
     reason: str
     until: float  # epoch seconds
     by: str = ""
+    id: str = GLOBAL_PAUSE
+    matchers: tuple[str, ...] = ()
+    created: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "until": self.until,
+            "by": self.by,
+            "matchers": list(self.matchers),
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pause:
+        return cls(
+            reason=str(data["reason"]),
+            until=float(data["until"]),
+            by=str(data.get("by", "")),
+            id=str(data.get("id", GLOBAL_PAUSE)),
+            matchers=tuple(data.get("matchers", ())),
+            created=float(data.get("created", 0.0)),
+        )
+
+
+# What a job that has no outcome yet is doing (the jobs view, ``GET /api/v1/jobs``).
+JobStateName = Literal["queued", "deferred", "held", "awaiting_approval", "running"]
+JOB_STATES: tuple[JobStateName, ...] = ("queued", "deferred", "held", "awaiting_approval", "running")
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One job without an outcome: written at intake, updated by the worker, removed
+    when its outcome is recorded. ``why`` says what it waits for; ``since`` when the
+    state began (epoch seconds)."""
+
+    event_id: str
+    rule: str
+    alertname: str
+    fingerprint: str
+    state: str
+    since: float
+    received_at: float
+    why: str = ""
+    target: str = ""
+    manual: bool = False
+
+    def dumps(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, data: str | bytes) -> JobState:
+        return cls(**json.loads(data))
+
+    @classmethod
+    def queued(cls, job: Job | NewJob, now: float) -> JobState:
+        alert = job.alert
+        return cls(
+            event_id=job.event_id,
+            rule=job.rule,
+            alertname=alert.name,
+            fingerprint=alert.fingerprint,
+            state="queued",
+            since=now,
+            received_at=job.received_at,
+            manual=job.manual,
+        )
+
+    def moved(self, state: str, why: str, target: str, now: float) -> JobState:
+        """This job in ``state``; ``since`` is kept while the state and why stay the same."""
+        same = state == self.state and why == self.why
+        return dataclasses.replace(
+            self, state=state, why=why, target=target or self.target, since=self.since if same else now
+        )
 
 
 @dataclass(frozen=True)
@@ -60,8 +145,10 @@ class Queue(Protocol):
     async def touch(self, consumer: str, delivery_id: str) -> None: ...
     # jobs whose worker went silent for ``min_idle`` seconds, handed to ``consumer``
     async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]: ...
-    async def defer(self, delivery_id: str, job: Job, delay: float) -> None: ...
+    # ``hold``: the job is held by a pause or window; ``release_held`` makes it due now
+    async def defer(self, delivery_id: str, job: Job, delay: float, hold: bool = False) -> None: ...
     async def promote_due(self) -> int: ...
+    async def release_held(self) -> int: ...
     async def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
     async def dead_letters(self, limit: int) -> list[dict[str, Any]]: ...
     async def queue_depth(self) -> int: ...
@@ -83,9 +170,14 @@ class Locks(Protocol):
 class Gates(Protocol):
     """What the gates ask before a repair: pause, firing index, episodes, cooldowns, circuits."""
 
+    # the global pause (matcher-less, id ``GLOBAL_PAUSE``)
     async def set_pause(self, pause: Pause) -> None: ...
     async def clear_pause(self) -> bool: ...
     async def get_pause(self) -> Pause | None: ...
+    # scoped pauses, several at once, each with its id; ``list_pauses`` includes the global one
+    async def add_pause(self, pause: Pause) -> None: ...
+    async def remove_pause(self, pause_id: str) -> Pause | None: ...
+    async def list_pauses(self) -> list[Pause]: ...
 
     # firing-alert index (inhibition and the "resolved already?" gate)
     async def firing_labels(self) -> list[dict[str, str]]: ...
@@ -120,6 +212,11 @@ class Audit(Protocol):
     # kept for the run that re-delivers the job
     async def stash_timeline(self, event_id: str, steps: str, ttl: float) -> None: ...
     async def take_timeline(self, event_id: str) -> str | None: ...
+    # the job-state index: written at intake (``accept``), removed by ``record_event``;
+    # a job no longer in the index (its outcome is recorded) is left alone
+    async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None: ...
+    async def job_state(self, event_id: str) -> JobState | None: ...
+    async def job_states(self, state: str | None, limit: int) -> list[JobState]: ...
 
 
 class Threads(Protocol):

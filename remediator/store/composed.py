@@ -11,7 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from remediator.models import AuditEvent, Job
-from remediator.store.base import Audit, Delivery, FailureCount, Gates, Locks, Pause, Queue, Threads
+from remediator.store.base import (
+    Audit,
+    Delivery,
+    FailureCount,
+    Gates,
+    JobState,
+    Locks,
+    Pause,
+    Queue,
+    Threads,
+)
 
 
 class ComposedStore:
@@ -37,11 +47,14 @@ class ComposedStore:
     async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]:
         return await self._queue.reclaim(consumer, min_idle, count)
 
-    async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
-        return await self._queue.defer(delivery_id, job, delay)
+    async def defer(self, delivery_id: str, job: Job, delay: float, hold: bool = False) -> None:
+        return await self._queue.defer(delivery_id, job, delay, hold)
 
     async def promote_due(self) -> int:
         return await self._queue.promote_due()
+
+    async def release_held(self) -> int:
+        return await self._queue.release_held()
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         return await self._queue.dead_letter(delivery, reason)
@@ -83,6 +96,15 @@ class ComposedStore:
 
     async def get_pause(self) -> Pause | None:
         return await self._gates.get_pause()
+
+    async def add_pause(self, pause: Pause) -> None:
+        return await self._gates.add_pause(pause)
+
+    async def remove_pause(self, pause_id: str) -> Pause | None:
+        return await self._gates.remove_pause(pause_id)
+
+    async def list_pauses(self) -> list[Pause]:
+        return await self._gates.list_pauses()
 
     async def firing_labels(self) -> list[dict[str, str]]:
         return await self._gates.firing_labels()
@@ -141,6 +163,15 @@ class ComposedStore:
 
     async def take_timeline(self, event_id: str) -> str | None:
         return await self._audit.take_timeline(event_id)
+
+    async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None:
+        return await self._audit.set_job_state(event_id, state, why, target)
+
+    async def job_state(self, event_id: str) -> JobState | None:
+        return await self._audit.job_state(event_id)
+
+    async def job_states(self, state: str | None, limit: int) -> list[JobState]:
+        return await self._audit.job_states(state, limit)
 
     # ---- threads -------------------------------------------------------------------------
     async def claim_thread(self, rule: str, target: str, ts: str, ttl: float) -> str:

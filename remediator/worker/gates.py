@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import Callable
 
 from remediator.durations import format_duration
-from remediator.errors import TemplateError
+from remediator.errors import MatcherError, TemplateError
 from remediator.metrics import Metrics
 from remediator.models import SkipReason
+from remediator.rules.matchers import Matcher, matches_all, parse_matcher
 from remediator.rules.ruleset import render
-from remediator.store.base import Store
+from remediator.rules.windows import Window, open_window, utc_iso
+from remediator.store.base import GLOBAL_PAUSE, Pause, Store
 from remediator.worker.run import Defer, Gate, Run, Skip, Stop
 
 __all__ = [
@@ -63,17 +66,65 @@ class ResolvedIgnored:
 
 
 class Paused:
-    """``remediator pause``: nothing acts until the pause ends."""
+    """A pause (``remediator pause``) or an open maintenance window whose matchers match
+    the alert's labels plus ``rule`` and ``target``: the job is held (``on_pause: hold``,
+    the default) and looks again every DEFER_INTERVAL and when the pause ends; with
+    ``on_pause: skip``, and for manual replays, it is ``skipped:paused``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, windows: Callable[[], tuple[Window, ...]] = tuple, interval: float = 5.0
+    ) -> None:
         self.store = store
+        self.windows = windows
+        self.interval = interval
 
     async def check(self, run: Run) -> Stop | None:
-        pause = await self.store.get_pause()
-        if pause is None:
+        rule, now = run.known_rule, time.time()
+        labels = {**run.job.alert.labels, "rule": rule.name, "target": best_target(run)}
+        found = await self._holding(labels, now)
+        if found is None:
             return None
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(pause.until))
-        return Skip(SkipReason.PAUSED, f"remediation paused until {until}: {pause.reason}")
+        message, until = found
+        if run.job.manual or rule.policy.on_pause == "skip":
+            return Skip(SkipReason.PAUSED, message)
+        first = run.job.first_deferred_at or now
+        wait = max(0.05, min(self.interval, until - now))
+        return Defer("paused", f"held: {message}", first, delay=wait, hold=True)
+
+    async def _holding(self, labels: dict[str, str], now: float) -> tuple[str, float] | None:
+        """Why the job is held, and until when; None: nothing holds it."""
+        for pause in await self.store.list_pauses():
+            matchers = _matchers(pause.matchers)
+            if pause.until > now and matchers is not None and matches_all(matchers, labels):
+                return _pause_message(pause), pause.until
+        if (open_ := open_window(self.windows(), labels, now)) is not None:
+            window, until = open_
+            return f"maintenance window {window.name} open until {utc_iso(until)}", until
+        return None
+
+
+def _pause_message(pause: Pause) -> str:
+    until = utc_iso(pause.until)
+    if pause.id == GLOBAL_PAUSE:
+        return f"remediation paused until {until}: {pause.reason}"
+    return f"paused by pause {pause.id} ({pause.by or 'unknown'}) until {until}: {pause.reason}"
+
+
+def _matchers(texts: tuple[str, ...]) -> tuple[Matcher, ...] | None:
+    """The pause's matchers (checked by the API); None: one does not parse, match nothing."""
+    try:
+        return tuple(parse_matcher(text) for text in texts)
+    except MatcherError:
+        return None
+
+
+def best_target(run: Run) -> str:
+    """The rendered target, or "" when it does not render (the normal path reports that)."""
+    if run.target:
+        return run.target
+    with contextlib.suppress(TemplateError):
+        return render(run.known_rule, run.job.alert).target
+    return ""
 
 
 class StillFiring:

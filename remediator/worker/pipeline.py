@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -34,12 +35,15 @@ from remediator.worker.gates import (
     ResolvedIgnored,
     StaleLease,
     StillFiring,
+    best_target,
 )
 from remediator.worker.lease import Lease, release
 from remediator.worker.outcome import Outcomes
 from remediator.worker.run import Defer, Gate, Run, Skip, first_stop
 
 log = structlog.get_logger("remediator.worker.pipeline")
+# The waits a job's Slack thread hears about once (Defer.reason).
+WAIT_NOTED = frozenset({"inhibited", "paused", "awaiting_approval"})
 
 
 class Pipeline:
@@ -72,7 +76,7 @@ class Pipeline:
         # Then (after a resolution is announced) those that need no target.
         self.before_target: list[Gate] = [
             ResolvedIgnored(),
-            Paused(store),
+            Paused(store, lambda: rules().windows, settings.defer_interval),
             StillFiring(store),
             Inhibited(store),
             EpisodeDone(store),
@@ -178,6 +182,7 @@ class Pipeline:
         try:
             if await self._stopped(run, self.under_lease):
                 return
+            await self.store.set_job_state(run.job.event_id, "running", f"on {self.replica}", run.target)
             retry = await self.outcomes.after_handler(run, await self.act(run))
         finally:
             await release(self.store, run)
@@ -227,14 +232,36 @@ class Pipeline:
         steps = run.timeline if defer.job is not None else run.carried
         if steps:
             await self._stash(run, steps)
+        noted = run.job.wait_noted or self._note_wait(run, defer)
         job = (defer.job or run.job).model_copy(
-            update={"deferrals": run.job.deferrals + 1, "first_deferred_at": defer.first}
+            update={"deferrals": run.job.deferrals + 1, "first_deferred_at": defer.first, "wait_noted": noted}
         )
         wait = self.settings.defer_interval if defer.delay is None else defer.delay
-        await self.store.defer(run.delivery.id, job, wait)
+        await self.store.defer(run.delivery.id, job, wait, defer.hold)
+        await self.store.set_job_state(
+            job.event_id, "held" if defer.hold else "deferred", await self._why(run, defer), best_target(run)
+        )
         self.metrics.deferred.labels(run.known_rule.name, defer.reason).inc()
         if job.deferrals == 1:
             run.log.info("remediation.deferred", reason=defer.reason, message=defer.message)
+
+    async def _why(self, run: Run, defer: Defer) -> str:
+        """What the job waits for, as the jobs view shows it."""
+        if defer.reason == "locked" and run.target:
+            holder = await self.store.lease_holder(run.target)
+            if holder:
+                return f"{defer.message} (the lease on {run.target} is held by event {holder})"
+        return defer.message
+
+    def _note_wait(self, run: Run, defer: Defer) -> bool:
+        """One note per job in its thread once it has waited WAIT_NOTE_AFTER (inhibited,
+        held, awaiting approval). True: the note is sent."""
+        waited = time.time() - defer.first
+        if defer.reason not in WAIT_NOTED or waited < self.settings.wait_note_after:
+            return False
+        notice = self.outcomes.notice(run, "waiting")
+        self.notifier.send(dataclasses.replace(notice, message=defer.message, duration=waited))
+        return True
 
     # ---- shutdown --------------------------------------------------------------
     async def _interrupted(self, run: Run) -> None:

@@ -68,7 +68,8 @@ class Defer:
 
     ``reason`` labels the ``deferred`` metric; ``first`` is when the waiting began
     (kept across deferrals, so a gate can give up after a while). ``job``: the job to
-    queue instead (a retry counts its attempt there).
+    queue instead (a retry counts its attempt there). ``hold``: held by a pause or a
+    maintenance window (released at once when a pause is lifted).
     """
 
     reason: str
@@ -76,6 +77,7 @@ class Defer:
     first: float
     delay: float | None = None
     job: Job | None = None
+    hold: bool = False
 
 
 Stop = Skip | Defer

@@ -71,6 +71,30 @@ def fire(served: ServedApp, **labels: str) -> str:
     return str(event_id)
 
 
+def post_alert(served: ServedApp, **labels: str) -> str:
+    """Fire one alert; do not wait for its outcome (a held job has none yet)."""
+    status, body = http(
+        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(**labels)), webhook_headers()
+    )
+    assert status == 202, body
+    return str(body["event_ids"][0])
+
+
+def wait_state(
+    served: ServedApp, capsys: pytest.CaptureFixture[str], event_id: str, state: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    """The job as ``remediator jobs --state STATE --json`` lists it, once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, out, err = run(capsys, "jobs", "--url", served.url, "--state", state, "--json")
+        assert code == 0, err
+        found = [job for job in json.loads(out)["jobs"] if job["event_id"] == event_id]
+        if found:
+            return dict(found[0])
+        time.sleep(0.05)
+    raise TimeoutError(f"{event_id} never {state}")
+
+
 def wait_recorded(served: ServedApp, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,9 +170,13 @@ def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "pause", "--url", served.url, "--json")
     state = json.loads(out)
     assert state["paused"] is True and state["by"] and state["reason"] == "db upgrade"
-    event_id = fire(served, service="cli-paused")
-    assert wait_recorded(served, event_id)["outcome"] == "skipped:paused"
+    # Issue 16 changed this test: the job is held while paused (not skipped), and runs
+    # once the pause is lifted.
+    event_id = post_alert(served, service="cli-paused")
+    held = wait_state(served, capsys, event_id, "held")
+    assert "remediation paused until" in held["why"] and "db upgrade" in held["why"]
     assert run(capsys, "resume", "--url", served.url)[1].startswith("resumed")
+    assert wait_recorded(served, event_id)["outcome"] == "succeeded"
     assert run(capsys, "resume", "--url", served.url)[1].startswith("was not paused")
     assert run(capsys, "pause", "--url", served.url)[1].startswith("not paused")
 
@@ -355,3 +383,47 @@ def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.Capture
         (True, ["service"]),
         (True, ["rule", "service"]),
     ]
+
+
+def test_scoped_pauses_and_the_jobs_view(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "pause",
+        "--url",
+        served.url,
+        "--match",
+        'namespace="torghut"',
+        "--for",
+        "1h",
+        "--reason",
+        "ta upgrade",
+    )
+    assert code == 0 and out.startswith("pause p-") and 'for namespace="torghut": ta upgrade' in out
+    pause_id = out.split()[1]
+    event_id = post_alert(served, service="cli-scoped", namespace="torghut")
+    held = wait_state(served, capsys, event_id, "held")
+    assert f"paused by pause {pause_id}" in held["why"]
+    code, out, _ = run(capsys, "jobs", "--url", served.url)
+    assert code == 0 and out.splitlines()[0].split() == [
+        "EVENT",
+        "STATE",
+        "SINCE",
+        "RULE",
+        "TARGET",
+        "ALERT",
+        "WHY",
+    ]
+    assert any(line.startswith(event_id) and " held " in line for line in out.splitlines())
+    code, out, _ = run(capsys, "pauses", "--url", served.url)
+    assert code == 0 and pause_id in out
+    code, _, err = run(
+        capsys, "pause", "--url", served.url, "--match", 'a="b"', "--for", "30d", "--reason", "x"
+    )
+    assert code == 1 and "HTTP 400: pause too long" in err and "REMEDIATOR_MAX_PAUSE (7d)" in err
+    code, _, err = run(capsys, "pause", "--url", served.url, "--match", 'a="b"', "--reason", "x")
+    assert code == 2 and "one of --for or --until" in err
+    code, out, _ = run(capsys, "resume", pause_id, "--url", served.url)
+    assert code == 0 and out.startswith(f"lifted pause {pause_id}")
+    assert wait_recorded(served, event_id)["outcome"] == "succeeded"
+    code, _, err = run(capsys, "resume", pause_id, "--url", served.url)
+    assert code == 1 and "HTTP 404: no such pause" in err

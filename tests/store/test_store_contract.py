@@ -535,3 +535,77 @@ def test_the_contract_covers_every_store_method() -> None:
     ]
     missing = [name for name in methods if f"store.{name}(" not in source]
     assert missing == []
+
+
+# ---- issue 16: scoped pauses, held jobs, the job-state index ---------------------------
+async def test_scoped_pauses_several_at_once(store: Store) -> None:
+    assert await store.list_pauses() == []
+    now = time.time()
+    first = Pause(reason="db", until=now + 30, by="alice", id="p-1", matchers=('namespace="a"',), created=now)
+    second = Pause(
+        reason="net", until=now + 1.0, by="bob", id="p-2", matchers=('rule="r1"',), created=now + 1
+    )
+    await store.add_pause(first)
+    await store.add_pause(second)
+    await store.set_pause(Pause(reason="all", until=now + 30, by="carol", created=now))
+    listed = await store.list_pauses()
+    assert [p.id for p in listed] == ["global", "p-1", "p-2"]  # the global one first
+    assert listed[1] == first and listed[0].by == "carol" and listed[0].matchers == ()
+    assert await store.remove_pause("nope") is None
+    assert await store.remove_pause("p-1") == first
+    assert await store.remove_pause("p-1") is None  # one remover wins
+    await asyncio.sleep(1.3)  # p-2 ends by itself
+    assert [p.id for p in await store.list_pauses()] == ["global"]
+    removed = await store.remove_pause("global")
+    assert removed is not None and removed.reason == "all"
+    assert await store.get_pause() is None and await store.list_pauses() == []
+
+
+async def test_held_jobs_are_released_at_once(store: Store) -> None:
+    await store.accept([job("held"), job("waits")], [], [])
+    first, second = await store.dequeue("c1", 2, 1.0)
+    await store.defer(first.id, first.job, 60.0, hold=True)
+    await store.defer(second.id, second.job, 60.0)  # deferred, not held: stays
+    assert await store.promote_due() == 0
+    assert await store.release_held() == 1
+    assert await store.release_held() == 0  # released once
+    assert await store.promote_due() == 1
+    [back] = await store.dequeue("c1", 1, 1.0)
+    assert back.job.event_id == "held"
+    assert await store.queue_depth() == 2
+
+
+async def test_the_job_state_index(store: Store) -> None:
+    a, b = job("ja", rule="r1"), job("jb", rule="r2")
+    await store.accept([a, b], [], [])
+    queued = await store.job_state("ja")
+    assert queued is not None
+    assert (queued.state, queued.rule, queued.alertname, queued.fingerprint) == (
+        "queued",
+        "r1",
+        "Down",
+        a.alert.fingerprint,
+    )
+    since = queued.since
+    await asyncio.sleep(0.05)
+    await store.set_job_state("ja", "held", "paused by pause p-1", "svc/a")
+    held = await store.job_state("ja")
+    assert held is not None and (held.state, held.why, held.target) == (
+        "held",
+        "paused by pause p-1",
+        "svc/a",
+    )
+    assert held.since > since
+    await store.set_job_state("ja", "held", "paused by pause p-1")  # the same: since kept
+    again = await store.job_state("ja")
+    assert again is not None and again.since == held.since and again.target == "svc/a"
+    assert [j.event_id for j in await store.job_states(None, 10)] == ["ja", "jb"]
+    assert [j.event_id for j in await store.job_states("held", 10)] == ["ja"]
+    assert [j.event_id for j in await store.job_states("queued", 10)] == ["jb"]
+    await store.set_job_state("jb", "awaiting_approval", "awaiting approval by <@U1>")
+    assert [j.why for j in await store.job_states("awaiting_approval", 10)] == ["awaiting approval by <@U1>"]
+    await store.record_event(event("ja"))  # the outcome removes it
+    assert await store.job_state("ja") is None
+    await store.set_job_state("ja", "running", "late")  # a late update does not bring it back
+    assert await store.job_state("ja") is None
+    assert await store.job_state("unknown") is None

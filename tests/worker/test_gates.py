@@ -113,11 +113,15 @@ async def test_resolved_ignored() -> None:
 
 
 async def test_paused(store: MemoryStore) -> None:
-    assert await Paused(store).check(make_run()) is None
+    # Issue 16: a job that meets a pause is held (on_pause: hold, the default); a manual
+    # replay keeps the old behaviour, skipped:paused (the assertions below).
+    assert await Paused(store).check(make_run(manual=True)) is None
     await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
-    stop = await Paused(store).check(make_run())
+    stop = await Paused(store).check(make_run(manual=True))
     assert isinstance(stop, Skip) and stop.reason is SkipReason.PAUSED
     assert stop.message.startswith("remediation paused until ")
+    held = await Paused(store).check(make_run())
+    assert isinstance(held, Defer) and held.hold and held.reason == "paused"
     assert stop.message.endswith(": maintenance")
 
 

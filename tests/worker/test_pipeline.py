@@ -226,11 +226,20 @@ async def test_missing_label_fails_with_reason(harness: MakeHarness) -> None:
 
 
 async def test_paused(harness: MakeHarness) -> None:
+    # Issue 16 changed this test: a webhook job that meets the pause is held, not
+    # skipped (on_pause: hold, the default); it runs once the pause is lifted.
     h = await harness(RULES)
     await h.svc.store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
-    event = await h.event(await post_one(h, payload(alert("Probe", service="a"))))
-    assert event.outcome_label == "skipped:paused" and "maintenance" in event.message
-    assert RUNS == {}
+    event_id = await post_one(h, payload(alert("Probe", service="a")))
+    deadline = time.time() + 5
+    while (state := await h.svc.store.job_state(event_id)) is None or state.state != "held":
+        assert time.time() < deadline, state
+        await asyncio.sleep(0.02)
+    assert "maintenance" in state.why and RUNS == {}
+    assert await h.svc.store.get_event(event_id) is None
+    await h.svc.store.clear_pause()
+    event = await h.event(event_id)
+    assert event.outcome_label == "succeeded"
 
 
 async def test_resolved_before_it_ran(harness: MakeHarness) -> None:

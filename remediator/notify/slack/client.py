@@ -37,7 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from remediator.metrics import Metrics
-from remediator.notify.notice import Notice
+from remediator.notify.notice import SERVICE_NOTICES, Notice
 from remediator.notify.slack import messages
 from remediator.notify.slack.blocks import Message
 from remediator.notify.slack.retry import retry_after, retry_handlers
@@ -188,7 +188,7 @@ class SlackNotifier:
         self._metrics.notifications.labels(result).inc()
 
     async def _post_notice(self, notice: Notice) -> str:
-        if notice.kind == "rules_reload":
+        if notice.kind in SERVICE_NOTICES:
             await self._post(messages.parent(notice), None)
             return "sent"
         thread = await self._threads.find(notice)

@@ -56,6 +56,12 @@ def headline(notice: Notice) -> str:
         return f"🚨 Escalation: automatic remediation gave up on {what}"
     if notice.kind == "resolved":
         return f"🟢 Resolved: {what}"
+    if notice.kind == "waiting":
+        return f"⏳ Waiting: {what}"
+    if notice.kind == "pause_started":
+        return f"⏸️ Remediation paused: {_scope(notice)}"
+    if notice.kind == "pause_ended":
+        return f"▶️ Pause lifted: {_scope(notice)}"
     return f"⚙️ Rules reload: {notice.message or 'see details'}"
 
 
@@ -226,7 +232,39 @@ def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
     return blocks
 
 
+def waiting_blocks(notice: Notice) -> list[dict[str, Any]]:
+    waited = f" ({format_duration(notice.duration)} so far)" if notice.duration else ""
+    return [section(f"⏳ *Waiting*{waited}: {short(notice.message, 1500)}")]
+
+
+def _scope(notice: Notice) -> str:
+    matchers = notice.pause.get("matchers") or []
+    return "everything" if not matchers else ", ".join(str(m) for m in matchers)
+
+
+def pause_blocks(notice: Notice) -> list[dict[str, Any]]:
+    """A pause started or ended: who, why, what it holds, until when."""
+    pause = notice.pause
+    until = float(pause.get("until") or 0)
+    fields = [
+        f"*Pause*\n{code(str(pause.get('id', '')))}",
+        f"*By*\n{short(str(pause.get('by') or 'unknown'), 200)}",
+        f"*Matches*\n{short(_scope(notice), 600)}",
+        f"*Until*\n<!date^{int(until)}^{{date_short_pretty}} {{time}}|{int(until)}>",
+    ]
+    blocks = [
+        header(short(headline(notice), 140)),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+        section(f"*Reason*: {short(str(pause.get('reason', '')), 1500)}"),
+    ]
+    if notice.kind == "pause_ended" and notice.message:
+        blocks += context(short(notice.message, 500))
+    return blocks
+
+
 def _body(notice: Notice) -> list[dict[str, Any]]:
+    if notice.kind == "waiting":
+        return waiting_blocks(notice)
     if notice.kind == "outcome":
         return outcome_blocks(notice)
     if notice.kind == "escalated":
@@ -256,6 +294,8 @@ def parent(notice: Notice) -> Message:
     """A thread's first message: the incident, then (for a late parent) what happened."""
     if notice.kind == "rules_reload":
         return Message(_text(notice), _bounded(reload_blocks(notice)))
+    if notice.kind in ("pause_started", "pause_ended"):
+        return Message(fallback(escape(headline(notice)), "", ""), _bounded(pause_blocks(notice)))
     body = _body(notice)
     return Message(_text(notice), _bounded(incident_blocks(notice) + body))
 

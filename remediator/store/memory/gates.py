@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from remediator.store.base import FailureCount, Pause
+from remediator.store.base import GLOBAL_PAUSE, FailureCount, Pause
 from remediator.store.memory.expiring import Expiring
 from remediator.store.memory.firing import FiringIndex
 
@@ -28,6 +28,7 @@ class MemoryGates:
         self.episodes: Expiring[RuleEpisode, bool] = Expiring(max_episodes, lambda: evicted("episode"))
         self.resolutions: Expiring[RuleEpisode, bool] = Expiring(max_episodes, lambda: evicted("resolution"))
         self._pause: Pause | None = None
+        self._pauses: dict[str, Pause] = {}  # scoped pauses by id
         self._cooldowns: Expiring[RuleTarget, bool] = Expiring()
         self._circuits: Expiring[RuleTarget, bool] = Expiring()  # open until the deadline
         self._attempts: dict[RuleTarget, list[float]] = {}  # failure times (epoch)
@@ -44,6 +45,28 @@ class MemoryGates:
         if self._pause is not None and self._pause.until <= time.time():
             self._pause = None
         return self._pause
+
+    async def add_pause(self, pause: Pause) -> None:
+        if pause.id == GLOBAL_PAUSE:
+            await self.set_pause(pause)
+        else:
+            self._pauses[pause.id] = pause
+
+    async def remove_pause(self, pause_id: str) -> Pause | None:
+        if pause_id == GLOBAL_PAUSE:
+            pause = await self.get_pause()
+            self._pause = None
+            return pause
+        pause = self._pauses.pop(pause_id, None)
+        return pause if pause is not None and pause.until > time.time() else None
+
+    async def list_pauses(self) -> list[Pause]:
+        now = time.time()
+        for pause_id in [i for i, p in self._pauses.items() if p.until <= now]:
+            del self._pauses[pause_id]
+        scoped = sorted(self._pauses.values(), key=lambda p: (p.created, p.id))
+        pause = await self.get_pause()
+        return ([pause] if pause is not None else []) + scoped
 
     async def firing_labels(self) -> list[dict[str, str]]:
         return self.firing.labels()

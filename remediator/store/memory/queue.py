@@ -25,6 +25,7 @@ class MemoryQueue:
         self._pending: dict[str, tuple[str, float, int]] = {}  # id -> consumer, at, count
         self._deferred: list[tuple[float, int, str]] = []  # (due, seq, token), a heap
         self._deferred_jobs: dict[str, Job] = {}
+        self._held: set[str] = set()  # tokens of deferred jobs held by a pause or window
         self._dead: deque[dict[str, Any]] = deque(maxlen=1000)
         self._cond = asyncio.Condition()
 
@@ -75,17 +76,30 @@ class MemoryQueue:
                 out.append(Delivery(entry, self._entries[entry], n + 1))
         return out
 
-    async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
+    async def defer(self, delivery_id: str, job: Job, delay: float, hold: bool = False) -> None:
         token = secrets.token_hex(8)
         self._deferred_jobs[token] = job
+        if hold:
+            self._held.add(token)
         heapq.heappush(self._deferred, (time.time() + delay, next(self._seq), token))
         await self.ack(delivery_id)
+
+    async def release_held(self) -> int:
+        """Held jobs become due now (the next ``promote_due`` queues them)."""
+        held = {token for token in self._held if token in self._deferred_jobs}
+        self._held.clear()
+        if held:
+            now = time.time()
+            self._deferred = [(now if t in held else due, seq, t) for due, seq, t in self._deferred]
+            heapq.heapify(self._deferred)
+        return len(held)
 
     async def promote_due(self) -> int:
         now, moved = time.time(), 0
         async with self._cond:
             while self._deferred and self._deferred[0][0] <= now:
                 _, _, token = heapq.heappop(self._deferred)
+                self._held.discard(token)
                 self._push(self._deferred_jobs.pop(token))
                 moved += 1
             if moved:

@@ -6,10 +6,12 @@ locks, gates, audit and threads, each keeping plain Python structures.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 from remediator.models import Alert, Job, NewJob
+from remediator.store.base import JobState
 from remediator.store.composed import ComposedStore
 from remediator.store.memory.audit import MemoryAudit
 from remediator.store.memory.gates import MemoryGates
@@ -40,6 +42,7 @@ class MemoryStore(ComposedStore):
         self.on_evict: Callable[[str], None] | None = None  # set by the app
         self.max_deliveries = max_deliveries
         self._memory_queue = MemoryQueue()
+        self._memory_audit = MemoryAudit(audit_max_events)
         self._memory_gates = MemoryGates(
             firing_ttl=firing_ttl, max_firing=max_firing, max_episodes=max_episodes, evicted=self._evict
         )
@@ -47,7 +50,7 @@ class MemoryStore(ComposedStore):
             queue=self._memory_queue,
             locks=MemoryLocks(),
             gates=self._memory_gates,
-            audit=MemoryAudit(audit_max_events),
+            audit=self._memory_audit,
             threads=MemoryThreads(),
         )
 
@@ -61,6 +64,9 @@ class MemoryStore(ComposedStore):
         self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None:
         self._memory_gates.firing.update(firing, resolved)
+        now = time.time()
+        for job in jobs:
+            self._memory_audit.jobs[job.event_id] = JobState.queued(job, now)
         if jobs:
             await self._memory_queue.push(job if isinstance(job, Job) else job.to_job() for job in jobs)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from remediator.errors import StoreUnavailable
 
@@ -21,6 +21,7 @@ class Intake:
     jobs: list[bytes]
     firing: dict[str, tuple[int, str]]  # fingerprint -> (expiry ms, {startsAt, labels} json)
     resolved: list[str]  # fingerprints
+    states: dict[str, str] = field(default_factory=dict)  # event id -> JobState json (queued)
 
 
 _Waiter = tuple[Intake, "asyncio.Future[None]"]

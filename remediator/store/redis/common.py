@@ -26,6 +26,8 @@ _SCRIPTS = (
     "ACK",
     "RECLAIM",
     "DEFER",
+    "RELEASE_HELD",
+    "JOB_STATE",
     "PROMOTE",
     "DEAD_LETTER",
     "DEPTH",

@@ -6,7 +6,7 @@ import json
 import secrets
 import time
 
-from remediator.store.base import FailureCount, Pause
+from remediator.store.base import GLOBAL_PAUSE, FailureCount, Pause
 from remediator.store.redis.common import Backend, guarded, ms
 
 
@@ -21,7 +21,7 @@ class RedisGates:
     # ---- pause -------------------------------------------------------------------
     @guarded
     async def set_pause(self, pause: Pause) -> None:
-        data = json.dumps({"reason": pause.reason, "until": pause.until, "by": pause.by})
+        data = json.dumps({**pause.as_dict(), "id": GLOBAL_PAUSE})
         await self._r.set(self.keys.pause, data, pxat=max(1, int(pause.until * 1000)))
 
     @guarded
@@ -33,9 +33,49 @@ class RedisGates:
         data = await self._r.get(self.keys.pause)
         if data is None:
             return None
-        item = json.loads(data)
-        pause = Pause(reason=item["reason"], until=float(item["until"]), by=item.get("by", ""))
+        pause = Pause.from_dict(json.loads(data))
         return pause if pause.until > time.time() else None
+
+    @guarded
+    async def add_pause(self, pause: Pause) -> None:
+        if pause.id == GLOBAL_PAUSE:
+            await self.set_pause(pause)
+        else:
+            await self._r.hset(self.keys.pauses, pause.id, json.dumps(pause.as_dict()))
+
+    @guarded
+    async def remove_pause(self, pause_id: str) -> Pause | None:
+        if pause_id == GLOBAL_PAUSE:
+            data = await self._r.getdel(self.keys.pause)
+        else:  # the one whose HDEL removed it wins (e.g. announces the end)
+            data = await self._r.hget(self.keys.pauses, pause_id)
+            if data is not None and not await self._r.hdel(self.keys.pauses, pause_id):
+                data = None
+        if data is None:
+            return None
+        pause = Pause.from_dict(json.loads(data))
+        return pause if pause.until > time.time() else None
+
+    @guarded
+    async def list_pauses(self) -> list[Pause]:
+        """The global pause first, then the scoped ones by creation; drops the expired."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.pause)
+            pipe.hgetall(self.keys.pauses)
+            found, scoped = await pipe.execute()
+        now, expired, pauses = time.time(), [], []
+        for pause_id, data in scoped.items():
+            pause = Pause.from_dict(json.loads(data))
+            if pause.until <= now:
+                expired.append(pause_id)
+            else:
+                pauses.append(pause)
+        if expired:
+            await self._r.hdel(self.keys.pauses, *expired)
+        pauses.sort(key=lambda p: (p.created, p.id))
+        if found is not None and (pause := Pause.from_dict(json.loads(found))).until > now:
+            pauses.insert(0, pause)
+        return pauses
 
     # ---- firing-alert index ----------------------------------------------------
     @guarded

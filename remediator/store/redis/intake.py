@@ -10,6 +10,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from remediator.models import Alert, Job, NewJob
+from remediator.store.base import JobState
 from remediator.store.redis import scripts as lua
 from remediator.store.redis.batching import Intake
 from remediator.store.redis.common import Backend
@@ -19,9 +20,11 @@ def intake(
     jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert], firing_ttl: float
 ) -> Intake:
     """What one accept() stores; firing alerts expire from the index after ``firing_ttl``."""
-    expires = int((time.time() + firing_ttl) * 1000)
+    now = time.time()
+    expires = int((now + firing_ttl) * 1000)
     return Intake(
         jobs=[job.dumps() for job in jobs],
+        states={job.event_id: JobState.queued(job, now).dumps() for job in jobs},
         firing={
             a.fingerprint: (
                 expires,
@@ -53,6 +56,8 @@ async def _pipeline_intake(backend: Backend, batch: list[Intake]) -> None:
         if resolved:
             pipe.zrem(k.firing_index, *resolved)
             pipe.hdel(k.firing_alerts, *resolved)
+        if any(item.states for item in batch):  # the job-state index, same round trip, before the jobs
+            pipe.hset(k.job_states, mapping={e: d for item in batch for e, d in item.states.items()})
         jobs = [data for item in batch for data in item.jobs]
         clustered = isinstance(r, RedisCluster)  # its pipelines refuse EVALSHA
         if jobs and not clustered:

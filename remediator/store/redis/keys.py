@@ -30,6 +30,11 @@ class Keys:
     def dead_letters(self) -> str:
         return f"{self.prefix}:{{q}}:dead"
 
+    @property
+    def held(self) -> str:
+        # event id -> its member of the deferred zset, for jobs held by a pause or window
+        return f"{self.prefix}:{{q}}:held"
+
     def lease(self, target: str) -> str:
         return f"{self.prefix}:lease:{{{target}}}"
 
@@ -65,6 +70,16 @@ class Keys:
     @property
     def pause(self) -> str:
         return f"{self.prefix}:pause"
+
+    @property
+    def pauses(self) -> str:
+        # scoped pauses: pause id -> JSON (the global pause is ``pause``)
+        return f"{self.prefix}:pauses"
+
+    @property
+    def job_states(self) -> str:
+        # event id -> JobState JSON; shares {audit}: recording the outcome removes the entry
+        return f"{self.prefix}:{{audit}}:jobs"
 
     @property
     def audit(self) -> str:

@@ -128,10 +128,14 @@ class RedisQueue:
                 await self._r.xgroup_delconsumer(self.keys.stream, self.keys.group, item["name"])
 
     @guarded
-    async def defer(self, delivery_id: str, job: Job, delay: float) -> None:
+    async def defer(self, delivery_id: str, job: Job, delay: float, hold: bool = False) -> None:
         member = secrets.token_hex(8).encode() + b":" + job.dumps()
-        args = [self.keys.group, delivery_id, max(0, int(delay * 1000)), member]
-        await self._b.run("DEFER", [self.keys.stream, self.keys.deferred], args)
+        args = [self.keys.group, delivery_id, max(0, int(delay * 1000)), member, job.event_id, int(hold)]
+        await self._b.run("DEFER", [self.keys.stream, self.keys.deferred, self.keys.held], args)
+
+    @guarded
+    async def release_held(self) -> int:
+        return int(await self._b.run("RELEASE_HELD", [self.keys.deferred, self.keys.held], []))
 
     @guarded
     async def promote_due(self) -> int:

@@ -50,16 +50,55 @@ end
 return {cursor, out}
 """
 
-# KEYS: stream, deferred zset; ARGV: group, entry id, delay ms, member (17-char token + job)
+# KEYS: stream, deferred zset, held hash; ARGV: group, entry id, delay ms,
+# member (17-char token + job), event id, 1 if the job is held by a pause or window
 DEFER = (
     _NOW_MS
     + """
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[4])
+else
+  redis.call('HDEL', KEYS[3], ARGV[5])
+end
 redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 )
+
+# KEYS: deferred zset, held hash. Every held job still deferred becomes due now.
+RELEASE_HELD = (
+    _NOW_MS
+    + """
+local held = redis.call('HVALS', KEYS[2])
+local n = 0
+for _, member in ipairs(held) do
+  if redis.call('ZSCORE', KEYS[1], member) then
+    redis.call('ZADD', KEYS[1], now, member)
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[2])
+return n
+"""
+)
+
+# KEYS: job-state hash; ARGV: event id, state, why, target, now (epoch seconds).
+# Only a job still in the index moves: one whose outcome is recorded stays gone.
+JOB_STATE = """
+local data = redis.call('HGET', KEYS[1], ARGV[1])
+if not data then return 0 end
+local job = cjson.decode(data)
+if job['state'] ~= ARGV[2] or job['why'] ~= ARGV[3] then
+  job['since'] = tonumber(ARGV[5])
+end
+job['state'] = ARGV[2]
+job['why'] = ARGV[3]
+if ARGV[4] ~= '' then job['target'] = ARGV[4] end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(job))
+return 1
+"""
 
 # KEYS: deferred zset, stream; ARGV: max jobs to move
 PROMOTE = (
@@ -161,13 +200,14 @@ if not expires or tonumber(expires) <= tonumber(ARGV[2]) then return false end
 return redis.call('HGET', KEYS[2], ARGV[1])
 """
 
-# KEYS: audit stream, event hash; ARGV: event json, rule, outcome, outcome label,
+# KEYS: audit stream, event hash, job-state hash; ARGV: event json, rule, outcome, outcome label,
 # max events, retention ms, event id, event key prefix (same {audit} tag).
 # Re-recording an event replaces its earlier entry; the events trimmed off the
 # stream (by count or age) lose their lookup key too, as in the memory store.
 RECORD_EVENT = (
     _NOW_MS
     + """
+redis.call('HDEL', KEYS[3], ARGV[7])
 local prev = redis.call('HGET', KEYS[2], 's')
 if prev then redis.call('XDEL', KEYS[1], prev) end
 local sid = redis.call('XADD', KEYS[1], '*', 'i', ARGV[7], 'r', ARGV[2], 'o', ARGV[3],

@@ -1,0 +1,165 @@
+"""Bodies of the operators' controls: scoped pauses, maintenance windows and the jobs view
+(also the source of their OpenAPI schemas)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from remediator.api.schemas import PauseFor, iso
+from remediator.errors import MatcherError
+from remediator.rules.matchers import parse_matcher
+from remediator.rules.windows import Window
+from remediator.store.base import JOB_STATES, JobState, Pause
+
+PAUSE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+JobStateName = Literal["queued", "deferred", "held", "awaiting_approval", "running"]
+
+
+class PauseCreate(BaseModel):
+    """``POST /api/v1/pauses``: what to hold (matchers; none: everything), why, until when.
+
+    Exactly one of ``for`` and ``until``; the author is the token's name.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    matchers: list[str] = Field(default_factory=list, max_length=20)
+    reason: str = Field(min_length=1, max_length=500)
+    for_: PauseFor | None = Field(default=None, alias="for")
+    until: str | None = Field(
+        default=None,
+        pattern=RFC3339_PATTERN,
+        json_schema_extra={"format": "date-time"},
+        description="RFC 3339 date-time with an offset",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("matchers")
+    @classmethod
+    def _matchers(cls, value: list[str]) -> list[str]:
+        for text in value:
+            if len(text) > 500:
+                raise ValueError("a matcher is at most 500 characters")
+            try:
+                parse_matcher(text)
+            except MatcherError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    def end(self, now: float) -> float:
+        """When the pause ends (epoch seconds); ValueError when neither or both are given."""
+        if (self.for_ is None) == (self.until is None):
+            raise ValueError("give exactly one of 'for' (e.g. '1h') and 'until' (RFC 3339)")
+        if self.for_ is not None:
+            return now + self.for_
+        assert self.until is not None
+        return datetime.fromisoformat(self.until.upper().replace(" ", "T")).timestamp()
+
+
+class PauseInfo(BaseModel):
+    id: str
+    reason: str
+    by: str
+    matchers: list[str]
+    created: float
+    until: float
+    until_iso: str
+    remaining_seconds: float
+
+    @classmethod
+    def of(cls, pause: Pause) -> PauseInfo:
+        return cls(
+            id=pause.id,
+            reason=pause.reason,
+            by=pause.by,
+            matchers=list(pause.matchers),
+            created=pause.created,
+            until=pause.until,
+            until_iso=iso(pause.until),
+            remaining_seconds=round(max(0.0, pause.until - time.time()), 3),
+        )
+
+
+class WindowInfo(BaseModel):
+    """A maintenance window of rules.yaml; ``open_until`` is set while it is open."""
+
+    name: str
+    matchers: list[str]
+    schedule: str
+    open_until: float | None = None
+
+    @classmethod
+    def of(cls, window: Window, now: float) -> WindowInfo:
+        return cls(
+            name=window.name,
+            matchers=[str(m) for m in window.matchers],
+            schedule=window.describe(),
+            open_until=window.open_until(now),
+        )
+
+
+class PauseList(BaseModel):
+    pauses: list[PauseInfo]
+    windows: list[WindowInfo]
+
+
+class JobsQuery(BaseModel):
+    """``GET /api/v1/jobs`` query: one state, or every job without an outcome."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: JobStateName | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class JobInfo(BaseModel):
+    """A job without an outcome yet: what it is, what it does or waits for, since when.
+
+    ``state`` ``done`` (only from ``GET /api/v1/jobs/{event_id}``): its outcome is recorded;
+    ``outcome`` says which, and ``GET /api/v1/events/{event_id}`` has the rest.
+    """
+
+    event_id: str
+    rule: str
+    target: str
+    alertname: str
+    fingerprint: str
+    manual: bool
+    state: Literal["queued", "deferred", "held", "awaiting_approval", "running", "done"]
+    why: str
+    since: float
+    since_iso: str
+    received_at: float
+    outcome: str | None = None
+
+    @classmethod
+    def of(cls, job: JobState) -> JobInfo:
+        state = job.state if job.state in JOB_STATES else "queued"
+        return cls(
+            event_id=job.event_id,
+            rule=job.rule,
+            target=job.target,
+            alertname=job.alertname,
+            fingerprint=job.fingerprint,
+            manual=job.manual,
+            state=state,
+            why=job.why,
+            since=job.since,
+            since_iso=iso(job.since),
+            received_at=job.received_at,
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobInfo]
