@@ -117,6 +117,8 @@ class SkipReason(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     LOCKED = "locked"
     CONCURRENCY = "concurrency"
+    REJECTED = "rejected"  # an approver said no
+    NOT_APPROVED = "not_approved"  # nobody decided before the approval's timeout
 
 
 class Job(BaseModel):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from remediator.models import Alert, Job, NewJob
 from remediator.store.composed import ComposedStore
+from remediator.store.memory.approvals import MemoryApprovals
 from remediator.store.memory.audit import MemoryAudit
 from remediator.store.memory.gates import MemoryGates
 from remediator.store.memory.locks import MemoryLocks
@@ -49,6 +50,7 @@ class MemoryStore(ComposedStore):
             gates=self._memory_gates,
             audit=MemoryAudit(audit_max_events),
             threads=MemoryThreads(),
+            approvals=MemoryApprovals(),
         )
 
     async def ping(self) -> None:
