@@ -143,6 +143,7 @@ class Job(BaseModel):
     first_deferred_at: float | None = None
     attempts: int = 0  # handler runs of this job that ended in a temporary failure
     retries_left: int = 0  # set at its first temporary failure (see worker/retry.py)
+    approval: str = ""  # the approval request it waits on (its event id; see worker/approval.py)
 
     def dumps(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -8,8 +8,11 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from remediator.models import Alert, Step
+from remediator.store.base import Approval
 
-NoticeKind = Literal["started", "outcome", "escalated", "resolved", "rules_reload"]
+NoticeKind = Literal[
+    "started", "outcome", "escalated", "resolved", "rules_reload", "approval", "approval_decided"
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +40,7 @@ class Notice:
     max_attempts: int = 0
     attempt_window: float = 0.0
     timeline: list[Step] = field(default_factory=list)  # what the handler did (outcomes)
+    approval: Approval | None = None  # "approval": asked; "approval_decided": with its decision
 
 
 def replay_command(event_id: str) -> str:

@@ -59,6 +59,8 @@ class Approval:
     expires_at: float  # no decision by then: ``expired``
     approvers: tuple[str, ...]
     plan: tuple[str, ...] = ()
+    handler: str = ""
+    alert: Alert | None = None  # what fired: the Slack message is rebuilt from it on a decision
     decision: Decision | None = None
     decided_by: str = ""  # "slack:U123 (alice)" or an admin credential's name
     decided_at: float | None = None
@@ -71,14 +73,18 @@ class Approval:
         return self.decision or "pending"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(replace(self, alert=None))
+        data["alert"] = None if self.alert is None else self.alert.model_dump(mode="json", by_alias=True)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Approval:
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k in _APPROVAL_FIELDS}
         data["approvers"] = tuple(data.get("approvers") or ())
         data["plan"] = tuple(data.get("plan") or ())
-        return cls(**{k: v for k, v in data.items() if k in _APPROVAL_FIELDS})
+        if data.get("alert") is not None:
+            data["alert"] = Alert.model_validate(data["alert"])
+        return cls(**data)
 
     def decided(self, decision: Decision, by: str, note: str, at: float) -> Approval:
         return replace(self, decision=decision, decided_by=by, note=note, decided_at=at)

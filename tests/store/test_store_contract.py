@@ -534,6 +534,8 @@ def approval(event_id: str, at: float | None = None) -> Approval:
         expires_at=now + 60,
         approvers=("U0ALICE", "S0ONCALL"),
         plan=("restart svc/a",),
+        handler="test.fix",
+        alert=alert("Down", 0, service="a"),
     )
 
 

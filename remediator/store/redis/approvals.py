@@ -75,10 +75,10 @@ class RedisApprovals:
 
 
 def _combine(request: dict[str, Any], decision: Any, message: Any) -> Approval:
-    approval = Approval.from_json(request)
     if message is not None:
         where = json.loads(message)
-        approval = Approval.from_json({**request, "channel": where["channel"], "message_ts": where["ts"]})
+        request = {**request, "channel": where["channel"], "message_ts": where["ts"]}
+    approval = Approval.from_json(request)
     if decision is not None:
         d = json.loads(decision)
         approval = approval.decided(d["decision"], d["by"], d["note"], float(d["at"]))
