@@ -9,11 +9,15 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from remediator.api.schemas import (
+    APPROVAL_STATES,
     CURSOR_PATTERN,
     EVENT_ID_PATTERN,
     OUTCOMES,
     WINDOW_PATTERN,
     Accepted,
+    ApprovalInfo,
+    ApprovalPage,
+    DecisionRequest,
     ErrorBody,
     EventDetail,
     EventPage,
@@ -29,7 +33,13 @@ from remediator.api.schemas import (
 from remediator.models import WebhookPayload
 from remediator.settings import Settings
 
-_INPUTS: tuple[type[BaseModel], ...] = (WebhookPayload, ManualAlert, ReplayRequest, PauseRequest)
+_INPUTS: tuple[type[BaseModel], ...] = (
+    WebhookPayload,
+    ManualAlert,
+    ReplayRequest,
+    PauseRequest,
+    DecisionRequest,
+)
 _OUTPUTS: tuple[type[BaseModel], ...] = (
     ErrorBody,
     Accepted,
@@ -40,6 +50,8 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     Stats,
     Health,
     Readiness,
+    ApprovalPage,
+    ApprovalInfo,
 )
 Refs = dict[tuple[str, str], dict[str, Any]]
 _ERRORS = {
@@ -60,15 +72,18 @@ def document(settings: Settings) -> dict[str, Any]:
         settings.admin_token is not None or settings.admin_tokens_file is not None,
         settings.webhook_token is not None,
         settings.webhook_password is not None,
+        settings.slack_signing_secret is not None,
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _build(admin: bool, bearer: bool, basic: bool) -> dict[str, Any]:
+@functools.lru_cache(maxsize=16)
+def _build(admin: bool, bearer: bool, basic: bool, slack: bool = False) -> dict[str, Any]:
     refs, schemas = _components()
     paths = _service_paths(refs, _webhook_security(bearer, basic))
     if admin:
-        paths |= _admin_paths(refs)
+        paths |= _admin_paths(refs) | _approval_paths(refs)
+    if slack:
+        paths |= _slack_paths(refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -313,6 +328,97 @@ def _pause_path(refs: Refs, sec: list[dict[str, list[str]]]) -> dict[str, Any]:
             "summary": "Resume remediation",
             "responses": _responses(refs, state, (401, 403, 503)),
         },
+    }
+
+
+def _approval_paths(refs: Refs) -> dict[str, Any]:
+    sec: list[dict[str, list[str]]] = [{"adminToken": []}]
+    event_id = {
+        "name": "event_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+    }
+    return {
+        "/api/v1/approvals": {
+            "get": {
+                "operationId": "listApprovals",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Approval requests, newest first (pending, decided, expired)",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": APPROVAL_STATES},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    },
+                ],
+                "responses": _responses(refs, {200: ("ApprovalPage", "the requests")}, (400, 401, 503)),
+            }
+        },
+        "/api/v1/approvals/{event_id}": {
+            "post": {
+                "operationId": "decideApproval",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Approve or reject a job that awaits approval (the token's name is recorded)",
+                "description": "The first decision wins: a request already decided, or past its "
+                "timeout, answers 409 with the request as it stands.",
+                "parameters": [event_id],
+                "requestBody": {"required": True, "content": _json(refs[("DecisionRequest", "validation")])},
+                "responses": _responses(
+                    refs,
+                    {200: ("ApprovalInfo", "decided")},
+                    (400, 401, 403, 404, 409, 413, 415, 503),
+                ),
+            }
+        },
+    }
+
+
+def _slack_paths(refs: Refs) -> dict[str, Any]:
+    form = {
+        "type": "object",
+        "properties": {"payload": {"type": "string", "description": "block_actions JSON"}},
+        "required": ["payload"],
+    }
+    return {
+        "/slack/interactions": {
+            "post": {
+                "operationId": "slackInteractions",
+                "tags": ["slack"],
+                "security": [],
+                "summary": "Slack's interactivity requests (Approve and Reject buttons)",
+                "description": "Every request must carry a valid X-Slack-Signature (v0, "
+                "REMEDIATOR_SLACK_SIGNING_SECRET) and an X-Slack-Request-Timestamp within 5 minutes.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form}},
+                },
+                "responses": {
+                    "200": {"description": "handled (replies go to the response_url)"},
+                    **{
+                        str(code): {
+                            "description": text,
+                            "content": _json(refs[("ErrorBody", "serialization")]),
+                        }
+                        for code, text in (
+                            (400, "not a block_actions payload"),
+                            (401, "missing, wrong or stale signature"),
+                            (413, "body too large"),
+                            (503, "the state store is unavailable; retry"),
+                        )
+                    },
+                },
+            }
+        }
     }
 
 

@@ -16,7 +16,7 @@ decision wins, and a request past its timeout can only expire.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from remediator.durations import format_duration
 from remediator.models import SkipReason
@@ -39,18 +39,32 @@ def scope_of(run: Run) -> str:
     return f"{job.rule}|{run.target}|event:{job.event_id}"
 
 
-async def decide(
-    store: Store, event_id: str, decision: Decision, by: str, note: str = ""
-) -> tuple[Approval | None, bool]:
-    """Record ``decision`` unless one was made first (or the request timed out: then it
-    expires now). Returns the request as it stands, and whether this call decided it."""
+@dataclass(frozen=True)
+class Decided:
+    """What ``decide`` did: the request as it stands (None: no such request), whether
+    this call's decision was stored, and whether this call found it timed out and expired it."""
+
+    approval: Approval | None
+    recorded: bool = False
+    expired: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """This call changed the request: its Slack message is to be updated."""
+        return self.recorded or self.expired
+
+
+async def decide(store: Store, event_id: str, decision: Decision, by: str, note: str = "") -> Decided:
+    """Record ``decision`` unless one was made first; a request past its timeout can only
+    expire (the first to notice stores ``expired``)."""
     found = await store.get_approval(event_id)
     if found is None or found.decision is not None:
-        return found, False
-    if time.time() >= found.expires_at and decision in ("approved", "rejected"):
-        expired, _ = await store.decide_approval(event_id, "expired", "timeout", "")
-        return expired, False
-    return await store.decide_approval(event_id, decision, by, note)
+        return Decided(found)
+    if time.time() >= found.expires_at and decision != "expired":
+        expired, stored = await store.decide_approval(event_id, "expired", "timeout", "")
+        return Decided(expired, expired=stored)
+    approval, stored = await store.decide_approval(event_id, decision, by, note)
+    return Decided(approval, recorded=stored)
 
 
 def describe(approval: Approval) -> str:
@@ -83,11 +97,11 @@ class AwaitingApproval:
         if asked:
             self.outcomes.notifier.send(self._notice(run, approval, "approval"))
         if approval.decision is None and time.time() >= approval.expires_at:
-            now, expired_here = await decide(self.store, approval.event_id, "expired", "timeout")
-            if now is None:
+            result = await decide(self.store, approval.event_id, "expired", "timeout")
+            if result.approval is None:
                 return Skip(SkipReason.NOT_APPROVED, "the approval request is gone (expired)")
-            approval = now
-            if expired_here:  # the buttons go away once, whoever else waits on it
+            approval = result.approval
+            if result.changed:  # the buttons go away once, whoever else waits on it
                 self.outcomes.notifier.send(self._notice(run, approval, "approval_decided"))
         return self._answer(run, approval, asked)
 
@@ -132,9 +146,9 @@ class AwaitingApproval:
         buttons go away, unless it was decided already."""
         if not run.job.approval or skip.reason in (SkipReason.REJECTED, SkipReason.NOT_APPROVED):
             return
-        found, withdrawn = await decide(self.store, run.job.approval, "withdrawn", "remediator", skip.message)
-        if withdrawn and found is not None:
-            self.outcomes.notifier.send(self._notice(run, found, "approval_decided"))
+        result = await decide(self.store, run.job.approval, "withdrawn", "remediator", skip.message)
+        if result.changed and result.approval is not None:
+            self.outcomes.notifier.send(self._notice(run, result.approval, "approval_decided"))
 
     def _dry_run(self, run: Run) -> bool:
         """A dry run changes nothing: it needs nobody's yes."""
@@ -161,3 +175,17 @@ class AwaitingApproval:
 
     def _notice(self, run: Run, approval: Approval, kind: str) -> Notice:
         return replace(self.outcomes.notice(run, kind), approval=approval, plan=list(approval.plan))
+
+
+def decided_notice(approval: Approval) -> Notice:
+    """The notice that updates an approval's Slack message once it is decided."""
+    return Notice(
+        kind="approval_decided",
+        rule=approval.rule,
+        target=approval.target,
+        event_id=approval.event_id,
+        handler=approval.handler,
+        alert=approval.alert,
+        plan=list(approval.plan),
+        approval=approval,
+    )

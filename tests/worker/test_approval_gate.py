@@ -119,7 +119,7 @@ async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, r
     stop = await gate.check(later)
     assert isinstance(stop, Defer) and stop.job is None and later.timeline == []
     assert len(recorder.sent) == 1
-    assert await decide(gate.store, "e1", "approved", "alice", "go ahead") is not None
+    assert (await decide(gate.store, "e1", "approved", "alice", "go ahead")).recorded
     approved = make_run("e1", deferrals=4)
     assert await gate.check(approved) is None
     assert [(s.name, s.message) for s in approved.timeline] == [
@@ -135,8 +135,8 @@ async def test_rejected_is_skipped(gate: AwaitingApproval) -> None:
     stop = await gate.check(make_run("e1", deferrals=1))
     assert stop == Skip(SkipReason.REJECTED, "rejected by bob: not during the freeze")
     # A second decision changes nothing.
-    found, decided = await decide(gate.store, "e1", "approved", "alice")
-    assert not decided and found is not None and found.decision == "rejected"
+    result = await decide(gate.store, "e1", "approved", "alice")
+    assert not result.changed and result.approval is not None and result.approval.decision == "rejected"
 
 
 async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: Recorder) -> None:
@@ -144,8 +144,9 @@ async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: 
     await gate.check(run)
     await asyncio.sleep(2.1)
     # A click that comes too late only finds it expired.
-    found, decided = await decide(gate.store, "e1", "approved", "alice")
-    assert not decided and found is not None and found.decision == "expired"
+    result = await decide(gate.store, "e1", "approved", "alice")
+    assert result.expired and not result.recorded
+    assert result.approval is not None and result.approval.decision == "expired"
     stop = await gate.check(make_run("e1", deferrals=5))
     assert stop == Skip(SkipReason.NOT_APPROVED, "not approved within 2s")
 
