@@ -29,7 +29,6 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from remediator.notify.slack.signing import signature
-
 from tests.support.procs import free_port
 
 TOKEN = "xoxb-test-0000-SECRET-token"
