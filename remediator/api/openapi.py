@@ -72,18 +72,15 @@ def document(settings: Settings) -> dict[str, Any]:
         settings.admin_token is not None or settings.admin_tokens_file is not None,
         settings.webhook_token is not None,
         settings.webhook_password is not None,
-        settings.slack_signing_secret is not None,
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _build(admin: bool, bearer: bool, basic: bool, slack: bool = False) -> dict[str, Any]:
+@functools.lru_cache(maxsize=8)
+def _build(admin: bool, bearer: bool, basic: bool) -> dict[str, Any]:
     refs, schemas = _components()
-    paths = _service_paths(refs, _webhook_security(bearer, basic))
+    paths = _service_paths(refs, _webhook_security(bearer, basic)) | _slack_paths(refs)
     if admin:
         paths |= _admin_paths(refs) | _approval_paths(refs)
-    if slack:
-        paths |= _slack_paths(refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -397,7 +394,8 @@ def _slack_paths(refs: Refs) -> dict[str, Any]:
                 "security": [],
                 "summary": "Slack's interactivity requests (Approve and Reject buttons)",
                 "description": "Every request must carry a valid X-Slack-Signature (v0, "
-                "REMEDIATOR_SLACK_SIGNING_SECRET) and an X-Slack-Request-Timestamp within 5 minutes.",
+                "REMEDIATOR_SLACK_SIGNING_SECRET) and an X-Slack-Request-Timestamp within 5 minutes; "
+                "404 while no signing secret is set.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/x-www-form-urlencoded": {"schema": form}},
@@ -412,6 +410,7 @@ def _slack_paths(refs: Refs) -> dict[str, Any]:
                         for code, text in (
                             (400, "not a block_actions payload"),
                             (401, "missing, wrong or stale signature"),
+                            (404, "Slack interactivity is off (no signing secret)"),
                             (413, "body too large"),
                             (503, "the state store is unavailable; retry"),
                         )

@@ -178,11 +178,12 @@ async def test_an_unsigned_or_stale_click_is_401_and_changes_nothing(
     async with running(settings(tmp_path, slack)) as (client, svc):
         event_id = await fire(client)
         message = await request_message(slack)
-        sign: dict[str, Any] = {
+        signs: dict[str, dict[str, Any]] = {
             "wrong secret": {"secret": "not-the-secret"},
             "stale timestamp": {"at": time.time() - 301},
             "future timestamp": {"at": time.time() + 301},
-        }.get(how, {})
+        }
+        sign = signs.get(how, {})
         body, headers = signed(interaction(message, APPROVE, event_id, "U0ALICE", "alice"), **sign)
         if how == "no signature":
             del headers["X-Slack-Signature"]
