@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator.api import admin, controls
+from remediator.api import admin, approvals, controls, slack_interactions
 from remediator.api import errors as api_errors
 from remediator.api import webhook as server
 from remediator.api.auth import load_credentials
@@ -100,6 +100,8 @@ def create_app(
     server.add_routes(app)
     admin.add_routes(app)
     controls.add_routes(app)
+    approvals.add_routes(app)
+    slack_interactions.add_routes(app)
     app.cleanup_ctx.append(_lifecycle(settings, registry, store, notifier))
     return app
 

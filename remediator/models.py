@@ -117,6 +117,8 @@ class SkipReason(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     LOCKED = "locked"
     CONCURRENCY = "concurrency"
+    REJECTED = "rejected"  # an approver said no
+    NOT_APPROVED = "not_approved"  # nobody decided before the approval's timeout
 
 
 class Job(BaseModel):
@@ -142,6 +144,7 @@ class Job(BaseModel):
     wait_noted: bool = False  # its Slack thread was told what it waits for (once per job)
     attempts: int = 0  # handler runs of this job that ended in a temporary failure
     retries_left: int = 0  # set at its first temporary failure (see worker/retry.py)
+    approval: str = ""  # the approval request it waits on (its event id; see worker/approval.py)
 
     def dumps(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

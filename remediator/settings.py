@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     slack_channel: str | None = None
     slack_webhook_url: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # verifies Slack's interactivity requests (approval buttons): api/slack_interactions.py
+    slack_signing_secret: SecretStr | None = None
 
     # PagerDuty Events API v2: an incident when a circuit opens (notify/pagerduty.py).
     pagerduty_routing_key: SecretStr | None = None

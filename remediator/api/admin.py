@@ -225,7 +225,7 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
     """The rule as the API shows it: every policy field, with the dry-run in effect."""
     flags: dict[Literal["rule", "service"], bool] = {"rule": rule.policy.dry_run, "service": service_dry_run}
     source = [name for name, on in flags.items() if on]
-    shown = {**rule.policy.model_dump(), "dry_run": bool(source), "dry_run_source": source}
+    shown = {**dict(rule.policy), "dry_run": bool(source), "dry_run_source": source}
     # Not validated again: the policy is, and rules.yaml's durations (units required)
     # would refuse the seconds it holds.
     return RuleInfo.model_construct(

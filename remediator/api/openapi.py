@@ -17,11 +17,15 @@ from remediator.api.control_models import (
     PauseList,
 )
 from remediator.api.schemas import (
+    APPROVAL_STATES,
     CURSOR_PATTERN,
     EVENT_ID_PATTERN,
     OUTCOMES,
     WINDOW_PATTERN,
     Accepted,
+    ApprovalInfo,
+    ApprovalPage,
+    DecisionRequest,
     ErrorBody,
     EventDetail,
     EventPage,
@@ -38,7 +42,14 @@ from remediator.models import WebhookPayload
 from remediator.settings import Settings
 from remediator.store.base import JOB_STATES
 
-_INPUTS: tuple[type[BaseModel], ...] = (WebhookPayload, ManualAlert, ReplayRequest, PauseRequest, PauseCreate)
+_INPUTS: tuple[type[BaseModel], ...] = (
+    WebhookPayload,
+    ManualAlert,
+    ReplayRequest,
+    PauseRequest,
+    PauseCreate,
+    DecisionRequest,
+)
 _OUTPUTS: tuple[type[BaseModel], ...] = (
     PauseInfo,
     PauseList,
@@ -53,6 +64,8 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     Stats,
     Health,
     Readiness,
+    ApprovalPage,
+    ApprovalInfo,
 )
 Refs = dict[tuple[str, str], dict[str, Any]]
 _ERRORS = {
@@ -79,9 +92,9 @@ def document(settings: Settings) -> dict[str, Any]:
 @functools.lru_cache(maxsize=8)
 def _build(admin: bool, bearer: bool, basic: bool) -> dict[str, Any]:
     refs, schemas = _components()
-    paths = _service_paths(refs, _webhook_security(bearer, basic))
+    paths = _service_paths(refs, _webhook_security(bearer, basic)) | _slack_paths(refs)
     if admin:
-        paths |= _admin_paths(refs) | _control_paths(refs)
+        paths |= _admin_paths(refs) | _control_paths(refs) | _approval_paths(refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -326,6 +339,99 @@ def _pause_path(refs: Refs, sec: list[dict[str, list[str]]]) -> dict[str, Any]:
             "summary": "Resume remediation",
             "responses": _responses(refs, state, (401, 403, 503)),
         },
+    }
+
+
+def _approval_paths(refs: Refs) -> dict[str, Any]:
+    sec: list[dict[str, list[str]]] = [{"adminToken": []}]
+    event_id = {
+        "name": "event_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": EVENT_ID_PATTERN},
+    }
+    return {
+        "/api/v1/approvals": {
+            "get": {
+                "operationId": "listApprovals",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Approval requests, newest first (pending, decided, expired)",
+                "parameters": [
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": APPROVAL_STATES},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    },
+                ],
+                "responses": _responses(refs, {200: ("ApprovalPage", "the requests")}, (400, 401, 503)),
+            }
+        },
+        "/api/v1/approvals/{event_id}": {
+            "post": {
+                "operationId": "decideApproval",
+                "tags": ["admin"],
+                "security": sec,
+                "summary": "Approve or reject a job that awaits approval (the token's name is recorded)",
+                "description": "The first decision wins: a request already decided, or past its "
+                "timeout, answers 409 with the request as it stands.",
+                "parameters": [event_id],
+                "requestBody": {"required": True, "content": _json(refs[("DecisionRequest", "validation")])},
+                "responses": _responses(
+                    refs,
+                    {200: ("ApprovalInfo", "decided")},
+                    (400, 401, 403, 404, 409, 413, 415, 503),
+                ),
+            }
+        },
+    }
+
+
+def _slack_paths(refs: Refs) -> dict[str, Any]:
+    form = {
+        "type": "object",
+        "properties": {"payload": {"type": "string", "description": "block_actions JSON"}},
+        "required": ["payload"],
+    }
+    return {
+        "/slack/interactions": {
+            "post": {
+                "operationId": "slackInteractions",
+                "tags": ["slack"],
+                "security": [],
+                "summary": "Slack's interactivity requests (Approve and Reject buttons)",
+                "description": "Every request must carry a valid X-Slack-Signature (v0, "
+                "REMEDIATOR_SLACK_SIGNING_SECRET) and an X-Slack-Request-Timestamp within 5 minutes; "
+                "404 while no signing secret is set.",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form}},
+                },
+                "responses": {
+                    "200": {"description": "handled (replies go to the response_url)"},
+                    **{
+                        str(code): {
+                            "description": text,
+                            "content": _json(refs[("ErrorBody", "serialization")]),
+                        }
+                        for code, text in (
+                            (400, "not a block_actions payload"),
+                            (401, "missing, wrong or stale signature"),
+                            (404, "Slack interactivity is off (no signing secret)"),
+                            (413, "body too large"),
+                            (503, "the state store is unavailable; retry"),
+                        )
+                    },
+                },
+            }
+        }
     }
 
 

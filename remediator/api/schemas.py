@@ -316,3 +316,67 @@ class Stats(BaseModel):
     until: float
     events: int
     rules: list[RuleStats]
+
+
+# ---- approvals ---------------------------------------------------------------------------
+APPROVAL_STATES = ["pending", "approved", "rejected", "expired", "withdrawn"]
+
+
+class DecisionRequest(_Body):
+    """``POST /api/v1/approvals/{event_id}``: the caller's decision (the token says who)."""
+
+    decision: Literal["approve", "reject"]
+    note: str = Field(default="", max_length=500)
+
+
+class ApprovalsQuery(BaseModel):
+    """``GET /api/v1/approvals`` query parameters."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: Literal["pending", "approved", "rejected", "expired", "withdrawn"] | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class ApprovalInfo(BaseModel):
+    """One approval request: what would run, who may decide, and the decision once made."""
+
+    event_id: str = Field(description="the job that asked; decide with POST /api/v1/approvals/{event_id}")
+    rule: str
+    target: str
+    handler: str
+    alertname: str
+    state: Literal["pending", "approved", "rejected", "expired", "withdrawn"]
+    plan: list[str]
+    approvers: list[str]
+    requested_at: float
+    expires_at: float
+    expires_at_iso: str
+    decided_by: str = ""
+    decided_at: float | None = None
+    note: str = ""
+    slack_message: bool = Field(description="a Slack message with buttons was posted")
+
+    @classmethod
+    def of(cls, approval: Any) -> ApprovalInfo:
+        return cls(
+            event_id=approval.event_id,
+            rule=approval.rule,
+            target=approval.target,
+            handler=approval.handler,
+            alertname=approval.alertname,
+            state=approval.state,
+            plan=list(approval.plan),
+            approvers=list(approval.approvers),
+            requested_at=approval.requested_at,
+            expires_at=approval.expires_at,
+            expires_at_iso=iso(approval.expires_at),
+            decided_by=approval.decided_by,
+            decided_at=approval.decided_at,
+            note=approval.note,
+            slack_message=bool(approval.message_ts),
+        )
+
+
+class ApprovalPage(BaseModel):
+    approvals: list[ApprovalInfo]

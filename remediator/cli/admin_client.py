@@ -1,4 +1,5 @@
-"""``remediator events | event | stats | replay | pause | resume | rules``: the admin API from a shell.
+"""``remediator events | event | stats | replay | pause | resume | rules | approvals | approve | reject``:
+the admin API from a shell.
 
 Talks to a running service (``--url``, else ``REMEDIATOR_URL``, else
 http://127.0.0.1:8080) with the token in ``REMEDIATOR_ADMIN_TOKEN`` (or
@@ -26,7 +27,20 @@ from remediator.cli import reports
 from remediator.models import Alert
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-COMMANDS = ("events", "event", "stats", "replay", "pause", "pauses", "resume", "jobs", "rules")
+COMMANDS = (
+    "events",
+    "event",
+    "stats",
+    "replay",
+    "pause",
+    "pauses",
+    "resume",
+    "jobs",
+    "rules",
+    "approvals",
+    "approve",
+    "reject",
+)
 PAGE = 500
 
 
@@ -238,6 +252,13 @@ def add_commands(sub: Any) -> None:
     jobs.add_argument("--state", choices=["queued", "deferred", "held", "awaiting_approval", "running"])
     jobs.add_argument("--limit", type=int, default=100)
     sub.add_parser("rules", parents=[common], help="loaded rules and the last reload")
+    approvals = sub.add_parser("approvals", parents=[common], help="approval requests, newest first")
+    approvals.add_argument("--state", choices=["pending", "approved", "rejected", "expired", "withdrawn"])
+    approvals.add_argument("--limit", type=int, default=20)
+    for name, what in (("approve", "let a job that awaits approval run"), ("reject", "refuse it")):
+        decide = sub.add_parser(name, parents=[common], help=f"{what} (the token's name is recorded)")
+        decide.add_argument("event_id", help="the approval's event id (see `remediator approvals`)")
+        decide.add_argument("--note", default="", help="why (kept in the audit)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -367,6 +388,36 @@ async def _rules(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _approvals(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CtlError("--limit must be at least 1", 2)
+    params = {"limit": str(args.limit)} | ({"state": args.state} if args.state else {})
+    page = await client.call("GET", "/api/v1/approvals", params=params)
+    _emit(args, page["approvals"], approvals_table(page["approvals"]))
+    return 0
+
+
+async def _decide(client: AdminClient, args: argparse.Namespace) -> int:
+    body = {"decision": args.command, "note": args.note}
+    approval = await client.call("POST", f"/api/v1/approvals/{_segment(args.event_id)}", body=body)
+    verb = "approved" if args.command == "approve" else "rejected"
+    _emit(args, approval, f"{verb} {approval['event_id']}: {approval['rule']} on {approval['target']}")
+    return 0
+
+
+def approvals_table(approvals: list[dict[str, Any]]) -> str:
+    """One line per request: id, state, rule, target, who decided (or who may), until when."""
+    if not approvals:
+        return "no approval requests"
+    lines = []
+    for a in approvals:
+        who = a["decided_by"] or "approvers: " + ", ".join(a["approvers"])
+        until = a["expires_at_iso"]
+        lines.append(f"{a['event_id']}  {a['state']:<9} {a['rule']}  {a['target']}  {who}  (until {until})")
+        lines += [f"    plan: {step}" for step in a["plan"]]
+    return "\n".join(lines)
+
+
 _COMMANDS: dict[str, Callable[[AdminClient, argparse.Namespace], Awaitable[int]]] = {
     "events": _events,
     "event": _event,
@@ -377,4 +428,7 @@ _COMMANDS: dict[str, Callable[[AdminClient, argparse.Namespace], Awaitable[int]]
     "resume": _resume,
     "jobs": _jobs,
     "rules": _rules,
+    "approvals": _approvals,
+    "approve": _decide,
+    "reject": _decide,
 }

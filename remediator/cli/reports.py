@@ -244,6 +244,10 @@ def policy_value(value: Any) -> str:
         return format_duration(value) if value else "0s"
     if isinstance(value, list):
         return ",".join(str(v) for v in value) or "-"
+    if isinstance(value, dict) and "approvers" in value:  # approval: 30m by U1,S2
+        if not value.get("required"):
+            return "off"
+        return f"{policy_value(value['timeout'])} by {policy_value(value['approvers'])}"
     return "-" if value is None or value == "" else str(value)
 
 

@@ -8,9 +8,19 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from remediator.models import Alert, Step
+from remediator.store.base import Approval
 
 NoticeKind = Literal[
-    "started", "outcome", "escalated", "resolved", "rules_reload", "waiting", "pause_started", "pause_ended"
+    "started",
+    "outcome",
+    "escalated",
+    "resolved",
+    "rules_reload",
+    "waiting",
+    "pause_started",
+    "pause_ended",
+    "approval",
+    "approval_decided",
 ]
 # Notices about the service, not one incident: posted to the channel, never in a thread.
 SERVICE_NOTICES = frozenset({"rules_reload", "pause_started", "pause_ended"})
@@ -43,6 +53,7 @@ class Notice:
     timeline: list[Step] = field(default_factory=list)  # what the handler did (outcomes)
     # pause_started / pause_ended: the pause (id, reason, by, until, matchers, created)
     pause: dict[str, Any] = field(default_factory=dict)
+    approval: Approval | None = None  # "approval": asked; "approval_decided": with its decision
 
 
 def replay_command(event_id: str) -> str:

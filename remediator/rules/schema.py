@@ -28,6 +28,8 @@ from remediator.durations import RuleDuration
 
 _RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
+SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
 
 
 class _Strict(BaseModel):
@@ -98,6 +100,42 @@ class ProbeSpec(_Strict):
         return self
 
 
+def _slack_ids(value: tuple[str, ...]) -> tuple[str, ...]:
+    for ident in value:
+        if not isinstance(ident, str) or not SLACK_ID.match(ident):
+            raise ValueError(
+                f"{ident!r} is not a Slack user id (U..., W...) or user-group id (S...): "
+                "copy it from the member's or the group's profile (e.g. U024BE7LH, S0614TZR7)"
+            )
+    return value
+
+
+SlackIds = Annotated[tuple[str, ...], BeforeValidator(_a_list), AfterValidator(_slack_ids)]
+
+
+class ApprovalSpec(_Strict):
+    """A human says yes before the handler acts, written under ``approval:``.
+
+    The job passes the gates that need no lease, then waits for an approver's decision in
+    Slack (buttons) or from the API/CLI; ``timeout`` without one ends it ``skipped:not_approved``.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    required: bool = True
+    """``false`` turns a default's approval off for this rule."""
+    timeout: RuleDuration = Field(default=1800.0, gt=0)
+    """Seconds to wait for a decision."""
+    approvers: SlackIds = ()
+    """Slack user ids (``U...``) and user-group ids (``S...``) whose members may decide."""
+
+    @model_validator(mode="after")
+    def _someone_decides(self) -> ApprovalSpec:
+        if self.required and not self.approvers:
+            raise ValueError("approvers: name at least one Slack user (U...) or user group (S...)")
+        return self
+
+
 class Policy(_Strict):
     """How a rule runs once it matches; every field may be set in ``defaults:`` or per rule.
 
@@ -133,6 +171,12 @@ class Policy(_Strict):
     on_pause: Literal["hold", "skip"] = "hold"
     """A job that meets a pause or maintenance window: ``hold`` waits and is re-gated when
     it ends; ``skip`` records ``skipped:paused`` at once."""
+    approval: ApprovalSpec | None = None
+    """An approver's yes before the handler acts (None: no approval)."""
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval is not None and self.approval.required
 
 
 def field_type(info: FieldInfo) -> Any:
@@ -172,7 +216,7 @@ class _RuleFields(_Strict):
 
     def policy(self, defaults: Policy) -> Policy:
         """``defaults`` updated with the policy fields this rule sets (``null`` sets none)."""
-        values = defaults.model_dump()
+        values = dict(defaults)  # the field values themselves (a nested model stays one)
         for name in Policy.model_fields:
             if (value := getattr(self, name)) is not None:
                 values[name] = value
@@ -200,7 +244,7 @@ class Defaults(Policy):
 
     def policy(self) -> Policy:
         """The same values as a plain Policy."""
-        return Policy.model_construct(self.model_fields_set, **self.model_dump())
+        return Policy.model_construct(self.model_fields_set, **dict(self))
 
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

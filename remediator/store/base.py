@@ -1,4 +1,4 @@
-"""What the store promises: five interfaces by concern, ``Store`` made of all five, and
+"""What the store promises: six interfaces by concern, ``Store`` made of all six, and
 the values they pass.
 
 Two stores implement ``Store``: ``memory.MemoryStore`` (the embedded default: one
@@ -13,7 +13,7 @@ import dataclasses
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
 
 from remediator.models import Alert, AuditEvent, Job, NewJob
@@ -124,6 +124,60 @@ class FailureCount:
     opened: bool  # True only for the failure that opened the circuit
 
 
+Decision = Literal["approved", "rejected", "expired", "withdrawn"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """One request for a human's yes, asked once per (rule, target, firing episode).
+
+    ``event_id`` is the job that asked first: the id people decide by (HA twins of the
+    same alert wait on the same request). ``decision`` stays None while it is pending;
+    the first decision wins and is never replaced.
+    """
+
+    event_id: str
+    rule: str
+    target: str
+    alertname: str
+    requested_at: float  # epoch seconds
+    expires_at: float  # no decision by then: ``expired``
+    approvers: tuple[str, ...]
+    plan: tuple[str, ...] = ()
+    handler: str = ""
+    alert: Alert | None = None  # what fired: the Slack message is rebuilt from it on a decision
+    decision: Decision | None = None
+    decided_by: str = ""  # "slack:U123 (alice)" or an admin credential's name
+    decided_at: float | None = None
+    note: str = ""
+    channel: str = ""  # the Slack message with the buttons (empty: none posted)
+    message_ts: str = ""
+
+    @property
+    def state(self) -> str:
+        return self.decision or "pending"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(replace(self, alert=None))
+        data["alert"] = None if self.alert is None else self.alert.model_dump(mode="json", by_alias=True)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Approval:
+        data = {k: v for k, v in data.items() if k in _APPROVAL_FIELDS}
+        data["approvers"] = tuple(data.get("approvers") or ())
+        data["plan"] = tuple(data.get("plan") or ())
+        if data.get("alert") is not None:
+            data["alert"] = Alert.model_validate(data["alert"])
+        return cls(**data)
+
+    def decided(self, decision: Decision, by: str, note: str, at: float) -> Approval:
+        return replace(self, decision=decision, decided_by=by, note=note, decided_at=at)
+
+
+_APPROVAL_FIELDS = set(Approval.__dataclass_fields__)
+
+
 def lease_token(holder: str) -> str:
     """A fresh lease value: a random token, then who holds it (``<hex>:<holder>``)."""
     return f"{secrets.token_hex(16)}:{holder}"
@@ -219,6 +273,22 @@ class Audit(Protocol):
     async def job_states(self, state: str | None, limit: int) -> list[JobState]: ...
 
 
+class Approvals(Protocol):
+    """Requests for a human's yes: asked once per scope, decided once (first decision wins)."""
+
+    # ``scope`` (rule, target, episode) is asked once: the first caller stores ``approval``
+    # and gets (it, True); any later caller gets the stored request and False
+    async def request_approval(self, scope: str, approval: Approval, ttl: float) -> tuple[Approval, bool]: ...
+    async def get_approval(self, event_id: str) -> Approval | None: ...
+    # the first decision wins: (the request with it, True); already decided: (as stored, False);
+    # no such request: (None, False)
+    async def decide_approval(
+        self, event_id: str, decision: Decision, by: str, note: str
+    ) -> tuple[Approval | None, bool]: ...
+    async def set_approval_message(self, event_id: str, channel: str, ts: str) -> None: ...
+    async def list_approvals(self, limit: int) -> list[Approval]: ...  # newest first
+
+
 class Threads(Protocol):
     """Slack threads per (rule, target): the first replica to set one wins."""
 
@@ -226,7 +296,7 @@ class Threads(Protocol):
     async def get_thread(self, rule: str, target: str) -> str | None: ...
 
 
-class Store(Queue, Locks, Gates, Audit, Threads, Protocol):
+class Store(Queue, Locks, Gates, Audit, Threads, Approvals, Protocol):
     """All shared state."""
 
     kind: str

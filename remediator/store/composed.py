@@ -1,4 +1,4 @@
-"""A store made of its five parts: each call goes to the part that owns it.
+"""A store made of its six parts: each call goes to the part that owns it.
 
 Both stores are built this way (``memory.MemoryStore``, ``redis.store.RedisStore``):
 each part implements one interface of ``base`` and keeps only its own state, and the
@@ -12,7 +12,10 @@ from typing import Any
 
 from remediator.models import AuditEvent, Job
 from remediator.store.base import (
+    Approval,
+    Approvals,
     Audit,
+    Decision,
     Delivery,
     FailureCount,
     Gates,
@@ -27,8 +30,18 @@ from remediator.store.base import (
 class ComposedStore:
     """Every ``Store`` method but intake, ping and close, handed to its part."""
 
-    def __init__(self, *, queue: Queue, locks: Locks, gates: Gates, audit: Audit, threads: Threads) -> None:
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        locks: Locks,
+        gates: Gates,
+        audit: Audit,
+        threads: Threads,
+        approvals: Approvals,
+    ) -> None:
         self._queue = queue
+        self._approvals = approvals
         self._locks = locks
         self._gates = gates
         self._audit = audit
@@ -179,3 +192,21 @@ class ComposedStore:
 
     async def get_thread(self, rule: str, target: str) -> str | None:
         return await self._threads.get_thread(rule, target)
+
+    # ---- approvals -----------------------------------------------------------------------
+    async def request_approval(self, scope: str, approval: Approval, ttl: float) -> tuple[Approval, bool]:
+        return await self._approvals.request_approval(scope, approval, ttl)
+
+    async def get_approval(self, event_id: str) -> Approval | None:
+        return await self._approvals.get_approval(event_id)
+
+    async def decide_approval(
+        self, event_id: str, decision: Decision, by: str, note: str
+    ) -> tuple[Approval | None, bool]:
+        return await self._approvals.decide_approval(event_id, decision, by, note)
+
+    async def set_approval_message(self, event_id: str, channel: str, ts: str) -> None:
+        return await self._approvals.set_approval_message(event_id, channel, ts)
+
+    async def list_approvals(self, limit: int) -> list[Approval]:
+        return await self._approvals.list_approvals(limit)

@@ -25,6 +25,7 @@ from remediator.rules.ruleset import RuleSet, render
 from remediator.settings import Settings
 from remediator.store.base import Delivery, Store
 from remediator.worker.act import Act
+from remediator.worker.approval import AwaitingApproval
 from remediator.worker.gates import (
     Circuit,
     ConcurrencySlot,
@@ -83,6 +84,9 @@ class Pipeline:
         ]
         # Those on the rendered target: checked before the lease, to skip cheaply...
         self.on_target: list[Gate] = [Cooldown(store), Circuit(store, metrics)]
+        # A rule that wants a human's yes waits for it here, before it takes the lease.
+        self.awaiting = AwaitingApproval(store, settings, self.outcomes)
+        self.approval: list[Gate] = [self.awaiting]
         # ...and again under it: a worker that just finished set them before releasing.
         self.under_lease: list[Gate] = [
             Lease(store, metrics),
@@ -176,7 +180,7 @@ class Pipeline:
             await self.outcomes.finish(run, Result.failed(f"cannot render rule {rule.name!r}: {exc}"))
             return
         run.log = run.log.bind(target=run.plan.target)
-        if await self._stopped(run, self.on_target):
+        if await self._stopped(run, self.on_target) or await self._stopped(run, self.approval):
             return
         retry = None
         try:
@@ -220,6 +224,7 @@ class Pipeline:
         """Run ``gates``; a Skip is recorded, a Defer puts the job back. True: stop here."""
         stop = await first_stop(gates, run)
         if isinstance(stop, Skip):
+            await self.awaiting.withdraw(run, stop)
             await self.outcomes.skip(run, stop)
         elif isinstance(stop, Defer):
             await self._defer(run, stop)

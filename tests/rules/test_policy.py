@@ -12,10 +12,17 @@ from remediator.api.admin import rule_info
 from remediator.api.schemas import RuleInfo, RulesInfo
 from remediator.cli.reports import rules_text
 from remediator.rules.ruleset import Policy, Rule, RuleSet, parse_rules
+from remediator.rules.schema import ApprovalSpec
 from tests.support.handlers import make_registry
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SPECIAL = {"escalate": ("<!here>", "<!here>")}  # values that must mean something
+SPECIAL = {  # values that must mean something
+    "escalate": ("<!here>", "<!here>"),
+    "approval": (
+        {"timeout": "10m", "approvers": ["U0ALICE", "S0ONCALL"]},
+        ApprovalSpec.model_validate({"timeout": "10m", "approvers": ["U0ALICE", "S0ONCALL"]}),
+    ),
+}
 
 
 def example(name: str, info: FieldInfo) -> tuple[Any, Any]:

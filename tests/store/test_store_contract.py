@@ -19,7 +19,7 @@ from remediator.api import stats
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.rules.ruleset import parse_rules
 from remediator.settings import Settings
-from remediator.store.base import Pause, Store
+from remediator.store.base import Approval, Pause, Store
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
 from tests.support.handlers import make_registry
@@ -520,6 +520,89 @@ async def test_claim_thread_first_wins(store: Store) -> None:
     assert await store.claim_thread("r3", "svc/a", "1.0", 0.3) == "1.0"
     await asyncio.sleep(0.6)
     assert await store.claim_thread("r3", "svc/a", "2.0", 60.0) == "2.0"
+
+
+# ---- approvals ---------------------------------------------------------------------------
+def approval(event_id: str, at: float | None = None) -> Approval:
+    now = time.time() if at is None else at
+    return Approval(
+        event_id=event_id,
+        rule="r1",
+        target="svc/a",
+        alertname="Down",
+        requested_at=now,
+        expires_at=now + 60,
+        approvers=("U0ALICE", "S0ONCALL"),
+        plan=("restart svc/a",),
+        handler="test.fix",
+        alert=alert("Down", 0, service="a"),
+    )
+
+
+async def test_an_approval_is_asked_once_per_scope(store: Store) -> None:
+    assert await store.get_approval("e1") is None
+    asked, first = await store.request_approval("r1|svc/a|ep1", approval("e1"), 60.0)
+    assert first and asked == approval("e1", asked.requested_at)
+    # The HA twin of the same alert (another job) and the same job again: the stored one.
+    twin, first = await store.request_approval("r1|svc/a|ep1", approval("e2"), 60.0)
+    assert not first and twin.event_id == "e1" and twin.approvers == ("U0ALICE", "S0ONCALL")
+    assert await store.get_approval("e2") is None
+    # Ten replicas asking at once: exactly one request.
+    results = await asyncio.gather(
+        *(store.request_approval("r1|svc/a|ep2", approval(f"x{i}"), 60.0) for i in range(10))
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({a.event_id for a, _ in results}) == 1
+
+
+async def test_an_approval_is_decided_once(store: Store) -> None:
+    assert await store.decide_approval("nope", "approved", "alice", "") == (None, False)
+    await store.request_approval("r1|svc/a|ep1", approval("e1"), 60.0)
+    pending = await store.get_approval("e1")
+    assert pending is not None and pending.decision is None and pending.state == "pending"
+    decided, first = await store.decide_approval("e1", "approved", "slack:U0ALICE (alice)", "go")
+    assert first and decided is not None
+    assert (decided.decision, decided.decided_by, decided.note) == ("approved", "slack:U0ALICE (alice)", "go")
+    assert decided.decided_at is not None and abs(decided.decided_at - time.time()) < 5
+    again, first = await store.decide_approval("e1", "rejected", "bob", "no")
+    assert (
+        not first
+        and again is not None
+        and again.decision == "approved"
+        and again.decided_by.endswith("(alice)")
+    )
+    # Racing decisions: one wins.
+    await store.request_approval("r1|svc/a|ep2", approval("e2"), 60.0)
+    raced = await asyncio.gather(*(store.decide_approval("e2", "rejected", f"u{i}", "") for i in range(8)))
+    assert sum(first for _, first in raced) == 1
+    assert len({a.decided_by for a, _ in raced if a is not None}) == 1
+
+
+async def test_an_approval_keeps_its_message_and_expires(store: Store) -> None:
+    await store.set_approval_message("e0", "C1", "1.0")  # no request: nothing kept
+    assert await store.get_approval("e0") is None
+    await store.request_approval("r1|svc/a|ep1", approval("e1"), 0.5)
+    await store.set_approval_message("e1", "C0ALERTS", "1700000000.000100")
+    await store.decide_approval("e1", "rejected", "bob", "")
+    found = await store.get_approval("e1")
+    assert found is not None and (found.channel, found.message_ts) == ("C0ALERTS", "1700000000.000100")
+    assert found.decision == "rejected"
+    await asyncio.sleep(0.8)
+    assert await store.get_approval("e1") is None
+    assert await store.list_approvals(10) == []
+    # The scope expired with it: asking again stores a new request.
+    assert (await store.request_approval("r1|svc/a|ep1", approval("e3"), 60.0))[1]
+
+
+async def test_approvals_are_listed_newest_first(store: Store) -> None:
+    now = time.time()
+    for i in range(3):
+        await store.request_approval(f"scope{i}", approval(f"e{i}", now + i), 60.0)
+    await store.decide_approval("e1", "approved", "admin", "")
+    listed = await store.list_approvals(10)
+    assert [a.event_id for a in listed] == ["e2", "e1", "e0"]
+    assert [a.state for a in listed] == ["pending", "approved", "pending"]
+    assert [a.event_id for a in await store.list_approvals(2)] == ["e2", "e1"]
 
 
 async def test_ping_and_kind(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The store's shape: five interfaces by concern, and both stores implement all of them."""
+"""The store's shape: six interfaces by concern, and both stores implement all of them."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import inspect
 
 import pytest
 
-from remediator.store.base import Audit, Gates, Locks, Queue, Store, Threads
+from remediator.store.base import Approvals, Audit, Gates, Locks, Queue, Store, Threads
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
 
-PARTS = (Queue, Locks, Gates, Audit, Threads)
+PARTS = (Queue, Locks, Gates, Audit, Threads, Approvals)
 
 
 def methods(protocol: type) -> set[str]:

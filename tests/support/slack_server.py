@@ -7,6 +7,11 @@ and records every message with its ``thread_ts``. ``POST /services/...`` is an
 incoming webhook (answers ``ok``). Scripted replies (``fail_next``) or a
 standing ``default`` reply make it answer 429 with ``Retry-After``, 5xx, slow,
 or ``ok: false``. ``render_threads()`` prints the channel as a person would read it.
+
+For approvals: ``chat.update`` replaces a recorded message (kept in ``updates`` too),
+``chat.postEphemeral`` is recorded in ``ephemerals``, ``usergroups.users.list`` answers
+from ``usergroups`` (counted in ``group_lookups``); ``interaction()`` and ``signed()``
+make the signed ``block_actions`` request Slack sends when someone presses a button.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
+from remediator.notify.slack.signing import signature
 from tests.support.procs import free_port
 
 TOKEN = "xoxb-test-0000-SECRET-token"
@@ -76,6 +83,10 @@ class SlackServer:
         self._base = int(time.time())
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self.updates: list[dict[str, Any]] = []
+        self.ephemerals: list[dict[str, Any]] = []
+        self.usergroups: dict[str, list[str]] = {}
+        self.group_lookups = 0
 
     # ---- lifecycle ------------------------------------------------------------------
     @property
@@ -90,6 +101,9 @@ class SlackServer:
         app = web.Application()
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post(WEBHOOK_PATH, self._webhook)
+        app.router.add_post("/api/chat.update", self._update)
+        app.router.add_post("/api/chat.postEphemeral", self._ephemeral)
+        app.router.add_get("/api/usergroups.users.list", self._group_members)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -168,6 +182,58 @@ class SlackServer:
                 "message": {"text": message.text, "ts": message.ts},
             }
         )
+
+    async def _update(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if body.get("channel") != self.channel_id:  # chat.update wants the channel's id
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        found = [m for m in self.messages if m.ts == body.get("ts")]
+        if not found:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        if error := _check_blocks(body):
+            return web.json_response({"ok": False, "error": error})
+        async with self._changed:
+            found[0].text = str(body.get("text") or "")
+            found[0].blocks = body.get("blocks") or []
+            self.updates.append(body)
+            self._changed.notify_all()
+        return web.json_response({"ok": True, "channel": self.channel_id, "ts": body["ts"]})
+
+    async def _ephemeral(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not body.get("user") or not body.get("channel"):
+            return web.json_response({"ok": False, "error": "user_not_in_channel"})
+        async with self._changed:
+            self.ephemerals.append(body)
+            self._changed.notify_all()
+        return web.json_response({"ok": True, "message_ts": f"{self._base}.{next(self._seq):06d}"})
+
+    async def _group_members(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        group = request.query.get("usergroup", "")
+        self.group_lookups += 1
+        if group not in self.usergroups:
+            return web.json_response({"ok": False, "error": "no_such_subteam"})
+        return web.json_response({"ok": True, "users": self.usergroups[group]})
+
+    async def wait_for(self, what: str, count: int, within: float = 10.0) -> list[dict[str, Any]]:
+        """Until ``count`` entries are in ``updates`` or ``ephemerals``."""
+        kept: list[dict[str, Any]] = getattr(self, what)
+
+        async def enough() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(kept) >= count)
+
+        try:
+            await asyncio.wait_for(enough(), within)
+        except TimeoutError:
+            raise AssertionError(f"expected {count} {what} within {within}s, got {kept}") from None
+        return list(kept)
 
     async def _webhook(self, request: web.Request) -> web.Response:
         arrived = time.monotonic()
@@ -317,3 +383,63 @@ def render_message(message: Message) -> list[str]:
         elif kind == "divider":
             lines.append("─" * 20)
     return lines or [mrkdwn(message.text)]
+
+
+# ---- a person pressing a button ----------------------------------------------------------
+SIGNING_SECRET = "slack-signing-secret-for-tests"
+
+
+def interaction(
+    message: Message, action_id: str, value: str, user: str, username: str = "someone"
+) -> dict[str, Any]:
+    """A ``block_actions`` payload as Slack sends it for a click on ``message``."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": username, "name": username, "team_id": "T0TEST"},
+        "api_app_id": "A0TEST",
+        "team": {"id": "T0TEST", "domain": "test"},
+        "container": {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": message.channel,
+            "is_ephemeral": False,
+            **({"thread_ts": message.thread_ts} if message.thread_ts else {}),
+        },
+        "channel": {"id": message.channel, "name": "alerts"},
+        "message": {"ts": message.ts, "text": message.text, "blocks": message.blocks},
+        "response_url": "https://hooks.slack.com/actions/T0TEST/1/secret",
+        "trigger_id": "1.2.3",
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "remediator_approval",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+
+
+def signed(
+    payload: dict[str, Any], *, secret: str = SIGNING_SECRET, at: float | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The form body and headers of an interaction request, signed as Slack signs it."""
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    timestamp = str(int(time.time() if at is None else at))
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature(secret, timestamp, body),
+    }
+    return body, headers
+
+
+def buttons(message: Message) -> dict[str, str]:
+    """The message's buttons: action id -> value (empty once decided)."""
+    return {
+        element["action_id"]: element["value"]
+        for block in message.blocks
+        if block.get("type") == "actions"
+        for element in block.get("elements", [])
+    }

@@ -36,6 +36,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.notify.notice import SERVICE_NOTICES, Notice
 from remediator.notify.slack import messages
@@ -84,6 +85,8 @@ class SlackNotifier:
         self._queue_size, self._close_timeout = queue_size, close_timeout
         self._message_timeout = message_timeout
         self._threads = Threads(store, min_thread_ttl)
+        self._store = store
+        self._channel_id = ""  # the channel's id, as chat.postMessage answers it (chat.update needs it)
         self._secrets = _secrets(settings)
         handlers = retry_handlers(retries, max_retry_after)
         self._web: AsyncWebClient | None = None
@@ -188,6 +191,8 @@ class SlackNotifier:
         self._metrics.notifications.labels(result).inc()
 
     async def _post_notice(self, notice: Notice) -> str:
+        if notice.kind in ("approval", "approval_decided"):
+            return await self._post_approval(notice)
         if notice.kind in SERVICE_NOTICES:
             await self._post(messages.parent(notice), None)
             return "sent"
@@ -203,6 +208,45 @@ class SlackNotifier:
             await self._post(messages.reply(notice), thread)
         self._threads.remember(notice.event_id, thread)
         return "sent"
+
+    async def _post_approval(self, notice: Notice) -> str:
+        """The request with its buttons (starting the thread, or in it), kept in the store so
+        whichever replica records the decision can update it; a decision updates it."""
+        approval = notice.approval
+        if approval is None:
+            return "skipped"
+        thread = await self._threads.find(notice)
+        if self._web is None:  # webhook mode cannot update a message: the decision is a new one
+            await self._post(messages.approval_message(notice, parent=True), None)
+            return "sent"
+        if notice.kind == "approval_decided":
+            if not approval.message_ts:
+                if thread is None:
+                    return "skipped"
+                await self._post(messages.approval_message(notice, parent=False), thread)
+                return "sent"
+            message = messages.approval_message(notice, parent=approval.message_ts == thread)
+            await self._update(approval.channel, approval.message_ts, message)
+            return "sent"
+        if thread is None:
+            ts = await self._post(messages.approval_message(notice, parent=True), None)
+            thread = await self._threads.claim(notice, ts)
+        else:
+            ts = await self._post(messages.approval_message(notice, parent=False), thread)
+        self._threads.remember(notice.event_id, thread)
+        try:
+            await self._store.set_approval_message(approval.event_id, self._channel_id or self._channel, ts)
+        except StoreUnavailable as exc:  # the buttons work anyway; a decision cannot update it
+            log.warning("slack.approval_message_not_kept", event_id=approval.event_id, error=str(exc))
+        return "sent"
+
+    async def _update(self, channel: str, ts: str, message: Message) -> None:
+        assert self._web is not None
+        try:
+            await self._web.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+        except SlackApiError as exc:
+            self._note_rate_limit(exc.response.status_code, exc.response.headers)
+            raise
 
     # ---- transport --------------------------------------------------------------------
     async def _post(self, message: Message, thread_ts: str | None) -> str:
@@ -221,6 +265,7 @@ class SlackNotifier:
             except SlackApiError as exc:
                 self._note_rate_limit(exc.response.status_code, exc.response.headers)
                 raise
+            self._channel_id = str(response.get("channel") or self._channel_id)
             return str(response["ts"])
         assert self._hook is not None
         answer = await self._hook.send(

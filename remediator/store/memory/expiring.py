@@ -52,6 +52,9 @@ class Expiring(Generic[K, V]):
             return 0.0
         return max(0.0, self._data[key][1] - time.monotonic())
 
+    def keys(self) -> list[K]:
+        return list(self._data)
+
     def pop(self, key: K) -> V | None:
         item = self._data.pop(key, None)
         return None if item is None or item[1] <= time.monotonic() else item[0]

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from remediator.models import Alert, Job, NewJob
 from remediator.store.base import JobState
 from remediator.store.composed import ComposedStore
+from remediator.store.memory.approvals import MemoryApprovals
 from remediator.store.memory.audit import MemoryAudit
 from remediator.store.memory.gates import MemoryGates
 from remediator.store.memory.locks import MemoryLocks
@@ -52,6 +53,7 @@ class MemoryStore(ComposedStore):
             gates=self._memory_gates,
             audit=self._memory_audit,
             threads=MemoryThreads(),
+            approvals=MemoryApprovals(),
         )
 
     async def ping(self) -> None:

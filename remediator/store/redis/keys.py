@@ -91,3 +91,21 @@ class Keys:
 
     def thread(self, rule: str, target: str) -> str:
         return f"{self.prefix}:thread:{{{rule}|{target}}}"
+
+    # approval requests: one script touches the scope, the request and the index, so all
+    # of them share {approvals} (little traffic: a few requests per incident)
+    def approval_scope(self, scope: str) -> str:
+        return f"{self.prefix}:{{approvals}}:scope:{scope}"
+
+    def approval(self, event_id: str) -> str:
+        return f"{self.prefix}:{{approvals}}:request:{event_id}"
+
+    def approval_decision(self, event_id: str) -> str:
+        return f"{self.prefix}:{{approvals}}:decision:{event_id}"
+
+    def approval_message(self, event_id: str) -> str:
+        return f"{self.prefix}:{{approvals}}:message:{event_id}"
+
+    @property
+    def approvals(self) -> str:
+        return f"{self.prefix}:{{approvals}}:index"

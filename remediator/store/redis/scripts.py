@@ -236,3 +236,35 @@ if current then return current end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 """
+
+# KEYS: approval scope, request, index; ARGV: event id, request (JSON), ttl ms, score
+# (requested at, ms), cutoff (ms: older index entries are gone). The first caller of a
+# scope stores its request: {1, event id}; any later one learns whose it is: {0, event id}.
+REQUEST_APPROVAL = """
+local current = redis.call('GET', KEYS[1])
+if current then return {0, current} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[5])
+return {1, ARGV[1]}
+"""
+
+# KEYS: request, decision; ARGV: decision (JSON). The first decision wins and lives as
+# long as the request: 1 stored, 2 already decided, 0 no such request.
+DECIDE_APPROVAL = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+if ttl < 1 then ttl = 1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ttl) then return 1 end
+return 2
+"""
+
+# KEYS: request, message; ARGV: where the Slack message is (JSON). Lives as long as the request.
+SET_APPROVAL_MESSAGE = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+if ttl < 1 then ttl = 1 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
+return 1
+"""

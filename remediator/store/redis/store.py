@@ -2,7 +2,7 @@
 
 Same contract as ``store.memory.MemoryStore`` (``tests/store/test_store_contract.py``
 runs both). ``RedisStore`` is made of its parts, one per interface of ``store.base``
-(``queue``, ``locks``, ``gates``, ``audit``, ``threads``), and adds the webhook intake
+(``queue``, ``locks``, ``gates``, ``audit``, ``threads``, ``approvals``), and adds the webhook intake
 (coalesced, pipelined: ``intake``), ping and close. Every key comes from ``keys.Keys``;
 keys that one script touches share a hash tag, so it also runs on Redis Cluster. Any
 Redis failure surfaces as ``StoreUnavailable``: the webhook answers 503 and the workers
@@ -18,6 +18,7 @@ from remediator.errors import StoreUnavailable
 from remediator.models import Alert, Job, NewJob
 from remediator.settings import Settings
 from remediator.store.composed import ComposedStore
+from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.batching import AcceptBatcher, Intake
 from remediator.store.redis.common import FAILURES, Backend, guarded, log
@@ -87,6 +88,7 @@ class RedisStore(ComposedStore):
             gates=RedisGates(self._backend),
             threads=RedisThreads(self._backend),
             audit=RedisAudit(self._backend, audit_max_events, audit_retention),
+            approvals=RedisApprovals(self._backend),
         )
 
     @guarded

@@ -1,0 +1,239 @@
+"""The approval gate on its own (memory store, no HTTP), then on a running app: wait,
+approve, reject, time out, and an alert that resolves while it waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import structlog
+
+from remediator.metrics import Metrics
+from remediator.models import Alert, Job, SkipReason
+from remediator.notify.notice import Notice
+from remediator.rules.ruleset import Rule, parse_rules, render
+from remediator.settings import Settings
+from remediator.store.base import Delivery
+from remediator.store.memory import MemoryStore
+from remediator.worker.approval import AwaitingApproval, decide, scope_of
+from remediator.worker.outcome import Outcomes
+from remediator.worker.run import Defer, Run, Skip
+from tests.conftest import MakeHarness
+from tests.support.handlers import RUNS, make_registry
+from tests.support.payloads import alert, payload
+
+RULES = """
+rules:
+  - name: gated
+    matchers: ['alertname="Gated"']
+    handler: test.probe
+    target: 'svc/{{ labels.service }}'
+    params: {bucket: '{{ labels.service }}'}
+    approval: {required: true, timeout: 2s, approvers: [U0ALICE, S0ONCALL]}
+  - name: gated-dry
+    matchers: ['alertname="GatedDry"']
+    handler: test.probe
+    target: 'dry/{{ labels.service }}'
+    params: {bucket: dry}
+    dry_run: true
+    approval: {timeout: 1h, approvers: [U0ALICE]}
+  - name: not-required
+    matchers: ['alertname="Free"']
+    handler: test.probe
+    target: 'free/{{ labels.service }}'
+    params: {bucket: free}
+    approval: {required: false}
+"""
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[Notice] = []
+
+    async def start(self) -> None: ...
+
+    def send(self, notice: Notice) -> None:
+        self.sent.append(notice)
+
+    async def close(self) -> None: ...
+
+
+def rule(name: str = "gated") -> Rule:
+    found = parse_rules(RULES.encode(), "approval.yaml", make_registry()).get(name)
+    assert found is not None
+    return found
+
+
+def make_run(event_id: str = "e1", *, name: str = "Gated", rule_name: str = "gated", **job: object) -> Run:
+    firing = Alert.model_validate(alert(name, service="a"))
+    the_rule = rule(rule_name)
+    run = Run(
+        delivery=Delivery(
+            "1-1", Job(event_id=event_id, rule=the_rule.name, alert=firing, received_at=time.time(), **job), 1
+        ),
+        consumer="w",
+        log=structlog.get_logger(),
+    )
+    run.rule = the_rule
+    run.plan = render(the_rule, firing)
+    return run
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def gate(recorder: Recorder) -> AwaitingApproval:
+    store = MemoryStore()
+    settings = Settings(defer_interval=0.05)
+    outcomes = Outcomes(store=store, notifier=recorder, metrics=Metrics(), settings=settings, replica="r")
+    return AwaitingApproval(store, settings, outcomes)
+
+
+async def test_a_rule_without_a_required_approval_or_a_dry_run_passes(gate: AwaitingApproval) -> None:
+    assert await gate.check(make_run(name="Free", rule_name="not-required")) is None
+    assert await gate.check(make_run(name="GatedDry", rule_name="gated-dry")) is None
+    assert await gate.check(make_run(dry_run=True)) is None
+    assert await gate.store.list_approvals(10) == []
+
+
+async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, recorder: Recorder) -> None:
+    run = make_run("e1")
+    stop = await gate.check(run)
+    assert isinstance(stop, Defer) and stop.reason == "approval"
+    assert stop.job == run.job.model_copy(update={"approval": "e1"})
+    assert stop.message.startswith("awaiting approval by U0ALICE, S0ONCALL (")
+    assert [s.name for s in run.timeline] == ["approval.requested"]
+    assert [n.kind for n in recorder.sent] == ["approval"]
+    asked = recorder.sent[0].approval
+    assert asked is not None and asked.plan == ("probe a -> succeeded",) and asked.target == "svc/a"
+    # The HA twin (another job of the same alert) waits on the same request: no second message.
+    twin = make_run("e2")
+    stop = await gate.check(twin)
+    assert isinstance(stop, Defer) and [s.name for s in twin.timeline] == ["approval.awaiting"]
+    assert twin.timeline[0].message == "waits for the approval asked by event e1"
+    later = make_run("e1", deferrals=3)
+    stop = await gate.check(later)
+    assert isinstance(stop, Defer) and stop.job is None and later.timeline == []
+    assert len(recorder.sent) == 1
+    assert (await decide(gate.store, "e1", "approved", "alice", "go ahead")).recorded
+    approved = make_run("e1", deferrals=4)
+    assert await gate.check(approved) is None
+    assert [(s.name, s.message) for s in approved.timeline] == [
+        ("approval.approved", "approved by alice: go ahead")
+    ]
+    assert approved.timeline[0].data["by"] == "alice"
+    assert await gate.check(make_run("e2", deferrals=1)) is None  # the twin too (the lease dedupes)
+
+
+async def test_rejected_is_skipped(gate: AwaitingApproval) -> None:
+    await gate.check(make_run("e1"))
+    await decide(gate.store, "e1", "rejected", "bob", "not during the freeze")
+    stop = await gate.check(make_run("e1", deferrals=1))
+    assert stop == Skip(SkipReason.REJECTED, "rejected by bob: not during the freeze")
+    # A second decision changes nothing.
+    result = await decide(gate.store, "e1", "approved", "alice")
+    assert not result.changed and result.approval is not None and result.approval.decision == "rejected"
+
+
+async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: Recorder) -> None:
+    run = make_run("e1")
+    await gate.check(run)
+    await asyncio.sleep(2.1)
+    # A click that comes too late only finds it expired.
+    result = await decide(gate.store, "e1", "approved", "alice")
+    assert result.expired and not result.recorded
+    assert result.approval is not None and result.approval.decision == "expired"
+    stop = await gate.check(make_run("e1", deferrals=5))
+    assert stop == Skip(SkipReason.NOT_APPROVED, "not approved within 2s")
+
+
+async def test_the_gate_expires_the_request_and_updates_the_message_once(
+    gate: AwaitingApproval, recorder: Recorder
+) -> None:
+    await gate.check(make_run("e1"))
+    await asyncio.sleep(2.1)
+    for event_id in ("e1", "e2"):
+        stop = await gate.check(make_run(event_id, deferrals=5))
+        assert isinstance(stop, Skip) and stop.reason is SkipReason.NOT_APPROVED
+    assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
+
+
+async def test_a_job_stopped_by_another_gate_withdraws_its_request(
+    gate: AwaitingApproval, recorder: Recorder
+) -> None:
+    stop = await gate.check(make_run("e1"))
+    assert isinstance(stop, Defer) and stop.job is not None
+    waiting = make_run("e1", deferrals=1, approval="e1")
+    await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "the alert resolved before the job ran"))
+    found = await gate.store.get_approval("e1")
+    assert found is not None and (found.decision, found.decided_by) == ("withdrawn", "remediator")
+    assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
+    await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "again"))  # decided: nothing more
+    assert len(recorder.sent) == 2
+
+
+async def test_scope_is_the_firing_episode_or_the_manual_job() -> None:
+    run = make_run("e1")
+    assert scope_of(run) == f"gated|svc/a|{run.job.alert.episode}"
+    assert scope_of(make_run("e2", manual=True)) == "gated|svc/a|event:e2"
+
+
+# ---- on a running app ------------------------------------------------------------------
+async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
+    response = await h.post(body)
+    assert response.status == 202, await response.text()
+    ids = (await response.json())["event_ids"]
+    assert len(ids) == 1
+    return str(ids[0])
+
+
+async def pending(h, event_id: str, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while await h.svc.store.get_approval(event_id) is None:
+        assert time.monotonic() < deadline, "the approval was never asked"
+        await asyncio.sleep(0.02)
+
+
+async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    first = await post_one(h, payload(alert("Gated", service="a")))
+    await pending(h, first)
+    twin = await post_one(h, payload(alert("Gated", service="a")))  # the HA pair's other copy
+    await asyncio.sleep(0.3)
+    assert RUNS["a"] == [] and await h.svc.store.get_event(first) is None
+    await decide(h.svc.store, first, "approved", "alice", "")
+    event = await h.event(first)
+    assert event.outcome_label == "succeeded"
+    names = [s.name for s in event.timeline]
+    assert (
+        names.index("approval.requested") < names.index("approval.approved") < names.index("handler.started")
+    )
+    assert (await h.event(twin)).outcome_label in ("skipped:duplicate", "skipped:locked")
+    assert len(RUNS["a"]) == 1
+
+
+async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    event_id = await post_one(h, payload(alert("Gated", service="t")))
+    event = await h.event(event_id, timeout=10)
+    assert event.outcome_label == "skipped:not_approved"
+    assert event.message == "not approved within 2s"
+    assert RUNS["t"] == []
+
+
+async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: MakeHarness) -> None:
+    h = await harness(RULES, defer_interval=0.5)
+    event_id = await post_one(h, payload(alert("Gated", service="r")))
+    await pending(h, event_id)
+    resolved = await h.post(payload(alert("Gated", status="resolved", service="r")))
+    assert resolved.status == 202
+    await decide(h.svc.store, event_id, "approved", "alice", "")
+    event = await h.event(event_id)
+    assert event.outcome_label == "skipped:resolved"
+    assert RUNS["r"] == []
+    found = await h.svc.store.get_approval(event_id)
+    assert found is not None and found.decision in ("approved", "withdrawn")
