@@ -44,7 +44,7 @@ from remediator.worker.run import Defer, Gate, Run, Skip, first_stop
 
 log = structlog.get_logger("remediator.worker.pipeline")
 # The waits a job's Slack thread hears about once (Defer.reason).
-WAIT_NOTED = frozenset({"inhibited", "paused", "awaiting_approval"})
+WAIT_NOTED = frozenset({"inhibited", "paused", "approval"})
 
 
 class Pipeline:
@@ -244,7 +244,7 @@ class Pipeline:
         wait = self.settings.defer_interval if defer.delay is None else defer.delay
         await self.store.defer(run.delivery.id, job, wait, defer.hold)
         await self.store.set_job_state(
-            job.event_id, "held" if defer.hold else "deferred", await self._why(run, defer), best_target(run)
+            job.event_id, _state(defer), await self._why(run, defer), best_target(run)
         )
         self.metrics.deferred.labels(run.known_rule.name, defer.reason).inc()
         if job.deferrals == 1:
@@ -303,3 +303,10 @@ class Pipeline:
             run.timeline[:0] = run.carried
             if run.carried[-1].name != "retry":  # a retry was logged as it was queued
                 run.log.info("remediation.resumed_after_interruption", deliveries=run.delivery.deliveries)
+
+
+def _state(defer: Defer) -> str:
+    """The jobs view's state of a job put back to wait."""
+    if defer.reason == "approval":
+        return "awaiting_approval"
+    return "held" if defer.hold else "deferred"

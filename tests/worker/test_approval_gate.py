@@ -237,3 +237,17 @@ async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: Ma
     assert RUNS["r"] == []
     found = await h.svc.store.get_approval(event_id)
     assert found is not None and found.decision in ("approved", "withdrawn")
+
+
+async def test_the_jobs_view_shows_a_job_awaiting_approval(harness: MakeHarness) -> None:
+    h = await harness(RULES)
+    event_id = await post_one(h, payload(alert("Gated", service="a")))
+    await pending(h, event_id)
+    deadline = time.monotonic() + 5.0
+    while (state := await h.svc.store.job_state(event_id)) is None or state.state != "awaiting_approval":
+        assert time.monotonic() < deadline, f"never shown as awaiting approval: {state}"
+        await asyncio.sleep(0.02)
+    assert "approv" in state.why
+    assert [j.event_id for j in await h.svc.store.job_states("awaiting_approval", 10)] == [event_id]
+    await decide(h.svc.store, event_id, "rejected", "alice", "")
+    assert (await h.event(event_id)).outcome_label == "skipped:rejected"
