@@ -40,6 +40,7 @@ from remediator.worker.gates import (
 )
 from remediator.worker.lease import Lease, release
 from remediator.worker.outcome import Outcomes
+from remediator.worker.pause_expiry import PauseExpiry
 from remediator.worker.run import Defer, Gate, Run, Skip, first_stop
 
 log = structlog.get_logger("remediator.worker.pipeline")
@@ -131,11 +132,14 @@ class Pipeline:
                 self.busy.discard(consumer)
 
     async def run_maintenance(self, stop: asyncio.Event) -> None:
-        """Move due deferred jobs back into the queue; refresh the depth gauge."""
+        """Move due deferred jobs back into the queue; refresh the depth gauge; announce
+        the pauses that run out."""
+        expiry = PauseExpiry(self.store, lambda: self.notifier)
         while not stop.is_set():
             try:
                 await self.store.promote_due()
                 self.metrics.queue_depth.set(await self.store.queue_depth())
+                await expiry.check(time.time())
             except StoreUnavailable:
                 self.metrics.store_errors.labels("maintenance").inc()
             with contextlib.suppress(TimeoutError):

@@ -322,3 +322,20 @@ def test_pause_notices_render_for_slack() -> None:
         Notice(kind="pause_ended", pause=pause | {"matchers": []}, message="lifted by bob")
     )
     assert ended.text.startswith("▶️ Pause lifted: everything") and "lifted by bob" in str(ended.blocks)
+
+
+async def test_a_pause_that_runs_out_is_announced_once_and_releases_at_once(replicas: Replicas) -> None:
+    r = replicas
+    body = {"matchers": ['namespace="torghut"'], "for": "2s", "reason": "short window"}
+    pause = await r.admin("POST", "/api/v1/pauses", body, status=201)
+    [held] = await r.fire(alert(namespace="torghut", service="ta"))
+    await r.job(held, "held")
+    # DEFER_INTERVAL is 30s here: running within seconds means the end released it.
+    assert await r.outcome(held, within=10.0) == "succeeded"
+    deadline = time.monotonic() + 5.0
+    while not [n for n in r.notices.of_kind("pause_ended") if "ran out" in n.message]:
+        assert time.monotonic() < deadline, [n.message for n in r.notices.of_kind("pause_ended")]
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(2.5)  # every replica has looked again by now
+    [ended] = [n for n in r.notices.of_kind("pause_ended") if "ran out" in n.message]
+    assert ended.pause["id"] == pause["id"] and "held job(s) released" in ended.message

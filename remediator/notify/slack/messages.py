@@ -57,8 +57,8 @@ def headline(notice: Notice) -> str:
         return f"🚨 Escalation: automatic remediation gave up on {what}"
     if notice.kind == "resolved":
         return f"🟢 Resolved: {what}"
-    if notice.kind == "waiting":
-        return f"⏳ Waiting: {what}"
+    if notice.kind == "waiting":  # may start the thread: it names the incident too
+        return f"⏳ Remediating {what}: waiting"
     if notice.kind == "pause_started":
         return f"⏸️ Remediation paused: {_scope(notice)}"
     if notice.kind == "pause_ended":
