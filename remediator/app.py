@@ -102,6 +102,10 @@ def create_app(
     controls.add_routes(app)
     approvals.add_routes(app)
     slack_interactions.add_routes(app)
+    if settings.ui:
+        from remediator.console import views as console
+
+        console.add_routes(app, settings)
     app.cleanup_ctx.append(_lifecycle(settings, registry, store, notifier))
     return app
 

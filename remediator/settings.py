@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     insecure_no_auth: bool = False
     admin_token: SecretStr | None = None
     admin_tokens_file: Path | None = None  # named admin credentials (api/credentials.py)
+    ui: bool = False  # the web console under /ui/ (remediator/console)
+    ui_session_key: SecretStr | None = None  # signs console sessions; unset: a per-process key
     dry_run: bool = False
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

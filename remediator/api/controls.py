@@ -46,6 +46,12 @@ async def list_pauses(_: web.Request, svc: Service) -> web.Response:
 @admin
 async def add_pause(request: web.Request, svc: Service) -> web.Response:
     body = await parse_body(request, svc, PauseCreate)
+    pause = await create_pause(svc, body, identity(request))
+    return reply(PauseInfo.of(pause), status=201)
+
+
+async def create_pause(svc: Service, body: PauseCreate, by: str) -> Pause:
+    """Store a pause by ``by`` and tell Slack (the API and the console)."""
     now = time.time()
     try:
         until = body.end(now)
@@ -55,7 +61,7 @@ async def add_pause(request: web.Request, svc: Service) -> web.Response:
     pause = Pause(
         reason=body.reason,
         until=until,
-        by=identity(request),
+        by=by,
         id=f"p-{secrets.token_hex(4)}",
         matchers=tuple(body.matchers),
         created=now,
@@ -63,20 +69,25 @@ async def add_pause(request: web.Request, svc: Service) -> web.Response:
     await svc.store.add_pause(pause)
     announce(svc, pause, started=True)
     log.warning("admin.pause_added", **pause.as_dict())
-    return reply(PauseInfo.of(pause), status=201)
+    return pause
 
 
 @admin
 async def remove_pause(request: web.Request, svc: Service) -> web.Response:
-    pause_id = request.match_info["pause_id"]
+    pause = await end_pause(svc, request.match_info["pause_id"], identity(request))
+    return reply(PauseInfo.of(pause))
+
+
+async def end_pause(svc: Service, pause_id: str, by: str) -> Pause:
+    """End a pause early as ``by``: its held jobs are released and Slack is told."""
     if not re.fullmatch(PAUSE_ID_PATTERN, pause_id):
         raise ApiError(400, "invalid pause id", "letters, digits, '_' and '-' only (max 64)")
     pause = await svc.store.remove_pause(pause_id)
     if pause is None:
         raise ApiError(404, "no such pause", pause_id)
-    released = await lifted(svc, pause, identity(request))
-    log.warning("admin.pause_removed", id=pause_id, by=identity(request), released=released)
-    return reply(PauseInfo.of(pause))
+    released = await lifted(svc, pause, by)
+    log.warning("admin.pause_removed", id=pause_id, by=by, released=released)
+    return pause
 
 
 # ---- the jobs view ---------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The operations console: server-rendered pages under ``/ui/`` (``REMEDIATOR_UI=true``)."""

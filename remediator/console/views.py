@@ -1,0 +1,400 @@
+"""The console's routes: read pages for any signed-in credential, actions for full access.
+
+Every answer carries a strict Content-Security-Policy; every form carries a CSRF token
+derived from the session; labels and annotations are escaped by the templates.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from markupsafe import Markup
+from pydantic import ValidationError
+
+from remediator.api import stats
+from remediator.api.admin import replay_stored, rules_info
+from remediator.api.approvals import decide_as
+from remediator.api.control_models import PauseCreate, WindowInfo
+from remediator.api.controls import create_pause, end_pause
+from remediator.api.errors import ApiError
+from remediator.api.schemas import ReplayRequest, valid_event_id
+from remediator.api.service import SERVICE, Service
+from remediator.console.session import COOKIE, LIFETIME, PRE_COOKIE, Session, Signer
+from remediator.errors import StoreUnavailable
+from remediator.models import AuditEvent
+from remediator.settings import Settings
+
+log = structlog.get_logger("remediator.console")
+SIGNER = web.AppKey("console_signer", Signer)
+TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
+SESSION = web.RequestKey("console_session", Session)
+PAGE = 50
+SEARCH_PAGES = 10
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+Page = Callable[[web.Request, Service, Session], Awaitable[web.StreamResponse]]
+
+
+def utc(epoch: float | None) -> Markup:
+    """A ``<time>`` element: ISO UTC in ``datetime``, readable UTC text; the script localises it."""
+    if epoch is None:
+        return Markup("")
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    text = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    return Markup('<time datetime="{0}" title="{1}">{1}</time>').format(iso, text)
+
+
+def safe_link(url: str | None) -> str | None:
+    """An http(s) URL from an alert, or None (a ``javascript:`` link is never rendered)."""
+    if not url:
+        return None
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in ("http", "https") else None
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("remediator.console", "templates"),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["utc"] = utc
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=1, sort_keys=True, default=str)
+    env.filters["policy"] = lambda rule: rule.model_dump(
+        mode="json", exclude={"name", "description", "matchers", "handler", "inhibited_by"}
+    )
+    env.filters["badge"] = lambda outcome: str(outcome).split(":", 1)[0]
+    return env
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    session = request.get(SESSION)
+    signer = request.app[SIGNER]
+    body = (
+        request.app[TEMPLATES]
+        .get_template(template)
+        .render(
+            session=session,
+            csrf=signer.csrf(session.value) if session else "",
+            path=request.path,
+            **context,
+        )
+    )
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on every answer; HTML error pages instead of the API's JSON."""
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = render(request, "error.html", exc.status, error=exc.error, detail=exc.detail)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            exc.headers.update(HEADERS)
+            raise
+        response = render(request, "error.html", exc.status, error=exc.reason, detail=exc.text)
+    except StoreUnavailable as exc:
+        log.error("console.store_unavailable", path=request.path, error=str(exc))
+        response = render(
+            request, "error.html", 503, error="the state store is unavailable; retry", detail=""
+        )
+    response.headers.update(HEADERS)
+    return response
+
+
+def page(*, acts: bool = False) -> Callable[[Page], Handler]:
+    """A route for a signed-in session; ``acts``: a POST that needs full access and a CSRF token."""
+
+    def wrap(route: Page) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            svc = request.config_dict[SERVICE]
+            value = request.cookies.get(COOKIE, "")
+            session = request.app[SIGNER].read(value, svc.credentials) if value else None
+            if session is None:
+                raise web.HTTPSeeOther(location="/ui/signin")
+            request[SESSION] = session
+            if request.method == "POST":
+                form = await request.post()
+                if not request.app[SIGNER].csrf_ok(session.value, str(form.get("csrf", ""))):
+                    raise ApiError(403, "missing or wrong CSRF token", "reload the page and try again")
+                if acts and not session.can_act:
+                    raise ApiError(403, "read-only", f"{session.name!r} may look but not act")
+            return await route(request, svc, session)
+
+        return handler
+
+    return wrap
+
+
+# ---- sign-in -----------------------------------------------------------------------
+async def signin_form(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    nonce = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
+    svc = request.config_dict[SERVICE]
+    response = render(
+        request,
+        "signin.html",
+        status,
+        signin_csrf=request.app[SIGNER].csrf(nonce),
+        error=error,
+        enabled=bool(svc.credentials),
+    )
+    response.set_cookie(
+        PRE_COOKIE, nonce, path="/ui/", httponly=True, samesite="Strict", secure=request.secure, max_age=3600
+    )
+    return response
+
+
+async def signin_page(request: web.Request) -> web.StreamResponse:
+    return await signin_form(request)
+
+
+async def signin(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    nonce = request.cookies.get(PRE_COOKIE, "")
+    if not request.app[SIGNER].csrf_ok(nonce, str(form.get("csrf", ""))):
+        raise ApiError(403, "missing or wrong CSRF token", "reload the sign-in page and try again")
+    token = str(form.get("token", "")).strip()
+    credential = request.config_dict[SERVICE].credentials.identify(f"Bearer {token}") if token else None
+    if credential is None:
+        log.warning("console.signin_refused", peer=request.remote)
+        return await signin_form(request, "Unknown token.", 401)
+    session = request.app[SIGNER].issue(credential.name, credential.access)
+    log.info("console.signed_in", by=credential.name, access=credential.access)
+    response = web.HTTPSeeOther(location="/ui/")
+    response.set_cookie(
+        COOKIE,
+        session.value,
+        path="/ui/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        max_age=int(LIFETIME),
+    )
+    response.del_cookie(PRE_COOKIE, path="/ui/")
+    raise response
+
+
+@page()
+async def signout(request: web.Request, _: Service, session: Session) -> web.StreamResponse:
+    log.info("console.signed_out", by=session.name)
+    response = web.HTTPSeeOther(location="/ui/signin")
+    response.del_cookie(COOKIE, path="/ui/")
+    raise response
+
+
+# ---- pages ---------------------------------------------------------------------------
+@page()
+async def activity(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
+    rule = request.query.get("rule", "").strip() or None
+    outcome = request.query.get("outcome", "").strip() or None
+    search = request.query.get("q", "").strip()
+    cursor = request.query.get("cursor") or None
+    next_cursor: str | None = None
+    if search:
+        events = await find(svc, search, rule, outcome)
+    else:
+        try:
+            events, next_cursor = await svc.store.list_events(PAGE, cursor=cursor, rule=rule, outcome=outcome)
+        except ValueError as exc:
+            raise ApiError(400, "invalid cursor", str(exc)) from exc
+    more = None
+    if next_cursor:
+        kept = {k: v for k, v in (("rule", rule), ("outcome", outcome)) if v}
+        more = "/ui/?" + urlencode({**kept, "cursor": next_cursor})
+    rules = [r.name for r in svc.rules.current().rules] if svc.rules.loaded else []
+    return render(
+        request,
+        "activity.html",
+        events=events,
+        rule=rule or "",
+        outcome=outcome or "",
+        q=search,
+        more=more,
+        rules=rules,
+        refresh=not cursor and not search,
+    )
+
+
+async def find(svc: Service, search: str, rule: str | None, outcome: str | None) -> list[AuditEvent]:
+    """Events whose id or fingerprint is ``search`` (ids: a direct read; fingerprints: recent pages)."""
+    found: list[AuditEvent] = []
+    if valid_event_id(search):
+        event = await svc.store.get_event(search)
+        if event is not None:
+            found.append(event)
+    cursor: str | None = None
+    for _ in range(SEARCH_PAGES):
+        events, cursor = await svc.store.list_events(200, cursor=cursor, rule=rule, outcome=outcome)
+        found += [e for e in events if e.fingerprint == search and e.event_id != search]
+        if cursor is None or len(found) >= PAGE:
+            break
+    return found[:PAGE]
+
+
+def event_id_of(request: web.Request) -> str:
+    event_id = request.match_info["event_id"]
+    if not valid_event_id(event_id):
+        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
+    return event_id
+
+
+@page()
+async def event_page(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
+    event_id = event_id_of(request)
+    event = await svc.store.get_event(event_id)
+    job = await svc.store.job_state(event_id)
+    if event is None and job is None:
+        raise ApiError(404, "no such event", event_id)
+    links: list[tuple[str, str]] = []
+    alert = event.alert if event is not None else None
+    if alert is not None:
+        for title, url in (
+            ("Prometheus", alert.generator_url),
+            ("Runbook", alert.annotations.get("runbook_url") or alert.annotations.get("runbook")),
+            ("Alertmanager", str(event.details.get("external_url", "")) if event else ""),
+        ):
+            if checked := safe_link(url):
+                links.append((title, checked))
+    return render(request, "event.html", event=event, job=job, alert=alert, links=links, event_id=event_id)
+
+
+@page(acts=True)
+async def replay(request: web.Request, svc: Service, session: Session) -> web.StreamResponse:
+    event_id = event_id_of(request)
+    form = await request.post()
+    try:
+        body = ReplayRequest(
+            note=str(form.get("note", "")).strip(),
+            ignore_cooldown=form.get("ignore_cooldown") == "on",
+            ignore_circuit=form.get("ignore_circuit") == "on",
+        )
+    except ValidationError as exc:
+        raise ApiError(400, "invalid replay", str(exc)) from exc
+    accepted = await replay_stored(svc, event_id, body, session.name)
+    raise web.HTTPSeeOther(location=f"/ui/events/{accepted.event_ids[0]}")
+
+
+@page()
+async def waiting(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
+    jobs = await svc.store.job_states(None, 500)
+    return render(request, "waiting.html", jobs=jobs, refresh=True)
+
+
+@page(acts=True)
+async def decide(request: web.Request, svc: Service, session: Session) -> web.StreamResponse:
+    event_id = event_id_of(request)
+    form = await request.post()
+    decision = str(form.get("decision", ""))
+    if decision not in ("approve", "reject"):
+        raise ApiError(400, "decision must be approve or reject", decision)
+    await decide_as(svc, event_id, decision, session.name, str(form.get("note", "")).strip()[:500])
+    raise web.HTTPSeeOther(location="/ui/waiting")
+
+
+@page()
+async def pauses(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
+    now = time.time()
+    windows = svc.rules.current().windows if svc.rules.loaded else ()
+    return render(
+        request,
+        "pauses.html",
+        pauses=await svc.store.list_pauses(),
+        windows=[WindowInfo.of(w, now) for w in windows],
+    )
+
+
+@page(acts=True)
+async def add_pause(request: web.Request, svc: Service, session: Session) -> web.StreamResponse:
+    form = await request.post()
+    matchers = [line.strip() for line in str(form.get("matchers", "")).splitlines() if line.strip()]
+    try:
+        body = PauseCreate.model_validate(
+            {"matchers": matchers, "reason": str(form.get("reason", "")), "for": str(form.get("for", ""))}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ApiError(400, "invalid pause", problems) from exc
+    await create_pause(svc, body, session.name)
+    raise web.HTTPSeeOther(location="/ui/pauses")
+
+
+@page(acts=True)
+async def remove_pause(request: web.Request, svc: Service, session: Session) -> web.StreamResponse:
+    await end_pause(svc, request.match_info["pause_id"], session.name)
+    raise web.HTTPSeeOther(location="/ui/pauses")
+
+
+@page()
+async def rules(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
+    info = rules_info(svc)
+    computed = await stats.compute(svc.store, "24h", 86400.0)
+    by_rule = {s.rule: s for s in computed.rules}
+    return render(request, "rules.html", info=info, stats=by_rule)
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    kinds = {"console.css": "text/css", "console.js": "text/javascript"}
+    if name not in kinds:
+        raise web.HTTPNotFound()
+    data = files("remediator.console").joinpath("static", name).read_bytes()
+    response = web.Response(body=data, content_type=kinds[name])
+    response.headers["Cache-Control"] = "max-age=300"
+    return response
+
+
+def subapp(settings: Settings) -> web.Application:
+    ui = web.Application(middlewares=[guard])
+    ui[SIGNER] = Signer.for_settings(settings)
+    ui[TEMPLATES] = environment()
+    r = ui.router
+    r.add_get("/", activity, allow_head=False)
+    r.add_get("/signin", signin_page, allow_head=False)
+    r.add_post("/signin", signin)
+    r.add_post("/signout", signout)
+    r.add_get("/events/{event_id}", event_page, allow_head=False)
+    r.add_post("/events/{event_id}/replay", replay)
+    r.add_get("/waiting", waiting, allow_head=False)
+    r.add_post("/approvals/{event_id}", decide)
+    r.add_get("/pauses", pauses, allow_head=False)
+    r.add_post("/pauses", add_pause)
+    r.add_post("/pauses/{pause_id}/end", remove_pause)
+    r.add_get("/rules", rules, allow_head=False)
+    r.add_get("/static/{name}", static, allow_head=False)
+    return ui
+
+
+def add_routes(app: web.Application, settings: Settings) -> None:
+    """Mount the console under ``/ui/`` (only called when ``REMEDIATOR_UI=true``)."""
+
+    async def to_ui(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPPermanentRedirect(location="/ui/")
+
+    app.add_subapp("/ui/", subapp(settings))
+    app.router.add_get("/ui", to_ui, allow_head=False)
+
+
+__all__ = ["add_routes"]

@@ -1,0 +1,227 @@
+"""The web console's routes: sign-in, every page, the actions, and what keeps them safe."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from remediator.api.service import SERVICE, Service
+from remediator.app import create_app
+from tests.support.admin import (
+    RULES,
+    Calls,
+    alert,
+    make_registry,
+    make_settings,
+    payload,
+    wait_event,
+    webhook_headers,
+    write_rules,
+)
+
+ALICE = "alice-console-token-0123"
+VIEWER = "viewer-console-token-0123"
+HOSTILE = "<script>alert(1)</script>"
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[tuple[Client, Service]]:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f'alice: "{ALICE}"\nviewer:\n  token: "{VIEWER}"\n  access: read\n')
+    settings = make_settings(
+        write_rules(tmp_path / "rules.yaml", RULES), admin_token=None, admin_tokens_file=tokens, ui=True
+    )
+    app = create_app(settings, registry=make_registry(Calls()))
+    async with TestClient(TestServer(app)) as client:
+        yield client, app[SERVICE]
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+async def sign_in(client: Client, token: str) -> str:
+    """Sign in; the CSRF token of the new session."""
+    form = await client.get("/ui/signin")
+    response = await client.post(
+        "/ui/signin", data={"token": token, "csrf": csrf_of(await form.text())}, allow_redirects=False
+    )
+    assert response.status == 303, await response.text()
+    page = await client.get("/ui/")
+    assert page.status == 200
+    return csrf_of(await page.text())
+
+
+async def fire(client: Client, svc: Service, **labels: str) -> str:
+    response = await client.post(
+        "/webhooks/alertmanager", json=payload(alert(**labels)), headers=webhook_headers()
+    )
+    assert response.status == 202, await response.text()
+    event_id: str = (await response.json())["event_ids"][0]
+    await wait_event(svc.store, event_id)
+    return event_id
+
+
+async def test_without_a_session_every_page_redirects_to_sign_in(console: tuple[Client, Service]) -> None:
+    client, _ = console
+    for path in ("/ui/", "/ui/waiting", "/ui/pauses", "/ui/rules", "/ui/events/abc"):
+        response = await client.get(path, allow_redirects=False)
+        assert (response.status, response.headers["Location"]) == (303, "/ui/signin"), path
+    refused = await client.post("/ui/pauses", data={"reason": "x", "for": "1h"}, allow_redirects=False)
+    assert refused.status == 303
+    assert await client.app[SERVICE].store.list_pauses() == []
+
+
+async def test_a_wrong_token_is_refused_and_the_cookie_is_signed(console: tuple[Client, Service]) -> None:
+    client, _ = console
+    form = await client.get("/ui/signin")
+    wrong = await client.post("/ui/signin", data={"token": "nope", "csrf": csrf_of(await form.text())})
+    assert wrong.status == 401 and "Unknown token" in await wrong.text()
+    forged = "YWxpY2U|admin|9999999999|" + "0" * 64  # alice, admin, far future, bad signature
+    client.session.cookie_jar.update_cookies({"remediator_ui": forged})
+    response = await client.get("/ui/", allow_redirects=False)
+    assert response.status == 303
+
+
+async def test_sign_in_sets_a_strict_http_only_cookie_and_every_page_renders(
+    console: tuple[Client, Service],
+) -> None:
+    client, svc = console
+    form = await client.get("/ui/signin")
+    response = await client.post(
+        "/ui/signin", data={"token": ALICE, "csrf": csrf_of(await form.text())}, allow_redirects=False
+    )
+    cookie = next(v for k, v in response.headers.items() if k == "Set-Cookie" and "remediator_ui=" in v)
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=28800" in cookie
+    assert "Path=/ui/" in cookie and "Secure" not in cookie  # plain HTTP here: Secure only under TLS
+    event_id = await fire(client, svc)
+    for path, text in (
+        ("/ui/", event_id),
+        (f"/ui/events/{event_id}", "Timeline"),
+        ("/ui/waiting", "Waiting"),
+        ("/ui/pauses", "Add a pause"),
+        ("/ui/rules", "fix-it"),
+    ):
+        page = await client.get(path)
+        body = await page.text()
+        assert page.status == 200 and text in body, path
+        assert "alice" in body
+        csp = page.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "form-action 'self'" in csp
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+        assert page.headers["Referrer-Policy"] == "same-origin"
+    event = await client.get(f"/ui/events/{event_id}")
+    assert 'href="http://prometheus.local/graph"' in await event.text()
+    signin = await client.get("/ui/signin")
+    assert "Content-Security-Policy" in signin.headers
+    filtered = await client.get("/ui/?rule=fix-it&outcome=failed")
+    assert event_id not in await filtered.text()
+    searched = await client.get(f"/ui/?q={event_id}")
+    assert event_id in await searched.text()
+
+
+async def test_hostile_labels_are_shown_as_text(console: tuple[Client, Service]) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    event_id = await fire(client, svc, service="api", note=HOSTILE)
+    for path in (f"/ui/events/{event_id}", "/ui/"):
+        body = await (await client.get(path)).text()
+        assert HOSTILE not in body
+    body = await (await client.get(f"/ui/events/{event_id}")).text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+async def test_a_javascript_link_in_an_alert_is_not_rendered(console: tuple[Client, Service]) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    hostile = alert()
+    hostile["generatorURL"] = "javascript:alert(1)"
+    hostile["annotations"]["runbook_url"] = "https://runbooks.local/fix-it"
+    response = await client.post("/webhooks/alertmanager", json=payload(hostile), headers=webhook_headers())
+    event_id = (await response.json())["event_ids"][0]
+    await wait_event(svc.store, event_id)
+    body = await (await client.get(f"/ui/events/{event_id}")).text()
+    assert "javascript:" not in body and 'href="https://runbooks.local/fix-it"' in body
+
+
+async def test_actions_need_the_csrf_token(console: tuple[Client, Service]) -> None:
+    client, svc = console
+    csrf = await sign_in(client, ALICE)
+    for data in ({"reason": "x", "for": "1h"}, {"reason": "x", "for": "1h", "csrf": "wrong"}):
+        refused = await client.post("/ui/pauses", data=data, allow_redirects=False)
+        assert refused.status == 403 and "CSRF" in await refused.text()
+        assert "Content-Security-Policy" in refused.headers
+    assert await svc.store.list_pauses() == []
+    added = await client.post(
+        "/ui/pauses",
+        data={"reason": "deploy", "for": "1h", "matchers": 'service="api"', "csrf": csrf},
+        allow_redirects=False,
+    )
+    assert added.status == 303
+    [pause] = await svc.store.list_pauses()
+    assert (pause.by, pause.reason, pause.matchers) == ("alice", "deploy", ('service="api"',))
+    listed = await (await client.get("/ui/pauses")).text()
+    assert pause.id in listed and "End now" in listed
+    ended = await client.post(f"/ui/pauses/{pause.id}/end", data={"csrf": csrf}, allow_redirects=False)
+    assert ended.status == 303 and await svc.store.list_pauses() == []
+    bad = await client.post("/ui/pauses", data={"reason": "x", "for": "forever", "csrf": csrf})
+    assert bad.status == 400 and "invalid pause" in await bad.text()
+
+
+async def test_the_sign_in_form_needs_its_csrf_token(console: tuple[Client, Service]) -> None:
+    client, _ = console
+    await client.get("/ui/signin")
+    refused = await client.post("/ui/signin", data={"token": ALICE}, allow_redirects=False)
+    assert refused.status == 403
+
+
+async def test_replay_is_recorded_with_the_signed_in_name(console: tuple[Client, Service]) -> None:
+    client, svc = console
+    csrf = await sign_in(client, ALICE)
+    event_id = await fire(client, svc)
+    response = await client.post(
+        f"/ui/events/{event_id}/replay",
+        data={"csrf": csrf, "ignore_cooldown": "on", "note": "after the fix"},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    replayed_id = response.headers["Location"].rsplit("/", 1)[1]
+    replayed = await wait_event(svc.store, replayed_id)
+    assert replayed.manual and replayed.requested_by == "alice"
+    assert replayed.note == f"replay of {event_id}: after the fix"
+    assert replayed.outcome_label == "succeeded"  # the cooldown of the first run was ignored
+
+
+async def test_a_read_only_session_sees_but_cannot_act(console: tuple[Client, Service]) -> None:
+    client, svc = console
+    csrf = await sign_in(client, VIEWER)
+    event_id = await fire(client, svc)
+    event_page = await (await client.get(f"/ui/events/{event_id}")).text()
+    assert "Replay" not in event_page and "(read-only)" in event_page
+    assert "Add a pause" not in await (await client.get("/ui/pauses")).text()
+    for path, data in (
+        ("/ui/pauses", {"reason": "x", "for": "1h"}),
+        (f"/ui/events/{event_id}/replay", {}),
+        (f"/ui/approvals/{event_id}", {"decision": "approve"}),
+    ):
+        refused = await client.post(path, data={**data, "csrf": csrf}, allow_redirects=False)
+        assert refused.status == 403 and "read-only" in await refused.text(), path
+    assert await svc.store.list_pauses() == []
+    signed_out = await client.post("/ui/signout", data={"csrf": csrf}, allow_redirects=False)
+    assert signed_out.status == 303
+    assert (await client.get("/ui/", allow_redirects=False)).status == 303
+
+
+async def test_the_console_is_off_by_default(tmp_path: Path) -> None:
+    settings = make_settings(write_rules(tmp_path / "rules.yaml"))
+    async with TestClient(TestServer(create_app(settings, registry=make_registry(Calls())))) as client:
+        assert (await client.get("/ui/signin")).status == 404
