@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
+from remediator.models import AuditEvent, Outcome
 from tests.support.admin import (
     RULES,
     Calls,
@@ -225,3 +229,48 @@ async def test_the_console_is_off_by_default(tmp_path: Path) -> None:
     settings = make_settings(write_rules(tmp_path / "rules.yaml"))
     async with TestClient(TestServer(create_app(settings, registry=make_registry(Calls())))) as client:
         assert (await client.get("/ui/signin")).status == 404
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'<a href="/ui/events/([^"]+)">', html)
+
+
+async def test_activity_filters_by_target_and_time_and_pages_keep_them(
+    console: tuple[Client, Service],
+) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    base = (time.time() - 3 * 86400) // 60 * 60  # three days ago, on a minute
+    for i in range(120):  # oldest first, as the worker records them; a minute apart
+        await svc.store.record_event(
+            AuditEvent(
+                event_id=f"old-{i}",
+                rule="fix-it",
+                target="svc/db" if i % 2 else "svc/api",
+                received_at=base + i * 60,
+                finished_at=base + i * 60,
+                outcome=Outcome.SUCCEEDED,
+            )
+        )
+    recent = await fire(client, svc)  # svc/api, now
+    db = {f"old-{i}" for i in range(1, 120, 2)}
+    first = await client.get("/ui/?target=svc/db&rule=fix-it")
+    body = await first.text()
+    assert first.status == 200 and set(listed(body)) <= db and len(listed(body)) >= 50
+    more = re.search(r'<a href="(/ui/\?[^"]+)" rel="next">', body)
+    assert more, "no link to older events"
+    link = html.unescape(more.group(1))
+    assert "target=svc%2Fdb" in link and "rule=fix-it" in link
+    rest = listed(await (await client.get(link)).text())
+    assert set(listed(body)) | set(rest) == db and not set(listed(body)) & set(rest)
+    last_hour = listed(await (await client.get("/ui/?since=1h")).text())
+    assert last_hour == [recent]
+    start = datetime.fromtimestamp(base + 10 * 60, UTC).strftime("%Y-%m-%dT%H:%M")
+    end = datetime.fromtimestamp(base + 20 * 60, UTC).strftime("%Y-%m-%dT%H:%M")
+    window = await client.get("/ui/", params={"from": start, "to": end, "target": "db"})
+    assert listed(await window.text()) == [f"old-{i}" for i in (19, 17, 15, 13, 11)]
+    combined = await client.get("/ui/", params={"since": "7d", "target": "svc/api", "outcome": "failed"})
+    assert listed(await combined.text()) == []
+    for bad in ({"since": "1y"}, {"from": "yesterday"}):
+        refused = await client.get("/ui/", params=bad)
+        assert refused.status == 400, bad
