@@ -7,6 +7,7 @@ derived from the session; labels and annotations are escaped by the templates.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,8 @@ SIGNER = web.AppKey("console_signer", Signer)
 TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
 SESSION = web.RequestKey("console_session", Session)
 PAGE = 50
+SLACK_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,8}")
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,20}")
 SEARCH_PAGES = 10
 SCAN_PAGES = 20  # a target or time filter reads at most this many pages of PAGE events
 SINCE = {"1h": 3600.0, "6h": 6 * 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
@@ -370,15 +373,55 @@ async def event_page(request: web.Request, svc: Service, _: Session) -> web.Stre
         raise ApiError(404, "no such event", event_id)
     links: list[tuple[str, str]] = []
     alert = event.alert if event is not None else None
-    if alert is not None:
+    if event is not None and alert is not None:
+        legacy = str(event.details.get("external_url", ""))  # where some handlers put it before
         for title, url in (
             ("Prometheus", alert.generator_url),
             ("Runbook", alert.annotations.get("runbook_url") or alert.annotations.get("runbook")),
-            ("Alertmanager", str(event.details.get("external_url", "")) if event else ""),
+            ("Alertmanager", event.external_url or legacy),
         ):
             if checked := safe_link(url):
                 links.append((title, checked))
-    return render(request, "event.html", event=event, job=job, alert=alert, links=links, event_id=event_id)
+    thread = await slack_thread(svc, event) if event is not None else None
+    return render(
+        request,
+        "event.html",
+        event=event,
+        job=job,
+        alert=alert,
+        links=links,
+        event_id=event_id,
+        thread=thread,
+    )
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The Slack thread of an event's (rule, target): its ``ts``, and a permalink when one can be built."""
+
+    channel: str
+    ts: str
+    url: str | None
+
+
+async def slack_thread(svc: Service, event: AuditEvent) -> Thread | None:
+    """The thread the store keeps for (rule, target), while it does (the rule's cooldown at least).
+
+    A permalink is ``<workspace>/archives/<channel id>/p<ts without the dot>``: it needs
+    ``REMEDIATOR_SLACK_WORKSPACE_URL`` and a channel given by its id; otherwise the
+    channel and ``ts`` are shown as text.
+    """
+    channel = svc.settings.slack_channel or ""
+    if not event.target or not channel or svc.settings.slack_bot_token is None:
+        return None
+    ts = await svc.store.get_thread(event.rule, event.target)
+    if ts is None or not SLACK_TS.fullmatch(ts):
+        return None
+    workspace = svc.settings.slack_workspace_url
+    url = None
+    if workspace and SLACK_CHANNEL_ID.fullmatch(channel):
+        url = f"{workspace}/archives/{channel}/p{ts.replace('.', '')}"
+    return Thread(channel, ts, url)
 
 
 @page(acts=True)
