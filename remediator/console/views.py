@@ -6,6 +6,7 @@ derived from the session; labels and annotations are escaped by the templates.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -45,6 +46,8 @@ PAGE = 50
 SLACK_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,8}")
 SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,20}")
 SEARCH_PAGES = 10
+CIRCUIT_EVENTS = 500  # the Rules page looks for open circuits among these events' targets
+CIRCUIT_PAIRS = 100
 SCAN_PAGES = 20  # a target or time filter reads at most this many pages of PAGE events
 SINCE = {"1h": 3600.0, "6h": 6 * 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 HEADERS = {
@@ -495,7 +498,20 @@ async def rules(request: web.Request, svc: Service, _: Session) -> web.StreamRes
     info = rules_info(svc)
     computed = await stats.compute(svc.store, "24h", 86400.0)
     by_rule = {s.rule: s for s in computed.rules}
-    return render(request, "rules.html", info=info, stats=by_rule)
+    return render(request, "rules.html", info=info, stats=by_rule, circuits=await open_circuits(svc))
+
+
+async def open_circuits(svc: Service) -> dict[str, list[tuple[str, float]]]:
+    """Open circuits per rule: (target, seconds left), for the (rule, target) pairs of the
+    last ``CIRCUIT_EVENTS`` events only (one audit read and one store read per pair)."""
+    events, _ = await svc.store.list_events(CIRCUIT_EVENTS)
+    pairs = list(dict.fromkeys((e.rule, e.target) for e in events if e.target))[:CIRCUIT_PAIRS]
+    left = await asyncio.gather(*(svc.store.circuit_remaining(rule, target) for rule, target in pairs))
+    found: dict[str, list[tuple[str, float]]] = {}
+    for (rule, target), seconds in zip(pairs, left, strict=True):
+        if seconds > 0:
+            found.setdefault(rule, []).append((target, seconds))
+    return found
 
 
 async def static(request: web.Request) -> web.StreamResponse:

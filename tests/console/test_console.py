@@ -360,3 +360,19 @@ def test_the_slack_workspace_url_must_be_an_https_origin(tmp_path: Path) -> None
     for bad in ("http://acme.slack.com", "javascript:alert(1)", "https://acme.slack.com/archives"):
         with pytest.raises(ValidationError):
             make_settings(rules, slack_workspace_url=bad)
+
+
+async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
+    console: tuple[Client, Service],
+) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    await fire(client, svc, service="db", outcome="failed")
+    await fire(client, svc, service="api")
+    before = await (await client.get("/ui/rules")).text()
+    assert "svc/db" not in before
+    for _ in range(3):
+        await svc.store.record_failure("fix-it", "svc/db", 600.0, 3)
+    body = await (await client.get("/ui/rules")).text()
+    assert re.search(r"<code>svc/db</code> \((59\d|600) s left\)", body), body
+    assert "<code>svc/api</code>" not in body
