@@ -276,6 +276,8 @@ class AuditEvent(BaseModel):
     timeline: list[Step] = Field(default_factory=list)
     alert: Alert | None = None
     replica: str = ""
+    # the Alertmanager that sent the alert (its externalURL; "" for events recorded before it was kept)
+    external_url: str = ""
     # seconds from the alert's startsAt to this verified success (automatic runs only)
     time_to_repair: float | None = None
 

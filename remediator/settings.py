@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import pydantic_settings
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     # verifies Slack's interactivity requests (approval buttons): api/slack_interactions.py
     slack_signing_secret: SecretStr | None = None
+    # https://<workspace>.slack.com: lets the console link an event to its Slack thread
+    slack_workspace_url: str | None = None
 
     # PagerDuty Events API v2: an incident when a circuit opens (notify/pagerduty.py).
     pagerduty_routing_key: SecretStr | None = None
@@ -140,6 +143,16 @@ class Settings(BaseSettings):
                 "not: name the channel (or its id) to post incident threads in"
             )
         return self
+
+    @field_validator("slack_workspace_url")
+    @classmethod
+    def _workspace_is_https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise ValueError("must be the workspace's https URL, e.g. https://acme.slack.com")
+        return f"https://{parts.netloc}"
 
     @model_validator(mode="after")
     def _basic_auth_complete(self) -> Settings:

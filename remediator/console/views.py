@@ -6,10 +6,14 @@ derived from the session; labels and annotations are escaped by the templates.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -39,7 +43,13 @@ SIGNER = web.AppKey("console_signer", Signer)
 TEMPLATES = web.AppKey("console_templates", jinja2.Environment)
 SESSION = web.RequestKey("console_session", Session)
 PAGE = 50
+SLACK_TS = re.compile(r"[0-9]{1,12}\.[0-9]{1,8}")
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,20}")
 SEARCH_PAGES = 10
+CIRCUIT_EVENTS = 500  # the Rules page looks for open circuits among these events' targets
+CIRCUIT_PAIRS = 100
+SCAN_PAGES = 20  # a target or time filter reads at most this many pages of PAGE events
+SINCE = {"1h": 3600.0, "6h": 6 * 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -206,33 +216,129 @@ async def signout(request: web.Request, _: Service, session: Session) -> web.Str
 
 
 # ---- pages ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Filters:
+    """The Activity page's filters: rule and outcome go to the store; the rest are applied here."""
+
+    rule: str | None = None
+    outcome: str | None = None
+    target: str = ""
+    since: str = ""
+    start: float | None = None  # finished at or after (epoch seconds)
+    end: float | None = None  # finished before
+    from_text: str = ""
+    to_text: str = ""
+
+    @property
+    def local(self) -> bool:
+        """Whether some filter is applied by the console rather than the store."""
+        return bool(self.target) or self.start is not None or self.end is not None
+
+    def wants(self, event: AuditEvent) -> bool:
+        if self.target and self.target not in event.target:
+            return False
+        if self.start is not None and event.finished_at < self.start:
+            return False
+        return self.end is None or event.finished_at < self.end
+
+    def query(self) -> dict[str, str]:
+        """The filters as query parameters, for the next page's link."""
+        pairs = (
+            ("rule", self.rule or ""),
+            ("outcome", self.outcome or ""),
+            ("target", self.target),
+            ("since", self.since),
+            ("from", self.from_text),
+            ("to", self.to_text),
+        )
+        return {k: v for k, v in pairs if v}
+
+
+def utc_input(value: str, name: str) -> float | None:
+    """A ``datetime-local`` value (``2026-11-30T12:00``), read as UTC; empty: None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(400, f"invalid {name!r} time", "use YYYY-MM-DDTHH:MM (UTC)") from exc
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC).timestamp()
+
+
+def filters_of(request: web.Request, now: float) -> Filters:
+    q = request.query
+    since = q.get("since", "").strip()
+    if since and since not in SINCE:
+        raise ApiError(400, "invalid time range", f"since: one of {', '.join(SINCE)}")
+    from_text, to_text = q.get("from", "").strip(), q.get("to", "").strip()
+    start = utc_input(from_text, "from")
+    if since:
+        start = max(start or 0.0, now - SINCE[since])
+    return Filters(
+        rule=q.get("rule", "").strip() or None,
+        outcome=q.get("outcome", "").strip() or None,
+        target=q.get("target", "").strip()[:200],
+        since=since,
+        start=start,
+        end=utc_input(to_text, "to"),
+        from_text=from_text,
+        to_text=to_text,
+    )
+
+
+async def scan(
+    svc: Service, filters: Filters, cursor: str | None
+) -> tuple[list[AuditEvent], str | None, int]:
+    """Events that pass the console's filters: whole store pages, at most ``SCAN_PAGES`` of them.
+
+    Returns the events, the cursor after the last page read (None: nothing older), and how
+    many events were read. The stream is newest first, so an event that finished before
+    ``start`` ends the scan.
+    """
+    found: list[AuditEvent] = []
+    read = 0
+    for _ in range(SCAN_PAGES):
+        events, cursor = await svc.store.list_events(
+            PAGE, cursor=cursor, rule=filters.rule, outcome=filters.outcome
+        )
+        read += len(events)
+        found += [e for e in events if filters.wants(e)]
+        if filters.start is not None and any(e.finished_at < filters.start for e in events):
+            return found, None, read
+        if cursor is None or len(found) >= PAGE:
+            break
+    return found, cursor, read
+
+
 @page()
 async def activity(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
-    rule = request.query.get("rule", "").strip() or None
-    outcome = request.query.get("outcome", "").strip() or None
+    filters = filters_of(request, time.time())
     search = request.query.get("q", "").strip()
     cursor = request.query.get("cursor") or None
     next_cursor: str | None = None
-    if search:
-        events = await find(svc, search, rule, outcome)
-    else:
-        try:
-            events, next_cursor = await svc.store.list_events(PAGE, cursor=cursor, rule=rule, outcome=outcome)
-        except ValueError as exc:
-            raise ApiError(400, "invalid cursor", str(exc)) from exc
-    more = None
-    if next_cursor:
-        kept = {k: v for k, v in (("rule", rule), ("outcome", outcome)) if v}
-        more = "/ui/?" + urlencode({**kept, "cursor": next_cursor})
+    read = 0
+    try:
+        if search:
+            events = [e for e in await find(svc, search, filters.rule, filters.outcome) if filters.wants(e)]
+        elif filters.local:
+            events, next_cursor, read = await scan(svc, filters, cursor)
+        else:
+            events, next_cursor = await svc.store.list_events(
+                PAGE, cursor=cursor, rule=filters.rule, outcome=filters.outcome
+            )
+    except ValueError as exc:
+        raise ApiError(400, "invalid cursor", str(exc)) from exc
+    more = "/ui/?" + urlencode({**filters.query(), "cursor": next_cursor}) if next_cursor else None
     rules = [r.name for r in svc.rules.current().rules] if svc.rules.loaded else []
     return render(
         request,
         "activity.html",
         events=events,
-        rule=rule or "",
-        outcome=outcome or "",
+        filters=filters,
+        presets=list(SINCE),
         q=search,
         more=more,
+        scanned=read if filters.local and next_cursor else 0,
         rules=rules,
         refresh=not cursor and not search,
     )
@@ -270,15 +376,55 @@ async def event_page(request: web.Request, svc: Service, _: Session) -> web.Stre
         raise ApiError(404, "no such event", event_id)
     links: list[tuple[str, str]] = []
     alert = event.alert if event is not None else None
-    if alert is not None:
+    if event is not None and alert is not None:
+        legacy = str(event.details.get("external_url", ""))  # where some handlers put it before
         for title, url in (
             ("Prometheus", alert.generator_url),
             ("Runbook", alert.annotations.get("runbook_url") or alert.annotations.get("runbook")),
-            ("Alertmanager", str(event.details.get("external_url", "")) if event else ""),
+            ("Alertmanager", event.external_url or legacy),
         ):
             if checked := safe_link(url):
                 links.append((title, checked))
-    return render(request, "event.html", event=event, job=job, alert=alert, links=links, event_id=event_id)
+    thread = await slack_thread(svc, event) if event is not None else None
+    return render(
+        request,
+        "event.html",
+        event=event,
+        job=job,
+        alert=alert,
+        links=links,
+        event_id=event_id,
+        thread=thread,
+    )
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The Slack thread of an event's (rule, target): its ``ts``, and a permalink when one can be built."""
+
+    channel: str
+    ts: str
+    url: str | None
+
+
+async def slack_thread(svc: Service, event: AuditEvent) -> Thread | None:
+    """The thread the store keeps for (rule, target), while it does (the rule's cooldown at least).
+
+    A permalink is ``<workspace>/archives/<channel id>/p<ts without the dot>``: it needs
+    ``REMEDIATOR_SLACK_WORKSPACE_URL`` and a channel given by its id; otherwise the
+    channel and ``ts`` are shown as text.
+    """
+    channel = svc.settings.slack_channel or ""
+    if not event.target or not channel or svc.settings.slack_bot_token is None:
+        return None
+    ts = await svc.store.get_thread(event.rule, event.target)
+    if ts is None or not SLACK_TS.fullmatch(ts):
+        return None
+    workspace = svc.settings.slack_workspace_url
+    url = None
+    if workspace and SLACK_CHANNEL_ID.fullmatch(channel):
+        url = f"{workspace}/archives/{channel}/p{ts.replace('.', '')}"
+    return Thread(channel, ts, url)
 
 
 @page(acts=True)
@@ -352,7 +498,20 @@ async def rules(request: web.Request, svc: Service, _: Session) -> web.StreamRes
     info = rules_info(svc)
     computed = await stats.compute(svc.store, "24h", 86400.0)
     by_rule = {s.rule: s for s in computed.rules}
-    return render(request, "rules.html", info=info, stats=by_rule)
+    return render(request, "rules.html", info=info, stats=by_rule, circuits=await open_circuits(svc))
+
+
+async def open_circuits(svc: Service) -> dict[str, list[tuple[str, float]]]:
+    """Open circuits per rule: (target, seconds left), for the (rule, target) pairs of the
+    last ``CIRCUIT_EVENTS`` events only (one audit read and one store read per pair)."""
+    events, _ = await svc.store.list_events(CIRCUIT_EVENTS)
+    pairs = list(dict.fromkeys((e.rule, e.target) for e in events if e.target))[:CIRCUIT_PAIRS]
+    left = await asyncio.gather(*(svc.store.circuit_remaining(rule, target) for rule, target in pairs))
+    found: dict[str, list[tuple[str, float]]] = {}
+    for (rule, target), seconds in zip(pairs, left, strict=True):
+        if seconds > 0:
+            found.setdefault(rule, []).append((target, seconds))
+    return found
 
 
 async def static(request: web.Request) -> web.StreamResponse:

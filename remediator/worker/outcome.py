@@ -128,6 +128,7 @@ class Outcomes:
             timeline=run.timeline,
             alert=job.alert,
             replica=self.replica,
+            external_url=job.external_url,
             time_to_repair=repaired_in,
         )
         await self.write(lambda: self.store.record_event(event))

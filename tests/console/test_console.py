@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import re
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import ValidationError
 
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
+from remediator.models import AuditEvent, Outcome
 from tests.support.admin import (
     RULES,
     Calls,
@@ -225,3 +230,149 @@ async def test_the_console_is_off_by_default(tmp_path: Path) -> None:
     settings = make_settings(write_rules(tmp_path / "rules.yaml"))
     async with TestClient(TestServer(create_app(settings, registry=make_registry(Calls())))) as client:
         assert (await client.get("/ui/signin")).status == 404
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'<a href="/ui/events/([^"]+)">', html)
+
+
+async def test_activity_filters_by_target_and_time_and_pages_keep_them(
+    console: tuple[Client, Service],
+) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    base = (time.time() - 3 * 86400) // 60 * 60  # three days ago, on a minute
+    for i in range(120):  # oldest first, as the worker records them; a minute apart
+        await svc.store.record_event(
+            AuditEvent(
+                event_id=f"old-{i}",
+                rule="fix-it",
+                target="svc/db" if i % 2 else "svc/api",
+                received_at=base + i * 60,
+                finished_at=base + i * 60,
+                outcome=Outcome.SUCCEEDED,
+            )
+        )
+    recent = await fire(client, svc)  # svc/api, now
+    db = {f"old-{i}" for i in range(1, 120, 2)}
+    first = await client.get("/ui/?target=svc/db&rule=fix-it")
+    body = await first.text()
+    assert first.status == 200 and set(listed(body)) <= db and len(listed(body)) >= 50
+    more = re.search(r'<a href="(/ui/\?[^"]+)" rel="next">', body)
+    assert more, "no link to older events"
+    link = html.unescape(more.group(1))
+    assert "target=svc%2Fdb" in link and "rule=fix-it" in link
+    rest = listed(await (await client.get(link)).text())
+    assert set(listed(body)) | set(rest) == db and not set(listed(body)) & set(rest)
+    last_hour = listed(await (await client.get("/ui/?since=1h")).text())
+    assert last_hour == [recent]
+    start = datetime.fromtimestamp(base + 10 * 60, UTC).strftime("%Y-%m-%dT%H:%M")
+    end = datetime.fromtimestamp(base + 20 * 60, UTC).strftime("%Y-%m-%dT%H:%M")
+    window = await client.get("/ui/", params={"from": start, "to": end, "target": "db"})
+    assert listed(await window.text()) == [f"old-{i}" for i in (19, 17, 15, 13, 11)]
+    combined = await client.get("/ui/", params={"since": "7d", "target": "svc/api", "outcome": "failed"})
+    assert listed(await combined.text()) == []
+    for bad in ({"since": "1y"}, {"from": "yesterday"}):
+        refused = await client.get("/ui/", params=bad)
+        assert refused.status == 400, bad
+
+
+async def test_the_event_page_links_to_alertmanager_from_the_recorded_external_url(
+    console: tuple[Client, Service],
+) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    event_id = await fire(client, svc)
+    event = await svc.store.get_event(event_id)
+    assert event is not None and event.external_url == "http://am.local"
+    body = await (await client.get(f"/ui/events/{event_id}")).text()
+    assert '<a href="http://am.local" rel="noopener noreferrer">Alertmanager</a>' in body
+    hostile = payload(alert())
+    hostile["externalURL"] = "javascript:alert(1)"
+    response = await client.post("/webhooks/alertmanager", json=hostile, headers=webhook_headers())
+    assert response.status == 202, await response.text()
+    other = (await response.json())["event_ids"][0]
+    await wait_event(svc.store, other)
+    body = await (await client.get(f"/ui/events/{other}")).text()
+    assert "javascript:" not in body and ">Alertmanager<" not in body
+
+
+@pytest.mark.parametrize(
+    ("channel", "workspace", "shown"),
+    [
+        (
+            "C0123ABCD",
+            "https://acme.slack.com",
+            '<a href="https://acme.slack.com/archives/C0123ABCD/p1700000000123456"',
+        ),
+        (
+            "#ops",
+            "https://acme.slack.com",
+            "channel <code>#ops</code>, message <code>1700000000.123456</code>",
+        ),
+        ("C0123ABCD", None, "channel <code>C0123ABCD</code>, message <code>1700000000.123456</code>"),
+    ],
+)
+async def test_the_event_page_shows_the_slack_thread_of_its_rule_and_target(
+    tmp_path: Path, channel: str, workspace: str | None, shown: str
+) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f'alice: "{ALICE}"\n')
+    settings = make_settings(
+        write_rules(tmp_path / "rules.yaml", RULES),
+        admin_token=None,
+        admin_tokens_file=tokens,
+        ui=True,
+        slack_bot_token="xoxb-not-used-here",
+        slack_channel=channel,
+        slack_api_url="http://127.0.0.1:9/",  # nothing is posted: no alert is sent
+        slack_workspace_url=workspace,
+    )
+    app = create_app(settings, registry=make_registry(Calls()))
+    async with TestClient(TestServer(app)) as client:
+        svc = app[SERVICE]
+        await sign_in(client, ALICE)
+        now = time.time()
+        for event_id, target in (("with-thread", "svc/api"), ("without-thread", "svc/db")):
+            await svc.store.record_event(
+                AuditEvent(
+                    event_id=event_id,
+                    rule="fix-it",
+                    target=target,
+                    received_at=now,
+                    finished_at=now,
+                    outcome=Outcome.SUCCEEDED,
+                )
+            )
+        assert (
+            await svc.store.claim_thread("fix-it", "svc/api", "1700000000.123456", 60) == "1700000000.123456"
+        )
+        body = await (await client.get("/ui/events/with-thread")).text()
+        assert "Slack thread of fix-it on svc/api" in body and shown in body
+        assert "Slack thread" not in await (await client.get("/ui/events/without-thread")).text()
+
+
+def test_the_slack_workspace_url_must_be_an_https_origin(tmp_path: Path) -> None:
+    rules = write_rules(tmp_path / "rules.yaml", RULES)
+    assert make_settings(rules, slack_workspace_url="https://acme.slack.com/").slack_workspace_url == (
+        "https://acme.slack.com"
+    )
+    for bad in ("http://acme.slack.com", "javascript:alert(1)", "https://acme.slack.com/archives"):
+        with pytest.raises(ValidationError):
+            make_settings(rules, slack_workspace_url=bad)
+
+
+async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
+    console: tuple[Client, Service],
+) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    await fire(client, svc, service="db", outcome="failed")
+    await fire(client, svc, service="api")
+    before = await (await client.get("/ui/rules")).text()
+    assert "svc/db" not in before
+    for _ in range(3):
+        await svc.store.record_failure("fix-it", "svc/db", 600.0, 3)
+    body = await (await client.get("/ui/rules")).text()
+    assert re.search(r"<code>svc/db</code> \((59\d|600) s left\)", body), body
+    assert "<code>svc/api</code>" not in body
