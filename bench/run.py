@@ -420,7 +420,7 @@ def machine() -> dict[str, Any]:
                 if line.startswith("model name")), platform.processor())
     mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                       if line.startswith("MemTotal")))
-    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    redis_v = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
             "python": platform.python_version(), "kernel": platform.release(), "redis": redis_v,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
