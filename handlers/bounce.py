@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes_asyncio import client
-
 from handlers.gitops import GitOpsParams, managing_app, refusal, replicas_in_git
-from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
+from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, selector_string, send, send_patch
 from remediator import (
     Context,
     Observations,

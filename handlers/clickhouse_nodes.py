@@ -12,12 +12,17 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asynch import Connection
-from asynch.errors import ClickHouseException, ServerException
-
+from handlers.lazy import LazyModule
 from remediator import Context, PermanentError
+
+if TYPE_CHECKING:
+    import asynch
+    from asynch import errors
+else:  # imported at the first ClickHouse call (handlers/lazy.py)
+    asynch = LazyModule("asynch")
+    errors = LazyModule("asynch.errors")
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CLIENT_NAME = "remediator"
@@ -151,13 +156,13 @@ class NodeClient:
 
     def __init__(self, options: dict[str, Any]) -> None:
         self._options = options
-        self._conn: Connection | None = None
+        self._conn: asynch.Connection | None = None
         self._lock = asyncio.Lock()
 
     async def query(self, sql: str, args: dict[str, Any] | None) -> list[dict[str, Any]]:
         async with self._lock:
             if self._conn is None:
-                self._conn = Connection(**self._options)
+                self._conn = asynch.Connection(**self._options)
             conn = self._conn
             try:
                 await conn.connect()
@@ -177,7 +182,7 @@ class NodeClient:
             await _close(conn)
 
 
-async def _close(conn: Connection) -> None:
+async def _close(conn: asynch.Connection) -> None:
     with contextlib.suppress(Exception):
         await conn.close()
 
@@ -230,11 +235,11 @@ class Node:
             async with asyncio.timeout(budget):
                 client = await self._client()
                 return await client.query(sql, args)
-        except ServerException as exc:
+        except errors.ServerException as exc:
             raise Refused(int(exc.code or 0), str(exc.message)) from exc
         except TimeoutError as exc:
             raise Unreachable(f"no answer within {budget:.3g}s") from exc
-        except (ClickHouseException, OSError) as exc:
+        except (errors.ClickHouseException, OSError) as exc:
             raise Unreachable(str(exc) or type(exc).__name__) from exc
 
     async def columns(self) -> list[str]:

@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubernetes_asyncio import client
 from pydantic import Field, ValidationInfo, field_validator
 
 from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
-from handlers.kube import ApiRequest, Label, api_client, send, send_patch
+from handlers.kube import ApiRequest, Label, api_client, client, send, send_patch
 from remediator import (
     MAX_CONFLICTS,
     Context,

@@ -20,10 +20,9 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from kubernetes_asyncio import client
 from pydantic import AfterValidator
 
-from handlers.kube import ApiRequest, Label, api_client, dns1123_label, dns1123_subdomain, send
+from handlers.kube import ApiRequest, Label, api_client, client, dns1123_label, dns1123_subdomain, send
 from remediator import Context, HandlerParams, PermanentError
 
 TRACKING_ID = "argocd.argoproj.io/tracking-id"

@@ -14,11 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from kubernetes_asyncio import client
 from pydantic import AfterValidator, Field
 
 from handlers.command import Argument, EnvName, alert_env
-from handlers.kube import ApiRequest, Label, Subdomain, api_client, send
+from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, send
 from remediator import (
     Alert,
     Conflict,

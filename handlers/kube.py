@@ -13,16 +13,25 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config.config_exception import ConfigException
 from pydantic import AfterValidator
 
+from handlers.lazy import LazyModule
 from remediator import Conflict, Context, PermanentError, TemporaryError
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client as client
+    from kubernetes_asyncio import config as config
+    from kubernetes_asyncio.client import exceptions as exceptions
+    from kubernetes_asyncio.config import config_exception
+else:  # imported at the first call of a Kubernetes handler (handlers/lazy.py)
+    client = LazyModule("kubernetes_asyncio.client")
+    config = LazyModule("kubernetes_asyncio.config")
+    exceptions = LazyModule("kubernetes_asyncio.client.exceptions")
+    config_exception = LazyModule("kubernetes_asyncio.config.config_exception")
 
 T = TypeVar("T")
 
@@ -72,13 +81,13 @@ async def _connect() -> client.ApiClient:
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except ConfigException:
+    except config_exception.ConfigException:
         path = _kubeconfig_path()
         try:
             await config.load_kube_config(
                 config_file=path, client_configuration=configuration, persist_config=False
             )
-        except (ConfigException, OSError, ValueError) as exc:
+        except (config_exception.ConfigException, OSError, ValueError) as exc:
             raise PermanentError(
                 "no Kubernetes API configuration: not running in a cluster, and the kubeconfig "
                 f"{path!r} (KUBECONFIG) is missing or unusable: {exc}"
@@ -185,7 +194,7 @@ async def send(
         ctx.step(f"kube.{request.verb}", str(request))
     try:
         return await call(timeout)
-    except ApiException as exc:
+    except exceptions.ApiException as exc:
         raise api_error(request, exc) from exc
     except TimeoutError as exc:
         raise TemporaryError(
@@ -215,7 +224,7 @@ async def send_patch(ctx: Context, request: ApiRequest, method: Callable[..., Aw
     )
 
 
-def api_error(request: ApiRequest, exc: ApiException) -> Exception:
+def api_error(request: ApiRequest, exc: exceptions.ApiException) -> Exception:
     """A clear, actionable error for an API answer that is not 2xx."""
     status = int(exc.status or 0)
     said = _status_message(exc)
@@ -248,7 +257,7 @@ def api_error(request: ApiRequest, exc: ApiException) -> Exception:
     return PermanentError(text, details=details)
 
 
-def _status_message(exc: ApiException) -> str:
+def _status_message(exc: exceptions.ApiException) -> str:
     """The ``message`` of the API's Status object, else the HTTP reason."""
     try:
         body = json.loads(exc.body or "")

@@ -16,11 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from kubernetes_asyncio import client
 from pydantic import AfterValidator, Field
 
 from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
-from handlers.kube import ApiRequest, Label, Subdomain, api_client, selector_string, send, send_patch
+from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, selector_string, send, send_patch
 from remediator import (
     MAX_CONFLICTS,
     Context,

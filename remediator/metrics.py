@@ -30,6 +30,13 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.alerts_deduplicated = Counter(
+            "remediator_alerts_deduplicated_total",
+            "Deliveries collapsed at intake: the same rule, alert status and firing episode "
+            "was already queued, running or done (an Alertmanager HA twin, a repeat).",
+            ["rule"],
+            registry=r,
+        )
         self.alerts_unmatched = Counter(
             "remediator_alerts_unmatched_total",
             "Alerts that matched no rule.",

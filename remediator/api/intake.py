@@ -15,8 +15,9 @@ from remediator.store.base import Store
 
 @dataclass(frozen=True)
 class Accepted:
-    event_ids: list[str]
+    event_ids: list[str]  # the jobs queued
     unmatched: int
+    deduplicated: int = 0  # jobs not queued: the same one is already queued, running or done
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,12 +66,20 @@ class Intake:
         jobs, unmatched = self.plan_jobs(payload, manual, raw_alerts)
         firing = [a for a in payload.alerts if a.status == "firing"]
         resolved = [a for a in payload.alerts if a.status == "resolved"]
-        await self._store.accept(jobs, firing if manual is None else [], resolved if manual is None else [])
+        if manual is None:
+            dropped = set(await self._store.accept_collapsing(jobs, firing, resolved))
+        else:
+            await self._store.accept(jobs, [], [])
+            dropped = set()
         for alert in payload.alerts:
             self._received[alert.status].inc()
         if unmatched:
             self._metrics.alerts_unmatched.inc(unmatched)
-        return Accepted([job.event_id for job in jobs], unmatched)
+        for job in jobs:
+            if job.event_id in dropped:
+                self._metrics.alerts_deduplicated.labels(job.rule).inc()
+        queued = [job.event_id for job in jobs if job.event_id not in dropped]
+        return Accepted(queued, unmatched, len(dropped))
 
 
 def _job(

@@ -152,6 +152,8 @@ class Accepted(BaseModel):
     accepted: int
     event_ids: list[str]
     unmatched_alerts: int = 0
+    # jobs not queued: the same (rule, alert status, firing episode) is queued, running or done
+    deduplicated: int = 0
     replay_of: str | None = None
 
 

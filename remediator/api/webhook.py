@@ -140,6 +140,7 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
         alerts=len(payload.alerts),
         jobs=len(accepted.event_ids),
         unmatched=accepted.unmatched,
+        deduplicated=accepted.deduplicated,
         group_key=payload.group_key,
     )
     body = orjson.dumps(
@@ -147,6 +148,7 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
             "accepted": len(accepted.event_ids),
             "event_ids": accepted.event_ids,
             "unmatched_alerts": accepted.unmatched,
+            "deduplicated": accepted.deduplicated,
         }
     )
     return web.Response(body=body, status=202, content_type="application/json")

@@ -191,6 +191,11 @@ def holder_of(token: object) -> str | None:
     return value.partition(":")[2]
 
 
+def collapses(job: Job | NewJob) -> bool:
+    """Only Alertmanager's deliveries are collapsed at intake; a manual replay never is."""
+    return not job.manual
+
+
 class Queue(Protocol):
     """Jobs waiting for a worker: taken, acknowledged, deferred or dead-lettered."""
 
@@ -308,3 +313,13 @@ class Store(Queue, Locks, Gates, Audit, Threads, Approvals, Protocol):
     async def accept(
         self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None: ...
+    # the same, in the same store call, but an automatic job whose (rule, alert status,
+    # firing episode) is already queued, running or done is not queued: it is counted on
+    # the first job's intake marker. Returns the event ids of the jobs not queued.
+    async def accept_collapsing(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> list[str]: ...
+    # at a job's outcome: how many copies were collapsed into it. ``done`` (its episode is
+    # repaired) keeps the marker, so later copies are still collapsed; otherwise it goes,
+    # and the next copy is queued again. Only the job that owns the marker settles it.
+    async def settle_intake(self, job: Job, done: bool) -> int: ...

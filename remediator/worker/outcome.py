@@ -101,6 +101,16 @@ class Outcomes:
         job, rule = run.job, run.rule
         if job.deferrals:
             run.step("deferred", f"waited {job.deferrals} time(s) before this run")
+        # The copies of this job collapsed at intake, counted on its marker; an episode
+        # repaired (or found repaired), or a resolution handled, keeps the marker, so
+        # later copies stay collapsed; otherwise the next copy is queued again.
+        done = job.alert.status == "resolved" or (
+            result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) or reason is SkipReason.DUPLICATE
+        )
+        copies = await self.write(lambda: self.store.settle_intake(job, done))
+        if copies:
+            result.details["deduplicated"] = copies
+            run.step("deduplicated", f"{copies} more deliveries of this alert collapsed into this job")
         run.step(
             "outcome", result.message, outcome=result.outcome.value, reason=reason.value if reason else ""
         )

@@ -692,3 +692,43 @@ async def test_the_job_state_index(store: Store) -> None:
     await store.set_job_state("ja", "running", "late")  # a late update does not bring it back
     assert await store.job_state("ja") is None
     assert await store.job_state("unknown") is None
+
+
+# ---- issue 17: duplicates collapsed at intake -------------------------------------------
+def resolved_job(event_id: str) -> Job:
+    original = job(event_id)
+    return original.model_copy(update={"alert": original.alert.model_copy(update={"status": "resolved"})})
+
+
+async def test_accept_collapsing_queues_one_job_per_episode(store: Store) -> None:
+    # The same (rule, status, episode) twice in one call and once more in the next: one job.
+    assert await store.accept_collapsing([job("a1"), job("a2")], [], []) == ["a2"]
+    assert await store.accept_collapsing([job("a3")], [], []) == ["a3"]
+    # Another rule, another episode, a resolved copy, a manual replay: each is queued.
+    other_episode = job("b1").model_copy(update={"alert": alert("Down", 5)})
+    manual = job("m1").model_copy(update={"manual": True})
+    assert (
+        await store.accept_collapsing([job("r2", rule="r2"), other_episode, resolved_job("z1")], [], []) == []
+    )
+    assert await store.accept_collapsing([manual, resolved_job("z2")], [], []) == ["z2"]
+    got = await store.dequeue("c1", 10, 1.0)
+    assert [d.job.event_id for d in got] == ["a1", "r2", "b1", "z1", "m1"]
+    assert await store.job_state("a2") is None and await store.job_state("a1") is not None
+    # Plain accept() never collapses.
+    await store.accept([job("p1"), job("p2")], [], [])
+    assert [d.job.event_id for d in await store.dequeue("c1", 10, 1.0)] == ["p1", "p2"]
+
+
+async def test_settle_intake_counts_the_copies_and_reopens_or_keeps_the_episode(store: Store) -> None:
+    await store.accept_collapsing([job("a1"), job("a2"), job("a3")], [], [])
+    [first] = await store.dequeue("c1", 10, 1.0)
+    assert await store.settle_intake(job("a2"), done=False) == 0  # not the marker's owner
+    assert await store.settle_intake(first.job, done=False) == 2
+    # Not done (failed, skipped): the next delivery is queued again.
+    assert await store.accept_collapsing([job("a4")], [], []) == []
+    assert await store.settle_intake(job("a4"), done=True) == 0
+    # Done: later copies are still collapsed, and counted afresh.
+    assert await store.accept_collapsing([job("a5")], [], []) == ["a5"]
+    assert await store.settle_intake(job("a4"), done=True) == 1
+    manual = job("m1").model_copy(update={"manual": True})
+    assert await store.settle_intake(manual, done=True) == 0

@@ -125,8 +125,9 @@ async def test_success_sets_cooldown_and_marks_episode(harness: MakeHarness) -> 
     names = [s.name for s in first.timeline]
     assert names[0] == "received" and "lease.acquired" in names and names[-1] == "outcome"
     assert "handler.started" in names and "act" in names
-    # The same firing episode again (an Alertmanager HA twin or a repeat): duplicate.
-    assert await outcome(h, payload(alert("Probe", service="a"))) == "skipped:duplicate"
+    # The same firing episode again (an Alertmanager HA twin or a repeat): collapsed at intake.
+    again = await h.post(payload(alert("Probe", service="a")))
+    assert again.status == 202 and (await again.json())["deduplicated"] == 1
     # Another alert on the same target: cooldown.
     assert await outcome(h, payload(alert("Probe", service="a", pod="p2"))) == "skipped:cooldown"
     assert len(RUNS["a"]) == 1
@@ -254,13 +255,15 @@ async def test_resolved_before_it_ran(harness: MakeHarness) -> None:
 
 
 async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
-    """An Alertmanager HA pair sends `resolved` twice: one announcement, both recorded."""
+    """An Alertmanager HA pair sends `resolved` twice: one announcement; the copy is
+    collapsed at intake (issue 17)."""
     sent: list[Notice] = []
     h = await harness(RULES)
     h.svc.pipeline.notifier = Recorder(sent)
     resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
     assert await outcome(h, resolved) == "skipped:resolved"
-    assert await outcome(h, resolved) == "skipped:resolved"
+    again = await h.post(resolved)
+    assert again.status == 202 and (await again.json())["deduplicated"] == 1
     assert [n.kind for n in sent] == ["resolved"]
 
 

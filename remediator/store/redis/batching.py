@@ -22,6 +22,11 @@ class Intake:
     firing: dict[str, tuple[int, str]]  # fingerprint -> (expiry ms, {startsAt, labels} json)
     resolved: list[str]  # fingerprints
     states: dict[str, str] = field(default_factory=dict)  # event id -> JobState json (queued)
+    # per job: its event id and intake key ('' = never collapsed); see scripts.ENQUEUE
+    ids: list[str] = field(default_factory=list)
+    collapse: list[str] = field(default_factory=list)
+    # filled by the write: the event ids of the jobs collapsed into earlier ones
+    collapsed: list[str] = field(default_factory=list)
 
 
 _Waiter = tuple[Intake, "asyncio.Future[None]"]

@@ -23,6 +23,7 @@ log = structlog.get_logger("remediator.store.redis.store")
 FAILURES = (RedisError, RedisClusterException, OSError)  # OSError covers socket timeouts
 _SCRIPTS = (
     "ENQUEUE",
+    "SETTLE_INTAKE",
     "ACK",
     "RECLAIM",
     "DEFER",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
@@ -13,13 +13,19 @@ from remediator.models import Alert, Job, NewJob
 from remediator.store.base import JobState
 from remediator.store.redis import scripts as lua
 from remediator.store.redis.batching import Intake
-from remediator.store.redis.common import Backend
+from remediator.store.redis.common import FAILURES, Backend, log, ms, text
 
 
 def intake(
-    jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert], firing_ttl: float
+    jobs: Sequence[Job | NewJob],
+    firing: Sequence[Alert],
+    resolved: Sequence[Alert],
+    firing_ttl: float,
+    collapse: Callable[[Job | NewJob], str] | None = None,
 ) -> Intake:
-    """What one accept() stores; firing alerts expire from the index after ``firing_ttl``."""
+    """What one accept() stores; firing alerts expire from the index after ``firing_ttl``.
+
+    ``collapse`` names a job's intake key ('' = never collapsed): see ``scripts.ENQUEUE``."""
     now = time.time()
     expires = int((now + firing_ttl) * 1000)
     return Intake(
@@ -33,19 +39,29 @@ def intake(
             for a in firing
         },
         resolved=[a.fingerprint for a in resolved],
+        ids=[job.event_id for job in jobs],
+        collapse=[collapse(job) for job in jobs] if collapse is not None else [""] * len(jobs),
     )
 
 
-async def write_intake(backend: Backend, batch: list[Intake]) -> None:
-    """One pipelined round trip for every accept() of the batch."""
+async def write_intake(backend: Backend, batch: list[Intake], ttl: float) -> None:
+    """One pipelined round trip for every accept() of the batch; each item's ``collapsed``
+    gets the event ids of its jobs collapsed into earlier ones (markers live ``ttl``)."""
     try:
-        await _pipeline_intake(backend, batch)
+        collapsed = await _pipeline_intake(backend, batch, ttl)
     except NoScriptError:  # a restarted Redis forgot the script: load it, write again
         await backend.r.script_load(lua.ENQUEUE)
-        await _pipeline_intake(backend, batch)
+        collapsed = await _pipeline_intake(backend, batch, ttl)
+    if collapsed:  # their queued state was written before the script ran: drop it
+        try:
+            await backend.r.hdel(backend.keys.job_states, *collapsed)
+        except FAILURES as exc:  # the jobs are stored: the answer stays 202
+            log.warning("store.intake_state_cleanup_failed", error=repr(exc), jobs=len(collapsed))
+    for item in batch:
+        item.collapsed[:] = [event_id for event_id in item.ids if event_id in collapsed]
 
 
-async def _pipeline_intake(backend: Backend, batch: list[Intake]) -> None:
+async def _pipeline_intake(backend: Backend, batch: list[Intake], ttl: float) -> set[str]:
     r, k, latest = backend.r, backend.keys, _latest_firing(batch)
     firing = {fp: item for fp, item in latest.items() if item is not None}
     resolved = [fp for fp, item in latest.items() if item is None]
@@ -58,16 +74,23 @@ async def _pipeline_intake(backend: Backend, batch: list[Intake]) -> None:
             pipe.hdel(k.firing_alerts, *resolved)
         if any(item.states for item in batch):  # the job-state index, same round trip, before the jobs
             pipe.hset(k.job_states, mapping={e: d for item in batch for e, d in item.states.items()})
-        jobs = [data for item in batch for data in item.jobs]
+        keys, args = [k.stream], list[str | bytes | int]([ms(ttl)])
+        for item in batch:
+            for event_id, key, data in zip(item.ids, item.collapse, item.jobs, strict=True):
+                if key:
+                    keys.append(key)
+                args += [event_id if key else "", data]
+        jobs = len(args) > 1
         clustered = isinstance(r, RedisCluster)  # its pipelines refuse EVALSHA
         if jobs and not clustered:
             # EVALSHA straight into the pipeline: redis-py's script-in-pipeline support
             # costs an extra SCRIPT EXISTS round trip per batch. On NOSCRIPT the jobs
             # were not added, and the firing-index writes are idempotent: write again.
-            pipe.evalsha(backend.scripts["ENQUEUE"].sha, 1, k.stream, *jobs)
-        await pipe.execute()
+            pipe.evalsha(backend.scripts["ENQUEUE"].sha, len(keys), *keys, *args)
+        replies = await pipe.execute()
     if jobs and clustered:
-        await backend.run("ENQUEUE", [k.stream], jobs)
+        return {text(i) for i in await backend.run("ENQUEUE", keys, args)}
+    return {text(i) for i in replies[-1]} if jobs else set()
 
 
 def _latest_firing(batch: list[Intake]) -> dict[str, tuple[int, str] | None]:

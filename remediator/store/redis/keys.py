@@ -35,6 +35,11 @@ class Keys:
         # event id -> its member of the deferred zset, for jobs held by a pause or window
         return f"{self.prefix}:{{q}}:held"
 
+    def intake(self, status: str, rule: str, episode: str) -> str:
+        # one per (rule, alert status, firing episode) queued, running or done: duplicates
+        # are collapsed by the intake script, so it shares the stream's {q}
+        return f"{self.prefix}:{{q}}:intake:{status}:{rule}:{episode}"
+
     def lease(self, target: str) -> str:
         return f"{self.prefix}:lease:{{{target}}}"
 

@@ -12,13 +12,43 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: stream; ARGV: one job (JSON) each. The webhook's batch of jobs in one
-# command: one round trip and one reply, however many jobs the batch holds.
+# KEYS: stream, then one intake key per job that may be collapsed; ARGV: the intake key's
+# ttl ms, then per job its event id ('' = never collapsed) and the job (JSON). The
+# webhook's batch in one command. A job whose intake key exists (the same rule, alert
+# status and firing episode is queued, running or done) is not queued: the key counts
+# it (field n) and its event id is returned; the first job's id is the key's field id.
 ENQUEUE = """
-for i = 1, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'job', ARGV[i])
+local ttl, k, out = ARGV[1], 1, {}
+for i = 2, #ARGV, 2 do
+  local id = ARGV[i]
+  if id == '' then
+    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+  else
+    k = k + 1
+    if redis.call('HSETNX', KEYS[k], 'id', id) == 1 then
+      redis.call('PEXPIRE', KEYS[k], ttl)
+      redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+    else
+      redis.call('HINCRBY', KEYS[k], 'n', 1)
+      table.insert(out, id)
+    end
+  end
 end
-return #ARGV
+return out
+"""
+
+# KEYS: intake key; ARGV: event id, 1 if the episode is done (the key stays until it
+# expires: later copies are still collapsed). Only the job that owns the key settles it;
+# returns how many copies were collapsed into it.
+SETTLE_INTAKE = """
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'n', 0)
+else
+  redis.call('DEL', KEYS[1])
+end
+return n
 """
 
 # KEYS: stream; ARGV: group, entry id. Acked entries are deleted: the stream

@@ -17,6 +17,7 @@ from typing import Self
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, Job, NewJob
 from remediator.settings import Settings
+from remediator.store.base import collapses
 from remediator.store.composed import ComposedStore
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
@@ -109,10 +110,28 @@ class RedisStore(ComposedStore):
         if item.jobs or item.firing or item.resolved:
             await self._batcher.submit(item)
 
+    async def accept_collapsing(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> list[str]:
+        item = intake(jobs, firing, resolved, self._firing_ttl, self._intake_key)
+        if item.jobs or item.firing or item.resolved:
+            await self._batcher.submit(item)
+        return item.collapsed
+
+    @guarded
+    async def settle_intake(self, job: Job, done: bool) -> int:
+        if not collapses(job):
+            return 0
+        n = await self._backend.run("SETTLE_INTAKE", [self._intake_key(job)], [job.event_id, int(done)])
+        return int(n)
+
+    def _intake_key(self, job: Job | NewJob) -> str:
+        return self.keys.intake(job.alert.status, job.rule, job.alert.episode) if collapses(job) else ""
+
     @guarded
     async def _write_intake(self, batch: list[Intake]) -> None:
         """One pipelined round trip for every accept() waiting in this moment."""
-        await write_intake(self._backend, batch)
+        await write_intake(self._backend, batch, self._firing_ttl)
 
     # A consumer of the group silent this long with nothing pending is gone; look hourly.
     @property
