@@ -732,3 +732,11 @@ async def test_settle_intake_counts_the_copies_and_reopens_or_keeps_the_episode(
     assert await store.settle_intake(job("a4"), done=True) == 1
     manual = job("m1").model_copy(update={"manual": True})
     assert await store.settle_intake(manual, done=True) == 0
+
+
+async def test_a_job_state_change_keeps_when_it_was_received_exactly(store: Store) -> None:
+    first = job("jx", rule="r1")
+    await store.accept([first], [], [])
+    await store.set_job_state("jx", "held", "paused by pause p-1", "svc/a")
+    held = await store.job_state("jx")
+    assert held is not None and held.received_at == first.received_at  # the jobs view's order

@@ -126,7 +126,13 @@ end
 job['state'] = ARGV[2]
 job['why'] = ARGV[3]
 if ARGV[4] ~= '' then job['target'] = ARGV[4] end
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(job))
+local out = cjson.encode(job)
+-- cjson writes 14 significant digits: put received_at (the jobs view's order) back as written
+local received = string.match(data, '"received_at":%s*(%-?[%d%.]+[eE]?[%+%-]?%d*)')
+if received then
+  out = string.gsub(out, '"received_at":%-?[%d%.]+[eE]?[%+%-]?%d*', '"received_at":' .. received, 1)
+end
+redis.call('HSET', KEYS[1], ARGV[1], out)
 return 1
 """
 
