@@ -14,7 +14,7 @@ import time
 import structlog
 from aiohttp import web
 
-from remediator.api.admin import parse_body, parse_query, reply
+from remediator.api.admin import event_id_of, parse_body, parse_query, reply
 from remediator.api.control_models import (
     PAUSE_ID_PATTERN,
     JobInfo,
@@ -101,9 +101,7 @@ async def list_jobs(request: web.Request, svc: Service) -> web.Response:
 @reader
 async def get_job(request: web.Request, svc: Service) -> web.Response:
     """A job from the moment the webhook accepted it: waiting, running, or done."""
-    event_id = request.match_info["event_id"]
-    if not re.fullmatch(PAUSE_ID_PATTERN, event_id):
-        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
+    event_id = event_id_of(request)  # the same check as every other event route
     job = await svc.store.job_state(event_id)
     if job is not None:
         return reply(JobInfo.of(job))
