@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -146,12 +147,16 @@ def test_the_console_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> No
         browser.find_element(By.NAME, "matchers").send_keys('service="api"')
         browser.find_element(By.NAME, "reason").send_keys("browser test deploy")
         browser.find_element(By.CSS_SELECTOR, "form.action button").click()
-        WebDriverWait(browser, 10).until(expected_conditions.url_to_be(f"{url}/ui/pauses"))
+        # The form posts from /ui/pauses back to /ui/pauses: the URL alone cannot tell the new
+        # page from the old, so wait for the new page's text (the old one may go stale meanwhile).
+        WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: "browser test deploy" in d.find_element(By.TAG_NAME, "main").text
+        )
         main = browser.find_element(By.TAG_NAME, "main").text
         assert "browser test deploy" in main and 'service="api"' in main
         browser.save_screenshot(str(shots / "pauses.png"))
         browser.find_element(By.XPATH, "//button[text()='End now']").click()
-        WebDriverWait(browser, 10).until(
+        WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: "browser test deploy" not in d.find_element(By.TAG_NAME, "main").text
         )
 
