@@ -8,9 +8,10 @@ store adds what spans them (intake, ping, close). A subclass may override any me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from remediator.models import AuditEvent, Job
+from remediator.store.admission import Admission, Admitted, Conclusion, admit_in_steps, conclude_in_steps
 from remediator.store.base import (
     Approval,
     Approvals,
@@ -25,6 +26,9 @@ from remediator.store.base import (
     Queue,
     Threads,
 )
+
+if TYPE_CHECKING:
+    from remediator.store.base import Store
 
 
 class ComposedStore:
@@ -119,6 +123,12 @@ class ComposedStore:
     async def list_pauses(self) -> list[Pause]:
         return await self._gates.list_pauses()
 
+    async def pauses_version(self) -> int:
+        return await self._gates.pauses_version()
+
+    async def versioned_pauses(self) -> tuple[int, list[Pause]]:
+        return await self._gates.versioned_pauses()
+
     async def firing_labels(self) -> list[dict[str, str]]:
         return await self._gates.firing_labels()
 
@@ -154,6 +164,13 @@ class ComposedStore:
 
     async def circuit_remaining(self, rule: str, target: str) -> float:
         return await self._gates.circuit_remaining(rule, target)
+
+    # ---- a run's start and end (one call each where the store can: ``store.admission``)
+    async def admit(self, ask: Admission) -> Admitted:
+        return await admit_in_steps(cast("Store", self), ask)
+
+    async def conclude(self, end: Conclusion) -> int:
+        return await conclude_in_steps(cast("Store", self), end)
 
     # ---- audit ---------------------------------------------------------------------------
     async def record_event(self, event: AuditEvent) -> None:

@@ -89,7 +89,7 @@ class AwaitingApproval:
 
     async def check(self, run: Run) -> Stop | None:
         spec = run.known_rule.policy.approval
-        if spec is None or not spec.required or self._dry_run(run):
+        if spec is None or not spec.required or self.dry_run(run):
             return None
         approval, asked = await self.store.request_approval(
             scope_of(run), self._request(run, spec), spec.timeout + KEEP_DECIDED
@@ -150,7 +150,7 @@ class AwaitingApproval:
         if result.changed and result.approval is not None:
             self.outcomes.notifier.send(self._notice(run, result.approval, "approval_decided"))
 
-    def _dry_run(self, run: Run) -> bool:
+    def dry_run(self, run: Run) -> bool:
         """A dry run changes nothing: it needs nobody's yes."""
         return self.settings.dry_run or run.known_rule.policy.dry_run or bool(run.job.dry_run)
 

@@ -7,13 +7,11 @@ back) or None (go on); the pipeline runs them as ordered lists (see ``pipeline.p
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Callable
 
 from remediator.durations import format_duration
 from remediator.errors import MatcherError, TemplateError
-from remediator.metrics import Metrics
 from remediator.models import SkipReason
 from remediator.rules.matchers import Matcher, matches_all, parse_matcher
 from remediator.rules.ruleset import render
@@ -22,13 +20,11 @@ from remediator.store.base import GLOBAL_PAUSE, Pause, Store
 from remediator.worker.run import Defer, Gate, Run, Skip, Stop
 
 __all__ = [
-    "Circuit",
-    "ConcurrencySlot",
-    "Cooldown",
     "Defer",
     "EpisodeDone",
     "Gate",
     "Inhibited",
+    "PauseBook",
     "Paused",
     "ResolvedIgnored",
     "Skip",
@@ -72,16 +68,19 @@ class Paused:
     ``on_pause: skip``, and for manual replays, it is ``skipped:paused``."""
 
     def __init__(
-        self, store: Store, windows: Callable[[], tuple[Window, ...]] = tuple, interval: float = 5.0
+        self, book: PauseBook, windows: Callable[[], tuple[Window, ...]] = tuple, interval: float = 5.0
     ) -> None:
-        self.store = store
+        self.book = book
         self.windows = windows
         self.interval = interval
 
     async def check(self, run: Run) -> Stop | None:
         rule, now = run.known_rule, time.time()
         labels = {**run.job.alert.labels, "rule": rule.name, "target": best_target(run)}
-        found = await self._holding(labels, now)
+        found = self._holding(await self.book.current(), labels, now)
+        if found is not None:  # never hold a job on a pause that may be gone: read them again
+            found = self._holding(await self.book.refresh(), labels, now)
+        run.pauses_seen = self.book.version
         if found is None:
             return None
         message, until = found
@@ -91,9 +90,9 @@ class Paused:
         wait = max(0.05, min(self.interval, until - now))
         return Defer("paused", f"held: {message}", first, delay=wait, hold=True)
 
-    async def _holding(self, labels: dict[str, str], now: float) -> tuple[str, float] | None:
+    def _holding(self, pauses: list[Pause], labels: dict[str, str], now: float) -> tuple[str, float] | None:
         """Why the job is held, and until when; None: nothing holds it."""
-        for pause in await self.store.list_pauses():
+        for pause in pauses:
             matchers = _matchers(pause.matchers)
             if pause.until > now and matchers is not None and matches_all(matchers, labels):
                 return _pause_message(pause), pause.until
@@ -101,6 +100,24 @@ class Paused:
             window, until = open_
             return f"maintenance window {window.name} open until {utc_iso(until)}", until
         return None
+
+
+class PauseBook:
+    """The pauses as last read, with their version: read again when a job would be held
+    by one of them, and when ``admit`` says the version changed (``admit.Admit``). Shared
+    by a replica's workers."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.version = -1  # never read
+        self.pauses: list[Pause] = []
+
+    async def current(self) -> list[Pause]:
+        return self.pauses if self.version >= 0 else await self.refresh()
+
+    async def refresh(self) -> list[Pause]:
+        self.version, self.pauses = await self.store.versioned_pauses()
+        return self.pauses
 
 
 def _pause_message(pause: Pause) -> str:
@@ -136,7 +153,7 @@ class StillFiring:
     async def check(self, run: Run) -> Stop | None:
         alert = run.job.alert
         if run.automatic and not await self.store.is_firing(alert.fingerprint, alert.starts_at.isoformat()):
-            return Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
+            return Skip(SkipReason.RESOLVED, RESOLVED_BEFORE_RUN)
         return None
 
 
@@ -174,74 +191,28 @@ class EpisodeDone:
 
     async def check(self, run: Run) -> Stop | None:
         if run.automatic and await self.store.episode_done(run.known_rule.name, run.job.alert.episode):
-            return Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
+            return Skip(SkipReason.DUPLICATE, EPISODE_DONE)
         return None
 
 
-class Cooldown:
-    """After a success the target rests for the rule's ``cooldown``."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def check(self, run: Run) -> Stop | None:
-        if run.job.ignore_cooldown:
-            return None
-        left = await self.store.cooldown_remaining(run.known_rule.name, run.target)
-        if left > 0:
-            return Skip(
-                SkipReason.COOLDOWN,
-                f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)",
-            )
-        return None
+# The messages of the gates on the store's state, shared with ``admit.Admit``.
+RESOLVED_BEFORE_RUN = "the alert resolved before the job ran"
+EPISODE_DONE = "already remediated for this firing episode"
 
 
-class Circuit:
-    """``max_attempts`` failures within ``attempt_window`` open the circuit: no more tries."""
-
-    def __init__(self, store: Store, metrics: Metrics) -> None:
-        self.store = store
-        self.metrics = metrics
-
-    async def check(self, run: Run) -> Stop | None:
-        if run.job.ignore_circuit:
-            return None
-        rule = run.known_rule
-        left = await self.store.circuit_remaining(rule.name, run.target)
-        if left <= 0:
-            return None
-        self.metrics.circuit_open.labels(rule.name).set(1)
-        return Skip(
-            SkipReason.CIRCUIT_OPEN,
-            (
-                f"circuit open after {rule.policy.max_attempts} failures; closes in "
-                f"{format_duration(left)} (replay with --ignore-circuit to override)"
-            ),
-        )
+def in_cooldown(left: float) -> str:
+    return f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)"
 
 
-class ConcurrencySlot:
-    """A rule in a ``concurrency_group`` takes one of its slots (kept in ``run.slot``,
-    extended with the lease and released with it) or is skipped."""
+def circuit_open(max_attempts: int, left: float) -> str:
+    return (
+        f"circuit open after {max_attempts} failures; closes in "
+        f"{format_duration(left)} (replay with --ignore-circuit to override)"
+    )
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
 
-    async def check(self, run: Run) -> Stop | None:
-        rule = run.known_rule
-        if not rule.policy.concurrency_group:
-            return None
-        slot = secrets.token_hex(8)
-        if not await self.store.acquire_slot(
-            rule.policy.concurrency_group, rule.concurrency_limit, slot, rule.policy.lease
-        ):
-            return Skip(
-                SkipReason.CONCURRENCY,
-                f"concurrency group {rule.policy.concurrency_group!r} is at its limit "
-                f"({rule.concurrency_limit})",
-            )
-        run.slot = slot
-        return None
+def at_limit(group: str, limit: int) -> str:
+    return f"concurrency group {group!r} is at its limit ({limit})"
 
 
 def _brief(labels: dict[str, str]) -> str:

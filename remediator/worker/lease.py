@@ -1,4 +1,5 @@
-"""The target's lease (and the concurrency slot): taken, kept alive, given back."""
+"""The target's lease (and the concurrency slot), taken by ``admit.Admit``: kept alive while
+the handler runs, and given back if the outcome's store call did not."""
 
 from __future__ import annotations
 
@@ -7,44 +8,9 @@ import contextlib
 import time
 
 from remediator.errors import StoreUnavailable
-from remediator.metrics import Metrics
-from remediator.models import SkipReason
 from remediator.settings import Settings
 from remediator.store.base import Store
-from remediator.worker.run import Defer, Run, Skip, Stop
-
-
-class Lease:
-    """The first gate under the lease: take it (``run.token``), or stop.
-
-    A job that finds the target held is merged into the run that holds it
-    (``skipped:locked``); a re-delivered one waits for the stale lease to expire instead.
-    """
-
-    def __init__(self, store: Store, metrics: Metrics) -> None:
-        self.store = store
-        self.metrics = metrics
-
-    async def check(self, run: Run) -> Stop | None:
-        rule, target = run.known_rule, run.target
-        run.token = await self.store.acquire_lease(target, rule.policy.lease, run.job.event_id)
-        if run.token is not None:
-            run.step("lease.acquired", target, ttl=rule.policy.lease)
-            return None
-        self.metrics.lease_contention.labels(rule.name).inc()
-        if run.delivery.deliveries > 1:
-            # Re-delivered after a crash: the dead worker's lease must expire first.
-            wait = await self.store.lease_remaining(target) + 0.5
-            return Defer("locked", "waiting for a stale lease", time.time(), wait)
-        holder = await self.store.lease_holder(target)
-        if holder:
-            run.step("lease.held", f"by event {holder}", holder=holder)
-            return Skip(
-                SkipReason.LOCKED,
-                f"merged into event {holder} running on target {target} (see: remediator event {holder})",
-            )
-        # released or expired in between, or taken by an older replica
-        return Skip(SkipReason.LOCKED, f"merged into the run that holds the lease on target {target}")
+from remediator.worker.run import Run
 
 
 async def release(store: Store, run: Run) -> None:

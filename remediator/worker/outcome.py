@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from remediator.durations import format_duration
 from remediator.errors import StoreUnavailable, TemplateError
 from remediator.metrics import Metrics
-from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason
+from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason, Step
 from remediator.notify.notice import Notice, Notifier
 from remediator.rules.ruleset import render
 from remediator.settings import Settings
+from remediator.store.admission import Conclusion
 from remediator.store.base import Store
 from remediator.worker.retry import retry_after
 from remediator.worker.run import Defer, Run, Skip
@@ -54,14 +57,12 @@ class Outcomes:
         """Cooldown, episode and circuit state from the handler's result; then the outcome,
         or the Defer of a retry (``retry.py``: the outcome waits for the last attempt)."""
         job, rule, target = run.job, run.known_rule, run.target
+        left = Left()
         if result.outcome is Outcome.SUCCEEDED:
-            await self.write(lambda: self.store.set_cooldown(rule.name, target, rule.policy.cooldown))
-            await self.write(lambda: self.store.reset_failures(rule.name, target))
+            left = Left(cooldown=rule.policy.cooldown, reset_failures=True)
             self.metrics.circuit_open.labels(rule.name).set(0)
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
-            await self.write(
-                lambda: self.store.mark_episode(rule.name, job.alert.episode, self.settings.episode_ttl)
-            )
+            left = dataclasses.replace(left, episode_ttl=self.settings.episode_ttl)
         opened, failures = 0, 0
         if job.attempts:  # a retried job was counted toward the circuit at its first failure
             result.details["attempts"] = job.attempts + 1
@@ -88,16 +89,23 @@ class Outcomes:
             )
             return retry
         try:
-            await self.finish(run, result)
+            await self.finish(run, result, left=left)
         finally:
             if opened:  # after the outcome, so the thread reads: failed, then escalated
                 self.notifier.send(self.notice(run, "escalated", result=result, failures=opened))
         return None
 
     async def finish(
-        self, run: Run, result: Result, reason: SkipReason | None = None, *, ack: bool = True
+        self,
+        run: Run,
+        result: Result,
+        reason: SkipReason | None = None,
+        *,
+        ack: bool = True,
+        left: Left | None = None,
     ) -> None:
-        """Record the audit event, ack the delivery, count, log and notify."""
+        """In one store call: what the result leaves (``left``), the audit event, the ack,
+        the lease and slot given back. Then count, log and notify."""
         job, rule = run.job, run.rule
         if job.deferrals:
             run.step("deferred", f"waited {job.deferrals} time(s) before this run")
@@ -107,50 +115,38 @@ class Outcomes:
         done = job.alert.status == "resolved" or (
             result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) or reason is SkipReason.DUPLICATE
         )
-        copies = await self.write(lambda: self.store.settle_intake(job, done))
+        finished_at = time.time()
+        ending = _Ending(run, result, reason, self.replica, finished_at)
+        left = left or Left()
+        group = rule.policy.concurrency_group if rule is not None and run.slot is not None else ""
+        end = Conclusion(
+            job=job,
+            event=ending.event,
+            expected=run.copies,
+            done=done,
+            ack=run.delivery.id if ack else None,
+            target=run.target,
+            token=run.token,
+            group=group or "",
+            slot=run.slot,
+            cooldown=left.cooldown,
+            reset_failures=left.reset_failures,
+            episode_ttl=left.episode_ttl,
+        )
+        copies = await self.write(lambda: self.store.conclude(end))
+        run.token = run.slot = None
         if copies:
             result.details["deduplicated"] = copies
-            run.step("deduplicated", f"{copies} more deliveries of this alert collapsed into this job")
-        run.step(
-            "outcome", result.message, outcome=result.outcome.value, reason=reason.value if reason else ""
-        )
-        finished_at = time.time()
+        run.timeline[:] = ending.steps(copies)
+        event_reason = reason.value if reason else ""
         repaired_in = time_to_repair(job, result, finished_at)
-        event = AuditEvent(
-            event_id=job.event_id,
-            rule=job.rule,
-            target=run.target,
-            handler=rule.handler.name if rule else "",
-            alertname=job.alert.name,
-            fingerprint=job.alert.fingerprint,
-            alert_status=job.alert.status,
-            manual=job.manual,
-            note=job.note,
-            requested_by=job.requested_by,
-            dry_run=result.outcome is Outcome.DRY_RUN,
-            received_at=job.received_at,
-            finished_at=finished_at,
-            outcome=result.outcome,
-            reason=reason.value if reason else "",
-            message=result.message,
-            plan=result.plan,
-            details=result.details,
-            timeline=run.timeline,
-            alert=job.alert,
-            replica=self.replica,
-            external_url=job.external_url,
-            time_to_repair=repaired_in,
-        )
-        await self.write(lambda: self.store.record_event(event))
-        if ack:
-            await self.write(lambda: self.store.ack(run.delivery.id))
-        self.metrics.jobs.labels(job.rule, result.outcome.value, event.reason).inc()
+        self.metrics.jobs.labels(job.rule, result.outcome.value, event_reason).inc()
         if repaired_in is not None:
             self.metrics.time_to_repair.labels(job.rule).observe(repaired_in)
         level = "info" if result.outcome is not Outcome.FAILED else "error"
         getattr(run.log, level)(
             f"remediation.{result.outcome.value}",
-            reason=event.reason,
+            reason=event_reason,
             message=result.message,
             plan=result.plan or None,
         )
@@ -200,6 +196,68 @@ class Outcomes:
             max_attempts=rule.policy.max_attempts if rule else 0,
             attempt_window=rule.policy.attempt_window if rule else 0.0,
             timeline=list(run.timeline) if result else [],
+        )
+
+
+@dataclass(frozen=True)
+class Left:
+    """What a result leaves on its rule and target: a success a cooldown and a clean
+    failure count, a success or a dry run its episode repaired (seconds; 0: nothing)."""
+
+    cooldown: float = 0.0
+    reset_failures: bool = False
+    episode_ttl: float = 0.0
+
+
+class _Ending:
+    """The audit event of a run, built for the copies the store counts when it records it
+    (it may build it twice: copies can arrive while it is written)."""
+
+    def __init__(
+        self, run: Run, result: Result, reason: SkipReason | None, replica: str, finished_at: float
+    ) -> None:
+        self.run, self.result, self.reason = run, result, reason
+        self.replica, self.finished_at = replica, finished_at
+        self.reason_value = reason.value if reason else ""
+
+    def steps(self, copies: int) -> list[Step]:
+        at, result = self.finished_at, self.result
+        steps = list(self.run.timeline)
+        if copies:
+            message = f"{copies} more deliveries of this alert collapsed into this job"
+            steps.append(Step(at=at, name="deduplicated", message=message))
+        data = {"outcome": result.outcome.value, "reason": self.reason_value}
+        steps.append(Step(at=at, name="outcome", message=result.message, data=data))
+        return steps
+
+    def event(self, copies: int) -> AuditEvent:
+        run, result = self.run, self.result
+        job, rule = run.job, run.rule
+        details = {**result.details, "deduplicated": copies} if copies else result.details
+        return AuditEvent(
+            event_id=job.event_id,
+            rule=job.rule,
+            target=run.target,
+            handler=rule.handler.name if rule else "",
+            alertname=job.alert.name,
+            fingerprint=job.alert.fingerprint,
+            alert_status=job.alert.status,
+            manual=job.manual,
+            note=job.note,
+            requested_by=job.requested_by,
+            dry_run=result.outcome is Outcome.DRY_RUN,
+            received_at=job.received_at,
+            finished_at=self.finished_at,
+            outcome=result.outcome,
+            reason=self.reason_value,
+            message=result.message,
+            plan=result.plan,
+            details=details,
+            timeline=self.steps(copies),
+            alert=job.alert,
+            replica=self.replica,
+            external_url=job.external_url,
+            time_to_repair=time_to_repair(job, result, self.finished_at),
         )
 
 

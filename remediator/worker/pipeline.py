@@ -25,20 +25,19 @@ from remediator.rules.ruleset import RuleSet, render
 from remediator.settings import Settings
 from remediator.store.base import Delivery, Store
 from remediator.worker.act import Act
+from remediator.worker.admit import Admit
 from remediator.worker.approval import AwaitingApproval
 from remediator.worker.gates import (
-    Circuit,
-    ConcurrencySlot,
-    Cooldown,
     EpisodeDone,
     Inhibited,
+    PauseBook,
     Paused,
     ResolvedIgnored,
     StaleLease,
     StillFiring,
     best_target,
 )
-from remediator.worker.lease import Lease, release
+from remediator.worker.lease import release
 from remediator.worker.outcome import Outcomes
 from remediator.worker.pause_expiry import PauseExpiry
 from remediator.worker.run import Defer, Gate, Run, Skip, first_stop
@@ -75,26 +74,22 @@ class Pipeline:
         # The gates, in the order a job meets them.
         # A re-delivered job waits out its first worker's lease before anything is recorded.
         self.redelivered: list[Gate] = [StaleLease(store)]
-        # Then (after a resolution is announced) those that need no target.
-        self.before_target: list[Gate] = [
-            ResolvedIgnored(),
-            Paused(store, lambda: rules().windows, settings.defer_interval),
-            StillFiring(store),
-            Inhibited(store),
-            EpisodeDone(store),
-        ]
-        # Those on the rendered target: checked before the lease, to skip cheaply...
-        self.on_target: list[Gate] = [Cooldown(store), Circuit(store, metrics)]
-        # A rule that wants a human's yes waits for it here, before it takes the lease.
+        # Then (after a resolution is announced) those decided in memory: the pause list
+        # is read again only when it changed (``admit`` tells) or would hold the job.
+        self.paused = Paused(PauseBook(store), lambda: rules().windows, settings.defer_interval)
+        self.in_memory: list[Gate] = [ResolvedIgnored(), self.paused]
+        # A rule with ``inhibited_by`` reads the firing alerts (matched here, in Python).
+        self.inhibition: list[Gate] = [StillFiring(store), Inhibited(store)]
+        # Once the target is rendered, one store call asks the rest: still firing, episode,
+        # cooldown, circuit; then takes the lease and the concurrency slot (``admit.py``).
+        self.admit = Admit(store, metrics, self.paused, replica, take=True)
+        # A rule that wants a human's yes asks the same without taking anything, waits for
+        # the yes, then asks again and takes the lease.
         self.awaiting = AwaitingApproval(store, settings, self.outcomes)
-        self.approval: list[Gate] = [self.awaiting]
-        # ...and again under it: a worker that just finished set them before releasing.
-        self.under_lease: list[Gate] = [
-            Lease(store, metrics),
-            EpisodeDone(store),
-            *self.on_target,
-            ConcurrencySlot(store),
-        ]
+        self.approval: list[Gate] = [Admit(store, metrics, self.paused, replica, take=False), self.awaiting]
+        # A rule whose target does not render is failed, unless the alert resolved or its
+        # episode was repaired meanwhile (as for every other job).
+        self.unrendered: list[Gate] = [StillFiring(store), EpisodeDone(store)]
 
     @property
     def notifier(self) -> Notifier:
@@ -174,28 +169,35 @@ class Pipeline:
             return
         if run.job.alert.status == "resolved":
             await self.outcomes.announce_resolution(run)
-        if await self._stopped(run, self.before_target):
+        if await self._stopped(run, self.in_memory):
             return
         rule = run.known_rule
+        if rule.inhibited_by and await self._stopped(run, self.inhibition):
+            return
         try:
             run.plan = render(rule, run.job.alert)
         except TemplateError as exc:
+            if await self._stopped(run, self.unrendered):
+                return
             run.log.error("remediation.render_failed", error=str(exc))
             await self.outcomes.finish(run, Result.failed(f"cannot render rule {rule.name!r}: {exc}"))
             return
         run.log = run.log.bind(target=run.plan.target)
-        if await self._stopped(run, self.on_target) or await self._stopped(run, self.approval):
+        if self._needs_approval(run) and await self._stopped(run, self.approval):
             return
         retry = None
         try:
-            if await self._stopped(run, self.under_lease):
+            if await self._stopped(run, [self.admit]):
                 return
-            await self.store.set_job_state(run.job.event_id, "running", f"on {self.replica}", run.target)
             retry = await self.outcomes.after_handler(run, await self.act(run))
         finally:
-            await release(self.store, run)
+            await release(self.store, run)  # if the outcome's store call did not
         if retry is not None:  # queued once the lease is free, so it cannot meet its own
             await self._defer(run, retry)
+
+    def _needs_approval(self, run: Run) -> bool:
+        spec = run.known_rule.policy.approval
+        return spec is not None and spec.required and not self.awaiting.dry_run(run)
 
     async def _prepared(self, run: Run) -> bool:
         """Finish what an earlier delivery recorded, dead-letter a job delivered too often,

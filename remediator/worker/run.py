@@ -16,7 +16,8 @@ class Run:
     """One job on its way through the pipeline: every gate and stage reads this object.
 
     ``rule`` is set once the job's rule is found, ``plan`` once its templates rendered,
-    ``token`` while the target's lease is held, ``slot`` while a concurrency slot is held.
+    ``token`` while the target's lease is held, ``slot`` while a concurrency slot is held
+    (both given back by the outcome's store call, or by ``lease.release``).
     """
 
     delivery: Delivery
@@ -28,6 +29,8 @@ class Run:
     token: str | None = None
     slot: str | None = None
     carried: list[Step] = field(default_factory=list)  # of a delivery cut by a shutdown
+    pauses_seen: int = -1  # the version of the pauses the job was checked against
+    copies: int = 0  # deliveries collapsed into this job at intake, as last seen
 
     @property
     def job(self) -> Job:

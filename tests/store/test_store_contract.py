@@ -19,6 +19,7 @@ from remediator.api import stats
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.rules.ruleset import parse_rules
 from remediator.settings import Settings
+from remediator.store.admission import Admission, Conclusion
 from remediator.store.base import Approval, Pause, Store
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
@@ -740,3 +741,139 @@ async def test_a_job_state_change_keeps_when_it_was_received_exactly(store: Stor
     await store.set_job_state("jx", "held", "paused by pause p-1", "svc/a")
     held = await store.job_state("jx")
     assert held is not None and held.received_at == first.received_at  # the jobs view's order
+
+
+# ---- a run's start and end in one call each (store.admission) ---------------------------
+def ask(the_job: Job, target: str = "svc/a", **options: Any) -> Admission:
+    values: dict[str, Any] = {
+        "job": the_job,
+        "target": target,
+        "pauses": 0,
+        "automatic": not the_job.manual,
+        "check_cooldown": True,
+        "check_circuit": True,
+        "lease": 30.0,
+        "running": "on replica-1",
+        **options,
+    }
+    return Admission(**values)
+
+
+async def test_pauses_have_a_version_that_every_change_bumps(store: Store) -> None:
+    assert await store.pauses_version() == 0 and await store.versioned_pauses() == (0, [])
+    until = time.time() + 60
+    await store.add_pause(
+        Pause(reason="a", until=until, by="me", id="p-1", matchers=('team="x"',), created=1.0)
+    )
+    await store.set_pause(Pause(reason="all", until=until))
+    version, pauses = await store.versioned_pauses()
+    assert version == 2 == await store.pauses_version()
+    assert [p.id for p in pauses] == ["global", "p-1"]
+    await store.remove_pause("p-1")
+    await store.clear_pause()
+    assert await store.versioned_pauses() == (4, [])
+
+
+async def test_admit_answers_the_first_gate_that_stops_in_order(store: Store) -> None:
+    first = job("a1")
+    await store.accept_collapsing([first, job("a2")], [first.alert], [])
+    # Another pause version than the current: nothing is checked or taken.
+    assert (await store.admit(ask(first, pauses=7))).stop == "pauses_changed"
+    assert await store.lease_remaining("svc/a") == 0
+    await store.set_cooldown("r1", "svc/a", 60)
+    await store.record_failure("r1", "svc/a", 60, 1)
+    await store.mark_episode("r1", first.alert.episode, 60)
+    assert (await store.admit(ask(first))).stop == "duplicate"
+    assert (await store.admit(ask(first, automatic=False))).stop == "cooldown"
+    answer = await store.admit(ask(first, automatic=False, check_cooldown=False))
+    assert answer.stop == "circuit" and 55 < answer.left <= 60
+    assert await store.lease_remaining("svc/a") == 0  # a stopped job takes nothing
+    # A resolved alert stops it before anything else.
+    await store.accept([], [], [first.alert])
+    assert (await store.admit(ask(first))).stop == "resolved"
+
+
+async def test_admit_takes_the_lease_and_the_slot_and_marks_the_job_running(store: Store) -> None:
+    first = job("a1")
+    await store.accept_collapsing([first, job("a2")], [first.alert], [])
+    admitted = await store.admit(ask(first, group="g", limit=1, slot="s1"))
+    assert admitted.stop == "" and admitted.token is not None and admitted.copies == 1
+    assert await store.lease_holder("svc/a") == "a1"
+    state = await store.job_state("a1")
+    assert state is not None and (state.state, state.why, state.target) == (
+        "running",
+        "on replica-1",
+        "svc/a",
+    )
+    # The target is held: the holder is named; a full group stops another target.
+    other = job("b1", svc="b")
+    await store.accept([], [other.alert], [])
+    locked = await store.admit(ask(other))
+    assert locked.stop == "locked" and locked.holder == "a1" and 25 < locked.left <= 30
+    full = await store.admit(ask(other, target="svc/b", group="g", limit=1, slot="s2"))
+    assert full.stop == "concurrency"
+    assert await store.lease_remaining("svc/b") == 0  # its lease was given back at once
+    # Checking only takes nothing and leaves the state alone.
+    check = await store.admit(ask(other, target="svc/b", lease=0.0))
+    assert check.stop == "" and check.token is None and await store.lease_remaining("svc/b") == 0
+    assert admitted.token is not None and await store.release_lease("svc/a", admitted.token)
+
+
+async def test_intake_copies_are_counted_for_the_owner_only(store: Store) -> None:
+    first = job("a1")
+    await store.accept_collapsing([first, job("a2"), job("a3")], [], [])
+    assert await store.intake_copies(first) == 2
+    assert await store.intake_copies(job("a2")) == 0
+    assert await store.intake_copies(first.model_copy(update={"manual": True})) == 0
+
+
+async def test_conclude_records_acks_releases_and_leaves_the_state(store: Store) -> None:
+    first = job("a1")
+    await store.accept_collapsing([first, job("a2")], [first.alert], [])
+    [delivery] = await store.dequeue("c1", 10, 1.0)
+    admitted = await store.admit(ask(first, group="g", limit=1, slot="s1"))
+    await store.accept_collapsing([job("a3")], [], [])  # a copy while it runs
+    built: list[int] = []
+
+    def build(copies: int) -> AuditEvent:
+        built.append(copies)
+        return event("a1").model_copy(update={"details": {"deduplicated": copies}})
+
+    end = Conclusion(
+        job=first,
+        event=build,
+        expected=admitted.copies,
+        done=True,
+        ack=delivery.id,
+        target="svc/a",
+        token=admitted.token,
+        group="g",
+        slot="s1",
+        cooldown=60.0,
+        reset_failures=True,
+        episode_ttl=60.0,
+    )
+    await store.record_failure("r1", "svc/a", 60, 5)
+    assert await store.conclude(end) == 2
+    assert built[-1] == 2  # the event counts the copy that came while it ran
+    recorded = await store.get_event("a1")
+    assert recorded is not None and recorded.details == {"deduplicated": 2}
+    assert await store.job_state("a1") is None and await store.queue_depth() == 0
+    assert await store.lease_remaining("svc/a") == 0 and await store.acquire_slot("g", 1, "s9", 5)
+    assert await store.cooldown_remaining("r1", "svc/a") > 55
+    assert await store.episode_done("r1", first.alert.episode)
+    assert (await store.record_failure("r1", "svc/a", 60, 5)).failures == 1  # reset
+    # done: later copies stay collapsed
+    assert await store.accept_collapsing([job("a4")], [], []) == ["a4"]
+
+
+async def test_conclude_of_a_skip_changes_only_what_it_names(store: Store) -> None:
+    manual = job("m1").model_copy(update={"manual": True})
+    await store.accept([manual], [], [])
+    [delivery] = await store.dequeue("c1", 10, 1.0)
+    copies = await store.conclude(
+        Conclusion(job=manual, event=lambda n: event("m1", outcome=Outcome.SKIPPED), ack=delivery.id)
+    )
+    assert copies == 0 and await store.get_event("m1") is not None
+    assert await store.queue_depth() == 0 and await store.cooldown_remaining("r1", "") == 0
+    assert not await store.episode_done("r1", manual.alert.episode)

@@ -15,20 +15,19 @@ from remediator.models import Alert, Job, SkipReason
 from remediator.rules.ruleset import Rule, parse_rules, render
 from remediator.store.base import Delivery, Pause
 from remediator.store.memory import MemoryStore
+from remediator.worker.admit import Admit
 from remediator.worker.gates import (
-    Circuit,
-    ConcurrencySlot,
-    Cooldown,
     Defer,
     EpisodeDone,
     Inhibited,
+    PauseBook,
     Paused,
     ResolvedIgnored,
     Skip,
     StaleLease,
     StillFiring,
 )
-from remediator.worker.lease import Lease, release
+from remediator.worker.lease import release
 from remediator.worker.run import Run
 from tests.support.handlers import make_registry
 from tests.support.payloads import alert
@@ -91,6 +90,22 @@ def make_run(
     return run
 
 
+def paused(store: MemoryStore) -> Paused:
+    return Paused(PauseBook(store))
+
+
+def admit(store: MemoryStore, metrics: Metrics | None = None, *, take: bool = True) -> Admit:
+    """The gates on the store's state in one call, as the pipeline builds them."""
+    return Admit(store, metrics or Metrics(), paused(store), "replica-1", take=take)
+
+
+async def firing_run(store: MemoryStore, labels: dict[str, str] | None = None, **job: object) -> Run:
+    """A run whose alert is in the store's firing index (as intake leaves it)."""
+    run = make_run(labels, **job)  # type: ignore[arg-type]
+    await store.accept([], [run.job.alert], [])
+    return run
+
+
 async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(store: MemoryStore) -> None:
     assert await StaleLease(store).check(make_run()) is None
     assert await StaleLease(store).check(make_run(deliveries=2)) is None
@@ -115,12 +130,12 @@ async def test_resolved_ignored() -> None:
 async def test_paused(store: MemoryStore) -> None:
     # Issue 16: a job that meets a pause is held (on_pause: hold, the default); a manual
     # replay keeps the old behaviour, skipped:paused (the assertions below).
-    assert await Paused(store).check(make_run(manual=True)) is None
+    assert await paused(store).check(make_run(manual=True)) is None
     await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
-    stop = await Paused(store).check(make_run(manual=True))
+    stop = await paused(store).check(make_run(manual=True))
     assert isinstance(stop, Skip) and stop.reason is SkipReason.PAUSED
     assert stop.message.startswith("remediation paused until ")
-    held = await Paused(store).check(make_run())
+    held = await paused(store).check(make_run())
     assert isinstance(held, Defer) and held.hold and held.reason == "paused"
     assert stop.message.endswith(": maintenance")
 
@@ -160,42 +175,89 @@ async def test_episode_done(store: MemoryStore) -> None:
     assert await EpisodeDone(store).check(make_run(manual=True)) is None
 
 
+async def test_paused_reads_the_pauses_again_only_when_they_changed(store: MemoryStore) -> None:
+    gate, run = paused(store), await firing_run(store)
+    assert await gate.check(run) is None and run.pauses_seen == 0
+    # a pause added after the check: the admission sees another version, the pauses are
+    # read again, and the job is held, with nothing taken
+    await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
+    stop = await Admit(store, Metrics(), gate, "replica-1", take=True).check(run)
+    assert isinstance(stop, Defer) and stop.hold and stop.message.endswith(": maintenance")
+    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    # a pause the book still lists but that was lifted: read again before holding anything
+    await store.clear_pause()
+    assert await gate.check(run) is None and run.pauses_seen == 2
+
+
+async def test_admit_checks_firing_and_the_episode(store: MemoryStore) -> None:
+    run = make_run()  # its alert is not in the firing index: it resolved
+    await paused(store).check(run)
+    assert await admit(store).check(run) == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
+    run = await firing_run(store)
+    await store.mark_episode("probe", run.job.alert.episode, 60)
+    await paused(store).check(run)
+    assert await admit(store).check(run) == Skip(
+        SkipReason.DUPLICATE, "already remediated for this firing episode"
+    )
+    manual = make_run(manual=True)  # a replay is neither: it runs
+    await paused(store).check(manual)
+    assert await admit(store).check(manual) is None and manual.token is not None
+
+
 async def test_cooldown(store: MemoryStore) -> None:
-    assert await Cooldown(store).check(make_run()) is None
+    run = await firing_run(store)
+    await paused(store).check(run)
+    assert await admit(store, take=False).check(run) is None
     await store.set_cooldown("probe", "svc/a", 600)
-    stop = await Cooldown(store).check(make_run())
+    stop = await admit(store).check(run)
     assert isinstance(stop, Skip) and stop.reason is SkipReason.COOLDOWN
     assert stop.message.startswith("in cooldown for ")
     assert stop.message.endswith(" more (replay with --ignore-cooldown to override)")
-    assert await Cooldown(store).check(make_run(ignore_cooldown=True)) is None
+    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    replay = make_run(ignore_cooldown=True, manual=True)
+    await paused(store).check(replay)
+    assert await admit(store).check(replay) is None
 
 
 async def test_circuit(store: MemoryStore) -> None:
     metrics = Metrics()
-    assert await Circuit(store, metrics).check(make_run()) is None
+    run = await firing_run(store)
+    await paused(store).check(run)
+    assert await admit(store, metrics, take=False).check(run) is None
     for _ in range(2):
         await store.record_failure("probe", "svc/a", 3600, 2)
-    stop = await Circuit(store, metrics).check(make_run())
+    stop = await admit(store, metrics).check(run)
     assert isinstance(stop, Skip) and stop.reason is SkipReason.CIRCUIT_OPEN
     assert stop.message.startswith("circuit open after 2 failures; closes in ")
     assert metrics.registry.get_sample_value("remediator_circuit_open", {"rule": "probe"}) == 1
-    assert await Circuit(store, metrics).check(make_run(ignore_circuit=True)) is None
+    replay = make_run(ignore_circuit=True, manual=True)
+    await paused(store).check(replay)
+    assert await admit(store, metrics).check(replay) is None
 
 
 async def test_lease_taken_and_released(store: MemoryStore) -> None:
-    run = make_run()
-    assert await Lease(store, Metrics()).check(run) is None
+    run = await firing_run(store)
+    await paused(store).check(run)
+    assert await admit(store).check(run) is None
     assert run.token is not None and await store.lease_holder("svc/a") == "e1"
     assert [s.name for s in run.timeline] == ["lease.acquired"]
     await release(store, run)
     assert run.token is None and await store.lease_remaining("svc/a") == 0
 
 
+async def test_checking_only_takes_nothing(store: MemoryStore) -> None:
+    run = await firing_run(store)
+    await paused(store).check(run)
+    assert await admit(store, take=False).check(run) is None
+    assert run.token is None and run.slot is None and await store.lease_remaining("svc/a") == 0
+
+
 async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> None:
     assert await store.acquire_lease("svc/a", 60, "holder1")
     metrics = Metrics()
-    run = make_run()
-    stop = await Lease(store, metrics).check(run)
+    run = await firing_run(store)
+    await paused(store).check(run)
+    stop = await admit(store, metrics).check(run)
     assert stop == Skip(
         SkipReason.LOCKED, "merged into event holder1 running on target svc/a (see: remediator event holder1)"
     )
@@ -205,17 +267,21 @@ async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> 
 
 async def test_lease_held_defers_a_redelivered_job(store: MemoryStore) -> None:
     assert await store.acquire_lease("svc/a", 60, "holder1")
-    stop = await Lease(store, Metrics()).check(make_run(deliveries=2))
+    run = await firing_run(store, deliveries=2)
+    await paused(store).check(run)
+    stop = await admit(store).check(run)
     assert isinstance(stop, Defer) and stop.reason == "locked"
     assert stop.message == "waiting for a stale lease"
 
 
 async def test_concurrency_slot(store: MemoryStore) -> None:
-    run = make_run()
-    assert await ConcurrencySlot(store).check(run) is None and run.slot is not None
-    other = make_run({"service": "b"})
-    stop = await ConcurrencySlot(store).check(other)
+    run = await firing_run(store)
+    await paused(store).check(run)
+    assert await admit(store).check(run) is None and run.slot is not None
+    other = await firing_run(store, {"service": "b"})
+    await paused(store).check(other)
+    stop = await admit(store).check(other)
     assert stop == Skip(SkipReason.CONCURRENCY, "concurrency group 'storage' is at its limit (1)")
-    assert other.slot is None
+    assert other.slot is None and other.token is None and await store.lease_remaining("svc/b") == 0
     await release(store, run)
-    assert await ConcurrencySlot(store).check(other) is None
+    assert await admit(store).check(other) is None

@@ -29,16 +29,19 @@ class MemoryGates:
         self.resolutions: Expiring[RuleEpisode, bool] = Expiring(max_episodes, lambda: evicted("resolution"))
         self._pause: Pause | None = None
         self._pauses: dict[str, Pause] = {}  # scoped pauses by id
+        self._pauses_version = 0  # bumped by every change to the pauses
         self._cooldowns: Expiring[RuleTarget, bool] = Expiring()
         self._circuits: Expiring[RuleTarget, bool] = Expiring()  # open until the deadline
         self._attempts: dict[RuleTarget, list[float]] = {}  # failure times (epoch)
 
     async def set_pause(self, pause: Pause) -> None:
         self._pause = pause
+        self._pauses_version += 1
 
     async def clear_pause(self) -> bool:
         was = await self.get_pause() is not None  # an expired pause is no pause
         self._pause = None
+        self._pauses_version += 1
         return was
 
     async def get_pause(self) -> Pause | None:
@@ -51,8 +54,10 @@ class MemoryGates:
             await self.set_pause(pause)
         else:
             self._pauses[pause.id] = pause
+            self._pauses_version += 1
 
     async def remove_pause(self, pause_id: str) -> Pause | None:
+        self._pauses_version += 1
         if pause_id == GLOBAL_PAUSE:
             pause = await self.get_pause()
             self._pause = None
@@ -67,6 +72,12 @@ class MemoryGates:
         scoped = sorted(self._pauses.values(), key=lambda p: (p.created, p.id))
         pause = await self.get_pause()
         return ([pause] if pause is not None else []) + scoped
+
+    async def pauses_version(self) -> int:
+        return self._pauses_version
+
+    async def versioned_pauses(self) -> tuple[int, list[Pause]]:
+        return self._pauses_version, await self.list_pauses()
 
     async def firing_labels(self) -> list[dict[str, str]]:
         return self.firing.labels()

@@ -129,6 +129,10 @@ class MemoryStore(ComposedStore):
             self._intake.pop(key)
         return n
 
+    async def intake_copies(self, job: Job) -> int:
+        marker = self._intake.get(_intake_key(job)) if collapses(job) else None
+        return int(marker[1]) if marker is not None and marker[0] == job.event_id else 0
+
     def sizes(self) -> dict[str, int]:
         """Entries per capped map (for tests and the memory bench)."""
         return {

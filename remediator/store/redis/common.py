@@ -43,6 +43,8 @@ _SCRIPTS = (
     "REQUEST_APPROVAL",
     "DECIDE_APPROVAL",
     "SET_APPROVAL_MESSAGE",
+    "ADMIT",
+    "CONCLUDE",
 )
 
 

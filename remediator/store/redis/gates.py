@@ -23,10 +23,13 @@ class RedisGates:
     async def set_pause(self, pause: Pause) -> None:
         data = json.dumps({**pause.as_dict(), "id": GLOBAL_PAUSE})
         await self._r.set(self.keys.pause, data, pxat=max(1, int(pause.until * 1000)))
+        await self._bump()
 
     @guarded
     async def clear_pause(self) -> bool:
-        return bool(await self._r.delete(self.keys.pause))
+        cleared = bool(await self._r.delete(self.keys.pause))
+        await self._bump()
+        return cleared
 
     @guarded
     async def get_pause(self) -> Pause | None:
@@ -42,6 +45,7 @@ class RedisGates:
             await self.set_pause(pause)
         else:
             await self._r.hset(self.keys.pauses, pause.id, json.dumps(pause.as_dict()))
+            await self._bump()
 
     @guarded
     async def remove_pause(self, pause_id: str) -> Pause | None:
@@ -51,18 +55,33 @@ class RedisGates:
             data = await self._r.hget(self.keys.pauses, pause_id)
             if data is not None and not await self._r.hdel(self.keys.pauses, pause_id):
                 data = None
+        await self._bump()
         if data is None:
             return None
         pause = Pause.from_dict(json.loads(data))
         return pause if pause.until > time.time() else None
 
+    async def _bump(self) -> None:
+        await self._r.incr(self.keys.pauses_version)
+
+    @guarded
+    async def pauses_version(self) -> int:
+        return int(await self._r.get(self.keys.pauses_version) or 0)
+
     @guarded
     async def list_pauses(self) -> list[Pause]:
-        """The global pause first, then the scoped ones by creation; drops the expired."""
+        return (await self.versioned_pauses())[1]
+
+    @guarded
+    async def versioned_pauses(self) -> tuple[int, list[Pause]]:
+        """The version, then the global pause first and the scoped ones by creation; drops
+        the expired. The version is read first: a change in between makes it stale, never
+        the list."""
         async with self._r.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.pauses_version)
             pipe.get(self.keys.pause)
             pipe.hgetall(self.keys.pauses)
-            found, scoped = await pipe.execute()
+            version, found, scoped = await pipe.execute()
         now, expired, pauses = time.time(), [], []
         for pause_id, data in scoped.items():
             pause = Pause.from_dict(json.loads(data))
@@ -75,7 +94,7 @@ class RedisGates:
         pauses.sort(key=lambda p: (p.created, p.id))
         if found is not None and (pause := Pause.from_dict(json.loads(found))).until > now:
             pauses.insert(0, pause)
-        return pauses
+        return int(version or 0), pauses
 
     # ---- firing-alert index ----------------------------------------------------
     @guarded

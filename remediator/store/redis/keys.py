@@ -82,6 +82,11 @@ class Keys:
         return f"{self.prefix}:pauses"
 
     @property
+    def pauses_version(self) -> str:
+        # bumped by every change to the pauses: a job is admitted only against the current list
+        return f"{self.prefix}:pauses:version"
+
+    @property
     def job_states(self) -> str:
         # event id -> JobState JSON; shares {audit}: recording the outcome removes the entry
         return f"{self.prefix}:{{audit}}:jobs"

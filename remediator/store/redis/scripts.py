@@ -40,23 +40,29 @@ return out
 # KEYS: intake key; ARGV: event id, 1 if the episode is done (the key stays until it
 # expires: later copies are still collapsed). Only the job that owns the key settles it;
 # returns how many copies were collapsed into it.
-SETTLE_INTAKE = """
-if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 0 end
-local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[1], 'n', 0)
-else
-  redis.call('DEL', KEYS[1])
+_SETTLE_FN = """
+local function settle(key, id, done)
+  if redis.call('HGET', key, 'id') ~= id then return 0 end
+  local n = tonumber(redis.call('HGET', key, 'n') or '0')
+  if done == '1' then
+    redis.call('HSET', key, 'n', 0)
+  else
+    redis.call('DEL', key)
+  end
+  return n
 end
-return n
 """
+SETTLE_INTAKE = _SETTLE_FN + "return settle(KEYS[1], ARGV[1], ARGV[2])"
 
 # KEYS: stream; ARGV: group, entry id. Acked entries are deleted: the stream
 # holds only unfinished jobs, so it never needs a trim that could drop one.
-ACK = """
-redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
-return redis.call('XDEL', KEYS[1], ARGV[2])
+_ACK_FN = """
+local function ack(stream, group, id)
+  redis.pcall('XACK', stream, group, id)
+  return redis.call('XDEL', stream, id)
+end
 """
+ACK = _ACK_FN + "return ack(KEYS[1], ARGV[1], ARGV[2])"
 
 # KEYS: stream; ARGV: group, consumer, min idle ms, cursor, count.
 # XAUTOCLAIM scans at most 10 x COUNT pending entries per call, so we go on
@@ -116,25 +122,28 @@ return n
 
 # KEYS: job-state hash; ARGV: event id, state, why, target, now (epoch seconds).
 # Only a job still in the index moves: one whose outcome is recorded stays gone.
-JOB_STATE = """
-local data = redis.call('HGET', KEYS[1], ARGV[1])
-if not data then return 0 end
-local job = cjson.decode(data)
-if job['state'] ~= ARGV[2] or job['why'] ~= ARGV[3] then
-  job['since'] = tonumber(ARGV[5])
+_JOB_STATE_FN = """
+local function job_state(key, id, state, why, target, now)
+  local data = redis.call('HGET', key, id)
+  if not data then return 0 end
+  local job = cjson.decode(data)
+  if job['state'] ~= state or job['why'] ~= why then
+    job['since'] = tonumber(now)
+  end
+  job['state'] = state
+  job['why'] = why
+  if target ~= '' then job['target'] = target end
+  local out = cjson.encode(job)
+  -- cjson writes 14 significant digits: put received_at (the jobs view's order) back as written
+  local received = string.match(data, '"received_at":%s*(%-?[%d%.]+[eE]?[%+%-]?%d*)')
+  if received then
+    out = string.gsub(out, '"received_at":%-?[%d%.]+[eE]?[%+%-]?%d*', '"received_at":' .. received, 1)
+  end
+  redis.call('HSET', key, id, out)
+  return 1
 end
-job['state'] = ARGV[2]
-job['why'] = ARGV[3]
-if ARGV[4] ~= '' then job['target'] = ARGV[4] end
-local out = cjson.encode(job)
--- cjson writes 14 significant digits: put received_at (the jobs view's order) back as written
-local received = string.match(data, '"received_at":%s*(%-?[%d%.]+[eE]?[%+%-]?%d*)')
-if received then
-  out = string.gsub(out, '"received_at":%-?[%d%.]+[eE]?[%+%-]?%d*', '"received_at":' .. received, 1)
-end
-redis.call('HSET', KEYS[1], ARGV[1], out)
-return 1
 """
+JOB_STATE = _JOB_STATE_FN + "return job_state(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])"
 
 # KEYS: deferred zset, stream; ARGV: max jobs to move
 PROMOTE = (
@@ -170,28 +179,30 @@ return 0
 """
 
 # KEYS: lease; ARGV: token
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: slots zset; ARGV: token, limit, ttl ms. Members are scored by their expiry.
-ACQUIRE_SLOT = (
-    _NOW_MS
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1])
-   and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+_RELEASE_FN = """
+local function release(key, token)
+  if redis.call('GET', key) == token then
+    return redis.call('DEL', key)
+  end
   return 0
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])))
-return 1
 """
-)
+RELEASE = _RELEASE_FN + "return release(KEYS[1], ARGV[1])"
+
+# KEYS: slots zset; ARGV: token, limit, ttl ms. Members are scored by their expiry.
+_ACQUIRE_SLOT_FN = """
+local function acquire_slot(key, token, limit, ttl, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if not redis.call('ZSCORE', key, token) and redis.call('ZCARD', key) >= tonumber(limit) then
+    return 0
+  end
+  redis.call('ZADD', key, now + tonumber(ttl), token)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', key, math.floor(tonumber(last[2])))
+  return 1
+end
+"""
+ACQUIRE_SLOT = _NOW_MS + _ACQUIRE_SLOT_FN + "return acquire_slot(KEYS[1], ARGV[1], ARGV[2], ARGV[3], now)"
 
 # KEYS: attempts zset, circuit key; ARGV: window ms, max attempts, unique member.
 # Returns {failures in the window, 1 if this failure opened the circuit}.
@@ -225,45 +236,47 @@ return redis.call('HVALS', KEYS[2])
 
 # KEYS: firing index zset, firing alerts hash; ARGV: fingerprint, now ms.
 # Drops up to 100 expired entries on the way (alerts whose resolution never came).
-IS_FIRING = """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, 100)
-if #expired > 0 then
-  redis.call('ZREM', KEYS[1], unpack(expired))
-  redis.call('HDEL', KEYS[2], unpack(expired))
+_FIRING_FN = """
+local function firing(index, alerts, fingerprint, now)
+  local expired = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 100)
+  if #expired > 0 then
+    redis.call('ZREM', index, unpack(expired))
+    redis.call('HDEL', alerts, unpack(expired))
+  end
+  local expires = redis.call('ZSCORE', index, fingerprint)
+  if not expires or tonumber(expires) <= tonumber(now) then return false end
+  return redis.call('HGET', alerts, fingerprint)
 end
-local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not expires or tonumber(expires) <= tonumber(ARGV[2]) then return false end
-return redis.call('HGET', KEYS[2], ARGV[1])
 """
+IS_FIRING = _FIRING_FN + "return firing(KEYS[1], KEYS[2], ARGV[1], ARGV[2])"
 
 # KEYS: audit stream, event hash, job-state hash; ARGV: event json, rule, outcome, outcome label,
 # max events, retention ms, event id, event key prefix (same {audit} tag).
 # Re-recording an event replaces its earlier entry; the events trimmed off the
 # stream (by count or age) lose their lookup key too, as in the memory store.
-RECORD_EVENT = (
-    _NOW_MS
-    + """
-redis.call('HDEL', KEYS[3], ARGV[7])
-local prev = redis.call('HGET', KEYS[2], 's')
-if prev then redis.call('XDEL', KEYS[1], prev) end
-local sid = redis.call('XADD', KEYS[1], '*', 'i', ARGV[7], 'r', ARGV[2], 'o', ARGV[3],
-                       'l', ARGV[4], 'e', ARGV[1])
-redis.call('HSET', KEYS[2], 'e', ARGV[1], 's', sid)
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-local over = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[5])
-if over > 0 then
-  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', over)) do
-    local fields = entry[2]
-    for j = 1, #fields, 2 do
-      if fields[j] == 'i' then redis.call('DEL', ARGV[8] .. fields[j + 1]) end
+_RECORD_EVENT_FN = """
+local function record_event(stream, event, jobs, a, now)
+  redis.call('HDEL', jobs, a[7])
+  local prev = redis.call('HGET', event, 's')
+  if prev then redis.call('XDEL', stream, prev) end
+  local sid = redis.call('XADD', stream, '*', 'i', a[7], 'r', a[2], 'o', a[3], 'l', a[4], 'e', a[1])
+  redis.call('HSET', event, 'e', a[1], 's', sid)
+  redis.call('PEXPIRE', event, a[6])
+  local over = redis.call('XLEN', stream) - tonumber(a[5])
+  if over > 0 then
+    for _, entry in ipairs(redis.call('XRANGE', stream, '-', '+', 'COUNT', over)) do
+      local fields = entry[2]
+      for j = 1, #fields, 2 do
+        if fields[j] == 'i' then redis.call('DEL', a[8] .. fields[j + 1]) end
+      end
+      redis.call('XDEL', stream, entry[1])
     end
-    redis.call('XDEL', KEYS[1], entry[1])
   end
+  redis.call('XTRIM', stream, 'MINID', now - tonumber(a[6]))
+  return sid
 end
-redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[6]))
-return sid
 """
-)
+RECORD_EVENT = _NOW_MS + _RECORD_EVENT_FN + "return record_event(KEYS[1], KEYS[2], KEYS[3], ARGV, now)"
 
 # KEYS: thread key; ARGV: ts, ttl ms. The first writer wins; everyone gets the winner.
 CLAIM_THREAD = """
@@ -304,3 +317,80 @@ if ttl < 1 then ttl = 1 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
 return 1
 """
+
+# A job's admission (``store.admission``), on one server only (its keys span hash slots).
+# KEYS: pauses version, firing index, firing alerts, episode, cooldown, circuit, lease, slots,
+# job states, intake marker. ARGV: 1 pauses version seen, 2 fingerprint, 3 startsAt,
+# 4 automatic (1/0), 5 check cooldown, 6 check circuit, 7 lease ttl ms (0: check only),
+# 8 lease token, 9 slot token ('' none), 10 slot limit, 11 event id, 12 running why,
+# 13 target, 14 now (epoch seconds, for the job state). Returns {stop ('' = admitted),
+# ms left, the lease's value (locked), copies collapsed into the job so far}.
+ADMIT = (
+    _NOW_MS
+    + _FIRING_FN
+    + _ACQUIRE_SLOT_FN
+    + _JOB_STATE_FN
+    + """
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return {'pauses_changed', 0, '', 0} end
+if ARGV[4] == '1' then
+  local data = firing(KEYS[2], KEYS[3], ARGV[2], now)
+  if not data or cjson.decode(data)['startsAt'] ~= ARGV[3] then return {'resolved', 0, '', 0} end
+  if redis.call('EXISTS', KEYS[4]) == 1 then return {'duplicate', 0, '', 0} end
+end
+if ARGV[5] == '1' then
+  local left = redis.call('PTTL', KEYS[5])
+  if left > 0 then return {'cooldown', left, '', 0} end
+end
+if ARGV[6] == '1' then
+  local left = redis.call('PTTL', KEYS[6])
+  if left > 0 then return {'circuit', left, '', 0} end
+end
+if tonumber(ARGV[7]) > 0 then
+  if not redis.call('SET', KEYS[7], ARGV[8], 'NX', 'PX', ARGV[7]) then
+    return {'locked', redis.call('PTTL', KEYS[7]), redis.call('GET', KEYS[7]) or '', 0}
+  end
+  if ARGV[9] ~= '' and acquire_slot(KEYS[8], ARGV[9], ARGV[10], ARGV[7], now) == 0 then
+    redis.call('DEL', KEYS[7])
+    return {'concurrency', 0, '', 0}
+  end
+  job_state(KEYS[9], ARGV[11], 'running', ARGV[12], ARGV[13], ARGV[14])
+end
+local copies = 0
+if redis.call('HGET', KEYS[10], 'id') == ARGV[11] then
+  copies = tonumber(redis.call('HGET', KEYS[10], 'n') or '0')
+end
+return {'', 0, '', copies}
+"""
+)
+
+# A job's end (``store.admission``), on one server only. KEYS: intake marker, audit stream,
+# event hash, job states, jobs stream, lease, slots, cooldown, attempts, episode.
+# ARGV: 1 event id, 2 copies the event counts, 3 done (1/0), 4..11 RECORD_EVENT's ARGV
+# (event json, rule, outcome, outcome label, max events, retention ms, event id, event
+# key prefix), 12 group, 13 delivery id ('' none), 14 lease token ('' none), 15 slot
+# token ('' none), 16 cooldown ms (0 none), 17 reset failures (1/0), 18 episode ttl ms
+# (0 none). When the marker counts other copies than ARGV[2] (-1: any), nothing is
+# written: returns {0, copies} and the caller builds the event again. Else {1, copies}.
+CONCLUDE = (
+    _NOW_MS
+    + _SETTLE_FN
+    + _RECORD_EVENT_FN
+    + _ACK_FN
+    + _RELEASE_FN
+    + """
+local n = 0
+if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
+  n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+end
+if ARGV[2] ~= '-1' and n ~= tonumber(ARGV[2]) then return {0, n} end
+if tonumber(ARGV[16]) > 0 then redis.call('SET', KEYS[8], '1', 'PX', ARGV[16]) end
+if ARGV[17] == '1' then redis.call('DEL', KEYS[9]) end
+if tonumber(ARGV[18]) > 0 then redis.call('SET', KEYS[10], '1', 'PX', ARGV[18]) end
+settle(KEYS[1], ARGV[1], ARGV[3])
+record_event(KEYS[2], KEYS[3], KEYS[4], {unpack(ARGV, 4, 11)}, now)
+if ARGV[13] ~= '' then ack(KEYS[5], ARGV[12], ARGV[13]) end
+if ARGV[15] ~= '' then redis.call('ZREM', KEYS[7], ARGV[15]) end
+if ARGV[14] ~= '' then release(KEYS[6], ARGV[14]) end
+return {1, n}
+"""
+)

@@ -14,15 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Self
 
+from redis.asyncio.cluster import RedisCluster
+
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, Job, NewJob
 from remediator.settings import Settings
+from remediator.store.admission import Admission, Admitted, Conclusion
 from remediator.store.base import collapses
 from remediator.store.composed import ComposedStore
+from remediator.store.redis.admission import RedisAdmission
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.batching import AcceptBatcher, Intake
-from remediator.store.redis.common import FAILURES, Backend, guarded, log
+from remediator.store.redis.common import FAILURES, Backend, guarded, log, text
 from remediator.store.redis.connection import Connection, connect
 from remediator.store.redis.gates import RedisGates
 from remediator.store.redis.intake import intake, write_intake
@@ -83,6 +87,12 @@ class RedisStore(ComposedStore):
         self._backend = Backend(conn.client, keys)
         self._redis_queue = RedisQueue(self._backend, max_block=max(0.1, conn.socket_timeout - 1.0))
         self._batcher = AcceptBatcher(self._write_intake)
+        # one script per run's start and end, unless the keys live on several nodes
+        self._admission = (
+            None
+            if isinstance(conn.client, RedisCluster)
+            else RedisAdmission(self._backend, audit_max_events, audit_retention)
+        )
         super().__init__(
             queue=self._redis_queue,
             locks=RedisLocks(self._backend),
@@ -124,6 +134,23 @@ class RedisStore(ComposedStore):
             return 0
         n = await self._backend.run("SETTLE_INTAKE", [self._intake_key(job)], [job.event_id, int(done)])
         return int(n)
+
+    @guarded
+    async def intake_copies(self, job: Job) -> int:
+        if not collapses(job):
+            return 0
+        owner, n = await self._r.hmget(self._intake_key(job), ["id", "n"])
+        return int(n or 0) if owner is not None and text(owner) == job.event_id else 0
+
+    async def admit(self, ask: Admission) -> Admitted:
+        if self._admission is None:
+            return await super().admit(ask)
+        return await self._admission.admit(ask)
+
+    async def conclude(self, end: Conclusion) -> int:
+        if self._admission is None:
+            return await super().conclude(end)
+        return await self._admission.conclude(end)
 
     def _intake_key(self, job: Job | NewJob) -> str:
         return self.keys.intake(job.alert.status, job.rule, job.alert.episode) if collapses(job) else ""

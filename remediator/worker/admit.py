@@ -1,0 +1,111 @@
+"""The gates on the store's state, in one store call (``store.admission``).
+
+The alert still fires, its episode is not yet repaired, the target is not in cooldown,
+its circuit is closed; then (``take``) the target's lease and the rule's concurrency slot
+are taken and the job is marked running. The pause check (``gates.Paused``) runs just
+before, in memory: the call also checks that the pauses it saw are still the current
+ones, and if not, they are read again and the job checked again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from remediator.metrics import Metrics
+from remediator.models import SkipReason
+from remediator.store.admission import Admission, Admitted
+from remediator.store.base import Store
+from remediator.worker.gates import (
+    EPISODE_DONE,
+    RESOLVED_BEFORE_RUN,
+    Paused,
+    at_limit,
+    circuit_open,
+    in_cooldown,
+)
+from remediator.worker.run import Defer, Run, Skip, Stop
+
+_AGAIN = 3  # pause changes in a row before the job waits a moment instead
+
+
+class Admit:
+    """Let the job through (holding the lease when ``take``) or say the first thing that
+    stops it, with the same reasons and messages as the single gates had."""
+
+    def __init__(self, store: Store, metrics: Metrics, paused: Paused, replica: str, *, take: bool) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.paused = paused
+        self.replica = replica
+        self.take = take
+
+    async def check(self, run: Run) -> Stop | None:
+        for _ in range(_AGAIN):
+            ask = self._ask(run)
+            answer = await self.store.admit(ask)
+            if answer.stop != "pauses_changed":
+                return self._answer(run, ask, answer)
+            await self.paused.book.refresh()
+            if (stop := await self.paused.check(run)) is not None:
+                return stop
+        first = run.job.first_deferred_at or time.time()
+        return Defer("paused", "waiting: the pauses kept changing while the job was checked", first, 0.5)
+
+    def _ask(self, run: Run) -> Admission:
+        job, policy = run.job, run.known_rule.policy
+        group = policy.concurrency_group if self.take else ""
+        return Admission(
+            job=job,
+            target=run.target,
+            pauses=run.pauses_seen,
+            automatic=run.automatic,
+            check_cooldown=not job.ignore_cooldown,
+            check_circuit=not job.ignore_circuit,
+            lease=policy.lease if self.take else 0.0,
+            group=group or "",
+            limit=run.known_rule.concurrency_limit if group else 0,
+            slot=secrets.token_hex(8) if group else "",
+            running=f"on {self.replica}",
+        )
+
+    def _answer(self, run: Run, ask: Admission, answer: Admitted) -> Stop | None:
+        rule, target = run.known_rule, run.target
+        match answer.stop:
+            case "":
+                run.copies = answer.copies
+                if self.take:
+                    run.token = answer.token
+                    run.slot = ask.slot or None
+                    run.step("lease.acquired", target, ttl=rule.policy.lease)
+                return None
+            case "resolved":
+                return Skip(SkipReason.RESOLVED, RESOLVED_BEFORE_RUN)
+            case "duplicate":
+                return Skip(SkipReason.DUPLICATE, EPISODE_DONE)
+            case "cooldown":
+                return Skip(SkipReason.COOLDOWN, in_cooldown(answer.left))
+            case "circuit":
+                self.metrics.circuit_open.labels(rule.name).set(1)
+                return Skip(SkipReason.CIRCUIT_OPEN, circuit_open(rule.policy.max_attempts, answer.left))
+            case "concurrency":
+                group = rule.policy.concurrency_group or ""
+                return Skip(SkipReason.CONCURRENCY, at_limit(group, rule.concurrency_limit))
+            case _:  # locked
+                return self._locked(run, answer)
+
+    def _locked(self, run: Run, answer: Admitted) -> Stop:
+        rule, target = run.known_rule, run.target
+        self.metrics.lease_contention.labels(rule.name).inc()
+        if run.delivery.deliveries > 1:
+            # Re-delivered after a crash: the dead worker's lease must expire first.
+            return Defer("locked", "waiting for a stale lease", time.time(), answer.left + 0.5)
+        if answer.holder:
+            holder = answer.holder
+            run.step("lease.held", f"by event {holder}", holder=holder)
+            return Skip(
+                SkipReason.LOCKED,
+                f"merged into event {holder} running on target {target} (see: remediator event {holder})",
+            )
+        # taken by an older replica that names no holder
+        return Skip(SkipReason.LOCKED, f"merged into the run that holds the lease on target {target}")
