@@ -136,12 +136,12 @@ def _matchers(texts: tuple[str, ...]) -> tuple[Matcher, ...] | None:
 
 
 def best_target(run: Run) -> str:
-    """The rendered target, or "" when it does not render (the normal path reports that)."""
-    if run.target:
-        return run.target
-    with contextlib.suppress(TemplateError):
-        return render(run.known_rule, run.job.alert).target
-    return ""
+    """The rendered target, or "" when it does not render (the normal path reports that).
+    The plan rendered here is kept for the run (``run.plan``): rendered once per run."""
+    if run.plan is None:
+        with contextlib.suppress(TemplateError):
+            run.plan = render(run.known_rule, run.job.alert)
+    return run.target
 
 
 class StillFiring:

@@ -175,7 +175,7 @@ class Pipeline:
         if rule.inhibited_by and await self._stopped(run, self.inhibition):
             return
         try:
-            run.plan = render(rule, run.job.alert)
+            run.plan = run.plan or render(rule, run.job.alert)  # the pause check may have rendered it
         except TemplateError as exc:
             if await self._stopped(run, self.unrendered):
                 return

@@ -1,10 +1,14 @@
 """``admit`` and ``conclude`` on one Redis server: one script call each (``scripts.ADMIT``,
-``scripts.CONCLUDE``). Their keys span hash slots, so on Redis Cluster the store runs
-the same steps one by one instead (``store.admission``)."""
+``scripts.CONCLUDE``), their keys and values in one JSON argument. Their keys span hash
+slots, so on Redis Cluster the store runs the same steps one by one instead
+(``store.admission``)."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import orjson
 
 from remediator.models import Job
 from remediator.store.admission import Admission, AdmitStop, Admitted, Conclusion
@@ -36,36 +40,36 @@ class RedisAdmission:
     async def admit(self, ask: Admission) -> Admitted:
         job, target, k = ask.job, ask.target, self.keys
         rule, alert = job.rule, job.alert
-        keys = [
-            k.pauses_version,
-            k.firing_index,
-            k.firing_alerts,
-            k.episode(rule, alert.episode),
-            k.cooldown(rule, target),
-            k.circuit(rule, target),
-            k.lease(target),
-            k.slots(ask.group or "-"),
-            k.job_states,
-            self.marker(job),
-        ]
         token = lease_token(job.event_id) if ask.lease > 0 else ""
-        args = [
-            ask.pauses,
-            alert.fingerprint,
-            alert.starts_at.isoformat(),
-            int(ask.automatic),
-            int(ask.check_cooldown),
-            int(ask.check_circuit),
-            ms(ask.lease) if ask.lease > 0 else 0,
-            token,
-            ask.slot if ask.group else "",
-            ask.limit,
-            job.event_id,
-            ask.running,
-            target,
-            repr(time.time()),
-        ]
-        stop, left, held, copies = await self._b.run("ADMIT", keys, args)
+        request = {
+            "keys": {
+                "pauses": k.pauses_version,
+                "index": k.firing_index,
+                "alerts": k.firing_alerts,
+                "episode": k.episode(rule, alert.episode),
+                "cooldown": k.cooldown(rule, target),
+                "circuit": k.circuit(rule, target),
+                "lease": k.lease(target),
+                "slots": k.slots(ask.group or "-"),
+                "states": k.job_states,
+                "marker": self.marker(job),
+            },
+            "pauses": ask.pauses,
+            "fingerprint": alert.fingerprint,
+            "starts_at": alert.starts_at.isoformat(),
+            "automatic": ask.automatic,
+            "cooldown": ask.check_cooldown,
+            "circuit": ask.check_circuit,
+            "lease": ms(ask.lease) if ask.lease > 0 else 0,
+            "token": token,
+            "slot": ask.slot if ask.group else "",
+            "limit": ask.limit,
+            "id": job.event_id,
+            "why": ask.running,
+            "target": target,
+            "now": time.time(),
+        }
+        stop, left, held, copies = await self._b.run("ADMIT", [], [orjson.dumps(request)])
         name = text(stop)
         if name not in _STOPS:
             raise RuntimeError(f"ADMIT answered {name!r}")
@@ -80,28 +84,35 @@ class RedisAdmission:
     async def conclude(self, end: Conclusion) -> int:
         job, target, k = end.job, end.target, self.keys
         rule = job.rule
-        keys = [
-            self.marker(job),
-            k.audit,
-            k.event(job.event_id),
-            k.job_states,
-            k.stream,
-            k.lease(target or "-"),
-            k.slots(end.group or "-"),
-            k.cooldown(rule, target),
-            k.attempts(rule, target),
-            k.episode(rule, job.alert.episode),
-        ]
+        request: dict[str, Any] = {
+            "keys": {
+                "marker": self.marker(job),
+                "audit": k.audit,
+                "event": k.event(job.event_id),
+                "states": k.job_states,
+                "stream": k.stream,
+                "lease": k.lease(target or "-"),
+                "slots": k.slots(end.group or "-"),
+                "cooldown": k.cooldown(rule, target),
+                "attempts": k.attempts(rule, target),
+                "episode": k.episode(rule, job.alert.episode),
+            },
+            "id": job.event_id,
+            "done": end.done,
+            "group": k.group,
+            "ack": end.ack or "",
+            "token": end.token or "",
+            "slot": end.slot if end.slot is not None and end.group else "",
+            "cooldown": ms(end.cooldown) if end.cooldown > 0 else 0,
+            "reset": end.reset_failures,
+            "episode": ms(end.episode_ttl) if end.episode_ttl > 0 else 0,
+        }
         expected = end.expected
         for round_ in range(_ROUNDS):
             event = end.event(expected)
-            if round_ == _ROUNDS - 1:
-                expected = -1  # copies still arriving: record this count, settle them all
-            args = [
-                job.event_id,
-                expected,
-                int(end.done),
-                event.model_dump_json(by_alias=True),
+            last = round_ == _ROUNDS - 1  # copies still arriving: record this count, settle them all
+            request["expected"] = -1 if last else expected
+            request["record"] = [
                 event.rule,
                 event.outcome.value,
                 event.outcome_label,
@@ -109,15 +120,9 @@ class RedisAdmission:
                 ms(self._retention),
                 event.event_id,
                 k.event(""),
-                k.group,
-                end.ack or "",
-                end.token or "",
-                end.slot if end.slot is not None and end.group else "",
-                ms(end.cooldown) if end.cooldown > 0 else 0,
-                int(end.reset_failures),
-                ms(end.episode_ttl) if end.episode_ttl > 0 else 0,
             ]
-            written, copies = await self._b.run("CONCLUDE", keys, args)
+            args = [orjson.dumps(request), event.model_dump_json(by_alias=True)]
+            written, copies = await self._b.run("CONCLUDE", [], args)
             if int(written):
                 return int(copies)
             expected = int(copies)

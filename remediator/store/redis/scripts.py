@@ -318,59 +318,63 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ttl)
 return 1
 """
 
-# A job's admission (``store.admission``), on one server only (its keys span hash slots).
-# KEYS: pauses version, firing index, firing alerts, episode, cooldown, circuit, lease, slots,
-# job states, intake marker. ARGV: 1 pauses version seen, 2 fingerprint, 3 startsAt,
-# 4 automatic (1/0), 5 check cooldown, 6 check circuit, 7 lease ttl ms (0: check only),
-# 8 lease token, 9 slot token ('' none), 10 slot limit, 11 event id, 12 running why,
-# 13 target, 14 now (epoch seconds, for the job state). Returns {stop ('' = admitted),
-# ms left, the lease's value (locked), copies collapsed into the job so far}.
+# A job's admission (``store.admission``), on one server only: its keys span hash slots,
+# and they come inside ARGV[1] (one JSON object; a command with a few arguments costs
+# redis-py far less to encode than one with twenty-five), which a cluster would refuse.
+# ARGV[1]: {keys: {pauses, index, alerts, episode, cooldown, circuit, lease, slots, states,
+# marker}, pauses: version seen, fingerprint, starts_at, automatic, cooldown, circuit
+# (check them: booleans), lease (ttl ms; 0: check only), token, slot ('' none), limit,
+# id (event id), why (running), target, now (epoch seconds, for the job state)}.
+# Returns {stop ('' = admitted), ms left, the lease's value (locked), copies so far}.
 ADMIT = (
     _NOW_MS
     + _FIRING_FN
     + _ACQUIRE_SLOT_FN
     + _JOB_STATE_FN
     + """
-if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return {'pauses_changed', 0, '', 0} end
-if ARGV[4] == '1' then
-  local data = firing(KEYS[2], KEYS[3], ARGV[2], now)
-  if not data or cjson.decode(data)['startsAt'] ~= ARGV[3] then return {'resolved', 0, '', 0} end
-  if redis.call('EXISTS', KEYS[4]) == 1 then return {'duplicate', 0, '', 0} end
+local a = cjson.decode(ARGV[1])
+local k = a['keys']
+if (redis.call('GET', k['pauses']) or '0') ~= tostring(a['pauses']) then
+  return {'pauses_changed', 0, '', 0}
 end
-if ARGV[5] == '1' then
-  local left = redis.call('PTTL', KEYS[5])
+if a['automatic'] then
+  local data = firing(k['index'], k['alerts'], a['fingerprint'], now)
+  if not data or cjson.decode(data)['startsAt'] ~= a['starts_at'] then return {'resolved', 0, '', 0} end
+  if redis.call('EXISTS', k['episode']) == 1 then return {'duplicate', 0, '', 0} end
+end
+if a['cooldown'] then
+  local left = redis.call('PTTL', k['cooldown'])
   if left > 0 then return {'cooldown', left, '', 0} end
 end
-if ARGV[6] == '1' then
-  local left = redis.call('PTTL', KEYS[6])
+if a['circuit'] then
+  local left = redis.call('PTTL', k['circuit'])
   if left > 0 then return {'circuit', left, '', 0} end
 end
-if tonumber(ARGV[7]) > 0 then
-  if not redis.call('SET', KEYS[7], ARGV[8], 'NX', 'PX', ARGV[7]) then
-    return {'locked', redis.call('PTTL', KEYS[7]), redis.call('GET', KEYS[7]) or '', 0}
+if a['lease'] > 0 then
+  if not redis.call('SET', k['lease'], a['token'], 'NX', 'PX', a['lease']) then
+    return {'locked', redis.call('PTTL', k['lease']), redis.call('GET', k['lease']) or '', 0}
   end
-  if ARGV[9] ~= '' and acquire_slot(KEYS[8], ARGV[9], ARGV[10], ARGV[7], now) == 0 then
-    redis.call('DEL', KEYS[7])
+  if a['slot'] ~= '' and acquire_slot(k['slots'], a['slot'], a['limit'], a['lease'], now) == 0 then
+    redis.call('DEL', k['lease'])
     return {'concurrency', 0, '', 0}
   end
-  job_state(KEYS[9], ARGV[11], 'running', ARGV[12], ARGV[13], ARGV[14])
+  job_state(k['states'], a['id'], 'running', a['why'], a['target'], a['now'])
 end
 local copies = 0
-if redis.call('HGET', KEYS[10], 'id') == ARGV[11] then
-  copies = tonumber(redis.call('HGET', KEYS[10], 'n') or '0')
+if redis.call('HGET', k['marker'], 'id') == a['id'] then
+  copies = tonumber(redis.call('HGET', k['marker'], 'n') or '0')
 end
 return {'', 0, '', copies}
 """
 )
 
-# A job's end (``store.admission``), on one server only. KEYS: intake marker, audit stream,
-# event hash, job states, jobs stream, lease, slots, cooldown, attempts, episode.
-# ARGV: 1 event id, 2 copies the event counts, 3 done (1/0), 4..11 RECORD_EVENT's ARGV
-# (event json, rule, outcome, outcome label, max events, retention ms, event id, event
-# key prefix), 12 group, 13 delivery id ('' none), 14 lease token ('' none), 15 slot
-# token ('' none), 16 cooldown ms (0 none), 17 reset failures (1/0), 18 episode ttl ms
-# (0 none). When the marker counts other copies than ARGV[2] (-1: any), nothing is
-# written: returns {0, copies} and the caller builds the event again. Else {1, copies}.
+# A job's end (``store.admission``), on one server only, keys inside ARGV[1] as for ADMIT.
+# ARGV[1]: {keys: {marker, audit, event, states, stream, lease, slots, cooldown, attempts,
+# episode}, id, expected (copies the event counts; -1: any), done, record (RECORD_EVENT's
+# ARGV but the event), group, ack (delivery id, '' none), token (lease, '' none), slot
+# ('' none), cooldown (ms, 0 none), reset (failures), episode (ttl ms, 0 none)};
+# ARGV[2]: the event (JSON). When the marker counts other copies than expected, nothing
+# is written: returns {0, copies} and the caller builds the event again. Else {1, copies}.
 CONCLUDE = (
     _NOW_MS
     + _SETTLE_FN
@@ -378,19 +382,22 @@ CONCLUDE = (
     + _ACK_FN
     + _RELEASE_FN
     + """
+local a = cjson.decode(ARGV[1])
+local k = a['keys']
 local n = 0
-if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then
-  n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+if redis.call('HGET', k['marker'], 'id') == a['id'] then
+  n = tonumber(redis.call('HGET', k['marker'], 'n') or '0')
 end
-if ARGV[2] ~= '-1' and n ~= tonumber(ARGV[2]) then return {0, n} end
-if tonumber(ARGV[16]) > 0 then redis.call('SET', KEYS[8], '1', 'PX', ARGV[16]) end
-if ARGV[17] == '1' then redis.call('DEL', KEYS[9]) end
-if tonumber(ARGV[18]) > 0 then redis.call('SET', KEYS[10], '1', 'PX', ARGV[18]) end
-settle(KEYS[1], ARGV[1], ARGV[3])
-record_event(KEYS[2], KEYS[3], KEYS[4], {unpack(ARGV, 4, 11)}, now)
-if ARGV[13] ~= '' then ack(KEYS[5], ARGV[12], ARGV[13]) end
-if ARGV[15] ~= '' then redis.call('ZREM', KEYS[7], ARGV[15]) end
-if ARGV[14] ~= '' then release(KEYS[6], ARGV[14]) end
+if a['expected'] ~= -1 and n ~= a['expected'] then return {0, n} end
+if a['cooldown'] > 0 then redis.call('SET', k['cooldown'], '1', 'PX', a['cooldown']) end
+if a['reset'] then redis.call('DEL', k['attempts']) end
+if a['episode'] > 0 then redis.call('SET', k['episode'], '1', 'PX', a['episode']) end
+settle(k['marker'], a['id'], a['done'] and '1' or '0')
+local r = a['record']
+record_event(k['audit'], k['event'], k['states'], {ARGV[2], r[1], r[2], r[3], r[4], r[5], r[6], r[7]}, now)
+if a['ack'] ~= '' then ack(k['stream'], a['group'], a['ack']) end
+if a['slot'] ~= '' then redis.call('ZREM', k['slots'], a['slot']) end
+if a['token'] ~= '' then release(k['lease'], a['token']) end
 return {1, n}
 """
 )
