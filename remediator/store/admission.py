@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from remediator.models import AuditEvent, Job
 
 if TYPE_CHECKING:
-    from remediator.store.base import Store
+    from remediator.store.base import Delivery, Store
 
 AdmitStop = Literal[
     "", "pauses_changed", "resolved", "duplicate", "cooldown", "circuit", "locked", "concurrency"
@@ -84,7 +84,8 @@ class Conclusion:
     delivery to acknowledge (None: leave it). ``token``/``slot``: the lease on ``target``
     and the slot of ``group`` to give back. ``cooldown`` (seconds, 0: none),
     ``reset_failures`` and ``episode_ttl`` (seconds, 0: none) are what a success or a dry
-    run leaves on the rule and target.
+    run leaves on the rule and target. ``next_for``: a consumer that wants its next job
+    handed over in the same call ("" none).
     """
 
     job: Job
@@ -99,6 +100,17 @@ class Conclusion:
     cooldown: float = 0.0
     reset_failures: bool = False
     episode_ttl: float = 0.0
+    next_for: str = ""
+
+
+@dataclass(frozen=True)
+class Concluded:
+    """The copies the recorded event counts, and the consumer's next job when it asked
+    for one (``next_for``) and the store hands jobs over this way (Redis, one server:
+    it saves the worker its next read; elsewhere None, and the worker reads as usual)."""
+
+    copies: int
+    next: Delivery | None = None
 
 
 async def admit_in_steps(store: Store, ask: Admission) -> Admitted:
@@ -138,8 +150,8 @@ async def _checks(store: Store, ask: Admission) -> Admitted | None:
     return None
 
 
-async def conclude_in_steps(store: Store, end: Conclusion) -> int:
-    """``conclude`` made of the store's single calls; returns the copies recorded."""
+async def conclude_in_steps(store: Store, end: Conclusion) -> Concluded:
+    """``conclude`` made of the store's single calls (no job is handed over)."""
     job, rule = end.job, end.job.rule
     if end.cooldown > 0:
         await store.set_cooldown(rule, end.target, end.cooldown)
@@ -155,4 +167,4 @@ async def conclude_in_steps(store: Store, end: Conclusion) -> int:
         await store.release_slot(end.group, end.slot)
     if end.token is not None:
         await store.release_lease(end.target, end.token)
-    return copies
+    return Concluded(copies)

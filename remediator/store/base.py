@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
 
 from remediator.models import Alert, AuditEvent, Job, NewJob
-from remediator.store.admission import Admission, Admitted, Conclusion
+from remediator.store.admission import Admission, Admitted, Concluded, Conclusion
 
 
 @dataclass(frozen=True)
@@ -334,4 +334,4 @@ class Store(Queue, Locks, Gates, Audit, Threads, Approvals, Protocol):
 
     # a job's run, started and ended in one call each (``store.admission``)
     async def admit(self, ask: Admission) -> Admitted: ...
-    async def conclude(self, end: Conclusion) -> int: ...
+    async def conclude(self, end: Conclusion) -> Concluded: ...

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from remediator.models import AuditEvent, Job
-from remediator.store.admission import Admission, Admitted, Conclusion, admit_in_steps, conclude_in_steps
+from remediator.store.admission import (
+    Admission,
+    Admitted,
+    Concluded,
+    Conclusion,
+    admit_in_steps,
+    conclude_in_steps,
+)
 from remediator.store.base import (
     Approval,
     Approvals,
@@ -169,7 +176,7 @@ class ComposedStore:
     async def admit(self, ask: Admission) -> Admitted:
         return await admit_in_steps(cast("Store", self), ask)
 
-    async def conclude(self, end: Conclusion) -> int:
+    async def conclude(self, end: Conclusion) -> Concluded:
         return await conclude_in_steps(cast("Store", self), end)
 
     # ---- audit ---------------------------------------------------------------------------

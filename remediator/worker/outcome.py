@@ -132,8 +132,10 @@ class Outcomes:
             cooldown=left.cooldown,
             reset_failures=left.reset_failures,
             episode_ttl=left.episode_ttl,
+            next_for=run.consumer if run.hand_over and ack else "",
         )
-        copies = await self.write(lambda: self.store.conclude(end))
+        concluded = await self.write(lambda: self.store.conclude(end))
+        copies, run.next = concluded.copies, concluded.next
         run.token = run.slot = None
         if copies:
             result.details["deduplicated"] = copies

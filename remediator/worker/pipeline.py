@@ -103,12 +103,16 @@ class Pipeline:
     async def run_worker(self, consumer: str, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set; a store outage pauses, never kills, the loop."""
         backoff, next_reclaim = 0.5, 0.0
-        while not stop.is_set():
+        handed: Delivery | None = None  # claimed for this consumer with the last job's outcome
+        while not stop.is_set() or handed is not None:
             try:
                 deliveries: list[Delivery] = []
-                if time.monotonic() >= next_reclaim:
+                if time.monotonic() >= next_reclaim and not stop.is_set():
                     next_reclaim = time.monotonic() + max(1.0, self.settings.reclaim_idle / 4)
                     deliveries = await self.store.reclaim(consumer, self.settings.reclaim_idle, 1)
+                if handed is not None:
+                    deliveries.append(handed)
+                    handed = None
                 if not deliveries:
                     deliveries = await self.store.dequeue(consumer, 1, 1.0)
                 backoff = 0.5
@@ -122,7 +126,10 @@ class Pipeline:
             self.busy.add(consumer)
             try:
                 for delivery in deliveries:
-                    await self.process(delivery, consumer)
+                    # While running, the next job may come with this one's outcome (one
+                    # round trip less); one claimed while stopping is still run.
+                    ask = handed is None and not stop.is_set()
+                    handed = await self.process(delivery, consumer, hand_over=ask) or handed
             finally:
                 self.busy.discard(consumer)
 
@@ -141,7 +148,9 @@ class Pipeline:
                 await asyncio.wait_for(stop.wait(), 0.5)
 
     # ---- one job -----------------------------------------------------------
-    async def process(self, delivery: Delivery, consumer: str) -> None:
+    async def process(self, delivery: Delivery, consumer: str, *, hand_over: bool = False) -> Delivery | None:
+        """Run one job; returns the next one if the store handed it over with this one's
+        outcome (``hand_over``: asked for it)."""
         job = delivery.job
         bound = log.bind(
             event_id=job.event_id,
@@ -150,7 +159,7 @@ class Pipeline:
             alertname=job.alert.name,
             delivery=delivery.deliveries,
         )
-        run = Run(delivery=delivery, consumer=consumer, log=bound)
+        run = Run(delivery=delivery, consumer=consumer, log=bound, hand_over=hand_over)
         run.step("received", f"{job.alert.status} alert {job.alert.name}", manual=job.manual)
         try:
             await self._process(run)
@@ -161,6 +170,7 @@ class Pipeline:
             # Not acked: the job stays pending and is re-delivered once the store is back.
             self.metrics.store_errors.labels("process").inc()
             bound.warning("remediation.store_unavailable", error=str(exc))
+        return run.next
 
     async def _process(self, run: Run) -> None:
         if not await self._prepared(run):

@@ -31,6 +31,8 @@ class Run:
     carried: list[Step] = field(default_factory=list)  # of a delivery cut by a shutdown
     pauses_seen: int = -1  # the version of the pauses the job was checked against
     copies: int = 0  # deliveries collapsed into this job at intake, as last seen
+    hand_over: bool = False  # the worker wants its next job with this one's outcome...
+    next: Delivery | None = None  # ...and this is it (claimed for this worker)
 
     @property
     def job(self) -> Job:

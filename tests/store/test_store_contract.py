@@ -854,7 +854,7 @@ async def test_conclude_records_acks_releases_and_leaves_the_state(store: Store)
         episode_ttl=60.0,
     )
     await store.record_failure("r1", "svc/a", 60, 5)
-    assert await store.conclude(end) == 2
+    assert (await store.conclude(end)).copies == 2
     assert built[-1] == 2  # the event counts the copy that came while it ran
     recorded = await store.get_event("a1")
     assert recorded is not None and recorded.details == {"deduplicated": 2}
@@ -871,9 +871,29 @@ async def test_conclude_of_a_skip_changes_only_what_it_names(store: Store) -> No
     manual = job("m1").model_copy(update={"manual": True})
     await store.accept([manual], [], [])
     [delivery] = await store.dequeue("c1", 10, 1.0)
-    copies = await store.conclude(
+    concluded = await store.conclude(
         Conclusion(job=manual, event=lambda n: event("m1", outcome=Outcome.SKIPPED), ack=delivery.id)
     )
-    assert copies == 0 and await store.get_event("m1") is not None
+    assert concluded.copies == 0 and concluded.next is None and await store.get_event("m1") is not None
     assert await store.queue_depth() == 0 and await store.cooldown_remaining("r1", "") == 0
     assert not await store.episode_done("r1", manual.alert.episode)
+
+
+async def test_conclude_may_hand_the_consumer_its_next_job(store: Store) -> None:
+    await store.accept([job("n1"), job("n2")], [], [])
+    [first] = await store.dequeue("c1", 1, 1.0)
+    end = Conclusion(job=first.job, event=lambda n: event("n1"), ack=first.id, next_for="c1")
+    handed = (await store.conclude(end)).next
+    # One Redis server hands it over in the same call; elsewhere the worker reads it as usual.
+    if isinstance(store, RedisStore) and store.one_call_per_run:
+        assert handed is not None
+    second = handed or (await store.dequeue("c1", 1, 1.0))[0]
+    assert second.job.event_id == "n2" and second.deliveries == 1
+    assert await store.dequeue("c2", 1, 0.2) == []  # claimed once, by c1
+    await store.ack(second.id)
+    assert await store.queue_depth() == 0
+    # Nothing left: nothing handed over.
+    await store.accept([job("n3")], [], [])
+    [third] = await store.dequeue("c1", 1, 1.0)
+    end = Conclusion(job=third.job, event=lambda n: event("n3"), ack=third.id, next_for="c1")
+    assert (await store.conclude(end)).next is None

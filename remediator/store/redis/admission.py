@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 
 from remediator.models import Job
-from remediator.store.admission import Admission, AdmitStop, Admitted, Conclusion
-from remediator.store.base import collapses, holder_of, lease_token
+from remediator.store.admission import Admission, AdmitStop, Admitted, Concluded, Conclusion
+from remediator.store.base import Delivery, collapses, holder_of, lease_token
 from remediator.store.redis.common import Backend, guarded, ms, text
+from remediator.store.redis.queue import RedisQueue
 
 _STOPS: frozenset[AdmitStop] = frozenset(
     ("", "pauses_changed", "resolved", "duplicate", "cooldown", "circuit", "locked", "concurrency")
@@ -25,8 +26,9 @@ _ROUNDS = 4
 class RedisAdmission:
     """The start and the end of a run, each in one round trip."""
 
-    def __init__(self, backend: Backend, max_events: int, retention: float) -> None:
+    def __init__(self, backend: Backend, queue: RedisQueue, max_events: int, retention: float) -> None:
         self._b = backend
+        self._queue = queue
         self.keys = backend.keys
         self._max = max_events
         self._retention = retention
@@ -81,7 +83,7 @@ class RedisAdmission:
         return Admitted(token=token or None, copies=int(copies))
 
     @guarded
-    async def conclude(self, end: Conclusion) -> int:
+    async def conclude(self, end: Conclusion) -> Concluded:
         job, target, k = end.job, end.target, self.keys
         rule = job.rule
         request: dict[str, Any] = {
@@ -106,6 +108,7 @@ class RedisAdmission:
             "cooldown": ms(end.cooldown) if end.cooldown > 0 else 0,
             "reset": end.reset_failures,
             "episode": ms(end.episode_ttl) if end.episode_ttl > 0 else 0,
+            "next": end.next_for,
         }
         expected = end.expected
         for round_ in range(_ROUNDS):
@@ -122,8 +125,15 @@ class RedisAdmission:
                 k.event(""),
             ]
             args = [orjson.dumps(request), event.model_dump_json(by_alias=True)]
-            written, copies = await self._b.run("CONCLUDE", [], args)
+            written, copies, *handed = await self._b.run("CONCLUDE", [], args)
             if int(written):
-                return int(copies)
+                return Concluded(int(copies), await self._next(handed))
             expected = int(copies)
         raise AssertionError("unreachable: the last round records whatever the count")
+
+    async def _next(self, handed: list[Any]) -> Delivery | None:
+        """The entry XREADGROUP handed over inside the script, as a delivery."""
+        if not handed or not handed[0]:
+            return None
+        entry_id, fields = handed[0][0][1][0]  # [[stream, [[id, fields]]]]
+        return await self._queue.delivery(text(entry_id), fields, 1)

@@ -63,12 +63,12 @@ class RedisQueue:
         out = []
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                delivery = await self._delivery(text(entry_id), fields, 1)
+                delivery = await self.delivery(text(entry_id), fields, 1)
                 if delivery is not None:
                     out.append(delivery)
         return out
 
-    async def _delivery(self, entry_id: str, fields: Any, count: int) -> Delivery | None:
+    async def delivery(self, entry_id: str, fields: Any, count: int) -> Delivery | None:
         """The entry as a Delivery; an unreadable one is dead-lettered, never retried."""
         if isinstance(fields, list):  # from a script: a flat field/value list
             fields = dict(zip(fields[::2], fields[1::2], strict=True))
@@ -115,7 +115,7 @@ class RedisQueue:
             await self._forget_gone_consumers()
         out = []
         for entry_id, fields, deliveries in entries:
-            delivery = await self._delivery(text(entry_id), fields, deliveries)
+            delivery = await self.delivery(text(entry_id), fields, deliveries)
             if delivery is not None:
                 out.append(delivery)
         return out

@@ -372,9 +372,10 @@ return {'', 0, '', copies}
 # ARGV[1]: {keys: {marker, audit, event, states, stream, lease, slots, cooldown, attempts,
 # episode}, id, expected (copies the event counts; -1: any), done, record (RECORD_EVENT's
 # ARGV but the event), group, ack (delivery id, '' none), token (lease, '' none), slot
-# ('' none), cooldown (ms, 0 none), reset (failures), episode (ttl ms, 0 none)};
-# ARGV[2]: the event (JSON). When the marker counts other copies than expected, nothing
-# is written: returns {0, copies} and the caller builds the event again. Else {1, copies}.
+# ('' none), cooldown (ms, 0 none), reset (failures), episode (ttl ms, 0 none), next (a
+# consumer to hand its next job, '' none)}; ARGV[2]: the event (JSON). When the marker
+# counts other copies than expected, nothing is written: returns {0, copies} and the
+# caller builds the event again. Else {1, copies, XREADGROUP's reply (when next)}.
 CONCLUDE = (
     _NOW_MS
     + _SETTLE_FN
@@ -398,6 +399,11 @@ record_event(k['audit'], k['event'], k['states'], {ARGV[2], r[1], r[2], r[3], r[
 if a['ack'] ~= '' then ack(k['stream'], a['group'], a['ack']) end
 if a['slot'] ~= '' then redis.call('ZREM', k['slots'], a['slot']) end
 if a['token'] ~= '' then release(k['lease'], a['token']) end
+if a['next'] ~= '' then
+  local handed = redis.pcall('XREADGROUP', 'GROUP', a['group'], a['next'], 'COUNT', 1,
+                             'STREAMS', k['stream'], '>')
+  if type(handed) == 'table' and not handed['err'] then return {1, n, handed} end
+end
 return {1, n}
 """
 )

@@ -19,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, Job, NewJob
 from remediator.settings import Settings
-from remediator.store.admission import Admission, Admitted, Conclusion
+from remediator.store.admission import Admission, Admitted, Concluded, Conclusion
 from remediator.store.base import collapses
 from remediator.store.composed import ComposedStore
 from remediator.store.redis.admission import RedisAdmission
@@ -91,7 +91,7 @@ class RedisStore(ComposedStore):
         self._admission = (
             None
             if isinstance(conn.client, RedisCluster)
-            else RedisAdmission(self._backend, audit_max_events, audit_retention)
+            else RedisAdmission(self._backend, self._redis_queue, audit_max_events, audit_retention)
         )
         super().__init__(
             queue=self._redis_queue,
@@ -142,12 +142,17 @@ class RedisStore(ComposedStore):
         owner, n = await self._r.hmget(self._intake_key(job), ["id", "n"])
         return int(n or 0) if owner is not None and text(owner) == job.event_id else 0
 
+    @property
+    def one_call_per_run(self) -> bool:
+        """A run's start and end are one script call each (one server; not on a cluster)."""
+        return self._admission is not None
+
     async def admit(self, ask: Admission) -> Admitted:
         if self._admission is None:
             return await super().admit(ask)
         return await self._admission.admit(ask)
 
-    async def conclude(self, end: Conclusion) -> int:
+    async def conclude(self, end: Conclusion) -> Concluded:
         if self._admission is None:
             return await super().conclude(end)
         return await self._admission.conclude(end)
