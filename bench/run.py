@@ -383,14 +383,13 @@ class Bench:
             warm_depth = await self.wait_drained(http, [port], timeout=120)
             before = sum((await self.outcomes(http, [port])).values())
             depth_before = await self.depth(http, port)
-            cpu_server, cpu_redis = cpu_seconds(proc.pid), cpu_seconds(self.redis.pid if self.redis else 0)
+            cpu = CpuMeter({"replica": proc.pid, "redis": self.redis.pid if self.redis else 0})
             started = time.monotonic()
             run = await self.wrk(port, template, new_alerts=True)
             wall = time.monotonic() - started
+            used = cpu.stop()
             depth_after = await self.depth(http, port)
             outcomes_after = await self.outcomes(http, [port])
-            cpu_server = cpu_seconds(proc.pid) - cpu_server
-            cpu_redis = cpu_seconds(self.redis.pid if self.redis else 0) - cpu_redis
             done = sum(outcomes_after.values()) - before
         self.procs.stop(proc)
         queued = 5 * (run["requests"] - run["non_2xx"])
@@ -400,8 +399,7 @@ class Bench:
             "warm_up_not_drained": warm_depth,
             "jobs_queued": queued, "jobs_finished": done,
             "jobs_queued_per_s": round(queued / wall), "jobs_finished_per_s": round(done / wall),
-            "outcomes_after": outcomes_after,
-            "replica_cpu_pct": round(100 * cpu_server / wall), "redis_cpu_pct": round(100 * cpu_redis / wall),
+            "outcomes_after": outcomes_after, **used,
         }
 
     # ---- storm -------------------------------------------------------------------
@@ -414,6 +412,7 @@ class Bench:
         alerts = [alert("BenchStorm", f"s{i % 100}", i) for i in range(n_alerts)]
         bodies = [payload(alerts[i:i + 5]) for i in range(0, len(alerts), 5)]
         first_sent: dict[str, float] = {}
+        lag = LoopLag()
         started = time.monotonic()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             # Each payload twice (an HA pair), once to each replica.
@@ -422,6 +421,7 @@ class Bench:
             sent_at = time.monotonic()
             depth = await self.wait_drained(http, ports)
             drained_at = time.monotonic()
+            lag.stop()
             outcomes = await self.outcomes(http, ports)
             collapsed = await self.deduplicated(http, ports)
         for proc, _ in procs:
@@ -442,9 +442,11 @@ class Bench:
             "total_seconds": round(drained_at - started, 2), "final_queue_depth": depth,
             "outcomes": outcomes, "jobs_recorded": sum(outcomes.values()),
             # Per target: its first handler call minus the first send of a payload carrying it.
-            "first_start_p50_s": _pct(waits, 50), "first_start_p99_s": _pct(waits, 99),
+            "first_start_p50_s": _pct(waits, 50, 3), "first_start_p99_s": _pct(waits, 99, 3),
             "first_start_max_s": round(max(waits), 3) if waits else None,
             "targets_never_started": missing, "first_start_s": first_start,
+            # The target's clock is this process's event loop, busy sending: how late it ran.
+            "bench_loop_lag_max_ms": lag.max_ms,
             "repeated_calls": [c for c in self.target.log if storm_calls.get(c[1], 0) > 1],
         }
 
@@ -466,6 +468,8 @@ class Bench:
             launched = time.monotonic()
             procs = [self.launch_service(f"throughput-{i}", None) for i in range(2)]
             ports = [p for _, p in procs]
+            cpu = CpuMeter({"replica_a": procs[0][0].pid, "replica_b": procs[1][0].pid,
+                            "redis": self.redis.pid if self.redis else 0})
             # (seconds since launch, outcomes recorded, queue depth), polled on both replicas.
             samples: list[tuple[float, int, int]] = []
             deadline = launched + 60 + n / 100
@@ -481,7 +485,10 @@ class Bench:
                 samples.append((at, done, depth))
                 if depth == 0 and done >= accepted:
                     break
+                if any(proc.poll() is not None for proc, _ in procs):
+                    raise RuntimeError(f"a replica exited during the throughput run: see {self.tmp}")
                 await asyncio.sleep(0.02 if done == 0 else 0.1)
+            used = cpu.stop()
             outcomes = await self.outcomes(http, ports)
         for proc, _ in procs:
             self.procs.stop(proc)
@@ -499,6 +506,7 @@ class Bench:
             "jobs_per_s": round((end_done - c0) / (end_at - t0)) if end_at > t0 else None,
             "jobs_per_s_from_launch": round(end_done / end_at) if end_at else None,
             "final_queue_depth": end_depth, "outcomes": outcomes, "jobs_recorded": sum(outcomes.values()),
+            **used,  # from the launch of the replicas (start-up included) to the end
         }
 
     # ---- overhead ------------------------------------------------------------------
@@ -519,8 +527,8 @@ class Bench:
                 await asyncio.sleep(0.02)
         self.procs.stop(proc)
         self.results["overhead"] = {"samples": len(pickup), "workers": default_workers(),
-                                    "pickup_p50_ms": _pct(pickup, 50), "pickup_p99_ms": _pct(pickup, 99),
-                                    "record_p50_ms": _pct(record, 50), "record_p99_ms": _pct(record, 99)}
+                                    "pickup_p50_ms": _pct(pickup, 50, 2), "pickup_p99_ms": _pct(pickup, 99, 2),
+                                    "record_p50_ms": _pct(record, 50, 2), "record_p99_ms": _pct(record, 99, 2)}
 
     async def event(self, http: aiohttp.ClientSession, port: int, event_id: str) -> dict[str, Any]:
         for _ in range(500):
@@ -606,6 +614,24 @@ class Bench:
         self.results["figures"] = figures(self.results)
 
 
+class LoopLag:
+    """The worst delay of this event loop (a 10 ms ticker) while it runs: an upper bound on
+    how late the repair target stamps a handler call it receives."""
+
+    def __init__(self) -> None:
+        self.max_ms = 0.0
+        self.task = asyncio.create_task(self.tick())
+
+    async def tick(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.max_ms = max(self.max_ms, round((time.monotonic() - before - 0.01) * 1000, 1))
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
 def default_workers() -> int:
     """The service's default worker count (the replicas here run with it)."""
     sys.path.insert(0, str(ROOT))
@@ -623,6 +649,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def core_ticks() -> dict[str, tuple[int, int]]:
+    """Per core (\"0\", \"1\", ...): (busy, total) clock ticks since boot, from /proc/stat."""
+    ticks = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if re.match(r"cpu\d+ ", line):
+            name, *values = line.split()
+            numbers = [int(v) for v in values[:8]]
+            idle = numbers[3] + numbers[4]  # idle + iowait
+            ticks[name.removeprefix("cpu")] = (sum(numbers) - idle, sum(numbers))
+    return ticks
+
+
+class CpuMeter:
+    """CPU used over an interval: by given processes (% of one core) and per core (% busy,
+    whoever ran there: on a shared machine other work shows up as the difference)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.started = time.monotonic()
+        self.proc = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.cores = core_ticks()
+
+    def stop(self) -> dict[str, int]:
+        wall = time.monotonic() - self.started
+        used = {f"{name}_cpu_pct": round(100 * (cpu_seconds(pid) - self.proc[name]) / wall)
+                for name, pid in self.pids.items()}
+        for core, (busy, total) in core_ticks().items():
+            busy0, total0 = self.cores.get(core, (0, 0))
+            used[f"core{core}_busy_pct"] = round(100 * (busy - busy0) / max(1, total - total0))
+        return used
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -635,12 +693,12 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def _pct(values: list[float], pct: int) -> float | None:
+def _pct(values: list[float], pct: int, digits: int) -> float | None:
     """Nearest-rank percentile: the smallest value with at least pct% of the values at or below it."""
     if not values:
         return None
     ordered = sorted(values)
-    return round(ordered[max(0, math.ceil(len(ordered) * pct / 100) - 1)], 4)
+    return round(ordered[max(0, math.ceil(len(ordered) * pct / 100) - 1)], digits)
 
 
 def machine() -> dict[str, Any]:
@@ -663,18 +721,23 @@ def at_least(value: float | None, limit: float) -> bool:
 
 
 def bound(na: dict[str, Any]) -> str:
-    """What limited the new-alerts run, from the queue and the CPU the processes used."""
+    """What limited the new-alerts run, from the queue and the CPU used during it."""
     growth = na["queue_depth_after"] - na["queue_depth_before"]
-    facts = (f"queue {na['queue_depth_before']} -> {na['queue_depth_after']} jobs over the run; "
-             f"{na['jobs_queued_per_s']} jobs/s queued, {na['jobs_finished_per_s']} jobs/s finished; "
-             f"replica CPU {na['replica_cpu_pct']}% of its core, Redis {na['redis_cpu_pct']}%")
-    if na["replica_cpu_pct"] < 85:
-        why = "the replica did not use its whole core: the limit is elsewhere (Redis or the load core)"
+    replica, core = na["replica_cpu_pct"], na[f"core{SERVER_CORE}_busy_pct"]
+    facts = (f"queue {na['queue_depth_before']} -> {na['queue_depth_after']} jobs; "
+             f"{na['jobs_queued_per_s']} jobs/s queued, {na['jobs_finished_per_s']} finished; "
+             f"CPU: replica {replica}%, core {SERVER_CORE} busy {core}%, Redis {na['redis_cpu_pct']}%, "
+             f"core {LOAD_CORE} busy {na.get(f'core{LOAD_CORE}_busy_pct')}%")
+    if core < 90:
+        why = f"core {SERVER_CORE} was not saturated: the limit is elsewhere (Redis, or the load core)"
+    elif replica < 85:
+        why = (f"core {SERVER_CORE} was saturated, the replica itself used {replica}% of it "
+               "(the rest: kernel networking, or other processes on a shared machine)")
     elif growth > 0.05 * max(1, na["jobs_queued"]):
-        why = "workers fell behind the intake; intake and workers share one saturated core"
+        why = "CPU-bound on one core, and the workers fell behind the intake (the queue grew)"
     else:
-        why = "workers kept up; intake + 5 dry-run jobs per request saturate the one core"
-    return f"{why} ({facts})"
+        why = "CPU-bound on one core; the workers kept up (intake + 5 dry-run jobs per request)"
+    return f"{why} [{facts}]"
 
 
 def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -705,7 +768,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("  p50 / p99 latency, ms", f"{na['p50_ms']:.2f} / {na['p99_ms']:.2f}")
         row("  queue depth before / after the run", f"{na['queue_depth_before']} / {na['queue_depth_after']}")
         row("  jobs/s queued / finished", f"{na['jobs_queued_per_s']} / {na['jobs_finished_per_s']}")
-        row("  replica / Redis CPU, % of a core", f"{na['replica_cpu_pct']} / {na['redis_cpu_pct']}")
+        row(f"  replica CPU / core {SERVER_CORE} busy, %", f"{na['replica_cpu_pct']} / {na[f'core{SERVER_CORE}_busy_pct']}")
         note(f"bound: {bound(na)}")
         runs = [i["baseline"], i["intake_only"], i["with_workers"], na["baseline"], na]
         errors = sum(r["non_2xx"] + r["socket_errors"] for r in runs)
@@ -727,6 +790,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("storm: first handler start after first send p99, s", first, "<= 1",
             not s["targets_never_started"] and at_most(s["first_start_p99_s"], 1))
         row("storm:   p50 / max, s", f"{s['first_start_p50_s']} / {s['first_start_max_s']}")
+        row("storm:   bench event loop max lag (timing error), ms", s["bench_loop_lag_max_ms"])
     if "throughput" in results:
         t = results["throughput"]
         row("throughput: backlog of distinct dry-run jobs", t["backlog"])
@@ -736,6 +800,8 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             ">= 1000", t["finished"] and at_least(t["jobs_per_s"], 1000))
         row("throughput:   from the first outcome, s", t["seconds_from_first_outcome"])
         row("throughput:   jobs/s counting start-up", t["jobs_per_s_from_launch"])
+        row(f"throughput:   replicas / Redis CPU, core {SERVER_CORE} busy, %",
+            f"{t['replica_a_cpu_pct']}+{t['replica_b_cpu_pct']} / {t['redis_cpu_pct']}, {t[f'core{SERVER_CORE}_busy_pct']}")
         if not t["finished"]:
             note(f"throughput: NOT finished: queue depth {t['final_queue_depth']}, "
                  f"{t['jobs_recorded']} of {t['accepted_jobs']} outcomes recorded")
