@@ -414,6 +414,7 @@ class Bench:
         bodies = [payload(alerts[i:i + 5]) for i in range(0, len(alerts), 5)]
         first_sent: dict[str, float] = {}
         lag = LoopLag()
+        cpu = CpuMeter({"replica_a": procs[0][0].pid, "replica_b": procs[1][0].pid})
         started = time.monotonic()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             # Each payload twice (an HA pair), once to each replica.
@@ -423,6 +424,7 @@ class Bench:
             depth = await self.wait_drained(http, ports)
             drained_at = time.monotonic()
             lag.stop()
+            used = cpu.stop()
             outcomes = await self.outcomes(http, ports)
             collapsed = await self.deduplicated(http, ports)
         for proc, _ in procs:
@@ -447,7 +449,7 @@ class Bench:
             "first_start_max_s": round(max(waits), 3) if waits else None,
             "targets_never_started": missing, "first_start_s": first_start,
             # The target's clock is this process's event loop, busy sending: how late it ran.
-            "bench_loop_lag_max_ms": lag.max_ms,
+            "bench_loop_lag_max_ms": lag.max_ms, **used,
             "repeated_calls": [c for c in self.target.log if storm_calls.get(c[1], 0) > 1],
         }
 
@@ -515,6 +517,7 @@ class Bench:
         self.flush_redis()
         proc, port = self.start_service("overhead", None)
         pickup, record = [], []
+        cpu = CpuMeter({"server": proc.pid})
         async with aiohttp.ClientSession() as http:
             for i in range(self.args.samples):
                 body = payload([alert("BenchIntake", f"o{i}", i)])
@@ -526,8 +529,9 @@ class Bench:
                 pickup.append((steps["handler.started"] - event["received_at"]) * 1000)
                 record.append((event["finished_at"] - steps["handler.finished"]) * 1000)
                 await asyncio.sleep(0.02)
+        used = cpu.stop()
         self.procs.stop(proc)
-        self.results["overhead"] = {"samples": len(pickup), "workers": default_workers(),
+        self.results["overhead"] = {"samples": len(pickup), "workers": default_workers(), **used,
                                     "pickup_p50_ms": _pct(pickup, 50, 2), "pickup_p99_ms": _pct(pickup, 99, 2),
                                     "record_p50_ms": _pct(record, 50, 2), "record_p99_ms": _pct(record, 99, 2)}
 
@@ -735,20 +739,21 @@ def bound(na: dict[str, Any]) -> str:
     growth = na["queue_depth_after"] - na["queue_depth_before"]
     replica, core = na["server_cpu_pct"], na[f"core{SERVER_CORE}_busy_pct"]
     others = others_pct(na, replica)
-    facts = (f"queue {na['queue_depth_before']} -> {na['queue_depth_after']} jobs; "
-             f"{na['jobs_queued_per_s']} jobs/s queued, {na['jobs_finished_per_s']} finished; "
-             f"CPU: replica {replica}%, core {SERVER_CORE} busy {core}% (irq {na[f'core{SERVER_CORE}_irq_pct']}%), "
-             f"Redis {na['redis_cpu_pct']}%, core {LOAD_CORE} busy {na.get(f'core{LOAD_CORE}_busy_pct')}%")
-    if core < 90:
-        why = f"core {SERVER_CORE} was not saturated: the limit is elsewhere (Redis, or the load core)"
-    elif others >= 15:
-        why = (f"other processes took about {others}% of core {SERVER_CORE} (a shared machine): "
-               "the figure is low, run again on a quiet machine")
-    elif growth > 0.05 * max(1, na["jobs_queued"]):
-        why = "CPU-bound on one core, and the workers fell behind the intake (the queue grew)"
+    if growth > 0.05 * max(1, na["jobs_queued"]):
+        queue = (f"the workers fell behind the intake: {na['jobs_finished_per_s']} jobs/s finished vs "
+                 f"{na['jobs_queued_per_s']} queued, queue {na['queue_depth_before']} -> {na['queue_depth_after']}")
     else:
-        why = "CPU-bound on one core; the workers kept up (intake + 5 dry-run jobs per request)"
-    return f"{why} [{facts}]"
+        queue = (f"the workers kept up: {na['jobs_finished_per_s']} jobs/s finished vs {na['jobs_queued_per_s']} "
+                 f"queued, queue {na['queue_depth_before']} -> {na['queue_depth_after']}")
+    if core < 90:
+        cpu = (f"core {SERVER_CORE} was not saturated ({core}%): the limit is elsewhere "
+               f"(Redis {na['redis_cpu_pct']}%, load core {na.get(f'core{LOAD_CORE}_busy_pct')}% busy)")
+    elif others >= 15:
+        cpu = (f"CPU: the replica used {replica}% of core {SERVER_CORE}, other processes about {others}% "
+               "(a shared machine: the figure is low)")
+    else:
+        cpu = f"CPU-bound: the replica used {replica}% of core {SERVER_CORE} ({core}% busy)"
+    return f"{queue}; {cpu}"
 
 
 def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -807,6 +812,9 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             not s["targets_never_started"] and at_most(s["first_start_p99_s"], 1))
         row("storm:   p50 / max, s", f"{s['first_start_p50_s']} / {s['first_start_max_s']}")
         row("storm:   bench event loop max lag (timing error), ms", s["bench_loop_lag_max_ms"])
+        if (others := others_pct(s, s["replica_a_cpu_pct"] + s["replica_b_cpu_pct"])) >= 15:
+            note(f"storm: other processes took about {others}% of core {SERVER_CORE} (a shared machine): "
+                 "the times are long")
     if "throughput" in results:
         t = results["throughput"]
         row("throughput: backlog of distinct dry-run jobs", t["backlog"])
@@ -829,6 +837,9 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("idle: webhook -> handler start p50, ms", o["pickup_p50_ms"])
         row("idle: webhook -> handler start p99, ms", o["pickup_p99_ms"], "<= 5", at_most(o["pickup_p99_ms"], 5))
         row("idle: handler end -> outcome p50/p99, ms", f"{o['record_p50_ms']} / {o['record_p99_ms']}")
+        if (others := others_pct(o, o["server_cpu_pct"])) >= 15:
+            note(f"idle: other processes took about {others}% of core {SERVER_CORE} (a shared machine): "
+                 "the service was not idle, its latencies are long")
     for key, limit, what in (("memory", 80, "no k8s/CH rules"), ("memory_heavy", 120, "k8s+CH rules")):
         if key in results:
             mem = results[key]
