@@ -479,13 +479,13 @@ class Bench:
             done, depth = 0, -1
             while time.monotonic() < deadline:
                 try:
-                    at = time.monotonic() - launched
+                    asked = time.monotonic()
                     done = sum((await self.outcomes(http, ports)).values())
                     depth = await self.depth(http, ports[0])
                 except (aiohttp.ClientError, TimeoutError):
                     await asyncio.sleep(0.02)  # a replica not listening yet
                     continue
-                samples.append((at, done, depth))
+                samples.append(((asked + time.monotonic()) / 2 - launched, done, depth))
                 if depth == 0 and done >= accepted:
                     break
                 if any(proc.poll() is not None for proc, _ in procs):
@@ -803,6 +803,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         row("storm: jobs recorded / queued", f"{s['jobs_recorded']}/{s['accepted_jobs']}", "all",
             s["jobs_recorded"] == s["accepted_jobs"]
             and s["accepted_jobs"] + s["deduplicated"] == s["deliveries"])
+        row("storm:   outcomes", ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items())))
         row("storm: send time, s", s["send_seconds"])
         row("storm: queue drained after the last send, s", s["drain_seconds_after_send"], "<= 2",
             s["final_queue_depth"] == 0 and s["drain_seconds_after_send"] <= 2)
@@ -822,6 +823,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             t["finished"] and t["jobs_recorded"] == t["accepted_jobs"] == t["backlog"])
         row(f"throughput: jobs/s, {t['replicas']} replicas x {t['workers']} workers", t["jobs_per_s"],
             ">= 1000", t["finished"] and at_least(t["jobs_per_s"], 1000))
+        row("throughput:   outcomes", ", ".join(f"{k} {v}" for k, v in sorted(t["outcomes"].items())))
         row("throughput:   from the first outcome, s", t["seconds_from_first_outcome"])
         row("throughput:   jobs/s counting start-up", t["jobs_per_s_from_launch"])
         row(f"throughput:   replicas / Redis CPU, core {SERVER_CORE} busy, %",
