@@ -760,9 +760,15 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Every reported figure: {figure, value, target, ok}; target and ok are None when the
     figure has no target. Rows with a `note` explain the row above."""
     rows: list[dict[str, Any]] = []
+    parent = [""]
 
     def row(name: str, value: Any, target: str | None = None, ok: bool | None = None) -> None:
-        rows.append({"figure": name, "value": value, "target": target, "ok": ok})
+        # label: as the table shows it (indented under the row above); figure: the full name.
+        if name.startswith(" "):
+            full = f"{parent[0]}: {name.strip()}"
+        else:
+            full = parent[0] = name
+        rows.append({"figure": full, "label": name, "value": value, "target": target, "ok": ok})
 
     def note(text: str) -> None:
         rows.append({"note": text})
@@ -871,7 +877,7 @@ def table(results: dict[str, Any]) -> str:
             continue
         mark = "" if r["ok"] is None else ("yes" if r["ok"] else "NO")
         value = "-" if r["value"] is None else r["value"]
-        lines.append(f"{r['figure']:<52} {value!s:>14} {r['target'] or '':>9}  {mark}")
+        lines.append(f"{r['label']:<52} {value!s:>14} {r['target'] or '':>9}  {mark}")
     return "\n".join(lines)
 
 
