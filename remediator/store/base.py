@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from remediator.models import Alert, AuditEvent, Job, NewJob
 
 
@@ -90,7 +92,9 @@ class JobState:
     manual: bool = False
 
     def dumps(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+        # orjson writes a dataclass itself: dataclasses.asdict deep-copies every field,
+        # which was the largest cost of the webhook (one state per queued job)
+        return orjson.dumps(self).decode()
 
     @classmethod
     def loads(cls, data: str | bytes) -> JobState:
