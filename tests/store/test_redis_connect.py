@@ -72,7 +72,7 @@ def test_hiredis_packing_matches_redis_py(args: tuple[Any, ...]) -> None:
 
 
 @pytest.mark.parametrize("value", [None, True])
-def test_hiredis_packing_refuses_what_redis_py_refuses(value: object) -> None:
+def test_hiredis_packing_refuses_what_redis_py_refuses(value: Any) -> None:
     with pytest.raises(DataError, match="Invalid input of type"):
         packed_by_hiredis(PyConnection)().pack_command("SET", "k", value)
 
