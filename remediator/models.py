@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -55,10 +56,16 @@ class Alert(_Tolerant):
     def name(self) -> str:
         return self.labels.get("alertname", "")
 
-    @property
+    @cached_property
+    def started(self) -> str:
+        """``starts_at`` in ISO 8601 (computed once: the webhook needs it for every job's
+        intake key and for the firing index)."""
+        return self.starts_at.isoformat()
+
+    @cached_property
     def episode(self) -> str:
         """Identifies one firing episode: the same alert with the same start."""
-        return f"{self.fingerprint}@{self.starts_at.isoformat()}"
+        return f"{self.fingerprint}@{self.started}"
 
 
 class WebhookPayload(_Tolerant):

@@ -30,11 +30,11 @@ def intake(
     expires = int((now + firing_ttl) * 1000)
     return Intake(
         jobs=[job.dumps() for job in jobs],
-        states={job.event_id: JobState.queued(job, now).dumps() for job in jobs},
+        states={job.event_id: JobState.queued_json(job, now) for job in jobs},
         firing={
             a.fingerprint: (
                 expires,
-                orjson.dumps({"startsAt": a.starts_at.isoformat(), "labels": a.labels}).decode(),
+                orjson.dumps({"startsAt": a.started, "labels": a.labels}).decode(),
             )
             for a in firing
         },
