@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -56,16 +55,10 @@ class Alert(_Tolerant):
     def name(self) -> str:
         return self.labels.get("alertname", "")
 
-    @cached_property
-    def started(self) -> str:
-        """``starts_at`` in ISO 8601 (computed once: the webhook needs it for every job's
-        intake key and for the firing index)."""
-        return self.starts_at.isoformat()
-
-    @cached_property
+    @property
     def episode(self) -> str:
         """Identifies one firing episode: the same alert with the same start."""
-        return f"{self.fingerprint}@{self.started}"
+        return f"{self.fingerprint}@{self.starts_at.isoformat()}"
 
 
 class WebhookPayload(_Tolerant):

@@ -34,7 +34,7 @@ def intake(
         firing={
             a.fingerprint: (
                 expires,
-                orjson.dumps({"startsAt": a.started, "labels": a.labels}).decode(),
+                orjson.dumps({"startsAt": a.starts_at.isoformat(), "labels": a.labels}).decode(),
             )
             for a in firing
         },
