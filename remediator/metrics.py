@@ -141,3 +141,12 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(version(), platform.python_version()).set(1)
+        self._webhook_codes: dict[int, Counter] = {}
+
+    def webhook_answered(self, status: int) -> None:
+        """Count one webhook answer; the labelled child is looked up once per code
+        (``labels()`` costs a few microseconds, on every request of a storm)."""
+        child = self._webhook_codes.get(status)
+        if child is None:
+            child = self._webhook_codes[status] = self.webhook_requests.labels(str(status))
+        child.inc()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
+
 from remediator.metrics import Metrics
 from remediator.models import Alert, NewJob, WebhookPayload, new_event_id
 from remediator.rules.ruleset import RuleSet
@@ -35,6 +37,7 @@ class Intake:
         self._rules = rules
         self._metrics = metrics
         self._received = {s: metrics.alerts_received.labels(s) for s in ("firing", "resolved")}
+        self._deduplicated: dict[str, Counter] = {}  # rule -> its counter child (labels() costs)
 
     def plan_jobs(
         self,
@@ -71,14 +74,21 @@ class Intake:
         else:
             await self._store.accept(jobs, [], [])
             dropped = set()
-        for alert in payload.alerts:
-            self._received[alert.status].inc()
+        if firing:
+            self._received["firing"].inc(len(firing))
+        if resolved:
+            self._received["resolved"].inc(len(resolved))
         if unmatched:
             self._metrics.alerts_unmatched.inc(unmatched)
+        queued = []
         for job in jobs:
-            if job.event_id in dropped:
-                self._metrics.alerts_deduplicated.labels(job.rule).inc()
-        queued = [job.event_id for job in jobs if job.event_id not in dropped]
+            if job.event_id not in dropped:
+                queued.append(job.event_id)
+                continue
+            counter = self._deduplicated.get(job.rule)
+            if counter is None:
+                counter = self._deduplicated[job.rule] = self._metrics.alerts_deduplicated.labels(job.rule)
+            counter.inc()
         return Accepted(queued, unmatched, len(dropped))
 
 

@@ -44,17 +44,29 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
         raise ApiError(415, f"expected Content-Type application/json, got {ctype or 'none'!r}")
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"body of {request.content_length} bytes exceeds the limit of {limit}")
+    content = request.content
+    try:
+        if content.is_eof():  # all of it is here (decoded): no timer, no waiting
+            body = content.read_nowait()
+        else:
+            body = await _read_in_time(request, limit, timeout)
+    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
+        cause = exc.__cause__
+        reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        raise ApiError(400, "body cannot be read", reason.strip(), close=True) from None
+    if len(body) > limit:
+        raise _too_large(request, limit)
+    return body
+
+
+async def _read_in_time(request: web.Request, limit: int, timeout: float) -> bytes:
     body = bytearray()
     try:
         async with asyncio.timeout(timeout):
             async for chunk in request.content.iter_chunked(65536):
                 body += chunk
                 if len(body) > limit:
-                    raise ApiError(
-                        413,
-                        f"body exceeds the limit of {limit} bytes"
-                        + (" once decompressed" if _encoded(request) else ""),
-                    )
+                    raise _too_large(request, limit)
     except TimeoutError:
         raise ApiError(
             408,
@@ -62,11 +74,14 @@ async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
             f"the whole body must arrive within {timeout:g}s",
             close=True,
         ) from None
-    except web.RequestPayloadError as exc:  # e.g. Content-Encoding: gzip on a body that is not
-        cause = exc.__cause__
-        reason = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
-        raise ApiError(400, "body cannot be read", reason.strip(), close=True) from None
     return bytes(body)
+
+
+def _too_large(request: web.Request, limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"body exceeds the limit of {limit} bytes" + (" once decompressed" if _encoded(request) else ""),
+    )
 
 
 def _encoded(request: web.Request) -> bool:
@@ -91,18 +106,18 @@ def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
 
 async def webhook(request: web.Request) -> web.Response:
     """Every answer, refusals included, is counted in remediator_webhook_requests_total."""
-    counter = request.app[SERVICE].metrics.webhook_requests
+    svc = request.app[SERVICE]
     try:
-        response = await _webhook(request, request.app[SERVICE])
+        response = await _webhook(request, svc)
     except ApiError as exc:
-        counter.labels(str(exc.status)).inc()
+        svc.metrics.webhook_answered(exc.status)
         raise
     except ConnectionError:
         raise  # the client went away before an answer
     except Exception:
-        counter.labels("500").inc()  # the errors middleware logs it and answers 500
+        svc.metrics.webhook_answered(500)  # the errors middleware logs it and answers 500
         raise
-    counter.labels(str(response.status)).inc()
+    svc.metrics.webhook_answered(response.status)
     return response
 
 

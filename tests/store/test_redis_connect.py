@@ -5,12 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import Connection as PyConnection
+from redis.exceptions import DataError
 
 from remediator.models import Alert, Job
 from remediator.settings import Settings
-from remediator.store.redis.connection import _parse, connect
+from remediator.store.redis.connection import Connection, _parse, connect
+from remediator.store.redis.packing import packed_by_hiredis
 from remediator.store.redis.store import RedisStore
 from tests.support.redis_server import RedisClusterNodes, RedisSentinel, RedisServer
 
@@ -35,8 +41,40 @@ async def test_url_forms_pick_the_client(url: str, mode: str) -> None:
     try:
         assert conn.mode == mode
         assert conn.socket_timeout == 5.0
+        assert _connection_class(conn).__name__.startswith("Hiredis")  # packs in C
     finally:
         await conn.close()
+
+
+def _connection_class(conn: Connection) -> type[AbstractConnection]:
+    client = conn.client
+    if isinstance(client, RedisCluster):
+        cls: type[AbstractConnection] = client.nodes_manager.connection_kwargs["connection_class"]
+        return cls
+    return client.connection_pool.connection_class
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SET", "k", "caf\u00e9"),
+        ("EVALSHA", "abc", 2, "k1", "k2", 1.5, 1764510000.1234567, -3, 10**20, b"\xff\x00"),
+        ("CLIENT SETNAME", "remediator"),
+        (b"CONFIG GET", b"maxmemory"),
+        ("SET", bytearray(b"k"), memoryview(b"v")),
+    ],
+)
+def test_hiredis_packing_matches_redis_py(args: tuple[Any, ...]) -> None:
+    plain = PyConnection()
+    fast = packed_by_hiredis(PyConnection)()
+    assert b"".join(fast.pack_command(*args)) == b"".join(plain.pack_command(*args))
+    assert b"".join(fast.pack_commands([args, args])) == b"".join(plain.pack_commands([args, args]))
+
+
+@pytest.mark.parametrize("value", [None, True])
+def test_hiredis_packing_refuses_what_redis_py_refuses(value: Any) -> None:
+    with pytest.raises(DataError, match="Invalid input of type"):
+        packed_by_hiredis(PyConnection)().pack_command("SET", "k", value)
 
 
 def test_url_parts() -> None:

@@ -22,6 +22,7 @@ log = structlog.get_logger("remediator.store.redis.store")
 
 FAILURES = (RedisError, RedisClusterException, OSError)  # OSError covers socket timeouts
 _SCRIPTS = (
+    "INTAKE",
     "ENQUEUE",
     "SETTLE_INTAKE",
     "ACK",

@@ -29,6 +29,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
+from remediator.store.redis.packing import packed_by_hiredis
+
 Client = Redis | RedisCluster
 
 SOCKET_TIMEOUT = 5.0
@@ -98,6 +100,7 @@ def _defaults(pool_size: int) -> dict[str, Any]:
 
 def _single(url: str, pool_size: int) -> Connection:
     pool = BlockingConnectionPool.from_url(url, timeout=SOCKET_TIMEOUT, **_defaults(pool_size))
+    pool.connection_class = packed_by_hiredis(pool.connection_class)  # TLS, Unix socket or TCP
     timeout = pool.connection_kwargs.get("socket_timeout") or SOCKET_TIMEOUT
     return Connection(Redis.from_pool(pool), "single", float(timeout))
 
@@ -108,6 +111,11 @@ def _cluster(url: _Url, pool_size: int) -> Connection:
         raise ValueError("a Redis Cluster URL takes no database path (cluster has db 0 only)")
     nodes = [ClusterNode(host, port) for host, port in url.hosts]
     client = RedisCluster(startup_nodes=nodes, ssl=url.tls, **options)
+    # the nodes it discovers get their connection class from these kwargs
+    kwargs = client.nodes_manager.connection_kwargs
+    kwargs["connection_class"] = packed_by_hiredis(kwargs["connection_class"])
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = packed_by_hiredis(node.connection_class)
     return Connection(client, "cluster", float(options["socket_timeout"]))
 
 
@@ -126,6 +134,8 @@ def _sentinel(url: _Url, pool_size: int) -> Connection:
     db = int(url.path[1]) if len(url.path) > 1 and url.path[1] else 0
     sentinel = Sentinel(url.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     client = sentinel.master_for(url.path[0], db=db, ssl=url.tls, **options)
+    pool = client.connection_pool
+    pool.connection_class = packed_by_hiredis(pool.connection_class)
     closers: list[Callable[[], Awaitable[None]]] = [s.aclose for s in sentinel.sentinels]
     return Connection(client, "sentinel", float(options["socket_timeout"]), closers)
 

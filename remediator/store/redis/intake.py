@@ -7,11 +7,9 @@ from collections.abc import Callable, Sequence
 
 import orjson
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
 
 from remediator.models import Alert, Job, NewJob
 from remediator.store.base import JobState
-from remediator.store.redis import scripts as lua
 from remediator.store.redis.batching import Intake
 from remediator.store.redis.common import FAILURES, Backend, log, ms, text
 
@@ -30,7 +28,7 @@ def intake(
     expires = int((now + firing_ttl) * 1000)
     return Intake(
         jobs=[job.dumps() for job in jobs],
-        states={job.event_id: JobState.queued(job, now).dumps() for job in jobs},
+        states={job.event_id: JobState.queued_json(job, now) for job in jobs},
         firing={
             a.fingerprint: (
                 expires,
@@ -45,23 +43,38 @@ def intake(
 
 
 async def write_intake(backend: Backend, batch: list[Intake], ttl: float) -> None:
-    """One pipelined round trip for every accept() of the batch; each item's ``collapsed``
-    gets the event ids of its jobs collapsed into earlier ones (markers live ``ttl``)."""
-    try:
-        collapsed = await _pipeline_intake(backend, batch, ttl)
-    except NoScriptError:  # a restarted Redis forgot the script: load it, write again
-        await backend.r.script_load(lua.ENQUEUE)
-        collapsed = await _pipeline_intake(backend, batch, ttl)
-    if collapsed:  # their queued state was written before the script ran: drop it
-        try:
-            await backend.r.hdel(backend.keys.job_states, *collapsed)
-        except FAILURES as exc:  # the jobs are stored: the answer stays 202
-            log.warning("store.intake_state_cleanup_failed", error=repr(exc), jobs=len(collapsed))
+    """One round trip for every accept() of the batch; each item's ``collapsed`` gets the
+    event ids of its jobs collapsed into earlier ones (markers live ``ttl``)."""
+    if isinstance(backend.r, RedisCluster):
+        collapsed = await _clustered_intake(backend, batch, ttl)
+    else:  # one script: no second round trip to take back the collapsed jobs' states
+        collapsed = await _script_intake(backend, batch, ttl)
     for item in batch:
         item.collapsed[:] = [event_id for event_id in item.ids if event_id in collapsed]
 
 
-async def _pipeline_intake(backend: Backend, batch: list[Intake], ttl: float) -> set[str]:
+async def _script_intake(backend: Backend, batch: list[Intake], ttl: float) -> set[str]:
+    """``scripts.INTAKE``: the firing index, the job states and the jobs in one command."""
+    k, latest = backend.keys, _latest_firing(batch)
+    firing = [(fp, item) for fp, item in latest.items() if item is not None]
+    resolved = [fp for fp, item in latest.items() if item is None]
+    keys = [k.stream, k.firing_index, k.firing_alerts, k.job_states]
+    args: list[str | bytes | int] = [ms(ttl), len(firing), len(resolved)]
+    for fp, (expires, data) in firing:
+        args += [fp, expires, data]
+    args += resolved
+    for item in batch:
+        for event_id, key, job in zip(item.ids, item.collapse, item.jobs, strict=True):
+            if key:
+                keys.append(key)
+            args += [1 if key else 0, event_id, item.states.get(event_id, ""), job]
+    return {text(i) for i in await backend.run("INTAKE", keys, args)}
+
+
+async def _clustered_intake(backend: Backend, batch: list[Intake], ttl: float) -> set[str]:
+    """Redis Cluster: the keys live in three slots ({firing}, {audit}, {q}), so the index
+    writes are pipelined (the job states before the jobs), then ENQUEUE runs (a cluster
+    pipeline refuses EVALSHA), and the collapsed jobs' states are taken back after."""
     r, k, latest = backend.r, backend.keys, _latest_firing(batch)
     firing = {fp: item for fp, item in latest.items() if item is not None}
     resolved = [fp for fp, item in latest.items() if item is None]
@@ -72,25 +85,24 @@ async def _pipeline_intake(backend: Backend, batch: list[Intake], ttl: float) ->
         if resolved:
             pipe.zrem(k.firing_index, *resolved)
             pipe.hdel(k.firing_alerts, *resolved)
-        if any(item.states for item in batch):  # the job-state index, same round trip, before the jobs
+        if any(item.states for item in batch):
             pipe.hset(k.job_states, mapping={e: d for item in batch for e, d in item.states.items()})
-        keys, args = [k.stream], list[str | bytes | int]([ms(ttl)])
-        for item in batch:
-            for event_id, key, data in zip(item.ids, item.collapse, item.jobs, strict=True):
-                if key:
-                    keys.append(key)
-                args += [event_id if key else "", data]
-        jobs = len(args) > 1
-        clustered = isinstance(r, RedisCluster)  # its pipelines refuse EVALSHA
-        if jobs and not clustered:
-            # EVALSHA straight into the pipeline: redis-py's script-in-pipeline support
-            # costs an extra SCRIPT EXISTS round trip per batch. On NOSCRIPT the jobs
-            # were not added, and the firing-index writes are idempotent: write again.
-            pipe.evalsha(backend.scripts["ENQUEUE"].sha, len(keys), *keys, *args)
-        replies = await pipe.execute()
-    if jobs and clustered:
-        return {text(i) for i in await backend.run("ENQUEUE", keys, args)}
-    return {text(i) for i in replies[-1]} if jobs else set()
+        await pipe.execute()
+    keys, args = [k.stream], list[str | bytes | int]([ms(ttl)])
+    for item in batch:
+        for event_id, key, data in zip(item.ids, item.collapse, item.jobs, strict=True):
+            if key:
+                keys.append(key)
+            args += [event_id if key else "", data]
+    if len(args) == 1:
+        return set()
+    collapsed = {text(i) for i in await backend.run("ENQUEUE", keys, args)}
+    if collapsed:  # their queued state was written before the script ran: drop it
+        try:
+            await r.hdel(k.job_states, *collapsed)
+        except FAILURES as exc:  # the jobs are stored: the answer stays 202
+            log.warning("store.intake_state_cleanup_failed", error=repr(exc), jobs=len(collapsed))
+    return collapsed
 
 
 def _latest_firing(batch: list[Intake]) -> dict[str, tuple[int, str] | None]:

@@ -37,6 +37,49 @@ end
 return out
 """
 
+# The webhook's batch in one command where every key may be in one script (one server or
+# Sentinel; Redis Cluster pipelines the same writes around ENQUEUE instead: other slots).
+# KEYS: stream, firing index, firing alerts, job states, then one intake key per job that
+# may be collapsed. ARGV: the intake key's ttl ms, how many firing and resolved alerts,
+# each firing alert's fingerprint, expiry ms and data, each resolved fingerprint, then per
+# job: 1 if it may be collapsed (else 0), its event id, its state (JSON; '' = none) and
+# the job (JSON). The firing index first, then the jobs as ENQUEUE does; a collapsed job
+# leaves no state behind. Returns the event ids of the collapsed jobs.
+INTAKE = """
+local ttl, nf, nr = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
+for _ = 1, nf do
+  redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
+  i = i + 3
+end
+for _ = 1, nr do
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  i = i + 1
+end
+local k, out = 4, {}
+while i <= #ARGV do
+  local id, queue = ARGV[i + 1], true
+  if ARGV[i] == '1' then
+    k = k + 1
+    if redis.call('HSETNX', KEYS[k], 'id', id) == 1 then
+      redis.call('PEXPIRE', KEYS[k], ttl)
+    else
+      redis.call('HINCRBY', KEYS[k], 'n', 1)
+      table.insert(out, id)
+      queue = false
+    end
+  end
+  if queue then
+    if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], id, ARGV[i + 2]) end
+    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 3])
+  end
+  i = i + 4
+end
+return out
+"""
+
 # KEYS: intake key; ARGV: event id, 1 if the episode is done (the key stays until it
 # expires: later copies are still collapsed). Only the job that owns the key settles it;
 # returns how many copies were collapsed into it.
