@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import structlog
@@ -22,10 +22,12 @@ from remediator.api.schemas import valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.errors import StoreUnavailable
 from remediator.notify.slack import signing
-from remediator.notify.slack.interactive import SlackInteractive
 from remediator.notify.slack.messages import APPROVE, REJECT
 from remediator.store.base import Decision
 from remediator.worker.approval import decide, decided_notice, describe
+
+if TYPE_CHECKING:  # slack_sdk (a few MB) is imported at the first click, not at start
+    from remediator.notify.slack.interactive import SlackInteractive
 
 log = structlog.get_logger("remediator.api.slack_interactions")
 ACTIONS: dict[str, Decision] = {APPROVE: "approved", REJECT: "rejected"}
@@ -39,6 +41,8 @@ class _Interactive:
 
     def of(self, svc: Service) -> SlackInteractive:
         if self.made is None:
+            from remediator.notify.slack.interactive import SlackInteractive
+
             self.made = SlackInteractive(svc.settings, svc.resources.http)
         return self.made
 

@@ -1,4 +1,5 @@
-"""Issue 17: a replica imports kubernetes_asyncio and asynch only when a rule needs them.
+"""Issue 17: a replica imports kubernetes_asyncio and asynch only when a rule needs them,
+and slack_sdk only when Slack is configured or a button is clicked.
 
 Each case starts the app in a fresh interpreter (as ``remediator serve`` does: plugins,
 then the app, serving on a real port) and reads ``sys.modules``. The heavy clients are
@@ -12,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("kubernetes_asyncio", "asynch")
+HEAVY = ("kubernetes_asyncio", "asynch", "slack_sdk")  # slack_sdk: at Slack's first use
 
 SCRIPT = """
 import asyncio, json, sys
@@ -80,3 +81,4 @@ def test_a_kubernetes_rule_imports_its_client_at_the_first_use(tmp_path: Path) -
     seen = start(tmp_path, FLINK, use=True)
     assert seen["started"] == []  # loading the rule imports nothing heavy
     assert "kubernetes_asyncio" in seen["used"] and "asynch" not in seen["used"]
+    assert "slack_sdk" not in seen["used"]
