@@ -21,6 +21,7 @@ import yaml
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.settings import Settings
+from remediator.store.admission import Admission, Conclusion
 from remediator.store.base import Delivery, Pause
 from remediator.store.redis.batching import Intake
 from remediator.store.redis.store import RedisStore
@@ -145,6 +146,27 @@ async def test_every_operation_fails_closed_when_redis_is_gone(
         "list_events": lambda: observer.list_events(5),
         "claim_thread": lambda: observer.claim_thread("r", "t", "1.0", 5),
         "get_thread": lambda: observer.get_thread("r", "t"),
+        # a run's start and end (issue 17): nothing is taken or written, the job stays pending
+        "pauses_version": observer.pauses_version,
+        "versioned_pauses": observer.versioned_pauses,
+        "intake_copies": lambda: observer.intake_copies(delivery.job),
+        "admit": lambda: observer.admit(
+            Admission(
+                job=delivery.job,
+                target="t",
+                pauses=0,
+                automatic=True,
+                check_cooldown=True,
+                check_circuit=True,
+                lease=5.0,
+                running="on r1",
+            )
+        ),
+        "conclude": lambda: observer.conclude(
+            Conclusion(
+                job=delivery.job, event=lambda copies: event, ack=delivery.id, target="t", next_for="c1"
+            )
+        ),
     }
     for name, call in calls.items():
         started = time.monotonic()
