@@ -13,6 +13,7 @@ import orjson
 from remediator.models import Job
 from remediator.store.admission import Admission, AdmitStop, Admitted, Concluded, Conclusion
 from remediator.store.base import Delivery, collapses, holder_of, lease_token
+from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.common import Backend, guarded, ms, text
 from remediator.store.redis.queue import RedisQueue
 
@@ -26,12 +27,11 @@ _ROUNDS = 4
 class RedisAdmission:
     """The start and the end of a run, each in one round trip."""
 
-    def __init__(self, backend: Backend, queue: RedisQueue, max_events: int, retention: float) -> None:
+    def __init__(self, backend: Backend, queue: RedisQueue, audit: RedisAudit) -> None:
         self._b = backend
         self._queue = queue
+        self._audit = audit
         self.keys = backend.keys
-        self._max = max_events
-        self._retention = retention
 
     def marker(self, job: Job) -> str:
         """The job's intake marker (a key no job owns, for one that is never collapsed)."""
@@ -115,15 +115,7 @@ class RedisAdmission:
             event = end.event(expected)
             last = round_ == _ROUNDS - 1  # copies still arriving: record this count, settle them all
             request["expected"] = -1 if last else expected
-            request["record"] = [
-                event.rule,
-                event.outcome.value,
-                event.outcome_label,
-                self._max,
-                ms(self._retention),
-                event.event_id,
-                k.event(""),
-            ]
+            request["record"] = self._audit.record_fields(event)
             args = [orjson.dumps(request), event.model_dump_json(by_alias=True)]
             written, copies, *handed = await self._b.run("CONCLUDE", [], args)
             if int(written):

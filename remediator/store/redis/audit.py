@@ -27,8 +27,12 @@ class RedisAudit:
     @guarded
     async def record_event(self, event: AuditEvent) -> None:
         keys = [self.keys.audit, self.keys.event(event.event_id), self.keys.job_states]
-        args = [
-            event.model_dump_json(by_alias=True),
+        args = [event.model_dump_json(by_alias=True), *self.record_fields(event)]
+        await self._b.run("RECORD_EVENT", keys, args)
+
+    def record_fields(self, event: AuditEvent) -> list[Any]:
+        """What the RECORD_EVENT script (and CONCLUDE) take besides the event's JSON."""
+        return [
             event.rule,
             event.outcome.value,
             event.outcome_label,
@@ -37,7 +41,6 @@ class RedisAudit:
             event.event_id,
             self.keys.event(""),
         ]
-        await self._b.run("RECORD_EVENT", keys, args)
 
     @guarded
     async def get_event(self, event_id: str) -> AuditEvent | None:

@@ -87,18 +87,19 @@ class RedisStore(ComposedStore):
         self._backend = Backend(conn.client, keys)
         self._redis_queue = RedisQueue(self._backend, max_block=max(0.1, conn.socket_timeout - 1.0))
         self._batcher = AcceptBatcher(self._write_intake)
+        audit = RedisAudit(self._backend, audit_max_events, audit_retention)
         # one script per run's start and end, unless the keys live on several nodes
         self._admission = (
             None
             if isinstance(conn.client, RedisCluster)
-            else RedisAdmission(self._backend, self._redis_queue, audit_max_events, audit_retention)
+            else RedisAdmission(self._backend, self._redis_queue, audit)
         )
         super().__init__(
             queue=self._redis_queue,
             locks=RedisLocks(self._backend),
             gates=RedisGates(self._backend),
             threads=RedisThreads(self._backend),
-            audit=RedisAudit(self._backend, audit_max_events, audit_retention),
+            audit=audit,
             approvals=RedisApprovals(self._backend),
         )
 
