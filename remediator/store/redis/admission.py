@@ -12,7 +12,7 @@ import orjson
 
 from remediator.models import Job
 from remediator.store.admission import Admission, AdmitStop, Admitted, Concluded, Conclusion
-from remediator.store.base import Delivery, collapses, holder_of, lease_token
+from remediator.store.base import Delivery, holder_of, lease_token
 from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.common import Backend, guarded, ms, text
 from remediator.store.redis.queue import RedisQueue
@@ -34,9 +34,9 @@ class RedisAdmission:
         self.keys = backend.keys
 
     def marker(self, job: Job) -> str:
-        """The job's intake marker (a key no job owns, for one that is never collapsed)."""
-        status = job.alert.status if collapses(job) else "manual"
-        return self.keys.intake(status, job.rule, job.alert.episode if collapses(job) else "-")
+        """The job's intake marker. A marker counts for the job whose event id it holds, so a
+        manual replay (never collapsed: it owns none) may read the same key and find 0."""
+        return self.keys.intake(job.alert.status, job.rule, job.alert.episode)
 
     @guarded
     async def admit(self, ask: Admission) -> Admitted:
