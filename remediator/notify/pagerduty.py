@@ -17,11 +17,10 @@ Nothing here blocks or fails a remediation. The routing key is never logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +31,7 @@ import structlog
 from remediator.durations import format_duration
 from remediator.metrics import Metrics
 from remediator.notify.notice import Notice, replay_command
+from remediator.notify.outbox import Outbox
 from remediator.settings import Settings
 
 log = structlog.get_logger("remediator.notify.pagerduty")
@@ -84,54 +84,37 @@ class PagerDutyNotifier:
         self._key = settings.pagerduty_routing_key.get_secret_value()
         self._url = settings.pagerduty_api_url.rstrip("/") + "/v2/enqueue"
         self._session, self._metrics = session, metrics
-        self._queue_size, self._close_timeout = queue_size, close_timeout
+        self._queue_size = queue_size
         self._timeout = aiohttp.ClientTimeout(total=event_timeout)
         self._retries, self._backoff, self._max_retry_after = retries, backoff, max_retry_after
-        self._pending: deque[PagerDutyEvent] = deque()
-        self._inflight: PagerDutyEvent | None = None
-        self._wake, self._drained = asyncio.Event(), asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._outbox = Outbox[PagerDutyEvent](
+            name="pagerduty-sender",
+            deliver=self._deliver,
+            drop=self._drop,
+            queue_size=queue_size,
+            close_timeout=close_timeout,
+        )
         self._not_before = 0.0  # monotonic time before which PagerDuty asked us not to post
         self._last: OrderedDict[str, Action] = OrderedDict()  # dedup key -> last action queued
 
     # ---- the Notifier protocol ------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="pagerduty-sender")
+        if not self._outbox.started:
+            self._outbox.start()
             log.info("pagerduty.started", url=self._url)
 
     def send(self, notice: Notice) -> None:
         """Queue the event ``notice`` calls for (if any) and return at once; never raises."""
         try:
             event = event_for(notice)
-            if event is None or not self._wanted(event):
-                return
-            if self._closed:
-                self._drop([event], "closed")
-                return
-            if len(self._pending) >= self._queue_size:
-                self._drop([self._pending.popleft()], "queue_full")
-            self._pending.append(event)
-            self._drained.clear()
-            self._wake.set()
+            if event is not None and self._wanted(event):
+                self._outbox.put(event)
         except Exception as exc:  # a notifier must never break the pipeline
             log.error("pagerduty.enqueue_failed", error=self._redact(repr(exc)))
 
     async def close(self) -> None:
         """Deliver what is queued for up to ``close_timeout`` seconds, then give up."""
-        self._closed = True
-        if self._task is None:
-            self._drop(list(self._pending), "closed")
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), self._close_timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        left = list(self._pending) + ([self._inflight] if self._inflight else [])
-        self._pending.clear()
-        self._drop(left, "shutdown")
+        await self._outbox.close()
 
     def _wanted(self, event: PagerDutyEvent) -> bool:
         """A resolve right after a resolve of the same key (every success does one) is skipped."""
@@ -143,17 +126,6 @@ class PagerDutyNotifier:
         return not (event.action == "resolve" and last == "resolve")
 
     # ---- the sender -------------------------------------------------------------------
-    async def _run(self) -> None:
-        while True:
-            if not self._pending:
-                self._drained.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            self._inflight = self._pending.popleft()
-            await self._deliver(self._inflight)
-            self._inflight = None
-
     async def _deliver(self, event: PagerDutyEvent) -> None:
         """Post one event, retrying what may pass later; count and log the result once."""
         attempt = 0

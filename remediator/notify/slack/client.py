@@ -23,10 +23,8 @@ posted; the store keeps one and every later reply goes there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +37,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.notify.notice import SERVICE_NOTICES, Notice
+from remediator.notify.outbox import Outbox
 from remediator.notify.slack import messages
 from remediator.notify.slack.blocks import Message
 from remediator.notify.slack.retry import retry_after, retry_handlers
@@ -82,7 +81,6 @@ class SlackNotifier:
         min_thread_ttl: float = 60.0,
     ) -> None:
         self._metrics = metrics
-        self._queue_size, self._close_timeout = queue_size, close_timeout
         self._message_timeout = message_timeout
         self._threads = Threads(store, min_thread_ttl)
         self._store = store
@@ -110,70 +108,44 @@ class SlackNotifier:
         else:
             raise ValueError("SlackNotifier needs a bot token or a webhook URL")
         self.mode = "bot" if self._web is not None else "webhook"
-        self._pending: deque[Notice] = deque()
-        self._inflight: Notice | None = None
-        self._wake = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._outbox = Outbox[Notice](
+            name="slack-sender",
+            deliver=self._deliver,
+            drop=self._drop,
+            queue_size=queue_size,
+            close_timeout=close_timeout,
+        )
         self._dropping = 0
         self._not_before = 0.0  # monotonic time before which Slack asked us not to post
 
     # ---- the Notifier protocol ------------------------------------------------------
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="slack-sender")
+        if not self._outbox.started:
+            self._outbox.start()
             log.info("slack.started", mode=self.mode, channel=self._channel or None)
 
     def send(self, notice: Notice) -> None:
         """Queue ``notice`` and return at once; never raises."""
         try:
-            if self._closed:
-                self._drop([notice], "closed")
-                return
-            if len(self._pending) >= self._queue_size:
-                self._drop([self._pending.popleft()], "queue_full")
-            elif self._dropping and len(self._pending) < self._queue_size // 2:
+            outbox = self._outbox
+            if self._dropping and not outbox.closed and len(outbox) < outbox.queue_size // 2:
                 log.warning("slack.queue_recovered", dropped=self._dropping)
                 self._dropping = 0
-            self._pending.append(notice)
-            self._drained.clear()
-            self._wake.set()
+            outbox.put(notice)
         except Exception as exc:  # a notifier must never break the pipeline
             log.error("slack.enqueue_failed", error=self._redact(repr(exc)))
 
     async def close(self) -> None:
         """Deliver what is queued for up to ``close_timeout`` seconds, then give up."""
-        self._closed = True
-        if self._task is None:
-            self._drop(list(self._pending), "closed")
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drained.wait(), self._close_timeout)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        left = list(self._pending) + ([self._inflight] if self._inflight else [])
-        self._pending.clear()
-        self._drop(left, "shutdown")
+        await self._outbox.close()
 
     # ---- the sender -------------------------------------------------------------------
-    async def _run(self) -> None:
-        while True:
-            if not self._pending:
-                self._drained.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            wait = self._not_before - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._inflight = self._pending.popleft()
-            await self._deliver(self._inflight)
-            self._inflight = None
-
     async def _deliver(self, notice: Notice) -> None:
-        """Post one notice; any failure is counted and logged here, once."""
+        """Post one notice (after any wait Slack asked for); any failure is counted and
+        logged here, once."""
+        wait = self._not_before - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
             async with asyncio.timeout(self._message_timeout):
                 result = await self._post_notice(notice)
