@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handlers.gitops import GitOpsParams, managing_app, refusal, replicas_in_git
-from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, selector_string, send, send_patch
+from handlers.kube import (
+    ApiRequest,
+    DeploymentAccess,
+    Label,
+    Subdomain,
+    api_client,
+    client,
+    selector_string,
+    send,
+    shown,
+)
 from remediator import (
     Context,
     Observations,
@@ -31,7 +41,6 @@ from remediator import (
 
 ANNOTATION = "remediator.io/bounce-replicas"
 MAX_REPLICAS = 10_000
-_SHOWN_PODS = 5
 
 
 class BounceParams(GitOpsParams):
@@ -168,35 +177,15 @@ def _describe(params: BounceParams) -> list[str]:
     return _plan(params, planned_within(params))
 
 
-class _Deployment:
+class _Deployment(DeploymentAccess):
     """Reads, patches and lists the pods of one Deployment through the app's client."""
 
     def __init__(self, api: client.ApiClient, params: BounceParams, ctx: Context) -> None:
-        self.apps, self.core = client.AppsV1Api(api), client.CoreV1Api(api)
-        self.params, self.ctx = params, ctx
-        self.request = _deployment(params)
-        self.where = self.request.target
+        super().__init__(api, ctx, _deployment(params), params.namespace, params.deployment)
+        self.params = params
 
     async def read(self, *, record: bool = True) -> Seen:
-        p = self.params
-        dep = await send(
-            self.ctx,
-            self.request,
-            lambda timeout: self.apps.read_namespaced_deployment(
-                p.deployment, p.namespace, _request_timeout=timeout
-            ),
-            record=record,
-        )
-        return Seen.of(dep, self.where)
-
-    async def patch(self, body: dict[str, Any]) -> None:
-        await send_patch(
-            self.ctx,
-            self.request.with_body(body),
-            self.apps.patch_namespaced_deployment,
-            self.params.deployment,
-            self.params.namespace,
-        )
+        return Seen.of(await self.read_deployment(record=record), self.where)
 
     async def pods(self, selector: str, *, record: bool = True) -> list[str]:
         """Names of the pods matching ``selector`` (terminating ones included)."""
@@ -212,11 +201,6 @@ class _Deployment:
         return [pod.metadata.name for pod in found.items or []]
 
 
-def _shown(names: list[str]) -> str:
-    more = f" and {len(names) - _SHOWN_PODS} more" if len(names) > _SHOWN_PODS else ""
-    return ", ".join(names[:_SHOWN_PODS]) + more
-
-
 @handler("kubernetes.bounce", params=BounceParams, describe=_describe)
 async def bounce(params: BounceParams, ctx: Context) -> Result:
     """Scale a Deployment to 0, wait until its pods are gone, scale it back, wait until ready."""
@@ -226,7 +210,7 @@ async def bounce(params: BounceParams, ctx: Context) -> Result:
     if not seen.selector:
         raise PermanentError(f"{dep.where} has an empty selector; refusing to bounce")
     pods = await dep.pods(seen.selector)
-    ctx.step("observe", f"{seen.summary()}; {len(pods)} pod(s): {_shown(pods)}", pods=pods)
+    ctx.step("observe", f"{seen.summary()}; {len(pods)} pod(s): {shown(pods)}", pods=pods)
     if seen.recorded is None and seen.replicas == 0:
         return Result.noop(
             f"{dep.where} is scaled to 0 and no bounce is in progress: nothing to bounce", replicas=0
@@ -297,7 +281,7 @@ async def _bounce(dep: _Deployment, selector: str, count: int, within: float) ->
     if not gone:
         return Result.failed(
             f"{len(left)} pod(s) of {dep.where} still exist {seconds(within)} after scaling to 0: "
-            f"{_shown(left)}; left at 0 replicas with {ANNOTATION}={count}, so the next run "
+            f"{shown(left)}; left at 0 replicas with {ANNOTATION}={count}, so the next run "
             "resumes",
             retryable=True,
             pods=left,
@@ -342,7 +326,7 @@ async def _wait_gone(dep: _Deployment, selector: str, within: float) -> tuple[bo
 
     async def probe() -> tuple[bool, list[str]]:
         names = await dep.pods(selector, record=False)
-        observed.see(f"{len(names)} pod(s) left: {_shown(names)}" if names else "no pod left", pods=names)
+        observed.see(f"{len(names)} pod(s) left: {shown(names)}" if names else "no pod left", pods=names)
         return not names, names
 
     return await poll(ctx, probe, every=every, within=within)

@@ -224,6 +224,46 @@ async def send_patch(ctx: Context, request: ApiRequest, method: Callable[..., Aw
     )
 
 
+class DeploymentAccess:
+    """One Deployment through the app's client, as ``request`` names it: read it, patch
+    it (what ``kubernetes.bounce`` and ``kubernetes.set_env`` share; each turns the read
+    into its own view)."""
+
+    def __init__(
+        self, api: client.ApiClient, ctx: Context, request: ApiRequest, namespace: str, name: str
+    ) -> None:
+        self.apps, self.core = client.AppsV1Api(api), client.CoreV1Api(api)
+        self.ctx, self.request = ctx, request
+        self.where = request.target
+        self.namespace, self.name = namespace, name
+
+    async def read_deployment(self, *, record: bool = True) -> Any:
+        return await send(
+            self.ctx,
+            self.request,
+            lambda timeout: self.apps.read_namespaced_deployment(
+                self.name, self.namespace, _request_timeout=timeout
+            ),
+            record=record,
+        )
+
+    async def patch(self, body: Any) -> None:
+        """A merge patch (a dict) or a JSON Patch (a list of operations)."""
+        await send_patch(
+            self.ctx,
+            self.request.with_body(body),
+            self.apps.patch_namespaced_deployment,
+            self.name,
+            self.namespace,
+        )
+
+
+def shown(names: list[str], limit: int = 5) -> str:
+    """The first ``limit`` names, and how many more."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def api_error(request: ApiRequest, exc: exceptions.ApiException) -> Exception:
     """A clear, actionable error for an API answer that is not 2xx."""
     status = int(exc.status or 0)

@@ -19,7 +19,17 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
-from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, selector_string, send, send_patch
+from handlers.kube import (
+    ApiRequest,
+    DeploymentAccess,
+    Label,
+    Subdomain,
+    api_client,
+    client,
+    selector_string,
+    send,
+    shown,
+)
 from remediator import (
     MAX_CONFLICTS,
     Context,
@@ -40,7 +50,6 @@ REVISION = "deployment.kubernetes.io/revision"
 MAX_VALUE = 32_768
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SHOWN = 5
 
 
 def env_name(value: str) -> str:
@@ -244,35 +253,15 @@ def _describe(params: SetEnvParams) -> list[str]:
     return _plan(params, planned_within(params))
 
 
-class _Deployment:
+class _Deployment(DeploymentAccess):
     """Reads and patches one Deployment, lists its ReplicaSets and pods."""
 
     def __init__(self, api: client.ApiClient, params: SetEnvParams, ctx: Context) -> None:
-        self.apps, self.core = client.AppsV1Api(api), client.CoreV1Api(api)
-        self.params, self.ctx = params, ctx
-        self.request = _get(params)
-        self.where = self.request.target
+        super().__init__(api, ctx, _get(params), params.namespace, params.deployment)
+        self.params = params
 
     async def read(self, *, record: bool = True) -> Seen:
-        p = self.params
-        dep = await send(
-            self.ctx,
-            self.request,
-            lambda timeout: self.apps.read_namespaced_deployment(
-                p.deployment, p.namespace, _request_timeout=timeout
-            ),
-            record=record,
-        )
-        return Seen.of(dep, p.container, self.where)
-
-    async def patch(self, ops: list[dict[str, Any]]) -> None:
-        await send_patch(
-            self.ctx,
-            self.request.with_body(ops),
-            self.apps.patch_namespaced_deployment,
-            self.params.deployment,
-            self.params.namespace,
-        )
+        return Seen.of(await self.read_deployment(record=record), self.params.container, self.where)
 
     async def old_pods(self, seen: Seen, *, record: bool) -> list[str]:
         """Pods (terminating ones included) of this Deployment's ReplicaSets but the current one."""
@@ -307,11 +296,6 @@ class _Deployment:
 
 def _owned_by(obj: Any, uid: str) -> bool:
     return any(ref.uid == uid for ref in obj.metadata.owner_references or [])
-
-
-def _shown(names: list[str]) -> str:
-    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
-    return ", ".join(names[:_SHOWN]) + more
 
 
 @dataclass(frozen=True)
@@ -410,7 +394,7 @@ async def _verify(dep: _Deployment, change: Change, within: float) -> Result:
             return False, seen.status()
         left = await dep.old_pods(seen, record=False)
         if left:
-            text = f"{seen.status()}; {len(left)} pod(s) of an old ReplicaSet left: {_shown(left)}"
+            text = f"{seen.status()}; {len(left)} pod(s) of an old ReplicaSet left: {shown(left)}"
             observed.see(text, pods=left)
             return False, text
         return True, seen.status()
