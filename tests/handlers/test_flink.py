@@ -94,7 +94,9 @@ def observed(ctx: Any, name: str) -> list[str]:
 async def test_verify_waits_for_the_jobmanager_to_be_ready(cluster: Cluster, resources: Resources) -> None:
     """Job RUNNING and STABLE, but the JobManager deployment not READY: not recovered yet."""
     cluster.put(FLINK, NS, flink_deployment(NAME, job="FAILED", lifecycle="FAILED", nonce=3))
-    operator = FlinkOperator(cluster, NS, NAME, jobmanager_ready_after=12)  # the walk ends at tick 5
+    # The walk ends at tick 5. DEPLOYING lasts one tick: 150 ms, three of the handler's
+    # 50 ms polls, so a loaded machine does not make it miss that state.
+    operator = FlinkOperator(cluster, NS, NAME, jobmanager_ready_after=12, tick=0.15)
     async with background(operator.run):
         result, ctx = await run_handler("flink.restart", PARAMS, resources)
 
