@@ -1,24 +1,42 @@
 # remediator: the two commands a user needs are `make run` and `make test`.
-VENV ?= .venv
-PY := $(VENV)/bin/python
+# Every install path takes exactly what uv.lock says (uv sync --frozen); `make lock` refreshes it.
 PYTHON ?= python3
 PORT ?= 8080
+HOST ?= 127.0.0.1
+# The development environment (test and lint groups), and the runtime-only one of `make run`.
+VENV ?= .venv
+RUN_VENV ?= .venv-run
+PY := $(VENV)/bin/python
+# uv itself, pinned and hashed in scripts/uv-requirements.txt, lives in its own small venv.
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+# uv uses the interpreter make was given, never one it downloads.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-unit lint system-deps deploy-sync bench demo clean
+.PHONY: run test test-unit test-latest lint lock system-deps deploy-sync bench demo image clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+$(UV): scripts/uv-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+		-r scripts/uv-requirements.txt
 	touch $@
 
-## run: start the service on :$(PORT) with the shipped rules, the memory store and dry-run on
-run: $(VENV)/.installed
-	@token=$${REMEDIATOR_WEBHOOK_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))')}; \
-	echo "webhook token: $$token"; \
-	echo "try: curl -H \"Authorization: Bearer $$token\" -H 'Content-Type: application/json' --data @examples/alertmanager/clickhouse-readonly-firing.json http://127.0.0.1:$(PORT)/webhooks/alertmanager"; \
-	REMEDIATOR_WEBHOOK_TOKEN=$$token REMEDIATOR_LOG_FORMAT=$${REMEDIATOR_LOG_FORMAT:-console} \
-	exec $(PY) -m remediator serve --rules rules.yaml --port $(PORT) --dry-run
+$(VENV)/.installed: pyproject.toml uv.lock $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --no-default-groups --group test --group lint
+	touch $@
+
+$(RUN_VENV)/.installed: pyproject.toml uv.lock $(UV)
+	UV_PROJECT_ENVIRONMENT=$(RUN_VENV) $(UV) sync --quiet --locked --no-default-groups
+	touch $@
+
+## run: start the service on $(HOST):$(PORT) with the shipped rules, the memory store and dry-run on
+run: $(RUN_VENV)/.installed
+	@HOST=$(HOST) PORT=$(PORT) bash scripts/run.sh $(RUN_VENV)/bin/python
+
+## lock: resolve today's newest versions within pyproject's bounds into uv.lock
+lock: $(UV)
+	$(UV) lock --upgrade
 
 ## system-deps: the servers the tests start (redis, clickhouse, zookeeper, alertmanager, promtool)
 system-deps:
@@ -28,9 +46,13 @@ system-deps:
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
-## test-unit: the fast tests (no servers to start: rules, worker gates, API, CLI), under a minute
+## test-unit: the fast tests (rules, worker gates, API, CLI)
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit tests/rules tests/worker tests/api tests/cli
+
+## test-latest: lint and the unit tests against the newest release of every dependency, bounds ignored
+test-latest: $(UV)
+	bash scripts/test-latest.sh $(UV)
 
 ## deploy-sync: refresh deploy/base/rules.yaml and deploy/prometheus/prometheusrule.yaml (tests fail while stale)
 deploy-sync:
@@ -43,7 +65,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
 
 ## bench: intake vs baseline, alert storm, overhead and memory (needs redis-server and wrk)
 bench: $(VENV)/.installed system-deps

@@ -27,6 +27,7 @@ from tests.support.redis_server import RedisClusterNodes, RedisSentinel, RedisSe
         ("redis://127.0.0.1:6379/0", "single"),
         ("rediss://user:secret@redis.example:6380/1", "single"),
         ("unix:///run/redis.sock?db=2", "single"),
+        ("unix:///run/redis.sock?cluster=false&db=2", "single"),
         ("redis+cluster://10.0.0.1:7000,10.0.0.2:7001", "cluster"),
         ("rediss+cluster://10.0.0.1:7000", "cluster"),
         ("redis://10.0.0.1:7000?cluster=true", "cluster"),
@@ -42,6 +43,23 @@ async def test_url_forms_pick_the_client(url: str, mode: str) -> None:
         assert conn.mode == mode
         assert conn.socket_timeout == 5.0
         assert _connection_class(conn).__name__.startswith("Hiredis")  # packs in C
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "db"),
+    [
+        ("unix:///run/redis.sock?db=2", "/run/redis.sock", 2),
+        ("unix:///run/redis.sock?cluster=false&db=3", "/run/redis.sock", 3),
+    ],
+)
+async def test_a_unix_socket_url_reaches_its_socket(url: str, path: str, db: int) -> None:
+    conn = connect(url, pool_size=8)
+    try:
+        assert not isinstance(conn.client, RedisCluster)
+        kwargs = conn.client.connection_pool.connection_kwargs
+        assert (kwargs["path"], kwargs["db"]) == (path, db)
     finally:
         await conn.close()
 

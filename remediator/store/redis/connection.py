@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -132,7 +132,7 @@ def _sentinel(url: _Url, pool_size: int) -> Connection:
         **sentinel_auth,
     }
     db = int(url.path[1]) if len(url.path) > 1 and url.path[1] else 0
-    sentinel = Sentinel(url.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(url.hosts, sentinel_kwargs=sentinel_kwargs)
     client = sentinel.master_for(url.path[0], db=db, ssl=url.tls, **options)
     pool = client.connection_pool
     pool.connection_class = packed_by_hiredis(pool.connection_class)
@@ -196,6 +196,16 @@ def _truthy(value: str) -> bool:
 
 
 def _without_cluster_flag(url: str) -> str:
+    """``url`` without its ``cluster`` option, every other part as written.
+
+    Rebuilt by hand: ``urlunsplit`` drops the ``//`` of a URL with an empty host
+    (``unix:///run/redis.sock`` would become ``unix:/run/redis.sock``, which redis-py 8
+    refuses).
+    """
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "cluster"]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if all(k != "cluster" for k, _ in pairs):
+        return url
+    query = urlencode([(k, v) for k, v in pairs if k != "cluster"])
+    rebuilt = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return rebuilt + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
