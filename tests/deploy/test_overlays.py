@@ -105,7 +105,7 @@ def kubectl_build(directory: Path) -> list[Resource]:
     return [r for r in yaml.safe_load_all(result.stdout) if r]
 
 
-CASES = (
+CASES: list[tuple[str, list[str]]] = (
     [(o, []) for o in OVERLAYS]
     + [(o, [c]) for o in OVERLAYS for c in COMPONENTS]
     + [(o, ALL) for o in OVERLAYS]
