@@ -54,9 +54,10 @@ test-unit: $(VENV)/.installed
 test-latest: $(UV)
 	bash scripts/test-latest.sh $(UV)
 
-## deploy-sync: refresh deploy/base/rules.yaml and deploy/prometheus/prometheusrule.yaml (tests fail while stale)
-deploy-sync:
-	bash scripts/sync-deploy.sh
+## deploy-sync: write deploy/'s generated files: each overlay's rbac.yaml (a Role per namespace of its
+## settings), the torghut rules copy, the ClusterRole, the PrometheusRules (tests fail while stale)
+deploy-sync: $(VENV)/.installed
+	$(PY) scripts/sync_deploy.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check remediator handlers tests demo

@@ -2,7 +2,7 @@
 and sends them to Alertmanager's ``/api/v2/alerts`` the way Prometheus's notifier does.
 
 The alert names, labels and annotations come from the shipped
-``deploy/prometheus/alerts.rules.yml``. The expressions are evaluated directly on the
+``deploy/overlays/torghut/alerts.rules.yml``. The expressions are evaluated directly on the
 systems instead of on scraped metrics:
 
 - ``ClickHouseReplicaReadonly``: per node, the number of read-only replicas in
@@ -40,7 +40,7 @@ from tests.support.clickhouse import ClickHouseCluster
 from tests.support.kube import DEPLOYMENTS, FLINK, Cluster
 from tests.support.procs import ROOT
 
-RULES_FILE = ROOT / "deploy" / "prometheus" / "alerts.rules.yml"
+RULES_FILE = ROOT / "deploy" / "overlays" / "torghut" / "alerts.rules.yml"
 GROUP = "torghut-remediation"
 JANGAR_GROUP = "jangar-remediation"
 GENERATOR = "http://prometheus.demo:9090/graph"

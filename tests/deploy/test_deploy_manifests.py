@@ -25,7 +25,7 @@ from remediator.handling.registry import default_registry, load_plugins
 from remediator.rules.matchers import parse_matcher
 from remediator.rules.ruleset import RulesFile, load_rules
 from remediator.rules.templates import compile_value
-from remediator.settings import Settings
+from remediator.settings import Settings, known_variables
 from tests.support.kustomize import Resource, Unsupported, identity, json_patch, render
 from tests.support.procs import (
     PYTHON,
@@ -43,7 +43,7 @@ PROMETHEUS = ROOT / "deploy" / "prometheus"
 COMPONENTS = ROOT / "deploy" / "components"
 RECOMMENDED_LABELS = ("name", "instance", "version", "component", "part-of", "managed-by")
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
-CRD_KINDS = {"PrometheusRule", "ServiceMonitor"}
+CRD_KINDS = {"PrometheusRule", "ServiceMonitor"}  # validated in test_overlays.py
 
 
 def by_kind(resources: list[Resource], kind: str) -> Resource:
@@ -105,7 +105,8 @@ def copy_overlay(
     if tag is not None:
         spec["images"][0]["newTag"] = tag
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
-    shutil.copy(OVERLAY / "deployment-env.yaml", directory)
+    for name in ("deployment-env.yaml", "rules.yaml", "rbac.yaml", "prometheusrule.yaml"):
+        shutil.copy(OVERLAY / name, directory)
     document = yaml.safe_load((OVERLAY / "settings.yaml").read_text(encoding="utf-8"))
     if settings is not None:
         document["spec"] = settings
@@ -155,16 +156,17 @@ def test_every_manifest_validates_against_the_kubernetes_schema(directory: Path,
             continue  # no schema in kubernetes-validate; checked by the tests below
         kubernetes_validate.validate(resource, version, strict=True)
         validated.add(resource["kind"])
-    assert validated >= {
+    expected = {
         "Deployment",
         "Service",
         "ServiceAccount",
-        "Role",
-        "RoleBinding",
         "ConfigMap",
         "PodDisruptionBudget",
         "NetworkPolicy",
     }
+    if directory != BASE:  # the base has no Role: each overlay makes one per namespace (rbac.yaml)
+        expected |= {"Role", "RoleBinding"}
+    assert validated >= expected
 
 
 def test_the_schema_check_catches_a_typo(deployment: Resource) -> None:
@@ -199,9 +201,12 @@ def test_overlay_puts_everything_in_torghut(overlay: list[Resource]) -> None:
             "PodDisruptionBudget",
             "NetworkPolicy",
             "PrometheusRule",
+            "PrometheusRule",
             "ServiceMonitor",
         ]
     )
+    rules = sorted(r["metadata"]["name"] for r in overlay if r["kind"] == "PrometheusRule")
+    assert rules == ["remediator", "torghut-alerts"], "remediator's own alerts apart from torghut's"
 
 
 # ---- least privilege ---------------------------------------------------------------------
@@ -290,7 +295,7 @@ def test_rules_come_from_the_configmap_as_a_directory(
     assert Path(mount["mountPath"]) == rules_path.parent
     config_map = by_kind(overlay, "ConfigMap")
     assert volumes[name]["configMap"]["name"] == config_map["metadata"]["name"]
-    assert config_map["data"][rules_path.name] == (BASE / "rules.yaml").read_text("utf-8")
+    assert config_map["data"][rules_path.name] == (OVERLAY / "rules.yaml").read_text("utf-8")
     assert mounts["tmp"]["mountPath"] == "/tmp" and "emptyDir" in volumes["tmp"]
 
 
@@ -345,12 +350,11 @@ def test_slack_webhook_url_from_the_secret_reaches_the_settings(
 
 
 def test_every_environment_variable_is_a_setting(container: dict[str, Any]) -> None:
-    fields = set(Settings.model_fields)
+    known = known_variables()  # every setting, and each secret's _FILE variant
     for item in container["env"]:
         name = item["name"]
         assert name.startswith("REMEDIATOR_"), name
-        key = name.removeprefix("REMEDIATOR_").removesuffix("_FILE").lower()
-        assert key in fields, f"{name} is not a setting of remediator.settings.Settings"
+        assert name in known, f"{name} is not a setting of remediator.settings.Settings"
 
 
 def test_environment_of_the_pod_gives_valid_settings(
@@ -399,7 +403,15 @@ def test_network_policy_allows_only_what_is_needed(overlay: list[Resource]) -> N
     (source,) = ingress["from"]
     assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"}
     allowed = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert allowed == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (9000, "TCP"), (443, "TCP"), (6443, "TCP")}
+    assert allowed == {
+        (53, "UDP"),
+        (53, "TCP"),
+        (6379, "TCP"),
+        (9000, "TCP"),
+        (443, "TCP"),
+        (6443, "TCP"),
+        (80, "TCP"),
+    }
     # An egress rule without `to` allows every destination.
     assert all(rule["to"] for rule in policy["egress"])
 
@@ -413,10 +425,13 @@ def policy_settings(resources: list[Resource]) -> dict[str, Any]:
     by_ports = {tuple(sorted(p["port"] for p in rule["ports"])): rule for rule in policy["egress"]}
     (api,) = by_ports[(443, 6443)]["to"]
     (https,) = by_ports[(443,)]["to"]
+    (http_peer,) = policy["egress"][5]["to"]
+    (http_namespaces,) = http_peer["namespaceSelector"]["matchExpressions"]
     releases = {r["kind"]: r["metadata"]["labels"]["release"] for r in resources if r["kind"] in CRD_KINDS}
     assert releases.keys() == CRD_KINDS
-    (release,) = set(releases.values())
+    (release,) = {r["metadata"]["labels"]["release"] for r in resources if r["kind"] in CRD_KINDS}
     return {
+        "namespaces": sorted(r["metadata"]["namespace"] for r in resources if r["kind"] == "Role"),
         "prometheusRelease": release,
         "monitoringNamespace": ingress_from["namespaceSelector"]["matchLabels"][
             "kubernetes.io/metadata.name"
@@ -425,7 +440,11 @@ def policy_settings(resources: list[Resource]) -> dict[str, Any]:
             "namespace": dns["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
             "podLabels": dns["podSelector"]["matchLabels"],
         },
-        "egress": {"kubernetesApiCidr": api["ipBlock"]["cidr"], "httpsCidr": https["ipBlock"]["cidr"]},
+        "egress": {
+            "kubernetesApiCidr": api["ipBlock"]["cidr"],
+            "httpsCidr": https["ipBlock"]["cidr"],
+            "http": {"namespaces": http_namespaces["values"], "ports": policy["egress"][5]["ports"]},
+        },
     }
 
 
@@ -435,13 +454,18 @@ def test_torghut_settings_land_in_the_objects(overlay: list[Resource]) -> None:
 
 
 OTHER_SETTINGS = {
+    "namespaces": ["torghut"],  # rbac.yaml is copied as it is (`make deploy-sync` would rewrite it)
     "prometheusRelease": "prom-main",
     "monitoringNamespace": "observability",
     "dns": {
         "namespace": "openshift-dns",
         "podLabels": {"dns.operator.openshift.io/daemonset-dns": "default"},
     },
-    "egress": {"kubernetesApiCidr": "10.0.0.1/32", "httpsCidr": "192.0.2.0/24"},
+    "egress": {
+        "kubernetesApiCidr": "10.0.0.1/32",
+        "httpsCidr": "192.0.2.0/24",
+        "http": {"namespaces": ["torghut", "jangar"], "ports": [{"port": 3000, "protocol": "TCP"}]},
+    },
 }
 
 
@@ -495,7 +519,7 @@ def test_no_world_egress_unless_the_overlay_says_so(base: list[Resource], overla
         with pytest.raises(ValueError):  # noqa: PT011 - any refusal: the stdlib's wording is not ours
             ipaddress.ip_network(cidr)
     egress = settings_of(OVERLAY)["egress"]
-    assert sorted(ip_blocks(overlay)) == sorted(egress.values())
+    assert sorted(ip_blocks(overlay)) == sorted([egress["kubernetesApiCidr"], egress["httpsCidr"]])
     for cidr in ip_blocks(overlay):
         ipaddress.ip_network(cidr)
 
@@ -790,18 +814,18 @@ def test_the_shipped_redis_conf_runs_on_a_real_redis_server(
 def test_the_deploy_copy_of_rules_yaml_is_current() -> None:
     source = ROOT / "rules.yaml"
     if not source.exists():
-        message = "no rules.yaml at the repository root to compare deploy/base/rules.yaml with"
+        message = "no rules.yaml at the repository root to compare deploy/overlays/torghut/rules.yaml with"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    assert (BASE / "rules.yaml").read_bytes() == source.read_bytes(), (
-        "deploy/base/rules.yaml is stale: run `make deploy-sync`"
+    assert (OVERLAY / "rules.yaml").read_bytes() == source.read_bytes(), (
+        "deploy/overlays/torghut/rules.yaml is stale: run `make deploy-sync`"
     )
 
 
 def test_the_deploy_rules_are_well_formed() -> None:
     """Schema, matchers and templates; handler names are checked by the next test."""
-    document = yaml.safe_load((BASE / "rules.yaml").read_text(encoding="utf-8"))
+    document = yaml.safe_load((OVERLAY / "rules.yaml").read_text(encoding="utf-8"))
     parsed = RulesFile.model_validate(document)
     assert [rule.name for rule in parsed.rules] == [
         "clickhouse-replica-readonly",
@@ -818,15 +842,17 @@ def test_the_deploy_rules_are_well_formed() -> None:
 
 def test_the_deploy_rules_load_with_the_shipped_handlers() -> None:
     load_plugins(["handlers"])
-    document = yaml.safe_load((BASE / "rules.yaml").read_text(encoding="utf-8"))
+    document = yaml.safe_load((OVERLAY / "rules.yaml").read_text(encoding="utf-8"))
     missing = sorted({r["handler"] for r in document["rules"]} - set(default_registry.names()))
     if missing:
         message = f"handlers {missing} are not in this checkout"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    rules = load_rules(BASE / "rules.yaml", default_registry)
+    rules = load_rules(OVERLAY / "rules.yaml", default_registry)
     assert len(rules) == 4
+    # The base's placeholder (every overlay replaces it) is valid and acts on nothing.
+    assert len(load_rules(BASE / "rules.yaml", default_registry)) == 0
 
 
 # ---- the renderer itself ---------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""deploy/prometheus: promtool checks and unit tests, the PrometheusRule copy, and the label
-contract between the alerts and the shipped rules.yaml."""
+"""deploy/prometheus (remediator's own alerts) and deploy/overlays/torghut (torghut's alerts):
+promtool checks and unit tests, the PrometheusRule copies, and the label contract between
+torghut's alerts and its rules.yaml."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ from remediator.rules.templates import compile_value, render_value
 from tests.support.procs import ROOT, require_binary
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
-RULES_FILE = PROMETHEUS / "alerts.rules.yml"
-UNIT_TESTS = PROMETHEUS / "tests" / "alerts.test.yml"
+TORGHUT = ROOT / "deploy" / "overlays" / "torghut"
+RULES_FILE = PROMETHEUS / "alerts.rules.yml"  # remediator's own
+TORGHUT_RULES = TORGHUT / "alerts.rules.yml"  # the conditions torghut's rules.yaml repairs
+UNIT_TESTS = TORGHUT / "tests" / "alerts.test.yml"
+# Each rule file, with its promtool unit tests and its PrometheusRule's name.
+RULE_DIRS = {PROMETHEUS: "remediator", TORGHUT: "torghut-alerts"}
 REMEDIATED = {
     "ClickHouseReplicaReadonly",
     "FlinkDeploymentFailed",
@@ -34,8 +39,10 @@ def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def alerting_rules() -> list[dict[str, Any]]:
-    return [rule for group in load(RULES_FILE)["groups"] for rule in group["rules"]]
+def alerting_rules(*files: Path) -> list[dict[str, Any]]:
+    """The alerting rules of ``files`` (default: every rule file, remediator's and torghut's)."""
+    paths = files or tuple(d / "alerts.rules.yml" for d in RULE_DIRS)
+    return [rule for path in paths for group in load(path)["groups"] for rule in group["rules"]]
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
@@ -43,14 +50,17 @@ def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[
     return subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_promtool_checks_the_rules() -> None:
-    result = promtool("check", "rules", str(RULES_FILE))
+@pytest.mark.parametrize("directory", RULE_DIRS, ids=lambda d: d.name)
+def test_promtool_checks_the_rules(directory: Path) -> None:
+    rules_file = directory / "alerts.rules.yml"
+    result = promtool("check", "rules", str(rules_file))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(alerting_rules())} rules found" in result.stdout
+    assert f"SUCCESS: {len(alerting_rules(rules_file))} rules found" in result.stdout
 
 
-def test_promtool_unit_tests_pass() -> None:
-    result = promtool("test", "rules", str(UNIT_TESTS))
+@pytest.mark.parametrize("directory", RULE_DIRS, ids=lambda d: d.name)
+def test_promtool_unit_tests_pass(directory: Path) -> None:
+    result = promtool("test", "rules", str(directory / "tests" / "alerts.test.yml"), cwd=directory)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -58,7 +68,7 @@ def test_promtool_unit_tests_pass() -> None:
 def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None:
     """The unit tests can fail: the same file with one expected label changed does."""
     text = UNIT_TESTS.read_text(encoding="utf-8").replace("name: torghut-ta\n", "name: torghut-tb\n", 1)
-    text = text.replace("../alerts.rules.yml", str(RULES_FILE))
+    text = text.replace("../alerts.rules.yml", str(TORGHUT_RULES))
     (tmp_path / "mutated.test.yml").write_text(text, encoding="utf-8")
     result = promtool("test", "rules", "mutated.test.yml", cwd=tmp_path)
     assert result.returncode != 0
@@ -113,21 +123,36 @@ def test_remediator_down_fires_when_no_remediator_is_scraped(tmp_path: Path) -> 
     assert 'absent(up{job="remediator"})' in down["expr"]
 
 
-def test_every_alert_is_unit_tested() -> None:
+@pytest.mark.parametrize("directory", RULE_DIRS, ids=lambda d: d.name)
+def test_every_alert_is_unit_tested(directory: Path) -> None:
     tested = {
         case["alertname"]
-        for test in load(UNIT_TESTS)["tests"]
+        for test in load(directory / "tests" / "alerts.test.yml")["tests"]
         for case in test["alert_rule_test"]
         if case["exp_alerts"]
     }
-    assert tested == {rule["alert"] for rule in alerting_rules()}
+    assert tested == {rule["alert"] for rule in alerting_rules(directory / "alerts.rules.yml")}
 
 
-def test_prometheusrule_holds_the_same_groups(tmp_path: Path) -> None:
-    resource = load(PROMETHEUS / "prometheusrule.yaml")
+def test_remediators_own_alerts_are_apart_from_the_teams() -> None:
+    """remediator's PrometheusRule is about remediator only: no alert the remediator acts on;
+    torghut's alerts are all ones it repairs, in the torghut overlay's own PrometheusRule."""
+    own = alerting_rules(RULES_FILE)
+    assert own and all(rule["alert"].startswith("Remediator") for rule in own)
+    assert not [r["alert"] for r in own if r.get("labels", {}).get("remediate")]
+    assert {rule["alert"] for rule in alerting_rules(TORGHUT_RULES)} == REMEDIATED
+    assert "torghut" not in RULES_FILE.read_text(encoding="utf-8").split("groups:", 1)[1]
+
+
+@pytest.mark.parametrize("directory", RULE_DIRS, ids=lambda d: d.name)
+def test_prometheusrule_holds_the_same_groups(tmp_path: Path, directory: Path) -> None:
+    resource = load(directory / "prometheusrule.yaml")
     assert resource["apiVersion"] == "monitoring.coreos.com/v1"
     assert resource["kind"] == "PrometheusRule"
-    assert resource["spec"] == load(RULES_FILE), "prometheusrule.yaml is stale: run `make deploy-sync`"
+    assert resource["metadata"]["name"] == RULE_DIRS[directory]
+    assert resource["spec"] == load(directory / "alerts.rules.yml"), (
+        "prometheusrule.yaml is stale: run `make deploy-sync`"
+    )
     extracted = tmp_path / "spec.rules.yml"
     extracted.write_text(yaml.safe_dump(resource["spec"]), encoding="utf-8")
     result = promtool("check", "rules", str(extracted))
@@ -203,7 +228,7 @@ def expected_alerts() -> list[dict[str, str]]:
 
 
 def shipped_rules() -> list[dict[str, Any]]:
-    return list(load(ROOT / "deploy" / "base" / "rules.yaml")["rules"])
+    return list(load(TORGHUT / "rules.yaml")["rules"])
 
 
 def as_alert(labels: dict[str, str]) -> Alert:

@@ -28,6 +28,7 @@ from tests.support.kube import (
     DeploymentController,
     FlinkOperator,
     JobController,
+    Policies,
     Policy,
     app_resources,
     application,
@@ -237,3 +238,53 @@ async def test_with_argo_cd_the_handlers_use_both_roles_exactly(
     assert permissions(c for c in cluster.calls if c.namespace == NS) == granted()
     assert permissions(c for c in cluster.calls if c.namespace != NS) == Policy.argocd().grants()
     assert {c.namespace for c in cluster.calls} == {NS, "argocd"}
+
+
+# ---- every install: a Role per namespace of its settings, or the opt-in ClusterRole ----------
+def overlay_roles(overlay: str) -> list[dict[str, object]]:
+    from tests.support.kustomize import render
+
+    return [doc for doc in render(ROLE_FILE.parents[1] / "overlays" / overlay) if doc["kind"] == "Role"]
+
+
+@pytest.mark.parametrize("overlay", ["example", "torghut"])
+def test_every_overlays_roles_grant_exactly_what_the_handlers_call(overlay: str) -> None:
+    """The grants proven above for torghut's Role hold for every Role of every overlay: they
+    are copies of deploy/base/role.yaml (`make deploy-sync`), one per namespace."""
+    roles = overlay_roles(overlay)
+    assert roles
+    for role in roles:
+        assert Policy.from_role(role).grants() == granted(), role["metadata"]
+
+
+def test_the_cluster_role_grants_exactly_what_the_handlers_call() -> None:
+    import yaml
+
+    cluster_role = yaml.safe_load(
+        (ROLE_FILE.parents[1] / "components/cluster-rbac/clusterrole.yaml").read_text()
+    )
+    assert cluster_role["kind"] == "ClusterRole"
+    assert Policy.from_role({**cluster_role, "metadata": {"namespace": "*"}}).grants() == granted()
+
+
+async def test_a_namespace_of_the_settings_works_and_another_is_forbidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
+    """The example's Roles enforced (web and workers): a bounce in `workers` succeeds with no
+    403; in `torghut`, where the example has no Role, it fails naming the missing permission."""
+    policies = Policies(tuple(Policy.from_role(role) for role in overlay_roles("example")))
+    assert {role.namespace for role in policies.roles} == {"web", "workers"}
+    async with kube_env(tmp_path, monkeypatch, policy=policies) as cluster:
+        for namespace in ("workers", "torghut"):
+            cluster.put(
+                DEPLOYMENTS, namespace, deployment("ingester", replicas=1, labels={"app": "ingester"})
+            )
+        params = {"deployment": "ingester", "poll_interval": "50ms"}
+        async with background(DeploymentController(cluster, "workers", "ingester").run):
+            allowed, _ = await run_handler("kubernetes.bounce", {**params, "namespace": "workers"}, resources)
+        forbidden, _ = await run_handler("kubernetes.bounce", {**params, "namespace": "torghut"}, resources)
+    assert allowed.outcome is Outcome.SUCCEEDED, allowed.message
+    assert forbidden.outcome is Outcome.FAILED
+    assert "forbidden" in forbidden.message and "namespace torghut" in forbidden.message
+    assert {call.namespace for call in cluster.calls if call.status == 403} == {"torghut"}
+    assert permissions(c for c in cluster.calls if c.namespace == "workers") <= granted()

@@ -8,7 +8,10 @@ that name a ServiceAccount of the build), ``configMapGenerator`` (``files``, ``l
 (``pairs``, ``includeTemplates``; never selectors), ``images``, ``replicas``, ``patches``
 holding JSON patches (RFC 6902) with a ``target``, ``replacements`` (inline, ``select`` by
 kind/name/group/version/namespace/labelSelector, ``delimiter``/``index`` on the source,
-``create`` on targets) and dropping ``config.kubernetes.io/local-config`` objects. Anything
+``create`` on targets), ``transformers`` holding an inline builtin ``NamespaceTransformer``
+with ``unsetOnly: true`` and ``setRoleBindingSubjects: allServiceAccounts``, a
+``configMapGenerator`` entry with ``behavior: replace`` (an overlay's data for a base's
+ConfigMap) and dropping ``config.kubernetes.io/local-config`` objects. Anything
 else raises ``Unsupported``: a test then fails loudly instead of rendering something
 kustomize would not. When kubectl is installed a test compares this renderer's output with
 ``kubectl kustomize``.
@@ -38,6 +41,7 @@ _KEYS = {
     "replicas",
     "patches",
     "replacements",
+    "transformers",
 }
 _LOCAL_CONFIG = "config.kubernetes.io/local-config"
 _CLUSTER_SCOPED = {
@@ -67,7 +71,9 @@ def render(directory: Path) -> list[Resource]:
     spec = _load_spec(directory)
     if spec.get("kind") == "Component":
         raise Unsupported(f"{directory} is a Component: only a kustomization's `components` can use it")
-    return _build(directory, spec, [])
+    resources = _build(directory, spec, [])
+    # Dropped once the whole build is done: the components still read them (settings).
+    return [r for r in resources if r["metadata"].get("annotations", {}).get(_LOCAL_CONFIG) != "true"]
 
 
 def _load_spec(directory: Path) -> dict[str, Any]:
@@ -93,11 +99,16 @@ def _build(directory: Path, spec: dict[str, Any], resources: list[Resource]) -> 
             raise ValueError(f"{component} is listed in components but is not a Component")
         resources = _build(component, component_spec, resources)
     for generator in spec.get("configMapGenerator", []):
-        resources.append(_config_map(directory, generator))
+        if generator.get("behavior") == "replace":
+            _replace_config_map(directory, generator, resources)
+        else:
+            resources.append(_config_map(directory, generator))
     for patch in spec.get("patches", []):
         _apply_patch(directory, patch, resources)
     if "namespace" in spec:
         _set_namespace(resources, spec["namespace"])
+    for transformer in spec.get("transformers", []):
+        _namespace_transformer(transformer, resources)
     for labels in spec.get("labels", []):
         _set_labels(resources, labels)
     for image in spec.get("images", []):
@@ -106,7 +117,6 @@ def _build(directory: Path, spec: dict[str, Any], resources: list[Resource]) -> 
         _set_replicas(resources, replica)
     for replacement in spec.get("replacements", []):
         _replace(resources, replacement)
-    resources = [r for r in resources if r["metadata"].get("annotations", {}).get(_LOCAL_CONFIG) != "true"]
     _check_unique(resources)
     return resources
 
@@ -151,6 +161,44 @@ def _config_map(directory: Path, generator: dict[str, Any]) -> Resource:
     if "namespace" in generator:
         metadata["namespace"] = generator["namespace"]
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+
+
+def _replace_config_map(directory: Path, generator: dict[str, Any], resources: list[Resource]) -> None:
+    """``behavior: replace``: the base's ConfigMap of that name keeps its metadata (name,
+    labels) and gets this generator's data, as kustomize does."""
+    if set(generator) - {"name", "files", "literals", "behavior"}:
+        raise Unsupported(f"configMapGenerator {generator.get('name')} (replace): unsupported keys")
+    found = [r for r in resources if r["kind"] == "ConfigMap" and r["metadata"]["name"] == generator["name"]]
+    if len(found) != 1:
+        raise ValueError(f"configMapGenerator {generator['name']}: behavior replace needs one such ConfigMap")
+    options = {"disableNameSuffixHash": True}
+    found[0]["data"] = _config_map(directory, {**generator, "behavior": "create", "options": options})["data"]
+
+
+def _namespace_transformer(config: Any, resources: list[Resource]) -> None:
+    """The builtin NamespaceTransformer, inline, as the overlays use it: set the namespace of
+    the objects that have none, and of the ServiceAccount subjects that have none."""
+    spec = yaml.safe_load(config) if isinstance(config, str) else None
+    expected = {"apiVersion", "kind", "metadata", "unsetOnly", "setRoleBindingSubjects"}
+    if (
+        not isinstance(spec, dict)
+        or spec.get("kind") != "NamespaceTransformer"
+        or set(spec) != expected
+        or spec["unsetOnly"] is not True
+        or spec["setRoleBindingSubjects"] != "allServiceAccounts"
+    ):
+        raise Unsupported(
+            "transformers: only an inline NamespaceTransformer with unsetOnly: true and "
+            "setRoleBindingSubjects: allServiceAccounts is supported by the test renderer"
+        )
+    namespace = spec["metadata"]["namespace"]
+    for resource in resources:
+        if resource["kind"] not in _CLUSTER_SCOPED and not resource["metadata"].get("namespace"):
+            resource["metadata"]["namespace"] = namespace
+        if resource["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            for subject in resource.get("subjects", []):
+                if subject.get("kind") == "ServiceAccount" and not subject.get("namespace"):
+                    subject["namespace"] = namespace
 
 
 def _matches(resource: Resource, target: dict[str, Any]) -> bool:
