@@ -57,7 +57,7 @@ class Harness:
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            events, _ = await self.svc.store.list_events(1000)
+            events, _ = await self.svc.store.audit.list_events(1000)
             if len(events) >= count:
                 return events
             if asyncio.get_running_loop().time() > deadline:
@@ -69,7 +69,7 @@ class Harness:
     async def event(self, event_id: str, timeout: float = 10.0) -> Any:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            found = await self.svc.store.get_event(event_id)
+            found = await self.svc.store.audit.get_event(event_id)
             if found is not None:
                 return found
             if asyncio.get_running_loop().time() > deadline:

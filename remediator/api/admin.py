@@ -40,7 +40,8 @@ from remediator.api.service import SERVICE, Service
 from remediator.api.webhook import read_json_body, validation_detail
 from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
-from remediator.store.base import Pause
+from remediator.store.base import global_pause
+from remediator.store.values import GLOBAL_PAUSE, Pause
 
 log = structlog.get_logger("remediator.api.admin")
 M = TypeVar("M", bound=BaseModel)
@@ -84,7 +85,7 @@ def require_rules(svc: Service) -> None:
 async def list_events(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, EventsQuery)
     try:
-        events, cursor = await svc.store.list_events(
+        events, cursor = await svc.store.audit.list_events(
             query.limit, cursor=query.cursor, rule=query.rule, outcome=query.outcome
         )
     except ValueError as exc:  # a store that rejects a malformed cursor
@@ -95,7 +96,7 @@ async def list_events(request: web.Request, svc: Service) -> web.Response:
 @reader
 async def get_event(request: web.Request, svc: Service) -> web.Response:
     event_id = event_id_of(request)
-    event = await svc.store.get_event(event_id)
+    event = await svc.store.audit.get_event(event_id)
     if event is None:
         raise ApiError(404, "no such event", event_id)
     return reply(EventDetail.of(event))
@@ -104,7 +105,7 @@ async def get_event(request: web.Request, svc: Service) -> web.Response:
 @reader
 async def get_stats(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, StatsQuery)
-    return reply(await stats.compute(svc.store, query.window, query.seconds))
+    return reply(await stats.compute(svc.store.audit, query.window, query.seconds))
 
 
 # ---- replay ------------------------------------------------------------------
@@ -119,7 +120,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
 async def replay_stored(svc: Service, event_id: str, body: ReplayRequest, by: str) -> Accepted:
     """Run a stored event's alert through the rules again, as ``by`` (the API and the console)."""
     require_rules(svc)
-    event = await svc.store.get_event(event_id)
+    event = await svc.store.audit.get_event(event_id)
     if event is None:
         raise ApiError(404, "no such event", event_id)
     if event.alert is None:
@@ -247,7 +248,7 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
 # ---- pause -------------------------------------------------------------------
 @reader
 async def get_pause(_: web.Request, svc: Service) -> web.Response:
-    pause = await svc.store.get_pause()
+    pause = await global_pause(svc.store.pauses)
     if pause is None:
         return reply(PauseState(paused=False))
     return reply(PauseState.active(pause.reason, pause.until, pause.by))
@@ -261,7 +262,7 @@ async def set_pause(request: web.Request, svc: Service) -> web.Response:
     until = now + body.for_
     by = identity(request)  # the body's "by" is not trusted: the token says who this is
     pause = Pause(reason=body.reason, until=until, by=by, created=now)
-    await svc.store.set_pause(pause)
+    await svc.store.pauses.add_pause(pause)
     pausing.announce(svc, pause, started=True)
     log.warning("admin.paused", reason=body.reason, until=until, by=by)
     return reply(PauseState.active(body.reason, until, by))
@@ -269,9 +270,9 @@ async def set_pause(request: web.Request, svc: Service) -> web.Response:
 
 @admin
 async def clear_pause(request: web.Request, svc: Service) -> web.Response:
-    pause = await svc.store.get_pause()
-    was = await svc.store.clear_pause()
-    if was and pause is not None:
+    pause = await svc.store.pauses.remove_pause(GLOBAL_PAUSE)
+    was = pause is not None
+    if pause is not None:
         await pausing.lifted(svc, pause, identity(request))
     log.warning("admin.resumed", was_paused=was, by=identity(request))
     return reply(PauseState(paused=False, was_paused=was))

@@ -15,7 +15,7 @@ from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest
 from remediator.api.service import Service
-from remediator.store.base import Approval, Decision
+from remediator.store.values import Approval, Decision
 from remediator.worker.approval import decide, decided_notice, describe
 
 log = structlog.get_logger("remediator.api.approvals")
@@ -25,7 +25,7 @@ DECISIONS: dict[str, Decision] = {"approve": "approved", "reject": "rejected"}
 @reader
 async def list_approvals(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, ApprovalsQuery)
-    found = await svc.store.list_approvals(500 if query.state else query.limit)
+    found = await svc.store.approvals.list_approvals(500 if query.state else query.limit)
     shown = [a for a in found if query.state is None or a.state == query.state][: query.limit]
     return reply(ApprovalPage(approvals=[ApprovalInfo.of(a) for a in shown]))
 

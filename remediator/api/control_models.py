@@ -13,7 +13,7 @@ from remediator.api.schemas import PauseFor, iso
 from remediator.errors import MatcherError
 from remediator.rules.matchers import parse_matcher
 from remediator.rules.windows import Window
-from remediator.store.base import JOB_STATES, JobState, Pause
+from remediator.store.values import JOB_STATES, JobState, Pause
 
 PAUSE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"

@@ -29,7 +29,7 @@ from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.pausing import announce, check_length, lifted
 from remediator.api.service import Service
-from remediator.store.base import Pause
+from remediator.store.values import Pause
 
 log = structlog.get_logger("remediator.api.controls")
 
@@ -39,7 +39,7 @@ log = structlog.get_logger("remediator.api.controls")
 async def list_pauses(_: web.Request, svc: Service) -> web.Response:
     now = time.time()
     windows = svc.rules.current().windows if svc.rules.loaded else ()
-    pauses = [PauseInfo.of(p) for p in await svc.store.list_pauses()]
+    pauses = [PauseInfo.of(p) for p in await svc.store.pauses.list_pauses()]
     return reply(PauseList(pauses=pauses, windows=[WindowInfo.of(w, now) for w in windows]))
 
 
@@ -66,7 +66,7 @@ async def create_pause(svc: Service, body: PauseCreate, by: str) -> Pause:
         matchers=tuple(body.matchers),
         created=now,
     )
-    await svc.store.add_pause(pause)
+    await svc.store.pauses.add_pause(pause)
     announce(svc, pause, started=True)
     log.warning("admin.pause_added", **pause.as_dict())
     return pause
@@ -82,7 +82,7 @@ async def end_pause(svc: Service, pause_id: str, by: str) -> Pause:
     """End a pause early as ``by``: its held jobs are released and Slack is told."""
     if not re.fullmatch(PAUSE_ID_PATTERN, pause_id):
         raise ApiError(400, "invalid pause id", "letters, digits, '_' and '-' only (max 64)")
-    pause = await svc.store.remove_pause(pause_id)
+    pause = await svc.store.pauses.remove_pause(pause_id)
     if pause is None:
         raise ApiError(404, "no such pause", pause_id)
     released = await lifted(svc, pause, by)
@@ -94,7 +94,7 @@ async def end_pause(svc: Service, pause_id: str, by: str) -> Pause:
 @reader
 async def list_jobs(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, JobsQuery)
-    jobs = await svc.store.job_states(query.state, query.limit)
+    jobs = await svc.store.jobs.job_states(query.state, query.limit)
     return reply(JobList(jobs=[JobInfo.of(job) for job in jobs]))
 
 
@@ -102,10 +102,10 @@ async def list_jobs(request: web.Request, svc: Service) -> web.Response:
 async def get_job(request: web.Request, svc: Service) -> web.Response:
     """A job from the moment the webhook accepted it: waiting, running, or done."""
     event_id = event_id_of(request)  # the same check as every other event route
-    job = await svc.store.job_state(event_id)
+    job = await svc.store.jobs.job_state(event_id)
     if job is not None:
         return reply(JobInfo.of(job))
-    event = await svc.store.get_event(event_id)
+    event = await svc.store.audit.get_event(event_id)
     if event is None:
         raise ApiError(404, "no such job", event_id)
     return reply(

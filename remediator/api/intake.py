@@ -70,9 +70,9 @@ class Intake:
         firing = [a for a in payload.alerts if a.status == "firing"]
         resolved = [a for a in payload.alerts if a.status == "resolved"]
         if manual is None:
-            dropped = set(await self._store.accept_collapsing(jobs, firing, resolved))
+            dropped = set(await self._store.intake.accept_collapsing(jobs, firing, resolved))
         else:
-            await self._store.accept(jobs, [], [])
+            await self._store.intake.accept(jobs, [], [])
             dropped = set()
         if firing:
             self._received["firing"].inc(len(firing))

@@ -40,7 +40,7 @@ from remediator.api.schemas import (
 )
 from remediator.models import WebhookPayload
 from remediator.settings import Settings
-from remediator.store.base import JOB_STATES
+from remediator.store.values import JOB_STATES
 
 _INPUTS: tuple[type[BaseModel], ...] = (
     WebhookPayload,

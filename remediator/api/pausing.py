@@ -6,7 +6,7 @@ from remediator.api.errors import ApiError
 from remediator.api.service import Service
 from remediator.durations import format_duration
 from remediator.notify.notice import Notice, NoticeKind
-from remediator.store.base import Pause
+from remediator.store.values import Pause
 
 
 def check_length(svc: Service, seconds: float) -> None:
@@ -24,7 +24,7 @@ def check_length(svc: Service, seconds: float) -> None:
 
 async def lifted(svc: Service, pause: Pause, by: str) -> int:
     """A pause was lifted early: release the held jobs (re-gated at once), tell Slack."""
-    released = await svc.store.release_held()
+    released = await svc.store.queue.release_held()
     announce(svc, pause, started=False, message=f"lifted by {by}; {released} held job(s) released")
     return released
 

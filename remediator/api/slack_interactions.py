@@ -23,7 +23,7 @@ from remediator.api.service import SERVICE, Service
 from remediator.errors import StoreUnavailable
 from remediator.notify.slack import signing
 from remediator.notify.slack.messages import APPROVE, REJECT
-from remediator.store.base import Decision
+from remediator.store.values import Decision
 from remediator.worker.approval import decide, decided_notice, describe
 
 if TYPE_CHECKING:  # slack_sdk (a few MB) is imported at the first click, not at start
@@ -109,7 +109,7 @@ async def _decide(
     svc: Service, slack: SlackInteractive, event_id: str, decision: Decision, user: str, name: str
 ) -> str:
     """The decision of one click; returns what to tell the clicker privately ("" nothing)."""
-    approval = await svc.store.get_approval(event_id)
+    approval = await svc.store.approvals.get_approval(event_id)
     if approval is None:
         return f"There is no approval request {event_id} any more (it expired)."
     if approval.decision is None and not await slack.may_decide(user, approval.approvers):

@@ -207,7 +207,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     with contextlib.suppress(StoreUnavailable, TimeoutError):
-        svc.metrics.queue_depth.set(await asyncio.wait_for(svc.store.queue_depth(), 1.0))
+        svc.metrics.queue_depth.set(await asyncio.wait_for(svc.store.queue.queue_depth(), 1.0))
     body = generate_latest(svc.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from remediator.models import Alert, Step
-from remediator.store.base import Approval
+from remediator.store.values import Approval
 
 NoticeKind = Literal[
     "started",

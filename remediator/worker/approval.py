@@ -23,7 +23,8 @@ from remediator.models import SkipReason
 from remediator.notify.notice import Notice
 from remediator.rules.schema import ApprovalSpec
 from remediator.settings import Settings
-from remediator.store.base import Approval, Decision, Store
+from remediator.store.base import Store
+from remediator.store.values import Approval, Decision
 from remediator.worker.outcome import Outcomes
 from remediator.worker.run import Defer, Run, Skip, Stop
 
@@ -57,13 +58,13 @@ class Decided:
 async def decide(store: Store, event_id: str, decision: Decision, by: str, note: str = "") -> Decided:
     """Record ``decision`` unless one was made first; a request past its timeout can only
     expire (the first to notice stores ``expired``)."""
-    found = await store.get_approval(event_id)
+    found = await store.approvals.get_approval(event_id)
     if found is None or found.decision is not None:
         return Decided(found)
     if time.time() >= found.expires_at and decision != "expired":
-        expired, stored = await store.decide_approval(event_id, "expired", "timeout", "")
+        expired, stored = await store.approvals.decide_approval(event_id, "expired", "timeout", "")
         return Decided(expired, expired=stored)
-    approval, stored = await store.decide_approval(event_id, decision, by, note)
+    approval, stored = await store.approvals.decide_approval(event_id, decision, by, note)
     return Decided(approval, recorded=stored)
 
 
@@ -91,7 +92,7 @@ class AwaitingApproval:
         spec = run.known_rule.policy.approval
         if spec is None or not spec.required or self.dry_run(run):
             return None
-        approval, asked = await self.store.request_approval(
+        approval, asked = await self.store.approvals.request_approval(
             scope_of(run), self._request(run, spec), spec.timeout + KEEP_DECIDED
         )
         if asked:

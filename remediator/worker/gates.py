@@ -16,7 +16,8 @@ from remediator.models import SkipReason
 from remediator.rules.matchers import Matcher, matches_all, parse_matcher
 from remediator.rules.ruleset import render
 from remediator.rules.windows import Window, open_window, utc_iso
-from remediator.store.base import GLOBAL_PAUSE, Pause, Store
+from remediator.store.base import Store
+from remediator.store.values import GLOBAL_PAUSE, Pause
 from remediator.worker.run import Defer, Gate, Run, Skip, Stop
 
 __all__ = [
@@ -44,7 +45,7 @@ class StaleLease:
         if run.delivery.deliveries <= 1:
             return None
         with contextlib.suppress(TemplateError):  # the normal path reports the template error
-            left = await self.store.lease_remaining(render(run.known_rule, run.job.alert).target)
+            left = await self.store.locks.lease_remaining(render(run.known_rule, run.job.alert).target)
             if left > 0:
                 return Defer(
                     "locked", "waiting for the lease of an earlier delivery", time.time(), left + 0.5
@@ -116,7 +117,7 @@ class PauseBook:
         return self.pauses if self.version >= 0 else await self.refresh()
 
     async def refresh(self) -> list[Pause]:
-        self.version, self.pauses = await self.store.versioned_pauses()
+        self.version, self.pauses = await self.store.pauses.versioned_pauses()
         return self.pauses
 
 
@@ -152,7 +153,9 @@ class StillFiring:
 
     async def check(self, run: Run) -> Stop | None:
         alert = run.job.alert
-        if run.automatic and not await self.store.is_firing(alert.fingerprint, alert.starts_at.isoformat()):
+        if run.automatic and not await self.store.firing.is_firing(
+            alert.fingerprint, alert.starts_at.isoformat()
+        ):
             return Skip(SkipReason.RESOLVED, RESOLVED_BEFORE_RUN)
         return None
 
@@ -177,7 +180,7 @@ class Inhibited:
         return Defer("inhibited", f"waiting: inhibited by {blocker}", first)
 
     async def _blocker(self, run: Run) -> str | None:
-        for labels in await self.store.firing_labels():
+        for labels in await self.store.firing.firing_labels():
             if run.known_rule.inhibits(labels, run.job.alert.labels):
                 return labels.get("alertname", "?") + _brief(labels)
         return None
@@ -190,7 +193,7 @@ class EpisodeDone:
         self.store = store
 
     async def check(self, run: Run) -> Stop | None:
-        if run.automatic and await self.store.episode_done(run.known_rule.name, run.job.alert.episode):
+        if run.automatic and await self.store.gates.episode_done(run.known_rule.name, run.job.alert.episode):
             return Skip(SkipReason.DUPLICATE, EPISODE_DONE)
         return None
 

@@ -18,9 +18,9 @@ async def release(store: Store, run: Run) -> None:
     rule = run.known_rule
     with contextlib.suppress(StoreUnavailable):
         if run.slot is not None and rule.policy.concurrency_group:
-            await store.release_slot(rule.policy.concurrency_group, run.slot)
+            await store.locks.release_slot(rule.policy.concurrency_group, run.slot)
         if run.token is not None:
-            await store.release_lease(run.target, run.token)
+            await store.locks.release_lease(run.target, run.token)
     run.slot = run.token = None
 
 
@@ -36,14 +36,14 @@ async def heartbeat(store: Store, settings: Settings, run: Run, lost: asyncio.Ev
     while True:
         await asyncio.sleep(interval)
         try:
-            if not await store.extend_lease(target, token, ttl):
+            if not await store.locks.extend_lease(target, token, ttl):
                 lost.set()
                 return
             if run.slot is not None and rule.policy.concurrency_group:
-                await store.acquire_slot(  # the same token refreshes its expiry
+                await store.locks.acquire_slot(  # the same token refreshes its expiry
                     rule.policy.concurrency_group, rule.concurrency_limit, run.slot, ttl
                 )
-            await store.touch(run.consumer, run.delivery.id)
+            await store.queue.touch(run.consumer, run.delivery.id)
             last_ok = time.monotonic()
         except StoreUnavailable:
             if time.monotonic() - last_ok >= ttl:  # it has expired by now: fail closed

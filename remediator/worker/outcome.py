@@ -68,7 +68,7 @@ class Outcomes:
             result.details["attempts"] = job.attempts + 1
         elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
             count = await self.write(
-                lambda: self.store.record_failure(
+                lambda: self.store.gates.record_failure(
                     rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts
                 )
             )
@@ -161,7 +161,7 @@ class Outcomes:
         A marker claimed once (atomic, first wins across replicas) says this resolution
         of this firing episode has been announced.
         """
-        if not await self.store.claim_resolution(
+        if not await self.store.gates.claim_resolution(
             run.known_rule.name, run.job.alert.episode, self.settings.firing_ttl
         ):
             run.step("resolved.duplicate", "this resolution was already announced")

@@ -23,7 +23,8 @@ from remediator.models import Result, Step
 from remediator.notify.notice import Notifier
 from remediator.rules.ruleset import RuleSet, render
 from remediator.settings import Settings
-from remediator.store.base import Delivery, Store
+from remediator.store.base import Store
+from remediator.store.values import Delivery
 from remediator.worker.act import Act
 from remediator.worker.admit import Admit
 from remediator.worker.approval import AwaitingApproval
@@ -109,12 +110,12 @@ class Pipeline:
                 deliveries: list[Delivery] = []
                 if time.monotonic() >= next_reclaim and not stop.is_set():
                     next_reclaim = time.monotonic() + max(1.0, self.settings.reclaim_idle / 4)
-                    deliveries = await self.store.reclaim(consumer, self.settings.reclaim_idle, 1)
+                    deliveries = await self.store.queue.reclaim(consumer, self.settings.reclaim_idle, 1)
                 if handed is not None:
                     deliveries.append(handed)
                     handed = None
                 if not deliveries:
-                    deliveries = await self.store.dequeue(consumer, 1, 1.0)
+                    deliveries = await self.store.queue.dequeue(consumer, 1, 1.0)
                 backoff = 0.5
             except StoreUnavailable as exc:
                 self.metrics.store_errors.labels("dequeue").inc()
@@ -139,8 +140,8 @@ class Pipeline:
         expiry = PauseExpiry(self.store, lambda: self.notifier)
         while not stop.is_set():
             try:
-                await self.store.promote_due()
-                self.metrics.queue_depth.set(await self.store.queue_depth())
+                await self.store.queue.promote_due()
+                self.metrics.queue_depth.set(await self.store.queue.queue_depth())
                 await expiry.check(time.time())
             except StoreUnavailable:
                 self.metrics.store_errors.labels("maintenance").inc()
@@ -214,17 +215,17 @@ class Pipeline:
         find the rule. False: the job is done with."""
         job, delivery = run.job, run.delivery
         again = delivery.deliveries > 1 or job.deferrals > 0
-        if again and await self.store.get_event(job.event_id) is not None:
+        if again and await self.store.audit.get_event(job.event_id) is not None:
             # The outcome was recorded but the ack was lost (crash or outage in between),
             # or the job was re-delivered while its first worker was still finishing it:
             # finish the ack, never record a second outcome for the same event.
-            await self.store.ack(delivery.id)
+            await self.store.queue.ack(delivery.id)
             run.log.info("remediation.already_recorded", deliveries=delivery.deliveries)
             return False
         if again:
             await self._carry_over(run)
         if delivery.deliveries > self.settings.max_deliveries:
-            await self.store.dead_letter(delivery, f"delivered {delivery.deliveries} times")
+            await self.store.queue.dead_letter(delivery, f"delivered {delivery.deliveries} times")
             self.metrics.dead_letters.inc()
             run.log.error("remediation.dead_lettered", deliveries=delivery.deliveries)
             reason = f"dead-lettered after {delivery.deliveries} deliveries (worker crashes?)"
@@ -258,8 +259,8 @@ class Pipeline:
             update={"deferrals": run.job.deferrals + 1, "first_deferred_at": defer.first, "wait_noted": noted}
         )
         wait = self.settings.defer_interval if defer.delay is None else defer.delay
-        await self.store.defer(run.delivery.id, job, wait, defer.hold)
-        await self.store.set_job_state(
+        await self.store.queue.defer(run.delivery.id, job, wait, defer.hold)
+        await self.store.jobs.set_job_state(
             job.event_id, _state(defer), await self._why(run, defer), best_target(run)
         )
         self.metrics.deferred.labels(run.known_rule.name, defer.reason).inc()
@@ -269,7 +270,7 @@ class Pipeline:
     async def _why(self, run: Run, defer: Defer) -> str:
         """What the job waits for, as the jobs view shows it."""
         if defer.reason == "locked" and run.target:
-            holder = await self.store.lease_holder(run.target)
+            holder = await self.store.locks.lease_holder(run.target)
             if holder:
                 return f"{defer.message} (the lease on {run.target} is held by event {holder})"
         return defer.message
@@ -309,11 +310,11 @@ class Pipeline:
 
     async def _stash(self, run: Run, steps: list[Step]) -> None:
         data = json.dumps([step.model_dump(mode="json") for step in steps])
-        await self.store.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
+        await self.store.audit.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
 
     async def _carry_over(self, run: Run) -> None:
         """A delivery after a shutdown's interruption (or a retry) starts with the earlier steps."""
-        data = await self.store.take_timeline(run.job.event_id)
+        data = await self.store.audit.take_timeline(run.job.event_id)
         if data:
             run.carried = [Step.model_validate(step) for step in json.loads(data)]
             run.timeline[:0] = run.carried

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from remediator.models import Job, SkipReason, Step
 from remediator.rules.ruleset import Plan, Rule
-from remediator.store.base import Delivery
+from remediator.store.values import Delivery
 
 
 @dataclass

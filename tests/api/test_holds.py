@@ -254,8 +254,8 @@ async def test_a_waiting_job_posts_one_note_in_its_thread(replicas: Replicas) ->
     await r.job(held, "held")
     for _ in range(3):
         await asyncio.sleep(0.4)
-        await r.svc.store.release_held()
-        await r.svc.store.promote_due()
+        await r.svc.store.queue.release_held()
+        await r.svc.store.queue.promote_due()
         await asyncio.sleep(0.3)
     notes = [n for n in r.notices.of_kind("waiting") if n.event_id == held]
     assert len(notes) == 1, [n.message for n in notes]

@@ -118,7 +118,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        found = await svc.store.get_event(event_id)
+        found = await svc.store.audit.get_event(event_id)
         if found is not None:
             return found
         await asyncio.sleep(0.02)
@@ -333,7 +333,7 @@ async def test_the_routing_key_is_never_logged(
                 await event(svc, failed)
             await pagerduty.wait_for(4, accepted=False)
             await asyncio.sleep(0.2)
-            events = [e.model_dump_json() for e in (await svc.store.list_events(50))[0]]
+            events = [e.model_dump_json() for e in (await svc.store.audit.list_events(50))[0]]
             metrics = await (await client.get("/metrics")).text()
             # an error message that echoes the key is redacted too
             notifier = svc.notifier

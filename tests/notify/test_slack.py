@@ -170,7 +170,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        found = await svc.store.get_event(event_id)
+        found = await svc.store.audit.get_event(event_id)
         if found is not None:
             return found
         await asyncio.sleep(0.02)
@@ -545,7 +545,7 @@ async def test_the_thread_is_shared_through_the_store(slack: SlackServer, rules_
         await two.close()
     [parent] = slack.top_level()
     assert len(slack.replies(parent)) == 2
-    assert await store.get_thread("widget-down", "widget/w-1") == parent.ts
+    assert await store.threads.get_thread("widget-down", "widget/w-1") == parent.ts
 
 
 # ---- secrets --------------------------------------------------------------------------------
@@ -568,7 +568,7 @@ async def test_no_secret_in_logs_errors_or_the_audit(
             [again] = await post(client, alert(mode="fail"))
             await event(svc, again)
             await slack.wait_for_requests(6)
-            events = [e.model_dump_json() for e in (await svc.store.list_events(50))[0]]
+            events = [e.model_dump_json() for e in (await svc.store.audit.list_events(50))[0]]
             metrics = await (await client.get("/metrics")).text()
     assert count(svc.metrics, "failed") >= 2
     everything = "\n".join([str(logs), caplog.text, capsys.readouterr().err, *events, metrics])

@@ -146,7 +146,7 @@ def webhook_headers() -> dict[str, str]:
 async def wait_event(store: Store, event_id: str, within: float = 20.0) -> AuditEvent:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        event = await store.get_event(event_id)
+        event = await store.audit.get_event(event_id)
         if event is not None:
             return event
         await asyncio.sleep(0.02)

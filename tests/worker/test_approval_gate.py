@@ -14,8 +14,8 @@ from remediator.models import Alert, Job, SkipReason
 from remediator.notify.notice import Notice
 from remediator.rules.ruleset import Rule, parse_rules, render
 from remediator.settings import Settings
-from remediator.store.base import Delivery
 from remediator.store.memory import MemoryStore
+from remediator.store.values import Delivery
 from remediator.worker.approval import AwaitingApproval, decide, scope_of
 from remediator.worker.outcome import Outcomes
 from remediator.worker.run import Defer, Run, Skip
@@ -97,7 +97,7 @@ async def test_a_rule_without_a_required_approval_or_a_dry_run_passes(gate: Awai
     assert await gate.check(make_run(name="Free", rule_name="not-required")) is None
     assert await gate.check(make_run(name="GatedDry", rule_name="gated-dry")) is None
     assert await gate.check(make_run(dry_run=True)) is None
-    assert await gate.store.list_approvals(10) == []
+    assert await gate.store.approvals.list_approvals(10) == []
 
 
 async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, recorder: Recorder) -> None:
@@ -169,7 +169,7 @@ async def test_a_job_stopped_by_another_gate_withdraws_its_request(
     assert isinstance(stop, Defer) and stop.job is not None
     waiting = make_run("e1", deferrals=1, approval="e1")
     await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "the alert resolved before the job ran"))
-    found = await gate.store.get_approval("e1")
+    found = await gate.store.approvals.get_approval("e1")
     assert found is not None and (found.decision, found.decided_by) == ("withdrawn", "remediator")
     assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
     await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "again"))  # decided: nothing more
@@ -193,7 +193,7 @@ async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
 
 async def pending(h, event_id: str, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
-    while await h.svc.store.get_approval(event_id) is None:
+    while await h.svc.store.approvals.get_approval(event_id) is None:
         assert time.monotonic() < deadline, "the approval was never asked"
         await asyncio.sleep(0.02)
 
@@ -205,7 +205,7 @@ async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: Mak
     twin = await h.post(payload(alert("Gated", service="a")))  # the HA pair's other copy
     assert twin.status == 202 and (await twin.json())["deduplicated"] == 1  # collapsed at intake
     await asyncio.sleep(0.3)
-    assert RUNS["a"] == [] and await h.svc.store.get_event(first) is None
+    assert RUNS["a"] == [] and await h.svc.store.audit.get_event(first) is None
     await decide(h.svc.store, first, "approved", "alice", "")
     event = await h.event(first)
     assert event.outcome_label == "succeeded"
@@ -236,7 +236,7 @@ async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: Ma
     event = await h.event(event_id)
     assert event.outcome_label == "skipped:resolved"
     assert RUNS["r"] == []
-    found = await h.svc.store.get_approval(event_id)
+    found = await h.svc.store.approvals.get_approval(event_id)
     assert found is not None and found.decision in ("approved", "withdrawn")
 
 
@@ -245,10 +245,10 @@ async def test_the_jobs_view_shows_a_job_awaiting_approval(harness: MakeHarness)
     event_id = await post_one(h, payload(alert("Gated", service="a")))
     await pending(h, event_id)
     deadline = time.monotonic() + 5.0
-    while (state := await h.svc.store.job_state(event_id)) is None or state.state != "awaiting_approval":
+    while (state := await h.svc.store.jobs.job_state(event_id)) is None or state.state != "awaiting_approval":
         assert time.monotonic() < deadline, f"never shown as awaiting approval: {state}"
         await asyncio.sleep(0.02)
     assert "approv" in state.why
-    assert [j.event_id for j in await h.svc.store.job_states("awaiting_approval", 10)] == [event_id]
+    assert [j.event_id for j in await h.svc.store.jobs.job_states("awaiting_approval", 10)] == [event_id]
     await decide(h.svc.store, event_id, "rejected", "alice", "")
     assert (await h.event(event_id)).outcome_label == "skipped:rejected"

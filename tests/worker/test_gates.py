@@ -13,8 +13,8 @@ import structlog
 from remediator.metrics import Metrics
 from remediator.models import Alert, Job, SkipReason
 from remediator.rules.ruleset import Rule, parse_rules, render
-from remediator.store.base import Delivery, Pause
 from remediator.store.memory import MemoryStore
+from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from remediator.worker.admit import Admit
 from remediator.worker.gates import (
     Defer,
@@ -102,7 +102,7 @@ def admit(store: MemoryStore, metrics: Metrics | None = None, *, take: bool = Tr
 async def firing_run(store: MemoryStore, labels: dict[str, str] | None = None, **job: object) -> Run:
     """A run whose alert is in the store's firing index (as intake leaves it)."""
     run = make_run(labels, **job)  # type: ignore[arg-type]
-    await store.accept([], [run.job.alert], [])
+    await store.intake.accept([], [run.job.alert], [])
     return run
 
 
@@ -112,7 +112,7 @@ async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(store
 
 
 async def test_stale_lease_defers_a_redelivered_job_while_the_target_is_held(store: MemoryStore) -> None:
-    assert await store.acquire_lease("svc/a", 60)
+    assert await store.locks.acquire_lease("svc/a", 60)
     stop = await StaleLease(store).check(make_run(deliveries=2))
     assert isinstance(stop, Defer) and stop.reason == "locked"
     assert stop.message == "waiting for the lease of an earlier delivery"
@@ -131,7 +131,7 @@ async def test_paused(store: MemoryStore) -> None:
     # Issue 16: a job that meets a pause is held (on_pause: hold, the default); a manual
     # replay keeps the old behaviour, skipped:paused (the assertions below).
     assert await paused(store).check(make_run(manual=True)) is None
-    await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
+    await store.pauses.add_pause(Pause(reason="maintenance", until=time.time() + 60))
     stop = await paused(store).check(make_run(manual=True))
     assert isinstance(stop, Skip) and stop.reason is SkipReason.PAUSED
     assert stop.message.startswith("remediation paused until ")
@@ -142,22 +142,22 @@ async def test_paused(store: MemoryStore) -> None:
 
 async def test_still_firing(store: MemoryStore) -> None:
     run = make_run()
-    await store.accept([], [run.job.alert], [])
+    await store.intake.accept([], [run.job.alert], [])
     assert await StillFiring(store).check(run) is None
     assert await StillFiring(store).check(make_run(manual=True, service="b")) is None
-    await store.accept([], [], [run.job.alert])
+    await store.intake.accept([], [], [run.job.alert])
     stop = await StillFiring(store).check(run)
     assert stop == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
 
 
 async def test_inhibited_passes_without_a_blocker_with_equal_labels(store: MemoryStore) -> None:
     other = Alert.model_validate(alert("Storage", service="b"))
-    await store.accept([], [other], [])
+    await store.intake.accept([], [other], [])
     assert await Inhibited(store).check(make_run()) is None
 
 
 async def test_inhibited_defers_then_gives_up_after_inhibit_wait(store: MemoryStore) -> None:
-    await store.accept([], [Alert.model_validate(alert("Storage", service="a"))], [])
+    await store.intake.accept([], [Alert.model_validate(alert("Storage", service="a"))], [])
     stop = await Inhibited(store).check(make_run())
     assert isinstance(stop, Defer) and stop.reason == "inhibited" and stop.delay is None
     assert stop.message == "waiting: inhibited by Storage{service=a}"
@@ -169,7 +169,7 @@ async def test_inhibited_defers_then_gives_up_after_inhibit_wait(store: MemorySt
 async def test_episode_done(store: MemoryStore) -> None:
     run = make_run()
     assert await EpisodeDone(store).check(run) is None
-    await store.mark_episode("probe", run.job.alert.episode, 60)
+    await store.gates.mark_episode("probe", run.job.alert.episode, 60)
     stop = await EpisodeDone(store).check(run)
     assert stop == Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
     assert await EpisodeDone(store).check(make_run(manual=True)) is None
@@ -180,12 +180,12 @@ async def test_paused_reads_the_pauses_again_only_when_they_changed(store: Memor
     assert await gate.check(run) is None and run.pauses_seen == 0
     # a pause added after the check: the admission sees another version, the pauses are
     # read again, and the job is held, with nothing taken
-    await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
+    await store.pauses.add_pause(Pause(reason="maintenance", until=time.time() + 60))
     stop = await Admit(store, Metrics(), gate, "replica-1", take=True).check(run)
     assert isinstance(stop, Defer) and stop.hold and stop.message.endswith(": maintenance")
-    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    assert run.token is None and await store.locks.lease_remaining("svc/a") == 0
     # a pause the book still lists but that was lifted: read again before holding anything
-    await store.clear_pause()
+    await store.pauses.remove_pause(GLOBAL_PAUSE)
     assert await gate.check(run) is None and run.pauses_seen == 2
 
 
@@ -194,7 +194,7 @@ async def test_admit_checks_firing_and_the_episode(store: MemoryStore) -> None:
     await paused(store).check(run)
     assert await admit(store).check(run) == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
     run = await firing_run(store)
-    await store.mark_episode("probe", run.job.alert.episode, 60)
+    await store.gates.mark_episode("probe", run.job.alert.episode, 60)
     await paused(store).check(run)
     assert await admit(store).check(run) == Skip(
         SkipReason.DUPLICATE, "already remediated for this firing episode"
@@ -208,12 +208,12 @@ async def test_cooldown(store: MemoryStore) -> None:
     run = await firing_run(store)
     await paused(store).check(run)
     assert await admit(store, take=False).check(run) is None
-    await store.set_cooldown("probe", "svc/a", 600)
+    await store.gates.set_cooldown("probe", "svc/a", 600)
     stop = await admit(store).check(run)
     assert isinstance(stop, Skip) and stop.reason is SkipReason.COOLDOWN
     assert stop.message.startswith("in cooldown for ")
     assert stop.message.endswith(" more (replay with --ignore-cooldown to override)")
-    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    assert run.token is None and await store.locks.lease_remaining("svc/a") == 0
     replay = make_run(ignore_cooldown=True, manual=True)
     await paused(store).check(replay)
     assert await admit(store).check(replay) is None
@@ -225,7 +225,7 @@ async def test_circuit(store: MemoryStore) -> None:
     await paused(store).check(run)
     assert await admit(store, metrics, take=False).check(run) is None
     for _ in range(2):
-        await store.record_failure("probe", "svc/a", 3600, 2)
+        await store.gates.record_failure("probe", "svc/a", 3600, 2)
     stop = await admit(store, metrics).check(run)
     assert isinstance(stop, Skip) and stop.reason is SkipReason.CIRCUIT_OPEN
     assert stop.message.startswith("circuit open after 2 failures; closes in ")
@@ -239,21 +239,21 @@ async def test_lease_taken_and_released(store: MemoryStore) -> None:
     run = await firing_run(store)
     await paused(store).check(run)
     assert await admit(store).check(run) is None
-    assert run.token is not None and await store.lease_holder("svc/a") == "e1"
+    assert run.token is not None and await store.locks.lease_holder("svc/a") == "e1"
     assert [s.name for s in run.timeline] == ["lease.acquired"]
     await release(store, run)
-    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    assert run.token is None and await store.locks.lease_remaining("svc/a") == 0
 
 
 async def test_checking_only_takes_nothing(store: MemoryStore) -> None:
     run = await firing_run(store)
     await paused(store).check(run)
     assert await admit(store, take=False).check(run) is None
-    assert run.token is None and run.slot is None and await store.lease_remaining("svc/a") == 0
+    assert run.token is None and run.slot is None and await store.locks.lease_remaining("svc/a") == 0
 
 
 async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> None:
-    assert await store.acquire_lease("svc/a", 60, "holder1")
+    assert await store.locks.acquire_lease("svc/a", 60, "holder1")
     metrics = Metrics()
     run = await firing_run(store)
     await paused(store).check(run)
@@ -266,7 +266,7 @@ async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> 
 
 
 async def test_lease_held_defers_a_redelivered_job(store: MemoryStore) -> None:
-    assert await store.acquire_lease("svc/a", 60, "holder1")
+    assert await store.locks.acquire_lease("svc/a", 60, "holder1")
     run = await firing_run(store, deliveries=2)
     await paused(store).check(run)
     stop = await admit(store).check(run)
@@ -282,6 +282,6 @@ async def test_concurrency_slot(store: MemoryStore) -> None:
     await paused(store).check(other)
     stop = await admit(store).check(other)
     assert stop == Skip(SkipReason.CONCURRENCY, "concurrency group 'storage' is at its limit (1)")
-    assert other.slot is None and other.token is None and await store.lease_remaining("svc/b") == 0
+    assert other.slot is None and other.token is None and await store.locks.lease_remaining("svc/b") == 0
     await release(store, run)
     assert await admit(store).check(other) is None

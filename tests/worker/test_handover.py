@@ -74,7 +74,7 @@ async def test_a_busy_worker_gets_its_next_job_with_the_outcome(
     assert sorted(e.event_id for e in events) == sorted({e.event_id for e in events})  # each once
     assert {e.outcome_label for e in events} == {"dry_run"}
     assert store.handed == 19  # every job but the first came with the one before it
-    assert await store.queue_depth() == 0
+    assert await store.queue.queue_depth() == 0
 
 
 async def test_a_job_handed_over_while_the_worker_stops_still_runs(
@@ -88,6 +88,6 @@ async def test_a_job_handed_over_while_the_worker_stops_still_runs(
     events = await h.wait_events(2)
     assert len(events) == 2 and store.handed == 1  # job 2 ran; no third was claimed
     # job 3 was never claimed: it is still queued for the next worker, not pending on this one
-    assert await store.queue_depth() == 1
-    [left] = await store.dequeue("t-w2", 1, 1.0)
+    assert await store.queue.queue_depth() == 1
+    [left] = await store.queue.dequeue("t-w2", 1, 1.0)
     assert left.deliveries == 1

@@ -82,7 +82,7 @@ class SlackNotifier:
     ) -> None:
         self._metrics = metrics
         self._message_timeout = message_timeout
-        self._threads = Threads(store, min_thread_ttl)
+        self._threads = Threads(store.threads, min_thread_ttl)
         self._store = store
         self._channel_id = ""  # the channel's id, as chat.postMessage answers it (chat.update needs it)
         self._secrets = _secrets(settings)
@@ -207,7 +207,9 @@ class SlackNotifier:
             ts = await self._post(messages.approval_message(notice, parent=False), thread)
         self._threads.remember(notice.event_id, thread)
         try:
-            await self._store.set_approval_message(approval.event_id, self._channel_id or self._channel, ts)
+            await self._store.approvals.set_approval_message(
+                approval.event_id, self._channel_id or self._channel, ts
+            )
         except StoreUnavailable as exc:  # the buttons work anyway; a decision cannot update it
             log.warning("slack.approval_message_not_kept", event_id=approval.event_id, error=str(exc))
         return "sent"

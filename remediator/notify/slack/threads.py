@@ -15,7 +15,7 @@ import structlog
 
 from remediator.errors import StoreUnavailable
 from remediator.notify.notice import Notice
-from remediator.store.base import Store
+from remediator.store import base
 
 log = structlog.get_logger("remediator.notify.slack.threads")
 
@@ -25,7 +25,7 @@ REMEMBERED = 1024  # event ids whose thread is kept in memory
 class Threads:
     """The parent ``ts`` of each incident's thread."""
 
-    def __init__(self, store: Store, min_ttl: float) -> None:
+    def __init__(self, store: base.Threads, min_ttl: float) -> None:
         self._store = store
         self._min_ttl = min_ttl
         self._known: OrderedDict[str, str] = OrderedDict()  # event id -> parent ts

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from remediator.models import Job
-from remediator.store.base import Delivery
+from remediator.store.values import Delivery
 
 
 class MemoryQueue:

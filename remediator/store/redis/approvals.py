@@ -8,8 +8,8 @@ import json
 import time
 from typing import Any
 
-from remediator.store.base import Approval, Decision
 from remediator.store.redis.common import Backend, guarded, ms, text
+from remediator.store.values import Approval, Decision
 
 
 class RedisApprovals:

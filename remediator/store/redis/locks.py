@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from remediator.store.base import holder_of, lease_token
 from remediator.store.redis.common import Backend, guarded, ms
+from remediator.store.values import holder_of, lease_token
 
 
 class RedisLocks:

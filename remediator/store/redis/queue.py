@@ -14,8 +14,8 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from remediator.models import Job
-from remediator.store.base import Delivery
 from remediator.store.redis.common import Backend, guarded, log, ms, text
+from remediator.store.values import Delivery
 
 _DEAD_LETTERS_KEPT = 1000
 _PROMOTE_BATCH = 100
