@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator.api import admin, approvals, controls, slack_interactions
+from remediator.api import admin, approvals, jobs, pauses, slack_interactions
 from remediator.api import errors as api_errors
 from remediator.api import webhook as server
 from remediator.api.auth import load_credentials
@@ -99,7 +99,8 @@ def create_app(
     app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[api_errors.errors])
     server.add_routes(app)
     admin.add_routes(app)
-    controls.add_routes(app)
+    pauses.add_routes(app)
+    jobs.add_routes(app)
     approvals.add_routes(app)
     slack_interactions.add_routes(app)
     if settings.ui:

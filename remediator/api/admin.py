@@ -1,4 +1,4 @@
-"""The admin API (``/api/v1``): audit events, stats, manual replay, rules, pause; bearer-protected.
+"""The admin API (``/api/v1``): audit events, stats, manual replay, rules; bearer-protected.
 
 With ``REMEDIATOR_ADMIN_TOKEN`` unset every admin route answers 404; a missing or
 wrong token is a 401. Every answer is JSON; client mistakes are 4xx, a store
@@ -8,14 +8,13 @@ outage is 503, and nothing a client sends can cause a 5xx.
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Literal, TypeVar
 
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from remediator.api import openapi, pausing, stats
+from remediator.api import openapi, stats
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.intake import ManualOptions
@@ -26,8 +25,6 @@ from remediator.api.schemas import (
     EventsQuery,
     EventSummary,
     ManualAlert,
-    PauseRequest,
-    PauseState,
     ReloadInfo,
     ReplayQuery,
     ReplayRequest,
@@ -40,8 +37,6 @@ from remediator.api.service import SERVICE, Service
 from remediator.api.webhook import read_json_body, validation_detail
 from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
-from remediator.store.base import global_pause
-from remediator.store.values import GLOBAL_PAUSE, Pause
 
 log = structlog.get_logger("remediator.api.admin")
 M = TypeVar("M", bound=BaseModel)
@@ -245,39 +240,6 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
     )
 
 
-# ---- pause -------------------------------------------------------------------
-@reader
-async def get_pause(_: web.Request, svc: Service) -> web.Response:
-    pause = await global_pause(svc.store.pauses)
-    if pause is None:
-        return reply(PauseState(paused=False))
-    return reply(PauseState.active(pause.reason, pause.until, pause.by))
-
-
-@admin
-async def set_pause(request: web.Request, svc: Service) -> web.Response:
-    body = await parse_body(request, svc, PauseRequest)
-    pausing.check_length(svc, body.for_)
-    now = time.time()
-    until = now + body.for_
-    by = identity(request)  # the body's "by" is not trusted: the token says who this is
-    pause = Pause(reason=body.reason, until=until, by=by, created=now)
-    await svc.store.pauses.add_pause(pause)
-    pausing.announce(svc, pause, started=True)
-    log.warning("admin.paused", reason=body.reason, until=until, by=by)
-    return reply(PauseState.active(body.reason, until, by))
-
-
-@admin
-async def clear_pause(request: web.Request, svc: Service) -> web.Response:
-    pause = await svc.store.pauses.remove_pause(GLOBAL_PAUSE)
-    was = pause is not None
-    if pause is not None:
-        await pausing.lifted(svc, pause, identity(request))
-    log.warning("admin.resumed", was_paused=was, by=identity(request))
-    return reply(PauseState(paused=False, was_paused=was))
-
-
 # ---- the document --------------------------------------------------------------
 async def openapi_document(request: web.Request) -> web.Response:
     """Public: the routes this service answers (admin routes only when enabled)."""
@@ -292,7 +254,4 @@ def add_routes(app: web.Application) -> None:
     route.add_post("/api/v1/replay", replay_payload)
     route.add_get("/api/v1/stats", get_stats, allow_head=False)
     route.add_get("/api/v1/rules", get_rules, allow_head=False)
-    route.add_get("/api/v1/pause", get_pause, allow_head=False)
-    route.add_post("/api/v1/pause", set_pause)
-    route.add_delete("/api/v1/pause", clear_pause)
     route.add_get("/api/v1/openapi.json", openapi_document, allow_head=False)

@@ -29,8 +29,8 @@ from remediator.api import stats
 from remediator.api.admin import replay_stored, rules_info
 from remediator.api.approvals import decide_as
 from remediator.api.control_models import PauseCreate, WindowInfo
-from remediator.api.controls import create_pause, end_pause
 from remediator.api.errors import ApiError
+from remediator.api.pauses import create_pause, end_pause
 from remediator.api.schemas import ReplayRequest, valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.console.session import COOKIE, LIFETIME, PRE_COOKIE, Session, Signer
