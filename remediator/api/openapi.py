@@ -486,7 +486,7 @@ def _control_paths(refs: Refs) -> dict[str, Any]:
                 "operationId": "listPauses",
                 "tags": ["admin"],
                 "security": sec,
-                "summary": "Running pauses (those without matchers hold every job) and the maintenance windows",
+                "summary": "Running pauses (one without matchers holds every job) and maintenance windows",
                 "responses": _responses(refs, {200: ("PauseList", "pauses and windows")}, (401, 503)),
             },
             "post": {
