@@ -15,9 +15,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from remediator.api import openapi, stats
+from remediator.api.bodies import read_json_body, validation_detail
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
-from remediator.api.intake import ManualOptions
 from remediator.api.schemas import (
     Accepted,
     EventDetail,
@@ -34,7 +34,7 @@ from remediator.api.schemas import (
     valid_event_id,
 )
 from remediator.api.service import SERVICE, Service
-from remediator.api.webhook import read_json_body, validation_detail
+from remediator.intake import ManualOptions
 from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
 

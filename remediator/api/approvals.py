@@ -16,7 +16,8 @@ from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest
 from remediator.api.service import Service
 from remediator.store.values import Approval, Decision
-from remediator.worker.approval import decide, decided_notice, describe
+from remediator.worker.approval import decide, describe
+from remediator.worker.telling import decided_notice
 
 log = structlog.get_logger("remediator.api.approvals")
 DECISIONS: dict[str, Decision] = {"approve": "approved", "reject": "rejected"}
@@ -40,7 +41,7 @@ async def decide_approval(request: web.Request, svc: Service) -> web.Response:
 
 async def decide_as(svc: Service, event_id: str, decision: str, by: str, note: str) -> Approval:
     """Decide a waiting request as ``by`` (the API and the console); 404/409 when it cannot be."""
-    result = await decide(svc.store, event_id, DECISIONS[decision], by, note)
+    result = await decide(svc.store.approvals, event_id, DECISIONS[decision], by, note)
     found = result.approval
     if found is None:
         raise ApiError(404, "no such approval request", event_id)

@@ -54,6 +54,7 @@ class Notice:
     # pause_started / pause_ended: the pause (id, reason, by, until, matchers, created)
     pause: dict[str, Any] = field(default_factory=dict)
     approval: Approval | None = None  # "approval": asked; "approval_decided": with its decision
+    after_failure: bool = False  # "started": an earlier attempt of this job failed (a retry)
 
 
 def replay_command(event_id: str) -> str:

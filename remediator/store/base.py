@@ -119,7 +119,11 @@ class Gates(Protocol):
         """``rule`` repaired this firing episode (remembered ``ttl`` seconds)."""
 
     async def claim_resolution(self, rule: str, episode: str, ttl: float) -> bool:
-        """True for the first caller only: this resolution of this episode is announced once."""
+        """True for the first caller only: the resolution claimed under ``episode`` (an
+        alert's episode, or a target) is announced once."""
+
+    async def forget_resolution(self, rule: str, episode: str) -> None:
+        """The next ``claim_resolution`` of ``episode`` wins again (a run acted since)."""
 
     async def set_cooldown(self, rule: str, target: str, ttl: float) -> None:
         """No automatic repair of ``target`` by ``rule`` for ``ttl`` seconds."""

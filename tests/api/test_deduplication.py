@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from remediator.api.intake import ManualOptions
+from remediator.intake import ManualOptions
 from remediator.models import WebhookPayload
 from tests.conftest import MakeHarness
 from tests.support.handlers import PROBE_RULES, RUNS

@@ -319,6 +319,14 @@ async def test_a_resolution_is_claimed_once(store: Store) -> None:
     assert await store.gates.claim_resolution("r1", episode, 0.5)  # the marker expired
 
 
+async def test_a_resolution_claimed_per_target_is_forgotten_when_a_run_acts(store: Store) -> None:
+    assert await store.gates.claim_resolution("r1", "target:db", 60.0)
+    assert not await store.gates.claim_resolution("r1", "target:db", 60.0)  # the second pod
+    await store.gates.forget_resolution("r1", "target:db")  # a run acted on the target again
+    await store.gates.forget_resolution("r1", "target:none")  # nothing claimed: no error
+    assert await store.gates.claim_resolution("r1", "target:db", 60.0)
+
+
 async def test_the_memory_store_caps_its_per_alert_state() -> None:
     """Only the memory store: Redis keeps these until their TTL (Redis owns its memory)."""
     store = MemoryStore(max_firing=100, max_episodes=100)

@@ -16,6 +16,7 @@ import pytest
 from remediator.settings import Settings
 from remediator.store.admission import Concluded, Conclusion
 from remediator.store.redis.store import RedisStore
+from remediator.worker.pool import WorkerPool
 from tests.conftest import Harness, MakeHarness
 from tests.support.payloads import alert, payload
 from tests.support.redis_server import RedisServer
@@ -67,7 +68,8 @@ async def test_a_busy_worker_gets_its_next_job_with_the_outcome(
 ) -> None:
     store, h = await start(harness, redis_server, 20)
     stop = asyncio.Event()
-    worker = asyncio.create_task(h.svc.pipeline.run_worker("t-w1", stop))
+    pool = WorkerPool(h.pipeline(), workers=0, grace=5.0)
+    worker = asyncio.create_task(pool.work("t-w1", stop))
     events = await h.wait_events(20)
     stop.set()
     await asyncio.wait_for(worker, 5)
@@ -83,7 +85,8 @@ async def test_a_job_handed_over_while_the_worker_stops_still_runs(
     store, h = await start(harness, redis_server, 3)
     stop = asyncio.Event()
     store.after = stop  # the first outcome hands over job 2, and the worker is told to stop
-    worker = asyncio.create_task(h.svc.pipeline.run_worker("t-w1", stop))
+    pool = WorkerPool(h.pipeline(), workers=0, grace=5.0)
+    worker = asyncio.create_task(pool.work("t-w1", stop))
     await asyncio.wait_for(worker, 10)
     events = await h.wait_events(2)
     assert len(events) == 2 and store.handed == 1  # job 2 ran; no third was claimed

@@ -7,6 +7,7 @@ import time
 from remediator.store.memory import MemoryStore
 from remediator.store.values import Pause
 from remediator.worker.pause_expiry import PauseExpiry
+from remediator.worker.telling import Teller
 from tests.support.admin import RecordingNotifier
 
 
@@ -16,7 +17,7 @@ def pause(pause_id: str, until: float) -> Pause:
 
 async def test_a_pause_that_runs_out_is_announced_once_by_one_of_two_watchers() -> None:
     store, notices = MemoryStore(), RecordingNotifier()
-    watchers = [PauseExpiry(store, lambda: notices, every=0.0) for _ in range(2)]
+    watchers = [PauseExpiry(store, Teller(notices), every=0.0) for _ in range(2)]
     now = time.time()
     await store.pauses.add_pause(pause("p1", now + 60))
     for watcher in watchers:
@@ -32,7 +33,7 @@ async def test_a_pause_that_runs_out_is_announced_once_by_one_of_two_watchers() 
 
 async def test_lifted_or_extended_pauses_are_not_announced() -> None:
     store, notices = MemoryStore(), RecordingNotifier()
-    watcher = PauseExpiry(store, lambda: notices, every=0.0)
+    watcher = PauseExpiry(store, Teller(notices), every=0.0)
     now = time.time()
     await store.pauses.add_pause(pause("lifted", now + 60))
     await store.pauses.add_pause(pause("extended", now + 60))

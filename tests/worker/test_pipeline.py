@@ -5,7 +5,7 @@ import time
 
 import structlog
 
-from remediator.api.intake import ManualOptions
+from remediator.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
 from remediator.notify.notice import Notice
 from remediator.store.memory import MemoryStore
@@ -183,8 +183,7 @@ async def test_global_dry_run_wins(harness: MakeHarness) -> None:
 
 async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> None:
     sent: list[Notice] = []
-    h = await harness(RULES)
-    h.svc.pipeline.notifier = Recorder(sent)
+    h = await harness(RULES, notifier=Recorder(sent))
     first = await h.event(await post_one(h, payload(alert("Probe", service="f", outcome="failed"))))
     assert first.outcome_label == "failed" and first.details["failures_in_window"] == 1
     second = await h.event(
@@ -259,8 +258,7 @@ async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
     """An Alertmanager HA pair sends `resolved` twice: one announcement; the copy is
     collapsed at intake (issue 17)."""
     sent: list[Notice] = []
-    h = await harness(RULES)
-    h.svc.pipeline.notifier = Recorder(sent)
+    h = await harness(RULES, notifier=Recorder(sent))
     resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
     assert await outcome(h, resolved) == "skipped:resolved"
     again = await h.post(resolved)
@@ -384,7 +382,7 @@ async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> No
         received_at=time.time(),
         alert=WebhookPayload.model_validate(payload(alert("Probe", service="d"))).alerts[0],
     )
-    await h.svc.pipeline.process(Delivery("1-1", job, 4), "w")
+    await h.pipeline().process(Delivery("1-1", job, 4), "w")
     event = await h.event("deadbeef0001")
     assert event.outcome_label == "failed" and "dead-lettered after 4 deliveries" in event.message
     assert (await h.svc.store.queue.dead_letters(10))[0]["event_id"] == "deadbeef0001"

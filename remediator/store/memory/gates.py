@@ -39,6 +39,9 @@ class MemoryGates:
         self.resolutions.set((rule, episode), True, ttl)
         return True
 
+    async def forget_resolution(self, rule: str, episode: str) -> None:
+        self.resolutions.pop((rule, episode))
+
     async def set_cooldown(self, rule: str, target: str, ttl: float) -> None:
         if ttl > 0:
             self._cooldowns.set((rule, target), True, ttl)

@@ -30,6 +30,10 @@ class RedisGates:
         key = self.keys.resolution(rule, episode)
         return bool(await self._r.set(key, "1", nx=True, px=ms(ttl)))
 
+    @guarded
+    async def forget_resolution(self, rule: str, episode: str) -> None:
+        await self._r.delete(self.keys.resolution(rule, episode))
+
     # ---- cooldowns, attempts, circuits -------------------------------------------
     @guarded
     async def set_cooldown(self, rule: str, target: str, ttl: float) -> None:

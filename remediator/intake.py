@@ -1,4 +1,6 @@
-"""Webhook payload -> one job per (alert, matching rule), stored before we answer."""
+"""The intake: a webhook payload becomes one job per (alert, matching rule), stored before
+the webhook answers. Not HTTP: the Alertmanager route, the admin replays and the
+console hand it payloads."""
 
 from __future__ import annotations
 
