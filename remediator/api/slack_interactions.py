@@ -22,7 +22,7 @@ from remediator.api.schemas import valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.errors import StoreUnavailable
 from remediator.notify.slack import signing
-from remediator.notify.slack.messages import APPROVE, REJECT
+from remediator.notify.slack.approvals import APPROVE, REJECT
 from remediator.store.values import Decision
 from remediator.worker.approval import decide, describe
 from remediator.worker.telling import decided_notice

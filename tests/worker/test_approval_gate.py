@@ -251,3 +251,19 @@ async def test_the_jobs_view_shows_a_job_awaiting_approval(harness: MakeHarness)
     assert [j.event_id for j in await h.svc.store.jobs.job_states("awaiting_approval", 10)] == [event_id]
     await decide(h.svc.store.approvals, event_id, "rejected", "alice", "")
     assert (await h.event(event_id)).outcome_label == "skipped:rejected"
+
+
+async def test_an_approved_run_is_received_once_and_logs_no_interruption(harness: MakeHarness) -> None:
+    """Issue 25 (items 11, 12): the passes of a job that waits for approval are one run,
+    received once; only a real interruption logs remediation.resumed_after_interruption."""
+    h = await harness(RULES)
+    with structlog.testing.capture_logs() as logs:
+        event_id = await post_one(h, payload(alert("Gated", service="once")))
+        await pending(h, event_id)
+        await asyncio.sleep(0.3)  # several passes while it waits (DEFER_INTERVAL 50ms)
+        await decide(h.svc.store.approvals, event_id, "approved", "alice", "")
+        event = await h.event(event_id)
+    names = [s.name for s in event.timeline]
+    assert event.outcome_label == "succeeded" and names.count("received") == 1
+    assert names[0] == "received" and names[1] == "approval.requested"
+    assert [e for e in logs if e["event"] == "remediation.resumed_after_interruption"] == []

@@ -436,3 +436,65 @@ async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarne
     assert (
         h.svc.metrics.registry.get_sample_value("remediator_store_evictions_total", {"kind": "firing"}) == 30
     )
+
+
+async def test_a_resolution_is_announced_once_per_target_after_the_outcome(harness: MakeHarness) -> None:
+    """Issue 25 (item 14): two pods of one target resolve as one announcement, and one
+    that resolves while the run on its target still verifies waits for the outcome."""
+    sent: list[Notice] = []
+    h = await harness(RULES, notifier=Recorder(sent))
+    pod_a = alert("Probe", service="db", pod="a", sleep="0.4")
+    pod_b = alert("Probe", service="db", pod="b", sleep="0.4")
+    [acting, merged] = (await (await h.post(payload(pod_a, pod_b))).json())["event_ids"]
+    await started(["db"])
+    resolved = [dict(pod_a, status="resolved"), dict(pod_b, status="resolved")]
+    response = await h.post(payload(*resolved))  # while the run still holds the lease
+    assert response.status == 202
+    gone = [await h.event(event_id) for event_id in (await response.json())["event_ids"]]
+    assert {e.outcome_label for e in gone} == {"skipped:resolved"}
+    assert (await h.event(acting)).outcome_label == "succeeded"
+    assert (await h.event(merged)).outcome_label == "skipped:locked"
+    kinds = [n.kind for n in sent if n.target == "svc/db" and n.kind in ("outcome", "resolved")]
+    assert kinds == ["outcome", "resolved"]  # once, and after the outcome
+    # the next incident on the target is announced again when it resolves
+    again = alert("Probe", starts_at="2026-11-29T10:00:00Z", service="db", pod="a")
+    parsed = WebhookPayload.model_validate(payload(again))
+    replay = await h.svc.intake.accept(parsed, ManualOptions(ignore_cooldown=True))
+    assert (await h.event(replay.event_ids[0])).outcome_label == "succeeded"
+    assert await outcome(h, payload(dict(again, status="resolved"))) == "skipped:resolved"
+    assert [n.kind for n in sent if n.target == "svc/db"].count("resolved") == 2
+
+
+def test_the_pipeline_is_one_list_of_stages() -> None:
+    """Render, the gates, the admissions, approval, act and outcome, in this order."""
+    from remediator.handling.context import Resources
+    from remediator.metrics import Metrics
+    from remediator.rules.ruleset import RuleSet
+    from remediator.settings import Settings
+    from remediator.worker.pipeline import Pipeline
+
+    settings = Settings()
+    pipeline = Pipeline(
+        store=MemoryStore(),
+        rules=lambda: RuleSet([], "rules.yaml", "hash"),
+        notifier=Recorder([]),
+        metrics=Metrics(),
+        resources=Resources(settings),
+        settings=settings,
+        replica="r",
+    )
+    names = [type(stage).__name__ for stage in pipeline.stages]
+    assert names == [
+        "Render",
+        "StaleLease",
+        "AnnounceResolution",
+        "ResolvedIgnored",
+        "Paused",
+        "Admit",
+        "Inhibited",
+        "AwaitingApproval",
+        "Admit",
+        "Act",
+        "OutcomeStage",
+    ]
+    assert [stage.take for stage in pipeline.stages if hasattr(stage, "take")] == [False, True]
