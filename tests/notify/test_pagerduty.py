@@ -16,7 +16,7 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
-from remediator import Context, HandlerParams, Result, handler
+from remediator import Checked, Context, Handler, HandlerParams, Result, handler
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.handling.registry import Registry
@@ -40,12 +40,20 @@ class FixParams(HandlerParams):
 
 
 @handler("test.fix", params=FixParams, registry=REGISTRY)
-async def fix(params: FixParams, ctx: Context) -> Result:
+class Fix(Handler[FixParams, None, None]):
     """Restart the (imaginary) widget; the alert's ``mode`` label says how it goes."""
-    ctx.step("act", f"restarted {ctx.target}")
-    if params.mode == "fail":
-        return Result.failed("widget refused to restart: connection reset by peer")
-    return Result.succeeded(f"restarted {ctx.target} and verified it")
+
+    async def precheck(self, params: FixParams, ctx: Context) -> Checked[None]:
+        return Checked(f"{ctx.target} down (imaginary)", None)
+
+    async def act(self, params: FixParams, ctx: Context, seen: None) -> Result | None:
+        ctx.step("act", f"restarted {ctx.target}")
+        if params.mode == "fail":
+            return Result.failed("widget refused to restart: connection reset by peer")
+        return None
+
+    async def verify(self, params: FixParams, ctx: Context, acted: None) -> Result:
+        return Result.succeeded(f"restarted {ctx.target} and verified it")
 
 
 RULES = """

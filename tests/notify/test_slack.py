@@ -17,7 +17,7 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
-from remediator import Context, HandlerParams, Result, handler
+from remediator import Checked, Context, Handler, HandlerParams, Result, handler
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.handling.registry import Registry
@@ -49,17 +49,25 @@ class FixParams(HandlerParams):
 
 
 @handler("test.fix", params=FixParams, registry=REGISTRY)
-async def fix(params: FixParams, ctx: Context) -> Result:
+class Fix(Handler[FixParams, None, None]):
     """Restart the (imaginary) widget; the alert's ``mode`` label says how it goes."""
-    if ctx.dry_run:
-        return Result.dry_run([f"restart {ctx.target}", f"wait until {ctx.target} is healthy"])
-    ctx.step("act", f"restarted {ctx.target}")
-    if params.mode == "fail":
-        return Result.failed("widget refused to restart: connection reset by peer")
-    if params.mode == "long-error":
-        return Result.failed("stack trace line <&>\n" * 600)
-    ctx.step("verify", f"{ctx.target} healthy after 1 check")
-    return Result.succeeded(f"restarted {ctx.target} and verified it")
+
+    async def precheck(self, params: FixParams, ctx: Context) -> Checked[None]:
+        return Checked(f"{ctx.target} down (imaginary)", None)
+
+    async def act(self, params: FixParams, ctx: Context, seen: None) -> Result | None:
+        if ctx.dry_run:
+            return Result.dry_run([f"restart {ctx.target}", f"wait until {ctx.target} is healthy"])
+        ctx.step("act", f"restarted {ctx.target}")
+        if params.mode == "fail":
+            return Result.failed("widget refused to restart: connection reset by peer")
+        if params.mode == "long-error":
+            return Result.failed("stack trace line <&>\n" * 600)
+        return None
+
+    async def verify(self, params: FixParams, ctx: Context, acted: None) -> Result:
+        ctx.step("verify", f"{ctx.target} healthy after 1 check")
+        return Result.succeeded(f"restarted {ctx.target} and verified it")
 
 
 RULES = """

@@ -60,7 +60,9 @@ class Message:
     thread_ts: str | None = None
     reply_broadcast: bool = False
     options: dict[str, Any] = field(default_factory=dict)
-    earlier: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)  # (text, blocks) updated away
+    earlier: list[tuple[str, list[dict[str, Any]]]] = field(
+        default_factory=list
+    )  # (text, blocks) updated away
 
     def as_posted(self) -> Message:
         """This message as it was first posted, before any chat.update."""

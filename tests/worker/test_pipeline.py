@@ -170,9 +170,12 @@ async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(harness: Mak
     with structlog.testing.capture_logs() as logs:
         event = await h.event(await post_one(h, payload(alert("DryFar"))))
     assert event.outcome_label == "dry_run"
-    [handler_error] = [e for e in logs if e["event"] == "remediation.handler_error"]
-    assert handler_error["log_level"] == "warning" and handler_error["dry_run"] is True
-    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
+    # Issue 25 (item 12): expected in a dry run, so not logged by the executor; the
+    # outcome's one line (info) says why the plan is from the params alone
+    assert [e for e in logs if e["event"] == "remediation.handler_error"] == []
+    [dry_run] = [e for e in logs if e["event"] == "remediation.dry_run"]
+    assert dry_run["log_level"] == "info" and "the precheck failed" in dry_run["message"]
+    assert [e["event"] for e in logs if e["log_level"] in ("warning", "error")] == []
 
 
 async def test_global_dry_run_wins(harness: MakeHarness) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError
+from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
 from remediator.handling.registry import Registry, handler
 from tests.conftest import MakeHarness
 from tests.support.payloads import alert, payload
@@ -24,14 +24,23 @@ def registry() -> Registry:
     reg = Registry()
 
     @handler("test.flaky", params=FlakyParams, registry=reg, describe=lambda p: [p.name])
-    async def flaky(params: FlakyParams, ctx: Context) -> Result:
-        CALLS[params.name] += 1
-        ctx.step("act", f"try {CALLS[params.name]}")
-        if params.permanent:
-            raise PermanentError(f"{params.name} is gone")
-        if CALLS[params.name] <= params.temporary:
-            raise TemporaryError(f"{params.name}: connection refused")
-        return Result.succeeded("fixed")
+    class Flaky(Handler[FlakyParams, None, None]):
+        """Fails as often as its params say, then succeeds."""
+
+        async def precheck(self, params: FlakyParams, ctx: Context) -> Checked[None]:
+            return Checked(f"{params.name} (flaky)", None)
+
+        async def act(self, params: FlakyParams, ctx: Context, seen: None) -> Result | None:
+            CALLS[params.name] += 1
+            ctx.step("act", f"try {CALLS[params.name]}")
+            if params.permanent:
+                raise PermanentError(f"{params.name} is gone")
+            if CALLS[params.name] <= params.temporary:
+                raise TemporaryError(f"{params.name}: connection refused")
+            return None
+
+        async def verify(self, params: FlakyParams, ctx: Context, acted: None) -> Result:
+            return Result.succeeded("fixed")
 
     return reg
 
