@@ -8,14 +8,21 @@ outage is 503, and nothing a client sends can cause a 5xx.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from remediator.api import openapi, stats
-from remediator.api.bodies import read_json_body, validation_detail
+from remediator.api.bodies import (
+    event_id_of,
+    parse_body,
+    parse_query,
+    read_json_body,
+    reply,
+    validation_detail,
+)
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import (
@@ -31,7 +38,6 @@ from remediator.api.schemas import (
     RuleInfo,
     RulesInfo,
     StatsQuery,
-    valid_event_id,
 )
 from remediator.api.service import SERVICE, Service
 from remediator.intake import ManualOptions
@@ -39,35 +45,6 @@ from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
 
 log = structlog.get_logger("remediator.api.admin")
-M = TypeVar("M", bound=BaseModel)
-
-
-def reply(model: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(model.model_dump(mode="json", by_alias=True), status=status)
-
-
-def parse_query(request: web.Request, model: type[M]) -> M:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ApiError(400, "invalid query parameters", validation_detail(exc)) from exc
-
-
-async def parse_body(request: web.Request, svc: Service, model: type[M], *, optional: bool = False) -> M:
-    if optional and (not request.body_exists or request.content_length == 0):
-        return model()
-    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(400, "invalid request body", validation_detail(exc)) from exc
-
-
-def event_id_of(request: web.Request) -> str:
-    event_id = request.match_info["event_id"]
-    if not valid_event_id(event_id):
-        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
-    return event_id
 
 
 def require_rules(svc: Service) -> None:

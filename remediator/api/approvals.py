@@ -10,7 +10,7 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from remediator.api.admin import event_id_of, parse_body, parse_query, reply
+from remediator.api.bodies import event_id_of, parse_body, parse_query, reply
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest

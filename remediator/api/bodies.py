@@ -1,16 +1,21 @@
-"""Reading a request's body: JSON only, within a size and a time, every refusal a clear 4xx."""
+"""Requests in, answers out: a body read as JSON within a size and a time, parsed into its
+model, a query and an event id checked, every refusal a clear 4xx; a model answered as JSON."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from remediator.api.errors import ApiError
+from remediator.api.schemas import valid_event_id
+from remediator.api.service import Service
+
+M = TypeVar("M", bound=BaseModel)
 
 
 async def read_body(request: web.Request, limit: int, timeout: float) -> bytes:
@@ -78,3 +83,31 @@ def validation_detail(exc: ValidationError) -> list[dict[str, str]]:
         {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
         for err in exc.errors(include_url=False)[:20]
     ]
+
+
+def reply(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(model.model_dump(mode="json", by_alias=True), status=status)
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid query parameters", validation_detail(exc)) from exc
+
+
+async def parse_body(request: web.Request, svc: Service, model: type[M], *, optional: bool = False) -> M:
+    if optional and (not request.body_exists or request.content_length == 0):
+        return model()
+    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid request body", validation_detail(exc)) from exc
+
+
+def event_id_of(request: web.Request) -> str:
+    event_id = request.match_info["event_id"]
+    if not valid_event_id(event_id):
+        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
+    return event_id

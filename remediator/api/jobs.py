@@ -8,7 +8,7 @@ import time
 import structlog
 from aiohttp import web
 
-from remediator.api.admin import event_id_of, parse_query, reply
+from remediator.api.bodies import event_id_of, parse_query, reply
 from remediator.api.control_models import (
     JobInfo,
     JobList,

@@ -19,7 +19,7 @@ import time
 import structlog
 from aiohttp import web
 
-from remediator.api.admin import parse_body, reply
+from remediator.api.bodies import parse_body, reply
 from remediator.api.control_models import PAUSE_ID_PATTERN, PauseCreate, PauseInfo, PauseList, WindowInfo
 from remediator.api.errors import ApiError
 from remediator.api.guards import Handler, admin, identity, reader
