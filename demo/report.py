@@ -244,7 +244,8 @@ def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
 
 def slack_threads(slack: SlackServer) -> list[SlackThread]:
     threads = []
-    for parent in slack.top_level():
+    for updated in slack.top_level():
+        parent = updated.as_posted()  # the first message shows the latest state: read it as posted
         replies = [(m.ts, _kind(m.text), render_message(m)[0]) for m in slack.replies(parent)]
         event = _EVENT.search("\n".join(render_message(parent)))
         threads.append(
