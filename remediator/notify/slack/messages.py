@@ -198,7 +198,7 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
             f"• replay: `{replay_command(notice.event_id)}` or "
             f'`POST /api/v1/replay/{event}` with `{{"ignore_circuit": true}}`\n'
             "• pause all remediation: `remediator pause --reason R --for 30m` or "
-            '`POST /api/v1/pause` with `{"reason": "R", "for": "30m"}`'
+            '`POST /api/v1/pauses` with `{"reason": "R", "for": "30m"}`'
         ),
     ]
 
