@@ -8,6 +8,7 @@ resumed by the next one instead of recording 0.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,26 +189,20 @@ class _Deployment(DeploymentAccess):
 
 
 @dataclass(frozen=True)
-class Looked:
-    """The Deployment as the precheck read it."""
+class Bouncing:
+    """The Deployment as the precheck read it; once scaled to 0, every pod gone and scaled
+    back, the ``count`` verify waits for."""
 
     dep: _Deployment
     seen: Seen
-
-
-@dataclass(frozen=True)
-class Scaled:
-    """Scaled to 0, every pod gone, scaled back to ``count``: what verify waits for."""
-
-    dep: _Deployment
-    count: int
+    count: int = 0
 
 
 @handler("kubernetes.bounce", params=BounceParams, describe=_describe)
-class Bounce(Handler[BounceParams, Looked, Scaled]):
+class Bounce(Handler[BounceParams, Bouncing, Bouncing]):
     """Scale a Deployment to 0, wait until its pods are gone, scale it back, wait until ready."""
 
-    async def precheck(self, params: BounceParams, ctx: Context) -> Checked[Looked]:
+    async def precheck(self, params: BounceParams, ctx: Context) -> Checked[Bouncing]:
         dep = _Deployment(await api_client(ctx), params, ctx)
         seen = await dep.read()
         if not seen.selector:
@@ -215,13 +210,13 @@ class Bounce(Handler[BounceParams, Looked, Scaled]):
         pods = await dep.pods(seen.selector)
         state = f"{seen.summary()}; {len(pods)} pod(s): {shown(pods)}"
         ctx.step("observe", state, pods=pods)
-        looked = Looked(dep, seen)
+        looked = Bouncing(dep, seen)
         if seen.recorded is None and seen.replicas == 0:
             nothing = f"{dep.where} is scaled to 0 and no bounce is in progress: nothing to bounce"
             return Checked(state, looked, done=Result.noop(nothing, replicas=0))
         return Checked(state, looked, done=await _gitops(dep, seen))
 
-    async def act(self, params: BounceParams, ctx: Context, seen: Looked) -> Scaled | Result:
+    async def act(self, params: BounceParams, ctx: Context, seen: Bouncing) -> Bouncing | Result:
         dep, timeout = seen.dep, verify_within(params, ctx)
         if ctx.dry_run:
             count = seen.seen.replicas if seen.seen.recorded is None else seen.seen.recorded
@@ -243,9 +238,9 @@ class Bounce(Handler[BounceParams, Looked, Scaled]):
                 replicas=count,
             )
         await dep.patch(scale_body(count))
-        return Scaled(dep, count)
+        return dataclasses.replace(seen, count=count)
 
-    async def verify(self, params: BounceParams, ctx: Context, acted: Scaled) -> Result:
+    async def verify(self, params: BounceParams, ctx: Context, acted: Bouncing) -> Result:
         return await _ready(acted.dep, acted.count, within=verify_within(params, ctx))
 
 

@@ -102,16 +102,17 @@ def _job(
     now: float,
     manual: ManualOptions | None,
 ) -> NewJob:
-    if manual is None:
-        return NewJob(
-            event_id=new_event_id(),
-            rule=rule,
-            alert=alert,
-            raw_alert=raw,
-            received_at=now,
-            external_url=payload.external_url,
-            receiver=payload.receiver,
-        )
+    """The job of one (alert, rule); a manual one carries who asked and what to ignore."""
+    options: dict[str, Any] = {}
+    if manual is not None:
+        options = {
+            "manual": True,
+            "note": manual.note,
+            "dry_run": manual.dry_run,
+            "ignore_cooldown": manual.ignore_cooldown,
+            "ignore_circuit": manual.ignore_circuit,
+            "requested_by": manual.requested_by,
+        }
     return NewJob(
         event_id=new_event_id(),
         rule=rule,
@@ -120,10 +121,5 @@ def _job(
         received_at=now,
         external_url=payload.external_url,
         receiver=payload.receiver,
-        manual=True,
-        note=manual.note,
-        dry_run=manual.dry_run,
-        ignore_cooldown=manual.ignore_cooldown,
-        ignore_circuit=manual.ignore_circuit,
-        requested_by=manual.requested_by,
+        **options,
     )

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from remediator.api.schemas import PauseFor, iso
+from remediator.api.schemas import PauseFor, Reason, iso
 from remediator.api.times import TimeInput, UtcTime
 from remediator.errors import MatcherError
 from remediator.rules.matchers import parse_matcher
@@ -30,16 +30,9 @@ class PauseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     matchers: list[str] = Field(default_factory=list, max_length=20)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
     for_: PauseFor | None = Field(default=None, alias="for")
     until: TimeInput | None = None
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
     @field_validator("matchers")
     @classmethod

@@ -24,6 +24,18 @@ class Delivery:
     job: Job
     deliveries: int
 
+    def dead_letter(self, reason: str, at: float) -> dict[str, Any]:
+        """The record kept of this delivery when it is dead-lettered (``Queue.dead_letters``)."""
+        job = self.job
+        return {
+            "id": self.id,
+            "event_id": job.event_id,
+            "rule": job.rule,
+            "deliveries": self.deliveries,
+            "reason": reason,
+            "at": at,
+        }
+
 
 GLOBAL_PAUSE = "global"  # the id of the pause the deprecated ``/api/v1/pause`` sets and lifts
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -29,17 +30,15 @@ from remediator.worker.stages import Stop
 from remediator.worker.telling import Teller
 
 
+@dataclass(frozen=True, kw_only=True)
 class Act:
     """Runs the rule's handler for a run that passed every gate and holds the lease."""
 
-    def __init__(
-        self, *, store: Store, metrics: Metrics, resources: Resources, settings: Settings, teller: Teller
-    ) -> None:
-        self.store = store
-        self.metrics = metrics
-        self.resources = resources
-        self.settings = settings
-        self.teller = teller
+    store: Store
+    metrics: Metrics
+    resources: Resources
+    settings: Settings
+    teller: Teller
 
     async def __call__(self, run: Run) -> Stop | None:
         if run.result is not None:

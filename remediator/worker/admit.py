@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from remediator.durations import format_duration
 from remediator.metrics import Metrics
@@ -47,26 +48,18 @@ def at_limit(group: str, limit: int) -> str:
     return f"concurrency group {group!r} is at its limit ({limit})"
 
 
+@dataclass(frozen=True)
 class Admit:
     """Let the job through (holding the lease when ``take``) or say the first thing that
     stops it. ``when`` (check-only): the jobs this stage asks for; the others pass."""
 
-    def __init__(
-        self,
-        store: Store,
-        metrics: Metrics,
-        paused: Paused,
-        replica: str,
-        *,
-        take: bool,
-        when: Callable[[Run], bool] | None = None,
-    ) -> None:
-        self.store = store
-        self.metrics = metrics
-        self.paused = paused
-        self.replica = replica
-        self.take = take
-        self.when = when
+    store: Store
+    metrics: Metrics
+    paused: Paused
+    replica: str
+    _: KW_ONLY
+    take: bool
+    when: Callable[[Run], bool] | None = None
 
     async def __call__(self, run: Run) -> Stop | None:
         if self.when is not None and not self.when(run):

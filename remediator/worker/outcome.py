@@ -27,17 +27,15 @@ from remediator.worker.telling import Teller
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, kw_only=True)
 class Outcomes:
     """Records how each job ended and tells people about it."""
 
-    def __init__(
-        self, *, store: Store, teller: Teller, metrics: Metrics, settings: Settings, replica: str
-    ) -> None:
-        self.store = store
-        self.teller = teller
-        self.metrics = metrics
-        self.settings = settings
-        self.replica = replica
+    store: Store
+    teller: Teller
+    metrics: Metrics
+    settings: Settings
+    replica: str
 
     async def write(self, call: Callable[[], Awaitable[T]]) -> T:
         """Post-action writes must land: retry through a short store outage."""
@@ -123,9 +121,7 @@ class OutcomeStage:
 
     def __init__(self, outcomes: Outcomes) -> None:
         self.outcomes = outcomes
-        self.store = outcomes.store
-        self.metrics = outcomes.metrics
-        self.settings = outcomes.settings
+        self.store, self.metrics, self.settings = outcomes.store, outcomes.metrics, outcomes.settings
 
     async def __call__(self, run: Run) -> Stop | None:
         result = run.result

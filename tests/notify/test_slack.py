@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -598,32 +599,13 @@ async def test_the_header_follows_the_incident_and_a_new_attempt_follows_only_a_
 
 def test_a_failure_past_the_budget_says_so() -> None:
     """Issue 25 (item 11): a replay that ignored the open circuit fails a third time."""
-    text = str(
-        messages.outcome_blocks(
-            notice(
-                "outcome",
-                outcome="failed",
-                message="boom",
-                max_attempts=2,
-                attempt_window=3600,
-                details={"failures_in_window": 3},
-            )
-        )
-    )
-    assert "Failure 3 within 1h; the circuit opened at 2" in text and "of 2 allowed" not in text
-    text = str(
-        messages.outcome_blocks(
-            notice(
-                "outcome",
-                outcome="failed",
-                message="boom",
-                max_attempts=2,
-                attempt_window=3600,
-                details={"failures_in_window": 2},
-            )
-        )
-    )
-    assert "Failure 2 of 2 allowed within 1h" in text
+    said = {}
+    for failures in (2, 3):
+        details = {"failures_in_window": failures}
+        failed = notice("outcome", outcome="failed", message="boom", max_attempts=2, attempt_window=3600)
+        said[failures] = str(messages.outcome_blocks(dataclasses.replace(failed, details=details)))
+    assert "Failure 2 of 2 allowed within 1h" in said[2]
+    assert "Failure 3 within 1h; the circuit opened at 2" in said[3] and "of 2 allowed" not in said[3]
 
 
 # ---- secrets --------------------------------------------------------------------------------

@@ -7,18 +7,16 @@ import re
 from typing import Any
 
 from remediator.models import AuditEvent
-from remediator.store.redis.common import Backend, guarded, ms, text
+from remediator.store.redis.common import Backend, Part, guarded, ms, text
 
 _STREAM_ID = re.compile(r"^[0-9]+-[0-9]+$")
 
 
-class RedisAudit:
+class RedisAudit(Part):
     """Up to ``max_events`` events, each kept at most ``retention`` seconds."""
 
     def __init__(self, backend: Backend, max_events: int, retention: float) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
+        super().__init__(backend)
         self._max = max_events
         self._retention = retention
 

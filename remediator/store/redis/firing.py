@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import time
 
-from remediator.store.redis.common import Backend, guarded
+from remediator.store.redis.common import Part, guarded
 
 
-class RedisFiring:
+class RedisFiring(Part):
     """Inhibition reads the labels; the "resolved already?" check one alert's episode."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._b = backend
-        self.keys = backend.keys
 
     @guarded
     async def firing_labels(self) -> list[dict[str, str]]:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import secrets
 
-from remediator.store.redis.common import Backend, guarded, ms
+from remediator.store.redis.common import Part, guarded, ms
 from remediator.store.values import FailureCount
 
 
-class RedisGates:
+class RedisGates(Part):
     """Gate state: one key per fact, expiring on its own."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
 
     # ---- episodes --------------------------------------------------------------
     @guarded

@@ -14,7 +14,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from remediator.models import Alert, Job, NewJob
 from remediator.store.redis.batching import AcceptBatcher, IntakeWrite
-from remediator.store.redis.common import FAILURES, Backend, guarded, log, ms, text
+from remediator.store.redis.common import FAILURES, Backend, Part, guarded, log, ms, text
 from remediator.store.values import JobState, collapses
 
 
@@ -109,14 +109,12 @@ async def _clustered_intake(backend: Backend, batch: list[IntakeWrite], ttl: flo
     return collapsed
 
 
-class RedisIntake:
+class RedisIntake(Part):
     """The webhook's write: alerts indexed, jobs and their states stored, in one round trip
     shared by every accept() of the moment."""
 
     def __init__(self, backend: Backend, firing_ttl: float) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
+        super().__init__(backend)
         self._firing_ttl = firing_ttl
         self._batcher = AcceptBatcher(self._write)
 

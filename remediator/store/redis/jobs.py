@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import time
 
-from remediator.store.redis.common import Backend, guarded
+from remediator.store.redis.common import Part, guarded
 from remediator.store.values import JobState
 
 
-class RedisJobs:
+class RedisJobs(Part):
     """Jobs without an outcome, and what each is doing."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
 
     @guarded
     async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None:

@@ -7,16 +7,12 @@ from __future__ import annotations
 import json
 import time
 
-from remediator.store.redis.common import Backend, guarded
+from remediator.store.redis.common import Part, guarded
 from remediator.store.values import GLOBAL_PAUSE, Pause
 
 
-class RedisPauses:
+class RedisPauses(Part):
     """The pauses, and their version (``admit`` checks it)."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._r = backend.r
-        self.keys = backend.keys
 
     @guarded
     async def add_pause(self, pause: Pause) -> None:
