@@ -16,7 +16,7 @@ from remediator.errors import StoreUnavailable
 from remediator.models import WebhookPayload
 from remediator.settings import Settings
 
-log = structlog.get_logger("remediator.api.webhook")
+log = structlog.get_logger("remediator.api.alertmanager")
 
 
 def check_webhook_auth(request: web.Request, settings: Settings) -> bool:

@@ -66,9 +66,14 @@ def replay_command(event_id: str) -> str:
 class Notifier(Protocol):
     """Delivers notices. ``send`` must return at once and never raise."""
 
-    async def start(self) -> None: ...
-    def send(self, notice: Notice) -> None: ...
-    async def close(self) -> None: ...
+    async def start(self) -> None:
+        """Start delivering (the app calls it once, before the workers start)."""
+
+    def send(self, notice: Notice) -> None:
+        """Queue ``notice`` for delivery; return at once, never raise."""
+
+    async def close(self) -> None:
+        """Deliver what is queued, within a bound, then stop."""
 
 
 class LogNotifier:

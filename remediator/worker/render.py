@@ -21,7 +21,6 @@ class Render:
         try:
             run.plan = render(rule, run.job.alert)
         except TemplateError as exc:
-            run.render_error = str(exc)
             run.result = Result.failed(f"cannot render rule {rule.name!r}: {exc}")
             return None
         run.log = run.log.bind(target=run.plan.target)

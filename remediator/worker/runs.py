@@ -15,8 +15,8 @@ from remediator.store.values import Delivery
 class Run:
     """One job on its way through the pipeline: every stage reads this object.
 
-    ``rule`` is set once the job's rule is found, ``plan`` once its templates rendered
-    (``render_error`` when they did not), ``token`` while the target's lease is held,
+    ``rule`` is set once the job's rule is found, ``plan`` once its templates rendered,
+    ``token`` while the target's lease is held,
     ``slot`` while a concurrency slot is held (both given back by the outcome's store
     call, or by ``lease.release``). ``result`` is the job's result once it is known: the
     handler's, or a failure before any handler ran; the outcome stage records it.
@@ -28,7 +28,6 @@ class Run:
     timeline: list[Step] = field(default_factory=list)
     rule: Rule | None = None
     plan: Plan | None = None
-    render_error: str = ""
     token: str | None = None
     slot: str | None = None
     result: Result | None = None
