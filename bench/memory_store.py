@@ -41,11 +41,11 @@ async def storm(store: MemoryStore, count: int) -> None:
     for i in range(count):
         a = alert(i)
         job = Job(event_id=f"ev{i:012d}", rule="bench", alert=a, received_at=time.time())
-        await store.accept([job], [a], [])
-        [delivery] = await store.dequeue("w", 1, 0.1)
-        await store.mark_episode("bench", a.episode, 7 * 86400.0)
-        await store.ack(delivery.id)
-        await store.claim_resolution("bench", a.episode, 6 * 3600.0)
+        await store.intake.accept([job], [a], [])
+        [delivery] = await store.queue.dequeue("w", 1, 0.1)
+        await store.gates.mark_episode("bench", a.episode, 7 * 86400.0)
+        await store.queue.ack(delivery.id)
+        await store.gates.claim_resolution("bench", a.episode, 6 * 3600.0)
 
 
 def main() -> None:

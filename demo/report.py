@@ -18,7 +18,6 @@ from tests.support.slack_server import SlackServer, render_message
 
 if TYPE_CHECKING:
     from demo.environment import Environment
-    from demo.scenario import Kill
 
 CLICKHOUSE_CLIENT = f"ClickHouse {CLIENT_NAME}"  # asynch prefixes the client name
 ACTING = ("succeeded", "noop", "failed")
@@ -56,6 +55,19 @@ def orphans(threads: list[SlackThread], killed_event: str | None) -> list[SlackT
         and not t.replies
         and any(o is not t and o.event_id == killed_event for o in threads)
     ]
+
+
+@dataclass
+class Kill:
+    """The replica the scenario killed in the middle of a repair (``scenario._kill``)."""
+
+    replica: str
+    pid: int
+    event_id: str
+    rule: str
+    started_at: float  # monotonic
+    killed_at: float  # monotonic
+    killed_epoch: float  # time.time(), to compare with audit timestamps
 
 
 @dataclass
@@ -232,7 +244,8 @@ def _replication(cluster: ClickHouseCluster, within: float = 30.0) -> str:
 
 def slack_threads(slack: SlackServer) -> list[SlackThread]:
     threads = []
-    for parent in slack.top_level():
+    for updated in slack.top_level():
+        parent = updated.as_posted()  # the first message shows the latest state: read it as posted
         replies = [(m.ts, _kind(m.text), render_message(m)[0]) for m in slack.replies(parent)]
         event = _EVENT.search("\n".join(render_message(parent)))
         threads.append(

@@ -29,7 +29,7 @@ from typing import TextIO
 from demo.environment import Environment, environment
 from demo.observe import Record
 from demo.overlay import CLICKHOUSE_RULE
-from demo.report import Report, collect, orphans, slack_threads
+from demo.report import Kill, Report, collect, orphans, slack_threads
 from demo.timeline import Timeline
 from tests.support.kube import background
 
@@ -42,17 +42,6 @@ class Options:
     recovery_within: float = 150.0  # from the break until every alert has resolved
     settle_within: float = 60.0  # then, until every accepted job has its audit event
     out: TextIO | None = field(default_factory=lambda: sys.stdout)
-
-
-@dataclass
-class Kill:
-    replica: str
-    pid: int
-    event_id: str
-    rule: str
-    started_at: float  # monotonic
-    killed_at: float  # monotonic
-    killed_epoch: float  # time.time(), to compare with audit timestamps
 
 
 async def run(workdir: Path, options: Options | None = None) -> Report:

@@ -211,11 +211,14 @@ def _slack(report: Report) -> tuple[bool, str]:
     threads = report.threads()
     bad = [t.title for t in threads if {"failed", "escalated"} & set(t.kinds())]
     unresolved = [t.title for t in threads if "resolved" not in t.kinds()]
-    ok = len(threads) == 4 and not bad and not unresolved and len(report.orphans()) <= 1
+    # once per target, after the outcome (two pods of one database resolve as one)
+    untidy = [t.title for t in threads if t.kinds().count("resolved") > 1 or _resolved_early(t.kinds())]
+    ok = len(threads) == 4 and not bad and not unresolved and not untidy and len(report.orphans()) <= 1
     text = (
-        f"Slack: {len(threads)} thread(s), one per repair, each resolved"
+        f"Slack: {len(threads)} thread(s), one per repair, each resolved once, after its outcome"
         + (f"; with failures: {bad}" if bad else "")
         + (f"; not resolved: {unresolved}" if unresolved else "")
+        + (f"; resolved twice or before the outcome: {untidy}" if untidy else "")
     )
     if report.orphans() and report.kill is not None:
         text += (
@@ -223,6 +226,12 @@ def _slack(report: Report) -> tuple[bool, str]:
             "killed: it died before recording the thread, so the re-run opened a new one"
         )
     return ok, text
+
+
+def _resolved_early(kinds: list[str]) -> bool:
+    """A "resolved" reply before the thread's last outcome."""
+    outcomes = [i for i, kind in enumerate(kinds) if kind in ("succeeded", "noop", "failed", "dry_run")]
+    return "resolved" in kinds and bool(outcomes) and kinds.index("resolved") < outcomes[-1]
 
 
 def _jangar(report: Report) -> tuple[bool, str]:

@@ -8,13 +8,14 @@ resumed by the next one instead of recording 0.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.deployments import DeploymentAccess, deployment_request, list_request
 from handlers.gitops import GitOpsParams, managing_app, refusal, replicas_in_git
 from handlers.kube import (
     ApiRequest,
-    DeploymentAccess,
     Label,
     Subdomain,
     api_client,
@@ -24,7 +25,9 @@ from handlers.kube import (
     shown,
 )
 from remediator import (
+    Checked,
     Context,
+    Handler,
     Observations,
     PermanentError,
     PollInterval,
@@ -106,27 +109,11 @@ def _recorded(value: str | None, where: str) -> int | None:
 
 
 def _deployment(params: BounceParams) -> ApiRequest:
-    return ApiRequest(
-        verb="get",
-        group="apps",
-        version="v1",
-        plural="deployments",
-        kind="Deployment",
-        namespace=params.namespace,
-        name=params.deployment,
-    )
+    return deployment_request(params.namespace, params.deployment)
 
 
 def _pods(params: BounceParams, selector: str) -> ApiRequest:
-    return ApiRequest(
-        verb="list",
-        group="",
-        version="v1",
-        plural="pods",
-        kind="Pod",
-        namespace=params.namespace,
-        label_selector=selector,
-    )
+    return list_request(params.namespace, selector)
 
 
 def record_body(resource_version: Any, replicas: Any) -> dict[str, Any]:
@@ -201,31 +188,60 @@ class _Deployment(DeploymentAccess):
         return [pod.metadata.name for pod in found.items or []]
 
 
+@dataclass(frozen=True)
+class Bouncing:
+    """The Deployment as the precheck read it; once scaled to 0, every pod gone and scaled
+    back, the ``count`` verify waits for."""
+
+    dep: _Deployment
+    seen: Seen
+    count: int = 0
+
+
 @handler("kubernetes.bounce", params=BounceParams, describe=_describe)
-async def bounce(params: BounceParams, ctx: Context) -> Result:
+class Bounce(Handler[BounceParams, Bouncing, Bouncing]):
     """Scale a Deployment to 0, wait until its pods are gone, scale it back, wait until ready."""
-    dep = _Deployment(await api_client(ctx), params, ctx)
-    timeout = verify_within(params, ctx)
-    seen = await dep.read()
-    if not seen.selector:
-        raise PermanentError(f"{dep.where} has an empty selector; refusing to bounce")
-    pods = await dep.pods(seen.selector)
-    ctx.step("observe", f"{seen.summary()}; {len(pods)} pod(s): {shown(pods)}", pods=pods)
-    if seen.recorded is None and seen.replicas == 0:
-        return Result.noop(
-            f"{dep.where} is scaled to 0 and no bounce is in progress: nothing to bounce", replicas=0
-        )
-    if refused := await _gitops(dep, seen):
-        return refused
-    if ctx.dry_run:
-        count = seen.replicas if seen.recorded is None else seen.recorded
-        return Result.dry_run(
-            _plan(params, seconds(timeout), seen),
-            f"dry run: would bounce {dep.where} to 0 and back to {count}; nothing done",
-            replicas=count,
-        )
-    count = await _record(dep, seen)
-    return await _bounce(dep, seen.selector, count, within=timeout)
+
+    async def precheck(self, params: BounceParams, ctx: Context) -> Checked[Bouncing]:
+        dep = _Deployment(await api_client(ctx), params, ctx)
+        seen = await dep.read()
+        if not seen.selector:
+            raise PermanentError(f"{dep.where} has an empty selector; refusing to bounce")
+        pods = await dep.pods(seen.selector)
+        state = f"{seen.summary()}; {len(pods)} pod(s): {shown(pods)}"
+        ctx.step("observe", state, pods=pods)
+        looked = Bouncing(dep, seen)
+        if seen.recorded is None and seen.replicas == 0:
+            nothing = f"{dep.where} is scaled to 0 and no bounce is in progress: nothing to bounce"
+            return Checked(state, looked, done=Result.noop(nothing, replicas=0))
+        return Checked(state, looked, done=await _gitops(dep, seen))
+
+    async def act(self, params: BounceParams, ctx: Context, seen: Bouncing) -> Bouncing | Result:
+        dep, timeout = seen.dep, verify_within(params, ctx)
+        if ctx.dry_run:
+            count = seen.seen.replicas if seen.seen.recorded is None else seen.seen.recorded
+            return Result.dry_run(
+                _plan(params, seconds(timeout), seen.seen),
+                f"dry run: would bounce {dep.where} to 0 and back to {count}; nothing done",
+                replicas=count,
+            )
+        count = await _record(dep, seen.seen)
+        await dep.patch(scale_body(0))
+        gone, left = await _wait_gone(dep, seen.seen.selector, timeout)
+        if not gone:
+            return Result.failed(
+                f"{len(left)} pod(s) of {dep.where} still exist {seconds(timeout)} after scaling to 0: "
+                f"{shown(left)}; left at 0 replicas with {ANNOTATION}={count}, so the next run "
+                "resumes",
+                retryable=True,
+                pods=left,
+                replicas=count,
+            )
+        await dep.patch(scale_body(count))
+        return dataclasses.replace(seen, count=count)
+
+    async def verify(self, params: BounceParams, ctx: Context, acted: Bouncing) -> Result:
+        return await _ready(acted.dep, acted.count, within=verify_within(params, ctx))
 
 
 async def _gitops(dep: _Deployment, seen: Seen) -> Result | None:
@@ -274,20 +290,9 @@ async def _record(dep: _Deployment, seen: Seen) -> int:
     return await rereading_conflicts(dep.ctx, seen, attempt, dep.read, where=dep.where, undone="not bounced")
 
 
-async def _bounce(dep: _Deployment, selector: str, count: int, within: float) -> Result:
+async def _ready(dep: _Deployment, count: int, within: float) -> Result:
+    """Wait until the Deployment is back at ``count`` ready replicas, then forget the count."""
     ctx, every = dep.ctx, dep.params.poll_interval
-    await dep.patch(scale_body(0))
-    gone, left = await _wait_gone(dep, selector, within)
-    if not gone:
-        return Result.failed(
-            f"{len(left)} pod(s) of {dep.where} still exist {seconds(within)} after scaling to 0: "
-            f"{shown(left)}; left at 0 replicas with {ANNOTATION}={count}, so the next run "
-            "resumes",
-            retryable=True,
-            pods=left,
-            replicas=count,
-        )
-    await dep.patch(scale_body(count))
     ctx.step(
         "verify",
         f"poll {dep.request} every {seconds(every)} until readyReplicas == "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -19,7 +20,9 @@ from pydantic import Field, field_validator
 from handlers.clickhouse_nodes import IDENTIFIER, Node, NodeView, Timeouts, quote, restart_sql, restore_sql
 from handlers.clickhouse_statements import Statements
 from remediator import (
+    Checked,
     Context,
+    Handler,
     HandlerParams,
     Observations,
     PermanentError,
@@ -98,21 +101,38 @@ def describe(params: RestoreReplicaParams) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """The precheck's reads: every node's view, and the read-only tables among them."""
+
+    repair: Repair
+    views: list[NodeView]
+    targets: list[str]
+
+
 @handler("clickhouse.restore_replica", params=RestoreReplicaParams, describe=describe)
-async def restore_replica(params: RestoreReplicaParams, ctx: Context) -> Result:
+class RestoreReplica(Handler[RestoreReplicaParams, Seen, Seen]):
     """Restart/restore read-only ClickHouse replicas on every node, then verify."""
-    _scope(params)  # identifiers again, before any I/O (params built without validation)
-    repair = Repair(params, ctx)
-    views = await repair.precheck()
-    targets = sorted({t for view in views for t in view.readonly()})
-    if not targets:
-        return repair.healthy(views)
-    if ctx.dry_run:
-        return Result.dry_run(await repair.plan(views), nodes=_seen(views))
-    for view in views:
-        if view.readonly():
-            await repair.act(view.node, {t: view.replicas[t].replica_path for t in view.readonly()})
-    return await repair.verify(targets)
+
+    async def precheck(self, params: RestoreReplicaParams, ctx: Context) -> Checked[Seen]:
+        _scope(params)  # identifiers again, before any I/O (params built without validation)
+        repair = Repair(params, ctx)
+        views = await repair.precheck()
+        seen = Seen(repair, views, sorted({t for view in views for t in view.readonly()}))
+        state = "; ".join(view.describe() for view in views)
+        return Checked(state, seen, done=None if seen.targets else repair.healthy(views))
+
+    async def act(self, params: RestoreReplicaParams, ctx: Context, seen: Seen) -> Seen | Result:
+        repair, views = seen.repair, seen.views
+        if ctx.dry_run:
+            return Result.dry_run(await repair.plan(views), nodes=_seen(views))
+        for view in views:
+            if view.readonly():
+                await repair.act(view.node, {t: view.replicas[t].replica_path for t in view.readonly()})
+        return seen
+
+    async def verify(self, params: RestoreReplicaParams, ctx: Context, acted: Seen) -> Result:
+        return await acted.repair.verify(acted.targets)
 
 
 class Repair:

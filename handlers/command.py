@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
-from remediator import Alert, Context, HandlerParams, Result, RuleDuration, handler, seconds
+from remediator import Alert, Checked, Context, Handler, HandlerParams, Result, RuleDuration, handler, seconds
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The only variables taken from the service's own environment: none of them is a secret.
@@ -341,47 +341,66 @@ def _quoted(finished: Finished, secrets: list[str]) -> str:
     return f": {text}" if text else ""
 
 
+@dataclass(frozen=True)
+class Ran:
+    """The program's end, and the time it was given."""
+
+    finished: Finished
+    within: float
+
+
 @handler("command.run", params=CommandParams, describe=_describe, check=_check)
-async def command_run(params: CommandParams, ctx: Context) -> Result:
+class CommandRun(Handler[CommandParams, None, Ran]):
     """Run a fixed program with the alert as arguments and environment; judge it by its exit code."""
-    plan = _describe(params)
-    if ctx.dry_run and not params.run_in_dry_run:
-        return Result.dry_run(plan, "dry run: the program was not run (run_in_dry_run is off)")
-    program = params.argv[0]
-    env = child_env(params, ctx.alert, dry_run=ctx.dry_run)
-    within = min(params.timeout, max(ctx.remaining(), 0.1))
-    ctx.step("act", plan[0], dry_run=ctx.dry_run)
-    try:
-        finished = await run_program(params, env, within)
-    except OSError as exc:  # not found, not executable, bad cwd
-        return Result.failed(f"cannot run {program}: {exc.strerror or exc}", argv=params.argv)
-    secrets = params.secrets()
-    details: dict[str, Any] = {
-        "argv": params.argv,
-        "env": params.shown_env(),
-        "exit_code": finished.code,
-        "stdout": finished.out.text(secrets),
-        "stderr": finished.err.text(secrets),
-        "stdout_bytes": finished.out.total,
-        "stderr_bytes": finished.err.total,
-        "truncated": finished.out.truncated or finished.err.truncated,
-    }
-    if finished.code is None:
-        return Result.failed(
-            f"{program} did not finish within {seconds(within)}; its process group was stopped"
-            f"{_quoted(finished, secrets)}",
-            retryable=True,
-            **details,
-        )
-    code = finished.code
-    ctx.step("verify", f"{program} exited with {code}", exit_code=code)
-    if code in params.noop_exit_codes:
-        return Result.noop(f"{program} exited with {code}: nothing to do", **details)
-    if code not in params.ok_exit_codes:
-        reason = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with {code}"
-        return Result.failed(f"{program} {reason}{_quoted(finished, secrets)}", **details)
-    if ctx.dry_run:
-        return Result.dry_run(
-            plan, f"dry run: {program} ran with {DRY_RUN_VARIABLE}=1 and exited with {code}", **details
-        )
-    return Result.succeeded(f"{program} exited with {code}", **details)
+
+    async def precheck(self, params: CommandParams, ctx: Context) -> Checked[None]:
+        return Checked(f"not read first: {params.argv[0]} decides by its exit code", None)
+
+    async def act(self, params: CommandParams, ctx: Context, seen: None) -> Ran | Result:
+        plan = _describe(params)
+        if ctx.dry_run and not params.run_in_dry_run:
+            return Result.dry_run(plan, "dry run: the program was not run (run_in_dry_run is off)")
+        program = params.argv[0]
+        env = child_env(params, ctx.alert, dry_run=ctx.dry_run)
+        within = min(params.timeout, max(ctx.remaining(), 0.1))
+        ctx.step("act", plan[0], dry_run=ctx.dry_run)
+        try:
+            finished = await run_program(params, env, within)
+        except OSError as exc:  # not found, not executable, bad cwd
+            return Result.failed(f"cannot run {program}: {exc.strerror or exc}", argv=params.argv)
+        return Ran(finished, within)
+
+    async def verify(self, params: CommandParams, ctx: Context, acted: Ran) -> Result:
+        finished, program, plan = acted.finished, params.argv[0], _describe(params)
+        secrets = params.secrets()
+        details: dict[str, Any] = {
+            "argv": params.argv,
+            "env": params.shown_env(),
+            "exit_code": finished.code,
+            "stdout": finished.out.text(secrets),
+            "stderr": finished.err.text(secrets),
+            "stdout_bytes": finished.out.total,
+            "stderr_bytes": finished.err.total,
+            "truncated": finished.out.truncated or finished.err.truncated,
+        }
+        if finished.code is None:
+            return Result.failed(
+                f"{program} did not finish within {seconds(acted.within)}; its process group was stopped"
+                f"{_quoted(finished, secrets)}",
+                retryable=True,
+                **details,
+            )
+        code = finished.code
+        ctx.step("verify", f"{program} exited with {code}", exit_code=code)
+        if code in params.noop_exit_codes:
+            return Result.noop(f"{program} exited with {code}: nothing to do", **details)
+        if code not in params.ok_exit_codes:
+            reason = (
+                f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with {code}"
+            )
+            return Result.failed(f"{program} {reason}{_quoted(finished, secrets)}", **details)
+        if ctx.dry_run:
+            return Result.dry_run(
+                plan, f"dry run: {program} ran with {DRY_RUN_VARIABLE}=1 and exited with {code}", **details
+            )
+        return Result.succeeded(f"{program} exited with {code}", **details)

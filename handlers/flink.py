@@ -14,25 +14,27 @@ that many of its pods are Ready.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from handlers.flink_verify import verify_restart
 from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
 from handlers.kube import ApiRequest, Label, api_client, client, send, send_patch
 from remediator import (
     MAX_CONFLICTS,
+    Checked,
     Context,
+    Handler,
     HandlerParams,
-    Observations,
     PermanentError,
     PollInterval,
     Result,
     VerifyTimeout,
     handler,
     planned_within,
-    poll,
     rereading_conflicts,
     seconds,
     verify_within,
@@ -205,7 +207,7 @@ def _describe(params: FlinkRestartParams) -> list[str]:
     return _plan(params, planned_within(params))
 
 
-class _FlinkDeployment:
+class FlinkDeployment:
     """Reads and patches one FlinkDeployment through the app's client."""
 
     def __init__(self, api: client.CustomObjectsApi, params: FlinkRestartParams, ctx: Context) -> None:
@@ -213,9 +215,10 @@ class _FlinkDeployment:
         self.get_request = _get(params)
         self.where = self.get_request.target
 
-    async def read(self, *, record: bool = True) -> Seen:
+    async def raw(self, *, record: bool = True) -> dict[str, Any]:
+        """The FlinkDeployment as the API answers it."""
         p = self.params
-        obj = await send(
+        found: dict[str, Any] = await send(
             self.ctx,
             self.get_request,
             lambda timeout: self.api.get_namespaced_custom_object(
@@ -223,7 +226,13 @@ class _FlinkDeployment:
             ),
             record=record,
         )
-        seen = Seen.of(obj, self.where)
+        return found
+
+    def parse(self, obj: dict[str, Any]) -> Seen:
+        return Seen.of(obj, self.where)
+
+    async def read(self, *, record: bool = True) -> Seen:
+        seen = self.parse(await self.raw(record=record))
         if record:
             self.ctx.step("observe", seen.summary(), **seen.details())
         return seen
@@ -244,208 +253,93 @@ class _FlinkDeployment:
         return nonce
 
 
+@dataclass
+class Decided:
+    """The FlinkDeployment as read, and the Argo CD Application that manages it (looked
+    up once: a conflict re-reads the FlinkDeployment only)."""
+
+    target: FlinkDeployment
+    seen: Seen
+    app: App | None = None
+    looked_up: bool = False
+
+
 @handler("flink.restart", params=FlinkRestartParams, describe=_describe)
-async def flink_restart(params: FlinkRestartParams, ctx: Context) -> Result:
+class FlinkRestart(Handler[FlinkRestartParams, Decided, Decided]):
     """Restart a FAILED Flink job (bump spec.restartNonce), then wait for RUNNING and STABLE."""
-    target = _FlinkDeployment(client.CustomObjectsApi(await api_client(ctx)), params, ctx)
-    timeout = verify_within(params, ctx)
 
-    async def attempt(seen: Seen) -> Result | int:
-        """A Result when there is nothing to write, else the restartNonce written."""
-        reason = leave_alone(seen, params.restart_when)
-        if reason is not None:
-            return Result.noop(f"{target.where}: {reason}", **seen.details())
-        if not found:
-            found.append(await managing_app(ctx, params, target.where, seen.annotations, seen.labels))
-        app, nonce = found[0], seen.nonce + 1
-        commit = (
-            f"set `spec.restartNonce: {nonce}` on `FlinkDeployment/{params.name}` "
-            f"(namespace {params.namespace}) in {app.in_git if app else 'Git'}"
-        )
-        if app is not None and app.self_heal and params.gitops == "respect":
-            return Result.failed(
-                refusal(
-                    app,
-                    target.where,
-                    "Argo CD would revert the bumped restartNonce to Git's, and the operator "
-                    "would restart the job again",
-                    f"Restart through Git instead: {commit}",
-                ),
-                change_to_commit=commit,
-                **app.details(),
-                **seen.details(),
-            )
+    async def precheck(self, params: FlinkRestartParams, ctx: Context) -> Checked[Decided]:
+        target = FlinkDeployment(client.CustomObjectsApi(await api_client(ctx)), params, ctx)
+        decided = Decided(target, await target.read())
+        done = await _decide(decided, params)
+        return Checked(f"{target.where}: {decided.seen.summary()}", decided, done=done)
+
+    async def act(self, params: FlinkRestartParams, ctx: Context, seen: Decided) -> Decided | Result:
+        target, timeout = seen.target, verify_within(params, ctx)
         if ctx.dry_run:
+            found, app, nonce = seen.seen, seen.app, seen.seen.nonce + 1
             return Result.dry_run(
-                _plan(params, seconds(timeout), seen),
-                f"dry run: {target.where} has {seen.summary()}; would bump restartNonce "
-                f"{seen.nonce} -> {nonce}; nothing done" + (f"; {drift(app, commit)}" if app else ""),
-                **seen.details(),
+                _plan(params, seconds(timeout), found),
+                f"dry run: {target.where} has {found.summary()}; would bump restartNonce "
+                f"{found.nonce} -> {nonce}; nothing done"
+                + (f"; {drift(app, _commit(params, nonce, app))}" if app else ""),
+                **found.details(),
             )
-        return await target.bump(seen)
 
-    found: list[App | None] = []
-    done = await rereading_conflicts(
-        ctx, await target.read(), attempt, target.read, where=target.where, undone="not restarted"
-    )
-    if isinstance(done, Result):
-        return done
-    result = await _verify(target, done, within=timeout)
-    app = found[0] if found else None
-    if app is not None:
-        commit = (
-            f"set `spec.restartNonce: {done}` on `FlinkDeployment/{params.name}` "
-            f"(namespace {params.namespace}) in {app.in_git}"
+        async def attempt(found: Seen) -> Result | Seen:
+            """A Result when there is nothing (left) to write, else the FlinkDeployment as bumped."""
+            seen.seen = found
+            if (done := await _decide(seen, params)) is not None:
+                return done
+            return dataclasses.replace(found, nonce=await target.bump(found))
+
+        bumped = await rereading_conflicts(
+            ctx, seen.seen, attempt, target.read, where=target.where, undone="not restarted"
         )
-        result.message += f". {drift(app, commit)}"
-        result.details.update(change_to_commit=commit, drift=True, **app.details())
-    return result
+        if isinstance(bumped, Result):
+            return bumped
+        seen.seen = bumped
+        return seen
+
+    async def verify(self, params: FlinkRestartParams, ctx: Context, acted: Decided) -> Result:
+        nonce, app = acted.seen.nonce, acted.app
+        result = await verify_restart(acted.target, nonce, within=verify_within(params, ctx))
+        if app is not None:
+            commit = _commit(params, nonce, app)
+            result.message += f". {drift(app, commit)}"
+            result.details.update(change_to_commit=commit, drift=True, **app.details())
+        return result
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """What verify saw of the JobManager and the TaskManagers, besides the job."""
-
-    jobmanager: str  # status.jobManagerDeploymentStatus
-    taskmanagers: int  # status.taskManager.replicas: how many the operator expects
-    selector: str  # status.taskManager.labelSelector
-    ready: int  # pods matching the selector that are Ready (not terminating)
-
-    @property
-    def jobmanager_ready(self) -> bool:
-        return self.jobmanager == "READY"
-
-    @property
-    def taskmanagers_up(self) -> bool:
-        return self.taskmanagers > 0 and bool(self.selector) and self.ready >= self.taskmanagers
-
-    def summary(self) -> str:
-        jm = f"JobManager {self.jobmanager or 'not reported'}"
-        if not self.selector or self.taskmanagers <= 0:
-            return f"{jm}; TaskManagers not reported (status.taskManager empty)"
-        return f"{jm}; TaskManagers {self.ready}/{self.taskmanagers} ready"
-
-    def missing(self, seen: Seen) -> list[str]:
-        """The verify conditions not (yet) met, in words."""
-        out = []
-        if seen.job != "RUNNING":
-            out.append(f"job RUNNING (saw {seen.job or 'unknown'})")
-        if seen.lifecycle != "STABLE":
-            out.append(f"lifecycle STABLE (saw {seen.lifecycle or 'unknown'})")
-        if not self.jobmanager_ready:
-            out.append(f"JobManager deployment READY (saw {self.jobmanager or 'not reported'})")
-        if not self.taskmanagers_up:
-            if not self.selector or self.taskmanagers <= 0:
-                out.append("TaskManagers up (status.taskManager not reported)")
-            else:
-                out.append(f"TaskManagers up (saw {self.ready}/{self.taskmanagers} ready)")
-        return out
-
-    def details(self) -> dict[str, Any]:
-        return {
-            "jobmanager_deployment_status": self.jobmanager,
-            "taskmanagers_expected": self.taskmanagers,
-            "taskmanagers_ready": self.ready,
-            "taskmanager_selector": self.selector,
-            "jobmanager_ready": self.jobmanager_ready,
-            "taskmanagers_up": self.taskmanagers_up,
-        }
-
-
-def _cluster_fields(obj: dict[str, Any]) -> tuple[str, int, str]:
-    """(status.jobManagerDeploymentStatus, status.taskManager.replicas, its labelSelector)."""
-    status = obj.get("status") or {}
-    tm = status.get("taskManager")
-    tm = tm if isinstance(tm, dict) else {}
-    replicas, selector = tm.get("replicas"), tm.get("labelSelector")
+def _commit(params: FlinkRestartParams, nonce: int, app: App | None) -> str:
     return (
-        str(status.get("jobManagerDeploymentStatus") or ""),
-        replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else 0,
-        selector if isinstance(selector, str) else "",
+        f"set `spec.restartNonce: {nonce}` on `FlinkDeployment/{params.name}` "
+        f"(namespace {params.namespace}) in {app.in_git if app else 'Git'}"
     )
 
 
-def _taskmanager_pods(params: FlinkRestartParams, selector: str) -> ApiRequest:
-    return ApiRequest(
-        verb="list",
-        group="",
-        version="v1",
-        plural="pods",
-        kind="Pod",
-        namespace=params.namespace,
-        label_selector=selector,
-    )
-
-
-def _pod_ready(pod: Any) -> bool:
-    if pod.metadata is not None and pod.metadata.deletion_timestamp:
-        return False
-    conditions = (pod.status.conditions if pod.status is not None else None) or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
-async def _read_cluster(target: _FlinkDeployment, listed: set[str]) -> tuple[Seen, Cluster]:
-    """One read of the FlinkDeployment, then (if it names them) of its TaskManager pods."""
-    ctx, p = target.ctx, target.params
-    obj = await send(
-        ctx,
-        target.get_request,
-        lambda timeout: target.api.get_namespaced_custom_object(
-            GROUP, VERSION, p.namespace, PLURAL, p.name, _request_timeout=timeout
-        ),
-        record=False,
-    )
-    seen = Seen.of(obj, target.where)
-    jobmanager, expected, selector = _cluster_fields(obj)
-    ready = 0
-    if selector and expected > 0:
-        core = client.CoreV1Api(await api_client(ctx))
-        pods = await send(
-            ctx,
-            _taskmanager_pods(p, selector),
-            lambda timeout: core.list_namespaced_pod(
-                p.namespace, label_selector=selector, _request_timeout=timeout
+async def _decide(decided: Decided, params: FlinkRestartParams) -> Result | None:
+    """None: restart; else why not (noop: nothing to do; failed: Argo CD would undo it)."""
+    target, seen = decided.target, decided.seen
+    reason = leave_alone(seen, params.restart_when)
+    if reason is not None:
+        return Result.noop(f"{target.where}: {reason}", **seen.details())
+    if not decided.looked_up:
+        decided.app = await managing_app(target.ctx, params, target.where, seen.annotations, seen.labels)
+        decided.looked_up = True
+    app = decided.app
+    if app is not None and app.self_heal and params.gitops == "respect":
+        commit = _commit(params, seen.nonce + 1, app)
+        return Result.failed(
+            refusal(
+                app,
+                target.where,
+                "Argo CD would revert the bumped restartNonce to Git's, and the operator "
+                "would restart the job again",
+                f"Restart through Git instead: {commit}",
             ),
-            record=selector not in listed,
+            change_to_commit=commit,
+            **app.details(),
+            **seen.details(),
         )
-        listed.add(selector)
-        ready = sum(1 for pod in pods.items or [] if _pod_ready(pod))
-    return seen, Cluster(jobmanager, expected, selector, ready)
-
-
-async def _verify(target: _FlinkDeployment, nonce: int, within: float) -> Result:
-    ctx, params = target.ctx, target.params
-    ctx.step(
-        "verify",
-        f"poll {target.get_request} every {seconds(params.poll_interval)} until "
-        f"job RUNNING, lifecycle STABLE, JobManager deployment READY and TaskManagers up "
-        f"(status.taskManager.replicas pods matching its labelSelector Ready), for up to {seconds(within)}",
-    )
-    observed = Observations(ctx)
-    observed_cluster = Observations(ctx, "observe.cluster")
-    listed: set[str] = set()  # the TaskManager selectors whose pods were listed (recorded once each)
-
-    async def probe() -> tuple[bool, tuple[Seen, Cluster]]:
-        seen, cluster = await _read_cluster(target, listed)
-        # the cluster first: the job's own observation stays the last step of a recovery
-        observed_cluster.see(cluster.summary(), **cluster.details())
-        observed.see(seen.summary(), **seen.details())
-        return not cluster.missing(seen), (seen, cluster)
-
-    recovered, (seen, cluster) = await poll(ctx, probe, every=params.poll_interval, within=within)
-    details = {**seen.details(), **cluster.details()}
-    if recovered:
-        return Result.succeeded(
-            f"{target.where} restarted (restartNonce {nonce}) and recovered: job RUNNING, lifecycle STABLE, "
-            f"JobManager READY, TaskManagers {cluster.ready}/{cluster.taskmanagers} ready",
-            **details,
-        )
-    missing = cluster.missing(seen)
-    return Result.failed(
-        f"{target.where} did not recover within {seconds(within)} of the restart "
-        f"(restartNonce {nonce}): last status {seen.summary()}; {cluster.summary()}; "
-        f"still missing: {', '.join(missing)}",
-        retryable=True,
-        missing=missing,
-        **details,
-    )
+    return None

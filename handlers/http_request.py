@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
@@ -11,7 +12,9 @@ from pydantic import Field, field_validator
 from yarl import URL
 
 from remediator import (
+    Checked,
     Context,
+    Handler,
     HandlerParams,
     Result,
     RuleDuration,
@@ -63,38 +66,55 @@ def _describe(params: HttpRequestParams) -> list[str]:
     return [f"{params.method} {params.url}{body}; expect {expect}"]
 
 
+@dataclass(frozen=True)
+class Answered:
+    """What the call got back."""
+
+    status: int
+    text: str
+
+
 @handler(
     "http.request",
     params=HttpRequestParams,
     escapes={"url": url_escape},
     describe=_describe,
 )
-async def http_request(params: HttpRequestParams, ctx: Context) -> Result:
+class HttpRequest(Handler[HttpRequestParams, None, Answered]):
     """Call a URL and check the answer's status code."""
-    plan = _describe(params)
-    if ctx.dry_run:
-        return Result.dry_run(plan)
-    ctx.step("act", plan[0])
-    timeout = aiohttp.ClientTimeout(total=min(params.timeout, max(ctx.remaining(), 0.1)))
-    try:
-        async with ctx.resources.http.request(
-            # encoded=True: the path goes out as rendered, not re-quoted or normalised
-            params.method,
-            URL(params.url, encoded=True),
-            headers=params.headers,
-            json=params.json_body,
-            timeout=timeout,
-        ) as response:
-            text = await response.text(errors="replace")
-            status = response.status
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise TemporaryError(f"{params.method} {params.url} failed: {exc or type(exc).__name__}") from exc
-    shown = text[:_MAX_BODY_SHOWN] + ("... (truncated)" if len(text) > _MAX_BODY_SHOWN else "")
-    ctx.step("verify", f"HTTP {status}", status=status)
-    if not params.expected(status):
-        return Result.failed(
-            f"{params.method} {params.url} answered HTTP {status}: {shown}",
-            retryable=status >= 500,
-            status=status,
+
+    async def precheck(self, params: HttpRequestParams, ctx: Context) -> Checked[None]:
+        return Checked(f"not read first: {params.method} {params.url} is judged by its answer", None)
+
+    async def act(self, params: HttpRequestParams, ctx: Context, seen: None) -> Answered | Result:
+        plan = _describe(params)
+        if ctx.dry_run:
+            return Result.dry_run(plan)
+        ctx.step("act", plan[0])
+        timeout = aiohttp.ClientTimeout(total=min(params.timeout, max(ctx.remaining(), 0.1)))
+        try:
+            async with ctx.resources.http.request(
+                # encoded=True: the path goes out as rendered, not re-quoted or normalised
+                params.method,
+                URL(params.url, encoded=True),
+                headers=params.headers,
+                json=params.json_body,
+                timeout=timeout,
+            ) as response:
+                return Answered(response.status, await response.text(errors="replace"))
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TemporaryError(f"{params.method} {params.url} failed: {exc or type(exc).__name__}") from exc
+
+    async def verify(self, params: HttpRequestParams, ctx: Context, acted: Answered) -> Result:
+        status, text = acted.status, acted.text
+        shown = text[:_MAX_BODY_SHOWN] + ("... (truncated)" if len(text) > _MAX_BODY_SHOWN else "")
+        ctx.step("verify", f"HTTP {status}", status=status)
+        if not params.expected(status):
+            return Result.failed(
+                f"{params.method} {params.url} answered HTTP {status}: {shown}",
+                retryable=status >= 500,
+                status=status,
+            )
+        return Result.succeeded(
+            f"{params.method} {params.url} answered HTTP {status}", status=status, body=shown
         )
-    return Result.succeeded(f"{params.method} {params.url} answered HTTP {status}", status=status, body=shown)

@@ -20,8 +20,10 @@ from handlers.command import Argument, EnvName, alert_env
 from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, send
 from remediator import (
     Alert,
+    Checked,
     Conflict,
     Context,
+    Handler,
     HandlerParams,
     Observations,
     PermanentError,
@@ -323,49 +325,67 @@ class _Job:
         return pod, str(text)
 
 
+@dataclass(frozen=True)
+class Started:
+    """The Job this event runs (created now, or adopted from an earlier delivery)."""
+
+    job: _Job
+    created: bool
+
+
 @handler("kubernetes.job", params=JobParams, describe=_describe, check=_check)
-async def kubernetes_job(params: JobParams, ctx: Context) -> Result:
+class KubernetesJob(Handler[JobParams, dict[str, Any], Started]):
     """Create a Job from the rule's template (once per event), wait for it, report its log."""
-    name = job_name(ctx.rule, ctx.event_id)
-    body = manifest(params, Owner.of(ctx), name)
-    within = verify_within(params, ctx)
-    if ctx.dry_run:
-        return Result.dry_run(
-            _plan(params, body, seconds(within)),
-            f"dry run: would create Job {params.namespace}/{name}; nothing done",
-            job=name,
-        )
-    job = _Job(await api_client(ctx), params, ctx, name)
-    created = await job.create(body)
-    ctx.step(
-        "wait", f"poll {_jobs(params.namespace, name)} until Complete or Failed, for up to {seconds(within)}"
-    )
-    observed = Observations(ctx)
 
-    async def probe() -> tuple[bool, JobStatus]:
-        seen = JobStatus.of(await job.read())
-        observed.see(seen.summary)
-        return seen.done, seen
+    async def precheck(self, params: JobParams, ctx: Context) -> Checked[dict[str, Any]]:
+        name = job_name(ctx.rule, ctx.event_id)
+        return Checked(f"not read first: Job {params.namespace}/{name} is made for this event", {})
 
-    done, seen = await poll(ctx, probe, every=params.poll_interval, within=within, spare=_LOG_SPARE)
-    pod, log = await job.log()
-    details: dict[str, Any] = {
-        "job": name,
-        "namespace": params.namespace,
-        "adopted": not created,
-        "pod": pod,
-        "log": log,
-    }
-    if not done:
-        return Result.failed(
-            f"{job.where} did not finish within {seconds(within)} ({seen.summary}); it keeps running "
-            f"until its activeDeadlineSeconds, and a retry of this event waits for it again",
-            retryable=True,
-            **details,
+    async def act(self, params: JobParams, ctx: Context, seen: dict[str, Any]) -> Started | Result:
+        name = job_name(ctx.rule, ctx.event_id)
+        body = manifest(params, Owner.of(ctx), name)
+        within = verify_within(params, ctx)
+        if ctx.dry_run:
+            return Result.dry_run(
+                _plan(params, body, seconds(within)),
+                f"dry run: would create Job {params.namespace}/{name}; nothing done",
+                job=name,
+            )
+        job = _Job(await api_client(ctx), params, ctx, name)
+        return Started(job, await job.create(body))
+
+    async def verify(self, params: JobParams, ctx: Context, acted: Started) -> Result:
+        job, name, within = acted.job, acted.job.name, verify_within(params, ctx)
+        ctx.step(
+            "wait",
+            f"poll {_jobs(params.namespace, name)} until Complete or Failed, for up to {seconds(within)}",
         )
-    if not seen.succeeded:
-        return Result.failed(f"{job.where} failed: {seen.reason}{_last_line(log)}", **details)
-    return Result.succeeded(f"{job.where} completed{_last_line(log)}", **details)
+        observed = Observations(ctx)
+
+        async def probe() -> tuple[bool, JobStatus]:
+            seen = JobStatus.of(await job.read())
+            observed.see(seen.summary)
+            return seen.done, seen
+
+        done, seen = await poll(ctx, probe, every=params.poll_interval, within=within, spare=_LOG_SPARE)
+        pod, log = await job.log()
+        details: dict[str, Any] = {
+            "job": name,
+            "namespace": params.namespace,
+            "adopted": not acted.created,
+            "pod": pod,
+            "log": log,
+        }
+        if not done:
+            return Result.failed(
+                f"{job.where} did not finish within {seconds(within)} ({seen.summary}); it keeps "
+                f"running until its activeDeadlineSeconds, and a retry of this event waits for it again",
+                retryable=True,
+                **details,
+            )
+        if not seen.succeeded:
+            return Result.failed(f"{job.where} failed: {seen.reason}{_last_line(log)}", **details)
+        return Result.succeeded(f"{job.where} completed{_last_line(log)}", **details)
 
 
 def _last_line(log: str) -> str:

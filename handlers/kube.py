@@ -83,6 +83,11 @@ async def _connect() -> client.ApiClient:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config_exception.ConfigException:
         path = _kubeconfig_path()
+        if not _is_file(path):
+            raise PermanentError(
+                "no Kubernetes API configuration: not running in a cluster (KUBERNETES_SERVICE_HOST "
+                f"is unset) and there is no kubeconfig file at {path!r} (KUBECONFIG)"
+            ) from None
         try:
             await config.load_kube_config(
                 config_file=path, client_configuration=configuration, persist_config=False
@@ -90,9 +95,13 @@ async def _connect() -> client.ApiClient:
         except (config_exception.ConfigException, OSError, ValueError) as exc:
             raise PermanentError(
                 "no Kubernetes API configuration: not running in a cluster, and the kubeconfig "
-                f"{path!r} (KUBECONFIG) is missing or unusable: {exc}"
+                f"{path!r} (KUBECONFIG) is unusable: {exc}"
             ) from exc
     return client.ApiClient(configuration=configuration)
+
+
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)
 
 
 def _kubeconfig_path() -> str:
@@ -222,40 +231,6 @@ async def send_patch(ctx: Context, request: ApiRequest, method: Callable[..., Aw
         request,
         lambda timeout: method(*args, body, _content_type=request.patch_type, _request_timeout=timeout),
     )
-
-
-class DeploymentAccess:
-    """One Deployment through the app's client, as ``request`` names it: read it, patch
-    it (what ``kubernetes.bounce`` and ``kubernetes.set_env`` share; each turns the read
-    into its own view)."""
-
-    def __init__(
-        self, api: client.ApiClient, ctx: Context, request: ApiRequest, namespace: str, name: str
-    ) -> None:
-        self.apps, self.core = client.AppsV1Api(api), client.CoreV1Api(api)
-        self.ctx, self.request = ctx, request
-        self.where = request.target
-        self.namespace, self.name = namespace, name
-
-    async def read_deployment(self, *, record: bool = True) -> Any:
-        return await send(
-            self.ctx,
-            self.request,
-            lambda timeout: self.apps.read_namespaced_deployment(
-                self.name, self.namespace, _request_timeout=timeout
-            ),
-            record=record,
-        )
-
-    async def patch(self, body: Any) -> None:
-        """A merge patch (a dict) or a JSON Patch (a list of operations)."""
-        await send_patch(
-            self.ctx,
-            self.request.with_body(body),
-            self.apps.patch_namespaced_deployment,
-            self.name,
-            self.namespace,
-        )
 
 
 def shown(names: list[str], limit: int = 5) -> str:

@@ -12,29 +12,29 @@ pod of an old ReplicaSet left (terminating ones included).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
+from handlers.container_env import REVISION, EnvName, EnvValue, Seen, assignments, patch_ops
+from handlers.deployments import DeploymentAccess, deployment_request, list_request
 from handlers.gitops import App, GitOpsParams, drift, managing_app, refusal
 from handlers.kube import (
     ApiRequest,
-    DeploymentAccess,
     Label,
     Subdomain,
     api_client,
     client,
-    selector_string,
     send,
     shown,
 )
 from remediator import (
     MAX_CONFLICTS,
+    Checked,
     Context,
+    Handler,
     Observations,
-    PermanentError,
     PollInterval,
     Result,
     VerifyTimeout,
@@ -46,32 +46,6 @@ from remediator import (
     verify_within,
 )
 
-REVISION = "deployment.kubernetes.io/revision"
-MAX_VALUE = 32_768
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def env_name(value: str) -> str:
-    if len(value) > 256 or not _ENV_NAME.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid environment variable name (letters, digits and '_', "
-            "not starting with a digit, at most 256)"
-        )
-    return value
-
-
-def env_value(value: str) -> str:
-    if len(value) > MAX_VALUE:
-        raise ValueError(f"an environment variable value of {len(value)} characters (at most {MAX_VALUE})")
-    if match := _CONTROL.search(value):
-        raise ValueError(f"{value[:80]!r} holds a control character ({match.group()!r}): refused")
-    return value
-
-
-EnvName = Annotated[str, AfterValidator(env_name)]
-EnvValue = Annotated[str, AfterValidator(env_value)]
-
 
 class SetEnvParams(GitOpsParams):
     namespace: Label
@@ -82,139 +56,12 @@ class SetEnvParams(GitOpsParams):
     poll_interval: PollInterval = 2.0
 
 
-@dataclass(frozen=True)
-class Var:
-    """One entry of the container's env, as read."""
-
-    name: str
-    value: str  # "" when unset
-    from_ref: bool  # set by valueFrom (a Secret, ConfigMap or field reference)
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What one read of the Deployment showed."""
-
-    resource_version: str
-    uid: str
-    annotations: dict[str, str]
-    labels: dict[str, str]
-    generation: int
-    revision: str
-    selector: str
-    container: str
-    index: int  # of the container in spec.template.spec.containers
-    env: tuple[Var, ...]
-    replicas: int
-    observed_generation: int
-    updated: int
-    ready: int
-    current: int  # status.replicas
-
-    @classmethod
-    def of(cls, dep: Any, wanted: str | None, where: str) -> Seen:
-        meta, spec, status = dep.metadata, dep.spec, dep.status
-        containers = list(spec.template.spec.containers or [])
-        index = _container_index([c.name for c in containers], wanted, where)
-        env = tuple(
-            Var(name=v.name, value=v.value or "", from_ref=v.value_from is not None)
-            for v in containers[index].env or []
-        )
-        selector = spec.selector
-        return cls(
-            resource_version=str(meta.resource_version or ""),
-            uid=str(meta.uid or ""),
-            annotations=dict(meta.annotations or {}),
-            labels=dict(meta.labels or {}),
-            generation=int(meta.generation or 0),
-            revision=str((meta.annotations or {}).get(REVISION) or ""),
-            selector=selector_string(selector.match_labels, selector.match_expressions) if selector else "",
-            container=containers[index].name,
-            index=index,
-            env=env,
-            replicas=1 if spec.replicas is None else int(spec.replicas),
-            observed_generation=int(getattr(status, "observed_generation", None) or 0),
-            updated=int(getattr(status, "updated_replicas", None) or 0),
-            ready=int(getattr(status, "ready_replicas", None) or 0),
-            current=int(getattr(status, "replicas", None) or 0),
-        )
-
-    def current_values(self, names: list[str]) -> dict[str, str | None]:
-        """The literal value of each name (``None``: not set)."""
-        found: dict[str, str | None] = dict.fromkeys(names)
-        for var in self.env:
-            if var.name in found:
-                found[var.name] = var.value
-        return found
-
-    def status(self) -> str:
-        return (
-            f"observedGeneration {self.observed_generation}/{self.generation}, replicas {self.replicas}, "
-            f"updated {self.updated}, ready {self.ready}, status.replicas {self.current}"
-        )
-
-    def rolled_out(self) -> bool:
-        return (
-            self.observed_generation >= self.generation
-            and self.updated == self.ready == self.current == self.replicas
-        )
-
-
-def _container_index(names: list[str], wanted: str | None, where: str) -> int:
-    if wanted is not None:
-        if wanted not in names:
-            raise PermanentError(f"{where} has no container {wanted!r}; its containers: {', '.join(names)}")
-        return names.index(wanted)
-    if len(names) != 1:
-        raise PermanentError(
-            f"{where} has {len(names)} containers ({', '.join(names)}): name one with the `container` param"
-        )
-    return 0
-
-
-def patch_ops(seen: Seen, env: dict[str, str]) -> list[dict[str, Any]]:
-    """The JSON Patch: guard on the version read; set the named values in place, append new ones."""
-    base = f"/spec/template/spec/containers/{seen.index}/env"
-    ops: list[dict[str, Any]] = [
-        {"op": "replace", "path": "/metadata/resourceVersion", "value": seen.resource_version}
-    ]
-    present = {var.name for var in seen.env}
-    missing = [{"name": name, "value": value} for name, value in env.items() if name not in present]
-    if not seen.env:
-        return [*ops, {"op": "add", "path": base, "value": missing}]
-    for i, var in enumerate(seen.env):
-        if var.name in env and var.value != env[var.name]:
-            ops.append({"op": "add", "path": f"{base}/{i}/value", "value": env[var.name]})
-    ops.extend({"op": "add", "path": f"{base}/-", "value": var} for var in missing)
-    return ops
-
-
-def assignments(env: dict[str, str]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in env.items())
-
-
 def _get(params: SetEnvParams) -> ApiRequest:
-    return ApiRequest(
-        verb="get",
-        group="apps",
-        version="v1",
-        plural="deployments",
-        kind="Deployment",
-        namespace=params.namespace,
-        name=params.deployment,
-    )
+    return deployment_request(params.namespace, params.deployment)
 
 
 def _list(params: SetEnvParams, plural: str, kind: str, selector: str) -> ApiRequest:
-    return ApiRequest(
-        verb="list",
-        group="apps" if plural == "replicasets" else "",
-        version="v1",
-        plural=plural,
-        kind=kind,
-        namespace=params.namespace,
-        label_selector=selector,
-    )
+    return list_request(params.namespace, selector, plural, kind)
 
 
 def _verify_plan(params: SetEnvParams, timeout: str, selector: str) -> str:
@@ -314,71 +161,105 @@ class Change:
         )
 
 
+@dataclass
+class Decided:
+    """The Deployment as read, what to write (or why not), and the Argo CD Application
+    that manages it (looked up once: a conflict re-reads the Deployment only)."""
+
+    dep: _Deployment
+    seen: Seen
+    change: Change | Result | None = None
+    app: App | None = None
+    looked_up: bool = False
+
+
 @handler("kubernetes.set_env", params=SetEnvParams, describe=_describe)
-async def set_env(params: SetEnvParams, ctx: Context) -> Result:
+class SetEnv(Handler[SetEnvParams, Decided, Change]):
     """Set environment variables on one container of a Deployment, then wait for the rollout."""
-    dep = _Deployment(await api_client(ctx), params, ctx)
-    timeout = verify_within(params, ctx)
-    names = list(params.env)
-    found: list[App | None] = []
 
-    async def managed(seen: Seen) -> App | None:
-        """The managing Application, looked up once (a conflict re-reads the Deployment only)."""
-        if not found:
-            found.append(await managing_app(ctx, params, dep.where, seen.annotations, seen.labels))
-        return found[0]
+    async def precheck(self, params: SetEnvParams, ctx: Context) -> Checked[Decided]:
+        dep = _Deployment(await api_client(ctx), params, ctx)
+        decided = Decided(dep, await dep.read())
+        change = await _decide(decided, params)
+        state = f"container {decided.seen.container} of {dep.where}: {decided.seen.status()}"
+        return Checked(state, decided, done=change if isinstance(change, Result) else None)
 
-    async def attempt(seen: Seen) -> Result | Change:
-        """A Result when there is nothing to write, else the change written."""
-        where = f"container {seen.container} of {dep.where}"
-        refs = sorted({var.name for var in seen.env if var.name in params.env and var.from_ref})
-        if refs:
-            return Result.failed(
-                f"{where}: {', '.join(refs)} set from valueFrom (a Secret, ConfigMap or field "
-                "reference); never overwritten with a literal: change the reference instead",
-                container=seen.container,
-                value_from=refs,
-            )
-        was = seen.current_values(names)
-        ctx.step("observe", f"{where}: {', '.join(f'{n}={was[n]}' for n in names)}", current=was)
-        if all(was[name] == value for name, value in params.env.items()):
-            return Result.noop(
-                f"{where} already has {assignments(params.env)}", container=seen.container, current=was
-            )
-        app = await managed(seen)
-        commit = (
-            f"set `{assignments(params.env)}` on container `{seen.container}` of "
-            f"`deployment/{params.deployment}` (namespace {params.namespace}) in "
-            f"{app.in_git if app else 'Git'}"
-        )
-        if app is not None and app.self_heal and params.gitops == "respect":
-            return Result.failed(
-                refusal(
-                    app,
-                    dep.where,
-                    "Argo CD would revert a live patch within seconds",
-                    f"Commit the change instead: {commit}",
-                ),
-                change_to_commit=commit,
-                **app.details(),
-            )
-        change = Change(was=was, ops=patch_ops(seen, params.env), app=app, commit=commit)
+    async def act(self, params: SetEnvParams, ctx: Context, seen: Decided) -> Change | Result:
+        dep, change = seen.dep, seen.change
+        if not isinstance(change, Change):  # the precheck ended the run with it
+            return change or Result.failed("kubernetes.set_env: act without a decision (handler bug)")
         if ctx.dry_run:
-            note = f"; {drift(app, commit)}" if app else ""
+            where = f"container {seen.seen.container} of {dep.where}"
+            note = f"; {drift(change.app, change.commit)}" if change.app else ""
             return Result.dry_run(
-                _plan(params, seconds(timeout), seen),
+                _plan(params, seconds(verify_within(params, ctx)), seen.seen),
                 f"dry run: would set {change.text(params.env)} on {where}; nothing done{note}",
-                container=seen.container,
+                container=seen.seen.container,
                 patch=change.ops,
             )
-        await dep.patch(change.ops)
-        return change
 
-    seen = await dep.read()
-    done = await rereading_conflicts(ctx, seen, attempt, dep.read, where=dep.where, undone="nothing set")
-    if isinstance(done, Result):
-        return done
-    return await _verify(dep, done, within=timeout)
+        async def attempt(decision: Change | Result) -> Change | Result:
+            """Write the change decided on what was read (a Result: nothing to write)."""
+            if isinstance(decision, Change):
+                await dep.patch(decision.ops)
+            return decision
+
+        async def reread() -> Change | Result:
+            seen.seen = await dep.read()
+            return await _decide(seen, params)
+
+        first: Change | Result = change
+        return await rereading_conflicts(ctx, first, attempt, reread, where=dep.where, undone="nothing set")
+
+    async def verify(self, params: SetEnvParams, ctx: Context, acted: Change) -> Result:
+        dep = _Deployment(await api_client(ctx), params, ctx)
+        return await _verify(dep, acted, within=verify_within(params, ctx))
+
+
+async def _decide(decided: Decided, params: SetEnvParams) -> Change | Result:
+    """The change to write on what was read, or the Result that ends the run: a variable set
+    from valueFrom (failed), every value set already (noop), Argo CD would revert it."""
+    dep, seen, ctx, names = decided.dep, decided.seen, decided.dep.ctx, list(params.env)
+    where = f"container {seen.container} of {dep.where}"
+    refs = sorted({var.name for var in seen.env if var.name in params.env and var.from_ref})
+    if refs:
+        decided.change = Result.failed(
+            f"{where}: {', '.join(refs)} set from valueFrom (a Secret, ConfigMap or field "
+            "reference); never overwritten with a literal: change the reference instead",
+            container=seen.container,
+            value_from=refs,
+        )
+        return decided.change
+    was = seen.current_values(names)
+    ctx.step("observe", f"{where}: {', '.join(f'{n}={was[n]}' for n in names)}", current=was)
+    if all(was[name] == value for name, value in params.env.items()):
+        decided.change = Result.noop(
+            f"{where} already has {assignments(params.env)}", container=seen.container, current=was
+        )
+        return decided.change
+    if not decided.looked_up:
+        decided.app = await managing_app(ctx, params, dep.where, seen.annotations, seen.labels)
+        decided.looked_up = True
+    app = decided.app
+    commit = (
+        f"set `{assignments(params.env)}` on container `{seen.container}` of "
+        f"`deployment/{params.deployment}` (namespace {params.namespace}) in "
+        f"{app.in_git if app else 'Git'}"
+    )
+    if app is not None and app.self_heal and params.gitops == "respect":
+        decided.change = Result.failed(
+            refusal(
+                app,
+                dep.where,
+                "Argo CD would revert a live patch within seconds",
+                f"Commit the change instead: {commit}",
+            ),
+            change_to_commit=commit,
+            **app.details(),
+        )
+        return decided.change
+    decided.change = Change(was=was, ops=patch_ops(seen, params.env), app=app, commit=commit)
+    return decided.change
 
 
 async def _verify(dep: _Deployment, change: Change, within: float) -> Result:

@@ -21,15 +21,18 @@ from remediator.handling.kit import (
     seconds,
     verify_within,
 )
+from remediator.handling.phases import Checked, Handler
 from remediator.handling.registry import HandlerParams, handler
 from remediator.models import Alert, Outcome, Result
 
 __all__ = [
     "MAX_CONFLICTS",
     "Alert",
+    "Checked",
     "Conflict",
     "Context",
     "Duration",
+    "Handler",
     "HandlerError",
     "HandlerParams",
     "Observations",

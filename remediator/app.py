@@ -13,14 +13,13 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator.api import admin, approvals, controls, slack_interactions
+from remediator.api import admin, alertmanager, approvals, health, jobs, pauses, slack_interactions
 from remediator.api import errors as api_errors
-from remediator.api import webhook as server
 from remediator.api.auth import load_credentials
-from remediator.api.intake import Intake
 from remediator.api.service import SERVICE, Service
 from remediator.handling.context import Resources
 from remediator.handling.registry import Registry, default_registry
+from remediator.intake import Intake
 from remediator.metrics import Metrics
 from remediator.notify.notice import LogNotifier, Notifier
 from remediator.rules.holder import RulesHolder
@@ -29,6 +28,7 @@ from remediator.settings import Settings
 from remediator.store.base import Store
 from remediator.store.memory import MemoryStore
 from remediator.worker.pipeline import Pipeline
+from remediator.worker.pool import WorkerPool
 
 log = structlog.get_logger("remediator.app")
 
@@ -97,9 +97,11 @@ def create_app(
 ) -> web.Application:
     """The service as an aiohttp app. Pass ``store``/``notifier`` to borrow your own."""
     app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[api_errors.errors])
-    server.add_routes(app)
+    alertmanager.add_routes(app)
+    health.add_routes(app)
     admin.add_routes(app)
-    controls.add_routes(app)
+    pauses.add_routes(app)
+    jobs.add_routes(app)
     approvals.add_routes(app)
     slack_interactions.add_routes(app)
     if settings.ui:
@@ -146,23 +148,16 @@ def _lifecycle(
             notifier=notifier,
             resources=resources,
             intake=intake,
-            pipeline=pipeline,
             replica=replica,
             credentials=credentials,
         )
         app[SERVICE] = svc
         await notifier.start()
+        pool = WorkerPool(pipeline, workers=settings.workers, grace=settings.shutdown_grace)
+        pool.start()
         stop = asyncio.Event()
-        workers = {
-            f"{replica}-w{i}": asyncio.create_task(
-                pipeline.run_worker(f"{replica}-w{i}", stop), name=f"worker-{i}"
-            )
-            for i in range(settings.workers)
-        }
-        tasks = list(workers.values())
-        tasks.append(asyncio.create_task(pipeline.run_maintenance(stop), name="maintenance"))
         watcher = RulesWatcher(rules, notifier, interval=settings.rules_poll_interval)
-        tasks.append(asyncio.create_task(watcher.run(stop), name="rules-watcher"))
+        watching = asyncio.create_task(watcher.run(stop), name="rules-watcher")
         loop = asyncio.get_running_loop()
         watcher.install_sighup(loop)
         log.info(
@@ -178,22 +173,9 @@ def _lifecycle(
         finally:
             watcher.remove_sighup(loop)
             stop.set()
-            for consumer, task in workers.items():
-                if consumer not in pipeline.busy:
-                    task.cancel()  # idle: waiting for a job; busy ones finish theirs
-            _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
-            if pipeline.busy:  # each interrupted job logs remediation.interrupted itself
-                log.warning(
-                    "service.shutdown_grace_exceeded",
-                    grace=settings.shutdown_grace,
-                    interrupted=len(pipeline.busy),
-                    message="cancelling running handlers; their jobs stay queued and are delivered again",
-                )
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await pool.stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(watching, 1.0)
             await notifier.close()
             await resources.aclose()
             if given_store is None:

@@ -19,6 +19,10 @@ MAX_VALUE_CHARS = 1024
 # A traceback keeps its end (the exception and where it was raised) up to this size.
 MAX_TRACEBACK_CHARS = 8192
 _HANDLER_NAME = "remediator"
+# Libraries that log what their caller reports itself: kubernetes_asyncio warns "Config not
+# found" and then raises "Invalid kube-config file", which the Kubernetes handlers turn into
+# one error that says what is missing (handlers/kube.py).
+QUIETED = {"kubernetes_asyncio.config.kube_config": logging.ERROR}
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -101,4 +105,6 @@ def _route_stdlib(shared: list[Any], renderer: Any, level: int) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name, quiet in QUIETED.items():
+        logging.getLogger(name).setLevel(quiet)
     logging.captureWarnings(True)

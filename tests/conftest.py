@@ -12,8 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.handling.registry import Registry
+from remediator.notify.notice import Notifier
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
+from remediator.worker.pipeline import Pipeline
 from tests.support.handlers import RUNS, make_registry
 
 TOKEN = "test-token"
@@ -57,7 +59,7 @@ class Harness:
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            events, _ = await self.svc.store.list_events(1000)
+            events, _ = await self.svc.store.audit.list_events(1000)
             if len(events) >= count:
                 return events
             if asyncio.get_running_loop().time() > deadline:
@@ -66,10 +68,24 @@ class Harness:
                 )
             await asyncio.sleep(0.02)
 
+    def pipeline(self) -> Pipeline:
+        """A pipeline of its own over the service's store, rules and notifier (the app's
+        is its worker pool's): for a test that runs one job, or a worker, by hand."""
+        svc = self.svc
+        return Pipeline(
+            store=svc.store,
+            rules=svc.rules.current,
+            notifier=svc.notifier,
+            metrics=svc.metrics,
+            resources=svc.resources,
+            settings=svc.settings,
+            replica="test-replica",
+        )
+
     async def event(self, event_id: str, timeout: float = 10.0) -> Any:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            found = await self.svc.store.get_event(event_id)
+            found = await self.svc.store.audit.get_event(event_id)
             if found is not None:
                 return found
             if asyncio.get_running_loop().time() > deadline:
@@ -85,7 +101,11 @@ async def harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
     clients: list[TestClient[Any, Any]] = []
 
     async def make(
-        rules: str, store: MemoryStore | None = None, registry: Registry | None = None, **overrides: Any
+        rules: str,
+        store: MemoryStore | None = None,
+        registry: Registry | None = None,
+        notifier: Notifier | None = None,
+        **overrides: Any,
     ) -> Harness:
         path = tmp_path / "rules.yaml"
         path.write_text(rules)
@@ -97,7 +117,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[MakeHarness]:
             "shutdown_grace": 5,
         }
         options.update(overrides)
-        app = create_app(Settings(**options), registry=registry or make_registry(), store=store)
+        app = create_app(
+            Settings(**options), registry=registry or make_registry(), store=store, notifier=notifier
+        )
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -1,4 +1,4 @@
-"""The admin API (``/api/v1``): audit events, stats, manual replay, rules, pause; bearer-protected.
+"""The admin API (``/api/v1``): audit events, stats, manual replay, rules; bearer-protected.
 
 With ``REMEDIATOR_ADMIN_TOKEN`` unset every admin route answers 404; a missing or
 wrong token is a 401. Every answer is JSON; client mistakes are 4xx, a store
@@ -8,17 +8,23 @@ outage is 503, and nothing a client sends can cause a 5xx.
 from __future__ import annotations
 
 import os
-import time
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from remediator.api import openapi, pausing, stats
+from remediator.api import openapi, stats
+from remediator.api.bodies import (
+    event_id_of,
+    parse_body,
+    parse_query,
+    read_json_body,
+    reply,
+    validation_detail,
+)
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
-from remediator.api.intake import ManualOptions
 from remediator.api.schemas import (
     Accepted,
     EventDetail,
@@ -26,52 +32,19 @@ from remediator.api.schemas import (
     EventsQuery,
     EventSummary,
     ManualAlert,
-    PauseRequest,
-    PauseState,
     ReloadInfo,
     ReplayQuery,
     ReplayRequest,
     RuleInfo,
     RulesInfo,
     StatsQuery,
-    valid_event_id,
 )
 from remediator.api.service import SERVICE, Service
-from remediator.api.webhook import read_json_body, validation_detail
+from remediator.intake import ManualOptions
 from remediator.models import WebhookPayload
 from remediator.rules.ruleset import Rule
-from remediator.store.base import Pause
 
 log = structlog.get_logger("remediator.api.admin")
-M = TypeVar("M", bound=BaseModel)
-
-
-def reply(model: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(model.model_dump(mode="json", by_alias=True), status=status)
-
-
-def parse_query(request: web.Request, model: type[M]) -> M:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise ApiError(400, "invalid query parameters", validation_detail(exc)) from exc
-
-
-async def parse_body(request: web.Request, svc: Service, model: type[M], *, optional: bool = False) -> M:
-    if optional and (not request.body_exists or request.content_length == 0):
-        return model()
-    data = await read_json_body(request, svc.settings.max_body_bytes, svc.settings.body_timeout)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(400, "invalid request body", validation_detail(exc)) from exc
-
-
-def event_id_of(request: web.Request) -> str:
-    event_id = request.match_info["event_id"]
-    if not valid_event_id(event_id):
-        raise ApiError(400, "invalid event id", "letters, digits, '_' and '-' only (max 64)")
-    return event_id
 
 
 def require_rules(svc: Service) -> None:
@@ -84,7 +57,7 @@ def require_rules(svc: Service) -> None:
 async def list_events(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, EventsQuery)
     try:
-        events, cursor = await svc.store.list_events(
+        events, cursor = await svc.store.audit.list_events(
             query.limit, cursor=query.cursor, rule=query.rule, outcome=query.outcome
         )
     except ValueError as exc:  # a store that rejects a malformed cursor
@@ -95,7 +68,7 @@ async def list_events(request: web.Request, svc: Service) -> web.Response:
 @reader
 async def get_event(request: web.Request, svc: Service) -> web.Response:
     event_id = event_id_of(request)
-    event = await svc.store.get_event(event_id)
+    event = await svc.store.audit.get_event(event_id)
     if event is None:
         raise ApiError(404, "no such event", event_id)
     return reply(EventDetail.of(event))
@@ -104,7 +77,7 @@ async def get_event(request: web.Request, svc: Service) -> web.Response:
 @reader
 async def get_stats(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, StatsQuery)
-    return reply(await stats.compute(svc.store, query.window, query.seconds))
+    return reply(await stats.compute(svc.store.audit, query.window, query.seconds))
 
 
 # ---- replay ------------------------------------------------------------------
@@ -119,7 +92,7 @@ async def replay_event(request: web.Request, svc: Service) -> web.Response:
 async def replay_stored(svc: Service, event_id: str, body: ReplayRequest, by: str) -> Accepted:
     """Run a stored event's alert through the rules again, as ``by`` (the API and the console)."""
     require_rules(svc)
-    event = await svc.store.get_event(event_id)
+    event = await svc.store.audit.get_event(event_id)
     if event is None:
         raise ApiError(404, "no such event", event_id)
     if event.alert is None:
@@ -244,39 +217,6 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
     )
 
 
-# ---- pause -------------------------------------------------------------------
-@reader
-async def get_pause(_: web.Request, svc: Service) -> web.Response:
-    pause = await svc.store.get_pause()
-    if pause is None:
-        return reply(PauseState(paused=False))
-    return reply(PauseState.active(pause.reason, pause.until, pause.by))
-
-
-@admin
-async def set_pause(request: web.Request, svc: Service) -> web.Response:
-    body = await parse_body(request, svc, PauseRequest)
-    pausing.check_length(svc, body.for_)
-    now = time.time()
-    until = now + body.for_
-    by = identity(request)  # the body's "by" is not trusted: the token says who this is
-    pause = Pause(reason=body.reason, until=until, by=by, created=now)
-    await svc.store.set_pause(pause)
-    pausing.announce(svc, pause, started=True)
-    log.warning("admin.paused", reason=body.reason, until=until, by=by)
-    return reply(PauseState.active(body.reason, until, by))
-
-
-@admin
-async def clear_pause(request: web.Request, svc: Service) -> web.Response:
-    pause = await svc.store.get_pause()
-    was = await svc.store.clear_pause()
-    if was and pause is not None:
-        await pausing.lifted(svc, pause, identity(request))
-    log.warning("admin.resumed", was_paused=was, by=identity(request))
-    return reply(PauseState(paused=False, was_paused=was))
-
-
 # ---- the document --------------------------------------------------------------
 async def openapi_document(request: web.Request) -> web.Response:
     """Public: the routes this service answers (admin routes only when enabled)."""
@@ -291,7 +231,4 @@ def add_routes(app: web.Application) -> None:
     route.add_post("/api/v1/replay", replay_payload)
     route.add_get("/api/v1/stats", get_stats, allow_head=False)
     route.add_get("/api/v1/rules", get_rules, allow_head=False)
-    route.add_get("/api/v1/pause", get_pause, allow_head=False)
-    route.add_post("/api/v1/pause", set_pause)
-    route.add_delete("/api/v1/pause", clear_pause)
     route.add_get("/api/v1/openapi.json", openapi_document, allow_head=False)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from remediator.api.admin import event_id_of, parse_body, parse_query, reply
+from remediator.api.bodies import event_id_of, parse_body, parse_query, reply
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest
 from remediator.api.service import Service
-from remediator.store.base import Approval, Decision
-from remediator.worker.approval import decide, decided_notice, describe
+from remediator.store.values import Approval, Decision
+from remediator.worker.approval import decide, describe
+from remediator.worker.telling import decided_notice
 
 log = structlog.get_logger("remediator.api.approvals")
 DECISIONS: dict[str, Decision] = {"approve": "approved", "reject": "rejected"}
@@ -25,7 +26,7 @@ DECISIONS: dict[str, Decision] = {"approve": "approved", "reject": "rejected"}
 @reader
 async def list_approvals(request: web.Request, svc: Service) -> web.Response:
     query = parse_query(request, ApprovalsQuery)
-    found = await svc.store.list_approvals(500 if query.state else query.limit)
+    found = await svc.store.approvals.list_approvals(500 if query.state else query.limit)
     shown = [a for a in found if query.state is None or a.state == query.state][: query.limit]
     return reply(ApprovalPage(approvals=[ApprovalInfo.of(a) for a in shown]))
 
@@ -40,7 +41,7 @@ async def decide_approval(request: web.Request, svc: Service) -> web.Response:
 
 async def decide_as(svc: Service, event_id: str, decision: str, by: str, note: str) -> Approval:
     """Decide a waiting request as ``by`` (the API and the console); 404/409 when it cannot be."""
-    result = await decide(svc.store, event_id, DECISIONS[decision], by, note)
+    result = await decide(svc.store.approvals, event_id, DECISIONS[decision], by, note)
     found = result.approval
     if found is None:
         raise ApiError(404, "no such approval request", event_id)

@@ -1,49 +1,38 @@
-"""Bodies of the operators' controls: scoped pauses, maintenance windows and the jobs view
-(also the source of their OpenAPI schemas)."""
+"""Bodies of the operators' controls: pauses, maintenance windows and the jobs view (also
+the source of their OpenAPI schemas). Pauses and windows speak RFC 3339 UTC times
+(``api/times.py``); the jobs view moves to them with the rest of the API."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from remediator.api.schemas import PauseFor, iso
+from remediator.api.schemas import PauseFor, Reason, iso
+from remediator.api.times import TimeInput, UtcTime
 from remediator.errors import MatcherError
 from remediator.rules.matchers import parse_matcher
 from remediator.rules.windows import Window
-from remediator.store.base import JOB_STATES, JobState, Pause
+from remediator.store.values import JOB_STATES, JobState, Pause
 
 PAUSE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
 JobStateName = Literal["queued", "deferred", "held", "awaiting_approval", "running"]
 
 
 class PauseCreate(BaseModel):
     """``POST /api/v1/pauses``: what to hold (matchers; none: everything), why, until when.
 
-    Exactly one of ``for`` and ``until``; the author is the token's name.
+    Exactly one of ``for`` (a duration, or seconds) and ``until`` (RFC 3339, or epoch
+    seconds); the author is the token's name.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     matchers: list[str] = Field(default_factory=list, max_length=20)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
     for_: PauseFor | None = Field(default=None, alias="for")
-    until: str | None = Field(
-        default=None,
-        pattern=RFC3339_PATTERN,
-        json_schema_extra={"format": "date-time"},
-        description="RFC 3339 date-time with an offset",
-    )
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
+    until: TimeInput | None = None
 
     @field_validator("matchers")
     @classmethod
@@ -64,17 +53,19 @@ class PauseCreate(BaseModel):
         if self.for_ is not None:
             return now + self.for_
         assert self.until is not None
-        return datetime.fromisoformat(self.until.upper().replace(" ", "T")).timestamp()
+        return self.until
 
 
 class PauseInfo(BaseModel):
+    """One pause; a pause without matchers holds every job (``global`` is the one the
+    deprecated ``/api/v1/pause`` manages)."""
+
     id: str
     reason: str
     by: str
     matchers: list[str]
-    created: float
-    until: float
-    until_iso: str
+    created: UtcTime
+    until: UtcTime
     remaining_seconds: float
 
     @classmethod
@@ -86,7 +77,6 @@ class PauseInfo(BaseModel):
             matchers=list(pause.matchers),
             created=pause.created,
             until=pause.until,
-            until_iso=iso(pause.until),
             remaining_seconds=round(max(0.0, pause.until - time.time()), 3),
         )
 
@@ -97,7 +87,7 @@ class WindowInfo(BaseModel):
     name: str
     matchers: list[str]
     schedule: str
-    open_until: float | None = None
+    open_until: UtcTime | None = None
 
     @classmethod
     def of(cls, window: Window, now: float) -> WindowInfo:

@@ -40,7 +40,7 @@ from remediator.api.schemas import (
 )
 from remediator.models import WebhookPayload
 from remediator.settings import Settings
-from remediator.store.base import JOB_STATES
+from remediator.store.values import JOB_STATES
 
 _INPUTS: tuple[type[BaseModel], ...] = (
     WebhookPayload,
@@ -315,28 +315,31 @@ def _admin_paths(refs: Refs) -> dict[str, Any]:
 
 
 def _pause_path(refs: Refs, sec: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """The deprecated alias of the pause with the id ``global`` (``api/pauses.py``)."""
     state = {200: ("PauseState", "the pause state")}
+    note = (
+        "Deprecated: use /api/v1/pauses (the global pause is a pause without matchers, id "
+        "'global'). Answers carry Deprecation, Sunset and a Link to the successor."
+    )
+    common = {"tags": ["admin"], "security": sec, "deprecated": True, "description": note}
     return {
         "get": {
+            **common,
             "operationId": "getPause",
-            "tags": ["admin"],
-            "security": sec,
-            "summary": "Whether remediation is paused, why and until when",
+            "summary": "Whether the global pause is on, why and until when",
             "responses": _responses(refs, state, (401, 503)),
         },
         "post": {
+            **common,
             "operationId": "pause",
-            "tags": ["admin"],
-            "security": sec,
-            "summary": "Pause all remediation for a while",
+            "summary": "Pause all remediation for a while (the pause 'global')",
             "requestBody": {"required": True, "content": _json(refs[("PauseRequest", "validation")])},
             "responses": _responses(refs, state, (400, 401, 403, 413, 415, 503)),
         },
         "delete": {
+            **common,
             "operationId": "resume",
-            "tags": ["admin"],
-            "security": sec,
-            "summary": "Resume remediation",
+            "summary": "Lift the global pause",
             "responses": _responses(refs, state, (401, 403, 503)),
         },
     }
@@ -470,7 +473,7 @@ def _replay_params() -> list[dict[str, Any]]:
 
 
 def _control_paths(refs: Refs) -> dict[str, Any]:
-    """Scoped pauses, maintenance windows and the jobs view (``api/controls.py``)."""
+    """Pauses, maintenance windows (``api/pauses.py``) and the jobs view (``api/jobs.py``)."""
     sec: list[dict[str, list[str]]] = [{"adminToken": []}]
 
     def path_id(name: str) -> dict[str, Any]:
@@ -483,7 +486,7 @@ def _control_paths(refs: Refs) -> dict[str, Any]:
                 "operationId": "listPauses",
                 "tags": ["admin"],
                 "security": sec,
-                "summary": "Active pauses (the global one included) and the maintenance windows",
+                "summary": "Running pauses (one without matchers holds every job) and maintenance windows",
                 "responses": _responses(refs, {200: ("PauseList", "pauses and windows")}, (401, 503)),
             },
             "post": {

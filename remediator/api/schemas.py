@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -57,21 +58,24 @@ class ReplayRequest(_Body):
     note: str = Field(default="", max_length=500)
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_not_blank)]
+"""Why a pause was made: 1 to 500 characters, not only spaces."""
+
+
 class PauseRequest(_Body):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
     for_: PauseFor = Field(alias="for")
     by: str = Field(
         default="",
         max_length=200,
         description="Ignored (accepted from older clients): the pause records the token's name.",
     )
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
 
 class EventsQuery(BaseModel):

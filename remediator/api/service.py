@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from remediator.api.auth import Credentials
-from remediator.api.intake import Intake
 from remediator.handling.context import Resources
+from remediator.intake import Intake
 from remediator.metrics import Metrics
 from remediator.notify.notice import Notifier
 from remediator.rules.holder import RulesHolder
 from remediator.settings import Settings
 from remediator.store.base import Store
-from remediator.worker.pipeline import Pipeline
 
 
 @dataclass
@@ -26,7 +25,6 @@ class Service:
     notifier: Notifier
     resources: Resources
     intake: Intake
-    pipeline: Pipeline
     replica: str
     credentials: Credentials = field(default_factory=Credentials)
 

@@ -5,7 +5,7 @@
   keep-alive timer: armed when the connection opens and after each answer, it closes the
   connection only while no request is being handled, so it bounds both header reading
   and idle keep-alive.
-- Body: reading it is bounded by ``body_timeout`` (``server.read_body``: 408).
+- Body: reading it is bounded by ``body_timeout`` (``bodies.read_body``: 408).
 - Connections: at most ``max_connections``. At the limit a new connection replaces the
   oldest one that is not handling a request (idle, or still sending its headers), so a
   health check still gets in; only when every connection is handling a request is the

@@ -22,9 +22,10 @@ from remediator.api.schemas import valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.errors import StoreUnavailable
 from remediator.notify.slack import signing
-from remediator.notify.slack.messages import APPROVE, REJECT
-from remediator.store.base import Decision
-from remediator.worker.approval import decide, decided_notice, describe
+from remediator.notify.slack.approvals import APPROVE, REJECT
+from remediator.store.values import Decision
+from remediator.worker.approval import decide, describe
+from remediator.worker.telling import decided_notice
 
 if TYPE_CHECKING:  # slack_sdk (a few MB) is imported at the first click, not at start
     from remediator.notify.slack.interactive import SlackInteractive
@@ -109,7 +110,7 @@ async def _decide(
     svc: Service, slack: SlackInteractive, event_id: str, decision: Decision, user: str, name: str
 ) -> str:
     """The decision of one click; returns what to tell the clicker privately ("" nothing)."""
-    approval = await svc.store.get_approval(event_id)
+    approval = await svc.store.approvals.get_approval(event_id)
     if approval is None:
         return f"There is no approval request {event_id} any more (it expired)."
     if approval.decision is None and not await slack.may_decide(user, approval.approvers):
@@ -118,7 +119,7 @@ async def _decide(
             f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in approval.approvers
         )
     by = f"slack:{user} ({name})" if name else f"slack:{user}"
-    result = await decide(svc.store, event_id, decision, by)
+    result = await decide(svc.store.approvals, event_id, decision, by)
     if result.changed and result.approval is not None:
         svc.notifier.send(decided_notice(result.approval))
     if not result.recorded:

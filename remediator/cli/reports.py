@@ -147,7 +147,7 @@ def pause_info_text(pause: dict[str, Any]) -> str:
     scope = ", ".join(pause.get("matchers") or []) or "everything"
     left = format_duration(pause.get("remaining_seconds") or 0.0)
     return (
-        f"pause {pause['id']} by {pause.get('by') or '?'} until {pause.get('until_iso')} "
+        f"pause {pause['id']} by {pause.get('by') or '?'} until {pause.get('until')} "
         f"({left} left) for {scope}: {pause.get('reason')}"
     )
 
@@ -155,7 +155,7 @@ def pause_info_text(pause: dict[str, Any]) -> str:
 def pauses_text(found: dict[str, Any]) -> str:
     lines = [pause_info_text(p) for p in found.get("pauses", [])] or ["no pause"]
     for window in found.get("windows", []):
-        state = f"OPEN until {clock(window['open_until'])}" if window.get("open_until") else "closed"
+        state = f"OPEN until {window['open_until']}" if window.get("open_until") else "closed"
         scope = ", ".join(window.get("matchers") or []) or "everything"
         lines.append(f"window {window['name']} ({window['schedule']}) for {scope}: {state}")
     return "\n".join(lines)

@@ -29,8 +29,8 @@ from remediator.api import stats
 from remediator.api.admin import replay_stored, rules_info
 from remediator.api.approvals import decide_as
 from remediator.api.control_models import PauseCreate, WindowInfo
-from remediator.api.controls import create_pause, end_pause
 from remediator.api.errors import ApiError
+from remediator.api.pauses import create_pause, end_pause
 from remediator.api.schemas import ReplayRequest, valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.console.session import COOKIE, LIFETIME, PRE_COOKIE, Session, Signer
@@ -298,7 +298,7 @@ async def scan(
     found: list[AuditEvent] = []
     read = 0
     for _ in range(SCAN_PAGES):
-        events, cursor = await svc.store.list_events(
+        events, cursor = await svc.store.audit.list_events(
             PAGE, cursor=cursor, rule=filters.rule, outcome=filters.outcome
         )
         read += len(events)
@@ -323,7 +323,7 @@ async def activity(request: web.Request, svc: Service, _: Session) -> web.Stream
         elif filters.local:
             events, next_cursor, read = await scan(svc, filters, cursor)
         else:
-            events, next_cursor = await svc.store.list_events(
+            events, next_cursor = await svc.store.audit.list_events(
                 PAGE, cursor=cursor, rule=filters.rule, outcome=filters.outcome
             )
     except ValueError as exc:
@@ -348,12 +348,12 @@ async def find(svc: Service, search: str, rule: str | None, outcome: str | None)
     """Events whose id or fingerprint is ``search`` (ids: a direct read; fingerprints: recent pages)."""
     found: list[AuditEvent] = []
     if valid_event_id(search):
-        event = await svc.store.get_event(search)
+        event = await svc.store.audit.get_event(search)
         if event is not None:
             found.append(event)
     cursor: str | None = None
     for _ in range(SEARCH_PAGES):
-        events, cursor = await svc.store.list_events(200, cursor=cursor, rule=rule, outcome=outcome)
+        events, cursor = await svc.store.audit.list_events(200, cursor=cursor, rule=rule, outcome=outcome)
         found += [e for e in events if e.fingerprint == search and e.event_id != search]
         if cursor is None or len(found) >= PAGE:
             break
@@ -370,8 +370,8 @@ def event_id_of(request: web.Request) -> str:
 @page()
 async def event_page(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
     event_id = event_id_of(request)
-    event = await svc.store.get_event(event_id)
-    job = await svc.store.job_state(event_id)
+    event = await svc.store.audit.get_event(event_id)
+    job = await svc.store.jobs.job_state(event_id)
     if event is None and job is None:
         raise ApiError(404, "no such event", event_id)
     links: list[tuple[str, str]] = []
@@ -417,7 +417,7 @@ async def slack_thread(svc: Service, event: AuditEvent) -> Thread | None:
     channel = svc.settings.slack_channel or ""
     if not event.target or not channel or svc.settings.slack_bot_token is None:
         return None
-    ts = await svc.store.get_thread(event.rule, event.target)
+    ts = await svc.store.threads.get_thread(event.rule, event.target)
     if ts is None or not SLACK_TS.fullmatch(ts):
         return None
     workspace = svc.settings.slack_workspace_url
@@ -445,7 +445,7 @@ async def replay(request: web.Request, svc: Service, session: Session) -> web.St
 
 @page()
 async def waiting(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
-    jobs = await svc.store.job_states(None, 500)
+    jobs = await svc.store.jobs.job_states(None, 500)
     return render(request, "waiting.html", jobs=jobs, refresh=True)
 
 
@@ -467,7 +467,7 @@ async def pauses(request: web.Request, svc: Service, _: Session) -> web.StreamRe
     return render(
         request,
         "pauses.html",
-        pauses=await svc.store.list_pauses(),
+        pauses=await svc.store.pauses.list_pauses(),
         windows=[WindowInfo.of(w, now) for w in windows],
     )
 
@@ -496,7 +496,7 @@ async def remove_pause(request: web.Request, svc: Service, session: Session) -> 
 @page()
 async def rules(request: web.Request, svc: Service, _: Session) -> web.StreamResponse:
     info = rules_info(svc)
-    computed = await stats.compute(svc.store, "24h", 86400.0)
+    computed = await stats.compute(svc.store.audit, "24h", 86400.0)
     by_rule = {s.rule: s for s in computed.rules}
     return render(request, "rules.html", info=info, stats=by_rule, circuits=await open_circuits(svc))
 
@@ -504,9 +504,9 @@ async def rules(request: web.Request, svc: Service, _: Session) -> web.StreamRes
 async def open_circuits(svc: Service) -> dict[str, list[tuple[str, float]]]:
     """Open circuits per rule: (target, seconds left), for the (rule, target) pairs of the
     last ``CIRCUIT_EVENTS`` events only (one audit read and one store read per pair)."""
-    events, _ = await svc.store.list_events(CIRCUIT_EVENTS)
+    events, _ = await svc.store.audit.list_events(CIRCUIT_EVENTS)
     pairs = list(dict.fromkeys((e.rule, e.target) for e in events if e.target))[:CIRCUIT_PAIRS]
-    left = await asyncio.gather(*(svc.store.circuit_remaining(rule, target) for rule, target in pairs))
+    left = await asyncio.gather(*(svc.store.gates.circuit_remaining(rule, target) for rule, target in pairs))
     found: dict[str, list[tuple[str, float]]] = {}
     for (rule, target), seconds in zip(pairs, left, strict=True):
         if seconds > 0:

@@ -39,7 +39,8 @@ class VerifyParams(Protocol):
     """Params that may override the rule's ``verify_timeout``."""
 
     @property
-    def verify_timeout(self) -> float | None: ...
+    def verify_timeout(self) -> float | None:
+        """Seconds to verify for (None: the rule's ``verify_timeout``)."""
 
 
 def seconds(value: float) -> str:

@@ -1,20 +1,24 @@
-"""Handler plugins: a decorator registers a frozen spec under its rules.yaml name."""
+"""Handler plugins: ``@handler`` registers a frozen spec under its rules.yaml name.
+
+A handler is a class of three phases (``phases.Handler``: precheck, act, verify); the
+spec holds one instance of it, the params model, how substituted values are escaped, the
+plan without I/O (``describe``) and a check of the params as written (``check``).
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from remediator.handling.context import Context
 from remediator.handling.escapes import Finalizer
-from remediator.models import Result
+from remediator.handling.phases import Handler
 
 P = TypeVar("P", bound="HandlerParams")
-HandlerFn = Callable[[Any, Context], Awaitable[Result]]
+H = TypeVar("H", bound=type[Handler[Any, Any, Any]])
 
 
 class HandlerParams(BaseModel):
@@ -26,7 +30,7 @@ class HandlerParams(BaseModel):
 @dataclass(frozen=True)
 class HandlerSpec:
     name: str
-    fn: HandlerFn
+    phases: Handler[Any, Any, Any]
     params: type[HandlerParams]
     description: str = ""
     escapes: dict[str, Finalizer] = field(default_factory=dict)
@@ -72,8 +76,8 @@ def handler(
     describe: Callable[[P], list[str]] | None = None,
     check: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None,
     registry: Registry | None = None,
-) -> Callable[[Callable[[P, Context], Awaitable[Result]]], Callable[[P, Context], Awaitable[Result]]]:
-    """Register ``async def fn(params, ctx) -> Result`` as handler ``name``.
+) -> Callable[[H], H]:
+    """Register a ``Handler`` class (precheck, act, verify) as handler ``name``.
 
     ``escapes`` maps a top-level param name to a finalizer applied to every
     value substituted into that param's template (e.g. URL-encoding).
@@ -83,20 +87,18 @@ def handler(
     where the rule must fix the value (the program a command runs), else None.
     """
 
-    def register(
-        fn: Callable[[P, Context], Awaitable[Result]],
-    ) -> Callable[[P, Context], Awaitable[Result]]:
+    def register(cls: H) -> H:
         spec = HandlerSpec(
             name=name,
-            fn=fn,
+            phases=cls(),
             params=params,
-            description=(fn.__doc__ or "").strip().split("\n")[0],
+            description=(cls.__doc__ or "").strip().split("\n")[0],
             escapes=dict(escapes or {}),
             describe=describe,
             check=check,
         )
         (registry or default_registry).add(spec)
-        return fn
+        return cls
 
     return register
 

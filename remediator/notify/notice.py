@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from remediator.models import Alert, Step
-from remediator.store.base import Approval
+from remediator.store.values import Approval
 
 NoticeKind = Literal[
     "started",
@@ -54,6 +54,7 @@ class Notice:
     # pause_started / pause_ended: the pause (id, reason, by, until, matchers, created)
     pause: dict[str, Any] = field(default_factory=dict)
     approval: Approval | None = None  # "approval": asked; "approval_decided": with its decision
+    after_failure: bool = False  # "started": an earlier attempt of this job failed (a retry)
 
 
 def replay_command(event_id: str) -> str:
@@ -65,9 +66,14 @@ def replay_command(event_id: str) -> str:
 class Notifier(Protocol):
     """Delivers notices. ``send`` must return at once and never raise."""
 
-    async def start(self) -> None: ...
-    def send(self, notice: Notice) -> None: ...
-    async def close(self) -> None: ...
+    async def start(self) -> None:
+        """Start delivering (the app calls it once, before the workers start)."""
+
+    def send(self, notice: Notice) -> None:
+        """Queue ``notice`` for delivery; return at once, never raise."""
+
+    async def close(self) -> None:
+        """Deliver what is queued, within a bound, then stop."""
 
 
 class LogNotifier:

@@ -2,9 +2,11 @@
 
 ``admit`` asks, in one call, everything the store knows that may stop a job: the pause
 list it was checked against is still current, the alert still fires, its episode is not
-yet repaired, no cooldown, no open circuit; then it takes the target's lease and the
-concurrency slot and marks the job running. The answer is "go, with this lease" or the
-first of those that stops it (``Admitted.stop``), in that order.
+yet repaired, no cooldown, no open circuit; then (unless it only checks: ``lease`` 0) it
+takes the target's lease and the concurrency slot and marks the job running. The answer
+is "go, with this lease" or the first of those that stops it (``Admitted.stop``), in
+that order. This is the one place these checks are written (with the ADMIT script that
+runs them in one call on Redis): the pipeline asks it, never the single parts.
 
 ``conclude`` records the end in one call: the state a result leaves (cooldown, failures
 reset, episode repaired), the intake marker settled, the audit event, the ack, and the
@@ -12,21 +14,18 @@ lease and slot given back.
 
 On one Redis server each is one Lua script (``redis/admission.py``). The memory store and
 Redis Cluster (whose keys live on several nodes) run the same steps one by one
-(``admit_in_steps``, ``conclude_in_steps``): the memory store never yields between them,
-so it stays atomic; on a cluster the lease is taken first and the checks are made again
-under it, as the worker did before this call existed.
+(``stepwise.py``): the memory store never yields between them, so it stays atomic; on a
+cluster the lease is taken first and the checks are made again under it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from remediator.models import AuditEvent, Job
-
-if TYPE_CHECKING:
-    from remediator.store.base import Delivery, Store
+from remediator.store.values import Delivery
 
 AdmitStop = Literal[
     "", "pauses_changed", "resolved", "duplicate", "cooldown", "circuit", "locked", "concurrency"
@@ -39,9 +38,10 @@ class Admission:
 
     ``pauses``: the version of the pause list the job was checked against (``pauses``
     of the store); another version stops it with ``pauses_changed`` and nothing taken.
-    ``lease``: the lease's ttl in seconds; 0 checks only (a rule that waits for approval
-    asks first, then again to take the lease). ``slot``: a fresh token for a slot of
-    ``group`` (at most ``limit`` held). ``running``: the job state's why once admitted.
+    ``lease``: the lease's ttl in seconds; 0 checks only and takes nothing (the check-only
+    mode: a rule that waits for approval, and a job whose target does not render, ask
+    this way). ``slot``: a fresh token for a slot of ``group`` (at most ``limit`` held).
+    ``running``: the job state's why once admitted.
     """
 
     job: Job
@@ -111,60 +111,3 @@ class Concluded:
 
     copies: int
     next: Delivery | None = None
-
-
-async def admit_in_steps(store: Store, ask: Admission) -> Admitted:
-    """``admit`` made of the store's single calls (memory store, Redis Cluster)."""
-    if await store.pauses_version() != ask.pauses:
-        return Admitted("pauses_changed")
-    stop = await _checks(store, ask)
-    if stop is not None or ask.lease <= 0:
-        return stop or Admitted(copies=await store.intake_copies(ask.job))
-    job, target = ask.job, ask.target
-    token = await store.acquire_lease(target, ask.lease, job.event_id)
-    if token is None:
-        return Admitted(
-            "locked", left=await store.lease_remaining(target), holder=await store.lease_holder(target)
-        )
-    # Under the lease, again: a run that just finished set them before it let go.
-    stop = await _checks(store, ask)
-    if stop is None and ask.group and not await store.acquire_slot(ask.group, ask.limit, ask.slot, ask.lease):
-        stop = Admitted("concurrency")
-    if stop is not None:
-        await store.release_lease(target, token)
-        return stop
-    await store.set_job_state(job.event_id, "running", ask.running, target)
-    return Admitted(token=token, copies=await store.intake_copies(job))
-
-
-async def _checks(store: Store, ask: Admission) -> Admitted | None:
-    job = ask.job
-    if ask.automatic and not await store.is_firing(job.alert.fingerprint, job.alert.starts_at.isoformat()):
-        return Admitted("resolved")
-    if ask.automatic and await store.episode_done(job.rule, job.alert.episode):
-        return Admitted("duplicate")
-    if ask.check_cooldown and (left := await store.cooldown_remaining(job.rule, ask.target)) > 0:
-        return Admitted("cooldown", left=left)
-    if ask.check_circuit and (left := await store.circuit_remaining(job.rule, ask.target)) > 0:
-        return Admitted("circuit", left=left)
-    return None
-
-
-async def conclude_in_steps(store: Store, end: Conclusion) -> Concluded:
-    """``conclude`` made of the store's single calls (no job is handed over)."""
-    job, rule = end.job, end.job.rule
-    if end.cooldown > 0:
-        await store.set_cooldown(rule, end.target, end.cooldown)
-    if end.reset_failures:
-        await store.reset_failures(rule, end.target)
-    if end.episode_ttl > 0:
-        await store.mark_episode(rule, job.alert.episode, end.episode_ttl)
-    copies = await store.settle_intake(job, end.done)
-    await store.record_event(end.event(copies))
-    if end.ack is not None:
-        await store.ack(end.ack)
-    if end.slot is not None and end.group:
-        await store.release_slot(end.group, end.slot)
-    if end.token is not None:
-        await store.release_lease(end.target, end.token)
-    return Concluded(copies)

@@ -1,11 +1,18 @@
-"""The stage that acts: the rule's probe, the handler, the probe again (``probe.py``), all
-under the held lease, kept alive by a heartbeat."""
+"""The act stage: the rule's probe, the handler, the probe again (``probe.py``), all under
+the held lease, kept alive by a heartbeat. The result goes on the run for the outcome
+stage to record; a job whose result is known already (it failed before acting) passes.
+
+Slots for what comes next (runbooks issue): the handler's precheck runs again here,
+under the lease, after an approval; ``steps:`` run one after another here, a single
+``handler:`` being the one-step chain.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -18,30 +25,36 @@ from remediator.settings import Settings
 from remediator.store.base import Store
 from remediator.worker import probe
 from remediator.worker.lease import heartbeat
-from remediator.worker.outcome import Outcomes
-from remediator.worker.run import Run
+from remediator.worker.runs import Run
+from remediator.worker.stages import Stop
+from remediator.worker.telling import Teller
 
 
+@dataclass(frozen=True, kw_only=True)
 class Act:
     """Runs the rule's handler for a run that passed every gate and holds the lease."""
 
-    def __init__(
-        self, *, store: Store, metrics: Metrics, resources: Resources, settings: Settings, outcomes: Outcomes
-    ) -> None:
-        self.store = store
-        self.metrics = metrics
-        self.resources = resources
-        self.settings = settings
-        self.outcomes = outcomes
+    store: Store
+    metrics: Metrics
+    resources: Resources
+    settings: Settings
+    teller: Teller
 
-    async def __call__(self, run: Run) -> Result:
+    async def __call__(self, run: Run) -> Stop | None:
+        if run.result is not None:
+            return None
+        run.result = await self.act(run)
+        run.acted = True
+        return None
+
+    async def act(self, run: Run) -> Result:
         job, rule, plan = run.job, run.known_rule, run.plan
         if plan is None:
             raise RuntimeError("no plan: the handler runs after the templates rendered")
         dry_run = self.settings.dry_run or rule.policy.dry_run or bool(job.dry_run)
         self.metrics.overhead.observe(max(0.0, time.time() - job.received_at))
         lost = asyncio.Event()
-        beat = asyncio.create_task(heartbeat(self.store, self.settings, run, lost))
+        beat = asyncio.create_task(heartbeat(self.store.locks, self.store.queue, self.settings, run, lost))
         try:
             if plan.probe is not None and (healthy := await probe.before(run, plan.probe, self.http)):
                 return healthy
@@ -75,7 +88,7 @@ class Act:
             resources=self.resources,
             timeline=run.timeline,
         )
-        self.outcomes.notifier.send(self.outcomes.notice(run, "started", dry_run=dry_run))
+        self.teller.started(run, dry_run=dry_run)
         run.step("handler.started", rule.handler.name, dry_run=dry_run)
         run.log.info("remediation.started", handler=rule.handler.name, dry_run=dry_run)
         started = time.monotonic()

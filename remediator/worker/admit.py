@@ -1,53 +1,78 @@
-"""The gates on the store's state, in one store call (``store.admission``).
+"""The admission stages: the store's state asked in one call (``store.admit``).
 
 The alert still fires, its episode is not yet repaired, the target is not in cooldown,
 its circuit is closed; then (``take``) the target's lease and the rule's concurrency slot
-are taken and the job is marked running. The pause check (``gates.Paused``) runs just
-before, in memory: the call also checks that the pauses it saw are still the current
-ones, and if not, they are read again and the job checked again.
+are taken and the job is marked running. The pause check (``gates.Paused``) runs before,
+in memory: the call also checks that the pauses it saw are still the current ones, and
+if not, they are read again and the job checked again.
+
+These checks are written once, in the store (``store.stepwise`` and the ADMIT script).
+``Admit(take=False)`` asks them without taking anything: the check-only admission of a
+rule with ``inhibited_by`` (before it waits on a blocker), of a rule that wants a human's
+yes (before it asks), and of a job whose templates did not render (before it is failed).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
+from remediator.durations import format_duration
 from remediator.metrics import Metrics
 from remediator.models import SkipReason
 from remediator.store.admission import Admission, Admitted
 from remediator.store.base import Store
-from remediator.worker.gates import (
-    EPISODE_DONE,
-    RESOLVED_BEFORE_RUN,
-    Paused,
-    at_limit,
-    circuit_open,
-    in_cooldown,
-)
-from remediator.worker.run import Defer, Run, Skip, Stop
+from remediator.worker.gates import Paused
+from remediator.worker.runs import Run
+from remediator.worker.stages import Defer, Skip, Stop
 
 _AGAIN = 3  # pause changes in a row before the job waits a moment instead
+RESOLVED_BEFORE_RUN = "the alert resolved before the job ran"
+EPISODE_DONE = "already remediated for this firing episode"
 
 
+def in_cooldown(left: float) -> str:
+    return f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)"
+
+
+def circuit_open(max_attempts: int, left: float) -> str:
+    return (
+        f"circuit open after {max_attempts} failures; closes in "
+        f"{format_duration(left)} (replay with --ignore-circuit to override)"
+    )
+
+
+def at_limit(group: str, limit: int) -> str:
+    return f"concurrency group {group!r} is at its limit ({limit})"
+
+
+@dataclass(frozen=True)
 class Admit:
     """Let the job through (holding the lease when ``take``) or say the first thing that
-    stops it, with the same reasons and messages as the single gates had."""
+    stops it. ``when`` (check-only): the jobs this stage asks for; the others pass."""
 
-    def __init__(self, store: Store, metrics: Metrics, paused: Paused, replica: str, *, take: bool) -> None:
-        self.store = store
-        self.metrics = metrics
-        self.paused = paused
-        self.replica = replica
-        self.take = take
+    store: Store
+    metrics: Metrics
+    paused: Paused
+    replica: str
+    _: KW_ONLY
+    take: bool
+    when: Callable[[Run], bool] | None = None
 
-    async def check(self, run: Run) -> Stop | None:
+    async def __call__(self, run: Run) -> Stop | None:
+        if self.when is not None and not self.when(run):
+            return None
+        if self.take and run.result is not None:  # failed before acting: nothing to take
+            return None
         for _ in range(_AGAIN):
             ask = self._ask(run)
             answer = await self.store.admit(ask)
             if answer.stop != "pauses_changed":
                 return self._answer(run, ask, answer)
             await self.paused.book.refresh()
-            if (stop := await self.paused.check(run)) is not None:
+            if (stop := await self.paused(run)) is not None:
                 return stop
         first = run.job.first_deferred_at or time.time()
         return Defer("paused", "waiting: the pauses kept changing while the job was checked", first, 0.5)
@@ -73,7 +98,7 @@ class Admit:
         rule, target = run.known_rule, run.target
         match answer.stop:
             case "":
-                run.copies = answer.copies
+                run.collapsed = answer.copies
                 if self.take:
                     run.token = answer.token
                     run.slot = ask.slot or None

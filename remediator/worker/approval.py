@@ -1,7 +1,7 @@
-"""The approval gate: a rule with ``approval: {required: true}`` waits for a human's yes.
+"""The approval stage: a rule with ``approval: {required: true}`` waits for a human's yes.
 
-The job first passes the gates that need no lease (``before_target``, ``on_target``),
-then asks for approval once per (rule, target, firing episode): the store keeps the
+The job first passes the gates that need no lease and the check-only admission, then
+asks for approval once per (rule, target, firing episode): the store keeps the
 request (first wins across replicas and the HA twins of one alert), so exactly one
 message goes to Slack, and a restarted replica finds the request where it left it.
 While nobody has decided, the job is deferred and looks again every ``DEFER_INTERVAL``
@@ -16,16 +16,17 @@ decision wins, and a request past its timeout can only expire.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from remediator.durations import format_duration
 from remediator.models import SkipReason
-from remediator.notify.notice import Notice
 from remediator.rules.schema import ApprovalSpec
 from remediator.settings import Settings
-from remediator.store.base import Approval, Decision, Store
-from remediator.worker.outcome import Outcomes
-from remediator.worker.run import Defer, Run, Skip, Stop
+from remediator.store.base import Approvals
+from remediator.store.values import Approval, Decision
+from remediator.worker.runs import Run
+from remediator.worker.stages import Defer, Skip, Stop
+from remediator.worker.telling import Teller
 
 KEEP_DECIDED = 86400.0  # seconds a request is kept after its timeout (listing, late clicks)
 
@@ -54,16 +55,16 @@ class Decided:
         return self.recorded or self.expired
 
 
-async def decide(store: Store, event_id: str, decision: Decision, by: str, note: str = "") -> Decided:
+async def decide(approvals: Approvals, event_id: str, decision: Decision, by: str, note: str = "") -> Decided:
     """Record ``decision`` unless one was made first; a request past its timeout can only
     expire (the first to notice stores ``expired``)."""
-    found = await store.get_approval(event_id)
+    found = await approvals.get_approval(event_id)
     if found is None or found.decision is not None:
         return Decided(found)
     if time.time() >= found.expires_at and decision != "expired":
-        expired, stored = await store.decide_approval(event_id, "expired", "timeout", "")
+        expired, stored = await approvals.decide_approval(event_id, "expired", "timeout", "")
         return Decided(expired, expired=stored)
-    approval, stored = await store.decide_approval(event_id, decision, by, note)
+    approval, stored = await approvals.decide_approval(event_id, decision, by, note)
     return Decided(approval, recorded=stored)
 
 
@@ -82,27 +83,32 @@ def describe(approval: Approval) -> str:
 class AwaitingApproval:
     """Ask once, wait (Defer), then let the job through or skip it."""
 
-    def __init__(self, store: Store, settings: Settings, outcomes: Outcomes) -> None:
-        self.store = store
+    def __init__(self, approvals: Approvals, settings: Settings, teller: Teller) -> None:
+        self.approvals = approvals
         self.settings = settings
-        self.outcomes = outcomes
+        self.teller = teller
 
-    async def check(self, run: Run) -> Stop | None:
+    def needed(self, run: Run) -> bool:
+        """The rule wants a human's yes, and this run would change something."""
         spec = run.known_rule.policy.approval
-        if spec is None or not spec.required or self.dry_run(run):
+        return spec is not None and spec.required and not self.dry_run(run)
+
+    async def __call__(self, run: Run) -> Stop | None:
+        spec = run.known_rule.policy.approval
+        if spec is None or not self.needed(run) or run.result is not None:
             return None
-        approval, asked = await self.store.request_approval(
+        approval, asked = await self.approvals.request_approval(
             scope_of(run), self._request(run, spec), spec.timeout + KEEP_DECIDED
         )
         if asked:
-            self.outcomes.notifier.send(self._notice(run, approval, "approval"))
+            self.teller.approval(run, approval, "approval")
         if approval.decision is None and time.time() >= approval.expires_at:
-            result = await decide(self.store, approval.event_id, "expired", "timeout")
+            result = await decide(self.approvals, approval.event_id, "expired", "timeout")
             if result.approval is None:
                 return Skip(SkipReason.NOT_APPROVED, "the approval request is gone (expired)")
             approval = result.approval
             if result.changed:  # the buttons go away once, whoever else waits on it
-                self.outcomes.notifier.send(self._notice(run, approval, "approval_decided"))
+                self.teller.approval(run, approval, "approval_decided")
         return self._answer(run, approval, asked)
 
     def _answer(self, run: Run, approval: Approval, asked: bool) -> Stop | None:
@@ -146,9 +152,9 @@ class AwaitingApproval:
         buttons go away, unless it was decided already."""
         if not run.job.approval or skip.reason in (SkipReason.REJECTED, SkipReason.NOT_APPROVED):
             return
-        result = await decide(self.store, run.job.approval, "withdrawn", "remediator", skip.message)
+        result = await decide(self.approvals, run.job.approval, "withdrawn", "remediator", skip.message)
         if result.changed and result.approval is not None:
-            self.outcomes.notifier.send(self._notice(run, result.approval, "approval_decided"))
+            self.teller.approval(run, result.approval, "approval_decided")
 
     def dry_run(self, run: Run) -> bool:
         """A dry run changes nothing: it needs nobody's yes."""
@@ -172,20 +178,3 @@ class AwaitingApproval:
             handler=rule.handler.name,
             alert=job.alert,
         )
-
-    def _notice(self, run: Run, approval: Approval, kind: str) -> Notice:
-        return replace(self.outcomes.notice(run, kind), approval=approval, plan=list(approval.plan))
-
-
-def decided_notice(approval: Approval) -> Notice:
-    """The notice that updates an approval's Slack message once it is decided."""
-    return Notice(
-        kind="approval_decided",
-        rule=approval.rule,
-        target=approval.target,
-        event_id=approval.event_id,
-        handler=approval.handler,
-        alert=approval.alert,
-        plan=list(approval.plan),
-        approval=approval,
-    )

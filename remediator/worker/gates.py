@@ -1,61 +1,48 @@
-"""The gates a job passes before its handler may act: one small class per gate.
+"""The gates a job passes before its handler may act, decided without taking anything:
+one small stage per gate (``stages.Stage``).
 
-Each gate answers ``Skip`` (record ``skipped:<reason>``), ``Defer`` (wait and come
-back) or None (go on); the pipeline runs them as ordered lists (see ``pipeline.py``).
+``StaleLease`` waits out an earlier delivery's lease, ``ResolvedIgnored`` ends a
+resolution the rule ignores, ``Paused`` holds what a pause or an open maintenance window
+matches, ``Inhibited`` holds what a firing ``inhibited_by`` alert blocks. The checks on
+the store's state (still firing, episode, cooldown, circuit) are not here: they are
+asked of ``store.admit`` (``admit.py``), in one place.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
-from remediator.durations import format_duration
-from remediator.errors import MatcherError, TemplateError
+from remediator.errors import MatcherError
 from remediator.models import SkipReason
 from remediator.rules.matchers import Matcher, matches_all, parse_matcher
-from remediator.rules.ruleset import render
 from remediator.rules.windows import Window, open_window, utc_iso
-from remediator.store.base import GLOBAL_PAUSE, Pause, Store
-from remediator.worker.run import Defer, Gate, Run, Skip, Stop
-
-__all__ = [
-    "Defer",
-    "EpisodeDone",
-    "Gate",
-    "Inhibited",
-    "PauseBook",
-    "Paused",
-    "ResolvedIgnored",
-    "Skip",
-    "StaleLease",
-    "StillFiring",
-]
+from remediator.store.base import Firing, Locks, Pauses
+from remediator.store.values import GLOBAL_PAUSE, Pause
+from remediator.worker.runs import Run
+from remediator.worker.stages import Defer, Skip, Stop
 
 
 class StaleLease:
     """A re-delivered job first waits out the target's lease: its first worker may be
-    alive and finishing (e.g. after a Redis outage), so no gate may record an outcome yet."""
+    alive and finishing (e.g. after a Redis outage), so no stage may record an outcome yet."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, locks: Locks) -> None:
+        self.locks = locks
 
-    async def check(self, run: Run) -> Stop | None:
-        if run.delivery.deliveries <= 1:
+    async def __call__(self, run: Run) -> Stop | None:
+        if run.delivery.deliveries <= 1 or not run.target:  # unrendered: the outcome says why
             return None
-        with contextlib.suppress(TemplateError):  # the normal path reports the template error
-            left = await self.store.lease_remaining(render(run.known_rule, run.job.alert).target)
-            if left > 0:
-                return Defer(
-                    "locked", "waiting for the lease of an earlier delivery", time.time(), left + 0.5
-                )
+        left = await self.locks.lease_remaining(run.target)
+        if left > 0:
+            return Defer("locked", "waiting for the lease of an earlier delivery", time.time(), left + 0.5)
         return None
 
 
 class ResolvedIgnored:
     """A resolved alert runs nothing unless the rule says ``on_resolved: run``."""
 
-    async def check(self, run: Run) -> Stop | None:
+    async def __call__(self, run: Run) -> Stop | None:
         if run.job.alert.status == "resolved" and run.known_rule.policy.on_resolved == "ignore":
             return Skip(SkipReason.RESOLVED, "alert resolved; on_resolved: ignore")
         return None
@@ -74,9 +61,9 @@ class Paused:
         self.windows = windows
         self.interval = interval
 
-    async def check(self, run: Run) -> Stop | None:
+    async def __call__(self, run: Run) -> Stop | None:
         rule, now = run.known_rule, time.time()
-        labels = {**run.job.alert.labels, "rule": rule.name, "target": best_target(run)}
+        labels = {**run.job.alert.labels, "rule": rule.name, "target": run.target}
         found = self._holding(await self.book.current(), labels, now)
         if found is not None:  # never hold a job on a pause that may be gone: read them again
             found = self._holding(await self.book.refresh(), labels, now)
@@ -107,8 +94,8 @@ class PauseBook:
     by one of them, and when ``admit`` says the version changed (``admit.Admit``). Shared
     by a replica's workers."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, pauses: Pauses) -> None:
+        self.pauses_part = pauses
         self.version = -1  # never read
         self.pauses: list[Pause] = []
 
@@ -116,7 +103,7 @@ class PauseBook:
         return self.pauses if self.version >= 0 else await self.refresh()
 
     async def refresh(self) -> list[Pause]:
-        self.version, self.pauses = await self.store.versioned_pauses()
+        self.version, self.pauses = await self.pauses_part.versioned_pauses()
         return self.pauses
 
 
@@ -135,36 +122,15 @@ def _matchers(texts: tuple[str, ...]) -> tuple[Matcher, ...] | None:
         return None
 
 
-def best_target(run: Run) -> str:
-    """The rendered target, or "" when it does not render (the normal path reports that).
-    The plan rendered here is kept for the run (``run.plan``): rendered once per run."""
-    if run.plan is None:
-        with contextlib.suppress(TemplateError):
-            run.plan = render(run.known_rule, run.job.alert)
-    return run.target
-
-
-class StillFiring:
-    """A firing alert that resolved while its job waited in the queue needs no repair."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def check(self, run: Run) -> Stop | None:
-        alert = run.job.alert
-        if run.automatic and not await self.store.is_firing(alert.fingerprint, alert.starts_at.isoformat()):
-            return Skip(SkipReason.RESOLVED, RESOLVED_BEFORE_RUN)
-        return None
-
-
 class Inhibited:
     """A firing alert that ``inhibited_by`` names (with ``inhibit_equal`` labels equal)
-    holds the job back for up to ``inhibit_wait``; then it is skipped."""
+    holds the job back for up to ``inhibit_wait``; then it is skipped. (Whether the job's
+    own alert still fires was asked just before, by the check-only admission.)"""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, firing: Firing) -> None:
+        self.firing = firing
 
-    async def check(self, run: Run) -> Stop | None:
+    async def __call__(self, run: Run) -> Stop | None:
         rule = run.known_rule
         if not rule.inhibited_by:
             return None
@@ -177,42 +143,10 @@ class Inhibited:
         return Defer("inhibited", f"waiting: inhibited by {blocker}", first)
 
     async def _blocker(self, run: Run) -> str | None:
-        for labels in await self.store.firing_labels():
+        for labels in await self.firing.firing_labels():
             if run.known_rule.inhibits(labels, run.job.alert.labels):
                 return labels.get("alertname", "?") + _brief(labels)
         return None
-
-
-class EpisodeDone:
-    """One repair per firing episode: an HA twin or a repeat of it is a duplicate."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def check(self, run: Run) -> Stop | None:
-        if run.automatic and await self.store.episode_done(run.known_rule.name, run.job.alert.episode):
-            return Skip(SkipReason.DUPLICATE, EPISODE_DONE)
-        return None
-
-
-# The messages of the gates on the store's state, shared with ``admit.Admit``.
-RESOLVED_BEFORE_RUN = "the alert resolved before the job ran"
-EPISODE_DONE = "already remediated for this firing episode"
-
-
-def in_cooldown(left: float) -> str:
-    return f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)"
-
-
-def circuit_open(max_attempts: int, left: float) -> str:
-    return (
-        f"circuit open after {max_attempts} failures; closes in "
-        f"{format_duration(left)} (replay with --ignore-circuit to override)"
-    )
-
-
-def at_limit(group: str, limit: int) -> str:
-    return f"concurrency group {group!r} is at its limit ({limit})"
 
 
 def _brief(labels: dict[str, str]) -> str:

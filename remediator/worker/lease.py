@@ -9,22 +9,22 @@ import time
 
 from remediator.errors import StoreUnavailable
 from remediator.settings import Settings
-from remediator.store.base import Store
-from remediator.worker.run import Run
+from remediator.store.base import Locks, Queue
+from remediator.worker.runs import Run
 
 
-async def release(store: Store, run: Run) -> None:
+async def release(locks: Locks, run: Run) -> None:
     """Give back the concurrency slot and the lease the run holds (a store outage: they expire)."""
     rule = run.known_rule
     with contextlib.suppress(StoreUnavailable):
         if run.slot is not None and rule.policy.concurrency_group:
-            await store.release_slot(rule.policy.concurrency_group, run.slot)
+            await locks.release_slot(rule.policy.concurrency_group, run.slot)
         if run.token is not None:
-            await store.release_lease(run.target, run.token)
+            await locks.release_lease(run.target, run.token)
     run.slot = run.token = None
 
 
-async def heartbeat(store: Store, settings: Settings, run: Run, lost: asyncio.Event) -> None:
+async def heartbeat(locks: Locks, queue: Queue, settings: Settings, run: Run, lost: asyncio.Event) -> None:
     """Extend the lease (and the concurrency slot) and keep the job from looking idle
     while the handler runs; set ``lost`` once the lease is gone."""
     rule, target, token = run.known_rule, run.target, run.token
@@ -36,14 +36,14 @@ async def heartbeat(store: Store, settings: Settings, run: Run, lost: asyncio.Ev
     while True:
         await asyncio.sleep(interval)
         try:
-            if not await store.extend_lease(target, token, ttl):
+            if not await locks.extend_lease(target, token, ttl):
                 lost.set()
                 return
             if run.slot is not None and rule.policy.concurrency_group:
-                await store.acquire_slot(  # the same token refreshes its expiry
+                await locks.acquire_slot(  # the same token refreshes its expiry
                     rule.policy.concurrency_group, rule.concurrency_limit, run.slot, ttl
                 )
-            await store.touch(run.consumer, run.delivery.id)
+            await queue.touch(run.consumer, run.delivery.id)
             last_ok = time.monotonic()
         except StoreUnavailable:
             if time.monotonic() - last_ok >= ttl:  # it has expired by now: fail closed

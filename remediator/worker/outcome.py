@@ -1,41 +1,41 @@
-"""The end of a job: state after the handler, the audit event, the ack, the notices."""
+"""The end of a job: the outcome stage (what the handler's result leaves, or a retry),
+and ``Outcomes``, which records every end (skips included) in one store call and tells
+people (``telling.Teller``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from remediator.durations import format_duration
-from remediator.errors import StoreUnavailable, TemplateError
+from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason, Step
-from remediator.notify.notice import Notice, Notifier
-from remediator.rules.ruleset import render
 from remediator.settings import Settings
 from remediator.store.admission import Conclusion
 from remediator.store.base import Store
+from remediator.worker.resolution import claim_of
 from remediator.worker.retry import retry_after
-from remediator.worker.run import Defer, Run, Skip
+from remediator.worker.runs import Run
+from remediator.worker.stages import Defer, Skip, Stop
+from remediator.worker.telling import Teller
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, kw_only=True)
 class Outcomes:
     """Records how each job ended and tells people about it."""
 
-    def __init__(
-        self, *, store: Store, notifier: Notifier, metrics: Metrics, settings: Settings, replica: str
-    ) -> None:
-        self.store = store
-        self.notifier = notifier
-        self.metrics = metrics
-        self.settings = settings
-        self.replica = replica
+    store: Store
+    teller: Teller
+    metrics: Metrics
+    settings: Settings
+    replica: str
 
     async def write(self, call: Callable[[], Awaitable[T]]) -> T:
         """Post-action writes must land: retry through a short store outage."""
@@ -53,22 +53,103 @@ class Outcomes:
     async def skip(self, run: Run, skip: Skip) -> None:
         await self.finish(run, Result(outcome=Outcome.SKIPPED, message=skip.message), skip.reason)
 
+    async def finish(
+        self,
+        run: Run,
+        result: Result,
+        reason: SkipReason | None = None,
+        *,
+        ack: bool = True,
+        marks: Marks | None = None,
+    ) -> None:
+        """In one store call: what the result leaves (``marks``), the audit event, the ack,
+        the lease and slot given back. Then count, log and tell."""
+        job, rule = run.job, run.rule
+        if job.deferrals:
+            run.step("deferred", f"waited {job.deferrals} time(s) before this run")
+        # The copies of this job collapsed at intake, counted on its marker; an episode
+        # repaired (or found repaired), or a resolution handled, keeps the marker, so
+        # later copies stay collapsed; otherwise the next copy is queued again.
+        done = job.alert.status == "resolved" or (
+            result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) or reason is SkipReason.DUPLICATE
+        )
+        finished_at = time.time()
+        draft = EventDraft(run, result, reason, self.replica, finished_at)
+        marks = marks or Marks()
+        group = rule.policy.concurrency_group if rule is not None and run.slot is not None else ""
+        end = Conclusion(
+            job=job,
+            event=draft.event,
+            expected=run.collapsed,
+            done=done,
+            ack=run.delivery.id if ack else None,
+            target=run.target,
+            token=run.token,
+            group=group or "",
+            slot=run.slot,
+            cooldown=marks.cooldown,
+            reset_failures=marks.reset_failures,
+            episode_ttl=marks.episode_ttl,
+            next_for=run.consumer if run.hand_over and ack else "",
+        )
+        concluded = await self.write(lambda: self.store.conclude(end))
+        copies, run.next = concluded.copies, concluded.next
+        run.token = run.slot = None
+        if copies:
+            result.details["deduplicated"] = copies
+        run.timeline[:] = draft.steps(copies)
+        event_reason = reason.value if reason else ""
+        repaired_in = time_to_repair(job, result, finished_at)
+        self.metrics.jobs.labels(job.rule, result.outcome.value, event_reason).inc()
+        if repaired_in is not None:
+            self.metrics.time_to_repair.labels(job.rule).observe(repaired_in)
+        level = "info" if result.outcome is not Outcome.FAILED else "error"
+        getattr(run.log, level)(
+            f"remediation.{result.outcome.value}",
+            reason=event_reason,
+            message=result.message,
+            plan=result.plan or None,
+        )
+        if result.outcome is not Outcome.SKIPPED:
+            self.teller.outcome(run, result)
+
+
+class OutcomeStage:
+    """The last stage: records the run's result. After the handler, the result first
+    leaves its marks (cooldown, episode, failure count, circuit); a temporary failure is
+    retried instead (``retry.py``: a Defer that carries the attempt)."""
+
+    def __init__(self, outcomes: Outcomes) -> None:
+        self.outcomes = outcomes
+        self.store, self.metrics, self.settings = outcomes.store, outcomes.metrics, outcomes.settings
+
+    async def __call__(self, run: Run) -> Stop | None:
+        result = run.result
+        if result is None:
+            raise RuntimeError("no result: the outcome stage runs after the act stage")
+        if not run.acted:  # failed before any handler ran (templates that do not render)
+            await self.outcomes.finish(run, result)
+            return None
+        return await self.after_handler(run, result)
+
     async def after_handler(self, run: Run, result: Result) -> Defer | None:
         """Cooldown, episode and circuit state from the handler's result; then the outcome,
         or the Defer of a retry (``retry.py``: the outcome waits for the last attempt)."""
         job, rule, target = run.job, run.known_rule, run.target
-        left = Left()
+        marks = Marks()
         if result.outcome is Outcome.SUCCEEDED:
-            left = Left(cooldown=rule.policy.cooldown, reset_failures=True)
+            marks = Marks(cooldown=rule.policy.cooldown, reset_failures=True)
             self.metrics.circuit_open.labels(rule.name).set(0)
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
-            left = dataclasses.replace(left, episode_ttl=self.settings.episode_ttl)
+            marks = dataclasses.replace(marks, episode_ttl=self.settings.episode_ttl)
+        if job.alert.status == "firing":  # a new run on the target: its resolution is news again
+            await self.outcomes.write(lambda: self.store.gates.forget_resolution(rule.name, claim_of(run)))
         opened, failures = 0, 0
         if job.attempts:  # a retried job was counted toward the circuit at its first failure
             result.details["attempts"] = job.attempts + 1
         elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
-            count = await self.write(
-                lambda: self.store.record_failure(
+            count = await self.outcomes.write(
+                lambda: self.store.gates.record_failure(
                     rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts
                 )
             )
@@ -89,121 +170,16 @@ class Outcomes:
             )
             return retry
         try:
-            await self.finish(run, result, left=left)
+            await self.outcomes.finish(run, result, marks=marks)
         finally:
             if opened:  # after the outcome, so the thread reads: failed, then escalated
-                self.notifier.send(self.notice(run, "escalated", result=result, failures=opened))
+                self.outcomes.teller.escalated(run, result, opened)
         return None
-
-    async def finish(
-        self,
-        run: Run,
-        result: Result,
-        reason: SkipReason | None = None,
-        *,
-        ack: bool = True,
-        left: Left | None = None,
-    ) -> None:
-        """In one store call: what the result leaves (``left``), the audit event, the ack,
-        the lease and slot given back. Then count, log and notify."""
-        job, rule = run.job, run.rule
-        if job.deferrals:
-            run.step("deferred", f"waited {job.deferrals} time(s) before this run")
-        # The copies of this job collapsed at intake, counted on its marker; an episode
-        # repaired (or found repaired), or a resolution handled, keeps the marker, so
-        # later copies stay collapsed; otherwise the next copy is queued again.
-        done = job.alert.status == "resolved" or (
-            result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) or reason is SkipReason.DUPLICATE
-        )
-        finished_at = time.time()
-        ending = _Ending(run, result, reason, self.replica, finished_at)
-        left = left or Left()
-        group = rule.policy.concurrency_group if rule is not None and run.slot is not None else ""
-        end = Conclusion(
-            job=job,
-            event=ending.event,
-            expected=run.copies,
-            done=done,
-            ack=run.delivery.id if ack else None,
-            target=run.target,
-            token=run.token,
-            group=group or "",
-            slot=run.slot,
-            cooldown=left.cooldown,
-            reset_failures=left.reset_failures,
-            episode_ttl=left.episode_ttl,
-            next_for=run.consumer if run.hand_over and ack else "",
-        )
-        concluded = await self.write(lambda: self.store.conclude(end))
-        copies, run.next = concluded.copies, concluded.next
-        run.token = run.slot = None
-        if copies:
-            result.details["deduplicated"] = copies
-        run.timeline[:] = ending.steps(copies)
-        event_reason = reason.value if reason else ""
-        repaired_in = time_to_repair(job, result, finished_at)
-        self.metrics.jobs.labels(job.rule, result.outcome.value, event_reason).inc()
-        if repaired_in is not None:
-            self.metrics.time_to_repair.labels(job.rule).observe(repaired_in)
-        level = "info" if result.outcome is not Outcome.FAILED else "error"
-        getattr(run.log, level)(
-            f"remediation.{result.outcome.value}",
-            reason=event_reason,
-            message=result.message,
-            plan=result.plan or None,
-        )
-        if result.outcome is not Outcome.SKIPPED:
-            self.notifier.send(self.notice(run, "outcome", result=result))
-
-    async def announce_resolution(self, run: Run) -> None:
-        """Announce a resolution once, although an Alertmanager HA pair sends it twice.
-
-        A marker claimed once (atomic, first wins across replicas) says this resolution
-        of this firing episode has been announced.
-        """
-        if not await self.store.claim_resolution(
-            run.known_rule.name, run.job.alert.episode, self.settings.firing_ttl
-        ):
-            run.step("resolved.duplicate", "this resolution was already announced")
-            return
-        self.notifier.send(self.notice(run, "resolved"))
-
-    def notice(
-        self, run: Run, kind: Any, *, result: Result | None = None, dry_run: bool = False, failures: int = 0
-    ) -> Notice:
-        job, rule = run.job, run.rule
-        target = run.target
-        if not target and rule is not None:
-            with contextlib.suppress(TemplateError):
-                target = render(rule, job.alert).target
-        return Notice(
-            kind=kind,
-            rule=job.rule,
-            target=target,
-            event_id=job.event_id,
-            handler=rule.handler.name if rule else "",
-            alert=job.alert,
-            external_url=job.external_url,
-            manual=job.manual,
-            requested_by=job.requested_by,
-            dry_run=dry_run or (result is not None and result.outcome is Outcome.DRY_RUN),
-            outcome=result.outcome.value if result else "",
-            message=result.message if result else "",
-            duration=result.details.get("duration_seconds") if result else None,
-            plan=result.plan if result else [],
-            details=result.details if result else {},
-            escalate=rule.policy.escalate if rule else "",
-            cooldown=rule.policy.cooldown if rule else 0.0,
-            failures=failures,
-            max_attempts=rule.policy.max_attempts if rule else 0,
-            attempt_window=rule.policy.attempt_window if rule else 0.0,
-            timeline=list(run.timeline) if result else [],
-        )
 
 
 @dataclass(frozen=True)
-class Left:
-    """What a result leaves on its rule and target: a success a cooldown and a clean
+class Marks:
+    """What a result marks on its rule and target: a success a cooldown and a clean
     failure count, a success or a dry run its episode repaired (seconds; 0: nothing)."""
 
     cooldown: float = 0.0
@@ -211,9 +187,9 @@ class Left:
     episode_ttl: float = 0.0
 
 
-class _Ending:
-    """The audit event of a run, built for the copies the store counts when it records it
-    (it may build it twice: copies can arrive while it is written)."""
+class EventDraft:
+    """The audit event of a run, drafted for the copies the store counts when it records
+    it (it may draft it twice: copies can arrive while it is written)."""
 
     def __init__(
         self, run: Run, result: Result, reason: SkipReason | None, replica: str, finished_at: float

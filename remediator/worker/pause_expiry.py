@@ -9,13 +9,12 @@ releases the held jobs, so they are re-gated now rather than at their next look.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import structlog
 
 from remediator.errors import StoreUnavailable
-from remediator.notify.notice import Notice, Notifier
-from remediator.store.base import Pause, Store
+from remediator.store.base import Store
+from remediator.store.values import Pause
+from remediator.worker.telling import Teller
 
 log = structlog.get_logger("remediator.worker.pause_expiry")
 CLAIM_TTL = 86400.0  # the claim names the pause's id and end: it is never asked for again
@@ -24,9 +23,9 @@ CLAIM_TTL = 86400.0  # the claim names the pause's id and end: it is never asked
 class PauseExpiry:
     """Call ``check(now)`` often; it reads the pauses at most every ``every`` seconds."""
 
-    def __init__(self, store: Store, notifier: Callable[[], Notifier], every: float = 0.5) -> None:
+    def __init__(self, store: Store, teller: Teller, every: float = 0.5) -> None:
         self.store = store
-        self.notifier = notifier
+        self.teller = teller
         self.every = every
         self._seen: dict[str, Pause] = {}
         self._next = 0.0
@@ -36,7 +35,7 @@ class PauseExpiry:
             return
         self._next = now + self.every
         try:
-            current = {pause.id: pause for pause in await self.store.list_pauses()}
+            current = {pause.id: pause for pause in await self.store.pauses.list_pauses()}
             for pause_id, seen in list(self._seen.items()):
                 still = current.get(pause_id)
                 if still is not None and still.until > now:
@@ -50,9 +49,9 @@ class PauseExpiry:
             log.warning("pause_expiry.store_unavailable", error=str(exc))
 
     async def _ended(self, pause: Pause) -> None:
-        if not await self.store.claim_resolution("pause", f"{pause.id}@{pause.until}", CLAIM_TTL):
+        if not await self.store.gates.claim_resolution("pause", f"{pause.id}@{pause.until}", CLAIM_TTL):
             return  # another replica announces it
-        released = await self.store.release_held()
+        released = await self.store.queue.release_held()
         log.info("pause.ended", pause=pause.id, reason=pause.reason, released=released)
         message = f"ran out; {released} held job(s) released"
-        self.notifier().send(Notice(kind="pause_ended", message=message, pause=pause.as_dict()))
+        self.teller.pause_ended(pause, message)

@@ -16,7 +16,7 @@ from yarl import URL
 from remediator.durations import format_duration
 from remediator.models import Outcome, Result
 from remediator.rules.probes import Probe
-from remediator.worker.run import Run
+from remediator.worker.runs import Run
 
 _BODY_READ = 1 << 20  # bytes of the body read for expect_body
 _BODY_SHOWN = 300  # characters of the body quoted in a failure

@@ -15,7 +15,8 @@ import time
 
 from remediator.durations import format_duration
 from remediator.models import Outcome, Result
-from remediator.worker.run import Defer, Run
+from remediator.worker.runs import Run
+from remediator.worker.stages import Defer
 
 MAX_BACKOFF = 300.0
 

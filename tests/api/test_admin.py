@@ -15,7 +15,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.errors import StoreUnavailable
+from remediator.store.base import global_pause
 from remediator.store.memory import MemoryStore
+from remediator.store.memory.audit import MemoryAudit
+from remediator.store.memory.jobs import MemoryJobs
+from remediator.store.memory.pauses import MemoryPauses
 from tests.support.admin import (
     ADMIN_TOKEN,
     Calls,
@@ -104,8 +108,8 @@ async def test_admin_routes_need_the_token(h: Harness) -> None:
             assert response.status == 401, (method, path, headers)
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
             assert (await response.json())["error"] == "missing or wrong admin token"
-    assert await h.svc.store.queue_depth() == 0 and h.calls.runs == []
-    assert await h.svc.store.get_pause() is None
+    assert await h.svc.store.queue.queue_depth() == 0 and h.calls.runs == []
+    assert await global_pause(h.svc.store.pauses) is None
     for method, path, body in ADMIN_ROUTES:
         response = await h.client.request(method, path, json=body, headers=admin_headers())
         assert response.status in (200, 202, 404), await response.text()
@@ -229,7 +233,7 @@ async def test_replay_respects_the_circuit_unless_told(h: Harness) -> None:
 
 async def test_replay_never_bypasses_the_lease(h: Harness) -> None:
     [original] = await h.fire(alert())
-    token = await h.svc.store.acquire_lease("svc/api", 60)
+    token = await h.svc.store.locks.acquire_lease("svc/api", 60)
     assert token is not None
     [locked] = await h.replay(original, ignore_cooldown=True, ignore_circuit=True)
     assert locked["outcome"] == "skipped:locked"
@@ -284,7 +288,7 @@ async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
     event = await wait_event(h.svc.store, accepted["event_ids"][0])
     assert (event.target, event.outcome.value, event.note) == ("svc/y", "succeeded", "manual replay")
     # manual alerts are not indexed as firing, so they never inhibit anything
-    assert await h.svc.store.firing_labels() == []
+    assert await h.svc.store.firing.firing_labels() == []
     unmatched = await h.admin("POST", "/api/v1/replay", {"labels": {"alertname": "Nope"}}, status=202)
     assert unmatched == {**unmatched, "accepted": 0, "unmatched_alerts": 1}
 
@@ -374,34 +378,66 @@ async def test_pause_accepts_seconds_and_stops_the_webhook_path(h: Harness) -> N
 
 
 # ---- the store being down ------------------------------------------------------------------
-class SwitchableStore(MemoryStore):
-    """A memory store whose admin-facing reads and writes can be made to fail."""
-
+class Switch:
     down = False
 
-    def _check(self) -> None:
+    def check(self) -> None:
         if self.down:
             raise StoreUnavailable("connection refused (test)")
 
+
+class SwitchableAudit(MemoryAudit):
+    """The memory store's audit, whose reads can be made to fail."""
+
+    def __init__(self, switch: Switch, jobs: MemoryJobs) -> None:
+        super().__init__(10_000, jobs)
+        self.switch = switch
+
     async def list_events(self, *args: Any, **kwargs: Any) -> Any:
-        self._check()
+        self.switch.check()
         return await super().list_events(*args, **kwargs)
 
     async def get_event(self, event_id: str) -> Any:
-        self._check()
+        self.switch.check()
         return await super().get_event(event_id)
 
-    async def get_pause(self) -> Any:
-        self._check()
-        return await super().get_pause()
 
-    async def set_pause(self, pause: Any) -> None:
-        self._check()
-        await super().set_pause(pause)
+class SwitchablePauses(MemoryPauses):
+    """The memory store's pauses, whose reads and writes can be made to fail."""
 
-    async def clear_pause(self) -> bool:
-        self._check()
-        return await super().clear_pause()
+    def __init__(self, switch: Switch) -> None:
+        super().__init__()
+        self.switch = switch
+
+    async def list_pauses(self) -> Any:
+        self.switch.check()
+        return await super().list_pauses()
+
+    async def add_pause(self, pause: Any) -> None:
+        self.switch.check()
+        await super().add_pause(pause)
+
+    async def remove_pause(self, pause_id: str) -> Any:
+        self.switch.check()
+        return await super().remove_pause(pause_id)
+
+
+class SwitchableStore(MemoryStore):
+    """A memory store whose admin-facing reads and writes can be made to fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.switch = Switch()
+        self.audit = SwitchableAudit(self.switch, self.jobs)
+        self.pauses = SwitchablePauses(self.switch)
+
+    @property
+    def down(self) -> bool:
+        return self.switch.down
+
+    @down.setter
+    def down(self, value: bool) -> None:
+        self.switch.down = value
 
 
 async def test_store_down_is_503(tmp_path: Path) -> None:

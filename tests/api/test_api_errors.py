@@ -22,6 +22,7 @@ from remediator.api.auth import authorized
 from remediator.api.errors import errors
 from remediator.app import create_app
 from remediator.settings import Settings
+from remediator.store.base import global_pause
 from tests.conftest import TOKEN, Harness, MakeHarness
 from tests.support.handlers import PROBE_RULES as RULES
 from tests.support.handlers import make_registry
@@ -73,7 +74,7 @@ async def test_non_ascii_authorization_is_401_json_and_counted(harness: MakeHarn
     assert webhook_count(h, 401) == 1
     status, body = await raw_request(h, post_bytes("/api/v1/pause", header))
     assert (status, body["error"]) == (401, "missing or wrong admin token")
-    assert await h.svc.store.get_pause() is None
+    assert await global_pause(h.svc.store.pauses) is None
 
 
 def test_empty_secrets_and_empty_credentials_never_match() -> None:
@@ -230,7 +231,7 @@ async def test_a_number_for_a_date_time_is_400(harness: MakeHarness, field: str,
     for body in (payload(item), item):  # a whole payload, or one alert
         response = await h.client.post("/api/v1/replay", json=body, headers=admin)
         assert response.status == 400, await response.text()
-    assert await h.svc.store.queue_depth() == 0
+    assert await h.svc.store.queue.queue_depth() == 0
 
 
 # ---- item 16: readable times, no unasked series ---------------------------------------------

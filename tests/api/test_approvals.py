@@ -121,7 +121,7 @@ async def request_message(slack: SlackServer) -> Message:
 
 async def outcome(svc: Service, event_id: str, within: float = 10.0) -> Any:
     deadline = time.monotonic() + within
-    while (event := await svc.store.get_event(event_id)) is None:
+    while (event := await svc.store.audit.get_event(event_id)) is None:
         assert time.monotonic() < deadline, f"no outcome for {event_id}"
         await asyncio.sleep(0.02)
     return event
@@ -172,7 +172,7 @@ async def test_someone_not_an_approver_is_refused_privately(tmp_path: Path, slac
         assert await click(client, message, APPROVE, "U0MALLORY", "mallory") == 200
         [reply] = await slack.wait_for("ephemerals", 1)
         assert reply["user"] == "U0MALLORY" and reply["text"].startswith("You are not an approver")
-        found = await svc.store.get_approval(event_id)
+        found = await svc.store.approvals.get_approval(event_id)
         assert found is not None and found.decision is None
         assert slack.updates == [] and RUNS["a"] == []
         # The group's members are cached: a second refusal asks Slack no more.
@@ -204,7 +204,7 @@ async def test_an_unsigned_or_stale_click_is_401_and_changes_nothing(
         response = await client.post("/slack/interactions", data=body, headers=headers)
         assert response.status == 401
         assert (await response.json())["error"] == "invalid Slack request signature"
-        found = await svc.store.get_approval(event_id)
+        found = await svc.store.approvals.get_approval(event_id)
         assert found is not None and found.decision is None
         assert slack.ephemerals == [] and slack.updates == []
 
@@ -286,7 +286,7 @@ async def test_two_replicas_one_message_one_run(
         message = await request_message(slack)
         await asyncio.sleep(0.5)
         assert len(slack.messages) == 1  # one message for both deliveries
-        waiting = [a for a in await svc_two.store.list_approvals(10) if a.decision is None]
+        waiting = [a for a in await svc_two.store.approvals.list_approvals(10) if a.decision is None]
         assert len(waiting) == 1 and waiting[0].event_id == first
         assert await click(two, message, APPROVE, "U0ALICE", "alice") == 200
         event = await outcome(svc_one, first)

@@ -17,6 +17,7 @@ from remediator.api.auth import Credentials, load_credentials
 from remediator.api.service import SERVICE
 from remediator.app import create_app
 from remediator.settings import Settings, SettingsError
+from remediator.store.base import global_pause
 from tests.support.admin import (
     ADMIN_TOKEN,
     Calls,
@@ -160,7 +161,7 @@ async def test_a_read_only_token_reads_but_cannot_act(client: tuple[TestClient[A
             "error": "this token is read-only",
             "detail": "'viewer' may only read",
         }
-    assert await http.app[SERVICE].store.get_pause() is None and calls.runs == []
+    assert await global_pause(http.app[SERVICE].store.pauses) is None and calls.runs == []
 
 
 async def test_the_audit_and_the_pause_show_the_authenticated_name(
@@ -189,7 +190,7 @@ async def test_the_audit_and_the_pause_show_the_authenticated_name(
         headers=admin_headers(ALICE),
     )
     assert (await paused.json())["by"] == "alice"
-    stored = await store.get_pause()
+    stored = await global_pause(store.pauses)
     assert stored is not None and stored.by == "alice"
 
 

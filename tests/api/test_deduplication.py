@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from remediator.api.intake import ManualOptions
+from remediator.intake import ManualOptions
 from remediator.models import WebhookPayload
 from tests.conftest import MakeHarness
 from tests.support.handlers import PROBE_RULES, RUNS
@@ -34,7 +34,7 @@ async def test_an_ha_pairs_twin_delivery_is_answered_deduplicated_and_runs_once(
     assert (await deliver(h, body))["deduplicated"] == 1
     await asyncio.sleep(0.2)
     assert len(RUNS["web"]) == 1
-    events, _ = await h.svc.store.list_events(100)
+    events, _ = await h.svc.store.audit.list_events(100)
     assert [e.event_id for e in events] == [event_id]  # one audit event, not one per copy
     metrics = await (await h.client.get("/metrics")).text()
     assert 'remediator_alerts_deduplicated_total{rule="probe"} 2.0' in metrics

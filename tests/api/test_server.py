@@ -6,18 +6,27 @@ from typing import Any
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, Job, NewJob
 from remediator.store.memory import MemoryStore
+from remediator.store.memory.intake import MemoryIntake
 from tests.conftest import TOKEN, MakeHarness
 from tests.support.handlers import PROBE_RULES as RULES
 from tests.support.payloads import alert, example, payload
 
 
-class DownStore(MemoryStore):
-    """A store whose writes fail, as Redis does when it is unreachable."""
+class DownIntake(MemoryIntake):
+    """An intake whose writes fail, as Redis does when it is unreachable."""
 
     async def accept(
         self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None:
         raise StoreUnavailable("connection refused")
+
+
+class DownStore(MemoryStore):
+    """A store whose writes fail, as Redis does when it is unreachable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.intake = DownIntake(firing=self.firing, jobs=self.jobs, queue=self.queue, ttl=3600.0, cap=100)
 
     async def ping(self) -> None:
         raise StoreUnavailable("connection refused")
@@ -49,8 +58,8 @@ async def test_wrong_or_missing_token_is_401_and_stores_nothing(harness: MakeHar
         assert response.status == 401
         assert (await response.json())["error"] == "missing or wrong credentials"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert await h.svc.store.queue_depth() == 0
-    events, _ = await h.svc.store.list_events(10)
+    assert await h.svc.store.queue.queue_depth() == 0
+    events, _ = await h.svc.store.audit.list_events(10)
     assert events == []
 
 
@@ -122,7 +131,7 @@ async def test_oversized_body_is_413(harness: MakeHarness) -> None:
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
     assert response.status == 413
-    assert await h.svc.store.queue_depth() == 0
+    assert await h.svc.store.queue.queue_depth() == 0
 
 
 async def test_non_json_is_415(harness: MakeHarness) -> None:

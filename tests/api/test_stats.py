@@ -127,10 +127,10 @@ async def test_only_events_inside_the_window_count_across_pages() -> None:
     store = MemoryStore(audit_max_events=5000)
     now = 1_000_000.0
     for i in range(1200):  # older than the window: more than two pages of them
-        await store.record_event(event("old", now - 7200 - i, Outcome.FAILED))
+        await store.audit.record_event(event("old", now - 7200 - i, Outcome.FAILED))
     for i in range(1100):
-        await store.record_event(event("new", now - 3000 + i, Outcome.SUCCEEDED, repair=float(i)))
-    result = await stats.compute(store, "1h", 3600, now=now)
+        await store.audit.record_event(event("new", now - 3000 + i, Outcome.SUCCEEDED, repair=float(i)))
+    result = await stats.compute(store.audit, "1h", 3600, now=now)
     assert [r.rule for r in result.rules] == ["new"] and result.events == 1100
     times = result.rules[0].time_to_repair
     assert (times.count, times.median_seconds, times.p90_seconds) == (1100, 549.5, 989.0)

@@ -82,7 +82,7 @@ async def test_without_a_session_every_page_redirects_to_sign_in(console: tuple[
         assert (response.status, response.headers["Location"]) == (303, "/ui/signin"), path
     refused = await client.post("/ui/pauses", data={"reason": "x", "for": "1h"}, allow_redirects=False)
     assert refused.status == 303
-    assert await client.app[SERVICE].store.list_pauses() == []
+    assert await client.app[SERVICE].store.pauses.list_pauses() == []
 
 
 async def test_a_wrong_token_is_refused_and_the_cookie_is_signed(console: tuple[Client, Service]) -> None:
@@ -165,19 +165,19 @@ async def test_actions_need_the_csrf_token(console: tuple[Client, Service]) -> N
         refused = await client.post("/ui/pauses", data=data, allow_redirects=False)
         assert refused.status == 403 and "CSRF" in await refused.text()
         assert "Content-Security-Policy" in refused.headers
-    assert await svc.store.list_pauses() == []
+    assert await svc.store.pauses.list_pauses() == []
     added = await client.post(
         "/ui/pauses",
         data={"reason": "deploy", "for": "1h", "matchers": 'service="api"', "csrf": csrf},
         allow_redirects=False,
     )
     assert added.status == 303
-    [pause] = await svc.store.list_pauses()
+    [pause] = await svc.store.pauses.list_pauses()
     assert (pause.by, pause.reason, pause.matchers) == ("alice", "deploy", ('service="api"',))
     listed = await (await client.get("/ui/pauses")).text()
     assert pause.id in listed and "End now" in listed
     ended = await client.post(f"/ui/pauses/{pause.id}/end", data={"csrf": csrf}, allow_redirects=False)
-    assert ended.status == 303 and await svc.store.list_pauses() == []
+    assert ended.status == 303 and await svc.store.pauses.list_pauses() == []
     bad = await client.post("/ui/pauses", data={"reason": "x", "for": "forever", "csrf": csrf})
     assert bad.status == 400 and "invalid pause" in await bad.text()
 
@@ -220,7 +220,7 @@ async def test_a_read_only_session_sees_but_cannot_act(console: tuple[Client, Se
     ):
         refused = await client.post(path, data={**data, "csrf": csrf}, allow_redirects=False)
         assert refused.status == 403 and "read-only" in await refused.text(), path
-    assert await svc.store.list_pauses() == []
+    assert await svc.store.pauses.list_pauses() == []
     signed_out = await client.post("/ui/signout", data={"csrf": csrf}, allow_redirects=False)
     assert signed_out.status == 303
     assert (await client.get("/ui/", allow_redirects=False)).status == 303
@@ -243,7 +243,7 @@ async def test_activity_filters_by_target_and_time_and_pages_keep_them(
     await sign_in(client, ALICE)
     base = (time.time() - 3 * 86400) // 60 * 60  # three days ago, on a minute
     for i in range(120):  # oldest first, as the worker records them; a minute apart
-        await svc.store.record_event(
+        await svc.store.audit.record_event(
             AuditEvent(
                 event_id=f"old-{i}",
                 rule="fix-it",
@@ -283,7 +283,7 @@ async def test_the_event_page_links_to_alertmanager_from_the_recorded_external_u
     client, svc = console
     await sign_in(client, ALICE)
     event_id = await fire(client, svc)
-    event = await svc.store.get_event(event_id)
+    event = await svc.store.audit.get_event(event_id)
     assert event is not None and event.external_url == "http://am.local"
     body = await (await client.get(f"/ui/events/{event_id}")).text()
     assert '<a href="http://am.local" rel="noopener noreferrer">Alertmanager</a>' in body
@@ -334,7 +334,7 @@ async def test_the_event_page_shows_the_slack_thread_of_its_rule_and_target(
         await sign_in(client, ALICE)
         now = time.time()
         for event_id, target in (("with-thread", "svc/api"), ("without-thread", "svc/db")):
-            await svc.store.record_event(
+            await svc.store.audit.record_event(
                 AuditEvent(
                     event_id=event_id,
                     rule="fix-it",
@@ -345,7 +345,8 @@ async def test_the_event_page_shows_the_slack_thread_of_its_rule_and_target(
                 )
             )
         assert (
-            await svc.store.claim_thread("fix-it", "svc/api", "1700000000.123456", 60) == "1700000000.123456"
+            await svc.store.threads.claim_thread("fix-it", "svc/api", "1700000000.123456", 60)
+            == "1700000000.123456"
         )
         body = await (await client.get("/ui/events/with-thread")).text()
         assert "Slack thread of fix-it on svc/api" in body and shown in body
@@ -372,7 +373,7 @@ async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
     before = await (await client.get("/ui/rules")).text()
     assert "svc/db" not in before
     for _ in range(3):
-        await svc.store.record_failure("fix-it", "svc/db", 600.0, 3)
+        await svc.store.gates.record_failure("fix-it", "svc/db", 600.0, 3)
     body = await (await client.get("/ui/rules")).text()
     assert re.search(r"<code>svc/db</code> \((59\d|600) s left\)", body), body
     assert "<code>svc/api</code>" not in body

@@ -20,7 +20,7 @@ import redis
 import yaml
 from aiohttp import web
 
-from remediator.api import webhook as server
+from remediator.api import health
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.rules.matchers import parse_matcher
 from remediator.rules.ruleset import RulesFile, load_rules
@@ -273,7 +273,7 @@ def test_pod_uid_is_the_images_user(deployment: Resource) -> None:
 
 def test_probes_hit_routes_the_service_serves(container: dict[str, Any]) -> None:
     app = web.Application()
-    server.add_routes(app)
+    health.add_routes(app)
     served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"

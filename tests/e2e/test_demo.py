@@ -160,6 +160,9 @@ def test_slack_threads_tell_the_story_in_order(report: Report) -> None:
             kinds,
         )
         assert "resolved" in kinds, (name, kinds)
+        # issue 25 (item 14): announced once per target (two ClickHouse pods), after the outcome
+        last_outcome = max(i for i, kind in enumerate(kinds) if kind in ("succeeded", "noop"))
+        assert kinds.count("resolved") == 1 and kinds.index("resolved") > last_outcome, (name, kinds)
     assert "writable" in report.slack_text and "bounced" in report.slack_text
     assert "job RUNNING, lifecycle STABLE" in report.slack_text
 

@@ -126,6 +126,8 @@ async def test_without_any_configuration_the_reason_is_clear(
     assert result.outcome is Outcome.FAILED and not result.retryable
     assert result.message.startswith("no Kubernetes API configuration: not running in a cluster")
     assert str(tmp_path / "missing") in result.message
+    # issue 25 (item 12): one message that says what is missing, no contradiction after it
+    assert "there is no kubeconfig file at" in result.message and "Invalid kube-config" not in result.message
 
 
 async def test_an_unreachable_api_is_temporary(

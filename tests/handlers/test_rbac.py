@@ -42,7 +42,17 @@ from tests.support.kube import (
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
-KUBE_HANDLERS = ["kube.py", "flink.py", "bounce.py", "set_env.py", "gitops.py", "job.py"]
+KUBE_HANDLERS = [
+    "kube.py",
+    "deployments.py",
+    "flink.py",
+    "flink_verify.py",
+    "bounce.py",
+    "set_env.py",
+    "container_env.py",
+    "gitops.py",
+    "job.py",
+]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
 BOUNCE_PARAMS = {"namespace": NS, "deployment": "torghut-ws", "poll_interval": "50ms"}

@@ -16,7 +16,7 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
-from remediator import Context, HandlerParams, Result, handler
+from remediator import Checked, Context, Handler, HandlerParams, Result, handler
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.handling.registry import Registry
@@ -40,12 +40,20 @@ class FixParams(HandlerParams):
 
 
 @handler("test.fix", params=FixParams, registry=REGISTRY)
-async def fix(params: FixParams, ctx: Context) -> Result:
+class Fix(Handler[FixParams, None, None]):
     """Restart the (imaginary) widget; the alert's ``mode`` label says how it goes."""
-    ctx.step("act", f"restarted {ctx.target}")
-    if params.mode == "fail":
-        return Result.failed("widget refused to restart: connection reset by peer")
-    return Result.succeeded(f"restarted {ctx.target} and verified it")
+
+    async def precheck(self, params: FixParams, ctx: Context) -> Checked[None]:
+        return Checked(f"{ctx.target} down (imaginary)", None)
+
+    async def act(self, params: FixParams, ctx: Context, seen: None) -> Result | None:
+        ctx.step("act", f"restarted {ctx.target}")
+        if params.mode == "fail":
+            return Result.failed("widget refused to restart: connection reset by peer")
+        return None
+
+    async def verify(self, params: FixParams, ctx: Context, acted: None) -> Result:
+        return Result.succeeded(f"restarted {ctx.target} and verified it")
 
 
 RULES = """
@@ -118,7 +126,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        found = await svc.store.get_event(event_id)
+        found = await svc.store.audit.get_event(event_id)
         if found is not None:
             return found
         await asyncio.sleep(0.02)
@@ -333,7 +341,7 @@ async def test_the_routing_key_is_never_logged(
                 await event(svc, failed)
             await pagerduty.wait_for(4, accepted=False)
             await asyncio.sleep(0.2)
-            events = [e.model_dump_json() for e in (await svc.store.list_events(50))[0]]
+            events = [e.model_dump_json() for e in (await svc.store.audit.list_events(50))[0]]
             metrics = await (await client.get("/metrics")).text()
             # an error message that echoes the key is redacted too
             notifier = svc.notifier

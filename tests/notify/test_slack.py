@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,13 +18,14 @@ import structlog
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
-from remediator import Context, HandlerParams, Result, handler
+from remediator import Checked, Context, Handler, HandlerParams, Result, handler
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.handling.registry import Registry
 from remediator.metrics import Metrics
 from remediator.models import Alert, AuditEvent
 from remediator.notify.notice import LogNotifier, Notice, Notifier
+from remediator.notify.slack import messages
 from remediator.notify.slack.blocks import clip, link, mention
 from remediator.notify.slack.client import SlackNotifier
 from remediator.settings import Settings
@@ -48,17 +50,25 @@ class FixParams(HandlerParams):
 
 
 @handler("test.fix", params=FixParams, registry=REGISTRY)
-async def fix(params: FixParams, ctx: Context) -> Result:
+class Fix(Handler[FixParams, None, None]):
     """Restart the (imaginary) widget; the alert's ``mode`` label says how it goes."""
-    if ctx.dry_run:
-        return Result.dry_run([f"restart {ctx.target}", f"wait until {ctx.target} is healthy"])
-    ctx.step("act", f"restarted {ctx.target}")
-    if params.mode == "fail":
-        return Result.failed("widget refused to restart: connection reset by peer")
-    if params.mode == "long-error":
-        return Result.failed("stack trace line <&>\n" * 600)
-    ctx.step("verify", f"{ctx.target} healthy after 1 check")
-    return Result.succeeded(f"restarted {ctx.target} and verified it")
+
+    async def precheck(self, params: FixParams, ctx: Context) -> Checked[None]:
+        return Checked(f"{ctx.target} down (imaginary)", None)
+
+    async def act(self, params: FixParams, ctx: Context, seen: None) -> Result | None:
+        if ctx.dry_run:
+            return Result.dry_run([f"restart {ctx.target}", f"wait until {ctx.target} is healthy"])
+        ctx.step("act", f"restarted {ctx.target}")
+        if params.mode == "fail":
+            return Result.failed("widget refused to restart: connection reset by peer")
+        if params.mode == "long-error":
+            return Result.failed("stack trace line <&>\n" * 600)
+        return None
+
+    async def verify(self, params: FixParams, ctx: Context, acted: None) -> Result:
+        ctx.step("verify", f"{ctx.target} healthy after 1 check")
+        return Result.succeeded(f"restarted {ctx.target} and verified it")
 
 
 RULES = """
@@ -170,7 +180,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        found = await svc.store.get_event(event_id)
+        found = await svc.store.audit.get_event(event_id)
         if found is not None:
             return found
         await asyncio.sleep(0.02)
@@ -227,7 +237,7 @@ async def test_success_reads_as_one_thread_with_outcome_and_resolution(
     print(slack.render_threads())
     [parent] = slack.top_level()
     started, resolved = slack.replies(parent)
-    text = text_of(parent)
+    text = text_of(parent.as_posted())
     for expected in (
         "Remediating WidgetDown on widget/w-1",
         "widget-down",
@@ -245,6 +255,11 @@ async def test_success_reads_as_one_thread_with_outcome_and_resolution(
     assert "Remediation succeeded" in outcome and " in " in outcome  # with its duration
     assert "verify: widget/w-1 healthy after 1 check" in outcome
     assert "Resolved" in text_of(resolved) and "WidgetDown" in text_of(resolved)
+    # Issue 25 (item 11): the first message shows the incident's latest state
+    latest = text_of(parent)
+    assert "Resolved: WidgetDown on widget/w-1" in latest and "Remediating" not in latest
+    assert "Runbook [https://runbooks.example/widget-down]" in latest
+    assert [update["ts"] for update in slack.updates] == [parent.ts, parent.ts]  # outcome, resolved
     assert all(m.channel == slack.channel_id and m.options["unfurl_links"] is False for m in slack.messages)
     assert count(svc.metrics, "sent") == 3
 
@@ -289,8 +304,11 @@ async def test_dry_run_is_marked_on_the_parent_and_shows_the_plan(
         assert (await event(svc, event_id)).outcome.value == "dry_run"
         await slack.wait_for_messages(2)
     [parent] = slack.top_level()
-    assert "DRY RUN: would remediate WidgetDry" in text_of(parent)
-    assert "nothing is changed on the target" in text_of(parent)
+    assert "DRY RUN: would remediate WidgetDry" in text_of(parent.as_posted())
+    assert "nothing is changed on the target" in text_of(parent.as_posted())
+    latest = text_of(parent)  # issue 25 (item 11): the header shows the latest state
+    assert "Dry run: plan rendered, nothing changed: WidgetDry" in latest
+    assert "nothing is changed on the target" in latest
     [outcome] = slack.replies(parent)
     assert "Plan" in text_of(outcome) and "restart widget/w-1" in text_of(outcome)
 
@@ -538,14 +556,56 @@ async def test_the_thread_is_shared_through_the_store(slack: SlackServer, rules_
         await two.start()
         one.send(notice("started", event_id="a"))
         await slack.wait_for_messages(1)
-        two.send(notice("started", event_id="b"))
+        # issue 25 (item 11): a "started" reply only follows a failure, so replica two
+        # posts an outcome and the resolution
+        two.send(notice("outcome", event_id="b", outcome="noop"))
         two.send(notice("resolved", event_id="c"))
         await slack.wait_for_messages(3)
         await one.close()
         await two.close()
     [parent] = slack.top_level()
     assert len(slack.replies(parent)) == 2
-    assert await store.get_thread("widget-down", "widget/w-1") == parent.ts
+    assert await store.threads.get_thread("widget-down", "widget/w-1") == parent.ts
+
+
+async def test_the_header_follows_the_incident_and_a_new_attempt_follows_only_a_failure(
+    slack: SlackServer, rules_path: Path
+) -> None:
+    """Issue 25 (item 11): the thread's first message shows the latest state (not the
+    first outcome forever), and "Another attempt started" is posted only after a failure
+    (not after an approval or a wait)."""
+    async with direct(settings_for(rules_path, **bot(slack))) as (notifier, _, _):
+        notifier.send(notice("outcome", event_id="a", outcome="noop"))
+        await slack.wait_for_messages(1)
+        notifier.send(notice("started", event_id="b"))  # e.g. approved: not another attempt
+        notifier.send(notice("outcome", event_id="b", outcome="failed", message="boom"))
+        await slack.wait_for_messages(2)
+        notifier.send(notice("started", event_id="c"))  # after the failure: another attempt
+        notifier.send(notice("outcome", event_id="c", outcome="failed", message="boom"))
+        notifier.send(notice("escalated", event_id="c", outcome="failed", failures=2, message="boom"))
+        await slack.wait_for_messages(5)
+        await slack.wait_for("updates", 3)
+    [parent] = slack.top_level()
+    assert "Nothing to do" in text_of(parent.as_posted())
+    replies = [text_of(r) for r in slack.replies(parent)]
+    assert "Remediation failed" in replies[0] and "Another attempt started" in replies[1]
+    assert len(replies) == 4 and "Escalation" in replies[3]
+    latest = text_of(parent)
+    assert "Escalation: automatic remediation gave up on WidgetDown on widget/w-1" in latest
+    assert "Nothing to do" not in latest
+    headers = [update["text"] for update in slack.updates]
+    assert ["failed" in headers[0], "failed" in headers[1], "Escalation" in headers[2]] == [True, True, True]
+
+
+def test_a_failure_past_the_budget_says_so() -> None:
+    """Issue 25 (item 11): a replay that ignored the open circuit fails a third time."""
+    said = {}
+    for failures in (2, 3):
+        details = {"failures_in_window": failures}
+        failed = notice("outcome", outcome="failed", message="boom", max_attempts=2, attempt_window=3600)
+        said[failures] = str(messages.outcome_blocks(dataclasses.replace(failed, details=details)))
+    assert "Failure 2 of 2 allowed within 1h" in said[2]
+    assert "Failure 3 within 1h; the circuit opened at 2" in said[3] and "of 2 allowed" not in said[3]
 
 
 # ---- secrets --------------------------------------------------------------------------------
@@ -568,7 +628,7 @@ async def test_no_secret_in_logs_errors_or_the_audit(
             [again] = await post(client, alert(mode="fail"))
             await event(svc, again)
             await slack.wait_for_requests(6)
-            events = [e.model_dump_json() for e in (await svc.store.list_events(50))[0]]
+            events = [e.model_dump_json() for e in (await svc.store.audit.list_events(50))[0]]
             metrics = await (await client.get("/metrics")).text()
     assert count(svc.metrics, "failed") >= 2
     everything = "\n".join([str(logs), caplog.text, capsys.readouterr().err, *events, metrics])

@@ -146,13 +146,15 @@ async def test_store_through_sentinel(sentinel: RedisSentinel) -> None:
         alert = Alert.model_validate(
             {"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2024-05-01T12:00:00Z"}
         )
-        await store.accept([Job(event_id="e1", rule="r", alert=alert, received_at=time.time())], [alert], [])
-        [delivery] = await store.dequeue("c1", 1, 1.0)
+        await store.intake.accept(
+            [Job(event_id="e1", rule="r", alert=alert, received_at=time.time())], [alert], []
+        )
+        [delivery] = await store.queue.dequeue("c1", 1, 1.0)
         assert delivery.job.event_id == "e1"
-        assert await store.is_firing(alert.fingerprint, alert.starts_at.isoformat())
-        assert await store.acquire_lease("t", 5.0) is not None
-        await store.ack(delivery.id)
-        assert await store.queue_depth() == 0
+        assert await store.firing.is_firing(alert.fingerprint, alert.starts_at.isoformat())
+        assert await store.locks.acquire_lease("t", 5.0) is not None
+        await store.queue.ack(delivery.id)
+        assert await store.queue.queue_depth() == 0
         with sentinel.master.client() as client:  # the data landed on the master
             assert client.exists("s:{q}:jobs")
     finally:
@@ -164,9 +166,9 @@ async def test_store_through_a_cluster_flag_url(tmp_path: Path) -> None:
         url = f"redis://127.0.0.1:{cluster.nodes[1].port}?cluster=true"  # one seed node
         store = await RedisStore.create(Settings(redis_url=url, redis_prefix="c"))
         try:
-            token = await store.acquire_lease("svc/a", 5.0)
-            assert token is not None and await store.release_lease("svc/a", token)
-            await store.accept(
+            token = await store.locks.acquire_lease("svc/a", 5.0)
+            assert token is not None and await store.locks.release_lease("svc/a", token)
+            await store.intake.accept(
                 [
                     Job(
                         event_id="e1",
@@ -184,8 +186,8 @@ async def test_store_through_a_cluster_flag_url(tmp_path: Path) -> None:
                 [],
                 [],
             )
-            [delivery] = await store.dequeue("c1", 1, 1.0)
-            await store.ack(delivery.id)
-            assert await store.queue_depth() == 0
+            [delivery] = await store.queue.dequeue("c1", 1, 1.0)
+            await store.queue.ack(delivery.id)
+            assert await store.queue.queue_depth() == 0
         finally:
             await store.close()

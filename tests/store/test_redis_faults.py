@@ -22,9 +22,10 @@ from remediator.errors import StoreUnavailable
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.settings import Settings
 from remediator.store.admission import Admission, Conclusion
-from remediator.store.base import Delivery, Pause
-from remediator.store.redis.batching import Intake
+from remediator.store.redis.batching import IntakeWrite
+from remediator.store.redis.intake import RedisIntake
 from remediator.store.redis.store import RedisStore
+from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from tests.support.redis_server import RedisServer
 from tests.support.serve_procs import (
     ServeProcess,
@@ -88,11 +89,11 @@ async def test_created_while_redis_is_down_and_recovers(tmp_path: Path) -> None:
         with pytest.raises(StoreUnavailable):
             await store.ping()
         with pytest.raises(StoreUnavailable):
-            await store.accept([job("e1")], [], [])
+            await store.intake.accept([job("e1")], [], [])
         server.start()
         await store.ping()
-        await store.accept([job("e1")], [], [])
-        [delivery] = await store.dequeue("c1", 1, 1.0)
+        await store.intake.accept([job("e1")], [], [])
+        [delivery] = await store.queue.dequeue("c1", 1, 1.0)
         assert delivery.job.event_id == "e1"
     finally:
         await store.close()
@@ -103,53 +104,53 @@ async def test_every_operation_fails_closed_when_redis_is_gone(
     redis_server: RedisServer,
     observer: RedisStore,
 ) -> None:
-    await observer.accept([job("e1")], [], [])
-    [delivery] = await observer.dequeue("c1", 1, 1.0)
+    await observer.intake.accept([job("e1")], [], [])
+    [delivery] = await observer.queue.dequeue("c1", 1, 1.0)
     redis_server.kill()
     event = AuditEvent(event_id="e1", rule="r", received_at=0, finished_at=0, outcome=Outcome.SUCCEEDED)
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "ping": observer.ping,
-        "accept": lambda: observer.accept([job("e2")], [], []),
-        "dequeue": lambda: observer.dequeue("c1", 1, 0.5),
-        "ack": lambda: observer.ack(delivery.id),
-        "touch": lambda: observer.touch("c1", delivery.id),
-        "reclaim": lambda: observer.reclaim("c1", 0, 1),
-        "defer": lambda: observer.defer(delivery.id, delivery.job, 1),
-        "promote_due": observer.promote_due,
-        "dead_letter": lambda: observer.dead_letter(Delivery(delivery.id, delivery.job, 9), "x"),
-        "dead_letters": lambda: observer.dead_letters(5),
-        "queue_depth": observer.queue_depth,
-        "acquire_lease": lambda: observer.acquire_lease("t", 5),
-        "extend_lease": lambda: observer.extend_lease("t", "token", 5),
-        "release_lease": lambda: observer.release_lease("t", "token"),
-        "lease_remaining": lambda: observer.lease_remaining("t"),
-        "lease_holder": lambda: observer.lease_holder("t"),
-        "stash_timeline": lambda: observer.stash_timeline("e1", "[]", 5),
-        "take_timeline": lambda: observer.take_timeline("e1"),
-        "acquire_slot": lambda: observer.acquire_slot("g", 1, "a", 5),
-        "release_slot": lambda: observer.release_slot("g", "a"),
-        "set_cooldown": lambda: observer.set_cooldown("r", "t", 5),
-        "cooldown_remaining": lambda: observer.cooldown_remaining("r", "t"),
-        "record_failure": lambda: observer.record_failure("r", "t", 5, 3),
-        "reset_failures": lambda: observer.reset_failures("r", "t"),
-        "circuit_remaining": lambda: observer.circuit_remaining("r", "t"),
-        "episode_done": lambda: observer.episode_done("r", "ep"),
-        "mark_episode": lambda: observer.mark_episode("r", "ep", 5),
-        "claim_resolution": lambda: observer.claim_resolution("r", "ep", 5),
-        "firing_labels": observer.firing_labels,
-        "is_firing": lambda: observer.is_firing("fp", "x"),
-        "set_pause": lambda: observer.set_pause(Pause("x", time.time() + 60)),
-        "clear_pause": observer.clear_pause,
-        "get_pause": observer.get_pause,
-        "record_event": lambda: observer.record_event(event),
-        "get_event": lambda: observer.get_event("e1"),
-        "list_events": lambda: observer.list_events(5),
-        "claim_thread": lambda: observer.claim_thread("r", "t", "1.0", 5),
-        "get_thread": lambda: observer.get_thread("r", "t"),
+        "accept": lambda: observer.intake.accept([job("e2")], [], []),
+        "dequeue": lambda: observer.queue.dequeue("c1", 1, 0.5),
+        "ack": lambda: observer.queue.ack(delivery.id),
+        "touch": lambda: observer.queue.touch("c1", delivery.id),
+        "reclaim": lambda: observer.queue.reclaim("c1", 0, 1),
+        "defer": lambda: observer.queue.defer(delivery.id, delivery.job, 1),
+        "promote_due": observer.queue.promote_due,
+        "dead_letter": lambda: observer.queue.dead_letter(Delivery(delivery.id, delivery.job, 9), "x"),
+        "dead_letters": lambda: observer.queue.dead_letters(5),
+        "queue_depth": observer.queue.queue_depth,
+        "acquire_lease": lambda: observer.locks.acquire_lease("t", 5),
+        "extend_lease": lambda: observer.locks.extend_lease("t", "token", 5),
+        "release_lease": lambda: observer.locks.release_lease("t", "token"),
+        "lease_remaining": lambda: observer.locks.lease_remaining("t"),
+        "lease_holder": lambda: observer.locks.lease_holder("t"),
+        "stash_timeline": lambda: observer.audit.stash_timeline("e1", "[]", 5),
+        "take_timeline": lambda: observer.audit.take_timeline("e1"),
+        "acquire_slot": lambda: observer.locks.acquire_slot("g", 1, "a", 5),
+        "release_slot": lambda: observer.locks.release_slot("g", "a"),
+        "set_cooldown": lambda: observer.gates.set_cooldown("r", "t", 5),
+        "cooldown_remaining": lambda: observer.gates.cooldown_remaining("r", "t"),
+        "record_failure": lambda: observer.gates.record_failure("r", "t", 5, 3),
+        "reset_failures": lambda: observer.gates.reset_failures("r", "t"),
+        "circuit_remaining": lambda: observer.gates.circuit_remaining("r", "t"),
+        "episode_done": lambda: observer.gates.episode_done("r", "ep"),
+        "mark_episode": lambda: observer.gates.mark_episode("r", "ep", 5),
+        "claim_resolution": lambda: observer.gates.claim_resolution("r", "ep", 5),
+        "firing_labels": observer.firing.firing_labels,
+        "is_firing": lambda: observer.firing.is_firing("fp", "x"),
+        "add_pause": lambda: observer.pauses.add_pause(Pause("x", time.time() + 60)),
+        "remove_pause": lambda: observer.pauses.remove_pause(GLOBAL_PAUSE),
+        "list_pauses": observer.pauses.list_pauses,
+        "record_event": lambda: observer.audit.record_event(event),
+        "get_event": lambda: observer.audit.get_event("e1"),
+        "list_events": lambda: observer.audit.list_events(5),
+        "claim_thread": lambda: observer.threads.claim_thread("r", "t", "1.0", 5),
+        "get_thread": lambda: observer.threads.get_thread("r", "t"),
         # a run's start and end (issue 17): nothing is taken or written, the job stays pending
-        "pauses_version": observer.pauses_version,
-        "versioned_pauses": observer.versioned_pauses,
-        "intake_copies": lambda: observer.intake_copies(delivery.job),
+        "pauses_version": observer.pauses.pauses_version,
+        "versioned_pauses": observer.pauses.versioned_pauses,
+        "intake_copies": lambda: observer.intake.intake_copies(delivery.job),
         "admit": lambda: observer.admit(
             Admission(
                 job=delivery.job,
@@ -174,31 +175,32 @@ async def test_every_operation_fails_closed_when_redis_is_gone(
             await call()
         assert time.monotonic() - started < 10, f"{name} took too long to fail"
     redis_server.start()  # persistent: the job taken before the crash is still pending
-    [again] = await observer.reclaim("c2", 0, 1)
+    [again] = await observer.queue.reclaim("c2", 0, 1)
     assert (again.id, again.deliveries) == (delivery.id, 2)
 
 
-class CountingStore(RedisStore):
+class CountingIntake(RedisIntake):
     """Counts pipelined intake round trips (our own method; Redis itself is real)."""
 
     writes: list[int]
 
-    async def _write_intake(self, batch: list[Intake]) -> None:
+    async def _write(self, batch: list[IntakeWrite]) -> None:
         self.writes.append(len(batch))
-        await super()._write_intake(batch)
+        await super()._write(batch)
 
 
 async def test_concurrent_accepts_share_one_round_trip(redis_server: RedisServer) -> None:
-    store = await CountingStore.create(Settings(redis_url=redis_server.url, redis_prefix=PREFIX))
-    store.writes = []
+    store = await RedisStore.create(Settings(redis_url=redis_server.url, redis_prefix=PREFIX))
+    counting = store.intake = CountingIntake(store.backend, firing_ttl=3600.0)
+    counting.writes = []
     try:
-        await asyncio.gather(*(store.accept([job(f"e{i}")], [], []) for i in range(50)))
-        assert sum(store.writes) == 50
-        assert len(store.writes) <= 2  # the first caller's write, then everyone else's
-        assert await store.queue_depth() == 50
+        await asyncio.gather(*(store.intake.accept([job(f"e{i}")], [], []) for i in range(50)))
+        assert sum(counting.writes) == 50
+        assert len(counting.writes) <= 2  # the first caller's write, then everyone else's
+        assert await store.queue.queue_depth() == 50
         redis_server.kill()
         results = await asyncio.gather(
-            *(store.accept([job(f"x{i}")], [], []) for i in range(20)), return_exceptions=True
+            *(store.intake.accept([job(f"x{i}")], [], []) for i in range(20)), return_exceptions=True
         )
         assert all(isinstance(r, StoreUnavailable) for r in results)
         assert len({id(r) for r in results}) == 20  # each caller gets its own error
@@ -269,7 +271,7 @@ async def wait_events(store: RedisStore, event_ids: list[str], within: float) ->
     wanted = set(event_ids)
 
     async def recorded() -> dict[str, AuditEvent] | None:
-        events, _ = await store.list_events(len(wanted) + 100)
+        events, _ = await store.audit.list_events(len(wanted) + 100)
         found = {e.event_id: e for e in events if e.event_id in wanted}
         return found if len(found) == len(wanted) else None
 
@@ -316,7 +318,7 @@ async def test_duplicate_alerts_on_two_replicas_remediate_once(
         for _, value in await metric_samples(session, replica, "remediator_alerts_deduplicated_total"):
             collapsed += int(value)
     assert collapsed == deduplicated
-    assert await observer.queue_depth() == 0
+    assert await observer.queue.queue_depth() == 0
 
 
 @pytest.mark.timeout(200)
@@ -347,10 +349,10 @@ async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
     assert f"-{survivor.pid}-" in event.replica
     assert [r["pid"] for r in cluster.runs_of("start")] == [victim.pid, survivor.pid]
     assert [r["pid"] for r in cluster.runs_of("end")] == [survivor.pid]
-    all_events, _ = await observer.list_events(100)
+    all_events, _ = await observer.audit.list_events(100)
     assert [e.event_id for e in all_events] == [event_id]  # its outcome is recorded once
-    assert await observer.queue_depth() == 0
-    assert await observer.dead_letters(10) == []
+    assert await observer.queue.queue_depth() == 0
+    assert await observer.queue.dead_letters(10) == []
 
 
 @pytest.mark.timeout(200)
@@ -370,12 +372,12 @@ async def test_job_that_keeps_killing_its_worker_is_dead_lettered(
     events = await wait_events(observer, [event_id], within=60)
     assert events[event_id].outcome is Outcome.FAILED
     assert "dead-lettered after 2 deliveries" in events[event_id].message
-    [letter] = await observer.dead_letters(10)
+    [letter] = await observer.queue.dead_letters(10)
     assert (letter["event_id"], letter["deliveries"]) == (event_id, 2)
     assert len(cluster.runs_of("start")) == 1  # not run again
     samples = await metric_samples(session, second, "remediator_dead_letters_total")
     assert [value for _, value in samples] == [1.0]
-    assert await observer.queue_depth() == 0
+    assert await observer.queue.queue_depth() == 0
 
 
 @pytest.mark.timeout(200)
@@ -420,7 +422,7 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     assert ended == dict.fromkeys(event_ids, 1)
 
     async def drained() -> bool:
-        return await observer.queue_depth() == 0
+        return await observer.queue.queue_depth() == 0
 
     await eventually(drained, 60, "the queue to drain")
     samples = await metric_samples(session, replica, "remediator_jobs_total")
@@ -444,7 +446,7 @@ async def test_lease_is_extended_while_a_long_handler_runs(
 
     await eventually(started, 30, "the handler to start")
     await asyncio.sleep(2.0)  # twice the lease: only extension keeps it
-    assert await observer.lease_remaining("svc/api") > 0
+    assert await observer.locks.lease_remaining("svc/api") > 0
     _, body = await post_alerts(session, replica, firing_alert(service="api", instance="b"))
     [other_id] = body["event_ids"]
     events = await wait_events(observer, [long_id, other_id], within=60)
@@ -476,7 +478,7 @@ async def test_handler_that_loses_its_lease_stops_and_reports_it(
     assert events[event_id].outcome is Outcome.FAILED
     assert events[event_id].details.get("lease_lost") is True
     assert cluster.runs_of("end") == []  # the handler was stopped
-    assert await observer.circuit_remaining("record", "svc/api") == 0.0  # not a failure
+    assert await observer.gates.circuit_remaining("record", "svc/api") == 0.0  # not a failure
 
 
 @pytest.mark.timeout(120)
@@ -501,7 +503,7 @@ async def test_circuit_opens_after_max_attempts_and_closes_after_the_window(
     assert len(cluster.runs_of("start")) == 2  # the open circuit kept the third from acting
 
     async def closed() -> bool:
-        return await observer.circuit_remaining("record", "svc/api") == 0.0
+        return await observer.gates.circuit_remaining("record", "svc/api") == 0.0
 
     await eventually(closed, 10, "the circuit to close")
     fourth = await run("d")
@@ -517,24 +519,24 @@ async def test_consumers_long_gone_are_dropped_from_the_group(
         with redis_server.client() as client:
             return {c["name"] for c in client.xinfo_consumers(observer.keys.stream, observer.keys.group)}
 
-    await observer.accept([job("e1"), job("e2")], [], [])
-    [delivery] = await observer.dequeue("crashed-with-a-job", 1, 1.0)
-    [finished] = await observer.dequeue("stopped-cleanly", 1, 1.0)
-    await observer.ack(finished.id)
+    await observer.intake.accept([job("e1"), job("e2")], [], [])
+    [delivery] = await observer.queue.dequeue("crashed-with-a-job", 1, 1.0)
+    [finished] = await observer.queue.dequeue("stopped-cleanly", 1, 1.0)
+    await observer.queue.ack(finished.id)
     assert consumers() == {b"crashed-with-a-job", b"stopped-cleanly"}
-    observer.consumer_gone_after = 0.5
-    observer.consumer_cleanup_every = 0.0
+    observer.queue.consumer_gone_after = 0.5
+    observer.queue.consumer_cleanup_every = 0.0
     await asyncio.sleep(1.0)
-    [again] = await observer.reclaim("alive", 0.5, 1)  # takes the crashed one's job
+    [again] = await observer.queue.reclaim("alive", 0.5, 1)  # takes the crashed one's job
     assert again.id == delivery.id
     assert consumers() == {b"alive"}  # silent, nothing pending: both dropped
-    await observer.ack(again.id)
+    await observer.queue.ack(again.id)
 
 
 async def test_intake_survives_a_redis_that_forgot_its_scripts(observer: RedisStore) -> None:
     """A Redis restarted without persistence has no scripts: intake loads them again."""
-    await observer.accept([job("before-flush")], [], [])
+    await observer.intake.accept([job("before-flush")], [], [])
     await observer._r.script_flush()  # what a restart does to the script cache
-    await observer.accept([job("after-flush")], [], [])
-    got = await observer.dequeue("c1", 10, 1.0)
+    await observer.intake.accept([job("after-flush")], [], [])
+    got = await observer.queue.dequeue("c1", 10, 1.0)
     assert [d.job.event_id for d in got] == ["before-flush", "after-flush"]

@@ -1,4 +1,5 @@
-"""The store's shape: six interfaces by concern, and both stores implement all of them."""
+"""The store's shape: one interface per part, and both stores hand out parts that implement
+every method of their interface, with the same signatures."""
 
 from __future__ import annotations
 
@@ -6,26 +7,85 @@ import inspect
 
 import pytest
 
-from remediator.store.base import Approvals, Audit, Gates, Locks, Queue, Store, Threads
+from remediator.store.base import (
+    Approvals,
+    Audit,
+    Firing,
+    Gates,
+    Intake,
+    Jobs,
+    Locks,
+    Pauses,
+    Queue,
+    Store,
+    Threads,
+)
 from remediator.store.memory import MemoryStore
+from remediator.store.redis.approvals import RedisApprovals
+from remediator.store.redis.audit import RedisAudit
+from remediator.store.redis.firing import RedisFiring
+from remediator.store.redis.gates import RedisGates
+from remediator.store.redis.intake import RedisIntake
+from remediator.store.redis.jobs import RedisJobs
+from remediator.store.redis.locks import RedisLocks
+from remediator.store.redis.pauses import RedisPauses
+from remediator.store.redis.queue import RedisQueue
 from remediator.store.redis.store import RedisStore
+from remediator.store.redis.threads import RedisThreads
 
-PARTS = (Queue, Locks, Gates, Audit, Threads, Approvals)
+PARTS = {
+    "queue": Queue,
+    "locks": Locks,
+    "pauses": Pauses,
+    "firing": Firing,
+    "gates": Gates,
+    "audit": Audit,
+    "jobs": Jobs,
+    "approvals": Approvals,
+    "threads": Threads,
+    "intake": Intake,
+}
 
 
 def methods(protocol: type) -> set[str]:
     return {name for name, _ in inspect.getmembers(protocol, inspect.iscoroutinefunction)}
 
 
-def test_each_method_belongs_to_one_concern() -> None:
-    seen: list[str] = [name for part in PARTS for name in methods(part)]
+def test_each_method_belongs_to_one_part() -> None:
+    seen: list[str] = [name for part in PARTS.values() for name in methods(part)]
     assert len(seen) == len(set(seen))
-    spanning = {"accept", "accept_collapsing", "settle_intake", "intake_copies", "admit", "conclude"}
-    assert methods(Store) == set(seen) | spanning | {"ping", "close"}
+    assert methods(Store) == {"admit", "conclude", "ping", "close"}
+    parts = {name for name, value in inspect.getmembers(Store) if isinstance(value, property)}
+    assert parts == set(PARTS)
+
+
+REDIS_PARTS: dict[str, type] = {
+    "queue": RedisQueue,
+    "locks": RedisLocks,
+    "pauses": RedisPauses,
+    "firing": RedisFiring,
+    "gates": RedisGates,
+    "audit": RedisAudit,
+    "jobs": RedisJobs,
+    "approvals": RedisApprovals,
+    "threads": RedisThreads,
+    "intake": RedisIntake,
+}
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_both_stores_hand_out_every_part(kind: str) -> None:
+    memory = MemoryStore()
+    for name, protocol in PARTS.items():
+        part = type(getattr(memory, name)) if kind == "memory" else REDIS_PARTS[name]
+        for method in methods(protocol):
+            assert inspect.iscoroutinefunction(getattr(part, method)), (name, method)
+            wanted = inspect.signature(getattr(protocol, method)).parameters
+            assert list(inspect.signature(getattr(part, method)).parameters) == list(wanted), method
 
 
 @pytest.mark.parametrize("store", [MemoryStore, RedisStore])
-def test_both_stores_implement_every_method(store: type) -> None:
+def test_both_stores_span_the_parts(store: type) -> None:
     for name in methods(Store):
         method = getattr(store, name)
         assert inspect.iscoroutinefunction(method), name

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import structlog
 from aiohttp import web
 
-from remediator import Context, HandlerParams, Result, handler, logs
+from remediator import Checked, Context, Handler, HandlerParams, Result, handler, logs
 from remediator.app import create_app
 from remediator.handling.registry import Registry
 from remediator.models import AuditEvent
@@ -72,22 +72,30 @@ def make_registry(calls: Calls) -> Registry:
     @handler(
         "test.fix", params=FixParams, registry=registry, describe=lambda p: [f"fix the target ({p.outcome})"]
     )
-    async def fix(params: FixParams, ctx: Context) -> Result:
+    class Fix(Handler[FixParams, None, None]):
         """Pretend to repair; the outcome comes from the rule (or the alert's labels)."""
-        with calls.lock:
-            calls.runs.append((ctx.event_id, ctx.target, ctx.dry_run))
-        if calls.started is not None:
-            calls.started.set()
-        if calls.hold is not None:
-            await calls.hold.wait()
-        if ctx.dry_run:
-            return Result.dry_run([f"fix {ctx.target}"])
-        ctx.step("act", f"fixing {ctx.target}")
-        if params.outcome == "failed":
-            return Result.failed(f"could not fix {ctx.target}")
-        if params.outcome == "noop":
-            return Result.noop(f"{ctx.target} is healthy")
-        return Result.succeeded(f"fixed {ctx.target}")
+
+        async def precheck(self, params: FixParams, ctx: Context) -> Checked[None]:
+            return Checked(f"{ctx.target} (pretend)", None)
+
+        async def act(self, params: FixParams, ctx: Context, seen: None) -> Result | None:
+            with calls.lock:
+                calls.runs.append((ctx.event_id, ctx.target, ctx.dry_run))
+            if calls.started is not None:
+                calls.started.set()
+            if calls.hold is not None:
+                await calls.hold.wait()
+            if ctx.dry_run:
+                return Result.dry_run([f"fix {ctx.target}"])
+            ctx.step("act", f"fixing {ctx.target}")
+            return None
+
+        async def verify(self, params: FixParams, ctx: Context, acted: None) -> Result:
+            if params.outcome == "failed":
+                return Result.failed(f"could not fix {ctx.target}")
+            if params.outcome == "noop":
+                return Result.noop(f"{ctx.target} is healthy")
+            return Result.succeeded(f"fixed {ctx.target}")
 
     return registry
 
@@ -146,7 +154,7 @@ def webhook_headers() -> dict[str, str]:
 async def wait_event(store: Store, event_id: str, within: float = 20.0) -> AuditEvent:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        event = await store.get_event(event_id)
+        event = await store.audit.get_event(event_id)
         if event is not None:
             return event
         await asyncio.sleep(0.02)

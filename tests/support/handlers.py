@@ -6,7 +6,7 @@ import asyncio
 from collections import defaultdict
 from typing import Literal
 
-from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError
+from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
 from remediator.handling.registry import Registry, handler
 
 RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
@@ -29,27 +29,35 @@ def make_registry() -> Registry:
         registry=registry,
         describe=lambda p: [f"probe {p.bucket} -> {p.outcome}"],
     )
-    async def probe(params: ProbeParams, ctx: Context) -> Result:
+    class Probe(Handler[ProbeParams, None, None]):
         """Records each run; answers with the outcome its params ask for."""
-        RUNS[params.bucket].append(
-            {"target": ctx.target, "event_id": ctx.event_id, "dry_run": ctx.dry_run, "name": params.name}
-        )
-        if params.unreachable:
-            raise TemporaryError(f"{params.bucket}: connection refused")
-        ctx.step("act", f"probe {params.bucket}")
-        if params.sleep:
-            await asyncio.sleep(params.sleep)
-        if ctx.dry_run:
-            return Result.dry_run([f"probe {params.bucket}"])
-        if params.outcome == "raise":
-            raise RuntimeError("boom")
-        if params.outcome == "permanent":
-            raise PermanentError("target is gone", details={"code": 404})
-        if params.outcome == "failed":
-            return Result.failed("it did not recover")
-        if params.outcome == "noop":
-            return Result.noop("healthy already")
-        return Result.succeeded("fixed and verified")
+
+        async def precheck(self, params: ProbeParams, ctx: Context) -> Checked[None]:
+            RUNS[params.bucket].append(
+                {"target": ctx.target, "event_id": ctx.event_id, "dry_run": ctx.dry_run, "name": params.name}
+            )
+            if params.unreachable:
+                raise TemporaryError(f"{params.bucket}: connection refused")
+            return Checked(f"probe {params.bucket} reachable", None)
+
+        async def act(self, params: ProbeParams, ctx: Context, seen: None) -> Result | None:
+            ctx.step("act", f"probe {params.bucket}")
+            if params.sleep:
+                await asyncio.sleep(params.sleep)
+            if ctx.dry_run:
+                return Result.dry_run([f"probe {params.bucket}"])
+            if params.outcome == "raise":
+                raise RuntimeError("boom")
+            if params.outcome == "permanent":
+                raise PermanentError("target is gone", details={"code": 404})
+            return None
+
+        async def verify(self, params: ProbeParams, ctx: Context, acted: None) -> Result:
+            if params.outcome == "failed":
+                return Result.failed("it did not recover")
+            if params.outcome == "noop":
+                return Result.noop("healthy already")
+            return Result.succeeded("fixed and verified")
 
     return registry
 

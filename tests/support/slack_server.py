@@ -17,6 +17,7 @@ make the signed ``block_actions`` request Slack sends when someone presses a but
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import re
@@ -59,6 +60,16 @@ class Message:
     thread_ts: str | None = None
     reply_broadcast: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    earlier: list[tuple[str, list[dict[str, Any]]]] = field(
+        default_factory=list
+    )  # (text, blocks) updated away
+
+    def as_posted(self) -> Message:
+        """This message as it was first posted, before any chat.update."""
+        if not self.earlier:
+            return self
+        text, blocks = self.earlier[0]
+        return dataclasses.replace(self, text=text, blocks=blocks, earlier=[])
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,7 @@ class SlackServer:
         if error := _check_blocks(body):
             return web.json_response({"ok": False, "error": error})
         async with self._changed:
+            found[0].earlier.append((found[0].text, found[0].blocks))
             found[0].text = str(body.get("text") or "")
             found[0].blocks = body.get("blocks") or []
             self.updates.append(body)

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
-from remediator import Context, HandlerParams, Result, TemporaryError, handler
+from remediator import Checked, Context, Handler, HandlerParams, Result, TemporaryError, handler
 
 
 class RecordParams(HandlerParams):
@@ -39,20 +39,28 @@ def _append(path: str, **record: Any) -> None:
 
 
 @handler("test.record", params=RecordParams)
-async def record(params: RecordParams, ctx: Context) -> Result:
+class Record(Handler[RecordParams, None, None]):
     """Record the run in a file; sleep; succeed or fail as told."""
-    if ctx.dry_run:
-        return Result.dry_run([f"record a run in {params.path}"])
-    _append(params.path, phase="start", event_id=ctx.event_id, target=ctx.target)
-    if params.crash:
-        os.kill(os.getpid(), signal.SIGKILL)
-    ctx.step("act", f"recording, then sleeping {params.sleep:g}s")
-    await asyncio.sleep(params.sleep)
-    if params.fail:
-        _append(params.path, phase="failed", event_id=ctx.event_id, target=ctx.target)
-        raise TemporaryError("failing on purpose (test.record fail: true)")
-    _append(params.path, phase="end", event_id=ctx.event_id, target=ctx.target)
-    return Result.succeeded("recorded")
+
+    async def precheck(self, params: RecordParams, ctx: Context) -> Checked[None]:
+        return Checked(f"records to {params.path}", None)
+
+    async def act(self, params: RecordParams, ctx: Context, seen: None) -> Result | None:
+        if ctx.dry_run:
+            return Result.dry_run([f"record a run in {params.path}"])
+        _append(params.path, phase="start", event_id=ctx.event_id, target=ctx.target)
+        if params.crash:
+            os.kill(os.getpid(), signal.SIGKILL)
+        ctx.step("act", f"recording, then sleeping {params.sleep:g}s")
+        await asyncio.sleep(params.sleep)
+        if params.fail:
+            _append(params.path, phase="failed", event_id=ctx.event_id, target=ctx.target)
+            raise TemporaryError("failing on purpose (test.record fail: true)")
+        return None
+
+    async def verify(self, params: RecordParams, ctx: Context, acted: None) -> Result:
+        _append(params.path, phase="end", event_id=ctx.event_id, target=ctx.target)
+        return Result.succeeded("recorded")
 
 
 def read_runs(path: Path) -> list[dict[str, Any]]:

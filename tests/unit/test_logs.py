@@ -58,6 +58,17 @@ def test_a_library_warning_is_one_json_line(json_logs: pytest.CaptureFixture[str
     assert lines[1]["event"] == "our.event" and lines[1]["level"] == "warning"
 
 
+def test_what_a_library_says_before_it_raises_is_quieted(json_logs: pytest.CaptureFixture[str]) -> None:
+    """Issue 25 (item 12): kubernetes_asyncio's "Config not found" warning is not logged;
+    the handler's one error says what is missing."""
+    logs.configure("json", "INFO")
+    logging.getLogger("kubernetes_asyncio.config.kube_config").warning("Config not found: %s", "/x")
+    logging.getLogger("kubernetes_asyncio.config.kube_config").error("a real error")
+    lines = json_lines(json_logs.readouterr().err)
+    assert [line["event"] for line in lines] == ["a real error"]
+    logging.getLogger("kubernetes_asyncio.config.kube_config").setLevel(logging.NOTSET)
+
+
 def test_a_library_traceback_stays_inside_the_json_line(json_logs: pytest.CaptureFixture[str]) -> None:
     logs.configure("json", "INFO")
     try:

@@ -13,22 +13,13 @@ import structlog
 from remediator.metrics import Metrics
 from remediator.models import Alert, Job, SkipReason
 from remediator.rules.ruleset import Rule, parse_rules, render
-from remediator.store.base import Delivery, Pause
 from remediator.store.memory import MemoryStore
+from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from remediator.worker.admit import Admit
-from remediator.worker.gates import (
-    Defer,
-    EpisodeDone,
-    Inhibited,
-    PauseBook,
-    Paused,
-    ResolvedIgnored,
-    Skip,
-    StaleLease,
-    StillFiring,
-)
+from remediator.worker.gates import Inhibited, PauseBook, Paused, ResolvedIgnored, StaleLease
 from remediator.worker.lease import release
-from remediator.worker.run import Run
+from remediator.worker.runs import Run
+from remediator.worker.stages import Defer, Skip
 from tests.support.handlers import make_registry
 from tests.support.payloads import alert
 
@@ -91,7 +82,7 @@ def make_run(
 
 
 def paused(store: MemoryStore) -> Paused:
-    return Paused(PauseBook(store))
+    return Paused(PauseBook(store.pauses))
 
 
 def admit(store: MemoryStore, metrics: Metrics | None = None, *, take: bool = True) -> Admit:
@@ -102,162 +93,168 @@ def admit(store: MemoryStore, metrics: Metrics | None = None, *, take: bool = Tr
 async def firing_run(store: MemoryStore, labels: dict[str, str] | None = None, **job: object) -> Run:
     """A run whose alert is in the store's firing index (as intake leaves it)."""
     run = make_run(labels, **job)  # type: ignore[arg-type]
-    await store.accept([], [run.job.alert], [])
+    await store.intake.accept([], [run.job.alert], [])
     return run
 
 
 async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(store: MemoryStore) -> None:
-    assert await StaleLease(store).check(make_run()) is None
-    assert await StaleLease(store).check(make_run(deliveries=2)) is None
+    assert await StaleLease(store.locks)(make_run()) is None
+    assert await StaleLease(store.locks)(make_run(deliveries=2)) is None
 
 
 async def test_stale_lease_defers_a_redelivered_job_while_the_target_is_held(store: MemoryStore) -> None:
-    assert await store.acquire_lease("svc/a", 60)
-    stop = await StaleLease(store).check(make_run(deliveries=2))
+    assert await store.locks.acquire_lease("svc/a", 60)
+    stop = await StaleLease(store.locks)(make_run(deliveries=2))
     assert isinstance(stop, Defer) and stop.reason == "locked"
     assert stop.message == "waiting for the lease of an earlier delivery"
     assert stop.delay is not None and 60 < stop.delay <= 60.5
 
 
 async def test_resolved_ignored() -> None:
-    assert await ResolvedIgnored().check(make_run()) is None
+    assert await ResolvedIgnored()(make_run()) is None
     on_run = make_run({"alertname": "Flappy"}, status="resolved", rule_name="flappy")
-    assert await ResolvedIgnored().check(on_run) is None
-    stop = await ResolvedIgnored().check(make_run(status="resolved"))
+    assert await ResolvedIgnored()(on_run) is None
+    stop = await ResolvedIgnored()(make_run(status="resolved"))
     assert stop == Skip(SkipReason.RESOLVED, "alert resolved; on_resolved: ignore")
 
 
 async def test_paused(store: MemoryStore) -> None:
     # Issue 16: a job that meets a pause is held (on_pause: hold, the default); a manual
     # replay keeps the old behaviour, skipped:paused (the assertions below).
-    assert await paused(store).check(make_run(manual=True)) is None
-    await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
-    stop = await paused(store).check(make_run(manual=True))
+    assert await paused(store)(make_run(manual=True)) is None
+    await store.pauses.add_pause(Pause(reason="maintenance", until=time.time() + 60))
+    stop = await paused(store)(make_run(manual=True))
     assert isinstance(stop, Skip) and stop.reason is SkipReason.PAUSED
     assert stop.message.startswith("remediation paused until ")
-    held = await paused(store).check(make_run())
+    held = await paused(store)(make_run())
     assert isinstance(held, Defer) and held.hold and held.reason == "paused"
     assert stop.message.endswith(": maintenance")
 
 
-async def test_still_firing(store: MemoryStore) -> None:
+async def test_the_check_only_admission_asks_whether_the_alert_still_fires(store: MemoryStore) -> None:
+    """Was the StillFiring gate: the check-only admission (``store.admit``) asks it now."""
     run = make_run()
-    await store.accept([], [run.job.alert], [])
-    assert await StillFiring(store).check(run) is None
-    assert await StillFiring(store).check(make_run(manual=True, service="b")) is None
-    await store.accept([], [], [run.job.alert])
-    stop = await StillFiring(store).check(run)
+    await store.intake.accept([], [run.job.alert], [])
+    await paused(store)(run)
+    assert await admit(store, take=False)(run) is None
+    manual = make_run(manual=True, service="b")
+    await paused(store)(manual)
+    assert await admit(store, take=False)(manual) is None
+    await store.intake.accept([], [], [run.job.alert])
+    stop = await admit(store, take=False)(run)
     assert stop == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
 
 
 async def test_inhibited_passes_without_a_blocker_with_equal_labels(store: MemoryStore) -> None:
     other = Alert.model_validate(alert("Storage", service="b"))
-    await store.accept([], [other], [])
-    assert await Inhibited(store).check(make_run()) is None
+    await store.intake.accept([], [other], [])
+    assert await Inhibited(store.firing)(make_run()) is None
 
 
 async def test_inhibited_defers_then_gives_up_after_inhibit_wait(store: MemoryStore) -> None:
-    await store.accept([], [Alert.model_validate(alert("Storage", service="a"))], [])
-    stop = await Inhibited(store).check(make_run())
+    await store.intake.accept([], [Alert.model_validate(alert("Storage", service="a"))], [])
+    stop = await Inhibited(store.firing)(make_run())
     assert isinstance(stop, Defer) and stop.reason == "inhibited" and stop.delay is None
     assert stop.message == "waiting: inhibited by Storage{service=a}"
     waited = make_run(deferrals=3, first_deferred_at=time.time() - 61)
-    stop = await Inhibited(store).check(waited)
+    stop = await Inhibited(store.firing)(waited)
     assert stop == Skip(SkipReason.INHIBITED, "inhibited by firing alert Storage{service=a}")
 
 
-async def test_episode_done(store: MemoryStore) -> None:
-    run = make_run()
-    assert await EpisodeDone(store).check(run) is None
-    await store.mark_episode("probe", run.job.alert.episode, 60)
-    stop = await EpisodeDone(store).check(run)
+async def test_the_check_only_admission_asks_whether_the_episode_is_done(store: MemoryStore) -> None:
+    """Was the EpisodeDone gate: the check-only admission (``store.admit``) asks it now."""
+    run = await firing_run(store)
+    await paused(store)(run)
+    assert await admit(store, take=False)(run) is None
+    await store.gates.mark_episode("probe", run.job.alert.episode, 60)
+    stop = await admit(store, take=False)(run)
     assert stop == Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
-    assert await EpisodeDone(store).check(make_run(manual=True)) is None
+    manual = make_run(manual=True)
+    await paused(store)(manual)
+    assert await admit(store, take=False)(manual) is None
 
 
 async def test_paused_reads_the_pauses_again_only_when_they_changed(store: MemoryStore) -> None:
     gate, run = paused(store), await firing_run(store)
-    assert await gate.check(run) is None and run.pauses_seen == 0
+    assert await gate(run) is None and run.pauses_seen == 0
     # a pause added after the check: the admission sees another version, the pauses are
     # read again, and the job is held, with nothing taken
-    await store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
-    stop = await Admit(store, Metrics(), gate, "replica-1", take=True).check(run)
+    await store.pauses.add_pause(Pause(reason="maintenance", until=time.time() + 60))
+    stop = await Admit(store, Metrics(), gate, "replica-1", take=True)(run)
     assert isinstance(stop, Defer) and stop.hold and stop.message.endswith(": maintenance")
-    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    assert run.token is None and await store.locks.lease_remaining("svc/a") == 0
     # a pause the book still lists but that was lifted: read again before holding anything
-    await store.clear_pause()
-    assert await gate.check(run) is None and run.pauses_seen == 2
+    await store.pauses.remove_pause(GLOBAL_PAUSE)
+    assert await gate(run) is None and run.pauses_seen == 2
 
 
 async def test_admit_checks_firing_and_the_episode(store: MemoryStore) -> None:
     run = make_run()  # its alert is not in the firing index: it resolved
-    await paused(store).check(run)
-    assert await admit(store).check(run) == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
+    await paused(store)(run)
+    assert await admit(store)(run) == Skip(SkipReason.RESOLVED, "the alert resolved before the job ran")
     run = await firing_run(store)
-    await store.mark_episode("probe", run.job.alert.episode, 60)
-    await paused(store).check(run)
-    assert await admit(store).check(run) == Skip(
-        SkipReason.DUPLICATE, "already remediated for this firing episode"
-    )
+    await store.gates.mark_episode("probe", run.job.alert.episode, 60)
+    await paused(store)(run)
+    assert await admit(store)(run) == Skip(SkipReason.DUPLICATE, "already remediated for this firing episode")
     manual = make_run(manual=True)  # a replay is neither: it runs
-    await paused(store).check(manual)
-    assert await admit(store).check(manual) is None and manual.token is not None
+    await paused(store)(manual)
+    assert await admit(store)(manual) is None and manual.token is not None
 
 
 async def test_cooldown(store: MemoryStore) -> None:
     run = await firing_run(store)
-    await paused(store).check(run)
-    assert await admit(store, take=False).check(run) is None
-    await store.set_cooldown("probe", "svc/a", 600)
-    stop = await admit(store).check(run)
+    await paused(store)(run)
+    assert await admit(store, take=False)(run) is None
+    await store.gates.set_cooldown("probe", "svc/a", 600)
+    stop = await admit(store)(run)
     assert isinstance(stop, Skip) and stop.reason is SkipReason.COOLDOWN
     assert stop.message.startswith("in cooldown for ")
     assert stop.message.endswith(" more (replay with --ignore-cooldown to override)")
-    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    assert run.token is None and await store.locks.lease_remaining("svc/a") == 0
     replay = make_run(ignore_cooldown=True, manual=True)
-    await paused(store).check(replay)
-    assert await admit(store).check(replay) is None
+    await paused(store)(replay)
+    assert await admit(store)(replay) is None
 
 
 async def test_circuit(store: MemoryStore) -> None:
     metrics = Metrics()
     run = await firing_run(store)
-    await paused(store).check(run)
-    assert await admit(store, metrics, take=False).check(run) is None
+    await paused(store)(run)
+    assert await admit(store, metrics, take=False)(run) is None
     for _ in range(2):
-        await store.record_failure("probe", "svc/a", 3600, 2)
-    stop = await admit(store, metrics).check(run)
+        await store.gates.record_failure("probe", "svc/a", 3600, 2)
+    stop = await admit(store, metrics)(run)
     assert isinstance(stop, Skip) and stop.reason is SkipReason.CIRCUIT_OPEN
     assert stop.message.startswith("circuit open after 2 failures; closes in ")
     assert metrics.registry.get_sample_value("remediator_circuit_open", {"rule": "probe"}) == 1
     replay = make_run(ignore_circuit=True, manual=True)
-    await paused(store).check(replay)
-    assert await admit(store, metrics).check(replay) is None
+    await paused(store)(replay)
+    assert await admit(store, metrics)(replay) is None
 
 
 async def test_lease_taken_and_released(store: MemoryStore) -> None:
     run = await firing_run(store)
-    await paused(store).check(run)
-    assert await admit(store).check(run) is None
-    assert run.token is not None and await store.lease_holder("svc/a") == "e1"
+    await paused(store)(run)
+    assert await admit(store)(run) is None
+    assert run.token is not None and await store.locks.lease_holder("svc/a") == "e1"
     assert [s.name for s in run.timeline] == ["lease.acquired"]
-    await release(store, run)
-    assert run.token is None and await store.lease_remaining("svc/a") == 0
+    await release(store.locks, run)
+    assert run.token is None and await store.locks.lease_remaining("svc/a") == 0
 
 
 async def test_checking_only_takes_nothing(store: MemoryStore) -> None:
     run = await firing_run(store)
-    await paused(store).check(run)
-    assert await admit(store, take=False).check(run) is None
-    assert run.token is None and run.slot is None and await store.lease_remaining("svc/a") == 0
+    await paused(store)(run)
+    assert await admit(store, take=False)(run) is None
+    assert run.token is None and run.slot is None and await store.locks.lease_remaining("svc/a") == 0
 
 
 async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> None:
-    assert await store.acquire_lease("svc/a", 60, "holder1")
+    assert await store.locks.acquire_lease("svc/a", 60, "holder1")
     metrics = Metrics()
     run = await firing_run(store)
-    await paused(store).check(run)
-    stop = await admit(store, metrics).check(run)
+    await paused(store)(run)
+    stop = await admit(store, metrics)(run)
     assert stop == Skip(
         SkipReason.LOCKED, "merged into event holder1 running on target svc/a (see: remediator event holder1)"
     )
@@ -266,22 +263,22 @@ async def test_lease_held_merges_the_job_into_the_holder(store: MemoryStore) -> 
 
 
 async def test_lease_held_defers_a_redelivered_job(store: MemoryStore) -> None:
-    assert await store.acquire_lease("svc/a", 60, "holder1")
+    assert await store.locks.acquire_lease("svc/a", 60, "holder1")
     run = await firing_run(store, deliveries=2)
-    await paused(store).check(run)
-    stop = await admit(store).check(run)
+    await paused(store)(run)
+    stop = await admit(store)(run)
     assert isinstance(stop, Defer) and stop.reason == "locked"
     assert stop.message == "waiting for a stale lease"
 
 
 async def test_concurrency_slot(store: MemoryStore) -> None:
     run = await firing_run(store)
-    await paused(store).check(run)
-    assert await admit(store).check(run) is None and run.slot is not None
+    await paused(store)(run)
+    assert await admit(store)(run) is None and run.slot is not None
     other = await firing_run(store, {"service": "b"})
-    await paused(store).check(other)
-    stop = await admit(store).check(other)
+    await paused(store)(other)
+    stop = await admit(store)(other)
     assert stop == Skip(SkipReason.CONCURRENCY, "concurrency group 'storage' is at its limit (1)")
-    assert other.slot is None and other.token is None and await store.lease_remaining("svc/b") == 0
-    await release(store, run)
-    assert await admit(store).check(other) is None
+    assert other.slot is None and other.token is None and await store.locks.lease_remaining("svc/b") == 0
+    await release(store.locks, run)
+    assert await admit(store)(other) is None

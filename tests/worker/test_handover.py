@@ -16,6 +16,7 @@ import pytest
 from remediator.settings import Settings
 from remediator.store.admission import Concluded, Conclusion
 from remediator.store.redis.store import RedisStore
+from remediator.worker.pool import WorkerPool
 from tests.conftest import Harness, MakeHarness
 from tests.support.payloads import alert, payload
 from tests.support.redis_server import RedisServer
@@ -67,14 +68,15 @@ async def test_a_busy_worker_gets_its_next_job_with_the_outcome(
 ) -> None:
     store, h = await start(harness, redis_server, 20)
     stop = asyncio.Event()
-    worker = asyncio.create_task(h.svc.pipeline.run_worker("t-w1", stop))
+    pool = WorkerPool(h.pipeline(), workers=0, grace=5.0)
+    worker = asyncio.create_task(pool.work("t-w1", stop))
     events = await h.wait_events(20)
     stop.set()
     await asyncio.wait_for(worker, 5)
     assert sorted(e.event_id for e in events) == sorted({e.event_id for e in events})  # each once
     assert {e.outcome_label for e in events} == {"dry_run"}
     assert store.handed == 19  # every job but the first came with the one before it
-    assert await store.queue_depth() == 0
+    assert await store.queue.queue_depth() == 0
 
 
 async def test_a_job_handed_over_while_the_worker_stops_still_runs(
@@ -83,11 +85,12 @@ async def test_a_job_handed_over_while_the_worker_stops_still_runs(
     store, h = await start(harness, redis_server, 3)
     stop = asyncio.Event()
     store.after = stop  # the first outcome hands over job 2, and the worker is told to stop
-    worker = asyncio.create_task(h.svc.pipeline.run_worker("t-w1", stop))
+    pool = WorkerPool(h.pipeline(), workers=0, grace=5.0)
+    worker = asyncio.create_task(pool.work("t-w1", stop))
     await asyncio.wait_for(worker, 10)
     events = await h.wait_events(2)
     assert len(events) == 2 and store.handed == 1  # job 2 ran; no third was claimed
     # job 3 was never claimed: it is still queued for the next worker, not pending on this one
-    assert await store.queue_depth() == 1
-    [left] = await store.dequeue("t-w2", 1, 1.0)
+    assert await store.queue.queue_depth() == 1
+    [left] = await store.queue.dequeue("t-w2", 1, 1.0)
     assert left.deliveries == 1

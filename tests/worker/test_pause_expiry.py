@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from remediator.store.base import Pause
 from remediator.store.memory import MemoryStore
+from remediator.store.values import Pause
 from remediator.worker.pause_expiry import PauseExpiry
+from remediator.worker.telling import Teller
 from tests.support.admin import RecordingNotifier
 
 
@@ -16,13 +17,13 @@ def pause(pause_id: str, until: float) -> Pause:
 
 async def test_a_pause_that_runs_out_is_announced_once_by_one_of_two_watchers() -> None:
     store, notices = MemoryStore(), RecordingNotifier()
-    watchers = [PauseExpiry(store, lambda: notices, every=0.0) for _ in range(2)]
+    watchers = [PauseExpiry(store, Teller(notices), every=0.0) for _ in range(2)]
     now = time.time()
-    await store.add_pause(pause("p1", now + 60))
+    await store.pauses.add_pause(pause("p1", now + 60))
     for watcher in watchers:
         await watcher.check(now)
     assert notices.notices == []
-    await store.add_pause(pause("p1", now - 1))  # its end has come (store clocks are real time)
+    await store.pauses.add_pause(pause("p1", now - 1))  # its end has come (store clocks are real time)
     for watcher in watchers:
         await watcher.check(now + 61)
         await watcher.check(now + 62)
@@ -32,13 +33,13 @@ async def test_a_pause_that_runs_out_is_announced_once_by_one_of_two_watchers() 
 
 async def test_lifted_or_extended_pauses_are_not_announced() -> None:
     store, notices = MemoryStore(), RecordingNotifier()
-    watcher = PauseExpiry(store, lambda: notices, every=0.0)
+    watcher = PauseExpiry(store, Teller(notices), every=0.0)
     now = time.time()
-    await store.add_pause(pause("lifted", now + 60))
-    await store.add_pause(pause("extended", now + 60))
+    await store.pauses.add_pause(pause("lifted", now + 60))
+    await store.pauses.add_pause(pause("extended", now + 60))
     await watcher.check(now)
-    await store.remove_pause("lifted")  # by hand, before its end: the API announces that one
+    await store.pauses.remove_pause("lifted")  # by hand, before its end: the API announces that one
     await watcher.check(now + 1)
-    await store.add_pause(pause("extended", now + 600))
+    await store.pauses.add_pause(pause("extended", now + 600))
     await watcher.check(now + 61)
     assert notices.notices == []

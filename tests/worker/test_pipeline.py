@@ -5,11 +5,12 @@ import time
 
 import structlog
 
-from remediator.api.intake import ManualOptions
+from remediator.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
 from remediator.notify.notice import Notice
-from remediator.store.base import Delivery, Pause
 from remediator.store.memory import MemoryStore
+from remediator.store.memory.locks import MemoryLocks
+from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload
@@ -147,7 +148,7 @@ async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: Make
     assert event.outcome_label == "dry_run" and event.plan == ["probe far -> succeeded"]
     assert event.details["precheck_error"] == "far: connection refused"
     assert "the precheck failed" in event.message
-    assert await h.svc.store.circuit_remaining("dry-far", "far/x") == 0
+    assert await h.svc.store.gates.circuit_remaining("dry-far", "far/x") == 0
 
 
 async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHarness) -> None:
@@ -169,21 +170,23 @@ async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(harness: Mak
     with structlog.testing.capture_logs() as logs:
         event = await h.event(await post_one(h, payload(alert("DryFar"))))
     assert event.outcome_label == "dry_run"
-    [handler_error] = [e for e in logs if e["event"] == "remediation.handler_error"]
-    assert handler_error["log_level"] == "warning" and handler_error["dry_run"] is True
-    assert [e["event"] for e in logs if e["log_level"] == "error"] == []
+    # Issue 25 (item 12): expected in a dry run, so not logged by the executor; the
+    # outcome's one line (info) says why the plan is from the params alone
+    assert [e for e in logs if e["event"] == "remediation.handler_error"] == []
+    [dry_run] = [e for e in logs if e["event"] == "remediation.dry_run"]
+    assert dry_run["log_level"] == "info" and "the precheck failed" in dry_run["message"]
+    assert [e["event"] for e in logs if e["log_level"] in ("warning", "error")] == []
 
 
 async def test_global_dry_run_wins(harness: MakeHarness) -> None:
     h = await harness(RULES, dry_run=True)
     assert await outcome(h, payload(alert("Probe", service="g"))) == "dry_run"
-    assert await h.svc.store.cooldown_remaining("probe", "svc/g") == 0
+    assert await h.svc.store.gates.cooldown_remaining("probe", "svc/g") == 0
 
 
 async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> None:
     sent: list[Notice] = []
-    h = await harness(RULES)
-    h.svc.pipeline.notifier = Recorder(sent)
+    h = await harness(RULES, notifier=Recorder(sent))
     first = await h.event(await post_one(h, payload(alert("Probe", service="f", outcome="failed"))))
     assert first.outcome_label == "failed" and first.details["failures_in_window"] == 1
     second = await h.event(
@@ -230,15 +233,15 @@ async def test_paused(harness: MakeHarness) -> None:
     # Issue 16 changed this test: a webhook job that meets the pause is held, not
     # skipped (on_pause: hold, the default); it runs once the pause is lifted.
     h = await harness(RULES)
-    await h.svc.store.set_pause(Pause(reason="maintenance", until=time.time() + 60))
+    await h.svc.store.pauses.add_pause(Pause(reason="maintenance", until=time.time() + 60))
     event_id = await post_one(h, payload(alert("Probe", service="a")))
     deadline = time.time() + 5
-    while (state := await h.svc.store.job_state(event_id)) is None or state.state != "held":
+    while (state := await h.svc.store.jobs.job_state(event_id)) is None or state.state != "held":
         assert time.time() < deadline, state
         await asyncio.sleep(0.02)
     assert "maintenance" in state.why and RUNS == {}
-    assert await h.svc.store.get_event(event_id) is None
-    await h.svc.store.clear_pause()
+    assert await h.svc.store.audit.get_event(event_id) is None
+    await h.svc.store.pauses.remove_pause(GLOBAL_PAUSE)
     event = await h.event(event_id)
     assert event.outcome_label == "succeeded"
 
@@ -258,8 +261,7 @@ async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
     """An Alertmanager HA pair sends `resolved` twice: one announcement; the copy is
     collapsed at intake (issue 17)."""
     sent: list[Notice] = []
-    h = await harness(RULES)
-    h.svc.pipeline.notifier = Recorder(sent)
+    h = await harness(RULES, notifier=Recorder(sent))
     resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
     assert await outcome(h, resolved) == "skipped:resolved"
     again = await h.post(resolved)
@@ -280,7 +282,7 @@ async def test_inhibited_job_waits_then_runs(harness: MakeHarness) -> None:
     await h.post(payload(storage))
     event_id = await post_one(h, payload(alert("Downstream")))
     await asyncio.sleep(0.3)
-    assert await h.svc.store.get_event(event_id) is None  # still waiting, not dropped
+    assert await h.svc.store.audit.get_event(event_id) is None  # still waiting, not dropped
     assert RUNS["downstream"] == []
     await h.post(payload(dict(storage, status="resolved")))
     event = await h.event(event_id)
@@ -319,7 +321,7 @@ async def test_inhibit_equal_blocks_only_with_equal_labels(harness: MakeHarness)
 
 async def test_locked(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    token = await h.svc.store.acquire_lease("svc/l", 60)
+    token = await h.svc.store.locks.acquire_lease("svc/l", 60)
     assert token
     assert await outcome(h, payload(alert("Probe", service="l"))) == "skipped:locked"
     text = await (await h.client.get("/metrics")).text()
@@ -328,9 +330,9 @@ async def test_locked(harness: MakeHarness) -> None:
 
 async def test_concurrency_budget(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    assert await h.svc.store.acquire_slot("storage", 1, "someone-else", 60)
+    assert await h.svc.store.locks.acquire_slot("storage", 1, "someone-else", 60)
     assert await outcome(h, payload(alert("Grouped", service="a"))) == "skipped:concurrency"
-    await h.svc.store.release_slot("storage", "someone-else")
+    await h.svc.store.locks.release_slot("storage", "someone-else")
     assert await outcome(h, payload(alert("Grouped", service="b"))) == "succeeded"
 
 
@@ -344,18 +346,21 @@ async def test_a_long_handler_keeps_its_concurrency_slot(harness: MakeHarness) -
 
 
 async def test_lease_lost_stops_the_handler(harness: MakeHarness) -> None:
-    class LosingStore(MemoryStore):
+    class LosingLocks(MemoryLocks):
         async def extend_lease(self, target: str, token: str, ttl: float) -> bool:
             return False
+
+    losing = MemoryStore()
+    losing.locks = LosingLocks()
 
     rules = RULES.replace("  - name: slow\n", "  - name: slow\n    lease: 300ms\n").replace(
         "timeout: 300ms", "timeout: 10s"
     )
-    h = await harness(rules, store=LosingStore(), heartbeat=0.05)
+    h = await harness(rules, store=losing, heartbeat=0.05)
     event = await h.event(await post_one(h, payload(alert("Slow"))))
     assert event.outcome_label == "failed" and "lease lost" in event.message
     assert event.details["lease_lost"] is True
-    assert await h.svc.store.circuit_remaining("slow", "slow/x") == 0
+    assert await h.svc.store.gates.circuit_remaining("slow", "slow/x") == 0
     assert "failures_in_window" not in event.details  # not the target's fault: not counted
 
 
@@ -380,10 +385,10 @@ async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> No
         received_at=time.time(),
         alert=WebhookPayload.model_validate(payload(alert("Probe", service="d"))).alerts[0],
     )
-    await h.svc.pipeline.process(Delivery("1-1", job, 4), "w")
+    await h.pipeline().process(Delivery("1-1", job, 4), "w")
     event = await h.event("deadbeef0001")
     assert event.outcome_label == "failed" and "dead-lettered after 4 deliveries" in event.message
-    assert (await h.svc.store.dead_letters(10))[0]["event_id"] == "deadbeef0001"
+    assert (await h.svc.store.queue.dead_letters(10))[0]["event_id"] == "deadbeef0001"
     text = await (await h.client.get("/metrics")).text()
     assert "remediator_dead_letters_total 1.0" in text
     assert RUNS == {}
@@ -399,8 +404,8 @@ async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(harne
     [interrupted] = [e for e in logs if e["event"] == "remediation.interrupted"]
     assert interrupted["log_level"] == "warning" and interrupted["event_id"] == event_id
     assert interrupted["fingerprint"] and interrupted["stage"] == "act"
-    assert await store.get_event(event_id) is None  # no outcome: the job is not lost
-    assert await store.queue_depth() == 1
+    assert await store.audit.get_event(event_id) is None  # no outcome: the job is not lost
+    assert await store.queue.queue_depth() == 1
 
     second = await harness(RULES, store=store, reclaim_idle=0.1)
     event = await second.event(event_id, timeout=15)
@@ -421,7 +426,7 @@ async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(harne
     [step] = [s for s in event.timeline if s.name == "interrupted"]
     assert step.message.startswith("interrupted by the shutdown of replica ")
     assert "SHUTDOWN_GRACE 200ms ran out" in step.message and step.data["stage"] == "act"
-    assert await store.take_timeline(event_id) is None  # used up
+    assert await store.audit.take_timeline(event_id) is None  # used up
 
 
 async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarness) -> None:
@@ -434,3 +439,65 @@ async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarne
     assert (
         h.svc.metrics.registry.get_sample_value("remediator_store_evictions_total", {"kind": "firing"}) == 30
     )
+
+
+async def test_a_resolution_is_announced_once_per_target_after_the_outcome(harness: MakeHarness) -> None:
+    """Issue 25 (item 14): two pods of one target resolve as one announcement, and one
+    that resolves while the run on its target still verifies waits for the outcome."""
+    sent: list[Notice] = []
+    h = await harness(RULES, notifier=Recorder(sent))
+    pod_a = alert("Probe", service="db", pod="a", sleep="0.4")
+    pod_b = alert("Probe", service="db", pod="b", sleep="0.4")
+    [acting, merged] = (await (await h.post(payload(pod_a, pod_b))).json())["event_ids"]
+    await started(["db"])
+    resolved = [dict(pod_a, status="resolved"), dict(pod_b, status="resolved")]
+    response = await h.post(payload(*resolved))  # while the run still holds the lease
+    assert response.status == 202
+    gone = [await h.event(event_id) for event_id in (await response.json())["event_ids"]]
+    assert {e.outcome_label for e in gone} == {"skipped:resolved"}
+    assert (await h.event(acting)).outcome_label == "succeeded"
+    assert (await h.event(merged)).outcome_label == "skipped:locked"
+    kinds = [n.kind for n in sent if n.target == "svc/db" and n.kind in ("outcome", "resolved")]
+    assert kinds == ["outcome", "resolved"]  # once, and after the outcome
+    # the next incident on the target is announced again when it resolves
+    again = alert("Probe", starts_at="2026-11-29T10:00:00Z", service="db", pod="a")
+    parsed = WebhookPayload.model_validate(payload(again))
+    replay = await h.svc.intake.accept(parsed, ManualOptions(ignore_cooldown=True))
+    assert (await h.event(replay.event_ids[0])).outcome_label == "succeeded"
+    assert await outcome(h, payload(dict(again, status="resolved"))) == "skipped:resolved"
+    assert [n.kind for n in sent if n.target == "svc/db"].count("resolved") == 2
+
+
+def test_the_pipeline_is_one_list_of_stages() -> None:
+    """Render, the gates, the admissions, approval, act and outcome, in this order."""
+    from remediator.handling.context import Resources
+    from remediator.metrics import Metrics
+    from remediator.rules.ruleset import RuleSet
+    from remediator.settings import Settings
+    from remediator.worker.pipeline import Pipeline
+
+    settings = Settings()
+    pipeline = Pipeline(
+        store=MemoryStore(),
+        rules=lambda: RuleSet([], "rules.yaml", "hash"),
+        notifier=Recorder([]),
+        metrics=Metrics(),
+        resources=Resources(settings),
+        settings=settings,
+        replica="r",
+    )
+    names = [type(stage).__name__ for stage in pipeline.stages]
+    assert names == [
+        "Render",
+        "StaleLease",
+        "AnnounceResolution",
+        "ResolvedIgnored",
+        "Paused",
+        "Admit",
+        "Inhibited",
+        "AwaitingApproval",
+        "Admit",
+        "Act",
+        "OutcomeStage",
+    ]
+    assert [stage.take for stage in pipeline.stages if hasattr(stage, "take")] == [False, True]

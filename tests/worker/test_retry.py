@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from remediator import Context, HandlerParams, PermanentError, Result, TemporaryError
+from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
 from remediator.handling.registry import Registry, handler
 from tests.conftest import MakeHarness
 from tests.support.payloads import alert, payload
@@ -24,14 +24,23 @@ def registry() -> Registry:
     reg = Registry()
 
     @handler("test.flaky", params=FlakyParams, registry=reg, describe=lambda p: [p.name])
-    async def flaky(params: FlakyParams, ctx: Context) -> Result:
-        CALLS[params.name] += 1
-        ctx.step("act", f"try {CALLS[params.name]}")
-        if params.permanent:
-            raise PermanentError(f"{params.name} is gone")
-        if CALLS[params.name] <= params.temporary:
-            raise TemporaryError(f"{params.name}: connection refused")
-        return Result.succeeded("fixed")
+    class Flaky(Handler[FlakyParams, None, None]):
+        """Fails as often as its params say, then succeeds."""
+
+        async def precheck(self, params: FlakyParams, ctx: Context) -> Checked[None]:
+            return Checked(f"{params.name} (flaky)", None)
+
+        async def act(self, params: FlakyParams, ctx: Context, seen: None) -> Result | None:
+            CALLS[params.name] += 1
+            ctx.step("act", f"try {CALLS[params.name]}")
+            if params.permanent:
+                raise PermanentError(f"{params.name} is gone")
+            if CALLS[params.name] <= params.temporary:
+                raise TemporaryError(f"{params.name}: connection refused")
+            return None
+
+        async def verify(self, params: FlakyParams, ctx: Context, acted: None) -> Result:
+            return Result.succeeded("fixed")
 
     return reg
 
@@ -65,7 +74,7 @@ async def test_a_temporary_failure_is_retried_and_then_succeeds(harness: MakeHar
     [retry] = [s for s in event.timeline if s.name == "retry"]
     assert retry.message.startswith("temporary failure; retry 1 in ")
     assert retry.message.endswith(": t1: connection refused")
-    assert await h.svc.store.circuit_remaining("flaky", "flaky/t1") == 0
+    assert await h.svc.store.gates.circuit_remaining("flaky", "flaky/t1") == 0
     assert (
         h.svc.metrics.registry.get_sample_value(
             "remediator_jobs_deferred_total", {"rule": "flaky", "reason": "retry"}
@@ -89,7 +98,7 @@ async def test_retries_stop_at_the_budget_and_count_once_toward_the_circuit(harn
     first = await h.event(await post_one(h, payload(alert("Flaky", name="b", temporary="9"))))
     assert first.outcome_label == "failed" and CALLS["b"] == 2
     assert first.details["attempts"] == 2 and first.message == "b: connection refused"
-    assert await h.svc.store.circuit_remaining("flaky", "flaky/b") == 0  # counted once
+    assert await h.svc.store.gates.circuit_remaining("flaky", "flaky/b") == 0  # counted once
     # The next job finds 2 failures counted with its own: no retry left in the budget.
     second = await h.event(await post_one(h, payload(alert("Flaky", name="b", temporary="9", try_="2"))))
     assert second.outcome_label == "failed" and second.details["failures_in_window"] == 2

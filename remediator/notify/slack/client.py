@@ -38,13 +38,15 @@ from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
 from remediator.notify.notice import SERVICE_NOTICES, Notice
 from remediator.notify.outbox import Outbox
-from remediator.notify.slack import messages
+from remediator.notify.slack import approvals, messages
 from remediator.notify.slack.blocks import Message
 from remediator.notify.slack.retry import retry_after, retry_handlers
 from remediator.notify.slack.threads import Threads
 from remediator.settings import Settings
 from remediator.store.base import Store
 
+# Notices that update the thread's first message with the incident's latest state.
+HEADER_KINDS = frozenset({"outcome", "escalated", "resolved"})
 log = structlog.get_logger("remediator.notify.slack.client")
 
 
@@ -82,7 +84,7 @@ class SlackNotifier:
     ) -> None:
         self._metrics = metrics
         self._message_timeout = message_timeout
-        self._threads = Threads(store, min_thread_ttl)
+        self._threads = Threads(store.threads, min_thread_ttl)
         self._store = store
         self._channel_id = ""  # the channel's id, as chat.postMessage answers it (chat.update needs it)
         self._secrets = _secrets(settings)
@@ -176,10 +178,29 @@ class SlackNotifier:
             thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
         elif thread is None:
             thread = await self._threads.claim(notice, await self._post(messages.parent(notice), None))
+        elif notice.kind == "started" and not (notice.after_failure or self._threads.failed_last(thread)):
+            self._threads.remember(notice.event_id, thread)  # approved or waited: not another attempt
+            return "skipped"
         else:
             await self._post(messages.reply(notice), thread)
+            await self._update_header(thread, notice)
+        if notice.kind in ("outcome", "escalated"):
+            self._threads.outcome(thread, notice.outcome or "failed")
         self._threads.remember(notice.event_id, thread)
         return "sent"
+
+    async def _update_header(self, thread: str, notice: Notice) -> None:
+        """The thread's first message shows the incident's latest state (never a parent
+        that carries an approval's buttons and decision). A failure is logged, not fatal:
+        the reply is posted."""
+        if notice.kind not in HEADER_KINDS or self._threads.is_approval_parent(thread):
+            return
+        try:
+            await self._update(self._channel_id or self._channel, thread, messages.latest_header(notice))
+        except Exception as exc:
+            log.warning(
+                "slack.header_not_updated", thread=thread, kind=notice.kind, error=self._describe(exc)
+            )
 
     async def _post_approval(self, notice: Notice) -> str:
         """The request with its buttons (starting the thread, or in it), kept in the store so
@@ -189,25 +210,29 @@ class SlackNotifier:
             return "skipped"
         thread = await self._threads.find(notice)
         if self._web is None:  # webhook mode cannot update a message: the decision is a new one
-            await self._post(messages.approval_message(notice, parent=True), None)
+            await self._post(approvals.approval_message(notice, parent=True), None)
             return "sent"
         if notice.kind == "approval_decided":
             if not approval.message_ts:
                 if thread is None:
                     return "skipped"
-                await self._post(messages.approval_message(notice, parent=False), thread)
+                await self._post(approvals.approval_message(notice, parent=False), thread)
                 return "sent"
-            message = messages.approval_message(notice, parent=approval.message_ts == thread)
+            message = approvals.approval_message(notice, parent=approval.message_ts == thread)
             await self._update(approval.channel, approval.message_ts, message)
             return "sent"
         if thread is None:
-            ts = await self._post(messages.approval_message(notice, parent=True), None)
+            ts = await self._post(approvals.approval_message(notice, parent=True), None)
             thread = await self._threads.claim(notice, ts)
+            if thread == ts:
+                self._threads.approval_parent(ts)
         else:
-            ts = await self._post(messages.approval_message(notice, parent=False), thread)
+            ts = await self._post(approvals.approval_message(notice, parent=False), thread)
         self._threads.remember(notice.event_id, thread)
         try:
-            await self._store.set_approval_message(approval.event_id, self._channel_id or self._channel, ts)
+            await self._store.approvals.set_approval_message(
+                approval.event_id, self._channel_id or self._channel, ts
+            )
         except StoreUnavailable as exc:  # the buttons work anyway; a decision cannot update it
             log.warning("slack.approval_message_not_kept", event_id=approval.event_id, error=str(exc))
         return "sent"

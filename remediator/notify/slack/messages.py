@@ -7,7 +7,6 @@ a link, and long values are cut with a note saying so.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from remediator.durations import format_duration
@@ -113,8 +112,9 @@ def _labels(notice: Notice) -> str:
     return "Labels: " + short(", ".join(shown), 1200) if shown else ""
 
 
-def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
-    """What fired and what we are doing about it: the thread's parent (and flat messages)."""
+def incident_blocks(notice: Notice, *, event: bool = True) -> list[dict[str, Any]]:
+    """What fired and what we are doing about it: the thread's parent (and flat messages);
+    ``event``: with the event id of the notice (a header about the incident has none)."""
     blocks: list[dict[str, Any]] = [header(headline(notice)), _incident_fields(notice)]
     summary = _summary(notice)
     if summary:
@@ -128,8 +128,8 @@ def incident_blocks(notice: Notice) -> list[dict[str, Any]]:
         )
     notes = [
         _labels(notice),
-        f"Event {code(notice.event_id)}" if notice.event_id else "",
-        _manual(notice),
+        f"Event {code(notice.event_id)}" if notice.event_id and event else "",
+        _manual(notice) if event else "",
     ]
     return blocks + context(*notes)
 
@@ -157,6 +157,8 @@ def _attempts(notice: Notice) -> str:
     if not failures or not notice.max_attempts:
         return ""
     window = format_duration(notice.attempt_window)
+    if failures > notice.max_attempts:  # a replay that ignored the open circuit
+        return f"Failure {failures} within {window}; the circuit opened at {notice.max_attempts}"
     return f"Failure {failures} of {notice.max_attempts} allowed within {window}"
 
 
@@ -196,7 +198,7 @@ def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
             f"• replay: `{replay_command(notice.event_id)}` or "
             f'`POST /api/v1/replay/{event}` with `{{"ignore_circuit": true}}`\n'
             "• pause all remediation: `remediator pause --reason R --for 30m` or "
-            '`POST /api/v1/pause` with `{"reason": "R", "for": "30m"}`'
+            '`POST /api/v1/pauses` with `{"reason": "R", "for": "30m"}`'
         ),
     ]
 
@@ -265,85 +267,6 @@ def pause_blocks(notice: Notice) -> list[dict[str, Any]]:
     return blocks
 
 
-# ---- approvals ---------------------------------------------------------------------------
-APPROVE, REJECT = "remediator_approve", "remediator_reject"  # the buttons' action ids
-_DECIDED = {
-    "approved": "✅ *Approved*",
-    "rejected": "⛔ *Rejected*",
-    "expired": "⌛ *Not approved in time*",
-    "withdrawn": "↩️ *Withdrawn*",
-}
-
-
-def _who(ident: str) -> str:
-    """A Slack id from ``approvers`` as a mention (they are validated ids)."""
-    return f"<!subteam^{ident}>" if ident.startswith("S") else f"<@{ident}>"
-
-
-def _at(epoch: float, fmt: str = "{date_short_pretty} {time}") -> str:
-    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-    return f"<!date^{int(epoch)}^{fmt}|{iso}>"
-
-
-def approval_blocks(notice: Notice) -> list[dict[str, Any]]:
-    """What would run, who may decide until when, and (while pending) the two buttons."""
-    approval = notice.approval
-    if approval is None:
-        return []
-    plan = "\n".join(f"• {short(step, 400)}" for step in approval.plan[:15]) or "• (the handler gave no plan)"
-    blocks = [
-        section(
-            f"✋ *Approval needed* before {code(approval.handler or notice.handler)} runs on "
-            f"{code(approval.target)}\n*What would run*\n{plan}"
-        )
-    ]
-    if approval.decision is None:
-        who = " ".join(_who(a) for a in approval.approvers[:20])
-        event = escape(approval.event_id)
-        blocks += context(
-            f"Approvers: {who} · until {_at(approval.expires_at)}",
-            f"Or: `remediator approve {event}` / `remediator reject {event}`",
-        )
-        blocks.append(
-            {
-                "type": "actions",
-                "block_id": "remediator_approval",
-                "elements": [
-                    _button("Approve", APPROVE, approval.event_id, "primary"),
-                    _button("Reject", REJECT, approval.event_id, "danger"),
-                ],
-            }
-        )
-        return blocks
-    by = escape(approval.decided_by)
-    when = f" at {_at(approval.decided_at, '{date_short_pretty} {time_secs}')}" if approval.decided_at else ""
-    verdict = _DECIDED.get(approval.decision, approval.decision)
-    text = f"{verdict} by {by}{when}" if approval.decision in ("approved", "rejected") else f"{verdict}{when}"
-    if approval.note:
-        text += f": {short(approval.note, 500)}"
-    blocks.append(section(text))
-    return blocks
-
-
-def _button(label: str, action: str, value: str, style: str) -> dict[str, Any]:
-    return {
-        "type": "button",
-        "action_id": action,
-        "text": {"type": "plain_text", "text": label},
-        "style": style,
-        "value": value,
-    }
-
-
-def approval_message(notice: Notice, *, parent: bool) -> Message:
-    """The approval request (or, decided, its update): with the incident when it starts
-    the thread, alone as a reply in an existing one."""
-    blocks = approval_blocks(notice)
-    if parent:
-        blocks = incident_blocks(notice) + blocks
-    return Message(fallback(escape(headline(notice)), f"rule {notice.rule}"), _bounded(blocks))
-
-
 def _body(notice: Notice) -> list[dict[str, Any]]:
     if notice.kind == "waiting":
         return waiting_blocks(notice)
@@ -367,7 +290,7 @@ def _text(notice: Notice) -> str:
     return fallback(escape(headline(notice)), f"rule {notice.rule}", extra)
 
 
-def _bounded(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def bounded(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return blocks[:MAX_BLOCKS]
 
 
@@ -375,18 +298,26 @@ def _bounded(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def parent(notice: Notice) -> Message:
     """A thread's first message: the incident, then (for a late parent) what happened."""
     if notice.kind == "rules_reload":
-        return Message(_text(notice), _bounded(reload_blocks(notice)))
+        return Message(_text(notice), bounded(reload_blocks(notice)))
     if notice.kind in ("pause_started", "pause_ended"):
-        return Message(fallback(escape(headline(notice)), "", ""), _bounded(pause_blocks(notice)))
+        return Message(fallback(escape(headline(notice)), "", ""), bounded(pause_blocks(notice)))
     body = _body(notice)
-    return Message(_text(notice), _bounded(incident_blocks(notice) + body))
+    return Message(_text(notice), bounded(incident_blocks(notice) + body))
+
+
+def latest_header(notice: Notice) -> Message:
+    """A thread's first message updated to the incident's latest state (an outcome, an
+    escalation, the resolution): what fired, headed by what happened last."""
+    notes = context("The latest state of this incident; the thread below has each step.")
+    run = notice.kind != "resolved"  # the event of the run that led here (an outcome)
+    return Message(_text(notice), bounded(incident_blocks(notice, event=run) + notes))
 
 
 def reply(notice: Notice) -> Message:
     """A reply in the incident's thread; escalations are also shown in the channel."""
     if notice.kind == "started":
         return Message(_text(notice), started_reply_blocks(notice))
-    return Message(_text(notice), _bounded(_body(notice)), broadcast=notice.kind == "escalated")
+    return Message(_text(notice), bounded(_body(notice)), broadcast=notice.kind == "escalated")
 
 
 def flat(notice: Notice) -> Message:

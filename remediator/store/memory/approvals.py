@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from remediator.store.base import Approval, Decision
 from remediator.store.memory.expiring import Expiring
+from remediator.store.values import Approval, Decision
 
 
 class MemoryApprovals:

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections import OrderedDict
 
 from remediator.models import AuditEvent
-from remediator.store.base import JobState
 from remediator.store.memory.expiring import Expiring
+from remediator.store.memory.jobs import MemoryJobs
 
 
 class MemoryAudit:
     """Up to ``max_events`` events, the oldest recorded dropped first."""
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self, max_events: int, jobs: MemoryJobs) -> None:
         self._max = max_events
+        self._jobs = jobs  # an outcome recorded takes the job out of the index
         self._seq = itertools.count(1)
         self._events: OrderedDict[str, AuditEvent] = OrderedDict()
         self._event_seq: dict[str, int] = {}  # event id -> when last recorded (the cursor)
         self._timelines: Expiring[str, str] = Expiring()  # event id -> steps
-        self.jobs: dict[str, JobState] = {}  # the job-state index: jobs without an outcome
 
     async def record_event(self, event: AuditEvent) -> None:
-        self.jobs.pop(event.event_id, None)
+        self._jobs.done(event.event_id)
         self._events[event.event_id] = event
         self._events.move_to_end(event.event_id)
         self._event_seq[event.event_id] = next(self._seq)
@@ -64,16 +63,3 @@ class MemoryAudit:
 
     async def take_timeline(self, event_id: str) -> str | None:
         return self._timelines.pop(event_id)
-
-    async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None:
-        current = self.jobs.get(event_id)
-        if current is not None:
-            self.jobs[event_id] = current.moved(state, why, target, time.time())
-
-    async def job_state(self, event_id: str) -> JobState | None:
-        return self.jobs.get(event_id)
-
-    async def job_states(self, state: str | None, limit: int) -> list[JobState]:
-        """Oldest first (by when the job was received)."""
-        found = [job for job in self.jobs.values() if state is None or job.state == state]
-        return sorted(found, key=lambda job: (job.received_at, job.event_id))[:limit]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from remediator.models import Alert
 
 
-class FiringIndex:
+class MemoryFiring:
     """Per fingerprint: when the alert started, its labels, when the entry expires."""
 
     def __init__(self, ttl: float, cap: int, evicted: Callable[[], None]) -> None:
@@ -39,12 +39,12 @@ class FiringIndex:
         for alert in resolved:
             self._alerts.pop(alert.fingerprint, None)
 
-    def labels(self) -> list[dict[str, str]]:
+    async def firing_labels(self) -> list[dict[str, str]]:
         now = time.time()
         for fp in [fp for fp, (_, _, exp) in self._alerts.items() if exp <= now]:
             del self._alerts[fp]
         return [labels for _, labels, _ in self._alerts.values()]
 
-    def is_firing(self, fingerprint: str, starts_at: str) -> bool:
+    async def is_firing(self, fingerprint: str, starts_at: str) -> bool:
         item = self._alerts.get(fingerprint)
         return item is not None and item[0] == starts_at and item[2] > time.time()

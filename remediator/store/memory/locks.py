@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from remediator.store.base import holder_of, lease_token
 from remediator.store.memory.expiring import Expiring
+from remediator.store.values import holder_of, lease_token
 
 
 class MemoryLocks:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from remediator.models import Job
-from remediator.store.base import Delivery
+from remediator.store.values import Delivery
 
 
 class MemoryQueue:
@@ -107,16 +107,7 @@ class MemoryQueue:
         return moved
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._dead.append(
-            {
-                "id": delivery.id,
-                "event_id": delivery.job.event_id,
-                "rule": delivery.job.rule,
-                "deliveries": delivery.deliveries,
-                "reason": reason,
-                "at": time.time(),
-            }
-        )
+        self._dead.append(delivery.dead_letter(reason, time.time()))
         await self.ack(delivery.id)
 
     async def dead_letters(self, limit: int) -> list[dict[str, Any]]:

@@ -12,10 +12,10 @@ import orjson
 
 from remediator.models import Job
 from remediator.store.admission import Admission, AdmitStop, Admitted, Concluded, Conclusion
-from remediator.store.base import Delivery, holder_of, lease_token
 from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.common import Backend, guarded, ms, text
 from remediator.store.redis.queue import RedisQueue
+from remediator.store.values import Delivery, holder_of, lease_token
 
 _STOPS: frozenset[AdmitStop] = frozenset(
     ("", "pauses_changed", "resolved", "duplicate", "cooldown", "circuit", "locked", "concurrency")

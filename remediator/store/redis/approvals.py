@@ -8,16 +8,11 @@ import json
 import time
 from typing import Any
 
-from remediator.store.base import Approval, Decision
-from remediator.store.redis.common import Backend, guarded, ms, text
+from remediator.store.redis.common import Part, guarded, ms, text
+from remediator.store.values import Approval, Decision
 
 
-class RedisApprovals:
-    def __init__(self, backend: Backend) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
-
+class RedisApprovals(Part):
     @guarded
     async def request_approval(self, scope: str, approval: Approval, ttl: float) -> tuple[Approval, bool]:
         k = self.keys

@@ -4,23 +4,19 @@ the timelines of runs cut short by a shutdown."""
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from remediator.models import AuditEvent
-from remediator.store.base import JobState
-from remediator.store.redis.common import Backend, guarded, ms, text
+from remediator.store.redis.common import Backend, Part, guarded, ms, text
 
 _STREAM_ID = re.compile(r"^[0-9]+-[0-9]+$")
 
 
-class RedisAudit:
+class RedisAudit(Part):
     """Up to ``max_events`` events, each kept at most ``retention`` seconds."""
 
     def __init__(self, backend: Backend, max_events: int, retention: float) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
+        super().__init__(backend)
         self._max = max_events
         self._retention = retention
 
@@ -80,23 +76,6 @@ class RedisAudit:
     async def take_timeline(self, event_id: str) -> str | None:
         value = await self._r.getdel(self.keys.interrupted(event_id))
         return None if value is None else text(value)
-
-    # ---- the job-state index ------------------------------------------------------
-    @guarded
-    async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None:
-        await self._b.run("JOB_STATE", [self.keys.job_states], [event_id, state, why, target, time.time()])
-
-    @guarded
-    async def job_state(self, event_id: str) -> JobState | None:
-        data = await self._r.hget(self.keys.job_states, event_id)
-        return None if data is None else JobState.loads(data)
-
-    @guarded
-    async def job_states(self, state: str | None, limit: int) -> list[JobState]:
-        """Oldest first (by when the job was received)."""
-        found = [JobState.loads(data) for data in (await self._r.hgetall(self.keys.job_states)).values()]
-        found = [job for job in found if state is None or job.state == state]
-        return sorted(found, key=lambda job: (job.received_at, job.event_id))[:limit]
 
 
 def _wanted(fields: dict[bytes, bytes], rule: str | None, outcome: str | None) -> bool:

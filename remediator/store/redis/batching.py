@@ -15,7 +15,7 @@ from remediator.errors import StoreUnavailable
 
 
 @dataclass(frozen=True)
-class Intake:
+class IntakeWrite:
     """What one accept() stores: queued jobs and firing-index changes."""
 
     jobs: list[bytes]
@@ -29,18 +29,18 @@ class Intake:
     collapsed: list[str] = field(default_factory=list)
 
 
-_Waiter = tuple[Intake, "asyncio.Future[None]"]
+_Waiter = tuple[IntakeWrite, "asyncio.Future[None]"]
 
 
 class AcceptBatcher:
     """Collects accept() calls while a write is in flight, then writes them together."""
 
-    def __init__(self, write: Callable[[list[Intake]], Awaitable[None]]) -> None:
+    def __init__(self, write: Callable[[list[IntakeWrite]], Awaitable[None]]) -> None:
         self._write = write
         self._waiting: list[_Waiter] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Intake) -> None:
+    async def submit(self, item: IntakeWrite) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._task is None:

@@ -91,3 +91,12 @@ class Backend:
         """Seconds the key has left (0.0: gone, or it never expires)."""
         left = int(await self.r.pttl(key))
         return left / 1000 if left > 0 else 0.0
+
+
+class Part:
+    """One part of the Redis store: the shared client (``_r``), keys and scripts (``_b``)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+        self._r = backend.r
+        self.keys = backend.keys

@@ -1,4 +1,8 @@
-"""The webhook intake on Redis: index the alerts and queue the jobs in one round trip."""
+"""The webhook intake on Redis: index the alerts and queue the jobs in one round trip.
+
+Concurrent accept() calls share that round trip (``batching.AcceptBatcher``). An
+automatic job is collapsed into the first one of its (rule, alert status, episode): the
+intake marker ``keys.intake`` counts the copies (``scripts.ENQUEUE``)."""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import orjson
 from redis.asyncio.cluster import RedisCluster
 
 from remediator.models import Alert, Job, NewJob
-from remediator.store.base import JobState
-from remediator.store.redis.batching import Intake
-from remediator.store.redis.common import FAILURES, Backend, log, ms, text
+from remediator.store.redis.batching import AcceptBatcher, IntakeWrite
+from remediator.store.redis.common import FAILURES, Backend, Part, guarded, log, ms, text
+from remediator.store.values import JobState, collapses
 
 
 def intake(
@@ -20,13 +24,13 @@ def intake(
     resolved: Sequence[Alert],
     firing_ttl: float,
     collapse: Callable[[Job | NewJob], str] | None = None,
-) -> Intake:
+) -> IntakeWrite:
     """What one accept() stores; firing alerts expire from the index after ``firing_ttl``.
 
     ``collapse`` names a job's intake key ('' = never collapsed): see ``scripts.ENQUEUE``."""
     now = time.time()
     expires = int((now + firing_ttl) * 1000)
-    return Intake(
+    return IntakeWrite(
         jobs=[job.dumps() for job in jobs],
         states={job.event_id: JobState.queued_json(job, now) for job in jobs},
         firing={
@@ -42,7 +46,7 @@ def intake(
     )
 
 
-async def write_intake(backend: Backend, batch: list[Intake], ttl: float) -> None:
+async def write_intake(backend: Backend, batch: list[IntakeWrite], ttl: float) -> None:
     """One round trip for every accept() of the batch; each item's ``collapsed`` gets the
     event ids of its jobs collapsed into earlier ones (markers live ``ttl``)."""
     if isinstance(backend.r, RedisCluster):
@@ -53,7 +57,7 @@ async def write_intake(backend: Backend, batch: list[Intake], ttl: float) -> Non
         item.collapsed[:] = [event_id for event_id in item.ids if event_id in collapsed]
 
 
-async def _script_intake(backend: Backend, batch: list[Intake], ttl: float) -> set[str]:
+async def _script_intake(backend: Backend, batch: list[IntakeWrite], ttl: float) -> set[str]:
     """``scripts.INTAKE``: the firing index, the job states and the jobs in one command."""
     k, latest = backend.keys, _latest_firing(batch)
     firing = [(fp, item) for fp, item in latest.items() if item is not None]
@@ -71,7 +75,7 @@ async def _script_intake(backend: Backend, batch: list[Intake], ttl: float) -> s
     return {text(i) for i in await backend.run("INTAKE", keys, args)}
 
 
-async def _clustered_intake(backend: Backend, batch: list[Intake], ttl: float) -> set[str]:
+async def _clustered_intake(backend: Backend, batch: list[IntakeWrite], ttl: float) -> set[str]:
     """Redis Cluster: the keys live in three slots ({firing}, {audit}, {q}), so the index
     writes are pipelined (the job states before the jobs), then ENQUEUE runs (a cluster
     pipeline refuses EVALSHA), and the collapsed jobs' states are taken back after."""
@@ -105,7 +109,59 @@ async def _clustered_intake(backend: Backend, batch: list[Intake], ttl: float) -
     return collapsed
 
 
-def _latest_firing(batch: list[Intake]) -> dict[str, tuple[int, str] | None]:
+class RedisIntake(Part):
+    """The webhook's write: alerts indexed, jobs and their states stored, in one round trip
+    shared by every accept() of the moment."""
+
+    def __init__(self, backend: Backend, firing_ttl: float) -> None:
+        super().__init__(backend)
+        self._firing_ttl = firing_ttl
+        self._batcher = AcceptBatcher(self._write)
+
+    async def accept(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> None:
+        item = intake(jobs, firing, resolved, self._firing_ttl)
+        if item.jobs or item.firing or item.resolved:
+            await self._batcher.submit(item)
+
+    async def accept_collapsing(
+        self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
+    ) -> list[str]:
+        item = intake(jobs, firing, resolved, self._firing_ttl, self.key)
+        if item.jobs or item.firing or item.resolved:
+            await self._batcher.submit(item)
+        return item.collapsed
+
+    @guarded
+    async def settle_intake(self, job: Job, done: bool) -> int:
+        if not collapses(job):
+            return 0
+        n = await self._b.run("SETTLE_INTAKE", [self.key(job)], [job.event_id, int(done)])
+        return int(n)
+
+    @guarded
+    async def intake_copies(self, job: Job) -> int:
+        if not collapses(job):
+            return 0
+        owner, n = await self._r.hmget(self.key(job), ["id", "n"])
+        return int(n or 0) if owner is not None and text(owner) == job.event_id else 0
+
+    def key(self, job: Job | NewJob) -> str:
+        """The job's intake marker ('' for a job never collapsed: a manual replay)."""
+        return self.keys.intake(job.alert.status, job.rule, job.alert.episode) if collapses(job) else ""
+
+    async def close(self) -> None:
+        """Fail the writes still waiting (the store is closing)."""
+        await self._batcher.close()
+
+    @guarded
+    async def _write(self, batch: list[IntakeWrite]) -> None:
+        """One pipelined round trip for every accept() waiting in this moment."""
+        await write_intake(self._b, batch, self._firing_ttl)
+
+
+def _latest_firing(batch: list[IntakeWrite]) -> dict[str, tuple[int, str] | None]:
     """Per fingerprint, the last word of the batch: firing (expiry, data) or resolved (None)."""
     latest: dict[str, tuple[int, str] | None] = {}
     for item in batch:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from remediator.store.base import holder_of, lease_token
-from remediator.store.redis.common import Backend, guarded, ms
+from remediator.store.redis.common import Part, guarded, ms
+from remediator.store.values import holder_of, lease_token
 
 
-class RedisLocks:
+class RedisLocks(Part):
     """One repair per target at a time, and concurrency budgets per group."""
-
-    def __init__(self, backend: Backend) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
 
     @guarded
     async def acquire_lease(self, target: str, ttl: float, holder: str = "") -> str | None:

@@ -14,8 +14,8 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from remediator.models import Job
-from remediator.store.base import Delivery
-from remediator.store.redis.common import Backend, guarded, log, ms, text
+from remediator.store.redis.common import Backend, Part, guarded, log, ms, text
+from remediator.store.values import Delivery
 
 _DEAD_LETTERS_KEPT = 1000
 _PROMOTE_BATCH = 100
@@ -25,16 +25,14 @@ def _nogroup(exc: ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
 
 
-class RedisQueue:
+class RedisQueue(Part):
     """Jobs in a stream read by one consumer group; a silent consumer's jobs are reclaimed.
 
     ``max_block`` caps a blocking read below the socket timeout.
     """
 
     def __init__(self, backend: Backend, max_block: float) -> None:
-        self._b = backend
-        self._r = backend.r
-        self.keys = backend.keys
+        super().__init__(backend)
         self._max_block = max_block
         self._cursor = "0-0"
         # A consumer of the group silent this long with nothing pending is gone; look hourly.
@@ -148,15 +146,7 @@ class RedisQueue:
 
     @guarded
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        record = {
-            "id": delivery.id,
-            "event_id": delivery.job.event_id,
-            "rule": delivery.job.rule,
-            "deliveries": delivery.deliveries,
-            "reason": reason,
-            "at": time.time(),
-        }
-        await self._dead_letter(delivery.id, record)
+        await self._dead_letter(delivery.id, delivery.dead_letter(reason, time.time()))
 
     async def _dead_letter(self, entry_id: str, record: dict[str, Any]) -> None:
         args = [self.keys.group, entry_id, json.dumps(record), _DEAD_LETTERS_KEPT]

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from remediator.store.redis.common import Backend, guarded, ms, text
+from remediator.store.redis.common import Part, guarded, ms, text
 
 
-class RedisThreads:
-    def __init__(self, backend: Backend) -> None:
-        self._b = backend
-        self.keys = backend.keys
-
+class RedisThreads(Part):
     @guarded
     async def claim_thread(self, rule: str, target: str, ts: str, ttl: float) -> str:
         return text(await self._b.run("CLAIM_THREAD", [self.keys.thread(rule, target)], [ts, ms(ttl)]))

@@ -1,4 +1,6 @@
-"""Webhook payload -> one job per (alert, matching rule), stored before we answer."""
+"""The intake: a webhook payload becomes one job per (alert, matching rule), stored before
+the webhook answers. Not HTTP: the Alertmanager route, the admin replays and the
+console hand it payloads."""
 
 from __future__ import annotations
 
@@ -70,9 +72,9 @@ class Intake:
         firing = [a for a in payload.alerts if a.status == "firing"]
         resolved = [a for a in payload.alerts if a.status == "resolved"]
         if manual is None:
-            dropped = set(await self._store.accept_collapsing(jobs, firing, resolved))
+            dropped = set(await self._store.intake.accept_collapsing(jobs, firing, resolved))
         else:
-            await self._store.accept(jobs, [], [])
+            await self._store.intake.accept(jobs, [], [])
             dropped = set()
         if firing:
             self._received["firing"].inc(len(firing))
@@ -100,16 +102,17 @@ def _job(
     now: float,
     manual: ManualOptions | None,
 ) -> NewJob:
-    if manual is None:
-        return NewJob(
-            event_id=new_event_id(),
-            rule=rule,
-            alert=alert,
-            raw_alert=raw,
-            received_at=now,
-            external_url=payload.external_url,
-            receiver=payload.receiver,
-        )
+    """The job of one (alert, rule); a manual one carries who asked and what to ignore."""
+    options: dict[str, Any] = {}
+    if manual is not None:
+        options = {
+            "manual": True,
+            "note": manual.note,
+            "dry_run": manual.dry_run,
+            "ignore_cooldown": manual.ignore_cooldown,
+            "ignore_circuit": manual.ignore_circuit,
+            "requested_by": manual.requested_by,
+        }
     return NewJob(
         event_id=new_event_id(),
         rule=rule,
@@ -118,10 +121,5 @@ def _job(
         received_at=now,
         external_url=payload.external_url,
         receiver=payload.receiver,
-        manual=True,
-        note=manual.note,
-        dry_run=manual.dry_run,
-        ignore_cooldown=manual.ignore_cooldown,
-        ignore_circuit=manual.ignore_circuit,
-        requested_by=manual.requested_by,
+        **options,
     )

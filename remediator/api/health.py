@@ -1,0 +1,64 @@
+"""``/healthz`` (the process lives), ``/readyz`` (rules loaded and the store answers) and
+``/metrics`` (Prometheus text): no authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from remediator.api.schemas import iso
+from remediator.api.service import SERVICE
+from remediator.errors import StoreUnavailable
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    problems = []
+    last = svc.rules.last
+    rules: dict[str, Any] = {
+        "loaded": svc.rules.loaded,  # times as ISO 8601 UTC
+        "last_reload": last.as_dict() | {"at": iso(last.at)} if last else None,
+    }
+    if svc.rules.loaded:
+        rules["hash"] = svc.rules.current().hash
+        rules["count"] = len(svc.rules.current())
+    else:
+        problems.append("no rules loaded")
+    if svc.rules.last is not None and not svc.rules.last.ok:
+        rules["warning"] = "last reload failed; running on the last good rules"
+    try:
+        await asyncio.wait_for(svc.store.ping(), 2.0)
+        store = {"kind": svc.store.kind, "ok": True}
+    except (StoreUnavailable, TimeoutError) as exc:
+        store = {"kind": svc.store.kind, "ok": False, "error": str(exc) or "timeout"}
+        problems.append(f"store unavailable: {store['error']}")
+    body = {
+        "status": "ready" if not problems else "not ready",
+        "problems": problems,
+        "rules": rules,
+        "store": store,
+        "replica": svc.replica,
+    }
+    return web.json_response(body, status=200 if not problems else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
+        svc.metrics.queue_depth.set(await asyncio.wait_for(svc.store.queue.queue_depth(), 1.0))
+    body = generate_latest(svc.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,106 @@
+"""The one place the workers tell people: every notice a job causes is built and sent here.
+
+As Alertmanager's notify stages own the sending, the stages never call the notifier
+themselves: they ask the ``Teller`` (started, outcome, escalated, resolved, waiting,
+approval asked or decided, a pause ran out), which fills in what the notice needs from
+the run and hands it to the notifier (``send`` returns at once and never raises).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from remediator.models import Outcome, Result
+from remediator.notify.notice import Notice, NoticeKind, Notifier
+from remediator.store.values import Approval, Pause
+from remediator.worker.runs import Run
+
+
+class Teller:
+    """Builds each notice from the run it is about, and sends it."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def started(self, run: Run, *, dry_run: bool) -> None:
+        """The handler starts (``after_failure``: an earlier attempt on it failed)."""
+        self._send(self.notice(run, "started", dry_run=dry_run, after_failure=run.job.attempts > 0))
+
+    def outcome(self, run: Run, result: Result) -> None:
+        self._send(self.notice(run, "outcome", result=result))
+
+    def escalated(self, run: Run, result: Result, failures: int) -> None:
+        self._send(self.notice(run, "escalated", result=result, failures=failures))
+
+    def resolved(self, run: Run) -> None:
+        self._send(self.notice(run, "resolved"))
+
+    def waiting(self, run: Run, message: str, waited: float) -> None:
+        self._send(replace(self.notice(run, "waiting"), message=message, duration=waited))
+
+    def approval(self, run: Run, approval: Approval, kind: NoticeKind) -> None:
+        """``approval``: asked (the buttons); ``approval_decided``: its message updated."""
+        self._send(replace(self.notice(run, kind), approval=approval, plan=list(approval.plan)))
+
+    def decided(self, approval: Approval) -> None:
+        """An approval decided away from any run (a Slack click, the API, the CLI)."""
+        self._send(decided_notice(approval))
+
+    def pause_ended(self, pause: Pause, message: str) -> None:
+        self._send(Notice(kind="pause_ended", message=message, pause=pause.as_dict()))
+
+    def notice(
+        self,
+        run: Run,
+        kind: NoticeKind,
+        *,
+        result: Result | None = None,
+        dry_run: bool = False,
+        failures: int = 0,
+        after_failure: bool = False,
+    ) -> Notice:
+        """The notice of ``kind`` about ``run`` (and its ``result``, once there is one)."""
+        job, rule = run.job, run.rule
+        details: dict[str, Any] = result.details if result else {}
+        return Notice(
+            kind=kind,
+            rule=job.rule,
+            target=run.target,
+            event_id=job.event_id,
+            handler=rule.handler.name if rule else "",
+            alert=job.alert,
+            external_url=job.external_url,
+            manual=job.manual,
+            requested_by=job.requested_by,
+            dry_run=dry_run or (result is not None and result.outcome is Outcome.DRY_RUN),
+            outcome=result.outcome.value if result else "",
+            message=result.message if result else "",
+            duration=details.get("duration_seconds") if result else None,
+            plan=result.plan if result else [],
+            details=details,
+            escalate=rule.policy.escalate if rule else "",
+            cooldown=rule.policy.cooldown if rule else 0.0,
+            failures=failures,
+            max_attempts=rule.policy.max_attempts if rule else 0,
+            attempt_window=rule.policy.attempt_window if rule else 0.0,
+            timeline=list(run.timeline) if result else [],
+            after_failure=after_failure,
+        )
+
+    def _send(self, notice: Notice) -> None:
+        self.notifier.send(notice)
+
+
+def decided_notice(approval: Approval) -> Notice:
+    """The notice that updates an approval's Slack message once it is decided."""
+    return Notice(
+        kind="approval_decided",
+        rule=approval.rule,
+        target=approval.target,
+        event_id=approval.event_id,
+        handler=approval.handler,
+        alert=approval.alert,
+        plan=list(approval.plan),
+        approval=approval,
+    )
