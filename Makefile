@@ -2,7 +2,11 @@
 # Every install path takes exactly what uv.lock says (uv sync --frozen); `make lock` refreshes it.
 PYTHON ?= python3
 PORT ?= 8080
-HOST ?= 127.0.0.1
+# `make run` binds loopback unless make's command line says `HOST=...`: an exported HOST
+# (tcsh sets it to the machine's name) would open it to the network unasked.
+ifneq ($(origin HOST),command line)
+HOST := 127.0.0.1
+endif
 # The development environment (test and lint groups), and the runtime-only one of `make run`.
 VENV ?= .venv
 RUN_VENV ?= .venv-run
