@@ -7,6 +7,10 @@ PORT ?= 8080
 ifneq ($(origin HOST),command line)
 HOST := 127.0.0.1
 endif
+# `make image`: IMAGE (default localhost/remediator:<pyproject's version>) on BASE (default:
+# the Dockerfile's, else a local Debian base; see scripts/image.sh).
+IMAGE ?=
+BASE ?=
 # The development environment (test and lint groups), and the runtime-only one of `make run`.
 VENV ?= .venv
 RUN_VENV ?= .venv-run
@@ -67,6 +71,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check remediator handlers tests demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+## image: build the Dockerfile with podman (on a local Debian base when the official one cannot be pulled)
+image:
+	IMAGE=$(IMAGE) BASE=$(BASE) PYTHON=$(PYTHON) bash scripts/image.sh
 
 clean:
 	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -12,15 +12,13 @@ import signal
 import stat
 import subprocess
 import time
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.markers import Marker
-from packaging.utils import canonicalize_name
 
+from tests.support.lockfile import development_packages, installed, project_version, runtime_set
 from tests.support.procs import ROOT, free_port, require_binary
 
 README_URL = "http://127.0.0.1:8080"
@@ -144,62 +142,18 @@ def test_only_makes_command_line_opens_it_to_the_network(served: Run) -> None:
     assert "HOST=0.0.0.0 " in given.stdout, given.stdout
 
 
-def _distributions(python: Path) -> dict[str, str]:
-    code = (
-        "import importlib.metadata as m, json;"
-        "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
-    )
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout
-    return {canonicalize_name(name): version for name, version in json.loads(out).items()}
-
-
-def _runtime_set_of_the_lock() -> dict[str, str]:
-    """`uv export` of the runtime dependencies only: name -> version, markers evaluated here."""
-    uv = require_binary("uv", str(ROOT / ".tools" / "bin" / "uv"))
-    exported = subprocess.run(
-        [
-            uv,
-            "export",
-            "--frozen",
-            "--no-default-groups",
-            "--no-hashes",
-            "--no-emit-project",
-            "--project",
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=_clean_env(),
-    ).stdout
-    wanted: dict[str, str] = {}
-    for line in exported.splitlines():
-        if not line or line.startswith(("#", " ")):
-            continue
-        requirement, _, marker = line.partition(" ; ")
-        name, _, version = requirement.partition("==")
-        if not marker or Marker(marker).evaluate():
-            wanted[canonicalize_name(name)] = version.strip()
-    return wanted
-
-
 def test_the_venv_holds_exactly_the_locked_runtime_set(served: Run) -> None:
-    installed = _distributions(served.copy / ".venv-run" / "bin" / "python")
-    assert (
-        installed.pop("remediator")
-        == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    )
-    assert installed == _runtime_set_of_the_lock()
+    found = installed([str(served.copy / ".venv-run" / "bin" / "python")])
+    packages = dict(found.distributions)
+    assert packages.pop("remediator") == project_version()
+    assert packages == runtime_set(found, _clean_env())
 
 
 def test_the_venv_has_no_test_or_lint_package(served: Run) -> None:
-    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
-    development = {
-        canonicalize_name(re.split(r"[\[<>=!~ ;]", dep, maxsplit=1)[0]) for g in groups.values() for dep in g
-    }
+    development = development_packages()
     assert {"pytest", "mypy", "ruff", "chdb-core"} <= development
-    installed = set(_distributions(served.copy / ".venv-run" / "bin" / "python"))
-    assert installed & development == set()
+    found = installed([str(served.copy / ".venv-run" / "bin" / "python")])
+    assert set(found.distributions) & development == set()
 
 
 def _size_mb(root: Path) -> float:
