@@ -62,7 +62,7 @@ test-unit: $(VENV)/.installed
 test-latest: $(UV)
 	bash scripts/test-latest.sh $(UV)
 
-## deploy-sync: refresh deploy/base/rules.yaml and deploy/prometheus/prometheusrule.yaml (tests fail while stale)
+## deploy-sync: refresh deploy/base/rules.yaml, deploy/prometheus/prometheusrule.yaml and the version in deploy/ (tests fail while stale)
 deploy-sync:
 	bash scripts/sync-deploy.sh
 

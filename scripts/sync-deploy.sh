@@ -4,6 +4,9 @@
 #     (kustomize's configMapGenerator reads only files inside the kustomization's directory)
 #   deploy/prometheus/alerts.rules.yml -> deploy/prometheus/prometheusrule.yaml
 #     (the same groups wrapped in a PrometheusRule for the Prometheus Operator)
+#   pyproject.toml's version           -> the app.kubernetes.io/version labels of deploy/base,
+#     deploy/prometheus and deploy/grafana, and the overlay's image tag (newTag)
+# A release's version bump is one edit of pyproject.toml, then `make deploy-sync`.
 # tests/deploy/test_deploy_manifests.py and tests/deploy/test_prometheus_rules.py fail while a copy is stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +29,8 @@ HEADER
   # Drop the file's top-level comments, indent the rest under `spec:`.
   sed -e '/^#/d' -e 's/^\(.\)/  \1/' deploy/prometheus/alerts.rules.yml
 } > deploy/prometheus/prometheusrule.yaml
-echo "sync-deploy: deploy/base/rules.yaml and deploy/prometheus/prometheusrule.yaml are up to date"
+version=$("${PYTHON:-python3}" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+sed -i -E "s/^( *app\.kubernetes\.io\/version: )\"[^\"]*\"/\1\"$version\"/" \
+  deploy/base/kustomization.yaml deploy/prometheus/kustomization.yaml deploy/grafana/kustomization.yaml
+sed -i -E "s/^( *newTag: )\"[^\"]*\"/\1\"$version\"/" deploy/overlays/torghut/kustomization.yaml
+echo "sync-deploy: deploy/base/rules.yaml, deploy/prometheus/prometheusrule.yaml and version $version are up to date"

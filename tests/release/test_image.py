@@ -199,6 +199,31 @@ def test_the_labels_carry_the_packages_version(image: str) -> None:
     assert labels["org.opencontainers.image.revision"].removesuffix("-dirty") == head.stdout.strip()
 
 
+def test_a_build_labelled_with_another_version_is_refused(image: str) -> None:
+    """The build stage checks VERSION (the labels' version) against the installed package's,
+    so a label cannot say another version. Same arguments as `make image` but VERSION, so
+    every layer before the check comes from the cache."""
+    base = _inspect(image)["Config"]["Labels"]["org.opencontainers.image.base.name"]
+    trust = []
+    ca = os.environ.get("SSL_CERT_FILE")
+    if ca and os.path.isfile(ca):  # as scripts/image.sh passes this machine's CA bundle
+        trust = ["--volume", f"{os.path.realpath(ca)}:/run/build-ca.crt:ro"]
+        trust += [
+            "--build-arg",
+            "SSL_CERT_FILE=/run/build-ca.crt",
+            "--build-arg",
+            "PIP_CERT=/run/build-ca.crt",
+        ]
+    built = podman(
+        *("build", "--network=host", "--format", "docker", "--layers", "--target", "build", *trust),
+        *("--build-arg", f"BASE={base}", "--build-arg", "VERSION=0.0.0-not-this", str(ROOT)),
+        timeout=600,
+        check=False,
+    )
+    assert built.returncode != 0
+    assert f"build with --build-arg VERSION={project_version()} (got '0.0.0-not-this')" in built.stderr
+
+
 def test_it_holds_exactly_the_locked_runtime_set(image: str) -> None:
     run = ["podman", "--runtime", "runc", "run", "--rm", "--network=none", "--entrypoint=python", image]
     found = installed(run, podman_env())
