@@ -48,7 +48,7 @@ esac
 cat <<MSG
 in another terminal, in $(pwd):
   export \$(cat $file) REMEDIATOR_URL=$url
-  curl -H "Authorization: Bearer \$REMEDIATOR_WEBHOOK_TOKEN" -H 'Content-Type: application/json' \\
+  curl -w '\n' -H "Authorization: Bearer \$REMEDIATOR_WEBHOOK_TOKEN" -H 'Content-Type: application/json' \\
        --data @examples/alertmanager/clickhouse-readonly-firing.json \$REMEDIATOR_URL/webhooks/alertmanager
   curl -s \$REMEDIATOR_URL/metrics | grep remediator_jobs_total
   $bin/remediator events
