@@ -237,7 +237,7 @@ def test_every_quick_start_command_works_as_shown(served: Run) -> None:
 
     posted = _bash(first, served)
     assert posted.returncode == 0, posted.stderr
-    answer = json.loads(posted.stdout.splitlines()[0])  # curl -w "\\n" ends the answer's line
+    answer = json.loads(posted.stdout.splitlines()[0])  # curl -w '\n' ends the answer's line
     assert answer["accepted"] == 4 and len(answer["event_ids"]) == 4, posted.stdout
     assert "# TYPE remediator_jobs_total counter" in posted.stdout
 
