@@ -2,7 +2,15 @@
 # Every install path takes exactly what uv.lock says (uv sync --frozen); `make lock` refreshes it.
 PYTHON ?= python3
 PORT ?= 8080
-HOST ?= 127.0.0.1
+# `make run` binds loopback unless make's command line says `HOST=...`: an exported HOST
+# (tcsh sets it to the machine's name) would open it to the network unasked.
+ifneq ($(origin HOST),command line)
+HOST := 127.0.0.1
+endif
+# `make image`: IMAGE (default localhost/remediator:<pyproject's version>) on BASE (default:
+# the Dockerfile's, else a local Debian base; see scripts/image.sh).
+IMAGE ?=
+BASE ?=
 # The development environment (test and lint groups), and the runtime-only one of `make run`.
 VENV ?= .venv
 RUN_VENV ?= .venv-run
@@ -55,7 +63,7 @@ test-latest: $(UV)
 	bash scripts/test-latest.sh $(UV)
 
 ## deploy-sync: write deploy/'s generated files: each overlay's rbac.yaml (a Role per namespace of its
-## settings), the torghut rules copy, the ClusterRole, the PrometheusRules (tests fail while stale)
+## settings), the torghut rules copy, the ClusterRole, the PrometheusRules, pyproject's version (tests fail while stale)
 deploy-sync: $(VENV)/.installed
 	$(PY) scripts/sync_deploy.py
 
@@ -64,6 +72,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check remediator handlers tests demo
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+## image: build the Dockerfile with podman (on a local Debian base when the official one cannot be pulled)
+image:
+	IMAGE=$(IMAGE) BASE=$(BASE) PYTHON=$(PYTHON) bash scripts/image.sh
 
 clean:
 	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
