@@ -163,7 +163,7 @@ def docs_site_url() -> str:
     """mkdocs.yml's site_url: where the docs site, and so the runbooks, are published."""
     text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     (url,) = re.findall(r"^site_url: (\S+)$", text, re.M)
-    return url
+    return str(url)
 
 
 def runbook_anchors(url: str) -> set[str]:
