@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from remediator.rules.documents import load_all_yaml, load_yaml
 
 Resource = dict[str, Any]
 
@@ -74,7 +74,7 @@ def _load_spec(directory: Path) -> dict[str, Any]:
     kfile = next((directory / n for n in _FILENAMES if (directory / n).is_file()), None)
     if kfile is None:
         raise FileNotFoundError(f"no kustomization file in {directory}")
-    spec: dict[str, Any] = yaml.safe_load(kfile.read_text(encoding="utf-8")) or {}
+    spec: dict[str, Any] = load_yaml(kfile.read_bytes(), str(kfile)) or {}
     unknown = sorted(set(spec) - _KEYS)
     if unknown:
         raise Unsupported(f"{kfile}: keys not supported by the test renderer: {unknown}")
@@ -124,7 +124,7 @@ def _load_resource(directory: Path, entry: str) -> list[Resource]:
     if path.is_dir():
         return render(path.resolve())
     text = _inside(directory, path).read_text(encoding="utf-8")
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in load_all_yaml(text, str(path)) if doc]
 
 
 def _config_map(directory: Path, generator: dict[str, Any]) -> Resource:
@@ -176,7 +176,7 @@ def _apply_patch(directory: Path, patch: dict[str, Any], resources: list[Resourc
         if "path" in patch
         else patch["patch"]
     )
-    operations = yaml.safe_load(text)
+    operations = load_yaml(text, str(patch.get("path", "inline patch")))
     if not isinstance(operations, list):
         raise Unsupported("strategic-merge patches are not supported by the test renderer")
     targets = [r for r in resources if _matches(r, patch["target"])]
