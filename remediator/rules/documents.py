@@ -111,7 +111,7 @@ def load_all_yaml(data: bytes | str, name: str) -> list[Any]:
     loader.name = name
     try:
         documents = []
-        while loader.check_data():
+        while loader.check_data():  # type: ignore[no-untyped-call]
             documents.append(loader.get_data())
         return documents
     except yaml.YAMLError as exc:
