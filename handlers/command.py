@@ -5,7 +5,8 @@ fixes the program; alert values reach it only as whole arguments and as
 environment variables, never parsed by a shell. The child gets a minimal
 environment (none of the service's variables or secrets), its own process group,
 and is stopped as a group (SIGTERM, then SIGKILL) on timeout, lease loss or
-shutdown. The tails of its output go into the result (audit, Slack).
+shutdown. It inherits descriptors 0, 1 and 2 only, under uvloop too. The tails of its
+output go into the result (audit, Slack).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import os
 import re
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -317,6 +319,23 @@ class Finished:
     err: Tail
 
 
+def only_standard_fds() -> None:
+    """In the child, between fork and exec: every descriptor above 2 closes at exec.
+
+    asyncio's subprocesses close them (``close_fds``), uvloop's do not: without this the
+    program would inherit the service's sockets and pipes. They are marked close-on-exec
+    rather than closed, so a failed exec is still reported through the spawner's own pipe.
+    """
+    try:
+        fds: Iterable[int] = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible descriptor
+        fds = range(3, min(os.sysconf("SC_OPEN_MAX"), 65536))
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
 async def run_program(params: CommandParams, env: dict[str, str], within: float) -> Finished:
     margin = max((len(s.encode()) for s in params.secrets()), default=0)
     out, err = Tail(params.max_output, margin), Tail(params.max_output, margin)
@@ -329,6 +348,8 @@ async def run_program(params: CommandParams, env: dict[str, str], within: float)
             cwd=params.cwd,
             env=env,
             start_new_session=True,
+            close_fds=True,  # asyncio's loop (uvloop ignores it: only_standard_fds does it there)
+            preexec_fn=only_standard_fds,
         )
     )
     try:
