@@ -117,7 +117,8 @@ async def run_the_prober(workdir: Path, **more: str) -> tuple[bytes, int]:
         "PYTHONDONTWRITEBYTECODE": "1",
         **more,
     }
-    replica = ServeProcess(workdir / "serve.log", prefix=prefix, **env)
+    replica = ServeProcess(workdir / "serve.log", **env)
+    replica.prefix = prefix
     replica.start()
     try:
         async with aiohttp.ClientSession() as session:

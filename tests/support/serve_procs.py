@@ -23,11 +23,11 @@ TEST_HANDLERS = json.dumps(["handlers", "tests.support.test_handlers"])
 class ServeProcess:
     """One replica. Its log (JSON lines) goes to ``log_path``.
 
-    ``prefix`` runs it through another program (e.g. ``setpriv`` to start it as another user).
+    Set ``prefix`` to run it through another program (``setpriv``: as another user).
     """
 
-    def __init__(self, log_path: Path, prefix: tuple[str, ...] = (), **env: str) -> None:
-        self.prefix = prefix
+    def __init__(self, log_path: Path, **env: str) -> None:
+        self.prefix: tuple[str, ...] = ()
         self.port = free_port()
         self.log_path = log_path
         self.env = {
