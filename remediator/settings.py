@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ui: bool = False  # the web console under /ui/ (remediator/console)
     ui_session_key: SecretStr | None = None  # signs console sessions; unset: a per-process key
     dry_run: bool = False
+    # serve makes its process undumpable (cli/hardening.py); true leaves it as it is, to debug
+    dumpable: bool = False
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     handler_modules: list[str] = ["handlers"]

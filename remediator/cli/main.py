@@ -11,6 +11,7 @@ from typing import Any
 from remediator import about, logs
 from remediator.api.auth import load_credentials
 from remediator.cli import admin_client as ctl
+from remediator.cli import hardening
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
@@ -85,6 +86,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
+    hardening.protect(settings)  # first: before the service holds any request or child
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
         print(
             "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "

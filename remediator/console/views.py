@@ -131,6 +131,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = render(
             request, "error.html", 503, error="the state store is unavailable; retry", detail=""
         )
+    except ConnectionError:
+        raise  # the client went away: nobody to answer
+    except Exception:  # a bug: logged once here, a page with the headers for the browser
+        log.exception("console.internal_error", method=request.method, path=request.path)
+        response = render(request, "error.html", 500, error="internal error", detail="the error is logged")
     response.headers.update(HEADERS)
     return response
 
@@ -552,8 +557,9 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     async def to_ui(_: web.Request) -> web.StreamResponse:
         raise web.HTTPPermanentRedirect(location="/ui/")
 
-    app.add_subapp("/ui/", subapp(settings))
+    # First: the sub-application's prefix resource answers /ui too (with its 404) if it comes first.
     app.router.add_get("/ui", to_ui, allow_head=False)
+    app.add_subapp("/ui/", subapp(settings))
 
 
 __all__ = ["add_routes"]

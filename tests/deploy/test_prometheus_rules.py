@@ -15,6 +15,7 @@ import yaml
 
 from remediator.metrics import Metrics
 from remediator.models import Alert
+from remediator.rules.documents import load_yaml
 from remediator.rules.matchers import matches_all, parse_matcher
 from remediator.rules.ruleset import template_context
 from remediator.rules.templates import compile_value, render_value
@@ -36,7 +37,7 @@ REMEDIATED = {
 
 
 def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return load_yaml(path.read_bytes(), str(path))
 
 
 def alerting_rules(*files: Path) -> list[dict[str, Any]]:
