@@ -96,6 +96,15 @@ def test_every_alertmanager_payload_on_a_page_is_valid() -> None:
         WebhookPayload.model_validate(data)
 
 
+def test_the_quick_start_page_shows_the_readmes_block() -> None:
+    """tests/release/test_run.py runs the README's quick start; the docs page shows the same."""
+    marked = re.compile(r"<!-- quick-start:[^\n]*-->\n```sh\n(.*?)\n```", re.S)
+    readme = marked.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    page = marked.search((DOCS / "quickstart.md").read_text(encoding="utf-8"))
+    assert readme and page
+    assert page[1] == readme[1]
+
+
 # ---- the tutorial, as a reader types it ---------------------------------------------------------
 TUTORIAL = DOCS / "tutorial.md"
 
