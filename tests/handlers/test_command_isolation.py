@@ -175,7 +175,8 @@ def test_the_prober_finds_secrets_where_they_are_readable(workdir: Path) -> None
     descriptor, it finds both (so its empty report above means refused, not missed)."""
     report = workdir / "self.bin"
     secret = "visible-secret-Ab12Cd34"
-    script = f'exec 7<"{workdir}/held"; exec "{sys.executable}" "{PROBER}" "{report}"'
+    # not `exec`: the shell stays the prober's parent, with the secret in its environ
+    script = f'exec 7<"{workdir}/held"; "{sys.executable}" "{PROBER}" "{report}"; exit $?'
     (workdir / "held").write_text(secret)
     done = subprocess.run(
         ["/bin/sh", "-c", f"{script}"], env={"SECRET_HERE": secret}, capture_output=True, timeout=120
