@@ -11,7 +11,7 @@ endif
 # the Dockerfile's, else a local Debian base; see scripts/image.sh).
 IMAGE ?=
 BASE ?=
-# The development environment (test and lint groups), and the runtime-only one of `make run`.
+# The development environment (test, lint and docs groups), and the runtime-only one of `make run`.
 VENV ?= .venv
 RUN_VENV ?= .venv-run
 PY := $(VENV)/bin/python
@@ -22,7 +22,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-unit test-latest lint lock system-deps deploy-sync bench demo image clean
+.PHONY: run test test-unit test-latest lint docs lock system-deps deploy-sync bench demo image clean
 
 $(UV): scripts/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,7 +31,7 @@ $(UV): scripts/uv-requirements.txt
 	touch $@
 
 $(VENV)/.installed: pyproject.toml uv.lock $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --no-default-groups --group test --group lint
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --no-default-groups --group test --group lint --group docs
 	touch $@
 
 $(RUN_VENV)/.installed: pyproject.toml uv.lock $(UV)
@@ -73,12 +73,16 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+## docs: build the docs site (mkdocs.yml, docs/) into site/; a broken link or a page left out of nav fails it
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 ## image: build the Dockerfile with podman (on a local Debian base when the official one cannot be pulled)
 image:
 	IMAGE=$(IMAGE) BASE=$(BASE) PYTHON=$(PYTHON) bash scripts/image.sh
 
 clean:
-	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) site .pytest_cache .mypy_cache .ruff_cache
 
 ## bench: intake vs baseline, alert storm, overhead and memory (needs redis-server and wrk)
 bench: $(VENV)/.installed system-deps

@@ -209,7 +209,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
             hint = (
                 f"did you mean {PREFIX}{close[0]}?"
                 if close
-                else "see the Configuration section of the README for the known variables"
+                else "see docs/reference/configuration.md for the known variables"
             )
         problems.append(f"{name} is not a remediator variable: {hint}")
     return problems

@@ -3,7 +3,7 @@
 #   scripts/run.sh VENV_PYTHON      (HOST and PORT from the environment; make passes them)
 # The webhook and admin tokens are made once and kept in .run/tokens.env (git-ignored, mode 600),
 # so a restart reuses them; this is the one place remediator shows a secret, on purpose.
-# The commands printed below are the README's quick start, word for word but for the URL
+# The commands printed below are the README's quick start (and docs/quickstart.md's), word for word but for the URL
 # (tests/release/test_run.py runs them against this script).
 set -euo pipefail
 py=$1

@@ -244,10 +244,10 @@ def test_every_variable_is_known_and_every_secret_key_documented(
     for ref in [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]:
         assert ref["name"] == "remediator"
     (deployment,) = [r for r in resources if r["kind"] == "Deployment"]
-    readme = (ROOT / "README.md").read_text("utf-8")
+    page = (ROOT / "docs" / "deploy.md").read_text("utf-8")
     for key in secret_keys(container, deployment["spec"]["template"]["spec"]):
-        named = f"`{key}`" in readme or f"--from-literal={key}=" in readme
-        assert named, f"the README's Deploy section does not name the Secret key {key}"
+        named = f"`{key}`" in page or f"--from-literal={key}=" in page
+        assert named, f"docs/deploy.md does not name the Secret key {key}"
     # The env the kubelet would give (every secret filled in) loads into the settings.
     for name in [n for n in os.environ if n.startswith("REMEDIATOR_")]:
         monkeypatch.delenv(name)
