@@ -196,20 +196,36 @@ async def managing_app(
 
 
 def replicas_in_git(annotations: dict[str, str] | None, managed_fields: list[Any] | None) -> bool | None:
-    """Whether the manifest in Git sets spec.replicas: from the last applied configuration
-    (Argo CD's client-side apply) or Argo CD's managed fields (server-side apply); None: no sign."""
+    """Whether the manifest in Git sets spec.replicas (see :func:`field_in_git`)."""
+    return field_in_git(annotations, managed_fields, ("spec", "replicas"))
+
+
+def field_in_git(
+    annotations: dict[str, str] | None, managed_fields: list[Any] | None, path: tuple[str, ...]
+) -> bool | None:
+    """Whether the manifest in Git sets the field at ``path`` (e.g. ``("spec", "replicas")``):
+    from the last applied configuration (Argo CD's client-side apply) or Argo CD's managed
+    fields (server-side apply); None: no sign either way."""
     last = (annotations or {}).get(LAST_APPLIED)
     if last:
         try:
-            spec = json.loads(last).get("spec") or {}
-        except (ValueError, AttributeError):
+            found: Any = json.loads(last)
+        except ValueError:
             return None
-        return "replicas" in spec
+        for key in path:
+            if not isinstance(found, dict) or key not in found:
+                return False
+            found = found[key]
+        return True
     for entry in managed_fields or []:
         manager = str(getattr(entry, "manager", "") or "")
         fields = getattr(entry, "fields_v1", None)
         if "argocd" in manager and isinstance(fields, dict):
-            return "f:replicas" in (fields.get("f:spec") or {})
+            for key in path:
+                if not isinstance(fields, dict) or f"f:{key}" not in fields:
+                    return False
+                fields = fields[f"f:{key}"]
+            return True
     return None
 
 
