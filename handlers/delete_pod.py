@@ -17,8 +17,9 @@ Application shows it Missing until synced.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 
@@ -54,7 +55,9 @@ class DeletePodParams(GitOpsParams):
 
 
 def pod_request(namespace: str, name: str) -> ApiRequest:
-    return ApiRequest(verb="get", group="", version="v1", plural="pods", kind="Pod", namespace=namespace, name=name)
+    return ApiRequest(
+        verb="get", group="", version="v1", plural="pods", kind="Pod", namespace=namespace, name=name
+    )
 
 
 def delete_body(uid: str, grace: float | None) -> dict[str, Any]:
@@ -111,19 +114,24 @@ class Seen:
 def _plan(params: DeletePodParams, within: str, seen: Seen | None = None) -> list[str]:
     uid = seen.uid if seen is not None else "<the UID read>"
     if seen is not None and not seen.owner:
-        wait = f"poll {pod_request(params.namespace, params.pod)} until it is gone (a bare pod: nothing replaces it)"
+        gone = pod_request(params.namespace, params.pod)
+        wait = f"poll {gone} until it is gone (a bare pod: nothing replaces it)"
     else:
         selector = seen.selector if seen is not None else "<the pod's labels>"
         wait = (
             f"poll {pods_request(params.namespace, selector)} every {seconds(params.poll_interval)} until a "
-            "pod of the same owner with another UID is Ready"
+            "pod of the same owner that was not there before the delete is Ready"
         )
-    return [
+    plan = [
         f"{pod_request(params.namespace, params.pod)} (refused unless it has a controlling owner"
         f"{'' if not params.allow_bare else ', or allow_bare'})",
         f"{_delete_request(params, uid)} (409: replaced already, nothing deleted)",
         f"{wait}, for up to {within}",
     ]
+    if seen is None or seen.owner:
+        selector = seen.selector if seen is not None else "<the pod's labels>"
+        plan.insert(1, f"{pods_request(params.namespace, selector)} (the owner's pods before the delete)")
+    return plan
 
 
 def _describe(params: DeletePodParams) -> list[str]:
@@ -158,11 +166,13 @@ class _Pod:
         await send(
             self.ctx,
             _delete_request(p, seen.uid),
-            lambda timeout: self.core.delete_namespaced_pod(p.pod, p.namespace, body=body, _request_timeout=timeout),
+            lambda timeout: self.core.delete_namespaced_pod(
+                p.pod, p.namespace, body=cast(Any, body), _request_timeout=timeout
+            ),
         )
 
-    async def replacements(self, seen: Seen) -> list[Any]:
-        """Pods of the same owner as ``seen``, other than it (terminating ones included)."""
+    async def siblings(self, seen: Seen, *, record: bool = False) -> list[Any]:
+        """The pods of the same owner as ``seen``, it included (terminating ones too)."""
         p = self.params
         found = await send(
             self.ctx,
@@ -170,13 +180,14 @@ class _Pod:
             lambda timeout: self.core.list_namespaced_pod(
                 p.namespace, label_selector=seen.selector, _request_timeout=timeout
             ),
-            record=False,
+            record=record,
         )
         return [
             pod
             for pod in found.items or []
-            if pod.metadata.uid != seen.uid
-            and any(ref.controller and ref.uid == seen.owner_uid for ref in pod.metadata.owner_references or [])
+            if any(
+                ref.controller and ref.uid == seen.owner_uid for ref in pod.metadata.owner_references or []
+            )
         ]
 
 
@@ -185,6 +196,7 @@ class Looked:
     pod: _Pod
     seen: Seen
     note: str = ""
+    before: frozenset[str] = frozenset()  # the UIDs of the owner's pods before the delete
 
 
 @handler("kubernetes.delete_pod", params=DeletePodParams, describe=_describe)
@@ -196,8 +208,12 @@ class DeletePod(Handler[DeletePodParams, Looked, Looked]):
         seen = await pod.read()
         if seen is None:
             gone = Seen("", "", "", {}, {}, False)
-            return Checked(f"{pod.where} is gone", Looked(pod, gone), done=Result.noop(f"{pod.where} is gone already"))
-        state = f"{pod.where}: owner {seen.owner or 'none (a bare pod)'}" + (", terminating" if seen.terminating else "")
+            return Checked(
+                f"{pod.where} is gone", Looked(pod, gone), done=Result.noop(f"{pod.where} is gone already")
+            )
+        state = f"{pod.where}: owner {seen.owner or 'none (a bare pod)'}" + (
+            ", terminating" if seen.terminating else ""
+        )
         looked = Looked(pod, seen)
         if seen.terminating:
             return Checked(state, looked, done=Result.noop(f"{pod.where} is being deleted already"))
@@ -223,9 +239,13 @@ class DeletePod(Handler[DeletePodParams, Looked, Looked]):
         if ctx.dry_run:
             return Result.dry_run(
                 _plan(params, seconds(verify_within(params, ctx)), seen.seen),
-                f"dry run: would delete {pod.where} (owner {seen.seen.owner or 'none'}); nothing done{seen.note}",
+                f"dry run: would delete {pod.where} (owner {seen.seen.owner or 'none'}); "
+                f"nothing done{seen.note}",
                 owner=seen.seen.owner,
             )
+        before: frozenset[str] = frozenset()
+        if seen.seen.owner:  # its replacement is a pod of the owner that was not there before
+            before = frozenset(str(p.metadata.uid) for p in await pod.siblings(seen.seen, record=True))
         try:
             await pod.delete(seen.seen)
         except Conflict:
@@ -234,7 +254,7 @@ class DeletePod(Handler[DeletePodParams, Looked, Looked]):
             if exc.details.get("status") != 404:
                 raise
             return Result.noop(f"{pod.where} was gone before the delete: nothing deleted")
-        return seen
+        return dataclasses.replace(seen, before=before | {seen.seen.uid})
 
     async def verify(self, params: DeletePodParams, ctx: Context, acted: Looked) -> Result:
         pod, seen, within = acted.pod, acted.seen, verify_within(params, ctx)
@@ -242,16 +262,17 @@ class DeletePod(Handler[DeletePodParams, Looked, Looked]):
             return await _gone(pod, seen, params, within, acted.note)
         ctx.step(
             "verify",
-            f"poll {pods_request(params.namespace, seen.selector)} every {seconds(params.poll_interval)} until a "
-            f"pod of {seen.owner} other than UID {seen.uid} is Ready, for up to {seconds(within)}",
+            f"poll {pods_request(params.namespace, seen.selector)} every {seconds(params.poll_interval)} "
+            f"until a pod of {seen.owner} that was not there before the delete is Ready, for up to "
+            f"{seconds(within)}",
         )
         observed = Observations(ctx)
 
         async def probe() -> tuple[bool, list[str]]:
-            others = await pod.replacements(seen)
+            others = [p for p in await pod.siblings(seen) if p.metadata.uid not in acted.before]
             ready = [p.metadata.name for p in others if pod_ready(p)]
             names = [f"{p.metadata.name} ({'Ready' if pod_ready(p) else 'not Ready'})" for p in others]
-            observed.see(f"pods of {seen.owner} besides the deleted one: {shown(names) or 'none'}")
+            observed.see(f"new pods of {seen.owner}: {shown(names) or 'none yet'}")
             return bool(ready), ready
 
         done, ready = await poll(ctx, probe, every=params.poll_interval, within=within)
@@ -272,7 +293,9 @@ class DeletePod(Handler[DeletePodParams, Looked, Looked]):
 
 async def _gone(pod: _Pod, seen: Seen, params: DeletePodParams, within: float, note: str) -> Result:
     """A bare pod: it is gone (or, when Argo CD re-created it, the new one has another UID)."""
-    pod.ctx.step("verify", f"poll {pod.request} until the pod with UID {seen.uid} is gone, for up to {seconds(within)}")
+    pod.ctx.step(
+        "verify", f"poll {pod.request} until the pod with UID {seen.uid} is gone, for up to {seconds(within)}"
+    )
 
     async def probe() -> tuple[bool, None]:
         now = await pod.read(record=False)

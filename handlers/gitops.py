@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
-from handlers.kube import ApiRequest, Label, api_client, client, dns1123_label, dns1123_subdomain, send
-from remediator import Context, HandlerParams, PermanentError
+from handlers.kube import ApiRequest, Label, api_client, client, send
+from remediator import Context, HandlerParams, PermanentError, dns1123_label, dns1123_subdomain
 
 TRACKING_ID = "argocd.argoproj.io/tracking-id"
 TRACKING_LABEL = "app.kubernetes.io/instance"

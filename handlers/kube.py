@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -22,6 +21,8 @@ from pydantic import AfterValidator
 
 from handlers.lazy import LazyModule
 from remediator import Conflict, Context, PermanentError, TemporaryError
+from remediator import dns1123_label as dns1123_label  # re-exported: handlers name them from here
+from remediator import dns1123_subdomain as dns1123_subdomain
 
 if TYPE_CHECKING:
     from kubernetes_asyncio import client as client
@@ -42,30 +43,6 @@ JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = 10.0  # seconds per API call, further bounded by the handler's deadline
 ROLE_FILE = "deploy/base/role.yaml"
 NODE_RBAC = "deploy/components/node-rbac"  # the opt-in ClusterRole of kubernetes.cordon
-
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
-def dns1123_label(value: str) -> str:
-    """A namespace or an object name that must be a DNS-1123 label."""
-    if len(value) > 63 or not _LABEL.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes name (DNS-1123 label: at most 63 lowercase "
-            "letters, digits or '-', starting and ending with a letter or digit)"
-        )
-    return value
-
-
-def dns1123_subdomain(value: str) -> str:
-    """An object name that must be a DNS-1123 subdomain (e.g. a Deployment's)."""
-    if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes name (DNS-1123 subdomain: at most 253 "
-            "lowercase letters, digits, '-' or '.', starting and ending with a letter or digit)"
-        )
-    return value
-
 
 Label = Annotated[str, AfterValidator(dns1123_label)]
 Subdomain = Annotated[str, AfterValidator(dns1123_subdomain)]
@@ -147,7 +124,9 @@ class ApiRequest:
     @property
     def path(self) -> str:
         api = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{api}/namespaces/{self.namespace}/{self.plural}" if self.namespace else f"{api}/{self.plural}"
+        path = (
+            f"{api}/namespaces/{self.namespace}/{self.plural}" if self.namespace else f"{api}/{self.plural}"
+        )
         if self.name:
             path += f"/{self.name}"
         if self.subresource:
@@ -163,8 +142,14 @@ class ApiRequest:
     def target(self) -> str:
         """``FlinkDeployment torghut/torghut-ta``, ``Node node-1`` or ``pods in namespace torghut``."""
         if self.name:
-            return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
-        return f"{self.plural} in namespace {self.namespace}" if self.namespace else f"{self.plural} in every namespace"
+            return (
+                f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+            )
+        return (
+            f"{self.plural} in namespace {self.namespace}"
+            if self.namespace
+            else f"{self.plural} in every namespace"
+        )
 
     @property
     def where(self) -> str:

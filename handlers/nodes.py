@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 
@@ -68,7 +68,9 @@ class UncordonParams(GitOpsParams):
 
 
 def node_request(name: str) -> ApiRequest:
-    return ApiRequest(verb="get", group="", version="v1", plural="nodes", kind="Node", namespace="", name=name)
+    return ApiRequest(
+        verb="get", group="", version="v1", plural="nodes", kind="Node", namespace="", name=name
+    )
 
 
 def node_pods_request(name: str) -> ApiRequest:
@@ -181,7 +183,7 @@ class _Node:
             self.ctx,
             eviction_request(namespace, name),
             lambda timeout: self.core.create_namespaced_pod_eviction(
-                name, namespace, body, _request_timeout=timeout
+                name, namespace, cast(Any, body), _request_timeout=timeout
             ),
         )
 
@@ -219,12 +221,14 @@ def _cordon_plan(params: CordonParams, within: str, pods: NodePods | None = None
     if pods is None:
         plan.append(
             f"for each pod to evict (at most {params.max_pods}): {eviction_request('<namespace>', '<pod>')}; "
-            f"a 429 from a PodDisruptionBudget: try again every {seconds(params.poll_interval)}, within {within}"
+            f"a 429 from a PodDisruptionBudget: try again every {seconds(params.poll_interval)}, "
+            f"within {within}"
         )
     else:
         plan += [str(eviction_request(ns, name)) for ns, name in pods.evict]
         plan.append(
-            f"(a 429 from a PodDisruptionBudget: try again every {seconds(params.poll_interval)}, within {within})"
+            f"(a 429 from a PodDisruptionBudget: try again every {seconds(params.poll_interval)}, "
+            f"within {within})"
         )
     plan.append(f"poll {node_pods_request(params.node)} until none of those pods is left, for up to {within}")
     return plan
@@ -267,7 +271,9 @@ class Cordon(Handler[CordonParams, Cordoning, Cordoning]):
     async def act(self, params: CordonParams, ctx: Context, seen: Cordoning) -> Cordoning | Result:
         node, within = seen.node, verify_within(params, ctx)
         if ctx.dry_run:
-            what = f"cordon {node.where}" + (f" and evict {len(seen.pods.evict)} pod(s)" if params.drain else "")
+            what = f"cordon {node.where}" + (
+                f" and evict {len(seen.pods.evict)} pod(s)" if params.drain else ""
+            )
             return Result.dry_run(
                 _cordon_plan(params, seconds(within), seen.pods if params.drain else None),
                 f"dry run: would {what}; nothing done",
@@ -286,7 +292,8 @@ class Cordon(Handler[CordonParams, Cordoning, Cordoning]):
         node, within = acted.node, verify_within(params, ctx)
         ctx.step(
             "verify",
-            f"poll {node.request}{' and ' + str(node_pods_request(params.node)) if params.drain else ''} every "
+            f"poll {node.request}{' and ' + str(node_pods_request(params.node)) if params.drain else ''} "
+            "every "
             f"{seconds(params.poll_interval)} until it is unschedulable"
             f"{' with none of its pods left' if params.drain else ''}, for up to {seconds(within)}",
         )
@@ -303,7 +310,9 @@ class Cordon(Handler[CordonParams, Cordoning, Cordoning]):
             return not left, f"{len(left)} pod(s) still on it: {shown(left)}"
 
         done, last = await poll(ctx, probe, every=params.poll_interval, within=within)
-        evicted = f"; evicted {len(acted.evicted)} pod(s): {shown(list(acted.evicted))}" if acted.evicted else ""
+        evicted = (
+            f"; evicted {len(acted.evicted)} pod(s): {shown(list(acted.evicted))}" if acted.evicted else ""
+        )
         if not done:
             return Result.failed(
                 f"{node.where} was cordoned{evicted}, but {last} after {seconds(within)}",
@@ -319,7 +328,8 @@ def _drain_refused(params: CordonParams, node: _Node, pods: NodePods) -> Result 
         return None
     if pods.bare:
         return Result.failed(
-            f"refused to drain {node.where}: {len(pods.bare)} pod(s) have no controller and would be gone for "
+            f"refused to drain {node.where}: {len(pods.bare)} pod(s) have no controller and would be gone "
+            "for "
             f"good: {shown(list(pods.bare))}; move or delete them first; not cordoned",
             bare=list(pods.bare),
         )
@@ -332,7 +342,9 @@ def _drain_refused(params: CordonParams, node: _Node, pods: NodePods) -> Result 
     return None
 
 
-async def _evict_all(node: _Node, pods: NodePods, params: CordonParams, *, deadline: float) -> Cordoning | Result:
+async def _evict_all(
+    node: _Node, pods: NodePods, params: CordonParams, *, deadline: float
+) -> Cordoning | Result:
     """Evict every pod; a 429 (a disruption budget) is tried again until ``deadline``."""
     ctx, evicted, blocked = node.ctx, [], dict[str, str]()
     waiting = list(pods.evict)
@@ -371,7 +383,11 @@ async def _evict_all(node: _Node, pods: NodePods, params: CordonParams, *, deadl
 # ---- uncordon ------------------------------------------------------------------------------------
 def _uncordon_plan(params: UncordonParams, within: str) -> list[str]:
     node = node_request(params.node)
-    return [str(node), str(node.with_body(UNCORDON)), f"poll {node} until it is schedulable, for up to {within}"]
+    return [
+        str(node),
+        str(node.with_body(UNCORDON)),
+        f"poll {node} until it is schedulable, for up to {within}",
+    ]
 
 
 def _describe_uncordon(params: UncordonParams) -> list[str]:
@@ -386,7 +402,9 @@ class Uncordon(Handler[UncordonParams, _Node, _Node]):
         node = _Node(await api_client(ctx), ctx, params.node)
         obj = await node.read()
         if not unschedulable(obj):
-            return Checked(f"{node.where}: schedulable", node, done=Result.noop(f"{node.where} is schedulable already"))
+            return Checked(
+                f"{node.where}: schedulable", node, done=Result.noop(f"{node.where} is schedulable already")
+            )
         return Checked(f"{node.where}: unschedulable", node, done=await _gitops(node, obj, params))
 
     async def act(self, params: UncordonParams, ctx: Context, seen: _Node) -> _Node | Result:
@@ -406,5 +424,7 @@ class Uncordon(Handler[UncordonParams, _Node, _Node]):
 
         done, _ = await poll(ctx, probe, every=params.poll_interval, within=within)
         if not done:
-            return Result.failed(f"{acted.where} is still unschedulable {seconds(within)} after the patch", retryable=True)
+            return Result.failed(
+                f"{acted.where} is still unschedulable {seconds(within)} after the patch", retryable=True
+            )
         return Result.succeeded(f"{acted.where} uncordoned: schedulable again")

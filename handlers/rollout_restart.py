@@ -111,7 +111,9 @@ class RolloutRestart(Handler[RolloutRestartParams, Looked, Restarted]):
         if refused is not None:
             return Checked(state, looked, done=refused)
         if seen.desired == 0:
-            return Checked(state, looked, done=Result.noop(f"{workload.where} has 0 replicas: no pod to restart"))
+            return Checked(
+                state, looked, done=Result.noop(f"{workload.where} has 0 replicas: no pod to restart")
+            )
         gitops = await _gitops(workload, seen, params, ctx)
         if isinstance(gitops, Result):
             return Checked(state, looked, done=gitops)
@@ -191,7 +193,9 @@ def _refused(seen: Rollout, params: RolloutRestartParams) -> Result | None:
     return None
 
 
-async def _gitops(workload: Workload, seen: Rollout, params: RolloutRestartParams, ctx: Context) -> str | Result:
+async def _gitops(
+    workload: Workload, seen: Rollout, params: RolloutRestartParams, ctx: Context
+) -> str | Result:
     """The note for the result (""), or the refusal of a restart self-heal would undo."""
     app = await managing_app(ctx, params, workload.where, seen.annotations, seen.labels)
     if app is None:
@@ -204,7 +208,9 @@ async def _gitops(workload: Workload, seen: Rollout, params: RolloutRestartParam
             "(its own restart action sets the same annotation); no drift",
         )
         return ""
-    commit = f"set `{RESTARTED_AT}` on the pod template of `{params.kind.lower()}/{params.name}` in {app.in_git}"
+    commit = (
+        f"set `{RESTARTED_AT}` on the pod template of `{params.kind.lower()}/{params.name}` in {app.in_git}"
+    )
     if app.self_heal and params.gitops == "respect":
         return Result.failed(
             refusal(

@@ -165,7 +165,9 @@ class Scale(Handler[ScaleParams, Decided, Decided]):
         async def reread() -> Rollout:
             return await workload.read()
 
-        first = await rereading_conflicts(ctx, seen.seen, attempt, reread, where=workload.where, undone="not scaled")
+        first = await rereading_conflicts(
+            ctx, seen.seen, attempt, reread, where=workload.where, undone="not scaled"
+        )
         return Decided(workload, first, seen.note)
 
     async def verify(self, params: ScaleParams, ctx: Context, acted: Decided) -> Result:

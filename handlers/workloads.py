@@ -17,7 +17,11 @@ from remediator import Context
 
 Kind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 ScalableKind = Literal["Deployment", "StatefulSet"]
-PLURALS: dict[str, str] = {"Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
+PLURALS: dict[str, str] = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+}
 # The label that tells a pod's template revision apart, per kind.
 HASH_LABEL: dict[str, str] = {
     "Deployment": "pod-template-hash",
@@ -42,7 +46,13 @@ def workload_request(kind: str, namespace: str, name: str, subresource: str = ""
 
 def pods_request(namespace: str, selector: str) -> ApiRequest:
     return ApiRequest(
-        verb="list", group="", version="v1", plural="pods", kind="Pod", namespace=namespace, label_selector=selector
+        verb="list",
+        group="",
+        version="v1",
+        plural="pods",
+        kind="Pod",
+        namespace=namespace,
+        label_selector=selector,
     )
 
 
@@ -140,7 +150,8 @@ class Rollout:
             f"ready {self.ready}, available {self.available}"
         )
         if self.kind == "StatefulSet":
-            text += f", currentRevision {self.current_revision or '-'}, updateRevision {self.update_revision or '-'}"
+            current, update = self.current_revision or "-", self.update_revision or "-"
+            text += f", currentRevision {current}, updateRevision {update}"
         return text
 
 

@@ -119,6 +119,7 @@ class SkipReason(StrEnum):
     CONCURRENCY = "concurrency"
     REJECTED = "rejected"  # an approver said no
     NOT_APPROVED = "not_approved"  # nobody decided before the approval's timeout
+    GONE = "gone"  # a ``resolve:`` rule's pod no longer exists: nothing to repair
 
 
 class Job(BaseModel):

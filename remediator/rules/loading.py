@@ -14,9 +14,10 @@ from remediator.rules.checks import Finding, check_inhibition, check_params_time
 from remediator.rules.documents import Document, load_document
 from remediator.rules.matchers import Matcher, parse_matcher
 from remediator.rules.probes import ProbeTemplate
+from remediator.rules.resolving import ResolveTemplate
 from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
-from remediator.rules.templates import compile_value
+from remediator.rules.templates import compile_value, uses_name
 from remediator.rules.windows import Window
 
 
@@ -188,7 +189,38 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
         policy=policy,
         probe=_probe(spec),
+        resolve=_resolve(spec, registry),
     )
+
+
+def _resolve(spec: RuleSpec, registry: Registry) -> ResolveTemplate | None:
+    """``resolve:`` compiled; without it, a template that reads ``owner`` is an error."""
+    if spec.resolve is None:
+        probe_url = spec.probe.url if spec.probe is not None else ""
+        for path, value in (
+            (("target",), spec.target),
+            (("params",), spec.params),
+            (("probe", "url"), probe_url),
+        ):
+            if uses_name(value, "owner"):
+                raise _Problem(
+                    path,
+                    f"{'.'.join(path)} uses owner (the pod's owner), which only a rule with "
+                    "resolve: {pod: ..., namespace: ...} has",
+                )
+        return None
+    if registry.resolver is None:
+        raise _Problem(
+            ("resolve",),
+            "resolve: no owner resolver is registered (the `handlers` package registers the "
+            "Kubernetes one: keep it in REMEDIATOR_HANDLER_MODULES)",
+        )
+    try:
+        return ResolveTemplate.compile(spec.resolve, registry.resolver)
+    except TemplateError as exc:
+        raise _Problem(("resolve",), f"resolve: {exc}") from exc
+    except ValueError as exc:
+        raise _Problem(("resolve",), f"resolve: {exc}") from exc
 
 
 def _probe(spec: RuleSpec) -> ProbeTemplate | None:

@@ -100,6 +100,19 @@ class ProbeSpec(_Strict):
         return self
 
 
+class ResolveSpec(_Strict):
+    """The pod an alert names, resolved to the workload that owns it before the lease
+    (written under a rule's ``resolve:``). Both are templated; a rule's own field, not a
+    ``Policy`` one: what to resolve depends on the rule's alert."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    pod: str
+    """The pod's name, e.g. ``'{{ labels.pod }}'`` (a DNS-1123 subdomain once rendered)."""
+    namespace: str
+    """The pod's namespace, e.g. ``'{{ labels.namespace }}'`` (a DNS-1123 label once rendered)."""
+
+
 def _slack_ids(value: tuple[str, ...]) -> tuple[str, ...]:
     for ident in value:
         if not isinstance(ident, str) or not SLACK_ID.match(ident):
@@ -206,6 +219,7 @@ class _RuleFields(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     inhibited_by: list[str] = Field(default_factory=list)
     probe: ProbeSpec | None = None
+    resolve: ResolveSpec | None = None
 
     @field_validator("name")
     @classmethod

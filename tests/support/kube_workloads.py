@@ -97,12 +97,18 @@ def daemon_set(name: str, *, labels: dict[str, str], strategy: str = "RollingUpd
     }
 
 
-def node(name: str, *, unschedulable: bool = False, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def node(
+    name: str, *, unschedulable: bool = False, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"unschedulable": True} if unschedulable else {}
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}, "annotations": annotations or {}},
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name},
+            "annotations": annotations or {},
+        },
         "spec": spec,
         "status": {"conditions": [{"type": "Ready", "status": "True"}]},
     }
@@ -146,7 +152,28 @@ def controller_ref(owner: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def hpa(name: str, *, kind: str, target: str, min_replicas: int = 2, max_replicas: int = 10) -> dict[str, Any]:
+def job(name: str, *, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Job (e.g. a CronJob's, with ``owner``)."""
+    meta: dict[str, Any] = {"name": name}
+    if owner is not None:
+        meta["ownerReferences"] = [controller_ref(owner)]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta,
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"job-name": name}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "app:1"}]},
+            }
+        },
+        "status": {},
+    }
+
+
+def hpa(
+    name: str, *, kind: str, target: str, min_replicas: int = 2, max_replicas: int = 10
+) -> dict[str, Any]:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -245,7 +272,13 @@ class StatefulSetController:
         self._write_status(sts, revision)
 
     def _converge(
-        self, sts: dict[str, Any], pods: dict[int, dict[str, Any]], desired: int, revision: str, kind: str, partition: int
+        self,
+        sts: dict[str, Any],
+        pods: dict[int, dict[str, Any]],
+        desired: int,
+        revision: str,
+        kind: str,
+        partition: int,
     ) -> None:
         """One action per tick, in order (OrderedReady): make the next missing ordinal, remove
         the highest extra one, or replace the highest pod of an old revision."""
@@ -442,6 +475,7 @@ __all__ = [
     "controller_ref",
     "daemon_set",
     "hpa",
+    "job",
     "node",
     "pdb",
     "pod",
