@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -227,6 +228,12 @@ async def resolve_pods(rules: RuleSet, alerts: list[Alert], settings: Settings) 
     return found
 
 
+_QUIET = structlog.wrap_logger(
+    structlog.PrintLogger(file=sys.stderr),
+    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+)
+
+
 async def _resolve_one(
     resolver: OwnerResolver, pod: PodRef, alert: Alert, resources: Resources
 ) -> Owner | str:
@@ -238,7 +245,7 @@ async def _resolve_one(
         dry_run=True,
         deadline=time.monotonic() + 30.0,
         verify_timeout=0.0,
-        log=structlog.get_logger("remediator.simulate"),
+        log=_QUIET,  # the resolver's steps are not simulate's output (--json stays JSON)
         resources=resources,
     )
     try:

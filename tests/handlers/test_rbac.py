@@ -318,12 +318,12 @@ def test_the_handlers_code_calls_exactly_the_granted_api_methods() -> None:
     used: set[tuple[str, str, str]] = set()
     for name in KUBE_HANDLERS:
         tree = ast.parse((HANDLERS / name).read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and (match := _API_METHOD.match(node.attr)):
+        for found in ast.walk(tree):
+            if isinstance(found, ast.Attribute) and (match := _API_METHOD.match(found.attr)):
                 verb, kind = match.group(1), match.group(2) or match.group(3) or match.group(4)
                 used.add((_VERBS[verb], *_resource(kind, name)))
-            if isinstance(node, ast.Attribute) and node.attr.endswith("_with_http_info"):
-                pytest.fail(f"{name}: unexpected raw API call {node.attr}")
+            if isinstance(found, ast.Attribute) and found.attr.endswith("_with_http_info"):
+                pytest.fail(f"{name}: unexpected raw API call {found.attr}")
     assert used == granted() | Policy.argocd().grants() | Policy.nodes().grants()
     assert ROLE_FILE.exists()
 
