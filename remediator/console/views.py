@@ -35,7 +35,7 @@ from remediator.api.schemas import ReplayRequest, valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.console.session import COOKIE, LIFETIME, PRE_COOKIE, Session, Signer
 from remediator.errors import StoreUnavailable
-from remediator.models import AuditEvent
+from remediator.models import SOURCE_NAMES, AuditEvent
 from remediator.settings import Settings
 
 log = structlog.get_logger("remediator.console")
@@ -378,10 +378,12 @@ async def event_page(request: web.Request, svc: Service, _: Session) -> web.Stre
     alert = event.alert if event is not None else None
     if event is not None and alert is not None:
         legacy = str(event.details.get("external_url", ""))  # where some handlers put it before
+        made_by, sent_by = SOURCE_NAMES.get(event.source, SOURCE_NAMES["alertmanager"])
         for title, url in (
-            ("Prometheus", alert.generator_url),
+            (made_by, alert.generator_url),
             ("Runbook", alert.annotations.get("runbook_url") or alert.annotations.get("runbook")),
-            ("Alertmanager", event.external_url or legacy),
+            (sent_by, event.external_url or legacy),
+            *alert.grafana_links(),
         ):
             if checked := safe_link(url):
                 links.append((title, checked))

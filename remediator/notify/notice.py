@@ -37,6 +37,7 @@ class Notice:
     handler: str = ""
     alert: Alert | None = None
     external_url: str = ""
+    source: str = "alertmanager"  # who sent the alert: its external_url is Alertmanager's or Grafana's
     dry_run: bool = False
     manual: bool = False
     requested_by: str = ""  # who asked for a manual replay

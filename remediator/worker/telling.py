@@ -71,6 +71,7 @@ class Teller:
             handler=rule.handler.name if rule else "",
             alert=job.alert,
             external_url=job.external_url,
+            source=job.source,
             manual=job.manual,
             requested_by=job.requested_by,
             dry_run=dry_run or (result is not None and result.outcome is Outcome.DRY_RUN),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from remediator.durations import format_duration
+from remediator.models import SOURCE_NAMES
 from remediator.notify.notice import Notice
 from remediator.notify.notice import replay_command as notice_replay_command
 from remediator.notify.slack.blocks import (
@@ -97,10 +98,12 @@ def _summary(notice: Notice) -> str:
 def _links(notice: Notice) -> str:
     alert = notice.alert
     runbook = alert.annotations.get("runbook_url", "") if alert is not None else ""
+    made_by, sent_by = SOURCE_NAMES.get(notice.source, SOURCE_NAMES["alertmanager"])
     found = [
-        link(alert.generator_url, "Source (Prometheus)") if alert and alert.generator_url else "",
+        link(alert.generator_url, f"Source ({made_by})") if alert and alert.generator_url else "",
         link(runbook, "Runbook") if runbook else "",
-        link(notice.external_url, "Alertmanager") if notice.external_url else "",
+        link(notice.external_url, sent_by) if notice.external_url else "",
+        *(link(url, title) for title, url in (alert.grafana_links() if alert is not None else [])),
     ]
     return " · ".join(f for f in found if f.startswith("<"))
 
