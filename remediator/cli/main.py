@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "check":
-        return _check(args.path or settings.rules, strict=args.strict)
+        return _check(
+            args.path or settings.rules, strict=args.strict, slack_webhook=settings.slack_webhook_mode()
+        )
     return _simulate(args, args.rules or settings.rules, args.json, settings)
 
 
@@ -113,7 +115,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     try:
-        load_rules(settings.rules, default_registry)
+        load_rules(settings.rules, default_registry, slack_webhook=settings.slack_webhook_mode())
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
@@ -126,9 +128,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check(path: Path, *, strict: bool = False) -> int:
+def _check(path: Path, *, strict: bool = False, slack_webhook: bool = False) -> int:
     try:
-        rules = load_rules(path, default_registry)
+        rules = load_rules(path, default_registry, slack_webhook=slack_webhook)
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1

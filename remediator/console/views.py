@@ -416,7 +416,8 @@ async def slack_thread(svc: Service, event: AuditEvent) -> Thread | None:
     ``REMEDIATOR_SLACK_WORKSPACE_URL`` and a channel given by its id; otherwise the
     channel and ``ts`` are shown as text.
     """
-    channel = svc.settings.slack_channel or ""
+    rule = svc.rules.current().get(event.rule) if svc.rules.loaded else None
+    channel = (rule.policy.slack_channel if rule is not None else None) or svc.settings.slack_channel or ""
     if not event.target or not channel or svc.settings.slack_bot_token is None:
         return None
     ts = await svc.store.threads.get_thread(event.rule, event.target)

@@ -33,6 +33,7 @@ class Notice:
     kind: NoticeKind
     rule: str = ""
     target: str = ""
+    channel: str = ""  # the rule's slack_channel ("": the default, REMEDIATOR_SLACK_CHANNEL)
     event_id: str = ""
     handler: str = ""
     alert: Alert | None = None

@@ -36,17 +36,31 @@ def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
         raise RulesError(source, _explain(exc, doc)) from exc
 
 
+# A rule's own Slack channel cannot work when Slack is an incoming webhook.
+WEBHOOK_CHANNEL = (
+    "slack_channel: Slack is set up with an incoming webhook (REMEDIATOR_SLACK_WEBHOOK_URL), which "
+    "posts to the one channel it was made for; a channel per rule needs a bot token "
+    "(REMEDIATOR_SLACK_BOT_TOKEN with REMEDIATOR_SLACK_CHANNEL as the default): remove slack_channel "
+    "or switch to a bot token"
+)
+
+
 def build_rules(
-    parsed: RulesFile, doc: Document, source: str, registry: Registry
+    parsed: RulesFile, doc: Document, source: str, registry: Registry, *, slack_webhook: bool = False
 ) -> tuple[list[Rule], tuple[str, ...]]:
     """The compiled rules and the warnings; raises RulesError listing every error.
 
-    Questionable settings do not fail: they come back as warnings.
+    Questionable settings do not fail: they come back as warnings. ``slack_webhook``: Slack
+    posts through an incoming webhook, so a ``slack_channel`` is an error.
     """
     report = _Report(doc)
     for finding in check_policy(parsed.defaults.model_dump()):
         if finding.involves(parsed.defaults.model_fields_set):
             report.add(finding, ("defaults", *finding.key.split(".")), prefix="defaults.")
+    if slack_webhook and parsed.defaults.slack_channel is not None:
+        report.add(
+            Finding("slack_channel", WEBHOOK_CHANNEL), ("defaults", "slack_channel"), prefix="defaults."
+        )
     rules: list[Rule] = []
     seen: set[str] = set()
     for index, spec in enumerate(parsed.rules):
@@ -63,6 +77,8 @@ def build_rules(
         rules.append(rule)
         for finding in _rule_findings(rule, spec):
             report.add(finding, _finding_path(finding, index, spec), rule=at)
+        if slack_webhook and getattr(spec, "slack_channel", None) is not None:  # set in the rule itself
+            report.add(Finding("slack_channel", WEBHOOK_CHANNEL), ("rules", index, "slack_channel"), rule=at)
     _check_windows(parsed, report)
     used = {rule.policy.concurrency_group for rule in rules}
     for group in parsed.concurrency_limits:

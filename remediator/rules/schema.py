@@ -30,6 +30,9 @@ _RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
+# A channel: its name (``#team-alerts``; Slack's rules: lowercase letters, digits, - and _,
+# at most 80) or its id (``C0123ABCD``; G... for an old private channel).
+SLACK_CHANNEL = re.compile(r"^(#?[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,20})$")
 
 
 class _Strict(BaseModel):
@@ -113,6 +116,18 @@ class ResolveSpec(_Strict):
     """The pod's namespace, e.g. ``'{{ labels.namespace }}'`` (a DNS-1123 label once rendered)."""
 
 
+def _slack_channel(value: str | None) -> str | None:
+    if value is not None and not SLACK_CHANNEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a Slack channel: write its name (#team-alerts: lowercase letters, "
+            "digits, '-', '_' or '.') or its id (C0123ABCD)"
+        )
+    return value
+
+
+SlackChannel = Annotated[str | None, AfterValidator(_slack_channel)]
+
+
 def _slack_ids(value: tuple[str, ...]) -> tuple[str, ...]:
     for ident in value:
         if not isinstance(ident, str) or not SLACK_ID.match(ident):
@@ -186,6 +201,10 @@ class Policy(_Strict):
     it ends; ``skip`` records ``skipped:paused`` at once."""
     approval: ApprovalSpec | None = None
     """An approver's yes before the handler acts (None: no approval)."""
+    slack_channel: SlackChannel = None
+    """The Slack channel of this rule's threads, escalations and approval requests (a name,
+    ``#team-alerts``, or an id); None: ``REMEDIATOR_SLACK_CHANNEL``. Bot-token mode only:
+    an incoming webhook posts to its one fixed channel."""
 
     @property
     def needs_approval(self) -> bool:

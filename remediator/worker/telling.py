@@ -67,6 +67,7 @@ class Teller:
             kind=kind,
             rule=job.rule,
             target=run.target,
+            channel=(rule.policy.slack_channel or "") if rule else "",
             event_id=job.event_id,
             handler=rule.handler.name if rule else "",
             alert=job.alert,

@@ -333,3 +333,14 @@ def _manual(notice: Notice) -> str:
     if not notice.manual:
         return ""
     return f"Manual replay by {escape(notice.requested_by)}" if notice.requested_by else "Manual replay"
+
+
+def with_fallback_note(message: Message, channel: str, error: str) -> Message:
+    """``message`` as posted to the default channel instead of a rule's ``channel`` that Slack
+    refused (``error``), saying so where people read it."""
+    note = (
+        f"⚠️ Posted here because Slack refused {channel} ({error}): invite the bot to {channel} or fix "
+        "the rule's slack_channel."
+    )
+    blocks = [*message.blocks[: MAX_BLOCKS - 1], *context(short(note, 300))] if message.blocks else []
+    return Message(text=fallback(message.text, note), blocks=blocks, broadcast=message.broadcast)
