@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from remediator.errors import RulesError
-from remediator.handling.registry import default_registry
+from remediator.handling.registry import Registry, default_registry
 from remediator.rules.ruleset import parse_rules
-from tests.notify.test_slack import alert, bot, count, event, post, running, settings_for
+from tests.notify.test_slack import REGISTRY, alert, bot, count, event, post, running, settings_for
 from tests.support.procs import PYTHON, ROOT
 from tests.support.slack_server import CHANNEL_ID, SlackServer, render_message
 
@@ -174,8 +174,6 @@ def test_a_channel_is_a_name_or_an_id() -> None:
     assert "slack_channel: 'Team B' is not a Slack channel: write its name (#team-alerts" in problem
 
 
-def _registry():  # type: ignore[no-untyped-def]
-    from tests.notify.test_slack import REGISTRY
-
+def _registry() -> Registry:
     assert default_registry is not REGISTRY
     return REGISTRY
