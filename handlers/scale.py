@@ -214,7 +214,7 @@ async def _autoscaler(api: client.ApiClient, ctx: Context, params: ScaleParams) 
     )
     for item in found.items or []:
         ref = item.spec.scale_target_ref
-        group = str(ref.api_version or "").split("/")[0] if "/" in str(ref.api_version or "") else ""
+        group, _, _ = str(ref.api_version or "").rpartition("/")  # "apps/v1" -> "apps"; "v1" -> ""
         if ref.kind == params.kind and ref.name == params.name and group in ("apps", ""):
             low = item.spec.min_replicas if item.spec.min_replicas is not None else 1
             return (
