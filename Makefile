@@ -63,7 +63,8 @@ test-latest: $(UV)
 	bash scripts/test-latest.sh $(UV)
 
 ## deploy-sync: write deploy/'s generated files: each overlay's rbac.yaml (a Role per namespace of its
-## settings), the torghut rules copy, the ClusterRole, the PrometheusRules, pyproject's version (tests fail while stale)
+## settings), the torghut rules copy, the ClusterRoles (cluster-rbac, node-rbac), the PrometheusRules,
+## pyproject's version (tests fail while stale)
 deploy-sync: $(VENV)/.installed
 	$(PY) scripts/sync_deploy.py
 

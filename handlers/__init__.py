@@ -1,5 +1,31 @@
 """Built-in handlers: one explicit import per handler; each registers itself."""
 
-from handlers import bounce, clickhouse, command, flink, http_request, job, set_env
+from handlers import (
+    bounce,
+    clickhouse,
+    command,
+    delete_pod,
+    flink,
+    http_request,
+    job,
+    nodes,
+    owners,
+    rollout_restart,
+    scale,
+    set_env,
+)
 
-__all__ = ["bounce", "clickhouse", "command", "flink", "http_request", "job", "set_env"]
+__all__ = [
+    "bounce",
+    "clickhouse",
+    "command",
+    "delete_pod",
+    "flink",
+    "http_request",
+    "job",
+    "nodes",
+    "owners",
+    "rollout_restart",
+    "scale",
+    "set_env",
+]

@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator
 
-from handlers.kube import ApiRequest, Label, api_client, client, dns1123_label, dns1123_subdomain, send
-from remediator import Context, HandlerParams, PermanentError
+from handlers.kube import ApiRequest, Label, api_client, client, send
+from remediator import Context, HandlerParams, PermanentError, dns1123_label, dns1123_subdomain
 
 TRACKING_ID = "argocd.argoproj.io/tracking-id"
 TRACKING_LABEL = "app.kubernetes.io/instance"
@@ -196,20 +196,36 @@ async def managing_app(
 
 
 def replicas_in_git(annotations: dict[str, str] | None, managed_fields: list[Any] | None) -> bool | None:
-    """Whether the manifest in Git sets spec.replicas: from the last applied configuration
-    (Argo CD's client-side apply) or Argo CD's managed fields (server-side apply); None: no sign."""
+    """Whether the manifest in Git sets spec.replicas (see :func:`field_in_git`)."""
+    return field_in_git(annotations, managed_fields, ("spec", "replicas"))
+
+
+def field_in_git(
+    annotations: dict[str, str] | None, managed_fields: list[Any] | None, path: tuple[str, ...]
+) -> bool | None:
+    """Whether the manifest in Git sets the field at ``path`` (e.g. ``("spec", "replicas")``):
+    from the last applied configuration (Argo CD's client-side apply) or Argo CD's managed
+    fields (server-side apply); None: no sign either way."""
     last = (annotations or {}).get(LAST_APPLIED)
     if last:
         try:
-            spec = json.loads(last).get("spec") or {}
-        except (ValueError, AttributeError):
+            found: Any = json.loads(last)
+        except ValueError:
             return None
-        return "replicas" in spec
+        for key in path:
+            if not isinstance(found, dict) or key not in found:
+                return False
+            found = found[key]
+        return True
     for entry in managed_fields or []:
         manager = str(getattr(entry, "manager", "") or "")
         fields = getattr(entry, "fields_v1", None)
         if "argocd" in manager and isinstance(fields, dict):
-            return "f:replicas" in (fields.get("f:spec") or {})
+            for key in path:
+                if not isinstance(fields, dict) or f"f:{key}" not in fields:
+                    return False
+                fields = fields[f"f:{key}"]
+            return True
     return None
 
 

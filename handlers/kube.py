@@ -8,9 +8,9 @@ errors back as clear :class:`PermanentError`/:class:`TemporaryError`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -21,6 +21,8 @@ from pydantic import AfterValidator
 
 from handlers.lazy import LazyModule
 from remediator import Conflict, Context, PermanentError, TemporaryError
+from remediator import dns1123_label as dns1123_label  # re-exported: handlers name them from here
+from remediator import dns1123_subdomain as dns1123_subdomain
 
 if TYPE_CHECKING:
     from kubernetes_asyncio import client as client
@@ -40,30 +42,7 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT = 10.0  # seconds per API call, further bounded by the handler's deadline
 ROLE_FILE = "deploy/base/role.yaml"
-
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-
-
-def dns1123_label(value: str) -> str:
-    """A namespace or an object name that must be a DNS-1123 label."""
-    if len(value) > 63 or not _LABEL.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes name (DNS-1123 label: at most 63 lowercase "
-            "letters, digits or '-', starting and ending with a letter or digit)"
-        )
-    return value
-
-
-def dns1123_subdomain(value: str) -> str:
-    """An object name that must be a DNS-1123 subdomain (e.g. a Deployment's)."""
-    if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes name (DNS-1123 subdomain: at most 253 "
-            "lowercase letters, digits, '-' or '.', starting and ending with a letter or digit)"
-        )
-    return value
-
+NODE_RBAC = "deploy/components/node-rbac"  # the opt-in ClusterRole of kubernetes.cordon
 
 Label = Annotated[str, AfterValidator(dns1123_label)]
 Subdomain = Annotated[str, AfterValidator(dns1123_subdomain)]
@@ -114,8 +93,8 @@ async def _disconnect(api: client.ApiClient) -> None:
 
 # ---- requests -----------------------------------------------------------------------------
 
-Verb = Literal["get", "list", "patch", "create"]
-_METHODS = {"get": "GET", "list": "GET", "patch": "PATCH", "create": "POST"}
+Verb = Literal["get", "list", "patch", "create", "delete"]
+_METHODS = {"get": "GET", "list": "GET", "patch": "PATCH", "create": "POST", "delete": "DELETE"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,10 +106,11 @@ class ApiRequest:
     version: str
     plural: str
     kind: str
-    namespace: str
+    namespace: str  # "" for a cluster-scoped resource (nodes), or a list across every namespace
     name: str = ""
     body: dict[str, Any] | list[dict[str, Any]] | None = None
     label_selector: str = ""
+    field_selector: str = ""  # e.g. "spec.nodeName=node-1"
     patch_type: str = MERGE_PATCH  # JSON_PATCH when ``body`` is a list of RFC 6902 operations
     subresource: str = ""  # e.g. "log" (pods/log)
     query: tuple[tuple[str, str], ...] = ()  # other query parameters, e.g. (("tailLines", "50"),)
@@ -144,35 +124,49 @@ class ApiRequest:
     @property
     def path(self) -> str:
         api = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{api}/namespaces/{self.namespace}/{self.plural}"
+        path = (
+            f"{api}/namespaces/{self.namespace}/{self.plural}" if self.namespace else f"{api}/{self.plural}"
+        )
         if self.name:
             path += f"/{self.name}"
         if self.subresource:
             path += f"/{self.subresource}"
-        query = ([("labelSelector", self.label_selector)] if self.label_selector else []) + list(self.query)
+        query = [("labelSelector", self.label_selector)] if self.label_selector else []
+        query += [("fieldSelector", self.field_selector)] if self.field_selector else []
+        query += list(self.query)
         if query:  # encoded exactly as the client sends it
             path += "?" + urlencode(query)
         return path
 
     @property
     def target(self) -> str:
-        """``FlinkDeployment torghut/torghut-ta`` or ``pods in torghut``."""
+        """``FlinkDeployment torghut/torghut-ta``, ``Node node-1`` or ``pods in namespace torghut``."""
         if self.name:
-            return f"{self.kind} {self.namespace}/{self.name}"
-        return f"{self.plural} in namespace {self.namespace}"
+            return (
+                f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+            )
+        return (
+            f"{self.plural} in namespace {self.namespace}"
+            if self.namespace
+            else f"{self.plural} in every namespace"
+        )
+
+    @property
+    def where(self) -> str:
+        """``in namespace torghut``, or ``cluster-wide`` (a cluster-scoped or all-namespaces call)."""
+        return f"in namespace {self.namespace}" if self.namespace else "cluster-wide"
 
     def with_body(self, body: dict[str, Any] | list[dict[str, Any]]) -> ApiRequest:
-        """This request as a patch: a JSON merge patch, or a JSON Patch when ``body`` is a list."""
-        return ApiRequest(
+        """This request as a patch (of the object, or of its subresource, e.g. ``scale``): a
+        JSON merge patch, or a JSON Patch when ``body`` is a list."""
+        return dataclasses.replace(
+            self,
             verb="patch",
-            group=self.group,
-            version=self.version,
-            plural=self.plural,
-            kind=self.kind,
-            namespace=self.namespace,
-            name=self.name,
             body=body,
             patch_type=JSON_PATCH if isinstance(body, list) else MERGE_PATCH,
+            label_selector="",
+            field_selector="",
+            query=(),
         )
 
     def __str__(self) -> str:
@@ -247,10 +241,15 @@ def api_error(request: ApiRequest, exc: exceptions.ApiException) -> Exception:
     if status == 404:
         return PermanentError(f"{request.target} not found", details=details)
     if status == 403:
+        grant = (
+            f"in the Role, see {ROLE_FILE}"
+            if request.namespace
+            else f"in a ClusterRole: the {NODE_RBAC} component, written in {ROLE_FILE}"
+        )
         return PermanentError(
-            f"forbidden: the service account may not {request.verb} {request.resource} in "
-            f"namespace {request.namespace} (grant verb {request.verb!r} on {request.resource} "
-            f"in the Role, see {ROLE_FILE}); the API server said: {said}",
+            f"forbidden: the service account may not {request.verb} {request.resource} "
+            f"{request.where} (grant verb {request.verb!r} on {request.resource} {grant}); "
+            f"the API server said: {said}",
             details={
                 **details,
                 "missing_permission": {
@@ -273,13 +272,17 @@ def api_error(request: ApiRequest, exc: exceptions.ApiException) -> Exception:
 
 
 def _status_message(exc: exceptions.ApiException) -> str:
-    """The ``message`` of the API's Status object, else the HTTP reason."""
+    """The ``message`` of the API's Status object (with its ``details.causes``, e.g. the
+    disruption budget that refused an eviction), else the HTTP reason."""
     try:
         body = json.loads(exc.body or "")
     except (TypeError, ValueError):
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])[:500]
+        causes = (body.get("details") or {}).get("causes") if isinstance(body.get("details"), dict) else None
+        said = [str(body["message"])]
+        said += [str(c["message"]) for c in causes or [] if isinstance(c, dict) and c.get("message")]
+        return " ".join(said)[:500]
     return str(exc.reason or "no reason given")
 
 

@@ -21,8 +21,10 @@ from remediator.handling.kit import (
     seconds,
     verify_within,
 )
+from remediator.handling.names import dns1123_label, dns1123_subdomain
+from remediator.handling.owners import Owner, PodGone
 from remediator.handling.phases import Checked, Handler
-from remediator.handling.registry import HandlerParams, handler
+from remediator.handling.registry import HandlerParams, handler, owner_resolver
 from remediator.models import Alert, Outcome, Result
 
 __all__ = [
@@ -37,7 +39,9 @@ __all__ = [
     "HandlerParams",
     "Observations",
     "Outcome",
+    "Owner",
     "PermanentError",
+    "PodGone",
     "PollInterval",
     "Resources",
     "Result",
@@ -46,7 +50,10 @@ __all__ = [
     "VerifyParams",
     "VerifyTimeout",
     "checked_url",
+    "dns1123_label",
+    "dns1123_subdomain",
     "handler",
+    "owner_resolver",
     "planned_within",
     "poll",
     "rereading_conflicts",

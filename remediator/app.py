@@ -121,7 +121,7 @@ def _lifecycle(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         credentials = load_credentials(settings)  # a bad tokens file stops the start here
         metrics = Metrics()
-        rules = RulesHolder(settings.rules, registry, metrics)
+        rules = RulesHolder(settings.rules, registry, metrics, slack_webhook=settings.slack_webhook_mode())
         rules.load()
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         store = given_store or await make_store(settings)

@@ -16,6 +16,9 @@ from remediator.models import Alert, NewJob, WebhookPayload, new_event_id
 from remediator.rules.ruleset import RuleSet
 from remediator.store.base import Store
 
+# The intake metrics' ``source`` label: who sent the alerts (an admin replay is "manual").
+SOURCES = ("alertmanager", "grafana", "manual")
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -38,7 +41,12 @@ class Intake:
         self._store = store
         self._rules = rules
         self._metrics = metrics
-        self._received = {s: metrics.alerts_received.labels(s) for s in ("firing", "resolved")}
+        self._received = {
+            (status, source): metrics.alerts_received.labels(status, source)
+            for status in ("firing", "resolved")
+            for source in SOURCES
+        }
+        self._unmatched = {source: metrics.alerts_unmatched.labels(source) for source in SOURCES}
         self._deduplicated: dict[str, Counter] = {}  # rule -> its counter child (labels() costs)
 
     def plan_jobs(
@@ -76,12 +84,13 @@ class Intake:
         else:
             await self._store.intake.accept(jobs, [], [])
             dropped = set()
+        source = "manual" if manual is not None else payload.source
         if firing:
-            self._received["firing"].inc(len(firing))
+            self._received["firing", source].inc(len(firing))
         if resolved:
-            self._received["resolved"].inc(len(resolved))
+            self._received["resolved", source].inc(len(resolved))
         if unmatched:
-            self._metrics.alerts_unmatched.inc(unmatched)
+            self._unmatched[source].inc(unmatched)
         queued = []
         for job in jobs:
             if job.event_id not in dropped:
@@ -120,6 +129,7 @@ def _job(
         raw_alert=raw,
         received_at=now,
         external_url=payload.external_url,
+        source=payload.source,
         receiver=payload.receiver,
         **options,
     )

@@ -26,8 +26,8 @@ class Metrics:
         r = self.registry
         self.alerts_received = Counter(
             "remediator_alerts_received_total",
-            "Alerts received by status.",
-            ["status"],
+            "Alerts received by status and source (alertmanager, grafana, manual: an admin replay).",
+            ["status", "source"],
             registry=r,
         )
         self.alerts_deduplicated = Counter(
@@ -39,7 +39,8 @@ class Metrics:
         )
         self.alerts_unmatched = Counter(
             "remediator_alerts_unmatched_total",
-            "Alerts that matched no rule.",
+            "Alerts that matched no rule, by source.",
+            ["source"],
             registry=r,
         )
         self.webhook_requests = Counter(

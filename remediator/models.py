@@ -30,6 +30,27 @@ Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
 """A date-time field of the webhook payload: RFC 3339 strings only."""
 
 
+def _none_as_empty(value: object) -> object:
+    """Grafana may send ``null`` where an empty string or object is meant."""
+    return "" if value is None else value
+
+
+Text = Annotated[str, BeforeValidator(_none_as_empty)]
+
+
+def _null_values(value: object) -> object:
+    return {} if value is None else value
+
+
+Sources = Literal["alertmanager", "grafana"]
+# Per source: what made the alert (its generatorURL) and what sent it (the payload's externalURL),
+# as the links in Slack, the console and PagerDuty name them.
+SOURCE_NAMES: dict[str, tuple[str, str]] = {
+    "alertmanager": ("Prometheus", "Alertmanager"),
+    "grafana": ("Grafana alert rule", "Grafana"),
+}
+
+
 class _Tolerant(BaseModel):
     """Input from Alertmanager: unknown fields are ignored, not errors."""
 
@@ -37,15 +58,24 @@ class _Tolerant(BaseModel):
 
 
 class Alert(_Tolerant):
-    """One alert of an Alertmanager v4 webhook payload."""
+    """One alert of an Alertmanager v4 webhook payload, or of Grafana Alerting's (version
+    "1"), which adds the links to silence it, its dashboard and panel, and its values."""
 
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: Timestamp = Field(alias="startsAt")
     ends_at: Timestamp | None = Field(default=None, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: str = ""
+    generator_url: Text = Field(default="", alias="generatorURL")
+    fingerprint: Text = ""
+    # Grafana Alerting only ("" / {} from Alertmanager)
+    silence_url: Text = Field(default="", alias="silenceURL")
+    dashboard_url: Text = Field(default="", alias="dashboardURL")
+    panel_url: Text = Field(default="", alias="panelURL")
+    grafana_values: Annotated[dict[str, Any], BeforeValidator(_null_values)] = Field(
+        default_factory=dict, alias="values"
+    )
+    value_string: Text = Field(default="", alias="valueString")
 
     def model_post_init(self, _context: Any) -> None:
         if not self.fingerprint:
@@ -55,6 +85,11 @@ class Alert(_Tolerant):
     def name(self) -> str:
         return self.labels.get("alertname", "")
 
+    def grafana_links(self) -> list[tuple[str, str]]:
+        """(title, URL) of the links only Grafana sends: silence, dashboard, panel."""
+        found = (("Silence", self.silence_url), ("Dashboard", self.dashboard_url), ("Panel", self.panel_url))
+        return [(title, url) for title, url in found if url]
+
     @property
     def episode(self) -> str:
         """Identifies one firing episode: the same alert with the same start."""
@@ -62,7 +97,9 @@ class Alert(_Tolerant):
 
 
 class WebhookPayload(_Tolerant):
-    """Alertmanager's webhook body, version 4 (``notification_reason`` etc. ignored)."""
+    """Alertmanager's webhook body, version 4 (``notification_reason`` etc. ignored), or
+    Grafana Alerting's webhook contact point, version "1": the same shape with ``orgId``,
+    ``state``, ``title`` and ``message`` (and per alert the fields of ``Alert``)."""
 
     version: str
     group_key: str = Field(default="", alias="groupKey")
@@ -72,15 +109,28 @@ class WebhookPayload(_Tolerant):
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
     common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
     common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str = Field(default="", alias="externalURL")
+    external_url: Text = Field(default="", alias="externalURL")
     alerts: list[Alert]
+    # Grafana Alerting only
+    org_id: int | None = Field(default=None, alias="orgId")
+    state: Text = ""
+    title: Text = ""
+    message: Text = ""
 
     @field_validator("version")
     @classmethod
-    def _v4(cls, value: str) -> str:
-        if value != "4":
-            raise ValueError(f"unsupported webhook version {value!r}: expected '4'")
+    def _known(cls, value: str) -> str:
+        if value not in ("4", "1"):
+            raise ValueError(
+                f"unsupported webhook version {value!r}: expected '4' (Alertmanager) or '1' "
+                "(Grafana Alerting's webhook contact point)"
+            )
         return value
+
+    @property
+    def source(self) -> Sources:
+        """Who sent it: ``grafana`` (version "1") or ``alertmanager`` (version "4")."""
+        return "grafana" if self.version == "1" else "alertmanager"
 
 
 def label_fingerprint(labels: dict[str, str]) -> str:
@@ -119,6 +169,7 @@ class SkipReason(StrEnum):
     CONCURRENCY = "concurrency"
     REJECTED = "rejected"  # an approver said no
     NOT_APPROVED = "not_approved"  # nobody decided before the approval's timeout
+    GONE = "gone"  # a ``resolve:`` rule's pod no longer exists: nothing to repair
 
 
 class Job(BaseModel):
@@ -131,6 +182,7 @@ class Job(BaseModel):
     alert: Alert
     received_at: float
     external_url: str = ""
+    source: Sources = "alertmanager"  # who sent the alert (its external_url is that sender's)
     receiver: str = ""
     manual: bool = False
     note: str = ""
@@ -165,6 +217,7 @@ class NewJob:
     raw_alert: dict[str, Any] | None  # the alert exactly as received (None: dump the model)
     received_at: float
     external_url: str = ""
+    source: Sources = "alertmanager"
     receiver: str = ""
     manual: bool = False
     note: str = ""
@@ -184,6 +237,7 @@ class NewJob:
                 "alert": alert,
                 "received_at": self.received_at,
                 "external_url": self.external_url,
+                "source": self.source,
                 "receiver": self.receiver,
                 "manual": self.manual,
                 "note": self.note,
@@ -201,6 +255,7 @@ class NewJob:
             alert=self.alert,
             received_at=self.received_at,
             external_url=self.external_url,
+            source=self.source,
             receiver=self.receiver,
             manual=self.manual,
             note=self.note,
@@ -276,8 +331,10 @@ class AuditEvent(BaseModel):
     timeline: list[Step] = Field(default_factory=list)
     alert: Alert | None = None
     replica: str = ""
-    # the Alertmanager that sent the alert (its externalURL; "" for events recorded before it was kept)
+    # the Alertmanager (or Grafana: ``source``) that sent the alert (its externalURL; "" for
+    # events recorded before it was kept)
     external_url: str = ""
+    source: Sources = "alertmanager"
     # seconds from the alert's startsAt to this verified success (automatic runs only)
     time_to_repair: float | None = None
 

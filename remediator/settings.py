@@ -164,6 +164,10 @@ class Settings(BaseSettings):
             raise ValueError(f"{given} is set but {missing} is not: basic auth needs both")
         return self
 
+    def slack_webhook_mode(self) -> bool:
+        """Slack posts through an incoming webhook (one fixed channel), not a bot token."""
+        return self.slack_bot_token is None and self.slack_webhook_url is not None
+
     def webhook_auth_configured(self) -> bool:
         return self.webhook_token is not None or (
             self.webhook_username is not None and self.webhook_password is not None

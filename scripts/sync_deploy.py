@@ -11,6 +11,9 @@ but kustomize):
   ``deploy/base/role.yaml`` (the one place the handlers' permissions are written).
 - ``deploy/components/cluster-rbac/clusterrole.yaml``: the same rules in a ClusterRole,
   for an install that opts in to acting in every namespace.
+- ``deploy/components/node-rbac/clusterrole.yaml``: the ClusterRole ``remediator-nodes``
+  written in ``deploy/base/role.yaml`` (its second document: nodes are cluster-scoped), for
+  an install that opts in to ``kubernetes.cordon`` and ``kubernetes.uncordon``.
 - ``prometheusrule.yaml`` beside each ``alerts.rules.yml`` (``deploy/prometheus`` and each
   overlay): the same groups wrapped in a PrometheusRule for the Prometheus Operator.
 - pyproject.toml's version -> every ``app.kubernetes.io/version`` label under deploy/ and each
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES_COPIES = {"rules.yaml": "deploy/overlays/torghut/rules.yaml"}
 ROLE = "deploy/base/role.yaml"
 CLUSTER_RBAC = "deploy/components/cluster-rbac"
+NODE_RBAC = "deploy/components/node-rbac"
 OVERLAYS = "deploy/overlays"
 # PrometheusRule names: remediator's own alerts, and each overlay's (its team's) alerts.
 PROMETHEUS_DIRS = {"deploy/prometheus": "remediator"}
@@ -123,11 +127,16 @@ def act_namespaces(overlay: Path) -> list[str]:
 
 
 # ---- RBAC ------------------------------------------------------------------------------------
+def _role_document(root: Path, kind: str) -> dict[str, Any]:
+    documents = [d for d in yaml.safe_load_all((root / ROLE).read_text(encoding="utf-8")) if d]
+    found = [d for d in documents if isinstance(d, dict) and d.get("kind") == kind]
+    if len(found) != 1 or not found[0].get("rules"):
+        raise SettingsError(f"{ROLE}: expected one {kind} with rules")
+    return found[0]
+
+
 def role_rules(root: Path) -> list[dict[str, Any]]:
-    role = _load(root / ROLE)
-    if role.get("kind") != "Role" or not role.get("rules"):
-        raise SettingsError(f"{ROLE}: expected a Role with rules")
-    return list(role["rules"])
+    return list(_role_document(root, "Role")["rules"])
 
 
 def rbac(root: Path, overlay: Path) -> Output:
@@ -171,6 +180,18 @@ def cluster_role(root: Path) -> Output:
     }
     header = _header(ROLE, "The Role's rules, granted in every namespace (the cluster-rbac component).")
     return Output(f"{CLUSTER_RBAC}/clusterrole.yaml", header + _dump([document]))
+
+
+def node_cluster_role(root: Path) -> Output:
+    role = _role_document(root, "ClusterRole")
+    document = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": role["metadata"]["name"], "labels": recommended_labels(root, "webhook")},
+        "rules": role["rules"],
+    }
+    header = _header(ROLE, "Its ClusterRole: the rights of kubernetes.cordon (the node-rbac component).")
+    return Output(f"{NODE_RBAC}/clusterrole.yaml", header + _dump([document]))
 
 
 # ---- PrometheusRules -------------------------------------------------------------------------
@@ -266,6 +287,7 @@ def _generated(root: Path) -> Iterator[Output]:
         if (overlay / "alerts.rules.yml").is_file():
             yield prometheus_rule(root, overlay, f"{overlay.name}-alerts", labelled=True)
     yield cluster_role(root)
+    yield node_cluster_role(root)
     for directory, name in PROMETHEUS_DIRS.items():
         yield prometheus_rule(root, root / directory, name)
 

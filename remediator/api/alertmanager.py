@@ -1,5 +1,7 @@
 """``POST /webhooks/alertmanager``: authenticate, read and validate Alertmanager's v4
-payload, hand it to the intake (``remediator.intake``), answer 202 with the event ids."""
+payload, or Grafana Alerting's webhook contact point (version "1": the same shape with more
+fields), hand it to the intake (``remediator.intake``, which records the source), answer
+202 with the event ids."""
 
 from __future__ import annotations
 
@@ -66,7 +68,11 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
     try:
         payload = WebhookPayload.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, "not an Alertmanager v4 webhook payload", validation_detail(exc)) from exc
+        raise ApiError(
+            400,
+            "not an Alertmanager (version 4) or Grafana Alerting (version 1) webhook payload",
+            validation_detail(exc),
+        ) from exc
     if not svc.rules.loaded:
         raise ApiError(503, "no rules loaded", None, headers={"Retry-After": "5"})
     try:
@@ -84,6 +90,7 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
         unmatched=accepted.unmatched,
         deduplicated=accepted.deduplicated,
         group_key=payload.group_key,
+        source=payload.source,
     )
     body = orjson.dumps(
         {

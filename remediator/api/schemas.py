@@ -183,6 +183,7 @@ class EventSummary(BaseModel):
     replica: str
     alert: Alert | None = None
     time_to_repair: float | None = None
+    source: str = "alertmanager"  # who sent the alert: alertmanager or grafana
 
     @classmethod
     def of(cls, event: AuditEvent) -> EventSummary:

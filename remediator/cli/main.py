@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from remediator import about, logs
 from remediator.api.auth import load_credentials
 from remediator.cli import admin_client as ctl
 from remediator.cli import hardening
 from remediator.errors import RulesError, TemplateError
+from remediator.handling.context import Context, Resources
+from remediator.handling.owners import Owner, OwnerResolver, PodGone
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
-from remediator.rules.ruleset import RuleSet, load_rules, render
+from remediator.rules.resolving import PodRef
+from remediator.rules.rule import render_pod
+from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
 from remediator.settings import Settings, SettingsError, load_settings
 
 
@@ -54,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     simulate.add_argument("--events-file", type=Path, help="events from `remediator events --json`")
     simulate.add_argument("--url", help="service URL for --from-events (REMEDIATOR_URL)")
+    simulate.add_argument(
+        "--kube",
+        nargs="?",
+        const="",
+        metavar="KUBECONFIG",
+        help="resolve the pods of `resolve:` rules to their owners with the Kubernetes API "
+        "(this kubeconfig; default: KUBECONFIG or ~/.kube/config); reads only",
+    )
     ctl.add_commands(sub)
 
     args = parser.parse_args(argv)
@@ -74,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "check":
-        return _check(args.path or settings.rules, strict=args.strict)
-    return _simulate(args, args.rules or settings.rules, args.json)
+        return _check(
+            args.path or settings.rules, strict=args.strict, slack_webhook=settings.slack_webhook_mode()
+        )
+    return _simulate(args, args.rules or settings.rules, args.json, settings)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,7 +117,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
     try:
-        load_rules(settings.rules, default_registry)
+        load_rules(settings.rules, default_registry, slack_webhook=settings.slack_webhook_mode())
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
@@ -110,9 +130,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check(path: Path, *, strict: bool = False) -> int:
+def _check(path: Path, *, strict: bool = False, slack_webhook: bool = False) -> int:
     try:
-        rules = load_rules(path, default_registry)
+        rules = load_rules(path, default_registry, slack_webhook=slack_webhook)
     except RulesError as exc:
         _print_rule_errors(exc)
         return 1
@@ -137,7 +157,7 @@ def _sources(args: argparse.Namespace) -> int:
     return sum(x is not None for x in (args.payload, args.from_events, args.events_file))
 
 
-def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
+def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool, settings: Settings) -> int:
     try:
         rules = load_rules(rules_path, default_registry)
     except RulesError as exc:
@@ -151,7 +171,12 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool) -> int:
     except (OSError, ValueError) as exc:
         print(f"{args.payload or args.events_file}: {exc}", file=sys.stderr)
         return 1
-    report = simulate(rules, alerts)
+    resolved = None
+    if args.kube is not None:
+        if args.kube:
+            os.environ["KUBECONFIG"] = args.kube  # this process only: the resolver reads it
+        resolved = asyncio.run(resolve_pods(rules, alerts, settings))
+    report = simulate(rules, alerts, resolved)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -186,8 +211,60 @@ def read_alerts(data: Any) -> list[Alert]:
     return [Alert.model_validate(data)]
 
 
-def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
-    """Per alert: matching rules, rendered target and params, and the plan. Pure."""
+async def resolve_pods(rules: RuleSet, alerts: list[Alert], settings: Settings) -> dict[PodRef, Owner | str]:
+    """The owner of every pod the ``resolve:`` rules name (or why there is none), read with
+    the registered resolver: what the service would find at run time, now."""
+    found: dict[PodRef, Owner | str] = {}
+    resources = Resources(settings)
+    try:
+        for alert in alerts:
+            for rule in rules.match(alert):
+                if rule.resolve is None or rule.resolve.resolver is None:
+                    continue
+                try:
+                    pod = render_pod(rule, alert)
+                except TemplateError:
+                    continue  # simulate reports it
+                if pod not in found:
+                    found[pod] = await _resolve_one(rule.resolve.resolver, pod, alert, resources)
+    finally:
+        await resources.aclose()
+    return found
+
+
+_QUIET = structlog.wrap_logger(
+    structlog.PrintLogger(file=sys.stderr),
+    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+)
+
+
+async def _resolve_one(
+    resolver: OwnerResolver, pod: PodRef, alert: Alert, resources: Resources
+) -> Owner | str:
+    ctx = Context(
+        event_id="simulate",
+        rule="simulate",
+        target=f"pod/{pod.namespace}/{pod.pod}",
+        alert=alert,
+        dry_run=True,
+        deadline=time.monotonic() + 30.0,
+        verify_timeout=0.0,
+        log=_QUIET,  # the resolver's steps are not simulate's output (--json stays JSON)
+        resources=resources,
+    )
+    try:
+        return await resolver(pod.namespace, pod.pod, ctx)
+    except PodGone as exc:
+        return f"gone: {exc}"
+    except Exception as exc:
+        return f"error: {exc or type(exc).__name__}"
+
+
+def simulate(
+    rules: RuleSet, alerts: list[Alert], resolved: dict[PodRef, Owner | str] | None = None
+) -> list[dict[str, Any]]:
+    """Per alert: matching rules, rendered target and params, and the plan. Pure: the owners
+    of ``resolve:`` rules' pods come in ``resolved`` (None: resolved at run time)."""
     report = []
     for alert in alerts:
         entry: dict[str, Any] = {
@@ -205,10 +282,14 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
             if alert.status == "resolved" and rule.policy.on_resolved == "ignore":
                 match["action"] = "none: resolved alerts are only recorded (on_resolved: ignore)"
             try:
-                plan = render(rule, alert)
+                known, owner = _owner(rule, alert, match, resolved)
+                plan = render(rule, alert, owner) if known else None
             except TemplateError as exc:
                 match["error"] = str(exc)
             else:
+                entry["matches"].append(match)
+                if plan is None:  # the owner is found at run time: so are target and params
+                    continue
                 match["target"] = plan.target
                 match["params"] = plan.params.model_dump(mode="json")
                 match["plan"] = rule.handler.plan(plan.params)
@@ -218,9 +299,33 @@ def simulate(rules: RuleSet, alerts: list[Alert]) -> list[dict[str, Any]]:
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
                     match["inhibit_equal"] = list(rule.policy.inhibit_equal)
+                continue
             entry["matches"].append(match)
         report.append(entry)
     return report
+
+
+def _owner(
+    rule: Rule, alert: Alert, match: dict[str, Any], resolved: dict[PodRef, Owner | str] | None
+) -> tuple[bool, Owner | None]:
+    """(whether the plan can be rendered, the owner to render it with). For a ``resolve:``
+    rule, the pod it names and what is known of its owner go into ``match``."""
+    if rule.resolve is None:
+        return True, None
+    pod = render_pod(rule, alert)
+    match["pod"] = f"{pod.namespace}/{pod.pod}"
+    found = resolved.get(pod) if resolved is not None else None
+    if found is None:
+        match["owner"] = "resolved at run time: the workload that owns the pod (--kube resolves it now)"
+        return False, None
+    if isinstance(found, Owner):
+        match["owner"] = found.describe()
+        return True, found
+    if found.startswith("gone: "):
+        match["owner"] = found
+        match["action"] = f"skipped:gone: {found.removeprefix('gone: ')}"
+        return False, None
+    raise TemplateError(f"cannot resolve the owner of {pod}: {found.removeprefix('error: ')}")
 
 
 def format_simulation(report: list[dict[str, Any]]) -> str:
@@ -234,8 +339,13 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
             if "error" in match:
                 lines.append(f"    ERROR: {match['error']}")
                 continue
+            if "pod" in match:
+                lines.append(f"    pod: {match['pod']}")
+                lines.append(f"    owner: {match['owner']}")
             if "action" in match:
                 lines.append(f"    {match['action']}")
+            if "target" not in match:
+                continue
             lines.append(f"    target: {match['target']}")
             lines.append(f"    params: {json.dumps(match['params'])}")
             if match.get("inhibited_by"):

@@ -35,7 +35,7 @@ from remediator.api.schemas import ReplayRequest, valid_event_id
 from remediator.api.service import SERVICE, Service
 from remediator.console.session import COOKIE, LIFETIME, PRE_COOKIE, Session, Signer
 from remediator.errors import StoreUnavailable
-from remediator.models import AuditEvent
+from remediator.models import SOURCE_NAMES, AuditEvent
 from remediator.settings import Settings
 
 log = structlog.get_logger("remediator.console")
@@ -383,10 +383,12 @@ async def event_page(request: web.Request, svc: Service, _: Session) -> web.Stre
     alert = event.alert if event is not None else None
     if event is not None and alert is not None:
         legacy = str(event.details.get("external_url", ""))  # where some handlers put it before
+        made_by, sent_by = SOURCE_NAMES.get(event.source, SOURCE_NAMES["alertmanager"])
         for title, url in (
-            ("Prometheus", alert.generator_url),
+            (made_by, alert.generator_url),
             ("Runbook", alert.annotations.get("runbook_url") or alert.annotations.get("runbook")),
-            ("Alertmanager", event.external_url or legacy),
+            (sent_by, event.external_url or legacy),
+            *alert.grafana_links(),
         ):
             if checked := safe_link(url):
                 links.append((title, checked))
@@ -419,7 +421,8 @@ async def slack_thread(svc: Service, event: AuditEvent) -> Thread | None:
     ``REMEDIATOR_SLACK_WORKSPACE_URL`` and a channel given by its id; otherwise the
     channel and ``ts`` are shown as text.
     """
-    channel = svc.settings.slack_channel or ""
+    rule = svc.rules.current().get(event.rule) if svc.rules.loaded else None
+    channel = (rule.policy.slack_channel if rule is not None else None) or svc.settings.slack_channel or ""
     if not event.target or not channel or svc.settings.slack_bot_token is None:
         return None
     ts = await svc.store.threads.get_thread(event.rule, event.target)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from remediator.handling.escapes import Finalizer
+from remediator.handling.owners import OwnerResolver
 from remediator.handling.phases import Handler
 
 P = TypeVar("P", bound="HandlerParams")
@@ -45,10 +46,12 @@ class HandlerSpec:
 
 
 class Registry:
-    """Handlers by name. A duplicate name is an error."""
+    """Handlers by name (a duplicate name is an error), and the resolver of a rule's
+    ``resolve:`` (at most one: ``owner_resolver``)."""
 
     def __init__(self) -> None:
         self._specs: dict[str, HandlerSpec] = {}
+        self.resolver: OwnerResolver | None = None
 
     def add(self, spec: HandlerSpec) -> None:
         if spec.name in self._specs:
@@ -101,6 +104,15 @@ def handler(
         return cls
 
     return register
+
+
+def owner_resolver(resolve: OwnerResolver, *, registry: Registry | None = None) -> OwnerResolver:
+    """Register ``resolve`` as the resolver of rules' ``resolve:`` (a pod's owner)."""
+    target = registry or default_registry
+    if target.resolver is not None and target.resolver is not resolve:
+        raise ValueError("an owner resolver is registered twice")
+    target.resolver = resolve
+    return resolve
 
 
 def load_plugins(modules: list[str]) -> None:

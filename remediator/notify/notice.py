@@ -33,10 +33,12 @@ class Notice:
     kind: NoticeKind
     rule: str = ""
     target: str = ""
+    channel: str = ""  # the rule's slack_channel ("": the default, REMEDIATOR_SLACK_CHANNEL)
     event_id: str = ""
     handler: str = ""
     alert: Alert | None = None
     external_url: str = ""
+    source: str = "alertmanager"  # who sent the alert: its external_url is Alertmanager's or Grafana's
     dry_run: bool = False
     manual: bool = False
     requested_by: str = ""  # who asked for a manual replay

@@ -30,6 +30,7 @@ import structlog
 
 from remediator.durations import format_duration
 from remediator.metrics import Metrics
+from remediator.models import SOURCE_NAMES
 from remediator.notify.notice import Notice, replay_command
 from remediator.notify.outbox import Outbox
 from remediator.settings import Settings
@@ -274,11 +275,13 @@ def trigger_body(notice: Notice, key: str) -> dict[str, Any]:
     body["payload"] = {k: v for k, v in body["payload"].items() if v is not None}
     if notice.external_url:
         body["client_url"] = notice.external_url
+    made_by = SOURCE_NAMES.get(notice.source, SOURCE_NAMES["alertmanager"])[0]
     links = [
         {"href": href, "text": text}
         for href, text in (
-            (alert.generator_url if alert else "", "Source (Prometheus)"),
+            (alert.generator_url if alert else "", f"Source ({made_by})"),
             (alert.annotations.get("runbook_url", "") if alert else "", "Runbook"),
+            *((url, title) for title, url in (alert.grafana_links() if alert else [])),
         )
         if href.startswith(("http://", "https://"))
     ]

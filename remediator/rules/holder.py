@@ -37,10 +37,13 @@ class ReloadResult:
 class RulesHolder:
     """Holds the current RuleSet. Jobs take a reference and keep it for their run."""
 
-    def __init__(self, path: Path, registry: Registry, metrics: Metrics) -> None:
+    def __init__(
+        self, path: Path, registry: Registry, metrics: Metrics, *, slack_webhook: bool = False
+    ) -> None:
         self.path = path
         self.registry = registry
         self.metrics = metrics
+        self.slack_webhook = slack_webhook  # Slack is an incoming webhook: no slack_channel
         self._rules: RuleSet | None = None
         self.last: ReloadResult | None = None
 
@@ -56,7 +59,7 @@ class RulesHolder:
     def load(self) -> ReloadResult:
         """(Re)load from disk; on any error keep the last good rules."""
         try:
-            rules = load_rules(self.path, self.registry)
+            rules = load_rules(self.path, self.registry, slack_webhook=self.slack_webhook)
         except RulesError as exc:
             kept = self._rules.hash if self._rules else ""
             self.last = ReloadResult(

@@ -14,9 +14,10 @@ from remediator.rules.checks import Finding, check_inhibition, check_params_time
 from remediator.rules.documents import Document, load_document
 from remediator.rules.matchers import Matcher, parse_matcher
 from remediator.rules.probes import ProbeTemplate
+from remediator.rules.resolving import ResolveTemplate
 from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
-from remediator.rules.templates import compile_value
+from remediator.rules.templates import compile_value, uses_name
 from remediator.rules.windows import Window
 
 
@@ -35,17 +36,31 @@ def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
         raise RulesError(source, _explain(exc, doc)) from exc
 
 
+# A rule's own Slack channel cannot work when Slack is an incoming webhook.
+WEBHOOK_CHANNEL = (
+    "slack_channel: Slack is set up with an incoming webhook (REMEDIATOR_SLACK_WEBHOOK_URL), which "
+    "posts to the one channel it was made for; a channel per rule needs a bot token "
+    "(REMEDIATOR_SLACK_BOT_TOKEN with REMEDIATOR_SLACK_CHANNEL as the default): remove slack_channel "
+    "or switch to a bot token"
+)
+
+
 def build_rules(
-    parsed: RulesFile, doc: Document, source: str, registry: Registry
+    parsed: RulesFile, doc: Document, source: str, registry: Registry, *, slack_webhook: bool = False
 ) -> tuple[list[Rule], tuple[str, ...]]:
     """The compiled rules and the warnings; raises RulesError listing every error.
 
-    Questionable settings do not fail: they come back as warnings.
+    Questionable settings do not fail: they come back as warnings. ``slack_webhook``: Slack
+    posts through an incoming webhook, so a ``slack_channel`` is an error.
     """
     report = _Report(doc)
     for finding in check_policy(parsed.defaults.model_dump()):
         if finding.involves(parsed.defaults.model_fields_set):
             report.add(finding, ("defaults", *finding.key.split(".")), prefix="defaults.")
+    if slack_webhook and parsed.defaults.slack_channel is not None:
+        report.add(
+            Finding("slack_channel", WEBHOOK_CHANNEL), ("defaults", "slack_channel"), prefix="defaults."
+        )
     rules: list[Rule] = []
     seen: set[str] = set()
     for index, spec in enumerate(parsed.rules):
@@ -62,6 +77,8 @@ def build_rules(
         rules.append(rule)
         for finding in _rule_findings(rule, spec):
             report.add(finding, _finding_path(finding, index, spec), rule=at)
+        if slack_webhook and getattr(spec, "slack_channel", None) is not None:  # set in the rule itself
+            report.add(Finding("slack_channel", WEBHOOK_CHANNEL), ("rules", index, "slack_channel"), rule=at)
     _check_windows(parsed, report)
     used = {rule.policy.concurrency_group for rule in rules}
     for group in parsed.concurrency_limits:
@@ -188,7 +205,38 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
         policy=policy,
         probe=_probe(spec),
+        resolve=_resolve(spec, registry),
     )
+
+
+def _resolve(spec: RuleSpec, registry: Registry) -> ResolveTemplate | None:
+    """``resolve:`` compiled; without it, a template that reads ``owner`` is an error."""
+    if spec.resolve is None:
+        probe_url = spec.probe.url if spec.probe is not None else ""
+        for path, value in (
+            (("target",), spec.target),
+            (("params",), spec.params),
+            (("probe", "url"), probe_url),
+        ):
+            if uses_name(value, "owner"):
+                raise _Problem(
+                    path,
+                    f"{'.'.join(path)} uses owner (the pod's owner), which only a rule with "
+                    "resolve: {pod: ..., namespace: ...} has",
+                )
+        return None
+    if registry.resolver is None:
+        raise _Problem(
+            ("resolve",),
+            "resolve: no owner resolver is registered (the `handlers` package registers the "
+            "Kubernetes one: keep it in REMEDIATOR_HANDLER_MODULES)",
+        )
+    try:
+        return ResolveTemplate.compile(spec.resolve, registry.resolver)
+    except TemplateError as exc:
+        raise _Problem(("resolve",), f"resolve: {exc}") from exc
+    except ValueError as exc:
+        raise _Problem(("resolve",), f"resolve: {exc}") from exc
 
 
 def _probe(spec: RuleSpec) -> ProbeTemplate | None:

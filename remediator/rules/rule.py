@@ -10,10 +10,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from remediator.errors import TemplateError
+from remediator.handling.owners import Owner
 from remediator.handling.registry import HandlerParams, HandlerSpec
 from remediator.models import Alert
 from remediator.rules.matchers import Matcher, matches_all
 from remediator.rules.probes import Probe, ProbeTemplate
+from remediator.rules.resolving import PodRef, ResolveTemplate
 from remediator.rules.schema import Policy
 from remediator.rules.templates import render_value
 
@@ -40,6 +42,7 @@ class Rule:
     concurrency_limit: int  # the size of the policy's concurrency_group (1 without a group)
     policy: Policy
     probe: ProbeTemplate | None = None
+    resolve: ResolveTemplate | None = None  # the pod's owner, found before the lease
 
     def __getattr__(self, name: str) -> Any:
         """A policy field read from the rule: ``rule.policy.lease`` is ``rule.policy.lease``."""
@@ -73,10 +76,13 @@ class Plan:
     target: str
     params: HandlerParams
     probe: Probe | None = None
+    owner: Owner | None = None  # with ``resolve:``, the workload the target and params name
 
 
-def template_context(alert: Alert) -> dict[str, Any]:
-    return {
+def template_context(alert: Alert, owner: Owner | None = None) -> dict[str, Any]:
+    """What templates see: ``labels``, ``annotations``, ``alert``, and with ``resolve:``
+    the pod's ``owner`` (``kind``, ``name``, ``namespace``, ``pod``)."""
+    context = {
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
         "alert": {
@@ -86,11 +92,24 @@ def template_context(alert: Alert) -> dict[str, Any]:
             "generatorURL": alert.generator_url,
         },
     }
+    if owner is not None:
+        context["owner"] = owner.as_context()
+    return context
 
 
-def render(rule: Rule, alert: Alert) -> Plan:
-    """Render target and params for ``alert``; raises TemplateError with the reason."""
-    context = template_context(alert)
+def render_pod(rule: Rule, alert: Alert) -> PodRef:
+    """The pod a ``resolve:`` rule names for ``alert``; raises TemplateError with the reason."""
+    if rule.resolve is None:
+        raise TemplateError(f"rule {rule.name!r} has no resolve:")
+    return rule.resolve.render(template_context(alert))
+
+
+def render(rule: Rule, alert: Alert, owner: Owner | None = None) -> Plan:
+    """Render target and params for ``alert`` (a ``resolve:`` rule: with the pod's
+    ``owner``); raises TemplateError with the reason."""
+    if rule.resolve is not None and owner is None:
+        raise TemplateError(f"rule {rule.name!r} names its target after the pod's owner, found at run time")
+    context = template_context(alert, owner)
     target = checked_target(str(render_value(rule.target_template, context)).strip())
     raw = render_value(rule.params_template, context)
     try:
@@ -98,7 +117,7 @@ def render(rule: Rule, alert: Alert) -> Plan:
     except ValidationError as exc:
         raise TemplateError(f"params for {rule.handler.name}: {describe_errors(exc)}") from exc
     probe = rule.probe.render(context) if rule.probe is not None else None
-    return Plan(rule=rule, target=target, params=params, probe=probe)
+    return Plan(rule=rule, target=target, params=params, probe=probe, owner=owner)
 
 
 def checked_target(target: str) -> str:

@@ -77,21 +77,22 @@ class RuleSet:
         return len(self.rules)
 
 
-def load_rules(path: Path, registry: Registry) -> RuleSet:
+def load_rules(path: Path, registry: Registry, *, slack_webhook: bool = False) -> RuleSet:
     """Read and validate ``path``; raises RulesError listing every problem."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RulesError(str(path), [f"cannot read: {exc.strerror or exc}"]) from exc
-    return parse_rules(data, str(path), registry)
+    return parse_rules(data, str(path), registry, slack_webhook=slack_webhook)
 
 
-def parse_rules(data: bytes, source: str, registry: Registry) -> RuleSet:
+def parse_rules(data: bytes, source: str, registry: Registry, *, slack_webhook: bool = False) -> RuleSet:
     """Validate ``data``; raises RulesError listing every error, each with its line.
 
     Questionable settings do not fail: they come back in ``RuleSet.warnings``.
+    ``slack_webhook``: Slack is an incoming webhook, so ``slack_channel`` is refused.
     """
     parsed, doc = read_rules_file(data, source)
-    rules, warnings = build_rules(parsed, doc, source, registry)
+    rules, warnings = build_rules(parsed, doc, source, registry, slack_webhook=slack_webhook)
     digest = hashlib.sha256(data).hexdigest()[:16]
     return RuleSet(rules, source, digest, warnings, parsed.defaults.policy(), build_windows(parsed))

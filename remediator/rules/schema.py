@@ -31,6 +31,9 @@ _RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
+# A channel: its name (``#team-alerts``; Slack's rules: lowercase letters, digits, - and _,
+# at most 80) or its id (``C0123ABCD``; G... for an old private channel).
+SLACK_CHANNEL = re.compile(r"^(#?[a-z0-9][a-z0-9._-]{0,79}|[CG][A-Z0-9]{6,20})$")
 
 
 class _Strict(BaseModel):
@@ -102,6 +105,31 @@ class ProbeSpec(_Strict):
             if getattr(self, key) is not None and self.method == "HEAD":
                 raise ValueError(f"{key} needs method GET: a HEAD answer has no body")
         return self
+
+
+class ResolveSpec(_Strict):
+    """The pod an alert names, resolved to the workload that owns it before the lease
+    (written under a rule's ``resolve:``). Both are templated; a rule's own field, not a
+    ``Policy`` one: what to resolve depends on the rule's alert."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    pod: str
+    """The pod's name, e.g. ``'{{ labels.pod }}'`` (a DNS-1123 subdomain once rendered)."""
+    namespace: str
+    """The pod's namespace, e.g. ``'{{ labels.namespace }}'`` (a DNS-1123 label once rendered)."""
+
+
+def _slack_channel(value: str | None) -> str | None:
+    if value is not None and not SLACK_CHANNEL.match(value):
+        raise ValueError(
+            f"{value!r} is not a Slack channel: write its name (#team-alerts: lowercase letters, "
+            "digits, '-', '_' or '.') or its id (C0123ABCD)"
+        )
+    return value
+
+
+SlackChannel = Annotated[str | None, AfterValidator(_slack_channel)]
 
 
 def _slack_ids(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -177,6 +205,10 @@ class Policy(_Strict):
     it ends; ``skip`` records ``skipped:paused`` at once."""
     approval: ApprovalSpec | None = None
     """An approver's yes before the handler acts (None: no approval)."""
+    slack_channel: SlackChannel = None
+    """The Slack channel of this rule's threads, escalations and approval requests (a name,
+    ``#team-alerts``, or an id); None: ``REMEDIATOR_SLACK_CHANNEL``. Bot-token mode only:
+    an incoming webhook posts to its one fixed channel."""
 
     @property
     def needs_approval(self) -> bool:
@@ -210,6 +242,7 @@ class _RuleFields(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     inhibited_by: list[str] = Field(default_factory=list)
     probe: ProbeSpec | None = None
+    resolve: ResolveSpec | None = None
 
     @field_validator("name")
     @classmethod

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from remediator.errors import TemplateError
@@ -36,6 +37,23 @@ def compile_value(value: Any, finalize: Finalizer | None = None) -> Any:
     if isinstance(value, dict):
         return {key: compile_value(item, finalize) for key, item in value.items()}
     return value
+
+
+def uses_name(value: Any, name: str) -> bool:
+    """Whether a template in the (nested) value, as written, reads the variable ``name``
+    (e.g. ``owner``); a syntax error is left to ``compile_value`` to report."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return False
+        try:
+            return name in jinja2.meta.find_undeclared_variables(_ENV.parse(value))
+        except jinja2.TemplateSyntaxError:
+            return False
+    if isinstance(value, list):
+        return any(uses_name(item, name) for item in value)
+    if isinstance(value, dict):
+        return any(uses_name(item, name) for item in value.values())
+    return False
 
 
 def render_value(compiled: Any, context: Mapping[str, Any]) -> Any:

@@ -235,6 +235,7 @@ class EventDraft:
             alert=job.alert,
             replica=self.replica,
             external_url=job.external_url,
+            source=job.source,
             time_to_repair=time_to_repair(job, result, self.finished_at),
         )
 

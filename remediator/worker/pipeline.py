@@ -35,6 +35,7 @@ from remediator.worker.approval import AwaitingApproval
 from remediator.worker.gates import Inhibited, PauseBook, Paused, ResolvedIgnored, StaleLease
 from remediator.worker.lease import release
 from remediator.worker.outcome import Outcomes, OutcomeStage
+from remediator.worker.owners import ResolveOwner
 from remediator.worker.render import Render
 from remediator.worker.resolution import AnnounceResolution
 from remediator.worker.runs import Run
@@ -73,14 +74,20 @@ class Pipeline:
         )
         paused = Paused(PauseBook(store.pauses), lambda: rules().windows, settings.defer_interval)
         self.approval = AwaitingApproval(store.approvals, settings, self.tell)
+        owners = ResolveOwner(resources)
         self.stages: list[Stage] = [
             Render(),  # the plan: target, params, probe (a template that fails: failed below)
             StaleLease(store.locks),  # a re-delivered job waits out its first worker's lease
             AnnounceResolution(  # a resolved alert: once per target, after the run on it
-                store.locks, store.gates, self.tell, ttl=settings.firing_ttl, interval=settings.defer_interval
+                store.locks,
+                store.gates,
+                self.tell,
+                ttl=settings.firing_ttl,
+                interval=settings.defer_interval,
+                owners=owners,
             ),
             ResolvedIgnored(),  # on_resolved: ignore
-            # resolve: the target's owner (a pod's Deployment) before any lease (adoption issue)
+            owners,  # resolve: the pod's owner is the target, found before any lease (or gone)
             paused,  # held by a pause or an open maintenance window (in memory)
             Admit(  # check-only: still firing, episode, cooldown, circuit (nothing taken)
                 store, metrics, paused, replica, take=False, when=self._checks_first

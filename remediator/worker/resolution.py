@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from remediator.store.base import Gates, Locks
+from remediator.worker.owners import ResolveOwner
 from remediator.worker.runs import Run
 from remediator.worker.stages import Defer, Stop
 from remediator.worker.telling import Teller
@@ -28,14 +29,29 @@ def claim_of(run: Run) -> str:
 class AnnounceResolution:
     """Waits for the target's lease to be free, then announces the resolution once."""
 
-    def __init__(self, locks: Locks, gates: Gates, teller: Teller, *, ttl: float, interval: float) -> None:
+    def __init__(
+        self,
+        locks: Locks,
+        gates: Gates,
+        teller: Teller,
+        *,
+        ttl: float,
+        interval: float,
+        owners: ResolveOwner | None = None,
+    ) -> None:
         self.locks, self.gates, self.teller = locks, gates, teller
         self.ttl = ttl
         self.interval = interval
+        self.owners = owners
 
     async def __call__(self, run: Run) -> Stop | None:
         if run.job.alert.status != "resolved":
             return None
+        if self.owners is not None and run.plan is None and run.result is None:
+            # a resolve: rule's incident is its owner's: find it (best effort: a pod gone
+            # since leaves the resolution unannounced, as when no target rendered)
+            if (failed := await self.owners.resolve(run)) is not None:
+                run.step("resolve.failed", failed.message)
         if run.target and (left := await self.locks.lease_remaining(run.target)) > 0:
             first = run.job.first_deferred_at or time.time()
             message = f"waiting for the run on {run.target} to end before announcing the resolution"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediator.models import Job, Result, Step
+from remediator.rules.resolving import PodRef
 from remediator.rules.ruleset import Plan, Rule
 from remediator.store.values import Delivery
 
@@ -15,7 +16,9 @@ from remediator.store.values import Delivery
 class Run:
     """One job on its way through the pipeline: every stage reads this object.
 
-    ``rule`` is set once the job's rule is found, ``plan`` once its templates rendered,
+    ``rule`` is set once the job's rule is found, ``plan`` once its templates rendered
+    (a ``resolve:`` rule: ``pod`` first, then ``plan`` once the pod's owner is found;
+    ``gone``: why not, the pod being gone),
     ``token`` while the target's lease is held,
     ``slot`` while a concurrency slot is held (both given back by the outcome's store
     call, or by ``lease.release``). ``result`` is the job's result once it is known: the
@@ -28,6 +31,8 @@ class Run:
     timeline: list[Step] = field(default_factory=list)
     rule: Rule | None = None
     plan: Plan | None = None
+    pod: PodRef | None = None  # the pod a ``resolve:`` rule names
+    gone: str = ""  # that pod is gone (the job ends skipped:gone)
     token: str | None = None
     slot: str | None = None
     result: Result | None = None

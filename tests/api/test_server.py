@@ -100,7 +100,7 @@ async def test_invalid_payload_is_400_with_fields(harness: MakeHarness) -> None:
     response = await h.post(bad)
     assert response.status == 400
     data = await response.json()
-    assert data["error"] == "not an Alertmanager v4 webhook payload"
+    assert data["error"] == "not an Alertmanager (version 4) or Grafana Alerting (version 1) webhook payload"
     locs = {d["loc"] for d in data["detail"]}
     assert {"version", "alerts.0.labels"} <= locs
 
@@ -166,7 +166,7 @@ async def test_health_ready_metrics(harness: MakeHarness) -> None:
     response = await h.post(payload(alert("Probe", service="a")))
     await h.event((await response.json())["event_ids"][0])
     text = await (await h.client.get("/metrics")).text()
-    assert 'remediator_alerts_received_total{status="firing"} 1.0' in text
+    assert 'remediator_alerts_received_total{source="alertmanager",status="firing"} 1.0' in text
     assert 'remediator_jobs_total{outcome="succeeded",reason="",rule="probe"} 1.0' in text
     assert "remediator_handler_duration_seconds_count" in text
     assert "remediator_queue_depth" in text

@@ -67,6 +67,7 @@ def test_there_is_an_example_overlay_and_components_to_try() -> None:
         "admin-tokens",
         "redis",
         "redis-sentinel",
+        "node-rbac",
     }
 
 
@@ -317,8 +318,18 @@ def test_the_ingress_paths_are_routes_the_service_serves() -> None:
 
 
 # ---- RBAC -------------------------------------------------------------------------------------
+def role_document(kind: str) -> dict[str, Any]:
+    """The Role (or the node-rbac ClusterRole) written in deploy/base/role.yaml."""
+    (found,) = [
+        d
+        for d in load_all_yaml((DEPLOY / "base" / "role.yaml").read_bytes(), "deploy/base/role.yaml")
+        if d["kind"] == kind
+    ]
+    return dict(found)
+
+
 def role_rules() -> list[dict[str, Any]]:
-    return list(_read(DEPLOY / "base" / "role.yaml")["rules"])
+    return list(role_document("Role")["rules"])
 
 
 def install_namespace(resources: list[Resource]) -> str:
@@ -348,18 +359,26 @@ def test_a_role_and_binding_in_each_namespace_of_the_settings(
             {"kind": "ServiceAccount", "name": "remediator", "namespace": namespace}
         ]
     cluster = [r for r in resources if r["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    if "cluster-rbac" not in components:
-        assert cluster == []
-        return
-    (role,) = [r for r in cluster if r["kind"] == "ClusterRole"]
-    (binding,) = [r for r in cluster if r["kind"] == "ClusterRoleBinding"]
-    assert role["rules"] == role_rules(), "the same least-privilege verbs, in every namespace"
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": "remediator",
-    }
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "remediator", "namespace": namespace}]
+    wanted_cluster = {"cluster-rbac": ("remediator", role_rules()), "node-rbac": ("remediator-nodes", None)}
+    names = {name for component, (name, _) in wanted_cluster.items() if component in components}
+    assert {r["metadata"]["name"] for r in cluster} == names
+    for component, (name, rules) in wanted_cluster.items():
+        if component not in components:
+            continue
+        (role,) = [r for r in cluster if r["kind"] == "ClusterRole" and r["metadata"]["name"] == name]
+        (binding,) = [
+            r for r in cluster if r["kind"] == "ClusterRoleBinding" and r["metadata"]["name"] == name
+        ]
+        expected = rules if rules is not None else role_document("ClusterRole")["rules"]
+        assert role["rules"] == expected, f"{component}: not the rules of deploy/base/role.yaml"
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": name,
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "remediator", "namespace": namespace}
+        ]
 
 
 def test_the_example_installs_in_its_own_namespace_and_acts_in_others() -> None:
@@ -452,22 +471,35 @@ def test_the_overlays_rules_pass_remediator_check(overlay: str) -> None:
     assert load_rules(rules, default_registry)
 
 
-def test_the_example_rules_are_dry_run_and_mark_the_place_of_the_new_handlers() -> None:
+def test_the_example_rules_are_dry_run_and_use_the_everyday_handlers() -> None:
     text = (DEPLOY / "overlays" / "example" / "rules.yaml").read_text("utf-8")
     document = load_yaml(text, "the edited copy")
     assert document["defaults"]["dry_run"] is True
     assert not [r["name"] for r in document["rules"] if r.get("dry_run") is False]
-    assert "NEW HANDLERS GO HERE" in text
-    for handler in (
+    handlers = {rule["name"]: rule["handler"] for rule in document["rules"]}
+    assert {
         "kubernetes.rollout_restart",
         "kubernetes.delete_pod",
         "kubernetes.scale",
         "kubernetes.cordon",
-    ):
-        assert handler in text
-    # Every rule acts only in the namespaces the installation has a Role in.
+    } <= set(handlers.values())
+    assert "kubernetes.job" not in handlers.values() and "registry.k8s.io/kubectl" not in text, (
+        "no kubectl Job left"
+    )
+    crash = next(rule for rule in document["rules"] if rule["handler"] == "kubernetes.delete_pod")
+    assert crash["resolve"] == {"pod": "{{ labels.pod }}", "namespace": "{{ labels.namespace }}"}
+    assert "owner.name" in crash["target"]
+    # Every namespaced rule acts only in the namespaces the installation has a Role in; nodes
+    # are cluster-scoped (the node-rbac component, listed in the kustomization, commented out).
     for rule in document["rules"]:
+        if rule["handler"] in ("kubernetes.cordon", "kubernetes.uncordon"):
+            assert not any("namespace" in m for m in rule["matchers"]), rule["name"]
+            continue
         assert 'namespace=~"web|workers"' in rule["matchers"], rule["name"]
+    assert (
+        "# - ../../components/node-rbac"
+        in (DEPLOY / "overlays" / "example" / "kustomization.yaml").read_text()
+    )
     assert settings_spec("example")["namespaces"] == ["web", "workers"]
 
 
@@ -526,21 +558,32 @@ def test_a_new_namespace_is_stale_until_synced_then_gets_its_role(repo_copy: Pat
 
 def test_an_edit_of_the_role_or_the_rules_is_stale_until_synced(repo_copy: Path) -> None:
     role = repo_copy / "deploy" / "base" / "role.yaml"
-    role.write_text(role.read_text("utf-8").replace("verbs: [list]", "verbs: [list, watch]", 1), "utf-8")
+    text = role.read_text("utf-8").replace("verbs: [list]", "verbs: [list, watch]", 1)  # the HPAs' rule
+    text = text.replace(
+        "resources: [pods/eviction]\n    verbs: [create]",
+        "resources: [pods/eviction]\n    verbs: [create, get]",
+    )
+    role.write_text(text, "utf-8")
     (repo_copy / "rules.yaml").write_text((ROOT / "rules.yaml").read_text("utf-8") + "# edited\n", "utf-8")
     stale = sync("--check", root=repo_copy).stderr
     for path in (
         "deploy/overlays/example/rbac.yaml",
         "deploy/overlays/torghut/rbac.yaml",
         "deploy/components/cluster-rbac/clusterrole.yaml",
+        "deploy/components/node-rbac/clusterrole.yaml",
         "deploy/overlays/torghut/rules.yaml",
     ):
         assert f"{path} is stale" in stale
     assert sync(root=repo_copy).returncode == 0
     clusterrole = _read(repo_copy / "deploy/components/cluster-rbac/clusterrole.yaml")
-    assert {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch"]} in clusterrole[
-        "rules"
-    ]
+    hpas = {
+        "apiGroups": ["autoscaling"],
+        "resources": ["horizontalpodautoscalers"],
+        "verbs": ["list", "watch"],
+    }
+    assert hpas in clusterrole["rules"]
+    nodes = _read(repo_copy / "deploy/components/node-rbac/clusterrole.yaml")
+    assert {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create", "get"]} in nodes["rules"]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,11 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "http.request": {"url": "http://svc/x"},
     "command.run": {"argv": ["/bin/true"]},
     "kubernetes.job": {"namespace": "ns", "image": "busybox:1.36"},
+    "kubernetes.rollout_restart": {"namespace": "ns", "kind": "Deployment", "name": "web"},
+    "kubernetes.delete_pod": {"namespace": "ns", "pod": "web-0"},
+    "kubernetes.scale": {"namespace": "ns", "name": "web", "replicas": 2, "min": 1, "max": 3},
+    "kubernetes.cordon": {"node": "node-1"},
+    "kubernetes.uncordon": {"node": "node-1"},
 }
 DURATION_WORDS = ("timeout", "interval", "wait", "delay", "period")
 

@@ -1,10 +1,13 @@
 """``deploy/base/role.yaml`` grants exactly what the Kubernetes handlers use, nothing more.
 
 Two independent derivations of "what the handlers use":
-- dynamic: run every path of the handlers against the emulator with the Role
-  enforced; the (verb, apiGroup, resource) of every request it recorded;
+- dynamic: run every path of the handlers (and of a rule's ``resolve:``) against the
+  emulator with the Role enforced; the (verb, apiGroup, resource) of every request it
+  recorded;
 - static: every kubernetes-asyncio API method the handlers' code calls.
-Both must equal the Role's grants. (Every handler test also enforces the Role.)
+Both must equal the grants: the Role's, the Argo CD Role's, and the ClusterRole of the
+opt-in ``node-rbac`` component (``kubernetes.cordon``: nodes are cluster-scoped).
+(Every handler test also enforces the Roles.)
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ import pytest
 
 import handlers.flink
 import handlers.gitops
-from remediator import Outcome, Resources
+from remediator import Outcome, Owner, Resources
+from remediator.handling.registry import default_registry
 from tests.support.kube import (
     APPLICATIONS,
+    DAEMONSETS,
     DEPLOYMENTS,
     FLINK,
+    JOBS,
+    NODES,
+    PODS,
     ROLE_FILE,
+    STATEFULSETS,
     Cluster,
     DeploymentController,
     FlinkOperator,
@@ -36,9 +45,20 @@ from tests.support.kube import (
     deployment,
     flink_deployment,
     kube_env,
+    make_context,
     permissions,
     role_documents,
     run_handler,
+)
+from tests.support.kube_workloads import (
+    DaemonSetController,
+    Kubelet,
+    StatefulSetController,
+    daemon_set,
+    job,
+    node,
+    pod,
+    stateful_set,
 )
 
 HANDLERS = Path(handlers.flink.__file__).parent
@@ -52,6 +72,12 @@ KUBE_HANDLERS = [
     "container_env.py",
     "gitops.py",
     "job.py",
+    "workloads.py",
+    "rollout_restart.py",
+    "scale.py",
+    "delete_pod.py",
+    "nodes.py",
+    "owners.py",
 ]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
@@ -64,6 +90,18 @@ SET_ENV_PARAMS = {
     "env": {"CH_DATABASE": "torghut"},
     "poll_interval": "50ms",
 }
+RESTART = {"namespace": NS, "poll_interval": "50ms"}
+RESTART_TARGETS = [
+    {"kind": "Deployment", "name": "jangar"},
+    {"kind": "StatefulSet", "name": "ingester"},
+    {"kind": "DaemonSet", "name": "agent"},
+]
+SCALE = {"namespace": NS, "min": 1, "max": 3, "poll_interval": "50ms"}
+SCALE_TARGETS = [
+    {"kind": "Deployment", "name": "jangar", "replicas": 2},
+    {"kind": "StatefulSet", "name": "ingester", "replicas": 2},
+]
+DELETE = {"namespace": NS, "poll_interval": "50ms"}
 
 
 @pytest.fixture
@@ -98,31 +136,95 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         assert set(rule) == {"apiGroups", "resources", "verbs"}, rule
         for values in rule.values():
             assert "*" not in values and len(values) == len(set(values)), rule
-        # no subresources (no /scale, no pods/exec) but the read-only log of kubernetes.job
-        assert not any("/" in r for r in rule["resources"] if r != "pods/log"), "no subresources (no /scale)"
+    # Subresources: the read-only log of kubernetes.job and the scale of kubernetes.scale
+    # (patch only); no pods/exec, no pods/eviction (the node-rbac component's, cluster-wide).
+    subresources = {(verb, resource) for verb, _, resource in granted() if "/" in resource}
+    assert subresources == {
+        ("get", "pods/log"),
+        ("patch", "deployments/scale"),
+        ("patch", "statefulsets/scale"),
+    }
     assert granted() == {
         ("get", "flink.apache.org", "flinkdeployments"),
         ("patch", "flink.apache.org", "flinkdeployments"),
         ("get", "apps", "deployments"),
         ("patch", "apps", "deployments"),
+        ("get", "apps", "statefulsets"),
+        ("patch", "apps", "statefulsets"),
+        ("get", "apps", "daemonsets"),
+        ("patch", "apps", "daemonsets"),
+        ("patch", "apps", "deployments/scale"),
+        ("patch", "apps", "statefulsets/scale"),
+        ("get", "apps", "replicasets"),
         ("list", "apps", "replicasets"),
+        ("get", "", "pods"),
         ("list", "", "pods"),
+        ("delete", "", "pods"),
+        ("list", "autoscaling", "horizontalpodautoscalers"),
         ("create", "batch", "jobs"),
         ("get", "batch", "jobs"),
         ("get", "", "pods/log"),
     }
 
 
-async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_run: bool = False) -> None:
+def test_the_node_cluster_role_is_opt_in_and_narrow() -> None:
+    """kubernetes.cordon's rights: only in the node-rbac component, never in a Role."""
+    assert Policy.nodes().grants() == {
+        ("get", "", "nodes"),
+        ("patch", "", "nodes"),
+        ("list", "", "pods"),
+        ("create", "", "pods/eviction"),
+    }
+    assert not any(resource in ("nodes", "pods/eviction") for _, _, resource in granted())
+
+
+INSTANCE = {"app.kubernetes.io/instance": "torghut"}
+
+
+def _objects(cluster: Cluster, *, tracked: bool) -> None:
+    """What the handlers repair, labelled for Argo CD when ``tracked``."""
+    extra = INSTANCE if tracked else {}
+    ta = flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED")
+    ta["metadata"]["labels"] = dict(extra)
+    cluster.put(FLINK, NS, ta)
+    for name, labels in (("torghut-ws", LABELS), ("jangar", {"app": "jangar"})):
+        obj = deployment(name, replicas=1, labels=labels)
+        obj["metadata"]["labels"].update(extra)
+        cluster.put(DEPLOYMENTS, NS, obj)
+    sts = stateful_set("ingester", replicas=1, labels={"app": "ingester"})
+    sts["metadata"]["labels"].update(extra)
+    cluster.put(STATEFULSETS, NS, sts)
+    agent = daemon_set("agent", labels={"app": "agent"})
+    agent["metadata"]["labels"].update(extra)
+    cluster.put(DAEMONSETS, NS, agent)
+    cluster.put(NODES, None, node("node-1"))
+    # a pod of a CronJob's Job, for resolve: (the Job controller here labels, not owns, its pods)
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "uid": "u-cron"}}
+    nightly = cluster.put(JOBS, NS, job("nightly-28000000", owner=cron))
+    cluster.put(PODS, NS, pod("nightly-28000000-x7k2p", owner=nightly))
+
+
+async def _resolve(resources: Resources, pod_name: str) -> Owner:
+    resolver = default_registry.resolver
+    assert resolver is not None
+    return await resolver(NS, pod_name, make_context(resources))
+
+
+async def _exercise_every_path(
+    cluster: Cluster, resources: Resources, *, dry_run: bool = False, tracked: bool = False
+) -> None:
     """Run the handlers through a restart, a bounce, a resumed bounce, an env change, a Job
-    and an adopted Job."""
-    cluster.put(FLINK, NS, flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED"))
-    cluster.put(DEPLOYMENTS, NS, deployment("torghut-ws", replicas=1, labels=LABELS))
-    cluster.put(DEPLOYMENTS, NS, deployment("jangar", replicas=1, labels={"app": "jangar"}))
+    and an adopted Job; a rolling restart of each kind, a scale of each kind, a pod deleted;
+    and resolve a Deployment's pod and a CronJob's pod to their owners."""
+    _objects(cluster, tracked=tracked)
     controller = DeploymentController(cluster, NS, "torghut-ws")
     jangar = DeploymentController(cluster, NS, "jangar")
+    ingester = StatefulSetController(cluster, NS, "ingester")
+    agent = DaemonSetController(cluster, NS, "agent")
     jobs = JobController(cluster, NS)
-    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, controller.run, jangar.run, jobs.run):
+    kubelet = Kubelet(cluster, NS, mine=lambda p: p["metadata"]["name"].startswith("nightly"))
+    runners = (controller.run, jangar.run, ingester.run, agent.run, jobs.run, kubelet.run)
+    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, *runners):
         flink, _ = await run_handler("flink.restart", FLINK_PARAMS, resources, dry_run=dry_run)
         bounce, _ = await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources, dry_run=dry_run)
         cluster.modify(
@@ -135,10 +237,28 @@ async def _exercise_every_path(cluster: Cluster, resources: Resources, *, dry_ru
         set_env, _ = await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources, dry_run=dry_run)
         job, _ = await run_handler("kubernetes.job", JOB_PARAMS, resources, dry_run=dry_run)
         adopted, _ = await run_handler("kubernetes.job", JOB_PARAMS, resources, dry_run=dry_run)
+        restarts = [
+            (
+                await run_handler(
+                    "kubernetes.rollout_restart", {**RESTART, **target}, resources, dry_run=dry_run
+                )
+            )[0]
+            for target in RESTART_TARGETS
+        ]
+        scales = [
+            (await run_handler("kubernetes.scale", {**SCALE, **target}, resources, dry_run=dry_run))[0]
+            for target in SCALE_TARGETS
+        ]
+        victim = cluster.items(PODS, NS, "app=jangar")[0]["metadata"]["name"]
+        owners = [await _resolve(resources, p) for p in (victim, "nightly-28000000-x7k2p")]
+        deleted, _ = await run_handler(
+            "kubernetes.delete_pod", {**DELETE, "pod": victim}, resources, dry_run=dry_run
+        )
     expected = Outcome.DRY_RUN if dry_run else Outcome.SUCCEEDED
     assert dry_run or adopted.details["adopted"] is True
-    for result in (flink, bounce, resumed, set_env, job, adopted):
+    for result in (flink, bounce, resumed, set_env, job, adopted, *restarts, *scales, deleted):
         assert result.outcome is expected, result.message
+    assert [(o.kind, o.name) for o in owners] == [("Deployment", "jangar"), ("CronJob", "nightly")]
 
 
 async def test_the_handlers_use_every_granted_permission_and_nothing_more(
@@ -157,7 +277,7 @@ async def test_dry_run_only_reads(cluster: Cluster, resources: Resources) -> Non
 
 
 _API_METHOD = re.compile(
-    r"^(get|read|list|patch|replace|create|delete|deletecollection)_namespaced_(\w+?)"
+    r"^(get|read|list|patch|replace|create|delete|deletecollection)_(?:namespaced_(\w+?)|(node)|(pod)_for_all_namespaces)"
     r"(_with_http_info)?$"
 )
 _VERBS = {
@@ -182,6 +302,13 @@ def _resource(kind: str, module: str) -> tuple[str, str]:
         "pod": ("", "pods"),
         "pod_log": ("", "pods/log"),
         "job": ("batch", "jobs"),
+        "stateful_set": ("apps", "statefulsets"),
+        "daemon_set": ("apps", "daemonsets"),
+        "deployment_scale": ("apps", "deployments/scale"),
+        "stateful_set_scale": ("apps", "statefulsets/scale"),
+        "horizontal_pod_autoscaler": ("autoscaling", "horizontalpodautoscalers"),
+        "node": ("", "nodes"),
+        "pod_eviction": ("", "pods/eviction"),
     }
     assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
     return known[kind]
@@ -191,13 +318,13 @@ def test_the_handlers_code_calls_exactly_the_granted_api_methods() -> None:
     used: set[tuple[str, str, str]] = set()
     for name in KUBE_HANDLERS:
         tree = ast.parse((HANDLERS / name).read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and (match := _API_METHOD.match(node.attr)):
-                verb, kind = match.group(1), match.group(2)
+        for found in ast.walk(tree):
+            if isinstance(found, ast.Attribute) and (match := _API_METHOD.match(found.attr)):
+                verb, kind = match.group(1), match.group(2) or match.group(3) or match.group(4)
                 used.add((_VERBS[verb], *_resource(kind, name)))
-            if isinstance(node, ast.Attribute) and node.attr.endswith("_with_http_info"):
-                pytest.fail(f"{name}: unexpected raw API call {node.attr}")
-    assert used == granted() | Policy.argocd().grants()
+            if isinstance(found, ast.Attribute) and found.attr.endswith("_with_http_info"):
+                pytest.fail(f"{name}: unexpected raw API call {found.attr}")
+    assert used == granted() | Policy.argocd().grants() | Policy.nodes().grants()
     assert ROLE_FILE.exists()
 
 
@@ -223,31 +350,31 @@ async def test_with_argo_cd_the_handlers_use_both_roles_exactly(
 ) -> None:
     """Every Kubernetes handler, with an Application (without self-heal) managing the objects it
     changes: the calls in each namespace are exactly what that namespace's Role grants."""
-    instance = {"app.kubernetes.io/instance": "torghut"}
     cluster.put(APPLICATIONS, "argocd", application("torghut", self_heal=False))
-    ta = flink_deployment("torghut-ta", job="FAILED", lifecycle="FAILED")
-    ta["metadata"]["labels"] = instance
-    cluster.put(FLINK, NS, ta)
-    for name in ("torghut-ws", "jangar"):
-        obj = deployment(name, replicas=1, labels={"app": name})
-        obj["metadata"]["labels"].update(instance)
-        cluster.put(DEPLOYMENTS, NS, obj)
-    controllers = [DeploymentController(cluster, NS, name).run for name in ("torghut-ws", "jangar")]
-    controllers.append(JobController(cluster, NS).run)  # a Job is created, never managed by Argo CD
-    async with background(FlinkOperator(cluster, NS, "torghut-ta").run, *controllers):
-        results = [
-            (await run_handler("flink.restart", FLINK_PARAMS, resources))[0],
-            (await run_handler("kubernetes.bounce", BOUNCE_PARAMS, resources))[0],
-            (await run_handler("kubernetes.set_env", SET_ENV_PARAMS, resources))[0],
-            (await run_handler("kubernetes.job", JOB_PARAMS, resources))[0],
-        ]
-    for result in results:
-        assert result.outcome is Outcome.SUCCEEDED, result.message
-    assert "Argo CD drift" in results[0].message and "Argo CD drift" in results[2].message
+    await _exercise_every_path(cluster, resources, tracked=True)
     assert [str(call) for call in cluster.calls if call.status == 403] == []
     assert permissions(c for c in cluster.calls if c.namespace == NS) == granted()
     assert permissions(c for c in cluster.calls if c.namespace != NS) == Policy.argocd().grants()
     assert {c.namespace for c in cluster.calls} == {NS, "argocd"}
+
+
+async def test_cordon_and_uncordon_use_exactly_the_node_cluster_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resources: Resources
+) -> None:
+    """A drain (with a pod in another namespace) and an uncordon, with every Role and the
+    node-rbac ClusterRole enforced: the calls are exactly what the ClusterRole grants."""
+    async with kube_env(tmp_path, monkeypatch, policy=Policies.shipped(nodes=True)) as cluster:
+        cluster.put(NODES, None, node("node-1"))
+        owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "uid": "u-rs"}}
+        cluster.put(PODS, "web", pod("web-1-a", node_name="node-1", owner=owner))
+        params = {"node": "node-1", "poll_interval": "50ms"}
+        async with background(Kubelet(cluster).run):
+            cordoned, _ = await run_handler("kubernetes.cordon", {**params, "drain": True}, resources)
+            uncordoned, _ = await run_handler("kubernetes.uncordon", params, resources)
+    assert cordoned.outcome is uncordoned.outcome is Outcome.SUCCEEDED, cordoned.message + uncordoned.message
+    assert [str(call) for call in cluster.calls if call.status == 403] == []
+    assert permissions(cluster.calls) == Policy.nodes().grants()
+    assert not permissions(cluster.calls) & granted() - {("list", "", "pods")}, "no namespaced Role right"
 
 
 # ---- every install: a Role per namespace of its settings, or the opt-in ClusterRole ----------

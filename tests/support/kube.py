@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import inspect
 import itertools
@@ -59,6 +60,12 @@ PODS = kmock.resource("", "v1", "pods")
 REPLICASETS = kmock.resource("apps", "v1", "replicasets")
 APPLICATIONS = kmock.resource("argoproj.io", "v1alpha1", "applications")
 JOBS = kmock.resource("batch", "v1", "jobs")
+STATEFULSETS = kmock.resource("apps", "v1", "statefulsets")
+DAEMONSETS = kmock.resource("apps", "v1", "daemonsets")
+HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
+PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
+CRONJOBS = kmock.resource("batch", "v1", "cronjobs")
+NODES = kmock.resource("", "v1", "nodes")
 KINDS = {
     FLINK: "FlinkDeployment",
     DEPLOYMENTS: "Deployment",
@@ -66,12 +73,21 @@ KINDS = {
     REPLICASETS: "ReplicaSet",
     APPLICATIONS: "Application",
     JOBS: "Job",
+    STATEFULSETS: "StatefulSet",
+    DAEMONSETS: "DaemonSet",
+    HPAS: "HorizontalPodAutoscaler",
+    PDBS: "PodDisruptionBudget",
+    CRONJOBS: "CronJob",
+    NODES: "Node",
 }
+CLUSTER_SCOPED = frozenset({NODES})
+SCALABLE = frozenset({DEPLOYMENTS, STATEFULSETS})  # served with the ``scale`` subresource
 REVISION = "deployment.kubernetes.io/revision"  # on a Deployment and its ReplicaSets
 POD_TEMPLATE_HASH = "pod-template-hash"
 BUILTIN_GROUPS = frozenset({"", "apps", "batch", "policy", "autoscaling"})
 ROLE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "base" / "role.yaml"
 ARGOCD_DIR = ROLE_FILE.parent / "argocd"  # the Role in Argo CD's namespace, applied on its own
+NODE_RBAC_DIR = ROLE_FILE.parents[1] / "components" / "node-rbac"  # kubernetes.cordon's ClusterRole
 SERVICE_ACCOUNT = "system:serviceaccount:torghut:remediator"
 
 _METHOD_VERBS = {"PATCH": "patch", "PUT": "update", "POST": "create"}
@@ -119,7 +135,8 @@ def _verb(method: str, name: str | None, query: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Policy:
-    """The rules of one namespaced Role: what the service account may do, where."""
+    """The rules of one Role (what the service account may do in its namespace), or of a
+    ClusterRole (``namespace`` ``"*"``: every namespace, and cluster-scoped resources)."""
 
     namespace: str
     rules: tuple[tuple[frozenset[str], frozenset[str], frozenset[str]], ...]
@@ -137,9 +154,19 @@ class Policy:
         return cls(namespace=role["metadata"]["namespace"], rules=rules)
 
     @classmethod
+    def from_cluster_role(cls, role: dict[str, Any]) -> Policy:
+        return cls.from_role({**role, "metadata": {**role["metadata"], "namespace": "*"}})
+
+    @classmethod
     def shipped(cls) -> Policy:
         """The Role in ``deploy/base/role.yaml``."""
         return cls.from_role(role_documents()["Role"])
+
+    @classmethod
+    def nodes(cls) -> Policy:
+        """The ClusterRole of the opt-in ``node-rbac`` component (``kubernetes.cordon``)."""
+        role = yaml.safe_load((NODE_RBAC_DIR / "clusterrole.yaml").read_text(encoding="utf-8"))
+        return cls.from_cluster_role(role)
 
     @classmethod
     def argocd(cls) -> Policy:
@@ -166,7 +193,7 @@ class Policy:
         }
 
     def allows(self, verb: str, group: str, plural: str, namespace: str | None) -> bool:
-        if namespace != self.namespace:
+        if self.namespace != "*" and namespace != self.namespace:
             return False
         return any(
             group in groups and plural in resources and verb in verbs
@@ -181,9 +208,10 @@ class Policies:
     roles: tuple[Policy, ...]
 
     @classmethod
-    def shipped(cls) -> Policies:
-        """The overlay's Role and the Argo CD Role (``deploy/base/argocd``)."""
-        return cls((Policy.shipped(), Policy.argocd()))
+    def shipped(cls, *, nodes: bool = False) -> Policies:
+        """The overlay's Role and the Argo CD Role (``deploy/base/argocd``); with ``nodes``,
+        also the opt-in ClusterRole of ``deploy/components/node-rbac``."""
+        return cls((Policy.shipped(), Policy.argocd(), *([Policy.nodes()] if nodes else [])))
 
     def allows(self, verb: str, group: str, plural: str, namespace: str | None) -> bool:
         return any(role.allows(verb, group, plural, namespace) for role in self.roles)
@@ -250,6 +278,50 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
+def fields_match(fields: str, obj: dict[str, Any]) -> bool:
+    """A field selector (``spec.nodeName=node-1,status.phase!=Succeeded``) on ``obj``."""
+    for part in [p for p in fields.split(",") if p.strip()]:
+        match = re.fullmatch(r"\s*([\w.]+)\s*(!=|==|=)\s*([^,]*?)\s*", part)
+        if match is None:
+            raise ValueError(f"invalid field selector: {part!r}")
+        path, op, value = match.groups()
+        found: Any = obj
+        for key in path.split("."):
+            found = found.get(key) if isinstance(found, dict) else None
+        if (str(found or "") == value) != (op != "!="):
+            return False
+    return True
+
+
+def _selects(budget: dict[str, Any], pod: dict[str, Any]) -> bool:
+    wanted = ((budget.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    labels = pod["metadata"].get("labels") or {}
+    return bool(wanted) and all(labels.get(k) == v for k, v in wanted.items())
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _scale_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """The ``autoscaling/v1`` Scale of a Deployment or StatefulSet."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    labels = (spec.get("selector") or {}).get("matchLabels") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta},
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        },
+    }
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
@@ -308,20 +380,24 @@ class Cluster(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         for res, kind in KINDS.items():
             self.resources[res] = kmock.ResourceInfo(
-                kind=kind, namespaced=True, verbs={"get", "list", "patch", "create"}
+                kind=kind,
+                namespaced=res not in CLUSTER_SCOPED,
+                verbs={"get", "list", "patch", "create", "delete"},
             )
 
     # -- test-side API (synchronous: atomic with respect to the event loop) --
 
     # put/get below are the test-side API, not kmock's HTTP client methods of the same name
     def put(  # type: ignore[override]
-        self, res: kmock.resource, namespace: str, obj: dict[str, Any]
+        self, res: kmock.resource, namespace: str | None, obj: dict[str, Any]
     ) -> dict[str, Any]:
-        """Create (or replace) an object, stamped like the API server does."""
+        """Create (or replace) an object, stamped like the API server does (``namespace``
+        None: a cluster-scoped object, e.g. a Node)."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
+        if namespace is not None:
+            meta["namespace"] = namespace
         meta.update(
-            namespace=namespace,
             uid=meta.get("uid") or str(uuid.uuid4()),
             resourceVersion=str(next(self._versions)),
             generation=1,
@@ -331,14 +407,16 @@ class Cluster(kmock.KubernetesEmulator):
         return obj
 
     def get(  # type: ignore[override]
-        self, res: kmock.resource, namespace: str, name: str
+        self, res: kmock.resource, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
         key = (res, namespace, name)
         if key not in self.objects or self.objects[key].deleted:
             return None
         return copy.deepcopy(self.objects[key].raw)
 
-    def modify(self, res: kmock.resource, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def modify(
+        self, res: kmock.resource, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
         """Merge-patch an object as a controller would (bumps resourceVersion)."""
         old = self.get(res, namespace, name)
         if old is None:
@@ -347,15 +425,19 @@ class Cluster(kmock.KubernetesEmulator):
         self.objects[res, namespace, name].history.append(new)
         return new
 
-    def remove(self, res: kmock.resource, namespace: str, name: str) -> None:
+    def remove(self, res: kmock.resource, namespace: str | None, name: str) -> None:
         self.objects[res, namespace, name].delete()
 
-    def items(self, res: kmock.resource, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+    def items(
+        self, res: kmock.resource, namespace: str | None, selector: str = "", fields: str = ""
+    ) -> list[dict[str, Any]]:
+        """The objects of ``res`` in ``namespace`` (None: every namespace, or the
+        cluster-scoped ones) matching a label ``selector`` and a field selector ``fields``."""
         found = []
         for (resource, ns, _), obj in self.objects.items():
-            if resource == res and ns == namespace and not obj.deleted:
+            if resource == res and (namespace is None or ns == namespace) and not obj.deleted:
                 labels = (obj.raw.get("metadata") or {}).get("labels") or {}
-                if not selector or selector_matches(selector, labels):
+                if (not selector or selector_matches(selector, labels)) and fields_match(fields, obj.raw):
                     found.append(copy.deepcopy(obj.raw))
         return found
 
@@ -394,6 +476,10 @@ class Cluster(kmock.KubernetesEmulator):
             raise ApiAnswer(404, "NotFound", "the server could not find the requested resource")
         if request.subresource == "log" and res == PODS and call.verb == "get":
             return self._log(call)
+        if request.subresource == "scale" and res in SCALABLE and call.verb in ("get", "patch"):
+            return aiohttp.web.json_response(await self._scale(res, call))
+        if request.subresource == "eviction" and res == PODS and call.verb == "create":
+            return aiohttp.web.json_response(self._evict(call), status=201)
         if request.subresource:
             raise ApiAnswer(
                 404,
@@ -408,6 +494,8 @@ class Cluster(kmock.KubernetesEmulator):
             return aiohttp.web.json_response(await self._patch(res, call))
         if call.verb == "create":
             return aiohttp.web.json_response(self._create(res, call), status=201)
+        if call.verb == "delete":
+            return aiohttp.web.json_response(self._delete(res, call))
         return await super()._handle(request)
 
     def _record(self, request: kmock.Request) -> Call:
@@ -432,11 +520,12 @@ class Cluster(kmock.KubernetesEmulator):
 
     def _forbidden(self, call: Call, res: kmock.resource) -> ApiAnswer:
         subject = f'{_resource_name(res)} "{call.name}"' if call.name else _resource_name(res)
+        where = f'in the namespace "{call.namespace}"' if call.namespace else "at the cluster scope"
         return ApiAnswer(
             403,
             "Forbidden",
             f'{subject} is forbidden: User "{SERVICE_ACCOUNT}" cannot {call.verb} resource '
-            f'"{call.plural}" in API group "{call.group}" in the namespace "{call.namespace}"',
+            f'"{call.plural}" in API group "{call.group}" {where}',
             name=call.name or "",
             group=call.group,
             kind=call.plural,
@@ -453,14 +542,16 @@ class Cluster(kmock.KubernetesEmulator):
         )
 
     def _fetch(self, res: kmock.resource, call: Call) -> dict[str, Any]:
-        obj = self.get(res, call.namespace or "", call.name or "")
+        obj = self.get(res, call.namespace, call.name or "")
         if obj is None:
             raise self._not_found(res, call.name)
         return obj
 
     def _list(self, res: kmock.resource, call: Call) -> dict[str, Any]:
         try:
-            items = self.items(res, call.namespace or "", call.query.get("labelSelector", ""))
+            items = self.items(
+                res, call.namespace, call.query.get("labelSelector", ""), call.query.get("fieldSelector", "")
+            )
         except ValueError as exc:
             raise ApiAnswer(400, "BadRequest", f"unable to parse requirement: {exc}") from exc
         kind = KINDS.get(res, "Object")
@@ -477,7 +568,7 @@ class Cluster(kmock.KubernetesEmulator):
         name = (body.get("metadata") or {}).get("name")
         if not name:
             raise ApiAnswer(422, "Invalid", f"{KINDS.get(res, 'Object')}: metadata.name: Required value")
-        if self.get(res, call.namespace or "", name) is not None:
+        if self.get(res, call.namespace, name) is not None:
             raise ApiAnswer(
                 409,
                 "AlreadyExists",
@@ -486,7 +577,110 @@ class Cluster(kmock.KubernetesEmulator):
                 group=res.group,
                 kind=res.plural,
             )
-        return self.put(res, call.namespace or "", body)
+        return self.put(res, call.namespace, body)
+
+    def _delete(self, res: kmock.resource, call: Call) -> dict[str, Any]:
+        """``DELETE``: a pod is marked terminating (``deletionTimestamp``) until its controller
+        or kubelet (the test's simulation) removes it; ``gracePeriodSeconds: 0`` removes it at
+        once, as does deleting anything else. ``preconditions.uid`` is checked (409)."""
+        old = self._fetch(res, call)
+        options = call.body if isinstance(call.body, dict) else {}
+        wanted_uid = (options.get("preconditions") or {}).get("uid")
+        if wanted_uid is not None and wanted_uid != old["metadata"]["uid"]:
+            raise ApiAnswer(
+                409,
+                "Conflict",
+                f"Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: "
+                f"{old['metadata']['uid']}",
+                name=call.name or "",
+                group=res.group,
+                kind=res.plural,
+            )
+        grace = options.get("gracePeriodSeconds", call.query.get("gracePeriodSeconds"))
+        if res != PODS or (grace is not None and int(grace) == 0):
+            self.remove(res, call.namespace, call.name or "")
+            return old
+        if old["metadata"].get("deletionTimestamp"):
+            return old
+        default = (old.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        return self.modify(
+            res,
+            call.namespace,
+            call.name or "",
+            {
+                "metadata": {
+                    "deletionTimestamp": "2024-01-01T00:00:00Z",
+                    "deletionGracePeriodSeconds": int(default if grace is None else grace),
+                }
+            },
+        )
+
+    def _evict(self, call: Call) -> dict[str, Any]:
+        """``POST pods/NAME/eviction`` as the API server answers it: the pod's
+        PodDisruptionBudget (the disruption controller's arithmetic, done here) allows the
+        disruption, and the pod is deleted; or 429 naming the budget."""
+        pod = self._fetch(PODS, call)
+        namespace = call.namespace or ""
+        if not pod["metadata"].get("deletionTimestamp"):
+            budgets = [b for b in self.items(PDBS, namespace) if _selects(b, pod)]
+            if len(budgets) > 1:
+                raise ApiAnswer(
+                    500,
+                    "InternalError",
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource "
+                    "does not support.",
+                )
+            for budget in budgets:
+                needed, healthy, allowed = self._disruptions(budget)
+                if allowed < 1:
+                    name = budget["metadata"]["name"]
+                    raise ApiAnswer(
+                        429,
+                        "TooManyRequests",
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                        causes=[
+                            {
+                                "reason": "DisruptionBudget",
+                                "message": f"The disruption budget {name} needs {needed} healthy pods "
+                                f"and has {healthy} currently",
+                            }
+                        ],
+                    )
+            self._delete(PODS, dataclasses.replace(call, body={}))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _disruptions(self, budget: dict[str, Any]) -> tuple[int, int, int]:
+        """(healthy pods needed, healthy pods now, disruptions allowed) of one budget."""
+        spec = budget["spec"]
+        selector = ",".join(f"{k}={v}" for k, v in sorted(spec["selector"]["matchLabels"].items()))
+        pods = [p for p in self.items(PODS, budget["metadata"]["namespace"], selector) if not _terminating(p)]
+        healthy = sum(1 for p in pods if _pod_ready(p))
+        if "minAvailable" in spec:
+            needed = int(spec["minAvailable"])
+        else:
+            needed = len(pods) - int(spec["maxUnavailable"])
+        return needed, healthy, healthy - needed
+
+    async def _scale(self, res: kmock.resource, call: Call) -> dict[str, Any]:
+        """``GET``/``PATCH`` of the ``scale`` subresource: an ``autoscaling/v1`` Scale view of
+        the workload; a patch changes the workload's ``spec.replicas`` (guarded by
+        ``metadata.resourceVersion`` like any patch)."""
+        obj = self._fetch(res, call)
+        if call.verb == "patch":
+            wanted = self._apply(res, call, _scale_of(obj))
+            version = (wanted.get("metadata") or {}).get("resourceVersion")
+            if version is not None and str(version) != obj["metadata"]["resourceVersion"]:
+                raise ApiAnswer(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {_resource_name(res)} "{call.name}": the '
+                    "object has been modified; please apply your changes to the latest version "
+                    "and try again",
+                )
+            replicas = (wanted.get("spec") or {}).get("replicas")
+            obj = self.modify(res, call.namespace, call.name or "", {"spec": {"replicas": replicas}})
+            await self._buses[res].put({"type": "MODIFIED", "object": obj})
+        return _scale_of(obj)
 
     def _log(self, call: Call) -> aiohttp.web.Response:
         """``GET .../pods/NAME/log?tailLines=N`` as the kubelet answers it: plain text."""

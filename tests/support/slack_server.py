@@ -8,6 +8,11 @@ incoming webhook (answers ``ok``). Scripted replies (``fail_next``) or a
 standing ``default`` reply make it answer 429 with ``Retry-After``, 5xx, slow,
 or ``ok: false``. ``render_threads()`` prints the channel as a person would read it.
 
+Channels: by default every channel is the one channel ``channel_id``. With ``channels``
+(a name such as ``#team-a``, and the id, -> the id) only those exist, and the bot is only
+in ``joined`` (ids): another channel answers ``channel_not_found``, a channel the bot is not
+in ``not_in_channel``, as Slack does; each message records the id it went to.
+
 For approvals: ``chat.update`` replaces a recorded message (kept in ``updates`` too),
 ``chat.postEphemeral`` is recorded in ``ephemerals``, ``usergroups.users.list`` answers
 from ``usergroups`` (counted in ``group_lookups``); ``interaction()`` and ``signed()``
@@ -98,6 +103,17 @@ class SlackServer:
         self.ephemerals: list[dict[str, Any]] = []
         self.usergroups: dict[str, list[str]] = {}
         self.group_lookups = 0
+        self.channels: dict[str, str] = {}  # name or id -> id; empty: every channel is channel_id
+        self.joined: set[str] = set()  # the ids of the channels the bot is in
+
+    def add_channel(self, name: str, ident: str, *, joined: bool = True) -> None:
+        """A channel ``#name`` with id ``ident`` (the default channel ``#alerts`` is added too)."""
+        if not self.channels:
+            self.channels.update({"#alerts": self.channel_id, self.channel_id: self.channel_id})
+            self.joined.add(self.channel_id)
+        self.channels.update({name: ident, ident: ident})
+        if joined:
+            self.joined.add(ident)
 
     # ---- lifecycle ------------------------------------------------------------------
     @property
@@ -198,9 +214,9 @@ class SlackServer:
         body = await _body(request)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        if body.get("channel") != self.channel_id:  # chat.update wants the channel's id
-            return web.json_response({"ok": False, "error": "channel_not_found"})
         found = [m for m in self.messages if m.ts == body.get("ts")]
+        if found and body.get("channel") != found[0].channel:  # chat.update wants the channel's id
+            return web.json_response({"ok": False, "error": "channel_not_found"})
         if not found:
             return web.json_response({"ok": False, "error": "message_not_found"})
         if error := _check_blocks(body):
@@ -211,7 +227,7 @@ class SlackServer:
             found[0].blocks = body.get("blocks") or []
             self.updates.append(body)
             self._changed.notify_all()
-        return web.json_response({"ok": True, "channel": self.channel_id, "ts": body["ts"]})
+        return web.json_response({"ok": True, "channel": found[0].channel, "ts": body["ts"]})
 
     async def _ephemeral(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -270,6 +286,12 @@ class SlackServer:
             return "invalid_auth"
         if not body.get("channel"):
             return "channel_not_found"
+        if self.channels:
+            ident = self.channels.get(str(body["channel"]))
+            if ident is None:
+                return "channel_not_found"
+            if ident not in self.joined:
+                return "not_in_channel"
         if not body.get("text") and not body.get("blocks"):
             return "no_text"
         return _check_blocks(body)
@@ -282,7 +304,11 @@ class SlackServer:
         known = {"channel", "text", "blocks", "thread_ts", "reply_broadcast"}
         return Message(
             via=via,
-            channel=self.channel_id if via == "api" else "webhook-channel",
+            channel=(
+                self.channels.get(str(body.get("channel")), self.channel_id)
+                if via == "api"
+                else "webhook-channel"
+            ),
             ts=ts,
             text=str(body.get("text") or ""),
             blocks=blocks,

@@ -492,6 +492,7 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
         "StaleLease",
         "AnnounceResolution",
         "ResolvedIgnored",
+        "ResolveOwner",
         "Paused",
         "Admit",
         "Inhibited",

@@ -40,6 +40,7 @@ from remediator.notify.notice import SERVICE_NOTICES, Notice
 from remediator.notify.outbox import Outbox
 from remediator.notify.slack import approvals, messages
 from remediator.notify.slack.blocks import Message
+from remediator.notify.slack.messages import with_fallback_note
 from remediator.notify.slack.retry import retry_after, retry_handlers
 from remediator.notify.slack.threads import Threads
 from remediator.settings import Settings
@@ -47,6 +48,10 @@ from remediator.store.base import Store
 
 # Notices that update the thread's first message with the incident's latest state.
 HEADER_KINDS = frozenset({"outcome", "escalated", "resolved"})
+# Slack's answers for a channel the bot cannot post to: the rule's own channel then falls
+# back to the default one, for UNUSABLE_FOR seconds before it is tried again.
+CHANNEL_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+UNUSABLE_FOR = 600.0
 log = structlog.get_logger("remediator.notify.slack.client")
 
 
@@ -86,7 +91,9 @@ class SlackNotifier:
         self._message_timeout = message_timeout
         self._threads = Threads(store.threads, min_thread_ttl)
         self._store = store
-        self._channel_id = ""  # the channel's id, as chat.postMessage answers it (chat.update needs it)
+        # each channel's id, as chat.postMessage answers it (chat.update needs the id)
+        self._channel_ids: dict[str, str] = {}
+        self._unusable: dict[str, float] = {}  # a rule's channel -> when to try it again (monotonic)
         self._secrets = _secrets(settings)
         handlers = retry_handlers(retries, max_retry_after)
         self._web: AsyncWebClient | None = None
@@ -168,35 +175,49 @@ class SlackNotifier:
         if notice.kind in ("approval", "approval_decided"):
             return await self._post_approval(notice)
         if notice.kind in SERVICE_NOTICES:
-            await self._post(messages.parent(notice), None)
+            await self._post(messages.parent(notice), None, self._channel)
             return "sent"
+        channel = self._channel_for(notice)
         thread = await self._threads.find(notice)
         if notice.kind == "resolved" and thread is None:
             return "skipped"  # nothing of ours to close: we never acted on this incident
         if self._web is None:
-            await self._post(messages.flat(notice), None)
+            await self._post(messages.flat(notice), None, channel)
             thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
         elif thread is None:
-            thread = await self._threads.claim(notice, await self._post(messages.parent(notice), None))
+            thread = await self._threads.claim(
+                notice, await self._post(messages.parent(notice), None, channel)
+            )
         elif notice.kind == "started" and not (notice.after_failure or self._threads.failed_last(thread)):
             self._threads.remember(notice.event_id, thread)  # approved or waited: not another attempt
             return "skipped"
         else:
-            await self._post(messages.reply(notice), thread)
-            await self._update_header(thread, notice)
+            await self._post(messages.reply(notice), thread, channel)
+            await self._update_header(thread, notice, channel)
         if notice.kind in ("outcome", "escalated"):
             self._threads.outcome(thread, notice.outcome or "failed")
         self._threads.remember(notice.event_id, thread)
         return "sent"
 
-    async def _update_header(self, thread: str, notice: Notice) -> None:
+    def _channel_for(self, notice: Notice) -> str:
+        """The rule's channel, or the default one (no channel of its own, or Slack said the
+        bot cannot post there a short while ago)."""
+        wanted = notice.channel or self._channel
+        if wanted != self._channel and self._unusable.get(wanted, 0.0) > time.monotonic():
+            return self._channel
+        return wanted
+
+    def _id_of(self, channel: str) -> str:
+        return self._channel_ids.get(channel) or self._channel_ids.get(self._channel) or channel
+
+    async def _update_header(self, thread: str, notice: Notice, channel: str) -> None:
         """The thread's first message shows the incident's latest state (never a parent
         that carries an approval's buttons and decision). A failure is logged, not fatal:
         the reply is posted."""
         if notice.kind not in HEADER_KINDS or self._threads.is_approval_parent(thread):
             return
         try:
-            await self._update(self._channel_id or self._channel, thread, messages.latest_header(notice))
+            await self._update(self._id_of(channel), thread, messages.latest_header(notice))
         except Exception as exc:
             log.warning(
                 "slack.header_not_updated", thread=thread, kind=notice.kind, error=self._describe(exc)
@@ -209,33 +230,65 @@ class SlackNotifier:
         if approval is None:
             return "skipped"
         thread = await self._threads.find(notice)
+        channel = self._channel_for(notice)
         if self._web is None:  # webhook mode cannot update a message: the decision is a new one
-            await self._post(approvals.approval_message(notice, parent=True), None)
+            await self._post(approvals.approval_message(notice, parent=True), None, channel)
             return "sent"
         if notice.kind == "approval_decided":
             if not approval.message_ts:
                 if thread is None:
                     return "skipped"
-                await self._post(approvals.approval_message(notice, parent=False), thread)
+                await self._post(approvals.approval_message(notice, parent=False), thread, channel)
                 return "sent"
             message = approvals.approval_message(notice, parent=approval.message_ts == thread)
             await self._update(approval.channel, approval.message_ts, message)
             return "sent"
         if thread is None:
-            ts = await self._post(approvals.approval_message(notice, parent=True), None)
+            ts = await self._post(approvals.approval_message(notice, parent=True), None, channel)
             thread = await self._threads.claim(notice, ts)
             if thread == ts:
                 self._threads.approval_parent(ts)
         else:
-            ts = await self._post(approvals.approval_message(notice, parent=False), thread)
+            ts = await self._post(approvals.approval_message(notice, parent=False), thread, channel)
         self._threads.remember(notice.event_id, thread)
         try:
-            await self._store.approvals.set_approval_message(
-                approval.event_id, self._channel_id or self._channel, ts
-            )
+            await self._store.approvals.set_approval_message(approval.event_id, self._id_of(channel), ts)
         except StoreUnavailable as exc:  # the buttons work anyway; a decision cannot update it
             log.warning("slack.approval_message_not_kept", event_id=approval.event_id, error=str(exc))
         return "sent"
+
+    async def _post_to(self, channel: str, message: Message, thread_ts: str | None) -> str:
+        assert self._web is not None
+        try:
+            response = await self._web.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                thread_ts=thread_ts,
+                reply_broadcast=message.broadcast or None,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            self._note_rate_limit(exc.response.status_code, exc.response.headers)
+            raise
+        self._channel_ids[channel] = str(response.get("channel") or self._channel_ids.get(channel, ""))
+        return str(response["ts"])
+
+    def _channel_unusable(self, channel: str, error: str) -> None:
+        """Said once per episode: which channel, why, what to do; the default one is used meanwhile."""
+        if self._unusable.get(channel, 0.0) <= time.monotonic():
+            self._metrics.notifications.labels("fallback").inc()
+            log.error(
+                "slack.channel_unusable",
+                channel=channel,
+                error=error,
+                fallback=self._channel,
+                message=f"Slack answered {error} for {channel} (a rule's slack_channel): invite the bot "
+                f"to it (/invite @<the bot>) or fix the rule's slack_channel; posting to {self._channel} "
+                f"meanwhile, and trying {channel} again in {UNUSABLE_FOR:g}s",
+            )
+        self._unusable[channel] = time.monotonic() + UNUSABLE_FOR
 
     async def _update(self, channel: str, ts: str, message: Message) -> None:
         assert self._web is not None
@@ -246,24 +299,20 @@ class SlackNotifier:
             raise
 
     # ---- transport --------------------------------------------------------------------
-    async def _post(self, message: Message, thread_ts: str | None) -> str:
-        """Post one message; returns its ``ts`` (webhooks have none: returns "")."""
+    async def _post(self, message: Message, thread_ts: str | None, channel: str) -> str:
+        """Post one message to ``channel``; returns its ``ts`` (webhooks have none: returns "").
+        A rule's channel the bot cannot post to falls back to the default one, saying so."""
         if self._web is not None:
             try:
-                response = await self._web.chat_postMessage(
-                    channel=self._channel,
-                    text=message.text,
-                    blocks=message.blocks,
-                    thread_ts=thread_ts,
-                    reply_broadcast=message.broadcast or None,
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
+                return await self._post_to(channel, message, thread_ts)
             except SlackApiError as exc:
-                self._note_rate_limit(exc.response.status_code, exc.response.headers)
-                raise
-            self._channel_id = str(response.get("channel") or self._channel_id)
-            return str(response["ts"])
+                error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
+                if channel == self._channel or error not in CHANNEL_ERRORS:
+                    raise
+                self._channel_unusable(channel, str(error))
+                return await self._post_to(
+                    self._channel, with_fallback_note(message, channel, str(error)), thread_ts
+                )
         assert self._hook is not None
         answer = await self._hook.send(
             text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False

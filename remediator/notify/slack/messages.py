@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from remediator.durations import format_duration
+from remediator.models import SOURCE_NAMES
 from remediator.notify.notice import Notice
 from remediator.notify.notice import replay_command as notice_replay_command
 from remediator.notify.slack.blocks import (
@@ -97,10 +98,12 @@ def _summary(notice: Notice) -> str:
 def _links(notice: Notice) -> str:
     alert = notice.alert
     runbook = alert.annotations.get("runbook_url", "") if alert is not None else ""
+    made_by, sent_by = SOURCE_NAMES.get(notice.source, SOURCE_NAMES["alertmanager"])
     found = [
-        link(alert.generator_url, "Source (Prometheus)") if alert and alert.generator_url else "",
+        link(alert.generator_url, f"Source ({made_by})") if alert and alert.generator_url else "",
         link(runbook, "Runbook") if runbook else "",
-        link(notice.external_url, "Alertmanager") if notice.external_url else "",
+        link(notice.external_url, sent_by) if notice.external_url else "",
+        *(link(url, title) for title, url in (alert.grafana_links() if alert is not None else [])),
     ]
     return " · ".join(f for f in found if f.startswith("<"))
 
@@ -330,3 +333,14 @@ def _manual(notice: Notice) -> str:
     if not notice.manual:
         return ""
     return f"Manual replay by {escape(notice.requested_by)}" if notice.requested_by else "Manual replay"
+
+
+def with_fallback_note(message: Message, channel: str, error: str) -> Message:
+    """``message`` as posted to the default channel instead of a rule's ``channel`` that Slack
+    refused (``error``), saying so where people read it."""
+    note = (
+        f"⚠️ Posted here because Slack refused {channel} ({error}): invite the bot to {channel} or fix "
+        "the rule's slack_channel."
+    )
+    blocks = [*message.blocks[: MAX_BLOCKS - 1], *context(short(note, 300))] if message.blocks else []
+    return Message(text=fallback(message.text, note), blocks=blocks, broadcast=message.broadcast)
