@@ -7,6 +7,7 @@ errors Slack documents as transient; all share one attempt counter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,14 @@ from slack_sdk.http_retry.state import RetryState
 
 # Errors Slack answers with HTTP 200 and ``ok: false`` that its docs call transient.
 _TRANSIENT_ERRORS = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+
+def sdk_logger() -> logging.Logger:
+    """slack_sdk logs request URLs (the webhook's is a secret) whenever its logger's own
+    level is DEBUG or unset; a logger pinned at WARNING keeps those lines from ever forming."""
+    logger = logging.getLogger("remediator.notify.slack.client.sdk")
+    logger.setLevel(logging.WARNING)
+    return logger
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str | None:

@@ -1,0 +1,35 @@
+"""Waiting in tests: one ``eventually`` for every "until this holds, within that long"."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T] | T],
+    *,
+    within: float = 10.0,
+    every: float = 0.02,
+    what: str = "the condition",
+) -> T:
+    """Call ``check`` (plain or async) until it answers something truthy, and return that.
+
+    The deadline is on the event loop's clock, so a test on looptime's clock waits in
+    loop time (and takes none of it for real); an assertion error names ``what``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+        await asyncio.sleep(every)
