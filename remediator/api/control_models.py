@@ -1,6 +1,6 @@
 """Bodies of the operators' controls: pauses, maintenance windows and the jobs view (also
 the source of their OpenAPI schemas). Pauses and windows speak RFC 3339 UTC times
-(``api/times.py``); the jobs view moves to them with the rest of the API."""
+(``api/times.py``), as the rest of the API does."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from remediator.api.schemas import PauseFor, Reason, iso
+from remediator.api.schemas import PauseFor, Reason
 from remediator.api.times import TimeInput, UtcTime
 from remediator.errors import MatcherError
 from remediator.rules.matchers import parse_matcher
@@ -128,9 +128,8 @@ class JobInfo(BaseModel):
     manual: bool
     state: Literal["queued", "deferred", "held", "awaiting_approval", "running", "done"]
     why: str
-    since: float
-    since_iso: str
-    received_at: float
+    since: UtcTime
+    received_at: UtcTime
     outcome: str | None = None
 
     @classmethod
@@ -146,7 +145,6 @@ class JobInfo(BaseModel):
             state=state,
             why=job.why,
             since=job.since,
-            since_iso=iso(job.since),
             received_at=job.received_at,
         )
 

@@ -111,7 +111,8 @@ def _pause_message(pause: Pause) -> str:
     until = utc_iso(pause.until)
     if pause.id == GLOBAL_PAUSE:
         return f"remediation paused until {until}: {pause.reason}"
-    return f"paused by pause {pause.id} ({pause.by or 'unknown'}) until {until}: {pause.reason}"
+    every = "" if pause.matchers else "remediation "  # a pause without matchers holds every job
+    return f"{every}paused by pause {pause.id} ({pause.by or 'unknown'}) until {until}: {pause.reason}"
 
 
 def _matchers(texts: tuple[str, ...]) -> tuple[Matcher, ...] | None:

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from remediator.api.service import SERVICE, Service
+from remediator.api.times import parse_time
 from remediator.app import create_app
 from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
@@ -156,7 +157,7 @@ async def test_a_scoped_pause_holds_then_releases_at_once(replicas: Replicas) ->
         job["why"].startswith(f"held: paused by pause {pause['id']} (admin) until ")
         and "db upgrade" in job["why"]
     )
-    assert job["since"] <= time.time() and job["since_iso"].endswith("Z")
+    assert parse_time(job["since"]) <= time.time() and job["since"].endswith("Z")  # RFC 3339 (issue 25)
     listed = await r.admin("GET", "/api/v1/pauses", status=200)
     assert [p["id"] for p in listed["pauses"]] == [pause["id"]]
     assert [event for event, _, _ in r.calls.runs] == [other]
@@ -213,7 +214,7 @@ async def test_pauses_are_bounded_and_checked(replicas: Replicas) -> None:
         assert data["error"] == "invalid request body", body
     until = (datetime.now(ZoneInfo("UTC")) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     made = await r.admin("POST", "/api/v1/pauses", {"until": until, "reason": "x"}, status=201)
-    assert made["until"] == until
+    assert parse_time(made["until"]) == parse_time(until)  # written with milliseconds (issue 25)
     await r.admin("DELETE", "/api/v1/pauses/bad%20id", status=400)
     assert (await r.admin("GET", "/api/v1/pause", status=200))["paused"] is False  # scoped, not global
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from remediator.cli import admin_client as ctl
+from remediator.cli import commands as ctl
 from remediator.cli import main as cli
 from remediator.notify.slack import messages as slack_messages
 from tests.support.admin import (
@@ -132,10 +132,12 @@ def test_what_happened_to_an_alert_and_run_it_again(
     second = fire(served, service="cli-b", outcome="failed")
     code, out, _ = run(capsys, "events", "--url", served.url, "--limit", "5")
     assert code == 0
-    header, *rows = out.splitlines()
+    header, *lines = out.splitlines()
+    rows = [line for line in lines if not line.startswith(" ")]  # issue 25: messages go under their row
     assert header.split() == ["FINISHED", "EVENT", "RULE", "TARGET", "OUTCOME", "MESSAGE"]
     assert rows[0].split()[2:6] == [second, "fix-it", "svc/cli-b", "failed"]
     assert rows[1].split()[2:6] == [first, "fix-it", "svc/cli-a", "succeeded"]
+    assert "    could not fix svc/cli-b" in lines and "…" not in out  # whole, never cut
 
     code, out, _ = run(capsys, "events", "--url", served.url, "--outcome", "failed", "--json")
     failed = json.loads(out)
@@ -165,16 +167,17 @@ def test_what_happened_to_an_alert_and_run_it_again(
 
 def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "pause", "--url", served.url, "--reason", "db upgrade", "--for", "30m")
-    assert code == 0 and "until" in out and out.rstrip().endswith("left): db upgrade")
-    assert "(30m left)" in out or "(29m59s left)" in out
+    # issue 25: through /api/v1/pauses (a pause of every job), durations as a person reads them
+    assert code == 0 and "until" in out and out.rstrip().endswith("left) for every job: db upgrade")
+    assert "(30m left)" in out or "(29m left)" in out
     code, out, _ = run(capsys, "pause", "--url", served.url, "--json")
-    state = json.loads(out)
-    assert state["paused"] is True and state["by"] and state["reason"] == "db upgrade"
+    [state] = json.loads(out)["pauses"]
+    assert state["matchers"] == [] and state["by"] and state["reason"] == "db upgrade"
     # Issue 16 changed this test: the job is held while paused (not skipped), and runs
     # once the pause is lifted.
     event_id = post_alert(served, service="cli-paused")
     held = wait_state(served, capsys, event_id, "held")
-    assert "remediation paused until" in held["why"] and "db upgrade" in held["why"]
+    assert "remediation paused by pause p-" in held["why"] and "db upgrade" in held["why"]
     assert run(capsys, "resume", "--url", served.url)[1].startswith("resumed")
     assert wait_recorded(served, event_id)["outcome"] == "succeeded"
     assert run(capsys, "resume", "--url", served.url)[1].startswith("was not paused")
