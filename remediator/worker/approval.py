@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from remediator.durations import format_duration
+from remediator.durations import format_duration, human_duration
 from remediator.models import SkipReason
 from remediator.rules.schema import ApprovalSpec
 from remediator.settings import Settings
@@ -124,7 +124,7 @@ class AwaitingApproval:
             run.step(f"approval.{approval.decision}", describe(approval), **data, at=approval.decided_at)
             return Skip(SkipReason.NOT_APPROVED, describe(approval))
         left = approval.expires_at - time.time()
-        message = f"awaiting approval by {', '.join(approval.approvers)} ({format_duration(left)} left)"
+        message = f"awaiting approval by {', '.join(approval.approvers)} ({human_duration(left)} left)"
         first_pass = run.job.deferrals == 0
         if first_pass:  # the steps of this pass are kept (Defer with a job stashes them)
             if asked:

@@ -375,5 +375,9 @@ async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
     for _ in range(3):
         await svc.store.gates.record_failure("fix-it", "svc/db", 600.0, 3)
     body = await (await client.get("/ui/rules")).text()
-    assert re.search(r"<code>svc/db</code> \((59\d|600) s left\)", body), body
+    # issue 25: durations as a person reads them (was "(600 s left)")
+    assert re.search(r"<code>svc/db</code> \((10m|9m \d+s) left\)", body), body
     assert "<code>svc/api</code>" not in body
+    activity = await (await client.get("/ui/")).text()  # issue 25: a banner on the Activity page
+    assert "Circuit open: <strong>fix-it</strong> on <code>svc/db</code>" in activity
+    assert "<th>Reason</th>" in activity and "could not fix svc/db" in activity

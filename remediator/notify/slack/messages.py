@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.durations import format_duration
+from remediator.durations import format_duration, human_duration
 from remediator.notify.notice import Notice
 from remediator.notify.notice import replay_command as notice_replay_command
 from remediator.notify.slack.blocks import (
@@ -164,7 +164,7 @@ def _attempts(notice: Notice) -> str:
 
 def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
     emoji, title = _TITLES.get(notice.outcome, ("📝", notice.outcome))
-    took = f" in {format_duration(notice.duration)}" if notice.duration is not None else ""
+    took = f" in {human_duration(notice.duration)}" if notice.duration is not None else ""
     blocks = [section(f"{emoji} *{title}*{took}")]
     if notice.outcome != "failed" and notice.message:
         blocks.append(section(short(notice.message, 2000)))
@@ -238,7 +238,7 @@ def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
 
 
 def waiting_blocks(notice: Notice) -> list[dict[str, Any]]:
-    waited = f" ({format_duration(notice.duration)} so far)" if notice.duration else ""
+    waited = f" ({human_duration(notice.duration)} so far)" if notice.duration else ""
     return [section(f"⏳ *Waiting*{waited}: {short(notice.message, 1500)}")]
 
 
