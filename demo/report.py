@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from demo.observe import patches
-from remediator.api.times import parse_time
 from demo.world import DATABASE, TABLES, Bump
 from handlers.clickhouse_nodes import CLIENT_NAME
+from remediator.api.times import parse_time
 from tests.support.clickhouse import ClickHouseCluster, ClickHouseHTTPError
 from tests.support.slack_server import SlackServer, render_message
 
