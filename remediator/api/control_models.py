@@ -4,11 +4,11 @@ the source of their OpenAPI schemas). Pauses and windows speak RFC 3339 UTC time
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from remediator import clock
 from remediator.api.schemas import PauseFor, Reason
 from remediator.api.times import TimeInput, UtcTime
 from remediator.errors import MatcherError
@@ -77,7 +77,7 @@ class PauseInfo(BaseModel):
             matchers=list(pause.matchers),
             created=pause.created,
             until=pause.until,
-            remaining_seconds=round(max(0.0, pause.until - time.time()), 3),
+            remaining_seconds=round(max(0.0, pause.until - clock.now()), 3),
         )
 
 

@@ -34,6 +34,9 @@ from tests.support.slack_server import (
     signed,
 )
 
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
 WEBHOOK = "webhook-token-for-approvals"
 ADMIN = "admin-token-for-approvals"
 RULES = """
@@ -273,6 +276,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.mark.server
+@pytest.mark.looptime(False)  # Redis keeps real time
 async def test_two_replicas_one_message_one_run(
     tmp_path: Path, slack: SlackServer, redis_server: RedisServer
 ) -> None:
@@ -295,6 +300,8 @@ async def test_two_replicas_one_message_one_run(
         await slack.wait_for("updates", 1)
 
 
+@pytest.mark.server
+@pytest.mark.looptime(False)  # Redis keeps real time
 async def test_a_waiting_job_survives_a_replica_restart(
     tmp_path: Path, slack: SlackServer, redis_server: RedisServer
 ) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ from tests.support.admin import (
     webhook_headers,
     write_rules,
 )
-from tests.support.procs import ROOT
+from tests.support.cli import run_main
 
 ALICE = "alice-token-0123456789"
 VIEWER = "viewer-token-0123456789"
@@ -111,7 +108,6 @@ def test_a_bad_tokens_file_names_the_entry_never_the_token(tmp_path: Path, text:
 
 def test_serve_refuses_a_bad_tokens_file_without_printing_it(tmp_path: Path) -> None:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("REMEDIATOR_")},
         "REMEDIATOR_WEBHOOK_TOKEN": "webhook-token-0123456789",
         "REMEDIATOR_ADMIN_TOKENS_FILE": str(
             tokens_file(tmp_path, f'carol: "{ALICE}"\ndave: "short-secret"\n')
@@ -119,14 +115,7 @@ def test_serve_refuses_a_bad_tokens_file_without_printing_it(tmp_path: Path) -> 
         "REMEDIATOR_RULES": str(write_rules(tmp_path / "rules.yaml")),
         "REMEDIATOR_HANDLER_MODULES": "[]",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "remediator", "serve", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_main("serve", "--port", "0", **env)
     assert done.returncode == 2, done.stderr
     assert "entry 'dave': a token must be at least 16 characters long" in done.stderr
     assert ALICE not in done.stdout + done.stderr and "short-secret" not in done.stdout + done.stderr

@@ -108,7 +108,13 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "redis"])
+# The memory store on looptime's clock (its waits pass at once); Redis keeps real time.
+@pytest.fixture(
+    params=[
+        pytest.param("memory", marks=pytest.mark.looptime),
+        pytest.param("redis", marks=pytest.mark.server),
+    ]
+)
 async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Replicas]:
     calls, notices = Calls(), RecordingNotifier()
     rules = write_rules(tmp_path / "rules.yaml", RULES)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 import tomllib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +14,8 @@ from remediator.metrics import Metrics
 from remediator.models import Alert, AuditEvent, Outcome, Step
 from remediator.store.memory import MemoryStore
 from tests.conftest import Harness, MakeHarness
-from tests.support.procs import PYTHON, ROOT, python_env
+from tests.support.cli import run_main
+from tests.support.procs import ROOT
 
 ADMIN = "admin-token-for-the-stats"
 RULES = """
@@ -152,13 +152,7 @@ def test_build_info_and_version() -> None:
     metrics = Metrics()
     labels = {"version": version(), "python": platform.python_version()}
     assert metrics.registry.get_sample_value("remediator_build_info", labels) == 1
-    out = subprocess.run(
-        [PYTHON, "-m", "remediator", "--version"],
-        capture_output=True,
-        text=True,
-        env=python_env(),
-        check=True,
-    ).stdout
+    out = run_main("--version").stdout
     assert out.strip() == f"remediator {version()} (Python {platform.python_version()})"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert version() == project["version"]  # from the installed package's metadata

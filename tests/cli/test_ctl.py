@@ -196,6 +196,8 @@ def test_clear_errors_and_exit_codes(
 ) -> None:
     code, _, err = run(capsys, "event", "0123abcd", "--url", served.url)
     assert (code, err.strip()) == (1, "remediator event: HTTP 404: no such event: 0123abcd")
+    code, _, err = run(capsys, "replay", "nope", "--url", served.url)  # was a subprocess run
+    assert code == 1 and "no such event" in err
     code, _, err = run(capsys, "pause", "--url", served.url, "--reason", "x")
     assert code == 2 and "needs both --reason and --for" in err
     code, _, err = run(capsys, "pause", "--url", served.url, "--reason", "x", "--for", "soon")
@@ -258,33 +260,18 @@ def test_simulate_stored_events_against_local_rules(
 
 
 def test_the_installed_command_line(served: ServedApp) -> None:
+    """The one run of ``python -m remediator`` as a process (every other test calls
+    ``main``; its exit codes 1 and 3 are in test_clear_errors_and_exit_codes)."""
     fire(served, service="cli-proc")
-    env = python_env(REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN)
     done = subprocess.run(
         [PYTHON, "-m", "remediator", "events", "--url", served.url, "--json"],
-        env=env,
+        env=python_env(REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN),
         capture_output=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     assert any(e["target"] == "svc/cli-proc" for e in json.loads(done.stdout))
-    done = subprocess.run(
-        [PYTHON, "-m", "remediator", "replay", "nope", "--url", served.url],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1 and b"no such event" in done.stderr
-    done = subprocess.run(
-        [PYTHON, "-m", "remediator", "events", "--url", f"http://127.0.0.1:{free_port()}"],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 3 and b"cannot reach" in done.stderr
 
 
 ESCALATING_RULES = """\

@@ -139,7 +139,7 @@ def test_the_console_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> No
         # issue 25: the plan and who may decide, never a bare id; times in UTC, local on hover
         assert "Approvers: Slack user U0ALICE" in row.text and "Plan:" in row.text
         when = row.find_element(By.TAG_NAME, "time")
-        assert when.text.endswith(" UTC") and when.get_attribute("title").startswith("local: ")
+        assert when.text.endswith(" UTC") and (when.get_attribute("title") or "").startswith("local: ")
         row.find_element(By.NAME, "note").send_keys("looks right")
         row.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
         WebDriverWait(browser, 10).until(expected_conditions.url_to_be(f"{url}/ui/waiting"))

@@ -320,6 +320,7 @@ def wait_for(
     return value
 
 
+@pytest.mark.server
 def test_sighup_reloads_a_running_service(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(HTTP_RULES, encoding="utf-8")

@@ -29,7 +29,13 @@ from tests.support.handlers import make_registry
 from tests.support.redis_server import RedisClusterNodes, RedisServer
 
 StoreFactory = Callable[..., Awaitable[Store]]
-BACKENDS = ["memory", "redis", "cluster"]
+# The memory store on looptime's clock (its expiries pass without real sleeps); the Redis
+# backends keep the server's own clock.
+BACKENDS = [
+    pytest.param("memory", marks=pytest.mark.looptime),
+    pytest.param("redis", marks=pytest.mark.server),
+    pytest.param("cluster", marks=pytest.mark.server),
+]
 
 
 @pytest.fixture(scope="module")

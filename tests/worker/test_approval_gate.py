@@ -23,6 +23,9 @@ from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS, make_registry
 from tests.support.payloads import alert, payload
 
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
 RULES = """
 rules:
   - name: gated

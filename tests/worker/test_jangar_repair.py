@@ -34,6 +34,9 @@ from tests.support.payloads import example
 from tests.support.procs import ROOT
 from tests.worker.test_pipeline import post_one
 
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
 RULE = "jangar-ch-database"
 SHIPPED_URL = "http://jangar.{{ labels.namespace }}.svc.cluster.local/api/torghut/ta/latest?symbol=NVDA"
 

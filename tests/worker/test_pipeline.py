@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import pytest
 import structlog
 
 from remediator.intake import ManualOptions
@@ -14,6 +15,9 @@ from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 RULES = """
 defaults:

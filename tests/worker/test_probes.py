@@ -19,6 +19,9 @@ from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload
 from tests.worker.test_pipeline import post_one
 
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
 ERROR = "Code: 60. DB::Exception: Table default.ta_signals does not exist. (UNKNOWN_TABLE) " + "x" * 400
 DATA = '{"symbol": "NVDA", "rows": [{"ts": "2026-11-28T10:00:00Z", "rsi": 61.2}]}'
 

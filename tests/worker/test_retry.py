@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
+
 from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
 from remediator.handling.registry import Registry, handler
 from tests.conftest import MakeHarness
 from tests.support.payloads import alert, payload
 from tests.worker.test_pipeline import post_one
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 CALLS: dict[str, int] = defaultdict(int)
 
