@@ -24,20 +24,19 @@ from tests.support.admin import (
     ADMIN_TOKEN,
     Calls,
     admin_headers,
-    alert,
     make_registry,
     make_settings,
-    payload,
     wait_event,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload
 
 ADMIN_ROUTES = [
     ("GET", "/api/v1/events", None),
     ("GET", "/api/v1/events/0123abcd", None),
     ("POST", "/api/v1/replay/0123abcd", {}),
-    ("POST", "/api/v1/replay", alert()),
+    ("POST", "/api/v1/replay", alert("TestBroken", service="api")),
     ("GET", "/api/v1/rules", None),
     ("GET", "/api/v1/pause", None),
     ("POST", "/api/v1/pause", {"reason": "maintenance", "for": "30m"}),
@@ -46,7 +45,7 @@ ADMIN_ROUTES = [
 
 
 @dataclass
-class Harness:
+class AdminApp:
     client: TestClient[web.Request, web.Application]
     svc: Service
     calls: Calls
@@ -81,22 +80,22 @@ class Harness:
         return events
 
 
-async def _harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
+async def _harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[AdminApp]:
     calls = Calls()
     rules = write_rules(tmp_path / "rules.yaml")
     app = create_app(make_settings(rules, **overrides), registry=make_registry(calls))
     async with TestClient(TestServer(app)) as client:
-        yield Harness(client, app[SERVICE], calls, rules)
+        yield AdminApp(client, app[SERVICE], calls, rules)
 
 
 @pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+async def h(tmp_path: Path) -> AsyncIterator[AdminApp]:
     async for harness in _harness(tmp_path):
         yield harness
 
 
 # ---- auth ----------------------------------------------------------------------------
-async def test_admin_routes_need_the_token(h: Harness) -> None:
+async def test_admin_routes_need_the_token(h: AdminApp) -> None:
     for method, path, body in ADMIN_ROUTES:
         for headers in (
             {},
@@ -132,10 +131,10 @@ async def test_admin_routes_are_404_when_disabled(tmp_path: Path) -> None:
 
 
 # ---- events ------------------------------------------------------------------------------
-async def test_events_newest_first_filtered_and_paginated(h: Harness) -> None:
-    first = await h.fire(alert(service="a"))
-    second = await h.fire(alert(service="b", outcome="failed"))
-    third = await h.fire(alert(service="c", outcome="noop"))
+async def test_events_newest_first_filtered_and_paginated(h: AdminApp) -> None:
+    first = await h.fire(alert("TestBroken", service="a"))
+    second = await h.fire(alert("TestBroken", service="b", outcome="failed"))
+    third = await h.fire(alert("TestBroken", service="c", outcome="noop"))
     page = await h.admin("GET", "/api/v1/events", status=200)
     assert [e["event_id"] for e in page["events"]] == third + second + first
     assert [e["outcome"] for e in page["events"]] == ["noop", "failed", "succeeded"]
@@ -157,7 +156,7 @@ async def test_events_newest_first_filtered_and_paginated(h: Harness) -> None:
     assert none == {"events": [], "next_cursor": None}
 
 
-async def test_events_rejects_bad_queries(h: Harness) -> None:
+async def test_events_rejects_bad_queries(h: AdminApp) -> None:
     for params in (
         {"limit": "0"},
         {"limit": "501"},
@@ -170,8 +169,8 @@ async def test_events_rejects_bad_queries(h: Harness) -> None:
         assert data["error"] == "invalid query parameters" and data["detail"], params
 
 
-async def test_event_detail_has_the_timeline(h: Harness) -> None:
-    [event_id] = await h.fire(alert())
+async def test_event_detail_has_the_timeline(h: AdminApp) -> None:
+    [event_id] = await h.fire(alert("TestBroken", service="api"))
     event = await h.admin("GET", f"/api/v1/events/{event_id}", status=200)
     steps = [step["name"] for step in event["timeline"]]
     assert steps[0] == "received" and steps[-1] == "outcome"
@@ -184,8 +183,8 @@ async def test_event_detail_has_the_timeline(h: Harness) -> None:
 
 
 # ---- replay ------------------------------------------------------------------------------
-async def test_replay_is_blocked_by_cooldown_unless_ignored(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_is_blocked_by_cooldown_unless_ignored(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     assert h.calls.acted() == [original]
     [blocked] = await h.replay(original, note="try again")
     assert blocked["outcome"] == "skipped:cooldown"
@@ -197,8 +196,8 @@ async def test_replay_is_blocked_by_cooldown_unless_ignored(h: Harness) -> None:
     assert h.calls.acted() == [original, forced["event_id"]]
 
 
-async def test_replay_while_paused_does_nothing_until_resumed(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_while_paused_does_nothing_until_resumed(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     state = await h.admin(
         "POST", "/api/v1/pause", {"reason": "db maintenance", "for": "30m", "by": "alice"}, status=200
     )
@@ -219,8 +218,8 @@ async def test_replay_while_paused_does_nothing_until_resumed(h: Harness) -> Non
     assert ran["outcome"] == "succeeded"
 
 
-async def test_replay_respects_the_circuit_unless_told(h: Harness) -> None:
-    [original] = await h.fire(alert(outcome="failed"))
+async def test_replay_respects_the_circuit_unless_told(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api", outcome="failed"))
     for _ in range(2):  # failures 2 and 3 open the circuit (max_attempts: 3)
         [failed] = await h.replay(original)
         assert failed["outcome"] == "failed"
@@ -231,8 +230,8 @@ async def test_replay_respects_the_circuit_unless_told(h: Harness) -> None:
     assert len(h.calls.acted()) == 4
 
 
-async def test_replay_never_bypasses_the_lease(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_never_bypasses_the_lease(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     token = await h.svc.store.locks.acquire_lease("svc/api", 60)
     assert token is not None
     [locked] = await h.replay(original, ignore_cooldown=True, ignore_circuit=True)
@@ -240,23 +239,23 @@ async def test_replay_never_bypasses_the_lease(h: Harness) -> None:
     assert h.calls.acted() == [original]
 
 
-async def test_replay_dry_run_only_plans(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_dry_run_only_plans(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     [planned] = await h.replay(original, dry_run=True, ignore_cooldown=True)
     assert planned["outcome"] == "dry_run" and planned["plan"] == ["fix svc/api"]
     assert h.calls.runs[-1] == (planned["event_id"], "svc/api", True)
 
 
-async def test_replay_uses_the_current_rules(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_uses_the_current_rules(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     h.rules.write_text(h.rules.read_text().replace("TestBroken", "Renamed"), encoding="utf-8")
     assert h.svc.rules.load().ok
     data = await h.admin("POST", f"/api/v1/replay/{original}", {}, status=409)
     assert data["error"] == "no loaded rule matches the stored alert; nothing replayed"
 
 
-async def test_replay_rejects_bad_bodies(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_rejects_bad_bodies(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     bodies: list[Any] = [{"dry_run": "yes"}, {"dry_run": 1}, {"unknown": True}, {"note": "x" * 501}, []]
     for body in bodies:
         data = await h.admin("POST", f"/api/v1/replay/{original}", body, status=400)
@@ -264,19 +263,19 @@ async def test_replay_rejects_bad_bodies(h: Harness) -> None:
     assert h.calls.acted() == [original]
 
 
-async def test_replay_without_a_body_uses_defaults(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_without_a_body_uses_defaults(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     response = await h.client.post(f"/api/v1/replay/{original}", headers=admin_headers())
     assert response.status == 202
     [new_id] = (await response.json())["event_ids"]
     assert (await wait_event(h.svc.store, new_id)).reason == "cooldown"
 
 
-async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
+async def test_replay_a_posted_payload_or_alert(h: AdminApp) -> None:
     accepted = await h.admin(
         "POST",
         "/api/v1/replay",
-        payload(alert(service="x")),
+        payload(alert("TestBroken", service="x")),
         params={"note": "by hand", "dry_run": "true"},
         status=202,
     )
@@ -296,7 +295,11 @@ async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        ([alert()], 400, "expected a JSON object: an Alertmanager payload or one alert"),
+        (
+            [alert("TestBroken", service="api")],
+            400,
+            "expected a JSON object: an Alertmanager payload or one alert",
+        ),
         ({"labels": {}}, 400, "not an Alertmanager v4 payload nor an alert"),
         (
             {"version": "3", "status": "firing", "alerts": []},
@@ -305,12 +308,12 @@ async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
         ),
     ],
 )
-async def test_replay_payload_rejects_bad_input(h: Harness, body: Any, status: int, error: str) -> None:
+async def test_replay_payload_rejects_bad_input(h: AdminApp, body: Any, status: int, error: str) -> None:
     data = await h.admin("POST", "/api/v1/replay", body, status=status)
     assert data["error"] == error
 
 
-async def test_bodies_must_be_json_and_small(h: Harness) -> None:
+async def test_bodies_must_be_json_and_small(h: AdminApp) -> None:
     for path in ("/api/v1/replay", "/api/v1/pause"):
         response = await h.client.post(
             path,
@@ -332,7 +335,7 @@ async def test_bodies_must_be_json_and_small(h: Harness) -> None:
 
 
 # ---- rules and pause -------------------------------------------------------------------
-async def test_rules_summary(h: Harness) -> None:
+async def test_rules_summary(h: AdminApp) -> None:
     info = await h.admin("GET", "/api/v1/rules", status=200)
     assert info["loaded"] is True and info["count"] == 1
     assert info["hash"] == h.svc.rules.current().hash
@@ -343,7 +346,7 @@ async def test_rules_summary(h: Harness) -> None:
     assert info["last_reload"]["ok"] is True
 
 
-async def test_pause_rejects_bad_bodies(h: Harness) -> None:
+async def test_pause_rejects_bad_bodies(h: AdminApp) -> None:
     for body in (
         {"for": "30m"},
         {"reason": "x"},
@@ -362,12 +365,14 @@ async def test_pause_rejects_bad_bodies(h: Harness) -> None:
     assert (await h.admin("GET", "/api/v1/pause", status=200))["paused"] is False
 
 
-async def test_pause_accepts_seconds_and_stops_the_webhook_path(h: Harness) -> None:
+async def test_pause_accepts_seconds_and_stops_the_webhook_path(h: AdminApp) -> None:
     state = await h.admin("POST", "/api/v1/pause", {"reason": "deploy", "for": 120}, status=200)
     assert 110 < state["remaining_seconds"] <= 120
     # Issue 16 changed this test: the webhook's job is held (not skipped) until the pause
     # is lifted, then runs; ``fire`` waits for outcomes, so the job is posted here.
-    response = await h.client.post("/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers())
+    response = await h.client.post(
+        "/webhooks/alertmanager", json=payload(alert("TestBroken", service="api")), headers=webhook_headers()
+    )
     [event_id] = (await response.json())["event_ids"]
     job = await h.admin("GET", f"/api/v1/jobs/{event_id}", status=200)
     assert job["state"] in ("queued", "held") and h.calls.runs == []

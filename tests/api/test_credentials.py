@@ -19,15 +19,14 @@ from tests.support.admin import (
     ADMIN_TOKEN,
     Calls,
     admin_headers,
-    alert,
     make_registry,
     make_settings,
-    payload,
     wait_event,
     webhook_headers,
     write_rules,
 )
 from tests.support.cli import run_main
+from tests.support.payloads import alert, payload
 
 ALICE = "alice-token-0123456789"
 VIEWER = "viewer-token-0123456789"
@@ -115,7 +114,7 @@ def test_serve_refuses_a_bad_tokens_file_without_printing_it(tmp_path: Path) -> 
         "REMEDIATOR_RULES": str(write_rules(tmp_path / "rules.yaml")),
         "REMEDIATOR_HANDLER_MODULES": "[]",
     }
-    done = run_main("serve", "--port", "0", **env)
+    done = run_main("serve", "--port", "0", env=env)
     assert done.returncode == 2, done.stderr
     assert "entry 'dave': a token must be at least 16 characters long" in done.stderr
     assert ALICE not in done.stdout + done.stderr and "short-secret" not in done.stdout + done.stderr
@@ -141,7 +140,7 @@ async def test_a_read_only_token_reads_but_cannot_act(client: tuple[TestClient[A
         ("POST", "/api/v1/pause", {"reason": "maintenance", "for": "30m"}),
         ("DELETE", "/api/v1/pause", None),
         ("POST", "/api/v1/replay/0123abcd", {}),
-        ("POST", "/api/v1/replay", alert()),
+        ("POST", "/api/v1/replay", alert("TestBroken", service="api")),
     ]
     for method, path, body in acts:
         response = await http.request(method, path, json=body, headers=viewer)
@@ -158,7 +157,9 @@ async def test_the_audit_and_the_pause_show_the_authenticated_name(
 ) -> None:
     http, _ = client
     store = http.app[SERVICE].store
-    response = await http.post("/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers())
+    response = await http.post(
+        "/webhooks/alertmanager", json=payload(alert("TestBroken", service="api")), headers=webhook_headers()
+    )
     [original] = (await response.json())["event_ids"]
     await wait_event(store, original)
     replayed = await http.post(

@@ -26,16 +26,15 @@ from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
 from tests.support.admin import (
     Calls,
-    RecordingNotifier,
     admin_headers,
-    alert,
     make_registry,
     make_settings,
-    payload,
     wait_event,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload
+from tests.support.recording import RecordingNotifier
 from tests.support.redis_server import RedisServer
 
 RULES = """\
@@ -154,8 +153,8 @@ async def test_a_scoped_pause_holds_then_releases_at_once(replicas: Replicas) ->
     )
     assert pause["by"] == "admin" and pause["matchers"] == ['namespace="torghut"']
     assert 3590 < pause["remaining_seconds"] <= 3600
-    [held] = await r.fire(alert(namespace="torghut", service="ta"))
-    [other] = await r.fire(alert(namespace="other", service="tb"))
+    [held] = await r.fire(alert("TestBroken", namespace="torghut", service="ta"))
+    [other] = await r.fire(alert("TestBroken", namespace="other", service="tb"))
     assert await r.outcome(other) == "succeeded"  # outside the pause: runs
     job = await r.job(held, "held")
     assert job["rule"] == "fix-it" and job["target"] == "svc/ta" and job["alertname"] == "TestBroken"
@@ -182,11 +181,11 @@ async def test_a_scoped_pause_holds_then_releases_at_once(replicas: Replicas) ->
 async def test_a_held_job_whose_alert_resolved_is_skipped_resolved(replicas: Replicas) -> None:
     r = replicas
     await r.admin("POST", "/api/v1/pause", {"reason": "freeze", "for": "10m"}, status=200)
-    firing = alert(service="gone")
+    firing = alert("TestBroken", service="gone")
     [held] = await r.fire(firing)
     job = await r.job(held, "held")
     assert "remediation paused until" in job["why"] and "freeze" in job["why"]
-    resolved = dict(firing, status="resolved", endsAt="2024-05-01T12:05:00Z")
+    resolved = dict(firing, status="resolved", endsAt="2026-11-28T10:05:00Z")
     await r.fire(resolved)  # no job (on_resolved: ignore), but the alert leaves the index
     await r.admin("DELETE", "/api/v1/pause", status=200)
     assert await r.outcome(held, within=5.0) == "skipped:resolved"
@@ -196,7 +195,7 @@ async def test_a_held_job_whose_alert_resolved_is_skipped_resolved(replicas: Rep
 async def test_on_pause_skip_keeps_the_old_behaviour(replicas: Replicas) -> None:
     r = replicas
     await r.admin("POST", "/api/v1/pauses", {"matchers": [], "for": "10m", "reason": "all"}, status=201)
-    [event_id] = await r.fire(alert("SkipBroken"))
+    [event_id] = await r.fire(alert("SkipBroken", service="api"))
     assert await r.outcome(event_id) == "skipped:paused"
     event = await r.admin("GET", f"/api/v1/events/{event_id}", status=200)
     assert "paused by pause p-" in event["message"] and "all" in event["message"]
@@ -234,7 +233,7 @@ async def test_the_jobs_view_shows_each_state_with_why_and_since(replicas: Repli
     first_since = job["since"]
     r.calls.hold = asyncio.Event()
     r.calls.started = asyncio.Event()
-    [running] = await r.fire(alert(service="slow"))
+    [running] = await r.fire(alert("TestBroken", service="slow"))
     found = await r.admin("GET", f"/api/v1/jobs/{running}", status=200)  # findable at once
     assert found["state"] in ("queued", "running")
     await asyncio.wait_for(r.calls.started.wait(), 10)
@@ -257,7 +256,7 @@ async def test_a_waiting_job_posts_one_note_in_its_thread(replicas: Replicas) ->
     # DEFER_INTERVAL is 30s: each release below makes the held job look again at once
     # (and be held again); it has waited past WAIT_NOTE_AFTER (0.3s) from the second look.
     await r.admin("POST", "/api/v1/pause", {"reason": "freeze", "for": "10m"}, status=200)
-    [held] = await r.fire(alert(service="noted"))
+    [held] = await r.fire(alert("TestBroken", service="noted"))
     await r.job(held, "held")
     for _ in range(3):
         await asyncio.sleep(0.4)
@@ -294,8 +293,8 @@ maintenance_windows:
     )
     async with TestClient(TestServer(app)) as client:
         r = Replicas(hook=client, ops=client, calls=calls, notices=notices)
-        [held] = await r.fire(alert(namespace="torghut", service="w1"))
-        [free] = await r.fire(alert(namespace="other", service="w2"))
+        [held] = await r.fire(alert("TestBroken", namespace="torghut", service="w1"))
+        [free] = await r.fire(alert("TestBroken", namespace="other", service="w2"))
         assert await r.outcome(free) == "succeeded"
         job = await r.job(held, "held")
         assert job["why"].startswith("held: maintenance window nightly open until ")
@@ -332,7 +331,7 @@ async def test_a_pause_that_runs_out_is_announced_once_and_releases_at_once(repl
     r = replicas
     body = {"matchers": ['namespace="torghut"'], "for": "2s", "reason": "short window"}
     pause = await r.admin("POST", "/api/v1/pauses", body, status=201)
-    [held] = await r.fire(alert(namespace="torghut", service="ta"))
+    [held] = await r.fire(alert("TestBroken", namespace="torghut", service="ta"))
     await r.job(held, "held")
     # DEFER_INTERVAL is 30s here: running within seconds means the end released it.
     assert await r.outcome(held, within=10.0) == "succeeded"

@@ -14,6 +14,7 @@ from remediator.metrics import Metrics
 from remediator.models import Alert, AuditEvent, Outcome, Step
 from remediator.store.memory import MemoryStore
 from tests.conftest import Harness, MakeHarness
+from tests.support import payloads
 from tests.support.cli import run_main
 from tests.support.procs import ROOT
 
@@ -30,11 +31,7 @@ rules:
 
 
 def alert(service: str, outcome: str, started: datetime) -> dict[str, Any]:
-    return {
-        "status": "firing",
-        "labels": {"alertname": "Broken", "service": service, "outcome": outcome},
-        "startsAt": started.isoformat(),
-    }
+    return payloads.alert("Broken", "firing", started, {}, service=service, outcome=outcome)
 
 
 async def fire(h: Harness, *alerts: dict[str, Any]) -> list[AuditEvent]:

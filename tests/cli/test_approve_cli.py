@@ -17,13 +17,12 @@ from tests.support.admin import (
     Calls,
     ServedApp,
     admin_headers,
-    alert,
     make_settings,
-    payload,
     serve_in_thread,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload
 
 RULES = """\
 rules:
@@ -79,7 +78,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def fire(served: ServedApp, service: str) -> str:
     status, body = http(
-        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(service=service)), webhook_headers()
+        "POST",
+        f"{served.url}/webhooks/alertmanager",
+        payload(alert("TestBroken", service=service)),
+        webhook_headers(),
     )
     assert status == 202, body
     [event_id] = body["event_ids"]

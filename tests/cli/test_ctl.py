@@ -22,17 +22,16 @@ from tests.support.admin import (
     ADMIN_TOKEN,
     RULES,
     Calls,
-    RecordingNotifier,
     ServedApp,
     admin_headers,
-    alert,
     make_settings,
-    payload,
     serve_in_thread,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload, with_service
 from tests.support.procs import PYTHON, free_port, python_env
+from tests.support.recording import RecordingNotifier
 
 LOCAL_RULES = """\
 rules:
@@ -63,7 +62,10 @@ def http(
 
 def fire(served: ServedApp, **labels: str) -> str:
     status, body = http(
-        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(**labels)), webhook_headers()
+        "POST",
+        f"{served.url}/webhooks/alertmanager",
+        payload(alert("TestBroken", **with_service(labels))),
+        webhook_headers(),
     )
     assert status == 202, body
     [event_id] = body["event_ids"]
@@ -74,7 +76,10 @@ def fire(served: ServedApp, **labels: str) -> str:
 def post_alert(served: ServedApp, **labels: str) -> str:
     """Fire one alert; do not wait for its outcome (a held job has none yet)."""
     status, body = http(
-        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(**labels)), webhook_headers()
+        "POST",
+        f"{served.url}/webhooks/alertmanager",
+        payload(alert("TestBroken", **with_service(labels))),
+        webhook_headers(),
     )
     assert status == 202, body
     return str(body["event_ids"][0])

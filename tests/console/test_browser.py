@@ -24,13 +24,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.admin import (
     Calls,
-    alert,
     make_settings,
-    payload,
     serve_in_thread,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload, with_service
 from tests.support.procs import ROOT, require_binary
 
 ADMIN = "browser-admin-token-0123"
@@ -80,7 +79,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 def fire(url: str, labels: dict[str, str], name: str = "TestBroken") -> str:
     request = urllib.request.Request(
         f"{url}/webhooks/alertmanager",
-        data=json.dumps(payload(alert(name, **labels))).encode(),
+        data=json.dumps(payload(alert(name, **with_service(labels)))).encode(),
         headers={**webhook_headers(), "Content-Type": "application/json"},
         method="POST",
     )
@@ -128,7 +127,7 @@ def test_the_console_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> No
         assert HOSTILE in main  # shown as text, not run
         assert browser.execute_script("return document.querySelectorAll('main script').length") == 0
         assert browser.find_element(By.LINK_TEXT, "Prometheus").get_attribute("href") == (
-            "http://prometheus.local/graph"
+            "http://prometheus.test:9090/graph?g0.expr=up"  # the alert's generatorURL (one builder now)
         )
         browser.save_screenshot(str(shots / "event.png"))
 

@@ -27,6 +27,7 @@ import yaml
 from remediator.metrics import Metrics
 from tests.conftest import Harness, MakeHarness
 from tests.deploy.test_deploy_manifests import KUBERNETES_VERSIONS, RECOMMENDED_LABELS, assert_kubectl_agrees
+from tests.support import payloads
 from tests.support.kustomize import render
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer
 from tests.support.procs import ROOT, free_port, require_binary, stop_process
@@ -170,12 +171,9 @@ def start_prometheus(tmp_path: Path, port: int, target: int) -> subprocess.Popen
 
 
 def alert(name: str, service: str, started: datetime, **labels: str) -> dict[str, Any]:
-    return {
-        "status": "firing",
-        "labels": {"alertname": name, "service": service, **labels},
-        "annotations": {"summary": f"{service} is broken"},
-        "startsAt": started.isoformat(),
-    }
+    return payloads.alert(
+        name, "firing", started, {"summary": f"{service} is broken"}, service=service, **labels
+    )
 
 
 async def fire(h: Harness, *alerts: dict[str, Any]) -> list[str]:

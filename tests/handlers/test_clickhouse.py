@@ -32,6 +32,7 @@ from remediator.models import Alert, Outcome, Result, Step, new_event_id
 from remediator.rules.ruleset import parse_rules, render
 from remediator.settings import Settings
 from tests.support.clickhouse import ClickHouseCluster, clickhouse_cluster
+from tests.support.payloads import alert_model
 
 DB = "torghut"
 TABLES = ["ta_microbars", "ta_signals"]
@@ -76,17 +77,8 @@ def _peer_port(sock: socket.socket) -> int | None:
 
 
 def _alert(**labels: str) -> Alert:
-    return Alert.model_validate(
-        {
-            "status": "firing",
-            "startsAt": datetime.now(UTC).isoformat(),
-            "labels": {
-                "alertname": "ClickHouseReplicaReadonly",
-                "severity": "critical",
-                "database": DB,
-                **labels,
-            },
-        }
+    return alert_model(
+        "ClickHouseReplicaReadonly", "firing", datetime.now(UTC), severity="critical", database=DB, **labels
     )
 
 

@@ -26,6 +26,7 @@ from remediator.notify.fanout import FanOut
 from remediator.notify.notice import LogNotifier, Notice
 from remediator.notify.pagerduty import PagerDutyNotifier, dedup_key
 from remediator.settings import Settings
+from tests.support import payloads
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer, Reply
 
 HOOK_TOKEN = "hook-token-for-tests"
@@ -102,16 +103,19 @@ async def running(settings: Settings) -> AsyncIterator[tuple[TestClient[Any, Any
 
 
 def alert(status: str = "firing", mode: str = "ok", instance: str = "w-1") -> dict[str, Any]:
-    return {
-        "status": status,
-        "labels": {"alertname": "WidgetDown", "instance": instance, "mode": mode, "severity": "warning"},
-        "annotations": {
+    return payloads.alert(
+        "WidgetDown",
+        status,
+        datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        {
             "summary": f"Widget {instance} stopped answering",
             "runbook_url": "https://runbooks.example/widget-down",
         },
-        "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
-        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
-    }
+        generator_url="http://prometheus.example:9090/graph?g0.expr=up",
+        instance=instance,
+        mode=mode,
+        severity="warning",
+    )
 
 
 async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[str]:

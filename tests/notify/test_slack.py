@@ -30,6 +30,7 @@ from remediator.notify.slack.blocks import clip, link, mention
 from remediator.notify.slack.client import SlackNotifier
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
+from tests.support import payloads
 from tests.support.procs import free_port
 from tests.support.slack_server import (
     TOKEN,
@@ -135,27 +136,22 @@ def alert(
     **extra: Any,
 ) -> dict[str, Any]:
     starts = starts or datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    body: dict[str, Any] = {
-        "status": status,
-        "labels": {
-            "alertname": name,
-            "instance": instance,
-            "mode": mode,
-            "severity": "critical",
-            **extra.pop("labels", {}),
-        },
-        "annotations": {
+    return payloads.alert(
+        name,
+        status,
+        starts,
+        {
             "summary": f"Widget {instance} stopped answering",
             "runbook_url": "https://runbooks.example/widget-down",
             **extra.pop("annotations", {}),
         },
-        "startsAt": starts.isoformat(),
-        "endsAt": (starts + timedelta(minutes=7)).isoformat()
-        if status == "resolved"
-        else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
-    }
-    return body
+        ends_at=starts + timedelta(minutes=7) if status == "resolved" else None,
+        generator_url="http://prometheus.example:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
+        instance=instance,
+        mode=mode,
+        severity="critical",
+        **extra.pop("labels", {}),
+    )
 
 
 async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[str]:

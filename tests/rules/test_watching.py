@@ -28,17 +28,16 @@ from tests.support.admin import (
     EXTRA_RULE,
     RULES,
     Calls,
-    RecordingNotifier,
     admin_headers,
-    alert,
     make_registry,
     make_settings,
-    payload,
     wait_event,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload
 from tests.support.procs import PYTHON, free_port, python_env, stop_process, wait_port
+from tests.support.recording import RecordingNotifier
 
 BROKEN_YAML = RULES + "  - name: [unclosed\n"
 UNKNOWN_HANDLER = RULES.replace("handler: test.fix", "handler: nope.fix")
@@ -266,7 +265,9 @@ async def test_jobs_in_flight_finish_on_the_rules_they_started_with(tmp_path: Pa
     async with TestClient(TestServer(app)) as client:
         svc = app[SERVICE]
         response = await client.post(
-            "/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers()
+            "/webhooks/alertmanager",
+            json=payload(alert("TestBroken", service="api")),
+            headers=webhook_headers(),
         )
         [event_id] = (await response.json())["event_ids"]
         assert calls.started is not None and calls.hold is not None
@@ -277,7 +278,9 @@ async def test_jobs_in_flight_finish_on_the_rules_they_started_with(tmp_path: Pa
         event = await wait_event(svc.store, event_id)
         assert (event.rule, event.target, event.outcome.value) == ("fix-it", "svc/api", "succeeded")
         response = await client.post(
-            "/webhooks/alertmanager", json=payload(alert(service="b")), headers=webhook_headers()
+            "/webhooks/alertmanager",
+            json=payload(alert("TestBroken", service="b")),
+            headers=webhook_headers(),
         )
         [later] = (await response.json())["event_ids"]
         event = await wait_event(svc.store, later)

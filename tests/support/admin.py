@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +19,7 @@ from remediator import Checked, Context, Handler, HandlerParams, Result, handler
 from remediator.app import create_app
 from remediator.handling.registry import Registry
 from remediator.models import AuditEvent
-from remediator.notify.notice import Notice, Notifier
+from remediator.notify.notice import Notifier
 from remediator.settings import Settings
 from remediator.store.base import Store
 from tests.support.procs import free_port
@@ -120,29 +119,6 @@ def make_settings(rules: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def alert(name: str = "TestBroken", status: str = "firing", **labels: str) -> dict[str, Any]:
-    labels = {"alertname": name, "service": "api", **labels}
-    return {
-        "status": status,
-        "labels": labels,
-        "annotations": {"summary": f"{name} broke"},
-        "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
-        "generatorURL": "http://prometheus.local/graph",
-    }
-
-
-def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
-    alerts = alerts or (alert(),)
-    return {
-        "version": "4",
-        "status": alerts[0]["status"],
-        "receiver": "remediator",
-        "groupKey": "{}:{}",
-        "alerts": list(alerts),
-        "externalURL": "http://am.local",
-    }
-
-
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -222,22 +198,3 @@ async def _serve(
         await asyncio.to_thread(stop.wait)
     finally:
         await runner.cleanup()
-
-
-class RecordingNotifier:
-    """A Notifier that keeps what it was sent (Slack is another helper's concern)."""
-
-    def __init__(self) -> None:
-        self.notices: list[Notice] = []
-
-    async def start(self) -> None:
-        return None
-
-    def send(self, notice: Notice) -> None:
-        self.notices.append(notice)
-
-    async def close(self) -> None:
-        return None
-
-    def of_kind(self, kind: str) -> list[Notice]:
-        return [n for n in self.notices if n.kind == kind]

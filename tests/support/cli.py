@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +24,13 @@ class Ran:
     stderr: str
 
 
-def run_main(*args: str, cwd: Path = ROOT, **env: str) -> Ran:
-    """``remediator ARGS`` with these REMEDIATOR_* variables and no other."""
+def run_main(*args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT) -> Ran:
+    """``remediator ARGS`` with these REMEDIATOR_* variables (``env``) and no other."""
     saved_env, saved_cwd = dict(os.environ), Path.cwd()
     out, err = io.StringIO(), io.StringIO()
     for name in [n for n in os.environ if n.upper().startswith("REMEDIATOR_")]:
         del os.environ[name]
-    os.environ.update(env)
+    os.environ.update(env or {})
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -35,7 +35,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def remediator(*args: str, **env: str) -> Ran:
     """``remediator ARGS`` (in this process) with exactly these REMEDIATOR_* variables."""
-    return run_main(*args, **env)
+    return run_main(*args, env=env)
 
 
 # ---- item 1: a blank secret is unset, a short credential is an error ---------------------

@@ -10,7 +10,6 @@ import pytest
 import structlog
 
 from remediator.models import Alert, Job, SkipReason
-from remediator.notify.notice import Notice
 from remediator.rules.ruleset import Rule, parse_rules, render
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
@@ -22,6 +21,7 @@ from remediator.worker.telling import Teller
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS, make_registry
 from tests.support.payloads import alert, payload
+from tests.support.recording import RecordingNotifier
 
 # The memory store and the gates on looptime's clock: their waits pass without real sleeps.
 pytestmark = pytest.mark.looptime
@@ -50,18 +50,6 @@ rules:
 """
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[Notice] = []
-
-    async def start(self) -> None: ...
-
-    def send(self, notice: Notice) -> None:
-        self.sent.append(notice)
-
-    async def close(self) -> None: ...
-
-
 def rule(name: str = "gated") -> Rule:
     found = parse_rules(RULES.encode(), "approval.yaml", make_registry()).get(name)
     assert found is not None
@@ -84,12 +72,12 @@ def make_run(event_id: str = "e1", *, name: str = "Gated", rule_name: str = "gat
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recorder() -> RecordingNotifier:
+    return RecordingNotifier()
 
 
 @pytest.fixture
-def gate(recorder: Recorder) -> AwaitingApproval:
+def gate(recorder: RecordingNotifier) -> AwaitingApproval:
     store = MemoryStore()
     settings = Settings(defer_interval=0.05)
     return AwaitingApproval(store.approvals, settings, Teller(recorder))
@@ -102,15 +90,17 @@ async def test_a_rule_without_a_required_approval_or_a_dry_run_passes(gate: Awai
     assert await gate.approvals.list_approvals(10) == []
 
 
-async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, recorder: Recorder) -> None:
+async def test_asked_once_then_deferred_until_approved(
+    gate: AwaitingApproval, recorder: RecordingNotifier
+) -> None:
     run = make_run("e1")
     stop = await gate(run)
     assert isinstance(stop, Defer) and stop.reason == "approval"
     assert stop.job == run.job.model_copy(update={"approval": "e1"})
     assert stop.message.startswith("awaiting approval by U0ALICE, S0ONCALL (")
     assert [s.name for s in run.timeline] == ["approval.requested"]
-    assert [n.kind for n in recorder.sent] == ["approval"]
-    asked = recorder.sent[0].approval
+    assert [n.kind for n in recorder.notices] == ["approval"]
+    asked = recorder.notices[0].approval
     assert asked is not None and asked.plan == ("probe a -> succeeded",) and asked.target == "svc/a"
     # The HA twin (another job of the same alert) waits on the same request: no second message.
     twin = make_run("e2")
@@ -120,7 +110,7 @@ async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, r
     later = make_run("e1", deferrals=3)
     stop = await gate(later)
     assert isinstance(stop, Defer) and stop.job is None and later.timeline == []
-    assert len(recorder.sent) == 1
+    assert len(recorder.notices) == 1
     assert (await decide(gate.approvals, "e1", "approved", "alice", "go ahead")).recorded
     approved = make_run("e1", deferrals=4)
     assert await gate(approved) is None
@@ -141,7 +131,7 @@ async def test_rejected_is_skipped(gate: AwaitingApproval) -> None:
     assert not result.changed and result.approval is not None and result.approval.decision == "rejected"
 
 
-async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: Recorder) -> None:
+async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: RecordingNotifier) -> None:
     run = make_run("e1")
     await gate(run)
     await asyncio.sleep(2.1)
@@ -154,18 +144,18 @@ async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: 
 
 
 async def test_the_gate_expires_the_request_and_updates_the_message_once(
-    gate: AwaitingApproval, recorder: Recorder
+    gate: AwaitingApproval, recorder: RecordingNotifier
 ) -> None:
     await gate(make_run("e1"))
     await asyncio.sleep(2.1)
     for event_id in ("e1", "e2"):
         stop = await gate(make_run(event_id, deferrals=5))
         assert isinstance(stop, Skip) and stop.reason is SkipReason.NOT_APPROVED
-    assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
+    assert [n.kind for n in recorder.notices] == ["approval", "approval_decided"]
 
 
 async def test_a_job_stopped_by_another_gate_withdraws_its_request(
-    gate: AwaitingApproval, recorder: Recorder
+    gate: AwaitingApproval, recorder: RecordingNotifier
 ) -> None:
     stop = await gate(make_run("e1"))
     assert isinstance(stop, Defer) and stop.job is not None
@@ -173,9 +163,9 @@ async def test_a_job_stopped_by_another_gate_withdraws_its_request(
     await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "the alert resolved before the job ran"))
     found = await gate.approvals.get_approval("e1")
     assert found is not None and (found.decision, found.decided_by) == ("withdrawn", "remediator")
-    assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
+    assert [n.kind for n in recorder.notices] == ["approval", "approval_decided"]
     await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "again"))  # decided: nothing more
-    assert len(recorder.sent) == 2
+    assert len(recorder.notices) == 2
 
 
 async def test_scope_is_the_firing_episode_or_the_manual_job() -> None:

@@ -8,13 +8,13 @@ import structlog
 
 from remediator.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
-from remediator.notify.notice import Notice
 from remediator.store.memory import MemoryStore
 from remediator.store.memory.locks import MemoryLocks
 from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload
+from tests.support.recording import RecordingNotifier
 
 # The memory store and the gates on looptime's clock: their waits pass without real sleeps.
 pytestmark = pytest.mark.looptime
@@ -85,20 +85,6 @@ rules:
     params: {bucket: flap}
     on_resolved: run
 """
-
-
-class Recorder:
-    """A notifier that keeps what it is sent (the Notifier protocol, no delivery)."""
-
-    def __init__(self, sent: list[Notice]) -> None:
-        self.sent = sent
-
-    async def start(self) -> None: ...
-
-    def send(self, notice: Notice) -> None:
-        self.sent.append(notice)
-
-    async def close(self) -> None: ...
 
 
 async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
@@ -189,8 +175,9 @@ async def test_global_dry_run_wins(harness: MakeHarness) -> None:
 
 
 async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> None:
-    sent: list[Notice] = []
-    h = await harness(RULES, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, notifier=recorder)
     first = await h.event(await post_one(h, payload(alert("Probe", service="f", outcome="failed"))))
     assert first.outcome_label == "failed" and first.details["failures_in_window"] == 1
     second = await h.event(
@@ -264,8 +251,9 @@ async def test_resolved_before_it_ran(harness: MakeHarness) -> None:
 async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
     """An Alertmanager HA pair sends `resolved` twice: one announcement; the copy is
     collapsed at intake (issue 17)."""
-    sent: list[Notice] = []
-    h = await harness(RULES, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, notifier=recorder)
     resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
     assert await outcome(h, resolved) == "skipped:resolved"
     again = await h.post(resolved)
@@ -448,8 +436,9 @@ async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarne
 async def test_a_resolution_is_announced_once_per_target_after_the_outcome(harness: MakeHarness) -> None:
     """Issue 25 (item 14): two pods of one target resolve as one announcement, and one
     that resolves while the run on its target still verifies waits for the outcome."""
-    sent: list[Notice] = []
-    h = await harness(RULES, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, notifier=recorder)
     pod_a = alert("Probe", service="db", pod="a", sleep="0.4")
     pod_b = alert("Probe", service="db", pod="b", sleep="0.4")
     [acting, merged] = (await (await h.post(payload(pod_a, pod_b))).json())["event_ids"]
@@ -484,7 +473,7 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
     pipeline = Pipeline(
         store=MemoryStore(),
         rules=lambda: RuleSet([], "rules.yaml", "hash"),
-        notifier=Recorder([]),
+        notifier=RecordingNotifier(),
         metrics=Metrics(),
         resources=Resources(settings),
         settings=settings,
