@@ -26,11 +26,11 @@ from tests.support.admin import (
     admin_headers,
     make_registry,
     make_settings,
-    wait_event,
     webhook_headers,
     write_rules,
 )
 from tests.support.payloads import alert, payload
+from tests.support.waiting import wait_event
 
 ADMIN_ROUTES = [
     ("GET", "/api/v1/events", None),

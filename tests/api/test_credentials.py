@@ -21,12 +21,12 @@ from tests.support.admin import (
     admin_headers,
     make_registry,
     make_settings,
-    wait_event,
     webhook_headers,
     write_rules,
 )
 from tests.support.cli import run_main
 from tests.support.payloads import alert, payload
+from tests.support.waiting import wait_event
 
 ALICE = "alice-token-0123456789"
 VIEWER = "viewer-token-0123456789"

@@ -29,13 +29,13 @@ from tests.support.admin import (
     admin_headers,
     make_registry,
     make_settings,
-    wait_event,
     webhook_headers,
     write_rules,
 )
 from tests.support.payloads import alert, payload
 from tests.support.recording import RecordingNotifier
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import wait_event
 
 RULES = """\
 defaults:

@@ -22,11 +22,11 @@ from tests.support.admin import (
     Calls,
     make_registry,
     make_settings,
-    wait_event,
     webhook_headers,
     write_rules,
 )
 from tests.support.payloads import alert, payload, with_service
+from tests.support.waiting import wait_event
 
 ALICE = "alice-console-token-0123"
 VIEWER = "viewer-console-token-0123"

@@ -14,7 +14,7 @@ import re
 import subprocess
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tests.support.kustomize import render
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer
 from tests.support.procs import ROOT, free_port, require_binary, stop_process
 from tests.support.slack_server import TOKEN, SlackServer
+from tests.support.waiting import eventually
 
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "remediator-dashboard.json"
@@ -199,17 +200,12 @@ async def handle_alerts(h: Harness, slack: SlackServer, pagerduty: PagerDutyServ
     await pagerduty.wait_for(1)
     await slack.wait_for_messages(4)
     await fire(h, alert("Flaky", "f", now))  # a temporary failure: retried later (deferred)
-    await until(lambda: sample(h, "remediator_rules_reload_total", result="ok") >= 2)  # start, edit
-    await until(lambda: sample(h, "remediator_jobs_deferred_total", rule="flaky", reason="retry") >= 1)
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        if condition():
-            return
-        assert time.monotonic() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: sample(h, "remediator_rules_reload_total", result="ok") >= 2, every=0.1
+    )  # start, edit
+    await eventually(
+        lambda: sample(h, "remediator_jobs_deferred_total", rule="flaky", reason="retry") >= 1, every=0.1
+    )
 
 
 def sample(h: Harness, name: str, **labels: str) -> float:

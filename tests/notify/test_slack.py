@@ -40,6 +40,7 @@ from tests.support.slack_server import (
     render_message,
 )
 from tests.support.slack_server import Message as SlackMessage
+from tests.support.waiting import wait_event
 
 HOOK_TOKEN = "hook-token-for-tests"
 AM_URL = "http://alertmanager.example:9093"
@@ -174,13 +175,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 
 
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await svc.store.audit.get_event(event_id)
-        if found is not None:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no audit event {event_id} after {within}s")
+    return await wait_event(svc.store, event_id, within)
 
 
 def count(metrics: Metrics, result: str) -> float:

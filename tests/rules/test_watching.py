@@ -31,13 +31,13 @@ from tests.support.admin import (
     admin_headers,
     make_registry,
     make_settings,
-    wait_event,
     webhook_headers,
     write_rules,
 )
 from tests.support.payloads import alert, payload
 from tests.support.procs import PYTHON, free_port, python_env, stop_process, wait_port
 from tests.support.recording import RecordingNotifier
+from tests.support.waiting import eventually, wait_event
 
 BROKEN_YAML = RULES + "  - name: [unclosed\n"
 UNKNOWN_HANDLER = RULES.replace("handler: test.fix", "handler: nope.fix")
@@ -165,7 +165,7 @@ async def test_with_polling_off_only_a_reload_request_reloads(tmp_path: Path) ->
     await asyncio.sleep(0.3)
     assert rig.names == ["fix-it"]
     rig.watcher.request_reload()
-    await eventually(lambda: _true(len(rig.names) == 2))
+    await eventually(lambda: len(rig.names) == 2, within=15, what="the second rule")
     stop.set()
     await asyncio.wait_for(task, 5)
     assert [n.details["trigger"] for n in rig.notifier.notices] == ["sighup"]
@@ -207,17 +207,6 @@ def test_a_configmap_symlink_swap_is_picked_up(tmp_path: Path) -> None:
 
 
 # ---- in the running app -------------------------------------------------------------------
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_the_app_reloads_and_reports_it(tmp_path: Path) -> None:
     rules = write_rules(tmp_path / "rules.yaml")
     notifier = RecordingNotifier()
@@ -232,12 +221,14 @@ async def test_the_app_reloads_and_reports_it(tmp_path: Path) -> None:
             return dict(await response.json())
 
         edit(rules, RULES + EXTRA_RULE)
-        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["hash"] != first))
+        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["hash"] != first), within=15)
         assert ready["rules"]["count"] == 2 and ready["rules"]["last_reload"]["ok"] is True
         second = ready["rules"]["hash"]
 
         edit(rules, UNKNOWN_HANDLER)
-        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["last_reload"]["ok"] is False))
+        ready = await eventually(
+            lambda: _when(readyz(), lambda r: r["rules"]["last_reload"]["ok"] is False), within=15
+        )
         assert ready["status"] == "ready" and ready["rules"]["hash"] == second
         assert ready["rules"]["warning"] == "last reload failed; running on the last good rules"
         assert "unknown handler 'nope.fix'" in ready["rules"]["last_reload"]["errors"][0]
@@ -273,7 +264,7 @@ async def test_jobs_in_flight_finish_on_the_rules_they_started_with(tmp_path: Pa
         assert calls.started is not None and calls.hold is not None
         await asyncio.wait_for(calls.started.wait(), 15)
         edit(rules, RULES.replace("name: fix-it", "name: fix-renamed").replace("svc/", "renamed/"))
-        await eventually(lambda: _true(svc.rules.current().get("fix-it") is None))
+        await eventually(lambda: svc.rules.current().get("fix-it") is None, within=15, what="fix-it removed")
         calls.hold.set()
         event = await wait_event(svc.store, event_id)
         assert (event.rule, event.target, event.outcome.value) == ("fix-it", "svc/api", "succeeded")
@@ -285,10 +276,6 @@ async def test_jobs_in_flight_finish_on_the_rules_they_started_with(tmp_path: Pa
         [later] = (await response.json())["event_ids"]
         event = await wait_event(svc.store, later)
         assert (event.rule, event.target) == ("fix-renamed", "renamed/b")
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 # ---- SIGHUP on a real process -------------------------------------------------------------

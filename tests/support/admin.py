@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,10 +17,8 @@ from aiohttp import web
 from remediator import Checked, Context, Handler, HandlerParams, Result, handler, logs
 from remediator.app import create_app
 from remediator.handling.registry import Registry
-from remediator.models import AuditEvent
 from remediator.notify.notice import Notifier
 from remediator.settings import Settings
-from remediator.store.base import Store
 from tests.support.procs import free_port
 
 ADMIN_TOKEN = "admin-secret-token"
@@ -125,16 +122,6 @@ def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
 
 def webhook_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-
-
-async def wait_event(store: Store, event_id: str, within: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        event = await store.audit.get_event(event_id)
-        if event is not None:
-            return event
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"event {event_id} was not recorded within {within}s")
 
 
 @dataclass
