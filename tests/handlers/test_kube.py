@@ -41,12 +41,6 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         yield cluster
 
 
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
-
-
 @pytest.mark.parametrize("good", ["torghut", "a", "torghut-ws-2", "0abc", "a" * 63])
 def test_dns1123_label_accepts(good: str) -> None:
     assert dns1123_label(good) == good

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,6 @@ from tests.support.kube import (
     JobController,
     Policies,
     Policy,
-    app_resources,
     application,
     background,
     deployment,
@@ -64,18 +62,6 @@ SET_ENV_PARAMS = {
     "env": {"CH_DATABASE": "torghut"},
     "poll_interval": "50ms",
 }
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:  # enforces the shipped Role
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def granted() -> set[tuple[str, str, str]]:
