@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from remediator.cli import main as cli
 from tests.support.admin import (
-    ADMIN_TOKEN,
     Calls,
     ServedApp,
     admin_headers,
@@ -22,6 +18,7 @@ from tests.support.admin import (
     webhook_headers,
     write_rules,
 )
+from tests.support.cli import http, run
 from tests.support.payloads import alert, payload
 
 RULES = """\
@@ -32,18 +29,6 @@ rules:
     target: 'svc/{{ labels.service }}'
     approval: {timeout: 10m, approvers: [U0ALICE]}
 """
-
-
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 def until(served: ServedApp, path: str, within: float = 20.0) -> Any:
@@ -61,19 +46,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     rules = write_rules(tmp_path_factory.mktemp("approve") / "rules.yaml", RULES)
     with serve_in_thread(make_settings(rules, defer_interval=0.05), Calls()) as app:
         yield app
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMEDIATOR_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.delenv("REMEDIATOR_ADMIN_TOKEN_FILE", raising=False)
-    monkeypatch.delenv("REMEDIATOR_URL", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def fire(served: ServedApp, service: str) -> str:

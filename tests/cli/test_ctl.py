@@ -7,8 +7,6 @@ import re
 import shlex
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from remediator.cli import main as cli
 from remediator.notify.slack import messages as slack_messages
 from tests.support.admin import (
     ADMIN_TOKEN,
+    FIX_IT,
     RULES,
     Calls,
     ServedApp,
@@ -29,6 +28,7 @@ from tests.support.admin import (
     webhook_headers,
     write_rules,
 )
+from tests.support.cli import http, run
 from tests.support.payloads import alert, payload, with_service
 from tests.support.procs import PYTHON, free_port, python_env
 from tests.support.recording import RecordingNotifier
@@ -43,34 +43,11 @@ rules:
 """
 
 
-def http(
-    method: str,
-    url: str,
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
 def fire(served: ServedApp, **labels: str) -> str:
-    status, body = http(
-        "POST",
-        f"{served.url}/webhooks/alertmanager",
-        payload(alert("TestBroken", **with_service(labels))),
-        webhook_headers(),
-    )
-    assert status == 202, body
-    [event_id] = body["event_ids"]
+    """Fire one alert and wait for its outcome."""
+    event_id = post_alert(served, **labels)
     wait_recorded(served, event_id)
-    return str(event_id)
+    return event_id
 
 
 def post_alert(served: ServedApp, **labels: str) -> str:
@@ -82,7 +59,8 @@ def post_alert(served: ServedApp, **labels: str) -> str:
         webhook_headers(),
     )
     assert status == 202, body
-    return str(body["event_ids"][0])
+    [event_id] = body["event_ids"]
+    return str(event_id)
 
 
 def wait_state(
@@ -115,19 +93,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     rules = write_rules(tmp_path_factory.mktemp("ctl") / "rules.yaml")
     with serve_in_thread(make_settings(rules), Calls()) as app:
         yield app
-
-
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMEDIATOR_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.delenv("REMEDIATOR_ADMIN_TOKEN_FILE", raising=False)
-    monkeypatch.delenv("REMEDIATOR_URL", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_what_happened_to_an_alert_and_run_it_again(
@@ -279,16 +244,11 @@ def test_the_installed_command_line(served: ServedApp) -> None:
     assert any(e["target"] == "svc/cli-proc" for e in json.loads(done.stdout))
 
 
-ESCALATING_RULES = """\
-defaults: {cooldown: 15m, max_attempts: 2, attempt_window: 1h}
-rules:
-  - name: fix-it
-    matchers: ['alertname="TestBroken"']
-    handler: test.fix
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
-    escalate: '@here'
-"""
+ESCALATING_RULES = (
+    "defaults: {cooldown: 15m, max_attempts: 2, attempt_window: 1h}\nrules:\n"
+    + FIX_IT
+    + "    escalate: '@here'\n"
+)
 
 
 def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> None:

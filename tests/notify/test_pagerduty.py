@@ -28,6 +28,7 @@ from remediator.notify.pagerduty import PagerDutyNotifier, dedup_key
 from remediator.settings import Settings
 from tests.support import payloads
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer, Reply
+from tests.support.waiting import wait_event
 
 HOOK_TOKEN = "hook-token-for-tests"
 ADMIN = "admin-token-for-the-tests"
@@ -66,20 +67,6 @@ rules:
     target: 'widget/{{ labels.instance }}'
     params: {mode: '{{ labels.mode }}'}
 """
-
-
-@pytest.fixture
-async def pagerduty() -> AsyncIterator[PagerDutyServer]:
-    server = await PagerDutyServer().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-def rules_path(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES)
-    return path
 
 
 def settings_for(rules: Path, pagerduty: PagerDutyServer, **extra: Any) -> Settings:
@@ -128,13 +115,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 
 
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await svc.store.audit.get_event(event_id)
-        if found is not None:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no audit event {event_id} after {within}s")
+    return await wait_event(svc.store, event_id, within)
 
 
 def counted(metrics: Metrics, action: str, result: str) -> float:

@@ -97,20 +97,6 @@ rules:
 
 
 # ---- fixtures and helpers ------------------------------------------------------------
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackServer]:
-    server = await SlackServer().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-def rules_path(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES)
-    return path
-
-
 def settings_for(rules: Path, **slack: Any) -> Settings:
     return Settings(rules=rules, webhook_token=HOOK_TOKEN, workers=2, shutdown_grace=5, **slack)
 

@@ -24,17 +24,15 @@ from tests.support.procs import free_port
 ADMIN_TOKEN = "admin-secret-token"
 WEBHOOK_TOKEN = "webhook-secret-token"
 
-RULES = """\
-defaults:
-  cooldown: 15m
-  max_attempts: 3
-rules:
+# The rule most admin tests run: test.fix on svc/<service>, its outcome from the alert.
+FIX_IT = """\
   - name: fix-it
     matchers: ['alertname="TestBroken"']
     handler: test.fix
     target: 'svc/{{ labels.service }}'
     params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
 """
+RULES = "defaults:\n  cooldown: 15m\n  max_attempts: 3\nrules:\n" + FIX_IT
 
 EXTRA_RULE = """\
   - name: fix-other

@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from remediator.cli.main import main
 from tests.support.procs import ROOT
@@ -43,3 +49,23 @@ def run_main(*args: str, env: Mapping[str, str] | None = None, cwd: Path = ROOT)
         os.environ.clear()
         os.environ.update(saved_env)
     return Ran(code, out.getvalue(), err.getvalue())
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in this process, in the test's environment: exit code, stdout, stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One blocking JSON request (to a service served from a thread): status and body."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
