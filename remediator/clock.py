@@ -14,6 +14,7 @@ import asyncio
 import time
 import weakref
 
+
 class _Seen:
     """A loop's clock against real time, from when this module first saw it."""
 

@@ -54,22 +54,8 @@ class ApprovalInfo(BaseModel):
 
     @classmethod
     def of(cls, approval: Approval) -> ApprovalInfo:
-        return cls(
-            event_id=approval.event_id,
-            rule=approval.rule,
-            target=approval.target,
-            handler=approval.handler,
-            alertname=approval.alertname,
-            state=approval.state,
-            plan=list(approval.plan),
-            approvers=list(approval.approvers),
-            requested_at=approval.requested_at,
-            expires_at=approval.expires_at,
-            decided_by=approval.decided_by,
-            decided_at=approval.decided_at,
-            note=approval.note,
-            slack_message=bool(approval.message_ts),
-        )
+        shown = {name: getattr(approval, name) for name in cls.model_fields if hasattr(approval, name)}
+        return cls.model_validate(shown | {"slack_message": bool(approval.message_ts)})
 
 
 class ApprovalPage(BaseModel):

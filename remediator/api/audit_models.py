@@ -11,16 +11,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from remediator.api.times import UtcTime
-from remediator.models import Alert, AuditEvent
+from remediator.models import Alert, AuditEvent, Step
 
 
-class StepInfo(BaseModel):
-    """One entry of an event's timeline."""
+class StepInfo(Step):
+    """One entry of an event's timeline, its time in RFC 3339."""
 
     at: UtcTime
-    name: str
-    message: str = ""
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class EventSummary(BaseModel):

@@ -4,6 +4,7 @@ the source of their OpenAPI schemas). Pauses and windows speak RFC 3339 UTC time
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -135,18 +136,7 @@ class JobInfo(BaseModel):
     @classmethod
     def of(cls, job: JobState) -> JobInfo:
         state = job.state if job.state in JOB_STATES else "queued"
-        return cls(
-            event_id=job.event_id,
-            rule=job.rule,
-            target=job.target,
-            alertname=job.alertname,
-            fingerprint=job.fingerprint,
-            manual=job.manual,
-            state=state,
-            why=job.why,
-            since=job.since,
-            received_at=job.received_at,
-        )
+        return cls.model_validate(asdict(job) | {"state": state})
 
 
 class JobList(BaseModel):
