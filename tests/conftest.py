@@ -57,6 +57,13 @@ class Harness:
         headers = {"Authorization": f"Bearer {token}"}
         return await self.client.post("/webhooks/alertmanager", json=payload, headers=headers, **kw)
 
+    async def post_one(self, payload: Any) -> str:
+        """Post a payload that makes exactly one job; its event id."""
+        response = await self.post(payload)
+        assert response.status == 202, await response.text()
+        [event_id] = (await response.json())["event_ids"]
+        return str(event_id)
+
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[Any]:
         async def enough() -> list[Any]:
             events, _ = await self.svc.store.audit.list_events(1000)

@@ -15,6 +15,7 @@ from handlers.kube import RESOURCE_KEY, ApiRequest, api_client, dns1123_label, s
 from remediator import Outcome, Resources
 from remediator.handling.execution import execute
 from remediator.handling.registry import default_registry
+from tests.support.handlers import make_context
 from tests.support.kube import (
     FLINK,
     ApiAnswer,
@@ -23,7 +24,6 @@ from tests.support.kube import (
     app_resources,
     flink_deployment,
     kube_env,
-    make_context,
     merge_patch,
     run_handler,
     selector_matches,

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import Literal
 
-from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
+import structlog
+
+from remediator import (
+    Alert,
+    Checked,
+    Context,
+    Handler,
+    HandlerParams,
+    PermanentError,
+    Resources,
+    Result,
+    TemporaryError,
+)
 from remediator.handling.registry import Registry, handler
+from remediator.settings import Settings
+from tests.support.payloads import alert_model
 
 RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
 
@@ -71,3 +86,28 @@ rules:
     target: 'svc/{{ labels.service }}'
     params: {bucket: web}
 """
+
+
+def make_context(
+    resources: Resources | None = None,
+    *,
+    event_id: str = "test-event",
+    rule: str = "test",
+    target: str = "test/target",
+    alert: Alert | None = None,
+    dry_run: bool = False,
+    verify_timeout: float = 30.0,
+    deadline: float = 120.0,
+) -> Context:
+    """A handler's context for a test: ``deadline`` seconds from now."""
+    return Context(
+        event_id=event_id,
+        rule=rule,
+        target=target,
+        alert=alert or alert_model("Test", starts_at="2024-01-01T00:00:00Z"),
+        dry_run=dry_run,
+        deadline=time.monotonic() + deadline,
+        verify_timeout=verify_timeout,
+        log=structlog.get_logger("test").bind(event_id=event_id, rule=rule, target=target),
+        resources=resources or Resources(Settings()),
+    )

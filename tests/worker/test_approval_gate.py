@@ -175,14 +175,6 @@ async def test_scope_is_the_firing_episode_or_the_manual_job() -> None:
 
 
 # ---- on a running app ------------------------------------------------------------------
-async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
-    response = await h.post(body)
-    assert response.status == 202, await response.text()
-    ids = (await response.json())["event_ids"]
-    assert len(ids) == 1
-    return str(ids[0])
-
-
 async def pending(h, event_id: str, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while await h.svc.store.approvals.get_approval(event_id) is None:
@@ -192,7 +184,7 @@ async def pending(h, event_id: str, within: float = 5.0) -> None:  # type: ignor
 
 async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    first = await post_one(h, payload(alert("Gated", service="a")))
+    first = await h.post_one(payload(alert("Gated", service="a")))
     await pending(h, first)
     twin = await h.post(payload(alert("Gated", service="a")))  # the HA pair's other copy
     assert twin.status == 202 and (await twin.json())["deduplicated"] == 1  # collapsed at intake
@@ -211,7 +203,7 @@ async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: Mak
 
 async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    event_id = await post_one(h, payload(alert("Gated", service="t")))
+    event_id = await h.post_one(payload(alert("Gated", service="t")))
     event = await h.event(event_id, timeout=10)
     assert event.outcome_label == "skipped:not_approved"
     assert event.message == "not approved within 2s"
@@ -220,7 +212,7 @@ async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
 
 async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: MakeHarness) -> None:
     h = await harness(RULES, defer_interval=0.5)
-    event_id = await post_one(h, payload(alert("Gated", service="r")))
+    event_id = await h.post_one(payload(alert("Gated", service="r")))
     await pending(h, event_id)
     resolved = await h.post(payload(alert("Gated", status="resolved", service="r")))
     assert resolved.status == 202
@@ -234,7 +226,7 @@ async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: Ma
 
 async def test_the_jobs_view_shows_a_job_awaiting_approval(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    event_id = await post_one(h, payload(alert("Gated", service="a")))
+    event_id = await h.post_one(payload(alert("Gated", service="a")))
     await pending(h, event_id)
     deadline = time.monotonic() + 5.0
     while (state := await h.svc.store.jobs.job_state(event_id)) is None or state.state != "awaiting_approval":
@@ -251,7 +243,7 @@ async def test_an_approved_run_is_received_once_and_logs_no_interruption(harness
     received once; only a real interruption logs remediation.resumed_after_interruption."""
     h = await harness(RULES)
     with structlog.testing.capture_logs() as logs:
-        event_id = await post_one(h, payload(alert("Gated", service="once")))
+        event_id = await h.post_one(payload(alert("Gated", service="once")))
         await pending(h, event_id)
         await asyncio.sleep(0.3)  # several passes while it waits (DEFER_INTERVAL 50ms)
         await decide(h.svc.store.approvals, event_id, "approved", "alice", "")
