@@ -20,15 +20,7 @@ from remediator.store.memory import MemoryStore
 from remediator.store.memory.audit import MemoryAudit
 from remediator.store.memory.jobs import MemoryJobs
 from remediator.store.memory.pauses import MemoryPauses
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    Calls,
-    admin_headers,
-    make_registry,
-    make_settings,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
 from tests.support.payloads import alert, payload
 from tests.support.waiting import wait_event
 
@@ -48,13 +40,13 @@ ADMIN_ROUTES = [
 class AdminApp:
     client: TestClient[web.Request, web.Application]
     svc: Service
-    calls: Calls
+    calls: admin.Calls
     rules: Path
 
     async def admin(
         self, method: str, path: str, body: Any = None, *, status: int | None = None, **kwargs: Any
     ) -> Any:
-        response = await self.client.request(method, path, json=body, headers=admin_headers(), **kwargs)
+        response = await self.client.request(method, path, json=body, headers=admin.admin_headers(), **kwargs)
         data = await response.json()
         if status is not None:
             assert response.status == status, data
@@ -62,7 +54,7 @@ class AdminApp:
 
     async def fire(self, *alerts: dict[str, Any]) -> list[str]:
         response = await self.client.post(
-            "/webhooks/alertmanager", json=payload(*alerts), headers=webhook_headers()
+            "/webhooks/alertmanager", json=payload(*alerts), headers=admin.webhook_headers()
         )
         assert response.status == 202, await response.text()
         ids: list[str] = (await response.json())["event_ids"]
@@ -81,9 +73,9 @@ class AdminApp:
 
 
 async def _harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[AdminApp]:
-    calls = Calls()
-    rules = write_rules(tmp_path / "rules.yaml")
-    app = create_app(make_settings(rules, **overrides), registry=make_registry(calls))
+    calls = admin.Calls()
+    rules = admin.write_rules(tmp_path / "rules.yaml")
+    app = create_app(admin.make_settings(rules, **overrides), registry=admin.make_registry(calls))
     async with TestClient(TestServer(app)) as client:
         yield AdminApp(client, app[SERVICE], calls, rules)
 
@@ -99,9 +91,9 @@ async def test_admin_routes_need_the_token(h: AdminApp) -> None:
     for method, path, body in ADMIN_ROUTES:
         for headers in (
             {},
-            admin_headers("wrong-token"),
-            {"Authorization": f"Basic {ADMIN_TOKEN}"},
-            {"Authorization": ADMIN_TOKEN},
+            admin.admin_headers("wrong-token"),
+            {"Authorization": f"Basic {admin.ADMIN_TOKEN}"},
+            {"Authorization": admin.ADMIN_TOKEN},
         ):
             response = await h.client.request(method, path, json=body, headers=headers)
             assert response.status == 401, (method, path, headers)
@@ -110,7 +102,7 @@ async def test_admin_routes_need_the_token(h: AdminApp) -> None:
     assert await h.svc.store.queue.queue_depth() == 0 and h.calls.runs == []
     assert await global_pause(h.svc.store.pauses) is None
     for method, path, body in ADMIN_ROUTES:
-        response = await h.client.request(method, path, json=body, headers=admin_headers())
+        response = await h.client.request(method, path, json=body, headers=admin.admin_headers())
         assert response.status in (200, 202, 404), await response.text()
         if response.status == 404:  # only the made-up event id may be missing
             assert (await response.json())["error"] == "no such event"
@@ -119,7 +111,7 @@ async def test_admin_routes_need_the_token(h: AdminApp) -> None:
 async def test_admin_routes_are_404_when_disabled(tmp_path: Path) -> None:
     async for harness in _harness(tmp_path, admin_token=None):
         for method, path, body in ADMIN_ROUTES:
-            for headers in ({}, admin_headers()):
+            for headers in ({}, admin.admin_headers()):
                 response = await harness.client.request(method, path, json=body, headers=headers)
                 assert response.status == 404, (method, path)
                 data = await response.json()
@@ -265,7 +257,7 @@ async def test_replay_rejects_bad_bodies(h: AdminApp) -> None:
 
 async def test_replay_without_a_body_uses_defaults(h: AdminApp) -> None:
     [original] = await h.fire(alert("TestBroken", service="api"))
-    response = await h.client.post(f"/api/v1/replay/{original}", headers=admin_headers())
+    response = await h.client.post(f"/api/v1/replay/{original}", headers=admin.admin_headers())
     assert response.status == 202
     [new_id] = (await response.json())["event_ids"]
     assert (await wait_event(h.svc.store, new_id)).reason == "cooldown"
@@ -318,17 +310,17 @@ async def test_bodies_must_be_json_and_small(h: AdminApp) -> None:
         response = await h.client.post(
             path,
             data="reason=x",
-            headers={**admin_headers(), "Content-Type": "application/x-www-form-urlencoded"},
+            headers={**admin.admin_headers(), "Content-Type": "application/x-www-form-urlencoded"},
         )
         assert response.status == 415
         assert (await response.json())["error"].startswith("expected Content-Type")
         big = b'{"reason": "' + b"x" * (2 * 1024 * 1024) + b'"}'
         response = await h.client.post(
-            path, data=io.BytesIO(big), headers={**admin_headers(), "Content-Type": "application/json"}
+            path, data=io.BytesIO(big), headers={**admin.admin_headers(), "Content-Type": "application/json"}
         )
         assert response.status == 413
         response = await h.client.post(
-            path, data=b"{not json", headers={**admin_headers(), "Content-Type": "application/json"}
+            path, data=b"{not json", headers={**admin.admin_headers(), "Content-Type": "application/json"}
         )
         assert response.status == 400
         assert (await response.json())["error"] == "body is not valid JSON"
@@ -371,7 +363,9 @@ async def test_pause_accepts_seconds_and_stops_the_webhook_path(h: AdminApp) -> 
     # Issue 16 changed this test: the webhook's job is held (not skipped) until the pause
     # is lifted, then runs; ``fire`` waits for outcomes, so the job is posted here.
     response = await h.client.post(
-        "/webhooks/alertmanager", json=payload(alert("TestBroken", service="api")), headers=webhook_headers()
+        "/webhooks/alertmanager",
+        json=payload(alert("TestBroken", service="api")),
+        headers=admin.webhook_headers(),
     )
     [event_id] = (await response.json())["event_ids"]
     job = await h.admin("GET", f"/api/v1/jobs/{event_id}", status=200)
@@ -448,17 +442,19 @@ class SwitchableStore(MemoryStore):
 async def test_store_down_is_503(tmp_path: Path) -> None:
     store = SwitchableStore()
     app = create_app(
-        make_settings(write_rules(tmp_path / "rules.yaml")), registry=make_registry(Calls()), store=store
+        admin.make_settings(admin.write_rules(tmp_path / "rules.yaml")),
+        registry=admin.make_registry(admin.Calls()),
+        store=store,
     )
     async with TestClient(TestServer(app)) as client:
         store.down = True
         for method, path, body in ADMIN_ROUTES:
             if path in ("/api/v1/rules", "/api/v1/replay"):
                 continue  # neither reads the store (the payload replay writes through accept)
-            response = await client.request(method, path, json=body, headers=admin_headers())
+            response = await client.request(method, path, json=body, headers=admin.admin_headers())
             assert response.status == 503, (method, path)
             assert response.headers["Retry-After"] == "5"
             assert (await response.json())["error"] == "the state store is unavailable; retry"
         store.down = False
-        response = await client.get("/api/v1/pause", headers=admin_headers())
+        response = await client.get("/api/v1/pause", headers=admin.admin_headers())
         assert response.status == 200

@@ -24,14 +24,7 @@ from remediator.api.times import parse_time
 from remediator.app import create_app
 from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
-from tests.support.admin import (
-    Calls,
-    admin_headers,
-    make_registry,
-    make_settings,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
 from tests.support.payloads import alert, payload
 from tests.support.recording import RecordingNotifier
 from tests.support.redis_server import RedisServer
@@ -65,7 +58,7 @@ class Replicas:
 
     hook: TestClient[web.Request, web.Application]
     ops: TestClient[web.Request, web.Application]
-    calls: Calls
+    calls: admin.Calls
     notices: RecordingNotifier
 
     @property
@@ -73,14 +66,14 @@ class Replicas:
         return self.ops.app[SERVICE]
 
     async def admin(self, method: str, path: str, body: Any = None, *, status: int) -> Any:
-        response = await self.ops.request(method, path, json=body, headers=admin_headers())
+        response = await self.ops.request(method, path, json=body, headers=admin.admin_headers())
         data = await response.json()
         assert response.status == status, data
         return data
 
     async def fire(self, *alerts: dict[str, Any]) -> list[str]:
         response = await self.hook.post(
-            "/webhooks/alertmanager", json=payload(*alerts), headers=webhook_headers()
+            "/webhooks/alertmanager", json=payload(*alerts), headers=admin.webhook_headers()
         )
         assert response.status == 202, await response.text()
         ids: list[str] = (await response.json())["event_ids"]
@@ -115,8 +108,8 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     ]
 )
 async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Replicas]:
-    calls, notices = Calls(), RecordingNotifier()
-    rules = write_rules(tmp_path / "rules.yaml", RULES)
+    calls, notices = admin.Calls(), RecordingNotifier()
+    rules = admin.write_rules(tmp_path / "rules.yaml", RULES)
     options: dict[str, Any] = {"defer_interval": 30.0, "wait_note_after": 0.3}
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis")
@@ -125,7 +118,9 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     count = 2 if request.param == "redis" else 1
     clients = []
     for _ in range(count):
-        app = create_app(make_settings(rules, **options), registry=make_registry(calls), notifier=notices)
+        app = create_app(
+            admin.make_settings(rules, **options), registry=admin.make_registry(calls), notifier=notices
+        )
         client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)
@@ -286,10 +281,10 @@ maintenance_windows:
     duration: 1h
     time_zone: America/New_York
 """
-    calls, notices = Calls(), RecordingNotifier()
-    rules = write_rules(tmp_path / "rules.yaml", window + RULES)
+    calls, notices = admin.Calls(), RecordingNotifier()
+    rules = admin.write_rules(tmp_path / "rules.yaml", window + RULES)
     app = create_app(
-        make_settings(rules, defer_interval=0.1), registry=make_registry(calls), notifier=notices
+        admin.make_settings(rules, defer_interval=0.1), registry=admin.make_registry(calls), notifier=notices
     )
     async with TestClient(TestServer(app)) as client:
         r = Replicas(hook=client, ops=client, calls=calls, notices=notices)

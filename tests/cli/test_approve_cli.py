@@ -9,15 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.admin import (
-    Calls,
-    ServedApp,
-    admin_headers,
-    make_settings,
-    serve_in_thread,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
 from tests.support.cli import http, run
 from tests.support.payloads import alert, payload
 
@@ -31,10 +23,10 @@ rules:
 """
 
 
-def until(served: ServedApp, path: str, within: float = 20.0) -> Any:
+def until(served: admin.ServedApp, path: str, within: float = 20.0) -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        status, body = http("GET", served.url + path, headers=admin_headers())
+        status, body = http("GET", served.url + path, headers=admin.admin_headers())
         if status == 200 and body not in ([], {"approvals": []}):
             return body
         time.sleep(0.05)
@@ -42,25 +34,27 @@ def until(served: ServedApp, path: str, within: float = 20.0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    rules = write_rules(tmp_path_factory.mktemp("approve") / "rules.yaml", RULES)
-    with serve_in_thread(make_settings(rules, defer_interval=0.05), Calls()) as app:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[admin.ServedApp]:
+    rules = admin.write_rules(tmp_path_factory.mktemp("approve") / "rules.yaml", RULES)
+    with admin.serve_in_thread(admin.make_settings(rules, defer_interval=0.05), admin.Calls()) as app:
         yield app
 
 
-def fire(served: ServedApp, service: str) -> str:
+def fire(served: admin.ServedApp, service: str) -> str:
     status, body = http(
         "POST",
         f"{served.url}/webhooks/alertmanager",
         payload(alert("TestBroken", service=service)),
-        webhook_headers(),
+        admin.webhook_headers(),
     )
     assert status == 202, body
     [event_id] = body["event_ids"]
     return str(event_id)
 
 
-def test_approve_and_reject_from_the_shell(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_approve_and_reject_from_the_shell(
+    served: admin.ServedApp, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = fire(served, "one")
     until(served, "/api/v1/approvals?state=pending")
     code, out, _ = run(capsys, "approvals", "--url", served.url, "--state", "pending")

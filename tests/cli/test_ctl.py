@@ -16,18 +16,7 @@ import pytest
 from remediator.cli import commands as ctl
 from remediator.cli import main as cli
 from remediator.notify.slack import messages as slack_messages
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    FIX_IT,
-    RULES,
-    Calls,
-    ServedApp,
-    admin_headers,
-    make_settings,
-    serve_in_thread,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
 from tests.support.cli import http, run
 from tests.support.payloads import alert, payload, with_service
 from tests.support.procs import PYTHON, free_port, python_env
@@ -43,20 +32,20 @@ rules:
 """
 
 
-def fire(served: ServedApp, **labels: str) -> str:
+def fire(served: admin.ServedApp, **labels: str) -> str:
     """Fire one alert and wait for its outcome."""
     event_id = post_alert(served, **labels)
     wait_recorded(served, event_id)
     return event_id
 
 
-def post_alert(served: ServedApp, **labels: str) -> str:
+def post_alert(served: admin.ServedApp, **labels: str) -> str:
     """Fire one alert; do not wait for its outcome (a held job has none yet)."""
     status, body = http(
         "POST",
         f"{served.url}/webhooks/alertmanager",
         payload(alert("TestBroken", **with_service(labels))),
-        webhook_headers(),
+        admin.webhook_headers(),
     )
     assert status == 202, body
     [event_id] = body["event_ids"]
@@ -64,7 +53,11 @@ def post_alert(served: ServedApp, **labels: str) -> str:
 
 
 def wait_state(
-    served: ServedApp, capsys: pytest.CaptureFixture[str], event_id: str, state: str, timeout: float = 20.0
+    served: admin.ServedApp,
+    capsys: pytest.CaptureFixture[str],
+    event_id: str,
+    state: str,
+    timeout: float = 20.0,
 ) -> dict[str, Any]:
     """The job as ``remediator jobs --state STATE --json`` lists it, once it is there."""
     deadline = time.monotonic() + timeout
@@ -78,10 +71,10 @@ def wait_state(
     raise TimeoutError(f"{event_id} never {state}")
 
 
-def wait_recorded(served: ServedApp, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
+def wait_recorded(served: admin.ServedApp, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, body = http("GET", f"{served.url}/api/v1/events/{event_id}", headers=admin_headers())
+        status, body = http("GET", f"{served.url}/api/v1/events/{event_id}", headers=admin.admin_headers())
         if status == 200:
             return dict(body)
         time.sleep(0.05)
@@ -89,14 +82,14 @@ def wait_recorded(served: ServedApp, event_id: str, timeout: float = 20.0) -> di
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    rules = write_rules(tmp_path_factory.mktemp("ctl") / "rules.yaml")
-    with serve_in_thread(make_settings(rules), Calls()) as app:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[admin.ServedApp]:
+    rules = admin.write_rules(tmp_path_factory.mktemp("ctl") / "rules.yaml")
+    with admin.serve_in_thread(admin.make_settings(rules), admin.Calls()) as app:
         yield app
 
 
 def test_what_happened_to_an_alert_and_run_it_again(
-    served: ServedApp, capsys: pytest.CaptureFixture[str]
+    served: admin.ServedApp, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = fire(served, service="cli-a")
     second = fire(served, service="cli-b", outcome="failed")
@@ -135,7 +128,7 @@ def test_what_happened_to_an_alert_and_run_it_again(
     assert code == 0 and "see: remediator event " in out
 
 
-def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pause_resume_and_rules(served: admin.ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "pause", "--url", served.url, "--reason", "db upgrade", "--for", "30m")
     # issue 25: through /api/v1/pauses (a pause of every job), durations as a person reads them
     assert code == 0 and "until" in out and out.rstrip().endswith("left) for every job: db upgrade")
@@ -162,7 +155,10 @@ def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture
 
 
 def test_clear_errors_and_exit_codes(
-    served: ServedApp, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    served: admin.ServedApp,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     code, _, err = run(capsys, "event", "0123abcd", "--url", served.url)
     assert (code, err.strip()) == (1, "remediator event: HTTP 404: no such event: 0123abcd")
@@ -182,7 +178,7 @@ def test_clear_errors_and_exit_codes(
     code, _, err = run(capsys, "rules", "--url", served.url)
     assert code == 1 and "set REMEDIATOR_ADMIN_TOKEN" in err
     token_file = tmp_path / "token"
-    token_file.write_text(ADMIN_TOKEN + "\n")
+    token_file.write_text(admin.ADMIN_TOKEN + "\n")
     monkeypatch.setenv("REMEDIATOR_ADMIN_TOKEN_FILE", str(token_file))
     monkeypatch.setenv("REMEDIATOR_URL", served.url)
     assert run(capsys, "rules")[0] == 0
@@ -193,14 +189,14 @@ def test_clear_errors_and_exit_codes(
 
 
 def test_admin_disabled_is_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = make_settings(write_rules(tmp_path / "rules.yaml"), admin_token=None)
-    with serve_in_thread(settings, Calls()) as app:
+    settings = admin.make_settings(admin.write_rules(tmp_path / "rules.yaml"), admin_token=None)
+    with admin.serve_in_thread(settings, admin.Calls()) as app:
         code, _, err = run(capsys, "events", "--url", app.url)
     assert code == 1 and "the admin API is disabled on" in err
 
 
 def test_simulate_stored_events_against_local_rules(
-    served: ServedApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    served: admin.ServedApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fire(served, service="cli-sim")
     local = tmp_path / "local.yaml"
@@ -229,13 +225,13 @@ def test_simulate_stored_events_against_local_rules(
     assert code == 1 and "expected a JSON list of events" in err
 
 
-def test_the_installed_command_line(served: ServedApp) -> None:
+def test_the_installed_command_line(served: admin.ServedApp) -> None:
     """The one run of ``python -m remediator`` as a process (every other test calls
     ``main``; its exit codes 1 and 3 are in test_clear_errors_and_exit_codes)."""
     fire(served, service="cli-proc")
     done = subprocess.run(
         [PYTHON, "-m", "remediator", "events", "--url", served.url, "--json"],
-        env=python_env(REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN),
+        env=python_env(REMEDIATOR_ADMIN_TOKEN=admin.ADMIN_TOKEN),
         capture_output=True,
         timeout=60,
         check=False,
@@ -246,15 +242,15 @@ def test_the_installed_command_line(served: ServedApp) -> None:
 
 ESCALATING_RULES = (
     "defaults: {cooldown: 15m, max_attempts: 2, attempt_window: 1h}\nrules:\n"
-    + FIX_IT
+    + admin.FIX_IT
     + "    escalate: '@here'\n"
 )
 
 
-def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> None:
+def wait_reloaded(served: admin.ServedApp, old_hash: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, info = http("GET", f"{served.url}/api/v1/rules", headers=admin_headers())
+        status, info = http("GET", f"{served.url}/api/v1/rules", headers=admin.admin_headers())
         if status == 200 and info["hash"] != old_hash:
             return
         time.sleep(0.05)
@@ -264,9 +260,9 @@ def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> No
 def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = write_rules(tmp_path / "rules.yaml", ESCALATING_RULES)
+    rules = admin.write_rules(tmp_path / "rules.yaml", ESCALATING_RULES)
     notifier = RecordingNotifier()
-    with serve_in_thread(make_settings(rules), Calls(), notifier) as app:
+    with admin.serve_in_thread(admin.make_settings(rules), admin.Calls(), notifier) as app:
         fire(app, service="cli-esc", outcome="failed")
         last = fire(app, service="cli-esc", outcome="failed")
         [escalation] = notifier.of_kind("escalated")
@@ -285,8 +281,8 @@ def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
         assert code == 1 and " failed: could not fix svc/cli-esc" in out
         assert len(app.calls.acted()) == runs + 1
         # The cause is gone (here: the rule no longer fails): the same command repairs it.
-        old_hash = http("GET", f"{app.url}/api/v1/rules", headers=admin_headers())[1]["hash"]
-        write_rules(
+        old_hash = http("GET", f"{app.url}/api/v1/rules", headers=admin.admin_headers())[1]["hash"]
+        admin.write_rules(
             rules, ESCALATING_RULES.replace("'{{ labels.outcome | default(\"succeeded\") }}'", "succeeded")
         )
         wait_reloaded(app, old_hash)
@@ -313,7 +309,7 @@ def test_replay_wait_exit_codes(outcomes: list[str], finished_all: bool, code: i
 
 
 RULES_WITH_DRY_RULE = (
-    RULES
+    admin.RULES
     + """\
   - name: fix-dry
     matchers: ['alertname="DryBroken"']
@@ -325,8 +321,8 @@ RULES_WITH_DRY_RULE = (
 
 
 def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rules = write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
-    with serve_in_thread(make_settings(rules, dry_run=True), Calls()) as app:
+    rules = admin.write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
+    with admin.serve_in_thread(admin.make_settings(rules, dry_run=True), admin.Calls()) as app:
         code, out, _ = run(capsys, "rules", "--url", app.url)
         assert code == 0 and "dry-run   ON for every rule" in out
         rows = {line.split()[0]: line.split()[:5] for line in out.splitlines()[-2:]}
@@ -340,7 +336,7 @@ def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.Capture
     ]
 
 
-def test_scoped_pauses_and_the_jobs_view(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scoped_pauses_and_the_jobs_view(served: admin.ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys,
         "pause",
