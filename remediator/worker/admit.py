@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
 from remediator import clock
-from remediator.durations import format_duration
+from remediator.durations import human_duration
 from remediator.metrics import Metrics
 from remediator.models import SkipReason
 from remediator.store.admission import Admission, Admitted
@@ -34,13 +34,13 @@ EPISODE_DONE = "already remediated for this firing episode"
 
 
 def in_cooldown(left: float) -> str:
-    return f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)"
+    return f"in cooldown for {human_duration(left)} more (replay with --ignore-cooldown to override)"
 
 
 def circuit_open(max_attempts: int, left: float) -> str:
     return (
         f"circuit open after {max_attempts} failures; closes in "
-        f"{format_duration(left)} (replay with --ignore-circuit to override)"
+        f"{human_duration(left)} (replay with --ignore-circuit to override)"
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from remediator import clock
-from remediator.durations import format_duration, human_duration
+from remediator.durations import human_duration
 from remediator.models import SkipReason
 from remediator.rules.schema import ApprovalSpec
 from remediator.settings import Settings
@@ -73,7 +73,7 @@ def describe(approval: Approval) -> str:
     if approval.decision is None:
         return "awaiting approval"
     if approval.decision == "expired":
-        return f"not approved within {format_duration(approval.expires_at - approval.requested_at)}"
+        return f"not approved within {human_duration(approval.expires_at - approval.requested_at)}"
     if approval.decision == "withdrawn":
         return f"withdrawn: {approval.note}"
     text = f"{approval.decision} by {approval.decided_by}"

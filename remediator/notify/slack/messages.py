@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.durations import format_duration, human_duration
+from remediator.durations import human_duration
 from remediator.notify.notice import Notice
 from remediator.notify.notice import replay_command as notice_replay_command
 from remediator.notify.slack.blocks import (
@@ -156,7 +156,7 @@ def _attempts(notice: Notice) -> str:
     failures = int(notice.details.get("failures_in_window", 0) or 0)
     if not failures or not notice.max_attempts:
         return ""
-    window = format_duration(notice.attempt_window)
+    window = human_duration(notice.attempt_window)
     if failures > notice.max_attempts:  # a replay that ignored the open circuit
         return f"Failure {failures} within {window}; the circuit opened at {notice.max_attempts}"
     return f"Failure {failures} of {notice.max_attempts} allowed within {window}"
@@ -181,7 +181,7 @@ def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
 
 def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
     who = mention(notice.escalate)
-    window = format_duration(notice.attempt_window) if notice.attempt_window else "the window"
+    window = human_duration(notice.attempt_window) if notice.attempt_window else "the window"
     tried = "\n".join(_steps(notice)) or "• (the handler recorded no steps)"
     event = escape(notice.event_id)
     return [
