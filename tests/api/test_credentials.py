@@ -185,9 +185,7 @@ async def test_the_audit_and_the_pause_show_the_authenticated_name(
 
 
 async def test_the_single_admin_token_still_works_as_admin(tmp_path: Path) -> None:
-    settings = admin.make_settings(
-        admin.write_rules(tmp_path / "rules.yaml")
-    )  # ADMIN_TOKEN only, no file
+    settings = admin.make_settings(admin.write_rules(tmp_path / "rules.yaml"))  # ADMIN_TOKEN only, no file
     async with TestClient(
         TestServer(create_app(settings, registry=admin.make_registry(admin.Calls())))
     ) as http:
