@@ -2,8 +2,16 @@
 # Every install path takes exactly what uv.lock says (uv sync --frozen); `make lock` refreshes it.
 PYTHON ?= python3
 PORT ?= 8080
-HOST ?= 127.0.0.1
-# The development environment (test and lint groups), and the runtime-only one of `make run`.
+# `make run` binds loopback unless make's command line says `HOST=...`: an exported HOST
+# (tcsh sets it to the machine's name) would open it to the network unasked.
+ifneq ($(origin HOST),command line)
+HOST := 127.0.0.1
+endif
+# `make image`: IMAGE (default localhost/remediator:<pyproject's version>) on BASE (default:
+# the Dockerfile's, else a local Debian base; see scripts/image.sh).
+IMAGE ?=
+BASE ?=
+# The development environment (test, lint and docs groups), and the runtime-only one of `make run`.
 VENV ?= .venv
 RUN_VENV ?= .venv-run
 PY := $(VENV)/bin/python
@@ -14,7 +22,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-unit test-latest lint lock system-deps deploy-sync bench demo image clean
+.PHONY: run test test-unit test-latest lint docs lock system-deps deploy-sync bench demo image clean
 
 $(UV): scripts/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,7 +31,7 @@ $(UV): scripts/uv-requirements.txt
 	touch $@
 
 $(VENV)/.installed: pyproject.toml uv.lock $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --no-default-groups --group test --group lint
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --no-default-groups --group test --group lint --group docs
 	touch $@
 
 $(RUN_VENV)/.installed: pyproject.toml uv.lock $(UV)
@@ -60,7 +68,7 @@ test-latest: $(UV)
 	bash scripts/test-latest.sh $(UV)
 
 ## deploy-sync: write deploy/'s generated files: each overlay's rbac.yaml (a Role per namespace of its
-## settings), the torghut rules copy, the ClusterRole, the PrometheusRules (tests fail while stale)
+## settings), the torghut rules copy, the ClusterRole, the PrometheusRules, pyproject's version (tests fail while stale)
 deploy-sync: $(VENV)/.installed
 	$(PY) scripts/sync_deploy.py
 
@@ -70,8 +78,16 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+## docs: build the docs site (mkdocs.yml, docs/) into site/; a broken link or a page left out of nav fails it
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+## image: build the Dockerfile with podman (on a local Debian base when the official one cannot be pulled)
+image:
+	IMAGE=$(IMAGE) BASE=$(BASE) PYTHON=$(PYTHON) bash scripts/image.sh
+
 clean:
-	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUN_VENV) $(TOOLS) site .pytest_cache .mypy_cache .ruff_cache
 
 ## bench: intake vs baseline, alert storm, overhead and memory (needs redis-server and wrk)
 bench: $(VENV)/.installed system-deps

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from remediator.rules.documents import load_yaml
 from tests.support.alertmanager import SHIPPED_CONFIG, derive_config
 from tests.support.procs import ROOT
 
@@ -64,7 +65,7 @@ def _show(value: Any) -> str:
 
 def rules_overlay(clickhouse_nodes: list[str], jangar_url: str | None = None) -> Overlay:
     """The shipped rules with the demo's node and Jangar addresses and short timings."""
-    overlay = Overlay(yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8")))
+    overlay = Overlay(load_yaml(SHIPPED_RULES.read_bytes(), str(SHIPPED_RULES)))
     defaults = overlay.document.setdefault("defaults", {})
     overlay.set(defaults, "lease", LEASE, "defaults")
     overlay.set(defaults, "timeout", TIMEOUT, "defaults")
@@ -88,7 +89,7 @@ def rules_overlay(clickhouse_nodes: list[str], jangar_url: str | None = None) ->
 
 def alertmanager_config(webhook_url: str, token_file: Path) -> tuple[dict[str, Any], list[str]]:
     """The shipped receiver, pointed at the demo's Service, with short group timings."""
-    shipped = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    shipped = load_yaml(SHIPPED_CONFIG.read_bytes(), str(SHIPPED_CONFIG))
     route = next(r for r in shipped["route"]["routes"] if r["receiver"] == "remediator")
     config = derive_config(
         webhook_url=webhook_url,

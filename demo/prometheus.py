@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml
 
 from demo.timeline import Timeline
 from demo.world import FLINK_NAME, NAMESPACE, WS_NAME, read_replicas
+from remediator.rules.documents import load_yaml
 from tests.support.clickhouse import ClickHouseCluster
 from tests.support.kube import DEPLOYMENTS, FLINK, Cluster
 from tests.support.procs import ROOT
@@ -56,7 +56,7 @@ class AlertingRule:
 
 def load_rules(path: Path = RULES_FILE, name: str = GROUP) -> dict[str, AlertingRule]:
     """The alerting rules of the group ``name`` (default ``torghut-remediation``)."""
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc = load_yaml(path.read_bytes(), str(path))
     (group,) = [g for g in doc["groups"] if g["name"] == name]
     return {
         r["alert"]: AlertingRule(

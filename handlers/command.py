@@ -5,7 +5,8 @@ fixes the program; alert values reach it only as whole arguments and as
 environment variables, never parsed by a shell. The child gets a minimal
 environment (none of the service's variables or secrets), its own process group,
 and is stopped as a group (SIGTERM, then SIGKILL) on timeout, lease loss or
-shutdown. The tails of its output go into the result (audit, Slack).
+shutdown. It inherits descriptors 0, 1 and 2 only, under uvloop too. The tails of its
+output go into the result (audit, Slack).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import contextlib
 import os
 import re
 import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_serializer, model_validator
 
 from remediator import Alert, Checked, Context, Handler, HandlerParams, Result, RuleDuration, handler, seconds
 
@@ -44,6 +46,10 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNSAFE = re.compile(r"[^A-Z0-9_]")
 _RESERVED = ("ALERT_", "REMEDIATOR_")
 _REAP_WITHIN = 1.0  # seconds to wait, after the SIGKILL, until the group is gone
+# Put by the template finalizer before a substituted value that starts with "-", so the
+# params can tell an option an alert chose from one the rule wrote (a Unicode noncharacter:
+# never in text; one arriving in a label is replaced before it could pass for ours).
+OPTION_MARK = "\ufdd0"
 
 
 def _argument(value: str) -> str:
@@ -58,6 +64,36 @@ def _env_name(value: str) -> str:
     if value.upper().startswith(_RESERVED):
         raise ValueError(f"{value!r}: ALERT_* and REMEDIATOR_* variables are set by the handler")
     return value
+
+
+def option_marked(value: Any) -> str:
+    """Template finalizer of argv items: marks a substituted value that starts with ``-``."""
+    text = str(value).replace(OPTION_MARK, "\ufffd")
+    return OPTION_MARK + text if text.startswith("-") else text
+
+
+def unmark_options(data: Any, keys: tuple[str, ...]) -> Any:
+    """``data`` (raw params) with the marks of :func:`option_marked` removed from the lists
+    ``keys``; raises ValueError for an item an alert value made start with ``-``, unless
+    ``allow_option_args`` is true."""
+    if not isinstance(data, dict):
+        return data
+    allowed = data.get("allow_option_args") is True
+    out = dict(data)
+    for key in keys:
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            if isinstance(item, str) and item.startswith(OPTION_MARK) and not allowed:
+                shown = item.replace(OPTION_MARK, "")
+                raise ValueError(
+                    f"{key}[{index}] {shown!r} starts with '-' from a value of the alert: the program "
+                    "would take it as an option; refused (set allow_option_args: true if the alert "
+                    "may choose options)"
+                )
+        out[key] = [item.replace(OPTION_MARK, "") if isinstance(item, str) else item for item in items]
+    return out
 
 
 def _directory(value: str) -> str:
@@ -81,6 +117,17 @@ class CommandParams(HandlerParams):
     noop_exit_codes: list[ExitCode] = Field(default_factory=list)
     max_output: int = Field(default=64 * 1024, ge=256, le=1024 * 1024)
     run_in_dry_run: bool = False
+    allow_option_args: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options(cls, data: Any) -> Any:
+        return unmark_options(data, ("argv",))
+
+    @field_serializer("env", when_used="json")
+    def _shown_env(self, env: dict[str, str]) -> dict[str, str]:
+        """As simulate and the API show params: secret values redacted."""
+        return self.shown_env()
 
     @model_validator(mode="after")
     def _consistent(self) -> CommandParams:
@@ -121,6 +168,7 @@ def _check(raw: dict[str, Any]) -> tuple[str, str] | None:
         "noop_exit_codes",
         "max_output",
         "run_in_dry_run",
+        "allow_option_args",
     ):
         if _has_template(raw.get(key)) or (
             isinstance(raw.get(key), list) and any(_has_template(v) for v in raw[key])
@@ -271,6 +319,23 @@ class Finished:
     err: Tail
 
 
+def only_standard_fds() -> None:
+    """In the child, between fork and exec: every descriptor above 2 closes at exec.
+
+    asyncio's subprocesses close them (``close_fds``), uvloop's do not: without this the
+    program would inherit the service's sockets and pipes. They are marked close-on-exec
+    rather than closed, so a failed exec is still reported through the spawner's own pipe.
+    """
+    try:
+        fds: Iterable[int] = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every possible descriptor
+        fds = range(3, min(os.sysconf("SC_OPEN_MAX"), 65536))
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
 async def run_program(params: CommandParams, env: dict[str, str], within: float) -> Finished:
     margin = max((len(s.encode()) for s in params.secrets()), default=0)
     out, err = Tail(params.max_output, margin), Tail(params.max_output, margin)
@@ -283,6 +348,8 @@ async def run_program(params: CommandParams, env: dict[str, str], within: float)
             cwd=params.cwd,
             env=env,
             start_new_session=True,
+            close_fds=True,  # asyncio's loop (uvloop ignores it: only_standard_fds does it there)
+            preexec_fn=only_standard_fds,
         )
     )
     try:
@@ -349,7 +416,9 @@ class Ran:
     within: float
 
 
-@handler("command.run", params=CommandParams, describe=_describe, check=_check)
+@handler(
+    "command.run", params=CommandParams, describe=_describe, check=_check, escapes={"argv": option_marked}
+)
 class CommandRun(Handler[CommandParams, None, Ran]):
     """Run a fixed program with the alert as arguments and environment; judge it by its exit code."""
 

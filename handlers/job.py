@@ -9,14 +9,23 @@ is complete or failed, and puts the tail of its pod's log into the result.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_serializer, model_validator
 
-from handlers.command import Argument, EnvName, alert_env
+from handlers.command import (
+    OPTION_MARK,
+    REDACTED,
+    Argument,
+    EnvName,
+    alert_env,
+    option_marked,
+    unmark_options,
+)
 from handlers.kube import ApiRequest, Label, Subdomain, api_client, client, send
 from remediator import (
     Alert,
@@ -51,6 +60,18 @@ _IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]*")
 _LOG_SPARE = 3.0  # seconds kept for reading the log after the wait
 
 
+def kube_escaped(value: Any) -> str:
+    """A value from the alert as Kubernetes passes it on: ``$`` doubled, so ``$(API_TOKEN)``
+    in a label is never expanded into the container's variable (the kubelet turns ``$$``
+    back into ``$``)."""
+    return str(value).replace(OPTION_MARK, "\ufffd").replace("$", "$$")
+
+
+def job_argument(value: Any) -> str:
+    """Template finalizer of ``command`` and ``args``: escaped, and marked when it makes an option."""
+    return option_marked(kube_escaped(value))
+
+
 def _image(value: str) -> str:
     if len(value) > 512 or not _IMAGE.fullmatch(value):
         raise ValueError(f"{value!r} is not an image reference (e.g. registry.example/tools/fix:1.2)")
@@ -71,9 +92,28 @@ class JobParams(HandlerParams):
     log_lines: int = Field(default=50, ge=1, le=1000)
     verify_timeout: VerifyTimeout = None
     poll_interval: PollInterval = 2.0
+    allow_option_args: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options(cls, data: Any) -> Any:
+        return unmark_options(data, ("command", "args"))
+
+    @field_serializer("env", when_used="json")
+    def _shown_env(self, env: dict[str, str]) -> dict[str, str]:
+        """As simulate and the API show params: names only, never a value."""
+        return dict.fromkeys(env, REDACTED)
 
 
-_FIXED = ("image", "service_account", "active_deadline", "ttl_after_finished", "backoff_limit", "alert_env")
+_FIXED = (
+    "image",
+    "service_account",
+    "active_deadline",
+    "ttl_after_finished",
+    "backoff_limit",
+    "alert_env",
+    "allow_option_args",
+)
 
 
 def _has_template(value: Any) -> bool:
@@ -127,6 +167,7 @@ class Owner:
 
 def manifest(params: JobParams, owner: Owner, name: str) -> dict[str, Any]:
     from_alert = alert_env(owner.alert) if params.alert_env and owner.alert is not None else {}
+    from_alert = {key: kube_escaped(value) for key, value in from_alert.items()}
     env = {**from_alert, **params.env}
     labels = {
         MANAGED_BY: PREFIX,
@@ -164,6 +205,16 @@ def manifest(params: JobParams, owner: Owner, name: str) -> dict[str, Any]:
             "template": {"metadata": {"labels": labels}, "spec": pod},
         },
     }
+
+
+def shown(body: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as plans, the timeline and logs show it: every env value ``[redacted]``
+    (a rule's env may hold a secret; only Kubernetes gets the values)."""
+    copied = copy.deepcopy(body)
+    for container in copied["spec"]["template"]["spec"]["containers"]:
+        for item in container.get("env", []):
+            item["value"] = REDACTED
+    return copied
 
 
 def _jobs(namespace: str, name: str = "", body: dict[str, Any] | None = None) -> ApiRequest:
@@ -208,7 +259,7 @@ def _log(namespace: str, pod: str, lines: int) -> ApiRequest:
 def _plan(params: JobParams, body: dict[str, Any], within: str) -> list[str]:
     name = body["metadata"]["name"]
     return [
-        f"{_jobs(params.namespace, body=body)} (409 AlreadyExists: adopt the Job of this event)",
+        f"{_jobs(params.namespace, body=shown(body))} (409 AlreadyExists: adopt the Job of this event)",
         f"poll {_jobs(params.namespace, name)} every {seconds(params.poll_interval)} until it is "
         f"Complete or Failed, for up to {within}",
         f"{_pods(params.namespace, name)}, then "
@@ -273,7 +324,7 @@ class _Job:
         try:
             await send(
                 self.ctx,
-                _jobs(ns, body=body),
+                _jobs(ns, body=shown(body)),  # what the timeline and errors show; the call sends body
                 lambda timeout: self.batch.create_namespaced_job(
                     ns, cast(Any, body), _request_timeout=timeout
                 ),
@@ -333,7 +384,13 @@ class Started:
     created: bool
 
 
-@handler("kubernetes.job", params=JobParams, describe=_describe, check=_check)
+@handler(
+    "kubernetes.job",
+    params=JobParams,
+    describe=_describe,
+    check=_check,
+    escapes={"command": job_argument, "args": job_argument, "env": kube_escaped},
+)
 class KubernetesJob(Handler[JobParams, dict[str, Any], Started]):
     """Create a Job from the rule's template (once per event), wait for it, report its log."""
 

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ui: bool = False  # the web console under /ui/ (remediator/console)
     ui_session_key: SecretStr | None = None  # signs console sessions; unset: a per-process key
     dry_run: bool = False
+    # serve makes its process undumpable (cli/hardening.py); true leaves it as it is, to debug
+    dumpable: bool = False
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     handler_modules: list[str] = ["handlers"]
@@ -207,7 +209,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
             hint = (
                 f"did you mean {PREFIX}{close[0]}?"
                 if close
-                else "see the Configuration section of the README for the known variables"
+                else "see docs/reference/configuration.md for the known variables"
             )
         problems.append(f"{name} is not a remediator variable: {hint}")
     return problems

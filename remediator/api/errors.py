@@ -19,6 +19,16 @@ from aiohttp.typedefs import Handler
 log = structlog.get_logger("remediator.http")
 
 
+# On the answers the HTTP protocol gives itself (a request it cannot parse): they come
+# before any route, the console's included, so they carry the console's locks too.
+LOCKED_DOWN = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
 class ApiError(Exception):
     """A request refused with ``status``: becomes ``{"error": error, "detail": detail}``."""
 

@@ -26,7 +26,7 @@ import structlog
 import uvloop
 from aiohttp import web, web_protocol, web_request, web_server
 
-from remediator.api.errors import error_bytes, json_error
+from remediator.api.errors import LOCKED_DOWN, error_bytes, json_error
 from remediator.settings import Settings
 
 log = structlog.get_logger("remediator.api.serving")
@@ -159,7 +159,7 @@ class _Protocol(web_protocol.RequestHandler):
             log.error("http.internal_error", status=status, exc_info=exc)
         else:
             detail = (message or str(exc or "")).strip() or None
-        response = json_error(status, HTTPStatus(status).phrase.lower(), detail)
+        response = json_error(status, HTTPStatus(status).phrase.lower(), detail, LOCKED_DOWN)
         response.force_close()
         return response
 

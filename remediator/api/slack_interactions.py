@@ -90,13 +90,40 @@ def _payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _object(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    """``payload[key]`` as Slack sends it, an object (absent: empty); else a 400."""
+    value = payload.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ApiError(400, f"payload field {key!r} must be an object", type(value).__name__)
+    return value
+
+
+def _actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    actions = payload.get("actions")
+    if actions is None:
+        return []
+    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+        raise ApiError(400, "payload field 'actions' must be a list of objects")
+    return actions
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 async def _clicked(svc: Service, slack: SlackInteractive, payload: dict[str, Any]) -> None:
-    user = payload.get("user") or {}
-    user_id, name = str(user.get("id") or ""), str(user.get("username") or user.get("name") or "")
-    channel = str((payload.get("channel") or {}).get("id") or "")
-    container = payload.get("container") or {}
-    thread = container.get("thread_ts") or (payload.get("message") or {}).get("thread_ts")
-    for action in payload.get("actions") or []:
+    user, channel_info = _object(payload, "user"), _object(payload, "channel")
+    container, message, actions = (
+        _object(payload, "container"),
+        _object(payload, "message"),
+        _actions(payload),
+    )
+    user_id, name = _text(user.get("id")), _text(user.get("username") or user.get("name"))
+    channel = _text(channel_info.get("id"))
+    thread = _text(container.get("thread_ts") or message.get("thread_ts")) or None
+    for action in actions:
         decision = ACTIONS.get(str(action.get("action_id")))
         event_id = str(action.get("value") or "")
         if decision is None or not valid_event_id(event_id):

@@ -11,7 +11,7 @@ from typing import Any
 
 from remediator import about, logs
 from remediator.api.auth import load_credentials
-from remediator.cli import commands
+from remediator.cli import commands, hardening
 from remediator.cli.client import CtlError, alerts_from_events, fetch_event_alerts
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.registry import default_registry, load_plugins
@@ -87,6 +87,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     }
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
+    hardening.protect(settings)  # first: before the service holds any request or child
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
         print(
             "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "

@@ -123,6 +123,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = render(
             request, "error.html", 503, error="the state store is unavailable; retry", detail=""
         )
+    except ConnectionError:
+        raise  # the client went away: nobody to answer
+    except Exception:  # a bug: logged once here, a page with the headers for the browser
+        log.exception("console.internal_error", method=request.method, path=request.path)
+        response = render(request, "error.html", 500, error="internal error", detail="the error is logged")
     response.headers.update(HEADERS)
     return response
 

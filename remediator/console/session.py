@@ -64,7 +64,7 @@ class Signer:
             return None
         encoded, access, expires_text, sig = parts
         body = f"{encoded}|{access}|{expires_text}"
-        if not hmac.compare_digest(sig, self._mac("session", body)):
+        if not _same(sig, self._mac("session", body)):
             return None
         try:
             expires = float(int(expires_text))
@@ -82,4 +82,10 @@ class Signer:
         return self._mac("csrf", value)
 
     def csrf_ok(self, value: str, presented: str) -> bool:
-        return bool(value) and bool(presented) and hmac.compare_digest(self.csrf(value), presented)
+        return bool(value) and bool(presented) and _same(self.csrf(value), presented)
+
+
+def _same(expected: str, presented: str) -> bool:
+    """Constant-time equality of a MAC and what a client sent: any characters (hmac's
+    ``compare_digest`` refuses non-ASCII str), compared as UTF-8 bytes, undecodable ones kept."""
+    return hmac.compare_digest(expected.encode(), presented.encode("utf-8", "surrogateescape"))

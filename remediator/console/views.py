@@ -56,8 +56,9 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     async def to_ui(_: web.Request) -> web.StreamResponse:
         raise web.HTTPPermanentRedirect(location="/ui/")
 
-    app.add_subapp("/ui/", subapp(settings))
+    # First: the sub-application's prefix resource answers /ui too (with its 404) if it comes first.
     app.router.add_get("/ui", to_ui, allow_head=False)
+    app.add_subapp("/ui/", subapp(settings))
 
 
 __all__ = ["add_routes"]

@@ -1,4 +1,9 @@
-"""Alertmanager's matcher syntax (``name="value"``, ``!=``, ``=~``, ``!~``); pure."""
+r"""Alertmanager's matcher syntax (``name="value"``, ``!=``, ``=~``, ``!~``) and meaning; pure.
+
+Regexes are RE2 (rules/patterns.py), fully anchored as Alertmanager anchors them
+(``^(?:value)$``). In a quoted value ``\"``, ``\\`` and ``\n`` are escapes and any other
+backslash is itself, as in Alertmanager's parser: ``pod=~"web-\d+"`` means ``web-\d+``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from remediator.errors import MatcherError
+from remediator.rules.patterns import Pattern, PatternError, compile_pattern
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPS = ("=~", "!~", "!=", "=")
@@ -20,7 +26,7 @@ class Matcher:
     name: str
     op: str
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Pattern | None = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         actual = labels.get(self.name, "")  # a missing label matches as ""
@@ -29,7 +35,7 @@ class Matcher:
         if self.op == "!=":
             return actual != self.value
         assert self._regex is not None
-        found = self._regex.fullmatch(actual) is not None
+        found = self._regex.fullmatch(actual)
         return found if self.op == "=~" else not found
 
     def __str__(self) -> str:
@@ -53,8 +59,8 @@ def parse_matcher(text: str) -> Matcher:
     regex = None
     if op in ("=~", "!~"):
         try:
-            regex = re.compile(f"(?:{value})")
-        except re.error as exc:
+            regex = compile_pattern(f"(?:{value})")
+        except PatternError as exc:
             raise MatcherError(f"matcher {text!r}: invalid regex: {exc}") from exc
     return Matcher(name_match.group(), op, value, regex)
 
@@ -67,12 +73,10 @@ def _parse_value(text: str, raw: str) -> str:
     out, i = [], 1
     while i < len(raw):
         ch = raw[i]
-        if ch == "\\":
-            if i + 1 >= len(raw) or raw[i + 1] not in _ESCAPES:
-                raise MatcherError(f"matcher {text!r}: invalid escape in quoted value")
+        if ch == "\\" and i + 1 < len(raw) and raw[i + 1] in _ESCAPES:
             out.append(_ESCAPES[raw[i + 1]])
             i += 2
-            continue
+            continue  # any other backslash is itself (Alertmanager: "a spurious escape")
         if ch == '"':
             if raw[i + 1 :].strip():
                 raise MatcherError(f"matcher {text!r}: unexpected text after closing quote")

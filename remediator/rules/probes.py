@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from remediator.durations import format_duration
 from remediator.errors import TemplateError
 from remediator.handling.escapes import checked_url, url_escape
+from remediator.rules.patterns import Pattern, compile_pattern
 from remediator.rules.schema import ProbeSpec
 from remediator.rules.templates import compile_value, render_value
 
@@ -21,17 +21,28 @@ class Probe:
     url: str
     method: str
     expect_status: tuple[int, ...]
-    expect_body: re.Pattern[str] | None
+    expect_body: Pattern | None
+    reject_body: Pattern | None
     timeout: float
     interval: float
 
     def status_passes(self, status: int) -> bool:
         return status in self.expect_status if self.expect_status else 200 <= status < 300
 
+    def body_passes(self, body: str) -> str | None:
+        """None when the body passes ``expect_body`` and ``reject_body``; else why not."""
+        if self.expect_body is not None and not self.expect_body.search(body):
+            return f"the body does not match /{self.expect_body.pattern}/"
+        if self.reject_body is not None and self.reject_body.search(body):
+            return f"the body contains /{self.reject_body.pattern}/"
+        return None
+
     def describe(self) -> str:
         """``GET https://x/y; expect 2xx and a body matching /rows/``."""
         expect = ", ".join(map(str, self.expect_status)) or "2xx"
         body = f" and a body matching /{self.expect_body.pattern}/" if self.expect_body else ""
+        if self.reject_body is not None:
+            body += f" and a body without /{self.reject_body.pattern}/"
         return f"{self.method} {self.url}; expect {expect}{body}"
 
     def plan(self, verify_timeout: float) -> list[str]:
@@ -48,6 +59,7 @@ class Probe:
             "method": self.method,
             "expect_status": list(self.expect_status),
             "expect_body": self.expect_body.pattern if self.expect_body else None,
+            "reject_body": self.reject_body.pattern if self.reject_body else None,
             "timeout": self.timeout,
             "interval": self.interval,
         }
@@ -80,7 +92,12 @@ class ProbeTemplate:
             url=url,
             method=spec.method,
             expect_status=spec.expect_status,
-            expect_body=re.compile(spec.expect_body) if spec.expect_body is not None else None,
+            expect_body=_compiled(spec.expect_body),
+            reject_body=_compiled(spec.reject_body),
             timeout=spec.timeout,
             interval=spec.interval,
         )
+
+
+def _compiled(pattern: str | None) -> Pattern | None:
+    return None if pattern is None else compile_pattern(pattern)  # checked when the rules loaded

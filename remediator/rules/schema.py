@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from remediator.durations import RuleDuration
+from remediator.rules.patterns import PatternError, compile_pattern
 
 _RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -77,26 +78,29 @@ class ProbeSpec(_Strict):
     expect_status: Annotated[tuple[int, ...], BeforeValidator(_a_list), AfterValidator(_statuses)] = ()
     """Statuses that pass; empty: any 2xx."""
     expect_body: str | None = None
-    """A regular expression the body must contain (``re.search``)."""
+    """A regular expression (RE2) the body must contain."""
+    reject_body: str | None = None
+    """A regular expression (RE2) the body must not contain (e.g. an error code in a 200)."""
     timeout: RuleDuration = Field(default=10.0, gt=0, le=300)
     """Seconds one request may take."""
     interval: RuleDuration = Field(default=10.0, gt=0)
     """Seconds between two tries while waiting for the probe to pass after acting."""
 
-    @field_validator("expect_body")
+    @field_validator("expect_body", "reject_body")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_pattern(value)
+            except PatternError as exc:
                 raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
         return value
 
     @model_validator(mode="after")
     def _body_needs_get(self) -> ProbeSpec:
-        if self.expect_body is not None and self.method == "HEAD":
-            raise ValueError("expect_body needs method GET: a HEAD answer has no body")
+        for key in ("expect_body", "reject_body"):
+            if getattr(self, key) is not None and self.method == "HEAD":
+                raise ValueError(f"{key} needs method GET: a HEAD answer has no body")
         return self
 
 

@@ -50,9 +50,8 @@ async def ask(probe: Probe, http: aiohttp.ClientSession) -> Answer:
     shown = " ".join(body[:_BODY_SHOWN].split())
     if not probe.status_passes(status):
         return Answer(False, status, f"HTTP {status}: {shown}" if shown else f"HTTP {status}")
-    if probe.expect_body is not None and not probe.expect_body.search(body):
-        pattern = probe.expect_body.pattern
-        return Answer(False, status, f"HTTP {status}, the body does not match /{pattern}/: {shown}")
+    if (why := probe.body_passes(body)) is not None:
+        return Answer(False, status, f"HTTP {status}, {why}: {shown}")
     return Answer(True, status, f"HTTP {status}")
 
 

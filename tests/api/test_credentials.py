@@ -195,3 +195,19 @@ async def test_the_single_admin_token_still_works_as_admin(tmp_path: Path) -> No
         assert response.status == 200 and (await response.json())["by"] == "admin"
         response = await http.get("/api/v1/pause", headers=admin.admin_headers(ALICE))
         assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'carol: "{VIEWER}"\n"{ALICE}":\n',  # the token pasted where the name goes, no value
+        f'carol: "{VIEWER}"\n"{ALICE}": read\n',
+        f'carol: "{VIEWER}"\n"{ALICE}=": "{BOB}"\n',  # not even a valid name
+    ],
+)
+def test_an_entry_whose_name_may_be_a_token_is_shown_by_its_line(tmp_path: Path, text: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        credentials(tmp_path, admin_tokens_file=tokens_file(tmp_path, text))
+    (problem,) = caught.value.problems
+    assert "REMEDIATOR_ADMIN_TOKENS_FILE" in problem and "entry at line 2" in problem, problem
+    assert ALICE not in problem and BOB not in problem, problem

@@ -2,7 +2,8 @@
 
 Serves the real app, sends a real webhook, signs in, opens the event's timeline, approves
 a job that waits for approval, adds and ends a pause, and sees a hostile label as text.
-Screenshots of the main pages are saved under the test's temp dir (and docs/console.png).
+Screenshots of the main pages are saved under the test's temp dir; with CONSOLE_SCREENSHOT=1
+they also replace the docs site's (docs/console/*.png, shown on docs/how-to/console.md).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from tests.support.procs import ROOT, require_binary
 
 ADMIN = "browser-admin-token-0123"
 HOSTILE = "<script>alert(1)</script>"
+PAGES = ("activity", "event", "waiting", "pauses", "rules")  # the screenshots taken
 RULES = """\
 rules:
   - name: fix-it
@@ -169,7 +171,8 @@ def test_the_console_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> No
         browser.get(f"{url}/ui/")
         browser.save_screenshot(str(shots / "activity.png"))
 
-    for name in ("activity", "event", "waiting", "pauses", "rules"):
+    for name in PAGES:
         assert (shots / f"{name}.png").stat().st_size > 1000
-    if os.environ.get("CONSOLE_SCREENSHOT") == "1":  # refresh the README's picture on purpose
-        shutil.copy(shots / "waiting.png", ROOT / "docs" / "console.png")
+    if os.environ.get("CONSOLE_SCREENSHOT") == "1":  # refresh the docs' pictures on purpose
+        for name in PAGES:
+            shutil.copy(shots / f"{name}.png", ROOT / "docs" / "console" / f"{name}.png")

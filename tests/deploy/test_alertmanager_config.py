@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from remediator.rules.documents import load_yaml
 from tests.support.alertmanager import SHIPPED_CONFIG, amtool_binary, derive_config
 from tests.support.kustomize import render
 from tests.support.procs import ROOT
@@ -21,7 +22,7 @@ def amtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def shipped() -> dict[str, Any]:
-    return dict(yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8")))
+    return dict(load_yaml(SHIPPED_CONFIG.read_bytes(), str(SHIPPED_CONFIG)))
 
 
 def webhook() -> dict[str, Any]:

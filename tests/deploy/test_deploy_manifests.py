@@ -260,7 +260,8 @@ def test_deployment_runs_two_hardened_replicas(deployment: Resource, container: 
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-    assert container["image"] == "ghcr.io/torghut/remediator:0.1.0"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert container["image"] == f"ghcr.io/torghut/remediator:{version}"  # `make deploy-sync` writes the tag
     assert container["args"] == ["serve"]
 
 

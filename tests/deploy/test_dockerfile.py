@@ -1,5 +1,6 @@
-"""The Dockerfile's rules, checked by parsing it (no Docker engine runs on these machines),
-and its HEALTHCHECK command run for real against a live service."""
+"""The Dockerfile's rules, checked by parsing it (fast, and with no container engine), and its
+HEALTHCHECK command run for real against a live service. tests/release/test_image.py builds
+the image with podman and runs it."""
 
 from __future__ import annotations
 
@@ -86,10 +87,14 @@ def stages() -> list[Stage]:
     return parse((ROOT / "Dockerfile").read_text(encoding="utf-8"))[1]
 
 
-def test_multi_stage_on_slim_python_311(stages: list[Stage]) -> None:
+def test_multi_stage_on_slim_python_311_pinned_by_digest(stages: list[Stage]) -> None:
+    """The default base (the BASE build argument) is the official slim Python 3.11 image,
+    fully qualified (podman resolves no short name here) and pinned by digest."""
     assert len(stages) >= 2
     for stage in stages:
-        assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(-\w+)?", stage.base), stage.base
+        assert re.fullmatch(
+            r"docker\.io/library/python:3\.11(\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}", stage.base
+        ), stage.base
     final = stages[-1]
     copies = final.args("COPY")
     assert any(c.startswith(f"--from={stages[0].name} ") for c in copies), (
@@ -97,14 +102,23 @@ def test_multi_stage_on_slim_python_311(stages: list[Stage]) -> None:
     )
 
 
-def test_build_stage_installs_the_package_without_extras(stages: list[Stage]) -> None:
-    installs = [run for stage in stages[:-1] for run in stage.args("RUN") if "pip install" in run]
-    assert installs, "the build stage runs pip install"
-    for run in installs:
-        targets = re.findall(r"pip install\s+((?:-\S+\s+)*)(\S+)", run)
-        assert targets and all(target == "." for _, target in targets), (
-            f"expected `pip install .` (runtime dependencies only), got {run!r}"
-        )
+def test_build_stage_installs_exactly_the_lock_without_groups(stages: list[Stage]) -> None:
+    """uv installs uv.lock's runtime set (no test or lint group) and fails when pyproject.toml
+    and the lock disagree; pip only installs uv itself, by hash."""
+    runs = [run for stage in stages[:-1] for run in stage.args("RUN")]
+    syncs = [re.findall(r"uv sync ([^&;|]*)", run) for run in runs]
+    syncs_flat = [args.split() for found in syncs for args in found]
+    assert syncs_flat, "the build stage runs uv sync"
+    for args in syncs_flat:
+        assert {"--locked", "--no-default-groups"} <= set(args), args
+        assert not {"--group", "--all-groups", "--extra", "--all-extras", "--dev"} & set(args), args
+    assert "--no-editable" in syncs_flat[-1], "the project is installed, not linked to /src"
+    for run in runs:
+        for pip in re.findall(r"pip3? install ([^&;|]*)", run):
+            assert pip.split() == ["--no-deps", "--require-hashes", "-r", "/tmp/uv-requirements.txt"], pip
+    copied = [c.split() for stage in stages[:-1] for c in stage.args("COPY")]
+    assert ["scripts/uv-requirements.txt", "/tmp/uv-requirements.txt"] in copied
+    assert any("uv.lock" in c for c in copied)
 
 
 def test_final_stage_has_no_build_tools(stages: list[Stage]) -> None:
@@ -231,5 +245,8 @@ def test_dockerignore_keeps_the_context_to_what_is_copied(stages: list[Stage]) -
         ".env",
         "remediator/__pycache__/app.cpython-311.pyc",
         "deploy/base/rules.yaml",
+        ".run/tokens.env",
+        ".cache/image/base.tar",
+        "scripts/run.sh",
     ):
         assert dockerignore_excludes(private, patterns), f"{private} would be in the context"

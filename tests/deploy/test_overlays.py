@@ -25,6 +25,7 @@ from aiohttp import web
 from remediator.api import slack_interactions
 from remediator.console import views
 from remediator.handling.registry import default_registry, load_plugins
+from remediator.rules.documents import load_all_yaml, load_yaml
 from remediator.rules.ruleset import load_rules
 from remediator.rules.templates import compile_value, render_value
 from remediator.settings import Settings, known_variables
@@ -51,6 +52,11 @@ KUBERNETES_VERSION = "1.33.0"
 APPLICATION = DEPLOY / "argocd" / "application.yaml"
 
 
+def _read(path: Path) -> Any:
+    """A shipped YAML file, read strictly (a key written twice fails) as the service reads YAML."""
+    return load_yaml(path.read_bytes(), str(path))
+
+
 def test_there_is_an_example_overlay_and_components_to_try() -> None:
     assert {"example", "torghut"} <= set(OVERLAYS)
     assert set(COMPONENTS) >= {
@@ -66,7 +72,7 @@ def test_there_is_an_example_overlay_and_components_to_try() -> None:
 
 # ---- building --------------------------------------------------------------------------------
 def settings_spec(overlay: str) -> dict[str, Any]:
-    document = yaml.safe_load((DEPLOY / "overlays" / overlay / "settings.yaml").read_text("utf-8"))
+    document = _read(DEPLOY / "overlays" / overlay / "settings.yaml")
     return dict(document["spec"])
 
 
@@ -76,7 +82,7 @@ def with_components(overlay: str, components: list[str], directory: Path) -> Pat
     has no Ingress), come from the example's settings."""
     source = DEPLOY / "overlays" / overlay
     shutil.copytree(source, directory)
-    spec = yaml.safe_load((source / "kustomization.yaml").read_text("utf-8"))
+    spec = _read(source / "kustomization.yaml")
     for key in ("resources", "components"):
         spec[key] = [
             os.path.relpath((source / e).resolve(), directory) if e.startswith("../") else e
@@ -84,7 +90,7 @@ def with_components(overlay: str, components: list[str], directory: Path) -> Pat
         ]
     spec["components"] += [os.path.relpath(DEPLOY / "components" / c, directory) for c in components]
     (directory / "kustomization.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
-    settings = yaml.safe_load((source / "settings.yaml").read_text("utf-8"))
+    settings = _read(source / "settings.yaml")
     for key, value in settings_spec("example").items():
         settings["spec"].setdefault(key, value)
     if "cluster-rbac" in components:
@@ -102,7 +108,7 @@ def kubectl_build(directory: Path) -> list[Resource]:
         [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    return [r for r in yaml.safe_load_all(result.stdout) if r]
+    return [r for r in load_all_yaml(result.stdout, "kubectl kustomize") if r]
 
 
 CASES: list[tuple[str, list[str]]] = (
@@ -152,7 +158,7 @@ def _closed(schema: Any) -> Any:
 
 @cache
 def crd_validator(api_version: str, kind: str) -> jsonschema.Draft4Validator:
-    schema = _closed(yaml.safe_load((SCHEMAS / CUSTOM[api_version, kind]).read_text("utf-8")))
+    schema = _closed(_read(SCHEMAS / CUSTOM[api_version, kind]))
     jsonschema.Draft4Validator.check_schema(schema)
     return jsonschema.Draft4Validator(schema)
 
@@ -183,7 +189,7 @@ def test_the_crd_schemas_catch_a_typo_and_a_wrong_type(key: tuple[str, str]) -> 
     document = APPLICATION if key[1] == "Application" else DEPLOY / "prometheus" / "prometheusrule.yaml"
     if key[1] == "ServiceMonitor":
         document = DEPLOY / "prometheus" / "servicemonitor.yaml"
-    good = yaml.safe_load(document.read_text("utf-8"))
+    good = _read(document)
     crd_validator(*key).validate(good)
     typo = copy.deepcopy(good)
     typo["spec"][
@@ -198,7 +204,7 @@ def test_the_crd_schemas_catch_a_typo_and_a_wrong_type(key: tuple[str, str]) -> 
 
 
 def test_the_schema_check_catches_a_bad_rule_duration() -> None:
-    rule = yaml.safe_load((DEPLOY / "prometheus" / "prometheusrule.yaml").read_text("utf-8"))
+    rule = _read(DEPLOY / "prometheus" / "prometheusrule.yaml")
     rule["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
     with pytest.raises(jsonschema.ValidationError, match="does not match"):
         crd_validator("monitoring.coreos.com/v1", "PrometheusRule").validate(rule)
@@ -238,10 +244,10 @@ def test_every_variable_is_known_and_every_secret_key_documented(
     for ref in [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]:
         assert ref["name"] == "remediator"
     (deployment,) = [r for r in resources if r["kind"] == "Deployment"]
-    readme = (ROOT / "README.md").read_text("utf-8")
+    page = (ROOT / "docs" / "deploy.md").read_text("utf-8")
     for key in secret_keys(container, deployment["spec"]["template"]["spec"]):
-        named = f"`{key}`" in readme or f"--from-literal={key}=" in readme
-        assert named, f"the README's Deploy section does not name the Secret key {key}"
+        named = f"`{key}`" in page or f"--from-literal={key}=" in page
+        assert named, f"docs/deploy.md does not name the Secret key {key}"
     # The env the kubelet would give (every secret filled in) loads into the settings.
     for name in [n for n in os.environ if n.startswith("REMEDIATOR_")]:
         monkeypatch.delenv(name)
@@ -305,14 +311,14 @@ def test_the_ingress_paths_are_routes_the_service_serves() -> None:
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     assert {"/slack/interactions", "/ui"} <= served
     for component, path_type in (("console", "Prefix"), ("slack-interactivity", "Exact")):
-        ingress = yaml.safe_load((DEPLOY / "components" / component / "ingress.yaml").read_text("utf-8"))
+        ingress = _read(DEPLOY / "components" / component / "ingress.yaml")
         (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
         assert path["pathType"] == path_type and path["path"] in served
 
 
 # ---- RBAC -------------------------------------------------------------------------------------
 def role_rules() -> list[dict[str, Any]]:
-    return list(yaml.safe_load((DEPLOY / "base" / "role.yaml").read_text("utf-8"))["rules"])
+    return list(_read(DEPLOY / "base" / "role.yaml")["rules"])
 
 
 def install_namespace(resources: list[Resource]) -> str:
@@ -370,7 +376,7 @@ def test_the_example_installs_in_its_own_namespace_and_acts_in_others() -> None:
 # ---- egress: the URLs the shipped rules call ---------------------------------------------------
 def http_urls(rules_file: Path) -> list[tuple[str, str]]:
     """(rule, URL template) of every probe and every http.request of the file."""
-    document = yaml.safe_load(rules_file.read_text("utf-8"))
+    document = _read(rules_file)
     found = []
     for rule in document["rules"]:
         if "probe" in rule:
@@ -448,7 +454,7 @@ def test_the_overlays_rules_pass_remediator_check(overlay: str) -> None:
 
 def test_the_example_rules_are_dry_run_and_mark_the_place_of_the_new_handlers() -> None:
     text = (DEPLOY / "overlays" / "example" / "rules.yaml").read_text("utf-8")
-    document = yaml.safe_load(text)
+    document = load_yaml(text, "the edited copy")
     assert document["defaults"]["dry_run"] is True
     assert not [r["name"] for r in document["rules"] if r.get("dry_run") is False]
     assert "NEW HANDLERS GO HERE" in text
@@ -467,7 +473,7 @@ def test_the_example_rules_are_dry_run_and_mark_the_place_of_the_new_handlers() 
 
 # ---- Argo CD ------------------------------------------------------------------------------------
 def test_the_argocd_application_validates_and_points_at_an_overlay() -> None:
-    application = yaml.safe_load(APPLICATION.read_text("utf-8"))
+    application = _read(APPLICATION)
     validate(application)
     spec = application["spec"]
     path = ROOT / spec["source"]["path"]
@@ -502,7 +508,7 @@ def repo_copy(tmp_path: Path) -> Path:
 
 def set_settings(root: Path, overlay: str, **changes: Any) -> None:
     path = root / "deploy" / "overlays" / overlay / "settings.yaml"
-    document = yaml.safe_load(path.read_text("utf-8"))
+    document = _read(path)
     document["spec"].update(changes)
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
 
@@ -531,7 +537,7 @@ def test_an_edit_of_the_role_or_the_rules_is_stale_until_synced(repo_copy: Path)
     ):
         assert f"{path} is stale" in stale
     assert sync(root=repo_copy).returncode == 0
-    clusterrole = yaml.safe_load((repo_copy / "deploy/components/cluster-rbac/clusterrole.yaml").read_text())
+    clusterrole = _read(repo_copy / "deploy/components/cluster-rbac/clusterrole.yaml")
     assert {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list", "watch"]} in clusterrole[
         "rules"
     ]

@@ -15,6 +15,7 @@ import yaml
 
 from remediator.metrics import Metrics
 from remediator.models import Alert
+from remediator.rules.documents import load_yaml
 from remediator.rules.matchers import matches_all, parse_matcher
 from remediator.rules.ruleset import template_context
 from remediator.rules.templates import compile_value, render_value
@@ -36,7 +37,7 @@ REMEDIATED = {
 
 
 def load(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return load_yaml(path.read_bytes(), str(path))
 
 
 def alerting_rules(*files: Path) -> list[dict[str, Any]]:
@@ -95,7 +96,7 @@ tests:
             exp_annotations:
               summary: 'Prometheus scrapes no remediator at all (no up{job="remediator"} series)'
               description: Alerts routed to the remediator are not being acted on.
-              runbook_url: https://runbooks.example.com/remediator/RUNBOOKS.md#remediatordown
+              runbook_url: https://remediator.example.com/runbooks/remediator/#remediatordown
   - interval: 1m
     input_series:
       # Never scraped at all (no ServiceMonitor picked up): fires after `for` as well.
@@ -109,7 +110,7 @@ tests:
             exp_annotations:
               summary: 'Prometheus scrapes no remediator at all (no up{job="remediator"} series)'
               description: Alerts routed to the remediator are not being acted on.
-              runbook_url: https://runbooks.example.com/remediator/RUNBOOKS.md#remediatordown
+              runbook_url: https://remediator.example.com/runbooks/remediator/#remediatordown
 """
 
 
@@ -159,15 +160,40 @@ def test_prometheusrule_holds_the_same_groups(tmp_path: Path, directory: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def docs_site_url() -> str:
+    """mkdocs.yml's site_url: where the docs site, and so the runbooks, are published."""
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    (url,) = re.findall(r"^site_url: (\S+)$", text, re.M)
+    return str(url)
+
+
+def runbook_anchors(url: str) -> set[str]:
+    """The anchors of the docs page ``url`` names (``<site>/runbooks/<page>/#...``): the
+    explicit ``{#id}`` of its headings, as the site renders them."""
+    path = url.removeprefix(docs_site_url()).split("#", 1)[0].strip("/")
+    page = ROOT / "docs" / f"{path}.md"
+    assert page.is_file(), f"{url}: no docs page {page.relative_to(ROOT)}"
+    return set(re.findall(r"^#+ .*\{#([a-z0-9_-]+)\}\s*$", page.read_text(encoding="utf-8"), re.M))
+
+
 def test_alerts_have_severity_summary_and_a_runbook_section() -> None:
-    runbooks = (PROMETHEUS / "RUNBOOKS.md").read_text(encoding="utf-8")
-    anchors = {line[3:].strip().lower() for line in runbooks.splitlines() if line.startswith("## ")}
-    for rule in alerting_rules():
-        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
-        assert rule["annotations"]["summary"], rule["alert"]
-        url = rule["annotations"]["runbook_url"]
-        assert url.startswith("https://") and url.endswith("#" + rule["alert"].lower())
-        assert rule["alert"].lower() in anchors, f"RUNBOOKS.md has no section {rule['alert']}"
+    site = docs_site_url()
+    for directory, name in RULE_DIRS.items():
+        page = "remediator" if name == "remediator" else directory.name
+        for rule in alerting_rules(directory / "alerts.rules.yml"):
+            assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+            assert rule["annotations"]["summary"], rule["alert"]
+            url = rule["annotations"]["runbook_url"]
+            assert url == f"{site}runbooks/{page}/#{rule['alert'].lower()}", url
+            anchors = runbook_anchors(url)
+            assert rule["alert"].lower() in anchors, f"docs/runbooks/{page}.md has no section {rule['alert']}"
+
+
+def test_a_runbook_link_to_a_missing_section_is_caught() -> None:
+    """The check above can fail: a section that is not on the page is not among its anchors."""
+    site = docs_site_url()
+    assert "remediatordown" in runbook_anchors(f"{site}runbooks/remediator/#remediatordown")
+    assert "torghutwsnotready" not in runbook_anchors(f"{site}runbooks/remediator/#torghutwsnotready")
 
 
 def test_self_alerts_use_the_services_metric_names() -> None:

@@ -281,7 +281,7 @@ async def test_dry_run_with_keeper_down_and_a_node_down(
     assert not [q for q in sent if not q.startswith("SELECT")]
 
 
-# The rule proposed for the shipped rules.yaml (README: clickhouse.restore_replica).
+# The rule proposed for the shipped rules.yaml (docs/reference/handlers.md: clickhouse.restore_replica).
 RULES = b"""
 rules:
   - name: clickhouse-replica-readonly

@@ -215,6 +215,7 @@ rules:
       argv: ['{program}', '--host', '{{{{ labels.host }}}}', '{{{{ annotations.summary }}}}']
       env: {{HOST: '{{{{ labels.host }}}}'}}
       cwd: '{cwd}'
+      allow_option_args: true   # "-rf" too arrives as one inert argument
 """
 
 

@@ -27,6 +27,7 @@ from tests.support.kube import (
     JobController,
     Policy,
     background,
+    container_view,
     kube_env,
 )
 from tests.support.payloads import alert
@@ -261,8 +262,8 @@ async def test_hostile_labels_reach_the_job_as_plain_values(
         result = await run_job(plan.params, resources, the_alert=the_alert)
     assert result.outcome is Outcome.SUCCEEDED, result.message
     [container] = created(cluster)[0]["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["/bin/fix", value] and container["args"] == [value]
-    env = {item["name"]: item["value"] for item in container["env"]}
+    argv, env = container_view(container)  # after the kubelet's $(VAR) expansion
+    assert argv == ["/bin/fix", value, value]
     assert env["HOST"] == env["ALERT_LABEL_HOST"] == value
 
 

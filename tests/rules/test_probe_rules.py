@@ -27,6 +27,7 @@ def test_a_probe_with_its_defaults() -> None:
         "method": "GET",
         "expect_status": [],
         "expect_body": None,
+        "reject_body": None,
         "timeout": 10.0,
         "interval": 10.0,
     }
@@ -89,7 +90,7 @@ def test_a_label_may_not_make_a_dot_segment(app: str) -> None:
         ),
         (
             "      url: 'http://svc/'\n      expect_body: 'rows: ['\n",
-            "probe.expect_body: 'rows: [' is not a valid regular expression: unterminated character set",
+            "probe.expect_body: 'rows: [' is not a valid regular expression: missing ]: [",
         ),
         (
             "      url: 'http://svc/'\n      method: HEAD\n      expect_body: rows\n",
@@ -121,3 +122,18 @@ def test_the_rules_api_shows_the_probe_as_written() -> None:
     assert shown["probe"]["url"] == URL and shown["probe"]["expect_body"] == "rows"
     (plain,) = parse(rule()).rules
     assert rule_info(plain).model_dump(mode="json")["probe"] is None
+
+
+def test_reject_body_says_what_the_body_must_not_contain() -> None:
+    (found,) = parse(
+        probed(f"      url: '{URL}'\n      expect_body: rows\n      reject_body: UNKNOWN_TABLE\n")
+    ).rules
+    assert found.probe is not None
+    probe = found.probe.render({"labels": {"symbol": "x"}, "annotations": {}})
+    assert probe.body_passes('{"rows": []}') is None
+    assert (
+        probe.body_passes('{"rows": [], "error": "(UNKNOWN_TABLE)"}') == "the body contains /UNKNOWN_TABLE/"
+    )
+    assert probe.body_passes('{"error": 1}') == "the body does not match /rows/"
+    assert "and a body without /UNKNOWN_TABLE/" in probe.describe()
+    assert probe.as_dict()["reject_body"] == "UNKNOWN_TABLE"

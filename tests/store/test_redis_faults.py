@@ -408,7 +408,9 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     cluster.redis.start()  # the same data directory: the accepted jobs are still there
     await wait_ready(session, replica)
     events = await wait_events(observer, event_ids, within=120)
-    assert {e.outcome for e in events.values()} == {Outcome.SUCCEEDED}
+    assert {e.outcome for e in events.values()} == {Outcome.SUCCEEDED}, {
+        e.event_id: (e.outcome_label, e.message) for e in events.values()
+    }
     ended = Counter(r["event_id"] for r in cluster.runs_of("end"))
     assert ended == dict.fromkeys(event_ids, 1)
 

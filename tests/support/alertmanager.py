@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from remediator.rules.documents import load_yaml
 from tests.support.procs import ROOT, free_port, require_binary, stop_process, wait_port
 
 SHIPPED_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -39,7 +40,7 @@ def derive_config(
     repeat_interval: str = "1h",
 ) -> dict[str, Any]:
     """The shipped alertmanager.yml with the test's URL, token file and short timings."""
-    config: dict[str, Any] = yaml.safe_load(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+    config: dict[str, Any] = load_yaml(SHIPPED_CONFIG.read_bytes(), str(SHIPPED_CONFIG))
     receivers = {r["name"]: r for r in config["receivers"]}
     (webhook,) = receivers["remediator"]["webhook_configs"]
     webhook["url"] = webhook_url

@@ -1185,3 +1185,37 @@ async def background(*runners: Callable[[], Any]) -> AsyncIterator[None]:
 
 def permissions(calls: Iterable[Call]) -> set[tuple[str, str, str]]:
     return {call.permission for call in calls}
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """What the kubelet makes of ``$(VAR)`` references in a container's command, args or env
+    value (Kubernetes' expansion: ``$$`` is one ``$``; ``$(NAME)`` is NAME's value when
+    defined, else left as written)."""
+    out, cursor, checkpoint = [], 0, 0
+    while cursor < len(text):
+        if text[cursor] == "$" and cursor + 1 < len(text):
+            out.append(text[checkpoint:cursor])
+            rest = text[cursor + 1 :]
+            if rest[0] == "$":
+                read, advance = "$", 1
+            elif rest[0] == "(" and ")" in rest[1:]:
+                name = rest[1 : rest.index(")")]
+                read, advance = env.get(name, f"$({name})"), len(name) + 2
+            elif rest[0] == "(":
+                read, advance = "$(", 1
+            else:
+                read, advance = "$" + rest[0], 1
+            out.append(read)
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    return "".join(out) + text[checkpoint:]
+
+
+def container_view(container: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """The container's argv (command + args) and environment as its process sees them."""
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:  # each value sees the variables defined before it
+        env[item["name"]] = expand(item.get("value", ""), env)
+    argv = [expand(part, env) for part in [*container.get("command", []), *container.get("args", [])]]
+    return argv, env

@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
+from remediator.rules.documents import load_all_yaml, load_yaml
 
 Resource = dict[str, Any]
 
@@ -80,7 +80,7 @@ def _load_spec(directory: Path) -> dict[str, Any]:
     kfile = next((directory / n for n in _FILENAMES if (directory / n).is_file()), None)
     if kfile is None:
         raise FileNotFoundError(f"no kustomization file in {directory}")
-    spec: dict[str, Any] = yaml.safe_load(kfile.read_text(encoding="utf-8")) or {}
+    spec: dict[str, Any] = load_yaml(kfile.read_bytes(), str(kfile)) or {}
     unknown = sorted(set(spec) - _KEYS)
     if unknown:
         raise Unsupported(f"{kfile}: keys not supported by the test renderer: {unknown}")
@@ -134,7 +134,7 @@ def _load_resource(directory: Path, entry: str) -> list[Resource]:
     if path.is_dir():
         return render(path.resolve())
     text = _inside(directory, path).read_text(encoding="utf-8")
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in load_all_yaml(text, str(path)) if doc]
 
 
 def _config_map(directory: Path, generator: dict[str, Any]) -> Resource:
@@ -178,7 +178,7 @@ def _replace_config_map(directory: Path, generator: dict[str, Any], resources: l
 def _namespace_transformer(config: Any, resources: list[Resource]) -> None:
     """The builtin NamespaceTransformer, inline, as the overlays use it: set the namespace of
     the objects that have none, and of the ServiceAccount subjects that have none."""
-    spec = yaml.safe_load(config) if isinstance(config, str) else None
+    spec = load_yaml(config, "inline NamespaceTransformer") if isinstance(config, str) else None
     expected = {"apiVersion", "kind", "metadata", "unsetOnly", "setRoleBindingSubjects"}
     if (
         not isinstance(spec, dict)
@@ -224,7 +224,7 @@ def _apply_patch(directory: Path, patch: dict[str, Any], resources: list[Resourc
         if "path" in patch
         else patch["patch"]
     )
-    operations = yaml.safe_load(text)
+    operations = load_yaml(text, str(patch.get("path", "inline patch")))
     if not isinstance(operations, list):
         raise Unsupported("strategic-merge patches are not supported by the test renderer")
     targets = [r for r in resources if _matches(r, patch["target"])]

@@ -21,9 +21,13 @@ TEST_HANDLERS = json.dumps(["handlers", "tests.support.test_handlers"])
 
 
 class ServeProcess:
-    """One replica. Its log (JSON lines) goes to ``log_path``."""
+    """One replica. Its log (JSON lines) goes to ``log_path``.
+
+    Set ``prefix`` to run it through another program (``setpriv``: as another user).
+    """
 
     def __init__(self, log_path: Path, **env: str) -> None:
+        self.prefix: tuple[str, ...] = ()
         self.port = free_port()
         self.log_path = log_path
         self.env = {
@@ -47,7 +51,10 @@ class ServeProcess:
         server_allowed("`remediator serve`")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "remediator", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    *self.prefix,
+                    *(PYTHON, "-m", "remediator", "serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                ],
                 env=python_env(**self.env),
                 cwd=ROOT,
                 stdout=log,

@@ -224,8 +224,8 @@ def test_unknown_variables_are_all_named(monkeypatch: pytest.MonkeyPatch) -> Non
         "REMEDIATOR_SERVICE_HOST is not a remediator variable: it looks like a Kubernetes "
         "service link of a Service named remediator: set enableServiceLinks: false in the pod spec",
         "REMEDIATOR_WEBHOOK_TOKNE is not a remediator variable: did you mean REMEDIATOR_WEBHOOK_TOKEN?",
-        "REMEDIATOR_ZZZ is not a remediator variable: see the Configuration section of the "
-        "README for the known variables",
+        "REMEDIATOR_ZZZ is not a remediator variable: see docs/reference/configuration.md for "
+        "the known variables",
     ]
 
 
@@ -250,6 +250,8 @@ def test_every_variable_the_repository_sets_is_known() -> None:
         "examples",
         "Dockerfile",
         "Makefile",
+        "docs",
+        "mkdocs.yml",
         "README.md",
         "rules.yaml",
     ]
@@ -264,7 +266,7 @@ def test_every_variable_the_repository_sets_is_known() -> None:
                 ):
                     found.setdefault(name, path)
     assert "REMEDIATOR_WEBHOOK_TOKEN" in found
-    for example in ("REMEDIATOR_DRYRUN", "REMEDIATOR_SERVICE_HOST"):  # the README's examples
-        assert found.pop(example).name == "README.md"  # of unknown variables
+    for example in ("REMEDIATOR_DRYRUN", "REMEDIATOR_SERVICE_HOST"):  # the configuration page's
+        assert found.pop(example).name == "configuration.md"  # examples of unknown variables
     unknown = {name: str(path) for name, path in found.items() if name not in known_variables()}
     assert unknown == {}

@@ -142,7 +142,7 @@ async def test_a_jangar_that_answers_data_already_is_left_alone(
 
 
 async def test_a_200_carrying_clickhouses_error_is_not_data(harness: MakeHarness, cluster: Cluster) -> None:
-    """Jangar versions that wrap the error in a 200: the shipped probe's expect_body fails them."""
+    """Jangar versions that wrap the error in a 200: the shipped probe's reject_body fails them."""
 
     def wrapped(database: str, symbol: str) -> tuple[int, str]:
         if database != "torghut":
@@ -154,5 +154,5 @@ async def test_a_200_carrying_clickhouses_error_is_not_data(harness: MakeHarness
         event = await repair(harness, cluster, jangar, controller)
     assert event.outcome_label == "succeeded", event.message
     (before, *_) = [s for s in event.timeline if s.name == "probe"]
-    assert before.message.startswith("HTTP 200, the body does not match /")
+    assert before.message.startswith("HTTP 200, the body contains /UNKNOWN_TABLE/: ")
     assert len(cluster.items(PODS, NAMESPACE, "app=jangar")) == 2

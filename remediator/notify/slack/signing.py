@@ -11,6 +11,7 @@ import hashlib
 import hmac
 
 MAX_SKEW = 300.0  # seconds
+_MAX_DIGITS = 12  # seconds since 1970 for the next 30,000 years; longer is no timestamp
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -22,12 +23,12 @@ def problem(secret: str, timestamp: str | None, given: str | None, body: bytes, 
     """Why the request is not Slack's (None: it is)."""
     if not timestamp or not given:
         return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        return "X-Slack-Request-Timestamp is not a number"
-    if abs(now - sent) > MAX_SKEW:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_DIGITS):
+        return "X-Slack-Request-Timestamp is not a number of seconds since 1970"
+    if abs(now - int(timestamp)) > MAX_SKEW:
         return "X-Slack-Request-Timestamp is more than 5 minutes away (a replayed request?)"
-    if not hmac.compare_digest(signature(secret, timestamp, body).encode(), given.encode()):
+    # a header's undecodable bytes arrive as surrogates: compared as the bytes they were
+    presented = given.encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(signature(secret, timestamp, body).encode(), presented):
         return "X-Slack-Signature does not match"
     return None
