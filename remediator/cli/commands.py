@@ -126,10 +126,21 @@ async def _event(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _stats(client: AdminClient, args: argparse.Namespace) -> int:
-    stats = await client.call("GET", "/api/v1/stats", params={"window": args.window})
-    _emit(args, stats, reports.stats_text(stats))
-    return 0
+def _show(
+    path: str, text: Callable[[Any], str], params: Callable[[argparse.Namespace], dict[str, str]]
+) -> Command:
+    """A command that reads ``path`` and prints it (``text`` for people, JSON for scripts)."""
+
+    async def show(client: AdminClient, args: argparse.Namespace) -> int:
+        found = await client.call("GET", path, params=params(args))
+        _emit(args, found, text(found))
+        return 0
+
+    return show
+
+
+def _none(_: argparse.Namespace) -> dict[str, str]:
+    return {}
 
 
 async def _replay(client: AdminClient, args: argparse.Namespace) -> int:
@@ -164,7 +175,7 @@ def replay_exit_code(event_ids: list[str], finished: list[dict[str, Any]]) -> in
 async def _pause(client: AdminClient, args: argparse.Namespace) -> int:
     """A pause through ``/api/v1/pauses``: without ``--match`` it holds every job."""
     if args.reason is None and args.duration is None and args.until is None and not args.match:
-        return await _pauses(client, args)
+        return await _pauses(client, args)  # no options: show them
     if args.reason is None or (args.duration is None) == (args.until is None):
         if not args.match and args.until is None:
             raise CtlError("pausing needs both --reason and --for (e.g. --for 30m)", 2)
@@ -173,12 +184,6 @@ async def _pause(client: AdminClient, args: argparse.Namespace) -> int:
     body |= {"for": args.duration} if args.duration is not None else {"until": args.until}
     pause = await client.call("POST", "/api/v1/pauses", body=body)
     _emit(args, pause, control_reports.pause_text(pause))
-    return 0
-
-
-async def _pauses(client: AdminClient, args: argparse.Namespace) -> int:
-    found = await client.call("GET", "/api/v1/pauses")
-    _emit(args, found, control_reports.pauses_text(found))
     return 0
 
 
@@ -197,18 +202,6 @@ async def _resume(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _jobs(client: AdminClient, args: argparse.Namespace) -> int:
-    found = await client.call("GET", "/api/v1/jobs", params=_limit(args))
-    _emit(args, found, control_reports.jobs_table(found["jobs"]))
-    return 0
-
-
-async def _rules(client: AdminClient, args: argparse.Namespace) -> int:
-    info = await client.call("GET", "/api/v1/rules")
-    _emit(args, info, control_reports.rules_text(info))
-    return 0
-
-
 async def _approvals(client: AdminClient, args: argparse.Namespace) -> int:
     page = await client.call("GET", "/api/v1/approvals", params=_limit(args))
     _emit(args, page["approvals"], control_reports.approvals_table(page["approvals"]))
@@ -223,16 +216,17 @@ async def _decide(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
+_pauses = _show("/api/v1/pauses", control_reports.pauses_text, _none)
 COMMANDS: dict[str, Command] = {
     "events": _events,
     "event": _event,
-    "stats": _stats,
+    "stats": _show("/api/v1/stats", reports.stats_text, lambda args: {"window": args.window}),
     "replay": _replay,
     "pause": _pause,
     "pauses": _pauses,
     "resume": _resume,
-    "jobs": _jobs,
-    "rules": _rules,
+    "jobs": _show("/api/v1/jobs", lambda found: control_reports.jobs_table(found["jobs"]), _limit),
+    "rules": _show("/api/v1/rules", control_reports.rules_text, _none),
     "approvals": _approvals,
     "approve": _decide,
     "reject": _decide,
