@@ -20,7 +20,7 @@ from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.settings import Settings
 from remediator.store.base import Store
-from tests.support.handlers import RUNS, make_registry
+from tests.support.handlers import RUNS, gated_rule, make_registry
 from tests.support.payloads import alert, payload
 from tests.support.redis_server import RedisServer
 from tests.support.slack_server import (
@@ -39,15 +39,7 @@ pytestmark = pytest.mark.looptime
 
 WEBHOOK = "webhook-token-for-approvals"
 ADMIN = "admin-token-for-approvals"
-RULES = """
-rules:
-  - name: gated
-    matchers: ['alertname="Gated"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {bucket: '{{ labels.service }}'}
-    approval: {required: true, timeout: 30m, approvers: [U0ALICE, S0ONCALL]}
-"""
+RULES = "rules:\n" + gated_rule("30m")
 APPROVE, REJECT = "remediator_approve", "remediator_reject"
 Client = TestClient[Any, Any]
 

@@ -16,18 +16,11 @@ from remediator.store.memory import MemoryStore
 from tests.conftest import Harness, MakeHarness
 from tests.support import payloads
 from tests.support.cli import run_main
+from tests.support.handlers import FIX_RULE
 from tests.support.procs import ROOT
 
 ADMIN = "admin-token-for-the-stats"
-RULES = """
-defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h}
-rules:
-  - name: fix
-    matchers: ['alertname="Broken"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome }}'}
-"""
+RULES = "defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h}\nrules:\n" + FIX_RULE
 
 
 def alert(service: str, outcome: str, started: datetime) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from remediator.metrics import Metrics
 from tests.conftest import Harness, MakeHarness
 from tests.deploy.test_deploy_manifests import KUBERNETES_VERSIONS, RECOMMENDED_LABELS, assert_kubectl_agrees
 from tests.support import payloads
+from tests.support.handlers import FIX_RULE
 from tests.support.kustomize import render
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer
 from tests.support.procs import ROOT, free_port, require_binary, stop_process
@@ -38,14 +39,10 @@ GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "remediator-dashboard.json"
 # What Grafana puts in place of its variables: "All" for ours, intervals for its own.
 VARIABLES = {"$job": ".*", "$rule": ".*", "$__rate_interval": "1m", "$__range": "5m"}
-RULES = """
-defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h, lease: 30s}
-rules:
-  - name: fix
-    matchers: ['alertname="Broken"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome }}'}
+RULES = (
+    "defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h, lease: 30s}\nrules:\n"
+    + FIX_RULE
+    + """\
   - name: slow
     matchers: ['alertname="Slow"']
     handler: test.probe
@@ -58,6 +55,7 @@ rules:
     params: {unreachable: true}
     max_attempts: 3
 """
+)
 
 
 def dashboard() -> dict[str, Any]:

@@ -77,6 +77,27 @@ def make_registry() -> Registry:
     return registry
 
 
+def gated_rule(timeout: str) -> str:
+    """The rule ``gated``: test.probe on svc/<service> once U0ALICE or S0ONCALL approves."""
+    return f"""\
+  - name: gated
+    matchers: ['alertname="Gated"']
+    handler: test.probe
+    target: 'svc/{{{{ labels.service }}}}'
+    params: {{bucket: '{{{{ labels.service }}}}'}}
+    approval: {{required: true, timeout: {timeout}, approvers: [U0ALICE, S0ONCALL]}}
+"""
+
+
+# The rule ``fix`` on test.probe (its outcome from the alert), shared by the stats tests.
+FIX_RULE = """\
+  - name: fix
+    matchers: ['alertname="Broken"']
+    handler: test.probe
+    target: 'svc/{{ labels.service }}'
+    params: {outcome: '{{ labels.outcome }}'}
+"""
+
 # One rule on test.probe, shared by the HTTP tests.
 PROBE_RULES = """
 rules:

@@ -19,21 +19,17 @@ from remediator.worker.runs import Run
 from remediator.worker.stages import Defer, Skip
 from remediator.worker.telling import Teller
 from tests.conftest import MakeHarness
-from tests.support.handlers import RUNS, make_registry
+from tests.support.handlers import RUNS, gated_rule, make_registry
 from tests.support.payloads import alert, payload
 from tests.support.recording import RecordingNotifier
 
 # The memory store and the gates on looptime's clock: their waits pass without real sleeps.
 pytestmark = pytest.mark.looptime
 
-RULES = """
-rules:
-  - name: gated
-    matchers: ['alertname="Gated"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {bucket: '{{ labels.service }}'}
-    approval: {required: true, timeout: 2s, approvers: [U0ALICE, S0ONCALL]}
+RULES = (
+    "rules:\n"
+    + gated_rule("2s")
+    + """\
   - name: gated-dry
     matchers: ['alertname="GatedDry"']
     handler: test.probe
@@ -48,6 +44,7 @@ rules:
     params: {bucket: free}
     approval: {required: false}
 """
+)
 
 
 def rule(name: str = "gated") -> Rule:
