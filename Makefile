@@ -54,9 +54,15 @@ system-deps:
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
-## test-unit: the fast tests (rules, worker gates, API, CLI)
+## test-unit: the fast tests (rules, worker gates, API, CLI, console, the memory store, Slack's
+## messages): no server process (tests marked `server` are left to `make test`), the memory
+## store's waits on looptime's clock; the fuzz runs (schemathesis, hypothesis) are left to `make test`
+UNIT_TESTS := tests/unit tests/rules tests/worker tests/api tests/cli tests/console/test_console.py \
+	tests/store/test_store_contract.py tests/notify/test_slack_transports.py
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit tests/rules tests/worker tests/api tests/cli
+	NO_TEST_SERVERS=1 $(PY) -m pytest -m "not server and not slow" \
+		--ignore tests/api/test_openapi.py --ignore tests/api/test_fuzz_routes.py \
+		-p no:cacheprovider -p no:schemathesis -p no:hypothesispytest -p no:kmock -p no:anyio $(UNIT_TESTS)
 
 ## test-latest: lint and the unit tests against the newest release of every dependency, bounds ignored
 test-latest: $(UV)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-webhook-token"
 ADMIN = "bench-admin-token-0123"
 SERVER_CORE, LOAD_CORE = "0", "1"
+
+
+def parse_time(value: str) -> float:
+    """An RFC 3339 time of the API (``2026-12-07T20:12:17.250Z``) in epoch seconds."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def free_port() -> int:
@@ -525,9 +531,10 @@ class Bench:
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
                     event_id = (await resp.json())["event_ids"][0]
                 event = await self.event(http, port, event_id)
-                steps = {s["name"]: s["at"] for s in event["timeline"]}
-                pickup.append((steps["handler.started"] - event["received_at"]) * 1000)
-                record.append((event["finished_at"] - steps["handler.finished"]) * 1000)
+                # the API's times are RFC 3339 with milliseconds: these latencies are to 1 ms
+                steps = {s["name"]: parse_time(s["at"]) for s in event["timeline"]}
+                pickup.append((steps["handler.started"] - parse_time(event["received_at"])) * 1000)
+                record.append((parse_time(event["finished_at"]) - steps["handler.finished"]) * 1000)
                 await asyncio.sleep(0.02)
         used = cpu.stop()
         self.procs.stop(proc)

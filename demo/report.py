@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from demo.observe import patches
 from demo.world import DATABASE, TABLES, Bump
 from handlers.clickhouse_nodes import CLIENT_NAME
+from remediator.api.times import parse_time
 from tests.support.clickhouse import ClickHouseCluster, ClickHouseHTTPError
 from tests.support.slack_server import SlackServer, render_message
 
@@ -124,12 +125,20 @@ class Report:
         return next((t for t in self.threads() if title_part in t.title), None)
 
 
+def in_seconds(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as the API answers it (RFC 3339 times) with its times as epoch seconds,
+    the report's arithmetic."""
+    steps = [step | {"at": parse_time(step["at"])} for step in event.get("timeline") or []]
+    times = {name: parse_time(event[name]) for name in ("received_at", "finished_at")}
+    return event | times | {"timeline": steps}
+
+
 async def collect(env: Environment, *, kill: Kill | None, recovered_at: float | None) -> Report:
     rel = env.timeline.rel
     assert env.timeline.t0 is not None
     t0_epoch = time.time() - (time.monotonic() - env.timeline.t0)
     summaries = (await env.admin_get("/api/v1/events?limit=500"))["events"]
-    events = [await env.admin_get(f"/api/v1/events/{s['event_id']}") for s in summaries]
+    events = [in_seconds(await env.admin_get(f"/api/v1/events/{s['event_id']}")) for s in summaries]
     events.sort(key=lambda e: (e["finished_at"], e["event_id"]))
     audited = sum(
         1

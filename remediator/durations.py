@@ -57,6 +57,27 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+def human_duration(seconds: float) -> str:
+    """``seconds`` for a person: its two largest units, rounded down (``16h 47m``, ``59m``,
+    ``2m 5s``, ``45s``, ``1.5s``); seconds only under ten minutes, where they matter.
+    ``format_duration`` writes what rules.yaml reads back; this is only read."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f}".removesuffix(".0") + "s"
+    whole = int(seconds)
+    if whole >= 600:
+        whole -= whole % 60
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+        elif parts:
+            break  # the second unit only when it follows the first (1d 1h, not 1d 1m)
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 """A pydantic field type: accepts ``'15m'`` or a number of seconds, stores seconds.
 

@@ -4,13 +4,13 @@ console hand it payloads."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
 
+from remediator import clock
 from remediator.metrics import Metrics
 from remediator.models import Alert, NewJob, WebhookPayload, new_event_id
 from remediator.rules.ruleset import RuleSet
@@ -59,7 +59,7 @@ class Intake:
 
         ``raw_alerts`` are the alerts as received (same order), stored as they came.
         """
-        rules, now, jobs, unmatched = self._rules(), time.time(), list[NewJob](), 0
+        rules, now, jobs, unmatched = self._rules(), clock.now(), list[NewJob](), 0
         for index, alert in enumerate(payload.alerts):
             matched = rules.match(alert)
             if not matched:

@@ -17,6 +17,7 @@ from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
 from remediator.worker.pipeline import Pipeline
 from tests.support.handlers import RUNS, make_registry
+from tests.support.waiting import eventually, wait_event
 
 TOKEN = "test-token"
 
@@ -56,17 +57,19 @@ class Harness:
         headers = {"Authorization": f"Bearer {token}"}
         return await self.client.post("/webhooks/alertmanager", json=payload, headers=headers, **kw)
 
+    async def post_one(self, payload: Any) -> str:
+        """Post a payload that makes exactly one job; its event id."""
+        response = await self.post(payload)
+        assert response.status == 202, await response.text()
+        [event_id] = (await response.json())["event_ids"]
+        return str(event_id)
+
     async def wait_events(self, count: int, timeout: float = 10.0) -> list[Any]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+        async def enough() -> list[Any]:
             events, _ = await self.svc.store.audit.list_events(1000)
-            if len(events) >= count:
-                return events
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(
-                    f"expected {count} events, have {len(events)}: {[e.outcome_label for e in events]}"
-                )
-            await asyncio.sleep(0.02)
+            return events if len(events) >= count else []
+
+        return await eventually(enough, within=timeout, what=f"{count} events")
 
     def pipeline(self) -> Pipeline:
         """A pipeline of its own over the service's store, rules and notifier (the app's
@@ -83,14 +86,7 @@ class Harness:
         )
 
     async def event(self, event_id: str, timeout: float = 10.0) -> Any:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            found = await self.svc.store.audit.get_event(event_id)
-            if found is not None:
-                return found
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"event {event_id} never recorded")
-            await asyncio.sleep(0.02)
+        return await wait_event(self.svc.store, event_id, timeout)
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]

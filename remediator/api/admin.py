@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from remediator.api import openapi, stats
+from remediator.api.audit_models import EventDetail, EventPage, EventSummary
 from remediator.api.bodies import (
     event_id_of,
     parse_body,
@@ -27,10 +28,7 @@ from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.schemas import (
     Accepted,
-    EventDetail,
-    EventPage,
     EventsQuery,
-    EventSummary,
     ManualAlert,
     ReloadInfo,
     ReplayQuery,
@@ -189,7 +187,7 @@ def rules_info(svc: Service) -> RulesInfo:
         resolved_path=os.path.realpath(holder.path),
         hash=rules.hash if rules else None,
         count=len(rules) if rules else 0,
-        poll_interval=svc.settings.rules_poll_interval,
+        poll_interval_seconds=svc.settings.rules_poll_interval,
         dry_run=svc.settings.dry_run,
         rules=[rule_info(rule, svc.settings.dry_run) for rule in rules.rules] if rules else [],
         defaults=rules.defaults if rules else None,

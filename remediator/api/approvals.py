@@ -10,10 +10,10 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
+from remediator.api.approval_models import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest
 from remediator.api.bodies import event_id_of, parse_body, parse_query, reply
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
-from remediator.api.schemas import ApprovalInfo, ApprovalPage, ApprovalsQuery, DecisionRequest
 from remediator.api.service import Service
 from remediator.store.values import Approval, Decision
 from remediator.worker.approval import decide, describe
@@ -48,7 +48,9 @@ async def decide_as(svc: Service, event_id: str, decision: str, by: str, note: s
     if result.changed:  # decided now, or found past its timeout: the buttons go away
         svc.notifier.send(decided_notice(found))
     if not result.recorded:
-        raise ApiError(409, f"already decided: {describe(found)}", ApprovalInfo.of(found).model_dump())
+        raise ApiError(
+            409, f"already decided: {describe(found)}", ApprovalInfo.of(found).model_dump(mode="json")
+        )
     log.warning("admin.approval", event_id=event_id, decision=found.decision, by=by, note=note)
     return found
 

@@ -1,15 +1,16 @@
 """Bodies of the operators' controls: pauses, maintenance windows and the jobs view (also
 the source of their OpenAPI schemas). Pauses and windows speak RFC 3339 UTC times
-(``api/times.py``); the jobs view moves to them with the rest of the API."""
+(``api/times.py``), as the rest of the API does."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import asdict
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from remediator.api.schemas import PauseFor, Reason, iso
+from remediator import clock
+from remediator.api.schemas import PauseFor, Reason
 from remediator.api.times import TimeInput, UtcTime
 from remediator.errors import MatcherError
 from remediator.rules.matchers import parse_matcher
@@ -77,7 +78,7 @@ class PauseInfo(BaseModel):
             matchers=list(pause.matchers),
             created=pause.created,
             until=pause.until,
-            remaining_seconds=round(max(0.0, pause.until - time.time()), 3),
+            remaining_seconds=round(max(0.0, pause.until - clock.now()), 3),
         )
 
 
@@ -128,27 +129,14 @@ class JobInfo(BaseModel):
     manual: bool
     state: Literal["queued", "deferred", "held", "awaiting_approval", "running", "done"]
     why: str
-    since: float
-    since_iso: str
-    received_at: float
+    since: UtcTime
+    received_at: UtcTime
     outcome: str | None = None
 
     @classmethod
     def of(cls, job: JobState) -> JobInfo:
         state = job.state if job.state in JOB_STATES else "queued"
-        return cls(
-            event_id=job.event_id,
-            rule=job.rule,
-            target=job.target,
-            alertname=job.alertname,
-            fingerprint=job.fingerprint,
-            manual=job.manual,
-            state=state,
-            why=job.why,
-            since=job.since,
-            since_iso=iso(job.since),
-            received_at=job.received_at,
-        )
+        return cls.model_validate(asdict(job) | {"state": state})
 
 
 class JobList(BaseModel):

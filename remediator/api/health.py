@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from remediator.api.schemas import iso
 from remediator.api.service import SERVICE
+from remediator.api.times import rfc3339
 from remediator.errors import StoreUnavailable
 
 
@@ -25,7 +25,7 @@ async def readyz(request: web.Request) -> web.Response:
     last = svc.rules.last
     rules: dict[str, Any] = {
         "loaded": svc.rules.loaded,  # times as ISO 8601 UTC
-        "last_reload": last.as_dict() | {"at": iso(last.at)} if last else None,
+        "last_reload": last.as_dict() | {"at": rfc3339(last.at)} if last else None,
     }
     if svc.rules.loaded:
         rules["hash"] = svc.rules.current().hash

@@ -3,8 +3,6 @@ what it does or waits for, and since when."""
 
 from __future__ import annotations
 
-import time
-
 import structlog
 from aiohttp import web
 
@@ -50,7 +48,6 @@ async def get_job(request: web.Request, svc: Service) -> web.Response:
             state="done",
             why="",
             since=event.finished_at,
-            since_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.finished_at)),
             received_at=event.received_at,
             outcome=event.outcome_label,
         )

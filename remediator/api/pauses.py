@@ -14,11 +14,11 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-import time
 
 import structlog
 from aiohttp import web
 
+from remediator import clock
 from remediator.api.bodies import parse_body, reply
 from remediator.api.control_models import PAUSE_ID_PATTERN, PauseCreate, PauseInfo, PauseList, WindowInfo
 from remediator.api.errors import ApiError
@@ -43,7 +43,7 @@ DEPRECATION = {
 # ---- the collection -----------------------------------------------------------------
 @reader
 async def list_pauses(_: web.Request, svc: Service) -> web.Response:
-    now = time.time()
+    now = clock.now()
     windows = svc.rules.current().windows if svc.rules.loaded else ()
     pauses = [PauseInfo.of(p) for p in await svc.store.pauses.list_pauses()]
     return reply(PauseList(pauses=pauses, windows=[WindowInfo.of(w, now) for w in windows]))
@@ -58,7 +58,7 @@ async def add_pause(request: web.Request, svc: Service) -> web.Response:
 
 async def create_pause(svc: Service, body: PauseCreate, by: str) -> Pause:
     """Store a pause by ``by`` and tell Slack (the API and the console)."""
-    now = time.time()
+    now = clock.now()
     try:
         until = body.end(now)
     except ValueError as exc:
@@ -153,7 +153,7 @@ async def get_global(_: web.Request, svc: Service) -> web.Response:
 async def set_global(request: web.Request, svc: Service) -> web.Response:
     body = await parse_body(request, svc, PauseRequest)
     check_length(svc, body.for_)
-    now = time.time()
+    now = clock.now()
     until = now + body.for_
     by = identity(request)  # the body's "by" is not trusted: the token says who this is
     pause = Pause(reason=body.reason, until=until, by=by, id=GLOBAL_PAUSE, created=now)

@@ -1,4 +1,6 @@
-"""The admin API's request and response bodies (also the source of its OpenAPI schemas)."""
+"""The admin API's requests and queries, and the rules' answers (also the source of their
+OpenAPI schemas). Events and stats are in ``audit_models``, approvals in
+``approval_models``, pauses and jobs in ``control_models``."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     WithJsonSchema,
     field_validator,
 )
 
+from remediator.api.times import UtcTime
 from remediator.durations import parse_duration
-from remediator.models import Alert, AuditEvent, Outcome, SkipReason, Step, Timestamp
+from remediator.models import Alert, Outcome, SkipReason, Timestamp
 from remediator.rules.schema import Policy, ProbeSpec
 
 MAX_PAUSE = 30 * 86400.0
@@ -85,7 +89,7 @@ class EventsQuery(BaseModel):
 
     limit: int = Field(default=50, ge=1, le=500)
     rule: str | None = Field(default=None, min_length=1, max_length=63)
-    outcome: str | None = None
+    outcome: str | None = Field(default=None, json_schema_extra={"enum": list[JsonValue](OUTCOMES)})
     cursor: str | None = Field(default=None, pattern=CURSOR_PATTERN)
 
     @field_validator("outcome")
@@ -101,7 +105,11 @@ class StatsQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    window: str = "24h"
+    window: str = Field(
+        default="24h",
+        description="minutes, hours or days from 1m to 99d, e.g. 30m, 24h, 7d",
+        json_schema_extra={"pattern": WINDOW_PATTERN},
+    )
 
     @field_validator("window")
     @classmethod
@@ -161,58 +169,10 @@ class Accepted(BaseModel):
     replay_of: str | None = None
 
 
-class EventSummary(BaseModel):
-    """One audit event without its timeline; ``outcome`` is ``skipped:<reason>`` for skips."""
-
-    event_id: str
-    rule: str
-    target: str
-    handler: str
-    alertname: str
-    fingerprint: str
-    alert_status: str
-    outcome: str
-    reason: str
-    message: str
-    manual: bool
-    note: str
-    dry_run: bool
-    requested_by: str = ""
-    received_at: float
-    finished_at: float
-    replica: str
-    alert: Alert | None = None
-    time_to_repair: float | None = None
-    source: str = "alertmanager"  # who sent the alert: alertmanager or grafana
-
-    @classmethod
-    def of(cls, event: AuditEvent) -> EventSummary:
-        return cls.model_validate(_common(event))
-
-
-class EventDetail(EventSummary):
-    plan: list[str] = Field(default_factory=list)
-    details: dict[str, Any] = Field(default_factory=dict)
-    timeline: list[Step] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, event: AuditEvent) -> EventDetail:
-        data = _common(event) | {"plan": event.plan, "details": event.details, "timeline": event.timeline}
-        return cls.model_validate(data)
-
-
-def _common(event: AuditEvent) -> dict[str, Any]:
-    data = {name: getattr(event, name) for name in EventSummary.model_fields}
-    data["outcome"] = event.outcome_label
-    return data
-
-
-class EventPage(BaseModel):
-    events: list[EventSummary]
-    next_cursor: str | None = None
-
-
 class PauseState(BaseModel):
+    """The deprecated ``/api/v1/pause``'s answer, in its old shape (epoch ``until`` and
+    ``until_iso``); ``/api/v1/pauses`` is its successor."""
+
     paused: bool
     reason: str = ""
     by: str = ""
@@ -228,7 +188,7 @@ class PauseState(BaseModel):
             reason=reason,
             by=by,
             until=until,
-            until_iso=iso(until),
+            until_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)),  # its old shape
             remaining_seconds=round(max(0.0, until - time.time()), 3),
         )
 
@@ -255,7 +215,7 @@ class RuleInfo(Policy):
 
 class ReloadInfo(BaseModel):
     ok: bool
-    at: float
+    at: UtcTime
     hash: str
     message: str
     errors: list[str]
@@ -267,7 +227,7 @@ class RulesInfo(BaseModel):
     resolved_path: str
     hash: str | None = None
     count: int = 0
-    poll_interval: float
+    poll_interval_seconds: float
     dry_run: bool = False  # the service runs with REMEDIATOR_DRY_RUN / --dry-run
     defaults: Policy | None = None  # the file's ``defaults:``; None when no rules are loaded
     rules: list[RuleInfo]
@@ -286,104 +246,5 @@ class Readiness(BaseModel):
     replica: str
 
 
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
 def valid_event_id(value: str) -> bool:
     return re.fullmatch(EVENT_ID_PATTERN, value) is not None
-
-
-class RepairTimes(BaseModel):
-    """Time to repair (an alert's startsAt to a verified automatic success), in seconds."""
-
-    count: int
-    median_seconds: float | None = None
-    p90_seconds: float | None = None
-
-
-class RuleStats(BaseModel):
-    rule: str
-    runs: int = Field(description="audit events of the rule in the window, skips included")
-    outcomes: dict[str, int] = Field(description="events by outcome, e.g. succeeded, skipped:cooldown")
-    success_rate: float | None = Field(
-        description="succeeded / (succeeded + failed); null when nothing was attempted"
-    )
-    time_to_repair: RepairTimes
-    circuits_opened: int
-
-
-class Stats(BaseModel):
-    """Per rule over a window, from the audit (which keeps at most
-    REMEDIATOR_AUDIT_MAX_EVENTS events for REMEDIATOR_AUDIT_RETENTION)."""
-
-    window: str
-    window_seconds: float
-    since: float
-    until: float
-    events: int
-    rules: list[RuleStats]
-
-
-# ---- approvals ---------------------------------------------------------------------------
-APPROVAL_STATES = ["pending", "approved", "rejected", "expired", "withdrawn"]
-
-
-class DecisionRequest(_Body):
-    """``POST /api/v1/approvals/{event_id}``: the caller's decision (the token says who)."""
-
-    decision: Literal["approve", "reject"]
-    note: str = Field(default="", max_length=500)
-
-
-class ApprovalsQuery(BaseModel):
-    """``GET /api/v1/approvals`` query parameters."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    state: Literal["pending", "approved", "rejected", "expired", "withdrawn"] | None = None
-    limit: int = Field(default=50, ge=1, le=500)
-
-
-class ApprovalInfo(BaseModel):
-    """One approval request: what would run, who may decide, and the decision once made."""
-
-    event_id: str = Field(description="the job that asked; decide with POST /api/v1/approvals/{event_id}")
-    rule: str
-    target: str
-    handler: str
-    alertname: str
-    state: Literal["pending", "approved", "rejected", "expired", "withdrawn"]
-    plan: list[str]
-    approvers: list[str]
-    requested_at: float
-    expires_at: float
-    expires_at_iso: str
-    decided_by: str = ""
-    decided_at: float | None = None
-    note: str = ""
-    slack_message: bool = Field(description="a Slack message with buttons was posted")
-
-    @classmethod
-    def of(cls, approval: Any) -> ApprovalInfo:
-        return cls(
-            event_id=approval.event_id,
-            rule=approval.rule,
-            target=approval.target,
-            handler=approval.handler,
-            alertname=approval.alertname,
-            state=approval.state,
-            plan=list(approval.plan),
-            approvers=list(approval.approvers),
-            requested_at=approval.requested_at,
-            expires_at=approval.expires_at,
-            expires_at_iso=iso(approval.expires_at),
-            decided_by=approval.decided_by,
-            decided_at=approval.decided_at,
-            note=approval.note,
-            slack_message=bool(approval.message_ts),
-        )
-
-
-class ApprovalPage(BaseModel):
-    approvals: list[ApprovalInfo]

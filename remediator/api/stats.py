@@ -12,7 +12,7 @@ import statistics
 import time
 from collections import Counter, defaultdict
 
-from remediator.api.schemas import RepairTimes, RuleStats, Stats
+from remediator.api.audit_models import RepairTimes, RuleStats, Stats
 from remediator.models import AuditEvent, Outcome
 from remediator.store.base import Audit
 

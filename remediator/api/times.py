@@ -1,16 +1,16 @@
 """Times on the wire: RFC 3339 UTC strings out; RFC 3339 strings (any offset) or epoch
 seconds in. Durations are numbers of seconds, in fields named ``*_seconds``.
 
-``UtcTime`` holds epoch seconds in a model and is written as ``2026-12-07T20:12:17Z``;
-``TimeInput`` reads either form into epoch seconds.
+``UtcTime`` holds epoch seconds in a model and is written as ``2026-12-07T20:12:17.250Z``
+(milliseconds always, as Alertmanager writes its times); ``TimeInput`` reads either form
+into epoch seconds. The store keeps epoch seconds as it always did: only the API renders.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -19,8 +19,8 @@ RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d
 
 
 def rfc3339(epoch: float) -> str:
-    """``1796558400.0`` -> ``2026-12-07T20:00:00Z`` (UTC, whole seconds)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    """``1796558400.25`` -> ``2026-12-07T20:00:00.250Z`` (UTC, milliseconds)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: Any) -> float:

@@ -1,4 +1,5 @@
-"""remediator: serve, check, simulate; events, event, stats, replay, pause, resume, rules (admin)."""
+"""remediator: serve, check, simulate; events, event, stats, replay, pause, pauses, resume, jobs,
+rules, approvals, approve, reject (admin)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import structlog
 
 from remediator import about, logs
 from remediator.api.auth import load_credentials
-from remediator.cli import admin_client as ctl
-from remediator.cli import hardening
+from remediator.cli import commands, hardening
+from remediator.cli.client import CtlError, alerts_from_events, fetch_event_alerts
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.context import Context, Resources
 from remediator.handling.owners import Owner, OwnerResolver, PodGone
@@ -72,11 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         help="resolve the pods of `resolve:` rules to their owners with the Kubernetes API "
         "(this kubeconfig; default: KUBECONFIG or ~/.kube/config); reads only",
     )
-    ctl.add_commands(sub)
+    commands.add_commands(sub)
 
     args = parser.parse_args(argv)
-    if args.command in ctl.COMMANDS:
-        return ctl.run(args)
+    if args.command in commands.COMMANDS:
+        return commands.run(args)
     if args.command == "simulate" and _sources(args) != 1:
         parser.error("simulate needs exactly one of PAYLOAD, --from-events N, --events-file F")
     try:
@@ -165,7 +166,7 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool, setting
         return 1
     try:
         alerts = _simulation_alerts(args)
-    except ctl.CtlError as exc:
+    except CtlError as exc:
         print(f"remediator simulate: {exc.message}", file=sys.stderr)
         return exc.code
     except (OSError, ValueError) as exc:
@@ -195,10 +196,10 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool, setting
 def _simulation_alerts(args: argparse.Namespace) -> list[Alert]:
     if args.from_events is not None:
         if args.from_events < 1:
-            raise ctl.CtlError("--from-events needs a positive count", 2)
-        return ctl.fetch_event_alerts(args.url, args.from_events)
+            raise CtlError("--from-events needs a positive count", 2)
+        return fetch_event_alerts(args.url, args.from_events)
     if args.events_file is not None:
-        return ctl.alerts_from_events(json.loads(args.events_file.read_text(encoding="utf-8")))
+        return alerts_from_events(json.loads(args.events_file.read_text(encoding="utf-8")))
     return read_alerts(json.loads(args.payload.read_text(encoding="utf-8")))
 
 

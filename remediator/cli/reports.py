@@ -1,13 +1,19 @@
-"""Plain-text renderings of admin API answers for people (the CLI's non-JSON output)."""
+"""Plain-text renderings of admin API answers for people (the CLI's non-JSON output):
+the audit's events, one event, the stats, a replay. Times are shown in UTC (24 hours),
+durations as a person reads them (``16h 47m``), and messages whole: an on-call reader
+needs the error itself, so long ones are wrapped under their row, never cut."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from remediator.durations import format_duration
+from remediator.api.times import parse_time
+from remediator.durations import human_duration
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -20,15 +26,39 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def clock(epoch: float | None) -> str:
-    if not epoch:
+def epoch(value: Any) -> float | None:
+    """A time from the API: RFC 3339 (or epoch seconds, as services before 0.2 sent)."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def clock(value: Any) -> str:
+    """``2026-12-07 20:12:17Z``: UTC, 24 hours; "-" for none."""
+    seconds = epoch(value)
+    if seconds is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + "Z"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + "Z"
 
 
-def clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+def seconds_text(value: float | None) -> str:
+    return "-" if value is None else human_duration(value)
+
+
+def wrapped(text: str, indent: str = "    ") -> list[str]:
+    """``text`` whole, its own lines kept, each wrapped to the terminal's width."""
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
+    lines = []
+    for line in text.splitlines() or [""]:
+        lines += textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent) or [indent]
+    return [line.rstrip() for line in lines]
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def detail_text(detail: Any) -> str:
@@ -41,6 +71,7 @@ def detail_text(detail: Any) -> str:
 
 
 def events_table(events: list[dict[str, Any]]) -> str:
+    """A row per event; its message, whole, on the lines under it."""
     if not events:
         return "no events"
     rows = [
@@ -51,11 +82,17 @@ def events_table(events: list[dict[str, Any]]) -> str:
             e.get("target") or "-",
             e["outcome"],
             "manual" if e.get("manual") else "",
-            clip(e.get("message", ""), 70),
         ]
         for e in events
     ]
-    return table(["FINISHED", "EVENT", "RULE", "TARGET", "OUTCOME", "", "MESSAGE"], rows)
+    lines = table(["FINISHED", "EVENT", "RULE", "TARGET", "OUTCOME", "", "MESSAGE"], [[*r, ""] for r in rows])
+    head, *body = lines.splitlines()
+    out = [head]
+    for row, event in zip(body, events, strict=True):
+        out.append(row)
+        if event.get("message"):
+            out += wrapped(event["message"])
+    return "\n".join(out)
 
 
 def stats_text(stats: dict[str, Any]) -> str:
@@ -73,8 +110,8 @@ def stats_text(stats: dict[str, Any]) -> str:
                 rule["rule"],
                 str(rule["runs"]),
                 "-" if rate is None else f"{rate:.0%}",
-                _seconds(repair.get("median_seconds")),
-                _seconds(repair.get("p90_seconds")),
+                seconds_text(repair.get("median_seconds")),
+                seconds_text(repair.get("p90_seconds")),
                 str(rule["circuits_opened"]),
                 " ".join(f"{k}={v}" for k, v in rule["outcomes"].items()),
             ]
@@ -83,14 +120,11 @@ def stats_text(stats: dict[str, Any]) -> str:
     return head + "\n" + table(headers, rows)
 
 
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else format_duration(value)
-
-
 def event_text(event: dict[str, Any]) -> str:
     alert = event.get("alert") or {}
     labels = ", ".join(f"{k}={v}" for k, v in sorted((alert.get("labels") or {}).items()))
-    took = (event.get("finished_at") or 0) - (event.get("received_at") or 0)
+    start = epoch(event.get("received_at")) or 0.0
+    took = (epoch(event.get("finished_at")) or start) - start
     lines = [
         f"event     {event['event_id']}",
         f"rule      {event['rule']}" + (f" (handler {event['handler']})" if event.get("handler") else ""),
@@ -102,7 +136,7 @@ def event_text(event: dict[str, Any]) -> str:
         f"manual    {'yes' if event.get('manual') else 'no'}"
         + (f" ({event['note']})" if event.get("note") else ""),
         f"time      received {clock(event.get('received_at'))}, finished "
-        f"{clock(event.get('finished_at'))} ({format_duration(max(0.0, took))})",
+        f"{clock(event.get('finished_at'))} ({human_duration(max(0.0, took))})",
         f"replica   {event.get('replica') or '-'}",
     ]
     if event.get("plan"):
@@ -110,12 +144,11 @@ def event_text(event: dict[str, Any]) -> str:
     if event.get("details"):
         lines.append(f"details   {json.dumps(event['details'], sort_keys=True)}")
     lines.append("timeline:")
-    start = event.get("received_at") or 0
-    rows = [
-        [f"+{max(0.0, s['at'] - start):.3f}s", s["name"], clip(s.get("message", ""), 100)]
-        for s in event.get("timeline", [])
-    ]
-    lines += ["  " + line for line in table(["AT", "STEP", "MESSAGE"], rows).splitlines()]
+    for step in event.get("timeline", []):
+        offset = max(0.0, (epoch(step["at"]) or start) - start)
+        lines.append(f"  +{offset:.3f}s  {step['name']}")
+        if step.get("message"):
+            lines += wrapped(step["message"], "      ")
     return "\n".join(lines)
 
 
@@ -124,141 +157,10 @@ def replay_text(accepted: dict[str, Any], finished: list[dict[str, Any]], *, wai
     lines = [f"replayed {accepted.get('replay_of')} as {len(ids)} new event(s): " + ", ".join(ids)]
     for event in finished:
         lines.append(
-            f"  {event['event_id']}  {event['rule']}  {event['outcome']}: "
-            f"{clip(event.get('message', ''), 100)}"
+            f"  {event['event_id']}  {event['rule']}  {event['outcome']}: {event.get('message', '')}"
         )
     if waited and len(finished) < len(ids):
         lines.append("  still running: " + ", ".join(sorted(set(ids) - {e["event_id"] for e in finished})))
     elif not waited:
         lines.append(f"see: remediator event {ids[0]}" if ids else "")
     return "\n".join(line for line in lines if line)
-
-
-def pause_text(state: dict[str, Any]) -> str:
-    if not state.get("paused"):
-        return "not paused: remediation is running"
-    left = format_duration(state.get("remaining_seconds") or 0.0)
-    by = f" by {state['by']}" if state.get("by") else ""
-    return f"paused{by} until {state.get('until_iso')} ({left} left): {state.get('reason')}"
-
-
-def pause_info_text(pause: dict[str, Any]) -> str:
-    """``pause p-1a2b by alice until ... (1h left) for namespace="x": why``."""
-    scope = ", ".join(pause.get("matchers") or []) or "everything"
-    left = format_duration(pause.get("remaining_seconds") or 0.0)
-    return (
-        f"pause {pause['id']} by {pause.get('by') or '?'} until {pause.get('until')} "
-        f"({left} left) for {scope}: {pause.get('reason')}"
-    )
-
-
-def pauses_text(found: dict[str, Any]) -> str:
-    lines = [pause_info_text(p) for p in found.get("pauses", [])] or ["no pause"]
-    for window in found.get("windows", []):
-        state = f"OPEN until {window['open_until']}" if window.get("open_until") else "closed"
-        scope = ", ".join(window.get("matchers") or []) or "everything"
-        lines.append(f"window {window['name']} ({window['schedule']}) for {scope}: {state}")
-    return "\n".join(lines)
-
-
-def jobs_table(jobs: list[dict[str, Any]]) -> str:
-    """Each job without an outcome: state, since when, rule, target, alert, why."""
-    if not jobs:
-        return "no job is waiting or running"
-    rows = [
-        [
-            job["event_id"],
-            job["state"],
-            clock(job["since"]),
-            job["rule"],
-            clip(job["target"] or "-", 30),
-            clip(f"{job['alertname']} ({job['fingerprint']})", 40),
-            clip(job["why"] or "-", 80),
-        ]
-        for job in jobs
-    ]
-    return table(["EVENT", "STATE", "SINCE", "RULE", "TARGET", "ALERT", "WHY"], rows)
-
-
-def dry_run_text(rule: dict[str, Any]) -> str:
-    """``yes (service)``: dry-run is on, and why (the rule, the service's global flag)."""
-    if not rule["dry_run"]:
-        return "no"
-    return "yes (" + "+".join(rule.get("dry_run_source") or ["rule"]) + ")"
-
-
-def rules_text(info: dict[str, Any]) -> str:
-    where = info["path"] + (f" -> {info['resolved_path']}" if info["resolved_path"] != info["path"] else "")
-    head = [
-        f"rules     {info['count']} loaded from {where}"
-        if info["loaded"]
-        else f"rules     NONE loaded ({where})",
-        f"hash      {info.get('hash') or '-'}",
-    ]
-    if info.get("dry_run"):
-        head.append("dry-run   ON for every rule (the service runs with --dry-run)")
-    last = info.get("last_reload")
-    if last:
-        state = "ok" if last["ok"] else "FAILED (running on the last good rules)"
-        head.append(f"reload    {state} at {clock(last['at'])}: {last['message']}")
-        head += [f"          {problem}" for problem in last.get("errors", [])]
-    defaults: dict[str, Any] = info.get("defaults") or {}
-    if defaults:
-        head += _wrapped("defaults  ", [f"{k} {policy_value(v)}" for k, v in defaults.items()])
-    rows = [
-        [
-            r["name"],
-            r["handler"],
-            "yes" if r["enabled"] else "no",
-            dry_run_text(r),
-            format_duration(r["cooldown"]),
-            ", ".join(r["matchers"]),
-            _overrides(r, defaults),
-        ]
-        for r in info.get("rules", [])
-    ]
-    if not rows:
-        return "\n".join(head)
-    body = table(["NAME", "HANDLER", "ENABLED", "DRY-RUN", "COOLDOWN", "MATCHERS", "OVERRIDES"], rows)
-    return "\n".join(head) + "\n\n" + body
-
-
-_OWN_COLUMN = ("cooldown", "dry_run")  # policy fields the rules table shows in a column
-
-
-def _overrides(rule: dict[str, Any], defaults: dict[str, Any]) -> str:
-    """The rule's policy values that differ from ``defaults`` (``lease 5m, timeout 2m``)."""
-    changed = [
-        f"{k} {policy_value(rule[k])}"
-        for k, v in defaults.items()
-        if k not in _OWN_COLUMN and k in rule and rule[k] != v
-    ]
-    return ", ".join(changed) or "-"
-
-
-def policy_value(value: Any) -> str:
-    """A policy value as rules.yaml writes it: durations with units, yes/no, lists."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):  # every float in the policy is a duration in seconds
-        return format_duration(value) if value else "0s"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
-    if isinstance(value, dict) and "approvers" in value:  # approval: 30m by U1,S2
-        if not value.get("required"):
-            return "off"
-        return f"{policy_value(value['timeout'])} by {policy_value(value['approvers'])}"
-    return "-" if value is None or value == "" else str(value)
-
-
-def _wrapped(label: str, items: list[str], width: int = 100) -> list[str]:
-    """``label`` then ``items`` joined by commas, on lines of at most ``width``."""
-    lines: list[str] = []
-    current: list[str] = []
-    for item in items:
-        if current and len(label) + len(", ".join([*current, item])) > width:
-            lines.append(", ".join(current) + ",")
-            current = []
-        current.append(item)
-    lines.append(", ".join(current))
-    return [(label if i == 0 else " " * len(label)) + text for i, text in enumerate(lines)]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 
 import aiohttp
 
+from remediator import clock
 from remediator.handling.context import Context, Resources
 from remediator.handling.execution import execute
 from remediator.metrics import Metrics
@@ -52,7 +52,7 @@ class Act:
         if plan is None:
             raise RuntimeError("no plan: the handler runs after the templates rendered")
         dry_run = self.settings.dry_run or rule.policy.dry_run or bool(job.dry_run)
-        self.metrics.overhead.observe(max(0.0, time.time() - job.received_at))
+        self.metrics.overhead.observe(max(0.0, clock.now() - job.received_at))
         lost = asyncio.Event()
         beat = asyncio.create_task(heartbeat(self.store.locks, self.store.queue, self.settings, run, lost))
         try:
@@ -82,7 +82,7 @@ class Act:
             target=plan.target,
             alert=job.alert,
             dry_run=dry_run,
-            deadline=time.monotonic() + rule.policy.timeout,
+            deadline=clock.monotonic() + rule.policy.timeout,
             verify_timeout=rule.policy.verify_timeout,
             log=run.log,
             resources=self.resources,
@@ -91,9 +91,9 @@ class Act:
         self.teller.started(run, dry_run=dry_run)
         run.step("handler.started", rule.handler.name, dry_run=dry_run)
         run.log.info("remediation.started", handler=rule.handler.name, dry_run=dry_run)
-        started = time.monotonic()
+        started = clock.monotonic()
         result = await execute(rule.handler, plan.params, ctx, timeout=rule.policy.timeout, lease_lost=lost)
-        elapsed = time.monotonic() - started
+        elapsed = clock.monotonic() - started
         run.step("handler.finished", result.outcome.value, seconds=round(elapsed, 3))
         self.metrics.handler_duration.labels(rule.handler.name).observe(elapsed)
         result.details.setdefault("duration_seconds", round(elapsed, 3))

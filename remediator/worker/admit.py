@@ -15,11 +15,11 @@ yes (before it asks), and of a job whose templates did not render (before it is 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
-from remediator.durations import format_duration
+from remediator import clock
+from remediator.durations import human_duration
 from remediator.metrics import Metrics
 from remediator.models import SkipReason
 from remediator.store.admission import Admission, Admitted
@@ -34,13 +34,13 @@ EPISODE_DONE = "already remediated for this firing episode"
 
 
 def in_cooldown(left: float) -> str:
-    return f"in cooldown for {format_duration(left)} more (replay with --ignore-cooldown to override)"
+    return f"in cooldown for {human_duration(left)} more (replay with --ignore-cooldown to override)"
 
 
 def circuit_open(max_attempts: int, left: float) -> str:
     return (
         f"circuit open after {max_attempts} failures; closes in "
-        f"{format_duration(left)} (replay with --ignore-circuit to override)"
+        f"{human_duration(left)} (replay with --ignore-circuit to override)"
     )
 
 
@@ -74,7 +74,7 @@ class Admit:
             await self.paused.book.refresh()
             if (stop := await self.paused(run)) is not None:
                 return stop
-        first = run.job.first_deferred_at or time.time()
+        first = run.job.first_deferred_at or clock.now()
         return Defer("paused", "waiting: the pauses kept changing while the job was checked", first, 0.5)
 
     def _ask(self, run: Run) -> Admission:
@@ -124,7 +124,7 @@ class Admit:
         self.metrics.lease_contention.labels(rule.name).inc()
         if run.delivery.deliveries > 1:
             # Re-delivered after a crash: the dead worker's lease must expire first.
-            return Defer("locked", "waiting for a stale lease", time.time(), answer.left + 0.5)
+            return Defer("locked", "waiting for a stale lease", clock.now(), answer.left + 0.5)
         if answer.holder:
             holder = answer.holder
             run.step("lease.held", f"by event {holder}", holder=holder)

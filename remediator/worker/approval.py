@@ -15,10 +15,10 @@ decision wins, and a request past its timeout can only expire.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-from remediator.durations import format_duration
+from remediator import clock
+from remediator.durations import human_duration
 from remediator.models import SkipReason
 from remediator.rules.schema import ApprovalSpec
 from remediator.settings import Settings
@@ -61,7 +61,7 @@ async def decide(approvals: Approvals, event_id: str, decision: Decision, by: st
     found = await approvals.get_approval(event_id)
     if found is None or found.decision is not None:
         return Decided(found)
-    if time.time() >= found.expires_at and decision != "expired":
+    if clock.now() >= found.expires_at and decision != "expired":
         expired, stored = await approvals.decide_approval(event_id, "expired", "timeout", "")
         return Decided(expired, expired=stored)
     approval, stored = await approvals.decide_approval(event_id, decision, by, note)
@@ -73,7 +73,7 @@ def describe(approval: Approval) -> str:
     if approval.decision is None:
         return "awaiting approval"
     if approval.decision == "expired":
-        return f"not approved within {format_duration(approval.expires_at - approval.requested_at)}"
+        return f"not approved within {human_duration(approval.expires_at - approval.requested_at)}"
     if approval.decision == "withdrawn":
         return f"withdrawn: {approval.note}"
     text = f"{approval.decision} by {approval.decided_by}"
@@ -102,7 +102,7 @@ class AwaitingApproval:
         )
         if asked:
             self.teller.approval(run, approval, "approval")
-        if approval.decision is None and time.time() >= approval.expires_at:
+        if approval.decision is None and clock.now() >= approval.expires_at:
             result = await decide(self.approvals, approval.event_id, "expired", "timeout")
             if result.approval is None:
                 return Skip(SkipReason.NOT_APPROVED, "the approval request is gone (expired)")
@@ -123,8 +123,8 @@ class AwaitingApproval:
         if approval.decision is not None:  # expired, withdrawn
             run.step(f"approval.{approval.decision}", describe(approval), **data, at=approval.decided_at)
             return Skip(SkipReason.NOT_APPROVED, describe(approval))
-        left = approval.expires_at - time.time()
-        message = f"awaiting approval by {', '.join(approval.approvers)} ({format_duration(left)} left)"
+        left = approval.expires_at - clock.now()
+        message = f"awaiting approval by {', '.join(approval.approvers)} ({human_duration(left)} left)"
         first_pass = run.job.deferrals == 0
         if first_pass:  # the steps of this pass are kept (Defer with a job stashes them)
             if asked:
@@ -141,7 +141,7 @@ class AwaitingApproval:
                     approval=approval.event_id,
                 )
             run.log.info("remediation.awaiting_approval", approval=approval.event_id, asked=asked)
-        first = run.job.first_deferred_at or time.time()
+        first = run.job.first_deferred_at or clock.now()
         delay = min(self.settings.defer_interval, max(0.05, left))
         job = run.job.model_copy(update={"approval": approval.event_id}) if first_pass else None
         return Defer("approval", message, first, delay, job=job)
@@ -161,7 +161,7 @@ class AwaitingApproval:
         return self.settings.dry_run or run.known_rule.policy.dry_run or bool(run.job.dry_run)
 
     def _request(self, run: Run, spec: ApprovalSpec) -> Approval:
-        now = time.time()
+        now = clock.now()
         rule, job = run.known_rule, run.job
         plan = tuple(rule.handler.plan(run.plan.params)) if run.plan is not None else ()
         if run.plan is not None and run.plan.probe is not None:

@@ -10,9 +10,9 @@ asked of ``store.admit`` (``admit.py``), in one place.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
+from remediator import clock
 from remediator.errors import MatcherError
 from remediator.models import SkipReason
 from remediator.rules.matchers import Matcher, matches_all, parse_matcher
@@ -35,7 +35,7 @@ class StaleLease:
             return None
         left = await self.locks.lease_remaining(run.target)
         if left > 0:
-            return Defer("locked", "waiting for the lease of an earlier delivery", time.time(), left + 0.5)
+            return Defer("locked", "waiting for the lease of an earlier delivery", clock.now(), left + 0.5)
         return None
 
 
@@ -62,7 +62,7 @@ class Paused:
         self.interval = interval
 
     async def __call__(self, run: Run) -> Stop | None:
-        rule, now = run.known_rule, time.time()
+        rule, now = run.known_rule, clock.now()
         labels = {**run.job.alert.labels, "rule": rule.name, "target": run.target}
         found = self._holding(await self.book.current(), labels, now)
         if found is not None:  # never hold a job on a pause that may be gone: read them again
@@ -111,7 +111,8 @@ def _pause_message(pause: Pause) -> str:
     until = utc_iso(pause.until)
     if pause.id == GLOBAL_PAUSE:
         return f"remediation paused until {until}: {pause.reason}"
-    return f"paused by pause {pause.id} ({pause.by or 'unknown'}) until {until}: {pause.reason}"
+    every = "" if pause.matchers else "remediation "  # a pause without matchers holds every job
+    return f"{every}paused by pause {pause.id} ({pause.by or 'unknown'}) until {until}: {pause.reason}"
 
 
 def _matchers(texts: tuple[str, ...]) -> tuple[Matcher, ...] | None:
@@ -137,8 +138,8 @@ class Inhibited:
         blocker = await self._blocker(run)
         if blocker is None:
             return None
-        first = run.job.first_deferred_at or time.time()
-        if time.time() - first >= rule.policy.inhibit_wait:  # waited long enough
+        first = run.job.first_deferred_at or clock.now()
+        if clock.now() - first >= rule.policy.inhibit_wait:  # waited long enough
             return Skip(SkipReason.INHIBITED, f"inhibited by firing alert {blocker}")
         return Defer("inhibited", f"waiting: inhibited by {blocker}", first)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
+from remediator import clock
 from remediator.errors import StoreUnavailable
 from remediator.settings import Settings
 from remediator.store.base import Locks, Queue
@@ -32,7 +32,7 @@ async def heartbeat(locks: Locks, queue: Queue, settings: Settings, run: Run, lo
         raise RuntimeError("heartbeat without a lease")
     ttl = rule.policy.lease
     interval = max(0.05, min(ttl / 3, settings.heartbeat))
-    last_ok = time.monotonic()
+    last_ok = clock.monotonic()
     while True:
         await asyncio.sleep(interval)
         try:
@@ -44,8 +44,8 @@ async def heartbeat(locks: Locks, queue: Queue, settings: Settings, run: Run, lo
                     rule.policy.concurrency_group, rule.concurrency_limit, run.slot, ttl
                 )
             await queue.touch(run.consumer, run.delivery.id)
-            last_ok = time.monotonic()
+            last_ok = clock.monotonic()
         except StoreUnavailable:
-            if time.monotonic() - last_ok >= ttl:  # it has expired by now: fail closed
+            if clock.monotonic() - last_ok >= ttl:  # it has expired by now: fail closed
                 lost.set()
                 return

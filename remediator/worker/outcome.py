@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from remediator import clock
 from remediator.durations import format_duration
 from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
@@ -39,13 +39,13 @@ class Outcomes:
 
     async def write(self, call: Callable[[], Awaitable[T]]) -> T:
         """Post-action writes must land: retry through a short store outage."""
-        deadline = time.monotonic() + max(30.0, self.settings.reclaim_idle)
+        deadline = clock.monotonic() + max(30.0, self.settings.reclaim_idle)
         delay = 0.2
         while True:
             try:
                 return await call()
             except StoreUnavailable:
-                if time.monotonic() > deadline:
+                if clock.monotonic() > deadline:
                     raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
@@ -73,7 +73,7 @@ class Outcomes:
         done = job.alert.status == "resolved" or (
             result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) or reason is SkipReason.DUPLICATE
         )
-        finished_at = time.time()
+        finished_at = clock.now()
         draft = EventDraft(run, result, reason, self.replica, finished_at)
         marks = marks or Marks()
         group = rule.policy.concurrency_group if rule is not None and run.slot is not None else ""

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Callable
 
 import structlog
 
+from remediator import clock
 from remediator.durations import format_duration
 from remediator.errors import StoreUnavailable
 from remediator.handling.context import Resources
@@ -207,7 +207,7 @@ class Pipeline:
     def _note_wait(self, run: Run, defer: Defer) -> bool:
         """One note per job in its thread once it has waited WAIT_NOTE_AFTER (inhibited,
         held, awaiting approval). True: the note is sent."""
-        waited = time.time() - defer.first
+        waited = clock.now() - defer.first
         if defer.reason not in WAIT_NOTED or waited < self.settings.wait_note_after:
             return False
         self.tell.waiting(run, defer.message, waited)

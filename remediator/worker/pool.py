@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import structlog
 
+from remediator import clock
 from remediator.errors import StoreUnavailable
 from remediator.store.values import Delivery
 from remediator.worker.pause_expiry import PauseExpiry
@@ -76,8 +76,8 @@ class WorkerPool:
         while not stop.is_set() or handed is not None:
             try:
                 deliveries: list[Delivery] = []
-                if time.monotonic() >= next_reclaim and not stop.is_set():
-                    next_reclaim = time.monotonic() + max(1.0, settings.reclaim_idle / 4)
+                if clock.monotonic() >= next_reclaim and not stop.is_set():
+                    next_reclaim = clock.monotonic() + max(1.0, settings.reclaim_idle / 4)
                     deliveries = await queue.reclaim(consumer, settings.reclaim_idle, 1)
                 if handed is not None:
                     deliveries.append(handed)
@@ -111,7 +111,7 @@ class WorkerPool:
             try:
                 await store.queue.promote_due()
                 metrics.queue_depth.set(await store.queue.queue_depth())
-                await expiry.check(time.time())
+                await expiry.check(clock.now())
             except StoreUnavailable:
                 metrics.store_errors.labels("maintenance").inc()
             with contextlib.suppress(TimeoutError):

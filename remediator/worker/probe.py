@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
+from remediator import clock
 from remediator.durations import format_duration
 from remediator.models import Outcome, Result
 from remediator.rules.probes import Probe
@@ -88,7 +88,7 @@ async def after(
     (tried every ``probe.interval``; at least once), else ``failed`` with its last answer."""
     if result.outcome is not Outcome.SUCCEEDED:
         return result
-    deadline = time.monotonic() + within
+    deadline = clock.monotonic() + within
     tries = 0
     while True:
         answer = await ask(probe, http)
@@ -99,7 +99,7 @@ async def after(
             return result.model_copy(
                 update={"message": f"{result.message}; probe passes: {answer.summary}", "details": details}
             )
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock.monotonic()
         if remaining <= 0 or lost.is_set():
             break
         with contextlib.suppress(TimeoutError):

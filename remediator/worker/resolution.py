@@ -11,8 +11,7 @@ resolution waits, so the thread reads: the outcome, then "resolved".
 
 from __future__ import annotations
 
-import time
-
+from remediator import clock
 from remediator.store.base import Gates, Locks
 from remediator.worker.owners import ResolveOwner
 from remediator.worker.runs import Run
@@ -53,7 +52,7 @@ class AnnounceResolution:
             if (failed := await self.owners.resolve(run)) is not None:
                 run.step("resolve.failed", failed.message)
         if run.target and (left := await self.locks.lease_remaining(run.target)) > 0:
-            first = run.job.first_deferred_at or time.time()
+            first = run.job.first_deferred_at or clock.now()
             message = f"waiting for the run on {run.target} to end before announcing the resolution"
             return Defer("announce", message, first, min(self.interval, left + 0.1))
         if not await self.gates.claim_resolution(run.known_rule.name, claim_of(run), self.ttl):

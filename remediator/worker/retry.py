@@ -11,8 +11,7 @@ a clean target is retried once. The waits double from DEFER_INTERVAL, up to 5 mi
 
 from __future__ import annotations
 
-import time
-
+from remediator import clock
 from remediator.durations import format_duration
 from remediator.models import Outcome, Result
 from remediator.worker.runs import Run
@@ -44,7 +43,7 @@ def retry_after(run: Run, result: Result, failures: int, base: float) -> Defer |
     return Defer(
         "retry",
         f"temporary failure; retry {attempt} in {format_duration(delay)}: {result.message}",
-        job.first_deferred_at or time.time(),
+        job.first_deferred_at or clock.now(),
         delay,
         job=again,
     )

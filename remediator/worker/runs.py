@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from remediator import clock
 from remediator.models import Job, Result, Step
 from remediator.rules.resolving import PodRef
 from remediator.rules.ruleset import Plan, Rule
@@ -65,4 +65,4 @@ class Run:
         return self.job.alert.status == "firing" and not self.job.manual
 
     def step(self, name: str, message: str = "", **data: Any) -> None:
-        self.timeline.append(Step(at=time.time(), name=name, message=message, data=data))
+        self.timeline.append(Step(at=clock.now(), name=name, message=message, data=data))

@@ -20,24 +20,15 @@ from remediator.store.memory import MemoryStore
 from remediator.store.memory.audit import MemoryAudit
 from remediator.store.memory.jobs import MemoryJobs
 from remediator.store.memory.pauses import MemoryPauses
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    Calls,
-    admin_headers,
-    alert,
-    make_registry,
-    make_settings,
-    payload,
-    wait_event,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
+from tests.support.payloads import alert, payload
+from tests.support.waiting import wait_event
 
 ADMIN_ROUTES = [
     ("GET", "/api/v1/events", None),
     ("GET", "/api/v1/events/0123abcd", None),
     ("POST", "/api/v1/replay/0123abcd", {}),
-    ("POST", "/api/v1/replay", alert()),
+    ("POST", "/api/v1/replay", alert("TestBroken", service="api")),
     ("GET", "/api/v1/rules", None),
     ("GET", "/api/v1/pause", None),
     ("POST", "/api/v1/pause", {"reason": "maintenance", "for": "30m"}),
@@ -46,16 +37,16 @@ ADMIN_ROUTES = [
 
 
 @dataclass
-class Harness:
+class AdminApp:
     client: TestClient[web.Request, web.Application]
     svc: Service
-    calls: Calls
+    calls: admin.Calls
     rules: Path
 
     async def admin(
         self, method: str, path: str, body: Any = None, *, status: int | None = None, **kwargs: Any
     ) -> Any:
-        response = await self.client.request(method, path, json=body, headers=admin_headers(), **kwargs)
+        response = await self.client.request(method, path, json=body, headers=admin.admin_headers(), **kwargs)
         data = await response.json()
         if status is not None:
             assert response.status == status, data
@@ -63,7 +54,7 @@ class Harness:
 
     async def fire(self, *alerts: dict[str, Any]) -> list[str]:
         response = await self.client.post(
-            "/webhooks/alertmanager", json=payload(*alerts), headers=webhook_headers()
+            "/webhooks/alertmanager", json=payload(*alerts), headers=admin.webhook_headers()
         )
         assert response.status == 202, await response.text()
         ids: list[str] = (await response.json())["event_ids"]
@@ -81,28 +72,28 @@ class Harness:
         return events
 
 
-async def _harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
-    calls = Calls()
-    rules = write_rules(tmp_path / "rules.yaml")
-    app = create_app(make_settings(rules, **overrides), registry=make_registry(calls))
+async def _harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[AdminApp]:
+    calls = admin.Calls()
+    rules = admin.write_rules(tmp_path / "rules.yaml")
+    app = create_app(admin.make_settings(rules, **overrides), registry=admin.make_registry(calls))
     async with TestClient(TestServer(app)) as client:
-        yield Harness(client, app[SERVICE], calls, rules)
+        yield AdminApp(client, app[SERVICE], calls, rules)
 
 
 @pytest.fixture
-async def h(tmp_path: Path) -> AsyncIterator[Harness]:
+async def h(tmp_path: Path) -> AsyncIterator[AdminApp]:
     async for harness in _harness(tmp_path):
         yield harness
 
 
 # ---- auth ----------------------------------------------------------------------------
-async def test_admin_routes_need_the_token(h: Harness) -> None:
+async def test_admin_routes_need_the_token(h: AdminApp) -> None:
     for method, path, body in ADMIN_ROUTES:
         for headers in (
             {},
-            admin_headers("wrong-token"),
-            {"Authorization": f"Basic {ADMIN_TOKEN}"},
-            {"Authorization": ADMIN_TOKEN},
+            admin.admin_headers("wrong-token"),
+            {"Authorization": f"Basic {admin.ADMIN_TOKEN}"},
+            {"Authorization": admin.ADMIN_TOKEN},
         ):
             response = await h.client.request(method, path, json=body, headers=headers)
             assert response.status == 401, (method, path, headers)
@@ -111,7 +102,7 @@ async def test_admin_routes_need_the_token(h: Harness) -> None:
     assert await h.svc.store.queue.queue_depth() == 0 and h.calls.runs == []
     assert await global_pause(h.svc.store.pauses) is None
     for method, path, body in ADMIN_ROUTES:
-        response = await h.client.request(method, path, json=body, headers=admin_headers())
+        response = await h.client.request(method, path, json=body, headers=admin.admin_headers())
         assert response.status in (200, 202, 404), await response.text()
         if response.status == 404:  # only the made-up event id may be missing
             assert (await response.json())["error"] == "no such event"
@@ -120,7 +111,7 @@ async def test_admin_routes_need_the_token(h: Harness) -> None:
 async def test_admin_routes_are_404_when_disabled(tmp_path: Path) -> None:
     async for harness in _harness(tmp_path, admin_token=None):
         for method, path, body in ADMIN_ROUTES:
-            for headers in ({}, admin_headers()):
+            for headers in ({}, admin.admin_headers()):
                 response = await harness.client.request(method, path, json=body, headers=headers)
                 assert response.status == 404, (method, path)
                 data = await response.json()
@@ -132,10 +123,10 @@ async def test_admin_routes_are_404_when_disabled(tmp_path: Path) -> None:
 
 
 # ---- events ------------------------------------------------------------------------------
-async def test_events_newest_first_filtered_and_paginated(h: Harness) -> None:
-    first = await h.fire(alert(service="a"))
-    second = await h.fire(alert(service="b", outcome="failed"))
-    third = await h.fire(alert(service="c", outcome="noop"))
+async def test_events_newest_first_filtered_and_paginated(h: AdminApp) -> None:
+    first = await h.fire(alert("TestBroken", service="a"))
+    second = await h.fire(alert("TestBroken", service="b", outcome="failed"))
+    third = await h.fire(alert("TestBroken", service="c", outcome="noop"))
     page = await h.admin("GET", "/api/v1/events", status=200)
     assert [e["event_id"] for e in page["events"]] == third + second + first
     assert [e["outcome"] for e in page["events"]] == ["noop", "failed", "succeeded"]
@@ -157,7 +148,7 @@ async def test_events_newest_first_filtered_and_paginated(h: Harness) -> None:
     assert none == {"events": [], "next_cursor": None}
 
 
-async def test_events_rejects_bad_queries(h: Harness) -> None:
+async def test_events_rejects_bad_queries(h: AdminApp) -> None:
     for params in (
         {"limit": "0"},
         {"limit": "501"},
@@ -170,8 +161,8 @@ async def test_events_rejects_bad_queries(h: Harness) -> None:
         assert data["error"] == "invalid query parameters" and data["detail"], params
 
 
-async def test_event_detail_has_the_timeline(h: Harness) -> None:
-    [event_id] = await h.fire(alert())
+async def test_event_detail_has_the_timeline(h: AdminApp) -> None:
+    [event_id] = await h.fire(alert("TestBroken", service="api"))
     event = await h.admin("GET", f"/api/v1/events/{event_id}", status=200)
     steps = [step["name"] for step in event["timeline"]]
     assert steps[0] == "received" and steps[-1] == "outcome"
@@ -184,8 +175,8 @@ async def test_event_detail_has_the_timeline(h: Harness) -> None:
 
 
 # ---- replay ------------------------------------------------------------------------------
-async def test_replay_is_blocked_by_cooldown_unless_ignored(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_is_blocked_by_cooldown_unless_ignored(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     assert h.calls.acted() == [original]
     [blocked] = await h.replay(original, note="try again")
     assert blocked["outcome"] == "skipped:cooldown"
@@ -197,8 +188,8 @@ async def test_replay_is_blocked_by_cooldown_unless_ignored(h: Harness) -> None:
     assert h.calls.acted() == [original, forced["event_id"]]
 
 
-async def test_replay_while_paused_does_nothing_until_resumed(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_while_paused_does_nothing_until_resumed(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     state = await h.admin(
         "POST", "/api/v1/pause", {"reason": "db maintenance", "for": "30m", "by": "alice"}, status=200
     )
@@ -219,8 +210,8 @@ async def test_replay_while_paused_does_nothing_until_resumed(h: Harness) -> Non
     assert ran["outcome"] == "succeeded"
 
 
-async def test_replay_respects_the_circuit_unless_told(h: Harness) -> None:
-    [original] = await h.fire(alert(outcome="failed"))
+async def test_replay_respects_the_circuit_unless_told(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api", outcome="failed"))
     for _ in range(2):  # failures 2 and 3 open the circuit (max_attempts: 3)
         [failed] = await h.replay(original)
         assert failed["outcome"] == "failed"
@@ -231,8 +222,8 @@ async def test_replay_respects_the_circuit_unless_told(h: Harness) -> None:
     assert len(h.calls.acted()) == 4
 
 
-async def test_replay_never_bypasses_the_lease(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_never_bypasses_the_lease(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     token = await h.svc.store.locks.acquire_lease("svc/api", 60)
     assert token is not None
     [locked] = await h.replay(original, ignore_cooldown=True, ignore_circuit=True)
@@ -240,23 +231,23 @@ async def test_replay_never_bypasses_the_lease(h: Harness) -> None:
     assert h.calls.acted() == [original]
 
 
-async def test_replay_dry_run_only_plans(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_dry_run_only_plans(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     [planned] = await h.replay(original, dry_run=True, ignore_cooldown=True)
     assert planned["outcome"] == "dry_run" and planned["plan"] == ["fix svc/api"]
     assert h.calls.runs[-1] == (planned["event_id"], "svc/api", True)
 
 
-async def test_replay_uses_the_current_rules(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_uses_the_current_rules(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     h.rules.write_text(h.rules.read_text().replace("TestBroken", "Renamed"), encoding="utf-8")
     assert h.svc.rules.load().ok
     data = await h.admin("POST", f"/api/v1/replay/{original}", {}, status=409)
     assert data["error"] == "no loaded rule matches the stored alert; nothing replayed"
 
 
-async def test_replay_rejects_bad_bodies(h: Harness) -> None:
-    [original] = await h.fire(alert())
+async def test_replay_rejects_bad_bodies(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
     bodies: list[Any] = [{"dry_run": "yes"}, {"dry_run": 1}, {"unknown": True}, {"note": "x" * 501}, []]
     for body in bodies:
         data = await h.admin("POST", f"/api/v1/replay/{original}", body, status=400)
@@ -264,19 +255,19 @@ async def test_replay_rejects_bad_bodies(h: Harness) -> None:
     assert h.calls.acted() == [original]
 
 
-async def test_replay_without_a_body_uses_defaults(h: Harness) -> None:
-    [original] = await h.fire(alert())
-    response = await h.client.post(f"/api/v1/replay/{original}", headers=admin_headers())
+async def test_replay_without_a_body_uses_defaults(h: AdminApp) -> None:
+    [original] = await h.fire(alert("TestBroken", service="api"))
+    response = await h.client.post(f"/api/v1/replay/{original}", headers=admin.admin_headers())
     assert response.status == 202
     [new_id] = (await response.json())["event_ids"]
     assert (await wait_event(h.svc.store, new_id)).reason == "cooldown"
 
 
-async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
+async def test_replay_a_posted_payload_or_alert(h: AdminApp) -> None:
     accepted = await h.admin(
         "POST",
         "/api/v1/replay",
-        payload(alert(service="x")),
+        payload(alert("TestBroken", service="x")),
         params={"note": "by hand", "dry_run": "true"},
         status=202,
     )
@@ -296,7 +287,11 @@ async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        ([alert()], 400, "expected a JSON object: an Alertmanager payload or one alert"),
+        (
+            [alert("TestBroken", service="api")],
+            400,
+            "expected a JSON object: an Alertmanager payload or one alert",
+        ),
         ({"labels": {}}, 400, "not an Alertmanager v4 payload nor an alert"),
         (
             {"version": "3", "status": "firing", "alerts": []},
@@ -305,34 +300,34 @@ async def test_replay_a_posted_payload_or_alert(h: Harness) -> None:
         ),
     ],
 )
-async def test_replay_payload_rejects_bad_input(h: Harness, body: Any, status: int, error: str) -> None:
+async def test_replay_payload_rejects_bad_input(h: AdminApp, body: Any, status: int, error: str) -> None:
     data = await h.admin("POST", "/api/v1/replay", body, status=status)
     assert data["error"] == error
 
 
-async def test_bodies_must_be_json_and_small(h: Harness) -> None:
+async def test_bodies_must_be_json_and_small(h: AdminApp) -> None:
     for path in ("/api/v1/replay", "/api/v1/pause"):
         response = await h.client.post(
             path,
             data="reason=x",
-            headers={**admin_headers(), "Content-Type": "application/x-www-form-urlencoded"},
+            headers={**admin.admin_headers(), "Content-Type": "application/x-www-form-urlencoded"},
         )
         assert response.status == 415
         assert (await response.json())["error"].startswith("expected Content-Type")
         big = b'{"reason": "' + b"x" * (2 * 1024 * 1024) + b'"}'
         response = await h.client.post(
-            path, data=io.BytesIO(big), headers={**admin_headers(), "Content-Type": "application/json"}
+            path, data=io.BytesIO(big), headers={**admin.admin_headers(), "Content-Type": "application/json"}
         )
         assert response.status == 413
         response = await h.client.post(
-            path, data=b"{not json", headers={**admin_headers(), "Content-Type": "application/json"}
+            path, data=b"{not json", headers={**admin.admin_headers(), "Content-Type": "application/json"}
         )
         assert response.status == 400
         assert (await response.json())["error"] == "body is not valid JSON"
 
 
 # ---- rules and pause -------------------------------------------------------------------
-async def test_rules_summary(h: Harness) -> None:
+async def test_rules_summary(h: AdminApp) -> None:
     info = await h.admin("GET", "/api/v1/rules", status=200)
     assert info["loaded"] is True and info["count"] == 1
     assert info["hash"] == h.svc.rules.current().hash
@@ -343,7 +338,7 @@ async def test_rules_summary(h: Harness) -> None:
     assert info["last_reload"]["ok"] is True
 
 
-async def test_pause_rejects_bad_bodies(h: Harness) -> None:
+async def test_pause_rejects_bad_bodies(h: AdminApp) -> None:
     for body in (
         {"for": "30m"},
         {"reason": "x"},
@@ -362,12 +357,16 @@ async def test_pause_rejects_bad_bodies(h: Harness) -> None:
     assert (await h.admin("GET", "/api/v1/pause", status=200))["paused"] is False
 
 
-async def test_pause_accepts_seconds_and_stops_the_webhook_path(h: Harness) -> None:
+async def test_pause_accepts_seconds_and_stops_the_webhook_path(h: AdminApp) -> None:
     state = await h.admin("POST", "/api/v1/pause", {"reason": "deploy", "for": 120}, status=200)
     assert 110 < state["remaining_seconds"] <= 120
     # Issue 16 changed this test: the webhook's job is held (not skipped) until the pause
     # is lifted, then runs; ``fire`` waits for outcomes, so the job is posted here.
-    response = await h.client.post("/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers())
+    response = await h.client.post(
+        "/webhooks/alertmanager",
+        json=payload(alert("TestBroken", service="api")),
+        headers=admin.webhook_headers(),
+    )
     [event_id] = (await response.json())["event_ids"]
     job = await h.admin("GET", f"/api/v1/jobs/{event_id}", status=200)
     assert job["state"] in ("queued", "held") and h.calls.runs == []
@@ -443,17 +442,19 @@ class SwitchableStore(MemoryStore):
 async def test_store_down_is_503(tmp_path: Path) -> None:
     store = SwitchableStore()
     app = create_app(
-        make_settings(write_rules(tmp_path / "rules.yaml")), registry=make_registry(Calls()), store=store
+        admin.make_settings(admin.write_rules(tmp_path / "rules.yaml")),
+        registry=admin.make_registry(admin.Calls()),
+        store=store,
     )
     async with TestClient(TestServer(app)) as client:
         store.down = True
         for method, path, body in ADMIN_ROUTES:
             if path in ("/api/v1/rules", "/api/v1/replay"):
                 continue  # neither reads the store (the payload replay writes through accept)
-            response = await client.request(method, path, json=body, headers=admin_headers())
+            response = await client.request(method, path, json=body, headers=admin.admin_headers())
             assert response.status == 503, (method, path)
             assert response.headers["Retry-After"] == "5"
             assert (await response.json())["error"] == "the state store is unavailable; retry"
         store.down = False
-        response = await client.get("/api/v1/pause", headers=admin_headers())
+        response = await client.get("/api/v1/pause", headers=admin.admin_headers())
         assert response.status == 200

@@ -239,7 +239,7 @@ async def test_readyz_times_are_iso_8601_utc(harness: MakeHarness) -> None:
     h = await harness(RULES)
     body = await (await h.client.get("/readyz")).json()
     at = body["rules"]["last_reload"]["at"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", at), at
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", at), at  # RFC 3339, ms (issue 25)
 
 
 async def test_metrics_have_no_created_series(harness: MakeHarness) -> None:

@@ -20,7 +20,7 @@ from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.settings import Settings
 from remediator.store.base import Store
-from tests.support.handlers import RUNS, make_registry
+from tests.support.handlers import RUNS, gated_rule, make_registry
 from tests.support.payloads import alert, payload
 from tests.support.redis_server import RedisServer
 from tests.support.slack_server import (
@@ -34,17 +34,12 @@ from tests.support.slack_server import (
     signed,
 )
 
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
 WEBHOOK = "webhook-token-for-approvals"
 ADMIN = "admin-token-for-approvals"
-RULES = """
-rules:
-  - name: gated
-    matchers: ['alertname="Gated"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {bucket: '{{ labels.service }}'}
-    approval: {required: true, timeout: 30m, approvers: [U0ALICE, S0ONCALL]}
-"""
+RULES = "rules:\n" + gated_rule("30m")
 APPROVE, REJECT = "remediator_approve", "remediator_reject"
 Client = TestClient[Any, Any]
 
@@ -273,6 +268,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.mark.server
+@pytest.mark.looptime(False)  # Redis keeps real time
 async def test_two_replicas_one_message_one_run(
     tmp_path: Path, slack: SlackServer, redis_server: RedisServer
 ) -> None:
@@ -295,6 +292,8 @@ async def test_two_replicas_one_message_one_run(
         await slack.wait_for("updates", 1)
 
 
+@pytest.mark.server
+@pytest.mark.looptime(False)  # Redis keeps real time
 async def test_a_waiting_job_survives_a_replica_restart(
     tmp_path: Path, slack: SlackServer, redis_server: RedisServer
 ) -> None:

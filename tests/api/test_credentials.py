@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,19 +15,10 @@ from remediator.api.service import SERVICE
 from remediator.app import create_app
 from remediator.settings import Settings, SettingsError
 from remediator.store.base import global_pause
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    Calls,
-    admin_headers,
-    alert,
-    make_registry,
-    make_settings,
-    payload,
-    wait_event,
-    webhook_headers,
-    write_rules,
-)
-from tests.support.procs import ROOT
+from tests.support import admin
+from tests.support.cli import run_main
+from tests.support.payloads import alert, payload
+from tests.support.waiting import wait_event
 
 ALICE = "alice-token-0123456789"
 VIEWER = "viewer-token-0123456789"
@@ -57,13 +45,13 @@ def credentials(tmp_path: Path, **overrides: Any) -> Credentials:
 
 # ---- the file -------------------------------------------------------------------------
 def test_plain_hashed_and_read_only_tokens_are_identified(tmp_path: Path) -> None:
-    creds = credentials(tmp_path, admin_token=ADMIN_TOKEN)
-    found = {token: creds.identify(f"Bearer {token}") for token in (ALICE, BOB, VIEWER, ADMIN_TOKEN)}
+    creds = credentials(tmp_path, admin_token=admin.ADMIN_TOKEN)
+    found = {token: creds.identify(f"Bearer {token}") for token in (ALICE, BOB, VIEWER, admin.ADMIN_TOKEN)}
     assert {t: (c.name, c.access) if c else None for t, c in found.items()} == {
         ALICE: ("alice", "admin"),
         BOB: ("bob", "admin"),
         VIEWER: ("viewer", "read"),
-        ADMIN_TOKEN: ("admin", "admin"),
+        admin.ADMIN_TOKEN: ("admin", "admin"),
     }
     hashed = "sha256:" + hashlib.sha256(BOB.encode()).hexdigest()
     for header in (
@@ -80,7 +68,7 @@ def test_plain_hashed_and_read_only_tokens_are_identified(tmp_path: Path) -> Non
 
 def test_without_any_credential_the_admin_api_is_off(tmp_path: Path) -> None:
     assert not load_credentials(Settings(rules=tmp_path / "rules.yaml"))
-    assert load_credentials(Settings(rules=tmp_path / "rules.yaml", admin_token=ADMIN_TOKEN))
+    assert load_credentials(Settings(rules=tmp_path / "rules.yaml", admin_token=admin.ADMIN_TOKEN))
 
 
 @pytest.mark.parametrize(
@@ -103,30 +91,22 @@ def test_without_any_credential_the_admin_api_is_off(tmp_path: Path) -> None:
 )
 def test_a_bad_tokens_file_names_the_entry_never_the_token(tmp_path: Path, text: str, problem: str) -> None:
     with pytest.raises(SettingsError) as caught:
-        credentials(tmp_path, admin_token=ADMIN_TOKEN, admin_tokens_file=tokens_file(tmp_path, text))
+        credentials(tmp_path, admin_token=admin.ADMIN_TOKEN, admin_tokens_file=tokens_file(tmp_path, text))
     message = "\n".join(caught.value.problems)
     assert "REMEDIATOR_ADMIN_TOKENS_FILE" in message and problem in message, message
-    assert ALICE not in message and ADMIN_TOKEN not in message
+    assert ALICE not in message and admin.ADMIN_TOKEN not in message
 
 
 def test_serve_refuses_a_bad_tokens_file_without_printing_it(tmp_path: Path) -> None:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("REMEDIATOR_")},
         "REMEDIATOR_WEBHOOK_TOKEN": "webhook-token-0123456789",
         "REMEDIATOR_ADMIN_TOKENS_FILE": str(
             tokens_file(tmp_path, f'carol: "{ALICE}"\ndave: "short-secret"\n')
         ),
-        "REMEDIATOR_RULES": str(write_rules(tmp_path / "rules.yaml")),
+        "REMEDIATOR_RULES": str(admin.write_rules(tmp_path / "rules.yaml")),
         "REMEDIATOR_HANDLER_MODULES": "[]",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "remediator", "serve", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_main("serve", "--port", "0", env=env)
     assert done.returncode == 2, done.stderr
     assert "entry 'dave': a token must be at least 16 characters long" in done.stderr
     assert ALICE not in done.stdout + done.stderr and "short-secret" not in done.stdout + done.stderr
@@ -134,17 +114,21 @@ def test_serve_refuses_a_bad_tokens_file_without_printing_it(tmp_path: Path) -> 
 
 # ---- the API ----------------------------------------------------------------------------
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Calls]]:
-    calls = Calls()
-    settings = make_settings(write_rules(tmp_path / "rules.yaml"), admin_tokens_file=tokens_file(tmp_path))
-    app = create_app(settings, registry=make_registry(calls))
+async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], admin.Calls]]:
+    calls = admin.Calls()
+    settings = admin.make_settings(
+        admin.write_rules(tmp_path / "rules.yaml"), admin_tokens_file=tokens_file(tmp_path)
+    )
+    app = create_app(settings, registry=admin.make_registry(calls))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client, calls
 
 
-async def test_a_read_only_token_reads_but_cannot_act(client: tuple[TestClient[Any, Any], Calls]) -> None:
+async def test_a_read_only_token_reads_but_cannot_act(
+    client: tuple[TestClient[Any, Any], admin.Calls],
+) -> None:
     http, calls = client
-    viewer = admin_headers(VIEWER)
+    viewer = admin.admin_headers(VIEWER)
     for path in ("/api/v1/events", "/api/v1/rules", "/api/v1/pause"):
         response = await http.get(path, headers=viewer)
         assert response.status == 200, (path, await response.text())
@@ -152,7 +136,7 @@ async def test_a_read_only_token_reads_but_cannot_act(client: tuple[TestClient[A
         ("POST", "/api/v1/pause", {"reason": "maintenance", "for": "30m"}),
         ("DELETE", "/api/v1/pause", None),
         ("POST", "/api/v1/replay/0123abcd", {}),
-        ("POST", "/api/v1/replay", alert()),
+        ("POST", "/api/v1/replay", alert("TestBroken", service="api")),
     ]
     for method, path, body in acts:
         response = await http.request(method, path, json=body, headers=viewer)
@@ -165,29 +149,35 @@ async def test_a_read_only_token_reads_but_cannot_act(client: tuple[TestClient[A
 
 
 async def test_the_audit_and_the_pause_show_the_authenticated_name(
-    client: tuple[TestClient[Any, Any], Calls],
+    client: tuple[TestClient[Any, Any], admin.Calls],
 ) -> None:
     http, _ = client
     store = http.app[SERVICE].store
-    response = await http.post("/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers())
+    response = await http.post(
+        "/webhooks/alertmanager",
+        json=payload(alert("TestBroken", service="api")),
+        headers=admin.webhook_headers(),
+    )
     [original] = (await response.json())["event_ids"]
     await wait_event(store, original)
     replayed = await http.post(
-        f"/api/v1/replay/{original}", json={"ignore_cooldown": True, "note": "go"}, headers=admin_headers(BOB)
+        f"/api/v1/replay/{original}",
+        json={"ignore_cooldown": True, "note": "go"},
+        headers=admin.admin_headers(BOB),
     )
     assert replayed.status == 202, await replayed.text()
     [again] = (await replayed.json())["event_ids"]
     event = await wait_event(store, again)
     assert (event.requested_by, event.note) == ("bob", f"replay of {original}: go")
-    shown = await (await http.get(f"/api/v1/events/{again}", headers=admin_headers(VIEWER))).json()
+    shown = await (await http.get(f"/api/v1/events/{again}", headers=admin.admin_headers(VIEWER))).json()
     assert shown["requested_by"] == "bob"
-    first = await (await http.get(f"/api/v1/events/{original}", headers=admin_headers(ALICE))).json()
+    first = await (await http.get(f"/api/v1/events/{original}", headers=admin.admin_headers(ALICE))).json()
     assert first["requested_by"] == ""  # Alertmanager's own jobs have no requester
 
     paused = await http.post(
         "/api/v1/pause",
         json={"reason": "db upgrade", "for": "10m", "by": "mallory"},
-        headers=admin_headers(ALICE),
+        headers=admin.admin_headers(ALICE),
     )
     assert (await paused.json())["by"] == "alice"
     stored = await global_pause(store.pauses)
@@ -195,13 +185,15 @@ async def test_the_audit_and_the_pause_show_the_authenticated_name(
 
 
 async def test_the_single_admin_token_still_works_as_admin(tmp_path: Path) -> None:
-    settings = make_settings(write_rules(tmp_path / "rules.yaml"))  # ADMIN_TOKEN only, no file
-    async with TestClient(TestServer(create_app(settings, registry=make_registry(Calls())))) as http:
+    settings = admin.make_settings(admin.write_rules(tmp_path / "rules.yaml"))  # ADMIN_TOKEN only, no file
+    async with TestClient(
+        TestServer(create_app(settings, registry=admin.make_registry(admin.Calls())))
+    ) as http:
         response = await http.post(
-            "/api/v1/pause", json={"reason": "x", "for": "1m"}, headers=admin_headers()
+            "/api/v1/pause", json={"reason": "x", "for": "1m"}, headers=admin.admin_headers()
         )
         assert response.status == 200 and (await response.json())["by"] == "admin"
-        response = await http.get("/api/v1/pause", headers=admin_headers(ALICE))
+        response = await http.get("/api/v1/pause", headers=admin.admin_headers(ALICE))
         assert response.status == 401
 
 

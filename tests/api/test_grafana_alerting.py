@@ -18,10 +18,11 @@ from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.notify.notice import Notice
 from remediator.notify.slack import messages
-from tests.support.admin import ADMIN_TOKEN, Calls, make_registry, make_settings, wait_event, webhook_headers
+from tests.support.admin import ADMIN_TOKEN, Calls, make_registry, make_settings, webhook_headers
 from tests.support.payloads import alert, payload
+from tests.support.recording import RecordingNotifier
 from tests.support.slack_server import render_message
-from tests.worker.test_pipeline import Recorder
+from tests.support.waiting import wait_event
 
 GRAFANA = Path(__file__).resolve().parents[2] / "examples" / "grafana" / "webhook-firing.json"
 SILENCE = (
@@ -50,8 +51,9 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[Client, Service, list[No
     tokens = tmp_path / "tokens.yaml"
     tokens.write_text(f'alice: "{TOKEN}"\n')
     settings = make_settings(rules, admin_token=None, admin_tokens_file=tokens, ui=True)
-    sent: list[Notice] = []
-    app = create_app(settings, registry=make_registry(Calls()), notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    app = create_app(settings, registry=make_registry(Calls()), notifier=recorder)
     async with TestClient(TestServer(app)) as client:
         yield client, app[SERVICE], sent
 

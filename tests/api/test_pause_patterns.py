@@ -29,6 +29,9 @@ rules:
 """
 
 
+pytestmark = pytest.mark.server  # a `remediator serve` process
+
+
 @pytest.fixture
 async def replica(tmp_path: Path) -> AsyncIterator[ServeProcess]:
     rules = tmp_path / "rules.yaml"

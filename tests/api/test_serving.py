@@ -185,6 +185,7 @@ async def test_errors_of_the_http_parser_are_json(served: Served) -> None:
         assert body["error"] == "bad request" and body["detail"]
 
 
+@pytest.mark.server
 def test_serve_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules: []\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import subprocess
 import tomllib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,26 +14,17 @@ from remediator.metrics import Metrics
 from remediator.models import Alert, AuditEvent, Outcome, Step
 from remediator.store.memory import MemoryStore
 from tests.conftest import Harness, MakeHarness
-from tests.support.procs import PYTHON, ROOT, python_env
+from tests.support import payloads
+from tests.support.cli import run_main
+from tests.support.handlers import FIX_RULE
+from tests.support.procs import ROOT
 
 ADMIN = "admin-token-for-the-stats"
-RULES = """
-defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h}
-rules:
-  - name: fix
-    matchers: ['alertname="Broken"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome }}'}
-"""
+RULES = "defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h}\nrules:\n" + FIX_RULE
 
 
 def alert(service: str, outcome: str, started: datetime) -> dict[str, Any]:
-    return {
-        "status": "firing",
-        "labels": {"alertname": "Broken", "service": service, "outcome": outcome},
-        "startsAt": started.isoformat(),
-    }
+    return payloads.alert("Broken", "firing", started, {}, service=service, outcome=outcome)
 
 
 async def fire(h: Harness, *alerts: dict[str, Any]) -> list[AuditEvent]:
@@ -69,7 +59,7 @@ async def test_a_verified_success_records_its_time_to_repair(harness: MakeHarnes
     response = await h.client.get(
         f"/api/v1/events/{ok.event_id}", headers={"Authorization": f"Bearer {ADMIN}"}
     )
-    assert (await response.json())["time_to_repair"] == ok.time_to_repair
+    assert (await response.json())["time_to_repair_seconds"] == ok.time_to_repair  # named so (issue 25)
 
 
 async def test_stats_per_rule_over_the_window(harness: MakeHarness) -> None:
@@ -152,13 +142,7 @@ def test_build_info_and_version() -> None:
     metrics = Metrics()
     labels = {"version": version(), "python": platform.python_version()}
     assert metrics.registry.get_sample_value("remediator_build_info", labels) == 1
-    out = subprocess.run(
-        [PYTHON, "-m", "remediator", "--version"],
-        capture_output=True,
-        text=True,
-        env=python_env(),
-        check=True,
-    ).stdout
+    out = run_main("--version").stdout
     assert out.strip() == f"remediator {version()} (Python {platform.python_version()})"
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert version() == project["version"]  # from the installed package's metadata

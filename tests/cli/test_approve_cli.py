@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from remediator.cli import main as cli
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    Calls,
-    ServedApp,
-    admin_headers,
-    alert,
-    make_settings,
-    payload,
-    serve_in_thread,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
+from tests.support.cli import http, run
+from tests.support.payloads import alert, payload
 
 RULES = """\
 rules:
@@ -35,22 +23,10 @@ rules:
 """
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-def until(served: ServedApp, path: str, within: float = 20.0) -> Any:
+def until(served: admin.ServedApp, path: str, within: float = 20.0) -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        status, body = http("GET", served.url + path, headers=admin_headers())
+        status, body = http("GET", served.url + path, headers=admin.admin_headers())
         if status == 200 and body not in ([], {"approvals": []}):
             return body
         time.sleep(0.05)
@@ -58,35 +34,27 @@ def until(served: ServedApp, path: str, within: float = 20.0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    rules = write_rules(tmp_path_factory.mktemp("approve") / "rules.yaml", RULES)
-    with serve_in_thread(make_settings(rules, defer_interval=0.05), Calls()) as app:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[admin.ServedApp]:
+    rules = admin.write_rules(tmp_path_factory.mktemp("approve") / "rules.yaml", RULES)
+    with admin.serve_in_thread(admin.make_settings(rules, defer_interval=0.05), admin.Calls()) as app:
         yield app
 
 
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMEDIATOR_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.delenv("REMEDIATOR_ADMIN_TOKEN_FILE", raising=False)
-    monkeypatch.delenv("REMEDIATOR_URL", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def fire(served: ServedApp, service: str) -> str:
+def fire(served: admin.ServedApp, service: str) -> str:
     status, body = http(
-        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(service=service)), webhook_headers()
+        "POST",
+        f"{served.url}/webhooks/alertmanager",
+        payload(alert("TestBroken", service=service)),
+        admin.webhook_headers(),
     )
     assert status == 202, body
     [event_id] = body["event_ids"]
     return str(event_id)
 
 
-def test_approve_and_reject_from_the_shell(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_approve_and_reject_from_the_shell(
+    served: admin.ServedApp, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = fire(served, "one")
     until(served, "/api/v1/approvals?state=pending")
     code, out, _ = run(capsys, "approvals", "--url", served.url, "--state", "pending")

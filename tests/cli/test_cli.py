@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from remediator.cli.main import main
+from tests.support.cli import Ran, run_main
 from tests.support.payloads import EXAMPLES, alert
-from tests.support.procs import PYTHON, ROOT, python_env
+from tests.support.procs import ROOT
 
 EXPECTED = {
     "clickhouse-readonly": ("clickhouse-replica-readonly", "clickhouse/torghut"),
@@ -20,15 +20,8 @@ EXPECTED = {
 }
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "-m", "remediator", *args],
-        cwd=ROOT,
-        env=python_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def run(*args: str) -> Ran:
+    return run_main(*args)
 
 
 def test_check_passes_on_the_shipped_rules() -> None:

@@ -7,32 +7,20 @@ import re
 import shlex
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from remediator.cli import admin_client as ctl
+from remediator.cli import commands as ctl
 from remediator.cli import main as cli
 from remediator.notify.slack import messages as slack_messages
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    RULES,
-    Calls,
-    RecordingNotifier,
-    ServedApp,
-    admin_headers,
-    alert,
-    make_settings,
-    payload,
-    serve_in_thread,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
+from tests.support.cli import http, run
+from tests.support.payloads import alert, payload, with_service
 from tests.support.procs import PYTHON, free_port, python_env
+from tests.support.recording import RecordingNotifier
 
 LOCAL_RULES = """\
 rules:
@@ -44,44 +32,32 @@ rules:
 """
 
 
-def http(
-    method: str,
-    url: str,
-    body: Any = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+def fire(served: admin.ServedApp, **labels: str) -> str:
+    """Fire one alert and wait for its outcome."""
+    event_id = post_alert(served, **labels)
+    wait_recorded(served, event_id)
+    return event_id
 
 
-def fire(served: ServedApp, **labels: str) -> str:
+def post_alert(served: admin.ServedApp, **labels: str) -> str:
+    """Fire one alert; do not wait for its outcome (a held job has none yet)."""
     status, body = http(
-        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(**labels)), webhook_headers()
+        "POST",
+        f"{served.url}/webhooks/alertmanager",
+        payload(alert("TestBroken", **with_service(labels))),
+        admin.webhook_headers(),
     )
     assert status == 202, body
     [event_id] = body["event_ids"]
-    wait_recorded(served, event_id)
     return str(event_id)
 
 
-def post_alert(served: ServedApp, **labels: str) -> str:
-    """Fire one alert; do not wait for its outcome (a held job has none yet)."""
-    status, body = http(
-        "POST", f"{served.url}/webhooks/alertmanager", payload(alert(**labels)), webhook_headers()
-    )
-    assert status == 202, body
-    return str(body["event_ids"][0])
-
-
 def wait_state(
-    served: ServedApp, capsys: pytest.CaptureFixture[str], event_id: str, state: str, timeout: float = 20.0
+    served: admin.ServedApp,
+    capsys: pytest.CaptureFixture[str],
+    event_id: str,
+    state: str,
+    timeout: float = 20.0,
 ) -> dict[str, Any]:
     """The job as ``remediator jobs --state STATE --json`` lists it, once it is there."""
     deadline = time.monotonic() + timeout
@@ -95,10 +71,10 @@ def wait_state(
     raise TimeoutError(f"{event_id} never {state}")
 
 
-def wait_recorded(served: ServedApp, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
+def wait_recorded(served: admin.ServedApp, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, body = http("GET", f"{served.url}/api/v1/events/{event_id}", headers=admin_headers())
+        status, body = http("GET", f"{served.url}/api/v1/events/{event_id}", headers=admin.admin_headers())
         if status == 200:
             return dict(body)
         time.sleep(0.05)
@@ -106,36 +82,25 @@ def wait_recorded(served: ServedApp, event_id: str, timeout: float = 20.0) -> di
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
-    rules = write_rules(tmp_path_factory.mktemp("ctl") / "rules.yaml")
-    with serve_in_thread(make_settings(rules), Calls()) as app:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[admin.ServedApp]:
+    rules = admin.write_rules(tmp_path_factory.mktemp("ctl") / "rules.yaml")
+    with admin.serve_in_thread(admin.make_settings(rules), admin.Calls()) as app:
         yield app
 
 
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMEDIATOR_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.delenv("REMEDIATOR_ADMIN_TOKEN_FILE", raising=False)
-    monkeypatch.delenv("REMEDIATOR_URL", raising=False)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_what_happened_to_an_alert_and_run_it_again(
-    served: ServedApp, capsys: pytest.CaptureFixture[str]
+    served: admin.ServedApp, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = fire(served, service="cli-a")
     second = fire(served, service="cli-b", outcome="failed")
     code, out, _ = run(capsys, "events", "--url", served.url, "--limit", "5")
     assert code == 0
-    header, *rows = out.splitlines()
+    header, *lines = out.splitlines()
+    rows = [line for line in lines if not line.startswith(" ")]  # issue 25: messages go under their row
     assert header.split() == ["FINISHED", "EVENT", "RULE", "TARGET", "OUTCOME", "MESSAGE"]
     assert rows[0].split()[2:6] == [second, "fix-it", "svc/cli-b", "failed"]
     assert rows[1].split()[2:6] == [first, "fix-it", "svc/cli-a", "succeeded"]
+    assert "    could not fix svc/cli-b" in lines and "…" not in out  # whole, never cut
 
     code, out, _ = run(capsys, "events", "--url", served.url, "--outcome", "failed", "--json")
     failed = json.loads(out)
@@ -163,18 +128,19 @@ def test_what_happened_to_an_alert_and_run_it_again(
     assert code == 0 and "see: remediator event " in out
 
 
-def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pause_resume_and_rules(served: admin.ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "pause", "--url", served.url, "--reason", "db upgrade", "--for", "30m")
-    assert code == 0 and "until" in out and out.rstrip().endswith("left): db upgrade")
-    assert "(30m left)" in out or "(29m59s left)" in out
+    # issue 25: through /api/v1/pauses (a pause of every job), durations as a person reads them
+    assert code == 0 and "until" in out and out.rstrip().endswith("left) for every job: db upgrade")
+    assert "(30m left)" in out or "(29m left)" in out
     code, out, _ = run(capsys, "pause", "--url", served.url, "--json")
-    state = json.loads(out)
-    assert state["paused"] is True and state["by"] and state["reason"] == "db upgrade"
+    [state] = json.loads(out)["pauses"]
+    assert state["matchers"] == [] and state["by"] and state["reason"] == "db upgrade"
     # Issue 16 changed this test: the job is held while paused (not skipped), and runs
     # once the pause is lifted.
     event_id = post_alert(served, service="cli-paused")
     held = wait_state(served, capsys, event_id, "held")
-    assert "remediation paused until" in held["why"] and "db upgrade" in held["why"]
+    assert "remediation paused by pause p-" in held["why"] and "db upgrade" in held["why"]
     assert run(capsys, "resume", "--url", served.url)[1].startswith("resumed")
     assert wait_recorded(served, event_id)["outcome"] == "succeeded"
     assert run(capsys, "resume", "--url", served.url)[1].startswith("was not paused")
@@ -189,10 +155,15 @@ def test_pause_resume_and_rules(served: ServedApp, capsys: pytest.CaptureFixture
 
 
 def test_clear_errors_and_exit_codes(
-    served: ServedApp, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    served: admin.ServedApp,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     code, _, err = run(capsys, "event", "0123abcd", "--url", served.url)
     assert (code, err.strip()) == (1, "remediator event: HTTP 404: no such event: 0123abcd")
+    code, _, err = run(capsys, "replay", "nope", "--url", served.url)  # was a subprocess run
+    assert code == 1 and "no such event" in err
     code, _, err = run(capsys, "pause", "--url", served.url, "--reason", "x")
     assert code == 2 and "needs both --reason and --for" in err
     code, _, err = run(capsys, "pause", "--url", served.url, "--reason", "x", "--for", "soon")
@@ -207,7 +178,7 @@ def test_clear_errors_and_exit_codes(
     code, _, err = run(capsys, "rules", "--url", served.url)
     assert code == 1 and "set REMEDIATOR_ADMIN_TOKEN" in err
     token_file = tmp_path / "token"
-    token_file.write_text(ADMIN_TOKEN + "\n")
+    token_file.write_text(admin.ADMIN_TOKEN + "\n")
     monkeypatch.setenv("REMEDIATOR_ADMIN_TOKEN_FILE", str(token_file))
     monkeypatch.setenv("REMEDIATOR_URL", served.url)
     assert run(capsys, "rules")[0] == 0
@@ -218,14 +189,14 @@ def test_clear_errors_and_exit_codes(
 
 
 def test_admin_disabled_is_explained(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    settings = make_settings(write_rules(tmp_path / "rules.yaml"), admin_token=None)
-    with serve_in_thread(settings, Calls()) as app:
+    settings = admin.make_settings(admin.write_rules(tmp_path / "rules.yaml"), admin_token=None)
+    with admin.serve_in_thread(settings, admin.Calls()) as app:
         code, _, err = run(capsys, "events", "--url", app.url)
     assert code == 1 and "the admin API is disabled on" in err
 
 
 def test_simulate_stored_events_against_local_rules(
-    served: ServedApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    served: admin.ServedApp, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fire(served, service="cli-sim")
     local = tmp_path / "local.yaml"
@@ -254,52 +225,32 @@ def test_simulate_stored_events_against_local_rules(
     assert code == 1 and "expected a JSON list of events" in err
 
 
-def test_the_installed_command_line(served: ServedApp) -> None:
+def test_the_installed_command_line(served: admin.ServedApp) -> None:
+    """The one run of ``python -m remediator`` as a process (every other test calls
+    ``main``; its exit codes 1 and 3 are in test_clear_errors_and_exit_codes)."""
     fire(served, service="cli-proc")
-    env = python_env(REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN)
     done = subprocess.run(
         [PYTHON, "-m", "remediator", "events", "--url", served.url, "--json"],
-        env=env,
+        env=python_env(REMEDIATOR_ADMIN_TOKEN=admin.ADMIN_TOKEN),
         capture_output=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     assert any(e["target"] == "svc/cli-proc" for e in json.loads(done.stdout))
-    done = subprocess.run(
-        [PYTHON, "-m", "remediator", "replay", "nope", "--url", served.url],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1 and b"no such event" in done.stderr
-    done = subprocess.run(
-        [PYTHON, "-m", "remediator", "events", "--url", f"http://127.0.0.1:{free_port()}"],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 3 and b"cannot reach" in done.stderr
 
 
-ESCALATING_RULES = """\
-defaults: {cooldown: 15m, max_attempts: 2, attempt_window: 1h}
-rules:
-  - name: fix-it
-    matchers: ['alertname="TestBroken"']
-    handler: test.fix
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
-    escalate: '@here'
-"""
+ESCALATING_RULES = (
+    "defaults: {cooldown: 15m, max_attempts: 2, attempt_window: 1h}\nrules:\n"
+    + admin.FIX_IT
+    + "    escalate: '@here'\n"
+)
 
 
-def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> None:
+def wait_reloaded(served: admin.ServedApp, old_hash: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, info = http("GET", f"{served.url}/api/v1/rules", headers=admin_headers())
+        status, info = http("GET", f"{served.url}/api/v1/rules", headers=admin.admin_headers())
         if status == 200 and info["hash"] != old_hash:
             return
         time.sleep(0.05)
@@ -309,9 +260,9 @@ def wait_reloaded(served: ServedApp, old_hash: str, timeout: float = 20.0) -> No
 def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules = write_rules(tmp_path / "rules.yaml", ESCALATING_RULES)
+    rules = admin.write_rules(tmp_path / "rules.yaml", ESCALATING_RULES)
     notifier = RecordingNotifier()
-    with serve_in_thread(make_settings(rules), Calls(), notifier) as app:
+    with admin.serve_in_thread(admin.make_settings(rules), admin.Calls(), notifier) as app:
         fire(app, service="cli-esc", outcome="failed")
         last = fire(app, service="cli-esc", outcome="failed")
         [escalation] = notifier.of_kind("escalated")
@@ -330,8 +281,8 @@ def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
         assert code == 1 and " failed: could not fix svc/cli-esc" in out
         assert len(app.calls.acted()) == runs + 1
         # The cause is gone (here: the rule no longer fails): the same command repairs it.
-        old_hash = http("GET", f"{app.url}/api/v1/rules", headers=admin_headers())[1]["hash"]
-        write_rules(
+        old_hash = http("GET", f"{app.url}/api/v1/rules", headers=admin.admin_headers())[1]["hash"]
+        admin.write_rules(
             rules, ESCALATING_RULES.replace("'{{ labels.outcome | default(\"succeeded\") }}'", "succeeded")
         )
         wait_reloaded(app, old_hash)
@@ -358,7 +309,7 @@ def test_replay_wait_exit_codes(outcomes: list[str], finished_all: bool, code: i
 
 
 RULES_WITH_DRY_RULE = (
-    RULES
+    admin.RULES
     + """\
   - name: fix-dry
     matchers: ['alertname="DryBroken"']
@@ -370,8 +321,8 @@ RULES_WITH_DRY_RULE = (
 
 
 def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rules = write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
-    with serve_in_thread(make_settings(rules, dry_run=True), Calls()) as app:
+    rules = admin.write_rules(tmp_path / "rules.yaml", RULES_WITH_DRY_RULE)
+    with admin.serve_in_thread(admin.make_settings(rules, dry_run=True), admin.Calls()) as app:
         code, out, _ = run(capsys, "rules", "--url", app.url)
         assert code == 0 and "dry-run   ON for every rule" in out
         rows = {line.split()[0]: line.split()[:5] for line in out.splitlines()[-2:]}
@@ -385,7 +336,7 @@ def test_rules_show_the_dry_run_in_effect(tmp_path: Path, capsys: pytest.Capture
     ]
 
 
-def test_scoped_pauses_and_the_jobs_view(served: ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scoped_pauses_and_the_jobs_view(served: admin.ServedApp, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys,
         "pause",

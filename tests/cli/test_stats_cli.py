@@ -9,17 +9,9 @@ import pytest
 
 from remediator.cli import main as cli
 from tests.cli.test_ctl import fire
-from tests.support.admin import ADMIN_TOKEN, Calls, make_settings, serve_in_thread, write_rules
+from tests.support.admin import ADMIN_TOKEN, FIX_IT, Calls, make_settings, serve_in_thread, write_rules
 
-RULES = """\
-defaults: {cooldown: 0s, max_attempts: 3}
-rules:
-  - name: fix-it
-    matchers: ['alertname="TestBroken"']
-    handler: test.fix
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
-"""
+RULES = "defaults: {cooldown: 0s, max_attempts: 3}\nrules:\n" + FIX_IT
 
 
 def test_stats_prints_a_table_and_json(

@@ -25,13 +25,12 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.admin import (
     Calls,
-    alert,
     make_settings,
-    payload,
     serve_in_thread,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload, with_service
 from tests.support.procs import ROOT, require_binary
 
 ADMIN = "browser-admin-token-0123"
@@ -82,7 +81,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
 def fire(url: str, labels: dict[str, str], name: str = "TestBroken") -> str:
     request = urllib.request.Request(
         f"{url}/webhooks/alertmanager",
-        data=json.dumps(payload(alert(name, **labels))).encode(),
+        data=json.dumps(payload(alert(name, **with_service(labels)))).encode(),
         headers={**webhook_headers(), "Content-Type": "application/json"},
         method="POST",
     )
@@ -130,7 +129,7 @@ def test_the_console_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> No
         assert HOSTILE in main  # shown as text, not run
         assert browser.execute_script("return document.querySelectorAll('main script').length") == 0
         assert browser.find_element(By.LINK_TEXT, "Prometheus").get_attribute("href") == (
-            "http://prometheus.local/graph"
+            "http://prometheus.test:9090/graph?g0.expr=up"  # the alert's generatorURL (one builder now)
         )
         browser.save_screenshot(str(shots / "event.png"))
 
@@ -138,6 +137,10 @@ def test_the_console_in_a_real_browser(browser: WebDriver, tmp_path: Path) -> No
         wait_for_text(browser, "awaiting_approval", f"{url}/ui/waiting")
         browser.save_screenshot(str(shots / "waiting.png"))
         row = browser.find_element(By.XPATH, f"//tr[.//a[text()='{gated_id}']]")
+        # issue 25: the plan and who may decide, never a bare id; times in UTC, local on hover
+        assert "Approvers: Slack user U0ALICE" in row.text and "Plan:" in row.text
+        when = row.find_element(By.TAG_NAME, "time")
+        assert when.text.endswith(" UTC") and (when.get_attribute("title") or "").startswith("local: ")
         row.find_element(By.NAME, "note").send_keys("looks right")
         row.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
         WebDriverWait(browser, 10).until(expected_conditions.url_to_be(f"{url}/ui/waiting"))

@@ -20,18 +20,18 @@ from remediator.models import AuditEvent, Outcome
 from tests.support.admin import (
     RULES,
     Calls,
-    alert,
     make_registry,
     make_settings,
-    payload,
-    wait_event,
     webhook_headers,
     write_rules,
 )
+from tests.support.payloads import alert, payload, with_service
+from tests.support.waiting import wait_event
 
 ALICE = "alice-console-token-0123"
 VIEWER = "viewer-console-token-0123"
 HOSTILE = "<script>alert(1)</script>"
+PROMETHEUS = "http://prometheus.test:9090/graph?g0.expr=up"
 Client = TestClient[Any, Any]
 
 
@@ -67,7 +67,9 @@ async def sign_in(client: Client, token: str) -> str:
 
 async def fire(client: Client, svc: Service, **labels: str) -> str:
     response = await client.post(
-        "/webhooks/alertmanager", json=payload(alert(**labels)), headers=webhook_headers()
+        "/webhooks/alertmanager",
+        json=payload(alert("TestBroken", **with_service(labels))),
+        headers=webhook_headers(),
     )
     assert response.status == 202, await response.text()
     event_id: str = (await response.json())["event_ids"][0]
@@ -125,7 +127,7 @@ async def test_sign_in_sets_a_strict_http_only_cookie_and_every_page_renders(
         assert page.headers["X-Content-Type-Options"] == "nosniff"
         assert page.headers["Referrer-Policy"] == "same-origin"
     event = await client.get(f"/ui/events/{event_id}")
-    assert 'href="http://prometheus.local/graph"' in await event.text()
+    assert f'href="{PROMETHEUS}"' in await event.text()  # the alert's generatorURL (one builder now)
     signin = await client.get("/ui/signin")
     assert "Content-Security-Policy" in signin.headers
     filtered = await client.get("/ui/?rule=fix-it&outcome=failed")
@@ -148,7 +150,7 @@ async def test_hostile_labels_are_shown_as_text(console: tuple[Client, Service])
 async def test_a_javascript_link_in_an_alert_is_not_rendered(console: tuple[Client, Service]) -> None:
     client, svc = console
     await sign_in(client, ALICE)
-    hostile = alert()
+    hostile = alert("TestBroken", service="api")
     hostile["generatorURL"] = "javascript:alert(1)"
     hostile["annotations"]["runbook_url"] = "https://runbooks.local/fix-it"
     response = await client.post("/webhooks/alertmanager", json=payload(hostile), headers=webhook_headers())
@@ -284,10 +286,10 @@ async def test_the_event_page_links_to_alertmanager_from_the_recorded_external_u
     await sign_in(client, ALICE)
     event_id = await fire(client, svc)
     event = await svc.store.audit.get_event(event_id)
-    assert event is not None and event.external_url == "http://am.local"
+    assert event is not None and event.external_url == "http://alertmanager.test:9093"  # the payload's
     body = await (await client.get(f"/ui/events/{event_id}")).text()
-    assert '<a href="http://am.local" rel="noopener noreferrer">Alertmanager</a>' in body
-    hostile = payload(alert(service="other"))  # another alert: a copy of the first is collapsed
+    assert '<a href="http://alertmanager.test:9093" rel="noopener noreferrer">Alertmanager</a>' in body
+    hostile = payload(alert("TestBroken", service="other"))  # another alert: a copy of the first is collapsed
     hostile["externalURL"] = "javascript:alert(1)"
     response = await client.post("/webhooks/alertmanager", json=hostile, headers=webhook_headers())
     assert response.status == 202, await response.text()
@@ -375,5 +377,9 @@ async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
     for _ in range(3):
         await svc.store.gates.record_failure("fix-it", "svc/db", 600.0, 3)
     body = await (await client.get("/ui/rules")).text()
-    assert re.search(r"<code>svc/db</code> \((59\d|600) s left\)", body), body
+    # issue 25: durations as a person reads them (was "(600 s left)")
+    assert re.search(r"<code>svc/db</code> \((10m|9m \d+s) left\)", body), body
     assert "<code>svc/api</code>" not in body
+    activity = await (await client.get("/ui/")).text()  # issue 25: a banner on the Activity page
+    assert "Circuit open: <strong>fix-it</strong> on <code>svc/db</code>" in activity
+    assert "<th>Reason</th>" in activity and "could not fix svc/db" in activity

@@ -14,7 +14,7 @@ import re
 import subprocess
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,23 +27,22 @@ import yaml
 from remediator.metrics import Metrics
 from tests.conftest import Harness, MakeHarness
 from tests.deploy.test_deploy_manifests import KUBERNETES_VERSIONS, RECOMMENDED_LABELS, assert_kubectl_agrees
+from tests.support import payloads
+from tests.support.handlers import FIX_RULE
 from tests.support.kustomize import render
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer
 from tests.support.procs import ROOT, free_port, require_binary, stop_process
 from tests.support.slack_server import TOKEN, SlackServer
+from tests.support.waiting import eventually
 
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "remediator-dashboard.json"
 # What Grafana puts in place of its variables: "All" for ours, intervals for its own.
 VARIABLES = {"$job": ".*", "$rule": ".*", "$__rate_interval": "1m", "$__range": "5m"}
-RULES = """
-defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h, lease: 30s}
-rules:
-  - name: fix
-    matchers: ['alertname="Broken"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {outcome: '{{ labels.outcome }}'}
+RULES = (
+    "defaults: {cooldown: 0s, max_attempts: 2, attempt_window: 1h, lease: 30s}\nrules:\n"
+    + FIX_RULE
+    + """\
   - name: slow
     matchers: ['alertname="Slow"']
     handler: test.probe
@@ -56,6 +55,7 @@ rules:
     params: {unreachable: true}
     max_attempts: 3
 """
+)
 
 
 def dashboard() -> dict[str, Any]:
@@ -170,12 +170,9 @@ def start_prometheus(tmp_path: Path, port: int, target: int) -> subprocess.Popen
 
 
 def alert(name: str, service: str, started: datetime, **labels: str) -> dict[str, Any]:
-    return {
-        "status": "firing",
-        "labels": {"alertname": name, "service": service, **labels},
-        "annotations": {"summary": f"{service} is broken"},
-        "startsAt": started.isoformat(),
-    }
+    return payloads.alert(
+        name, "firing", started, {"summary": f"{service} is broken"}, service=service, **labels
+    )
 
 
 async def fire(h: Harness, *alerts: dict[str, Any]) -> list[str]:
@@ -201,17 +198,12 @@ async def handle_alerts(h: Harness, slack: SlackServer, pagerduty: PagerDutyServ
     await pagerduty.wait_for(1)
     await slack.wait_for_messages(4)
     await fire(h, alert("Flaky", "f", now))  # a temporary failure: retried later (deferred)
-    await until(lambda: sample(h, "remediator_rules_reload_total", result="ok") >= 2)  # start, edit
-    await until(lambda: sample(h, "remediator_jobs_deferred_total", rule="flaky", reason="retry") >= 1)
-
-
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        if condition():
-            return
-        assert time.monotonic() < deadline, "not within the time allowed"
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: sample(h, "remediator_rules_reload_total", result="ok") >= 2, every=0.1
+    )  # start, edit
+    await eventually(
+        lambda: sample(h, "remediator_jobs_deferred_total", rule="flaky", reason="retry") >= 1, every=0.1
+    )
 
 
 def sample(h: Harness, name: str, **labels: str) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from tests.support.alertmanager import (
 from tests.support.procs import free_port
 from tests.support.redis_server import RedisServer
 from tests.support.service import RemediatorProcess, run_remediator
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -148,13 +148,9 @@ def total(services: list[RemediatorProcess], name: str, **labels: str) -> float:
     return sum(service.metric(name, **labels) for service in services)
 
 
-async def eventually(check: Callable[[], bool], what: str, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(check):
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {within}s waiting for {what}")
+async def settled(check: Callable[[], bool], what: str, within: float = 60.0) -> None:
+    """``eventually``, with ``check`` (it reads the processes' metrics over HTTP) in a thread."""
+    await eventually(lambda: asyncio.to_thread(check), within=within, every=0.25, what=what)
 
 
 async def post_to_all(alertmanagers: list[Alertmanager], alert: dict[str, Any]) -> None:
@@ -192,7 +188,7 @@ async def test_ha_pair_notifies_twice_and_the_handler_runs_once(
         sent = [am.metric("alertmanager_notifications_total", integration="webhook") for am in ha_pair]
         return all(n >= 1 for n in sent) and jobs(remediators) + collapsed(remediators) >= 2
 
-    await eventually(both_notified_and_done, "both Alertmanagers' webhooks and two jobs")
+    await settled(both_notified_and_done, "both Alertmanagers' webhooks and two jobs")
     await asyncio.sleep(1.0)  # room for a wrongful second run to show up
     # Each Alertmanager delivered once, with the bearer token from its credentials file.
     assert [
@@ -226,7 +222,7 @@ async def test_ha_pair_notifies_twice_and_the_handler_runs_once(
 
     # Resolution: Alertmanager sends `resolved`; it is recorded, and nothing runs again.
     await post_to_all(ha_pair, resolved_alert(LABELS, starts_at=starts_at))
-    await eventually(
+    await settled(
         lambda: jobs(remediators, outcome="skipped", reason="resolved") >= 1,
         "the resolved notification to be handled",
     )
@@ -242,7 +238,7 @@ async def test_a_wrong_token_is_refused(
     config = derive_config(webhook_url=remediators[0].webhook_url, credentials_file=wrong)
     with run_alertmanagers(tmp_path, [config]) as (am,):
         await asyncio.to_thread(am.post_alerts, [firing_alert(LABELS, starts_at=datetime.now(UTC))])
-        await eventually(
+        await settled(
             lambda: am.metric("alertmanager_notifications_failed_total", integration="webhook") >= 1,
             "Alertmanager to report the failed notification",
         )

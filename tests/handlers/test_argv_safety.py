@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -29,32 +28,19 @@ from remediator.errors import RulesError, TemplateError
 from remediator.handling.execution import execute
 from remediator.handling.registry import default_registry
 from remediator.rules.ruleset import RuleSet, parse_rules, render
-from tests.support.admin import ADMIN_TOKEN, make_settings, wait_event
+from tests.support.admin import ADMIN_TOKEN, make_settings
 from tests.support.kube import (
     JOBS,
     Cluster,
     JobController,
-    app_resources,
     background,
     container_view,
-    kube_env,
 )
 from tests.support.payloads import alert, payload
+from tests.support.waiting import wait_event
 
 NS = "torghut"
 SECRET = "s3cret-api-token-0123456789"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def rules(params: str, handler: str = "kubernetes.job") -> RuleSet:

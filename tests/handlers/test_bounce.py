@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, unquote
@@ -39,18 +38,6 @@ NS, NAME = "torghut", "torghut-ws"
 LABELS = {"app.kubernetes.io/name": "torghut-ws"}
 SELECTOR = "app.kubernetes.io/name=torghut-ws"
 PARAMS: dict[str, Any] = {"namespace": NS, "deployment": NAME, "poll_interval": "50ms"}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def settle(cluster: Cluster, replicas: int, **options: Any) -> DeploymentController:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 import handlers  # noqa: F401  # registers the built-in handlers
 from handlers.clickhouse import RestoreReplicaParams
@@ -32,6 +30,8 @@ from remediator.models import Alert, Outcome, Result, Step, new_event_id
 from remediator.rules.ruleset import parse_rules, render
 from remediator.settings import Settings
 from tests.support.clickhouse import ClickHouseCluster, clickhouse_cluster
+from tests.support.handlers import make_context
+from tests.support.payloads import alert_model
 
 DB = "torghut"
 TABLES = ["ta_microbars", "ta_signals"]
@@ -76,34 +76,23 @@ def _peer_port(sock: socket.socket) -> int | None:
 
 
 def _alert(**labels: str) -> Alert:
-    return Alert.model_validate(
-        {
-            "status": "firing",
-            "startsAt": datetime.now(UTC).isoformat(),
-            "labels": {
-                "alertname": "ClickHouseReplicaReadonly",
-                "severity": "critical",
-                "database": DB,
-                **labels,
-            },
-        }
+    return alert_model(
+        "ClickHouseReplicaReadonly", "firing", datetime.now(UTC), severity="critical", database=DB, **labels
     )
 
 
 def _context(
     resources: Resources, *, dry_run: bool = False, timeout: float = 100.0, verify_timeout: float = 60.0
 ) -> Context:
-    event_id = new_event_id()
-    return Context(
-        event_id=event_id,
+    return make_context(
+        resources,
+        event_id=new_event_id(),
         rule="clickhouse-replica-readonly",
         target=f"clickhouse/{DB}",
         alert=_alert(),
         dry_run=dry_run,
-        deadline=time.monotonic() + timeout,
+        deadline=timeout,
         verify_timeout=verify_timeout,
-        resources=resources,
-        log=structlog.get_logger("test").bind(event_id=event_id),
     )
 
 

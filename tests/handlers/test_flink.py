@@ -7,7 +7,6 @@ restartNonce change. The shipped Role is enforced on every request.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from tests.support.kube import (
     Cluster,
     FlinkOperator,
     Policy,
-    app_resources,
     background,
     flink_deployment,
     kube_env,
@@ -34,18 +32,6 @@ from tests.support.kube import (
 
 NS, NAME = "torghut", "torghut-ta"
 PARAMS: dict[str, Any] = {"namespace": NS, "name": NAME, "poll_interval": "50ms"}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def nonce(cluster: Cluster) -> Any:

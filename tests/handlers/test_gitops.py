@@ -8,7 +8,6 @@ overlay's Role and the Argo CD Role (``deploy/base/argocd``) are enforced.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from tests.support.kube import (
     DeploymentController,
     FlinkOperator,
     Policy,
-    app_resources,
     application,
     background,
     deployment,
@@ -49,18 +47,6 @@ COMMIT_ENV = (
     "change to commit: set `CH_DATABASE=torghut` on container `jangar` of `deployment/jangar` "
     f"(namespace {NS}) in {REPO} apps/jangar (revision main)"
 )
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def jangar(

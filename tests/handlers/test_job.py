@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from tests.support.kube import (
     Cluster,
     JobController,
     Policy,
-    app_resources,
     background,
     container_view,
     kube_env,
@@ -47,18 +45,6 @@ PARAMS: dict[str, Any] = {
     "poll_interval": "50ms",
 }
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def make_alert(**labels: str) -> Alert:

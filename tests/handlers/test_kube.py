@@ -15,6 +15,7 @@ from handlers.kube import RESOURCE_KEY, ApiRequest, api_client, dns1123_label, s
 from remediator import Outcome, Resources
 from remediator.handling.execution import execute
 from remediator.handling.registry import default_registry
+from tests.support.handlers import make_context
 from tests.support.kube import (
     FLINK,
     ApiAnswer,
@@ -23,7 +24,6 @@ from tests.support.kube import (
     app_resources,
     flink_deployment,
     kube_env,
-    make_context,
     merge_patch,
     run_handler,
     selector_matches,
@@ -39,12 +39,6 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     async with kube_env(tmp_path, monkeypatch) as cluster:
         cluster.put(FLINK, NS, flink_deployment(NAME, job="RUNNING", lifecycle="STABLE"))
         yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 @pytest.mark.parametrize("good", ["torghut", "a", "torghut-ws-2", "0abc", "a" * 63])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ import handlers.flink
 import handlers.gitops
 from remediator import Outcome, Owner, Resources
 from remediator.handling.registry import default_registry
+from tests.support.handlers import make_context
 from tests.support.kube import (
     APPLICATIONS,
     DAEMONSETS,
@@ -39,13 +39,11 @@ from tests.support.kube import (
     JobController,
     Policies,
     Policy,
-    app_resources,
     application,
     background,
     deployment,
     flink_deployment,
     kube_env,
-    make_context,
     permissions,
     role_documents,
     run_handler,
@@ -102,18 +100,6 @@ SCALE_TARGETS = [
     {"kind": "StatefulSet", "name": "ingester", "replicas": 2},
 ]
 DELETE = {"namespace": NS, "poll_interval": "50ms"}
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:  # enforces the shipped Role
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def granted() -> set[tuple[str, str, str]]:

@@ -6,8 +6,6 @@ they terminate. The shipped Role is enforced on every request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +23,8 @@ from tests.support.kube import (
     Call,
     Cluster,
     DeploymentController,
-    app_resources,
     background,
     deployment,
-    kube_env,
     run_handler,
 )
 
@@ -47,18 +43,6 @@ PARAMS: dict[str, Any] = {
     "env": {"CH_DATABASE": "torghut"},
     "poll_interval": "50ms",
 }
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    async with kube_env(tmp_path, monkeypatch) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-async def resources() -> AsyncIterator[Resources]:
-    async with app_resources() as resources:
-        yield resources
 
 
 def settle(

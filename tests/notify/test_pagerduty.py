@@ -26,7 +26,9 @@ from remediator.notify.fanout import FanOut
 from remediator.notify.notice import LogNotifier, Notice
 from remediator.notify.pagerduty import PagerDutyNotifier, dedup_key
 from remediator.settings import Settings
+from tests.support import payloads
 from tests.support.pagerduty_server import ROUTING_KEY, PagerDutyServer, Reply
+from tests.support.waiting import wait_event
 
 HOOK_TOKEN = "hook-token-for-tests"
 ADMIN = "admin-token-for-the-tests"
@@ -67,20 +69,6 @@ rules:
 """
 
 
-@pytest.fixture
-async def pagerduty() -> AsyncIterator[PagerDutyServer]:
-    server = await PagerDutyServer().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-def rules_path(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES)
-    return path
-
-
 def settings_for(rules: Path, pagerduty: PagerDutyServer, **extra: Any) -> Settings:
     values: dict[str, Any] = {
         "rules": rules,
@@ -102,16 +90,19 @@ async def running(settings: Settings) -> AsyncIterator[tuple[TestClient[Any, Any
 
 
 def alert(status: str = "firing", mode: str = "ok", instance: str = "w-1") -> dict[str, Any]:
-    return {
-        "status": status,
-        "labels": {"alertname": "WidgetDown", "instance": instance, "mode": mode, "severity": "warning"},
-        "annotations": {
+    return payloads.alert(
+        "WidgetDown",
+        status,
+        datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        {
             "summary": f"Widget {instance} stopped answering",
             "runbook_url": "https://runbooks.example/widget-down",
         },
-        "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
-        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up",
-    }
+        generator_url="http://prometheus.example:9090/graph?g0.expr=up",
+        instance=instance,
+        mode=mode,
+        severity="warning",
+    )
 
 
 async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[str]:
@@ -124,13 +115,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 
 
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await svc.store.audit.get_event(event_id)
-        if found is not None:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no audit event {event_id} after {within}s")
+    return await wait_event(svc.store, event_id, within)
 
 
 def counted(metrics: Metrics, action: str, result: str) -> float:

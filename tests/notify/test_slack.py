@@ -30,6 +30,7 @@ from remediator.notify.slack.blocks import clip, link, mention
 from remediator.notify.slack.client import SlackNotifier
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
+from tests.support import payloads
 from tests.support.procs import free_port
 from tests.support.slack_server import (
     TOKEN,
@@ -39,6 +40,7 @@ from tests.support.slack_server import (
     render_message,
 )
 from tests.support.slack_server import Message as SlackMessage
+from tests.support.waiting import wait_event
 
 HOOK_TOKEN = "hook-token-for-tests"
 AM_URL = "http://alertmanager.example:9093"
@@ -95,20 +97,6 @@ rules:
 
 
 # ---- fixtures and helpers ------------------------------------------------------------
-@pytest.fixture
-async def slack() -> AsyncIterator[SlackServer]:
-    server = await SlackServer().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
-def rules_path(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES)
-    return path
-
-
 def settings_for(rules: Path, **slack: Any) -> Settings:
     return Settings(rules=rules, webhook_token=HOOK_TOKEN, workers=2, shutdown_grace=5, **slack)
 
@@ -135,27 +123,22 @@ def alert(
     **extra: Any,
 ) -> dict[str, Any]:
     starts = starts or datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    body: dict[str, Any] = {
-        "status": status,
-        "labels": {
-            "alertname": name,
-            "instance": instance,
-            "mode": mode,
-            "severity": "critical",
-            **extra.pop("labels", {}),
-        },
-        "annotations": {
+    return payloads.alert(
+        name,
+        status,
+        starts,
+        {
             "summary": f"Widget {instance} stopped answering",
             "runbook_url": "https://runbooks.example/widget-down",
             **extra.pop("annotations", {}),
         },
-        "startsAt": starts.isoformat(),
-        "endsAt": (starts + timedelta(minutes=7)).isoformat()
-        if status == "resolved"
-        else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
-    }
-    return body
+        ends_at=starts + timedelta(minutes=7) if status == "resolved" else None,
+        generator_url="http://prometheus.example:9090/graph?g0.expr=up%3D%3D0&g0.tab=1",
+        instance=instance,
+        mode=mode,
+        severity="critical",
+        **extra.pop("labels", {}),
+    )
 
 
 async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[str]:
@@ -178,13 +161,7 @@ async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> list[st
 
 
 async def event(svc: Service, event_id: str, within: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await svc.store.audit.get_event(event_id)
-        if found is not None:
-            return found
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no audit event {event_id} after {within}s")
+    return await wait_event(svc.store, event_id, within)
 
 
 def count(metrics: Metrics, result: str) -> float:

@@ -257,7 +257,8 @@ def test_every_quick_start_command_works_as_shown(served: Run) -> None:
     assert f"event     {event_id}" in done.stdout
     assert re.search(rf"replayed {event_id} as 1 new event\(s\): \w+", done.stdout), done.stdout
     assert re.search(r"dry_run: dry run", done.stdout)
-    assert "paused by admin until " in done.stdout and ": trying it out" in done.stdout
+    # issue 25: `pause` makes a pause of every job through /api/v1/pauses, named by its id
+    assert " by admin until " in done.stdout and "for every job: trying it out" in done.stdout
     assert "resumed: remediation runs again" in done.stdout
 
 

@@ -10,7 +10,7 @@ from pydantic.fields import FieldInfo
 
 from remediator.api.admin import rule_info
 from remediator.api.schemas import RuleInfo, RulesInfo
-from remediator.cli.reports import rules_text
+from remediator.cli.control_reports import rules_text
 from remediator.rules.ruleset import Policy, Rule, RuleSet, parse_rules
 from remediator.rules.schema import ApprovalSpec
 from tests.support.handlers import make_registry
@@ -98,7 +98,7 @@ def shown(rules: RuleSet) -> dict[str, Any]:
         loaded=True,
         path="rules.yaml",
         resolved_path="rules.yaml",
-        poll_interval=5.0,
+        poll_interval_seconds=5.0,
         count=len(rules),
         hash=rules.hash,
         defaults=rules.defaults,

@@ -23,25 +23,14 @@ from remediator.app import create_app
 from remediator.metrics import Metrics
 from remediator.rules.holder import RulesHolder
 from remediator.rules.watcher import RulesWatcher
-from tests.support.admin import (
-    ADMIN_TOKEN,
-    EXTRA_RULE,
-    RULES,
-    Calls,
-    RecordingNotifier,
-    admin_headers,
-    alert,
-    make_registry,
-    make_settings,
-    payload,
-    wait_event,
-    webhook_headers,
-    write_rules,
-)
+from tests.support import admin
+from tests.support.payloads import alert, payload
 from tests.support.procs import PYTHON, free_port, python_env, stop_process, wait_port
+from tests.support.recording import RecordingNotifier
+from tests.support.waiting import eventually, wait_event
 
-BROKEN_YAML = RULES + "  - name: [unclosed\n"
-UNKNOWN_HANDLER = RULES.replace("handler: test.fix", "handler: nope.fix")
+BROKEN_YAML = admin.RULES + "  - name: [unclosed\n"
+UNKNOWN_HANDLER = admin.RULES.replace("handler: test.fix", "handler: nope.fix")
 
 
 def reloads(metrics: Metrics, result: str) -> float:
@@ -53,7 +42,7 @@ class Rig:
 
     def __init__(self, path: Path) -> None:
         self.metrics = Metrics()
-        self.holder = RulesHolder(path, make_registry(Calls()), self.metrics)
+        self.holder = RulesHolder(path, admin.make_registry(admin.Calls()), self.metrics)
         assert self.holder.load().ok
         self.notifier = RecordingNotifier()
         self.watcher = RulesWatcher(self.holder, self.notifier, interval=0.05)
@@ -73,9 +62,9 @@ def edit(path: Path, text: str) -> None:
 
 
 def test_an_added_rule_is_picked_up(tmp_path: Path) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
     old = rig.holder.current()
-    edit(rig.holder.path, RULES + EXTRA_RULE)
+    edit(rig.holder.path, admin.RULES + admin.EXTRA_RULE)
     result = rig.watcher.check()
     assert result is not None and result.ok
     assert rig.names == ["fix-it", "fix-other"]
@@ -96,7 +85,7 @@ def test_an_added_rule_is_picked_up(tmp_path: Path) -> None:
     ],
 )
 def test_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, text: str, complaint: str) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
     good = rig.holder.current()
     edit(rig.holder.path, text)
     result = rig.watcher.check()
@@ -109,23 +98,23 @@ def test_a_broken_edit_keeps_the_last_good_rules(tmp_path: Path, text: str, comp
     assert notice.outcome == "error" and "last good rules" in notice.message
     assert notice.details["errors"] == list(result.errors)
     assert rig.watcher.check() is None and reloads(rig.metrics, "error") == 1  # said once
-    edit(rig.holder.path, RULES)  # fixed back to the same rules: a recovery is news too
+    edit(rig.holder.path, admin.RULES)  # fixed back to the same rules: a recovery is news too
     fixed = rig.watcher.check()
     assert fixed is not None and fixed.ok and rig.holder.current().hash == good.hash
     assert [n.outcome for n in rig.notifier.of_kind("rules_reload")] == ["error", "ok"]
 
 
 def test_unchanged_rules_are_never_announced_as_a_reload(tmp_path: Path) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
-    edit(rig.holder.path, RULES)  # rewritten with the same content
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
+    edit(rig.holder.path, admin.RULES)  # rewritten with the same content
     assert rig.watcher.check() is None
     assert rig.watcher.check(forced=True) is not None  # SIGHUP: reloaded, nothing to say
     assert rig.notifier.notices == []
     edit(rig.holder.path, BROKEN_YAML)
-    edit(rig.holder.path, RULES + "  - name: [unclosed\n")  # still broken
+    edit(rig.holder.path, admin.RULES + "  - name: [unclosed\n")  # still broken
     rig.watcher.check()
     rig.watcher.check(forced=True)
-    edit(rig.holder.path, RULES)  # fixed back: the failure notice gets its all-clear
+    edit(rig.holder.path, admin.RULES)  # fixed back: the failure notice gets its all-clear
     rig.watcher.check()
     messages = [n.message for n in rig.notifier.of_kind("rules_reload")]
     assert len(messages) == 3 and "FAILED" in messages[0] and "FAILED" in messages[1]
@@ -134,7 +123,7 @@ def test_unchanged_rules_are_never_announced_as_a_reload(tmp_path: Path) -> None
 
 
 def test_a_missing_file_keeps_the_rules(tmp_path: Path) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
     rig.holder.path.unlink()
     result = rig.watcher.check()
     assert result is not None and not result.ok and "cannot read" in result.errors[0]
@@ -143,7 +132,7 @@ def test_a_missing_file_keeps_the_rules(tmp_path: Path) -> None:
 
 
 def test_touch_without_change_does_not_reload(tmp_path: Path) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
     stat = rig.holder.path.stat()
     os.utime(rig.holder.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     assert rig.watcher.check() is None
@@ -151,22 +140,22 @@ def test_touch_without_change_does_not_reload(tmp_path: Path) -> None:
 
 
 def test_sighup_style_forced_reload_of_unchanged_rules_is_quiet(tmp_path: Path) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
     result = rig.watcher.check(forced=True)
     assert result is not None and result.ok and result.message == "unchanged"
     assert rig.notifier.notices == []
 
 
 async def test_with_polling_off_only_a_reload_request_reloads(tmp_path: Path) -> None:
-    rig = Rig(write_rules(tmp_path / "rules.yaml"))
+    rig = Rig(admin.write_rules(tmp_path / "rules.yaml"))
     rig.watcher.interval = 0  # REMEDIATOR_RULES_POLL_INTERVAL=0s: SIGHUP only
     stop = asyncio.Event()
     task = asyncio.create_task(rig.watcher.run(stop))
-    edit(rig.holder.path, RULES + EXTRA_RULE)
+    edit(rig.holder.path, admin.RULES + admin.EXTRA_RULE)
     await asyncio.sleep(0.3)
     assert rig.names == ["fix-it"]
     rig.watcher.request_reload()
-    await eventually(lambda: _true(len(rig.names) == 2))
+    await eventually(lambda: len(rig.names) == 2, within=15, what="the second rule")
     stop.set()
     await asyncio.wait_for(task, 5)
     assert [n.details["trigger"] for n in rig.notifier.notices] == ["sighup"]
@@ -193,14 +182,14 @@ def configmap(root: Path, stamp: str, text: str) -> None:
 def test_a_configmap_symlink_swap_is_picked_up(tmp_path: Path) -> None:
     root = tmp_path / "config"
     root.mkdir()
-    configmap(root, "2024_05_01_12_00_00.1", RULES)
+    configmap(root, "2024_05_01_12_00_00.1", admin.RULES)
     rig = Rig(root / "rules.yaml")
-    configmap(root, "2024_05_01_12_05_00.2", RULES + EXTRA_RULE)
+    configmap(root, "2024_05_01_12_05_00.2", admin.RULES + admin.EXTRA_RULE)
     result = rig.watcher.check()
     assert result is not None and result.ok and rig.names == ["fix-it", "fix-other"]
     [notice] = rig.notifier.of_kind("rules_reload")
     assert notice.details["resolved_path"].endswith("..2024_05_01_12_05_00.2/rules.yaml")
-    configmap(root, "2024_05_01_12_10_00.3", RULES + EXTRA_RULE)  # same content, new dir
+    configmap(root, "2024_05_01_12_10_00.3", admin.RULES + admin.EXTRA_RULE)  # same content, new dir
     assert rig.watcher.check() is None
     configmap(root, "2024_05_01_12_15_00.4", UNKNOWN_HANDLER)
     broken = rig.watcher.check()
@@ -208,21 +197,12 @@ def test_a_configmap_symlink_swap_is_picked_up(tmp_path: Path) -> None:
 
 
 # ---- in the running app -------------------------------------------------------------------
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 15.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def test_the_app_reloads_and_reports_it(tmp_path: Path) -> None:
-    rules = write_rules(tmp_path / "rules.yaml")
+    rules = admin.write_rules(tmp_path / "rules.yaml")
     notifier = RecordingNotifier()
-    app = create_app(make_settings(rules), registry=make_registry(Calls()), notifier=notifier)
+    app = create_app(
+        admin.make_settings(rules), registry=admin.make_registry(admin.Calls()), notifier=notifier
+    )
     async with TestClient(TestServer(app)) as client:
         svc = app[SERVICE]
         first = svc.rules.current().hash
@@ -232,18 +212,20 @@ async def test_the_app_reloads_and_reports_it(tmp_path: Path) -> None:
             assert response.status == 200
             return dict(await response.json())
 
-        edit(rules, RULES + EXTRA_RULE)
-        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["hash"] != first))
+        edit(rules, admin.RULES + admin.EXTRA_RULE)
+        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["hash"] != first), within=15)
         assert ready["rules"]["count"] == 2 and ready["rules"]["last_reload"]["ok"] is True
         second = ready["rules"]["hash"]
 
         edit(rules, UNKNOWN_HANDLER)
-        ready = await eventually(lambda: _when(readyz(), lambda r: r["rules"]["last_reload"]["ok"] is False))
+        ready = await eventually(
+            lambda: _when(readyz(), lambda r: r["rules"]["last_reload"]["ok"] is False), within=15
+        )
         assert ready["status"] == "ready" and ready["rules"]["hash"] == second
         assert ready["rules"]["warning"] == "last reload failed; running on the last good rules"
         assert "unknown handler 'nope.fix'" in ready["rules"]["last_reload"]["errors"][0]
 
-        info = await (await client.get("/api/v1/rules", headers=admin_headers())).json()
+        info = await (await client.get("/api/v1/rules", headers=admin.admin_headers())).json()
         assert info["count"] == 2 and info["hash"] == second
         assert info["last_reload"]["ok"] is False
         metrics = await (await client.get("/metrics")).text()
@@ -260,32 +242,32 @@ async def _when(
 
 
 async def test_jobs_in_flight_finish_on_the_rules_they_started_with(tmp_path: Path) -> None:
-    rules = write_rules(tmp_path / "rules.yaml")
-    calls = Calls(hold=asyncio.Event(), started=asyncio.Event())
-    app = create_app(make_settings(rules), registry=make_registry(calls))
+    rules = admin.write_rules(tmp_path / "rules.yaml")
+    calls = admin.Calls(hold=asyncio.Event(), started=asyncio.Event())
+    app = create_app(admin.make_settings(rules), registry=admin.make_registry(calls))
     async with TestClient(TestServer(app)) as client:
         svc = app[SERVICE]
         response = await client.post(
-            "/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers()
+            "/webhooks/alertmanager",
+            json=payload(alert("TestBroken", service="api")),
+            headers=admin.webhook_headers(),
         )
         [event_id] = (await response.json())["event_ids"]
         assert calls.started is not None and calls.hold is not None
         await asyncio.wait_for(calls.started.wait(), 15)
-        edit(rules, RULES.replace("name: fix-it", "name: fix-renamed").replace("svc/", "renamed/"))
-        await eventually(lambda: _true(svc.rules.current().get("fix-it") is None))
+        edit(rules, admin.RULES.replace("name: fix-it", "name: fix-renamed").replace("svc/", "renamed/"))
+        await eventually(lambda: svc.rules.current().get("fix-it") is None, within=15, what="fix-it removed")
         calls.hold.set()
         event = await wait_event(svc.store, event_id)
         assert (event.rule, event.target, event.outcome.value) == ("fix-it", "svc/api", "succeeded")
         response = await client.post(
-            "/webhooks/alertmanager", json=payload(alert(service="b")), headers=webhook_headers()
+            "/webhooks/alertmanager",
+            json=payload(alert("TestBroken", service="b")),
+            headers=admin.webhook_headers(),
         )
         [later] = (await response.json())["event_ids"]
         event = await wait_event(svc.store, later)
         assert (event.rule, event.target) == ("fix-renamed", "renamed/b")
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 # ---- SIGHUP on a real process -------------------------------------------------------------
@@ -301,7 +283,7 @@ rules:
 
 
 def get_json(url: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, headers=admin_headers())
+    request = urllib.request.Request(url, headers=admin.admin_headers())
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(json.loads(response.read()))
@@ -320,13 +302,14 @@ def wait_for(
     return value
 
 
+@pytest.mark.server
 def test_sighup_reloads_a_running_service(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(HTTP_RULES, encoding="utf-8")
     port = free_port()
     env = python_env(
         REMEDIATOR_RULES_POLL_INTERVAL="1h",
-        REMEDIATOR_ADMIN_TOKEN=ADMIN_TOKEN,
+        REMEDIATOR_ADMIN_TOKEN=admin.ADMIN_TOKEN,
         REMEDIATOR_LOG_FORMAT="json",
         REMEDIATOR_WORKERS="1",
     )
@@ -386,10 +369,10 @@ def test_sighup_reloads_a_running_service(tmp_path: Path) -> None:
 
 
 def test_a_reload_logs_the_warnings(tmp_path: Path) -> None:
-    path = write_rules(tmp_path / "rules.yaml", RULES)
+    path = admin.write_rules(tmp_path / "rules.yaml", admin.RULES)
     rig = Rig(path)
     with structlog.testing.capture_logs() as logs:
-        edit(path, "concurrency_limits: {unused: 1}\n" + RULES)
+        edit(path, "concurrency_limits: {unused: 1}\n" + admin.RULES)
         assert rig.holder.load().ok
     (warned,) = [e for e in logs if e["event"] == "rules.warnings"]
     assert warned["log_level"] == "warning" and warned["path"] == str(path)

@@ -35,6 +35,7 @@ from tests.support.serve_procs import (
     wait_ready,
 )
 from tests.support.test_handlers import read_runs
+from tests.support.waiting import eventually
 
 PREFIX = "faults"
 
@@ -61,17 +62,6 @@ async def observer(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as client:
         yield client
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def job(event_id: str) -> Job:
@@ -275,7 +265,8 @@ async def wait_events(store: RedisStore, event_ids: list[str], within: float) ->
         found = {e.event_id: e for e in events if e.event_id in wanted}
         return found if len(found) == len(wanted) else None
 
-    found: dict[str, AuditEvent] = await eventually(recorded, within, "recorded outcomes")
+    found = await eventually(recorded, within=within, every=0.2, what="recorded outcomes")
+    assert found is not None
     return found
 
 
@@ -338,7 +329,7 @@ async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
     async def started() -> list[dict[str, Any]]:
         return cluster.runs_of("start")
 
-    [first] = await eventually(started, 30, "the handler to start")
+    [first] = await eventually(started, within=30, every=0.2, what="the handler to start")
     victim = next(r for r in replicas if r.pid == first["pid"])
     survivor = next(r for r in replicas if r is not victim)
     victim.kill()
@@ -397,7 +388,7 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     async def started() -> list[dict[str, Any]]:
         return cluster.runs_of("start")
 
-    await eventually(started, 30, "the first handlers to start")
+    await eventually(started, within=30, every=0.2, what="the first handlers to start")
     cluster.redis.kill()
 
     status, body = await post_alerts(session, replica, firing_alert(service="late"))
@@ -409,7 +400,7 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     async def running_ended() -> bool:
         return len(cluster.runs_of("end")) == len(cluster.runs_of("start"))
 
-    await eventually(running_ended, 30, "the handlers already running to end")
+    await eventually(running_ended, within=30, every=0.2, what="the handlers already running to end")
     acted = len(cluster.runs_of("start"))
     await asyncio.sleep(4.0)  # longer than reclaim_idle: idle workers still take nothing
     assert len(cluster.runs_of("start")) == acted < 5
@@ -426,7 +417,7 @@ async def test_redis_outage_webhook_503_nothing_acts_then_work_resumes(
     async def drained() -> bool:
         return await observer.queue.queue_depth() == 0
 
-    await eventually(drained, 60, "the queue to drain")
+    await eventually(drained, within=60, every=0.2, what="the queue to drain")
     samples = await metric_samples(session, replica, "remediator_jobs_total")
     assert {(labels["outcome"], value) for labels, value in samples} == {("succeeded", 5.0)}
 
@@ -446,7 +437,7 @@ async def test_lease_is_extended_while_a_long_handler_runs(
     async def started() -> list[dict[str, Any]]:
         return cluster.runs_of("start")
 
-    await eventually(started, 30, "the handler to start")
+    await eventually(started, within=30, every=0.2, what="the handler to start")
     await asyncio.sleep(2.0)  # twice the lease: only extension keeps it
     assert await observer.locks.lease_remaining("svc/api") > 0
     _, body = await post_alerts(session, replica, firing_alert(service="api", instance="b"))
@@ -473,7 +464,7 @@ async def test_handler_that_loses_its_lease_stops_and_reports_it(
     async def started() -> list[dict[str, Any]]:
         return cluster.runs_of("start")
 
-    await eventually(started, 30, "the handler to start")
+    await eventually(started, within=30, every=0.2, what="the handler to start")
     with cluster.redis.client() as client:  # someone else now owns the target
         client.set(observer.keys.lease("svc/api"), "another-token", px=60_000)
     events = await wait_events(observer, [event_id], within=30)
@@ -507,7 +498,7 @@ async def test_circuit_opens_after_max_attempts_and_closes_after_the_window(
     async def closed() -> bool:
         return await observer.gates.circuit_remaining("record", "svc/api") == 0.0
 
-    await eventually(closed, 10, "the circuit to close")
+    await eventually(closed, within=10, every=0.2, what="the circuit to close")
     fourth = await run("d")
     assert fourth.outcome_label == "failed"  # it ran again
     assert len(cluster.runs_of("start")) == 3

@@ -26,10 +26,17 @@ from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
 from remediator.store.values import GLOBAL_PAUSE, Approval, Pause
 from tests.support.handlers import make_registry
+from tests.support.payloads import alert_model
 from tests.support.redis_server import RedisClusterNodes, RedisServer
 
 StoreFactory = Callable[..., Awaitable[Store]]
-BACKENDS = ["memory", "redis", "cluster"]
+# The memory store on looptime's clock (its expiries pass without real sleeps); the Redis
+# backends keep the server's own clock.
+BACKENDS = [
+    pytest.param("memory", marks=pytest.mark.looptime),
+    pytest.param("redis", marks=pytest.mark.server),
+    pytest.param("cluster", marks=pytest.mark.server),
+]
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +84,7 @@ async def store(make_store: StoreFactory) -> Store:
 
 def alert(name: str = "Down", starts: int = 0, **labels: str) -> Alert:
     started = datetime(2024, 5, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=starts)
-    return Alert.model_validate(
-        {"status": "firing", "labels": {"alertname": name, **labels}, "startsAt": started.isoformat()}
-    )
+    return alert_model(name, "firing", started, {}, **labels)
 
 
 def job(event_id: str, rule: str = "r1", **labels: str) -> Job:

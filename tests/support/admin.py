@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,26 +17,22 @@ from aiohttp import web
 from remediator import Checked, Context, Handler, HandlerParams, Result, handler, logs
 from remediator.app import create_app
 from remediator.handling.registry import Registry
-from remediator.models import AuditEvent
-from remediator.notify.notice import Notice, Notifier
+from remediator.notify.notice import Notifier
 from remediator.settings import Settings
-from remediator.store.base import Store
 from tests.support.procs import free_port
 
 ADMIN_TOKEN = "admin-secret-token"
 WEBHOOK_TOKEN = "webhook-secret-token"
 
-RULES = """\
-defaults:
-  cooldown: 15m
-  max_attempts: 3
-rules:
+# The rule most admin tests run: test.fix on svc/<service>, its outcome from the alert.
+FIX_IT = """\
   - name: fix-it
     matchers: ['alertname="TestBroken"']
     handler: test.fix
     target: 'svc/{{ labels.service }}'
     params: {outcome: '{{ labels.outcome | default("succeeded") }}'}
 """
+RULES = "defaults:\n  cooldown: 15m\n  max_attempts: 3\nrules:\n" + FIX_IT
 
 EXTRA_RULE = """\
   - name: fix-other
@@ -120,45 +114,12 @@ def make_settings(rules: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def alert(name: str = "TestBroken", status: str = "firing", **labels: str) -> dict[str, Any]:
-    labels = {"alertname": name, "service": "api", **labels}
-    return {
-        "status": status,
-        "labels": labels,
-        "annotations": {"summary": f"{name} broke"},
-        "startsAt": datetime(2024, 5, 1, 12, 0, tzinfo=UTC).isoformat(),
-        "generatorURL": "http://prometheus.local/graph",
-    }
-
-
-def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
-    alerts = alerts or (alert(),)
-    return {
-        "version": "4",
-        "status": alerts[0]["status"],
-        "receiver": "remediator",
-        "groupKey": "{}:{}",
-        "alerts": list(alerts),
-        "externalURL": "http://am.local",
-    }
-
-
 def admin_headers(token: str = ADMIN_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 def webhook_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
-
-
-async def wait_event(store: Store, event_id: str, within: float = 20.0) -> AuditEvent:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        event = await store.audit.get_event(event_id)
-        if event is not None:
-            return event
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"event {event_id} was not recorded within {within}s")
 
 
 @dataclass
@@ -222,22 +183,3 @@ async def _serve(
         await asyncio.to_thread(stop.wait)
     finally:
         await runner.cleanup()
-
-
-class RecordingNotifier:
-    """A Notifier that keeps what it was sent (Slack is another helper's concern)."""
-
-    def __init__(self) -> None:
-        self.notices: list[Notice] = []
-
-    async def start(self) -> None:
-        return None
-
-    def send(self, notice: Notice) -> None:
-        self.notices.append(notice)
-
-    async def close(self) -> None:
-        return None
-
-    def of_kind(self, kind: str) -> list[Notice]:
-        return [n for n in self.notices if n.kind == kind]

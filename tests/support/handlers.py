@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import Literal
 
-from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
+import structlog
+
+from remediator import (
+    Alert,
+    Checked,
+    Context,
+    Handler,
+    HandlerParams,
+    PermanentError,
+    Resources,
+    Result,
+    TemporaryError,
+)
 from remediator.handling.registry import Registry, handler
+from remediator.settings import Settings
+from tests.support.payloads import alert_model
 
 RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
 
@@ -62,6 +77,27 @@ def make_registry() -> Registry:
     return registry
 
 
+def gated_rule(timeout: str) -> str:
+    """The rule ``gated``: test.probe on svc/<service> once U0ALICE or S0ONCALL approves."""
+    return f"""\
+  - name: gated
+    matchers: ['alertname="Gated"']
+    handler: test.probe
+    target: 'svc/{{{{ labels.service }}}}'
+    params: {{bucket: '{{{{ labels.service }}}}'}}
+    approval: {{required: true, timeout: {timeout}, approvers: [U0ALICE, S0ONCALL]}}
+"""
+
+
+# The rule ``fix`` on test.probe (its outcome from the alert), shared by the stats tests.
+FIX_RULE = """\
+  - name: fix
+    matchers: ['alertname="Broken"']
+    handler: test.probe
+    target: 'svc/{{ labels.service }}'
+    params: {outcome: '{{ labels.outcome }}'}
+"""
+
 # One rule on test.probe, shared by the HTTP tests.
 PROBE_RULES = """
 rules:
@@ -71,3 +107,28 @@ rules:
     target: 'svc/{{ labels.service }}'
     params: {bucket: web}
 """
+
+
+def make_context(
+    resources: Resources | None = None,
+    *,
+    event_id: str = "test-event",
+    rule: str = "test",
+    target: str = "test/target",
+    alert: Alert | None = None,
+    dry_run: bool = False,
+    verify_timeout: float = 30.0,
+    deadline: float = 120.0,
+) -> Context:
+    """A handler's context for a test: ``deadline`` seconds from now."""
+    return Context(
+        event_id=event_id,
+        rule=rule,
+        target=target,
+        alert=alert or alert_model("Test", starts_at="2024-01-01T00:00:00Z"),
+        dry_run=dry_run,
+        deadline=time.monotonic() + deadline,
+        verify_timeout=verify_timeout,
+        log=structlog.get_logger("test").bind(event_id=event_id, rule=rule, target=target),
+        resources=resources or Resources(Settings()),
+    )

@@ -45,14 +45,14 @@ import attrs
 import jsonpatch
 import kmock
 import pytest
-import structlog
 import yaml
 
 import handlers  # noqa: F401 - registers the built-in handlers
-from remediator import Alert, Context, Resources, Result
+from remediator import Context, Resources, Result
 from remediator.handling.execution import execute
 from remediator.handling.registry import default_registry
 from remediator.settings import Settings
+from tests.support.handlers import make_context
 
 FLINK = kmock.resource("flink.apache.org", "v1beta1", "flinkdeployments")
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
@@ -800,31 +800,6 @@ async def running_cluster(
     async with Cluster(policy=policy) as cluster, kmock.Server(cluster) as server:
         kubeconfig = write_kubeconfig(directory / "kubeconfig", str(server.url).rstrip("/"))
         yield cluster, kubeconfig
-
-
-def make_context(
-    resources: Resources,
-    *,
-    rule: str = "test",
-    target: str = "test/target",
-    dry_run: bool = False,
-    verify_timeout: float = 30.0,
-    deadline: float = 120.0,
-) -> Context:
-    alert = Alert.model_validate(
-        {"status": "firing", "labels": {"alertname": "Test"}, "startsAt": "2024-01-01T00:00:00Z"}
-    )
-    return Context(
-        event_id="test-event",
-        rule=rule,
-        target=target,
-        alert=alert,
-        dry_run=dry_run,
-        deadline=time.monotonic() + deadline,
-        verify_timeout=verify_timeout,
-        log=structlog.get_logger("test").bind(rule=rule, target=target),
-        resources=resources,
-    )
 
 
 async def run_handler(

@@ -63,3 +63,12 @@ def python_env(**extra: str) -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def server_allowed(what: str) -> None:
+    """``make test-unit`` (``NO_TEST_SERVERS=1``) starts no server process: a test that
+    does is marked ``server`` and left to ``make test``."""
+    if os.environ.get("NO_TEST_SERVERS") == "1":
+        raise RuntimeError(
+            f"this test starts {what}: mark it @pytest.mark.server (make test-unit starts none)"
+        )

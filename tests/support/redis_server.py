@@ -24,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.procs import free_port, require_binary, wait_port
+from tests.support.procs import free_port, require_binary, server_allowed, wait_port
 
 
 class RedisServer:
@@ -84,6 +84,7 @@ class RedisServer:
         ]
 
     def start(self, timeout: float = 20.0) -> None:
+        server_allowed("redis-server")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.procs import PYTHON, ROOT, free_port, python_env, stop_process, wait_port
+from tests.support.procs import PYTHON, ROOT, free_port, python_env, server_allowed, stop_process, wait_port
 
 TOKEN = "test-webhook-token"
 TEST_HANDLERS = json.dumps(["handlers", "tests.support.test_handlers"])
@@ -48,6 +48,7 @@ class ServeProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> None:
+        server_allowed("`remediator serve`")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [

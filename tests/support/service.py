@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.alertmanager import sum_samples
-from tests.support.procs import PYTHON, free_port, python_env, stop_process
+from tests.support.procs import PYTHON, free_port, python_env, server_allowed, stop_process
 
 
 @dataclass
@@ -65,6 +65,7 @@ def run_remediator(
     workdir: Path, rules: Path, *, env: dict[str, str], timeout: float = 60.0
 ) -> Iterator[RemediatorProcess]:
     """Start the service with ``env`` (REMEDIATOR_* settings) and wait until /readyz is 200."""
+    server_allowed("`remediator serve`")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "remediator.log"

@@ -1,30 +1,19 @@
 import asyncio
-import time
 from typing import Any
 
-import structlog
-
 from remediator.errors import PermanentError
-from remediator.handling.context import Context, Resources
+from remediator.handling.context import Context
 from remediator.handling.execution import execute, execute_precheck
 from remediator.handling.phases import Checked, Handler
 from remediator.handling.registry import HandlerParams, HandlerSpec
-from remediator.models import Alert, Outcome, Result
-from remediator.settings import Settings
-from tests.support.payloads import alert
+from remediator.models import Outcome, Result
+from tests.support.handlers import make_context
+from tests.support.payloads import alert_model
 
 
 def ctx() -> Context:
-    return Context(
-        event_id="e1",
-        rule="r",
-        target="t",
-        alert=Alert.model_validate(alert()),
-        dry_run=False,
-        deadline=time.monotonic() + 5,
-        verify_timeout=1,
-        log=structlog.get_logger(),
-        resources=Resources(Settings()),
+    return make_context(
+        event_id="e1", rule="r", target="t", alert=alert_model(), deadline=5, verify_timeout=1
     )
 
 

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import structlog
 
 from remediator import (
     MAX_CONFLICTS,
@@ -18,23 +17,13 @@ from remediator import (
     rereading_conflicts,
     verify_within,
 )
-from remediator.handling.context import Resources
-from remediator.models import Alert
-from remediator.settings import Settings
-from tests.support.payloads import alert
+from tests.support.handlers import make_context
+from tests.support.payloads import alert_model
 
 
 def ctx(left: float = 5.0) -> Context:
-    return Context(
-        event_id="e1",
-        rule="r",
-        target="t",
-        alert=Alert.model_validate(alert()),
-        dry_run=False,
-        deadline=time.monotonic() + left,
-        verify_timeout=7,
-        log=structlog.get_logger(),
-        resources=Resources(Settings()),
+    return make_context(
+        event_id="e1", rule="r", target="t", alert=alert_model(), deadline=left, verify_timeout=7
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import aiohttp
@@ -20,7 +19,8 @@ from remediator.settings import (
     load_settings,
     secret_fields,
 )
-from tests.support.procs import PYTHON, ROOT, python_env
+from tests.support.cli import Ran, run_main
+from tests.support.procs import ROOT
 from tests.support.serve_procs import ServeProcess
 
 LONG = "a-long-enough-credential-0123456789"
@@ -33,17 +33,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
-def remediator(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``python -m remediator ARGS`` with exactly these REMEDIATOR_* variables."""
-    base = {k: v for k, v in python_env().items() if not k.upper().startswith("REMEDIATOR_")}
-    return subprocess.run(
-        [PYTHON, "-m", "remediator", *args],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def remediator(*args: str, **env: str) -> Ran:
+    """``remediator ARGS`` (in this process) with exactly these REMEDIATOR_* variables."""
+    return run_main(*args, env=env)
 
 
 # ---- item 1: a blank secret is unset, a short credential is an error ---------------------
@@ -129,6 +121,7 @@ def test_serve_refuses_a_short_token_without_printing_it() -> None:
     assert "Sh0rtT0ken" not in result.stdout + result.stderr
 
 
+@pytest.mark.server
 async def test_a_blank_admin_token_file_disables_the_admin_api(tmp_path: Path) -> None:
     """A running `serve`: the empty bearer opens neither the admin API nor the webhook."""
     newline = tmp_path / "admin-token"

@@ -10,7 +10,6 @@ import pytest
 import structlog
 
 from remediator.models import Alert, Job, SkipReason
-from remediator.notify.notice import Notice
 from remediator.rules.ruleset import Rule, parse_rules, render
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
@@ -20,17 +19,17 @@ from remediator.worker.runs import Run
 from remediator.worker.stages import Defer, Skip
 from remediator.worker.telling import Teller
 from tests.conftest import MakeHarness
-from tests.support.handlers import RUNS, make_registry
+from tests.support.handlers import RUNS, gated_rule, make_registry
 from tests.support.payloads import alert, payload
+from tests.support.recording import RecordingNotifier
 
-RULES = """
-rules:
-  - name: gated
-    matchers: ['alertname="Gated"']
-    handler: test.probe
-    target: 'svc/{{ labels.service }}'
-    params: {bucket: '{{ labels.service }}'}
-    approval: {required: true, timeout: 2s, approvers: [U0ALICE, S0ONCALL]}
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
+RULES = (
+    "rules:\n"
+    + gated_rule("2s")
+    + """\
   - name: gated-dry
     matchers: ['alertname="GatedDry"']
     handler: test.probe
@@ -45,18 +44,7 @@ rules:
     params: {bucket: free}
     approval: {required: false}
 """
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[Notice] = []
-
-    async def start(self) -> None: ...
-
-    def send(self, notice: Notice) -> None:
-        self.sent.append(notice)
-
-    async def close(self) -> None: ...
+)
 
 
 def rule(name: str = "gated") -> Rule:
@@ -81,12 +69,12 @@ def make_run(event_id: str = "e1", *, name: str = "Gated", rule_name: str = "gat
 
 
 @pytest.fixture
-def recorder() -> Recorder:
-    return Recorder()
+def recorder() -> RecordingNotifier:
+    return RecordingNotifier()
 
 
 @pytest.fixture
-def gate(recorder: Recorder) -> AwaitingApproval:
+def gate(recorder: RecordingNotifier) -> AwaitingApproval:
     store = MemoryStore()
     settings = Settings(defer_interval=0.05)
     return AwaitingApproval(store.approvals, settings, Teller(recorder))
@@ -99,15 +87,17 @@ async def test_a_rule_without_a_required_approval_or_a_dry_run_passes(gate: Awai
     assert await gate.approvals.list_approvals(10) == []
 
 
-async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, recorder: Recorder) -> None:
+async def test_asked_once_then_deferred_until_approved(
+    gate: AwaitingApproval, recorder: RecordingNotifier
+) -> None:
     run = make_run("e1")
     stop = await gate(run)
     assert isinstance(stop, Defer) and stop.reason == "approval"
     assert stop.job == run.job.model_copy(update={"approval": "e1"})
     assert stop.message.startswith("awaiting approval by U0ALICE, S0ONCALL (")
     assert [s.name for s in run.timeline] == ["approval.requested"]
-    assert [n.kind for n in recorder.sent] == ["approval"]
-    asked = recorder.sent[0].approval
+    assert [n.kind for n in recorder.notices] == ["approval"]
+    asked = recorder.notices[0].approval
     assert asked is not None and asked.plan == ("probe a -> succeeded",) and asked.target == "svc/a"
     # The HA twin (another job of the same alert) waits on the same request: no second message.
     twin = make_run("e2")
@@ -117,7 +107,7 @@ async def test_asked_once_then_deferred_until_approved(gate: AwaitingApproval, r
     later = make_run("e1", deferrals=3)
     stop = await gate(later)
     assert isinstance(stop, Defer) and stop.job is None and later.timeline == []
-    assert len(recorder.sent) == 1
+    assert len(recorder.notices) == 1
     assert (await decide(gate.approvals, "e1", "approved", "alice", "go ahead")).recorded
     approved = make_run("e1", deferrals=4)
     assert await gate(approved) is None
@@ -138,7 +128,7 @@ async def test_rejected_is_skipped(gate: AwaitingApproval) -> None:
     assert not result.changed and result.approval is not None and result.approval.decision == "rejected"
 
 
-async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: Recorder) -> None:
+async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: RecordingNotifier) -> None:
     run = make_run("e1")
     await gate(run)
     await asyncio.sleep(2.1)
@@ -151,18 +141,18 @@ async def test_no_decision_before_the_timeout(gate: AwaitingApproval, recorder: 
 
 
 async def test_the_gate_expires_the_request_and_updates_the_message_once(
-    gate: AwaitingApproval, recorder: Recorder
+    gate: AwaitingApproval, recorder: RecordingNotifier
 ) -> None:
     await gate(make_run("e1"))
     await asyncio.sleep(2.1)
     for event_id in ("e1", "e2"):
         stop = await gate(make_run(event_id, deferrals=5))
         assert isinstance(stop, Skip) and stop.reason is SkipReason.NOT_APPROVED
-    assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
+    assert [n.kind for n in recorder.notices] == ["approval", "approval_decided"]
 
 
 async def test_a_job_stopped_by_another_gate_withdraws_its_request(
-    gate: AwaitingApproval, recorder: Recorder
+    gate: AwaitingApproval, recorder: RecordingNotifier
 ) -> None:
     stop = await gate(make_run("e1"))
     assert isinstance(stop, Defer) and stop.job is not None
@@ -170,9 +160,9 @@ async def test_a_job_stopped_by_another_gate_withdraws_its_request(
     await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "the alert resolved before the job ran"))
     found = await gate.approvals.get_approval("e1")
     assert found is not None and (found.decision, found.decided_by) == ("withdrawn", "remediator")
-    assert [n.kind for n in recorder.sent] == ["approval", "approval_decided"]
+    assert [n.kind for n in recorder.notices] == ["approval", "approval_decided"]
     await gate.withdraw(waiting, Skip(SkipReason.RESOLVED, "again"))  # decided: nothing more
-    assert len(recorder.sent) == 2
+    assert len(recorder.notices) == 2
 
 
 async def test_scope_is_the_firing_episode_or_the_manual_job() -> None:
@@ -182,14 +172,6 @@ async def test_scope_is_the_firing_episode_or_the_manual_job() -> None:
 
 
 # ---- on a running app ------------------------------------------------------------------
-async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
-    response = await h.post(body)
-    assert response.status == 202, await response.text()
-    ids = (await response.json())["event_ids"]
-    assert len(ids) == 1
-    return str(ids[0])
-
-
 async def pending(h, event_id: str, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while await h.svc.store.approvals.get_approval(event_id) is None:
@@ -199,7 +181,7 @@ async def pending(h, event_id: str, within: float = 5.0) -> None:  # type: ignor
 
 async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    first = await post_one(h, payload(alert("Gated", service="a")))
+    first = await h.post_one(payload(alert("Gated", service="a")))
     await pending(h, first)
     twin = await h.post(payload(alert("Gated", service="a")))  # the HA pair's other copy
     assert twin.status == 202 and (await twin.json())["deduplicated"] == 1  # collapsed at intake
@@ -218,7 +200,7 @@ async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: Mak
 
 async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    event_id = await post_one(h, payload(alert("Gated", service="t")))
+    event_id = await h.post_one(payload(alert("Gated", service="t")))
     event = await h.event(event_id, timeout=10)
     assert event.outcome_label == "skipped:not_approved"
     assert event.message == "not approved within 2s"
@@ -227,7 +209,7 @@ async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
 
 async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: MakeHarness) -> None:
     h = await harness(RULES, defer_interval=0.5)
-    event_id = await post_one(h, payload(alert("Gated", service="r")))
+    event_id = await h.post_one(payload(alert("Gated", service="r")))
     await pending(h, event_id)
     resolved = await h.post(payload(alert("Gated", status="resolved", service="r")))
     assert resolved.status == 202
@@ -241,7 +223,7 @@ async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: Ma
 
 async def test_the_jobs_view_shows_a_job_awaiting_approval(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    event_id = await post_one(h, payload(alert("Gated", service="a")))
+    event_id = await h.post_one(payload(alert("Gated", service="a")))
     await pending(h, event_id)
     deadline = time.monotonic() + 5.0
     while (state := await h.svc.store.jobs.job_state(event_id)) is None or state.state != "awaiting_approval":
@@ -258,7 +240,7 @@ async def test_an_approved_run_is_received_once_and_logs_no_interruption(harness
     received once; only a real interruption logs remediation.resumed_after_interruption."""
     h = await harness(RULES)
     with structlog.testing.capture_logs() as logs:
-        event_id = await post_one(h, payload(alert("Gated", service="once")))
+        event_id = await h.post_one(payload(alert("Gated", service="once")))
         await pending(h, event_id)
         await asyncio.sleep(0.3)  # several passes while it waits (DEFER_INTERVAL 50ms)
         await decide(h.svc.store.approvals, event_id, "approved", "alice", "")

@@ -23,6 +23,9 @@ from remediator.worker.stages import Defer, Skip
 from tests.support.handlers import make_registry
 from tests.support.payloads import alert
 
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
+
 RULES = b"""
 concurrency_limits: {storage: 1}
 rules:

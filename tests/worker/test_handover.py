@@ -47,6 +47,9 @@ class HandingStore(RedisStore):
         return done
 
 
+pytestmark = pytest.mark.server  # a redis-server
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with RedisServer.running(tmp_path_factory.mktemp("redis")) as server:

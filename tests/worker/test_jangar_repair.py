@@ -32,7 +32,9 @@ from tests.support.kube import (
 )
 from tests.support.payloads import example
 from tests.support.procs import ROOT
-from tests.worker.test_pipeline import post_one
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 RULE = "jangar-ch-database"
 SHIPPED_URL = "http://jangar.{{ labels.namespace }}.svc.cluster.local/api/torghut/ta/latest?symbol=NVDA"
@@ -81,7 +83,7 @@ async def repair(
 ) -> Any:
     h = await harness(shipped_rule(jangar), registry=default_registry)
     async with background(controller.run):
-        event_id = await post_one(h, example("jangar-unknown-table-firing"))
+        event_id = await h.post_one(example("jangar-unknown-table-firing"))
         return await h.event(event_id, timeout=30)
 
 

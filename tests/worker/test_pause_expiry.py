@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from remediator.store.memory import MemoryStore
 from remediator.store.values import Pause
 from remediator.worker.pause_expiry import PauseExpiry
 from remediator.worker.telling import Teller
-from tests.support.admin import RecordingNotifier
+from tests.support.recording import RecordingNotifier
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 
 def pause(pause_id: str, until: float) -> Pause:

@@ -3,17 +3,21 @@
 import asyncio
 import time
 
+import pytest
 import structlog
 
 from remediator.intake import ManualOptions
 from remediator.models import Job, WebhookPayload
-from remediator.notify.notice import Notice
 from remediator.store.memory import MemoryStore
 from remediator.store.memory.locks import MemoryLocks
 from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload
+from tests.support.recording import RecordingNotifier
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 RULES = """
 defaults:
@@ -83,28 +87,6 @@ rules:
 """
 
 
-class Recorder:
-    """A notifier that keeps what it is sent (the Notifier protocol, no delivery)."""
-
-    def __init__(self, sent: list[Notice]) -> None:
-        self.sent = sent
-
-    async def start(self) -> None: ...
-
-    def send(self, notice: Notice) -> None:
-        self.sent.append(notice)
-
-    async def close(self) -> None: ...
-
-
-async def post_one(h, body) -> str:  # type: ignore[no-untyped-def]
-    response = await h.post(body)
-    assert response.status == 202, await response.text()
-    ids = (await response.json())["event_ids"]
-    assert len(ids) == 1
-    return str(ids[0])
-
-
 async def started(buckets: list[str], within: float = 10.0) -> None:
     """Until the probe handler has run for each bucket."""
     deadline = time.monotonic() + within
@@ -116,12 +98,12 @@ async def started(buckets: list[str], within: float = 10.0) -> None:
 
 
 async def outcome(h, body) -> str:  # type: ignore[no-untyped-def]
-    return str((await h.event(await post_one(h, body))).outcome_label)
+    return str((await h.event(await h.post_one(body))).outcome_label)
 
 
 async def test_success_sets_cooldown_and_marks_episode(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    first = await h.event(await post_one(h, payload(alert("Probe", service="a"))))
+    first = await h.event(await h.post_one(payload(alert("Probe", service="a"))))
     assert first.outcome_label == "succeeded" and first.target == "svc/a"
     names = [s.name for s in first.timeline]
     assert names[0] == "received" and "lease.acquired" in names and names[-1] == "outcome"
@@ -137,14 +119,14 @@ async def test_success_sets_cooldown_and_marks_episode(harness: MakeHarness) -> 
 async def test_noop_and_dry_run(harness: MakeHarness) -> None:
     h = await harness(RULES)
     assert await outcome(h, payload(alert("Probe", service="n", outcome="noop"))) == "noop"
-    event = await h.event(await post_one(h, payload(alert("Dry", service="a"))))
+    event = await h.event(await h.post_one(payload(alert("Dry", service="a"))))
     assert event.outcome_label == "dry_run" and event.plan == ["probe dry"] and event.dry_run
     assert RUNS["dry"][0]["dry_run"] is True
 
 
 async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    event = await h.event(await post_one(h, payload(alert("DryFar"))))
+    event = await h.event(await h.post_one(payload(alert("DryFar"))))
     assert event.outcome_label == "dry_run" and event.plan == ["probe far -> succeeded"]
     assert event.details["precheck_error"] == "far: connection refused"
     assert "the precheck failed" in event.message
@@ -153,9 +135,9 @@ async def test_dry_run_shows_the_plan_when_the_precheck_cannot_run(harness: Make
 
 async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    first = await post_one(h, payload(alert("Probe", service="m", sleep="1")))
+    first = await h.post_one(payload(alert("Probe", service="m", sleep="1")))
     await started(["m"])
-    second = await post_one(h, payload(alert("Probe", service="m", replica="b")))
+    second = await h.post_one(payload(alert("Probe", service="m", replica="b")))
     loser = await h.event(second)
     assert loser.outcome_label == "skipped:locked"
     assert loser.message == (
@@ -168,7 +150,7 @@ async def test_a_lease_loser_says_which_event_it_was_merged_into(harness: MakeHa
 async def test_a_dry_run_precheck_failure_is_not_logged_as_an_error(harness: MakeHarness) -> None:
     h = await harness(RULES)
     with structlog.testing.capture_logs() as logs:
-        event = await h.event(await post_one(h, payload(alert("DryFar"))))
+        event = await h.event(await h.post_one(payload(alert("DryFar"))))
     assert event.outcome_label == "dry_run"
     # Issue 25 (item 12): expected in a dry run, so not logged by the executor; the
     # outcome's one line (info) says why the plan is from the params alone
@@ -185,13 +167,12 @@ async def test_global_dry_run_wins(harness: MakeHarness) -> None:
 
 
 async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> None:
-    sent: list[Notice] = []
-    h = await harness(RULES, notifier=Recorder(sent))
-    first = await h.event(await post_one(h, payload(alert("Probe", service="f", outcome="failed"))))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, notifier=recorder)
+    first = await h.event(await h.post_one(payload(alert("Probe", service="f", outcome="failed"))))
     assert first.outcome_label == "failed" and first.details["failures_in_window"] == 1
-    second = await h.event(
-        await post_one(h, payload(alert("Probe", service="f", outcome="failed", try_="2")))
-    )
+    second = await h.event(await h.post_one(payload(alert("Probe", service="f", outcome="failed", try_="2"))))
     assert second.outcome_label == "failed" and "circuit.opened" in [s.name for s in second.timeline]
     escalations = [n for n in sent if n.kind == "escalated"]
     assert len(escalations) == 1 and escalations[0].escalate == "<!subteam^S123>"
@@ -206,24 +187,24 @@ async def test_failures_open_the_circuit_and_escalate(harness: MakeHarness) -> N
 
 async def test_handler_exception_and_permanent_error(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    crashed = await h.event(await post_one(h, payload(alert("Probe", service="c", outcome="raise"))))
+    crashed = await h.event(await h.post_one(payload(alert("Probe", service="c", outcome="raise"))))
     assert crashed.outcome_label == "failed"
     assert crashed.message == "handler raised RuntimeError: boom"
-    gone = await h.event(await post_one(h, payload(alert("Probe", service="p", outcome="permanent"))))
+    gone = await h.event(await h.post_one(payload(alert("Probe", service="p", outcome="permanent"))))
     assert gone.message == "target is gone" and gone.details["code"] == 404
 
 
 async def test_handler_timeout(harness: MakeHarness) -> None:
     h = await harness(RULES)
     started = time.monotonic()
-    event = await h.event(await post_one(h, payload(alert("Slow"))))
+    event = await h.event(await h.post_one(payload(alert("Slow"))))
     assert event.outcome_label == "failed" and "timed out after 0.3s" in event.message
     assert time.monotonic() - started < 4
 
 
 async def test_missing_label_fails_with_reason(harness: MakeHarness) -> None:
     h = await harness(RULES)
-    event = await h.event(await post_one(h, payload(alert("Probe"))))
+    event = await h.event(await h.post_one(payload(alert("Probe"))))
     assert event.outcome_label == "failed"
     assert "no label or annotation 'service'" in event.message
     assert RUNS == {}
@@ -234,7 +215,7 @@ async def test_paused(harness: MakeHarness) -> None:
     # skipped (on_pause: hold, the default); it runs once the pause is lifted.
     h = await harness(RULES)
     await h.svc.store.pauses.add_pause(Pause(reason="maintenance", until=time.time() + 60))
-    event_id = await post_one(h, payload(alert("Probe", service="a")))
+    event_id = await h.post_one(payload(alert("Probe", service="a")))
     deadline = time.time() + 5
     while (state := await h.svc.store.jobs.job_state(event_id)) is None or state.state != "held":
         assert time.time() < deadline, state
@@ -260,8 +241,9 @@ async def test_resolved_before_it_ran(harness: MakeHarness) -> None:
 async def test_a_resolution_is_announced_once(harness: MakeHarness) -> None:
     """An Alertmanager HA pair sends `resolved` twice: one announcement; the copy is
     collapsed at intake (issue 17)."""
-    sent: list[Notice] = []
-    h = await harness(RULES, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, notifier=recorder)
     resolved = payload(dict(alert("Probe", service="z"), status="resolved"))
     assert await outcome(h, resolved) == "skipped:resolved"
     again = await h.post(resolved)
@@ -280,7 +262,7 @@ async def test_inhibited_job_waits_then_runs(harness: MakeHarness) -> None:
     h = await harness(RULES)
     storage = alert("Storage", cluster="ch")
     await h.post(payload(storage))
-    event_id = await post_one(h, payload(alert("Downstream")))
+    event_id = await h.post_one(payload(alert("Downstream")))
     await asyncio.sleep(0.3)
     assert await h.svc.store.audit.get_event(event_id) is None  # still waiting, not dropped
     assert RUNS["downstream"] == []
@@ -293,7 +275,7 @@ async def test_inhibited_job_waits_then_runs(harness: MakeHarness) -> None:
 async def test_inhibited_gives_up_after_inhibit_wait(harness: MakeHarness) -> None:
     h = await harness(RULES)
     await h.post(payload(alert("Storage", cluster="ch")))
-    event = await h.event(await post_one(h, payload(alert("Impatient"))))
+    event = await h.event(await h.post_one(payload(alert("Impatient"))))
     assert event.outcome_label == "skipped:inhibited" and "Storage" in event.message
 
 
@@ -312,9 +294,9 @@ SCOPED = """\
 async def test_inhibit_equal_blocks_only_with_equal_labels(harness: MakeHarness) -> None:
     h = await harness(RULES + SCOPED)
     await h.post(payload(alert("Storage", namespace="a")))
-    other = await h.event(await post_one(h, payload(alert("Scoped", namespace="b"))))
+    other = await h.event(await h.post_one(payload(alert("Scoped", namespace="b"))))
     assert other.outcome_label == "succeeded", other.message
-    same = await h.event(await post_one(h, payload(alert("Scoped", namespace="a"))))
+    same = await h.event(await h.post_one(payload(alert("Scoped", namespace="a"))))
     assert same.outcome_label == "skipped:inhibited"
     assert "inhibited by firing alert Storage{namespace=a}" in same.message
 
@@ -339,7 +321,7 @@ async def test_concurrency_budget(harness: MakeHarness) -> None:
 async def test_a_long_handler_keeps_its_concurrency_slot(harness: MakeHarness) -> None:
     """The slot is extended with the lease: a run longer than the lease still holds it."""
     h = await harness(RULES, heartbeat=0.05)
-    first = await post_one(h, payload(alert("GroupedSlow", service="a", sleep="1.2")))
+    first = await h.post_one(payload(alert("GroupedSlow", service="a", sleep="1.2")))
     await asyncio.sleep(0.8)  # well past the 300ms lease, the handler still runs
     assert await outcome(h, payload(alert("GroupedSlow", service="b"))) == "skipped:concurrency"
     assert (await h.event(first)).outcome_label == "succeeded"
@@ -357,7 +339,7 @@ async def test_lease_lost_stops_the_handler(harness: MakeHarness) -> None:
         "timeout: 300ms", "timeout: 10s"
     )
     h = await harness(rules, store=losing, heartbeat=0.05)
-    event = await h.event(await post_one(h, payload(alert("Slow"))))
+    event = await h.event(await h.post_one(payload(alert("Slow"))))
     assert event.outcome_label == "failed" and "lease lost" in event.message
     assert event.details["lease_lost"] is True
     assert await h.svc.store.gates.circuit_remaining("slow", "slow/x") == 0
@@ -397,7 +379,7 @@ async def test_dead_letter_after_too_many_deliveries(harness: MakeHarness) -> No
 async def test_a_shutdown_interrupts_a_long_handler_and_the_job_runs_again(harness: MakeHarness) -> None:
     store = MemoryStore()
     first = await harness(RULES, store=store, shutdown_grace=0.2)
-    event_id = await post_one(first, payload(alert("Probe", service="sd", sleep="1")))
+    event_id = await first.post_one(payload(alert("Probe", service="sd", sleep="1")))
     await started(["sd"])
     with structlog.testing.capture_logs() as logs:
         await first.client.close()  # stops the app: the handler outlives SHUTDOWN_GRACE
@@ -444,8 +426,9 @@ async def test_the_memory_store_caps_are_settings_and_counted(harness: MakeHarne
 async def test_a_resolution_is_announced_once_per_target_after_the_outcome(harness: MakeHarness) -> None:
     """Issue 25 (item 14): two pods of one target resolve as one announcement, and one
     that resolves while the run on its target still verifies waits for the outcome."""
-    sent: list[Notice] = []
-    h = await harness(RULES, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, notifier=recorder)
     pod_a = alert("Probe", service="db", pod="a", sleep="0.4")
     pod_b = alert("Probe", service="db", pod="b", sleep="0.4")
     [acting, merged] = (await (await h.post(payload(pod_a, pod_b))).json())["event_ids"]
@@ -480,7 +463,7 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
     pipeline = Pipeline(
         store=MemoryStore(),
         rules=lambda: RuleSet([], "rules.yaml", "hash"),
-        notifier=Recorder([]),
+        notifier=RecordingNotifier(),
         metrics=Metrics(),
         resources=Resources(settings),
         settings=settings,

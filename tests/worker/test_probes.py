@@ -17,7 +17,9 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import MakeHarness
 from tests.support.handlers import RUNS
 from tests.support.payloads import alert, payload
-from tests.worker.test_pipeline import post_one
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 ERROR = "Code: 60. DB::Exception: Table default.ta_signals does not exist. (UNKNOWN_TABLE) " + "x" * 400
 DATA = '{"symbol": "NVDA", "rows": [{"ts": "2026-11-28T10:00:00Z", "rsi": 61.2}]}'
@@ -97,7 +99,7 @@ def steps(event: Any, name: str = "probe") -> list[tuple[str, bool, str]]:
 async def run_alert(h: Any, **labels: str) -> Any:  # the harness and the recorded event
     labels.setdefault("symbol", "NVDA")
     body = payload(alert("JangarNoData", "firing", "2026-11-28T10:00:00.000Z", None, **labels))
-    return await h.event(await post_one(h, body), timeout=15)
+    return await h.event(await h.post_one(body), timeout=15)
 
 
 async def test_a_passing_probe_is_a_noop_and_the_handler_does_not_run(

@@ -15,7 +15,6 @@ import pytest
 import handlers  # noqa: F401  (the real handlers and the owner resolver)
 from remediator.handling.registry import default_registry
 from remediator.models import Outcome
-from remediator.notify.notice import Notice
 from tests.conftest import MakeHarness
 from tests.support.kube import (
     DEPLOYMENTS,
@@ -29,7 +28,7 @@ from tests.support.kube import (
 )
 from tests.support.kube_workloads import job, pod
 from tests.support.payloads import alert, payload
-from tests.worker.test_pipeline import Recorder
+from tests.support.recording import RecordingNotifier
 
 NS = "torghut"
 RULES = """
@@ -87,8 +86,9 @@ async def test_two_pods_of_one_deployment_share_one_lease_and_one_run(
 ) -> None:
     controller = ws(cluster)
     first, second = pod_names(cluster)
-    sent: list[Notice] = []
-    h = await harness(RULES, registry=default_registry, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, registry=default_registry, notifier=recorder)
     async with background(controller.run):
         response = await h.post(payload(crashing(first), crashing(second)))
         assert response.status == 202
@@ -178,8 +178,9 @@ async def test_a_resolved_alert_is_announced_in_the_owners_thread(
 ) -> None:
     controller = ws(cluster, replicas=1)
     (name,) = pod_names(cluster)
-    sent: list[Notice] = []
-    h = await harness(RULES, registry=default_registry, notifier=Recorder(sent))
+    recorder = RecordingNotifier()
+    sent = recorder.notices
+    h = await harness(RULES, registry=default_registry, notifier=recorder)
     async with background(controller.run):
         fired = await one(h, crashing(name), timeout=30)
     assert fired.outcome is Outcome.SUCCEEDED, fired.message

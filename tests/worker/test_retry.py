@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
+
 from remediator import Checked, Context, Handler, HandlerParams, PermanentError, Result, TemporaryError
 from remediator.handling.registry import Registry, handler
 from tests.conftest import MakeHarness
 from tests.support.payloads import alert, payload
-from tests.worker.test_pipeline import post_one
+
+# The memory store and the gates on looptime's clock: their waits pass without real sleeps.
+pytestmark = pytest.mark.looptime
 
 CALLS: dict[str, int] = defaultdict(int)
 
@@ -66,7 +70,7 @@ rules:
 async def test_a_temporary_failure_is_retried_and_then_succeeds(harness: MakeHarness) -> None:
     CALLS.clear()
     h = await harness(RULES, registry=registry())
-    event = await h.event(await post_one(h, payload(alert("Flaky", name="t1", temporary="1"))))
+    event = await h.event(await h.post_one(payload(alert("Flaky", name="t1", temporary="1"))))
     assert event.outcome_label == "succeeded" and CALLS["t1"] == 2
     assert event.details["attempts"] == 2
     names = [s.name for s in event.timeline]
@@ -86,7 +90,7 @@ async def test_a_temporary_failure_is_retried_and_then_succeeds(harness: MakeHar
 async def test_a_permanent_failure_is_not_retried(harness: MakeHarness) -> None:
     CALLS.clear()
     h = await harness(RULES, registry=registry())
-    event = await h.event(await post_one(h, payload(alert("Flaky", name="p1", permanent="true"))))
+    event = await h.event(await h.post_one(payload(alert("Flaky", name="p1", permanent="true"))))
     assert event.outcome_label == "failed" and event.message == "p1 is gone"
     assert CALLS["p1"] == 1 and "retry" not in [s.name for s in event.timeline]
 
@@ -95,12 +99,12 @@ async def test_retries_stop_at_the_budget_and_count_once_toward_the_circuit(harn
     CALLS.clear()
     h = await harness(RULES, registry=registry())
     # max_attempts 3, a clean target: one failure counted, one retry (the last attempt is kept).
-    first = await h.event(await post_one(h, payload(alert("Flaky", name="b", temporary="9"))))
+    first = await h.event(await h.post_one(payload(alert("Flaky", name="b", temporary="9"))))
     assert first.outcome_label == "failed" and CALLS["b"] == 2
     assert first.details["attempts"] == 2 and first.message == "b: connection refused"
     assert await h.svc.store.gates.circuit_remaining("flaky", "flaky/b") == 0  # counted once
     # The next job finds 2 failures counted with its own: no retry left in the budget.
-    second = await h.event(await post_one(h, payload(alert("Flaky", name="b", temporary="9", try_="2"))))
+    second = await h.event(await h.post_one(payload(alert("Flaky", name="b", temporary="9", try_="2"))))
     assert second.outcome_label == "failed" and second.details["failures_in_window"] == 2
     assert CALLS["b"] == 3 and "retry" not in [s.name for s in second.timeline]
 
@@ -108,6 +112,6 @@ async def test_retries_stop_at_the_budget_and_count_once_toward_the_circuit(harn
 async def test_with_max_attempts_2_a_temporary_failure_is_not_retried(harness: MakeHarness) -> None:
     CALLS.clear()
     h = await harness(RULES, registry=registry())
-    event = await h.event(await post_one(h, payload(alert("Tight", name="x"))))
+    event = await h.event(await h.post_one(payload(alert("Tight", name="x"))))
     assert event.outcome_label == "failed" and event.details["failures_in_window"] == 1
     assert CALLS["x"] == 1

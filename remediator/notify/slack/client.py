@@ -1,5 +1,9 @@
 """Slack delivery: one thread per (rule, target) incident, or flat webhook messages.
 
+What to say is decided here; how it leaves is the transport's (``transports/``: the bot
+API, the incoming webhook, or a recording one in tests). A transport that cannot thread
+(``threads`` false) gets flat, self-contained messages and no updates.
+
 ``send`` only appends to a bounded queue and returns; one sender task posts in
 order, so a reply always waits for its parent's ``ts``. Transport retries are
 slack_sdk's retry handlers (429 + Retry-After, 5xx and connection errors, all
@@ -23,16 +27,10 @@ posted; the store keeps one and every later reply goes there.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Mapping
-from typing import Any
 
 import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from remediator.errors import StoreUnavailable
 from remediator.metrics import Metrics
@@ -41,8 +39,8 @@ from remediator.notify.outbox import Outbox
 from remediator.notify.slack import approvals, messages
 from remediator.notify.slack.blocks import Message
 from remediator.notify.slack.messages import with_fallback_note
-from remediator.notify.slack.retry import retry_after, retry_handlers
 from remediator.notify.slack.threads import Threads
+from remediator.notify.slack.transports import SlackRefused, Transport, transport_for
 from remediator.settings import Settings
 from remediator.store.base import Store
 
@@ -55,31 +53,17 @@ UNUSABLE_FOR = 600.0
 log = structlog.get_logger("remediator.notify.slack.client")
 
 
-def _sdk_logger() -> logging.Logger:
-    """slack_sdk logs request URLs (the webhook's is a secret) whenever its logger's own
-    level is DEBUG or unset; a logger pinned at WARNING keeps those lines from ever forming."""
-    logger = logging.getLogger("remediator.notify.slack.client.sdk")
-    logger.setLevel(logging.WARNING)
-    return logger
-
-
-class _WebhookError(Exception):
-    def __init__(self, status: int, body: str, wait: float | None) -> None:
-        super().__init__(f"webhook answered HTTP {status}: {body[:200]}")
-        self.status = status
-        self.retry_after = wait
-
-
 class SlackNotifier:
-    """Bot-token mode (threads via ``chat.postMessage``) or incoming-webhook mode (flat)."""
+    """Threads where the transport can (the bot API), flat messages where it cannot."""
 
     def __init__(
         self,
         *,
         settings: Settings,
-        session: aiohttp.ClientSession,
+        session: aiohttp.ClientSession | None,
         store: Store,
         metrics: Metrics,
+        transport: Transport | None = None,
         queue_size: int = 1000,
         close_timeout: float = 5.0,
         message_timeout: float = 120.0,
@@ -87,36 +71,18 @@ class SlackNotifier:
         max_retry_after: float = 30.0,
         min_thread_ttl: float = 60.0,
     ) -> None:
+        if transport is None:
+            if session is None:
+                raise ValueError("SlackNotifier needs a session or a transport")
+            transport = transport_for(settings, session, retries=retries, max_retry_after=max_retry_after)
+        self._transport = transport
         self._metrics = metrics
         self._message_timeout = message_timeout
         self._threads = Threads(store.threads, min_thread_ttl)
         self._store = store
-        # each channel's id, as chat.postMessage answers it (chat.update needs the id)
-        self._channel_ids: dict[str, str] = {}
-        self._unusable: dict[str, float] = {}  # a rule's channel -> when to try it again (monotonic)
-        self._secrets = _secrets(settings)
-        handlers = retry_handlers(retries, max_retry_after)
-        self._web: AsyncWebClient | None = None
-        self._hook: AsyncWebhookClient | None = None
         self._channel = settings.slack_channel or ""
-        if settings.slack_bot_token is not None:
-            self._web = AsyncWebClient(
-                token=settings.slack_bot_token.get_secret_value(),
-                base_url=settings.slack_api_url,
-                session=session,
-                logger=_sdk_logger(),
-                retry_handlers=handlers,
-            )
-        elif settings.slack_webhook_url is not None:
-            self._hook = AsyncWebhookClient(
-                url=settings.slack_webhook_url.get_secret_value(),
-                session=session,
-                logger=_sdk_logger(),
-                retry_handlers=handlers,
-            )
-        else:
-            raise ValueError("SlackNotifier needs a bot token or a webhook URL")
-        self.mode = "bot" if self._web is not None else "webhook"
+        self._unusable: dict[str, float] = {}  # a rule's channel -> when to try it again (monotonic)
+        self.mode = transport.mode
         self._outbox = Outbox[Notice](
             name="slack-sender",
             deliver=self._deliver,
@@ -175,13 +141,13 @@ class SlackNotifier:
         if notice.kind in ("approval", "approval_decided"):
             return await self._post_approval(notice)
         if notice.kind in SERVICE_NOTICES:
-            await self._post(messages.parent(notice), None, self._channel)
+            await self._post(messages.parent(notice))
             return "sent"
         channel = self._channel_for(notice)
         thread = await self._threads.find(notice)
         if notice.kind == "resolved" and thread is None:
             return "skipped"  # nothing of ours to close: we never acted on this incident
-        if self._web is None:
+        if not self._transport.threads:
             await self._post(messages.flat(notice), None, channel)
             thread = thread or await self._threads.claim(notice, f"webhook:{notice.event_id}")
         elif thread is None:
@@ -207,9 +173,6 @@ class SlackNotifier:
             return self._channel
         return wanted
 
-    def _id_of(self, channel: str) -> str:
-        return self._channel_ids.get(channel) or self._channel_ids.get(self._channel) or channel
-
     async def _update_header(self, thread: str, notice: Notice, channel: str) -> None:
         """The thread's first message shows the incident's latest state (never a parent
         that carries an approval's buttons and decision). A failure is logged, not fatal:
@@ -217,7 +180,7 @@ class SlackNotifier:
         if notice.kind not in HEADER_KINDS or self._threads.is_approval_parent(thread):
             return
         try:
-            await self._update(self._id_of(channel), thread, messages.latest_header(notice))
+            await self._update(self._transport.id_of(channel), thread, messages.latest_header(notice))
         except Exception as exc:
             log.warning(
                 "slack.header_not_updated", thread=thread, kind=notice.kind, error=self._describe(exc)
@@ -231,7 +194,7 @@ class SlackNotifier:
             return "skipped"
         thread = await self._threads.find(notice)
         channel = self._channel_for(notice)
-        if self._web is None:  # webhook mode cannot update a message: the decision is a new one
+        if not self._transport.threads:  # nothing to update: the decision is a new message
             await self._post(approvals.approval_message(notice, parent=True), None, channel)
             return "sent"
         if notice.kind == "approval_decided":
@@ -252,28 +215,31 @@ class SlackNotifier:
             ts = await self._post(approvals.approval_message(notice, parent=False), thread, channel)
         self._threads.remember(notice.event_id, thread)
         try:
-            await self._store.approvals.set_approval_message(approval.event_id, self._id_of(channel), ts)
+            await self._store.approvals.set_approval_message(
+                approval.event_id, self._transport.id_of(channel), ts
+            )
         except StoreUnavailable as exc:  # the buttons work anyway; a decision cannot update it
             log.warning("slack.approval_message_not_kept", event_id=approval.event_id, error=str(exc))
         return "sent"
 
-    async def _post_to(self, channel: str, message: Message, thread_ts: str | None) -> str:
-        assert self._web is not None
+    # ---- through the transport ----------------------------------------------------------
+    async def _post(self, message: Message, thread_ts: str | None = None, channel: str | None = None) -> str:
+        """Post one message to ``channel`` (None: the default one); returns its ``ts`` ("" where
+        the transport gives none). A rule's channel the bot cannot post to falls back to the
+        default one, saying so."""
         try:
-            response = await self._web.chat_postMessage(
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks,
-                thread_ts=thread_ts,
-                reply_broadcast=message.broadcast or None,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as exc:
-            self._note_rate_limit(exc.response.status_code, exc.response.headers)
+            return await self._transport.post(message, thread_ts, channel)
+        except SlackRefused as exc:
+            if not channel or channel == self._channel or exc.error not in CHANNEL_ERRORS:
+                self._note_rate_limit(exc)
+                raise
+            error = exc.error
+            self._channel_unusable(channel, error)
+        try:
+            return await self._transport.post(with_fallback_note(message, channel, error), thread_ts)
+        except SlackRefused as again:
+            self._note_rate_limit(again)
             raise
-        self._channel_ids[channel] = str(response.get("channel") or self._channel_ids.get(channel, ""))
-        return str(response["ts"])
 
     def _channel_unusable(self, channel: str, error: str) -> None:
         """Said once per episode: which channel, why, what to do; the default one is used meanwhile."""
@@ -291,42 +257,16 @@ class SlackNotifier:
         self._unusable[channel] = time.monotonic() + UNUSABLE_FOR
 
     async def _update(self, channel: str, ts: str, message: Message) -> None:
-        assert self._web is not None
         try:
-            await self._web.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
-        except SlackApiError as exc:
-            self._note_rate_limit(exc.response.status_code, exc.response.headers)
+            await self._transport.update(channel, ts, message)
+        except SlackRefused as exc:
+            self._note_rate_limit(exc)
             raise
 
-    # ---- transport --------------------------------------------------------------------
-    async def _post(self, message: Message, thread_ts: str | None, channel: str) -> str:
-        """Post one message to ``channel``; returns its ``ts`` (webhooks have none: returns "").
-        A rule's channel the bot cannot post to falls back to the default one, saying so."""
-        if self._web is not None:
-            try:
-                return await self._post_to(channel, message, thread_ts)
-            except SlackApiError as exc:
-                error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
-                if channel == self._channel or error not in CHANNEL_ERRORS:
-                    raise
-                self._channel_unusable(channel, str(error))
-                return await self._post_to(
-                    self._channel, with_fallback_note(message, channel, str(error)), thread_ts
-                )
-        assert self._hook is not None
-        answer = await self._hook.send(
-            text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
-        )
-        if answer.status_code != 200:
-            self._note_rate_limit(answer.status_code, answer.headers)
-            raise _WebhookError(answer.status_code, answer.body or "", None)
-        return ""
-
-    def _note_rate_limit(self, status: int, headers: Mapping[str, Any]) -> None:
+    def _note_rate_limit(self, exc: SlackRefused) -> None:
         """Still rate limited after the retries: hold the next message until Slack allows."""
-        if status == 429:
-            wait = retry_after(headers)
-            self._not_before = time.monotonic() + (1.0 if wait is None else wait)
+        if exc.retry_after is not None:
+            self._not_before = time.monotonic() + exc.retry_after
 
     # ---- accounting ---------------------------------------------------------------------
     def _drop(self, notices: list[Notice], reason: str) -> None:
@@ -346,29 +286,13 @@ class SlackNotifier:
         )
 
     def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, SlackApiError):
-            data = exc.response.data if isinstance(exc.response.data, dict) else {}
-            error = data.get("error") or "no error code"
-            return self._redact(f"Slack answered HTTP {exc.response.status_code}: {error}")
+        if isinstance(exc, SlackRefused):
+            return self._redact(str(exc))
         if isinstance(exc, TimeoutError):
             return f"no answer within {self._message_timeout:g}s"
         return self._redact(f"{type(exc).__name__}: {exc}")
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in self._transport.secrets:
             text = text.replace(secret, "[redacted]")
         return text
-
-
-def _secrets(settings: Settings) -> list[str]:
-    """The token, the webhook URL and the URL's path (which alone is the secret)."""
-    found = []
-    if settings.slack_bot_token is not None:
-        found.append(settings.slack_bot_token.get_secret_value())
-    if settings.slack_webhook_url is not None:
-        url = settings.slack_webhook_url.get_secret_value()
-        found.append(url)
-        path = url.split("://", 1)[-1].partition("/")[2]
-        if len(path) >= 8:
-            found.append(path)
-    return sorted((s for s in found if s), key=len, reverse=True)

@@ -15,8 +15,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from remediator.notify.slack.client import _sdk_logger
-from remediator.notify.slack.retry import retry_handlers
+from remediator.notify.slack.retry import retry_handlers, sdk_logger
 from remediator.settings import Settings
 
 log = structlog.get_logger("remediator.notify.slack.interactive")
@@ -32,7 +31,7 @@ class SlackInteractive:
                 token=settings.slack_bot_token.get_secret_value(),
                 base_url=settings.slack_api_url,
                 session=session,
-                logger=_sdk_logger(),
+                logger=sdk_logger(),
                 retry_handlers=retry_handlers(1, 2.0),
                 timeout=5,
             )

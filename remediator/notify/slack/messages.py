@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.durations import format_duration
+from remediator.durations import human_duration
 from remediator.models import SOURCE_NAMES
 from remediator.notify.notice import Notice
 from remediator.notify.notice import replay_command as notice_replay_command
@@ -159,7 +159,7 @@ def _attempts(notice: Notice) -> str:
     failures = int(notice.details.get("failures_in_window", 0) or 0)
     if not failures or not notice.max_attempts:
         return ""
-    window = format_duration(notice.attempt_window)
+    window = human_duration(notice.attempt_window)
     if failures > notice.max_attempts:  # a replay that ignored the open circuit
         return f"Failure {failures} within {window}; the circuit opened at {notice.max_attempts}"
     return f"Failure {failures} of {notice.max_attempts} allowed within {window}"
@@ -167,7 +167,7 @@ def _attempts(notice: Notice) -> str:
 
 def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
     emoji, title = _TITLES.get(notice.outcome, ("📝", notice.outcome))
-    took = f" in {format_duration(notice.duration)}" if notice.duration is not None else ""
+    took = f" in {human_duration(notice.duration)}" if notice.duration is not None else ""
     blocks = [section(f"{emoji} *{title}*{took}")]
     if notice.outcome != "failed" and notice.message:
         blocks.append(section(short(notice.message, 2000)))
@@ -184,7 +184,7 @@ def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
 
 def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
     who = mention(notice.escalate)
-    window = format_duration(notice.attempt_window) if notice.attempt_window else "the window"
+    window = human_duration(notice.attempt_window) if notice.attempt_window else "the window"
     tried = "\n".join(_steps(notice)) or "• (the handler recorded no steps)"
     event = escape(notice.event_id)
     return [
@@ -241,7 +241,7 @@ def reload_blocks(notice: Notice) -> list[dict[str, Any]]:
 
 
 def waiting_blocks(notice: Notice) -> list[dict[str, Any]]:
-    waited = f" ({format_duration(notice.duration)} so far)" if notice.duration else ""
+    waited = f" ({human_duration(notice.duration)} so far)" if notice.duration else ""
     return [section(f"⏳ *Waiting*{waited}: {short(notice.message, 1500)}")]
 
 

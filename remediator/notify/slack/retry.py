@@ -7,6 +7,7 @@ errors Slack documents as transient; all share one attempt counter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,14 @@ from slack_sdk.http_retry.state import RetryState
 _TRANSIENT_ERRORS = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 
+def sdk_logger() -> logging.Logger:
+    """slack_sdk logs request URLs (the webhook's is a secret) whenever its logger's own
+    level is DEBUG or unset; a logger pinned at WARNING keeps those lines from ever forming."""
+    logger = logging.getLogger("remediator.notify.slack.client.sdk")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
 def _header(headers: Mapping[str, Any], name: str) -> str | None:
     """A header's value; slack_sdk's retry responses store every value as a list."""
     for key, value in headers.items():
@@ -43,7 +52,24 @@ def retry_after(headers: Mapping[str, Any]) -> float | None:
         return None
 
 
-class _RateLimitRetry(AsyncRateLimitErrorRetryHandler):
+class _Decides:
+    """A retry handler that decides from the response alone (``retryable``)."""
+
+    def retryable(self, response: HttpResponse) -> bool:
+        raise NotImplementedError
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and self.retryable(response)
+
+
+class _RateLimitRetry(_Decides, AsyncRateLimitErrorRetryHandler):
     """The SDK's 429 handler sleeps ``Retry-After`` (+ <1 s jitter) and retries; kept as is.
 
     One bound added: an advertised wait above ``max_wait`` is not slept inside
@@ -56,47 +82,25 @@ class _RateLimitRetry(AsyncRateLimitErrorRetryHandler):
         super().__init__(max_retry_count=max_retry_count)
         self.max_wait = max_wait
 
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or response.status_code != 429:
+    def retryable(self, response: HttpResponse) -> bool:
+        if response.status_code != 429:
             return False
         raw = _header(response.headers, "retry-after") or "1"  # the SDK waits 1 s when absent
         return raw.strip().isdigit() and int(raw) <= self.max_wait
 
 
-class _ServerErrorRetry(AsyncServerErrorRetryHandler):
+class _ServerErrorRetry(_Decides, AsyncServerErrorRetryHandler):
     """The SDK's handler retries only 500 and 503; proxies in front of Slack answer 502/504."""
 
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return response is not None and 500 <= response.status_code < 600
+    def retryable(self, response: HttpResponse) -> bool:
+        return 500 <= response.status_code < 600
 
 
-class _TransientErrorRetry(AsyncServerErrorRetryHandler):
+class _TransientErrorRetry(_Decides, AsyncServerErrorRetryHandler):
     """``ok: false`` errors Slack documents as transient (HTTP 200), retried like a 5xx."""
 
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        body = response.body if response is not None else None
-        return isinstance(body, dict) and body.get("error") in _TRANSIENT_ERRORS
+    def retryable(self, response: HttpResponse) -> bool:
+        return isinstance(response.body, dict) and response.body.get("error") in _TRANSIENT_ERRORS
 
 
 def retry_handlers(retries: int, max_wait: float) -> list[AsyncRetryHandler]:

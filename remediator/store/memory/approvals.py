@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
+from remediator import clock
 from remediator.store.memory.expiring import Expiring
 from remediator.store.values import Approval, Decision
 
@@ -35,7 +35,7 @@ class MemoryApprovals:
         found = self._requests.get(event_id)
         if found is None or found.decision is not None:
             return found, False
-        decided = found.decided(decision, by, note, time.time())
+        decided = found.decided(decision, by, note, clock.now())
         self._requests.set(event_id, decided, self._requests.remaining(event_id))
         return decided, True
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from remediator import clock
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -29,7 +30,7 @@ class Expiring(Generic[K, V]):
         item = self._data.get(key)
         if item is None:
             return None
-        if item[1] <= time.monotonic():
+        if item[1] <= clock.monotonic():
             del self._data[key]
             return None
         return item[0]
@@ -37,29 +38,29 @@ class Expiring(Generic[K, V]):
     def set(self, key: K, value: V, ttl: float) -> None:
         if self._cap is not None:
             self._data.pop(key, None)  # set again: now the newest
-        self._data[key] = (value, time.monotonic() + ttl)
+        self._data[key] = (value, clock.monotonic() + ttl)
         if len(self._data) > self._sweep_at:
             self.sweep()
             self._sweep_at = max(4096, 2 * len(self._data))
         while self._cap is not None and len(self._data) > self._cap:
             oldest = next(iter(self._data))
             _, deadline = self._data.pop(oldest)
-            if deadline > time.monotonic() and self._evicted is not None:
+            if deadline > clock.monotonic() and self._evicted is not None:
                 self._evicted()
 
     def remaining(self, key: K) -> float:
         if self.get(key) is None:
             return 0.0
-        return max(0.0, self._data[key][1] - time.monotonic())
+        return max(0.0, self._data[key][1] - clock.monotonic())
 
     def keys(self) -> list[K]:
         return list(self._data)
 
     def pop(self, key: K) -> V | None:
         item = self._data.pop(key, None)
-        return None if item is None or item[1] <= time.monotonic() else item[0]
+        return None if item is None or item[1] <= clock.monotonic() else item[0]
 
     def sweep(self) -> None:
-        now = time.monotonic()
+        now = clock.monotonic()
         for key in [k for k, (_, dl) in self._data.items() if dl <= now]:
             del self._data[key]

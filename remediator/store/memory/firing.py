@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
+from remediator import clock
 from remediator.models import Alert
 
 
@@ -21,7 +21,7 @@ class MemoryFiring:
 
     def update(self, firing: Sequence[Alert], resolved: Sequence[Alert]) -> None:
         """Index alerts sent as firing (sent again: now the newest), drop resolved ones."""
-        now = time.time()
+        now = clock.now()
         expires = now + self._ttl
         if len(self._alerts) > self._sweep_at:  # drop alerts that stopped being sent
             self._alerts = {fp: item for fp, item in self._alerts.items() if item[2] > now}
@@ -40,11 +40,11 @@ class MemoryFiring:
             self._alerts.pop(alert.fingerprint, None)
 
     async def firing_labels(self) -> list[dict[str, str]]:
-        now = time.time()
+        now = clock.now()
         for fp in [fp for fp, (_, _, exp) in self._alerts.items() if exp <= now]:
             del self._alerts[fp]
         return [labels for _, labels, _ in self._alerts.values()]
 
     async def is_firing(self, fingerprint: str, starts_at: str) -> bool:
         item = self._alerts.get(fingerprint)
-        return item is not None and item[0] == starts_at and item[2] > time.time()
+        return item is not None and item[0] == starts_at and item[2] > clock.now()

@@ -7,9 +7,9 @@ targets the rules name.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
+from remediator import clock
 from remediator.store.memory.expiring import Expiring
 from remediator.store.values import FailureCount
 
@@ -50,7 +50,7 @@ class MemoryGates:
         return self._cooldowns.remaining((rule, target))
 
     async def record_failure(self, rule: str, target: str, window: float, max_attempts: int) -> FailureCount:
-        key, now = (rule, target), time.time()
+        key, now = (rule, target), clock.now()
         recent = [t for t in self._attempts.get(key, []) if t > now - window] + [now]
         self._attempts[key] = recent
         opened = False

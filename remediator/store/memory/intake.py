@@ -3,10 +3,10 @@ automatic job collapsed into the first one of its (rule, alert status, episode).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from remediator import clock
 from remediator.models import Alert, Job, NewJob
 from remediator.store.memory.expiring import Expiring
 from remediator.store.memory.firing import MemoryFiring
@@ -36,7 +36,7 @@ class MemoryIntake:
         self, jobs: Sequence[Job | NewJob], firing: Sequence[Alert], resolved: Sequence[Alert]
     ) -> None:
         self._firing.update(firing, resolved)
-        now = time.time()
+        now = clock.now()
         for job in jobs:
             self._jobs.queued(JobState.queued(job, now))
         if jobs:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+from remediator import clock
 from remediator.store.values import JobState
 
 
@@ -22,7 +21,7 @@ class MemoryJobs:
     async def set_job_state(self, event_id: str, state: str, why: str, target: str = "") -> None:
         current = self.states.get(event_id)
         if current is not None:
-            self.states[event_id] = current.moved(state, why, target, time.time())
+            self.states[event_id] = current.moved(state, why, target, clock.now())
 
     async def job_state(self, event_id: str) -> JobState | None:
         return self.states.get(event_id)

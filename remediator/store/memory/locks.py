@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+from remediator import clock
 from remediator.store.memory.expiring import Expiring
 from remediator.store.values import holder_of, lease_token
 
@@ -41,7 +40,7 @@ class MemoryLocks:
         return holder_of(self._leases.get(target))
 
     async def acquire_slot(self, group: str, limit: int, token: str, ttl: float) -> bool:
-        now = time.monotonic()
+        now = clock.monotonic()
         slots = {t: dl for t, dl in self._slots.get(group, {}).items() if dl > now}
         self._slots[group] = slots
         if token not in slots and len(slots) >= limit:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+from remediator import clock
 from remediator.store.values import GLOBAL_PAUSE, Pause
 
 
@@ -21,10 +20,10 @@ class MemoryPauses:
     async def remove_pause(self, pause_id: str) -> Pause | None:
         self._version += 1
         pause = self._pauses.pop(pause_id, None)
-        return pause if pause is not None and pause.until > time.time() else None
+        return pause if pause is not None and pause.until > clock.now() else None
 
     async def list_pauses(self) -> list[Pause]:
-        now = time.time()
+        now = clock.now()
         for pause_id in [i for i, p in self._pauses.items() if p.until <= now]:
             del self._pauses[pause_id]
         return sorted(self._pauses.values(), key=lambda p: (p.id != GLOBAL_PAUSE, p.created, p.id))

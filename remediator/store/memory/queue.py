@@ -6,11 +6,11 @@ import asyncio
 import heapq
 import itertools
 import secrets
-import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from remediator import clock
 from remediator.models import Job
 from remediator.store.values import Delivery
 
@@ -39,7 +39,7 @@ class MemoryQueue:
             self._cond.notify(count)
 
     def _push(self, job: Job) -> None:
-        entry = f"{int(time.time() * 1000)}-{next(self._seq)}"
+        entry = f"{int(clock.now() * 1000)}-{next(self._seq)}"
         self._entries[entry] = job
         self._ready.append(entry)
 
@@ -53,7 +53,7 @@ class MemoryQueue:
             out: list[Delivery] = []
             while self._ready and len(out) < count:
                 entry = self._ready.popleft()
-                self._pending[entry] = (consumer, time.monotonic(), 1)
+                self._pending[entry] = (consumer, clock.monotonic(), 1)
                 out.append(Delivery(entry, self._entries[entry], 1))
             return out
 
@@ -64,10 +64,10 @@ class MemoryQueue:
     async def touch(self, consumer: str, delivery_id: str) -> None:
         item = self._pending.get(delivery_id)
         if item is not None:
-            self._pending[delivery_id] = (consumer, time.monotonic(), item[2])
+            self._pending[delivery_id] = (consumer, clock.monotonic(), item[2])
 
     async def reclaim(self, consumer: str, min_idle: float, count: int) -> list[Delivery]:
-        now, out = time.monotonic(), list[Delivery]()
+        now, out = clock.monotonic(), list[Delivery]()
         for entry, (_, at, n) in list(self._pending.items()):
             if len(out) >= count:
                 break
@@ -81,7 +81,7 @@ class MemoryQueue:
         self._deferred_jobs[token] = job
         if hold:
             self._held.add(token)
-        heapq.heappush(self._deferred, (time.time() + delay, next(self._seq), token))
+        heapq.heappush(self._deferred, (clock.now() + delay, next(self._seq), token))
         await self.ack(delivery_id)
 
     async def release_held(self) -> int:
@@ -89,13 +89,13 @@ class MemoryQueue:
         held = {token for token in self._held if token in self._deferred_jobs}
         self._held.clear()
         if held:
-            now = time.time()
+            now = clock.now()
             self._deferred = [(now if t in held else due, seq, t) for due, seq, t in self._deferred]
             heapq.heapify(self._deferred)
         return len(held)
 
     async def promote_due(self) -> int:
-        now, moved = time.time(), 0
+        now, moved = clock.now(), 0
         async with self._cond:
             while self._deferred and self._deferred[0][0] <= now:
                 _, _, token = heapq.heappop(self._deferred)
@@ -107,7 +107,7 @@ class MemoryQueue:
         return moved
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._dead.append(delivery.dead_letter(reason, time.time()))
+        self._dead.append(delivery.dead_letter(reason, clock.now()))
         await self.ack(delivery.id)
 
     async def dead_letters(self, limit: int) -> list[dict[str, Any]]:
