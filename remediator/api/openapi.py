@@ -31,7 +31,6 @@ from remediator.api.schemas import (
     EventPage,
     Health,
     ManualAlert,
-    PauseRequest,
     PauseState,
     Readiness,
     ReplayRequest,
@@ -46,7 +45,6 @@ _INPUTS: tuple[type[BaseModel], ...] = (
     WebhookPayload,
     ManualAlert,
     ReplayRequest,
-    PauseRequest,
     PauseCreate,
     DecisionRequest,
 )
@@ -333,7 +331,7 @@ def _pause_path(refs: Refs, sec: list[dict[str, list[str]]]) -> dict[str, Any]:
             **common,
             "operationId": "pause",
             "summary": "Pause all remediation for a while (the pause 'global')",
-            "requestBody": {"required": True, "content": _json(refs[("PauseRequest", "validation")])},
+            "requestBody": {"required": True, "content": _json(refs[("PauseCreate", "validation")])},
             "responses": _responses(refs, state, (400, 401, 403, 413, 415, 503)),
         },
         "delete": {

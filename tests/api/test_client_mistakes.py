@@ -22,6 +22,7 @@ from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.notify.slack.signing import signature
 from remediator.store.memory import MemoryStore
+from remediator.store.memory.audit import MemoryAudit
 from tests.support.admin import Calls, make_registry, make_settings, write_rules
 from tests.support.raw_http import Answer, request_bytes, send
 
@@ -151,9 +152,18 @@ async def test_a_non_ascii_sign_in_csrf_field_is_a_403_page(served: Served) -> N
     assert_secured(answer)
 
 
-class BrokenStore(MemoryStore):
+class BrokenAudit(MemoryAudit):
     async def list_events(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in the store")
+
+
+class BrokenStore(MemoryStore):
+    """The Activity page's read raises (a part since the store's parts: the override of
+    ``MemoryStore.list_events`` no longer reached the page, and the test failed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.audit = BrokenAudit(10, self.jobs)
 
 
 async def test_an_unexpected_console_error_is_a_500_page_with_the_security_headers(tmp_path: Path) -> None:
