@@ -920,3 +920,31 @@ async def test_conclude_may_hand_the_consumer_its_next_job(store: Store) -> None
     [third] = await store.queue.dequeue("c1", 1, 1.0)
     end = Conclusion(job=third.job, event=lambda n: event("n3"), ack=third.id, next_for="c1")
     assert (await store.conclude(end)).next is None
+
+
+# ---- credentials (issue 24, item 6): failed credentials counted across replicas -------------
+async def test_failed_credentials_are_counted_in_a_sliding_window(store: Store) -> None:
+    keys = ["address:192.0.2.1", "name:alertmanager"]
+    for _ in range(3):
+        tallies = await store.credentials.count_failure(keys, window=2.0, limit=4)
+    assert [(t.failures, t.refused_for, t.first) for t in tallies] == [(3, 0.0, False)] * 2
+    fourth = await store.credentials.count_failure(keys, window=2.0, limit=4)
+    assert [t.failures for t in fourth] == [4, 4] and all(t.first for t in fourth)
+    assert all(1.5 < t.refused_for <= 2.0 for t in fourth), fourth
+    [fifth] = await store.credentials.count_failure(keys[:1], window=2.0, limit=4)
+    assert fifth.failures >= 4 and fifth.refused_for > 0 and not fifth.first  # told once per burst
+    [other] = await store.credentials.count_failure(["address:192.0.2.2"], window=2.0, limit=4)
+    assert (other.failures, other.refused_for) == (1, 0.0)
+    await asyncio.sleep(2.1)  # the window slides past every failure
+    [again] = await store.credentials.count_failure(keys[:1], window=2.0, limit=4)
+    assert (again.failures, again.refused_for) == (1, 0.0)
+
+
+async def test_good_addresses_of_a_name_are_remembered_for_a_while(store: Store) -> None:
+    assert not await store.credentials.known_good("alertmanager", "192.0.2.1")
+    await store.credentials.remember_good("alertmanager", "192.0.2.1", 1.0)
+    assert await store.credentials.known_good("alertmanager", "192.0.2.1")
+    assert not await store.credentials.known_good("alertmanager", "192.0.2.2")
+    assert not await store.credentials.known_good("bob", "192.0.2.1")
+    await asyncio.sleep(1.1)
+    assert not await store.credentials.known_good("alertmanager", "192.0.2.1")
