@@ -74,6 +74,8 @@ _ERRORS = {
     409: "the request conflicts with the stored state",
     413: "body too large",
     415: "body is not JSON",
+    429: "too many failed credentials from this client address or for this name; retry "
+    "after Retry-After seconds",
     503: "the state store is unavailable or no rules are loaded; retry",
 }
 
@@ -150,11 +152,14 @@ def _responses(refs: Refs, ok: dict[int, tuple[str, str]], errors: tuple[int, ..
         str(code): {"description": text, "content": _json(refs[(model, "serialization")])}
         for code, (model, text) in ok.items()
     }
-    for code in errors:
+    # Every route that checks a credential refuses a caller with too many failed ones.
+    for code in (*errors, 429) if 401 in errors else errors:
         out[str(code)] = {
             "description": _ERRORS[code],
             "content": _json(refs[("ErrorBody", "serialization")]),
         }
+    if 401 in errors:
+        out["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
     return out
 
 

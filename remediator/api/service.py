@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from remediator.api.auth import Credentials
+from remediator.api.limits import FailureLimit
 from remediator.handling.context import Resources
 from remediator.intake import Intake
 from remediator.metrics import Metrics
@@ -26,7 +27,8 @@ class Service:
     resources: Resources
     intake: Intake
     replica: str
-    credentials: Credentials = field(default_factory=Credentials)
+    limits: FailureLimit
+    credentials: Credentials = field(default_factory=Credentials)  # replaced when its file changes
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)

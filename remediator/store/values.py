@@ -157,6 +157,15 @@ class FailureCount:
     opened: bool  # True only for the failure that opened the circuit
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Failed credentials under one key (a client address, a presented name) in the window."""
+
+    failures: int  # in the window, the one just counted included
+    refused_for: float  # seconds the key stays refused (0.0: fewer than the limit)
+    first: bool = False  # this failure made the key refused, the first time in this burst
+
+
 Decision = Literal["approved", "rejected", "expired", "withdrawn"]
 
 

@@ -93,7 +93,9 @@ async def test_max_pause_is_exact_on_both_routes(client: Client) -> None:
         _, refused = await call(client, "POST", path, {"reason": "week", "for": "7d1s"}, 400)
         assert refused["error"] == "pause too long", (path, refused)
         assert "7d1s is more than REMEDIATOR_MAX_PAUSE (7d)" in refused["detail"], refused
-        _, refused = await call(client, "POST", path, {"reason": "week", "until": time.time() + 7 * 86400 + 2}, 400)
+        _, refused = await call(
+            client, "POST", path, {"reason": "week", "until": time.time() + 7 * 86400 + 2}, 400
+        )
         assert refused["error"] == "pause too long", (path, refused)
 
 
@@ -110,12 +112,16 @@ async def test_for_needs_a_unit_on_both_routes(client: Client) -> None:
 async def test_both_routes_take_the_same_fields(client: Client) -> None:
     """``by`` is taken and ignored by both (the token names the author); ``until`` sets the
     global pause too; the alias refuses matchers naming the collection."""
-    _, scoped = await call(client, "POST", "/api/v1/pauses", {"reason": "a", "for": "1h", "by": "mallory"}, 201)
+    _, scoped = await call(
+        client, "POST", "/api/v1/pauses", {"reason": "a", "for": "1h", "by": "mallory"}, 201
+    )
     assert scoped["by"] == "admin"
     until = int(time.time()) + 1800
     _, state = await call(client, "POST", "/api/v1/pause", {"reason": "b", "until": until, "by": "mallory"})
     assert state["by"] == "admin" and state["until"] == until
-    _, refused = await call(client, "POST", "/api/v1/pause", {"reason": "c", "for": "1h", "until": until}, 400)
+    _, refused = await call(
+        client, "POST", "/api/v1/pause", {"reason": "c", "for": "1h", "until": until}, 400
+    )
     assert "exactly one of" in refused["detail"]
     _, refused = await call(
         client, "POST", "/api/v1/pause", {"reason": "c", "for": "1h", "matchers": ['team="db"']}, 400

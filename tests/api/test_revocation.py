@@ -106,9 +106,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: 
 
 
 async def admin_status(server: TestServer, token: str) -> int:
-    async with aiohttp.ClientSession() as client:
-        async with client.get(server.make_url("/api/v1/events"), headers=admin_headers(token)) as response:
-            return response.status
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(server.make_url("/api/v1/events"), headers=admin_headers(token)) as response,
+    ):
+        return response.status
 
 
 async def test_a_token_removed_from_the_file_stops_working_without_a_restart(tmp_path: Path) -> None:

@@ -948,3 +948,22 @@ async def test_good_addresses_of_a_name_are_remembered_for_a_while(store: Store)
     assert not await store.credentials.known_good("bob", "192.0.2.1")
     await asyncio.sleep(1.1)
     assert not await store.credentials.known_good("alertmanager", "192.0.2.1")
+
+
+# ---- sessions (issue 24, item 7): console sign-ins held on the server ---------------------
+async def test_sessions_open_close_and_end_with_their_credential(store: Store) -> None:
+    await store.sessions.open_session("s1", "alice", 60)
+    await store.sessions.open_session("s2", "alice", 60)
+    await store.sessions.open_session("s3", "bob", 60)
+    await store.sessions.open_session("short", "bob", 0.5)
+    assert [await store.sessions.session_name(s) for s in ("s1", "s3", "nope")] == ["alice", "bob", None]
+    await store.sessions.close_session("s1")
+    await store.sessions.close_session("s1")  # twice is harmless
+    assert await store.sessions.session_name("s1") is None
+    assert await store.sessions.session_name("s2") == "alice"
+    assert await store.sessions.close_sessions_of("alice") == 1
+    assert await store.sessions.session_name("s2") is None
+    assert await store.sessions.close_sessions_of("alice") == 0
+    await asyncio.sleep(0.6)
+    assert await store.sessions.session_name("short") is None  # expired with its session
+    assert await store.sessions.close_sessions_of("bob") == 1  # s3 only: short had expired

@@ -10,6 +10,7 @@ import pytest
 from remediator.store.base import (
     Approvals,
     Audit,
+    CredentialFailures,
     Firing,
     Gates,
     Intake,
@@ -17,12 +18,14 @@ from remediator.store.base import (
     Locks,
     Pauses,
     Queue,
+    Sessions,
     Store,
     Threads,
 )
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
+from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
 from remediator.store.redis.intake import RedisIntake
@@ -30,6 +33,7 @@ from remediator.store.redis.jobs import RedisJobs
 from remediator.store.redis.locks import RedisLocks
 from remediator.store.redis.pauses import RedisPauses
 from remediator.store.redis.queue import RedisQueue
+from remediator.store.redis.sessions import RedisSessions
 from remediator.store.redis.store import RedisStore
 from remediator.store.redis.threads import RedisThreads
 
@@ -44,6 +48,8 @@ PARTS = {
     "approvals": Approvals,
     "threads": Threads,
     "intake": Intake,
+    "credentials": CredentialFailures,
+    "sessions": Sessions,
 }
 
 
@@ -70,6 +76,8 @@ REDIS_PARTS: dict[str, type] = {
     "approvals": RedisApprovals,
     "threads": RedisThreads,
     "intake": RedisIntake,
+    "credentials": RedisCredentials,
+    "sessions": RedisSessions,
 }
 
 

@@ -3,9 +3,10 @@
 Same contract as ``store.memory.MemoryStore`` (``tests/store/test_store_contract.py``
 runs both). ``RedisStore`` hands out its parts, one per interface of ``store.base``
 (``queue``, ``locks``, ``pauses``, ``firing``, ``gates``, ``audit``, ``jobs``,
-``approvals``, ``threads``, ``intake``: coalesced, pipelined), and adds what spans them
-(``admit``, ``conclude``), ping and close. Every key comes from ``keys.Keys``; keys that
-one script touches share a hash tag, so it also runs on Redis Cluster. Any Redis failure
+``approvals``, ``threads``, ``intake``: coalesced, pipelined; ``credentials``,
+``sessions``), and adds what spans them (``admit``, ``conclude``), ping and close. Every
+key comes from ``keys.Keys``; keys that one script touches share a hash tag, so it also
+runs on Redis Cluster. Any Redis failure
 surfaces as ``StoreUnavailable``: the webhook answers 503 and the workers act on nothing.
 """
 
@@ -23,6 +24,7 @@ from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.common import FAILURES, Backend, guarded, log
 from remediator.store.redis.connection import Connection, connect
+from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
 from remediator.store.redis.intake import RedisIntake
@@ -31,6 +33,7 @@ from remediator.store.redis.keys import Keys
 from remediator.store.redis.locks import RedisLocks
 from remediator.store.redis.pauses import RedisPauses
 from remediator.store.redis.queue import RedisQueue
+from remediator.store.redis.sessions import RedisSessions
 from remediator.store.redis.threads import RedisThreads
 from remediator.store.stepwise import admit_in_steps, conclude_in_steps
 
@@ -93,6 +96,8 @@ class RedisStore:
         self.approvals = RedisApprovals(backend)
         self.threads = RedisThreads(backend)
         self.intake = RedisIntake(backend, firing_ttl)
+        self.credentials = RedisCredentials(backend)
+        self.sessions = RedisSessions(backend)
         # one script per run's start and end, unless the keys live on several nodes
         self._admission = (
             None if isinstance(conn.client, RedisCluster) else RedisAdmission(backend, self.queue, self.audit)
