@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     episode_ttl: Duration = 7 * 86400.0
     audit_max_events: int = Field(default=10_000, ge=10)
     audit_retention: Duration = 7 * 86400.0
+    # What one audit event keeps of a handler's plan and details (worker/capping.py), in bytes
+    audit_event_max_bytes: int = Field(default=4096, ge=1024, le=1024 * 1024)
     stream_max_len: int = Field(default=100_000, ge=100)
     rules_poll_interval: Duration = 2.0
     shutdown_grace: Duration = 30.0
