@@ -30,6 +30,7 @@ from remediator.settings import Settings
 from remediator.store.base import Store
 from remediator.store.memory import MemoryStore
 from remediator.store.memory.credentials import MemoryCredentials
+from remediator.worker.generation import GenerationWatch
 from remediator.worker.pipeline import Pipeline
 from remediator.worker.pool import WorkerPool
 
@@ -163,10 +164,13 @@ def _lifecycle(
                 window=settings.auth_failure_window,
             ),
             credentials=credentials,
+            generation=GenerationWatch(store.generation, notifier, metrics),
         )
         app[SERVICE] = svc
         await notifier.start()
-        pool = WorkerPool(pipeline, workers=settings.workers, grace=settings.shutdown_grace)
+        pool = WorkerPool(
+            pipeline, workers=settings.workers, grace=settings.shutdown_grace, generation=svc.generation
+        )
         pool.start()
         stop = asyncio.Event()
         watcher = RulesWatcher(rules, notifier, interval=settings.rules_poll_interval)

@@ -153,6 +153,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.store_resets = Counter(
+            "remediator_store_resets_total",
+            "Wipes of the state store this replica saw: its generation marker was gone or "
+            "replaced (a Redis restarted without persistence, a FLUSHALL).",
+            registry=r,
+        )
         self.build_info = Gauge(
             "remediator_build_info",
             "Always 1; the labels say which remediator and Python serve.",

@@ -72,6 +72,7 @@ _ERRORS = {
     403: "the token may only read",
     404: "not found",
     409: "the request conflicts with the stored state",
+    410: "accepted before the state store's data began: the store was wiped since, and the job with it",
     413: "body too large",
     415: "body is not JSON",
     429: "too many failed credentials from this client address or for this name; retry "
@@ -546,7 +547,7 @@ def _control_paths(refs: Refs) -> dict[str, Any]:
                 "security": sec,
                 "summary": "One job from the moment the webhook accepted it (state done: see the event)",
                 "parameters": [path_id("event_id")],
-                "responses": _responses(refs, {200: ("JobInfo", "the job")}, (400, 401, 404, 503)),
+                "responses": _responses(refs, {200: ("JobInfo", "the job")}, (400, 401, 404, 410, 503)),
             }
         },
     }

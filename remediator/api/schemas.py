@@ -268,7 +268,10 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: str
-    problems: list[str]
+    problems: list[str]  # any of them: 503
+    warnings: list[str] = Field(
+        default_factory=list, description="worth a look, still ready (e.g. the store was wiped)"
+    )
     rules: dict[str, Any]
     store: dict[str, Any]
     replica: str

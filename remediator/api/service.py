@@ -15,6 +15,7 @@ from remediator.notify.notice import Notifier
 from remediator.rules.holder import RulesHolder
 from remediator.settings import Settings
 from remediator.store.base import Store
+from remediator.worker.generation import GenerationWatch
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Service:
     replica: str
     limits: FailureLimit
     credentials: Credentials = field(default_factory=Credentials)  # replaced when its file changes
+    generation: GenerationWatch | None = None  # what this replica saw of the store's generation
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)

@@ -22,6 +22,7 @@ from remediator.store.values import (
     FailureCount,
     JobState,
     Pause,
+    StoreMarker,
     Tally,
 )
 
@@ -279,12 +280,24 @@ class Sessions(Protocol):
         """End every session of the credential ``name`` (removed or changed); how many."""
 
 
+class Generation(Protocol):
+    """The store's generation marker: how a wiped store is told from a new one."""
+
+    async def marker(self) -> StoreMarker | None:
+        """The marker, or None: the store is new, or was wiped."""
+
+    async def create_marker(self, marker: StoreMarker) -> StoreMarker:
+        """Store ``marker`` unless one exists; the marker stored (ours, or the first one)."""
+
+    async def claim_report(self, marker_id: str, ttl: float) -> bool:
+        """True for the first caller only: it tells people that ``marker_id`` was wiped."""
+
+
 class Store(Protocol):
     """All shared state, as its parts; ``admit`` and ``conclude`` span them.
 
-    Homes for what comes next, one part each when it is built: ``generation`` (a marker
-    that tells a wiped store from a new one) and ``brakes`` (the blast-radius brake's
-    state per rule).
+    A home for what comes next, one part when it is built: ``brakes`` (the blast-radius
+    brake's state per rule).
     """
 
     kind: str
@@ -313,6 +326,8 @@ class Store(Protocol):
     def credentials(self) -> CredentialFailures: ...
     @property
     def sessions(self) -> Sessions: ...
+    @property
+    def generation(self) -> Generation: ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""

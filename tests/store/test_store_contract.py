@@ -24,7 +24,7 @@ from remediator.store.admission import Admission, Conclusion
 from remediator.store.base import Store, global_pause
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
-from remediator.store.values import GLOBAL_PAUSE, Approval, Pause
+from remediator.store.values import GLOBAL_PAUSE, Approval, Pause, StoreMarker
 from tests.support.handlers import make_registry
 from tests.support.redis_server import RedisClusterNodes, RedisServer
 
@@ -967,3 +967,16 @@ async def test_sessions_open_close_and_end_with_their_credential(store: Store) -
     await asyncio.sleep(0.6)
     assert await store.sessions.session_name("short") is None  # expired with its session
     assert await store.sessions.close_sessions_of("bob") == 1  # s3 only: short had expired
+
+
+# ---- generation (issue 24, item 11): a marker tells a wiped store from a new one -----------
+async def test_the_generation_marker_is_set_once_and_a_wipe_reported_once(store: Store) -> None:
+    assert await store.generation.marker() is None
+    first = StoreMarker(id="g1", created=100.0)
+    assert await store.generation.create_marker(first) == first
+    second = StoreMarker(id="g2", created=200.0, after="g1", last_seen=150.0)
+    assert await store.generation.create_marker(second) == first  # the first one stays
+    assert await store.generation.marker() == first
+    assert await store.generation.claim_report("g0", 60)
+    assert not await store.generation.claim_report("g0", 60)
+    assert await store.generation.claim_report("g1", 60)

@@ -13,6 +13,7 @@ from remediator.store.base import (
     CredentialFailures,
     Firing,
     Gates,
+    Generation,
     Intake,
     Jobs,
     Locks,
@@ -28,6 +29,7 @@ from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
+from remediator.store.redis.generation import RedisGeneration
 from remediator.store.redis.intake import RedisIntake
 from remediator.store.redis.jobs import RedisJobs
 from remediator.store.redis.locks import RedisLocks
@@ -50,6 +52,7 @@ PARTS = {
     "intake": Intake,
     "credentials": CredentialFailures,
     "sessions": Sessions,
+    "generation": Generation,
 }
 
 
@@ -78,6 +81,7 @@ REDIS_PARTS: dict[str, type] = {
     "intake": RedisIntake,
     "credentials": RedisCredentials,
     "sessions": RedisSessions,
+    "generation": RedisGeneration,
 }
 
 

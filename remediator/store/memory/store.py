@@ -16,6 +16,7 @@ from remediator.store.memory.audit import MemoryAudit
 from remediator.store.memory.credentials import MemoryCredentials
 from remediator.store.memory.firing import MemoryFiring
 from remediator.store.memory.gates import MemoryGates
+from remediator.store.memory.generation import MemoryGeneration
 from remediator.store.memory.intake import MemoryIntake
 from remediator.store.memory.jobs import MemoryJobs
 from remediator.store.memory.locks import MemoryLocks
@@ -61,6 +62,7 @@ class MemoryStore:
         )
         self.credentials = MemoryCredentials()
         self.sessions = MemorySessions()
+        self.generation = MemoryGeneration()
 
     async def ping(self) -> None:
         return None

@@ -137,3 +137,11 @@ class Keys:
 
     def sessions_of(self, name: str) -> str:
         return f"{self.prefix}:{{sessions}}:of:{name}"
+
+    # the store's generation marker (issue 24): never expires; a wipe takes it
+    @property
+    def generation(self) -> str:
+        return f"{self.prefix}:generation"
+
+    def generation_reported(self, marker_id: str) -> str:
+        return f"{self.prefix}:generation:reported:{marker_id}"

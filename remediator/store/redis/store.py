@@ -4,7 +4,7 @@ Same contract as ``store.memory.MemoryStore`` (``tests/store/test_store_contract
 runs both). ``RedisStore`` hands out its parts, one per interface of ``store.base``
 (``queue``, ``locks``, ``pauses``, ``firing``, ``gates``, ``audit``, ``jobs``,
 ``approvals``, ``threads``, ``intake``: coalesced, pipelined; ``credentials``,
-``sessions``), and adds what spans them (``admit``, ``conclude``), ping and close. Every
+``sessions``, ``generation``), and adds what spans them (``admit``, ``conclude``), ping and close. Every
 key comes from ``keys.Keys``; keys that one script touches share a hash tag, so it also
 runs on Redis Cluster. Any Redis failure
 surfaces as ``StoreUnavailable``: the webhook answers 503 and the workers act on nothing.
@@ -27,11 +27,13 @@ from remediator.store.redis.connection import Connection, connect
 from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
+from remediator.store.redis.generation import RedisGeneration
 from remediator.store.redis.intake import RedisIntake
 from remediator.store.redis.jobs import RedisJobs
 from remediator.store.redis.keys import Keys
 from remediator.store.redis.locks import RedisLocks
 from remediator.store.redis.pauses import RedisPauses
+from remediator.store.redis.persistence import report_persistence
 from remediator.store.redis.queue import RedisQueue
 from remediator.store.redis.sessions import RedisSessions
 from remediator.store.redis.threads import RedisThreads
@@ -69,6 +71,7 @@ class RedisStore:
             )
         else:
             log.info("store.redis_connected", mode=conn.mode, prefix=settings.redis_prefix)
+            await report_persistence(conn.client)
         return store
 
     def __init__(
@@ -98,6 +101,7 @@ class RedisStore:
         self.intake = RedisIntake(backend, firing_ttl)
         self.credentials = RedisCredentials(backend)
         self.sessions = RedisSessions(backend)
+        self.generation = RedisGeneration(backend)
         # one script per run's start and end, unless the keys live on several nodes
         self._admission = (
             None if isinstance(conn.client, RedisCluster) else RedisAdmission(backend, self.queue, self.audit)
