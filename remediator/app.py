@@ -16,7 +16,9 @@ from aiohttp import web
 from remediator.api import admin, alertmanager, approvals, health, jobs, pauses, slack_interactions
 from remediator.api import errors as api_errors
 from remediator.api.auth import load_credentials
+from remediator.api.limits import FailureLimit
 from remediator.api.service import SERVICE, Service
+from remediator.api.tokens import TokensWatcher
 from remediator.handling.context import Resources
 from remediator.handling.registry import Registry, default_registry
 from remediator.intake import Intake
@@ -27,6 +29,8 @@ from remediator.rules.watcher import RulesWatcher
 from remediator.settings import Settings
 from remediator.store.base import Store
 from remediator.store.memory import MemoryStore
+from remediator.store.memory.credentials import MemoryCredentials
+from remediator.worker.generation import GenerationWatch
 from remediator.worker.pipeline import Pipeline
 from remediator.worker.pool import WorkerPool
 
@@ -119,6 +123,9 @@ def _lifecycle(
     given_notifier: Notifier | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        tokens = None
+        if settings.admin_tokens_file is not None:  # reloaded when it changes
+            tokens = TokensWatcher(settings.admin_tokens_file, interval=settings.rules_poll_interval)
         credentials = load_credentials(settings)  # a bad tokens file stops the start here
         metrics = Metrics()
         rules = RulesHolder(settings.rules, registry, metrics, slack_webhook=settings.slack_webhook_mode())
@@ -149,15 +156,28 @@ def _lifecycle(
             resources=resources,
             intake=intake,
             replica=replica,
+            limits=FailureLimit(
+                store.credentials,
+                MemoryCredentials(),  # this replica's own count while the store is down
+                metrics,
+                limit=settings.auth_max_failures,
+                window=settings.auth_failure_window,
+            ),
             credentials=credentials,
+            generation=GenerationWatch(store.generation, notifier, metrics),
         )
         app[SERVICE] = svc
         await notifier.start()
-        pool = WorkerPool(pipeline, workers=settings.workers, grace=settings.shutdown_grace)
+        pool = WorkerPool(
+            pipeline, workers=settings.workers, grace=settings.shutdown_grace, generation=svc.generation
+        )
         pool.start()
         stop = asyncio.Event()
         watcher = RulesWatcher(rules, notifier, interval=settings.rules_poll_interval)
         watching = asyncio.create_task(watcher.run(stop), name="rules-watcher")
+        watching_tokens = None
+        if tokens is not None:
+            watching_tokens = asyncio.create_task(tokens.run(svc, stop), name="tokens-watcher")
         loop = asyncio.get_running_loop()
         watcher.install_sighup(loop)
         log.info(
@@ -174,8 +194,10 @@ def _lifecycle(
             watcher.remove_sighup(loop)
             stop.set()
             await pool.stop()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(watching, 1.0)
+            for task in (watching, watching_tokens):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await asyncio.wait_for(task, 1.0)
             await notifier.close()
             await resources.aclose()
             if given_store is None:

@@ -135,6 +135,31 @@ class Metrics:
             ["action", "result"],
             registry=r,
         )
+        self.auth_failures = Counter(
+            "remediator_auth_failures_total",
+            "Wrong credentials presented, by surface (webhook, admin, console).",
+            ["surface"],
+            registry=r,
+        )
+        self.auth_refused = Counter(
+            "remediator_auth_refused_total",
+            "Requests answered 429 because their client address or presented name had too "
+            "many failed credentials within REMEDIATOR_AUTH_FAILURE_WINDOW, by surface.",
+            ["surface"],
+            registry=r,
+        )
+        self.admin_tokens_reload = Counter(
+            "remediator_admin_tokens_reload_total",
+            "Reloads of REMEDIATOR_ADMIN_TOKENS_FILE after a change, by result (ok, error).",
+            ["result"],
+            registry=r,
+        )
+        self.store_resets = Counter(
+            "remediator_store_resets_total",
+            "Wipes of the state store this replica saw: its generation marker was gone or "
+            "replaced (a Redis restarted without persistence, a FLUSHALL).",
+            registry=r,
+        )
         self.build_info = Gauge(
             "remediator_build_info",
             "Always 1; the labels say which remediator and Python serve.",

@@ -7,16 +7,25 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import pydantic_settings
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from remediator.durations import Duration
 
@@ -30,6 +39,24 @@ VERIFIED_SECRETS = ("webhook_token", "webhook_password", "admin_token")
 OTHER_VARIABLES = ("REMEDIATOR_URL", "REMEDIATOR_FUZZ_EXAMPLES")
 # Variables the kubelet injects for a Service named "remediator" (Docker links do the same).
 _SERVICE_LINK = re.compile(r"REMEDIATOR_(SERVICE_HOST|SERVICE_PORT\w*|PORT_\d+_\w+)")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(value: object) -> object:
+    """``10.0.0.0/8, 192.168.1.7``: comma-separated CIDRs (an address alone is its /32 or /128)."""
+    if not isinstance(value, str):
+        return value
+    found: list[Network] = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"{part!r} is not an address or a CIDR network such as 10.0.0.0/8") from None
+    return found
 
 
 class SettingsError(Exception):
@@ -59,6 +86,13 @@ class Settings(BaseSettings):
     admin_tokens_file: Path | None = None  # named admin credentials (api/credentials.py)
     ui: bool = False  # the web console under /ui/ (remediator/console)
     ui_session_key: SecretStr | None = None  # signs console sessions; unset: a per-process key
+    # Failed credentials (webhook, admin API, console sign-in; api/limits.py): this many in the
+    # window from one client address, or for one presented name, and it is refused (429).
+    auth_max_failures: int = Field(default=20, ge=1, le=1000)
+    auth_failure_window: Duration = Field(default=60.0, gt=0, le=86400.0)
+    # Proxies whose X-Forwarded-For is believed (an Ingress): comma-separated CIDRs. Unset:
+    # only the peer address counts.
+    trusted_proxies: Annotated[list[Network], NoDecode, BeforeValidator(_networks)] = []
     dry_run: bool = False
     # serve makes its process undumpable (cli/hardening.py); true leaves it as it is, to debug
     dumpable: bool = False
@@ -94,6 +128,8 @@ class Settings(BaseSettings):
     episode_ttl: Duration = 7 * 86400.0
     audit_max_events: int = Field(default=10_000, ge=10)
     audit_retention: Duration = 7 * 86400.0
+    # What one audit event keeps of a handler's plan and details (worker/capping.py), in bytes
+    audit_event_max_bytes: int = Field(default=4096, ge=1024, le=1024 * 1024)
     stream_max_len: int = Field(default=100_000, ge=100)
     rules_poll_interval: Duration = 2.0
     shutdown_grace: Duration = 30.0

@@ -10,9 +10,11 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from remediator.api.auth import authorized
+from remediator.api.auth import authorized, basic_user, has_credential
 from remediator.api.bodies import read_body, validation_detail
+from remediator.api.clients import client_address
 from remediator.api.errors import ApiError
+from remediator.api.limits import Caller
 from remediator.api.service import SERVICE, Service
 from remediator.errors import StoreUnavailable
 from remediator.models import WebhookPayload
@@ -50,9 +52,26 @@ async def webhook(request: web.Request) -> web.Response:
     return response
 
 
+def caller_of(request: web.Request, settings: Settings) -> Caller:
+    """The client's address, and the basic-auth user it presents (named in logs only when
+    it is the configured one: a stranger's "user" may be a pasted password)."""
+    address = client_address(request, settings.trusted_proxies)
+    user = basic_user(request.headers.get("Authorization", ""))
+    if user is None:
+        return Caller(address)
+    shown = user if user == settings.webhook_username else "(another name)"
+    return Caller(address, user, shown)
+
+
 async def _webhook(request: web.Request, svc: Service) -> web.Response:
     settings = svc.settings
-    if not check_webhook_auth(request, settings):
+    caller = caller_of(request, settings)
+    await svc.limits.check("webhook", caller)
+    if check_webhook_auth(request, settings):
+        await svc.limits.succeeded(caller)
+    else:
+        if has_credential(request.headers.get("Authorization", "")):
+            await svc.limits.failed("webhook", caller)
         scheme = "Bearer" if settings.webhook_token is not None else "Basic"
         raise ApiError(
             401,

@@ -51,6 +51,24 @@ def authorized(
     return False
 
 
+def has_credential(header: str) -> bool:
+    """Whether ``header`` carries a credential at all (a request without one is no guess)."""
+    return bool(header.strip().partition(" ")[2].strip())
+
+
+def basic_user(header: str) -> str | None:
+    """The user name of ``Basic <base64 user:password>`` (None: not basic auth, or unreadable)."""
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip().encode("utf-8", "surrogateescape"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, _ = decoded.partition(b":")
+    return user.decode("utf-8", "surrogateescape") if colon else None
+
+
 def _same(presented: bytes, configured: SecretStr | None) -> bool:
     """Constant-time equality; an unset, empty or blank secret and an empty input never match."""
     if configured is None:

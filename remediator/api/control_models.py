@@ -22,10 +22,11 @@ JobStateName = Literal["queued", "deferred", "held", "awaiting_approval", "runni
 
 
 class PauseCreate(BaseModel):
-    """``POST /api/v1/pauses``: what to hold (matchers; none: everything), why, until when.
+    """``POST /api/v1/pauses`` and the deprecated ``POST /api/v1/pause`` (which takes no
+    matchers): what to hold (matchers; none: everything), why, until when.
 
-    Exactly one of ``for`` (a duration, or seconds) and ``until`` (RFC 3339, or epoch
-    seconds); the author is the token's name.
+    Exactly one of ``for`` (a duration with its unit) and ``until`` (RFC 3339, or epoch
+    seconds); the author is the token's name (``by`` is taken from older clients and ignored).
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
@@ -34,6 +35,11 @@ class PauseCreate(BaseModel):
     reason: Reason
     for_: PauseFor | None = Field(default=None, alias="for")
     until: TimeInput | None = None
+    by: str = Field(
+        default="",
+        max_length=200,
+        description="Ignored (accepted from older clients): the pause records the token's name.",
+    )
 
     @field_validator("matchers")
     @classmethod
@@ -47,14 +53,16 @@ class PauseCreate(BaseModel):
                 raise ValueError(str(exc)) from exc
         return value
 
-    def end(self, now: float) -> float:
-        """When the pause ends (epoch seconds); ValueError when neither or both are given."""
+    def length(self, now: float) -> tuple[float, float]:
+        """When the pause ends (epoch seconds) and how long it lasts from ``now`` (a ``for``
+        exactly as written, so REMEDIATOR_MAX_PAUSE is exact); ValueError when neither or
+        both are given."""
         if (self.for_ is None) == (self.until is None):
             raise ValueError("give exactly one of 'for' (e.g. '1h') and 'until' (RFC 3339)")
         if self.for_ is not None:
-            return now + self.for_
+            return now + self.for_, self.for_
         assert self.until is not None
-        return self.until
+        return self.until, self.until - now
 
 
 class PauseInfo(BaseModel):

@@ -8,7 +8,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from remediator.api.auth import has_credential
+from remediator.api.clients import client_address
 from remediator.api.errors import ApiError
+from remediator.api.limits import Caller
 from remediator.api.service import SERVICE, Service
 from remediator.errors import StoreUnavailable
 
@@ -29,16 +32,22 @@ def reader(route: Route) -> Callable[[web.Request], Awaitable[web.Response]]:
 
 
 def _guarded(route: Route, *, read_only_ok: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """404 when the admin API is off, 401 without a known token, 403 for a read-only one,
-    503 when the store is down; the caller's name is ``identity(request)``."""
+    """404 when the admin API is off, 429 after too many failed credentials from the
+    client's address, 401 without a known token, 403 for a read-only one, 503 when the
+    store is down; the caller's name is ``identity(request)``."""
 
     @functools.wraps(route)
     async def guarded(request: web.Request) -> web.Response:
         svc = request.app[SERVICE]
         if not svc.credentials:
             raise ApiError(404, "not found", "the admin API is disabled on this service")
-        credential = svc.credentials.identify(request.headers.get("Authorization", ""))
+        caller = Caller(client_address(request, svc.settings.trusted_proxies))
+        await svc.limits.check("admin", caller)
+        header = request.headers.get("Authorization", "")
+        credential = svc.credentials.identify(header)
         if credential is None:
+            if has_credential(header):
+                await svc.limits.failed("admin", caller)
             raise ApiError(
                 401,
                 "missing or wrong admin token",

@@ -1,10 +1,12 @@
-"""``/healthz`` (the process lives), ``/readyz`` (rules loaded and the store answers) and
+"""``/healthz`` (the process lives), ``/readyz`` (rules loaded and the store answers; a
+wiped store is a warning) and
 ``/metrics`` (Prometheus text): no authentication."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from aiohttp import web
@@ -40,9 +42,15 @@ async def readyz(request: web.Request) -> web.Response:
     except (StoreUnavailable, TimeoutError) as exc:
         store = {"kind": svc.store.kind, "ok": False, "error": str(exc) or "timeout"}
         problems.append(f"store unavailable: {store['error']}")
+    # A wiped store is a warning, not a problem: the store works and new alerts must keep
+    # coming in (every replica saw the wipe; 503 would take them all out of the Service).
+    warnings = svc.generation.warnings(time.time()) if svc.generation is not None else []
+    if warnings:
+        store["warning"] = warnings[0]
     body = {
         "status": "ready" if not problems else "not ready",
         "problems": problems,
+        "warnings": warnings,
         "rules": rules,
         "store": store,
         "replica": svc.replica,

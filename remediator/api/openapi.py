@@ -18,7 +18,6 @@ from remediator.api.schemas import (
     ErrorBody,
     Health,
     ManualAlert,
-    PauseRequest,
     PauseState,
     Readiness,
     ReplayRequest,
@@ -31,7 +30,6 @@ _INPUTS: tuple[type[BaseModel], ...] = (
     WebhookPayload,
     ManualAlert,
     ReplayRequest,
-    PauseRequest,
     PauseCreate,
     DecisionRequest,
 )

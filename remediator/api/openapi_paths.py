@@ -18,8 +18,11 @@ _ERRORS = {
     403: "the token may only read",
     404: "not found",
     409: "the request conflicts with the stored state",
+    410: "accepted before the state store's data began: the store was wiped since, and the job with it",
     413: "body too large",
     415: "body is not JSON",
+    429: "too many failed credentials from this client address or for this name; retry "
+    "after Retry-After seconds",
     503: "the state store is unavailable or no rules are loaded; retry",
 }
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
@@ -74,9 +77,12 @@ def _op(
         str(code): {"description": text, "content": _json(refs[(model, "serialization")])}
         for code, (model, text) in ok.items()
     }
-    for code in errors:
+    # Every route that checks a credential refuses a caller with too many failed ones.
+    for code in (*errors, 429) if 401 in errors else errors:
         error = refs[("ErrorBody", "serialization")]
         responses[str(code)] = {"description": _ERRORS[code], "content": _json(error)}
+    if 401 in errors:
+        responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
     op: dict[str, Any] = {"operationId": op_id, "tags": [tag], "security": security, "summary": summary}
     if params:
         op["parameters"] = params
@@ -256,7 +262,7 @@ def admin_paths(refs: Refs) -> dict[str, Any]:
                 "Pause all remediation for a while (the pause 'global')",
                 state,
                 acted,
-                body="PauseRequest",
+                body="PauseCreate",
                 **old,
             ),
             "delete": _op(refs, "resume", "Lift the global pause", state, (401, 403, 503), **old),
@@ -305,7 +311,7 @@ def admin_paths(refs: Refs) -> dict[str, Any]:
                 "getJob",
                 "One job from the moment the webhook accepted it (state done: see the event)",
                 {200: ("JobInfo", "the job")},
-                (400, 401, 404, 503),
+                (400, 401, 404, 410, 503),
                 params=[_EVENT_ID],
             )
         },

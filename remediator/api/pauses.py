@@ -23,7 +23,7 @@ from remediator.api.bodies import parse_body, reply
 from remediator.api.control_models import PAUSE_ID_PATTERN, PauseCreate, PauseInfo, PauseList, WindowInfo
 from remediator.api.errors import ApiError
 from remediator.api.guards import Handler, admin, identity, reader
-from remediator.api.schemas import PauseRequest, PauseState
+from remediator.api.schemas import PauseState
 from remediator.api.service import Service
 from remediator.durations import format_duration
 from remediator.notify.notice import Notice, NoticeKind
@@ -56,19 +56,20 @@ async def add_pause(request: web.Request, svc: Service) -> web.Response:
     return reply(PauseInfo.of(pause), status=201)
 
 
-async def create_pause(svc: Service, body: PauseCreate, by: str) -> Pause:
-    """Store a pause by ``by`` and tell Slack (the API and the console)."""
+async def create_pause(svc: Service, body: PauseCreate, by: str, pause_id: str = "") -> Pause:
+    """Store a pause by ``by`` and tell Slack (the API, the console, and the deprecated
+    route with ``pause_id`` ``global``); a new pause gets a fresh id."""
     now = clock.now()
     try:
-        until = body.end(now)
+        until, seconds = body.length(now)
     except ValueError as exc:
         raise ApiError(400, "invalid request body", str(exc)) from exc
-    check_length(svc, until - now)
+    check_length(svc, seconds)
     pause = Pause(
         reason=body.reason,
         until=until,
-        by=by,
-        id=f"p-{secrets.token_hex(4)}",
+        by=by,  # the body's "by" is not trusted: the token says who this is
+        id=pause_id or f"p-{secrets.token_hex(4)}",
         matchers=tuple(body.matchers),
         created=now,
     )
@@ -102,7 +103,7 @@ def check_length(svc: Service, seconds: float) -> None:
     if seconds <= 0:
         raise ApiError(400, "invalid request body", "the pause must end in the future")
     longest = svc.settings.max_pause
-    if seconds > longest + 1:
+    if seconds > longest:
         raise ApiError(
             400,
             "pause too long",
@@ -151,16 +152,17 @@ async def get_global(_: web.Request, svc: Service) -> web.Response:
 @deprecated
 @admin
 async def set_global(request: web.Request, svc: Service) -> web.Response:
-    body = await parse_body(request, svc, PauseRequest)
-    check_length(svc, body.for_)
-    now = clock.now()
-    until = now + body.for_
-    by = identity(request)  # the body's "by" is not trusted: the token says who this is
-    pause = Pause(reason=body.reason, until=until, by=by, id=GLOBAL_PAUSE, created=now)
-    await svc.store.pauses.add_pause(pause)
-    announce(svc, pause, started=True)
-    log.warning("admin.paused", reason=body.reason, until=until, by=by)
-    return reply(PauseState.active(body.reason, until, by))
+    """The collection's body and checks; no matchers (this pause holds every job)."""
+    body = await parse_body(request, svc, PauseCreate)
+    if body.matchers:
+        raise ApiError(
+            400,
+            "invalid request body",
+            "the global pause holds every job and takes no matchers: POST a pause with "
+            "matchers to /api/v1/pauses",
+        )
+    pause = await create_pause(svc, body, identity(request), pause_id=GLOBAL_PAUSE)
+    return reply(PauseState.active(pause.reason, pause.until, pause.by))
 
 
 @deprecated

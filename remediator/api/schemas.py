@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from remediator.api.times import UtcTime
-from remediator.durations import parse_duration
+from remediator.durations import parse_duration, parse_rule_duration
 from remediator.models import Alert, Outcome, SkipReason, Timestamp
 from remediator.rules.schema import Policy, ProbeSpec
 
@@ -35,15 +35,14 @@ WINDOW_PATTERN = r"^([1-9][0-9]{0,3}m|[1-9][0-9]{0,2}h|[1-9][0-9]?d)$"
 
 PauseFor = Annotated[
     float,
-    BeforeValidator(parse_duration),
+    BeforeValidator(parse_rule_duration),  # a unit, as every duration operators write
     Field(gt=0, le=MAX_PAUSE),
     WithJsonSchema(
         {
-            "anyOf": [
-                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_PAUSE},
-                {"type": "string", "pattern": r"^([1-9][0-9]?(s|m|h)){1,3}$"},
-            ],
-            "description": "seconds, or a duration like '30m', '2h', '1h30m' (at most 30 days)",
+            "type": "string",
+            "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w))+$",
+            "description": "a duration with its unit: '30m', '2h', '1h30m', '7d' (at most 30 days; "
+            "REMEDIATOR_MAX_PAUSE bounds it further)",
         }
     ),
 ]
@@ -70,16 +69,6 @@ def _not_blank(value: str) -> str:
 
 Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_not_blank)]
 """Why a pause was made: 1 to 500 characters, not only spaces."""
-
-
-class PauseRequest(_Body):
-    reason: Reason
-    for_: PauseFor = Field(alias="for")
-    by: str = Field(
-        default="",
-        max_length=200,
-        description="Ignored (accepted from older clients): the pause records the token's name.",
-    )
 
 
 class EventsQuery(BaseModel):
@@ -240,7 +229,10 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: str
-    problems: list[str]
+    problems: list[str]  # any of them: 503
+    warnings: list[str] = Field(
+        default_factory=list, description="worth a look, still ready (e.g. the store was wiped)"
+    )
     rules: dict[str, Any]
     store: dict[str, Any]
     replica: str

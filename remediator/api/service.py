@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from remediator.api.auth import Credentials
+from remediator.api.limits import FailureLimit
 from remediator.handling.context import Resources
 from remediator.intake import Intake
 from remediator.metrics import Metrics
@@ -14,6 +15,7 @@ from remediator.notify.notice import Notifier
 from remediator.rules.holder import RulesHolder
 from remediator.settings import Settings
 from remediator.store.base import Store
+from remediator.worker.generation import GenerationWatch
 
 
 @dataclass
@@ -26,7 +28,9 @@ class Service:
     resources: Resources
     intake: Intake
     replica: str
-    credentials: Credentials = field(default_factory=Credentials)
+    limits: FailureLimit
+    credentials: Credentials = field(default_factory=Credentials)  # replaced when its file changes
+    generation: GenerationWatch | None = None  # what this replica saw of the store's generation
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)

@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from remediator.api.errors import ApiError
 from remediator.api.service import SERVICE, Service
-from remediator.console.session import COOKIE, Session, Signer
+from remediator.console.session import COOKIE, Session, Signer, current_session
 from remediator.durations import human_duration
 from remediator.errors import StoreUnavailable
 
@@ -139,7 +139,10 @@ def page(*, acts: bool = False) -> Callable[[Page], Handler]:
         async def handler(request: web.Request) -> web.StreamResponse:
             svc = request.config_dict[SERVICE]
             value = request.cookies.get(COOKIE, "")
-            session = request.app[SIGNER].read(value, svc.credentials) if value else None
+            signer = request.app[SIGNER]
+            session = (
+                await current_session(signer, svc.store.sessions, value, svc.credentials) if value else None
+            )
             if session is None:
                 raise web.HTTPSeeOther(location="/ui/signin")
             request[SESSION] = session

@@ -21,9 +21,10 @@ NoticeKind = Literal[
     "pause_ended",
     "approval",
     "approval_decided",
+    "store_reset",
 ]
 # Notices about the service, not one incident: posted to the channel, never in a thread.
-SERVICE_NOTICES = frozenset({"rules_reload", "pause_started", "pause_ended"})
+SERVICE_NOTICES = frozenset({"rules_reload", "pause_started", "pause_ended", "store_reset"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,7 +14,17 @@ from typing import Any, Protocol
 
 from remediator.models import Alert, AuditEvent, Job, NewJob
 from remediator.store.admission import Admission, Admitted, Concluded, Conclusion
-from remediator.store.values import GLOBAL_PAUSE, Approval, Decision, Delivery, FailureCount, JobState, Pause
+from remediator.store.values import (
+    GLOBAL_PAUSE,
+    Approval,
+    Decision,
+    Delivery,
+    FailureCount,
+    JobState,
+    Pause,
+    StoreMarker,
+    Tally,
+)
 
 
 class Queue(Protocol):
@@ -236,13 +246,58 @@ class Intake(Protocol):
         """The copies collapsed into this job so far (0 for a job that owns no marker)."""
 
 
+class CredentialFailures(Protocol):
+    """Failed credentials, counted across replicas: each key (a client address, a presented
+    name) in a sliding window; and the addresses a name recently signed in from."""
+
+    async def count_failure(self, keys: Sequence[str], window: float, limit: int) -> list[Tally]:
+        """Count one failure under each key; per key, the failures in the last ``window``
+        seconds and how long it stays refused (``limit`` failures in the window refuse
+        it until the oldest of them is ``window`` old). ``first`` is set once per burst:
+        for the failure that made the key refused (to log it once)."""
+
+    async def remember_good(self, name: str, address: str, ttl: float) -> None:
+        """``name`` authenticated from ``address``: remembered ``ttl`` seconds."""
+
+    async def known_good(self, name: str, address: str) -> bool:
+        """``name`` authenticated from ``address`` recently (a refused name still lets it try)."""
+
+
+class Sessions(Protocol):
+    """Console sign-ins held on the server: a cookie is honoured only while its session is
+    open here, so signing out (or removing the credential) ends it on every replica."""
+
+    async def open_session(self, session_id: str, name: str, ttl: float) -> None:
+        """A session of the credential ``name``, open for ``ttl`` seconds."""
+
+    async def session_name(self, session_id: str) -> str | None:
+        """The credential's name of an open session (None: closed, expired or unknown)."""
+
+    async def close_session(self, session_id: str) -> None:
+        """End one session (signing out)."""
+
+    async def close_sessions_of(self, name: str) -> int:
+        """End every session of the credential ``name`` (removed or changed); how many."""
+
+
+class Generation(Protocol):
+    """The store's generation marker: how a wiped store is told from a new one."""
+
+    async def marker(self) -> StoreMarker | None:
+        """The marker, or None: the store is new, or was wiped."""
+
+    async def create_marker(self, marker: StoreMarker) -> StoreMarker:
+        """Store ``marker`` unless one exists; the marker stored (ours, or the first one)."""
+
+    async def claim_report(self, marker_id: str, ttl: float) -> bool:
+        """True for the first caller only: it tells people that ``marker_id`` was wiped."""
+
+
 class Store(Protocol):
     """All shared state, as its parts; ``admit`` and ``conclude`` span them.
 
-    Homes for what comes next, one part each when it is built: ``credentials`` (failed
-    credentials counted across replicas), ``sessions`` (console sign-ins, revoked at
-    sign-out), ``generation`` (a marker that tells a wiped store from a new one) and
-    ``brakes`` (the blast-radius brake's state per rule).
+    A home for what comes next, one part when it is built: ``brakes`` (the blast-radius
+    brake's state per rule).
     """
 
     kind: str
@@ -267,6 +322,12 @@ class Store(Protocol):
     def threads(self) -> Threads: ...
     @property
     def intake(self) -> Intake: ...
+    @property
+    def credentials(self) -> CredentialFailures: ...
+    @property
+    def sessions(self) -> Sessions: ...
+    @property
+    def generation(self) -> Generation: ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""

@@ -157,6 +157,39 @@ class FailureCount:
     opened: bool  # True only for the failure that opened the circuit
 
 
+@dataclass(frozen=True)
+class Tally:
+    """Failed credentials under one key (a client address, a presented name) in the window."""
+
+    failures: int  # in the window, the one just counted included
+    refused_for: float  # seconds the key stays refused (0.0: fewer than the limit)
+    first: bool = False  # this failure made the key refused, the first time in this burst
+
+
+@dataclass(frozen=True)
+class StoreMarker:
+    """The store's generation: written once into an empty store, so a replica that finds
+    none (or another) where it saw one knows the store was wiped since."""
+
+    id: str
+    created: float  # epoch seconds: the store's data began then
+    after: str = ""  # the marker this one replaced (a replica saw it gone), else ""
+    last_seen: float = 0.0  # when that one was last seen (epoch seconds)
+
+    def dumps(self) -> str:
+        return orjson.dumps(self).decode()
+
+    @classmethod
+    def loads(cls, data: str | bytes) -> StoreMarker:
+        found = json.loads(data)
+        return cls(
+            id=str(found["id"]),
+            created=float(found["created"]),
+            after=str(found.get("after", "")),
+            last_seen=float(found.get("last_seen", 0.0)),
+        )
+
+
 Decision = Literal["approved", "rejected", "expired", "withdrawn"]
 
 

@@ -17,7 +17,7 @@ from remediator.errors import MatcherError
 from remediator.models import SkipReason
 from remediator.rules.matchers import Matcher, matches_all, parse_matcher
 from remediator.rules.windows import Window, open_window, utc_iso
-from remediator.store.base import Firing, Locks, Pauses
+from remediator.store.base import Audit, Firing, Locks, Pauses
 from remediator.store.values import GLOBAL_PAUSE, Pause
 from remediator.worker.runs import Run
 from remediator.worker.stages import Defer, Skip, Stop
@@ -25,10 +25,13 @@ from remediator.worker.stages import Defer, Skip, Stop
 
 class StaleLease:
     """A re-delivered job first waits out the target's lease: its first worker may be
-    alive and finishing (e.g. after a Redis outage), so no stage may record an outcome yet."""
+    alive and finishing (e.g. after a Redis outage), so no stage may record an outcome yet.
+    Once the lease is free, the first worker may just have recorded its outcome (after
+    ``Pipeline.process`` looked): then the job comes back at once, and is only acked."""
 
-    def __init__(self, locks: Locks) -> None:
+    def __init__(self, locks: Locks, audit: Audit) -> None:
         self.locks = locks
+        self.audit = audit
 
     async def __call__(self, run: Run) -> Stop | None:
         if run.delivery.deliveries <= 1 or not run.target:  # unrendered: the outcome says why
@@ -36,6 +39,8 @@ class StaleLease:
         left = await self.locks.lease_remaining(run.target)
         if left > 0:
             return Defer("locked", "waiting for the lease of an earlier delivery", clock.now(), left + 0.5)
+        if await self.audit.get_event(run.job.event_id) is not None:
+            return Defer("locked", "an earlier delivery recorded the outcome meanwhile", clock.now(), 0.0)
         return None
 
 

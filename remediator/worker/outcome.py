@@ -18,6 +18,7 @@ from remediator.models import AuditEvent, Job, Outcome, Result, SkipReason, Step
 from remediator.settings import Settings
 from remediator.store.admission import Conclusion
 from remediator.store.base import Store
+from remediator.worker.capping import capped
 from remediator.worker.resolution import claim_of
 from remediator.worker.retry import retry_after
 from remediator.worker.runs import Run
@@ -74,7 +75,9 @@ class Outcomes:
             result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) or reason is SkipReason.DUPLICATE
         )
         finished_at = clock.now()
-        draft = EventDraft(run, result, reason, self.replica, finished_at)
+        draft = EventDraft(
+            run, result, reason, self.replica, finished_at, self.settings.audit_event_max_bytes
+        )
         marks = marks or Marks()
         group = rule.policy.concurrency_group if rule is not None and run.slot is not None else ""
         end = Conclusion(
@@ -192,10 +195,17 @@ class EventDraft:
     it (it may draft it twice: copies can arrive while it is written)."""
 
     def __init__(
-        self, run: Run, result: Result, reason: SkipReason | None, replica: str, finished_at: float
+        self,
+        run: Run,
+        result: Result,
+        reason: SkipReason | None,
+        replica: str,
+        finished_at: float,
+        max_bytes: int,
     ) -> None:
         self.run, self.result, self.reason = run, result, reason
         self.replica, self.finished_at = replica, finished_at
+        self.max_bytes = max_bytes  # what the event may keep of its plan and details
         self.reason_value = reason.value if reason else ""
 
     def steps(self, copies: int) -> list[Step]:
@@ -212,7 +222,7 @@ class EventDraft:
         run, result = self.run, self.result
         job, rule = run.job, run.rule
         details = {**result.details, "deduplicated": copies} if copies else result.details
-        return AuditEvent(
+        whole = AuditEvent(
             event_id=job.event_id,
             rule=job.rule,
             target=run.target,
@@ -238,6 +248,7 @@ class EventDraft:
             source=job.source,
             time_to_repair=time_to_repair(job, result, self.finished_at),
         )
+        return capped(whole, self.max_bytes)
 
 
 def time_to_repair(job: Job, result: Result, finished_at: float) -> float | None:

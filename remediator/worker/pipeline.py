@@ -77,7 +77,7 @@ class Pipeline:
         owners = ResolveOwner(resources)
         self.stages: list[Stage] = [
             Render(),  # the plan: target, params, probe (a template that fails: failed below)
-            StaleLease(store.locks),  # a re-delivered job waits out its first worker's lease
+            StaleLease(store.locks, store.audit),  # a re-delivered job waits out its first worker
             AnnounceResolution(  # a resolved alert: once per target, after the run on it
                 store.locks,
                 store.gates,

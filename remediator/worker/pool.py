@@ -3,7 +3,8 @@
 Like arq's ``Worker``, the pool owns its loops and its shutdown. Each worker takes one job
 at a time from the queue and hands it to the pipeline (``pipeline.Pipeline.process``); a
 store outage pauses a worker, never kills it. One maintenance loop moves due deferred
-jobs back into the queue, refreshes the depth gauge and announces pauses that run out.
+jobs back into the queue, refreshes the depth gauge, announces pauses that run out and
+reads the store's generation marker (``generation.py``: a wiped store is reported).
 
 ``stop`` cancels the idle workers at once; busy ones get ``SHUTDOWN_GRACE`` to finish
 their job, then are cancelled too (each interrupted job logs and stashes its steps, and
@@ -20,6 +21,7 @@ import structlog
 from remediator import clock
 from remediator.errors import StoreUnavailable
 from remediator.store.values import Delivery
+from remediator.worker.generation import GenerationWatch
 from remediator.worker.pause_expiry import PauseExpiry
 from remediator.worker.pipeline import Pipeline
 
@@ -29,8 +31,11 @@ log = structlog.get_logger("remediator.worker.pool")
 class WorkerPool:
     """``workers`` consumers named ``<replica>-w<i>`` and one maintenance loop."""
 
-    def __init__(self, pipeline: Pipeline, *, workers: int, grace: float) -> None:
+    def __init__(
+        self, pipeline: Pipeline, *, workers: int, grace: float, generation: GenerationWatch | None = None
+    ) -> None:
         self.pipeline = pipeline
+        self.generation = generation  # read in the maintenance loop: a wiped store is seen
         self.replica = pipeline.replica
         self.workers = workers
         self.grace = grace
@@ -104,7 +109,7 @@ class WorkerPool:
 
     async def maintain(self, stop: asyncio.Event) -> None:
         """Move due deferred jobs back into the queue; refresh the depth gauge; announce
-        the pauses that run out."""
+        the pauses that run out; look at the store's generation marker."""
         store, metrics = self.pipeline.store, self.pipeline.metrics
         expiry = PauseExpiry(store, self.pipeline.tell)
         while not stop.is_set():
@@ -112,6 +117,8 @@ class WorkerPool:
                 await store.queue.promote_due()
                 metrics.queue_depth.set(await store.queue.queue_depth())
                 await expiry.check(clock.now())
+                if self.generation is not None:
+                    await self.generation.check(clock.now())
             except StoreUnavailable:
                 metrics.store_errors.labels("maintenance").inc()
             with contextlib.suppress(TimeoutError):

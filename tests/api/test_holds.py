@@ -133,17 +133,13 @@ async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 async def test_a_scoped_pause_holds_then_releases_at_once(replicas: Replicas) -> None:
     r = replicas
+    # Issue 24 changed this test: both pause routes take the same fields, so "by" (from
+    # older clients) is taken and ignored here too, where it was refused: the author is
+    # the token's name either way.
     pause = await r.admin(
         "POST",
         "/api/v1/pauses",
         {"matchers": ['namespace="torghut"'], "for": "1h", "reason": "db upgrade", "by": "mallory"},
-        status=400,  # "by" is not a field: the author is the token's name
-    )
-    assert pause["error"] == "invalid request body"
-    pause = await r.admin(
-        "POST",
-        "/api/v1/pauses",
-        {"matchers": ['namespace="torghut"'], "for": "1h", "reason": "db upgrade"},
         status=201,
     )
     assert pause["by"] == "admin" and pause["matchers"] == ['namespace="torghut"']

@@ -34,7 +34,9 @@ MAX_EXAMPLES = int(os.environ.get("REMEDIATOR_FUZZ_EXAMPLES", "12"))
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     rules = write_rules(tmp_path_factory.mktemp("openapi") / "rules.yaml")
     # One token for both the webhook and the admin API, so one header authorises every call.
-    settings = make_settings(rules, webhook_token=ADMIN_TOKEN, log_level="ERROR")
+    # schemathesis sends wrong credentials by the dozen and expects 401 for each: the limit
+    # of failed credentials (429 after 20; tests/api/test_failed_credentials.py) is raised here.
+    settings = make_settings(rules, webhook_token=ADMIN_TOKEN, log_level="ERROR", auth_max_failures=1000)
     with serve_in_thread(settings, Calls()) as app:
         yield app
 

@@ -65,7 +65,7 @@ async def test_the_global_pause_is_a_pause_without_matchers(client: Client) -> N
 
 
 async def test_the_old_route_is_a_deprecated_alias_with_its_old_shape(client: Client) -> None:
-    response, state = await call(client, "POST", "/api/v1/pause", {"reason": "freeze", "for": 600})
+    response, state = await call(client, "POST", "/api/v1/pause", {"reason": "freeze", "for": "10m"})
     assert state["paused"] is True and isinstance(state["until"], float)
     assert state["until_iso"].endswith("Z") and 590 < state["remaining_seconds"] <= 600
     answers = [response]
@@ -80,3 +80,52 @@ async def test_the_old_route_is_a_deprecated_alias_with_its_old_shape(client: Cl
         assert answer.headers["Link"] == '</api/v1/pauses>; rel="successor-version"'
     collection = await client.get("/api/v1/pauses", headers=admin_headers())
     assert "Deprecation" not in collection.headers
+
+
+# ---- issue 24, item 10: the same fields and the same limits on both routes -----------------
+BOTH = ("/api/v1/pauses", "/api/v1/pause")
+
+
+async def test_max_pause_is_exact_on_both_routes(client: Client) -> None:
+    """REMEDIATOR_MAX_PAUSE (7d here) is the longest pause: 7d is taken, 7d1s refused."""
+    for path in BOTH:
+        await call(client, "POST", path, {"reason": "week", "for": "7d"}, 201 if path.endswith("s") else 200)
+        _, refused = await call(client, "POST", path, {"reason": "week", "for": "7d1s"}, 400)
+        assert refused["error"] == "pause too long", (path, refused)
+        assert "7d1s is more than REMEDIATOR_MAX_PAUSE (7d)" in refused["detail"], refused
+        _, refused = await call(
+            client, "POST", path, {"reason": "week", "until": time.time() + 7 * 86400 + 2}, 400
+        )
+        assert refused["error"] == "pause too long", (path, refused)
+
+
+async def test_for_needs_a_unit_on_both_routes(client: Client) -> None:
+    for path in BOTH:
+        for bare in (60, "60", 1.5, "1.5"):
+            _, refused = await call(client, "POST", path, {"reason": "x", "for": bare}, 400)
+            assert refused["error"] == "invalid request body", (path, bare)
+            assert "no unit" in str(refused["detail"]), (path, bare, refused)
+    _, listed = await call(client, "GET", "/api/v1/pauses")
+    assert listed["pauses"] == []
+
+
+async def test_both_routes_take_the_same_fields(client: Client) -> None:
+    """``by`` is taken and ignored by both (the token names the author); ``until`` sets the
+    global pause too; the alias refuses matchers naming the collection."""
+    _, scoped = await call(
+        client, "POST", "/api/v1/pauses", {"reason": "a", "for": "1h", "by": "mallory"}, 201
+    )
+    assert scoped["by"] == "admin"
+    until = int(time.time()) + 1800
+    _, state = await call(client, "POST", "/api/v1/pause", {"reason": "b", "until": until, "by": "mallory"})
+    assert state["by"] == "admin" and state["until"] == until
+    _, refused = await call(
+        client, "POST", "/api/v1/pause", {"reason": "c", "for": "1h", "until": until}, 400
+    )
+    assert "exactly one of" in refused["detail"]
+    _, refused = await call(
+        client, "POST", "/api/v1/pause", {"reason": "c", "for": "1h", "matchers": ['team="db"']}, 400
+    )
+    assert "/api/v1/pauses" in refused["detail"], refused
+    _, listed = await call(client, "GET", "/api/v1/pauses")
+    assert [(p["id"], p["by"]) for p in listed["pauses"]] == [("global", "admin"), (scoped["id"], "admin")]

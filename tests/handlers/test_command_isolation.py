@@ -175,7 +175,10 @@ def test_the_prober_finds_secrets_where_they_are_readable(workdir: Path) -> None
     descriptor, it finds both (so its empty report above means refused, not missed)."""
     report = workdir / "self.bin"
     secret = "visible-secret-Ab12Cd34"
-    # not `exec`: the shell stays the prober's parent, with the secret in its environ
+    # The shell stays the prober's parent (python is not the last command, so no shell
+    # execs it in place): its environ is an ancestor's, as the service's would be. With
+    # ``exec`` the second copy was found only in pytest's own memory, within the first
+    # 256 MiB the prober reads: not in a whole suite's larger pytest process.
     script = f'exec 7<"{workdir}/held"; "{sys.executable}" "{PROBER}" "{report}"; exit $?'
     (workdir / "held").write_text(secret)
     done = subprocess.run(

@@ -8,6 +8,7 @@ start and per end of a run to a file, which is how we count remediations.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -16,25 +17,39 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from remediator.errors import StoreUnavailable
 from remediator.models import Alert, AuditEvent, Job, Outcome
 from remediator.settings import Settings
 from remediator.store.admission import Admission, Conclusion
+from remediator.store.base import (
+    Approvals,
+    Audit,
+    CredentialFailures,
+    Firing,
+    Gates,
+    Generation,
+    Intake,
+    Jobs,
+    Locks,
+    Pauses,
+    Queue,
+    Sessions,
+    Store,
+    Threads,
+)
 from remediator.store.redis.batching import IntakeWrite
 from remediator.store.redis.intake import RedisIntake
 from remediator.store.redis.store import RedisStore
-from remediator.store.values import GLOBAL_PAUSE, Delivery, Pause
+from remediator.store.values import GLOBAL_PAUSE, Approval, Delivery, Pause, StoreMarker
 from tests.support.redis_server import RedisServer
+from tests.support.replicas import Cluster, wait_events
 from tests.support.serve_procs import (
-    ServeProcess,
     firing_alert,
     metric_samples,
     post_alerts,
     wait_ready,
 )
-from tests.support.test_handlers import read_runs
 from tests.support.waiting import eventually
 
 PREFIX = "faults"
@@ -98,6 +113,9 @@ async def test_every_operation_fails_closed_when_redis_is_gone(
     [delivery] = await observer.queue.dequeue("c1", 1, 1.0)
     redis_server.kill()
     event = AuditEvent(event_id="e1", rule="r", received_at=0, finished_at=0, outcome=Outcome.SUCCEEDED)
+    approval = Approval(
+        "e1", "r", "t", "X", requested_at=time.time(), expires_at=time.time() + 60, approvers=()
+    )
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "ping": observer.ping,
         "accept": lambda: observer.intake.accept([job("e2")], [], []),
@@ -158,7 +176,40 @@ async def test_every_operation_fails_closed_when_redis_is_gone(
                 job=delivery.job, event=lambda copies: event, ack=delivery.id, target="t", next_for="c1"
             )
         ),
+        # The newer paths (issue 24, item 13): held jobs, intake collapsing, the jobs index,
+        # approvals, and the parts of failed credentials, sessions and the store's generation.
+        "accept_collapsing": lambda: observer.intake.accept_collapsing([job("e3")], [], []),
+        "settle_intake": lambda: observer.intake.settle_intake(delivery.job, True),
+        "release_held": observer.queue.release_held,
+        "forget_resolution": lambda: observer.gates.forget_resolution("r", "ep"),
+        "set_job_state": lambda: observer.jobs.set_job_state("e1", "held", "paused by p-1"),
+        "job_state": lambda: observer.jobs.job_state("e1"),
+        "job_states": lambda: observer.jobs.job_states(None, 10),
+        "request_approval": lambda: observer.approvals.request_approval("scope", approval, 60),
+        "get_approval": lambda: observer.approvals.get_approval("e1"),
+        "decide_approval": lambda: observer.approvals.decide_approval("e1", "approved", "alice", ""),
+        "set_approval_message": lambda: observer.approvals.set_approval_message("e1", "C1", "1.2"),
+        "list_approvals": lambda: observer.approvals.list_approvals(10),
+        "count_failure": lambda: observer.credentials.count_failure(["address:192.0.2.1"], 60, 20),
+        "remember_good": lambda: observer.credentials.remember_good("am", "192.0.2.1", 60),
+        "known_good": lambda: observer.credentials.known_good("am", "192.0.2.1"),
+        "open_session": lambda: observer.sessions.open_session("s1", "alice", 60),
+        "session_name": lambda: observer.sessions.session_name("s1"),
+        "close_session": lambda: observer.sessions.close_session("s1"),
+        "close_sessions_of": lambda: observer.sessions.close_sessions_of("alice"),
+        "marker": observer.generation.marker,
+        "create_marker": lambda: observer.generation.create_marker(StoreMarker("g1", 1.0)),
+        "claim_report": lambda: observer.generation.claim_report("g0", 60),
     }
+    every = {
+        name
+        for part in (
+            *(Queue, Locks, Pauses, Firing, Gates, Audit, Jobs, Approvals, Threads, Intake),
+            *(CredentialFailures, Sessions, Generation, Store),
+        )
+        for name, _ in inspect.getmembers(part, inspect.iscoroutinefunction)
+    }
+    assert every - set(calls) == {"close"}  # every store call is tried (close never raises)
     for name, call in calls.items():
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
@@ -199,54 +250,6 @@ async def test_concurrent_accepts_share_one_round_trip(redis_server: RedisServer
 
 
 # ---- service level ------------------------------------------------------------------------
-class Cluster:
-    """Replicas of ``remediator serve`` on one Redis, with one rule using test.record."""
-
-    def __init__(self, tmp_path: Path, redis: RedisServer) -> None:
-        self.tmp_path = tmp_path
-        self.redis = redis
-        self.runs = tmp_path / "runs.jsonl"
-        self.rules = tmp_path / "rules.yaml"
-        self.replicas: list[ServeProcess] = []
-
-    def write_rule(
-        self, *, sleep: float = 0.0, fail: bool = False, crash: bool = False, **knobs: Any
-    ) -> None:
-        rule = {
-            "name": "record",
-            "matchers": ['alertname="TestDown"'],
-            "handler": "test.record",
-            "target": "svc/{{ labels.service }}",
-            "params": {"path": str(self.runs), "sleep": sleep, "fail": fail, "crash": crash},
-            **knobs,
-        }
-        self.rules.write_text(yaml.safe_dump({"rules": [rule]}), encoding="utf-8")
-
-    def start(self, workers: int = 4, **env: str) -> ServeProcess:
-        replica = ServeProcess(
-            self.tmp_path / f"replica{len(self.replicas)}.log",
-            REMEDIATOR_REDIS_URL=self.redis.url,
-            REMEDIATOR_REDIS_PREFIX=PREFIX,
-            REMEDIATOR_RULES=str(self.rules),
-            REMEDIATOR_WORKERS=str(workers),
-            REMEDIATOR_RECLAIM_IDLE="2s",
-            REMEDIATOR_HEARTBEAT="500ms",
-            REMEDIATOR_DEFER_INTERVAL="500ms",
-            REMEDIATOR_SHUTDOWN_GRACE="5s",
-            **env,
-        )
-        self.replicas.append(replica)
-        replica.start()
-        return replica
-
-    def runs_of(self, phase: str) -> list[dict[str, Any]]:
-        return [r for r in read_runs(self.runs) if r["phase"] == phase]
-
-    def stop(self) -> None:
-        for replica in self.replicas:
-            replica.stop()
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
     replicas = Cluster(tmp_path, redis_server)
@@ -256,21 +259,6 @@ def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
         replicas.stop()
 
 
-async def wait_events(store: RedisStore, event_ids: list[str], within: float) -> dict[str, AuditEvent]:
-    """Every event's recorded outcome, once all are recorded."""
-    wanted = set(event_ids)
-
-    async def recorded() -> dict[str, AuditEvent] | None:
-        events, _ = await store.audit.list_events(len(wanted) + 100)
-        found = {e.event_id: e for e in events if e.event_id in wanted}
-        return found if len(found) == len(wanted) else None
-
-    found = await eventually(recorded, within=within, every=0.2, what="recorded outcomes")
-    assert found is not None
-    return found
-
-
-@pytest.mark.timeout(400)
 async def test_duplicate_alerts_on_two_replicas_remediate_once(
     cluster: Cluster,
     observer: RedisStore,

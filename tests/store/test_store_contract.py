@@ -24,7 +24,7 @@ from remediator.store.admission import Admission, Conclusion
 from remediator.store.base import Store, global_pause
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.store import RedisStore
-from remediator.store.values import GLOBAL_PAUSE, Approval, Pause
+from remediator.store.values import GLOBAL_PAUSE, Approval, Pause, StoreMarker
 from tests.support.handlers import make_registry
 from tests.support.payloads import alert_model
 from tests.support.redis_server import RedisClusterNodes, RedisServer
@@ -925,3 +925,63 @@ async def test_conclude_may_hand_the_consumer_its_next_job(store: Store) -> None
     [third] = await store.queue.dequeue("c1", 1, 1.0)
     end = Conclusion(job=third.job, event=lambda n: event("n3"), ack=third.id, next_for="c1")
     assert (await store.conclude(end)).next is None
+
+
+# ---- credentials (issue 24, item 6): failed credentials counted across replicas -------------
+async def test_failed_credentials_are_counted_in_a_sliding_window(store: Store) -> None:
+    keys = ["address:192.0.2.1", "name:alertmanager"]
+    for _ in range(3):
+        tallies = await store.credentials.count_failure(keys, window=2.0, limit=4)
+    assert [(t.failures, t.refused_for, t.first) for t in tallies] == [(3, 0.0, False)] * 2
+    fourth = await store.credentials.count_failure(keys, window=2.0, limit=4)
+    assert [t.failures for t in fourth] == [4, 4] and all(t.first for t in fourth)
+    assert all(1.5 < t.refused_for <= 2.0 for t in fourth), fourth
+    [fifth] = await store.credentials.count_failure(keys[:1], window=2.0, limit=4)
+    assert fifth.failures >= 4 and fifth.refused_for > 0 and not fifth.first  # told once per burst
+    [other] = await store.credentials.count_failure(["address:192.0.2.2"], window=2.0, limit=4)
+    assert (other.failures, other.refused_for) == (1, 0.0)
+    await asyncio.sleep(2.1)  # the window slides past every failure
+    [again] = await store.credentials.count_failure(keys[:1], window=2.0, limit=4)
+    assert (again.failures, again.refused_for) == (1, 0.0)
+
+
+async def test_good_addresses_of_a_name_are_remembered_for_a_while(store: Store) -> None:
+    assert not await store.credentials.known_good("alertmanager", "192.0.2.1")
+    await store.credentials.remember_good("alertmanager", "192.0.2.1", 1.0)
+    assert await store.credentials.known_good("alertmanager", "192.0.2.1")
+    assert not await store.credentials.known_good("alertmanager", "192.0.2.2")
+    assert not await store.credentials.known_good("bob", "192.0.2.1")
+    await asyncio.sleep(1.1)
+    assert not await store.credentials.known_good("alertmanager", "192.0.2.1")
+
+
+# ---- sessions (issue 24, item 7): console sign-ins held on the server ---------------------
+async def test_sessions_open_close_and_end_with_their_credential(store: Store) -> None:
+    await store.sessions.open_session("s1", "alice", 60)
+    await store.sessions.open_session("s2", "alice", 60)
+    await store.sessions.open_session("s3", "bob", 60)
+    await store.sessions.open_session("short", "bob", 0.5)
+    assert [await store.sessions.session_name(s) for s in ("s1", "s3", "nope")] == ["alice", "bob", None]
+    await store.sessions.close_session("s1")
+    await store.sessions.close_session("s1")  # twice is harmless
+    assert await store.sessions.session_name("s1") is None
+    assert await store.sessions.session_name("s2") == "alice"
+    assert await store.sessions.close_sessions_of("alice") == 1
+    assert await store.sessions.session_name("s2") is None
+    assert await store.sessions.close_sessions_of("alice") == 0
+    await asyncio.sleep(0.6)
+    assert await store.sessions.session_name("short") is None  # expired with its session
+    assert await store.sessions.close_sessions_of("bob") == 1  # s3 only: short had expired
+
+
+# ---- generation (issue 24, item 11): a marker tells a wiped store from a new one -----------
+async def test_the_generation_marker_is_set_once_and_a_wipe_reported_once(store: Store) -> None:
+    assert await store.generation.marker() is None
+    first = StoreMarker(id="g1", created=100.0)
+    assert await store.generation.create_marker(first) == first
+    second = StoreMarker(id="g2", created=200.0, after="g1", last_seen=150.0)
+    assert await store.generation.create_marker(second) == first  # the first one stays
+    assert await store.generation.marker() == first
+    assert await store.generation.claim_report("g0", 60)
+    assert not await store.generation.claim_report("g0", 60)
+    assert await store.generation.claim_report("g1", 60)

@@ -10,26 +10,32 @@ import pytest
 from remediator.store.base import (
     Approvals,
     Audit,
+    CredentialFailures,
     Firing,
     Gates,
+    Generation,
     Intake,
     Jobs,
     Locks,
     Pauses,
     Queue,
+    Sessions,
     Store,
     Threads,
 )
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
+from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
+from remediator.store.redis.generation import RedisGeneration
 from remediator.store.redis.intake import RedisIntake
 from remediator.store.redis.jobs import RedisJobs
 from remediator.store.redis.locks import RedisLocks
 from remediator.store.redis.pauses import RedisPauses
 from remediator.store.redis.queue import RedisQueue
+from remediator.store.redis.sessions import RedisSessions
 from remediator.store.redis.store import RedisStore
 from remediator.store.redis.threads import RedisThreads
 
@@ -44,6 +50,9 @@ PARTS = {
     "approvals": Approvals,
     "threads": Threads,
     "intake": Intake,
+    "credentials": CredentialFailures,
+    "sessions": Sessions,
+    "generation": Generation,
 }
 
 
@@ -70,6 +79,9 @@ REDIS_PARTS: dict[str, type] = {
     "approvals": RedisApprovals,
     "threads": RedisThreads,
     "intake": RedisIntake,
+    "credentials": RedisCredentials,
+    "sessions": RedisSessions,
+    "generation": RedisGeneration,
 }
 
 

@@ -101,13 +101,13 @@ async def firing_run(store: MemoryStore, labels: dict[str, str] | None = None, *
 
 
 async def test_stale_lease_lets_a_first_delivery_and_a_free_target_through(store: MemoryStore) -> None:
-    assert await StaleLease(store.locks)(make_run()) is None
-    assert await StaleLease(store.locks)(make_run(deliveries=2)) is None
+    assert await StaleLease(store.locks, store.audit)(make_run()) is None
+    assert await StaleLease(store.locks, store.audit)(make_run(deliveries=2)) is None
 
 
 async def test_stale_lease_defers_a_redelivered_job_while_the_target_is_held(store: MemoryStore) -> None:
     assert await store.locks.acquire_lease("svc/a", 60)
-    stop = await StaleLease(store.locks)(make_run(deliveries=2))
+    stop = await StaleLease(store.locks, store.audit)(make_run(deliveries=2))
     assert isinstance(stop, Defer) and stop.reason == "locked"
     assert stop.message == "waiting for the lease of an earlier delivery"
     assert stop.delay is not None and 60 < stop.delay <= 60.5

@@ -63,6 +63,8 @@ def headline(notice: Notice) -> str:
         return f"⏸️ Remediation paused: {_scope(notice)}"
     if notice.kind == "pause_ended":
         return f"▶️ Pause lifted: {_scope(notice)}"
+    if notice.kind == "store_reset":
+        return "🧹 State store wiped: jobs accepted before it may be lost"
     if notice.kind in ("approval", "approval_decided"):
         return f"✋ Approval needed: {notice.handler or 'remediation'} on {notice.target or notice.rule}"
     return f"⚙️ Rules reload: {notice.message or 'see details'}"
@@ -304,6 +306,9 @@ def parent(notice: Notice) -> Message:
         return Message(_text(notice), bounded(reload_blocks(notice)))
     if notice.kind in ("pause_started", "pause_ended"):
         return Message(fallback(escape(headline(notice)), "", ""), bounded(pause_blocks(notice)))
+    if notice.kind == "store_reset":
+        blocks = [header(headline(notice)), section(escape(notice.message))]
+        return Message(fallback(escape(headline(notice)), "", escape(notice.message)), blocks)
     body = _body(notice)
     return Message(_text(notice), bounded(incident_blocks(notice) + body))
 

@@ -13,13 +13,16 @@ from collections.abc import Callable
 from remediator.store.admission import Admission, Admitted, Concluded, Conclusion
 from remediator.store.memory.approvals import MemoryApprovals
 from remediator.store.memory.audit import MemoryAudit
+from remediator.store.memory.credentials import MemoryCredentials
 from remediator.store.memory.firing import MemoryFiring
 from remediator.store.memory.gates import MemoryGates
+from remediator.store.memory.generation import MemoryGeneration
 from remediator.store.memory.intake import MemoryIntake
 from remediator.store.memory.jobs import MemoryJobs
 from remediator.store.memory.locks import MemoryLocks
 from remediator.store.memory.pauses import MemoryPauses
 from remediator.store.memory.queue import MemoryQueue
+from remediator.store.memory.sessions import MemorySessions
 from remediator.store.memory.threads import MemoryThreads
 from remediator.store.stepwise import admit_in_steps, conclude_in_steps
 
@@ -57,6 +60,9 @@ class MemoryStore:
         self.intake = MemoryIntake(
             firing=self.firing, jobs=self.jobs, queue=self.queue, ttl=firing_ttl, cap=max_episodes
         )
+        self.credentials = MemoryCredentials()
+        self.sessions = MemorySessions()
+        self.generation = MemoryGeneration()
 
     async def ping(self) -> None:
         return None

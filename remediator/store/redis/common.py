@@ -46,6 +46,8 @@ _SCRIPTS = (
     "SET_APPROVAL_MESSAGE",
     "ADMIT",
     "CONCLUDE",
+    "COUNT_FAILURE",
+    "OPEN_SESSION",
 )
 
 

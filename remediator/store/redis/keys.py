@@ -119,3 +119,29 @@ class Keys:
     @property
     def approvals(self) -> str:
         return f"{self.prefix}:{{approvals}}:index"
+
+    # failed credentials (issue 24): one script counts an address and a name together, so
+    # they share {auth} (little traffic: failures only)
+    def failures(self, key: str) -> str:
+        return f"{self.prefix}:{{auth}}:fail:{key}"
+
+    def failures_told(self, key: str) -> str:
+        return f"{self.prefix}:{{auth}}:told:{key}"
+
+    def good_address(self, name: str, address: str) -> str:
+        return f"{self.prefix}:{{auth}}:good:{name}:{address}"
+
+    # console sessions: a session and its credential's index share {sessions}
+    def session(self, session_id: str) -> str:
+        return f"{self.prefix}:{{sessions}}:session:{session_id}"
+
+    def sessions_of(self, name: str) -> str:
+        return f"{self.prefix}:{{sessions}}:of:{name}"
+
+    # the store's generation marker (issue 24): never expires; a wipe takes it
+    @property
+    def generation(self) -> str:
+        return f"{self.prefix}:generation"
+
+    def generation_reported(self, marker_id: str) -> str:
+        return f"{self.prefix}:generation:reported:{marker_id}"

@@ -450,3 +450,47 @@ end
 return {1, n}
 """
 )
+
+# KEYS: per key its failures (ZSET: member per failure, scored by the server's ms) then its
+# "burst reported" marker; ARGV: window ms, limit, a nonce (unique members). Counts one
+# failure under each key in the sliding window and keeps the newest limit + 1. Per key:
+# failures, ms refused (until fewer than limit remain in the window; 0: not refused), and
+# 1 for the failure that made it refused the first time in this burst (the marker lives
+# a window past the refusal), else 0.
+COUNT_FAILURE = (
+    _NOW_MS
+    + """
+local window, limit, out = tonumber(ARGV[1]), tonumber(ARGV[2]), {}
+for i = 1, #KEYS, 2 do
+  local k, told = KEYS[i], KEYS[i + 1]
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+  redis.call('ZADD', k, now, ARGV[3] .. ':' .. i)
+  redis.call('ZREMRANGEBYRANK', k, 0, -(limit + 2))
+  redis.call('PEXPIRE', k, window)
+  local n, left, first = redis.call('ZCARD', k), 0, 0
+  if n >= limit then
+    local at = redis.call('ZRANGE', k, -limit, -limit, 'WITHSCORES')
+    left = math.max(1, tonumber(at[2]) + window - now)
+    if redis.call('SET', told, '1', 'NX', 'PX', left + window) then
+      first = 1
+    else
+      redis.call('PEXPIRE', told, left + window)
+    end
+  end
+  table.insert(out, n)
+  table.insert(out, left)
+  table.insert(out, first)
+end
+return out
+"""
+)
+
+# KEYS: the session, its credential's set of sessions; ARGV: the name, ttl ms, session id.
+# The set lives as long as its longest session.
+OPEN_SESSION = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+"""

@@ -3,9 +3,10 @@
 Same contract as ``store.memory.MemoryStore`` (``tests/store/test_store_contract.py``
 runs both). ``RedisStore`` hands out its parts, one per interface of ``store.base``
 (``queue``, ``locks``, ``pauses``, ``firing``, ``gates``, ``audit``, ``jobs``,
-``approvals``, ``threads``, ``intake``: coalesced, pipelined), and adds what spans them
-(``admit``, ``conclude``), ping and close. Every key comes from ``keys.Keys``; keys that
-one script touches share a hash tag, so it also runs on Redis Cluster. Any Redis failure
+``approvals``, ``threads``, ``intake``: coalesced, pipelined; ``credentials``,
+``sessions``, ``generation``), and adds what spans them (``admit``, ``conclude``), ping and close. Every
+key comes from ``keys.Keys``; keys that one script touches share a hash tag, so it also
+runs on Redis Cluster. Any Redis failure
 surfaces as ``StoreUnavailable``: the webhook answers 503 and the workers act on nothing.
 """
 
@@ -23,14 +24,18 @@ from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
 from remediator.store.redis.common import FAILURES, Backend, guarded, log
 from remediator.store.redis.connection import Connection, connect
+from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
+from remediator.store.redis.generation import RedisGeneration
 from remediator.store.redis.intake import RedisIntake
 from remediator.store.redis.jobs import RedisJobs
 from remediator.store.redis.keys import Keys
 from remediator.store.redis.locks import RedisLocks
 from remediator.store.redis.pauses import RedisPauses
+from remediator.store.redis.persistence import report_persistence
 from remediator.store.redis.queue import RedisQueue
+from remediator.store.redis.sessions import RedisSessions
 from remediator.store.redis.threads import RedisThreads
 from remediator.store.stepwise import admit_in_steps, conclude_in_steps
 
@@ -66,6 +71,7 @@ class RedisStore:
             )
         else:
             log.info("store.redis_connected", mode=conn.mode, prefix=settings.redis_prefix)
+            await report_persistence(conn.client)
         return store
 
     def __init__(
@@ -93,6 +99,9 @@ class RedisStore:
         self.approvals = RedisApprovals(backend)
         self.threads = RedisThreads(backend)
         self.intake = RedisIntake(backend, firing_ttl)
+        self.credentials = RedisCredentials(backend)
+        self.sessions = RedisSessions(backend)
+        self.generation = RedisGeneration(backend)
         # one script per run's start and end, unless the keys live on several nodes
         self._admission = (
             None if isinstance(conn.client, RedisCluster) else RedisAdmission(backend, self.queue, self.audit)
