@@ -12,6 +12,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from remediator.api.approval_models import ApprovalInfo, ApprovalPage, DecisionRequest
 from remediator.api.audit_models import EventDetail, EventPage, Stats
 from remediator.api.control_models import JobInfo, JobList, PauseCreate, PauseInfo, PauseList
+from remediator.api.gate_models import GateState
 from remediator.api.openapi_paths import Refs, admin_paths, service_paths
 from remediator.api.schemas import (
     Accepted,
@@ -49,6 +50,7 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     Readiness,
     ApprovalPage,
     ApprovalInfo,
+    GateState,
 )
 
 

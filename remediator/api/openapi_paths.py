@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from remediator.api.approval_models import ApprovalsQuery
 from remediator.api.control_models import PAUSE_ID_PATTERN, JobsQuery
+from remediator.api.gate_models import GateQuery
 from remediator.api.schemas import EVENT_ID_PATTERN, EventsQuery, ReplayQuery, StatsQuery
 
 Refs = dict[tuple[str, str], dict[str, Any]]
@@ -313,6 +314,17 @@ def admin_paths(refs: Refs) -> dict[str, Any]:
                 {200: ("JobInfo", "the job")},
                 (400, 401, 404, 410, 503),
                 params=[_EVENT_ID],
+            )
+        },
+        "/api/v1/gates": {
+            "get": _op(
+                refs,
+                "getGates",
+                "The live gates of one (rule, target): its cooldown, an open circuit, the lease",
+                {200: ("GateState", "what holds the rule on the target now (null: nothing)")},
+                (400, 401, 503),
+                params=query_parameters(GateQuery),
+                description="Read-only tokens may call it; `remediator simulate --url` does.",
             )
         },
         "/api/v1/approvals": {
