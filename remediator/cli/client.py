@@ -163,3 +163,26 @@ def alerts_from_events(events: Any) -> list[Alert]:
             seen.add(key)
             alerts.append(alert)
     return alerts
+
+
+def fetch_live(url: str | None, pairs: list[tuple[str, str]], timeout: float = 30.0) -> dict[str, Any]:
+    """What a running service holds now, for ``simulate --url``: its pauses, whether it runs
+    dry, and the live gates (``/api/v1/gates``) of each (rule, target) in ``pairs``. Every
+    route it asks is read-only: a read-only token is enough."""
+
+    async def fetch() -> dict[str, Any]:
+        async with AdminClient(service_url(url), admin_token(), timeout) as client:
+            pauses = await client.call("GET", "/api/v1/pauses")
+            rules = await client.call("GET", "/api/v1/rules")
+            gates = await asyncio.gather(
+                *(client.call("GET", "/api/v1/gates", params={"rule": r, "target": t}) for r, t in pairs)
+            )
+        return {
+            "url": client.url,
+            "pauses": pauses["pauses"],
+            "dry_run": bool(rules.get("dry_run")),
+            "rules_hash": rules.get("hash"),
+            "gates": dict(zip(pairs, gates, strict=True)),
+        }
+
+    return asyncio.run(fetch())
