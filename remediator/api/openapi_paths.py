@@ -38,17 +38,19 @@ _DEPRECATED = (
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """A query model's fields as OpenAPI parameters: every one optional, its schema the
-    model's own (an optional field's ``null`` dropped: a query string has none)."""
+    """A query model's fields as OpenAPI parameters: required when the model requires it,
+    its schema the model's own (an optional field's ``null`` dropped: a query string has none)."""
     params = []
-    for name, prop in model.model_json_schema(mode="validation")["properties"].items():
+    model_schema = model.model_json_schema(mode="validation")
+    for name, prop in model_schema["properties"].items():
         schema = {k: v for k, v in prop.items() if k not in ("title", "anyOf", "description")}
         for branch in prop.get("anyOf", []):
             if branch.get("type") != "null":
                 schema = {**branch, **schema}
         if schema.get("default", 0) is None:
             del schema["default"]
-        param = {"name": name, "in": "query", "required": False, "schema": schema}
+        required = name in model_schema.get("required", ())
+        param = {"name": name, "in": "query", "required": required, "schema": schema}
         if "description" in prop:
             param["description"] = prop["description"]
         params.append(param)
