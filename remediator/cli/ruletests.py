@@ -25,9 +25,11 @@ from remediator import clock
 from remediator.api.times import parse_time, rfc3339
 from remediator.cli import simulating
 from remediator.errors import RulesError
+from remediator.handling.owners import Owner
 from remediator.handling.registry import default_registry
 from remediator.models import Alert
 from remediator.rules.documents import Document, load_document
+from remediator.rules.resolving import PodRef
 from remediator.rules.rule import describe_error
 from remediator.rules.ruleset import RuleSet, load_rules
 
@@ -61,6 +63,7 @@ def _held_by(value: Any) -> Any:
     return value
 
 
+PodName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")]
 At = Annotated[str, BeforeValidator(_text_time), AfterValidator(_simulated_time)]
 StartsAt = Annotated[str, BeforeValidator(_text_time), AfterValidator(_start_time)]
 HeldBy = Annotated[Any, BeforeValidator(_held_by)]
@@ -84,7 +87,7 @@ class Expectation(_Strict):
     ``held_by`` (a kind or a list; [] for none) is checked only when given."""
 
     rule: str
-    target: str
+    target: str | None = Field(description="null: no target (the pod of a resolve: rule is gone)")
     params: dict[str, Any] | None = None
     held_by: HeldBy = None
 
@@ -94,11 +97,31 @@ class Expectation(_Strict):
         return sorted({self.held_by} if isinstance(self.held_by, str) else set(self.held_by))
 
 
+class OwnerSpec(_Strict):
+    """The workload that owns a pod, for the rules with ``resolve:``."""
+
+    kind: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
 class RuleTest(_Strict):
     name: str = Field(min_length=1)
     alerts: list[TestAlert] = Field(min_length=1)
     at: At | None = None
+    owners: dict[PodName, OwnerSpec | Literal["gone"]] = Field(default_factory=dict)
+    """``namespace/pod``: its owner, or ``gone`` (the pod was replaced: ``skipped:gone``)."""
     expect: list[Expectation]
+
+    def resolved(self) -> dict[PodRef, Owner | str]:
+        found: dict[PodRef, Owner | str] = {}
+        for pod_name, owner in self.owners.items():
+            namespace, pod = pod_name.split("/")
+            ref = PodRef(namespace=namespace, pod=pod)
+            if owner == "gone":
+                found[ref] = f"gone: pod {pod_name} no longer exists (the test's owners: say so)"
+            else:
+                found[ref] = Owner(kind=owner.kind, name=owner.name, namespace=namespace, pod=pod)
+        return found
 
 
 class TestFile(_Strict):
@@ -154,7 +177,8 @@ def load(path: Path) -> Loaded:
     try:
         spec = TestFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise InvalidTestFile(list(dict.fromkeys(_problem(path, doc, e) for e in exc.errors()))) from None
+        found = {_problem(path, doc, e): doc.line(e["loc"]) or 0 for e in exc.errors()}
+        raise InvalidTestFile(sorted(found, key=lambda p: found[p])) from None  # in the file's order
     problems: list[str] = []
     rules: list[RuleSet] = []
     for i, name in enumerate(spec.rule_files):
@@ -217,7 +241,7 @@ def found(loaded: Loaded, test: RuleTest) -> list[Found]:
     ]
     out = []
     for rules in loaded.rules:
-        report = simulate(rules, alerts)
+        report = simulate(rules, alerts, test.resolved())
         simulating.outlook(rules, alerts, report, at)
         for entry in report:
             for match in entry["matches"]:
@@ -227,10 +251,16 @@ def found(loaded: Loaded, test: RuleTest) -> list[Found]:
                         target=match.get("target"),
                         params=match.get("params", {}),
                         held_by=sorted({h["by"] for h in match.get("holds", [])}),
-                        error=match.get("error", ""),
+                        error=match.get("error", "") or _unresolved(match),
                     )
                 )
     return out
+
+
+def _unresolved(match: dict[str, Any]) -> str:
+    if "pod" in match and "target" not in match and "action" not in match:
+        return f"the owner of pod {match['pod']} is found at run time: name it under the test's owners:"
+    return ""
 
 
 def compare(wanted: Sequence[Expectation], got: Sequence[Found]) -> bool:
