@@ -32,7 +32,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], ad
         yield test_client, calls
 
 
-async def fire(http: TestClient[Any, Any], **labels: str) -> str:
+async def fire(http: TestClient[Any, Any], **labels: Any) -> str:
     response = await http.post(
         "/webhooks/alertmanager",
         json=payload(alert("TestBroken", **labels)),

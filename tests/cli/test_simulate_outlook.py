@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,7 +205,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[admin.ServedApp
         yield app
 
 
-def fire(app: admin.ServedApp, **labels: str) -> None:
+def fire(app: admin.ServedApp, **labels: Any) -> None:
     status, body = http(
         "POST",
         f"{app.url}/webhooks/alertmanager",
@@ -216,7 +217,7 @@ def fire(app: admin.ServedApp, **labels: str) -> None:
     for _ in range(400):
         if http("GET", f"{app.url}/api/v1/events/{event_id}", headers=admin.admin_headers())[0] == 200:
             return
-        __import__("time").sleep(0.05)
+        time.sleep(0.05)
     raise TimeoutError(event_id)
 
 
