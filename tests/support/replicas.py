@@ -36,6 +36,7 @@ async def wait_events(store: Store, event_ids: list[str], within: float) -> dict
         missing = sorted(wanted - {e.event_id for e in events})
         states = [await store.jobs.job_state(event_id) for event_id in missing[:20]]
         raise AssertionError(f"{exc}: {len(missing)} of {len(wanted)} without an outcome: {states}") from exc
+    assert found is not None
     return found
 
 
