@@ -183,7 +183,7 @@ tests:
         f"{path}:6: tests[0].alerts[0].labels.code: Input should be a valid string",
         f"{path}:7: tests[0].alerts[0].startsAt: a time needs an offset (Z or +01:00)",
         f"{path}:9: tests[0].expect[0].target: Field required",
-        f"{path}:10: tests[0].expect[0].held_by: expected one of pause, window, approval, or a list of them "
+        f"{path}:10: tests[0].expect[0].held_by: expected one of window, approval, or a list of them "
         "([] for none)",
         f"{path}:11: tests[0].expect[0].extra: unknown key",
         f"{path}: invalid test file, not run",
