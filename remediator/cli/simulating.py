@@ -153,7 +153,8 @@ def _outlook(
             f"awaits approval by {', '.join(approval.approvers)} (up to {human_duration(approval.timeout)}; "
             "then skipped:not_approved)"
         )
-    if live is not None and (lease := (match.get("live") or {}).get("lease")):
+    lease = (match.get("live") or {}).get("lease")
+    if lease and parse_time(lease["until"]) > when:  # a lease that ends before then holds nothing
         holder = f" (event {lease['holder']})" if lease.get("holder") else ""
         will.append(f"waits for the target's lease, held now by another run{holder} until {lease['until']}")
     source = "the rule's dry_run" if match["dry_run"] else "the service's dry run"

@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 from remediator.cli import simulating
+from remediator.cli.main import simulate
+from remediator.handling.registry import default_registry, load_plugins
+from remediator.rules.ruleset import load_rules
 from tests.support import admin
 from tests.support.cli import http, run
-from tests.support.payloads import alert, payload
+from tests.support.payloads import alert, alert_model, payload
 from tests.support.procs import PYTHON, python_env
 
 RULES = """\
@@ -280,3 +283,26 @@ def test_url_errors_are_clear(
         and err.strip()
         == "remediator simulate: unauthorized (401): the service rejected REMEDIATOR_ADMIN_TOKEN"
     )
+
+
+def test_a_lease_held_then_is_waited_for_and_one_that_ends_before_is_not(rules: Path) -> None:
+    """The outlook over a service's answer (as ``--url`` reads it): a lease another run
+    holds at the simulated time is waited for; at a later time it holds nothing."""
+    load_plugins(["handlers"])  # as the command does: the built-in handlers register
+    ruleset = load_rules(rules, default_registry)
+    alerts = [alert_model("CacheStale", namespace="blog")]
+    lease = {"until": "2026-12-08T12:10:00.000Z", "remaining_seconds": 600.0, "holder": "01abc"}
+    state = {"rule_loaded": True, "cooldown": None, "circuit": None, "lease": lease}
+    live = simulating.LiveState(url="http://service", gates={("cache-flush", "cache/blog"): state})
+    for at, expected in (
+        (
+            DAY,
+            "waits for the target's lease, held now by another run (event 01abc) until "
+            "2026-12-08T12:10:00.000Z",
+        ),
+        ("2026-12-08T12:30:00Z", None),
+    ):
+        report = simulate(ruleset, alerts)
+        simulating.outlook(ruleset, alerts, report, simulating.parse_at(at, 0.0), live)
+        will = report[0]["matches"][0]["will"]
+        assert will == ([expected] if expected else []) + ["runs the handler"]
