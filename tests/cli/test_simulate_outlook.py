@@ -17,10 +17,11 @@ from remediator.cli import simulating
 from remediator.cli.main import simulate
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.rules.ruleset import load_rules
+from tests.docs.test_pages import blocks
 from tests.support import admin
 from tests.support.cli import http, run
 from tests.support.payloads import alert, alert_model, payload
-from tests.support.procs import PYTHON, python_env
+from tests.support.procs import PYTHON, ROOT, python_env
 
 RULES = """\
 maintenance_windows:
@@ -306,3 +307,25 @@ def test_a_lease_held_then_is_waited_for_and_one_that_ends_before_is_not(rules: 
         simulating.outlook(ruleset, alerts, report, simulating.parse_at(at, 0.0), live)
         will = report[0]["matches"][0]["will"]
         assert will == ([expected] if expected else []) + ["runs the handler"]
+
+
+def test_the_cli_pages_example_is_what_simulate_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/reference/cli.md shows simulate on the rules of docs/how-to/rule-tests.md."""
+    (rules,) = [
+        b for b in blocks(ROOT / "docs" / "how-to" / "rule-tests.md", "yaml") if "maintenance_windows:" in b
+    ]
+    (shown,) = [
+        b for b in blocks(ROOT / "docs" / "reference" / "cli.md", "console") if "--at 2026-12-08" in b
+    ]
+    command, *lines = shown.splitlines()
+    (tmp_path / "rules.yaml").write_text(rules, encoding="utf-8")
+    down = alert("CheckoutDown", namespace="shop", generator_url="")
+    (tmp_path / "checkout-down.json").write_text(json.dumps({k: v for k, v in down.items() if k != "endsAt"}))
+    argv = command.removeprefix("$ remediator ").split()
+    code, out, _ = run(capsys, *[str(tmp_path / a) if a.endswith((".json", ".yaml")) else a for a in argv])
+    assert code == 0
+    printed = out.splitlines()
+    assert printed[:3] == lines[:3] and lines[3] == "    ..."
+    assert printed[-4:] == lines[4:]
