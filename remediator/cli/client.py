@@ -174,9 +174,18 @@ def fetch_live(url: str | None, pairs: list[tuple[str, str]], timeout: float = 3
         async with AdminClient(service_url(url), admin_token(), timeout) as client:
             pauses = await client.call("GET", "/api/v1/pauses")
             rules = await client.call("GET", "/api/v1/rules")
-            gates = await asyncio.gather(
-                *(client.call("GET", "/api/v1/gates", params={"rule": r, "target": t}) for r, t in pairs)
-            )
+            try:
+                gates = await asyncio.gather(
+                    *(client.call("GET", "/api/v1/gates", params={"rule": r, "target": t}) for r, t in pairs)
+                )
+            except CtlError as exc:
+                if "HTTP 404" not in exc.message:
+                    raise
+                raise CtlError(
+                    f"{client.url} has no /api/v1/gates (a service older than this command): its live "
+                    "cooldowns and circuits cannot be read; without --url, simulate checks the rules "
+                    "file alone (--from-events reads REMEDIATOR_URL)"
+                ) from exc
         return {
             "url": client.url,
             "pauses": pauses["pauses"],

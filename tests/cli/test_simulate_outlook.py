@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +331,41 @@ def test_the_cli_pages_example_is_what_simulate_prints(
     printed = out.splitlines()
     assert printed[:3] == lines[:3] and lines[3] == "    ..."
     assert printed[-4:] == lines[4:]
+
+
+class _OldService(BaseHTTPRequestHandler):
+    """A service from before /api/v1/gates: pauses and rules answer, the gates are a 404."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        answers = {"/api/v1/pauses": {"pauses": [], "windows": []}, "/api/v1/rules": {"dry_run": False}}
+        body = answers.get(path, {"error": "not found", "detail": path})
+        self.send_response(200 if path in answers else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body).encode())
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_url_of_a_service_without_the_gates_route_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OldService)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        alerts, local = live_alerts(tmp_path)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code, out, err = run(capsys, "simulate", str(alerts), "--rules", str(local), "--url", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert (code, out) == (1, "")
+    assert err.strip() == (
+        f"remediator simulate: {url} has no /api/v1/gates (a service older than this command): its live "
+        "cooldowns and circuits cannot be read; without --url, simulate checks the rules file alone "
+        "(--from-events reads REMEDIATOR_URL)"
+    )
