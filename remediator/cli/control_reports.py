@@ -158,6 +158,10 @@ def policy_value(value: Any) -> str:
         if not value.get("required"):
             return "off"
         return f"{policy_value(value['timeout'])} by {policy_value(value['approvers'])}"
+    if isinstance(value, dict) and "within" in value:  # max_targets: 20/10m
+        if not value.get("enabled") or value.get("count") is None:
+            return "off"
+        return f"{value['count']}/{policy_value(value['within'])}"
     return "-" if value is None or value == "" else str(value)
 
 

@@ -17,9 +17,12 @@ from remediator.store.admission import Admission, Admitted, Concluded, Conclusio
 from remediator.store.values import (
     GLOBAL_PAUSE,
     Approval,
+    BrakeAnswer,
+    BrakeState,
     Decision,
     Delivery,
     FailureCount,
+    HeldJob,
     JobState,
     Pause,
     StoreMarker,
@@ -293,12 +296,30 @@ class Generation(Protocol):
         """True for the first caller only: it tells people that ``marker_id`` was wiped."""
 
 
-class Store(Protocol):
-    """All shared state, as its parts; ``admit`` and ``conclude`` span them.
+class Brakes(Protocol):
+    """The blast-radius brake per rule (``max_targets``): the distinct targets it acted on
+    in a sliding window, the jobs held over it, and the ones an operator released."""
 
-    A home for what comes next, one part when it is built: ``brakes`` (the blast-radius
-    brake's state per rule).
-    """
+    async def enter(
+        self, rule: str, event_id: str, target: str, *, count: int, within: float, dry_run: bool
+    ) -> BrakeAnswer:
+        """One admitted job of ``rule`` on ``target``: counted (``pass``: its target is
+        already in the window, or fewer than ``count`` are), else held (the first held of
+        an empty brake: ``opened``). A held job stays held until ``release`` names it,
+        whatever the window does; then its next call answers ``released`` (and counts it)."""
+
+    async def state(self, rule: str, within: float) -> BrakeState:
+        """The targets counted in the last ``within`` seconds, and the jobs held."""
+
+    async def release(self, rule: str, event_ids: Sequence[str] | None) -> list[HeldJob]:
+        """Let the held jobs named (None: all of them) go on; the ones released."""
+
+    async def forget(self, rule: str, event_ids: Sequence[str]) -> None:
+        """These held jobs are done without a release (their alert resolved, their rule went)."""
+
+
+class Store(Protocol):
+    """All shared state, as its parts; ``admit`` and ``conclude`` span them."""
 
     kind: str
 
@@ -328,6 +349,8 @@ class Store(Protocol):
     def sessions(self) -> Sessions: ...
     @property
     def generation(self) -> Generation: ...
+    @property
+    def brakes(self) -> Brakes: ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""
