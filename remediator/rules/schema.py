@@ -27,7 +27,8 @@ from pydantic_core import PydanticCustomError
 from remediator.durations import RuleDuration
 from remediator.rules.patterns import PatternError, compile_pattern
 
-_RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_RULE_NAME = re.compile(RULE_NAME_PATTERN)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")

@@ -10,6 +10,7 @@ method raises ``StoreUnavailable`` when it cannot answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from remediator.models import Alert, AuditEvent, Job, NewJob
@@ -368,3 +369,22 @@ class Store(Protocol):
 async def global_pause(pauses: Pauses) -> Pause | None:
     """The running pause with the id ``GLOBAL_PAUSE`` (the deprecated ``/api/v1/pause``'s)."""
     return next((p for p in await pauses.list_pauses() if p.id == GLOBAL_PAUSE), None)
+
+
+_LOOK_AT = 500  # held jobs checked per call for having ended otherwise
+
+
+async def brake_state(store: Store, rule: str, within: float) -> BrakeState:
+    """A rule's brake without the held jobs that ended otherwise (their alert resolved
+    while held: ``skipped:resolved``; their rule went): those are forgotten here, so the
+    brake closes (and opens, and is told, again) once no job waits on it."""
+    state = await store.brakes.state(rule, within)
+    if not state.held:
+        return state
+    looked = state.held[:_LOOK_AT]
+    known = [await store.jobs.job_state(job.event_id) is not None for job in looked]
+    gone = [job.event_id for job, alive in zip(looked, known, strict=True) if not alive]
+    if not gone:
+        return state
+    await store.brakes.forget(rule, gone)
+    return replace(state, held=tuple(job for job in state.held if job.event_id not in gone))
