@@ -1,5 +1,5 @@
 """remediator: serve, check, simulate; events, event, stats, replay, pause, pauses, resume, jobs,
-rules, approvals, approve, reject (admin)."""
+rules, approvals, approve, reject, brakes (admin)."""
 
 from __future__ import annotations
 
