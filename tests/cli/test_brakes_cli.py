@@ -91,5 +91,6 @@ def test_simulate_shows_which_targets_the_brake_would_hold(
     assert code == 0 and lines == [
         "brake: target 1 of this payload counts toward max_targets 1 within 10m",
         "brake: target 1 of this payload counts toward max_targets 1 within 10m",
-        "brake: held:brake: target 2 of this payload, over max_targets 1 within 10m (released by an operator)",
+        "brake: held:brake: target 2 of this payload, over max_targets 1 within 10m "
+        "(released by an operator)",
     ]
