@@ -14,8 +14,8 @@ from remediator.api.approvals import decide_as
 from remediator.api.brakes import brakes_of, release_brake
 from remediator.api.control_models import PauseCreate, WindowInfo
 from remediator.api.errors import ApiError
-from remediator.api.schemas import valid_event_id
 from remediator.api.pauses import create_pause, end_pause
+from remediator.api.schemas import valid_event_id
 from remediator.api.service import Service
 from remediator.console.attention import approvals_by_job, open_circuits
 from remediator.console.events import event_id_of
@@ -95,5 +95,6 @@ async def release(request: web.Request, svc: Service, session: Session) -> web.S
     for event_id in ids:
         if not valid_event_id(event_id):
             raise ApiError(400, "invalid event id", event_id[:80])
-    await release_brake(svc, request.match_info["rule"], None if form.get("all") == "1" else ids, session.name)
+    chosen = None if form.get("all") == "1" else ids
+    await release_brake(svc, request.match_info["rule"], chosen, session.name)
     raise web.HTTPSeeOther(location="/ui/rules")
