@@ -186,7 +186,7 @@ class BrakeSpec(_Strict):
     @model_validator(mode="after")
     def _both(self) -> BrakeSpec:
         if self.enabled and (self.count is None or self.within is None):
-            raise ValueError("max_targets needs count and within (e.g. {count: 20, within: 10m})")
+            raise ValueError("needs count and within, e.g. {count: 20, within: 10m} (or enabled: false)")
         return self
 
 
