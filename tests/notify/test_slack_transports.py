@@ -91,7 +91,7 @@ async def test_a_refusal_with_a_wait_holds_the_next_message(looptime: Any) -> No
 async def test_a_brake_opening_is_one_channel_message_never_a_thread() -> None:
     """Issue 29: the brake tells the channel once, with what it holds; no incident thread."""
     transport = RecordingTransport()
-    text = "systemic? `widget-down` wants to act on 21 targets within 10m; held: widget/w-1 and every further target"
+    text = "systemic? `widget-down` wants to act on 21 targets within 10m; held: widget/w-1 and more"
     async with notifier(transport) as slack:
         slack.send(notice("brake_opened", message=text, dry_run=True))
     [posted] = transport.top_level()
