@@ -15,6 +15,7 @@ from remediator.api.brake_models import BrakeInfo, BrakeList, BrakeRelease, Brak
 from remediator.api.errors import ApiError
 from remediator.api.guards import admin, identity, reader
 from remediator.api.service import Service
+from remediator.notify.notice import Notice
 from remediator.store.base import brake_state
 
 log = structlog.get_logger("remediator.api.brakes")
@@ -41,6 +42,8 @@ async def release_brake(svc: Service, rule_name: str, event_ids: list[str] | Non
     if released:
         await svc.store.queue.release_held()  # due now: each passes the brake once
     state = await brake_state(svc.store, rule_name, brake[1])
+    if released:
+        svc.notifier.send(released_notice(rule_name, len(released), len(state.held), by))
     log.info(
         "brake.released",
         rule=rule_name,
@@ -51,6 +54,13 @@ async def release_brake(svc: Service, rule_name: str, event_ids: list[str] | Non
     return BrakeReleased(
         rule=rule_name, released=[HeldInfo.of(job) for job in released], still_held=len(state.held)
     )
+
+
+def released_notice(rule: str, released: int, still_held: int, by: str) -> Notice:
+    """Slack hears each release; PagerDuty's incident resolves once nothing is held."""
+    rest = "nothing is held: the brake is closed" if still_held == 0 else f"{still_held} still held"
+    message = f"{by or 'an operator'} released {released} held job(s) of `{rule}`; {rest}"
+    return Notice(kind="brake_released", rule=rule, message=message, details={"still_held": still_held})
 
 
 @reader

@@ -2,7 +2,8 @@
 
 Events API v2 (``POST {REMEDIATOR_PAGERDUTY_API_URL}/v2/enqueue``):
 - a ``brake_opened`` notice (a rule's blast-radius brake) -> ``trigger``, one incident per
-  rule (``remediator/brake/<rule>``);
+  rule (``remediator/brake/<rule>``); ``brake_released`` with nothing left held ->
+  ``resolve``;
 - an ``escalated`` notice (a circuit opened) -> ``trigger``, with one ``dedup_key`` per
   (rule, target): a second escalation of the same incident updates it, never pages twice;
 - a succeeded run on that target (its circuit closes) or the alert's resolution ->
@@ -228,6 +229,9 @@ def event_for(notice: Notice) -> PagerDutyEvent | None:
     if notice.kind == "brake_opened":
         key = f"remediator/brake/{notice.rule}"[:MAX_DEDUP_KEY]
         return PagerDutyEvent("trigger", key, brake_body(notice, key), notice.event_id)
+    if notice.kind == "brake_released" and not notice.details.get("still_held"):  # the brake closed
+        key = f"remediator/brake/{notice.rule}"[:MAX_DEDUP_KEY]
+        return PagerDutyEvent("resolve", key, {"event_action": "resolve", "dedup_key": key})
     key = dedup_key(notice.rule, notice.target)
     if notice.kind == "escalated":
         return PagerDutyEvent("trigger", key, trigger_body(notice, key), notice.event_id)

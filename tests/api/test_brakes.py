@@ -192,6 +192,13 @@ async def test_the_brake_holds_further_targets_tells_once_and_an_operator_releas
     assert not (await r.brake("wide"))["open"]
     assert await r.metric('remediator_brake_held_jobs{rule="wide"}') == 0
     assert len(r.notices.of_kind("brake_opened")) == 1
+    some, every = r.notices.of_kind("brake_released")
+    assert some.message == "admin released 1 held job(s) of `wide`; 3 still held"
+    assert event_for(some) is None  # still open: the incident stays
+    assert every.message == "admin released 3 held job(s) of `wide`; nothing is held: the brake is closed"
+    closed = event_for(every)
+    assert closed is not None and (closed.action, closed.dedup_key) == ("resolve", "remediator/brake/wide")
+    assert messages.headline(every) == "▶️ Brake released: rule wide"
 
 
 async def test_a_held_job_whose_alert_resolves_ends_skipped_resolved(replicas: Replicas) -> None:
