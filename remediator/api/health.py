@@ -71,13 +71,18 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _held_by_brakes(svc: Service) -> None:
     """``remediator_brake_held_jobs``, read from the shared store: every replica reports the
-    same, whichever replica held or released the jobs."""
+    same, whichever replica held or released the jobs. A rule no longer braked (or gone)
+    drops out, so its alert ends."""
     if not svc.rules.loaded:
         return
+    held = {}
     for rule in svc.rules.current().rules:
         if (brake := rule.policy.brake) is not None:
-            state = await brake_state(svc.store, rule.name, brake[1])
-            svc.metrics.brake_held_jobs.labels(rule.name).set(len(state.held))
+            held[rule.name] = len((await brake_state(svc.store, rule.name, brake[1])).held)
+    gauge = svc.metrics.brake_held_jobs
+    gauge.clear()  # then set at once, with no await in between: a scrape sees one or the other
+    for name, count in held.items():
+        gauge.labels(name).set(count)
 
 
 def add_routes(app: web.Application) -> None:
