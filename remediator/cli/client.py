@@ -174,18 +174,21 @@ def fetch_live(url: str | None, pairs: list[tuple[str, str]], timeout: float = 3
         async with AdminClient(service_url(url), admin_token(), timeout) as client:
             pauses = await client.call("GET", "/api/v1/pauses")
             rules = await client.call("GET", "/api/v1/rules")
-            try:
-                gates = await asyncio.gather(
-                    *(client.call("GET", "/api/v1/gates", params={"rule": r, "target": t}) for r, t in pairs)
-                )
-            except CtlError as exc:
-                if "HTTP 404" not in exc.message:
-                    raise
+            answers = await asyncio.gather(  # every call answered before one failure is raised
+                *(client.call("GET", "/api/v1/gates", params={"rule": r, "target": t}) for r, t in pairs),
+                return_exceptions=True,
+            )
+            for answer in answers:
+                if not isinstance(answer, BaseException):
+                    continue
+                if not isinstance(answer, CtlError) or "HTTP 404" not in answer.message:
+                    raise answer
                 raise CtlError(
                     f"{client.url} has no /api/v1/gates (a service older than this command): its live "
                     "cooldowns and circuits cannot be read; without --url, simulate checks the rules "
                     "file alone (--from-events reads REMEDIATOR_URL)"
-                ) from exc
+                ) from answer
+            gates = list(answers)
         return {
             "url": client.url,
             "pauses": pauses["pauses"],
