@@ -61,6 +61,7 @@ class LiveState:
     pauses: tuple[Pause, ...] = ()
     dry_run: bool = False
     gates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    brakes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by rule: GET /api/v1/brakes
 
     @classmethod
     def fetch(cls, url: str | None, pairs: list[tuple[str, str]], timeout: float = 30.0) -> LiveState:
@@ -76,7 +77,13 @@ class LiveState:
             )
             for p in found["pauses"]
         )
-        return cls(url=found["url"], pauses=pauses, dry_run=found["dry_run"], gates=found["gates"])
+        return cls(
+            url=found["url"],
+            pauses=pauses,
+            dry_run=found["dry_run"],
+            gates=found["gates"],
+            brakes=found["brakes"],
+        )
 
 
 def pairs(report: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -157,8 +164,23 @@ def _outlook(
     if lease and parse_time(lease["until"]) > when:  # a lease that ends before then holds nothing
         holder = f" (event {lease['holder']})" if lease.get("holder") else ""
         will.append(f"waits for the target's lease, held now by another run{holder} until {lease['until']}")
+    if live is not None and (brake := _brake_note(live.brakes.get(rule.name))):
+        will.append(brake)
     source = "the rule's dry_run" if match["dry_run"] else "the service's dry run"
     will.append("runs the handler" if acts else f"dry run ({source}): renders the plan, changes nothing")
+
+
+def _brake_note(brake: dict[str, Any] | None) -> str | None:
+    """The rule's brake (max_targets) is full: a target it has not acted on in the window is
+    held (its counted targets are not listed, so this one may be among them and pass)."""
+    if brake is None or brake["counted"] < brake["count"]:
+        return None
+    within = human_duration(brake["within_seconds"])
+    return (
+        f"held:brake unless the target is one of the {brake['counted']} the rule acted on within "
+        f"{within} (max_targets: {brake['count']}; live): an operator releases it with "
+        f"remediator brakes release {brake['rule']}"
+    )
 
 
 def _live_stop(state: dict[str, Any], when: float) -> str | None:

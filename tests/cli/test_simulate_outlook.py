@@ -374,3 +374,24 @@ def test_url_of_a_service_without_the_gates_route_says_so(
         "cooldowns and circuits cannot be read; without --url, simulate checks the rules file alone "
         "(--from-events reads REMEDIATOR_URL)"
     )
+
+
+def test_a_full_brake_says_a_new_target_is_held(rules: Path) -> None:
+    """The service's brake of the rule (``GET /api/v1/brakes``, as ``--url`` reads it): full,
+    a target it has not acted on is held until an operator releases it; not full, nothing."""
+    load_plugins(["handlers"])
+    ruleset = load_rules(rules, default_registry)
+    alerts = [alert_model("CacheStale", namespace="blog")]
+    brake = {"rule": "cache-flush", "count": 5, "within_seconds": 3600.0, "counted": 5, "open": True}
+    for counted, expected in ((5, True), (4, False)):
+        live = simulating.LiveState(
+            url="http://service", brakes={"cache-flush": {**brake, "counted": counted}}
+        )
+        report = simulate(ruleset, alerts)
+        simulating.outlook(ruleset, alerts, report, simulating.parse_at(DAY, 0.0), live)
+        will = report[0]["matches"][0]["will"]
+        note = (
+            "held:brake unless the target is one of the 5 the rule acted on within 1h (max_targets: 5; "
+            "live): an operator releases it with remediator brakes release cache-flush"
+        )
+        assert will == ([note] if expected else []) + ["runs the handler"]
