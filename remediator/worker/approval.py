@@ -163,7 +163,7 @@ class AwaitingApproval:
     def _request(self, run: Run, spec: ApprovalSpec) -> Approval:
         now = clock.now()
         rule, job = run.known_rule, run.job
-        plan = tuple(rule.handler.plan(run.plan.params)) if run.plan is not None else ()
+        plan = tuple(run.plan.describe()) if run.plan is not None else ()  # the whole chain
         if run.plan is not None and run.plan.probe is not None:
             plan += tuple(run.plan.probe.plan(rule.policy.verify_timeout))
         return Approval(
@@ -175,6 +175,7 @@ class AwaitingApproval:
             expires_at=now + spec.timeout,
             approvers=spec.approvers,
             plan=plan,
-            handler=rule.handler.name,
+            handler=" → ".join(step.name for step in rule.steps),
             alert=job.alert,
+            precheck=run.precheck,
         )

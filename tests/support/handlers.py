@@ -24,7 +24,8 @@ from remediator.handling.registry import Registry, handler
 from remediator.settings import Settings
 from tests.support.payloads import alert_model
 
-RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
+RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)  # each precheck of test.probe
+ACTS: dict[str, list[str]] = defaultdict(list)  # each act of test.probe (the event id)
 
 
 class ProbeParams(HandlerParams):
@@ -57,6 +58,7 @@ def make_registry() -> Registry:
 
         async def act(self, params: ProbeParams, ctx: Context, seen: None) -> Result | None:
             ctx.step("act", f"probe {params.bucket}")
+            ACTS[params.bucket].append(ctx.event_id)
             if params.sleep:
                 await asyncio.sleep(params.sleep)
             if ctx.dry_run:
