@@ -65,7 +65,7 @@ class Chain:
         if dry_run:
             return await self._dry_run(run, plan, lost)
         finished = run.finished_steps()
-        progress = _Progress([dict(step.data) for step in finished])
+        progress = _Progress([_kept(step.data) for step in finished])
         progress.probe_failing = bool(finished and finished[-1].data.get("probe_failing"))
         index = int(finished[-1].data.get("next", END)) if finished else 0
         if finished:
@@ -178,10 +178,12 @@ class Chain:
         }
         if run.known_rule.chained:
             then = "the chain ends" if after == END else f"next: step {after + 1}/{total}"
+            kept = {key: value for key, value in record.items() if key != "message"}
             run.step(
                 "step.finished",
                 f"step {tpl.index + 1}/{total} {tpl.name}: {result.outcome.value}: {result.message}; {then}",
-                **record,
+                result=result.message,
+                **kept,
             )
         return record
 
@@ -258,6 +260,13 @@ class Chain:
         """Keep the timeline so far: a delivery after a crash resumes after this step."""
         data = json.dumps([step.model_dump(mode="json") for step in run.timeline])
         await self.store.audit.stash_timeline(run.job.event_id, data, self.settings.audit_retention)
+
+
+def _kept(data: dict[str, Any]) -> dict[str, Any]:
+    """A step's record as a ``step.finished`` entry kept it."""
+    record = {key: value for key, value in data.items() if key != "result"}
+    record["message"] = data.get("result", "")
+    return record
 
 
 def _brief(step: PlannedStep, result: Result) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class ProbeParams(HandlerParams):
     sleep: float = 0.0
     name: str = ""
     unreachable: bool = False  # the precheck cannot reach the target
+    healthy: bool = False  # the precheck finds nothing to do (noop)
+    hold: float = 0.0  # seconds the precheck waits (a step to be cut in its precheck)
 
 
 def make_registry() -> Registry:
@@ -54,15 +56,21 @@ def make_registry() -> Registry:
             )
             if params.unreachable:
                 raise TemporaryError(f"{params.bucket}: connection refused")
+            if params.hold:
+                await asyncio.sleep(params.hold)
+            if params.healthy:
+                return Checked(
+                    f"probe {params.bucket} healthy", None, Result.noop(f"{params.bucket} is healthy")
+                )
             return Checked(f"probe {params.bucket} reachable", None)
 
         async def act(self, params: ProbeParams, ctx: Context, seen: None) -> Result | None:
             ctx.step("act", f"probe {params.bucket}")
-            ACTS[params.bucket].append(ctx.event_id)
             if params.sleep:
                 await asyncio.sleep(params.sleep)
             if ctx.dry_run:
                 return Result.dry_run([f"probe {params.bucket}"])
+            ACTS[params.bucket].append(ctx.event_id)
             if params.outcome == "raise":
                 raise RuntimeError("boom")
             if params.outcome == "permanent":
