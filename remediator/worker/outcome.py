@@ -228,7 +228,7 @@ class EventDraft:
             event_id=job.event_id,
             rule=job.rule,
             target=run.target,
-            handler=rule.handler.name if rule else "",
+            handler=" → ".join(step.name for step in rule.steps) if rule else "",
             alertname=job.alert.name,
             fingerprint=job.alert.fingerprint,
             alert_status=job.alert.status,

@@ -69,7 +69,7 @@ class Teller:
             target=run.target,
             channel=(rule.policy.slack_channel or "") if rule else "",
             event_id=job.event_id,
-            handler=rule.handler.name if rule else "",
+            handler=" → ".join(step.name for step in rule.steps) if rule else "",
             alert=job.alert,
             external_url=job.external_url,
             source=job.source,
