@@ -35,7 +35,7 @@ class ProbeParams(HandlerParams):
     name: str = ""
     unreachable: bool = False  # the precheck cannot reach the target
     healthy: bool = False  # the precheck finds nothing to do (noop)
-    hold: float = 0.0  # seconds the precheck waits (a step to be cut in its precheck)
+    hold: float = 0.0  # seconds the bucket's first precheck waits (to be cut there)
 
 
 def make_registry() -> Registry:
@@ -56,7 +56,7 @@ def make_registry() -> Registry:
             )
             if params.unreachable:
                 raise TemporaryError(f"{params.bucket}: connection refused")
-            if params.hold:
+            if params.hold and len(RUNS[params.bucket]) == 1:
                 await asyncio.sleep(params.hold)
             if params.healthy:
                 return Checked(
