@@ -27,6 +27,8 @@ class RecordParams(HandlerParams):
     sleep: float = Field(default=0.0, ge=0)
     fail: bool = False
     crash: bool = False  # SIGKILL the whole process mid-run, like an OOM kill
+    crash_first: str = ""  # a marker file: SIGKILL in the precheck unless it exists (then made)
+    label: str = ""  # names the step in its records
 
 
 def _append(path: str, **record: Any) -> None:
@@ -43,12 +45,15 @@ class Record(Handler[RecordParams, None, None]):
     """Record the run in a file; sleep; succeed or fail as told."""
 
     async def precheck(self, params: RecordParams, ctx: Context) -> Checked[None]:
+        if params.crash_first and not Path(params.crash_first).exists():
+            Path(params.crash_first).touch()
+            os.kill(os.getpid(), signal.SIGKILL)  # before this step acted
         return Checked(f"records to {params.path}", None)
 
     async def act(self, params: RecordParams, ctx: Context, seen: None) -> Result | None:
         if ctx.dry_run:
             return Result.dry_run([f"record a run in {params.path}"])
-        _append(params.path, phase="start", event_id=ctx.event_id, target=ctx.target)
+        _append(params.path, phase="start", event_id=ctx.event_id, target=ctx.target, label=params.label)
         if params.crash:
             os.kill(os.getpid(), signal.SIGKILL)
         ctx.step("act", f"recording, then sleeping {params.sleep:g}s")
