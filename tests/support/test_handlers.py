@@ -40,13 +40,21 @@ def _append(path: str, **record: Any) -> None:
         os.close(fd)
 
 
+def _first_time(marker: str) -> bool:
+    """True once: the marker file is made by the first call (O_EXCL), refused after."""
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
 @handler("test.record", params=RecordParams)
 class Record(Handler[RecordParams, None, None]):
     """Record the run in a file; sleep; succeed or fail as told."""
 
     async def precheck(self, params: RecordParams, ctx: Context) -> Checked[None]:
-        if params.crash_first and not Path(params.crash_first).exists():
-            Path(params.crash_first).touch()
+        if params.crash_first and _first_time(params.crash_first):
             os.kill(os.getpid(), signal.SIGKILL)  # before this step acted
         return Checked(f"records to {params.path}", None)
 
