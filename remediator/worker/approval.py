@@ -125,7 +125,10 @@ class AwaitingApproval:
             return Skip(SkipReason.NOT_APPROVED, describe(approval))
         left = approval.expires_at - clock.now()
         message = f"awaiting approval by {', '.join(approval.approvers)} ({human_duration(left)} left)"
-        first_pass = run.job.deferrals == 0
+        # The first pass that meets the request (after waits for inhibition or a pause, too):
+        # the job keeps the request's id from then on, so later passes neither record the
+        # request again nor look at the target again before it is decided (precheck.py).
+        first_pass = not run.job.approval
         if first_pass:  # the steps of this pass are kept (Defer with a job stashes them)
             if asked:
                 run.step(

@@ -104,7 +104,7 @@ async def test_asked_once_then_deferred_until_approved(
     stop = await gate(twin)
     assert isinstance(stop, Defer) and [s.name for s in twin.timeline] == ["approval.awaiting"]
     assert twin.timeline[0].message == "waits for the approval asked by event e1"
-    later = make_run("e1", deferrals=3)
+    later = make_run("e1", deferrals=3, approval="e1")  # as the first pass queued it
     stop = await gate(later)
     assert isinstance(stop, Defer) and stop.job is None and later.timeline == []
     assert len(recorder.notices) == 1

@@ -91,3 +91,24 @@ def test_an_approval_without_a_precheck_shows_no_state() -> None:
     """A request stored before this release (no precheck) renders as before."""
     old = Approval("e1", "r", "svc/a", "Down", 0.0, 60.0, ("U0ALICE",), ("restart",), "test.probe")
     assert "The target now" not in str(approval_blocks(Notice(kind="approval", approval=old)))
+
+
+async def test_the_precheck_looks_once_while_the_request_waits(harness: MakeHarness) -> None:
+    """Each pass of a waiting job runs the earlier gates again, not the precheck: also
+    when the job first waited for a blocking alert (its first pass met no request)."""
+    text = rules("bucket: reconnect").replace(
+        "    approval:", "    inhibited_by: ['alertname=\"Blocker\"']\n    inhibit_wait: 1h\n    approval:"
+    )
+    h = await harness(text)
+    assert (await h.post(payload(alert("Blocker", service="db")))).status == 202
+    event_id = await h.post_one(payload(alert("Gated", service="a")))
+    await asyncio.sleep(0.5)  # passes while inhibited: no look, no request
+    assert RUNS["reconnect"] == [] and await h.svc.store.approvals.list_approvals(10) == []
+    await h.post(payload(alert("Blocker", "resolved", service="db")))
+    approval = await asked(h, event_id)
+    await asyncio.sleep(1.0)  # many passes (DEFER_INTERVAL 50ms) while it waits for a decision
+    assert len(RUNS["reconnect"]) == 1 and approval.precheck == "probe reconnect reachable"
+    await decide(h.svc.store.approvals, event_id, "approved", "alice")
+    event = await h.event(event_id)
+    assert event.outcome_label == "succeeded", event.message
+    assert [s.name for s in event.timeline].count("approval.requested") == 1
