@@ -72,22 +72,29 @@ class Chain:
             run.step(
                 "chain.resumed", f"resumed after step {len(finished)}: the steps before it are not run again"
             )
-            if index == END:  # it ended, and its outcome was not recorded yet
-                return self._ended(plan, progress)
+            if not 0 <= index < len(plan.steps):  # it ended (outcome not recorded), or the
+                return self._ended(plan, progress)  # rule was edited to fewer steps since
         self.teller.started(run, dry_run=False)
+        result, stashed = await self._steps(run, plan, index, progress, lost)
+        if stashed:  # a chain that ends leaves nothing to resume
+            await self.store.audit.take_timeline(run.job.event_id)
+        return result
+
+    async def _steps(
+        self, run: Run, plan: Plan, index: int, progress: _Progress, lost: asyncio.Event
+    ) -> tuple[Result, bool]:
+        """Run from step ``index`` until the chain ends: its result, and whether the timeline
+        was stashed on the way."""
         stashed = False
         while True:
             step = plan.steps[index]
             if step.template.page is not None:
-                return self._page(run, plan, step, progress)
+                return self._page(run, plan, step, progress), stashed
             result = await self._handler(run, plan, step, dry_run=False, lost=lost)
             after, final = await self._decide(run, plan, step, result, progress, lost)
-            record = self._record(run, plan, step, result, after, progress)
-            progress.records.append(record)
+            progress.records.append(self._record(run, plan, step, result, after, progress))
             if final is not None or after == END:
-                if stashed:  # a chain that ends leaves nothing to resume
-                    await self.store.audit.take_timeline(run.job.event_id)
-                return final if final is not None else self._ended(plan, progress)
+                return (final if final is not None else self._ended(plan, progress)), stashed
             await self._stash(run)
             stashed, index = True, after
 

@@ -35,8 +35,10 @@ async def test_a_chain_ending_in_a_page_step_is_escalated(
         pagerduty_routing_key=ROUTING_KEY,
         pagerduty_api_url=pagerduty.url,
     )
-    event = await h.event(await h.post_one(payload(alert("WsDown", service="ws"))), timeout=15)
+    event_id = await h.post_one(payload(alert("WsDown", service="ws")))
+    event = await h.event(event_id, timeout=15)
     assert event.outcome_label == "escalated", event.message
+    assert await h.svc.store.audit.take_timeline(event_id) is None  # nothing left to resume
     assert event.message == (
         "handed to a person after 2 step(s): step 1 test.probe: failed: it did not recover; "
         "step 2 test.probe: failed: it did not recover"
