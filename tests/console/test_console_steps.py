@@ -14,7 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from tests.console.test_console import ALICE, fire, sign_in
-from tests.support.admin import Calls, make_registry, make_settings, write_rules
+from tests.support.admin import Calls, make_registry, make_settings, webhook_headers, write_rules
+from tests.support.payloads import alert, payload
+from tests.support.waiting import eventually
 
 Client = TestClient[Any, Any]
 RULES = """\
@@ -22,6 +24,13 @@ rules:
   - name: fix-chain
     matchers: ['alertname="TestBroken"']
     target: 'svc/{{ labels.service }}'
+    steps:
+      - {handler: test.fix, params: {outcome: failed}, on_failure: next}
+      - {handler: test.fix, params: {outcome: succeeded}}
+  - name: fix-gated
+    matchers: ['alertname="TestGated"']
+    target: 'gated/{{ labels.service }}'
+    approval: {timeout: 1h, approvers: [U0ALICE]}
     steps:
       - {handler: test.fix, params: {outcome: failed}, on_failure: next}
       - {handler: test.fix, params: {outcome: succeeded}}
@@ -50,3 +59,22 @@ async def test_the_event_page_shows_each_step_and_its_result(console: tuple[Clie
     assert first in page and second in page and page.index(first) < page.index(second)
     rules = html.unescape(await (await client.get("/ui/rules")).text())
     assert "test.fix → test.fix" in rules
+
+
+async def test_the_waiting_page_shows_the_precheck_and_the_chain(console: tuple[Client, Service]) -> None:
+    client, svc = console
+    await sign_in(client, ALICE)
+    response = await client.post(
+        "/webhooks/alertmanager", json=payload(alert("TestGated", service="api")), headers=webhook_headers()
+    )
+    [event_id] = (await response.json())["event_ids"]
+    await eventually(lambda: svc.store.approvals.get_approval(event_id), within=10, what="the request")
+
+    async def shown() -> str | None:
+        page = html.unescape(await (await client.get("/ui/waiting")).text())
+        return page if "awaiting_approval" in page else None
+
+    page = await eventually(shown, within=10, what="the job awaiting approval")
+    assert "The target now (its precheck): gated/api (pretend)" in page
+    assert "step 1/2 test.fix (on success: next, on failure: next): fix the target (failed)" in page
+    assert "step 2/2 test.fix: fix the target (succeeded)" in page
