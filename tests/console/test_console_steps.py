@@ -75,6 +75,7 @@ async def test_the_waiting_page_shows_the_precheck_and_the_chain(console: tuple[
         return page if "awaiting_approval" in page else None
 
     page = await eventually(shown, within=10, what="the job awaiting approval")
+    assert page is not None
     assert "The target now (its precheck): gated/api (pretend)" in page
     assert "step 1/2 test.fix (on success: next, on failure: next): fix the target (failed)" in page
     assert "step 2/2 test.fix: fix the target (succeeded)" in page
