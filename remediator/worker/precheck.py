@@ -47,6 +47,7 @@ class Precheck:
             return None
         run.precheck = checked.state
         run.step("precheck", checked.state, handler=handler.name, looked=True)
-        if checked.done is not None:  # nothing to do (noop), or a refusal (failed)
-            run.result = checked.done
+        if checked.done is not None:  # nothing to do (noop), or a refusal (failed):
+            run.result = checked.done  # the handler's answer, recorded as if it ran under the
+            run.acted = True  # lease (a refusal counts toward the circuit), nobody asked
         return None

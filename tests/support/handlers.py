@@ -35,6 +35,7 @@ class ProbeParams(HandlerParams):
     name: str = ""
     unreachable: bool = False  # the precheck cannot reach the target
     healthy: bool = False  # the precheck finds nothing to do (noop)
+    refuse: bool = False  # the precheck refuses to act (failed)
     hold: float = 0.0  # seconds the bucket's first precheck waits (to be cut there)
 
 
@@ -58,6 +59,10 @@ def make_registry() -> Registry:
                 raise TemporaryError(f"{params.bucket}: connection refused")
             if params.hold and len(RUNS[params.bucket]) == 1:
                 await asyncio.sleep(params.hold)
+            if params.refuse:
+                return Checked(
+                    f"probe {params.bucket} locked", None, Result.failed(f"{params.bucket} is locked")
+                )
             if params.healthy:
                 return Checked(
                     f"probe {params.bucket} healthy", None, Result.noop(f"{params.bucket} is healthy")

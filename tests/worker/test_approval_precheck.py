@@ -79,6 +79,15 @@ async def test_nothing_to_do_ends_noop_without_asking(harness: MakeHarness) -> N
     assert [s.message for s in event.timeline if s.name == "precheck"] == ["probe reconnect healthy"]
 
 
+async def test_a_refusal_ends_failed_without_asking_and_counts(harness: MakeHarness) -> None:
+    notifier = RecordingNotifier()
+    h = await harness(rules("bucket: reconnect, refuse: true"), notifier=notifier)
+    event = await h.event(await h.post_one(payload(alert("Gated", service="a"))))
+    assert (event.outcome_label, event.message) == ("failed", "reconnect is locked")
+    assert event.details["failures_in_window"] == 1  # as the same refusal under the lease would
+    assert await h.svc.store.approvals.list_approvals(10) == [] and ACTS == {}
+
+
 async def test_a_precheck_that_cannot_look_says_so_and_still_asks(harness: MakeHarness) -> None:
     h = await harness(rules("bucket: reconnect, unreachable: true"))
     event_id = await h.post_one(payload(alert("Gated", service="a")))
