@@ -79,3 +79,15 @@ async def test_the_waiting_page_shows_the_precheck_and_the_chain(console: tuple[
     assert "The target now (its precheck): gated/api (pretend)" in page
     assert "step 1/2 test.fix (on success: next, on failure: next): fix the target (failed)" in page
     assert "step 2/2 test.fix: fix the target (succeeded)" in page
+
+
+async def test_the_rules_api_lists_each_step(console: tuple[Client, Service]) -> None:
+    client, _ = console
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    found = await (await client.get("/api/v1/rules", headers=headers)).json()
+    chain = next(rule for rule in found["rules"] if rule["name"] == "fix-chain")
+    assert chain["handler"] == "test.fix → test.fix"
+    assert [(s["handler"], s["on_success"], s["on_failure"]) for s in chain["steps"]] == [
+        ("test.fix", "next", "next"),
+        ("test.fix", "next", "stop"),
+    ]
