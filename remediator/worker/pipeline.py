@@ -32,6 +32,7 @@ from remediator.store.values import Delivery
 from remediator.worker.act import Act
 from remediator.worker.admit import Admit
 from remediator.worker.approval import AwaitingApproval
+from remediator.worker.brake import Brake
 from remediator.worker.gates import Inhibited, PauseBook, Paused, ResolvedIgnored, StaleLease
 from remediator.worker.lease import release
 from remediator.worker.outcome import Outcomes, OutcomeStage
@@ -98,6 +99,7 @@ class Pipeline:
             Precheck(resources=resources, asks=self.approval.needed),  # shown in the approval request
             self.approval,  # a human's yes, asked once per (rule, target, episode)
             Admit(store, metrics, paused, replica, take=True),  # the same checks, then the lease
+            Brake(store.brakes, metrics, self.tell, settings),  # max_targets: held:brake past it
             Act(  # probe, then the steps one after another (each: precheck again, act, verify)
                 store=store, metrics=metrics, resources=resources, settings=settings, teller=self.tell
             ),
