@@ -218,6 +218,7 @@ class Approval:
     note: str = ""
     channel: str = ""  # the Slack message with the buttons (empty: none posted)
     message_ts: str = ""
+    precheck: str = ""  # the target's state as the precheck saw it before asking ("": not looked)
 
     @property
     def state(self) -> str:

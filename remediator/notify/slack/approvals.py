@@ -41,6 +41,8 @@ def approval_blocks(notice: Notice) -> list[dict[str, Any]]:
             f"{code(approval.target)}\n*What would run*\n{plan}"
         )
     ]
+    if approval.precheck:
+        blocks.append(section(f"*The target now* (its precheck)\n{short(approval.precheck, 1500)}"))
     if approval.decision is None:
         who = " ".join(_who(a) for a in approval.approvers[:20])
         event = escape(approval.event_id)
