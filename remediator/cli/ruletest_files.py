@@ -81,6 +81,9 @@ class Expectation(_Strict):
     target: str | None = Field(description="null: no target (the pod of a resolve: rule is gone)")
     params: dict[str, Any] | None = None
     held_by: HeldBy = None
+    steps: list[str] | None = None
+    """The handlers of the rule's chain in order (``page`` for a page step); one for a
+    ``handler:`` rule. Left out, not compared."""
 
     def holds(self) -> list[str] | None:
         if self.held_by is None:

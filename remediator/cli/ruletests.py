@@ -36,6 +36,7 @@ class Found:
     target: str | None
     params: dict[str, Any]
     held_by: list[str]
+    steps: list[str]
     error: str = ""
 
     def satisfies(self, want: Expectation) -> bool:
@@ -44,6 +45,8 @@ class Found:
         if want.params is not None and any(
             k not in self.params or self.params[k] != v for k, v in want.params.items()
         ):
+            return False
+        if want.steps is not None and want.steps != self.steps:
             return False
         return want.holds() is None or want.holds() == self.held_by
 
@@ -77,10 +80,18 @@ def found(loaded: Loaded, test: RuleTest) -> list[Found]:
                         target=match.get("target"),
                         params=match.get("params", {}),
                         held_by=sorted({h["by"] for h in match.get("holds", [])}),
+                        steps=_steps(match),
                         error=match.get("error", "") or _unresolved(match),
                     )
                 )
     return out
+
+
+def _steps(match: dict[str, Any]) -> list[str]:
+    """The chain's handlers as simulate shows them (a page step: ``page``)."""
+    if "steps" in match:
+        return [str(step.get("handler", "page")) for step in match["steps"]]
+    return [str(match["handler"])]
 
 
 def _unresolved(match: dict[str, Any]) -> str:
@@ -114,6 +125,8 @@ def diff(wanted: Sequence[Expectation], got: Sequence[Found]) -> list[str]:
             item["params"] = {k: f.params.get(k, "<missing>") for k in want.params}
         if (want is not None and want.held_by is not None) or f.held_by:
             item["held_by"] = _held_as_written(f.held_by, want)
+        if want is not None and want.steps is not None:
+            item["steps"] = f.steps
         shown.append(item)
     expected_text = _yaml(sorted(expected, key=_order))
     found_text = _yaml(sorted(shown, key=_order))

@@ -254,3 +254,44 @@ tests:
         "    alerts:", "    owners:\n      web/api-1: {kind: Deployment, name: api}\n    alerts:"
     )
     assert run_main("test", str(write(tmp_path, named, rules))).returncode == 0
+
+
+def test_steps_are_the_chains_handlers_in_order(tmp_path: Path) -> None:
+    rules = """\
+rules:
+  - name: ws-runbook
+    matchers: ['alertname="WsNotReady"']
+    target: 'deployment/{{ labels.namespace }}/ws'
+    steps:
+      - handler: http.request
+        params: {url: 'http://ws.{{ labels.namespace }}.svc:8080/admin/reconnect', method: POST}
+        on_failure: next
+      - page: {slack: '@here'}
+  - name: one-step
+    matchers: ['alertname="CacheStale"']
+    handler: http.request
+    target: 'cache/{{ labels.namespace }}'
+    params: {url: 'http://runbooks.local/flush'}
+"""
+    test = """\
+rule_files: [rules.yaml]
+tests:
+  - name: reconnect, then a person
+    alerts:
+      - labels: {alertname: WsNotReady, namespace: torghut}
+      - labels: {alertname: CacheStale, namespace: torghut}
+    expect:
+      - {rule: ws-runbook, target: deployment/torghut/ws, steps: [http.request, page]}
+      - {rule: one-step, target: cache/torghut, steps: [http.request]}
+"""
+    path = write(tmp_path, test, rules)
+    done = run_main("test", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    wrong = run_main(
+        "test", str(write(tmp_path, test.replace("[http.request, page]", "[kubernetes.bounce, page]"), rules))
+    )
+    assert wrong.returncode == 1
+    assert (
+        "        steps:\n    -   - kubernetes.bounce\n    +   - http.request\n        - page\n"
+        in wrong.stdout
+    )
