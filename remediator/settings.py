@@ -37,6 +37,14 @@ VERIFIED_SECRETS = ("webhook_token", "webhook_password", "admin_token")
 # Read by the admin CLI (remediator/cli/admin_client.py) and the test suite (tests/api/test_openapi.py),
 # not by Settings: known, so that setting them next to the service's variables is no error.
 OTHER_VARIABLES = ("REMEDIATOR_URL", "REMEDIATOR_FUZZ_EXAMPLES")
+# Variables of earlier versions that nothing reads any more: still set, each is ignored with a
+# warning (not refused as unknown), so an upgrade does not stop a Deployment that sets one.
+REMOVED_VARIABLES = {
+    "REMEDIATOR_STREAM_MAX_LEN": (
+        "removed in 0.2.0: nothing read it (trimming the queue's stream would drop jobs not yet "
+        "acknowledged); it is ignored: delete it from the environment"
+    ),
+}
 # Variables the kubelet injects for a Service named "remediator" (Docker links do the same).
 _SERVICE_LINK = re.compile(r"REMEDIATOR_(SERVICE_HOST|SERVICE_PORT\w*|PORT_\d+_\w+)")
 
@@ -130,7 +138,6 @@ class Settings(BaseSettings):
     audit_retention: Duration = 7 * 86400.0
     # What one audit event keeps of a handler's plan and details (worker/capping.py), in bytes
     audit_event_max_bytes: int = Field(default=4096, ge=1024, le=1024 * 1024)
-    stream_max_len: int = Field(default=100_000, ge=100)
     rules_poll_interval: Duration = 2.0
     shutdown_grace: Duration = 30.0
     # Operators' controls: the longest pause the API accepts (at most 30 days), and how
@@ -236,7 +243,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """One problem per ``REMEDIATOR_*`` variable nothing reads, naming the closest known one."""
     known, problems = known_variables(), []
     for name in sorted(key.upper() for key in environ if key.upper().startswith(PREFIX)):
-        if name in known:
+        if name in known or name in REMOVED_VARIABLES:
             continue
         if _SERVICE_LINK.fullmatch(name):
             hint = (
@@ -253,6 +260,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
             )
         problems.append(f"{name} is not a remediator variable: {hint}")
     return problems
+
+
+def removed_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per variable of an earlier version still set (see ``REMOVED_VARIABLES``)."""
+    names = sorted(key.upper() for key in environ)
+    return [f"{name} is {REMOVED_VARIABLES[name]}" for name in names if name in REMOVED_VARIABLES]
 
 
 def _validation_problems(exc: ValidationError) -> list[str]:

@@ -27,7 +27,7 @@ from remediator.models import Alert, WebhookPayload
 from remediator.rules.resolving import PodRef
 from remediator.rules.rule import render_pod
 from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
-from remediator.settings import Settings, SettingsError, load_settings
+from remediator.settings import Settings, SettingsError, load_settings, removed_variables
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    if args.command != "serve":  # serve logs them, once its log format is set
+        for note in removed_variables(os.environ):
+            print(f"remediator: warning: {note}", file=sys.stderr)
     load_plugins(settings.handler_modules)
     if args.command == "serve":
         return _serve(args, settings)
@@ -108,6 +111,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
     hardening.protect(settings)  # first: before the service holds any request or child
+    for note in removed_variables(os.environ):
+        structlog.get_logger("remediator").warning("settings.removed_variable", message=note)
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
         print(
             "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "
