@@ -1,4 +1,4 @@
-"""remediator: serve, check, simulate; events, event, stats, replay, pause, pauses, resume, jobs,
+"""remediator: serve, check, simulate, schema; events, event, stats, replay, pause, pauses, resume, jobs,
 rules, approvals, approve, reject (admin)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from remediator.handling.context import Context, Resources
 from remediator.handling.owners import Owner, OwnerResolver, PodGone
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
+from remediator.rules.json_schema import schema_text
 from remediator.rules.resolving import PodRef
 from remediator.rules.rule import render_pod
 from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
@@ -73,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         help="resolve the pods of `resolve:` rules to their owners with the Kubernetes API "
         "(this kubeconfig; default: KUBECONFIG or ~/.kube/config); reads only",
     )
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of rules.yaml, the params of every loaded handler included",
+        description="Print the JSON Schema of rules.yaml (for editors: yaml-language-server's "
+        "`# yaml-language-server: $schema=...` line). It covers the handlers of "
+        "REMEDIATOR_HANDLER_MODULES; `check` stays the judge of templates and cross-checks.",
+    )
     commands.add_commands(sub)
 
     args = parser.parse_args(argv)
@@ -95,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     load_plugins(settings.handler_modules)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "schema":
+        sys.stdout.write(schema_text(default_registry))
+        return 0
     if args.command == "check":
         return _check(
             args.path or settings.rules, strict=args.strict, slack_webhook=settings.slack_webhook_mode()
