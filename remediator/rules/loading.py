@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from remediator.errors import MatcherError, RulesError, TemplateError
 from remediator.handling.registry import HandlerSpec, Registry
 from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
-from remediator.rules.documents import Document, load_document
+from remediator.rules.documents import Document
 from remediator.rules.matchers import Matcher, parse_matcher
+from remediator.rules.parsing import ParsedFile, nearest, placed
 from remediator.rules.probes import ProbeTemplate
 from remediator.rules.resolving import ResolveTemplate
-from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
+from remediator.rules.rule import Rule, checked_target, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
 from remediator.rules.templates import compile_value, uses_name
 from remediator.rules.windows import Window
 
-
-def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
-    """Parse and validate the schema; raises RulesError listing every error with its line."""
-    try:
-        doc = load_document(data, source)
-    except yaml.YAMLError as exc:
-        raise RulesError(source, [f"invalid YAML: {exc}"]) from exc
-    document = {} if doc.data is None else doc.data
-    if not isinstance(document, dict):
-        raise RulesError(source, ["the top level must be a mapping with 'defaults' and 'rules'"])
-    try:
-        return RulesFile.model_validate(document), doc
-    except ValidationError as exc:
-        raise RulesError(source, _explain(exc, doc)) from exc
+T = TypeVar("T")
 
 
 # A rule's own Slack channel cannot work when Slack is an incoming webhook.
@@ -46,14 +36,17 @@ WEBHOOK_CHANNEL = (
 
 
 def build_rules(
-    parsed: RulesFile, doc: Document, source: str, registry: Registry, *, slack_webhook: bool = False
+    read: ParsedFile, source: str, registry: Registry, *, slack_webhook: bool = False
 ) -> tuple[list[Rule], tuple[str, ...]]:
-    """The compiled rules and the warnings; raises RulesError listing every error.
+    """The compiled rules and the warnings; raises RulesError listing every error, the
+    schema's (``read.errors``) first.
 
     Questionable settings do not fail: they come back as warnings. ``slack_webhook``: Slack
     posts through an incoming webhook, so a ``slack_channel`` is an error.
     """
+    parsed, doc = read.file, read.doc
     report = _Report(doc)
+    report.errors += read.errors
     for finding in check_policy(parsed.defaults.model_dump()):
         if finding.involves(parsed.defaults.model_fields_set):
             report.add(finding, ("defaults", *finding.key.split(".")), prefix="defaults.")
@@ -63,16 +56,17 @@ def build_rules(
         )
     rules: list[Rule] = []
     seen: set[str] = set()
-    for index, spec in enumerate(parsed.rules):
+    for index, spec in zip(read.positions, parsed.rules, strict=True):
         at = (index, spec.name)
         if spec.name in seen:
             report.add(Finding("name", "duplicate rule name"), ("rules", index), rule=at)
             continue
         seen.add(spec.name)
-        try:
-            rule = _build(spec, parsed, registry)
-        except _Problem as exc:
-            report.add(Finding("", exc.message), ("rules", index, *exc.path), rule=at)
+        problems: list[_Problem] = []
+        rule = _build(spec, parsed, registry, problems)
+        for problem in problems:
+            report.add(Finding("", problem.message), ("rules", index, *problem.path), rule=at)
+        if rule is None:
             continue
         rules.append(rule)
         for finding in _rule_findings(rule, spec):
@@ -90,7 +84,7 @@ def build_rules(
                 ("concurrency_limits", group),
             )
     if report.errors:
-        raise RulesError(source, report.errors)
+        raise RulesError(source, sorted(report.errors, key=_line_of))
     return rules, tuple(report.warnings)
 
 
@@ -134,21 +128,17 @@ class _Report:
         rule: tuple[int, str] | None = None,
         prefix: str = "",
     ) -> None:
-        text = _placed(self.doc, prefix + finding.message, path, rule)
+        text = placed(self.doc, prefix + finding.message, path, rule)
         (self.warnings if finding.warning else self.errors).append(text)
 
 
-def _placed(
-    doc: Document, message: str, path: tuple[str | int, ...], rule: tuple[int, str] | None = None
-) -> str:
-    """``rule 'x' (line 9): message (line 12)``: where the rule starts, where the key is."""
-    line = doc.line(path)
-    if rule is None:
-        return f"{message} (line {line})" if line else message
-    index, name = rule
-    start = doc.line(("rules", index))
-    text = f"rule {name!r}" + (f" (line {start})" if start else "") + f": {message}"
-    return text if line in (None, start) else f"{text} (line {line})"
+_LINE = re.compile(r"\(line (\d+)\)")
+
+
+def _line_of(error: str) -> int:
+    """The line an error points at (the last one it names): errors read top to bottom."""
+    lines = _LINE.findall(error)
+    return int(lines[-1]) if lines else 0
 
 
 def _rule_findings(rule: Rule, spec: RuleSpec) -> list[Finding]:
@@ -177,36 +167,60 @@ def _finding_path(finding: Finding, index: int, spec: RuleSpec) -> tuple[str | i
     return ("rules", index, *(path if explicit[0] == path[0] else [explicit[0]]))
 
 
-def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
+def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry, problems: list[_Problem]) -> Rule | None:
+    """The compiled rule, or None with every problem of it in ``problems`` (one per part:
+    handler, target, each param, matchers, probe, resolve)."""
+
+    def attempt(step: Callable[[], T]) -> T | None:
+        try:
+            return step()
+        except _Problem as exc:
+            problems.append(exc)
+            return None
+
     handler = registry.get(spec.handler)
     if handler is None:
         known = ", ".join(registry.names()) or "none registered"
-        raise _Problem(("handler",), f"unknown handler {spec.handler!r} (known: {known})")
-    target_template = _compiled(("target",), spec.target)
-    if isinstance(target_template, str):  # no template: check it now, not per alert
-        try:
-            checked_target(target_template.strip())
-        except TemplateError as exc:
-            raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
-    params_template = {
-        key: _compiled(("params", key), value, handler.escapes.get(key)) for key, value in spec.params.items()
-    }
-    _check_params(handler, spec.params)
+        problems.append(_Problem(("handler",), f"unknown handler {spec.handler!r} (known: {known})"))
+    target_template = attempt(lambda: _target(spec.target))
+    params_template: dict[str, Any] = {}
+    for key, value in spec.params.items():
+        escape = handler.escapes.get(key) if handler is not None else None
+        params_template[key] = attempt(partial(_compiled, ("params", key), value, escape))
+    if handler is not None:
+        attempt(lambda: _check_params(handler, spec.params))
+    matchers = attempt(lambda: _matchers("matchers", spec.matchers))
+    inhibited_by = attempt(lambda: _matchers("inhibited_by", spec.inhibited_by))
+    probe = attempt(lambda: _probe(spec))
+    resolve = attempt(lambda: _resolve(spec, registry))
+    if problems or handler is None or matchers is None or inhibited_by is None:
+        return None
     policy = spec.policy(parsed.defaults)
     return Rule(
         name=spec.name,
         description=spec.description,
         enabled=spec.enabled,
-        matchers=_matchers("matchers", spec.matchers),
-        inhibited_by=_matchers("inhibited_by", spec.inhibited_by),
+        matchers=matchers,
+        inhibited_by=inhibited_by,
         handler=handler,
         target_template=target_template,
         params_template=params_template,
         concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
         policy=policy,
-        probe=_probe(spec),
-        resolve=_resolve(spec, registry),
+        probe=probe,
+        resolve=resolve,
     )
+
+
+def _target(text: str) -> Any:
+    """The target's template; one without a template is checked now, not per alert."""
+    template = _compiled(("target",), text)
+    if isinstance(template, str):
+        try:
+            checked_target(template.strip())
+        except TemplateError as exc:
+            raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
+    return template
 
 
 def _resolve(spec: RuleSpec, registry: Registry) -> ResolveTemplate | None:
@@ -270,7 +284,8 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
     fields = _fields(handler)
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise _Problem(("params", unknown[0]), f"unknown params for {handler.name}: {', '.join(unknown)}")
+        named = [f"{key} ({hint})" if (hint := nearest(key, list(fields))) else key for key in unknown]
+        raise _Problem(("params", unknown[0]), f"unknown params for {handler.name}: {', '.join(named)}")
     missing = [name for name, info in fields.items() if info.is_required() and name not in params]
     if missing:
         raise _Problem(("params",), f"missing params for {handler.name}: {', '.join(missing)}")
@@ -315,21 +330,3 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_template(v) for v in value.values())
     return False
-
-
-def _explain(exc: ValidationError, doc: Document) -> list[str]:
-    out = []
-    found = doc.data.get("rules") if isinstance(doc.data, dict) else None
-    rules: list[Any] = found if isinstance(found, list) else []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-            index = loc[1]
-            item = rules[index] if index < len(rules) else None
-            name = item.get("name", f"#{index + 1}") if isinstance(item, dict) else f"#{index + 1}"
-            field = ".".join(str(p) for p in loc[2:]) or "rule"
-            out.append(_placed(doc, f"{field}: {describe_error(err)}", loc, (index, str(name))))
-        else:
-            where = ".".join(str(p) for p in loc)
-            out.append(_placed(doc, f"{where}: {describe_error(err)}", loc))
-    return out
