@@ -31,7 +31,8 @@ from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
 from remediator.settings import Settings, SettingsError, load_settings, removed_variables
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``remediator``'s command line (docs/reference/cli.md is generated from it)."""
     parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
     parser.add_argument("--version", action="version", version=about.describe())
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         "REMEDIATOR_HANDLER_MODULES; `check` stays the judge of templates and cross-checks.",
     )
     commands.add_commands(sub)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in commands.COMMANDS:
         return commands.run(args)
