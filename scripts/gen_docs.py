@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import re
 import sys
@@ -87,18 +88,22 @@ def settings_table() -> str:
     rows: list[tuple[list[str], list[str], str]] = []
     for name, info in Settings.model_fields.items():
         meaning = _cell(info.description or "")
-        if name in secrets:
-            meaning += " (a secret: also as `_FILE`)" if "_FILE" not in meaning else ""
-        variable, default = f"`{name.upper()}`", _default(info)
         if rows and rows[-1][2] == meaning:
-            rows[-1][0].append(variable)
-            rows[-1][1].append(default)
+            rows[-1][0].append(name)
+            rows[-1][1].append(_default(info))
         else:
-            rows.append(([variable], [default], meaning))
+            rows.append(([name], [_default(info)], meaning))
     lines = ["| variable | default | meaning |", "|---|---|---|"]
-    for variables, defaults, meaning in rows:
+    for names, defaults, meaning in rows:
         shown = defaults[0] if len(set(defaults)) == 1 else ", ".join(defaults)
-        lines.append(f"| {', '.join(variables)} | {shown} | {meaning} |")
+        hidden = [f"`{n.upper()}`" for n in names if n in secrets]
+        if hidden:
+            meaning += (
+                " (a secret, also as `_FILE`)"
+                if len(names) == 1
+                else f" ({', '.join(hidden)}: a secret, also as `_FILE`)"
+            )
+        lines.append(f"| {', '.join(f'`{n.upper()}`' for n in names)} | {shown} | {meaning} |")
     return "\n".join(lines) + f"\n\nEach variable is `{PREFIX}` and the name in the table.\n"
 
 
@@ -166,7 +171,9 @@ def handler_params(name: str) -> str:
     }
     properties = schemas[name].get("properties", {})
     lines = ["| param | takes | default | meaning |", "|---|---|---|---|"]
-    for field, info in spec.params.model_fields.items():
+    own = set(inspect.get_annotations(spec.params))
+    fields = sorted(spec.params.model_fields.items(), key=lambda item: item[0] not in own)  # shared ones last
+    for field, info in fields:
         key = info.alias or field
         meaning = _cell(info.description or "")
         lines.append(f"| `{key}` | {_kind(properties.get(key, {}))} | {_default(info)} | {meaning} |")

@@ -38,10 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the webhook receiver and the workers")
-    serve.add_argument("--rules", type=Path)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--dry-run", action="store_true", default=None)
+    serve.add_argument("--rules", type=Path, help="the rules file (REMEDIATOR_RULES; default rules.yaml)")
+    serve.add_argument("--host", help="the address to listen on (REMEDIATOR_HOST; default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="the port to listen on (REMEDIATOR_PORT; default 8080)")
+    serve.add_argument(
+        "--dry-run", action="store_true", default=None, help="plan only, everywhere (REMEDIATOR_DRY_RUN)"
+    )
     serve.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -50,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     check = sub.add_parser("check", help="validate a rules file")
-    check.add_argument("path", nargs="?", type=Path)
+    check.add_argument(
+        "path", nargs="?", type=Path, help="the rules file (default: REMEDIATOR_RULES, else rules.yaml)"
+    )
     check.add_argument(
         "--strict", action="store_true", help="treat warnings (questionable settings) as errors"
     )

@@ -72,9 +72,9 @@ def _items(
     document: dict[str, Any], key: str, model: type[BaseModel], doc: Document, errors: list[str]
 ) -> list[tuple[int, Any]]:
     """The valid entries of the list under ``key``, each with its index in the file."""
-    value = document.get(key)
-    if value is None:
+    if key not in document:
         return []
+    value = document[key]
     if not isinstance(value, list):
         errors.append(placed(doc, f"{key}: Input should be a valid list", (key,)))
         return []
