@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run_main
 
 BROKEN = """\
@@ -99,3 +101,36 @@ def test_an_unknown_key_far_from_any_gets_no_guess(tmp_path: Path) -> None:
     ran = run_main("check", str(path))
     assert ran.returncode == 1
     assert ran.stderr == f"{path}: defaults.zzzz: unknown key (line 2)\n"
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "expected"),
+    [
+        ("top level", "rulez: []\n", "rulez: unknown key; did you mean rules? (line 1)"),
+        ("defaults", "defaults:\n  dryrun: true\n", "defaults.dryrun: unknown key; did you mean dry_run?"),
+        (
+            "a default approval",
+            "defaults:\n  approval: {required: false, timout: 5m}\n",
+            "defaults.approval.timout: unknown key; did you mean timeout?",
+        ),
+        (
+            "a window",
+            "maintenance_windows:\n  - {name: w, start: '02:00', duration: 1h, timezone: UTC}\n",
+            "maintenance_windows.0.timezone: unknown key; did you mean time_zone?",
+        ),
+        (
+            "a rule's probe",
+            "rules:\n  - name: a\n    matchers: ['x=\"1\"']\n    handler: http.request\n    target: t\n"
+            "    params: {url: 'http://x/'}\n    probe: {url: 'http://x/', expect_staus: [200]}\n",
+            "probe.expect_staus: unknown key; did you mean expect_status? (line 7)",
+        ),
+    ],
+)
+def test_an_unknown_key_names_the_nearest_known_one(
+    where: str, text: str, expected: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(text, encoding="utf-8")
+    ran = run_main("check", str(path))
+    assert ran.returncode == 1
+    assert expected in ran.stderr, f"{where}: {ran.stderr}"
