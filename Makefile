@@ -55,10 +55,10 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
 ## test-unit: the fast tests (rules, worker gates, API, CLI, console, the memory store, Slack's
-## messages): no server process (tests marked `server` are left to `make test`), the memory
-## store's waits on looptime's clock; the fuzz runs (schemathesis, hypothesis) are left to `make test`
+## messages, the generated docs' freshness): no server process (tests marked `server` are left to
+## `make test`), the memory store's waits on looptime's clock; the fuzz runs (schemathesis, hypothesis) are left to `make test`
 UNIT_TESTS := tests/unit tests/rules tests/worker tests/api tests/cli tests/console/test_console.py \
-	tests/store/test_store_contract.py tests/notify/test_slack_transports.py
+	tests/store/test_store_contract.py tests/notify/test_slack_transports.py tests/docs/test_generated.py
 test-unit: $(VENV)/.installed
 	NO_TEST_SERVERS=1 $(PY) -m pytest -m "not server and not slow" \
 		--ignore tests/api/test_openapi.py --ignore tests/api/test_fuzz_routes.py \
