@@ -4,15 +4,22 @@ what `make docs-gen` writes from the code today."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from prometheus_client import Counter
 from pydantic import BaseModel
 
 from handlers.scale import ScaleParams
+from remediator.api.openapi import document
+from remediator.cli.main import build_parser
+from remediator.metrics import Metrics
 from remediator.rules.schema import Policy, RuleSpec
 from remediator.settings import Settings
+from scripts import gen_docs
 from scripts.gen_docs import BLOCK, COMMAND, main, outputs
 from tests.support.procs import ROOT
 
@@ -51,6 +58,39 @@ def test_a_changed_source_makes_its_page_stale(
     monkeypatch.setattr(model.model_fields[field], "description", "changed in the code")
     if model is Policy:  # RuleSpec copies the policy's fields
         monkeypatch.setattr(RuleSpec.model_fields[field], "description", "changed in the code")
+    assert dict(outputs())[page] != (ROOT / page).read_text(encoding="utf-8")
+
+
+def _parser_with_an_option() -> argparse.ArgumentParser:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices["check"].add_argument("--new-flag", help="added in the code")
+    return parser
+
+
+def _document_with_a_route(settings: Settings) -> dict[str, Any]:
+    served = document(settings)
+    return {**served, "paths": {**served["paths"], "/new": {"get": {"summary": "new", "responses": {}}}}}
+
+
+class _MoreMetrics(Metrics):
+    def __init__(self) -> None:
+        super().__init__()
+        self.added = Counter("remediator_added_total", "Added in the code.", registry=self.registry)
+
+
+@pytest.mark.parametrize(
+    ("page", "name", "changed"),
+    [
+        ("docs/reference/cli.md", "build_parser", _parser_with_an_option),
+        ("docs/reference/api.md", "document", _document_with_a_route),
+        ("docs/reference/metrics.md", "Metrics", _MoreMetrics),
+    ],
+)
+def test_a_changed_parser_document_or_metric_makes_its_page_stale(
+    page: str, name: str, changed: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gen_docs, name, changed)
     assert dict(outputs())[page] != (ROOT / page).read_text(encoding="utf-8")
 
 
