@@ -20,6 +20,7 @@ from remediator.rules.documents import Document, load_document
 from remediator.rules.rule import describe_error
 from remediator.rules.schema import (
     ApprovalSpec,
+    BrakeSpec,
     MaintenanceWindowSpec,
     Policy,
     ProbeSpec,
@@ -30,7 +31,12 @@ from remediator.rules.schema import (
 
 Path = tuple[str | int, ...]
 # The model whose keys an unknown key is compared with, by where it was written.
-_NESTED: dict[str, type[BaseModel]] = {"probe": ProbeSpec, "resolve": ResolveSpec, "approval": ApprovalSpec}
+_NESTED: dict[str, type[BaseModel]] = {
+    "probe": ProbeSpec,
+    "resolve": ResolveSpec,
+    "approval": ApprovalSpec,
+    "max_targets": BrakeSpec,
+}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from pydantic_core import PydanticCustomError
 from remediator.durations import RuleDuration
 from remediator.rules.patterns import PatternError, compile_pattern
 
-_RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_RULE_NAME = re.compile(RULE_NAME_PATTERN)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
@@ -168,6 +169,27 @@ class ApprovalSpec(_Strict):
         return self
 
 
+class BrakeSpec(_Strict):
+    """The blast-radius brake, written under ``max_targets:``: at most ``count`` distinct
+    targets a rule acts on within ``within``; the jobs of further targets are held
+    (``held:brake``) until an operator releases them."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    count: int | None = Field(default=None, ge=1)
+    """Distinct targets the rule may act on within ``within``."""
+    within: RuleDuration | None = Field(default=None, gt=0, le=7 * 86400.0)
+    """The sliding window, in seconds (at most 7 days)."""
+    enabled: bool = True
+    """``false`` turns a default's brake off for this rule."""
+
+    @model_validator(mode="after")
+    def _both(self) -> BrakeSpec:
+        if self.enabled and (self.count is None or self.within is None):
+            raise ValueError("needs count and within, e.g. {count: 20, within: 10m} (or enabled: false)")
+        return self
+
+
 class Policy(_Strict):
     """How a rule runs once it matches; every field may be set in ``defaults:`` or per rule.
 
@@ -232,6 +254,24 @@ class Policy(_Strict):
     (`slack.channel_unusable`) and counted (`remediator_notifications_total{result="fallback"}`), and
     the rule's channel is tried again 10 minutes later (see [Slack](../concepts/slack.md))
     """
+    max_targets: BrakeSpec | None = None
+    """the blast-radius brake, `{count: N, within: DURATION}`: the rule acts on at most N distinct targets
+    within the sliding window; the job of each further target is held (`held:brake`) until an operator
+    releases it, and people are told once (see [The blast-radius brake](../how-to/brake.md)). Every
+    distinct target admitted to run counts, whatever the outcome, dry runs included; manual replays do
+    not. `count` ≥ 1, `within` a duration with a unit, at most `7d`. A rule turns a default's brake off
+    with `max_targets: {enabled: false}`. `simulate` shows, per alert, which target of the payload it is
+    and whether it would be held. Unset: no brake (the shipped `rules.yaml` sets `{count: 20, within:
+    10m}` in `defaults:`)
+    """
+
+    @property
+    def brake(self) -> tuple[int, float] | None:
+        """(count, within seconds) of an enabled brake, or None."""
+        spec = self.max_targets
+        if spec is None or not spec.enabled or spec.count is None or spec.within is None:
+            return None
+        return spec.count, spec.within
 
     @property
     def needs_approval(self) -> bool:

@@ -114,6 +114,11 @@ def test_an_unknown_key_far_from_any_gets_no_guess(tmp_path: Path) -> None:
             "defaults.approval.timout: unknown key; did you mean timeout?",
         ),
         (
+            "a default brake",
+            "defaults:\n  max_targets: {count: 3, whithin: 10m}\n",
+            "defaults.max_targets.whithin: unknown key; did you mean within?",
+        ),
+        (
             "a window",
             "maintenance_windows:\n  - {name: w, start: '02:00', duration: 1h, timezone: UTC}\n",
             "maintenance_windows.0.timezone: unknown key; did you mean time_zone?",

@@ -481,6 +481,7 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
         "Inhibited",
         "AwaitingApproval",
         "Admit",
+        "Brake",
         "Act",
         "OutcomeStage",
     ]
