@@ -61,7 +61,6 @@ async def make_store(settings: Settings) -> Store:
         return MemoryStore(
             firing_ttl=settings.firing_ttl,
             audit_max_events=settings.audit_max_events,
-            max_deliveries=settings.max_deliveries,
             max_firing=settings.memory_max_firing,
             max_episodes=settings.memory_max_episodes,
         )

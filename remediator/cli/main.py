@@ -1,4 +1,4 @@
-"""remediator: serve, check, simulate; events, event, stats, replay, pause, pauses, resume, jobs,
+"""remediator: serve, check, simulate, schema; events, event, stats, replay, pause, pauses, resume, jobs,
 rules, approvals, approve, reject, brakes (admin)."""
 
 from __future__ import annotations
@@ -25,29 +25,26 @@ from remediator.handling.context import Context, Resources
 from remediator.handling.owners import Owner, OwnerResolver, PodGone
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
+from remediator.rules.json_schema import schema_text
 from remediator.rules.resolving import PodRef
 from remediator.rules.rule import PlannedStep, render_pod
 from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
-from remediator.settings import Settings, SettingsError, load_settings
+from remediator.settings import Settings, SettingsError, load_settings, removed_variables
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except BrokenPipeError:  # `remediator simulate | head`: the reader has all it wanted
-        return pipes.reader_gone()
-
-
-def _main(argv: list[str] | None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``remediator``'s command line (docs/reference/cli.md is generated from it)."""
     parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
     parser.add_argument("--version", action="version", version=about.describe())
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the webhook receiver and the workers")
-    serve.add_argument("--rules", type=Path)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--dry-run", action="store_true", default=None)
+    serve.add_argument("--rules", type=Path, help="the rules file (REMEDIATOR_RULES; default rules.yaml)")
+    serve.add_argument("--host", help="the address to listen on (REMEDIATOR_HOST; default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="the port to listen on (REMEDIATOR_PORT; default 8080)")
+    serve.add_argument(
+        "--dry-run", action="store_true", default=None, help="plan only, everywhere (REMEDIATOR_DRY_RUN)"
+    )
     serve.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -56,7 +53,9 @@ def _main(argv: list[str] | None) -> int:
     )
 
     check = sub.add_parser("check", help="validate a rules file")
-    check.add_argument("path", nargs="?", type=Path)
+    check.add_argument(
+        "path", nargs="?", type=Path, help="the rules file (default: REMEDIATOR_RULES, else rules.yaml)"
+    )
     check.add_argument(
         "--strict", action="store_true", help="treat warnings (questionable settings) as errors"
     )
@@ -86,10 +85,28 @@ def _main(argv: list[str] | None) -> int:
         help="resolve the pods of `resolve:` rules to their owners with the Kubernetes API "
         "(this kubeconfig; default: KUBECONFIG or ~/.kube/config); reads only",
     )
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of rules.yaml, the params of every loaded handler included",
+        description="Print the JSON Schema of rules.yaml (for editors: yaml-language-server's "
+        "`# yaml-language-server: $schema=...` line). It covers the handlers of "
+        "REMEDIATOR_HANDLER_MODULES; `check` stays the judge of templates and cross-checks.",
+    )
     tests = sub.add_parser("test", help="run rule tests: alerts in, the matches expected out (as promtool's)")
     tests.add_argument("files", nargs="+", type=Path, metavar="FILE", help="rule test files (YAML)")
     commands.add_commands(sub)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `remediator simulate | head`: the reader has all it wanted
+        return pipes.reader_gone()
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in commands.COMMANDS:
         return commands.run(args)
@@ -104,9 +121,15 @@ def _main(argv: list[str] | None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    if args.command != "serve":  # serve logs them, once its log format is set
+        for note in removed_variables(os.environ):
+            print(f"remediator: warning: {note}", file=sys.stderr)
     load_plugins(settings.handler_modules)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "schema":
+        sys.stdout.write(schema_text(default_registry))
+        return 0
     if args.command == "test":
         from remediator.cli import ruletests  # it runs simulate, from this module
 
@@ -127,6 +150,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
     hardening.protect(settings)  # first: before the service holds any request or child
+    for note in removed_variables(os.environ):
+        structlog.get_logger("remediator").warning("settings.removed_variable", message=note)
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
         print(
             "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "

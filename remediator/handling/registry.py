@@ -23,9 +23,10 @@ H = TypeVar("H", bound=type[Handler[Any, Any, Any]])
 
 
 class HandlerParams(BaseModel):
-    """Base of every handler's params model: unknown params are errors."""
+    """Base of every handler's params model: unknown params are errors. A field's docstring
+    is its meaning in docs/reference/handlers.md (`make docs-gen`) and in rules.schema.json."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True)

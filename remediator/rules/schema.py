@@ -200,11 +200,18 @@ class Policy(_Strict):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     inhibit_equal: LabelNames = ()
-    """Labels a blocking alert must share with the handled one (Alertmanager's ``equal``)."""
+    """label names, as Alertmanager's inhibit rule `equal`: a firing alert only holds the job back if it
+    has the same value as the handled alert for each of these labels (a label missing on both counts as
+    equal). Without it, any matching alert anywhere blocks. `simulate` shows it (`waits while firing:
+    ... with the same namespace`)
+    """
     concurrency_group: str | None = None
-    """A budget shared across rules, sized in ``concurrency_limits`` (default 1)."""
+    """name of a budget shared across rules; size in top-level `concurrency_limits` (default 1)"""
     escalate: str = ""
-    """Slack mention posted when the circuit opens."""
+    """Slack mention posted when the circuit opens: `@here`, `@channel` or `@everyone` alone, or one or
+    more of `<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>` (a user group), `<@U...>` (a user),
+    separated by spaces. Anything else (`@oncall-team`) would notify nobody and is an error
+    """
     cooldown: RuleDuration = 900.0
     """Seconds before the same target is repaired again after a success."""
     lease: RuleDuration = 600.0
@@ -220,21 +227,44 @@ class Policy(_Strict):
     inhibit_wait: RuleDuration = 1800.0
     """Seconds a job waits while an ``inhibited_by`` alert fires."""
     dry_run: bool = False
-    """Plan only: the handler is not run."""
+    """plan only for this rule"""
     on_resolved: Literal["ignore", "run"] = "ignore"
-    """``run``: run the handler on a resolved alert too."""
+    """`ignore`: a resolved alert is recorded and posted, nothing runs; `run`: run the handler on resolved
+    too
+    """
     on_pause: Literal["hold", "skip"] = "hold"
-    """A job that meets a pause or maintenance window: ``hold`` waits and is re-gated when
-    it ends; ``skip`` records ``skipped:paused`` at once."""
+    """a job that meets a pause or an open maintenance window: `hold` waits (looks again every
+    `DEFER_INTERVAL`, at once when the pause is lifted, and when it ends) and then passes every gate
+    again (still firing: it runs; resolved meanwhile: `skipped:resolved`); `skip` records
+    `skipped:paused` at once (the behaviour before holds). Manual replays are always `skipped:paused`
+    while paused
+    """
     approval: ApprovalSpec | None = None
-    """An approver's yes before the handler acts (None: no approval)."""
+    """`{required: true, timeout: 30m, approvers: [U024BE7LH, S0614TZR7]}`: the job waits for an approver's
+    yes before it acts (see [Approvals](../how-to/approvals.md)). `approvers` are Slack user ids
+    (`U...`, `W...`) and user-group ids (`S...`), at least one when `required`; `timeout` (default
+    `30m`) is a duration with a unit. In `defaults:` it gates every rule; a rule turns it off with
+    `approval: {required: false}`
+    """
     slack_channel: SlackChannel = None
-    """The Slack channel of this rule's threads, escalations and approval requests (a name,
-    ``#team-alerts``, or an id); None: ``REMEDIATOR_SLACK_CHANNEL``. Bot-token mode only:
-    an incoming webhook posts to its one fixed channel."""
+    """the Slack channel of this rule's threads, escalations and approval requests: a name (`#team-alerts`:
+    lowercase letters, digits, `-`, `_`, `.`) or an id (`C0123ABCD`). Bot-token mode only: with
+    `SLACK_WEBHOOK_URL` (an incoming webhook posts to its one channel) `check` and `serve` refuse it.
+    The bot must be in the channel; if Slack answers `not_in_channel` or `channel_not_found`, the
+    message goes to `SLACK_CHANNEL` with a note saying why, an error is logged
+    (`slack.channel_unusable`) and counted (`remediator_notifications_total{result="fallback"}`), and
+    the rule's channel is tried again 10 minutes later (see [Slack](../concepts/slack.md))
+    """
     max_targets: BrakeSpec | None = None
-    """The blast-radius brake: at most ``count`` distinct targets within ``within``; the
-    jobs of further targets are held until an operator releases them (None: no brake)."""
+    """the blast-radius brake, `{count: N, within: DURATION}`: the rule acts on at most N distinct targets
+    within the sliding window; the job of each further target is held (`held:brake`) until an operator
+    releases it, and people are told once (see [The blast-radius brake](../how-to/brake.md)). Every
+    distinct target admitted to run counts, whatever the outcome, dry runs included; manual replays do
+    not. `count` ≥ 1, `within` a duration with a unit, at most `7d`. A rule turns a default's brake off
+    with `max_targets: {enabled: false}`. `simulate` shows, per alert, which target of the payload it is
+    and whether it would be held. Unset: no brake (the shipped `rules.yaml` sets `{count: 20, within:
+    10m}` in `defaults:`)
+    """
 
     @property
     def brake(self) -> tuple[int, float] | None:
@@ -322,17 +352,42 @@ class StepSpec(_Strict):
 class _RuleFields(_Strict):
     """What only a rule says: its name, what it matches, what it runs on what."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     name: str
+    """unique; lowercase letters, digits, `.`, `_`, `-`"""
     description: str = ""
+    """free text"""
     enabled: bool = True
+    """`false`: the rule is loaded and checked, and matches nothing"""
     matchers: list[str] = Field(min_length=1)
+    """Alertmanager matchers: `label="v"`, `!=`, `=~`, `!~` (regexes fully anchored, RE2: see [Regular
+    expressions](#regular-expressions)), quoted values with `\\"`, `\\\\`, `\\n` escapes (any other
+    backslash is itself, as in Alertmanager: `pod=~"web-\\d+"`); all must match
+    """
     handler: str | None = None
+    """a registered handler (see [Handlers](handlers.md)): the rule's one step (required unless `steps:`)"""
     steps: list[StepSpec] | None = None
+    """instead of `handler:`, several steps run one after another on the target, each a handler with its
+    `params`, `timeout`, `on_success` (`next`, `done`, `probe`) and `on_failure` (`stop`, `next`), or a
+    last `page:` step (see [Steps](#steps))
+    """
     target: str
+    """template naming what is repaired: the key of the lease, cooldown and circuit"""
     params: dict[str, Any] = Field(default_factory=dict)
+    """the handler's params, templated (with `steps:`, each step has its own)"""
     inhibited_by: list[str] = Field(default_factory=list)
+    """matchers; while another alert matching all of them fires, the job waits (up to `inhibit_wait`, then
+    it ends `skipped:inhibited`)
+    """
     probe: ProbeSpec | None = None
+    """an HTTP check of what users see, before and after the handler (see [Probes](#probes)); a rule key,
+    not a policy key: it cannot be set in `defaults:`
+    """
     resolve: ResolveSpec | None = None
+    """the pod an alert names, resolved to the workload that owns it before the lease (see [Resolving
+    a pod to its owner](#resolving-a-pod-to-its-owner))
+    """
 
     @field_validator("name")
     @classmethod

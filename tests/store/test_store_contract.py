@@ -62,7 +62,7 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
     made: list[Store] = []
 
     async def make(**options: Any) -> Store:
-        options = {"audit_max_events": 10, "max_deliveries": 5, **options}
+        options = {"audit_max_events": 10, **options}
         store: Store
         if url is None:
             options.pop("audit_retention", None)

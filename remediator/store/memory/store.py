@@ -42,13 +42,11 @@ class MemoryStore:
         *,
         firing_ttl: float = 6 * 3600.0,
         audit_max_events: int = 10_000,
-        max_deliveries: int = 5,
         max_firing: int = 100_000,
         max_episodes: int = 100_000,
     ) -> None:
         self.evictions: Counter[str] = Counter()
         self.on_evict: Callable[[str], None] | None = None  # set by the app
-        self.max_deliveries = max_deliveries
         self.queue = MemoryQueue()
         self.locks = MemoryLocks()
         self.pauses = MemoryPauses()

@@ -59,7 +59,6 @@ class RedisStore:
             firing_ttl=settings.firing_ttl,
             audit_max_events=settings.audit_max_events,
             audit_retention=settings.audit_retention,
-            max_deliveries=settings.max_deliveries,
         )
         try:
             await store.ping()
@@ -83,12 +82,10 @@ class RedisStore:
         firing_ttl: float = 6 * 3600.0,
         audit_max_events: int = 10_000,
         audit_retention: float = 7 * 86400.0,
-        max_deliveries: int = 5,
     ) -> None:
         self._conn = conn
         self._r = conn.client
         self.keys = keys
-        self.max_deliveries = max_deliveries
         self.backend = backend = Backend(conn.client, keys)  # what the parts share
         self.queue = RedisQueue(backend, max_block=max(0.1, conn.socket_timeout - 1.0))
         self.locks = RedisLocks(backend)
