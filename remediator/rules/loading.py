@@ -11,6 +11,7 @@ from pydantic.fields import FieldInfo
 from remediator.errors import MatcherError, RulesError, TemplateError
 from remediator.handling.registry import HandlerSpec, Registry
 from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
+from remediator.rules.contexts import ContextProblem, ContextTemplate
 from remediator.rules.documents import Document, load_document
 from remediator.rules.matchers import Matcher, parse_matcher
 from remediator.rules.probes import ProbeTemplate
@@ -206,7 +207,19 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         policy=policy,
         probe=_probe(spec),
         resolve=_resolve(spec, registry),
+        context=_context(spec, registry),
     )
+
+
+def _context(spec: RuleSpec, registry: Registry) -> tuple[ContextTemplate, ...]:
+    """``context:`` compiled, each entry checked against its kind's params model."""
+    compiled = []
+    for index, entry in enumerate(spec.context):
+        try:
+            compiled.append(ContextTemplate.compile(entry, registry))
+        except ContextProblem as exc:
+            raise _Problem(("context", index, *exc.path), f"context[{index}]: {exc.message}") from exc
+    return tuple(compiled)
 
 
 def _resolve(spec: RuleSpec, registry: Registry) -> ResolveTemplate | None:

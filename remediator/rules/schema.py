@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from remediator.durations import RuleDuration
+from remediator.rules.contexts import MAX_ENTRIES, ContextEntry
 from remediator.rules.patterns import PatternError, compile_pattern
 
 _RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -243,6 +244,7 @@ class _RuleFields(_Strict):
     inhibited_by: list[str] = Field(default_factory=list)
     probe: ProbeSpec | None = None
     resolve: ResolveSpec | None = None
+    context: list[ContextEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
 
     @field_validator("name")
     @classmethod
