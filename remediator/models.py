@@ -285,6 +285,7 @@ class Gathered(BaseModel):
     error: str = ""  # a failed gathering: noted, never fatal
     seconds: float = 0.0
     cut: int = 0  # characters left out to stay within the size bound
+    tail: bool = False  # the end of the text matters (a log): a cut keeps the end
     redacted: int = 0  # secrets replaced by [redacted]
 
     @property

@@ -177,4 +177,5 @@ class AwaitingApproval:
             plan=plan,
             handler=rule.handler.name,
             alert=job.alert,
+            context=tuple(entry.model_dump() for entry in run.context),
         )
