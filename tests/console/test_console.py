@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
-from remediator.models import AuditEvent, Outcome
+from remediator.models import AuditEvent, Outcome, Step
 from tests.support.admin import (
     RULES,
     Calls,
@@ -383,3 +383,43 @@ async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
     activity = await (await client.get("/ui/")).text()  # issue 25: a banner on the Activity page
     assert "Circuit open: <strong>fix-it</strong> on <code>svc/db</code>" in activity
     assert "<th>Reason</th>" in activity and "could not fix svc/db" in activity
+
+
+async def test_the_event_page_shows_the_context_gathered_before_acting(
+    console: tuple[Client, Service],
+) -> None:
+    """Each entry of the timeline's context step: its title and text (as text, never markup),
+    or why it could not be gathered."""
+    client, svc = console
+    await sign_in(client, ALICE)
+    now = time.time()
+    entries = [
+        {
+            "kind": "kubernetes.logs",
+            "title": "last 3 log lines of pod torghut/ws-1",
+            "text": f"{HOSTILE}\n",
+            "cut": 120,
+            "tail": True,
+        },
+        {
+            "kind": "prometheus.query",
+            "title": "Prometheus: up",
+            "error": "no answer within 0.3s (its timeout)",
+        },
+    ]
+    await svc.store.audit.record_event(
+        AuditEvent(
+            event_id="with-context",
+            rule="fix-it",
+            target="svc/api",
+            received_at=now,
+            finished_at=now,
+            outcome=Outcome.SUCCEEDED,
+            timeline=[Step(at=now, name="context", message="2 entries gathered", data={"entries": entries})],
+        )
+    )
+    body = await (await client.get("/ui/events/with-context")).text()
+    assert "<h2>Context</h2>" in body and "last 3 log lines of pod torghut/ws-1" in body
+    assert f"<pre>{html.escape(HOSTILE)}\n</pre>" in body and HOSTILE not in body
+    assert "(120 characters cut, the end kept)" in body
+    assert "Prometheus: up</strong> — could not be gathered: no answer within 0.3s (its timeout)" in body
