@@ -4,15 +4,19 @@ templated ones rendered per alert with untrusted labels checked before they name
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 import handlers  # noqa: F401  (the built-in gatherers)
+from remediator.cli.main import main
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.registry import default_registry
 from remediator.models import Alert
 from remediator.rules.rule import template_context
 from remediator.rules.ruleset import parse_rules
-from tests.support.payloads import alert
+from tests.support.payloads import alert, payload
 
 RULE = """
 rules:
@@ -112,3 +116,19 @@ def test_at_most_ten_entries() -> None:
     entry = "      - kubernetes.events: {namespace: torghut, kind: Deployment, name: torghut-ws}\n"
     (found,) = problems(RULE + entry * 8)
     assert "context: List should have at most 10 items" in found
+
+
+def test_simulate_shows_what_would_be_gathered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULE.replace("'http://prometheus:9090'", "'http://prometheus:9090/{{ labels.pod }}'"))
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(json.dumps(payload(alert("TorghutWsNotReady", pod="ws-1"), alert("TorghutWsNotReady"))))
+    assert main(["simulate", str(alerts), "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "    context: last 50 log lines of pod torghut/ws-1\n" in out
+    assert "    context: recent Events of Deployment torghut/torghut-ws\n" in out
+    assert '    context: Prometheus: up{pod="ws-1"}\n' in out
+    assert (
+        "    context: kubernetes.logs: cannot render its params, it would be noted as failed: "
+        "the alert has no label or annotation 'pod' used in the template"
+    ) in out
