@@ -34,7 +34,7 @@ from remediator.worker.telling import Teller
 
 STEP = "context"
 MAX_TEXT = 4000  # characters of one entry's text, as shown everywhere
-MAX_RAW = 65536  # characters of a gatherer's answer looked at (redacted, then cut to MAX_TEXT)
+MAX_RAW = 4 * MAX_TEXT  # characters of an answer redacted (then cut to MAX_TEXT, well inside)
 
 
 class GatherContext:
