@@ -12,6 +12,7 @@ import orjson
 import pytest
 import structlog
 
+from remediator.cli.reports import event_text
 from remediator.handling.gathering import GathererSpec, GatherParams
 from remediator.metrics import Metrics
 from remediator.models import Alert, AuditEvent, Gathered, Job, Outcome, Step
@@ -175,3 +176,15 @@ def test_a_job_put_back_keeps_the_context_it_gathered_and_finds_it_again() -> No
     again = run_with([], kept)
     assert kept_steps(again) == kept and carried(again.timeline) == [GATHERED[0]]
     assert kept_steps(run_with([received], [])) == []  # no context: as before, the carried steps
+
+
+def test_the_cli_shows_an_events_context() -> None:
+    event = {
+        "event_id": "e1",
+        "rule": "ws",
+        "outcome": "succeeded",
+        "context": [GATHERED[0].model_dump(), GATHERED[1].model_dump()],
+    }
+    text = event_text(event)
+    assert "context   last 3 log lines of pod torghut/ws-1\n  | ping <!channel> ```x```\n" in text
+    assert "context   Prometheus: up: could not be gathered: no answer within 0.3s (its timeout)" in text
