@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +17,10 @@ from pydantic import ValidationError
 
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
+from remediator.console.attention import Waiting
+from remediator.console.rendering import environment
 from remediator.models import AuditEvent, Outcome, Step
+from remediator.store.values import Approval, JobState
 from tests.support.admin import (
     RULES,
     Calls,
@@ -423,3 +427,42 @@ async def test_the_event_page_shows_the_context_gathered_before_acting(
     assert f"<pre>{html.escape(HOSTILE)}\n</pre>" in body and HOSTILE not in body
     assert "(120 characters cut, the end kept)" in body
     assert "Prometheus: up</strong> — could not be gathered: no answer within 0.3s (its timeout)" in body
+
+
+def test_the_waiting_page_shows_the_context_of_an_approval() -> None:
+    """The approval request's context on the Waiting page (the template alone, rendered as the
+    console renders it)."""
+    now = time.time()
+    approval = Approval(
+        event_id="e1",
+        rule="gated",
+        target="svc/a",
+        alertname="Gated",
+        requested_at=now,
+        expires_at=now + 600,
+        approvers=("U0ALICE",),
+        context=({"kind": "prometheus.query", "title": "Prometheus: up", "text": f"1 {HOSTILE}"},),
+    )
+    job = JobState(
+        event_id="e1",
+        rule="gated",
+        alertname="Gated",
+        fingerprint="f",
+        state="awaiting_approval",
+        since=now,
+        received_at=now,
+        why="awaiting approval",
+    )
+    body = (
+        environment()
+        .get_template("waiting.html")
+        .render(
+            session=SimpleNamespace(name="alice", can_act=True),
+            csrf="x",
+            path="/ui/waiting",
+            jobs=[job],
+            approvals={"e1": Waiting(approval, ["U0ALICE"])},
+        )
+    )
+    assert "Context, gathered before asking:" in body and "Prometheus: up" in body
+    assert f"<pre>1 {html.escape(HOSTILE)}</pre>" in body
