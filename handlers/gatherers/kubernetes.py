@@ -42,12 +42,17 @@ class EventsParams(GatherParams):
     name: Subdomain
 
 
+async def _connect(ctx: Context) -> None:
+    """The app's client, made once (the library imported, the config read)."""
+    await api_client(ctx)
+
+
 def _logs_title(params: LogsParams) -> str:
     container = f" (container {params.container})" if params.container else ""
     return f"last {params.lines} log lines of pod {params.namespace}/{params.pod}{container}"
 
 
-@gatherer("kubernetes.logs", params=LogsParams, describe=_logs_title, keep="tail")
+@gatherer("kubernetes.logs", params=LogsParams, describe=_logs_title, keep="tail", prepare=_connect)
 async def pod_logs(params: LogsParams, ctx: Context) -> str:
     """The pod's last ``lines`` log lines (of ``container``, else its only one)."""
     core = client.CoreV1Api(await api_client(ctx))
@@ -81,7 +86,7 @@ def _events_title(params: EventsParams) -> str:
     return f"recent Events of {params.kind} {params.namespace}/{params.name}"
 
 
-@gatherer("kubernetes.events", params=EventsParams, describe=_events_title)
+@gatherer("kubernetes.events", params=EventsParams, describe=_events_title, prepare=_connect)
 async def object_events(params: EventsParams, ctx: Context) -> str:
     """The object's Events, newest first: ``time type reason (xN): message``."""
     core = client.CoreV1Api(await api_client(ctx))

@@ -36,6 +36,10 @@ class GatherParams(BaseModel):
 Gather = Callable[[Any, Context], Awaitable[str]]
 """``gather(params, ctx)``: the text to show; raises with the reason it could not."""
 
+Prepare = Callable[[Context], Awaitable[None]]
+"""``prepare(ctx)``: make the kind's client ready (import a library, read a config), before
+any entry's timeout starts: a replica's first gathering is not cut by a slow import."""
+
 
 @dataclass(frozen=True)
 class GathererSpec:
@@ -48,3 +52,4 @@ class GathererSpec:
     describe: Callable[[Any], str]
     escapes: dict[str, Finalizer] = field(default_factory=dict)
     keep: str = "head"  # "tail": beyond the size bound, the end is kept (a log's last lines)
+    prepare: Prepare | None = None

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from remediator.handling.escapes import Finalizer
-from remediator.handling.gathering import Gather, GathererSpec, GatherParams
+from remediator.handling.gathering import Gather, GathererSpec, GatherParams, Prepare
 from remediator.handling.owners import OwnerResolver
 from remediator.handling.phases import Handler
 
@@ -126,18 +126,26 @@ def gatherer(
     describe: Callable[[G], str],
     escapes: dict[str, Finalizer] | None = None,
     keep: str = "head",
+    prepare: Prepare | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Gather], Gather]:
     """Register ``gather(params, ctx) -> str`` as the gatherer of ``context:`` entries of
     ``kind`` (``kubernetes.logs``). ``describe`` titles an entry without I/O; ``escapes``
-    as for handlers; ``keep="tail"``: beyond the size bound, the end of the text is kept."""
+    as for handlers; ``keep="tail"``: beyond the size bound, the end of the text is kept;
+    ``prepare(ctx)`` makes the kind's client ready before any entry's timeout starts."""
 
     def register(gather: Gather) -> Gather:
         target = registry or default_registry
         if kind in target.gatherers:
             raise ValueError(f"context kind {kind!r} is registered twice")
         target.gatherers[kind] = GathererSpec(
-            kind=kind, gather=gather, params=params, describe=describe, escapes=dict(escapes or {}), keep=keep
+            kind=kind,
+            gather=gather,
+            params=params,
+            describe=describe,
+            escapes=dict(escapes or {}),
+            keep=keep,
+            prepare=prepare,
         )
         return gather
 

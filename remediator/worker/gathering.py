@@ -34,6 +34,7 @@ from remediator.worker.telling import Teller
 
 STEP = "context"
 MAX_TEXT = 4000  # characters of one entry's text, as shown everywhere
+PREPARE_TIMEOUT = 30.0  # seconds for a kind's client to be made ready (once per replica)
 MAX_RAW = 4 * MAX_TEXT  # characters of an answer redacted (then cut to MAX_TEXT, well inside)
 
 
@@ -62,6 +63,7 @@ class GatherContext:
             run.context = kept
             return None
         started = clock.monotonic()
+        await self.prepare(run, rule.context)
         run.context = list(await asyncio.gather(*(self.gather(run, entry) for entry in rule.context)))
         failed = [entry.title for entry in run.context if not entry.ok]
         message = f"{len(run.context)} entr{'y' if len(run.context) == 1 else 'ies'} gathered"
@@ -78,6 +80,31 @@ class GatherContext:
             self.teller.context(run, dry_run=self.dry_run(run))
         return None
 
+    async def prepare(self, run: Run, entries: tuple[ContextTemplate, ...]) -> None:
+        """Each kind's client made ready before any entry's timeout starts (a replica's first
+        Kubernetes entry imports the client library, which can take seconds and blocks the
+        loop meanwhile). Bounded; a failure is left for the entry to meet and note."""
+        for prepare in {id(e.spec.prepare): e.spec.prepare for e in entries if e.spec.prepare}.values():
+            try:
+                async with asyncio.timeout(PREPARE_TIMEOUT):
+                    await prepare(self._context(run, PREPARE_TIMEOUT))
+            except Exception as exc:  # noted by the entries that need it
+                run.log.debug("remediation.context_prepare_failed", error=repr(exc))
+
+    def _context(self, run: Run, timeout: float) -> Context:
+        return Context(
+            event_id=run.job.event_id,
+            rule=run.known_rule.name,
+            target=run.target,
+            alert=run.job.alert,
+            dry_run=True,  # gathering only reads
+            deadline=time.monotonic() + timeout,
+            verify_timeout=0.0,
+            log=run.log,
+            resources=self.resources,
+            timeline=[],  # the requests are not steps of the run: the entry is
+        )
+
     async def gather(self, run: Run, entry: ContextTemplate) -> Gathered:
         """One entry: rendered, gathered within its timeout, bounded, redacted; never raises."""
         spec = entry.spec
@@ -88,18 +115,7 @@ class GatherContext:
         except TemplateError as exc:
             return Gathered(kind=spec.kind, title=spec.kind, error=f"cannot render its params: {exc}")
         title = spec.describe(params)
-        ctx = Context(
-            event_id=run.job.event_id,
-            rule=run.known_rule.name,
-            target=run.target,
-            alert=run.job.alert,
-            dry_run=True,  # gathering only reads
-            deadline=time.monotonic() + params.timeout,
-            verify_timeout=0.0,
-            log=run.log,
-            resources=self.resources,
-            timeline=[],  # the requests are not steps of the run: the entry is
-        )
+        ctx = self._context(run, params.timeout)
         started = clock.monotonic()
         try:
             async with asyncio.timeout(params.timeout):

@@ -8,7 +8,6 @@ delivered again gathers nothing twice."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,9 +86,6 @@ async def prometheus() -> AsyncIterator[Prometheus]:
 
 @pytest.fixture
 async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
-    # A replica imports the client at its first Kubernetes call, which may take seconds on
-    # a busy machine and blocks the loop meanwhile: done here, not inside an entry's timeout.
-    importlib.import_module("kubernetes_asyncio.client")
     async with kube_env(tmp_path, monkeypatch) as cluster:
         cluster.put(PODS, NS, pod("torghut-ws-1"))
         cluster.logs[NS, "torghut-ws-1"] = LOG
