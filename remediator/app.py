@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator.api import admin, alertmanager, approvals, health, jobs, pauses, slack_interactions
+from remediator.api import admin, alertmanager, approvals, brakes, health, jobs, pauses, slack_interactions
 from remediator.api import errors as api_errors
 from remediator.api.auth import load_credentials
 from remediator.api.limits import FailureLimit
@@ -106,6 +106,7 @@ def create_app(
     admin.add_routes(app)
     pauses.add_routes(app)
     jobs.add_routes(app)
+    brakes.add_routes(app)
     approvals.add_routes(app)
     slack_interactions.add_routes(app)
     if settings.ui:

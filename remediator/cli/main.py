@@ -1,5 +1,5 @@
 """remediator: serve, check, simulate; events, event, stats, replay, pause, pauses, resume, jobs,
-rules, approvals, approve, reject (admin)."""
+rules, approvals, approve, reject, brakes (admin)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from remediator import about, logs
 from remediator.api.auth import load_credentials
 from remediator.cli import commands, hardening
 from remediator.cli.client import CtlError, alerts_from_events, fetch_event_alerts
+from remediator.durations import format_duration
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.context import Context, Resources
 from remediator.handling.owners import Owner, OwnerResolver, PodGone
@@ -267,6 +268,7 @@ def simulate(
     """Per alert: matching rules, rendered target and params, and the plan. Pure: the owners
     of ``resolve:`` rules' pods come in ``resolved`` (None: resolved at run time)."""
     report = []
+    seen: dict[str, list[str]] = {}  # per rule with a brake: its distinct targets so far
     for alert in alerts:
         entry: dict[str, Any] = {
             "alert": alert.name,
@@ -302,6 +304,8 @@ def simulate(
                     match["inhibit_equal"] = list(rule.policy.inhibit_equal)
                 if rule.context:
                     match["context"] = gathered_before(rule, alert, owner)
+                if (brake := rule.policy.brake) is not None and alert.status == "firing":
+                    match["max_targets"] = brake_text(brake, plan.target, seen.setdefault(rule.name, []))
                 continue
             entry["matches"].append(match)
         report.append(entry)
@@ -318,6 +322,19 @@ def gathered_before(rule: Rule, alert: Alert, owner: Owner | None) -> list[str]:
         except TemplateError as exc:
             shown.append(f"{entry.kind}: cannot render its params, it would be noted as failed: {exc}")
     return shown
+
+
+def brake_text(brake: tuple[int, float], target: str, targets: list[str]) -> str:
+    """What the brake (``max_targets``) would do with ``target``, given the distinct
+    ``targets`` this payload's earlier alerts gave the rule (updated)."""
+    count, within = brake
+    limit = f"max_targets {count} within {format_duration(within)}"
+    if target not in targets:
+        targets.append(target)
+    n = targets.index(target) + 1
+    if n > count:
+        return f"held:brake: target {n} of this payload, over {limit} (released by an operator)"
+    return f"target {n} of this payload counts toward {limit}"
 
 
 def _owner(
@@ -369,6 +386,8 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
             for entry in match.get("context", []):
                 lines.append(f"    context: {entry}")
+            if "max_targets" in match:
+                lines.append(f"    brake: {match['max_targets']}")
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
             for step in match.get("probe_plan", []):

@@ -23,9 +23,13 @@ NoticeKind = Literal[
     "approval_decided",
     "store_reset",
     "context",
+    "brake_opened",
+    "brake_released",
 ]
 # Notices about the service, not one incident: posted to the channel, never in a thread.
-SERVICE_NOTICES = frozenset({"rules_reload", "pause_started", "pause_ended", "store_reset"})
+SERVICE_NOTICES = frozenset(
+    {"rules_reload", "pause_started", "pause_ended", "store_reset", "brake_opened", "brake_released"}
+)
 
 
 @dataclass(frozen=True, kw_only=True)

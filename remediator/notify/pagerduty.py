@@ -1,6 +1,9 @@
 """PagerDuty escalation: an incident when a circuit opens, resolved when it closes.
 
 Events API v2 (``POST {REMEDIATOR_PAGERDUTY_API_URL}/v2/enqueue``):
+- a ``brake_opened`` notice (a rule's blast-radius brake) -> ``trigger``, one incident per
+  rule (``remediator/brake/<rule>``); ``brake_released`` with nothing left held ->
+  ``resolve``;
 - an ``escalated`` notice (a circuit opened) -> ``trigger``, with one ``dedup_key`` per
   (rule, target): a second escalation of the same incident updates it, never pages twice;
 - a succeeded run on that target (its circuit closes) or the alert's resolution ->
@@ -223,6 +226,12 @@ def event_for(notice: Notice) -> PagerDutyEvent | None:
     """``trigger`` for an escalation; ``resolve`` for a success or a resolution; else None."""
     if not notice.rule:
         return None
+    if notice.kind == "brake_opened":
+        key = f"remediator/brake/{notice.rule}"[:MAX_DEDUP_KEY]
+        return PagerDutyEvent("trigger", key, brake_body(notice, key), notice.event_id)
+    if notice.kind == "brake_released" and not notice.details.get("still_held"):  # the brake closed
+        key = f"remediator/brake/{notice.rule}"[:MAX_DEDUP_KEY]
+        return PagerDutyEvent("resolve", key, {"event_action": "resolve", "dedup_key": key})
     key = dedup_key(notice.rule, notice.target)
     if notice.kind == "escalated":
         return PagerDutyEvent("trigger", key, trigger_body(notice, key), notice.event_id)
@@ -230,6 +239,32 @@ def event_for(notice: Notice) -> PagerDutyEvent | None:
         body = {"event_action": "resolve", "dedup_key": key}
         return PagerDutyEvent("resolve", key, body, notice.event_id)
     return None
+
+
+def brake_body(notice: Notice, key: str) -> dict[str, Any]:
+    """A rule's blast-radius brake opened: one incident per rule, until it is resolved."""
+    dry = " (dry run)" if notice.dry_run else ""
+    return {
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {
+            "summary": f"remediator brake open{dry}: {notice.message}"[:MAX_SUMMARY],
+            "source": "remediator",
+            "severity": "critical",
+            "component": notice.handler or "remediator",
+            "group": notice.rule,
+            "class": "RemediatorBrakeOpen",
+            "custom_details": {
+                "rule": notice.rule,
+                "first_held_target": notice.target,
+                "first_held_event_id": notice.event_id,
+                "dry_run": notice.dry_run,
+                "held": "remediator brakes",
+                "release": f"remediator brakes release {notice.rule}",
+            },
+        },
+        "client": "remediator",
+    }
 
 
 def trigger_body(notice: Notice, key: str) -> dict[str, Any]:

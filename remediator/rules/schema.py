@@ -28,7 +28,8 @@ from remediator.durations import RuleDuration
 from remediator.rules.contexts import MAX_ENTRIES, ContextEntry
 from remediator.rules.patterns import PatternError, compile_pattern
 
-_RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_RULE_NAME = re.compile(RULE_NAME_PATTERN)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
@@ -169,6 +170,27 @@ class ApprovalSpec(_Strict):
         return self
 
 
+class BrakeSpec(_Strict):
+    """The blast-radius brake, written under ``max_targets:``: at most ``count`` distinct
+    targets a rule acts on within ``within``; the jobs of further targets are held
+    (``held:brake``) until an operator releases them."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    count: int | None = Field(default=None, ge=1)
+    """Distinct targets the rule may act on within ``within``."""
+    within: RuleDuration | None = Field(default=None, gt=0, le=7 * 86400.0)
+    """The sliding window, in seconds (at most 7 days)."""
+    enabled: bool = True
+    """``false`` turns a default's brake off for this rule."""
+
+    @model_validator(mode="after")
+    def _both(self) -> BrakeSpec:
+        if self.enabled and (self.count is None or self.within is None):
+            raise ValueError("needs count and within, e.g. {count: 20, within: 10m} (or enabled: false)")
+        return self
+
+
 class Policy(_Strict):
     """How a rule runs once it matches; every field may be set in ``defaults:`` or per rule.
 
@@ -210,6 +232,17 @@ class Policy(_Strict):
     """The Slack channel of this rule's threads, escalations and approval requests (a name,
     ``#team-alerts``, or an id); None: ``REMEDIATOR_SLACK_CHANNEL``. Bot-token mode only:
     an incoming webhook posts to its one fixed channel."""
+    max_targets: BrakeSpec | None = None
+    """The blast-radius brake: at most ``count`` distinct targets within ``within``; the
+    jobs of further targets are held until an operator releases them (None: no brake)."""
+
+    @property
+    def brake(self) -> tuple[int, float] | None:
+        """(count, within seconds) of an enabled brake, or None."""
+        spec = self.max_targets
+        if spec is None or not spec.enabled or spec.count is None or spec.within is None:
+            return None
+        return spec.count, spec.within
 
     @property
     def needs_approval(self) -> bool:

@@ -32,6 +32,7 @@ from remediator.store.values import Delivery
 from remediator.worker.act import Act
 from remediator.worker.admit import Admit
 from remediator.worker.approval import AwaitingApproval
+from remediator.worker.brake import Brake
 from remediator.worker.gates import Inhibited, PauseBook, Paused, ResolvedIgnored, StaleLease
 from remediator.worker.gathering import GatherContext, kept_steps
 from remediator.worker.lease import release
@@ -101,6 +102,7 @@ class Pipeline:
             # precheck: the handler's first look, shown in the approval request (runbooks issue)
             self.approval,  # a human's yes, asked once per (rule, target, episode)
             Admit(store, metrics, paused, replica, take=True),  # the same checks, then the lease
+            Brake(store.brakes, metrics, self.tell, settings),  # max_targets: held:brake past it
             # precheck again under the lease, after an approval (runbooks issue)
             Act(  # probe, handler (or `steps:`, one after another: runbooks issue), probe
                 store=store, metrics=metrics, resources=resources, settings=settings, teller=self.tell

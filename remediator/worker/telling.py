@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from remediator.durations import format_duration
 from remediator.models import Outcome, Result
 from remediator.notify.notice import Notice, NoticeKind, Notifier
 from remediator.store.values import Approval, Pause
@@ -50,6 +51,14 @@ class Teller:
     def decided(self, approval: Approval) -> None:
         """An approval decided away from any run (a Slack click, the API, the CLI)."""
         self._send(decided_notice(approval))
+
+    def brake_opened(self, run: Run, *, wanted: int, within: float, dry_run: bool) -> None:
+        """A rule's blast-radius brake opened: told once, to the channel and PagerDuty."""
+        self._send(
+            replace(
+                self.notice(run, "brake_opened", dry_run=dry_run), message=brake_text(run, wanted, within)
+            )
+        )
 
     def pause_ended(self, pause: Pause, message: str) -> None:
         self._send(Notice(kind="pause_ended", message=message, pause=pause.as_dict()))
@@ -96,6 +105,16 @@ class Teller:
 
     def _send(self, notice: Notice) -> None:
         self.notifier.send(notice)
+
+
+def brake_text(run: Run, wanted: int, within: float) -> str:
+    """``systemic? `rule` wants to act on 41 targets within 10m; held: ...``"""
+    rule = run.known_rule.name
+    return (
+        f"systemic? `{rule}` wants to act on {wanted} targets within {format_duration(within)}; "
+        f"held: {run.target} and every further target until an operator releases them "
+        f"(remediator brakes release {rule})"
+    )
 
 
 def decided_notice(approval: Approval) -> Notice:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -466,3 +467,59 @@ def test_the_waiting_page_shows_the_context_of_an_approval() -> None:
     )
     assert "Context, gathered before asking:" in body and "Prometheus: up" in body
     assert f"<pre>1 {html.escape(HOSTILE)}</pre>" in body
+
+
+async def test_the_rules_page_shows_an_open_brake_and_releases_its_jobs(tmp_path: Path) -> None:
+    """Issue 29: an open brake on the Rules page, with a release form (CSRF, signed-in name)."""
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f'alice: "{ALICE}"\nviewer:\n  token: "{VIEWER}"\n  access: read\n')
+    braked = RULES.replace("defaults:\n", "defaults:\n  max_targets: {count: 1, within: 10m}\n")
+    settings = make_settings(
+        write_rules(tmp_path / "rules.yaml", braked),
+        admin_token=None,
+        admin_tokens_file=tokens,
+        ui=True,
+        defer_interval=0.2,
+    )
+    app = create_app(settings, registry=make_registry(Calls()))
+    async with TestClient(TestServer(app)) as client:
+        svc = app[SERVICE]
+        await fire(client, svc, service="one")
+        held = []
+        for name in ("two", "three"):
+            response = await client.post(
+                "/webhooks/alertmanager",
+                json=payload(alert("TestBroken", **with_service({"service": name}))),
+                headers=webhook_headers(),
+            )
+            held += (await response.json())["event_ids"]
+        deadline = time.monotonic() + 10
+        while len((await svc.store.brakes.state("fix-it", 600.0)).held) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        csrf = await sign_in(client, VIEWER)
+        body = await (await client.get("/ui/rules")).text()
+        assert "Brake open: fix-it" in body and "<code>svc/two</code>" in body
+        assert "1/1 targets in 10m, <strong>open</strong>" in body
+        assert "Release all 2" not in body  # a reader sees it, and cannot release
+        await client.post("/ui/signout", data={"csrf": csrf})
+        csrf = await sign_in(client, ALICE)
+        body = await (await client.get("/ui/rules")).text()
+        assert "Release all 2" in body and f'name="event_id" value="{held[0]}"' in body
+        refused = await client.post(
+            "/ui/brakes/fix-it/release", data={"event_id": held[0]}, allow_redirects=False
+        )
+        assert refused.status == 403 and (await svc.store.brakes.state("fix-it", 600.0)).open
+        empty = await client.post("/ui/brakes/fix-it/release", data={"csrf": csrf})
+        assert empty.status == 400 and "nothing to release" in await empty.text()
+        one = await client.post(
+            "/ui/brakes/fix-it/release", data={"csrf": csrf, "event_id": held[0]}, allow_redirects=False
+        )
+        assert one.status == 303 and one.headers["Location"] == "/ui/rules"
+        assert (await wait_event(svc.store, held[0])).outcome_label == "succeeded"
+        every = await client.post(
+            "/ui/brakes/fix-it/release", data={"csrf": csrf, "all": "1"}, allow_redirects=False
+        )
+        assert every.status == 303
+        assert (await wait_event(svc.store, held[1])).outcome_label == "succeeded"
+        assert "Brake open" not in await (await client.get("/ui/rules")).text()

@@ -482,6 +482,7 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
         "GatherContext",
         "AwaitingApproval",
         "Admit",
+        "Brake",
         "Act",
         "OutcomeStage",
     ]

@@ -68,6 +68,11 @@ def headline(notice: Notice) -> str:
         return "🧹 State store wiped: jobs accepted before it may be lost"
     if notice.kind == "context":  # may start the thread: the run is under way
         return f"🧪 DRY RUN: would remediate {what}" if notice.dry_run else f"🔧 Remediating {what}"
+    if notice.kind == "brake_opened":
+        dry = " (dry run)" if notice.dry_run else ""
+        return f"🛑 Brake open{dry}: rule {notice.rule} holds further targets"
+    if notice.kind == "brake_released":
+        return f"▶️ Brake released: rule {notice.rule}"
     if notice.kind in ("approval", "approval_decided"):
         return f"✋ Approval needed: {notice.handler or 'remediation'} on {notice.target or notice.rule}"
     return f"⚙️ Rules reload: {notice.message or 'see details'}"
@@ -311,7 +316,7 @@ def parent(notice: Notice) -> Message:
         return Message(_text(notice), bounded(reload_blocks(notice)))
     if notice.kind in ("pause_started", "pause_ended"):
         return Message(fallback(escape(headline(notice)), "", ""), bounded(pause_blocks(notice)))
-    if notice.kind == "store_reset":
+    if notice.kind in ("store_reset", "brake_opened", "brake_released"):
         blocks = [header(headline(notice)), section(escape(notice.message))]
         return Message(fallback(escape(headline(notice)), "", escape(notice.message)), blocks)
     body = [] if notice.kind == "context" else _body(notice)  # the context: its first reply

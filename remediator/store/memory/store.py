@@ -13,6 +13,7 @@ from collections.abc import Callable
 from remediator.store.admission import Admission, Admitted, Concluded, Conclusion
 from remediator.store.memory.approvals import MemoryApprovals
 from remediator.store.memory.audit import MemoryAudit
+from remediator.store.memory.brakes import MemoryBrakes
 from remediator.store.memory.credentials import MemoryCredentials
 from remediator.store.memory.firing import MemoryFiring
 from remediator.store.memory.gates import MemoryGates
@@ -63,6 +64,7 @@ class MemoryStore:
         self.credentials = MemoryCredentials()
         self.sessions = MemorySessions()
         self.generation = MemoryGeneration()
+        self.brakes = MemoryBrakes()
 
     async def ping(self) -> None:
         return None

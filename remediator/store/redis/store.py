@@ -22,6 +22,7 @@ from remediator.store.admission import Admission, Admitted, Concluded, Conclusio
 from remediator.store.redis.admission import RedisAdmission
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
+from remediator.store.redis.brakes import RedisBrakes
 from remediator.store.redis.common import FAILURES, Backend, guarded, log
 from remediator.store.redis.connection import Connection, connect
 from remediator.store.redis.credentials import RedisCredentials
@@ -102,6 +103,7 @@ class RedisStore:
         self.credentials = RedisCredentials(backend)
         self.sessions = RedisSessions(backend)
         self.generation = RedisGeneration(backend)
+        self.brakes = RedisBrakes(backend)
         # one script per run's start and end, unless the keys live on several nodes
         self._admission = (
             None if isinstance(conn.client, RedisCluster) else RedisAdmission(backend, self.queue, self.audit)
