@@ -156,6 +156,7 @@ class Outcome(StrEnum):
     DRY_RUN = "dry_run"
     FAILED = "failed"
     SKIPPED = "skipped"
+    ESCALATED = "escalated"  # a chain reached its ``page:`` step: handed to a person
 
 
 class SkipReason(StrEnum):

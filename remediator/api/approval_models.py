@@ -45,6 +45,7 @@ class ApprovalInfo(BaseModel):
     alertname: str
     state: ApprovalState
     plan: list[str]
+    precheck: str = Field(default="", description="the target's state as the precheck saw it before asking")
     approvers: list[str] = Field(description="Slack user ids (U..., W...) and user-group ids (S...)")
     requested_at: UtcTime
     expires_at: UtcTime

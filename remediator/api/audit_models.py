@@ -101,7 +101,7 @@ class RuleStats(BaseModel):
     runs: int = Field(description="audit events of the rule in the window, skips included")
     outcomes: dict[str, int] = Field(description="events by outcome, e.g. succeeded, skipped:cooldown")
     success_rate: float | None = Field(
-        description="succeeded / (succeeded + failed); null when nothing was attempted"
+        description="succeeded / (succeeded + failed + escalated); null when nothing was attempted"
     )
     time_to_repair: RepairTimes
     circuits_opened: int

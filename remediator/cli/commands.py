@@ -175,7 +175,7 @@ async def _replay(client: AdminClient, args: argparse.Namespace) -> int:
 def replay_exit_code(event_ids: list[str], finished: list[dict[str, Any]]) -> int:
     """The worst of the runs: failed, then still running, then skipped; else 0."""
     outcomes = {str(event.get("outcome", "")).split(":")[0] for event in finished}
-    if "failed" in outcomes:
+    if outcomes & {"failed", "escalated"}:  # escalated: the runbook handed it to a person
         return EXIT_FAILED
     if len(finished) < len(event_ids):
         return EXIT_STILL_RUNNING

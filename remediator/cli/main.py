@@ -26,7 +26,7 @@ from remediator.handling.owners import Owner, OwnerResolver, PodGone
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
 from remediator.rules.resolving import PodRef
-from remediator.rules.rule import render_pod, template_context
+from remediator.rules.rule import PlannedStep, render_pod, template_context
 from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
 from remediator.settings import Settings, SettingsError, load_settings
 
@@ -279,7 +279,7 @@ def simulate(
         for rule in rules.match(alert):
             match: dict[str, Any] = {
                 "rule": rule.name,
-                "handler": rule.handler.name,
+                "handler": " → ".join(step.name for step in rule.steps),
                 "dry_run": rule.policy.dry_run,
             }
             if alert.status == "resolved" and rule.policy.on_resolved == "ignore":
@@ -295,7 +295,9 @@ def simulate(
                     continue
                 match["target"] = plan.target
                 match["params"] = plan.params.model_dump(mode="json")
-                match["plan"] = rule.handler.plan(plan.params)
+                match["plan"] = plan.describe()
+                if rule.chained:
+                    match["steps"] = [_simulated_step(step) for step in plan.steps]
                 if plan.probe is not None:
                     match["probe"] = plan.probe.as_dict()
                     match["probe_plan"] = plan.probe.plan(rule.policy.verify_timeout)
@@ -322,6 +324,23 @@ def gathered_before(rule: Rule, alert: Alert, owner: Owner | None) -> list[str]:
         except TemplateError as exc:
             shown.append(f"{entry.kind}: cannot render its params, it would be noted as failed: {exc}")
     return shown
+
+
+def _simulated_step(step: PlannedStep) -> dict[str, Any]:
+    """One step of a chain as simulate shows it: its handler and params, or the page."""
+    tpl = step.template
+    if tpl.page is not None or step.params is None:
+        page = tpl.page.model_dump() if tpl.page is not None else {}
+        return {"step": tpl.index + 1, "page": page, "plan": step.plan()}
+    return {
+        "step": tpl.index + 1,
+        "handler": tpl.name,
+        "params": step.params.model_dump(mode="json"),
+        "on_success": tpl.on_success,
+        "on_failure": tpl.on_failure,
+        "timeout": tpl.timeout,
+        "plan": step.plan(),
+    }
 
 
 def brake_text(brake: tuple[int, float], target: str, targets: list[str]) -> str:
@@ -379,7 +398,17 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
             if "target" not in match:
                 continue
             lines.append(f"    target: {match['target']}")
-            lines.append(f"    params: {json.dumps(match['params'])}")
+            if "steps" in match:
+                for step in match["steps"]:
+                    if "handler" in step:
+                        lines.append(
+                            f"    step {step['step']}: {step['handler']} {json.dumps(step['params'])} "
+                            f"(on success: {step['on_success']}, on failure: {step['on_failure']})"
+                        )
+                    else:
+                        lines.append(f"    step {step['step']}: {step['plan'][0]}")
+            else:
+                lines.append(f"    params: {json.dumps(match['params'])}")
             if match.get("inhibited_by"):
                 equal = match.get("inhibit_equal")
                 same = f" with the same {', '.join(equal)}" if equal else ""

@@ -235,10 +235,18 @@ def event_for(notice: Notice) -> PagerDutyEvent | None:
     key = dedup_key(notice.rule, notice.target)
     if notice.kind == "escalated":
         return PagerDutyEvent("trigger", key, trigger_body(notice, key), notice.event_id)
+    if notice.kind == "outcome" and notice.outcome == "escalated" and paged(notice):
+        return PagerDutyEvent("trigger", key, trigger_body(notice, key), notice.event_id)
     if (notice.kind == "outcome" and notice.outcome == "succeeded") or notice.kind == "resolved":
         body = {"event_action": "resolve", "dedup_key": key}
         return PagerDutyEvent("resolve", key, body, notice.event_id)
     return None
+
+
+def paged(notice: Notice) -> bool:
+    """A chain's ``page:`` step asked for PagerDuty."""
+    page = notice.details.get("page")
+    return isinstance(page, dict) and bool(page.get("pagerduty"))
 
 
 def brake_body(notice: Notice, key: str) -> dict[str, Any]:
@@ -271,14 +279,13 @@ def trigger_body(notice: Notice, key: str) -> dict[str, Any]:
     alert = notice.alert
     labels = alert.labels if alert else {}
     window = format_duration(notice.attempt_window) if notice.attempt_window else "its window"
-    summary = (
-        f"remediator gave up: rule {notice.rule} failed {notice.failures} times within {window} "
-        f"on {notice.target or 'its target'}"
-        + (
-            f" ({alert.name}: {alert.annotations['summary']})"
-            if alert and "summary" in alert.annotations
-            else ""
-        )
+    if notice.kind == "outcome":  # a chain's page: step
+        steps = len(notice.details.get("steps") or [])
+        why = f"remediator handed rule {notice.rule} to a person after {steps} step(s)"
+    else:
+        why = f"remediator gave up: rule {notice.rule} failed {notice.failures} times within {window}"
+    summary = f"{why} on {notice.target or 'its target'}" + (
+        f" ({alert.name}: {alert.annotations['summary']})" if alert and "summary" in alert.annotations else ""
     )
     severity = labels.get("severity", "").lower()
     body: dict[str, Any] = {

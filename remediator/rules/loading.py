@@ -8,6 +8,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from remediator.durations import format_duration
 from remediator.errors import MatcherError, RulesError, TemplateError
 from remediator.handling.registry import HandlerSpec, Registry
 from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
@@ -16,7 +17,7 @@ from remediator.rules.documents import Document, load_document
 from remediator.rules.matchers import Matcher, parse_matcher
 from remediator.rules.probes import ProbeTemplate
 from remediator.rules.resolving import ResolveTemplate
-from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
+from remediator.rules.rule import Rule, StepTemplate, checked_target, describe_error, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
 from remediator.rules.templates import compile_value, uses_name
 from remediator.rules.windows import Window
@@ -158,9 +159,12 @@ def _rule_findings(rule: Rule, spec: RuleSpec) -> list[Finding]:
     explicit = spec.model_fields_set
     found = [f for f in check_policy(values) if f.involves(explicit)]
     found += check_inhibition(values, explicit)
-    if "verify_timeout" not in _fields(rule.handler):
+    handlers = [step.handler for step in rule.steps if step.handler is not None]
+    if not any("verify_timeout" in _fields(handler) for handler in handlers):
         # verify_timeout is for handlers that verify, and those take it as a param too
         return [f for f in found if f.key != "verify_timeout"]
+    if spec.steps is not None:
+        return found
     verify = _static_param(rule.handler, spec.params, "verify_timeout")
     if isinstance(verify, float):  # the handler uses its param, not the rule's value
         found = [f for f in found if f.key != "verify_timeout"]
@@ -179,20 +183,12 @@ def _finding_path(finding: Finding, index: int, spec: RuleSpec) -> tuple[str | i
 
 
 def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
-    handler = registry.get(spec.handler)
-    if handler is None:
-        known = ", ".join(registry.names()) or "none registered"
-        raise _Problem(("handler",), f"unknown handler {spec.handler!r} (known: {known})")
     target_template = _compiled(("target",), spec.target)
     if isinstance(target_template, str):  # no template: check it now, not per alert
         try:
             checked_target(target_template.strip())
         except TemplateError as exc:
             raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
-    params_template = {
-        key: _compiled(("params", key), value, handler.escapes.get(key)) for key, value in spec.params.items()
-    }
-    _check_params(handler, spec.params)
     policy = spec.policy(parsed.defaults)
     return Rule(
         name=spec.name,
@@ -200,9 +196,8 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
         enabled=spec.enabled,
         matchers=_matchers("matchers", spec.matchers),
         inhibited_by=_matchers("inhibited_by", spec.inhibited_by),
-        handler=handler,
+        steps=_steps(spec, registry, policy.timeout),
         target_template=target_template,
-        params_template=params_template,
         concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
         policy=policy,
         probe=_probe(spec),
@@ -222,13 +217,70 @@ def _context(spec: RuleSpec, registry: Registry) -> tuple[ContextTemplate, ...]:
     return tuple(compiled)
 
 
+def _steps(spec: RuleSpec, registry: Registry, timeout: float) -> tuple[StepTemplate, ...]:
+    """The rule's chain: ``handler:`` + ``params:`` is its one step; ``steps:`` each one's
+    handler and params checked as a rule's are (errors point at ``steps.N``)."""
+    default_success = "probe" if spec.probe is not None else "next"
+    if spec.steps is None:
+        handler = _handler(registry, spec.handler or "", ("handler",))
+        return (StepTemplate(0, handler, _params(handler, spec.params, ()), on_success=default_success),)
+    out = []
+    for index, step in enumerate(spec.steps):
+        at: tuple[str | int, ...] = ("steps", index)
+        if step.page is not None:
+            out.append(StepTemplate(index, None, {}, page=step.page))
+            continue
+        handler = _handler(registry, step.handler or "", (*at, "handler"))
+        if step.timeout is not None and step.timeout > timeout:
+            raise _Problem(
+                (*at, "timeout"),
+                f"steps.{index}.timeout: {format_duration(step.timeout)} is longer than the rule's "
+                f"timeout {format_duration(timeout)}: a step's timeout is within the rule's",
+            )
+        out.append(
+            StepTemplate(
+                index,
+                handler,
+                _params(handler, step.params, at),
+                on_success=step.on_success or default_success,
+                on_failure=step.on_failure,
+                timeout=step.timeout,
+            )
+        )
+    return tuple(out)
+
+
+def _handler(registry: Registry, name: str, path: tuple[str | int, ...]) -> HandlerSpec:
+    handler = registry.get(name)
+    if handler is None:
+        known = ", ".join(registry.names()) or "none registered"
+        raise _Problem(path, f"unknown handler {name!r} (known: {known})")
+    return handler
+
+
+def _params(handler: HandlerSpec, params: dict[str, Any], at: tuple[str | int, ...]) -> dict[str, Any]:
+    """One step's params compiled (escaped as its handler asks) and checked."""
+    compiled = {
+        key: _compiled((*at, "params", key), value, handler.escapes.get(key)) for key, value in params.items()
+    }
+    try:
+        _check_params(handler, params)
+    except _Problem as exc:
+        if not at:
+            raise
+        raise _Problem((*at, *exc.path), f"steps.{at[1]}: {exc.message}") from exc
+    return compiled
+
+
 def _resolve(spec: RuleSpec, registry: Registry) -> ResolveTemplate | None:
     """``resolve:`` compiled; without it, a template that reads ``owner`` is an error."""
     if spec.resolve is None:
         probe_url = spec.probe.url if spec.probe is not None else ""
+        step_params = [step.params for step in spec.steps or ()]
         for path, value in (
             (("target",), spec.target),
             (("params",), spec.params),
+            (("steps",), step_params),
             (("probe", "url"), probe_url),
         ):
             if uses_name(value, "owner"):
@@ -261,7 +313,7 @@ def _probe(spec: RuleSpec) -> ProbeTemplate | None:
         raise _Problem(("probe", "url"), f"probe.url: {exc}") from exc
 
 
-def _compiled(path: tuple[str, ...], value: Any, finalize: Any = None) -> Any:
+def _compiled(path: tuple[str | int, ...], value: Any, finalize: Any = None) -> Any:
     try:
         return compile_value(value, finalize)
     except TemplateError as exc:

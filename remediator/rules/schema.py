@@ -25,6 +25,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from remediator.durations import RuleDuration
+from remediator.rules.checks import escalate_problem
 from remediator.rules.contexts import MAX_ENTRIES, ContextEntry
 from remediator.rules.patterns import PatternError, compile_pattern
 
@@ -264,6 +265,61 @@ def _overrides(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _page_mention(value: str) -> str:
+    # Checked like ``escalate``: a word Slack would not turn into a mention notifies nobody.
+    if value and (problem := escalate_problem(value)):
+        raise ValueError(problem.replace("escalate:", "page.slack:", 1))
+    return value
+
+
+class PageSpec(_Strict):
+    """People as a step (``page:``): a Slack mention and/or a PagerDuty incident, with the
+    chain's results so far. It ends the chain ``escalated``."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    slack: Annotated[str, AfterValidator(_page_mention)] = ""
+    """A Slack mention, checked like ``escalate`` (``@here``, ``<!subteam^S0ONCALL>``, ``<@U...>``)."""
+    pagerduty: bool = False
+    """Trigger a PagerDuty incident (needs ``REMEDIATOR_PAGERDUTY_ROUTING_KEY``)."""
+
+    @model_validator(mode="after")
+    def _someone(self) -> PageSpec:
+        if not self.slack and not self.pagerduty:
+            raise ValueError("page: name someone: slack: '@here' (a mention) and/or pagerduty: true")
+        return self
+
+
+class StepSpec(_Strict):
+    """One step of a rule's ``steps:``: a handler with its params, or ``page:`` (people)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    handler: str | None = None
+    """The handler this step runs (or ``page:`` instead)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The handler's params, templated like a rule's."""
+    timeout: RuleDuration | None = Field(default=None, gt=0)
+    """Seconds before this step's handler is stopped; within the rule's ``timeout`` (its default)."""
+    on_success: Literal["next", "done", "probe"] | None = None
+    """``next``: run the next step; ``done``: end ``succeeded``; ``probe``: end ``succeeded``
+    if the rule's probe passes, else run the next step. Default: ``probe`` with a probe, else ``next``."""
+    on_failure: Literal["stop", "next"] = "stop"
+    """``stop``: end ``failed``; ``next``: run the next step."""
+    page: PageSpec | None = None
+    """People instead of a handler: ends the chain ``escalated``."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepSpec:
+        if (self.handler is None) == (self.page is None):
+            raise ValueError("a step has either handler: (with params:) or page:, not both nor neither")
+        if self.page is not None:
+            written = sorted(self.model_fields_set & {"params", "timeout", "on_success", "on_failure"})
+            if written:
+                raise ValueError(f"a page: step ends the chain; {', '.join(written)} belong to handler steps")
+        return self
+
+
 class _RuleFields(_Strict):
     """What only a rule says: its name, what it matches, what it runs on what."""
 
@@ -271,7 +327,8 @@ class _RuleFields(_Strict):
     description: str = ""
     enabled: bool = True
     matchers: list[str] = Field(min_length=1)
-    handler: str
+    handler: str | None = None
+    steps: list[StepSpec] | None = None
     target: str
     params: dict[str, Any] = Field(default_factory=dict)
     inhibited_by: list[str] = Field(default_factory=list)
@@ -285,6 +342,27 @@ class _RuleFields(_Strict):
         if not _RULE_NAME.match(value):
             raise ValueError("must be lowercase letters, digits, '.', '_' or '-' (max 63)")
         return value
+
+    @model_validator(mode="after")
+    def _handler_or_steps(self) -> _RuleFields:
+        if (self.handler is None) == (self.steps is None):
+            raise ValueError("a rule has either handler: (one step) or steps: (a list), not both nor neither")
+        if self.steps is not None:
+            if "params" in self.model_fields_set:
+                raise ValueError("params: belongs to each step of steps:, not to the rule")
+            if not self.steps:
+                raise ValueError("steps: list at least one step")
+            if self.steps[0].page is not None:
+                raise ValueError("steps: the first step runs a handler; paging alone is Alertmanager's job")
+            for index, step in enumerate(self.steps[:-1]):
+                if step.page is not None:
+                    raise ValueError(
+                        f"steps.{index}.page: a page: step ends the chain: make it the last step"
+                    )
+            for index, step in enumerate(self.steps):
+                if step.on_success == "probe" and self.probe is None:
+                    raise ValueError(f"steps.{index}.on_success: probe needs the rule's probe:")
+        return self
 
     def policy(self, defaults: Policy) -> Policy:
         """``defaults`` updated with the policy fields this rule sets (``null`` sets none)."""

@@ -219,6 +219,7 @@ class Approval:
     channel: str = ""  # the Slack message with the buttons (empty: none posted)
     message_ts: str = ""
     context: tuple[dict[str, Any], ...] = ()  # the rule's context: as gathered (models.Gathered)
+    precheck: str = ""  # the target's state as the precheck saw it before asking ("": not looked)
 
     @property
     def state(self) -> str:

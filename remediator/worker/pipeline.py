@@ -38,6 +38,7 @@ from remediator.worker.gathering import GatherContext, kept_steps
 from remediator.worker.lease import release
 from remediator.worker.outcome import Outcomes, OutcomeStage
 from remediator.worker.owners import ResolveOwner
+from remediator.worker.precheck import Precheck
 from remediator.worker.render import Render
 from remediator.worker.resolution import AnnounceResolution
 from remediator.worker.runs import Run
@@ -99,12 +100,11 @@ class Pipeline:
             ),
             Inhibited(store.firing),  # held while an inhibited_by alert fires
             context,  # the rule's context: logs, events, a PromQL value (after the check-only admission)
-            # precheck: the handler's first look, shown in the approval request (runbooks issue)
+            Precheck(resources=resources, asks=self.approval.needed),  # shown in the approval request
             self.approval,  # a human's yes, asked once per (rule, target, episode)
             Admit(store, metrics, paused, replica, take=True),  # the same checks, then the lease
             Brake(store.brakes, metrics, self.tell, settings),  # max_targets: held:brake past it
-            # precheck again under the lease, after an approval (runbooks issue)
-            Act(  # probe, handler (or `steps:`, one after another: runbooks issue), probe
+            Act(  # probe, then the steps one after another (each: precheck again, act, verify)
                 store=store, metrics=metrics, resources=resources, settings=settings, teller=self.tell
             ),
             OutcomeStage(self.outcomes),  # marks, the event, the ack, the notice; or a retry

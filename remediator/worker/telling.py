@@ -82,7 +82,7 @@ class Teller:
             target=run.target,
             channel=(rule.policy.slack_channel or "") if rule else "",
             event_id=job.event_id,
-            handler=rule.handler.name if rule else "",
+            handler=" → ".join(step.name for step in rule.steps) if rule else "",
             alert=job.alert,
             external_url=job.external_url,
             source=job.source,
@@ -94,7 +94,7 @@ class Teller:
             duration=details.get("duration_seconds") if result else None,
             plan=result.plan if result else [],
             details=details,
-            escalate=rule.policy.escalate if rule else "",
+            escalate=_mention(run, result),
             cooldown=rule.policy.cooldown if rule else 0.0,
             failures=failures,
             max_attempts=rule.policy.max_attempts if rule else 0,
@@ -105,6 +105,14 @@ class Teller:
 
     def _send(self, notice: Notice) -> None:
         self.notifier.send(notice)
+
+
+def _mention(run: Run, result: Result | None) -> str:
+    """Whom the notice names: a chain that reached its ``page:`` step, the page's Slack
+    mention; otherwise the rule's ``escalate`` (posted when its circuit opens)."""
+    if result is not None and result.outcome is Outcome.ESCALATED:
+        return str((result.details.get("page") or {}).get("slack", ""))
+    return run.rule.policy.escalate if run.rule else ""
 
 
 def brake_text(run: Run, wanted: int, within: float) -> str:

@@ -555,6 +555,7 @@ def approval(event_id: str, at: float | None = None) -> Approval:
         handler="test.fix",
         alert=alert("Down", 0, service="a"),
         context=({"kind": "prometheus.query", "title": "Prometheus: up", "text": '1 {job="a"}', "cut": 0},),
+        precheck="svc/a: 0 of 2 replicas ready",  # what the precheck saw before asking
     )
 
 
@@ -579,6 +580,7 @@ async def test_an_approval_is_decided_once(store: Store) -> None:
     await store.approvals.request_approval("r1|svc/a|ep1", approval("e1"), 60.0)
     pending = await store.approvals.get_approval("e1")
     assert pending is not None and pending.decision is None and pending.state == "pending"
+    assert pending.precheck == "svc/a: 0 of 2 replicas ready"  # kept for whoever decides
     decided, first = await store.approvals.decide_approval("e1", "approved", "slack:U0ALICE (alice)", "go")
     assert first and decided is not None
     assert (decided.decision, decided.decided_by, decided.note) == ("approved", "slack:U0ALICE (alice)", "go")

@@ -480,6 +480,7 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
         "Admit",
         "Inhibited",
         "GatherContext",
+        "Precheck",
         "AwaitingApproval",
         "Admit",
         "Brake",

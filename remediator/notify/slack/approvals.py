@@ -44,6 +44,8 @@ def approval_blocks(notice: Notice) -> list[dict[str, Any]]:
     ]
     if approval.context:
         blocks += context_blocks(entries_of(approval.context), "🔎 *Context*, gathered before asking")
+    if approval.precheck:
+        blocks.append(section(f"*The target now* (its precheck)\n{short(approval.precheck, 1500)}"))
     if approval.decision is None:
         who = " ".join(_who(a) for a in approval.approvers[:20])
         event = escape(approval.event_id)

@@ -36,6 +36,7 @@ _TITLES = {
     "noop": ("💤", "Nothing to do: the precheck found it healthy"),
     "dry_run": ("🧪", "Dry run: plan rendered, nothing changed"),
     "failed": ("❌", "Remediation failed"),
+    "escalated": ("🙋", "Handed to a person: the runbook's page step"),
 }
 
 
@@ -150,7 +151,10 @@ def incident_blocks(notice: Notice, *, event: bool = True) -> list[dict[str, Any
 # ---- one block list per kind -------------------------------------------------------
 def _steps(notice: Notice) -> list[str]:
     return [
-        f"• {escape(s.name)}: {short(s.message, 300)}" for s in notice.timeline if s.name not in _HIDDEN_STEPS
+        f"• {escape(s.name)}: {short(s.message, 300)}"
+        for s in notice.timeline
+        # a chain's step says its result in its step.finished line
+        if s.name not in _HIDDEN_STEPS and not (s.name == "handler.finished" and "step" in s.data)
     ][-12:]
 
 
@@ -189,7 +193,17 @@ def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
         blocks.append(section("*Plan* (nothing was done)\n" + plan))
     if notice.outcome == "failed":
         blocks.append(_error_section(notice, "Error"))
+    if notice.outcome == "escalated":
+        blocks.insert(0, section(_page_line(notice)))
     return blocks + context(_attempts(notice), f"Event {code(notice.event_id)}" if notice.event_id else "")
+
+
+def _page_line(notice: Notice) -> str:
+    """The chain reached its page: step: whom it names, and what was tried (above)."""
+    who = mention(notice.escalate)
+    page = notice.details.get("page") or {}
+    pd = " A PagerDuty incident is opened." if isinstance(page, dict) and page.get("pagerduty") else ""
+    return f"🙋 {who + ' ' if who else ''}*Over to you*: the runbook ran out of automatic steps.{pd}"
 
 
 def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
@@ -296,7 +310,9 @@ def _body(notice: Notice) -> list[dict[str, Any]]:
 
 def _text(notice: Notice) -> str:
     extra = ""
-    if notice.kind == "outcome" and notice.message:
+    if notice.kind == "outcome" and notice.outcome == "escalated":
+        extra = f"{mention(notice.escalate)} " + short(notice.message, 500)
+    elif notice.kind == "outcome" and notice.message:
         extra = short(notice.message, 500)
     elif notice.kind == "escalated":
         extra = f"{mention(notice.escalate)} failed {notice.failures} times; last error: " + short(
@@ -335,7 +351,8 @@ def reply(notice: Notice) -> Message:
     """A reply in the incident's thread; escalations are also shown in the channel."""
     if notice.kind == "started":
         return Message(_text(notice), started_reply_blocks(notice))
-    return Message(_text(notice), bounded(_body(notice)), broadcast=notice.kind == "escalated")
+    broadcast = notice.kind == "escalated" or notice.outcome == "escalated"
+    return Message(_text(notice), bounded(_body(notice)), broadcast=broadcast)
 
 
 def flat(notice: Notice) -> Message:
