@@ -27,7 +27,7 @@ from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
 from remediator.rules.json_schema import schema_text
 from remediator.rules.resolving import PodRef
-from remediator.rules.rule import PlannedStep, render_pod
+from remediator.rules.rule import PlannedStep, render_pod, template_context
 from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
 from remediator.settings import Settings, SettingsError, load_settings, removed_variables
 
@@ -358,12 +358,26 @@ def simulate(
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
                     match["inhibit_equal"] = list(rule.policy.inhibit_equal)
+                if rule.context:
+                    match["context"] = gathered_before(rule, alert, owner)
                 if (brake := rule.policy.brake) is not None and alert.status == "firing":
                     match["max_targets"] = brake_text(brake, plan.target, seen.setdefault(rule.name, []))
                 continue
             entry["matches"].append(match)
         report.append(entry)
     return report
+
+
+def gathered_before(rule: Rule, alert: Alert, owner: Owner | None) -> list[str]:
+    """What the rule's ``context:`` would gather for ``alert`` (rendered, nothing fetched)."""
+    context = template_context(alert, owner)
+    shown = []
+    for entry in rule.context:
+        try:
+            shown.append(entry.spec.describe(entry.render(context)))
+        except TemplateError as exc:
+            shown.append(f"{entry.kind}: cannot render its params, it would be noted as failed: {exc}")
+    return shown
 
 
 def _simulated_step(step: PlannedStep) -> dict[str, Any]:
@@ -453,6 +467,8 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
                 equal = match.get("inhibit_equal")
                 same = f" with the same {', '.join(equal)}" if equal else ""
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
+            for entry in match.get("context", []):
+                lines.append(f"    context: {entry}")
             if "max_targets" in match:
                 lines.append(f"    brake: {match['max_targets']}")
             for step in match["plan"]:

@@ -13,6 +13,7 @@ from remediator.durations import format_duration
 from remediator.errors import MatcherError, RulesError, TemplateError
 from remediator.handling.registry import HandlerSpec, Registry
 from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
+from remediator.rules.contexts import ContextProblem, ContextTemplate
 from remediator.rules.documents import Document
 from remediator.rules.matchers import Matcher, parse_matcher
 from remediator.rules.parsing import ParsedFile, nearest, placed
@@ -188,6 +189,7 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry, problems: list
     inhibited_by = attempt(lambda: _matchers("inhibited_by", spec.inhibited_by))
     probe = attempt(lambda: _probe(spec))
     resolve = attempt(lambda: _resolve(spec, registry))
+    context = _context(spec, registry, problems)
     if problems or matchers is None or inhibited_by is None:
         return None
     policy = spec.policy(parsed.defaults)
@@ -203,7 +205,20 @@ def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry, problems: list
         policy=policy,
         probe=probe,
         resolve=resolve,
+        context=context,
     )
+
+
+def _context(spec: RuleSpec, registry: Registry, problems: list[_Problem]) -> tuple[ContextTemplate, ...]:
+    """``context:`` compiled, each entry checked against its kind's params model (every
+    entry's problem goes to ``problems``)."""
+    compiled = []
+    for index, entry in enumerate(spec.context):
+        try:
+            compiled.append(ContextTemplate.compile(entry, registry))
+        except ContextProblem as exc:
+            problems.append(_Problem(("context", index, *exc.path), f"context[{index}]: {exc.message}"))
+    return tuple(compiled)
 
 
 def _steps(

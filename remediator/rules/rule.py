@@ -13,6 +13,7 @@ from remediator.errors import TemplateError
 from remediator.handling.owners import Owner
 from remediator.handling.registry import HandlerParams, HandlerSpec
 from remediator.models import Alert
+from remediator.rules.contexts import ContextTemplate
 from remediator.rules.matchers import Matcher, matches_all
 from remediator.rules.probes import Probe, ProbeTemplate
 from remediator.rules.resolving import PodRef, ResolveTemplate
@@ -63,6 +64,7 @@ class Rule:
     policy: Policy
     probe: ProbeTemplate | None = None
     resolve: ResolveTemplate | None = None  # the pod's owner, found before the lease
+    context: tuple[ContextTemplate, ...] = ()  # gathered before acting (worker/gathering.py)
 
     def __getattr__(self, name: str) -> Any:
         """A policy field read from the rule: ``rule.policy.lease`` is ``rule.policy.lease``."""

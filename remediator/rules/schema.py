@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from remediator.durations import RuleDuration
 from remediator.rules.checks import escalate_problem
+from remediator.rules.contexts import MAX_ENTRIES, ContextEntry
 from remediator.rules.patterns import PatternError, compile_pattern
 
 RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -387,6 +388,12 @@ class _RuleFields(_Strict):
     resolve: ResolveSpec | None = None
     """the pod an alert names, resolved to the workload that owns it before the lease (see [Resolving
     a pod to its owner](#resolving-a-pod-to-its-owner))
+    """
+    context: list[ContextEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    """entries gathered before acting and shown in the Slack thread, the approval request, the event and
+    the console: each a one-key mapping from its kind (`kubernetes.logs`, `kubernetes.events`,
+    `prometheus.query`) to its params, templated; at most 10; see [Context in the
+    thread](../how-to/context.md)
     """
 
     @field_validator("name")

@@ -218,6 +218,7 @@ class Approval:
     note: str = ""
     channel: str = ""  # the Slack message with the buttons (empty: none posted)
     message_ts: str = ""
+    context: tuple[dict[str, Any], ...] = ()  # the rule's context: as gathered (models.Gathered)
     precheck: str = ""  # the target's state as the precheck saw it before asking ("": not looked)
 
     @property
@@ -234,6 +235,7 @@ class Approval:
         data = {k: v for k, v in data.items() if k in _APPROVAL_FIELDS}
         data["approvers"] = tuple(data.get("approvers") or ())
         data["plan"] = tuple(data.get("plan") or ())
+        data["context"] = tuple(data.get("context") or ())
         if data.get("alert") is not None:
             data["alert"] = Alert.model_validate(data["alert"])
         return cls(**data)

@@ -180,5 +180,6 @@ class AwaitingApproval:
             plan=plan,
             handler=" → ".join(step.name for step in rule.steps),
             alert=job.alert,
+            context=tuple(entry.model_dump() for entry in run.context),
             precheck=run.precheck,
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediator import clock
-from remediator.models import Job, Result, Step
+from remediator.models import Gathered, Job, Result, Step
 from remediator.rules.resolving import PodRef
 from remediator.rules.ruleset import Plan, Rule
 from remediator.store.values import Delivery
@@ -39,6 +39,7 @@ class Run:
     acted: bool = False  # the handler ran (the outcome counts failures, cooldowns, retries)
     precheck: str = ""  # the target's state as the precheck before the approval saw it
     carried: list[Step] = field(default_factory=list)  # of an earlier delivery or pass
+    context: list[Gathered] = field(default_factory=list)  # the rule's context: (gathering.py)
     pauses_seen: int = -1  # the version of the pauses the job was checked against
     collapsed: int = 0  # deliveries collapsed into this job at intake, as last seen
     hand_over: bool = False  # the worker wants its next job with this one's outcome...

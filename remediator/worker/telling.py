@@ -28,6 +28,10 @@ class Teller:
         """The handler starts (``after_failure``: an earlier attempt on it failed)."""
         self._send(self.notice(run, "started", dry_run=dry_run, after_failure=run.job.attempts > 0))
 
+    def context(self, run: Run, *, dry_run: bool) -> None:
+        """What the rule's ``context:`` gathered, before anything is done (a thread reply)."""
+        self._send(replace(self.notice(run, "context", dry_run=dry_run), context=list(run.context)))
+
     def outcome(self, run: Run, result: Result) -> None:
         self._send(self.notice(run, "outcome", result=result))
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +18,10 @@ from pydantic import ValidationError
 
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
-from remediator.models import AuditEvent, Outcome
+from remediator.console.attention import Waiting
+from remediator.console.rendering import environment
+from remediator.models import AuditEvent, Outcome, Step
+from remediator.store.values import Approval, JobState
 from tests.support.admin import (
     RULES,
     Calls,
@@ -384,6 +388,85 @@ async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
     activity = await (await client.get("/ui/")).text()  # issue 25: a banner on the Activity page
     assert "Circuit open: <strong>fix-it</strong> on <code>svc/db</code>" in activity
     assert "<th>Reason</th>" in activity and "could not fix svc/db" in activity
+
+
+async def test_the_event_page_shows_the_context_gathered_before_acting(
+    console: tuple[Client, Service],
+) -> None:
+    """Each entry of the timeline's context step: its title and text (as text, never markup),
+    or why it could not be gathered."""
+    client, svc = console
+    await sign_in(client, ALICE)
+    now = time.time()
+    entries = [
+        {
+            "kind": "kubernetes.logs",
+            "title": "last 3 log lines of pod torghut/ws-1",
+            "text": f"{HOSTILE}\n",
+            "cut": 120,
+            "tail": True,
+        },
+        {
+            "kind": "prometheus.query",
+            "title": "Prometheus: up",
+            "error": "no answer within 0.3s (its timeout)",
+        },
+    ]
+    await svc.store.audit.record_event(
+        AuditEvent(
+            event_id="with-context",
+            rule="fix-it",
+            target="svc/api",
+            received_at=now,
+            finished_at=now,
+            outcome=Outcome.SUCCEEDED,
+            timeline=[Step(at=now, name="context", message="2 entries gathered", data={"entries": entries})],
+        )
+    )
+    body = await (await client.get("/ui/events/with-context")).text()
+    assert "<h2>Context</h2>" in body and "last 3 log lines of pod torghut/ws-1" in body
+    assert f"<pre>{html.escape(HOSTILE)}\n</pre>" in body and HOSTILE not in body
+    assert "(120 characters cut, the end kept)" in body
+    assert "Prometheus: up</strong> — could not be gathered: no answer within 0.3s (its timeout)" in body
+
+
+def test_the_waiting_page_shows_the_context_of_an_approval() -> None:
+    """The approval request's context on the Waiting page (the template alone, rendered as the
+    console renders it)."""
+    now = time.time()
+    approval = Approval(
+        event_id="e1",
+        rule="gated",
+        target="svc/a",
+        alertname="Gated",
+        requested_at=now,
+        expires_at=now + 600,
+        approvers=("U0ALICE",),
+        context=({"kind": "prometheus.query", "title": "Prometheus: up", "text": f"1 {HOSTILE}"},),
+    )
+    job = JobState(
+        event_id="e1",
+        rule="gated",
+        alertname="Gated",
+        fingerprint="f",
+        state="awaiting_approval",
+        since=now,
+        received_at=now,
+        why="awaiting approval",
+    )
+    body = (
+        environment()
+        .get_template("waiting.html")
+        .render(
+            session=SimpleNamespace(name="alice", can_act=True),
+            csrf="x",
+            path="/ui/waiting",
+            jobs=[job],
+            approvals={"e1": Waiting(approval, ["U0ALICE"])},
+        )
+    )
+    assert "Context, gathered before asking:" in body and "Prometheus: up" in body
+    assert f"<pre>1 {html.escape(HOSTILE)}</pre>" in body
 
 
 async def test_the_rules_page_shows_an_open_brake_and_releases_its_jobs(tmp_path: Path) -> None:

@@ -239,6 +239,7 @@ def test_role_grants_exactly_what_the_handlers_call(overlay: list[Resource]) -> 
         ("batch", "jobs", "create"),
         ("batch", "jobs", "get"),
         ("", "pods/log", "get"),
+        ("", "events", "list"),  # a rule's kubernetes.events context
     }
     assert not any("resourceNames" in rule or "nonResourceURLs" in rule for rule in role["rules"])
     assert not [r for r in overlay if r["kind"] in ("ClusterRole", "ClusterRoleBinding")]

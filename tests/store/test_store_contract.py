@@ -554,6 +554,7 @@ def approval(event_id: str, at: float | None = None) -> Approval:
         plan=("restart svc/a",),
         handler="test.fix",
         alert=alert("Down", 0, service="a"),
+        context=({"kind": "prometheus.query", "title": "Prometheus: up", "text": '1 {job="a"}', "cut": 0},),
         precheck="svc/a: 0 of 2 replicas ready",  # what the precheck saw before asking
     )
 

@@ -27,6 +27,7 @@ from remediator.notify.slack.blocks import (
     section,
     short,
 )
+from remediator.notify.slack.gathered import context_blocks
 
 MAX_ERROR = 2400  # of the last error shown, leaving room for the note in one section
 _HIDDEN_STEPS = {"received", "lease.acquired", "handler.started", "outcome", "deferred", "circuit.opened"}
@@ -66,6 +67,8 @@ def headline(notice: Notice) -> str:
         return f"▶️ Pause lifted: {_scope(notice)}"
     if notice.kind == "store_reset":
         return "🧹 State store wiped: jobs accepted before it may be lost"
+    if notice.kind == "context":  # may start the thread: the run is under way
+        return f"🧪 DRY RUN: would remediate {what}" if notice.dry_run else f"🔧 Remediating {what}"
     if notice.kind == "brake_opened":
         dry = " (dry run)" if notice.dry_run else ""
         return f"🛑 Brake open{dry}: rule {notice.rule} holds further targets"
@@ -300,6 +303,8 @@ def _body(notice: Notice) -> list[dict[str, Any]]:
         return escalation_blocks(notice)
     if notice.kind == "resolved":
         return resolved_blocks(notice)
+    if notice.kind == "context":
+        return context_blocks(notice.context)
     return []
 
 
@@ -330,7 +335,7 @@ def parent(notice: Notice) -> Message:
     if notice.kind in ("store_reset", "brake_opened", "brake_released"):
         blocks = [header(headline(notice)), section(escape(notice.message))]
         return Message(fallback(escape(headline(notice)), "", escape(notice.message)), blocks)
-    body = _body(notice)
+    body = [] if notice.kind == "context" else _body(notice)  # the context: its first reply
     return Message(_text(notice), bounded(incident_blocks(notice) + body))
 
 
@@ -352,6 +357,8 @@ def reply(notice: Notice) -> Message:
 
 def flat(notice: Notice) -> Message:
     """Webhook mode has no threads: every message carries the incident with it."""
+    if notice.kind == "context":
+        return Message(_text(notice), bounded(incident_blocks(notice) + _body(notice)))
     return parent(notice)
 
 
