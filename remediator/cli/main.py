@@ -467,8 +467,8 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
                 equal = match.get("inhibit_equal")
                 same = f" with the same {', '.join(equal)}" if equal else ""
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
-            for entry in match.get("context", []):
-                lines.append(f"    context: {entry}")
+            for gathered in match.get("context", []):
+                lines.append(f"    context: {gathered}")
             if "max_targets" in match:
                 lines.append(f"    brake: {match['max_targets']}")
             for step in match["plan"]:
