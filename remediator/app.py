@@ -13,7 +13,17 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator.api import admin, alertmanager, approvals, brakes, health, jobs, pauses, slack_interactions
+from remediator.api import (
+    admin,
+    alertmanager,
+    approvals,
+    brakes,
+    gates,
+    health,
+    jobs,
+    pauses,
+    slack_interactions,
+)
 from remediator.api import errors as api_errors
 from remediator.api.auth import load_credentials
 from remediator.api.limits import FailureLimit
@@ -107,6 +117,7 @@ def create_app(
     jobs.add_routes(app)
     brakes.add_routes(app)
     approvals.add_routes(app)
+    gates.add_routes(app)
     slack_interactions.add_routes(app)
     if settings.ui:
         from remediator.console import views as console

@@ -13,6 +13,7 @@ from remediator.api.approval_models import ApprovalInfo, ApprovalPage, DecisionR
 from remediator.api.audit_models import EventDetail, EventPage, Stats
 from remediator.api.brake_models import BrakeList, BrakeRelease, BrakeReleased
 from remediator.api.control_models import JobInfo, JobList, PauseCreate, PauseInfo, PauseList
+from remediator.api.gate_models import GateState
 from remediator.api.openapi_paths import Refs, admin_paths, service_paths
 from remediator.api.schemas import (
     Accepted,
@@ -53,6 +54,7 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     ApprovalInfo,
     BrakeList,
     BrakeReleased,
+    GateState,
 )
 
 

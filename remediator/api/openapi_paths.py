@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from remediator.api.approval_models import ApprovalsQuery
 from remediator.api.control_models import PAUSE_ID_PATTERN, JobsQuery
+from remediator.api.gate_models import GateQuery
 from remediator.api.schemas import EVENT_ID_PATTERN, EventsQuery, ReplayQuery, StatsQuery
 from remediator.rules.schema import RULE_NAME_PATTERN
 
@@ -39,17 +40,19 @@ _DEPRECATED = (
 
 
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """A query model's fields as OpenAPI parameters: every one optional, its schema the
-    model's own (an optional field's ``null`` dropped: a query string has none)."""
+    """A query model's fields as OpenAPI parameters: required when the model requires it,
+    its schema the model's own (an optional field's ``null`` dropped: a query string has none)."""
     params = []
-    for name, prop in model.model_json_schema(mode="validation")["properties"].items():
+    model_schema = model.model_json_schema(mode="validation")
+    for name, prop in model_schema["properties"].items():
         schema = {k: v for k, v in prop.items() if k not in ("title", "anyOf", "description")}
         for branch in prop.get("anyOf", []):
             if branch.get("type") != "null":
                 schema = {**branch, **schema}
         if schema.get("default", 0) is None:
             del schema["default"]
-        param = {"name": name, "in": "query", "required": False, "schema": schema}
+        required = name in model_schema.get("required", ())
+        param = {"name": name, "in": "query", "required": required, "schema": schema}
         if "description" in prop:
             param["description"] = prop["description"]
         params.append(param)
@@ -315,6 +318,17 @@ def admin_paths(refs: Refs) -> dict[str, Any]:
                 {200: ("JobInfo", "the job")},
                 (400, 401, 404, 410, 503),
                 params=[_EVENT_ID],
+            )
+        },
+        "/api/v1/gates": {
+            "get": _op(
+                refs,
+                "getGates",
+                "The live gates of one (rule, target): its cooldown, an open circuit, the lease",
+                {200: ("GateState", "what holds the rule on the target now (null: nothing)")},
+                (400, 401, 503),
+                params=query_parameters(GateQuery),
+                description="Read-only tokens may call it; `remediator simulate --url` does.",
             )
         },
         "/api/v1/brakes": {

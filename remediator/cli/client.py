@@ -163,3 +163,45 @@ def alerts_from_events(events: Any) -> list[Alert]:
             seen.add(key)
             alerts.append(alert)
     return alerts
+
+
+def fetch_live(url: str | None, pairs: list[tuple[str, str]], timeout: float = 30.0) -> dict[str, Any]:
+    """What a running service holds now, for ``simulate --url``: its pauses, whether it runs
+    dry, its rules' brakes, and the live gates (``/api/v1/gates``) of each (rule, target) in ``pairs``. Every
+    route it asks is read-only: a read-only token is enough."""
+
+    async def fetch() -> dict[str, Any]:
+        async with AdminClient(service_url(url), admin_token(), timeout) as client:
+            pauses = await client.call("GET", "/api/v1/pauses")
+            rules = await client.call("GET", "/api/v1/rules")
+            try:
+                brakes = (await client.call("GET", "/api/v1/brakes"))["brakes"]
+            except CtlError as exc:  # a service from before the brake has none
+                if "HTTP 404" not in exc.message:
+                    raise
+                brakes = []
+            answers = await asyncio.gather(  # every call answered before one failure is raised
+                *(client.call("GET", "/api/v1/gates", params={"rule": r, "target": t}) for r, t in pairs),
+                return_exceptions=True,
+            )
+            for answer in answers:
+                if not isinstance(answer, BaseException):
+                    continue
+                if not isinstance(answer, CtlError) or "HTTP 404" not in answer.message:
+                    raise answer
+                raise CtlError(
+                    f"{client.url} has no /api/v1/gates (a service older than this command): its live "
+                    "cooldowns and circuits cannot be read; without --url, simulate checks the rules "
+                    "file alone (--from-events reads REMEDIATOR_URL)"
+                ) from answer
+            gates = list(answers)
+        return {
+            "url": client.url,
+            "pauses": pauses["pauses"],
+            "dry_run": bool(rules.get("dry_run")),
+            "rules_hash": rules.get("hash"),
+            "gates": dict(zip(pairs, gates, strict=True)),
+            "brakes": {brake["rule"]: brake for brake in brakes},
+        }
+
+    return asyncio.run(fetch())

@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from remediator import about, logs
+from remediator import about, clock, logs
 from remediator.api.auth import load_credentials
-from remediator.cli import commands, hardening
+from remediator.cli import commands, hardening, pipes, simulating
 from remediator.cli.client import CtlError, alerts_from_events, fetch_event_alerts
 from remediator.durations import format_duration
 from remediator.errors import RulesError, TemplateError
@@ -71,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the alerts of the last N events stored by a running service",
     )
     simulate.add_argument("--events-file", type=Path, help="events from `remediator events --json`")
-    simulate.add_argument("--url", help="service URL for --from-events (REMEDIATOR_URL)")
+    simulate.add_argument(
+        "--url",
+        help="a running service: the source of --from-events (else REMEDIATOR_URL), and given, its "
+        "live pauses, open circuits, cooldowns and leases are checked (a read-only token is enough)",
+    )
+    simulate.add_argument("--at", metavar="TIME", help=simulating.AT_HELP)
     simulate.add_argument(
         "--kube",
         nargs="?",
@@ -87,11 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         "`# yaml-language-server: $schema=...` line). It covers the handlers of "
         "REMEDIATOR_HANDLER_MODULES; `check` stays the judge of templates and cross-checks.",
     )
+    tests = sub.add_parser("test", help="run rule tests: alerts in, the matches expected out (as promtool's)")
+    tests.add_argument("files", nargs="+", type=Path, metavar="FILE", help="rule test files (YAML)")
     commands.add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `remediator simulate | head`: the reader has all it wanted
+        return pipes.reader_gone()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in commands.COMMANDS:
@@ -116,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         sys.stdout.write(schema_text(default_registry))
         return 0
+    if args.command == "test":
+        from remediator.cli import ruletests  # it runs simulate, from this module
+
+        return ruletests.run(args.files)
     if args.command == "check":
         return _check(
             args.path or settings.rules, strict=args.strict, slack_webhook=settings.slack_webhook_mode()
@@ -186,6 +204,11 @@ def _sources(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool, settings: Settings) -> int:
     try:
+        at = simulating.parse_at(args.at, clock.now())
+    except ValueError as exc:
+        print(f"remediator simulate: --at {exc}", file=sys.stderr)
+        return 2
+    try:
         rules = load_rules(rules_path, default_registry)
     except RulesError as exc:
         _print_rule_errors(exc)
@@ -204,6 +227,12 @@ def _simulate(args: argparse.Namespace, rules_path: Path, as_json: bool, setting
             os.environ["KUBECONFIG"] = args.kube  # this process only: the resolver reads it
         resolved = asyncio.run(resolve_pods(rules, alerts, settings))
     report = simulate(rules, alerts, resolved)
+    try:
+        live = simulating.LiveState.fetch(args.url, simulating.pairs(report)) if args.url else None
+    except CtlError as exc:
+        print(f"remediator simulate: {exc.message}", file=sys.stderr)
+        return exc.code
+    simulating.outlook(rules, alerts, report, at, live, settings.dry_run)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -438,14 +467,15 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
                 equal = match.get("inhibit_equal")
                 same = f" with the same {', '.join(equal)}" if equal else ""
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
-            for entry in match.get("context", []):
-                lines.append(f"    context: {entry}")
+            for gathered in match.get("context", []):
+                lines.append(f"    context: {gathered}")
             if "max_targets" in match:
                 lines.append(f"    brake: {match['max_targets']}")
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
             for step in match.get("probe_plan", []):
                 lines.append(f"    plan: {step}")
+            lines += simulating.outlook_lines(entry, match)
     return "\n".join(lines)
 
 

@@ -20,7 +20,8 @@ from remediator.rules.resolving import PodRef, ResolveTemplate
 from remediator.rules.schema import PageSpec, Policy
 from remediator.rules.templates import render_value
 
-_TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@=-]{0,252}$")
+TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@=-]{0,252}$"
+_TARGET = re.compile(TARGET_PATTERN)
 
 
 @dataclass(frozen=True)

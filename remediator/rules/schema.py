@@ -371,7 +371,7 @@ class _RuleFields(_Strict):
     steps: list[StepSpec] | None = None
     """instead of `handler:`, several steps run one after another on the target, each a handler with its
     `params`, `timeout`, `on_success` (`next`, `done`, `probe`) and `on_failure` (`stop`, `next`), or a
-    last `page:` step (see [Steps](#steps))
+    last `page:` step (see [Runbooks: steps](../how-to/runbooks.md))
     """
     target: str
     """template naming what is repaired: the key of the lease, cooldown and circuit"""

@@ -10,7 +10,9 @@ asked of ``store.admit`` (``admit.py``), in one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from remediator import clock
 from remediator.errors import MatcherError
@@ -84,14 +86,36 @@ class Paused:
 
     def _holding(self, pauses: list[Pause], labels: dict[str, str], now: float) -> tuple[str, float] | None:
         """Why the job is held, and until when; None: nothing holds it."""
-        for pause in pauses:
-            matchers = _matchers(pause.matchers)
-            if pause.until > now and matchers is not None and matches_all(matchers, labels):
-                return _pause_message(pause), pause.until
-        if (open_ := open_window(self.windows(), labels, now)) is not None:
-            window, until = open_
-            return f"maintenance window {window.name} open until {utc_iso(until)}", until
-        return None
+        found = holding(pauses, self.windows(), labels, now)
+        return (found.message, found.until) if found is not None else None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What holds a job: a pause (``name`` its id) or a maintenance window, until when."""
+
+    kind: Literal["pause", "window"]
+    name: str
+    message: str
+    until: float
+
+
+def holding(
+    pauses: Iterable[Pause], windows: tuple[Window, ...], labels: Mapping[str, str], now: float
+) -> Hold | None:
+    """The first pause, then the first open maintenance window, whose matchers match
+    ``labels`` (the alert's, plus ``rule`` and ``target``) at ``now``; None: nothing holds
+    the job. Pure: the workers and ``remediator simulate`` ask it."""
+    for pause in pauses:
+        matchers = _matchers(pause.matchers)
+        if pause.until > now and matchers is not None and matches_all(matchers, labels):
+            return Hold("pause", pause.id, _pause_message(pause), pause.until)
+    if (open_ := open_window(windows, labels, now)) is not None:
+        window, until = open_
+        return Hold(
+            "window", window.name, f"maintenance window {window.name} open until {utc_iso(until)}", until
+        )
+    return None
 
 
 class PauseBook:
