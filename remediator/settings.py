@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # serve makes its process undumpable (cli/hardening.py); true leaves it as it is, to debug
     dumpable: bool = False
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
+    # While the workers are busy, at most this many webhook requests are worked on at once
+    # (api/pacing.py): a flood of alerts leaves the workers their share. 0: no cap.
+    intake_concurrency: int = Field(default=4, ge=0, le=1024)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     handler_modules: list[str] = ["handlers"]
 
