@@ -942,9 +942,15 @@ async def test_conclude_records_acks_releases_and_leaves_the_state(store: Store)
         cooldown=60.0,
         reset_failures=True,
         episode_ttl=60.0,
+        forget_resolution="target:svc/a",
     )
     await store.gates.record_failure("r1", "svc/a", 60, 5)
+    assert await store.gates.claim_resolution("r1", "target:svc/a", 60)  # announced before this run
+    assert await store.gates.claim_resolution("r1", "target:svc/b", 60)
     assert (await store.conclude(end)).copies == 2
+    # the run acted: the target's next resolution is news again (another target's is not)
+    assert await store.gates.claim_resolution("r1", "target:svc/a", 60)
+    assert not await store.gates.claim_resolution("r1", "target:svc/b", 60)
     assert built[-1] == 2  # the event counts the copy that came while it ran
     recorded = await store.audit.get_event("a1")
     assert recorded is not None and recorded.details == {"deduplicated": 2}

@@ -98,6 +98,7 @@ class RedisAdmission:
                 "cooldown": k.cooldown(rule, target),
                 "attempts": k.attempts(rule, target),
                 "episode": k.episode(rule, job.alert.episode),
+                "resolution": k.resolution(rule, end.forget_resolution) if end.forget_resolution else "",
             },
             "id": job.event_id,
             "done": end.done,

@@ -563,7 +563,7 @@ return {'', 0, '', copies}
 
 # A job's end (``store.admission``), on one server only, keys inside ARGV[1] as for ADMIT.
 # ARGV[1]: {keys: {marker, audit, event, states, stream (the delivery's), lease, slots,
-# cooldown, attempts, episode}, id, expected (copies the event counts; -1: any), done,
+# cooldown, attempts, episode, resolution ('' none: the claim to forget)}, id, expected (copies the event counts; -1: any), done,
 # record (RECORD_EVENT's ARGV but the event), group, ack (entry id, '' none), token (lease,
 # '' none), slot ('' none), cooldown (ms, 0 none), reset (failures), episode (ttl ms, 0
 # none), next (a consumer to hand its next job, '' none), queue (``take``'s q)}; ARGV[2]:
@@ -588,6 +588,7 @@ if a['expected'] ~= -1 and n ~= a['expected'] then return {0, n} end
 if a['cooldown'] > 0 then redis.call('SET', k['cooldown'], '1', 'PX', a['cooldown']) end
 if a['reset'] then redis.call('DEL', k['attempts']) end
 if a['episode'] > 0 then redis.call('SET', k['episode'], '1', 'PX', a['episode']) end
+if k['resolution'] ~= '' then redis.call('DEL', k['resolution']) end
 settle(k['marker'], a['id'], a['done'] and '1' or '0')
 local r = a['record']
 record_event(k['audit'], k['event'], k['states'], {ARGV[2], r[1], r[2], r[3], r[4], r[5], r[6], r[7]}, now)
