@@ -99,7 +99,9 @@ async def test_a_wiped_store_is_reported_with_the_time_it_was_last_seen(tmp_path
             )
             assert paused.status == 201
             accepted = await first.post(
-                "/webhooks/alertmanager", json=payload(alert()), headers=webhook_headers()
+                "/webhooks/alertmanager",
+                json=payload(alert("TestBroken", service="held")),
+                headers=webhook_headers(),
             )
             [held] = (await accepted.json())["event_ids"]
             assert (await second.get(f"/api/v1/jobs/{held}", headers=admin_headers())).status == 200

@@ -29,7 +29,13 @@ async def wait_events(store: Store, event_ids: list[str], within: float) -> dict
         found = {e.event_id: e for e in events if e.event_id in wanted}
         return found if len(found) == len(wanted) else None
 
-    found = await eventually(recorded, within=within, every=0.2, what="recorded outcomes")
+    try:
+        found = await eventually(recorded, within=within, every=0.2, what="recorded outcomes")
+    except AssertionError as exc:  # say which jobs have no outcome, and where they wait
+        events, _ = await store.audit.list_events(len(wanted) + 100)
+        missing = sorted(wanted - {e.event_id for e in events})
+        states = [await store.jobs.job_state(event_id) for event_id in missing[:20]]
+        raise AssertionError(f"{exc}: {len(missing)} of {len(wanted)} without an outcome: {states}") from exc
     assert found is not None
     return found
 
