@@ -563,13 +563,13 @@ return {'', 0, '', copies}
 
 # A job's end (``store.admission``), on one server only, keys inside ARGV[1] as for ADMIT.
 # ARGV[1]: {keys: {marker, audit, event, states, stream (the delivery's), lease, slots,
-# cooldown, attempts, episode, resolution ('' none: the claim to forget)}, id, expected (copies the event counts; -1: any), done,
-# record (RECORD_EVENT's ARGV but the event), group, ack (entry id, '' none), token (lease,
-# '' none), slot ('' none), cooldown (ms, 0 none), reset (failures), episode (ttl ms, 0
-# none), next (a consumer to hand its next job, '' none), queue (``take``'s q)}; ARGV[2]:
-# the event (JSON). When the marker counts other copies than expected, nothing is
-# written: returns {0, copies} and the caller builds the event again. Else {1, copies,
-# the next job as ``take`` returns it (when next)}.
+# cooldown, attempts, episode, resolution (the claim to forget, '' none)}, id, expected
+# (copies the event counts; -1: any), done, record (RECORD_EVENT's ARGV but the event),
+# group, ack (entry id, '' none), token (lease, '' none), slot ('' none), cooldown (ms, 0
+# none), reset (failures), episode (ttl ms, 0 none), next (a consumer to hand its next
+# job, '' none), queue (``take``'s q)}; ARGV[2]: the event (JSON). When the marker counts
+# other copies than expected, nothing is written: returns {0, copies} and the caller
+# builds the event again. Else {1, copies, the next job as ``take`` returns it (when next)}.
 CONCLUDE = (
     _NOW_MS
     + _SETTLE_FN
