@@ -246,7 +246,7 @@ class Bench:
                       rules: str = RULES) -> tuple[subprocess.Popen[bytes], int]:
         proc, port = self.launch_service(name, workers, rules)
         try:
-            wait_port(port)
+            wait_port(port, timeout=120)  # a busy shared machine starts a replica slowly
         except TimeoutError as exc:
             raise RuntimeError(f"replica {name} did not start: see {self.tmp / (name + '.log')}") from exc
         return proc, port
