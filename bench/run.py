@@ -254,7 +254,7 @@ class Bench:
     # ---- metrics of the replicas ---------------------------------------------
     async def metric_text(self, http: aiohttp.ClientSession, port: int) -> str:
         async with http.get(f"http://127.0.0.1:{port}/metrics",
-                            timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                            timeout=aiohttp.ClientTimeout(total=30)) as resp:  # a busy machine
             return await resp.text()
 
     async def depth(self, http: aiohttp.ClientSession, port: int) -> int:
@@ -981,7 +981,13 @@ def main() -> None:
     if args.quick:
         args.duration, args.samples, args.storm_alerts, args.memory_alerts, args.backlog = 3, 50, 2_000, 10_000, 4_000
     bench = Bench(args)
-    asyncio.run(bench.run())
+    try:
+        asyncio.run(bench.run())
+    except BaseException:  # the sections measured before the failure are still shown
+        bench.results.setdefault("figures", figures(bench.results))
+        bench.results["failed"] = True
+        print(table(bench.results))
+        raise
     bench.results["sizes"] = {"wrk_seconds": args.duration, "connections": args.connections,
                               "overhead_samples": args.samples, "storm_alerts": args.storm_alerts,
                               "backlog": args.backlog, "memory_alerts": args.memory_alerts}
