@@ -22,7 +22,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test test-unit test-latest lint docs lock system-deps deploy-sync bench demo image clean
+.PHONY: run test test-unit test-latest lint docs docs-gen lock system-deps deploy-sync bench demo image clean
 
 $(UV): scripts/uv-requirements.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -55,10 +55,10 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
 ## test-unit: the fast tests (rules, worker gates, API, CLI, console, the memory store, Slack's
-## messages): no server process (tests marked `server` are left to `make test`), the memory
-## store's waits on looptime's clock; the fuzz runs (schemathesis, hypothesis) are left to `make test`
+## messages, the generated docs' freshness): no server process (tests marked `server` are left to
+## `make test`), the memory store's waits on looptime's clock; the fuzz runs (schemathesis, hypothesis) are left to `make test`
 UNIT_TESTS := tests/unit tests/rules tests/worker tests/api tests/cli tests/console/test_console.py \
-	tests/store/test_store_contract.py tests/notify/test_slack_transports.py
+	tests/store/test_store_contract.py tests/notify/test_slack_transports.py tests/docs/test_generated.py
 test-unit: $(VENV)/.installed
 	NO_TEST_SERVERS=1 $(PY) -m pytest -m "not server and not slow" \
 		--ignore tests/api/test_openapi.py --ignore tests/api/test_fuzz_routes.py \
@@ -75,14 +75,19 @@ deploy-sync: $(VENV)/.installed
 	$(PY) scripts/sync_deploy.py
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check remediator handlers tests demo
-	$(VENV)/bin/ruff format --check remediator handlers tests demo
+	$(VENV)/bin/ruff check remediator handlers tests demo scripts/gen_docs.py
+	$(VENV)/bin/ruff format --check remediator handlers tests demo scripts/gen_docs.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 ## docs: build the docs site (mkdocs.yml, docs/) into site/; a broken link or a page left out of nav fails it
 docs: $(VENV)/.installed
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+## docs-gen: write what the docs generate from the code: rules.schema.json (`remediator schema`) and the
+## tables of docs/reference/ (settings, metrics, rule keys, handler params, CLI, HTTP routes); tests fail while stale
+docs-gen: $(VENV)/.installed
+	$(PY) scripts/gen_docs.py
 
 ## image: build the Dockerfile with podman (on a local Debian base when the official one cannot be pulled)
 image:

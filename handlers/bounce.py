@@ -48,9 +48,15 @@ MAX_REPLICAS = 10_000
 
 class BounceParams(GitOpsParams):
     namespace: Label
+    """DNS-1123 label"""
     deployment: Subdomain
+    """DNS-1123 subdomain"""
     verify_timeout: VerifyTimeout = None
+    """duration: bound of each wait (pods gone; pods ready); keep the rule's `timeout` above twice this
+    (unset: the rule's)
+    """
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`): how often the waits poll"""
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,25 @@ _NODE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]+\]
 
 class RestoreReplicaParams(HandlerParams):
     nodes: list[str] = Field(min_length=1, max_length=64)
+    """`host:port` list (native port); every node is checked and repaired, and a node that does not answer
+    is reported, never skipped
+    """
     database: str
+    """must match `^[A-Za-z_][A-Za-z0-9_]*$`"""
     table: str | None = None
+    """same rule; empty means every read-only replicated table of the database (unset: every read-only
+    table)
+    """
     verify_timeout: RuleDuration | None = Field(default=None, gt=0, le=3600)
+    """duration (`60s`), at most `1h` (unset: the rule's `verify_timeout`)"""
     secure: bool = False
+    """TLS on the native port"""
     connect_timeout: RuleDuration = Field(default=5.0, gt=0, le=60)
+    """durations (at most `1m` / `10m`), applied to every call"""
     query_timeout: RuleDuration = Field(default=30.0, gt=0, le=600)
+    """durations (at most `1m` / `10m`), applied to every call"""
     poll_interval: PollInterval = 2.0
+    """duration between verification reads, at most `1m`"""
 
     @field_validator("nodes")
     @classmethod

@@ -109,15 +109,35 @@ ExitCode = Annotated[int, Field(ge=0, le=255)]
 
 class CommandParams(HandlerParams):
     argv: list[Argument] = Field(min_length=1)
+    """the program (an absolute path; no `PATH` lookup) and its arguments. `argv[0]` must be written in the
+    rule: a template there is an error in `remediator check`. Each later item may be templated and is
+    passed as exactly one argument, whatever the label holds (spaces, quotes, `;`, `$(...)`, newlines):
+    nothing is split or parsed by a shell. A NUL character is refused
+    """
     env: dict[EnvName, Argument] = Field(default_factory=dict)
+    """extra variables, values templated. Names are `[A-Za-z_][A-Za-z0-9_]*`; `ALERT_*` and `REMEDIATOR_*`
+    are the handler's and refused
+    """
     cwd: Annotated[str, AfterValidator(_directory)] | None = None
+    """absolute path of the working directory (unset: inherited)"""
     timeout: RuleDuration = Field(default=60.0, gt=0, le=3600)
+    """duration, at most `1h`; also bounded by the rule's `timeout`"""
     grace: RuleDuration = Field(default=5.0, gt=0, le=60)
+    """duration, at most `1m`: between SIGTERM and SIGKILL when the program is stopped"""
     ok_exit_codes: list[ExitCode] = Field(default_factory=lambda: [0], min_length=1)
+    """exit codes that mean `succeeded`"""
     noop_exit_codes: list[ExitCode] = Field(default_factory=list)
+    """exit codes that mean "nothing to do" (`noop`), e.g. a precheck that finds the target healthy;
+    disjoint from `ok_exit_codes`
+    """
     max_output: int = Field(default=64 * 1024, ge=256, le=1024 * 1024)
+    """how much of stdout and of stderr is kept, each: its last `max_output` bytes, decoded as UTF-8
+    (invalid bytes replaced); 256 to 1048576
+    """
     run_in_dry_run: bool = False
+    """run the program in a dry run too, with `REMEDIATOR_DRY_RUN=1` (it must then only print its plan)"""
     allow_option_args: bool = False
+    """let a value from the alert start an argument with `-` (see **Options** below)"""
 
     @model_validator(mode="before")
     @classmethod

@@ -47,11 +47,17 @@ from remediator import (
 
 class DeletePodParams(GitOpsParams):
     namespace: Label
+    """DNS-1123 label"""
     pod: Subdomain
+    """DNS-1123 subdomain"""
     grace_period: RuleDuration | None = Field(default=None, ge=0, le=86400)  # None: the pod's own
+    """duration (`0s` to `1d`): `gracePeriodSeconds` of the delete (unset: the pod's own)"""
     allow_bare: bool = False
+    """also delete a pod with no controlling owner (nothing replaces it)"""
     verify_timeout: VerifyTimeout = None
+    """duration: how long to wait for the replacement (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`)"""
 
 
 def pod_request(namespace: str, name: str) -> ApiRequest:

@@ -94,10 +94,21 @@ class RestartWhen(HandlerParams):
 
 class FlinkRestartParams(GitOpsParams):
     namespace: Label
+    """the FlinkDeployment; each must be a DNS-1123 label (checked when params are rendered, so `remediator
+    check`/`simulate` show a bad label)
+    """
     name: Label
+    """the FlinkDeployment; each must be a DNS-1123 label (checked when params are rendered, so `remediator
+    check`/`simulate` show a bad label)
+    """
     restart_when: RestartWhen = Field(default_factory=RestartWhen)
+    """act when `status.jobStatus.state` or `status.lifecycleState` is in these lists; transient states may
+    not be listed
+    """
     verify_timeout: VerifyTimeout = None
+    """duration: how long to wait for recovery (unset: the rule's `verify_timeout`)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`): how often verification reads the object"""
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,11 @@ class GitOpsParams(HandlerParams):
     """Params every Kubernetes handler takes: how to treat an object Argo CD manages."""
 
     gitops: Literal["respect", "override"] = "respect"
+    """see [Argo CD](../how-to/argocd.md#gitops)"""
     argocd_namespace: Label = ARGOCD_NAMESPACE
+    """see [Argo CD](../how-to/argocd.md#gitops)"""
     argocd_tracking_label: LabelKey = TRACKING_LABEL
+    """see [Argo CD](../how-to/argocd.md#gitops)"""
 
 
 @dataclass(frozen=True)

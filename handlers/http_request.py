@@ -30,11 +30,24 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # a header name (RFC 9110
 
 class HttpRequestParams(HandlerParams):
     url: str
+    """absolute http(s) URL; every `{{ }}` substitution is percent-encoded, so a label can't change the
+    host or path structure. The URL is sent exactly as rendered (not re-quoted, dot segments not
+    resolved), so it must be valid as written: a space or other character outside RFC 3986 must be
+    written percent-encoded. A path segment that is `.` or `..` (also `%2e%2e`) is refused, so a label
+    `item=".."` cannot turn `/api/items/{{ labels.item }}/restart` into `/api/restart`
+    """
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    """GET, POST, PUT, PATCH, DELETE"""
     headers: dict[str, str] = Field(default_factory=dict)
+    """values templated; names must be HTTP tokens; a value with any control character (`\\x00`-`\\x1f`,
+    `\\x7f`-`\\x9f`, tab and line breaks included) is refused
+    """
     json_body: Any = Field(default=None, alias="json")
+    """templated JSON body (unset: no body)"""
     expect_status: list[int] = Field(default_factory=list)
+    """list of accepted codes"""
     timeout: RuleDuration = Field(default=10.0, gt=0, le=600)
+    """duration, at most `10m`; also bounded by the rule's `timeout`"""
 
     @field_validator("url")
     @classmethod

@@ -80,19 +80,41 @@ def _image(value: str) -> str:
 
 class JobParams(HandlerParams):
     namespace: Label
+    """DNS-1123 label; may be templated. The Role must be in this namespace"""
     image: Annotated[str, AfterValidator(_image)]
+    """image reference; written in the rule, never templated"""
     command: list[Argument] = Field(default_factory=list)
+    """list; `command[0]` written in the rule, later items may be templated (each one whole argument)"""
     args: list[Argument] = Field(default_factory=list)
+    """list, items may be templated"""
     env: dict[EnvName, Argument] = Field(default_factory=dict)
+    """extra variables, values templated; `ALERT_*`/`REMEDIATOR_*` names refused. Values never appear in a
+    plan (see below)
+    """
     alert_env: bool = True
+    """put the alert into the container's env as `ALERT_*` variables (as `command.run`)"""
     service_account: Subdomain | None = None
+    """`serviceAccountName` of the pod; without it the pod gets no API token
+    (`automountServiceAccountToken: false`). Never templated
+    """
     active_deadline: RuleDuration = Field(default=600.0, ge=1, le=86400)
+    """duration, at most `1d`: `activeDeadlineSeconds`"""
     ttl_after_finished: RuleDuration = Field(default=3600.0, ge=0, le=7 * 86400)
+    """duration, at most `7d`: `ttlSecondsAfterFinished` (the finished Job and its pod are then deleted by
+    Kubernetes)
+    """
     backoff_limit: int = Field(default=0, ge=0, le=10)
+    """`backoffLimit`, at most 10 (remediator does its own retries)"""
     log_lines: int = Field(default=50, ge=1, le=1000)
+    """lines of the pod's log kept (`tailLines`), at most 1000"""
     verify_timeout: VerifyTimeout = None
+    """duration: how long to wait for the Job to finish (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`) between two reads of the Job"""
     allow_option_args: bool = False
+    """let a value from the alert start a `command` or `args` item with `-` (as `command.run`'s
+    **Options**); written in the rule
+    """
 
     @model_validator(mode="before")
     @classmethod

@@ -55,16 +55,24 @@ UNCORDON: dict[str, Any] = {"spec": {"unschedulable": None}}
 
 class CordonParams(GitOpsParams):
     node: Subdomain
+    """DNS-1123 subdomain"""
     drain: bool = False
+    """(`cordon` only) also evict the node's pods"""
     max_pods: int = Field(default=10, ge=1, le=1000)
+    """(`cordon` only) at most this many pods to evict (1 to 1000): more is refused before anything is done"""
     verify_timeout: VerifyTimeout = None
+    """duration: how long the evictions may be retried and the drain waited for (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`)"""
 
 
 class UncordonParams(GitOpsParams):
     node: Subdomain
+    """DNS-1123 subdomain"""
     verify_timeout: VerifyTimeout = None
+    """duration: how long the evictions may be retried and the drain waited for (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`)"""
 
 
 def node_request(name: str) -> ApiRequest:

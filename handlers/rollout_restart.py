@@ -47,10 +47,15 @@ _TEMPLATE_PATH = ("spec", "template", "metadata", "annotations", RESTARTED_AT)
 
 class RolloutRestartParams(GitOpsParams):
     namespace: Label
+    """DNS-1123 label"""
     kind: Kind = "Deployment"
+    """`Deployment`, `StatefulSet` or `DaemonSet`"""
     name: Subdomain
+    """DNS-1123 subdomain"""
     verify_timeout: VerifyTimeout = None
+    """duration: how long to wait for the rollout (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`)"""
 
 
 def restart_body(at: str) -> dict[str, object]:

@@ -46,13 +46,25 @@ MAX_REPLICAS = 10_000
 
 class ScaleParams(GitOpsParams):
     namespace: Label
+    """DNS-1123 label"""
     kind: ScalableKind = "Deployment"
+    """`Deployment` or `StatefulSet`"""
     name: Subdomain
+    """DNS-1123 subdomain"""
     replicas: int = Field(ge=0, le=MAX_REPLICAS)
+    """the count to set (0 to 10000; may be templated)"""
     min: int = Field(ge=0, le=MAX_REPLICAS)
+    """bounds: a `replicas` outside `[min, max]` is refused (`check` refuses one written in the rule; a
+    templated one fails the job at its precheck)
+    """
     max: int = Field(ge=0, le=MAX_REPLICAS)
+    """bounds: a `replicas` outside `[min, max]` is refused (`check` refuses one written in the rule; a
+    templated one fails the job at its precheck)
+    """
     verify_timeout: VerifyTimeout = None
+    """duration: how long to wait for the Ready replicas (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`)"""
 
     @model_validator(mode="after")
     def _bounds(self) -> ScaleParams:

@@ -49,11 +49,22 @@ from remediator import (
 
 class SetEnvParams(GitOpsParams):
     namespace: Label
+    """DNS-1123 label"""
     deployment: Subdomain
+    """DNS-1123 subdomain"""
     container: Label | None = None  # default: the Deployment's only container
+    """DNS-1123 label. With several containers and none named, the run fails and names them (unset: the
+    only one)
+    """
     env: Annotated[dict[EnvName, EnvValue], Field(min_length=1)]
+    """map of name -> value, at least one. Names: letters, digits and `_`, not starting with a digit.
+    Values are data: templated, at most 32768 characters, any control character (`\\x00`-`\\x1f`,
+    `\\x7f`-`\\x9f`, line breaks included) refused at render
+    """
     verify_timeout: VerifyTimeout = None
+    """duration: how long to wait for the rollout (unset: the rule's)"""
     poll_interval: PollInterval = 2.0
+    """duration (at most `1m`)"""
 
 
 def _get(params: SetEnvParams) -> ApiRequest:

@@ -8,6 +8,7 @@ from remediator.durations import Duration, RuleDuration
 from remediator.errors import HandlerError, PermanentError, TemporaryError
 from remediator.handling.context import Context, Resources
 from remediator.handling.escapes import checked_url, url_escape
+from remediator.handling.gathering import GatherParams
 from remediator.handling.kit import (
     MAX_CONFLICTS,
     Conflict,
@@ -24,7 +25,7 @@ from remediator.handling.kit import (
 from remediator.handling.names import dns1123_label, dns1123_subdomain
 from remediator.handling.owners import Owner, PodGone
 from remediator.handling.phases import Checked, Handler
-from remediator.handling.registry import HandlerParams, handler, owner_resolver
+from remediator.handling.registry import HandlerParams, gatherer, handler, owner_resolver
 from remediator.models import Alert, Outcome, Result
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Conflict",
     "Context",
     "Duration",
+    "GatherParams",
     "Handler",
     "HandlerError",
     "HandlerParams",
@@ -52,6 +54,7 @@ __all__ = [
     "checked_url",
     "dns1123_label",
     "dns1123_subdomain",
+    "gatherer",
     "handler",
     "owner_resolver",
     "planned_within",

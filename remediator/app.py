@@ -13,7 +13,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from remediator.api import admin, alertmanager, approvals, health, jobs, pauses, slack_interactions
+from remediator.api import admin, alertmanager, approvals, brakes, health, jobs, pauses, slack_interactions
 from remediator.api import errors as api_errors
 from remediator.api.auth import load_credentials
 from remediator.api.limits import FailureLimit
@@ -52,7 +52,6 @@ async def make_store(settings: Settings) -> Store:
         return MemoryStore(
             firing_ttl=settings.firing_ttl,
             audit_max_events=settings.audit_max_events,
-            max_deliveries=settings.max_deliveries,
             max_firing=settings.memory_max_firing,
             max_episodes=settings.memory_max_episodes,
         )
@@ -107,6 +106,7 @@ def create_app(
     admin.add_routes(app)
     pauses.add_routes(app)
     jobs.add_routes(app)
+    brakes.add_routes(app)
     approvals.add_routes(app)
     slack_interactions.add_routes(app)
     if settings.ui:

@@ -79,6 +79,20 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.brakes_opened = Counter(
+            "remediator_brakes_opened_total",
+            "Times a rule's blast-radius brake opened (max_targets): it wanted more distinct "
+            "targets within the window than allowed, and the further jobs were held.",
+            ["rule"],
+            registry=r,
+        )
+        self.brake_held_jobs = Gauge(
+            "remediator_brake_held_jobs",
+            "Jobs a rule's blast-radius brake holds until an operator releases them (read "
+            "from the shared store at each scrape).",
+            ["rule"],
+            registry=r,
+        )
         self.notifications = Counter(
             "remediator_notifications_total",
             "Notifications by result.",

@@ -156,6 +156,7 @@ class Outcome(StrEnum):
     DRY_RUN = "dry_run"
     FAILED = "failed"
     SKIPPED = "skipped"
+    ESCALATED = "escalated"  # a chain reached its ``page:`` step: handed to a person
 
 
 class SkipReason(StrEnum):
@@ -273,6 +274,24 @@ class Step(BaseModel):
     name: str
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Gathered(BaseModel):
+    """One ``context:`` entry as gathered for a job (``worker/gathering.py``): its kind, a
+    title, the text shown (bounded, secrets redacted), or why it could not be gathered."""
+
+    kind: str
+    title: str
+    text: str = ""
+    error: str = ""  # a failed gathering: noted, never fatal
+    seconds: float = 0.0
+    cut: int = 0  # characters left out to stay within the size bound
+    tail: bool = False  # the end of the text matters (a log): a cut keeps the end
+    redacted: int = 0  # secrets replaced by [redacted]
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
 
 
 class Result(BaseModel):

@@ -37,6 +37,14 @@ VERIFIED_SECRETS = ("webhook_token", "webhook_password", "admin_token")
 # Read by the admin CLI (remediator/cli/admin_client.py) and the test suite (tests/api/test_openapi.py),
 # not by Settings: known, so that setting them next to the service's variables is no error.
 OTHER_VARIABLES = ("REMEDIATOR_URL", "REMEDIATOR_FUZZ_EXAMPLES")
+# Variables of earlier versions that nothing reads any more: still set, each is ignored with a
+# warning (not refused as unknown), so an upgrade does not stop a Deployment that sets one.
+REMOVED_VARIABLES = {
+    "REMEDIATOR_STREAM_MAX_LEN": (
+        "removed in 0.2.0: nothing read it (trimming the queue's stream would drop jobs not yet "
+        "acknowledged); it is ignored: delete it from the environment"
+    ),
+}
 # Variables the kubelet injects for a Service named "remediator" (Docker links do the same).
 _SERVICE_LINK = re.compile(r"REMEDIATOR_(SERVICE_HOST|SERVICE_PORT\w*|PORT_\d+_\w+)")
 
@@ -71,85 +79,174 @@ class Settings(BaseSettings):
     """Every knob of the service. Secrets may also be read from ``*_FILE``."""
 
     # Empty variables count as unset (the default applies); see _blank_is_unset for blanks.
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", env_ignore_empty=True, use_attribute_docstrings=True
+    )
 
     rules: Path = Path("rules.yaml")
+    """rules file (watched; see [Rule reload](rules.md#rule-reload))"""
     host: str = "0.0.0.0"
+    """listen address"""
     port: int = Field(default=8080, ge=0, le=65535)
+    """listen address"""
     redis_url: SecretStr | None = None
+    """Redis for shared state; unset: in-memory store (one replica, nothing survives a restart)"""
     redis_prefix: str = "remediator"
+    """prefix of every Redis key"""
     webhook_token: SecretStr | None = None
+    """bearer token Alertmanager must send (at least 16 characters)"""
     webhook_username: str | None = None
+    """basic auth instead of (or besides) the token; both or neither, the password at least 16 characters"""
     webhook_password: SecretStr | None = None
+    """basic auth instead of (or besides) the token; both or neither, the password at least 16 characters"""
     insecure_no_auth: bool = False
+    """`serve` accepts webhooks without credentials (as `--insecure-no-auth`): local testing only"""
     admin_token: SecretStr | None = None
+    """bearer token of the admin API (at least 16 characters), known as the credential `admin`; with
+    neither this nor `ADMIN_TOKENS_FILE`, every admin route answers 404
+    """
     admin_tokens_file: Path | None = None  # named admin credentials (api/credentials.py)
+    """named admin credentials, one per person or tool (see [Admin API](../reference/api.md#admin-api));
+    reloaded when it changes (every `RULES_POLL_INTERVAL`): a removed token stops working at once
+    """
     ui: bool = False  # the web console under /ui/ (remediator/console)
+    """serve the [web console](../how-to/console.md) under `/ui/`"""
     ui_session_key: SecretStr | None = None  # signs console sessions; unset: a per-process key
+    """secret that signs console sessions, so that replicas share them; unset: a random key per process (a
+    restart signs everyone out)
+    """
     # Failed credentials (webhook, admin API, console sign-in; api/limits.py): this many in the
     # window from one client address, or for one presented name, and it is refused (429).
     auth_max_failures: int = Field(default=20, ge=1, le=1000)
+    """this many wrong credentials within the window from one client address, or for one basic-auth user
+    name, and that caller is answered `429` with `Retry-After` (webhook, admin API, console sign-in; see
+    [Security](security.md))
+    """
     auth_failure_window: Duration = Field(default=60.0, gt=0, le=86400.0)
+    """this many wrong credentials within the window from one client address, or for one basic-auth user
+    name, and that caller is answered `429` with `Retry-After` (webhook, admin API, console sign-in; see
+    [Security](security.md))
+    """
     # Proxies whose X-Forwarded-For is believed (an Ingress): comma-separated CIDRs. Unset:
     # only the peer address counts.
     trusted_proxies: Annotated[list[Network], NoDecode, BeforeValidator(_networks)] = []
+    """comma-separated addresses or CIDRs (`10.0.0.0/8, 192.168.1.7`) of proxies (an Ingress) whose
+    `X-Forwarded-For` is believed for the client's address; unset: only the peer address counts
+    """
     dry_run: bool = False
+    """plan only, everywhere (wins over rules and replays)"""
     # serve makes its process undumpable (cli/hardening.py); true leaves it as it is, to debug
     dumpable: bool = False
+    """`serve` makes its process undumpable at start (`prctl(PR_SET_DUMPABLE, 0)`, Linux): other processes
+    of its user, `command.run` scripts included, cannot read its `/proc` environment, memory or
+    descriptors, and py-spy, gdb and core dumps cannot either. `true` leaves the process as it is, for a
+    debugging session only (see [Security](../reference/security.md))
+    """
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
-    # While the workers are busy, at most this many webhook requests are worked on at once
-    # (api/pacing.py): a flood of alerts leaves the workers their share. 0: no cap.
+    """worker tasks per replica; `0` makes an intake-only replica (accepts and stores, runs nothing)"""
     intake_concurrency: int = Field(default=4, ge=0, le=1024)
+    """while this replica's workers are busy, at most this many webhook requests are read, validated and stored at once; the others wait their turn, so a flood of alerts leaves the workers their share of the event loop (`api/pacing.py`); `0`: no cap"""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """webhook body limit (413 above it)"""
     handler_modules: list[str] = ["handlers"]
+    """Python modules that register handlers (JSON list)"""
 
     slack_bot_token: SecretStr | None = None
+    """Slack threads via `chat.postMessage`"""
     slack_channel: str | None = None
+    """Slack threads via `chat.postMessage`"""
     slack_webhook_url: SecretStr | None = None
+    """Slack incoming webhook (flat messages)"""
     slack_api_url: str = "https://slack.com/api/"
+    """another Slack-compatible API base"""
     # verifies Slack's interactivity requests (approval buttons): api/slack_interactions.py
     slack_signing_secret: SecretStr | None = None
+    """the Slack app's signing secret: verifies every request to `POST /slack/interactions` (the Approve
+    and Reject buttons, see [Approvals](../how-to/approvals.md)); unset: that route answers 404. A
+    secret, also as `_FILE`
+    """
     # https://<workspace>.slack.com: lets the console link an event to its Slack thread
     slack_workspace_url: str | None = None
+    """the workspace's `https://<name>.slack.com`: the [web console](../how-to/console.md) links an event
+    to its Slack thread (with `SLACK_CHANNEL` given as a channel id)
+    """
 
     # PagerDuty Events API v2: an incident when a circuit opens (notify/pagerduty.py).
     pagerduty_routing_key: SecretStr | None = None
+    """PagerDuty Events API v2 integration key: an incident when a circuit opens (see
+    [PagerDuty](../how-to/pagerduty.md)); a secret, also as `_FILE`
+    """
     pagerduty_api_url: str = "https://events.pagerduty.com"
+    """base URL of the Events API (events go to `<url>/v2/enqueue`)"""
 
     clickhouse_user: str = "default"
+    """credentials of `clickhouse.restore_replica`"""
     clickhouse_password: SecretStr | None = None
+    """credentials of `clickhouse.restore_replica`"""
 
     log_format: Literal["json", "console"] = "json"
+    """`json` or `console`"""
     log_level: str = "INFO"
+    """the lowest level logged: `DEBUG`, `INFO`, `WARNING` or `ERROR`"""
 
     # Queue and state tuning (seconds unless noted).
     reclaim_idle: Duration = 60.0
+    """a job whose worker has been silent this long is re-delivered to another worker"""
     heartbeat: Duration = 5.0
+    """how often a running job extends its lease and shows it is alive"""
     max_deliveries: int = Field(default=5, ge=1)
+    """deliveries after which a job is dead-lettered, not retried"""
     defer_interval: Duration = 5.0
+    """how often an inhibited or held job, or one awaiting approval, looks again"""
     firing_ttl: Duration = 6 * 3600.0
+    """how long a firing alert counts as firing without a new notification"""
     episode_ttl: Duration = 7 * 86400.0
+    """how long "done for this firing episode" is remembered"""
     audit_max_events: int = Field(default=10_000, ge=10)
+    """audit cap and retention"""
     audit_retention: Duration = 7 * 86400.0
+    """audit cap and retention"""
     # What one audit event keeps of a handler's plan and details (worker/capping.py), in bytes
     audit_event_max_bytes: int = Field(default=4096, ge=1024, le=1024 * 1024)
-    stream_max_len: int = Field(default=100_000, ge=100)
+    """what one audit event keeps of a handler's plan and details (their JSON, in bytes); beyond it each
+    keeps its first part, and `details.capped` its full size and SHA-256 (see [Sizing
+    Redis](../how-to/redis.md#sizing-redis))
+    """
     rules_poll_interval: Duration = 2.0
+    """how often the rules file is checked for changes"""
     shutdown_grace: Duration = 30.0
+    """how long running jobs may finish at shutdown"""
     # Operators' controls: the longest pause the API accepts (at most 30 days), and how
     # long a job waits (inhibited, held, awaiting approval) before its thread says why.
     max_pause: Duration = Field(default=7 * 86400.0, gt=0, le=30 * 86400.0)
+    """the longest pause the API accepts (at most `30d`); a longer `for`/`until` is a 400 `pause too long`"""
     wait_note_after: Duration = Field(default=10.0, ge=0)
+    """a job that has waited this long (inhibited, held by a pause or window, awaiting approval) posts one
+    note in its Slack thread saying what it waits for
+    """
 
     # HTTP limits against slow or greedy clients (serving.py).
     header_timeout: Duration = Field(default=10.0, gt=0)  # connection or first byte -> headers
+    """a connection must send a request's complete headers this soon after it opens or after its previous
+    answer, else it is closed (this also ends idle keep-alive connections)
+    """
     body_timeout: Duration = Field(default=30.0, gt=0)  # headers -> whole body read
+    """the whole request body must arrive this soon after the headers, else `408` and the connection is
+    closed
+    """
     max_connections: int = Field(default=1000, ge=1)
+    """open connections at most; see [HTTP API](../reference/api.md) for what happens at the limit"""
 
     # Memory store only: per-alert entries kept at most (oldest evicted, counted in
     # remediator_store_evictions_total{kind}); Redis keeps them until their TTL.
     memory_max_firing: int = Field(default=100_000, ge=100)
+    """memory store only: per-alert entries kept at most, oldest evicted first (see [Running several
+    replicas on Redis](../how-to/redis.md))
+    """
     memory_max_episodes: int = Field(default=100_000, ge=100)
+    """memory store only: per-alert entries kept at most, oldest evicted first (see [Running several
+    replicas on Redis](../how-to/redis.md))
+    """
 
     @model_validator(mode="before")
     @classmethod
@@ -239,7 +336,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """One problem per ``REMEDIATOR_*`` variable nothing reads, naming the closest known one."""
     known, problems = known_variables(), []
     for name in sorted(key.upper() for key in environ if key.upper().startswith(PREFIX)):
-        if name in known:
+        if name in known or name in REMOVED_VARIABLES:
             continue
         if _SERVICE_LINK.fullmatch(name):
             hint = (
@@ -256,6 +353,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
             )
         problems.append(f"{name} is not a remediator variable: {hint}")
     return problems
+
+
+def removed_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per variable of an earlier version still set (see ``REMOVED_VARIABLES``)."""
+    names = sorted(key.upper() for key in environ)
+    return [f"{name} is {REMOVED_VARIABLES[name]}" for name in names if name in REMOVED_VARIABLES]
 
 
 def _validation_problems(exc: ValidationError) -> list[str]:

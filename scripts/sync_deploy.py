@@ -31,6 +31,7 @@ tests/deploy/test_deploy_sync.py runs ``--check``: the tests fail while a file i
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import textwrap
@@ -45,6 +46,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # The repository's own rules.yaml is the torghut installation's (make run, the demo).
 RULES_COPIES = {"rules.yaml": "deploy/overlays/torghut/rules.yaml"}
+# The first line of a rules file that names its JSON Schema for editors (yaml-language-server).
+SCHEMA_LINE = "# yaml-language-server: $schema="
 ROLE = "deploy/base/role.yaml"
 CLUSTER_RBAC = "deploy/components/cluster-rbac"
 NODE_RBAC = "deploy/components/node-rbac"
@@ -281,7 +284,9 @@ def outputs(root: Path) -> Iterator[Output]:
 def _generated(root: Path) -> Iterator[Output]:
     for source, target in RULES_COPIES.items():
         if (root / source).is_file():
-            yield Output(target, (root / source).read_text(encoding="utf-8"))
+            yield Output(
+                target, _schema_line_moved((root / source).read_text(encoding="utf-8"), source, target)
+            )
     for overlay in overlays(root):
         yield rbac(root, overlay)
         if (overlay / "alerts.rules.yml").is_file():
@@ -290,6 +295,16 @@ def _generated(root: Path) -> Iterator[Output]:
     yield node_cluster_role(root)
     for directory, name in PROMETHEUS_DIRS.items():
         yield prometheus_rule(root, root / directory, name)
+
+
+def _schema_line_moved(text: str, source: str, target: str) -> str:
+    """The copy's ``# yaml-language-server: $schema=PATH`` names the same schema from where it is."""
+    first, newline, rest = text.partition("\n")
+    if not first.startswith(SCHEMA_LINE) or "://" in first:
+        return text
+    schema = (Path(source).parent / first.removeprefix(SCHEMA_LINE).strip()).as_posix()
+    moved = os.path.relpath(schema, Path(target).parent.as_posix())
+    return f"{SCHEMA_LINE}{Path(moved).as_posix()}{newline}{rest}"
 
 
 def stale(root: Path) -> list[Output]:

@@ -16,7 +16,7 @@ from remediator.notify.notice import Notifier
 from remediator.settings import Settings
 from remediator.store.memory import MemoryStore
 from remediator.worker.pipeline import Pipeline
-from tests.support.handlers import RUNS, make_registry
+from tests.support.handlers import ACTS, RUNS, make_registry
 from tests.support.waiting import eventually, wait_event
 
 TOKEN = "test-token"
@@ -40,6 +40,7 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
 @pytest.fixture(autouse=True)
 def clear_runs() -> None:
     RUNS.clear()
+    ACTS.clear()
 
 
 class Harness:

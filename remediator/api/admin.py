@@ -36,6 +36,7 @@ from remediator.api.schemas import (
     RuleInfo,
     RulesInfo,
     StatsQuery,
+    StepInfo,
 )
 from remediator.api.service import SERVICE, Service
 from remediator.intake import ManualOptions
@@ -207,11 +208,21 @@ def rule_info(rule: Rule, service_dry_run: bool = False) -> RuleInfo:
         name=rule.name,
         description=rule.description,
         enabled=rule.enabled,
-        handler=rule.handler.name,
+        handler=" → ".join(step.name for step in rule.steps),
         matchers=[str(m) for m in rule.matchers],
         inhibited_by=[str(m) for m in rule.inhibited_by],
         concurrency_limit=rule.concurrency_limit,
         probe=rule.probe.spec if rule.probe is not None else None,
+        steps=[
+            StepInfo(
+                handler=step.name,
+                on_success=step.on_success if step.handler is not None else "",
+                on_failure=step.on_failure if step.handler is not None else "",
+                timeout_seconds=step.timeout,
+                page=step.page.model_dump() if step.page is not None else None,
+            )
+            for step in rule.steps
+        ],
     )
 
 

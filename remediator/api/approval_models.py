@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.api.times import UtcTime
+from remediator.models import Gathered
 from remediator.store.values import Approval
 
 APPROVAL_STATES = ["pending", "approved", "rejected", "expired", "withdrawn"]
@@ -44,6 +45,7 @@ class ApprovalInfo(BaseModel):
     alertname: str
     state: ApprovalState
     plan: list[str]
+    precheck: str = Field(default="", description="the target's state as the precheck saw it before asking")
     approvers: list[str] = Field(description="Slack user ids (U..., W...) and user-group ids (S...)")
     requested_at: UtcTime
     expires_at: UtcTime
@@ -51,10 +53,14 @@ class ApprovalInfo(BaseModel):
     decided_at: UtcTime | None = None
     note: str = ""
     slack_message: bool = Field(description="a Slack message with buttons was posted")
+    context: list[Gathered] = Field(
+        default_factory=list, description="what the rule's context: gathered before asking"
+    )
 
     @classmethod
     def of(cls, approval: Approval) -> ApprovalInfo:
         shown = {name: getattr(approval, name) for name in cls.model_fields if hasattr(approval, name)}
+        shown["context"] = list(approval.context)
         return cls.model_validate(shown | {"slack_message": bool(approval.message_ts)})
 
 

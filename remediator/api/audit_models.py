@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from remediator.api.times import UtcTime
-from remediator.models import Alert, AuditEvent, Step
+from remediator.models import Alert, AuditEvent, Gathered, Step
 
 
 class StepInfo(Step):
@@ -55,12 +55,25 @@ class EventDetail(EventSummary):
     plan: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     timeline: list[StepInfo] = Field(default_factory=list)
+    context: list[Gathered] = Field(
+        default_factory=list,
+        description="what the rule's context: gathered before acting (secrets redacted; the "
+        "timeline's context step holds it)",
+    )
 
     @classmethod
     def of(cls, event: AuditEvent) -> EventDetail:
         steps = [step.model_dump() for step in event.timeline]
         data = _common(event) | {"plan": event.plan, "details": event.details, "timeline": steps}
-        return cls.model_validate(data)
+        return cls.model_validate(data | {"context": context_of(event)})
+
+
+def context_of(event: AuditEvent) -> list[dict[str, Any]]:
+    """The entries of the event's ``context`` step (the last one), as kept."""
+    for step in reversed(event.timeline):
+        if step.name == "context":
+            return list(step.data.get("entries") or [])
+    return []
 
 
 def _common(event: AuditEvent) -> dict[str, Any]:
@@ -88,7 +101,7 @@ class RuleStats(BaseModel):
     runs: int = Field(description="audit events of the rule in the window, skips included")
     outcomes: dict[str, int] = Field(description="events by outcome, e.g. succeeded, skipped:cooldown")
     success_rate: float | None = Field(
-        description="succeeded / (succeeded + failed); null when nothing was attempted"
+        description="succeeded / (succeeded + failed + escalated); null when nothing was attempted"
     )
     time_to_repair: RepairTimes
     circuits_opened: int

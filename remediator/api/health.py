@@ -12,9 +12,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from remediator.api.service import SERVICE
+from remediator.api.service import SERVICE, Service
 from remediator.api.times import rfc3339
 from remediator.errors import StoreUnavailable
+from remediator.store.base import brake_state
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -62,8 +63,26 @@ async def metrics(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     with contextlib.suppress(StoreUnavailable, TimeoutError):
         svc.metrics.queue_depth.set(await asyncio.wait_for(svc.store.queue.queue_depth(), 1.0))
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
+        await asyncio.wait_for(_held_by_brakes(svc), 2.0)
     body = generate_latest(svc.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _held_by_brakes(svc: Service) -> None:
+    """``remediator_brake_held_jobs``, read from the shared store: every replica reports the
+    same, whichever replica held or released the jobs. A rule no longer braked (or gone)
+    drops out, so its alert ends."""
+    if not svc.rules.loaded:
+        return
+    held = {}
+    for rule in svc.rules.current().rules:
+        if (brake := rule.policy.brake) is not None:
+            held[rule.name] = len((await brake_state(svc.store, rule.name, brake[1])).held)
+    gauge = svc.metrics.brake_held_jobs
+    gauge.clear()  # then set at once, with no await in between: a scrape sees one or the other
+    for name, count in held.items():
+        gauge.labels(name).set(count)
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,6 +11,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from remediator.api.approval_models import ApprovalInfo, ApprovalPage, DecisionRequest
 from remediator.api.audit_models import EventDetail, EventPage, Stats
+from remediator.api.brake_models import BrakeList, BrakeRelease, BrakeReleased
 from remediator.api.control_models import JobInfo, JobList, PauseCreate, PauseInfo, PauseList
 from remediator.api.openapi_paths import Refs, admin_paths, service_paths
 from remediator.api.schemas import (
@@ -32,6 +33,7 @@ _INPUTS: tuple[type[BaseModel], ...] = (
     ReplayRequest,
     PauseCreate,
     DecisionRequest,
+    BrakeRelease,
 )
 _OUTPUTS: tuple[type[BaseModel], ...] = (
     PauseInfo,
@@ -49,6 +51,8 @@ _OUTPUTS: tuple[type[BaseModel], ...] = (
     Readiness,
     ApprovalPage,
     ApprovalInfo,
+    BrakeList,
+    BrakeReleased,
 )
 
 

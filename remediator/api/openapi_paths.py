@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from remediator.api.approval_models import ApprovalsQuery
 from remediator.api.control_models import PAUSE_ID_PATTERN, JobsQuery
 from remediator.api.schemas import EVENT_ID_PATTERN, EventsQuery, ReplayQuery, StatsQuery
+from remediator.rules.schema import RULE_NAME_PATTERN
 
 Refs = dict[tuple[str, str], dict[str, Any]]
 _ERRORS = {
@@ -28,7 +29,8 @@ _ERRORS = {
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 _EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"pattern": EVENT_ID_PATTERN}}
 _PAUSE_ID = {"name": "pause_id", "in": "path", "required": True, "schema": {"pattern": PAUSE_ID_PATTERN}}
-for _param in (_EVENT_ID, _PAUSE_ID):
+_RULE = {"name": "rule", "in": "path", "required": True, "schema": {"pattern": RULE_NAME_PATTERN}}
+for _param in (_EVENT_ID, _PAUSE_ID, _RULE):
     _param["schema"] = {"type": "string", **_param["schema"]}  # type: ignore[dict-item]
 _DEPRECATED = (
     "Deprecated: use /api/v1/pauses (the global pause is a pause without matchers, id "
@@ -313,6 +315,30 @@ def admin_paths(refs: Refs) -> dict[str, Any]:
                 {200: ("JobInfo", "the job")},
                 (400, 401, 404, 410, 503),
                 params=[_EVENT_ID],
+            )
+        },
+        "/api/v1/brakes": {
+            "get": _op(
+                refs,
+                "listBrakes",
+                "Each loaded rule's blast-radius brake (max_targets): targets counted, jobs held",
+                {200: ("BrakeList", "the brakes, in the file's order")},
+                (401, 503),
+            )
+        },
+        "/api/v1/brakes/{rule}/release": {
+            "post": _op(
+                refs,
+                "releaseBrake",
+                "Let the jobs a rule's brake holds go on, all of them or the event ids named",
+                {200: ("BrakeReleased", "the jobs released; each passes every gate again at once")},
+                (400, 401, 403, 404, 413, 415, 503),
+                params=[_RULE],
+                body="BrakeRelease",
+                body_required=False,
+                description="An empty body or no event_ids releases every held job of the rule. "
+                "A released job runs once past the brake; a job whose alert resolved meanwhile "
+                "still ends skipped:resolved.",
             )
         },
         "/api/v1/approvals": {

@@ -182,6 +182,20 @@ class PauseState(BaseModel):
         )
 
 
+class StepInfo(BaseModel):
+    """One step of a rule's chain: a handler with what follows it, or a page."""
+
+    handler: str = Field(description="the handler's name, or `page`")
+    on_success: str = ""
+    on_failure: str = ""
+    timeout_seconds: float | None = Field(
+        default=None, description="the step's own timeout; null: the rule's"
+    )
+    page: dict[str, Any] | None = Field(
+        default=None, description="a page step: its slack mention and pagerduty"
+    )
+
+
 class RuleInfo(Policy):
     """One loaded rule: what it matches and runs, and its whole policy (every Policy field).
 
@@ -200,6 +214,8 @@ class RuleInfo(Policy):
     dry_run_source: list[Literal["rule", "service"]] = []  # why it is on; empty when off
     probe: ProbeSpec | None = None
     """The rule's probe as written (its URL template unrendered); none without one."""
+    steps: list[StepInfo] = []
+    """The chain: one step for a ``handler:`` rule, each of ``steps:`` otherwise."""
 
 
 class ReloadInfo(BaseModel):

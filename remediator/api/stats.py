@@ -52,7 +52,9 @@ async def compute(audit: Audit, window: str, seconds: float, now: float | None =
 
 def rule_stats(rule: str, events: list[AuditEvent]) -> RuleStats:
     outcomes = Counter(e.outcome_label for e in events)
-    succeeded, failed = outcomes[Outcome.SUCCEEDED.value], outcomes[Outcome.FAILED.value]
+    succeeded = outcomes[Outcome.SUCCEEDED.value]
+    # a runbook that reached its page: step did not repair it either
+    failed = outcomes[Outcome.FAILED.value] + outcomes[Outcome.ESCALATED.value]
     repairs = sorted(e.time_to_repair for e in events if e.time_to_repair is not None)
     return RuleStats(
         rule=rule,

@@ -1,5 +1,5 @@
 """``remediator events | event | stats | replay | pause | pauses | resume | jobs | rules |
-approvals | approve | reject``: the admin API from a shell.
+approvals | approve | reject | brakes``: the admin API from a shell.
 
 Talks to a running service (``--url``, else ``REMEDIATOR_URL``, else
 http://127.0.0.1:8080) with the token in ``REMEDIATOR_ADMIN_TOKEN`` (or
@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from remediator.cli import control_reports, reports
 from remediator.cli.client import DEFAULT_URL, AdminClient, CtlError, admin_token, segment, service_url
+from remediator.rules.schema import RULE_NAME_PATTERN
 
 EXIT_FAILED, EXIT_SKIPPED, EXIT_STILL_RUNNING = 1, 4, 5
 Command = Callable[[AdminClient, argparse.Namespace], Awaitable[int]]
@@ -87,6 +89,14 @@ def add_commands(sub: Any) -> None:
         decide = command(name, f"{what} (the token's name is recorded)")
         decide.add_argument("event_id", help="the approval's event id (see `remediator approvals`)")
         decide.add_argument("--note", default="", help="why (kept in the audit)")
+    brakes = command(
+        "brakes",
+        "the blast-radius brakes (max_targets): what each rule counted and holds; "
+        "`brakes release RULE [EVENT_ID...]` lets held jobs go (none named: all of them)",
+    )
+    brakes.add_argument("action", nargs="?", choices=["release"], help="release held jobs")
+    brakes.add_argument("rule", nargs="?", help="the rule whose held jobs to release")
+    brakes.add_argument("event_ids", nargs="*", metavar="EVENT_ID", help="only these held jobs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,7 +175,7 @@ async def _replay(client: AdminClient, args: argparse.Namespace) -> int:
 def replay_exit_code(event_ids: list[str], finished: list[dict[str, Any]]) -> int:
     """The worst of the runs: failed, then still running, then skipped; else 0."""
     outcomes = {str(event.get("outcome", "")).split(":")[0] for event in finished}
-    if "failed" in outcomes:
+    if outcomes & {"failed", "escalated"}:  # escalated: the runbook handed it to a person
         return EXIT_FAILED
     if len(finished) < len(event_ids):
         return EXIT_STILL_RUNNING
@@ -216,6 +226,27 @@ async def _decide(client: AdminClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _brakes(client: AdminClient, args: argparse.Namespace) -> int:
+    if args.action is None:
+        if args.rule is not None:
+            raise CtlError("to release held jobs: remediator brakes release RULE [EVENT_ID...]", 2)
+        found = await client.call("GET", "/api/v1/brakes")
+        _emit(args, found["brakes"], control_reports.brakes_text(found["brakes"]))
+        return 0
+    if not args.rule:
+        raise CtlError("brakes release needs the rule: remediator brakes release RULE [EVENT_ID...]", 2)
+    body = {"event_ids": [segment(i) for i in args.event_ids]} if args.event_ids else {}
+    released = await client.call("POST", f"/api/v1/brakes/{rule_segment(args.rule)}/release", body=body)
+    _emit(args, released, control_reports.released_text(released))
+    return 0
+
+
+def rule_segment(rule: str) -> str:
+    if not re.fullmatch(RULE_NAME_PATTERN, rule):
+        raise CtlError(f"invalid rule name {rule!r}", 2)
+    return rule
+
+
 _pauses = _show("/api/v1/pauses", control_reports.pauses_text, _none)
 COMMANDS: dict[str, Command] = {
     "events": _events,
@@ -230,4 +261,5 @@ COMMANDS: dict[str, Command] = {
     "approvals": _approvals,
     "approve": _decide,
     "reject": _decide,
+    "brakes": _brakes,
 }

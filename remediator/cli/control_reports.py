@@ -77,6 +77,30 @@ def jobs_table(jobs: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def brakes_text(brakes: list[dict[str, Any]]) -> str:
+    """Each rule with a brake: its limit, what it counted, and the jobs it holds."""
+    if not brakes:
+        return "no loaded rule has a brake (max_targets)"
+    out = []
+    for brake in brakes:
+        limit = f"max {brake['count']} targets within {format_duration(brake['within_seconds'])}"
+        state = "OPEN" + (" (dry run)" if brake["dry_run"] else "") if brake["open"] else "closed"
+        out.append(f"{brake['rule']}: {state}; {limit}; {brake['counted']} counted in the window")
+        for held in brake["held"]:
+            dry = " (dry run)" if held["dry_run"] else ""
+            out.append(f"  held {held['event_id']} {held['target']} since {clock(held['held_at'])}{dry}")
+        if brake["held"]:
+            out.append(f"  release: remediator brakes release {brake['rule']} [EVENT_ID...]")
+    return "\n".join(out)
+
+
+def released_text(released: dict[str, Any]) -> str:
+    jobs = released["released"]
+    lines = [f"released {len(jobs)} held job(s) of {released['rule']}; {released['still_held']} still held"]
+    lines += [f"  {job['event_id']} {job['target']}" for job in jobs]
+    return "\n".join(lines)
+
+
 def approvals_table(approvals: list[dict[str, Any]]) -> str:
     """One line per request: id, state, rule, target, who decided (or who may), until when."""
     if not approvals:
@@ -158,6 +182,10 @@ def policy_value(value: Any) -> str:
         if not value.get("required"):
             return "off"
         return f"{policy_value(value['timeout'])} by {policy_value(value['approvers'])}"
+    if isinstance(value, dict) and "within" in value:  # max_targets: 20/10m
+        if not value.get("enabled") or value.get("count") is None:
+            return "off"
+        return f"{value['count']}/{policy_value(value['within'])}"
     return "-" if value is None or value == "" else str(value)
 
 

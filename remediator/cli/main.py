@@ -1,5 +1,5 @@
-"""remediator: serve, check, simulate; events, event, stats, replay, pause, pauses, resume, jobs,
-rules, approvals, approve, reject (admin)."""
+"""remediator: serve, check, simulate, schema; events, event, stats, replay, pause, pauses, resume, jobs,
+rules, approvals, approve, reject, brakes (admin)."""
 
 from __future__ import annotations
 
@@ -19,27 +19,32 @@ from remediator import about, logs
 from remediator.api.auth import load_credentials
 from remediator.cli import commands, hardening
 from remediator.cli.client import CtlError, alerts_from_events, fetch_event_alerts
+from remediator.durations import format_duration
 from remediator.errors import RulesError, TemplateError
 from remediator.handling.context import Context, Resources
 from remediator.handling.owners import Owner, OwnerResolver, PodGone
 from remediator.handling.registry import default_registry, load_plugins
 from remediator.models import Alert, WebhookPayload
+from remediator.rules.json_schema import schema_text
 from remediator.rules.resolving import PodRef
-from remediator.rules.rule import render_pod
+from remediator.rules.rule import PlannedStep, render_pod, template_context
 from remediator.rules.ruleset import Rule, RuleSet, load_rules, render
-from remediator.settings import Settings, SettingsError, load_settings
+from remediator.settings import Settings, SettingsError, load_settings, removed_variables
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """``remediator``'s command line (docs/reference/cli.md is generated from it)."""
     parser = argparse.ArgumentParser(prog="remediator", description=__doc__)
     parser.add_argument("--version", action="version", version=about.describe())
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the webhook receiver and the workers")
-    serve.add_argument("--rules", type=Path)
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--dry-run", action="store_true", default=None)
+    serve.add_argument("--rules", type=Path, help="the rules file (REMEDIATOR_RULES; default rules.yaml)")
+    serve.add_argument("--host", help="the address to listen on (REMEDIATOR_HOST; default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="the port to listen on (REMEDIATOR_PORT; default 8080)")
+    serve.add_argument(
+        "--dry-run", action="store_true", default=None, help="plan only, everywhere (REMEDIATOR_DRY_RUN)"
+    )
     serve.add_argument(
         "--insecure-no-auth",
         action="store_true",
@@ -48,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     check = sub.add_parser("check", help="validate a rules file")
-    check.add_argument("path", nargs="?", type=Path)
+    check.add_argument(
+        "path", nargs="?", type=Path, help="the rules file (default: REMEDIATOR_RULES, else rules.yaml)"
+    )
     check.add_argument(
         "--strict", action="store_true", help="treat warnings (questionable settings) as errors"
     )
@@ -73,8 +80,19 @@ def main(argv: list[str] | None = None) -> int:
         help="resolve the pods of `resolve:` rules to their owners with the Kubernetes API "
         "(this kubeconfig; default: KUBECONFIG or ~/.kube/config); reads only",
     )
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of rules.yaml, the params of every loaded handler included",
+        description="Print the JSON Schema of rules.yaml (for editors: yaml-language-server's "
+        "`# yaml-language-server: $schema=...` line). It covers the handlers of "
+        "REMEDIATOR_HANDLER_MODULES; `check` stays the judge of templates and cross-checks.",
+    )
     commands.add_commands(sub)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in commands.COMMANDS:
         return commands.run(args)
@@ -89,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    if args.command != "serve":  # serve logs them, once its log format is set
+        for note in removed_variables(os.environ):
+            print(f"remediator: warning: {note}", file=sys.stderr)
     load_plugins(settings.handler_modules)
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command == "schema":
+        sys.stdout.write(schema_text(default_registry))
+        return 0
     if args.command == "check":
         return _check(
             args.path or settings.rules, strict=args.strict, slack_webhook=settings.slack_webhook_mode()
@@ -108,6 +132,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     logs.configure(settings.log_format, settings.log_level)
     hardening.protect(settings)  # first: before the service holds any request or child
+    for note in removed_variables(os.environ):
+        structlog.get_logger("remediator").warning("settings.removed_variable", message=note)
     if not settings.webhook_auth_configured() and not settings.insecure_no_auth:
         print(
             "refusing to start without webhook credentials: set REMEDIATOR_WEBHOOK_TOKEN (or "
@@ -267,6 +293,7 @@ def simulate(
     """Per alert: matching rules, rendered target and params, and the plan. Pure: the owners
     of ``resolve:`` rules' pods come in ``resolved`` (None: resolved at run time)."""
     report = []
+    seen: dict[str, list[str]] = {}  # per rule with a brake: its distinct targets so far
     for alert in alerts:
         entry: dict[str, Any] = {
             "alert": alert.name,
@@ -277,7 +304,7 @@ def simulate(
         for rule in rules.match(alert):
             match: dict[str, Any] = {
                 "rule": rule.name,
-                "handler": rule.handler.name,
+                "handler": " → ".join(step.name for step in rule.steps),
                 "dry_run": rule.policy.dry_run,
             }
             if alert.status == "resolved" and rule.policy.on_resolved == "ignore":
@@ -293,17 +320,65 @@ def simulate(
                     continue
                 match["target"] = plan.target
                 match["params"] = plan.params.model_dump(mode="json")
-                match["plan"] = rule.handler.plan(plan.params)
+                match["plan"] = plan.describe()
+                if rule.chained:
+                    match["steps"] = [_simulated_step(step) for step in plan.steps]
                 if plan.probe is not None:
                     match["probe"] = plan.probe.as_dict()
                     match["probe_plan"] = plan.probe.plan(rule.policy.verify_timeout)
                 if rule.inhibited_by:
                     match["inhibited_by"] = [str(m) for m in rule.inhibited_by]
                     match["inhibit_equal"] = list(rule.policy.inhibit_equal)
+                if rule.context:
+                    match["context"] = gathered_before(rule, alert, owner)
+                if (brake := rule.policy.brake) is not None and alert.status == "firing":
+                    match["max_targets"] = brake_text(brake, plan.target, seen.setdefault(rule.name, []))
                 continue
             entry["matches"].append(match)
         report.append(entry)
     return report
+
+
+def gathered_before(rule: Rule, alert: Alert, owner: Owner | None) -> list[str]:
+    """What the rule's ``context:`` would gather for ``alert`` (rendered, nothing fetched)."""
+    context = template_context(alert, owner)
+    shown = []
+    for entry in rule.context:
+        try:
+            shown.append(entry.spec.describe(entry.render(context)))
+        except TemplateError as exc:
+            shown.append(f"{entry.kind}: cannot render its params, it would be noted as failed: {exc}")
+    return shown
+
+
+def _simulated_step(step: PlannedStep) -> dict[str, Any]:
+    """One step of a chain as simulate shows it: its handler and params, or the page."""
+    tpl = step.template
+    if tpl.page is not None or step.params is None:
+        page = tpl.page.model_dump() if tpl.page is not None else {}
+        return {"step": tpl.index + 1, "page": page, "plan": step.plan()}
+    return {
+        "step": tpl.index + 1,
+        "handler": tpl.name,
+        "params": step.params.model_dump(mode="json"),
+        "on_success": tpl.on_success,
+        "on_failure": tpl.on_failure,
+        "timeout": tpl.timeout,
+        "plan": step.plan(),
+    }
+
+
+def brake_text(brake: tuple[int, float], target: str, targets: list[str]) -> str:
+    """What the brake (``max_targets``) would do with ``target``, given the distinct
+    ``targets`` this payload's earlier alerts gave the rule (updated)."""
+    count, within = brake
+    limit = f"max_targets {count} within {format_duration(within)}"
+    if target not in targets:
+        targets.append(target)
+    n = targets.index(target) + 1
+    if n > count:
+        return f"held:brake: target {n} of this payload, over {limit} (released by an operator)"
+    return f"target {n} of this payload counts toward {limit}"
 
 
 def _owner(
@@ -348,11 +423,25 @@ def format_simulation(report: list[dict[str, Any]]) -> str:
             if "target" not in match:
                 continue
             lines.append(f"    target: {match['target']}")
-            lines.append(f"    params: {json.dumps(match['params'])}")
+            if "steps" in match:
+                for step in match["steps"]:
+                    if "handler" in step:
+                        lines.append(
+                            f"    step {step['step']}: {step['handler']} {json.dumps(step['params'])} "
+                            f"(on success: {step['on_success']}, on failure: {step['on_failure']})"
+                        )
+                    else:
+                        lines.append(f"    step {step['step']}: {step['plan'][0]}")
+            else:
+                lines.append(f"    params: {json.dumps(match['params'])}")
             if match.get("inhibited_by"):
                 equal = match.get("inhibit_equal")
                 same = f" with the same {', '.join(equal)}" if equal else ""
                 lines.append(f"    waits while firing: {', '.join(match['inhibited_by'])}{same}")
+            for entry in match.get("context", []):
+                lines.append(f"    context: {entry}")
+            if "max_targets" in match:
+                lines.append(f"    brake: {match['max_targets']}")
             for step in match["plan"]:
                 lines.append(f"    plan: {step}")
             for step in match.get("probe_plan", []):

@@ -143,6 +143,12 @@ def event_text(event: dict[str, Any]) -> str:
         lines += ["plan:"] + [f"  - {step}" for step in event["plan"]]
     if event.get("details"):
         lines.append(f"details   {json.dumps(event['details'], sort_keys=True)}")
+    for entry in event.get("context") or []:  # gathered before acting (a rule's context:)
+        if entry.get("error"):
+            lines.append(f"context   {entry['title']}: could not be gathered: {entry['error']}")
+            continue
+        lines.append(f"context   {entry['title']}")
+        lines += [f"  | {line}" for line in str(entry.get("text", "")).splitlines()]
     lines.append("timeline:")
     for step in event.get("timeline", []):
         offset = max(0.0, (epoch(step["at"]) or start) - start)

@@ -1,5 +1,5 @@
 """The operators' pages: what waits (and deciding approvals), pauses, and the rules
-with their last day and open circuits."""
+with their last day, open circuits and open brakes (with their release form)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pydantic import ValidationError
 from remediator.api import stats
 from remediator.api.admin import rules_info
 from remediator.api.approvals import decide_as
+from remediator.api.brakes import brakes_of, release_brake
 from remediator.api.control_models import PauseCreate, WindowInfo
 from remediator.api.errors import ApiError
 from remediator.api.pauses import create_pause, end_pause
+from remediator.api.schemas import valid_event_id
 from remediator.api.service import Service
 from remediator.console.attention import approvals_by_job, open_circuits
 from remediator.console.events import event_id_of
@@ -77,4 +79,22 @@ async def rules(request: web.Request, svc: Service, _: Session) -> web.StreamRes
     info = rules_info(svc)
     computed = await stats.compute(svc.store.audit, "24h", 86400.0)
     by_rule = {s.rule: s for s in computed.rules}
-    return render(request, "rules.html", info=info, stats=by_rule, circuits=await open_circuits(svc))
+    brakes = {b.rule: b for b in await brakes_of(svc)}
+    return render(
+        request, "rules.html", info=info, stats=by_rule, circuits=await open_circuits(svc), brakes=brakes
+    )
+
+
+@page(acts=True)
+async def release(request: web.Request, svc: Service, session: Session) -> web.StreamResponse:
+    """Release a rule's held jobs: the ones ticked, or every one (``all``)."""
+    form = await request.post()
+    ids = [str(value) for value in form.getall("event_id", [])]
+    if form.get("all") != "1" and not ids:
+        raise ApiError(400, "nothing to release", "tick the held jobs to release, or release all")
+    for event_id in ids:
+        if not valid_event_id(event_id):
+            raise ApiError(400, "invalid event id", event_id[:80])
+    chosen = None if form.get("all") == "1" else ids
+    await release_brake(svc, request.match_info["rule"], chosen, session.name)
+    raise web.HTTPSeeOther(location="/ui/rules")

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from remediator.api.admin import replay_stored
+from remediator.api.audit_models import context_of
 from remediator.api.errors import ApiError
 from remediator.api.schemas import ReplayRequest, valid_event_id
 from remediator.api.service import Service
@@ -57,6 +58,7 @@ async def event_page(request: web.Request, svc: Service, _: Session) -> web.Stre
         links=links,
         event_id=event_id,
         thread=thread,
+        context=context_of(event) if event is not None else [],
     )
 
 

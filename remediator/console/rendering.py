@@ -21,6 +21,7 @@ from remediator.api.service import SERVICE, Service
 from remediator.console.session import COOKIE, Session, Signer, current_session
 from remediator.durations import human_duration
 from remediator.errors import StoreUnavailable
+from remediator.models import Gathered
 
 log = structlog.get_logger("remediator.console")
 SIGNER = web.AppKey("console_signer", Signer)
@@ -86,6 +87,7 @@ def environment() -> jinja2.Environment:
     env.filters["policy"] = lambda rule: rule.model_dump(
         mode="json", exclude={"name", "description", "matchers", "handler", "inhibited_by"}
     )
+    env.filters["gathered"] = lambda entries: [Gathered.model_validate(entry) for entry in entries]
     env.filters["badge"] = lambda outcome: str(outcome).split(":", 1)[0]
     return env
 

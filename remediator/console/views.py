@@ -46,6 +46,7 @@ def subapp(settings: Settings) -> web.Application:
     r.add_post("/pauses", controls.add_pause)
     r.add_post("/pauses/{pause_id}/end", controls.remove_pause)
     r.add_get("/rules", controls.rules, allow_head=False)
+    r.add_post("/brakes/{rule}/release", controls.release)
     r.add_get("/static/{name}", static, allow_head=False)
     return ui
 

@@ -1,8 +1,8 @@
 """The handler interface: three phases, each callable on its own.
 
 ``precheck`` reads the target's current state and says so in words a human can read
-(``Checked.state``: shown in the timeline, and in an approval request once the runbooks
-issue asks after the precheck); it may end the run at once (``Checked.done``: nothing to
+(``Checked.state``: shown in an approval request, which is asked after the precheck, and
+in the timeline); it may end the run at once (``Checked.done``: nothing to
 do is ``noop``; a refusal is ``failed``). ``act`` changes the target from what the
 precheck saw; in a dry run it changes nothing and answers the plan (``Result.dry_run``).
 It returns a ``Result`` to end the run (a dry run, nothing left to do after a re-read,

@@ -15,17 +15,20 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from remediator.handling.escapes import Finalizer
+from remediator.handling.gathering import Gather, GathererSpec, GatherParams, Prepare
 from remediator.handling.owners import OwnerResolver
 from remediator.handling.phases import Handler
 
 P = TypeVar("P", bound="HandlerParams")
+G = TypeVar("G", bound=GatherParams)
 H = TypeVar("H", bound=type[Handler[Any, Any, Any]])
 
 
 class HandlerParams(BaseModel):
-    """Base of every handler's params model: unknown params are errors."""
+    """Base of every handler's params model: unknown params are errors. A field's docstring
+    is its meaning in docs/reference/handlers.md (`make docs-gen`) and in rules.schema.json."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,14 @@ class HandlerSpec:
 
 
 class Registry:
-    """Handlers by name (a duplicate name is an error), and the resolver of a rule's
-    ``resolve:`` (at most one: ``owner_resolver``)."""
+    """Handlers by name (a duplicate name is an error), the resolver of a rule's
+    ``resolve:`` (at most one: ``owner_resolver``) and the gatherers of its ``context:``
+    entries by kind (``gatherer``)."""
 
     def __init__(self) -> None:
         self._specs: dict[str, HandlerSpec] = {}
         self.resolver: OwnerResolver | None = None
+        self.gatherers: dict[str, GathererSpec] = {}
 
     def add(self, spec: HandlerSpec) -> None:
         if spec.name in self._specs:
@@ -113,6 +118,39 @@ def owner_resolver(resolve: OwnerResolver, *, registry: Registry | None = None) 
         raise ValueError("an owner resolver is registered twice")
     target.resolver = resolve
     return resolve
+
+
+def gatherer(
+    kind: str,
+    *,
+    params: type[G],
+    describe: Callable[[G], str],
+    escapes: dict[str, Finalizer] | None = None,
+    keep: str = "head",
+    prepare: Prepare | None = None,
+    registry: Registry | None = None,
+) -> Callable[[Gather], Gather]:
+    """Register ``gather(params, ctx) -> str`` as the gatherer of ``context:`` entries of
+    ``kind`` (``kubernetes.logs``). ``describe`` titles an entry without I/O; ``escapes``
+    as for handlers; ``keep="tail"``: beyond the size bound, the end of the text is kept;
+    ``prepare(ctx)`` makes the kind's client ready before any entry's timeout starts."""
+
+    def register(gather: Gather) -> Gather:
+        target = registry or default_registry
+        if kind in target.gatherers:
+            raise ValueError(f"context kind {kind!r} is registered twice")
+        target.gatherers[kind] = GathererSpec(
+            kind=kind,
+            gather=gather,
+            params=params,
+            describe=describe,
+            escapes=dict(escapes or {}),
+            keep=keep,
+            prepare=prepare,
+        )
+        return gather
+
+    return register
 
 
 def load_plugins(modules: list[str]) -> None:

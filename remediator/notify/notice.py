@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from remediator.models import Alert, Step
+from remediator.models import Alert, Gathered, Step
 from remediator.store.values import Approval
 
 NoticeKind = Literal[
@@ -22,9 +22,14 @@ NoticeKind = Literal[
     "approval",
     "approval_decided",
     "store_reset",
+    "context",
+    "brake_opened",
+    "brake_released",
 ]
 # Notices about the service, not one incident: posted to the channel, never in a thread.
-SERVICE_NOTICES = frozenset({"rules_reload", "pause_started", "pause_ended", "store_reset"})
+SERVICE_NOTICES = frozenset(
+    {"rules_reload", "pause_started", "pause_ended", "store_reset", "brake_opened", "brake_released"}
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +63,7 @@ class Notice:
     pause: dict[str, Any] = field(default_factory=dict)
     approval: Approval | None = None  # "approval": asked; "approval_decided": with its decision
     after_failure: bool = False  # "started": an earlier attempt of this job failed (a retry)
+    context: list[Gathered] = field(default_factory=list)  # "context": what was gathered before acting
 
 
 def replay_command(event_id: str) -> str:

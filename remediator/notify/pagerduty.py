@@ -1,6 +1,9 @@
 """PagerDuty escalation: an incident when a circuit opens, resolved when it closes.
 
 Events API v2 (``POST {REMEDIATOR_PAGERDUTY_API_URL}/v2/enqueue``):
+- a ``brake_opened`` notice (a rule's blast-radius brake) -> ``trigger``, one incident per
+  rule (``remediator/brake/<rule>``); ``brake_released`` with nothing left held ->
+  ``resolve``;
 - an ``escalated`` notice (a circuit opened) -> ``trigger``, with one ``dedup_key`` per
   (rule, target): a second escalation of the same incident updates it, never pages twice;
 - a succeeded run on that target (its circuit closes) or the alert's resolution ->
@@ -223,8 +226,16 @@ def event_for(notice: Notice) -> PagerDutyEvent | None:
     """``trigger`` for an escalation; ``resolve`` for a success or a resolution; else None."""
     if not notice.rule:
         return None
+    if notice.kind == "brake_opened":
+        key = f"remediator/brake/{notice.rule}"[:MAX_DEDUP_KEY]
+        return PagerDutyEvent("trigger", key, brake_body(notice, key), notice.event_id)
+    if notice.kind == "brake_released" and not notice.details.get("still_held"):  # the brake closed
+        key = f"remediator/brake/{notice.rule}"[:MAX_DEDUP_KEY]
+        return PagerDutyEvent("resolve", key, {"event_action": "resolve", "dedup_key": key})
     key = dedup_key(notice.rule, notice.target)
     if notice.kind == "escalated":
+        return PagerDutyEvent("trigger", key, trigger_body(notice, key), notice.event_id)
+    if notice.kind == "outcome" and notice.outcome == "escalated" and paged(notice):
         return PagerDutyEvent("trigger", key, trigger_body(notice, key), notice.event_id)
     if (notice.kind == "outcome" and notice.outcome == "succeeded") or notice.kind == "resolved":
         body = {"event_action": "resolve", "dedup_key": key}
@@ -232,18 +243,49 @@ def event_for(notice: Notice) -> PagerDutyEvent | None:
     return None
 
 
+def paged(notice: Notice) -> bool:
+    """A chain's ``page:`` step asked for PagerDuty."""
+    page = notice.details.get("page")
+    return isinstance(page, dict) and bool(page.get("pagerduty"))
+
+
+def brake_body(notice: Notice, key: str) -> dict[str, Any]:
+    """A rule's blast-radius brake opened: one incident per rule, until it is resolved."""
+    dry = " (dry run)" if notice.dry_run else ""
+    return {
+        "event_action": "trigger",
+        "dedup_key": key,
+        "payload": {
+            "summary": f"remediator brake open{dry}: {notice.message}"[:MAX_SUMMARY],
+            "source": "remediator",
+            "severity": "critical",
+            "component": notice.handler or "remediator",
+            "group": notice.rule,
+            "class": "RemediatorBrakeOpen",
+            "custom_details": {
+                "rule": notice.rule,
+                "first_held_target": notice.target,
+                "first_held_event_id": notice.event_id,
+                "dry_run": notice.dry_run,
+                "held": "remediator brakes",
+                "release": f"remediator brakes release {notice.rule}",
+            },
+        },
+        "client": "remediator",
+    }
+
+
 def trigger_body(notice: Notice, key: str) -> dict[str, Any]:
     alert = notice.alert
     labels = alert.labels if alert else {}
     window = format_duration(notice.attempt_window) if notice.attempt_window else "its window"
-    summary = (
-        f"remediator gave up: rule {notice.rule} failed {notice.failures} times within {window} "
-        f"on {notice.target or 'its target'}"
-        + (
-            f" ({alert.name}: {alert.annotations['summary']})"
-            if alert and "summary" in alert.annotations
-            else ""
-        )
+    if notice.kind == "outcome":  # a chain's page: step
+        steps = len(notice.details.get("steps") or [])
+        why = f"remediator handed rule {notice.rule} to a person after {steps} step(s)"
+    else:
+        why = f"remediator gave up: rule {notice.rule} failed {notice.failures} times within {window}"
+    summary = f"{why} on {notice.target or 'its target'}" + (
+        f" ({alert.name}: {alert.annotations['summary']})" if alert and "summary" in alert.annotations else ""
     )
     severity = labels.get("severity", "").lower()
     body: dict[str, Any] = {

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from remediator.durations import format_duration
 from remediator.errors import MatcherError, RulesError, TemplateError
 from remediator.handling.registry import HandlerSpec, Registry
 from remediator.rules.checks import Finding, check_inhibition, check_params_timeout, check_policy
-from remediator.rules.documents import Document, load_document
+from remediator.rules.contexts import ContextProblem, ContextTemplate
+from remediator.rules.documents import Document
 from remediator.rules.matchers import Matcher, parse_matcher
+from remediator.rules.parsing import ParsedFile, nearest, placed
 from remediator.rules.probes import ProbeTemplate
 from remediator.rules.resolving import ResolveTemplate
-from remediator.rules.rule import Rule, checked_target, describe_error, describe_errors
+from remediator.rules.rule import Rule, StepTemplate, checked_target, describe_errors
 from remediator.rules.schema import RulesFile, RuleSpec, field_type
 from remediator.rules.templates import compile_value, uses_name
 from remediator.rules.windows import Window
 
-
-def read_rules_file(data: bytes, source: str) -> tuple[RulesFile, Document]:
-    """Parse and validate the schema; raises RulesError listing every error with its line."""
-    try:
-        doc = load_document(data, source)
-    except yaml.YAMLError as exc:
-        raise RulesError(source, [f"invalid YAML: {exc}"]) from exc
-    document = {} if doc.data is None else doc.data
-    if not isinstance(document, dict):
-        raise RulesError(source, ["the top level must be a mapping with 'defaults' and 'rules'"])
-    try:
-        return RulesFile.model_validate(document), doc
-    except ValidationError as exc:
-        raise RulesError(source, _explain(exc, doc)) from exc
+T = TypeVar("T")
 
 
 # A rule's own Slack channel cannot work when Slack is an incoming webhook.
@@ -46,14 +37,17 @@ WEBHOOK_CHANNEL = (
 
 
 def build_rules(
-    parsed: RulesFile, doc: Document, source: str, registry: Registry, *, slack_webhook: bool = False
+    read: ParsedFile, source: str, registry: Registry, *, slack_webhook: bool = False
 ) -> tuple[list[Rule], tuple[str, ...]]:
-    """The compiled rules and the warnings; raises RulesError listing every error.
+    """The compiled rules and the warnings; raises RulesError listing every error, the
+    schema's (``read.errors``) first.
 
     Questionable settings do not fail: they come back as warnings. ``slack_webhook``: Slack
     posts through an incoming webhook, so a ``slack_channel`` is an error.
     """
+    parsed, doc = read.file, read.doc
     report = _Report(doc)
+    report.errors += read.errors
     for finding in check_policy(parsed.defaults.model_dump()):
         if finding.involves(parsed.defaults.model_fields_set):
             report.add(finding, ("defaults", *finding.key.split(".")), prefix="defaults.")
@@ -63,16 +57,17 @@ def build_rules(
         )
     rules: list[Rule] = []
     seen: set[str] = set()
-    for index, spec in enumerate(parsed.rules):
+    for index, spec in zip(read.positions, parsed.rules, strict=True):
         at = (index, spec.name)
         if spec.name in seen:
             report.add(Finding("name", "duplicate rule name"), ("rules", index), rule=at)
             continue
         seen.add(spec.name)
-        try:
-            rule = _build(spec, parsed, registry)
-        except _Problem as exc:
-            report.add(Finding("", exc.message), ("rules", index, *exc.path), rule=at)
+        problems: list[_Problem] = []
+        rule = _build(spec, parsed, registry, problems)
+        for problem in problems:
+            report.add(Finding("", problem.message), ("rules", index, *problem.path), rule=at)
+        if rule is None:
             continue
         rules.append(rule)
         for finding in _rule_findings(rule, spec):
@@ -90,7 +85,7 @@ def build_rules(
                 ("concurrency_limits", group),
             )
     if report.errors:
-        raise RulesError(source, report.errors)
+        raise RulesError(source, sorted(report.errors, key=_line_of))
     return rules, tuple(report.warnings)
 
 
@@ -134,21 +129,17 @@ class _Report:
         rule: tuple[int, str] | None = None,
         prefix: str = "",
     ) -> None:
-        text = _placed(self.doc, prefix + finding.message, path, rule)
+        text = placed(self.doc, prefix + finding.message, path, rule)
         (self.warnings if finding.warning else self.errors).append(text)
 
 
-def _placed(
-    doc: Document, message: str, path: tuple[str | int, ...], rule: tuple[int, str] | None = None
-) -> str:
-    """``rule 'x' (line 9): message (line 12)``: where the rule starts, where the key is."""
-    line = doc.line(path)
-    if rule is None:
-        return f"{message} (line {line})" if line else message
-    index, name = rule
-    start = doc.line(("rules", index))
-    text = f"rule {name!r}" + (f" (line {start})" if start else "") + f": {message}"
-    return text if line in (None, start) else f"{text} (line {line})"
+_LINE = re.compile(r"\(line (\d+)\)")
+
+
+def _line_of(error: str) -> int:
+    """The line an error points at (the last one it names): errors read top to bottom."""
+    lines = _LINE.findall(error)
+    return int(lines[-1]) if lines else 0
 
 
 def _rule_findings(rule: Rule, spec: RuleSpec) -> list[Finding]:
@@ -157,9 +148,12 @@ def _rule_findings(rule: Rule, spec: RuleSpec) -> list[Finding]:
     explicit = spec.model_fields_set
     found = [f for f in check_policy(values) if f.involves(explicit)]
     found += check_inhibition(values, explicit)
-    if "verify_timeout" not in _fields(rule.handler):
+    handlers = [step.handler for step in rule.steps if step.handler is not None]
+    if not any("verify_timeout" in _fields(handler) for handler in handlers):
         # verify_timeout is for handlers that verify, and those take it as a param too
         return [f for f in found if f.key != "verify_timeout"]
+    if spec.steps is not None:
+        return found
     verify = _static_param(rule.handler, spec.params, "verify_timeout")
     if isinstance(verify, float):  # the handler uses its param, not the rule's value
         found = [f for f in found if f.key != "verify_timeout"]
@@ -177,45 +171,150 @@ def _finding_path(finding: Finding, index: int, spec: RuleSpec) -> tuple[str | i
     return ("rules", index, *(path if explicit[0] == path[0] else [explicit[0]]))
 
 
-def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry) -> Rule:
-    handler = registry.get(spec.handler)
-    if handler is None:
-        known = ", ".join(registry.names()) or "none registered"
-        raise _Problem(("handler",), f"unknown handler {spec.handler!r} (known: {known})")
-    target_template = _compiled(("target",), spec.target)
-    if isinstance(target_template, str):  # no template: check it now, not per alert
+def _build(spec: RuleSpec, parsed: RulesFile, registry: Registry, problems: list[_Problem]) -> Rule | None:
+    """The compiled rule, or None with every problem of it in ``problems`` (one per part:
+    each step's handler and params, target, matchers, probe, resolve)."""
+
+    def attempt(step: Callable[[], T]) -> T | None:
         try:
-            checked_target(target_template.strip())
-        except TemplateError as exc:
-            raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
-    params_template = {
-        key: _compiled(("params", key), value, handler.escapes.get(key)) for key, value in spec.params.items()
-    }
-    _check_params(handler, spec.params)
+            return step()
+        except _Problem as exc:
+            problems.append(exc)
+            return None
+
+    policy = spec.policy(parsed.defaults)
+    target_template = attempt(lambda: _target(spec.target))
+    steps = _steps(spec, registry, policy.timeout, problems)
+    matchers = attempt(lambda: _matchers("matchers", spec.matchers))
+    inhibited_by = attempt(lambda: _matchers("inhibited_by", spec.inhibited_by))
+    probe = attempt(lambda: _probe(spec))
+    resolve = attempt(lambda: _resolve(spec, registry))
+    context = _context(spec, registry, problems)
+    if problems or matchers is None or inhibited_by is None:
+        return None
     policy = spec.policy(parsed.defaults)
     return Rule(
         name=spec.name,
         description=spec.description,
         enabled=spec.enabled,
-        matchers=_matchers("matchers", spec.matchers),
-        inhibited_by=_matchers("inhibited_by", spec.inhibited_by),
-        handler=handler,
+        matchers=matchers,
+        inhibited_by=inhibited_by,
+        steps=steps,
         target_template=target_template,
-        params_template=params_template,
         concurrency_limit=parsed.concurrency_limits.get(policy.concurrency_group or "", 1),
         policy=policy,
-        probe=_probe(spec),
-        resolve=_resolve(spec, registry),
+        probe=probe,
+        resolve=resolve,
+        context=context,
     )
+
+
+def _context(spec: RuleSpec, registry: Registry, problems: list[_Problem]) -> tuple[ContextTemplate, ...]:
+    """``context:`` compiled, each entry checked against its kind's params model (every
+    entry's problem goes to ``problems``)."""
+    compiled = []
+    for index, entry in enumerate(spec.context):
+        try:
+            compiled.append(ContextTemplate.compile(entry, registry))
+        except ContextProblem as exc:
+            problems.append(_Problem(("context", index, *exc.path), f"context[{index}]: {exc.message}"))
+    return tuple(compiled)
+
+
+def _steps(
+    spec: RuleSpec, registry: Registry, timeout: float, problems: list[_Problem]
+) -> tuple[StepTemplate, ...]:
+    """The rule's chain: ``handler:`` + ``params:`` is its one step; ``steps:`` each one's
+    handler and params checked as a rule's are (errors point at ``steps.N``); every problem
+    goes to ``problems``."""
+    default_success = "probe" if spec.probe is not None else "next"
+    if spec.steps is None:
+        handler = _handler(registry, spec.handler or "", ("handler",), problems)
+        params = _params(handler, spec.params, (), problems)
+        if handler is None:
+            return ()
+        return (StepTemplate(0, handler, params, on_success=default_success),)
+    out = []
+    for index, step in enumerate(spec.steps):
+        at: tuple[str | int, ...] = ("steps", index)
+        if step.page is not None:
+            out.append(StepTemplate(index, None, {}, page=step.page))
+            continue
+        handler = _handler(registry, step.handler or "", (*at, "handler"), problems)
+        if step.timeout is not None and step.timeout > timeout:
+            problems.append(
+                _Problem(
+                    (*at, "timeout"),
+                    f"steps.{index}.timeout: {format_duration(step.timeout)} is longer than the rule's "
+                    f"timeout {format_duration(timeout)}: a step's timeout is within the rule's",
+                )
+            )
+        params = _params(handler, step.params, at, problems)
+        if handler is not None:
+            out.append(
+                StepTemplate(
+                    index,
+                    handler,
+                    params,
+                    on_success=step.on_success or default_success,
+                    on_failure=step.on_failure,
+                    timeout=step.timeout,
+                )
+            )
+    return tuple(out)
+
+
+def _handler(
+    registry: Registry, name: str, path: tuple[str | int, ...], problems: list[_Problem]
+) -> HandlerSpec | None:
+    handler = registry.get(name)
+    if handler is None:
+        known = ", ".join(registry.names()) or "none registered"
+        problems.append(_Problem(path, f"unknown handler {name!r} (known: {known})"))
+    return handler
+
+
+def _params(
+    handler: HandlerSpec | None, params: dict[str, Any], at: tuple[str | int, ...], problems: list[_Problem]
+) -> dict[str, Any]:
+    """One step's params compiled (escaped as its handler asks) and checked (an unknown
+    handler: compiled only)."""
+    compiled: dict[str, Any] = {}
+    for key, value in params.items():
+        escape = handler.escapes.get(key) if handler is not None else None
+        try:
+            compiled[key] = _compiled((*at, "params", key), value, escape)
+        except _Problem as exc:
+            problems.append(exc)
+    if handler is None:
+        return compiled
+    try:
+        _check_params(handler, params)
+    except _Problem as exc:
+        problems.append(exc if not at else _Problem((*at, *exc.path), f"steps.{at[1]}: {exc.message}"))
+    return compiled
+
+
+def _target(text: str) -> Any:
+    """The target's template; one without a template is checked now, not per alert."""
+    template = _compiled(("target",), text)
+    if isinstance(template, str):
+        try:
+            checked_target(template.strip())
+        except TemplateError as exc:
+            raise _Problem(("target",), str(exc).replace("rendered target", "target")) from exc
+    return template
 
 
 def _resolve(spec: RuleSpec, registry: Registry) -> ResolveTemplate | None:
     """``resolve:`` compiled; without it, a template that reads ``owner`` is an error."""
     if spec.resolve is None:
         probe_url = spec.probe.url if spec.probe is not None else ""
+        step_params = [step.params for step in spec.steps or ()]
         for path, value in (
             (("target",), spec.target),
             (("params",), spec.params),
+            (("steps",), step_params),
             (("probe", "url"), probe_url),
         ):
             if uses_name(value, "owner"):
@@ -248,7 +347,7 @@ def _probe(spec: RuleSpec) -> ProbeTemplate | None:
         raise _Problem(("probe", "url"), f"probe.url: {exc}") from exc
 
 
-def _compiled(path: tuple[str, ...], value: Any, finalize: Any = None) -> Any:
+def _compiled(path: tuple[str | int, ...], value: Any, finalize: Any = None) -> Any:
     try:
         return compile_value(value, finalize)
     except TemplateError as exc:
@@ -270,7 +369,8 @@ def _check_params(handler: HandlerSpec, params: dict[str, Any]) -> None:
     fields = _fields(handler)
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise _Problem(("params", unknown[0]), f"unknown params for {handler.name}: {', '.join(unknown)}")
+        named = [f"{key} ({hint})" if (hint := nearest(key, list(fields))) else key for key in unknown]
+        raise _Problem(("params", unknown[0]), f"unknown params for {handler.name}: {', '.join(named)}")
     missing = [name for name, info in fields.items() if info.is_required() and name not in params]
     if missing:
         raise _Problem(("params",), f"missing params for {handler.name}: {', '.join(missing)}")
@@ -315,21 +415,3 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_has_template(v) for v in value.values())
     return False
-
-
-def _explain(exc: ValidationError, doc: Document) -> list[str]:
-    out = []
-    found = doc.data.get("rules") if isinstance(doc.data, dict) else None
-    rules: list[Any] = found if isinstance(found, list) else []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-            index = loc[1]
-            item = rules[index] if index < len(rules) else None
-            name = item.get("name", f"#{index + 1}") if isinstance(item, dict) else f"#{index + 1}"
-            field = ".".join(str(p) for p in loc[2:]) or "rule"
-            out.append(_placed(doc, f"{field}: {describe_error(err)}", loc, (index, str(name))))
-        else:
-            where = ".".join(str(p) for p in loc)
-            out.append(_placed(doc, f"{where}: {describe_error(err)}", loc))
-    return out

@@ -13,13 +13,34 @@ from remediator.errors import TemplateError
 from remediator.handling.owners import Owner
 from remediator.handling.registry import HandlerParams, HandlerSpec
 from remediator.models import Alert
+from remediator.rules.contexts import ContextTemplate
 from remediator.rules.matchers import Matcher, matches_all
 from remediator.rules.probes import Probe, ProbeTemplate
 from remediator.rules.resolving import PodRef, ResolveTemplate
-from remediator.rules.schema import Policy
+from remediator.rules.schema import PageSpec, Policy
 from remediator.rules.templates import render_value
 
 _TARGET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@=-]{0,252}$")
+
+
+@dataclass(frozen=True)
+class StepTemplate:
+    """One step of a rule's chain, compiled: a handler with its params' templates, or a
+    page (people). ``on_success`` is resolved (``probe`` with a rule probe, else ``next``);
+    ``timeout`` None: the rule's. A rule with ``handler:`` has one such step."""
+
+    index: int
+    handler: HandlerSpec | None
+    params_template: Any
+    on_success: str = "next"
+    on_failure: str = "stop"
+    timeout: float | None = None
+    page: PageSpec | None = None
+
+    @property
+    def name(self) -> str:
+        """The handler's name, or ``page``."""
+        return self.handler.name if self.handler is not None else "page"
 
 
 @dataclass(frozen=True)
@@ -36,19 +57,37 @@ class Rule:
     enabled: bool
     matchers: tuple[Matcher, ...]
     inhibited_by: tuple[Matcher, ...]
-    handler: HandlerSpec
+    steps: tuple[StepTemplate, ...]  # ``handler:`` is the one-step chain
     target_template: Any
-    params_template: Any
     concurrency_limit: int  # the size of the policy's concurrency_group (1 without a group)
     policy: Policy
     probe: ProbeTemplate | None = None
     resolve: ResolveTemplate | None = None  # the pod's owner, found before the lease
+    context: tuple[ContextTemplate, ...] = ()  # gathered before acting (worker/gathering.py)
 
     def __getattr__(self, name: str) -> Any:
         """A policy field read from the rule: ``rule.policy.lease`` is ``rule.policy.lease``."""
         if name in Policy.model_fields:
             return getattr(object.__getattribute__(self, "policy"), name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def handler(self) -> HandlerSpec:
+        """The first step's handler (a chain starts with a handler, never with a page)."""
+        first = self.steps[0].handler
+        if first is None:
+            raise RuntimeError(f"rule {self.name!r} starts with a page step")
+        return first
+
+    @property
+    def params_template(self) -> Any:
+        """The first step's params, as written (templates compiled)."""
+        return self.steps[0].params_template
+
+    @property
+    def chained(self) -> bool:
+        """More than one step (``steps:``): each step's result is told on its own."""
+        return len(self.steps) > 1
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return self.enabled and matches_all(self.matchers, labels)
@@ -68,15 +107,62 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class PlannedStep:
+    """A step rendered for one alert: its template and params (None: a page step)."""
+
+    template: StepTemplate
+    params: HandlerParams | None
+
+    @property
+    def handler(self) -> HandlerSpec | None:
+        return self.template.handler
+
+    def plan(self) -> list[str]:
+        """What this step would do, without I/O."""
+        if self.template.handler is None or self.params is None:
+            return [page_words(self.template.page)]
+        return self.template.handler.plan(self.params)
+
+
+def page_words(page: PageSpec | None) -> str:
+    """``page @here and PagerDuty with the results so far``."""
+    who = [] if page is None else [page.slack] * bool(page.slack) + ["PagerDuty"] * page.pagerduty
+    return f"page {' and '.join(who) or 'nobody'} with the chain's results so far"
+
+
+@dataclass(frozen=True)
 class Plan:
-    """A rule rendered for one alert: what to run, on what, with which params, and the
-    probe that tells whether it is needed and whether it worked (None: no probe)."""
+    """A rule rendered for one alert: what to run, on what, with which params (each step's),
+    and the probe that tells whether it is needed and whether it worked (None: no probe)."""
 
     rule: Rule
     target: str
-    params: HandlerParams
+    steps: tuple[PlannedStep, ...]
     probe: Probe | None = None
     owner: Owner | None = None  # with ``resolve:``, the workload the target and params name
+
+    @property
+    def params(self) -> HandlerParams:
+        """The first step's params (a chain starts with a handler)."""
+        first = self.steps[0].params
+        if first is None:
+            raise RuntimeError("the first step of a chain runs a handler")
+        return first
+
+    def describe(self) -> list[str]:
+        """The whole chain's plan: a one-step rule its handler's plan; a chain each step's,
+        numbered, with what follows a success or a failure."""
+        if len(self.steps) == 1:
+            return self.steps[0].plan()
+        total = len(self.steps)
+        out: list[str] = []
+        for step in self.steps:
+            tpl = step.template
+            head = f"step {tpl.index + 1}/{total} {tpl.name}"
+            if tpl.handler is not None and tpl.index + 1 < total:
+                head += f" (on success: {tpl.on_success}, on failure: {tpl.on_failure})"
+            out.extend(f"{head}: {line}" for line in step.plan())
+        return out
 
 
 def template_context(alert: Alert, owner: Owner | None = None) -> dict[str, Any]:
@@ -111,13 +197,21 @@ def render(rule: Rule, alert: Alert, owner: Owner | None = None) -> Plan:
         raise TemplateError(f"rule {rule.name!r} names its target after the pod's owner, found at run time")
     context = template_context(alert, owner)
     target = checked_target(str(render_value(rule.target_template, context)).strip())
-    raw = render_value(rule.params_template, context)
-    try:
-        params = rule.handler.params.model_validate(raw)
-    except ValidationError as exc:
-        raise TemplateError(f"params for {rule.handler.name}: {describe_errors(exc)}") from exc
+    steps = tuple(_render_step(rule, step, context) for step in rule.steps)
     probe = rule.probe.render(context) if rule.probe is not None else None
-    return Plan(rule=rule, target=target, params=params, probe=probe, owner=owner)
+    return Plan(rule=rule, target=target, steps=steps, probe=probe, owner=owner)
+
+
+def _render_step(rule: Rule, step: StepTemplate, context: dict[str, Any]) -> PlannedStep:
+    if step.handler is None:
+        return PlannedStep(step, None)
+    raw = render_value(step.params_template, context)
+    try:
+        params = step.handler.params.model_validate(raw)
+    except ValidationError as exc:
+        where = f"steps.{step.index}: " if rule.chained else ""
+        raise TemplateError(f"{where}params for {step.handler.name}: {describe_errors(exc)}") from exc
+    return PlannedStep(step, params)
 
 
 def checked_target(target: str) -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 from remediator.errors import RulesError
 from remediator.handling.registry import Registry
 from remediator.models import Alert
-from remediator.rules.loading import build_rules, build_windows, read_rules_file
+from remediator.rules.loading import build_rules, build_windows
+from remediator.rules.parsing import read_rules_file
 from remediator.rules.rule import Plan, Rule, render, template_context
 from remediator.rules.schema import Policy, RulesFile, RuleSpec
 from remediator.rules.windows import Window
@@ -92,7 +93,7 @@ def parse_rules(data: bytes, source: str, registry: Registry, *, slack_webhook: 
     Questionable settings do not fail: they come back in ``RuleSet.warnings``.
     ``slack_webhook``: Slack is an incoming webhook, so ``slack_channel`` is refused.
     """
-    parsed, doc = read_rules_file(data, source)
-    rules, warnings = build_rules(parsed, doc, source, registry, slack_webhook=slack_webhook)
+    read = read_rules_file(data, source)
+    rules, warnings = build_rules(read, source, registry, slack_webhook=slack_webhook)
     digest = hashlib.sha256(data).hexdigest()[:16]
-    return RuleSet(rules, source, digest, warnings, parsed.defaults.policy(), build_windows(parsed))
+    return RuleSet(rules, source, digest, warnings, read.file.defaults.policy(), build_windows(read.file))

@@ -25,9 +25,12 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from remediator.durations import RuleDuration
+from remediator.rules.checks import escalate_problem
+from remediator.rules.contexts import MAX_ENTRIES, ContextEntry
 from remediator.rules.patterns import PatternError, compile_pattern
 
-_RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+RULE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_RULE_NAME = re.compile(RULE_NAME_PATTERN)
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A Slack member id (U..., or W... on Enterprise Grid) or a user-group id (S...).
 SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
@@ -168,6 +171,27 @@ class ApprovalSpec(_Strict):
         return self
 
 
+class BrakeSpec(_Strict):
+    """The blast-radius brake, written under ``max_targets:``: at most ``count`` distinct
+    targets a rule acts on within ``within``; the jobs of further targets are held
+    (``held:brake``) until an operator releases them."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    count: int | None = Field(default=None, ge=1)
+    """Distinct targets the rule may act on within ``within``."""
+    within: RuleDuration | None = Field(default=None, gt=0, le=7 * 86400.0)
+    """The sliding window, in seconds (at most 7 days)."""
+    enabled: bool = True
+    """``false`` turns a default's brake off for this rule."""
+
+    @model_validator(mode="after")
+    def _both(self) -> BrakeSpec:
+        if self.enabled and (self.count is None or self.within is None):
+            raise ValueError("needs count and within, e.g. {count: 20, within: 10m} (or enabled: false)")
+        return self
+
+
 class Policy(_Strict):
     """How a rule runs once it matches; every field may be set in ``defaults:`` or per rule.
 
@@ -177,11 +201,18 @@ class Policy(_Strict):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
     inhibit_equal: LabelNames = ()
-    """Labels a blocking alert must share with the handled one (Alertmanager's ``equal``)."""
+    """label names, as Alertmanager's inhibit rule `equal`: a firing alert only holds the job back if it
+    has the same value as the handled alert for each of these labels (a label missing on both counts as
+    equal). Without it, any matching alert anywhere blocks. `simulate` shows it (`waits while firing:
+    ... with the same namespace`)
+    """
     concurrency_group: str | None = None
-    """A budget shared across rules, sized in ``concurrency_limits`` (default 1)."""
+    """name of a budget shared across rules; size in top-level `concurrency_limits` (default 1)"""
     escalate: str = ""
-    """Slack mention posted when the circuit opens."""
+    """Slack mention posted when the circuit opens: `@here`, `@channel` or `@everyone` alone, or one or
+    more of `<!here>`, `<!channel>`, `<!everyone>`, `<!subteam^ID>` (a user group), `<@U...>` (a user),
+    separated by spaces. Anything else (`@oncall-team`) would notify nobody and is an error
+    """
     cooldown: RuleDuration = 900.0
     """Seconds before the same target is repaired again after a success."""
     lease: RuleDuration = 600.0
@@ -197,18 +228,52 @@ class Policy(_Strict):
     inhibit_wait: RuleDuration = 1800.0
     """Seconds a job waits while an ``inhibited_by`` alert fires."""
     dry_run: bool = False
-    """Plan only: the handler is not run."""
+    """plan only for this rule"""
     on_resolved: Literal["ignore", "run"] = "ignore"
-    """``run``: run the handler on a resolved alert too."""
+    """`ignore`: a resolved alert is recorded and posted, nothing runs; `run`: run the handler on resolved
+    too
+    """
     on_pause: Literal["hold", "skip"] = "hold"
-    """A job that meets a pause or maintenance window: ``hold`` waits and is re-gated when
-    it ends; ``skip`` records ``skipped:paused`` at once."""
+    """a job that meets a pause or an open maintenance window: `hold` waits (looks again every
+    `DEFER_INTERVAL`, at once when the pause is lifted, and when it ends) and then passes every gate
+    again (still firing: it runs; resolved meanwhile: `skipped:resolved`); `skip` records
+    `skipped:paused` at once (the behaviour before holds). Manual replays are always `skipped:paused`
+    while paused
+    """
     approval: ApprovalSpec | None = None
-    """An approver's yes before the handler acts (None: no approval)."""
+    """`{required: true, timeout: 30m, approvers: [U024BE7LH, S0614TZR7]}`: the job waits for an approver's
+    yes before it acts (see [Approvals](../how-to/approvals.md)). `approvers` are Slack user ids
+    (`U...`, `W...`) and user-group ids (`S...`), at least one when `required`; `timeout` (default
+    `30m`) is a duration with a unit. In `defaults:` it gates every rule; a rule turns it off with
+    `approval: {required: false}`
+    """
     slack_channel: SlackChannel = None
-    """The Slack channel of this rule's threads, escalations and approval requests (a name,
-    ``#team-alerts``, or an id); None: ``REMEDIATOR_SLACK_CHANNEL``. Bot-token mode only:
-    an incoming webhook posts to its one fixed channel."""
+    """the Slack channel of this rule's threads, escalations and approval requests: a name (`#team-alerts`:
+    lowercase letters, digits, `-`, `_`, `.`) or an id (`C0123ABCD`). Bot-token mode only: with
+    `SLACK_WEBHOOK_URL` (an incoming webhook posts to its one channel) `check` and `serve` refuse it.
+    The bot must be in the channel; if Slack answers `not_in_channel` or `channel_not_found`, the
+    message goes to `SLACK_CHANNEL` with a note saying why, an error is logged
+    (`slack.channel_unusable`) and counted (`remediator_notifications_total{result="fallback"}`), and
+    the rule's channel is tried again 10 minutes later (see [Slack](../concepts/slack.md))
+    """
+    max_targets: BrakeSpec | None = None
+    """the blast-radius brake, `{count: N, within: DURATION}`: the rule acts on at most N distinct targets
+    within the sliding window; the job of each further target is held (`held:brake`) until an operator
+    releases it, and people are told once (see [The blast-radius brake](../how-to/brake.md)). Every
+    distinct target admitted to run counts, whatever the outcome, dry runs included; manual replays do
+    not. `count` ≥ 1, `within` a duration with a unit, at most `7d`. A rule turns a default's brake off
+    with `max_targets: {enabled: false}`. `simulate` shows, per alert, which target of the payload it is
+    and whether it would be held. Unset: no brake (the shipped `rules.yaml` sets `{count: 20, within:
+    10m}` in `defaults:`)
+    """
+
+    @property
+    def brake(self) -> tuple[int, float] | None:
+        """(count, within seconds) of an enabled brake, or None."""
+        spec = self.max_targets
+        if spec is None or not spec.enabled or spec.count is None or spec.within is None:
+            return None
+        return spec.count, spec.within
 
     @property
     def needs_approval(self) -> bool:
@@ -230,19 +295,106 @@ def _overrides(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _page_mention(value: str) -> str:
+    # Checked like ``escalate``: a word Slack would not turn into a mention notifies nobody.
+    if value and (problem := escalate_problem(value)):
+        raise ValueError(problem.replace("escalate:", "page.slack:", 1))
+    return value
+
+
+class PageSpec(_Strict):
+    """People as a step (``page:``): a Slack mention and/or a PagerDuty incident, with the
+    chain's results so far. It ends the chain ``escalated``."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    slack: Annotated[str, AfterValidator(_page_mention)] = ""
+    """A Slack mention, checked like ``escalate`` (``@here``, ``<!subteam^S0ONCALL>``, ``<@U...>``)."""
+    pagerduty: bool = False
+    """Trigger a PagerDuty incident (needs ``REMEDIATOR_PAGERDUTY_ROUTING_KEY``)."""
+
+    @model_validator(mode="after")
+    def _someone(self) -> PageSpec:
+        if not self.slack and not self.pagerduty:
+            raise ValueError("page: name someone: slack: '@here' (a mention) and/or pagerduty: true")
+        return self
+
+
+class StepSpec(_Strict):
+    """One step of a rule's ``steps:``: a handler with its params, or ``page:`` (people)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    handler: str | None = None
+    """The handler this step runs (or ``page:`` instead)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The handler's params, templated like a rule's."""
+    timeout: RuleDuration | None = Field(default=None, gt=0)
+    """Seconds before this step's handler is stopped; within the rule's ``timeout`` (its default)."""
+    on_success: Literal["next", "done", "probe"] | None = None
+    """``next``: run the next step; ``done``: end ``succeeded``; ``probe``: end ``succeeded``
+    if the rule's probe passes, else run the next step. Default: ``probe`` with a probe, else ``next``."""
+    on_failure: Literal["stop", "next"] = "stop"
+    """``stop``: end ``failed``; ``next``: run the next step."""
+    page: PageSpec | None = None
+    """People instead of a handler: ends the chain ``escalated``."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepSpec:
+        if (self.handler is None) == (self.page is None):
+            raise ValueError("a step has either handler: (with params:) or page:, not both nor neither")
+        if self.page is not None:
+            written = sorted(self.model_fields_set & {"params", "timeout", "on_success", "on_failure"})
+            if written:
+                raise ValueError(f"a page: step ends the chain; {', '.join(written)} belong to handler steps")
+        return self
+
+
 class _RuleFields(_Strict):
     """What only a rule says: its name, what it matches, what it runs on what."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     name: str
+    """unique; lowercase letters, digits, `.`, `_`, `-`"""
     description: str = ""
+    """free text"""
     enabled: bool = True
+    """`false`: the rule is loaded and checked, and matches nothing"""
     matchers: list[str] = Field(min_length=1)
-    handler: str
+    """Alertmanager matchers: `label="v"`, `!=`, `=~`, `!~` (regexes fully anchored, RE2: see [Regular
+    expressions](#regular-expressions)), quoted values with `\\"`, `\\\\`, `\\n` escapes (any other
+    backslash is itself, as in Alertmanager: `pod=~"web-\\d+"`); all must match
+    """
+    handler: str | None = None
+    """a registered handler (see [Handlers](handlers.md)): the rule's one step (required unless `steps:`)"""
+    steps: list[StepSpec] | None = None
+    """instead of `handler:`, several steps run one after another on the target, each a handler with its
+    `params`, `timeout`, `on_success` (`next`, `done`, `probe`) and `on_failure` (`stop`, `next`), or a
+    last `page:` step (see [Steps](#steps))
+    """
     target: str
+    """template naming what is repaired: the key of the lease, cooldown and circuit"""
     params: dict[str, Any] = Field(default_factory=dict)
+    """the handler's params, templated (with `steps:`, each step has its own)"""
     inhibited_by: list[str] = Field(default_factory=list)
+    """matchers; while another alert matching all of them fires, the job waits (up to `inhibit_wait`, then
+    it ends `skipped:inhibited`)
+    """
     probe: ProbeSpec | None = None
+    """an HTTP check of what users see, before and after the handler (see [Probes](#probes)); a rule key,
+    not a policy key: it cannot be set in `defaults:`
+    """
     resolve: ResolveSpec | None = None
+    """the pod an alert names, resolved to the workload that owns it before the lease (see [Resolving
+    a pod to its owner](#resolving-a-pod-to-its-owner))
+    """
+    context: list[ContextEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    """entries gathered before acting and shown in the Slack thread, the approval request, the event and
+    the console: each a one-key mapping from its kind (`kubernetes.logs`, `kubernetes.events`,
+    `prometheus.query`) to its params, templated; at most 10; see [Context in the
+    thread](../how-to/context.md)
+    """
 
     @field_validator("name")
     @classmethod
@@ -250,6 +402,27 @@ class _RuleFields(_Strict):
         if not _RULE_NAME.match(value):
             raise ValueError("must be lowercase letters, digits, '.', '_' or '-' (max 63)")
         return value
+
+    @model_validator(mode="after")
+    def _handler_or_steps(self) -> _RuleFields:
+        if (self.handler is None) == (self.steps is None):
+            raise ValueError("a rule has either handler: (one step) or steps: (a list), not both nor neither")
+        if self.steps is not None:
+            if "params" in self.model_fields_set:
+                raise ValueError("params: belongs to each step of steps:, not to the rule")
+            if not self.steps:
+                raise ValueError("steps: list at least one step")
+            if self.steps[0].page is not None:
+                raise ValueError("steps: the first step runs a handler; paging alone is Alertmanager's job")
+            for index, step in enumerate(self.steps[:-1]):
+                if step.page is not None:
+                    raise ValueError(
+                        f"steps.{index}.page: a page: step ends the chain: make it the last step"
+                    )
+            for index, step in enumerate(self.steps):
+                if step.on_success == "probe" and self.probe is None:
+                    raise ValueError(f"steps.{index}.on_success: probe needs the rule's probe:")
+        return self
 
     def policy(self, defaults: Policy) -> Policy:
         """``defaults`` updated with the policy fields this rule sets (``null`` sets none)."""

@@ -10,6 +10,7 @@ method raises ``StoreUnavailable`` when it cannot answer.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from remediator.models import Alert, AuditEvent, Job, NewJob
@@ -17,9 +18,12 @@ from remediator.store.admission import Admission, Admitted, Concluded, Conclusio
 from remediator.store.values import (
     GLOBAL_PAUSE,
     Approval,
+    BrakeAnswer,
+    BrakeState,
     Decision,
     Delivery,
     FailureCount,
+    HeldJob,
     JobState,
     Pause,
     StoreMarker,
@@ -299,12 +303,30 @@ class Generation(Protocol):
         """True for the first caller only: it tells people that ``marker_id`` was wiped."""
 
 
-class Store(Protocol):
-    """All shared state, as its parts; ``admit`` and ``conclude`` span them.
+class Brakes(Protocol):
+    """The blast-radius brake per rule (``max_targets``): the distinct targets it acted on
+    in a sliding window, the jobs held over it, and the ones an operator released."""
 
-    A home for what comes next, one part when it is built: ``brakes`` (the blast-radius
-    brake's state per rule).
-    """
+    async def enter(
+        self, rule: str, event_id: str, target: str, *, count: int, within: float, dry_run: bool
+    ) -> BrakeAnswer:
+        """One admitted job of ``rule`` on ``target``: counted (``pass``: its target is
+        already in the window, or fewer than ``count`` are), else held (the first held of
+        an empty brake: ``opened``). A held job stays held until ``release`` names it,
+        whatever the window does; then its next call answers ``released`` (and counts it)."""
+
+    async def state(self, rule: str, within: float) -> BrakeState:
+        """The targets counted in the last ``within`` seconds, and the jobs held."""
+
+    async def release(self, rule: str, event_ids: Sequence[str] | None) -> list[HeldJob]:
+        """Let the held jobs named (None: all of them) go on; the ones released."""
+
+    async def forget(self, rule: str, event_ids: Sequence[str]) -> None:
+        """These held jobs are done without a release (their alert resolved, their rule went)."""
+
+
+class Store(Protocol):
+    """All shared state, as its parts; ``admit`` and ``conclude`` span them."""
 
     kind: str
 
@@ -334,6 +356,8 @@ class Store(Protocol):
     def sessions(self) -> Sessions: ...
     @property
     def generation(self) -> Generation: ...
+    @property
+    def brakes(self) -> Brakes: ...
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""
@@ -351,3 +375,22 @@ class Store(Protocol):
 async def global_pause(pauses: Pauses) -> Pause | None:
     """The running pause with the id ``GLOBAL_PAUSE`` (the deprecated ``/api/v1/pause``'s)."""
     return next((p for p in await pauses.list_pauses() if p.id == GLOBAL_PAUSE), None)
+
+
+_LOOK_AT = 500  # held jobs checked per call for having ended otherwise
+
+
+async def brake_state(store: Store, rule: str, within: float) -> BrakeState:
+    """A rule's brake without the held jobs that ended otherwise (their alert resolved
+    while held: ``skipped:resolved``; their rule went): those are forgotten here, so the
+    brake closes (and opens, and is told, again) once no job waits on it."""
+    state = await store.brakes.state(rule, within)
+    if not state.held:
+        return state
+    looked = state.held[:_LOOK_AT]
+    known = [await store.jobs.job_state(job.event_id) is not None for job in looked]
+    gone = [job.event_id for job, alive in zip(looked, known, strict=True) if not alive]
+    if not gone:
+        return state
+    await store.brakes.forget(rule, gone)
+    return replace(state, held=tuple(job for job in state.held if job.event_id not in gone))

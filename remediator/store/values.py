@@ -218,6 +218,8 @@ class Approval:
     note: str = ""
     channel: str = ""  # the Slack message with the buttons (empty: none posted)
     message_ts: str = ""
+    context: tuple[dict[str, Any], ...] = ()  # the rule's context: as gathered (models.Gathered)
+    precheck: str = ""  # the target's state as the precheck saw it before asking ("": not looked)
 
     @property
     def state(self) -> str:
@@ -233,6 +235,7 @@ class Approval:
         data = {k: v for k, v in data.items() if k in _APPROVAL_FIELDS}
         data["approvers"] = tuple(data.get("approvers") or ())
         data["plan"] = tuple(data.get("plan") or ())
+        data["context"] = tuple(data.get("context") or ())
         if data.get("alert") is not None:
             data["alert"] = Alert.model_validate(data["alert"])
         return cls(**data)
@@ -260,3 +263,54 @@ def holder_of(token: object) -> str | None:
 def collapses(job: Job | NewJob) -> bool:
     """Only Alertmanager's deliveries are collapsed at intake; a manual replay never is."""
     return not job.manual
+
+
+BrakeVerdict = Literal["pass", "released", "held", "opened"]
+
+
+@dataclass(frozen=True)
+class HeldJob:
+    """A job the blast-radius brake holds until an operator releases it."""
+
+    event_id: str
+    target: str
+    at: float  # epoch seconds it was first held
+    dry_run: bool = False  # the rule was in dry run: the brake shows before it goes live
+
+    def dumps(self) -> str:
+        return json.dumps({"target": self.target, "at": self.at, "dry_run": self.dry_run})
+
+    @classmethod
+    def loads(cls, event_id: str, data: str | bytes) -> HeldJob:
+        fields = json.loads(data)
+        return cls(event_id, str(fields["target"]), float(fields["at"]), bool(fields.get("dry_run")))
+
+
+@dataclass(frozen=True)
+class BrakeAnswer:
+    """What the brake says of one job: ``pass`` (its target counts, or was counted),
+    ``released`` (held before, an operator let it go), ``held`` (stays held), ``opened``
+    (held, and the first: the brake opened, people are told). ``counted``: the distinct
+    targets in the window; ``held``: on ``opened``, the targets held (to tell them)."""
+
+    verdict: BrakeVerdict
+    counted: int
+    held: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BrakeState:
+    """One rule's brake: the distinct targets it acted on in the window, and the jobs held."""
+
+    rule: str
+    counted: int
+    held: tuple[HeldJob, ...] = ()
+
+    @property
+    def open(self) -> bool:
+        """Jobs wait for an operator's release."""
+        return bool(self.held)
+
+    @property
+    def dry_run(self) -> bool:
+        return any(job.dry_run for job in self.held)

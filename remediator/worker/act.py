@@ -1,10 +1,10 @@
-"""The act stage: the rule's probe, the handler, the probe again (``probe.py``), all under
-the held lease, kept alive by a heartbeat. The result goes on the run for the outcome
-stage to record; a job whose result is known already (it failed before acting) passes.
+"""The act stage: the rule's probe, then its steps one after another (``chain.py``; a
+single ``handler:`` is the one-step chain), all under the held lease, kept alive by a
+heartbeat. The result goes on the run for the outcome stage to record; a job whose result
+is known already (it failed before acting, or its precheck found nothing to do) passes.
 
-Slots for what comes next (runbooks issue): the handler's precheck runs again here,
-under the lease, after an approval; ``steps:`` run one after another here, a single
-``handler:`` being the one-step chain.
+After an approval, the first step's precheck runs again here, under the lease, before it
+acts: the handler's three phases run together (``execution.execute``).
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import aiohttp
 
 from remediator import clock
-from remediator.handling.context import Context, Resources
-from remediator.handling.execution import execute
+from remediator.handling.context import Resources
 from remediator.metrics import Metrics
 from remediator.models import Outcome, Result
-from remediator.rules.ruleset import Plan
 from remediator.settings import Settings
 from remediator.store.base import Store
 from remediator.worker import probe
+from remediator.worker.chain import Chain
 from remediator.worker.lease import heartbeat
 from remediator.worker.runs import Run
 from remediator.worker.stages import Stop
@@ -55,13 +55,15 @@ class Act:
         self.metrics.overhead.observe(max(0.0, clock.now() - job.received_at))
         lost = asyncio.Event()
         beat = asyncio.create_task(heartbeat(self.store.locks, self.store.queue, self.settings, run, lost))
+        resumed = bool(run.finished_steps())
         try:
-            if plan.probe is not None and (healthy := await probe.before(run, plan.probe, self.http)):
+            if (
+                plan.probe is not None
+                and not resumed
+                and (healthy := await probe.before(run, plan.probe, self.http))
+            ):
                 return healthy
-            result = await self._handler(run, plan, dry_run, lost)
-            if plan.probe is not None and not dry_run:
-                within = rule.policy.verify_timeout
-                result = await probe.after(run, plan.probe, self.http, result, within=within, lost=lost)
+            result = await self.chain.run(run, plan, dry_run=dry_run, lost=lost)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -74,38 +76,12 @@ class Act:
     def http(self) -> aiohttp.ClientSession:
         return self.resources.http
 
-    async def _handler(self, run: Run, plan: Plan, dry_run: bool, lost: asyncio.Event) -> Result:
-        job, rule = run.job, run.known_rule
-        ctx = Context(
-            event_id=job.event_id,
-            rule=rule.name,
-            target=plan.target,
-            alert=job.alert,
-            dry_run=dry_run,
-            deadline=clock.monotonic() + rule.policy.timeout,
-            verify_timeout=rule.policy.verify_timeout,
-            log=run.log,
+    @cached_property
+    def chain(self) -> Chain:
+        return Chain(
+            store=self.store,
+            metrics=self.metrics,
             resources=self.resources,
-            timeline=run.timeline,
+            settings=self.settings,
+            teller=self.teller,
         )
-        self.teller.started(run, dry_run=dry_run)
-        run.step("handler.started", rule.handler.name, dry_run=dry_run)
-        run.log.info("remediation.started", handler=rule.handler.name, dry_run=dry_run)
-        started = clock.monotonic()
-        result = await execute(rule.handler, plan.params, ctx, timeout=rule.policy.timeout, lease_lost=lost)
-        elapsed = clock.monotonic() - started
-        run.step("handler.finished", result.outcome.value, seconds=round(elapsed, 3))
-        self.metrics.handler_duration.labels(rule.handler.name).observe(elapsed)
-        result.details.setdefault("duration_seconds", round(elapsed, 3))
-        if dry_run and result.outcome is Outcome.SUCCEEDED:
-            return Result.failed("handler acted although dry-run was on (handler bug)")
-        if dry_run and result.outcome is Outcome.FAILED:
-            # The precheck could not read the target (e.g. `make run` far from the cluster):
-            # a dry run still shows what it would do, from the params alone.
-            return Result.dry_run(
-                rule.handler.plan(plan.params),
-                f"dry run; the precheck failed, so this plan is from the params alone: {result.message}",
-                precheck_error=result.message,
-                **result.details,
-            )
-        return result

@@ -125,7 +125,10 @@ class AwaitingApproval:
             return Skip(SkipReason.NOT_APPROVED, describe(approval))
         left = approval.expires_at - clock.now()
         message = f"awaiting approval by {', '.join(approval.approvers)} ({human_duration(left)} left)"
-        first_pass = run.job.deferrals == 0
+        # The first pass that meets the request (after waits for inhibition or a pause, too):
+        # the job keeps the request's id from then on, so later passes neither record the
+        # request again nor look at the target again before it is decided (precheck.py).
+        first_pass = not run.job.approval
         if first_pass:  # the steps of this pass are kept (Defer with a job stashes them)
             if asked:
                 run.step(
@@ -163,7 +166,7 @@ class AwaitingApproval:
     def _request(self, run: Run, spec: ApprovalSpec) -> Approval:
         now = clock.now()
         rule, job = run.known_rule, run.job
-        plan = tuple(rule.handler.plan(run.plan.params)) if run.plan is not None else ()
+        plan = tuple(run.plan.describe()) if run.plan is not None else ()  # the whole chain
         if run.plan is not None and run.plan.probe is not None:
             plan += tuple(run.plan.probe.plan(rule.policy.verify_timeout))
         return Approval(
@@ -175,6 +178,8 @@ class AwaitingApproval:
             expires_at=now + spec.timeout,
             approvers=spec.approvers,
             plan=plan,
-            handler=rule.handler.name,
+            handler=" → ".join(step.name for step in rule.steps),
             alert=job.alert,
+            context=tuple(entry.model_dump() for entry in run.context),
+            precheck=run.precheck,
         )

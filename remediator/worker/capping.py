@@ -17,6 +17,7 @@ import orjson
 
 from remediator.models import AuditEvent
 
+CONTEXT_STEP = "context"  # the step of the context gathered before acting (gathering.py)
 SMALL = 128  # a detail whose JSON is at most this many bytes is kept whole
 MARK = 160  # room kept for the plan's last line, which says it was capped
 CUT = "…"
@@ -24,7 +25,10 @@ CUT = "…"
 
 def capped(event: AuditEvent, max_bytes: int) -> AuditEvent:
     """``event`` itself when its plan and details fit in ``max_bytes`` (their JSON), else a
-    copy whose plan and details are cut to fit, with ``details["capped"]`` saying how."""
+    copy whose plan and details are cut to fit, with ``details["capped"]`` saying how. The
+    context gathered before acting (the timeline's ``context`` step) has a budget of its
+    own, ``max_bytes`` too (``capped_context``)."""
+    event = capped_context(event, max_bytes)
     plan_bytes, details_bytes = _size(event.plan), _size(event.details)
     if plan_bytes + details_bytes <= max_bytes:
         return event
@@ -40,6 +44,36 @@ def capped(event: AuditEvent, max_bytes: int) -> AuditEvent:
         marker["details"] = {"bytes": details_bytes, "keys": len(details), "sha256": _digest(details)}
         details = _cut_details(details, room - _size({"capped": marker}) - 4)
     return event.model_copy(update={"plan": plan, "details": {**details, "capped": marker}})
+
+
+def capped_context(event: AuditEvent, max_bytes: int) -> AuditEvent:
+    """The event with its ``context`` step's entries within ``max_bytes`` (their JSON): each
+    text cut to an equal share (a log keeps its end), its ``cut`` counting what was left out."""
+    index = next((i for i, step in enumerate(event.timeline) if step.name == CONTEXT_STEP), None)
+    if index is None:
+        return event
+    step = event.timeline[index]
+    entries = list(step.data.get("entries") or [])
+    if not entries or _size(entries) <= max_bytes:
+        return event
+    bare = [{**entry, "text": ""} for entry in entries]
+    share = max(64, (max_bytes - _size(bare)) // len(entries))
+    kept = [_cut_entry(entry, share) for entry in entries]
+    timeline = list(event.timeline)
+    timeline[index] = step.model_copy(update={"data": {**step.data, "entries": kept}})
+    return event.model_copy(update={"timeline": timeline})
+
+
+def _cut_entry(entry: dict[str, Any], budget: int) -> dict[str, Any]:
+    text = str(entry.get("text") or "")
+    if _size(text) <= budget:
+        return entry
+    if entry.get("tail"):
+        kept = _prefix(text[::-1], budget - 8)[::-1]
+        kept = CUT + kept
+    else:
+        kept = _prefix(text, budget - 8) + CUT
+    return {**entry, "text": kept, "cut": int(entry.get("cut") or 0) + len(text) - len(kept) + 1}
 
 
 def _cut_plan(plan: list[str], budget: int, full: int) -> list[str]:

@@ -26,6 +26,8 @@ from remediator.worker.stages import Defer, Skip, Stop
 from remediator.worker.telling import Teller
 
 T = TypeVar("T")
+# Outcomes counted toward the circuit: a failure, and a chain handed to people (``page:``).
+COUNTED = (Outcome.FAILED, Outcome.ESCALATED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +153,7 @@ class OutcomeStage:
         opened, failures = 0, 0
         if job.attempts:  # a retried job was counted toward the circuit at its first failure
             result.details["attempts"] = job.attempts + 1
-        elif result.outcome is Outcome.FAILED and not result.details.get("lease_lost"):
+        elif result.outcome in COUNTED and not result.details.get("lease_lost"):
             count = await self.outcomes.write(
                 lambda: self.store.gates.record_failure(
                     rule.name, target, rule.policy.attempt_window, rule.policy.max_attempts
@@ -230,7 +232,7 @@ class EventDraft:
             event_id=job.event_id,
             rule=job.rule,
             target=run.target,
-            handler=rule.handler.name if rule else "",
+            handler=" → ".join(step.name for step in rule.steps) if rule else "",
             alertname=job.alert.name,
             fingerprint=job.alert.fingerprint,
             alert_status=job.alert.status,

@@ -32,10 +32,13 @@ from remediator.store.values import Delivery
 from remediator.worker.act import Act
 from remediator.worker.admit import Admit
 from remediator.worker.approval import AwaitingApproval
+from remediator.worker.brake import Brake
 from remediator.worker.gates import Inhibited, PauseBook, Paused, ResolvedIgnored, StaleLease
+from remediator.worker.gathering import GatherContext, kept_steps
 from remediator.worker.lease import release
 from remediator.worker.outcome import Outcomes, OutcomeStage
 from remediator.worker.owners import ResolveOwner
+from remediator.worker.precheck import Precheck
 from remediator.worker.render import Render
 from remediator.worker.resolution import AnnounceResolution
 from remediator.worker.runs import Run
@@ -75,6 +78,9 @@ class Pipeline:
         paused = Paused(PauseBook(store.pauses), lambda: rules().windows, settings.defer_interval)
         self.approval = AwaitingApproval(store.approvals, settings, self.tell)
         owners = ResolveOwner(resources)
+        context = GatherContext(
+            resources, self.tell, asks=self.approval.needed, dry_run=self.approval.dry_run
+        )
         self.stages: list[Stage] = [
             Render(),  # the plan: target, params, probe (a template that fails: failed below)
             StaleLease(store.locks, store.audit),  # a re-delivered job waits out its first worker
@@ -93,21 +99,23 @@ class Pipeline:
                 store, metrics, paused, replica, take=False, when=self._checks_first
             ),
             Inhibited(store.firing),  # held while an inhibited_by alert fires
-            # context: logs, events, a PromQL value, gathered after the check-only admission
-            # precheck: the handler's first look, shown in the approval request (runbooks issue)
+            context,  # the rule's context: logs, events, a PromQL value (after the check-only admission)
+            Precheck(resources=resources, asks=self.approval.needed),  # shown in the approval request
             self.approval,  # a human's yes, asked once per (rule, target, episode)
             Admit(store, metrics, paused, replica, take=True),  # the same checks, then the lease
-            # precheck again under the lease, after an approval (runbooks issue)
-            Act(  # probe, handler (or `steps:`, one after another: runbooks issue), probe
+            Brake(store.brakes, metrics, self.tell, settings),  # max_targets: held:brake past it
+            Act(  # probe, then the steps one after another (each: precheck again, act, verify)
                 store=store, metrics=metrics, resources=resources, settings=settings, teller=self.tell
             ),
             OutcomeStage(self.outcomes),  # marks, the event, the ack, the notice; or a retry
         ]
 
     def _checks_first(self, run: Run) -> bool:
-        """Jobs that ask the store before they wait or fail: an inhibited_by rule (before
-        it waits on a blocker), an approval (before it asks), a failed render."""
-        return bool(run.known_rule.inhibited_by) or self.approval.needed(run) or run.result is not None
+        """Jobs that ask the store before they wait, fail or fetch: an inhibited_by rule
+        (before it waits on a blocker), an approval (before it asks), a failed render, a
+        rule with context: (before it gathers: a job skipped for cooldown fetches nothing)."""
+        rule = run.known_rule
+        return bool(rule.inhibited_by or rule.context) or self.approval.needed(run) or run.result is not None
 
     # ---- one job -----------------------------------------------------------------------
     async def process(self, delivery: Delivery, consumer: str, *, hand_over: bool = False) -> Delivery | None:
@@ -180,7 +188,7 @@ class Pipeline:
         # The run that finally happens still tells the whole story: the steps carried
         # from earlier deliveries, and those of a pass that asked (approval) or failed
         # (a retry): ``Defer.job`` keeps them.
-        steps = run.timeline if defer.job is not None else run.carried
+        steps = run.timeline if defer.job is not None else kept_steps(run)
         if steps:
             await self._stash(run, steps)
         noted = run.job.wait_noted or self._note_wait(run, defer)

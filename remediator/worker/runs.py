@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from remediator import clock
-from remediator.models import Job, Result, Step
+from remediator.models import Gathered, Job, Result, Step
 from remediator.rules.resolving import PodRef
 from remediator.rules.ruleset import Plan, Rule
 from remediator.store.values import Delivery
@@ -37,7 +37,9 @@ class Run:
     slot: str | None = None
     result: Result | None = None
     acted: bool = False  # the handler ran (the outcome counts failures, cooldowns, retries)
+    precheck: str = ""  # the target's state as the precheck before the approval saw it
     carried: list[Step] = field(default_factory=list)  # of an earlier delivery or pass
+    context: list[Gathered] = field(default_factory=list)  # the rule's context: (gathering.py)
     pauses_seen: int = -1  # the version of the pauses the job was checked against
     collapsed: int = 0  # deliveries collapsed into this job at intake, as last seen
     hand_over: bool = False  # the worker wants its next job with this one's outcome...
@@ -66,3 +68,15 @@ class Run:
 
     def step(self, name: str, message: str = "", **data: Any) -> None:
         self.timeline.append(Step(at=clock.now(), name=name, message=message, data=data))
+
+    def finished_steps(self) -> list[Step]:
+        """The chain's steps an earlier delivery of this attempt finished (``step.finished``,
+        kept across a crash or a shutdown between two steps): the chain resumes after the
+        last one. A retry starts a new attempt: steps before it do not count."""
+        found: list[Step] = []
+        for step in reversed(self.carried):
+            if step.name == "retry":
+                break
+            if step.name == "step.finished":
+                found.append(step)
+        return found[::-1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from remediator.durations import format_duration
 from remediator.models import Outcome, Result
 from remediator.notify.notice import Notice, NoticeKind, Notifier
 from remediator.store.values import Approval, Pause
@@ -26,6 +27,10 @@ class Teller:
     def started(self, run: Run, *, dry_run: bool) -> None:
         """The handler starts (``after_failure``: an earlier attempt on it failed)."""
         self._send(self.notice(run, "started", dry_run=dry_run, after_failure=run.job.attempts > 0))
+
+    def context(self, run: Run, *, dry_run: bool) -> None:
+        """What the rule's ``context:`` gathered, before anything is done (a thread reply)."""
+        self._send(replace(self.notice(run, "context", dry_run=dry_run), context=list(run.context)))
 
     def outcome(self, run: Run, result: Result) -> None:
         self._send(self.notice(run, "outcome", result=result))
@@ -46,6 +51,14 @@ class Teller:
     def decided(self, approval: Approval) -> None:
         """An approval decided away from any run (a Slack click, the API, the CLI)."""
         self._send(decided_notice(approval))
+
+    def brake_opened(self, run: Run, *, wanted: int, within: float, dry_run: bool) -> None:
+        """A rule's blast-radius brake opened: told once, to the channel and PagerDuty."""
+        self._send(
+            replace(
+                self.notice(run, "brake_opened", dry_run=dry_run), message=brake_text(run, wanted, within)
+            )
+        )
 
     def pause_ended(self, pause: Pause, message: str) -> None:
         self._send(Notice(kind="pause_ended", message=message, pause=pause.as_dict()))
@@ -69,7 +82,7 @@ class Teller:
             target=run.target,
             channel=(rule.policy.slack_channel or "") if rule else "",
             event_id=job.event_id,
-            handler=rule.handler.name if rule else "",
+            handler=" → ".join(step.name for step in rule.steps) if rule else "",
             alert=job.alert,
             external_url=job.external_url,
             source=job.source,
@@ -81,7 +94,7 @@ class Teller:
             duration=details.get("duration_seconds") if result else None,
             plan=result.plan if result else [],
             details=details,
-            escalate=rule.policy.escalate if rule else "",
+            escalate=_mention(run, result),
             cooldown=rule.policy.cooldown if rule else 0.0,
             failures=failures,
             max_attempts=rule.policy.max_attempts if rule else 0,
@@ -92,6 +105,24 @@ class Teller:
 
     def _send(self, notice: Notice) -> None:
         self.notifier.send(notice)
+
+
+def _mention(run: Run, result: Result | None) -> str:
+    """Whom the notice names: a chain that reached its ``page:`` step, the page's Slack
+    mention; otherwise the rule's ``escalate`` (posted when its circuit opens)."""
+    if result is not None and result.outcome is Outcome.ESCALATED:
+        return str((result.details.get("page") or {}).get("slack", ""))
+    return run.rule.policy.escalate if run.rule else ""
+
+
+def brake_text(run: Run, wanted: int, within: float) -> str:
+    """``systemic? `rule` wants to act on 41 targets within 10m; held: ...``"""
+    rule = run.known_rule.name
+    return (
+        f"systemic? `{rule}` wants to act on {wanted} targets within {format_duration(within)}; "
+        f"held: {run.target} and every further target until an operator releases them "
+        f"(remediator brakes release {rule})"
+    )
 
 
 def decided_notice(approval: Approval) -> Notice:

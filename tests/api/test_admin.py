@@ -335,6 +335,15 @@ async def test_rules_summary(h: AdminApp) -> None:
     [rule] = info["rules"]
     assert rule["name"] == "fix-it" and rule["handler"] == "test.fix"
     assert rule["matchers"] == ['alertname="TestBroken"'] and rule["cooldown"] == 900
+    assert rule["steps"] == [  # a handler: rule is the one-step chain
+        {
+            "handler": "test.fix",
+            "on_success": "next",
+            "on_failure": "stop",
+            "timeout_seconds": None,
+            "page": None,
+        }
+    ]
     assert info["last_reload"]["ok"] is True
 
 

@@ -20,7 +20,7 @@ from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
 from remediator.settings import Settings
 from remediator.store.base import Store
-from tests.support.handlers import RUNS, gated_rule, make_registry
+from tests.support.handlers import ACTS, gated_rule, make_registry
 from tests.support.payloads import alert, payload
 from tests.support.redis_server import RedisServer
 from tests.support.slack_server import (
@@ -135,10 +135,10 @@ async def test_approve_in_slack_runs_once_and_updates_the_message(tmp_path: Path
         assert "Approval needed" in text and "probe a -> succeeded" in text  # the plan, as in a dry run
         assert buttons(message) == {APPROVE: event_id, REJECT: event_id}
         await asyncio.sleep(0.2)
-        assert RUNS["a"] == []  # waiting
+        assert ACTS["a"] == []  # waiting
         assert await click(client, message, APPROVE, "U0ALICE", "alice") == 200
         event = await outcome(svc, event_id)
-        assert event.outcome_label == "succeeded" and len(RUNS["a"]) == 1
+        assert event.outcome_label == "succeeded" and len(ACTS["a"]) == 1
         approved = [s for s in event.timeline if s.name == "approval.approved"]
         assert approved and approved[0].data["by"] == "slack:U0ALICE (alice)"
         await slack.wait_for("updates", 1)
@@ -155,7 +155,7 @@ async def test_a_group_member_rejects(tmp_path: Path, slack: SlackServer) -> Non
         event = await outcome(svc, event_id)
         assert event.outcome_label == "skipped:rejected"
         assert event.message == "rejected by slack:U0CAROL (carol)"
-        assert RUNS["a"] == [] and slack.group_lookups == 1
+        assert ACTS["a"] == [] and slack.group_lookups == 1
         await slack.wait_for("updates", 1)
         assert "Rejected* by slack:U0CAROL (carol)" in str(slack.messages[0].blocks)
 
@@ -169,7 +169,7 @@ async def test_someone_not_an_approver_is_refused_privately(tmp_path: Path, slac
         assert reply["user"] == "U0MALLORY" and reply["text"].startswith("You are not an approver")
         found = await svc.store.approvals.get_approval(event_id)
         assert found is not None and found.decision is None
-        assert slack.updates == [] and RUNS["a"] == []
+        assert slack.updates == [] and ACTS["a"] == []
         # The group's members are cached: a second refusal asks Slack no more.
         assert await click(client, message, APPROVE, "U0MALLORY", "mallory") == 200
         assert slack.group_lookups == 1
@@ -288,7 +288,7 @@ async def test_two_replicas_one_message_one_run(
         assert await click(two, message, APPROVE, "U0ALICE", "alice") == 200
         event = await outcome(svc_one, first)
         assert event.outcome_label == "succeeded" and event.details["deduplicated"] == 1
-        assert len(RUNS["a"]) == 1
+        assert len(ACTS["a"]) == 1
         await slack.wait_for("updates", 1)
 
 
@@ -307,5 +307,5 @@ async def test_a_waiting_job_survives_a_replica_restart(
         assert len(slack.messages) == 1  # not asked again
         assert await click(client, message, APPROVE, "U0ALICE", "alice") == 200
         event = await outcome(svc, event_id)
-        assert event.outcome_label == "succeeded" and len(RUNS["a"]) == 1
+        assert event.outcome_label == "succeeded" and len(ACTS["a"]) == 1
         assert [s.name for s in event.timeline].count("approval.requested") == 1

@@ -221,6 +221,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.mark.server  # a redis-server
 async def test_failures_are_counted_across_replicas_through_the_store(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:

@@ -172,6 +172,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.mark.server  # a redis-server
 async def test_a_session_signed_out_on_one_replica_is_refused_on_the_other(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:

@@ -159,3 +159,10 @@ def test_a_time_to_repair_never_goes_negative() -> None:
     assert time_to_repair(job, Result.succeeded("ok"), 1000.0) == 0.0
     manual = job.model_copy(update={"manual": True})
     assert time_to_repair(manual, Result.succeeded("ok"), 1000.0) is None
+
+
+def test_an_escalated_runbook_is_not_a_success() -> None:
+    """A chain that reached its page: step did not repair: it lowers the success rate."""
+    runs = [event("r", 1.0, Outcome.SUCCEEDED), event("r", 2.0, Outcome.ESCALATED)]
+    found = stats.rule_stats("r", runs)
+    assert found.success_rate == 0.5 and found.outcomes == {"escalated": 1, "succeeded": 1}

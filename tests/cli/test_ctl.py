@@ -300,6 +300,7 @@ def test_the_escalation_gives_a_replay_command_that_runs_the_handler(
         (["skipped:paused", "failed"], True, 1),
         (["succeeded"], False, 5),
         (["failed"], False, 1),
+        (["succeeded", "escalated"], True, 1),  # a runbook that ended in its page step
     ],
 )
 def test_replay_wait_exit_codes(outcomes: list[str], finished_all: bool, code: int) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,7 +18,10 @@ from pydantic import ValidationError
 
 from remediator.api.service import SERVICE, Service
 from remediator.app import create_app
-from remediator.models import AuditEvent, Outcome
+from remediator.console.attention import Waiting
+from remediator.console.rendering import environment
+from remediator.models import AuditEvent, Outcome, Step
+from remediator.store.values import Approval, JobState
 from tests.support.admin import (
     RULES,
     Calls,
@@ -383,3 +388,138 @@ async def test_the_rules_page_shows_circuits_open_now_for_recent_targets(
     activity = await (await client.get("/ui/")).text()  # issue 25: a banner on the Activity page
     assert "Circuit open: <strong>fix-it</strong> on <code>svc/db</code>" in activity
     assert "<th>Reason</th>" in activity and "could not fix svc/db" in activity
+
+
+async def test_the_event_page_shows_the_context_gathered_before_acting(
+    console: tuple[Client, Service],
+) -> None:
+    """Each entry of the timeline's context step: its title and text (as text, never markup),
+    or why it could not be gathered."""
+    client, svc = console
+    await sign_in(client, ALICE)
+    now = time.time()
+    entries = [
+        {
+            "kind": "kubernetes.logs",
+            "title": "last 3 log lines of pod torghut/ws-1",
+            "text": f"{HOSTILE}\n",
+            "cut": 120,
+            "tail": True,
+        },
+        {
+            "kind": "prometheus.query",
+            "title": "Prometheus: up",
+            "error": "no answer within 0.3s (its timeout)",
+        },
+    ]
+    await svc.store.audit.record_event(
+        AuditEvent(
+            event_id="with-context",
+            rule="fix-it",
+            target="svc/api",
+            received_at=now,
+            finished_at=now,
+            outcome=Outcome.SUCCEEDED,
+            timeline=[Step(at=now, name="context", message="2 entries gathered", data={"entries": entries})],
+        )
+    )
+    body = await (await client.get("/ui/events/with-context")).text()
+    assert "<h2>Context</h2>" in body and "last 3 log lines of pod torghut/ws-1" in body
+    assert f"<pre>{html.escape(HOSTILE)}\n</pre>" in body and HOSTILE not in body
+    assert "(120 characters cut, the end kept)" in body
+    assert "Prometheus: up</strong> — could not be gathered: no answer within 0.3s (its timeout)" in body
+
+
+def test_the_waiting_page_shows_the_context_of_an_approval() -> None:
+    """The approval request's context on the Waiting page (the template alone, rendered as the
+    console renders it)."""
+    now = time.time()
+    approval = Approval(
+        event_id="e1",
+        rule="gated",
+        target="svc/a",
+        alertname="Gated",
+        requested_at=now,
+        expires_at=now + 600,
+        approvers=("U0ALICE",),
+        context=({"kind": "prometheus.query", "title": "Prometheus: up", "text": f"1 {HOSTILE}"},),
+    )
+    job = JobState(
+        event_id="e1",
+        rule="gated",
+        alertname="Gated",
+        fingerprint="f",
+        state="awaiting_approval",
+        since=now,
+        received_at=now,
+        why="awaiting approval",
+    )
+    body = (
+        environment()
+        .get_template("waiting.html")
+        .render(
+            session=SimpleNamespace(name="alice", can_act=True),
+            csrf="x",
+            path="/ui/waiting",
+            jobs=[job],
+            approvals={"e1": Waiting(approval, ["U0ALICE"])},
+        )
+    )
+    assert "Context, gathered before asking:" in body and "Prometheus: up" in body
+    assert f"<pre>1 {html.escape(HOSTILE)}</pre>" in body
+
+
+async def test_the_rules_page_shows_an_open_brake_and_releases_its_jobs(tmp_path: Path) -> None:
+    """Issue 29: an open brake on the Rules page, with a release form (CSRF, signed-in name)."""
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f'alice: "{ALICE}"\nviewer:\n  token: "{VIEWER}"\n  access: read\n')
+    braked = RULES.replace("defaults:\n", "defaults:\n  max_targets: {count: 1, within: 10m}\n")
+    settings = make_settings(
+        write_rules(tmp_path / "rules.yaml", braked),
+        admin_token=None,
+        admin_tokens_file=tokens,
+        ui=True,
+        defer_interval=0.2,
+    )
+    app = create_app(settings, registry=make_registry(Calls()))
+    async with TestClient(TestServer(app)) as client:
+        svc = app[SERVICE]
+        await fire(client, svc, service="one")
+        held = []
+        for name in ("two", "three"):
+            response = await client.post(
+                "/webhooks/alertmanager",
+                json=payload(alert("TestBroken", **with_service({"service": name}))),
+                headers=webhook_headers(),
+            )
+            held += (await response.json())["event_ids"]
+        deadline = time.monotonic() + 10
+        while len((await svc.store.brakes.state("fix-it", 600.0)).held) < 2:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        csrf = await sign_in(client, VIEWER)
+        body = await (await client.get("/ui/rules")).text()
+        assert "Brake open: fix-it" in body and "<code>svc/two</code>" in body
+        assert "1/1 targets in 10m, <strong>open</strong>" in body
+        assert "Release all 2" not in body  # a reader sees it, and cannot release
+        await client.post("/ui/signout", data={"csrf": csrf})
+        csrf = await sign_in(client, ALICE)
+        body = await (await client.get("/ui/rules")).text()
+        assert "Release all 2" in body and f'name="event_id" value="{held[0]}"' in body
+        refused = await client.post(
+            "/ui/brakes/fix-it/release", data={"event_id": held[0]}, allow_redirects=False
+        )
+        assert refused.status == 403 and (await svc.store.brakes.state("fix-it", 600.0)).open
+        empty = await client.post("/ui/brakes/fix-it/release", data={"csrf": csrf})
+        assert empty.status == 400 and "nothing to release" in await empty.text()
+        one = await client.post(
+            "/ui/brakes/fix-it/release", data={"csrf": csrf, "event_id": held[0]}, allow_redirects=False
+        )
+        assert one.status == 303 and one.headers["Location"] == "/ui/rules"
+        assert (await wait_event(svc.store, held[0])).outcome_label == "succeeded"
+        every = await client.post(
+            "/ui/brakes/fix-it/release", data={"csrf": csrf, "all": "1"}, allow_redirects=False
+        )
+        assert every.status == 303
+        assert (await wait_event(svc.store, held[1])).outcome_label == "succeeded"
+        assert "Brake open" not in await (await client.get("/ui/rules")).text()

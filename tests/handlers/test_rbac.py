@@ -76,6 +76,7 @@ KUBE_HANDLERS = [
     "delete_pod.py",
     "nodes.py",
     "owners.py",
+    "gatherers/kubernetes.py",
 ]
 NS = "torghut"
 FLINK_PARAMS = {"namespace": NS, "name": "torghut-ta", "poll_interval": "50ms"}
@@ -150,6 +151,7 @@ def test_the_role_is_namespaced_narrow_and_bound_to_the_service_account() -> Non
         ("create", "batch", "jobs"),
         ("get", "batch", "jobs"),
         ("get", "", "pods/log"),
+        ("list", "", "events"),
     }
 
 
@@ -188,6 +190,12 @@ def _objects(cluster: Cluster, *, tracked: bool) -> None:
     cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", "uid": "u-cron"}}
     nightly = cluster.put(JOBS, NS, job("nightly-28000000", owner=cron))
     cluster.put(PODS, NS, pod("nightly-28000000-x7k2p", owner=nightly))
+
+
+async def _gather(resources: Resources, kind: str, params: dict[str, object]) -> str:
+    """A rule's context: entry of ``kind``, gathered as the worker does (no timeout here)."""
+    spec = default_registry.gatherers[kind]
+    return await spec.gather(spec.params.model_validate(params), make_context(resources))
 
 
 async def _resolve(resources: Resources, pod_name: str) -> Owner:
@@ -237,6 +245,12 @@ async def _exercise_every_path(
         ]
         victim = cluster.items(PODS, NS, "app=jangar")[0]["metadata"]["name"]
         owners = [await _resolve(resources, p) for p in (victim, "nightly-28000000-x7k2p")]
+        # a rule's context: the pod's last log lines and the Deployment's Events
+        cluster.logs[NS, victim] = "started\n"
+        log = await _gather(resources, "kubernetes.logs", {"namespace": NS, "pod": victim, "lines": 5})
+        events = await _gather(
+            resources, "kubernetes.events", {"namespace": NS, "kind": "Deployment", "name": "jangar"}
+        )
         deleted, _ = await run_handler(
             "kubernetes.delete_pod", {**DELETE, "pod": victim}, resources, dry_run=dry_run
         )
@@ -245,6 +259,7 @@ async def _exercise_every_path(
     for result in (flink, bounce, resumed, set_env, job, adopted, *restarts, *scales, deleted):
         assert result.outcome is expected, result.message
     assert [(o.kind, o.name) for o in owners] == [("Deployment", "jangar"), ("CronJob", "nightly")]
+    assert log == "started\n" and events.startswith("(no Events of Deployment torghut/jangar")
 
 
 async def test_the_handlers_use_every_granted_permission_and_nothing_more(
@@ -295,6 +310,7 @@ def _resource(kind: str, module: str) -> tuple[str, str]:
         "horizontal_pod_autoscaler": ("autoscaling", "horizontalpodautoscalers"),
         "node": ("", "nodes"),
         "pod_eviction": ("", "pods/eviction"),
+        "event": ("", "events"),
     }
     assert kind in known, f"the handlers call an API for {kind!r}: add it to the Role and here"
     return known[kind]

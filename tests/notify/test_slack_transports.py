@@ -86,3 +86,15 @@ async def test_a_refusal_with_a_wait_holds_the_next_message(looptime: Any) -> No
     [posted] = transport.posted
     assert "Remediating" in posted.message.text
     assert looptime >= 30
+
+
+async def test_a_brake_opening_is_one_channel_message_never_a_thread() -> None:
+    """Issue 29: the brake tells the channel once, with what it holds; no incident thread."""
+    transport = RecordingTransport()
+    text = "systemic? `widget-down` wants to act on 21 targets within 10m; held: widget/w-1 and more"
+    async with notifier(transport) as slack:
+        slack.send(notice("brake_opened", message=text, dry_run=True))
+    [posted] = transport.top_level()
+    assert transport.replies(posted) == []
+    assert posted.message.text.startswith("🛑 Brake open (dry run): rule widget-down holds further targets")
+    assert "systemic? `widget-down` wants to act on 21 targets within 10m" in str(posted.message.blocks)

@@ -12,7 +12,7 @@ from remediator.api.admin import rule_info
 from remediator.api.schemas import RuleInfo, RulesInfo
 from remediator.cli.control_reports import rules_text
 from remediator.rules.ruleset import Policy, Rule, RuleSet, parse_rules
-from remediator.rules.schema import ApprovalSpec
+from remediator.rules.schema import ApprovalSpec, BrakeSpec
 from tests.support.handlers import make_registry
 
 RULES_PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "rules.md"
@@ -22,6 +22,7 @@ SPECIAL = {  # values that must mean something
         {"timeout": "10m", "approvers": ["U0ALICE", "S0ONCALL"]},
         ApprovalSpec.model_validate({"timeout": "10m", "approvers": ["U0ALICE", "S0ONCALL"]}),
     ),
+    "max_targets": ({"count": 20, "within": "10m"}, BrakeSpec.model_validate({"count": 20, "within": "10m"})),
 }
 
 

@@ -336,3 +336,41 @@ def test_inhibit_equal_has_alertmanagers_meaning() -> None:
     assert not flink.inhibits({"alertname": "Other", "namespace": "a"}, target)
     (plain,) = parse(rule(extra="    inhibited_by: ['alertname=\"Readonly\"']\n")).rules
     assert plain.inhibits({"alertname": "Readonly", "namespace": "b"}, target)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            "    max_targets: {count: 0, within: 10m}\n",
+            "max_targets.count: Input should be greater than or equal to 1",
+        ),
+        (
+            "    max_targets: {count: 5}\n",
+            "max_targets: needs count and within, e.g. {count: 20, within: 10m} (or enabled: false)",
+        ),
+        ("    max_targets: {count: 5, within: 600}\n", "max_targets.within: 600 has no unit"),
+        (
+            "    max_targets: {count: 5, within: 8d}\n",
+            "max_targets.within: Input should be less than or equal to 604800",
+        ),
+        (
+            "    max_targets: {count: 5, within: 1m, per: pod}\n",
+            "max_targets.per: unknown key",
+        ),
+        ("    max_targets: 20\n", "max_targets: Input should be a valid dictionary"),
+    ],
+)
+def test_a_brake_needs_a_count_and_a_window_with_a_unit(extra: str, expected: str) -> None:
+    (found,) = problems(rule(extra=extra))
+    assert found.startswith(f"rule 'a' (line 2): {expected}"), found
+
+
+def test_a_rule_turns_the_defaults_brake_off_or_sets_its_own() -> None:
+    text = "defaults:\n  max_targets: {count: 20, within: 10m}\n" + rule(
+        extra="    max_targets: {enabled: false}\n"
+    )
+    text += rule(name="b").removeprefix("rules:\n")
+    text += rule(name="c", extra="    max_targets: {count: 3, within: 1h}\n").removeprefix("rules:\n")
+    found = {r.name: r.policy.brake for r in parse(text).rules}
+    assert found == {"a": None, "b": (20, 600.0), "c": (3, 3600.0)}

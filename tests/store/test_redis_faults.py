@@ -337,6 +337,41 @@ async def test_worker_killed_mid_handler_job_finished_by_the_other_replica(
 
 
 @pytest.mark.timeout(200)
+async def test_a_chain_killed_between_two_steps_resumes_on_the_other_replica(
+    cluster: Cluster,
+    observer: RedisStore,
+    session: aiohttp.ClientSession,
+) -> None:
+    """Issue 28: step 1 acted, then its replica was SIGKILLed in step 2's precheck; the
+    other replica resumes after step 1, and no step runs twice."""
+    marker = cluster.tmp_path / "crashed-once"
+
+    def step(label: str, **more: Any) -> dict[str, Any]:
+        return {"handler": "test.record", "params": {"path": str(cluster.runs), "label": label, **more}}
+
+    chain = cluster.rule(lease="3s")
+    del chain["handler"], chain["params"]
+    chain["steps"] = [step("one"), step("two", crash_first=str(marker)), step("three")]
+    cluster.write_rules(chain)
+    replicas = [cluster.start(workers=1), cluster.start(workers=1)]
+    for replica in replicas:
+        await wait_ready(session, replica)
+    status, body = await post_alerts(session, replicas[0], firing_alert(service="db"))
+    assert status == 202
+    [event_id] = body["event_ids"]
+    events = await wait_events(observer, [event_id], within=120)
+    event = events[event_id]
+    assert event.outcome is Outcome.SUCCEEDED, event.message
+    assert marker.exists()  # a replica did die in step 2
+    started = [(r["label"], r["pid"]) for r in cluster.runs_of("start")]
+    assert [label for label, _ in started] == ["one", "two", "three"], started  # none twice
+    assert started[0][1] != started[1][1] == started[2][1]  # resumed by the other replica
+    assert [s.data["step"] for s in event.timeline if s.name == "step.finished"] == [1, 2, 3]
+    assert "chain.resumed" in [s.name for s in event.timeline]
+    assert await observer.queue.queue_depth() == 0
+
+
+@pytest.mark.timeout(200)
 async def test_job_that_keeps_killing_its_worker_is_dead_lettered(
     cluster: Cluster,
     observer: RedisStore,

@@ -29,6 +29,8 @@ from tests.support.admin import RULES, make_settings, write_rules
 from tests.support.redis_server import RedisServer
 
 PREFIX = "upgrade"
+# Taken at import: the times below stay valid for a day, however long the suite runs
+# before this module's tests (a pause of NOW + 600 had expired in a 37-minute CI run).
 NOW = time.time()
 # An audit event as the first release wrote it: no requested_by, external_url nor time_to_repair.
 OLD_EVENT: dict[str, Any] = {
@@ -59,7 +61,7 @@ OLD_APPROVAL: dict[str, Any] = {
     "target": "svc/db",
     "alertname": "TestBroken",
     "requested_at": NOW - 30,
-    "expires_at": NOW + 1770,
+    "expires_at": NOW + 86370,
     "approvers": ["U0ALICE"],
     "plan": ["fix the target (succeeded)"],
     "handler": "test.fix",
@@ -85,7 +87,7 @@ OLD_JOB: dict[str, Any] = {
 }
 OLD_PAUSE: dict[str, Any] = {
     "reason": "db upgrade",
-    "until": NOW + 600,
+    "until": NOW + 86400,
     "by": "admin",
     "id": "global",
     "matchers": [],
@@ -145,7 +147,7 @@ async def test_records_of_the_previous_release_read_with_rfc3339_times(
         [json.dumps(OLD_EVENT), *store.audit.record_fields(old)],
     )
     scope_keys = [keys.approval_scope("old-scope"), keys.approval(OLD_APPROVAL["event_id"]), keys.approvals]
-    ttl = 1800_000
+    ttl = 86400_000
     args = [OLD_APPROVAL["event_id"], json.dumps(OLD_APPROVAL), ttl, int(OLD_APPROVAL["requested_at"] * 1000)]
     await store.approvals._b.run("REQUEST_APPROVAL", scope_keys, [*args, int(NOW * 1000) - ttl])
     r = redis.asyncio.Redis.from_url(server.url)

@@ -62,7 +62,7 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
     made: list[Store] = []
 
     async def make(**options: Any) -> Store:
-        options = {"audit_max_events": 10, "max_deliveries": 5, **options}
+        options = {"audit_max_events": 10, **options}
         store: Store
         if url is None:
             options.pop("audit_retention", None)
@@ -616,6 +616,8 @@ def approval(event_id: str, at: float | None = None) -> Approval:
         plan=("restart svc/a",),
         handler="test.fix",
         alert=alert("Down", 0, service="a"),
+        context=({"kind": "prometheus.query", "title": "Prometheus: up", "text": '1 {job="a"}', "cut": 0},),
+        precheck="svc/a: 0 of 2 replicas ready",  # what the precheck saw before asking
     )
 
 
@@ -640,6 +642,7 @@ async def test_an_approval_is_decided_once(store: Store) -> None:
     await store.approvals.request_approval("r1|svc/a|ep1", approval("e1"), 60.0)
     pending = await store.approvals.get_approval("e1")
     assert pending is not None and pending.decision is None and pending.state == "pending"
+    assert pending.precheck == "svc/a: 0 of 2 replicas ready"  # kept for whoever decides
     decided, first = await store.approvals.decide_approval("e1", "approved", "slack:U0ALICE (alice)", "go")
     assert first and decided is not None
     assert (decided.decision, decided.decided_by, decided.note) == ("approved", "slack:U0ALICE (alice)", "go")
@@ -1053,3 +1056,94 @@ async def test_the_generation_marker_is_set_once_and_a_wipe_reported_once(store:
     assert await store.generation.claim_report("g0", 60)
     assert not await store.generation.claim_report("g0", 60)
     assert await store.generation.claim_report("g1", 60)
+
+
+# ---- issue 29: the blast-radius brake ---------------------------------------------------
+async def test_the_brake_counts_distinct_targets_and_holds_the_next(store: Store) -> None:
+
+    async def enter(event_id: str, target: str, dry_run: bool = False) -> tuple[str, int, tuple[str, ...]]:
+        answer = await store.brakes.enter("r1", event_id, target, count=2, within=60.0, dry_run=dry_run)
+        return answer.verdict, answer.counted, answer.held
+
+    assert await enter("e1", "svc/a") == ("pass", 1, ())
+    assert await enter("e2", "svc/a") == ("pass", 1, ())  # the same target counts once
+    assert await enter("e3", "svc/b") == ("pass", 2, ())
+    assert await enter("e4", "svc/c", dry_run=True) == ("opened", 2, ("svc/c",))  # told once
+    assert await enter("e5", "svc/d") == ("held", 2, ())
+    assert await enter("e4", "svc/c") == ("held", 2, ())  # held stays held
+    assert await enter("e6", "svc/b") == ("pass", 2, ())  # a counted target still passes
+    other = await store.brakes.enter("r2", "e7", "svc/c", count=2, within=60.0, dry_run=False)
+    assert other.verdict == "pass"  # one brake per rule
+    state = await store.brakes.state("r1", 60.0)
+    assert (state.rule, state.counted, state.open, state.dry_run) == ("r1", 2, True, True)
+    assert [(h.event_id, h.target, h.dry_run) for h in state.held] == [
+        ("e4", "svc/c", True),
+        ("e5", "svc/d", False),
+    ]
+    assert abs(state.held[0].at - time.time()) < 5
+    assert (await store.brakes.state("nothing", 60.0)).open is False
+
+
+async def test_a_held_job_waits_for_its_release_whatever_the_window_does(store: Store) -> None:
+    assert (
+        await store.brakes.enter("r1", "e1", "svc/a", count=1, within=1.0, dry_run=False)
+    ).verdict == "pass"
+    assert (
+        await store.brakes.enter("r1", "e2", "svc/b", count=1, within=1.0, dry_run=False)
+    ).verdict == "opened"
+    assert (
+        await store.brakes.enter("r1", "e3", "svc/c", count=1, within=1.0, dry_run=False)
+    ).verdict == "held"
+    await asyncio.sleep(1.3)  # the window ended: new targets pass again, the held stay held
+    assert (
+        await store.brakes.enter("r1", "e2", "svc/b", count=1, within=1.0, dry_run=False)
+    ).verdict == "held"
+    assert (
+        await store.brakes.enter("r1", "e4", "svc/d", count=1, within=1.0, dry_run=False)
+    ).verdict == "pass"
+    released = await store.brakes.release("r1", ["e2", "unknown"])
+    assert [job.event_id for job in released] == ["e2"]
+    assert await store.brakes.release("r1", ["e2"]) == []  # released once
+    answer = await store.brakes.enter("r1", "e2", "svc/b", count=1, within=1.0, dry_run=False)
+    assert (answer.verdict, answer.counted) == ("released", 2)  # it passes once, counted
+    assert [h.event_id for h in (await store.brakes.state("r1", 1.0)).held] == ["e3"]
+    assert [job.target for job in await store.brakes.release("r1", None)] == ["svc/c"]
+    assert (await store.brakes.state("r1", 1.0)).open is False
+    assert await store.brakes.release("r1", []) == []
+
+
+async def test_a_brake_released_or_emptied_opens_again(store: Store) -> None:
+    await store.brakes.enter("r1", "e1", "svc/a", count=1, within=60.0, dry_run=False)
+    assert (
+        await store.brakes.enter("r1", "e2", "svc/b", count=1, within=60.0, dry_run=False)
+    ).verdict == "opened"
+    assert (
+        await store.brakes.enter("r1", "e3", "svc/c", count=1, within=60.0, dry_run=False)
+    ).verdict == "held"
+    await store.brakes.forget("r1", ["e2", "e3"])  # their alerts resolved
+    await store.brakes.forget("r1", [])
+    assert (await store.brakes.state("r1", 60.0)).open is False
+    assert (
+        await store.brakes.enter("r1", "e5", "svc/e", count=1, within=60.0, dry_run=False)
+    ).verdict == "opened"
+    await store.brakes.release("r1", None)
+    await store.brakes.forget("r1", ["e5"])  # released, then ended otherwise: it never passes
+    assert (
+        await store.brakes.enter("r1", "e5", "svc/e", count=1, within=60.0, dry_run=False)
+    ).verdict == "opened"
+
+
+async def test_two_replicas_let_exactly_count_targets_through(make_store: StoreFactory) -> None:
+    one, two = await make_store(), await make_store()
+    stores = [one, two] if one.kind == "redis" else [one, one]
+
+    async def enter(i: int) -> str:
+        store = stores[i % 2]
+        answer = await store.brakes.enter("r1", f"e{i}", f"svc/{i}", count=5, within=60.0, dry_run=False)
+        return answer.verdict
+
+    verdicts = await asyncio.gather(*(enter(i) for i in range(40)))
+    assert verdicts.count("pass") == 5
+    assert verdicts.count("opened") == 1
+    assert verdicts.count("held") == 34
+    assert len((await stores[1].brakes.state("r1", 60.0)).held) == 35

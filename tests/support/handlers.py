@@ -24,7 +24,8 @@ from remediator.handling.registry import Registry, handler
 from remediator.settings import Settings
 from tests.support.payloads import alert_model
 
-RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)
+RUNS: dict[str, list[dict[str, object]]] = defaultdict(list)  # each precheck of test.probe
+ACTS: dict[str, list[str]] = defaultdict(list)  # each act of test.probe (the event id)
 
 
 class ProbeParams(HandlerParams):
@@ -33,6 +34,9 @@ class ProbeParams(HandlerParams):
     sleep: float = 0.0
     name: str = ""
     unreachable: bool = False  # the precheck cannot reach the target
+    healthy: bool = False  # the precheck finds nothing to do (noop)
+    refuse: bool = False  # the precheck refuses to act (failed)
+    hold: float = 0.0  # seconds the bucket's first precheck waits (to be cut there)
 
 
 def make_registry() -> Registry:
@@ -53,6 +57,16 @@ def make_registry() -> Registry:
             )
             if params.unreachable:
                 raise TemporaryError(f"{params.bucket}: connection refused")
+            if params.hold and len(RUNS[params.bucket]) == 1:
+                await asyncio.sleep(params.hold)
+            if params.refuse:
+                return Checked(
+                    f"probe {params.bucket} locked", None, Result.failed(f"{params.bucket} is locked")
+                )
+            if params.healthy:
+                return Checked(
+                    f"probe {params.bucket} healthy", None, Result.noop(f"{params.bucket} is healthy")
+                )
             return Checked(f"probe {params.bucket} reachable", None)
 
         async def act(self, params: ProbeParams, ctx: Context, seen: None) -> Result | None:
@@ -61,6 +75,7 @@ def make_registry() -> Registry:
                 await asyncio.sleep(params.sleep)
             if ctx.dry_run:
                 return Result.dry_run([f"probe {params.bucket}"])
+            ACTS[params.bucket].append(ctx.event_id)
             if params.outcome == "raise":
                 raise RuntimeError("boom")
             if params.outcome == "permanent":

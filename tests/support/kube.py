@@ -66,6 +66,7 @@ HPAS = kmock.resource("autoscaling", "v2", "horizontalpodautoscalers")
 PDBS = kmock.resource("policy", "v1", "poddisruptionbudgets")
 CRONJOBS = kmock.resource("batch", "v1", "cronjobs")
 NODES = kmock.resource("", "v1", "nodes")
+EVENTS = kmock.resource("", "v1", "events")
 KINDS = {
     FLINK: "FlinkDeployment",
     DEPLOYMENTS: "Deployment",
@@ -79,6 +80,7 @@ KINDS = {
     PDBS: "PodDisruptionBudget",
     CRONJOBS: "CronJob",
     NODES: "Node",
+    EVENTS: "Event",
 }
 CLUSTER_SCOPED = frozenset({NODES})
 SCALABLE = frozenset({DEPLOYMENTS, STATEFULSETS})  # served with the ``scale`` subresource

@@ -12,6 +12,7 @@ import pytest
 
 from remediator.settings import (
     MIN_SECRET_LENGTH,
+    REMOVED_VARIABLES,
     VERIFIED_SECRETS,
     Settings,
     SettingsError,
@@ -268,5 +269,32 @@ def test_every_variable_the_repository_sets_is_known() -> None:
     assert "REMEDIATOR_WEBHOOK_TOKEN" in found
     for example in ("REMEDIATOR_DRYRUN", "REMEDIATOR_SERVICE_HOST"):  # the configuration page's
         assert found.pop(example).name == "configuration.md"  # examples of unknown variables
-    unknown = {name: str(path) for name, path in found.items() if name not in known_variables()}
+    known = known_variables() | set(REMOVED_VARIABLES)  # the upgrade notes name removed ones
+    unknown = {name: str(path) for name, path in found.items() if name not in known}
     assert unknown == {}
+
+
+# ---- issue 26: every setting is read; removed ones warn ------------------------------------
+def test_every_setting_is_read_outside_the_settings_module() -> None:
+    """A field nothing reads is a knob that turns nothing (REMEDIATOR_STREAM_MAX_LEN was one):
+    each must be read as an attribute (``settings.workers``) somewhere in the service."""
+    sources = [
+        path.read_text(encoding="utf-8")
+        for place in ("remediator", "handlers")
+        for path in sorted((ROOT / place).rglob("*.py"))
+        if path != ROOT / "remediator" / "settings.py"
+    ]
+    code = "\n".join(sources)
+    unread = [name for name in Settings.model_fields if not re.search(rf"\.{name}\b", code)]
+    assert unread == []
+
+
+def test_a_removed_variable_is_ignored_with_a_warning() -> None:
+    """An upgrade must not stop a Deployment that still sets a variable nothing reads now."""
+    result = run_main("check", "rules.yaml", env={"REMEDIATOR_STREAM_MAX_LEN": "100000"})
+    assert result.returncode == 0, result.stderr
+    assert (
+        "remediator: warning: REMEDIATOR_STREAM_MAX_LEN is removed in 0.2.0: nothing read it" in result.stderr
+    )
+    assert "delete it from the environment" in result.stderr
+    assert "REMEDIATOR_STREAM_MAX_LEN" not in known_variables()

@@ -19,7 +19,7 @@ from remediator.worker.runs import Run
 from remediator.worker.stages import Defer, Skip
 from remediator.worker.telling import Teller
 from tests.conftest import MakeHarness
-from tests.support.handlers import RUNS, gated_rule, make_registry
+from tests.support.handlers import ACTS, gated_rule, make_registry
 from tests.support.payloads import alert, payload
 from tests.support.recording import RecordingNotifier
 
@@ -104,7 +104,7 @@ async def test_asked_once_then_deferred_until_approved(
     stop = await gate(twin)
     assert isinstance(stop, Defer) and [s.name for s in twin.timeline] == ["approval.awaiting"]
     assert twin.timeline[0].message == "waits for the approval asked by event e1"
-    later = make_run("e1", deferrals=3)
+    later = make_run("e1", deferrals=3, approval="e1")  # as the first pass queued it
     stop = await gate(later)
     assert isinstance(stop, Defer) and stop.job is None and later.timeline == []
     assert len(recorder.notices) == 1
@@ -186,7 +186,7 @@ async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: Mak
     twin = await h.post(payload(alert("Gated", service="a")))  # the HA pair's other copy
     assert twin.status == 202 and (await twin.json())["deduplicated"] == 1  # collapsed at intake
     await asyncio.sleep(0.3)
-    assert RUNS["a"] == [] and await h.svc.store.audit.get_event(first) is None
+    assert ACTS["a"] == [] and await h.svc.store.audit.get_event(first) is None
     await decide(h.svc.store.approvals, first, "approved", "alice", "")
     event = await h.event(first)
     assert event.outcome_label == "succeeded"
@@ -195,7 +195,7 @@ async def test_approved_runs_once_with_the_decision_in_the_timeline(harness: Mak
         names.index("approval.requested") < names.index("approval.approved") < names.index("handler.started")
     )
     assert event.details["deduplicated"] == 1 and "deduplicated" in names
-    assert len(RUNS["a"]) == 1
+    assert len(ACTS["a"]) == 1
 
 
 async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
@@ -204,7 +204,7 @@ async def test_timeout_ends_not_approved(harness: MakeHarness) -> None:
     event = await h.event(event_id, timeout=10)
     assert event.outcome_label == "skipped:not_approved"
     assert event.message == "not approved within 2s"
-    assert RUNS["t"] == []
+    assert ACTS["t"] == []
 
 
 async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: MakeHarness) -> None:
@@ -216,7 +216,7 @@ async def test_approved_after_the_alert_resolved_is_skipped_resolved(harness: Ma
     await decide(h.svc.store.approvals, event_id, "approved", "alice", "")
     event = await h.event(event_id)
     assert event.outcome_label == "skipped:resolved"
-    assert RUNS["r"] == []
+    assert ACTS["r"] == []
     found = await h.svc.store.approvals.get_approval(event_id)
     assert found is not None and found.decision in ("approved", "withdrawn")
 
@@ -247,5 +247,5 @@ async def test_an_approved_run_is_received_once_and_logs_no_interruption(harness
         event = await h.event(event_id)
     names = [s.name for s in event.timeline]
     assert event.outcome_label == "succeeded" and names.count("received") == 1
-    assert names[0] == "received" and names[1] == "approval.requested"
+    assert names[:3] == ["received", "precheck", "approval.requested"]
     assert [e for e in logs if e["event"] == "remediation.resumed_after_interruption"] == []

@@ -182,6 +182,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
+@pytest.mark.server  # a redis-server
 async def test_redis_holds_a_capped_event_in_bounded_bytes(tmp_path: Path, redis_server: RedisServer) -> None:
     """MEMORY USAGE of the event's hash and its share of the audit stream: the event JSON is
     kept in both, so a capped event costs about twice its capped JSON."""

@@ -479,8 +479,11 @@ def test_the_pipeline_is_one_list_of_stages() -> None:
         "Paused",
         "Admit",
         "Inhibited",
+        "GatherContext",
+        "Precheck",
         "AwaitingApproval",
         "Admit",
+        "Brake",
         "Act",
         "OutcomeStage",
     ]

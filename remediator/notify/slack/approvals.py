@@ -8,6 +8,7 @@ from typing import Any
 
 from remediator.notify.notice import Notice
 from remediator.notify.slack.blocks import Message, code, context, escape, fallback, section, short
+from remediator.notify.slack.gathered import context_blocks, entries_of
 from remediator.notify.slack.messages import bounded, headline, incident_blocks
 
 APPROVE, REJECT = "remediator_approve", "remediator_reject"  # the buttons' action ids
@@ -41,6 +42,10 @@ def approval_blocks(notice: Notice) -> list[dict[str, Any]]:
             f"{code(approval.target)}\n*What would run*\n{plan}"
         )
     ]
+    if approval.context:
+        blocks += context_blocks(entries_of(approval.context), "🔎 *Context*, gathered before asking")
+    if approval.precheck:
+        blocks.append(section(f"*The target now* (its precheck)\n{short(approval.precheck, 1500)}"))
     if approval.decision is None:
         who = " ".join(_who(a) for a in approval.approvers[:20])
         event = escape(approval.event_id)

@@ -154,6 +154,8 @@ class SlackNotifier:
             thread = await self._threads.claim(
                 notice, await self._post(messages.parent(notice), None, channel)
             )
+            if notice.kind == "context":  # the parent names the incident; the context follows
+                await self._post(messages.reply(notice), thread, channel)
         elif notice.kind == "started" and not (notice.after_failure or self._threads.failed_last(thread)):
             self._threads.remember(notice.event_id, thread)  # approved or waited: not another attempt
             return "skipped"

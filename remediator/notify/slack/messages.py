@@ -27,6 +27,7 @@ from remediator.notify.slack.blocks import (
     section,
     short,
 )
+from remediator.notify.slack.gathered import context_blocks
 
 MAX_ERROR = 2400  # of the last error shown, leaving room for the note in one section
 _HIDDEN_STEPS = {"received", "lease.acquired", "handler.started", "outcome", "deferred", "circuit.opened"}
@@ -35,6 +36,7 @@ _TITLES = {
     "noop": ("💤", "Nothing to do: the precheck found it healthy"),
     "dry_run": ("🧪", "Dry run: plan rendered, nothing changed"),
     "failed": ("❌", "Remediation failed"),
+    "escalated": ("🙋", "Handed to a person: the runbook's page step"),
 }
 
 
@@ -65,6 +67,13 @@ def headline(notice: Notice) -> str:
         return f"▶️ Pause lifted: {_scope(notice)}"
     if notice.kind == "store_reset":
         return "🧹 State store wiped: jobs accepted before it may be lost"
+    if notice.kind == "context":  # may start the thread: the run is under way
+        return f"🧪 DRY RUN: would remediate {what}" if notice.dry_run else f"🔧 Remediating {what}"
+    if notice.kind == "brake_opened":
+        dry = " (dry run)" if notice.dry_run else ""
+        return f"🛑 Brake open{dry}: rule {notice.rule} holds further targets"
+    if notice.kind == "brake_released":
+        return f"▶️ Brake released: rule {notice.rule}"
     if notice.kind in ("approval", "approval_decided"):
         return f"✋ Approval needed: {notice.handler or 'remediation'} on {notice.target or notice.rule}"
     return f"⚙️ Rules reload: {notice.message or 'see details'}"
@@ -142,7 +151,10 @@ def incident_blocks(notice: Notice, *, event: bool = True) -> list[dict[str, Any
 # ---- one block list per kind -------------------------------------------------------
 def _steps(notice: Notice) -> list[str]:
     return [
-        f"• {escape(s.name)}: {short(s.message, 300)}" for s in notice.timeline if s.name not in _HIDDEN_STEPS
+        f"• {escape(s.name)}: {short(s.message, 300)}"
+        for s in notice.timeline
+        # a chain's step says its result in its step.finished line
+        if s.name not in _HIDDEN_STEPS and not (s.name == "handler.finished" and "step" in s.data)
     ][-12:]
 
 
@@ -181,7 +193,17 @@ def outcome_blocks(notice: Notice) -> list[dict[str, Any]]:
         blocks.append(section("*Plan* (nothing was done)\n" + plan))
     if notice.outcome == "failed":
         blocks.append(_error_section(notice, "Error"))
+    if notice.outcome == "escalated":
+        blocks.insert(0, section(_page_line(notice)))
     return blocks + context(_attempts(notice), f"Event {code(notice.event_id)}" if notice.event_id else "")
+
+
+def _page_line(notice: Notice) -> str:
+    """The chain reached its page: step: whom it names, and what was tried (above)."""
+    who = mention(notice.escalate)
+    page = notice.details.get("page") or {}
+    pd = " A PagerDuty incident is opened." if isinstance(page, dict) and page.get("pagerduty") else ""
+    return f"🙋 {who + ' ' if who else ''}*Over to you*: the runbook ran out of automatic steps.{pd}"
 
 
 def escalation_blocks(notice: Notice) -> list[dict[str, Any]]:
@@ -281,12 +303,16 @@ def _body(notice: Notice) -> list[dict[str, Any]]:
         return escalation_blocks(notice)
     if notice.kind == "resolved":
         return resolved_blocks(notice)
+    if notice.kind == "context":
+        return context_blocks(notice.context)
     return []
 
 
 def _text(notice: Notice) -> str:
     extra = ""
-    if notice.kind == "outcome" and notice.message:
+    if notice.kind == "outcome" and notice.outcome == "escalated":
+        extra = f"{mention(notice.escalate)} " + short(notice.message, 500)
+    elif notice.kind == "outcome" and notice.message:
         extra = short(notice.message, 500)
     elif notice.kind == "escalated":
         extra = f"{mention(notice.escalate)} failed {notice.failures} times; last error: " + short(
@@ -306,10 +332,10 @@ def parent(notice: Notice) -> Message:
         return Message(_text(notice), bounded(reload_blocks(notice)))
     if notice.kind in ("pause_started", "pause_ended"):
         return Message(fallback(escape(headline(notice)), "", ""), bounded(pause_blocks(notice)))
-    if notice.kind == "store_reset":
+    if notice.kind in ("store_reset", "brake_opened", "brake_released"):
         blocks = [header(headline(notice)), section(escape(notice.message))]
         return Message(fallback(escape(headline(notice)), "", escape(notice.message)), blocks)
-    body = _body(notice)
+    body = [] if notice.kind == "context" else _body(notice)  # the context: its first reply
     return Message(_text(notice), bounded(incident_blocks(notice) + body))
 
 
@@ -325,11 +351,14 @@ def reply(notice: Notice) -> Message:
     """A reply in the incident's thread; escalations are also shown in the channel."""
     if notice.kind == "started":
         return Message(_text(notice), started_reply_blocks(notice))
-    return Message(_text(notice), bounded(_body(notice)), broadcast=notice.kind == "escalated")
+    broadcast = notice.kind == "escalated" or notice.outcome == "escalated"
+    return Message(_text(notice), bounded(_body(notice)), broadcast=broadcast)
 
 
 def flat(notice: Notice) -> Message:
     """Webhook mode has no threads: every message carries the incident with it."""
+    if notice.kind == "context":
+        return Message(_text(notice), bounded(incident_blocks(notice) + _body(notice)))
     return parent(notice)
 
 

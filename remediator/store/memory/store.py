@@ -13,6 +13,7 @@ from collections.abc import Callable
 from remediator.store.admission import Admission, Admitted, Concluded, Conclusion
 from remediator.store.memory.approvals import MemoryApprovals
 from remediator.store.memory.audit import MemoryAudit
+from remediator.store.memory.brakes import MemoryBrakes
 from remediator.store.memory.credentials import MemoryCredentials
 from remediator.store.memory.firing import MemoryFiring
 from remediator.store.memory.gates import MemoryGates
@@ -41,13 +42,11 @@ class MemoryStore:
         *,
         firing_ttl: float = 6 * 3600.0,
         audit_max_events: int = 10_000,
-        max_deliveries: int = 5,
         max_firing: int = 100_000,
         max_episodes: int = 100_000,
     ) -> None:
         self.evictions: Counter[str] = Counter()
         self.on_evict: Callable[[str], None] | None = None  # set by the app
-        self.max_deliveries = max_deliveries
         self.queue = MemoryQueue()
         self.locks = MemoryLocks()
         self.pauses = MemoryPauses()
@@ -63,6 +62,7 @@ class MemoryStore:
         self.credentials = MemoryCredentials()
         self.sessions = MemorySessions()
         self.generation = MemoryGeneration()
+        self.brakes = MemoryBrakes()
 
     async def ping(self) -> None:
         return None

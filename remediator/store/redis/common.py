@@ -50,6 +50,8 @@ _SCRIPTS = (
     "CONCLUDE",
     "COUNT_FAILURE",
     "OPEN_SESSION",
+    "BRAKE_ENTER",
+    "BRAKE_RELEASE",
 )
 
 

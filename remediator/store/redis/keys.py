@@ -172,3 +172,17 @@ class Keys:
 
     def generation_reported(self, marker_id: str) -> str:
         return f"{self.prefix}:generation:reported:{marker_id}"
+
+    # the blast-radius brake per rule (max_targets): one script touches a rule's three
+    # keys, so they share {brake:<rule>}
+    def brake_counted(self, rule: str) -> str:
+        # target -> when it was last counted (ms), pruned to the window
+        return f"{self.prefix}:{{brake:{rule}}}:counted"
+
+    def brake_held(self, rule: str) -> str:
+        # event id -> HeldJob JSON, until an operator releases it (or it ends otherwise)
+        return f"{self.prefix}:{{brake:{rule}}}:held"
+
+    def brake_released(self, rule: str) -> str:
+        # event ids released by an operator, until each job passes the brake
+        return f"{self.prefix}:{{brake:{rule}}}:released"

@@ -646,3 +646,64 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 """
+
+# The blast-radius brake (max_targets). KEYS: the rule's counted targets (zset: target ->
+# ms), its held jobs (hash: event id -> JSON), its released event ids (set). ARGV: event
+# id, target, count, window ms, dry run ('1'/'0'), how long the held and released keys
+# live (ms; refreshed by every write). Returns {verdict, targets counted, held targets...}:
+# a released job passes once (counted); a held job stays held whatever the window does;
+# a target in the window, or a new one while fewer than count are, passes (counted);
+# else the job is held, and the first one held of an empty brake opens it (told once).
+BRAKE_ENTER = (
+    _NOW_MS
+    + """
+local id, target, count, within = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - within)
+local function count_it(verdict)
+  redis.call('ZADD', KEYS[1], now, target)
+  redis.call('PEXPIRE', KEYS[1], within)
+  return {verdict, redis.call('ZCARD', KEYS[1])}
+end
+if redis.call('SREM', KEYS[3], id) == 1 then
+  return count_it('released')
+end
+local n = redis.call('ZCARD', KEYS[1])
+if redis.call('HEXISTS', KEYS[2], id) == 1 then
+  return {'held', n}
+end
+if redis.call('ZSCORE', KEYS[1], target) or n < count then
+  return count_it('pass')
+end
+local first = redis.call('HLEN', KEYS[2]) == 0
+local job = cjson.encode({target = target, at = now / 1000, dry_run = ARGV[5] == '1'})
+redis.call('HSET', KEYS[2], id, job)
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if first then
+  return {'opened', n, target}
+end
+return {'held', n}
+"""
+)
+
+# KEYS: the rule's held jobs, its released event ids; ARGV: how long the released key
+# lives (ms), then the event ids to release ('*' alone: every held job). Moves them from
+# held to released; returns {event id, JSON} of each one moved.
+BRAKE_RELEASE = """
+local ids, out = {}, {}
+if ARGV[2] == '*' then
+  ids = redis.call('HKEYS', KEYS[1])
+else
+  for i = 2, #ARGV do table.insert(ids, ARGV[i]) end
+end
+for _, id in ipairs(ids) do
+  local job = redis.call('HGET', KEYS[1], id)
+  if job then
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('SADD', KEYS[2], id)
+    table.insert(out, id)
+    table.insert(out, job)
+  end
+end
+if #out > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return out
+"""

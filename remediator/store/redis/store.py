@@ -22,6 +22,7 @@ from remediator.store.admission import Admission, Admitted, Concluded, Conclusio
 from remediator.store.redis.admission import RedisAdmission
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
+from remediator.store.redis.brakes import RedisBrakes
 from remediator.store.redis.common import FAILURES, Backend, guarded, log
 from remediator.store.redis.connection import Connection, connect
 from remediator.store.redis.credentials import RedisCredentials
@@ -58,7 +59,6 @@ class RedisStore:
             firing_ttl=settings.firing_ttl,
             audit_max_events=settings.audit_max_events,
             audit_retention=settings.audit_retention,
-            max_deliveries=settings.max_deliveries,
         )
         try:
             await store.ping()
@@ -82,12 +82,10 @@ class RedisStore:
         firing_ttl: float = 6 * 3600.0,
         audit_max_events: int = 10_000,
         audit_retention: float = 7 * 86400.0,
-        max_deliveries: int = 5,
     ) -> None:
         self._conn = conn
         self._r = conn.client
         self.keys = keys
-        self.max_deliveries = max_deliveries
         self.backend = backend = Backend(conn.client, keys)  # what the parts share
         self.queue = RedisQueue(backend, max_block=max(0.1, conn.socket_timeout - 1.0))
         self.locks = RedisLocks(backend)
@@ -102,6 +100,7 @@ class RedisStore:
         self.credentials = RedisCredentials(backend)
         self.sessions = RedisSessions(backend)
         self.generation = RedisGeneration(backend)
+        self.brakes = RedisBrakes(backend)
         # one script per run's start and end, unless the keys live on several nodes
         self._admission = (
             None if isinstance(conn.client, RedisCluster) else RedisAdmission(backend, self.queue, self.audit)
