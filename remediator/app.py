@@ -27,6 +27,7 @@ from remediator.api import (
 from remediator.api import errors as api_errors
 from remediator.api.auth import load_credentials
 from remediator.api.limits import FailureLimit
+from remediator.api.pacing import IntakePacing
 from remediator.api.service import SERVICE, Service
 from remediator.api.tokens import TokensWatcher
 from remediator.handling.context import Resources
@@ -176,6 +177,7 @@ def _lifecycle(
             ),
             credentials=credentials,
             generation=GenerationWatch(store.generation, notifier, metrics),
+            pacing=IntakePacing(settings.intake_concurrency),
         )
         app[SERVICE] = svc
         await notifier.start()
@@ -183,6 +185,7 @@ def _lifecycle(
             pipeline, workers=settings.workers, grace=settings.shutdown_grace, generation=svc.generation
         )
         pool.start()
+        svc.pacing.busy = lambda: bool(pool.busy)
         stop = asyncio.Event()
         watcher = RulesWatcher(rules, notifier, interval=settings.rules_poll_interval)
         watching = asyncio.create_task(watcher.run(stop), name="rules-watcher")

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     """
     workers: int = Field(default=4, ge=0, le=256)  # 0: intake-only replica
     """worker tasks per replica; `0` makes an intake-only replica (accepts and stores, runs nothing)"""
+    intake_concurrency: int = Field(default=4, ge=0, le=1024)
+    """while this replica's workers are busy, at most this many webhook requests are read, validated
+    and stored at once; the others wait their turn, so a flood of alerts leaves the workers their
+    share of the event loop (`api/pacing.py`); `0`: no cap
+    """
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """webhook body limit (413 above it)"""
     handler_modules: list[str] = ["handlers"]

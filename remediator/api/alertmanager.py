@@ -79,6 +79,12 @@ async def _webhook(request: web.Request, svc: Service) -> web.Response:
             f"expected an Authorization: {scheme} header with the webhook credentials",
             headers={"WWW-Authenticate": f'{scheme} realm="remediator"'},
         )
+    async with svc.pacing:  # the workers keep their share of the loop (api/pacing.py)
+        return await _accept(request, svc)
+
+
+async def _accept(request: web.Request, svc: Service) -> web.Response:
+    settings = svc.settings
     body = await read_body(request, settings.max_body_bytes, settings.body_timeout)
     try:
         data = orjson.loads(body)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from remediator.api.auth import Credentials
 from remediator.api.limits import FailureLimit
+from remediator.api.pacing import IntakePacing
 from remediator.handling.context import Resources
 from remediator.intake import Intake
 from remediator.metrics import Metrics
@@ -31,6 +32,7 @@ class Service:
     limits: FailureLimit
     credentials: Credentials = field(default_factory=Credentials)  # replaced when its file changes
     generation: GenerationWatch | None = None  # what this replica saw of the store's generation
+    pacing: IntakePacing = field(default_factory=lambda: IntakePacing(0))  # the webhook's share
 
 
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)

@@ -84,8 +84,10 @@ class Conclusion:
     delivery to acknowledge (None: leave it). ``token``/``slot``: the lease on ``target``
     and the slot of ``group`` to give back. ``cooldown`` (seconds, 0: none),
     ``reset_failures`` and ``episode_ttl`` (seconds, 0: none) are what a success or a dry
-    run leaves on the rule and target. ``next_for``: a consumer that wants its next job
-    handed over in the same call ("" none).
+    run leaves on the rule and target. ``forget_resolution``: the resolution claimed under
+    this key (``Gates.claim_resolution``'s episode) is news again: a new run acted on the
+    target ("" none). ``next_for``: a consumer that wants its next job handed over in the
+    same call ("" none).
     """
 
     job: Job
@@ -100,6 +102,7 @@ class Conclusion:
     cooldown: float = 0.0
     reset_failures: bool = False
     episode_ttl: float = 0.0
+    forget_resolution: str = ""
     next_for: str = ""
 
 

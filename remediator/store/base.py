@@ -9,7 +9,7 @@ method raises ``StoreUnavailable`` when it cannot answer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -35,7 +35,13 @@ class Queue(Protocol):
     """Jobs waiting for a worker: taken, acknowledged, deferred or dead-lettered."""
 
     async def dequeue(self, consumer: str, count: int, block: float) -> list[Delivery]:
-        """Up to ``count`` new jobs for ``consumer``, waiting at most ``block`` seconds."""
+        """Up to ``count`` new jobs for ``consumer``, waiting at most ``block`` seconds.
+        Each rule's jobs come in order; the rules with jobs waiting take turns, one job
+        each (round robin), so one rule's backlog never holds another rule's job."""
+
+    async def retire(self, rules: Iterable[str]) -> None:
+        """The queues of rules not in ``rules`` (renamed or removed) go once drained;
+        their jobs still queued are taken as usual until then."""
 
     async def ack(self, delivery_id: str) -> None:
         """The job is done with: it is never delivered again."""

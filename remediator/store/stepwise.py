@@ -58,6 +58,8 @@ async def conclude_in_steps(store: Store, end: Conclusion) -> Concluded:
         await gates.reset_failures(rule, end.target)
     if end.episode_ttl > 0:
         await gates.mark_episode(rule, job.alert.episode, end.episode_ttl)
+    if end.forget_resolution:
+        await gates.forget_resolution(rule, end.forget_resolution)
     copies = await store.intake.settle_intake(job, end.done)
     await store.audit.record_event(end.event(copies))
     if end.ack is not None:

@@ -95,6 +95,7 @@ class Outcomes:
             cooldown=marks.cooldown,
             reset_failures=marks.reset_failures,
             episode_ttl=marks.episode_ttl,
+            forget_resolution=marks.forget_resolution,
             next_for=run.consumer if run.hand_over and ack else "",
         )
         concluded = await self.write(lambda: self.store.conclude(end))
@@ -148,7 +149,7 @@ class OutcomeStage:
         if result.outcome in (Outcome.SUCCEEDED, Outcome.DRY_RUN) and job.alert.status == "firing":
             marks = dataclasses.replace(marks, episode_ttl=self.settings.episode_ttl)
         if job.alert.status == "firing":  # a new run on the target: its resolution is news again
-            await self.outcomes.write(lambda: self.store.gates.forget_resolution(rule.name, claim_of(run)))
+            marks = dataclasses.replace(marks, forget_resolution=claim_of(run))  # with the outcome
         opened, failures = 0, 0
         if job.attempts:  # a retried job was counted toward the circuit at its first failure
             result.details["attempts"] = job.attempts + 1
@@ -169,6 +170,8 @@ class OutcomeStage:
                 run.log.error("remediation.escalated", failures=count.failures)
         retry = None if opened else retry_after(run, result, failures, self.settings.defer_interval)
         if retry is not None:
+            if forget := marks.forget_resolution:  # no outcome yet: forgotten now
+                await self.outcomes.write(lambda: self.store.gates.forget_resolution(rule.name, forget))
             run.step("retry", retry.message, attempt=job.attempts + 1, delay=retry.delay)
             run.log.warning(
                 "remediation.retrying", attempt=job.attempts + 1, delay=retry.delay, message=result.message
@@ -190,6 +193,7 @@ class Marks:
     cooldown: float = 0.0
     reset_failures: bool = False
     episode_ttl: float = 0.0
+    forget_resolution: str = ""  # a firing run acted: the target's resolution is news again
 
 
 class EventDraft:

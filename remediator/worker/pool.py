@@ -3,7 +3,8 @@
 Like arq's ``Worker``, the pool owns its loops and its shutdown. Each worker takes one job
 at a time from the queue and hands it to the pipeline (``pipeline.Pipeline.process``); a
 store outage pauses a worker, never kills it. One maintenance loop moves due deferred
-jobs back into the queue, refreshes the depth gauge, announces pauses that run out and
+jobs back into the queue, retires the queues of rules no longer loaded once drained,
+refreshes the depth gauge, announces pauses that run out and
 reads the store's generation marker (``generation.py``: a wiped store is reported).
 
 ``stop`` cancels the idle workers at once; busy ones get ``SHUTDOWN_GRACE`` to finish
@@ -26,6 +27,7 @@ from remediator.worker.pause_expiry import PauseExpiry
 from remediator.worker.pipeline import Pipeline
 
 log = structlog.get_logger("remediator.worker.pool")
+RETIRE_EVERY = 60.0  # seconds between looks for the queues of rules no longer loaded
 
 
 class WorkerPool:
@@ -107,14 +109,27 @@ class WorkerPool:
             finally:
                 self.busy.discard(consumer)
 
+    async def retire_queues(self) -> None:
+        """The queues of rules renamed or removed go once drained (none while no rules
+        are loaded: every rule would look removed)."""
+        try:
+            rules = self.pipeline.rules()
+        except RuntimeError:
+            return
+        await self.pipeline.store.queue.retire(rule.name for rule in rules.rules)
+
     async def maintain(self, stop: asyncio.Event) -> None:
         """Move due deferred jobs back into the queue; refresh the depth gauge; announce
         the pauses that run out; look at the store's generation marker."""
         store, metrics = self.pipeline.store, self.pipeline.metrics
         expiry = PauseExpiry(store, self.pipeline.tell)
+        next_retire = clock.monotonic() + RETIRE_EVERY
         while not stop.is_set():
             try:
                 await store.queue.promote_due()
+                if clock.monotonic() >= next_retire:
+                    next_retire = clock.monotonic() + RETIRE_EVERY
+                    await self.retire_queues()
                 metrics.queue_depth.set(await store.queue.queue_depth())
                 await expiry.check(clock.now())
                 if self.generation is not None:

@@ -156,7 +156,7 @@ async def test_store_through_sentinel(sentinel: RedisSentinel) -> None:
         await store.queue.ack(delivery.id)
         assert await store.queue.queue_depth() == 0
         with sentinel.master.client() as client:  # the data landed on the master
-            assert client.exists("s:{q}:jobs")
+            assert client.exists("s:{q}:jobs:r")  # rule r's stream
     finally:
         await store.close()
 

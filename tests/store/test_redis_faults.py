@@ -128,6 +128,7 @@ async def test_every_operation_fails_closed_when_redis_is_gone(
         "dead_letter": lambda: observer.queue.dead_letter(Delivery(delivery.id, delivery.job, 9), "x"),
         "dead_letters": lambda: observer.queue.dead_letters(5),
         "queue_depth": observer.queue.queue_depth,
+        "retire": lambda: observer.queue.retire(["r"]),
         "acquire_lease": lambda: observer.locks.acquire_lease("t", 5),
         "extend_lease": lambda: observer.locks.extend_lease("t", "token", 5),
         "release_lease": lambda: observer.locks.release_lease("t", "token"),
@@ -534,7 +535,8 @@ async def test_consumers_long_gone_are_dropped_from_the_group(
 ) -> None:
     def consumers() -> set[bytes]:
         with redis_server.client() as client:
-            return {c["name"] for c in client.xinfo_consumers(observer.keys.stream, observer.keys.group)}
+            stream = observer.keys.rule_stream("r")
+            return {c["name"] for c in client.xinfo_consumers(stream, observer.keys.group)}
 
     await observer.intake.accept([job("e1"), job("e2")], [], [])
     [delivery] = await observer.queue.dequeue("crashed-with-a-job", 1, 1.0)

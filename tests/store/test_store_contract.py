@@ -134,6 +134,68 @@ async def test_dequeue_honours_count_and_wakes_on_new_jobs(store: Store) -> None
     assert [d.job.event_id for d in got] == ["e4"]
 
 
+async def test_rules_take_turns_so_a_flood_never_holds_another_rules_job(store: Store) -> None:
+    """Issue 29: a rule's jobs come in order, the rules with jobs waiting take turns."""
+    flood = [job(f"f{i}", rule="a-flood") for i in range(30)]
+    await store.intake.accept(flood, [], [])
+    await store.intake.accept([job("b1", rule="b-other"), job("b2", rule="b-other")], [], [])
+    await store.intake.accept([job("c1", rule="c-urgent")], [], [])
+    taken = [d.job.event_id for d in await store.queue.dequeue("c1", 5, 1.0)]
+    assert taken == ["f0", "b1", "c1", "f1", "b2"]
+    rest = []
+    while got := await store.queue.dequeue("c2", 1, 0.1):
+        rest += [d.job.event_id for d in got]
+    assert rest == [f"f{i}" for i in range(2, 30)]  # the flood's own order is kept
+
+
+async def test_a_handed_over_job_is_the_next_rules_turn(store: Store) -> None:
+    """The job a conclusion hands over (one Redis server) takes turns too."""
+    await store.intake.accept([job(f"f{i}", rule="a-flood") for i in range(5)], [], [])
+    [first] = await store.queue.dequeue("c1", 1, 1.0)
+    await store.intake.accept([job("u1", rule="b-urgent")], [], [])
+    end = Conclusion(job=first.job, event=lambda n: event("f0", rule="a-flood"), ack=first.id, next_for="c1")
+    handed = (await store.conclude(end)).next
+    second = handed or (await store.queue.dequeue("c1", 1, 1.0))[0]
+    assert second.job.event_id == "u1"
+    await store.queue.ack(second.id)
+    assert [d.job.event_id for d in await store.queue.dequeue("c1", 1, 1.0)] == ["f1"]
+
+
+async def test_a_waiting_worker_wakes_for_a_rule_never_queued_before(store: Store) -> None:
+    await store.intake.accept([job("a1", rule="known")], [], [])
+    [known] = await store.queue.dequeue("c1", 1, 1.0)
+    await store.queue.ack(known.id)
+    waiting = asyncio.create_task(store.queue.dequeue("c1", 1, 3.0))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await store.intake.accept([job("n1", rule="brand-new")], [], [])
+    got = await asyncio.wait_for(waiting, 2.0)
+    assert [d.job.event_id for d in got] == ["n1"]
+
+
+async def test_a_removed_rules_queue_is_drained_before_it_goes(store: Store) -> None:
+    await store.intake.accept(
+        [job("g1", rule="gone"), job("g2", rule="gone"), job("k1", rule="kept")], [], []
+    )
+    await store.queue.retire(["kept"])  # "gone" was removed from the rules: its jobs stay
+    assert await store.queue.queue_depth() == 3
+    got = await store.queue.dequeue("c1", 3, 1.0)
+    assert sorted(d.job.event_id for d in got) == ["g1", "g2", "k1"]
+    await store.queue.retire(["kept"])  # taken, not finished: still there
+    [silent] = [d for d in got if d.job.event_id == "g2"]
+    await store.queue.touch("c1", silent.id)
+    for delivery in got:
+        if delivery is not silent:
+            await store.queue.ack(delivery.id)
+    assert await store.queue.queue_depth() == 1
+    await store.queue.ack(silent.id)
+    await store.queue.retire(["kept"])  # drained: its queue goes
+    assert await store.queue.queue_depth() == 0
+    # The rule comes back (a rules reload): its queue is made again.
+    await store.intake.accept([job("g3", rule="gone")], [], [])
+    assert [d.job.event_id for d in await store.queue.dequeue("c1", 1, 1.0)] == ["g3"]
+
+
 async def test_reclaim_after_idle_counts_deliveries(store: Store) -> None:
     await store.intake.accept([job("e1")], [], [])
     [first] = await store.queue.dequeue("dead-worker", 1, 1.0)
@@ -883,9 +945,15 @@ async def test_conclude_records_acks_releases_and_leaves_the_state(store: Store)
         cooldown=60.0,
         reset_failures=True,
         episode_ttl=60.0,
+        forget_resolution="target:svc/a",
     )
     await store.gates.record_failure("r1", "svc/a", 60, 5)
+    assert await store.gates.claim_resolution("r1", "target:svc/a", 60)  # announced before this run
+    assert await store.gates.claim_resolution("r1", "target:svc/b", 60)
     assert (await store.conclude(end)).copies == 2
+    # the run acted: the target's next resolution is news again (another target's is not)
+    assert await store.gates.claim_resolution("r1", "target:svc/a", 60)
+    assert not await store.gates.claim_resolution("r1", "target:svc/b", 60)
     assert built[-1] == 2  # the event counts the copy that came while it ran
     recorded = await store.audit.get_event("a1")
     assert recorded is not None and recorded.details == {"deduplicated": 2}

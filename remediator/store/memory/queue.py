@@ -1,8 +1,12 @@
-"""The memory store's job queue: ready, handed out (pending), deferred and dead jobs."""
+"""The memory store's job queue: ready, handed out (pending), deferred and dead jobs.
+
+Ready jobs wait in a queue per rule, taken round robin (as the Redis store's streams): a
+flood of one rule's jobs never holds another rule's job behind it."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import itertools
 import secrets
@@ -16,11 +20,14 @@ from remediator.store.values import Delivery
 
 
 class MemoryQueue:
-    """A FIFO of jobs; a taken job stays pending until acked, and can be reclaimed."""
+    """A FIFO of jobs per rule, taken in turn; a taken job stays pending until acked, and
+    can be reclaimed."""
 
     def __init__(self) -> None:
         self._seq = itertools.count(1)
-        self._ready: deque[str] = deque()
+        self._ready: dict[str, deque[str]] = {}  # rule -> its entries, oldest first
+        self._rules: list[str] = []  # the rules with a ready job, in name order
+        self._turn = ""  # the rule served last: the next take starts after it
         self._entries: dict[str, Job] = {}
         self._pending: dict[str, tuple[str, float, int]] = {}  # id -> consumer, at, count
         self._deferred: list[tuple[float, int, str]] = []  # (due, seq, token), a heap
@@ -41,21 +48,40 @@ class MemoryQueue:
     def _push(self, job: Job) -> None:
         entry = f"{int(clock.now() * 1000)}-{next(self._seq)}"
         self._entries[entry] = job
-        self._ready.append(entry)
+        ready = self._ready.get(job.rule)
+        if ready is None:
+            ready = self._ready[job.rule] = deque()
+            bisect.insort(self._rules, job.rule)
+        ready.append(entry)
+
+    def _take(self) -> str:
+        """The oldest entry of the first rule after the one served last (in name order,
+        round the ring), as the Redis store's ``take``."""
+        at = bisect.bisect_right(self._rules, self._turn)
+        rule = self._turn = self._rules[at % len(self._rules)]
+        ready = self._ready[rule]
+        entry = ready.popleft()
+        if not ready:
+            del self._ready[rule]
+            self._rules.remove(rule)
+        return entry
 
     async def dequeue(self, consumer: str, count: int, block: float) -> list[Delivery]:
         async with self._cond:
-            if not self._ready:
+            if not self._rules:
                 try:
-                    await asyncio.wait_for(self._cond.wait_for(lambda: bool(self._ready)), block)
+                    await asyncio.wait_for(self._cond.wait_for(lambda: bool(self._rules)), block)
                 except TimeoutError:
                     return []
             out: list[Delivery] = []
-            while self._ready and len(out) < count:
-                entry = self._ready.popleft()
+            while self._rules and len(out) < count:
+                entry = self._take()
                 self._pending[entry] = (consumer, clock.monotonic(), 1)
                 out.append(Delivery(entry, self._entries[entry], 1))
             return out
+
+    async def retire(self, rules: Iterable[str]) -> None:
+        """Nothing to do: a rule's queue goes as soon as it is empty."""
 
     async def ack(self, delivery_id: str) -> None:
         self._pending.pop(delivery_id, None)

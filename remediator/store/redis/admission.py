@@ -92,23 +92,25 @@ class RedisAdmission:
                 "audit": k.audit,
                 "event": k.event(job.event_id),
                 "states": k.job_states,
-                "stream": k.stream,
+                "stream": self._queue.locate(end.ack)[0] if end.ack else k.stream,
                 "lease": k.lease(target or "-"),
                 "slots": k.slots(end.group or "-"),
                 "cooldown": k.cooldown(rule, target),
                 "attempts": k.attempts(rule, target),
                 "episode": k.episode(rule, job.alert.episode),
+                "resolution": k.resolution(rule, end.forget_resolution) if end.forget_resolution else "",
             },
             "id": job.event_id,
             "done": end.done,
             "group": k.group,
-            "ack": end.ack or "",
+            "ack": self._queue.locate(end.ack)[1] if end.ack else "",
             "token": end.token or "",
             "slot": end.slot if end.slot is not None and end.group else "",
             "cooldown": ms(end.cooldown) if end.cooldown > 0 else 0,
             "reset": end.reset_failures,
             "episode": ms(end.episode_ttl) if end.episode_ttl > 0 else 0,
             "next": end.next_for,
+            "queue": self._queue.queue_args(),
         }
         expected = end.expected
         for round_ in range(_ROUNDS):
@@ -124,8 +126,8 @@ class RedisAdmission:
         raise AssertionError("unreachable: the last round records whatever the count")
 
     async def _next(self, handed: list[Any]) -> Delivery | None:
-        """The entry XREADGROUP handed over inside the script, as a delivery."""
+        """The job ``take`` handed over inside the script, as a delivery."""
         if not handed or not handed[0]:
             return None
-        entry_id, fields = handed[0][0][1][0]  # [[stream, [[id, fields]]]]
-        return await self._queue.delivery(text(entry_id), fields, 1)
+        deliveries = await self._queue.deliveries(handed[:1])
+        return deliveries[0] if deliveries else None

@@ -25,6 +25,7 @@ class IntakeWrite:
     # per job: its event id and intake key ('' = never collapsed); see scripts.ENQUEUE
     ids: list[str] = field(default_factory=list)
     collapse: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # per job: its rule (its stream)
     # filled by the write: the event ids of the jobs collapsed into earlier ones
     collapsed: list[str] = field(default_factory=list)
 

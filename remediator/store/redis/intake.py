@@ -42,6 +42,7 @@ def intake(
         },
         resolved=[a.fingerprint for a in resolved],
         ids=[job.event_id for job in jobs],
+        rules=[job.rule for job in jobs],
         collapse=[collapse(job) for job in jobs] if collapse is not None else [""] * len(jobs),
     )
 
@@ -62,16 +63,16 @@ async def _script_intake(backend: Backend, batch: list[IntakeWrite], ttl: float)
     k, latest = backend.keys, _latest_firing(batch)
     firing = [(fp, item) for fp, item in latest.items() if item is not None]
     resolved = [fp for fp, item in latest.items() if item is None]
-    keys = [k.stream, k.firing_index, k.firing_alerts, k.job_states]
-    args: list[str | bytes | int] = [ms(ttl), len(firing), len(resolved)]
+    keys = [k.streams, k.firing_index, k.firing_alerts, k.job_states, k.bell]
+    args: list[str | bytes | int] = [ms(ttl), len(firing), len(resolved), k.rule_streams, k.group]
     for fp, (expires, data) in firing:
         args += [fp, expires, data]
     args += resolved
     for item in batch:
-        for event_id, key, job in zip(item.ids, item.collapse, item.jobs, strict=True):
+        for event_id, key, rule, job in zip(item.ids, item.collapse, item.rules, item.jobs, strict=True):
             if key:
                 keys.append(key)
-            args += [1 if key else 0, event_id, item.states.get(event_id, ""), job]
+            args += [1 if key else 0, event_id, item.states.get(event_id, ""), rule, job]
     return {text(i) for i in await backend.run("INTAKE", keys, args)}
 
 
@@ -92,13 +93,13 @@ async def _clustered_intake(backend: Backend, batch: list[IntakeWrite], ttl: flo
         if any(item.states for item in batch):
             pipe.hset(k.job_states, mapping={e: d for item in batch for e, d in item.states.items()})
         await pipe.execute()
-    keys, args = [k.stream], list[str | bytes | int]([ms(ttl)])
+    keys, args = [k.streams, k.bell], list[str | bytes | int]([ms(ttl), k.rule_streams, k.group])
     for item in batch:
-        for event_id, key, data in zip(item.ids, item.collapse, item.jobs, strict=True):
+        for event_id, key, rule, data in zip(item.ids, item.collapse, item.rules, item.jobs, strict=True):
             if key:
                 keys.append(key)
-            args += [event_id if key else "", data]
-    if len(args) == 1:
+            args += [event_id if key else "", rule, data]
+    if len(args) == 3:
         return set()
     collapsed = {text(i) for i in await backend.run("ENQUEUE", keys, args)}
     if collapsed:  # their queued state was written before the script ran: drop it

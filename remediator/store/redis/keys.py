@@ -13,10 +13,37 @@ from dataclasses import dataclass
 class Keys:
     prefix: str = "remediator"
 
-    # queue: stream, its consumer group, deferred jobs and dead letters share {q}
+    # queue: a stream per rule, their consumer group, deferred jobs and dead letters share {q}
     @property
     def stream(self) -> str:
+        # the one stream of every job before per-rule streams (issue 29): still read while
+        # it holds jobs (a rolling upgrade), removed once empty and long unread
         return f"{self.prefix}:{{q}}:jobs"
+
+    @property
+    def rule_streams(self) -> str:
+        # the prefix of a rule's stream: ``rule_streams + rule`` (rule names are
+        # [a-z0-9._-]); the scripts build it from here
+        return f"{self.prefix}:{{q}}:jobs:"
+
+    def rule_stream(self, rule: str) -> str:
+        return self.rule_streams + rule
+
+    @property
+    def streams(self) -> str:
+        # the rules that have a stream (a sorted set, every score 0: in name order)
+        return f"{self.prefix}:{{q}}:streams"
+
+    @property
+    def turn(self) -> str:
+        # the rule whose stream was taken from last: the next take starts after it
+        return f"{self.prefix}:{{q}}:turn"
+
+    @property
+    def bell(self) -> str:
+        # a short stream rung when a rule's stream is made: a worker waiting on the
+        # streams it knew wakes for the new one
+        return f"{self.prefix}:{{q}}:bell"
 
     @property
     def group(self) -> str:

@@ -12,22 +12,83 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: stream, then one intake key per job that may be collapsed; ARGV: the intake key's
-# ttl ms, then per job its event id ('' = never collapsed) and the job (JSON). The
-# webhook's batch in one command. A job whose intake key exists (the same rule, alert
-# status and firing episode is queued, running or done) is not queued: the key counts
-# it (field n) and its event id is returned; the first job's id is the key's field id.
-ENQUEUE = """
-local ttl, k, out = ARGV[1], 1, {}
-for i = 2, #ARGV, 2 do
+# The queue: a stream per rule (``keys.rule_stream``), registered in ``keys.streams``, each
+# read by the one consumer group; plus the single stream of the releases before them
+# (``keys.stream``, "legacy"), still read while it holds jobs. ``q`` names them: streams,
+# turn, legacy, bell (keys), base (a rule stream's key is base .. rule) and group.
+#
+# push: queue a job on its rule's stream; the first job of a rule registers its stream,
+# makes the group and rings the bell (a waiting worker wakes for the new stream).
+# take: one new job for a consumer, round robin over the streams that have one, starting
+# after the stream served last (``turn``): no rule's backlog holds another rule's job.
+# Returns {rule ('' legacy), entry id, fields} or false.
+_QUEUE_FN = """
+local function push(q, rule, job)
+  local stream = q.base .. rule
+  if redis.call('ZADD', q.streams, 'NX', 0, rule) == 1 then
+    redis.pcall('XGROUP', 'CREATE', stream, q.group, '0', 'MKSTREAM')
+    redis.call('XADD', q.bell, 'MAXLEN', '~', 100, '*', 'rule', rule)
+  end
+  return redis.call('XADD', stream, '*', 'job', job)
+end
+local function read_one(stream, group, consumer)
+  if redis.call('EXISTS', stream) == 0 then return false end
+  local args = {'XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>'}
+  local r = redis.pcall(unpack(args))
+  if type(r) == 'table' and r['err'] then
+    if string.find(r['err'], 'NOGROUP', 1, true) then
+      redis.call('XGROUP', 'CREATE', stream, group, '0')
+    end
+    r = redis.call(unpack(args))
+  end
+  if type(r) == 'table' and r[1] and r[1][2][1] then return r[1][2][1] end
+  return false
+end
+local function take(q, consumer)
+  local names = redis.call('ZRANGE', q.streams, 0, -1)
+  if redis.call('XLEN', q.legacy) > 0 then table.insert(names, 1, '') end
+  local n = #names
+  if n == 0 then return false end
+  local turn, first = redis.call('GET', q.turn), 1
+  if turn then
+    for i = 1, n do
+      if names[i] > turn then first = i break end
+    end
+  end
+  for j = 0, n - 1 do
+    local name = names[(first - 1 + j) % n + 1]
+    local stream = q.legacy
+    if name ~= '' then stream = q.base .. name end
+    local entry = read_one(stream, q.group, consumer)
+    if entry then
+      redis.call('SET', q.turn, name)
+      return {name, entry[1], entry[2]}
+    end
+  end
+  return false
+end
+"""
+
+# KEYS: streams, bell, then one intake key per job that may be collapsed; ARGV: the intake
+# key's ttl ms, base, group, then per job its event id ('' = never collapsed), its rule and
+# the job (JSON). The webhook's batch in one command. A job whose intake key exists (the
+# same rule, alert status and firing episode is queued, running or done) is not queued:
+# the key counts it (field n) and its event id is returned; the first job's id is the
+# key's field id.
+ENQUEUE = (
+    _QUEUE_FN
+    + """
+local ttl, k, out = ARGV[1], 2, {}
+local q = {streams = KEYS[1], bell = KEYS[2], base = ARGV[2], group = ARGV[3]}
+for i = 4, #ARGV, 3 do
   local id = ARGV[i]
   if id == '' then
-    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+    push(q, ARGV[i + 1], ARGV[i + 2])
   else
     k = k + 1
     if redis.call('HSETNX', KEYS[k], 'id', id) == 1 then
       redis.call('PEXPIRE', KEYS[k], ttl)
-      redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 1])
+      push(q, ARGV[i + 1], ARGV[i + 2])
     else
       redis.call('HINCRBY', KEYS[k], 'n', 1)
       table.insert(out, id)
@@ -36,18 +97,23 @@ for i = 2, #ARGV, 2 do
 end
 return out
 """
+)
 
 # The webhook's batch in one command where every key may be in one script (one server or
 # Sentinel; Redis Cluster pipelines the same writes around ENQUEUE instead: other slots).
-# KEYS: stream, firing index, firing alerts, job states, then one intake key per job that
-# may be collapsed. ARGV: the intake key's ttl ms, how many firing and resolved alerts,
-# each firing alert's fingerprint, expiry ms and data, each resolved fingerprint, then per
-# job: 1 if it may be collapsed (else 0), its event id, its state (JSON; '' = none) and
-# the job (JSON). The firing index first, then the jobs as ENQUEUE does; a collapsed job
-# leaves no state behind. Returns the event ids of the collapsed jobs.
-INTAKE = """
+# KEYS: streams, firing index, firing alerts, job states, bell, then one intake key per
+# job that may be collapsed. ARGV: the intake key's ttl ms, how many firing and resolved
+# alerts, base, group, each firing alert's fingerprint, expiry ms and data, each resolved
+# fingerprint, then per job: 1 if it may be collapsed (else 0), its event id, its state
+# (JSON; '' = none), its rule and the job (JSON). The firing index first, then the jobs
+# as ENQUEUE does; a collapsed job leaves no state behind. Returns the event ids of the
+# collapsed jobs.
+INTAKE = (
+    _QUEUE_FN
+    + """
 local ttl, nf, nr = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local i = 4
+local q = {streams = KEYS[1], bell = KEYS[5], base = ARGV[4], group = ARGV[5]}
+local i = 6
 for _ = 1, nf do
   redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 2])
@@ -58,7 +124,7 @@ for _ = 1, nr do
   redis.call('HDEL', KEYS[3], ARGV[i])
   i = i + 1
 end
-local k, out = 4, {}
+local k, out = 5, {}
 while i <= #ARGV do
   local id, queue = ARGV[i + 1], true
   if ARGV[i] == '1' then
@@ -73,12 +139,13 @@ while i <= #ARGV do
   end
   if queue then
     if ARGV[i + 2] ~= '' then redis.call('HSET', KEYS[4], id, ARGV[i + 2]) end
-    redis.call('XADD', KEYS[1], '*', 'job', ARGV[i + 3])
+    push(q, ARGV[i + 3], ARGV[i + 4])
   end
-  i = i + 4
+  i = i + 5
 end
 return out
 """
+)
 
 # KEYS: intake key; ARGV: event id, 1 if the episode is done (the key stays until it
 # expires: later copies are still collapsed). Only the job that owns the key settles it;
@@ -107,26 +174,94 @@ end
 """
 ACK = _ACK_FN + "return ack(KEYS[1], ARGV[1], ARGV[2])"
 
-# KEYS: stream; ARGV: group, consumer, min idle ms, cursor, count.
-# XAUTOCLAIM scans at most 10 x COUNT pending entries per call, so we go on
-# from the cursor a few times; each claimed entry comes with its delivery count.
+# KEYS: streams, turn, legacy; ARGV: base, group, consumer, count. Up to count new jobs,
+# each taken round robin (``take``): {0, jobs}. None: {the server's ms, {}, the rules
+# with a stream}, for a blocking XREAD on them from that ms (a job queued after this
+# call wakes the reader).
+DEQUEUE = (
+    _QUEUE_FN
+    + """
+local q = {streams = KEYS[1], turn = KEYS[2], legacy = KEYS[3], base = ARGV[1], group = ARGV[2]}
+local out = {}
+for _ = 1, tonumber(ARGV[4]) do
+  local got = take(q, ARGV[3])
+  if not got then break end
+  table.insert(out, got)
+end
+if #out > 0 then return {0, out} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {now, out, redis.call('ZRANGE', KEYS[1], 0, -1)}
+"""
+)
+
+# KEYS: streams, legacy; ARGV: base, group, consumer, min idle ms, count, cursors (JSON:
+# rule ('' legacy) -> XAUTOCLAIM cursor). XAUTOCLAIM scans at most 10 x COUNT pending
+# entries per call, so each stream goes on from its cursor a few times; each claimed
+# entry comes with its delivery count. Returns {cursors (JSON), {rule, id, fields, n}...}.
 RECLAIM = """
-local cursor, want, out = ARGV[4], tonumber(ARGV[5]), {}
-for _ = 1, 10 do
-  local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor,
-                       'COUNT', want - #out)
-  cursor = r[1]
-  for _, entry in ipairs(r[2]) do
-    if entry and entry[2] then
-      local p = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
-      local n = 1
-      if p[1] then n = p[1][4] end
-      table.insert(out, {entry[1], entry[2], n})
+local cursors, want, out = cjson.decode(ARGV[6]), tonumber(ARGV[5]), {}
+local names = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.insert(names, 1, '')
+for _, name in ipairs(names) do
+  if #out >= want then break end
+  local stream = KEYS[2]
+  if name ~= '' then stream = ARGV[1] .. name end
+  if redis.call('EXISTS', stream) == 1 then
+    local cursor = cursors[name] or '0-0'
+    for _ = 1, 10 do
+      local r = redis.pcall('XAUTOCLAIM', stream, ARGV[2], ARGV[3], ARGV[4], cursor,
+                            'COUNT', want - #out)
+      if r['err'] then cursor = '0-0' break end
+      cursor = r[1]
+      for _, entry in ipairs(r[2]) do
+        if entry and entry[2] then
+          local p = redis.call('XPENDING', stream, ARGV[2], entry[1], entry[1], 1)
+          local n = 1
+          if p[1] then n = p[1][4] end
+          table.insert(out, {name, entry[1], entry[2], n})
+        end
+      end
+      if #out >= want or cursor == '0-0' then break end
+    end
+    cursors[name] = cursor
+  end
+end
+return {cjson.encode(cursors), out}
+"""
+
+# KEYS: streams, legacy; ARGV: base, group, quiet ms (the legacy stream), then the rules
+# loaded now. A stream of a rule not loaded (renamed or removed) goes once it is empty
+# (acked entries are deleted: empty is drained, nothing pending); the legacy stream once
+# it is empty and no consumer of its group has read it for the quiet time (the last
+# replica of the previous release is gone). Returns how many streams went.
+RETIRE = """
+local active, removed = {}, 0
+for i = 4, #ARGV do active[ARGV[i]] = true end
+for _, name in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local stream = ARGV[1] .. name
+  if not active[name] and redis.call('XLEN', stream) == 0 then
+    redis.call('DEL', stream)
+    redis.call('ZREM', KEYS[1], name)
+    removed = removed + 1
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('XLEN', KEYS[2]) == 0 then
+  local quiet = true
+  local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[2], ARGV[2])
+  if type(consumers) == 'table' and not consumers['err'] then
+    for _, c in ipairs(consumers) do
+      for j = 1, #c, 2 do
+        if c[j] == 'idle' and tonumber(c[j + 1]) < tonumber(ARGV[3]) then quiet = false end
+      end
     end
   end
-  if #out >= want or cursor == '0-0' then break end
+  if quiet then
+    redis.call('DEL', KEYS[2])
+    removed = removed + 1
+  end
 end
-return {cursor, out}
+return removed
 """
 
 # KEYS: stream, deferred zset, held hash; ARGV: group, entry id, delay ms,
@@ -188,13 +323,24 @@ end
 """
 JOB_STATE = _JOB_STATE_FN + "return job_state(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])"
 
-# KEYS: deferred zset, stream; ARGV: max jobs to move
+# KEYS: deferred zset, streams, bell, legacy; ARGV: max jobs to move, base, group. Each
+# due job goes back on its rule's stream (a member the job's rule cannot be read from
+# goes on the legacy stream, where its reader dead-letters it as unreadable).
 PROMOTE = (
     _NOW_MS
+    + _QUEUE_FN
     + """
+local q = {streams = KEYS[2], bell = KEYS[3], base = ARGV[2], group = ARGV[3]}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'job', string.sub(member, 18))
+  local job = string.sub(member, 18)
+  local ok, decoded = pcall(cjson.decode, job)
+  local rule = ok and type(decoded) == 'table' and decoded['rule']
+  if type(rule) == 'string' and string.match(rule, '^[a-z0-9][a-z0-9._-]*$') then
+    push(q, rule, job)
+  else
+    redis.call('XADD', KEYS[4], '*', 'job', job)
+  end
   redis.call('ZREM', KEYS[1], member)
 end
 return #due
@@ -208,9 +354,13 @@ redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('XDEL', KEYS[1], ARGV[2])
 """
 
-# KEYS: stream, deferred zset
+# KEYS: legacy stream, deferred zset, streams; ARGV: base
 DEPTH = """
-return redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+local n = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+for _, name in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  n = n + redis.call('XLEN', ARGV[1] .. name)
+end
+return n
 """
 
 # KEYS: lease; ARGV: token, ttl ms
@@ -412,19 +562,21 @@ return {'', 0, '', copies}
 )
 
 # A job's end (``store.admission``), on one server only, keys inside ARGV[1] as for ADMIT.
-# ARGV[1]: {keys: {marker, audit, event, states, stream, lease, slots, cooldown, attempts,
-# episode}, id, expected (copies the event counts; -1: any), done, record (RECORD_EVENT's
-# ARGV but the event), group, ack (delivery id, '' none), token (lease, '' none), slot
-# ('' none), cooldown (ms, 0 none), reset (failures), episode (ttl ms, 0 none), next (a
-# consumer to hand its next job, '' none)}; ARGV[2]: the event (JSON). When the marker
-# counts other copies than expected, nothing is written: returns {0, copies} and the
-# caller builds the event again. Else {1, copies, XREADGROUP's reply (when next)}.
+# ARGV[1]: {keys: {marker, audit, event, states, stream (the delivery's), lease, slots,
+# cooldown, attempts, episode, resolution (the claim to forget, '' none)}, id, expected
+# (copies the event counts; -1: any), done, record (RECORD_EVENT's ARGV but the event),
+# group, ack (entry id, '' none), token (lease, '' none), slot ('' none), cooldown (ms, 0
+# none), reset (failures), episode (ttl ms, 0 none), next (a consumer to hand its next
+# job, '' none), queue (``take``'s q)}; ARGV[2]: the event (JSON). When the marker counts
+# other copies than expected, nothing is written: returns {0, copies} and the caller
+# builds the event again. Else {1, copies, the next job as ``take`` returns it (when next)}.
 CONCLUDE = (
     _NOW_MS
     + _SETTLE_FN
     + _RECORD_EVENT_FN
     + _ACK_FN
     + _RELEASE_FN
+    + _QUEUE_FN
     + """
 local a = cjson.decode(ARGV[1])
 local k = a['keys']
@@ -436,6 +588,7 @@ if a['expected'] ~= -1 and n ~= a['expected'] then return {0, n} end
 if a['cooldown'] > 0 then redis.call('SET', k['cooldown'], '1', 'PX', a['cooldown']) end
 if a['reset'] then redis.call('DEL', k['attempts']) end
 if a['episode'] > 0 then redis.call('SET', k['episode'], '1', 'PX', a['episode']) end
+if k['resolution'] ~= '' then redis.call('DEL', k['resolution']) end
 settle(k['marker'], a['id'], a['done'] and '1' or '0')
 local r = a['record']
 record_event(k['audit'], k['event'], k['states'], {ARGV[2], r[1], r[2], r[3], r[4], r[5], r[6], r[7]}, now)
@@ -443,9 +596,8 @@ if a['ack'] ~= '' then ack(k['stream'], a['group'], a['ack']) end
 if a['slot'] ~= '' then redis.call('ZREM', k['slots'], a['slot']) end
 if a['token'] ~= '' then release(k['lease'], a['token']) end
 if a['next'] ~= '' then
-  local handed = redis.pcall('XREADGROUP', 'GROUP', a['group'], a['next'], 'COUNT', 1,
-                             'STREAMS', k['stream'], '>')
-  if type(handed) == 'table' and not handed['err'] then return {1, n, handed} end
+  local handed = take(a['queue'], a['next'])
+  if handed then return {1, n, handed} end
 end
 return {1, n}
 """
