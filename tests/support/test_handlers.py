@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -74,10 +73,3 @@ class Record(Handler[RecordParams, None, None]):
     async def verify(self, params: RecordParams, ctx: Context, acted: None) -> Result:
         _append(params.path, phase="end", event_id=ctx.event_id, target=ctx.target)
         return Result.succeeded("recorded")
-
-
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    """The records ``test.record`` wrote to ``path`` (none if it never ran)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
