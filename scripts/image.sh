@@ -26,6 +26,10 @@ if [ -z "$base" ]; then
 fi
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(git log -1 --format=%cI 2>/dev/null || echo unknown)
+# The commit's labels are also given on the command line: the Dockerfile's LABEL layer is
+# taken from the layer cache when only the build args differ (buildah keys it on the
+# instruction's text), so a build of a new commit with an unchanged image kept the old
+# commit's revision.
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then revision=$revision-dirty; fi
 # This machine's CA bundle, when it names one, for the build's downloads (a TLS-inspecting
 # egress proxy): a build volume, seen by the RUN steps and never stored in a layer.
@@ -39,6 +43,8 @@ $podman build --network=host --format docker --layers "${trust[@]}" \
   --build-arg VERSION="$version" \
   --build-arg REVISION="$revision" \
   --build-arg CREATED="$created" \
+  --label org.opencontainers.image.revision="$revision" \
+  --label org.opencontainers.image.created="$created" \
   --tag "$image" .
 size=$($podman image inspect --format '{{.Size}}' "$image")
 echo "image: $image, $((size / 1000000)) MB, built in $(($(date +%s) - start)) s on $base"
