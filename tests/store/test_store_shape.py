@@ -10,6 +10,7 @@ import pytest
 from remediator.store.base import (
     Approvals,
     Audit,
+    Brakes,
     CredentialFailures,
     Firing,
     Gates,
@@ -26,6 +27,7 @@ from remediator.store.base import (
 from remediator.store.memory import MemoryStore
 from remediator.store.redis.approvals import RedisApprovals
 from remediator.store.redis.audit import RedisAudit
+from remediator.store.redis.brakes import RedisBrakes
 from remediator.store.redis.credentials import RedisCredentials
 from remediator.store.redis.firing import RedisFiring
 from remediator.store.redis.gates import RedisGates
@@ -53,6 +55,7 @@ PARTS = {
     "credentials": CredentialFailures,
     "sessions": Sessions,
     "generation": Generation,
+    "brakes": Brakes,
 }
 
 
@@ -82,6 +85,7 @@ REDIS_PARTS: dict[str, type] = {
     "credentials": RedisCredentials,
     "sessions": RedisSessions,
     "generation": RedisGeneration,
+    "brakes": RedisBrakes,
 }
 
 
